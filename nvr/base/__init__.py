@@ -1,0 +1,1 @@
+"""Lowest layer: clocks, 90 kHz time, the thread seam and the error tree. Imports nothing of nvr."""

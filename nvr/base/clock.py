@@ -1,0 +1,66 @@
+"""Clocks: the only place nvr reads the time.
+
+``Clocks`` gives wall time (``realtime``, 90k since the epoch) and a monotonic time
+(``monotonic``, 90k since an arbitrary point) and sleeps until a monotonic deadline.
+Both implementations take the monotonic time from trio's clock, so ``trio.sleep_until``
+and our deadlines agree:
+
+- ``RealClocks``: wall time from the system.
+- ``SimulatedClocks(start)``: wall time is ``start`` plus the trio time elapsed since the
+  object was made; under ``trio.testing.MockClock`` everything is virtual and exact.
+
+Outside a trio run (the CLI), only ``realtime()`` of ``RealClocks`` is usable.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+import trio
+
+from nvr.base.time90k import UNITS_PER_SEC, Duration, Time
+
+
+class Clocks(Protocol):
+    def realtime(self) -> Time: ...
+
+    def monotonic(self) -> Duration: ...
+
+    async def sleep_until(self, deadline: Duration) -> None: ...
+
+    async def sleep(self, duration: Duration) -> None: ...
+
+
+def _trio_now() -> Duration:
+    return round(trio.current_time() * UNITS_PER_SEC)
+
+
+class _TrioMonotonic:
+    def monotonic(self) -> Duration:
+        return _trio_now()
+
+    async def sleep_until(self, deadline: Duration) -> None:
+        await trio.sleep_until(deadline / UNITS_PER_SEC)
+
+    async def sleep(self, duration: Duration) -> None:
+        await trio.sleep(max(0, duration) / UNITS_PER_SEC)
+
+
+class RealClocks(_TrioMonotonic):
+    def realtime(self) -> Time:
+        return time.time_ns() * 9 // 100_000
+
+
+class SimulatedClocks(_TrioMonotonic):
+    """Wall time that advances with trio's (possibly mock) clock, starting at ``start``.
+
+    Must be created inside the trio run whose clock drives it.
+    """
+
+    def __init__(self, start: Time) -> None:
+        self._start = start
+        self._origin = _trio_now()
+
+    def realtime(self) -> Time:
+        return self._start + _trio_now() - self._origin

@@ -1,0 +1,64 @@
+"""What a source of frames looks like to the streamer.
+
+A ``Source`` is one open session with a camera (one RTSP session = one run). It yields
+``Packet`` batches; each packet is one video frame, already in the form nvr stores:
+length-prefixed (4-byte big-endian) NAL units, the payload of an ``.mp4`` ``mdat``.
+The real implementation is ``nvr.ingest.pyav``; tests use ``nvr.testing.ReplayOpener``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from nvr.base.time90k import Duration
+from nvr.db.recording import VideoSampleEntry
+
+
+@dataclass(slots=True)
+class Packet:
+    """One video frame.
+
+    ``pts`` is in 90 kHz units on the camera's clock (arbitrary origin, may wrap or jump;
+    the streamer judges it). A source never yields a packet without a pts: the first
+    packet after connecting, which PyAV gives without one, is fixed up or dropped by the
+    source (DESIGN.md §7). ``sample_entry`` is shared by identity between consecutive
+    packets until the parameter sets change.
+    """
+
+    data: bytes
+    pts: int
+    is_key: bool
+    sample_entry: VideoSampleEntry
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOptions:
+    """How to open a source. Credentials are kept apart from the URL so the URL can be
+    logged; ``password`` must never appear in a log line or an error message."""
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    rtsp_transport: str = "tcp"
+    read_timeout: Duration = 10 * 90_000
+    #: for local files: pace packets at their timestamps (the demo); otherwise as fast as read
+    realtime: bool = False
+    #: for local files: start again at the end (the demo camera never ends)
+    loop: bool = False
+
+
+class Source(Protocol):
+    async def next_batch(self) -> list[Packet]:
+        """Waits for one or more packets, in order. Returns ``[]`` at end of stream (a
+        camera that hung up: a disconnect). Raises ``nvr.base.errors.NvrError`` subclasses:
+        ``Unavailable`` for a stall/timeout or a network error, ``DataLoss`` for undecodable
+        input, ``Unauthenticated`` for rejected credentials."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class Opener(Protocol):
+    async def open(self, url: str, options: OpenOptions) -> Source:
+        """Connects. Raises ``NvrError`` subclasses as ``Source.next_batch`` does."""
+        ...
