@@ -64,3 +64,17 @@ class SimulatedClocks(_TrioMonotonic):
 
     def realtime(self) -> Time:
         return self._start + _trio_now() - self._origin
+
+
+class Stopwatch:
+    """Measures how long a piece of synchronous work took, for "slow operation" logs.
+
+    Uses the process's performance counter, not ``Clocks``: it measures real CPU/IO time
+    even under a mock clock, and is never used to make decisions.
+    """
+
+    def __init__(self) -> None:
+        self._start = time.perf_counter()
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self._start) * 1000

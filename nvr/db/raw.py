@@ -1,0 +1,385 @@
+"""Raw SQL: every statement nvr runs against its database, and nothing else.
+
+Functions here take a ``sqlite3.Connection`` (or cursor), run SQL and return plain rows or
+values. They do not commit, keep no state and raise ``sqlite3`` errors unchanged;
+``database.py`` owns transactions, in-memory state and error mapping.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+
+SCHEMA_VERSION = 1
+
+ID_BITS = 32
+
+
+def schema_sql() -> str:
+    return resources.files("nvr.db").joinpath("schema.sql").read_text()
+
+
+def composite_id(stream_id: int, recording_id: int) -> int:
+    return stream_id << ID_BITS | recording_id
+
+
+def split_composite_id(cid: int) -> tuple[int, int]:
+    return cid >> ID_BITS, cid & ((1 << ID_BITS) - 1)
+
+
+def set_pragmas(conn: sqlite3.Connection, *, read_only: bool) -> None:
+    conn.execute("pragma foreign_keys = on")
+    conn.execute("pragma synchronous = full")
+    conn.execute("pragma busy_timeout = 0")
+    if not read_only:
+        conn.execute("pragma journal_mode = wal")
+
+
+def create_schema(conn: sqlite3.Connection, uuid: bytes, unix_time: int) -> None:
+    """Creates every table in one transaction, left open for the caller to commit."""
+    conn.executescript("begin;\n" + schema_sql())
+    conn.execute("insert into meta (uuid) values (?)", (uuid,))
+    conn.execute(
+        "insert into version (id, unix_time, notes) values (?, ?, 'created')",
+        (SCHEMA_VERSION, unix_time),
+    )
+
+
+def schema_version(conn: sqlite3.Connection) -> int | None:
+    """The current schema version, or None when there is no ``version`` table."""
+    has = conn.execute(
+        "select 1 from sqlite_master where type = 'table' and name = 'version'"
+    ).fetchone()
+    if has is None:
+        return None
+    row = conn.execute("select max(id) from version").fetchone()
+    return None if row is None else row[0]
+
+
+def get_meta_uuid(conn: sqlite3.Connection) -> bytes:
+    row = conn.execute("select uuid from meta").fetchone()
+    return bytes(row[0])
+
+
+def insert_open(
+    conn: sqlite3.Connection, uuid: bytes, start_time_90k: int, boot_uuid: bytes | None
+) -> int:
+    cur = conn.execute(
+        "insert into open (uuid, start_time_90k, boot_uuid) values (?, ?, ?)",
+        (uuid, start_time_90k, boot_uuid),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def update_open(
+    conn: sqlite3.Connection, open_id: int, end_time_90k: int, duration_90k: int
+) -> None:
+    conn.execute(
+        "update open set end_time_90k = ?, duration_90k = ? where id = ?",
+        (end_time_90k, duration_90k, open_id),
+    )
+
+
+def get_open_uuid(conn: sqlite3.Connection, open_id: int) -> bytes | None:
+    row = conn.execute("select uuid from open where id = ?", (open_id,)).fetchone()
+    return None if row is None else bytes(row[0])
+
+
+def list_dirs(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    return conn.execute(
+        "select id, path, uuid, last_complete_open_id from sample_file_dir order by id"
+    ).fetchall()
+
+
+def insert_dir(conn: sqlite3.Connection, path: str, uuid: bytes) -> int:
+    cur = conn.execute("insert into sample_file_dir (path, uuid) values (?, ?)", (path, uuid))
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def delete_dir(conn: sqlite3.Connection, dir_id: int) -> None:
+    conn.execute("delete from sample_file_dir where id = ?", (dir_id,))
+
+
+def set_dir_last_complete_open(conn: sqlite3.Connection, dir_id: int, open_id: int) -> None:
+    conn.execute(
+        "update sample_file_dir set last_complete_open_id = ? where id = ?", (open_id, dir_id)
+    )
+
+
+def list_cameras(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    return conn.execute(
+        "select id, uuid, short_name, description, config from camera order by id"
+    ).fetchall()
+
+
+def insert_camera(
+    conn: sqlite3.Connection, uuid: bytes, short_name: str, description: str, config: str
+) -> int:
+    cur = conn.execute(
+        "insert into camera (uuid, short_name, description, config) values (?, ?, ?, ?)",
+        (uuid, short_name, description, config),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def update_camera(
+    conn: sqlite3.Connection, camera_id: int, short_name: str, description: str, config: str
+) -> None:
+    conn.execute(
+        "update camera set short_name = ?, description = ?, config = ? where id = ?",
+        (short_name, description, config, camera_id),
+    )
+
+
+def delete_camera(conn: sqlite3.Connection, camera_id: int) -> None:
+    conn.execute("delete from camera where id = ?", (camera_id,))
+
+
+def list_streams(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    return conn.execute(
+        """select id, camera_id, sample_file_dir_id, type, config, cum_recordings,
+                  cum_media_duration_90k, cum_runs
+           from stream order by id"""
+    ).fetchall()
+
+
+def insert_stream(
+    conn: sqlite3.Connection, camera_id: int, dir_id: int | None, type_: str, config: str
+) -> int:
+    cur = conn.execute(
+        "insert into stream (camera_id, sample_file_dir_id, type, config) values (?, ?, ?, ?)",
+        (camera_id, dir_id, type_, config),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def update_stream(
+    conn: sqlite3.Connection, stream_id: int, dir_id: int | None, config: str
+) -> None:
+    conn.execute(
+        "update stream set sample_file_dir_id = ?, config = ? where id = ?",
+        (dir_id, config, stream_id),
+    )
+
+
+def delete_stream(conn: sqlite3.Connection, stream_id: int) -> None:
+    conn.execute("delete from stream where id = ?", (stream_id,))
+
+
+def update_stream_counters(
+    conn: sqlite3.Connection,
+    stream_id: int,
+    cum_recordings: int,
+    cum_media_duration_90k: int,
+    cum_runs: int,
+) -> None:
+    cur = conn.execute(
+        """update stream set cum_recordings = ?, cum_media_duration_90k = ?, cum_runs = ?
+           where id = ?""",
+        (cum_recordings, cum_media_duration_90k, cum_runs, stream_id),
+    )
+    if cur.rowcount != 1:
+        raise sqlite3.IntegrityError(f"stream {stream_id} vanished")
+
+
+def list_video_sample_entries(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    return conn.execute(
+        """select id, width, height, rfc6381_codec, data, pasp_h_spacing, pasp_v_spacing
+           from video_sample_entry order by id"""
+    ).fetchall()
+
+
+def insert_video_sample_entry(
+    conn: sqlite3.Connection,
+    width: int,
+    height: int,
+    rfc6381_codec: str,
+    data: bytes,
+    pasp_h_spacing: int,
+    pasp_v_spacing: int,
+) -> int:
+    cur = conn.execute(
+        """insert into video_sample_entry
+             (width, height, rfc6381_codec, data, pasp_h_spacing, pasp_v_spacing)
+           values (?, ?, ?, ?, ?, ?)""",
+        (width, height, rfc6381_codec, data, pasp_h_spacing, pasp_v_spacing),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingRow:
+    """Everything the ``recording`` family of tables holds about one recording."""
+
+    composite_id: int
+    open_id: int
+    run_offset: int
+    flags: int
+    sample_file_bytes: int
+    start_time_90k: int
+    prev_media_duration_90k: int
+    prev_runs: int
+    wall_duration_90k: int
+    media_duration_delta_90k: int
+    video_samples: int
+    video_sync_samples: int
+    video_sample_entry_id: int
+    end_reason: str | None
+    local_time_delta_90k: int | None
+    local_time_since_open_90k: int | None
+    wall_time_delta_90k: int | None
+    sample_file_sha256: bytes | None
+    video_index: bytes
+
+
+def insert_recording(conn: sqlite3.Connection, r: RecordingRow) -> None:
+    stream_id = r.composite_id >> ID_BITS
+    conn.execute(
+        """insert into recording
+             (composite_id, open_id, stream_id, run_offset, flags, sample_file_bytes,
+              start_time_90k, prev_media_duration_90k, prev_runs, wall_duration_90k,
+              media_duration_delta_90k, video_samples, video_sync_samples,
+              video_sample_entry_id, end_reason)
+           values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        (
+            r.composite_id, r.open_id, stream_id, r.run_offset, r.flags, r.sample_file_bytes,
+            r.start_time_90k, r.prev_media_duration_90k, r.prev_runs, r.wall_duration_90k,
+            r.media_duration_delta_90k, r.video_samples, r.video_sync_samples,
+            r.video_sample_entry_id, r.end_reason,
+        ),
+    )
+    conn.execute(
+        """insert into recording_integrity
+             (composite_id, local_time_delta_90k, local_time_since_open_90k,
+              wall_time_delta_90k, sample_file_sha256)
+           values (?, ?, ?, ?, ?)""",
+        (
+            r.composite_id, r.local_time_delta_90k, r.local_time_since_open_90k,
+            r.wall_time_delta_90k, r.sample_file_sha256,
+        ),
+    )
+    conn.execute(
+        "insert into recording_playback (composite_id, video_index) values (?, ?)",
+        (r.composite_id, r.video_index),
+    )
+
+
+def move_recording_to_garbage(conn: sqlite3.Connection, dir_id: int, cid: int) -> None:
+    """Deletes one recording's rows and records its file as garbage of ``dir_id``."""
+    conn.execute("delete from recording_playback where composite_id = ?", (cid,))
+    conn.execute("delete from recording_integrity where composite_id = ?", (cid,))
+    cur = conn.execute("delete from recording where composite_id = ?", (cid,))
+    if cur.rowcount != 1:
+        raise sqlite3.IntegrityError(f"recording {cid:016x} to delete is not in the database")
+    conn.execute(
+        "insert into garbage (sample_file_dir_id, composite_id) values (?, ?)", (dir_id, cid)
+    )
+
+
+def list_garbage(conn: sqlite3.Connection, dir_id: int) -> list[int]:
+    return [
+        row[0]
+        for row in conn.execute(
+            "select composite_id from garbage where sample_file_dir_id = ? order by composite_id",
+            (dir_id,),
+        )
+    ]
+
+
+def delete_garbage(conn: sqlite3.Connection, dir_id: int, cid: int) -> None:
+    conn.execute(
+        "delete from garbage where sample_file_dir_id = ? and composite_id = ?", (dir_id, cid)
+    )
+
+
+# Columns of the covering index, in the order ``ListedRow`` expects.
+_LIST_COLUMNS = """composite_id, open_id, start_time_90k, wall_duration_90k,
+    media_duration_delta_90k, video_samples, video_sync_samples, video_sample_entry_id,
+    sample_file_bytes, run_offset, flags, prev_media_duration_90k, prev_runs"""
+
+
+def list_recordings_by_time(
+    conn: sqlite3.Connection, stream_id: int, start_90k: int, end_90k: int, max_wall_90k: int
+) -> Iterator[tuple[int, ...]]:
+    """Rows overlapping ``[start, end)``, oldest first, through the covering index.
+
+    ``max_wall_90k`` bounds how far before ``start`` a recording can begin and still
+    overlap, so the index range scan stays tight.
+    """
+    return conn.execute(
+        f"""select {_LIST_COLUMNS} from recording indexed by recording_cover
+            where stream_id = ? and start_time_90k > ? and start_time_90k < ?
+              and start_time_90k + wall_duration_90k > ?
+            order by start_time_90k""",
+        (stream_id, start_90k - max_wall_90k, end_90k, start_90k),
+    )
+
+
+def list_recordings_by_id(
+    conn: sqlite3.Connection, stream_id: int, start_id: int, end_id: int
+) -> Iterator[tuple[int, ...]]:
+    """Rows with recording ids in ``[start_id, end_id)``, in id order."""
+    return conn.execute(
+        f"""select {_LIST_COLUMNS} from recording
+            where composite_id >= ? and composite_id < ? order by composite_id""",
+        (composite_id(stream_id, start_id), composite_id(stream_id, end_id)),
+    )
+
+
+def list_oldest_recordings(
+    conn: sqlite3.Connection, stream_id: int, after_cid: int
+) -> Iterator[tuple[int, int, int, int]]:
+    """(composite_id, start_time_90k, wall_duration_90k, sample_file_bytes) of the stream's
+    recordings with composite id > ``after_cid``, oldest first (ids grow with time)."""
+    return conn.execute(
+        """select composite_id, start_time_90k, wall_duration_90k, sample_file_bytes
+           from recording where composite_id > ? and composite_id < ?
+           order by composite_id""",
+        (after_cid, composite_id(stream_id + 1, 0)),
+    )
+
+
+def stream_summary_rows(
+    conn: sqlite3.Connection, stream_id: int
+) -> Iterator[tuple[int, int, int]]:
+    """(start_time_90k, wall_duration_90k, sample_file_bytes) of every recording of the
+    stream, through the covering index: the startup scan that builds the summaries."""
+    return conn.execute(
+        """select start_time_90k, wall_duration_90k, sample_file_bytes
+           from recording indexed by recording_cover where stream_id = ?""",
+        (stream_id,),
+    )
+
+
+def get_video_index(conn: sqlite3.Connection, cid: int) -> bytes | None:
+    row = conn.execute(
+        "select video_index from recording_playback where composite_id = ?", (cid,)
+    ).fetchone()
+    return None if row is None else bytes(row[0])
+
+
+def iter_all_recordings(conn: sqlite3.Connection) -> Iterator[sqlite3.Row]:
+    """Every recording with its integrity and playback rows (for ``nvr check``)."""
+    return conn.execute(
+        """select r.composite_id, r.stream_id, r.sample_file_bytes, r.video_samples,
+                  r.video_sync_samples, r.wall_duration_90k, r.media_duration_delta_90k,
+                  r.start_time_90k, r.prev_media_duration_90k, r.run_offset, r.flags,
+                  i.sample_file_sha256, p.video_index
+           from recording r
+           left join recording_integrity i using (composite_id)
+           left join recording_playback p using (composite_id)
+           order by r.composite_id"""
+    )
+
+
+def list_all_garbage(conn: sqlite3.Connection) -> list[tuple[int, int]]:
+    return conn.execute(
+        "select sample_file_dir_id, composite_id from garbage order by 1, 2"
+    ).fetchall()

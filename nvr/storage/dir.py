@@ -1,0 +1,386 @@
+"""A sample-file directory: its ``meta`` file, the open interlock, and every file operation.
+
+Layout (DESIGN.md §5): one file per recording, named by its composite id as 16 lowercase
+hex digits, plus ``meta``: a fixed-size (512-byte) record naming the database uuid, the
+directory uuid, the last completed open and the open in progress, protected by a CRC so a
+torn write is detected rather than misread.
+
+All methods of ``SampleFileDir`` are synchronous and may block: callers in trio go through
+``nvr.base.blocking.run_blocking``. ``nvr.testing.faults`` subclasses it to inject errors
+at any step. ``OSError`` is mapped to ``NvrError`` kinds here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import fcntl
+import os
+import re
+import struct
+import uuid as uuidlib
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from nvr.base import errors
+from nvr.db.database import Database
+
+META_FILE = "meta"
+META_SIZE = 512
+_MAGIC = b"nvr-sample-dir\n\0"  # 16 bytes
+_META_VERSION = 1
+# magic, version, db uuid, dir uuid, last complete (id, uuid), in progress (id, uuid)
+_META_STRUCT = struct.Struct(">16sI16s16sQ16sQ16s")
+_NAME_RE = re.compile(r"[0-9a-f]{16}")
+
+
+def file_name(composite_id: int) -> str:
+    return f"{composite_id:016x}"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRef:
+    """One row of the database's ``open`` table, as the meta file names it."""
+
+    id: int
+    uuid: uuidlib.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class DirMeta:
+    db_uuid: uuidlib.UUID
+    dir_uuid: uuidlib.UUID
+    last_complete_open: OpenRef | None = None
+    in_progress_open: OpenRef | None = None
+
+    def encode(self) -> bytes:
+        def ref(r: OpenRef | None) -> tuple[int, bytes]:
+            return (0, bytes(16)) if r is None else (r.id, r.uuid.bytes)
+
+        body = _META_STRUCT.pack(
+            _MAGIC, _META_VERSION, self.db_uuid.bytes, self.dir_uuid.bytes,
+            *ref(self.last_complete_open), *ref(self.in_progress_open),
+        )
+        body = body.ljust(META_SIZE - 4, b"\0")
+        return body + struct.pack(">I", zlib.crc32(body))
+
+    @classmethod
+    def decode(cls, data: bytes, where: str) -> DirMeta:
+        if len(data) != META_SIZE:
+            raise errors.DataLoss(f"{where}: meta file is {len(data)} bytes, expected {META_SIZE}")
+        body, (crc,) = data[:-4], struct.unpack(">I", data[-4:])
+        if zlib.crc32(body) != crc:
+            raise errors.DataLoss(f"{where}: meta file is corrupt (checksum mismatch)")
+        magic, version, db_u, dir_u, last_id, last_u, prog_id, prog_u = _META_STRUCT.unpack_from(
+            body
+        )
+        if magic != _MAGIC:
+            raise errors.DataLoss(f"{where}: not an nvr sample file directory meta file")
+        if version != _META_VERSION:
+            raise errors.FailedPrecondition(f"{where}: meta file version {version} is unknown")
+
+        def ref(i: int, u: bytes) -> OpenRef | None:
+            return None if i == 0 else OpenRef(i, uuidlib.UUID(bytes=u))
+
+        return cls(
+            uuidlib.UUID(bytes=db_u), uuidlib.UUID(bytes=dir_u),
+            ref(last_id, last_u), ref(prog_id, prog_u),
+        )
+
+
+class SampleFileDir:
+    """An open, locked sample-file directory. Use ``create`` or ``open``."""
+
+    def __init__(self, path: Path, fd: int, meta: DirMeta) -> None:
+        self.path = path
+        self._fd = fd
+        self.meta = meta
+
+    # -- opening ---------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: Path | str, db_uuid: uuidlib.UUID, dir_uuid: uuidlib.UUID) -> None:
+        """Makes ``path`` (or takes an empty existing directory) a sample-file directory
+        of database ``db_uuid``. Refuses a non-empty directory."""
+        path = Path(path)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            entries = [e for e in os.listdir(path) if e != "lost+found"]
+        except OSError as e:
+            raise errors.from_os_error(e, f"creating sample file directory {path}") from e
+        if entries:
+            raise errors.FailedPrecondition(
+                f"{path} is not empty ({len(entries)} entries, e.g. {sorted(entries)[0]!r}); "
+                "a sample file directory must start empty"
+            )
+        fd = _open_dir_fd(path)
+        try:
+            _lock(fd, path, exclusive=True)
+            d = cls(path, fd, DirMeta(db_uuid, dir_uuid))
+            d.write_meta(d.meta)
+        finally:
+            os.close(fd)
+
+    @classmethod
+    def open(cls, path: Path | str, *, read_only: bool) -> SampleFileDir:
+        """Opens and locks (exclusive, or shared when ``read_only``) the directory and
+        reads its meta file. The caller checks the meta against the database."""
+        path = Path(path)
+        fd = _open_dir_fd(path)
+        try:
+            _lock(fd, path, exclusive=not read_only)
+            try:
+                meta_fd = os.open(META_FILE, os.O_RDONLY | os.O_CLOEXEC, dir_fd=fd)
+            except FileNotFoundError:
+                raise errors.FailedPrecondition(
+                    f"{path} has no meta file: it is not an nvr sample file directory "
+                    "(or the disk is not mounted)"
+                ) from None
+            try:
+                data = os.pread(meta_fd, META_SIZE + 1, 0)
+            finally:
+                os.close(meta_fd)
+            return cls(path, fd, DirMeta.decode(data, str(path)))
+        except OSError as e:
+            os.close(fd)
+            raise errors.from_os_error(e, f"opening sample file directory {path}") from e
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def write_meta(self, meta: DirMeta) -> None:
+        """Overwrites the meta file in place with one 512-byte write and fsyncs it (and the
+        directory, the first time it is created)."""
+        data = meta.encode()
+        try:
+            fd = os.open(META_FILE, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644, dir_fd=self._fd)
+            try:
+                written = os.pwrite(fd, data, 0)
+                if written != len(data):
+                    raise OSError(errno.EIO, f"short write of meta file ({written} bytes)")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.fsync(self._fd)
+        except OSError as e:
+            raise errors.from_os_error(e, f"writing meta file of {self.path}") from e
+        self.meta = meta
+
+    # -- sample files ------------------------------------------------------------------
+
+    def create_file(self, composite_id: int) -> int:
+        """Creates a new sample file (``O_EXCL``: an existing file is an error, never
+        overwritten) and returns its descriptor, open for writing."""
+        name = file_name(composite_id)
+        try:
+            return os.open(
+                name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640, dir_fd=self._fd
+            )
+        except OSError as e:
+            raise errors.from_os_error(e, f"creating {self.path / name}") from e
+
+    def write_all(self, fd: int, data: bytes | memoryview) -> None:
+        """Writes every byte, looping on short writes."""
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+        except OSError as e:
+            raise errors.from_os_error(e, f"writing a sample file in {self.path}") from e
+
+    def truncate(self, fd: int, length: int) -> None:
+        try:
+            os.ftruncate(fd, length)
+        except OSError as e:
+            raise errors.from_os_error(e, f"truncating a sample file in {self.path}") from e
+
+    def close_file(self, fd: int) -> None:
+        try:
+            os.close(fd)
+        except OSError as e:
+            raise errors.from_os_error(e, f"closing a sample file in {self.path}") from e
+
+    def open_file(self, composite_id: int) -> int:
+        """Opens an existing sample file for reading."""
+        name = file_name(composite_id)
+        try:
+            return os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=self._fd)
+        except OSError as e:
+            raise errors.from_os_error(e, f"opening {self.path / name}") from e
+
+    def sync_file(self, composite_id: int) -> None:
+        """fsyncs a sample file's data (it may have been written by an earlier process)."""
+        name = file_name(composite_id)
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=self._fd)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise errors.from_os_error(e, f"syncing {self.path / name}") from e
+
+    def sync(self) -> None:
+        """fsyncs the directory itself, making creates and unlinks durable."""
+        try:
+            os.fsync(self._fd)
+        except OSError as e:
+            raise errors.from_os_error(e, f"syncing directory {self.path}") from e
+
+    def unlink(self, composite_id: int) -> bool:
+        """Removes a sample file. Returns False if it was already gone."""
+        name = file_name(composite_id)
+        try:
+            os.unlink(name, dir_fd=self._fd)
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            raise errors.from_os_error(e, f"unlinking {self.path / name}") from e
+        return True
+
+    def file_size(self, composite_id: int) -> int | None:
+        """The size of a sample file, or None if it does not exist."""
+        try:
+            return os.stat(file_name(composite_id), dir_fd=self._fd).st_size
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise errors.from_os_error(e, f"checking {self.path / file_name(composite_id)}") from e
+
+    def list_files(self) -> tuple[list[int], list[str]]:
+        """(composite ids of the sample files, names of any other entries but ``meta``)."""
+        ids: list[int] = []
+        others: list[str] = []
+        try:
+            with os.scandir(self._fd) as it:
+                for entry in it:
+                    if _NAME_RE.fullmatch(entry.name):
+                        ids.append(int(entry.name, 16))
+                    elif entry.name != META_FILE:
+                        others.append(entry.name)
+        except OSError as e:
+            raise errors.from_os_error(e, f"listing {self.path}") from e
+        ids.sort()
+        return ids, sorted(others)
+
+    def statvfs(self) -> os.statvfs_result:
+        try:
+            return os.fstatvfs(self._fd)
+        except OSError as e:
+            raise errors.from_os_error(e, f"statvfs of {self.path}") from e
+
+
+def _open_dir_fd(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise errors.from_os_error(e, f"opening sample file directory {path}") from e
+
+
+def _lock(fd: int, path: Path, *, exclusive: bool) -> None:
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise errors.Unavailable(
+            f"sample file directory {path} is in use by another nvr process"
+        ) from None
+
+
+def check_interlock(meta: DirMeta, *, path: str, db_uuid: uuidlib.UUID,
+                    dir_uuid: uuidlib.UUID, last_complete_open: OpenRef | None) -> None:
+    """Refuses (``FailedPrecondition`` with a message saying which) a directory that does
+    not belong to this database or whose history disagrees with the database's.
+
+    ``last_complete_open`` is what the database says; the directory agrees when its meta
+    names the same open as completed, or as in progress (a crash between the database
+    commit and the meta rewrite of a previous open).
+    """
+    if meta.db_uuid != db_uuid:
+        raise errors.FailedPrecondition(
+            f"sample file directory {path} belongs to another database "
+            f"(its meta names database {meta.db_uuid}, this database is {db_uuid})"
+        )
+    if meta.dir_uuid != dir_uuid:
+        raise errors.FailedPrecondition(
+            f"sample file directory {path} is not the directory this database knows "
+            f"(found directory {meta.dir_uuid}, expected {dir_uuid}): was a disk swapped?"
+        )
+    if last_complete_open in (meta.last_complete_open, meta.in_progress_open):
+        return
+    said = meta.last_complete_open.id if meta.last_complete_open else "none"
+    expected = last_complete_open.id if last_complete_open else "none"
+    raise errors.FailedPrecondition(
+        f"sample file directory {path} was last opened by open {said}, but the database "
+        f"expects open {expected}: the database or the directory was restored from a "
+        "backup without the other; refusing to use it"
+    )
+
+
+def begin_open(sdir: SampleFileDir, open_ref: OpenRef) -> None:
+    """Interlock step 1: record the open in progress in the meta file."""
+    sdir.write_meta(dataclasses.replace(sdir.meta, in_progress_open=open_ref))
+
+
+def finish_open(sdir: SampleFileDir, open_ref: OpenRef) -> None:
+    """Interlock step 3 (after the database committed step 2): promote the open."""
+    sdir.write_meta(
+        dataclasses.replace(sdir.meta, last_complete_open=open_ref, in_progress_open=None)
+    )
+
+
+# ----------------------------------------------------------------- database-facing steps
+
+
+def open_for_database(db: Database, dir_id: int, *, read_only: bool) -> SampleFileDir:
+    """Opens the database's directory ``dir_id`` through the open interlock.
+
+    Read-only: check only. Read-write: check, write the open in progress to the meta file,
+    commit it as the directory's last complete open, then promote it in the meta file.
+    Blocking (fsyncs); meant for start-up, before recording begins.
+    """
+    row = db.dirs[dir_id]
+    sdir = SampleFileDir.open(row.path, read_only=read_only)
+    try:
+        expected = None
+        if row.last_complete_open_id is not None:
+            u = db.open_uuid_of(row.last_complete_open_id)
+            expected = None if u is None else OpenRef(row.last_complete_open_id, u)
+        check_interlock(sdir.meta, path=row.path, db_uuid=db.uuid, dir_uuid=row.uuid,
+                        last_complete_open=expected)
+        if not read_only:
+            assert db.open_id is not None and db.open_uuid is not None
+            ref = OpenRef(db.open_id, db.open_uuid)
+            begin_open(sdir, ref)
+            db.complete_dir_open(dir_id)
+            finish_open(sdir, ref)
+    except BaseException:
+        sdir.close()
+        raise
+    return sdir
+
+
+def remove_garbage_and_uncommitted(db: Database, dir_id: int, sdir: SampleFileDir) -> int:
+    """Start-up cleanup (DESIGN.md §5): unlinks every file listed in ``garbage`` and every
+    file of this directory's streams whose id was never committed, fsyncs the directory and
+    lets the next flush forget the garbage rows. Returns the number of files removed."""
+    row = db.dirs[dir_id]
+    ids, _ = sdir.list_files()
+    floors = {s.id: db.uncommitted_floor(s.id) for s in db.streams_in_dir(dir_id)}
+    garbage = set(row.garbage_needs_unlink)
+    removed = 0
+    for cid in ids:
+        stream_id, rec_id = cid >> 32, cid & 0xFFFFFFFF
+        floor = floors.get(stream_id)
+        if cid in garbage or (floor is not None and rec_id >= floor):
+            sdir.unlink(cid)
+            removed += 1
+    sdir.sync()
+    db.mark_garbage_unlinked(dir_id, sorted(garbage))
+    return removed

@@ -1,0 +1,267 @@
+"""The syncer: one task per sample-file directory that makes recordings durable.
+
+Writers hand finished recordings to their directory's syncer, in order (``submit``).
+Each iteration (``run_once``) of the syncer:
+
+1. fsyncs every newly received recording's file, then the directory, marks them synced
+   and plans retention for their streams (oldest committed recordings beyond
+   ``retain_bytes``/``retain_days``, counting pending bytes);
+2. schedules a flush for each at ``now + flush_if_sec`` (a heap of deadlines); when the
+   earliest deadline has come it calls ``Database.flush``, which commits every synced
+   recording of the whole database and the planned deletions in one transaction, so
+   there is one commit per flush window however many streams there are;
+3. unlinks this directory's garbage, fsyncs the directory and lets the next flush forget
+   the garbage rows.
+
+Any failing step is retried, forever and in order (nothing is skipped or reordered),
+with capped exponential backoff. The first failure of each kind is logged, then at most
+once a minute per kind; ``status`` says whether the syncer is healthy or retrying since
+when and why. When the queue of received recordings is full, ``submit`` blocks, so a
+stuck directory stops its streams instead of growing memory without bound.
+
+On cancellation the syncer performs a final, shielded, time-bounded pass: everything
+already received is fsynced and committed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import trio
+import trio_util
+
+from nvr.base import errors
+from nvr.base.blocking import run_blocking
+from nvr.base.clock import Clocks
+from nvr.base.time90k import UNITS_PER_SEC, Duration, Time, format_duration
+from nvr.db.database import Database, PendingRecording
+from nvr.storage.dir import SampleFileDir
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+LOG_INTERVAL: Duration = 60 * UNITS_PER_SEC
+
+
+@dataclass(frozen=True, slots=True)
+class SyncerStatus:
+    """What the syncer is doing, for ``/api/``, metrics and the watchdog."""
+
+    failing_step: str | None = None  # None: healthy
+    failing_since: Time | None = None  # wall time of the first failure of this streak
+    last_error: str | None = None
+    attempts: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.failing_step is None
+
+
+@dataclass(slots=True)
+class _LogLimiter:
+    last_logged: Duration
+    suppressed: int = 0
+
+
+class Syncer:
+    """The syncer of one sample-file directory. See the module docstring."""
+
+    def __init__(
+        self,
+        db: Database,
+        dir_id: int,
+        sdir: SampleFileDir,
+        clocks: Clocks,
+        *,
+        queue_size: int = 32,
+        initial_backoff: Duration = UNITS_PER_SEC,
+        max_backoff: Duration = 60 * UNITS_PER_SEC,
+        final_flush_timeout: Duration = 30 * UNITS_PER_SEC,
+    ) -> None:
+        self._db = db
+        self.dir_id = dir_id
+        self._sdir = sdir
+        self._clocks = clocks
+        self._initial_backoff = initial_backoff
+        self._max_backoff = max_backoff
+        self._final_flush_timeout = final_flush_timeout
+        self._send, self._recv = trio.open_memory_channel[PendingRecording](queue_size)
+        self._poke = trio.Event()
+        self._heap: list[tuple[Duration, int]] = []  # (flush deadline, composite id)
+        self._log_limits: dict[str, _LogLimiter] = {}
+        self.status = trio_util.AsyncValue(SyncerStatus())
+        self.commits = 0  # flushes this syncer performed
+        db.flush_listeners.append(self._poke_now)
+
+    def _poke_now(self) -> None:
+        self._poke.set()
+
+    @property
+    def queued(self) -> int:
+        return self._send.statistics().current_buffer_used
+
+    async def submit(self, rec: PendingRecording) -> None:
+        """Queues a finished recording (called by writers, in order). Blocks while the
+        queue is full, i.e. while this directory cannot keep up."""
+        await self._send.send(rec)
+        self._poke.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Runs until cancelled, then does the final flush."""
+        task_status.started()
+        try:
+            while True:
+                await self._wait_for_work()
+                await self.run_once()
+        finally:
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + self._final_flush_timeout / UNITS_PER_SEC
+                await self._final_flush()
+            if scope.cancelled_caught:
+                log.error(
+                    "%s: final flush did not finish within %s; %d recordings stay uncommitted",
+                    self._sdir.path, format_duration(self._final_flush_timeout),
+                    sum(1 for s in self._db.streams_in_dir(self.dir_id) for _ in s.pending),
+                )
+
+    def next_deadline(self) -> Duration | None:
+        """The monotonic time of the next planned flush, if any."""
+        self._prune_heap()
+        return self._heap[0][0] if self._heap else None
+
+    async def _wait_for_work(self) -> None:
+        deadline = self.next_deadline()
+        if self._has_work_now(deadline):
+            return
+        at = math.inf if deadline is None else deadline / UNITS_PER_SEC
+        with trio.move_on_at(at):
+            await self._poke.wait()
+
+    def _has_work_now(self, deadline: Duration | None) -> bool:
+        return (
+            self.queued > 0
+            or bool(self._db.dirs[self.dir_id].garbage_needs_unlink)
+            or (deadline is not None and deadline <= self._clocks.monotonic())
+        )
+
+    async def run_once(self) -> None:
+        """One pass: sync what was received, flush if a deadline has come, unlink garbage."""
+        self._poke = trio.Event()
+        await self._sync_received()
+        deadline = self.next_deadline()
+        if deadline is not None and deadline <= self._clocks.monotonic():
+            await self._flush("flush deadline")
+        await self._unlink_garbage()
+
+    async def _sync_received(self) -> None:
+        received: list[PendingRecording] = []
+        while True:
+            try:
+                received.append(self._recv.receive_nowait())
+            except trio.WouldBlock:
+                break
+        if not received:
+            return
+        for rec in received:
+            await self._retry("fsync file", self._blocking(self._sdir.sync_file, rec.composite_id))
+        await self._retry("fsync directory", self._blocking(self._sdir.sync))
+        now = self._clocks.monotonic()
+        for rec in received:
+            self._db.mark_synced(rec.composite_id)
+            stream = self._db.streams[rec.stream_id]
+            self._db.plan_retention(rec.stream_id)
+            deadline = now + stream.config.flush_if_sec * UNITS_PER_SEC
+            heapq.heappush(self._heap, (deadline, rec.composite_id))
+
+    async def _flush(self, reason: str) -> None:
+        async def flush() -> None:
+            await trio.lowlevel.checkpoint()
+            self._db.flush(reason)
+
+        await self._retry("commit", flush)
+        self.commits += 1
+        self._prune_heap()
+
+    def _prune_heap(self) -> None:
+        """Drops deadlines of recordings some flush has already committed."""
+        pending = {
+            p.composite_id for s in self._db.streams_in_dir(self.dir_id) for p in s.pending
+        }
+        if all(cid in pending for _, cid in self._heap):
+            return
+        self._heap = [e for e in self._heap if e[1] in pending]
+        heapq.heapify(self._heap)
+
+    async def _unlink_garbage(self) -> None:
+        garbage = sorted(self._db.dirs[self.dir_id].garbage_needs_unlink)
+        if not garbage:
+            return
+        for cid in garbage:
+            await self._retry("unlink", self._blocking(self._sdir.unlink, cid))
+        await self._retry("fsync directory", self._blocking(self._sdir.sync))
+        self._db.mark_garbage_unlinked(self.dir_id, garbage)
+
+    async def _final_flush(self) -> None:
+        await self._sync_received()
+        if self._db.has_unflushed_work():
+            await self._flush("shutdown")
+        await self._unlink_garbage()
+
+    @staticmethod
+    def _blocking(fn: Callable[..., T], *args: object) -> Callable[[], Awaitable[T]]:
+        return lambda: run_blocking(fn, *args)
+
+    # -- retrying --------------------------------------------------------------------------
+
+    async def _retry(self, step: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """Runs ``fn`` until it succeeds, sleeping with capped exponential backoff after
+        each ``NvrError``. Only ``NvrError`` is retried: anything else is a bug."""
+        attempt = 0
+        while True:
+            try:
+                result = await fn()
+            except errors.NvrError as e:
+                attempt += 1
+                self._failed(step, e, attempt)
+                backoff = min(self._initial_backoff << min(attempt - 1, 30), self._max_backoff)
+                await self._clocks.sleep(backoff)
+                continue
+            if attempt:
+                self._recovered(step, attempt)
+            return result
+
+    def _failed(self, step: str, e: errors.NvrError, attempt: int) -> None:
+        prev = self.status.value
+        since = prev.failing_since if prev.failing_step == step else self._clocks.realtime()
+        self.status.value = SyncerStatus(step, since, str(e), attempt)
+        self._log_limited(
+            step, logging.ERROR, "%s: %s failed (attempt %d), will retry: %s",
+            self._sdir.path, step, attempt, e,
+        )
+
+    def _recovered(self, step: str, attempts: int) -> None:
+        self.status.value = SyncerStatus()
+        self._log_limited(
+            step, logging.WARNING, "%s: %s succeeded after %d failed attempts",
+            self._sdir.path, step, attempts,
+        )
+
+    def _log_limited(self, step: str, level: int, msg: str, *args: object) -> None:
+        """Logs at most once a minute per step; says how many lines were held back."""
+        now = self._clocks.monotonic()
+        limit = self._log_limits.get(step)
+        if limit is not None and now - limit.last_logged < LOG_INTERVAL:
+            limit.suppressed += 1
+            return
+        suppressed = 0 if limit is None else limit.suppressed
+        if suppressed:
+            msg += " (%d similar messages suppressed)"
+            args = (*args, suppressed)
+        log.log(level, msg, *args)
+        self._log_limits[step] = _LogLimiter(now)
