@@ -7,7 +7,11 @@ intent. This module parses and formats them:
 - a raw integer (``"166432500000000"``) is taken as 90k units;
 - ISO 8601 with an optional fraction, either decimal (``2026-11-22T11:05:00.123+01:00``) or
   90k ticks after a colon (``2026-11-22T11:05:00:11070+01:00``, Moonfire NVR's form);
-  a missing zone means the given IANA zone (default: the system's).
+  a missing zone means the given IANA zone (default: the system's). A local time that
+  occurs twice (the hour a DST change repeats) means its first occurrence; one that never
+  occurs (the hour skipped) is read with the offset in force before the change, so it
+  lands as far past the change as it was past the skipped hour's start
+  (``02:30`` on a New York spring-forward day is ``03:30-04:00``).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ _TIME_RE = re.compile(
     r"""^(?P<date>\d{4}-\d{2}-\d{2})
         [T ](?P<hms>\d{2}:\d{2}(?::\d{2})?)
         (?:\.(?P<dec>\d{1,9})|:(?P<ticks>\d{5}))?
-        (?P<zone>Z|[+-]\d{2}(?::?\d{2})?)?$""",
+        (?P<zone>Z|[+-]\d{2}(?::?\d{2}(?::\d{2})?)?)?$""",
     re.VERBOSE,
 )
 
@@ -71,10 +75,10 @@ def parse_time(text: str, tz: dt.tzinfo | None = None) -> Time:
     else:
         sign = -1 if offset_text[0] == "-" else 1
         digits = offset_text[1:].replace(":", "")
-        hours, minutes = int(digits[:2]), int(digits[2:] or 0)
-        if hours > 23 or minutes > 59:
+        hours, minutes, secs = int(digits[:2]), int(digits[2:4] or 0), int(digits[4:] or 0)
+        if hours > 23 or minutes > 59 or secs > 59:
             raise ValueError(f"unparseable time {text!r}: bad zone offset")
-        offset = dt.timedelta(hours=hours, minutes=minutes) * sign
+        offset = dt.timedelta(hours=hours, minutes=minutes, seconds=secs) * sign
         aware = naive.replace(tzinfo=dt.timezone(offset))
     delta = aware - _EPOCH
     whole = (delta.days * 86_400 + delta.seconds) * UNITS_PER_SEC
@@ -121,25 +125,31 @@ def format_time(t: Time, tz: dt.tzinfo | None = None) -> str:
         frac = f".{ticks // UNITS_PER_MS:03d}"
     else:
         frac = f":{ticks:05d}"
-    off = d.utcoffset() or dt.timedelta(0)
-    total_min = int(off.total_seconds()) // 60
-    sign = "-" if total_min < 0 else "+"
-    hh, mm = divmod(abs(total_min), 60)
-    return f"{base}{frac}{sign}{hh:02d}:{mm:02d}"
+    return f"{base}{frac}{_format_offset(d.utcoffset() or dt.timedelta(0))}"
+
+
+def _format_offset(offset: dt.timedelta) -> str:
+    """``+HH:MM``, or ``+HH:MM:SS`` for the odd historical offset with seconds (e.g.
+    Africa/Monrovia's -00:44:30 until 1972), which ISO 8601 cannot write otherwise."""
+    total = int(offset.total_seconds())
+    sign = "-" if total < 0 else "+"
+    hh, rest = divmod(abs(total), 3600)
+    mm, ss = divmod(rest, 60)
+    return f"{sign}{hh:02d}:{mm:02d}" + (f":{ss:02d}" if ss else "")
 
 
 def format_duration(d: Duration) -> str:
     """Human form of a duration, e.g. ``1h02m03.500s``, ``59.967s``, ``-0.011s``."""
-    sign = "-" if d < 0 else ""
-    d = abs(d)
-    hours, rem = divmod(d, UNITS_PER_HOUR)
-    minutes, rem = divmod(rem, UNITS_PER_MIN)
-    secs = rem / UNITS_PER_SEC
+    millis = (abs(d) + UNITS_PER_MS // 2) // UNITS_PER_MS  # rounded before splitting
+    sign = "-" if d < 0 and millis else ""
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
     if hours:
-        return f"{sign}{hours}h{minutes:02d}m{secs:06.3f}s"
+        return f"{sign}{hours}h{minutes:02d}m{secs:02d}.{millis:03d}s"
     if minutes:
-        return f"{sign}{minutes}m{secs:06.3f}s"
-    return f"{sign}{secs:.3f}s"
+        return f"{sign}{minutes}m{secs:02d}.{millis:03d}s"
+    return f"{sign}{secs}.{millis:03d}s"
 
 
 def parse_duration(text: str) -> Duration:
