@@ -93,6 +93,7 @@ class Syncer:
         self._final_flush_timeout = final_flush_timeout
         self._send, self._recv = trio.open_memory_channel[PendingRecording](queue_size)
         self._poke = trio.Event()
+        self._unsynced: list[PendingRecording] = []  # received, not yet fsynced
         self._heap: list[tuple[Duration, int]] = []  # (flush deadline, composite id)
         self._log_limits: dict[str, _LogLimiter] = {}
         self.status = trio_util.AsyncValue(SyncerStatus())
@@ -146,6 +147,7 @@ class Syncer:
     def _has_work_now(self, deadline: Duration | None) -> bool:
         return (
             self.queued > 0
+            or bool(self._unsynced)
             or bool(self._db.dirs[self.dir_id].garbage_needs_unlink)
             or (deadline is not None and deadline <= self._clocks.monotonic())
         )
@@ -160,18 +162,20 @@ class Syncer:
         await self._unlink_garbage()
 
     async def _sync_received(self) -> None:
-        received: list[PendingRecording] = []
+        # Received recordings stay in ``_unsynced`` until marked synced, so a pass
+        # cancelled half-way is redone (fsync twice is harmless) by the final flush.
         while True:
             try:
-                received.append(self._recv.receive_nowait())
+                self._unsynced.append(self._recv.receive_nowait())
             except trio.WouldBlock:
                 break
-        if not received:
+        if not self._unsynced:
             return
-        for rec in received:
+        for rec in self._unsynced:
             await self._retry("fsync file", self._blocking(self._sdir.sync_file, rec.composite_id))
         await self._retry("fsync directory", self._blocking(self._sdir.sync))
         now = self._clocks.monotonic()
+        received, self._unsynced = self._unsynced, []
         for rec in received:
             self._db.mark_synced(rec.composite_id)
             stream = self._db.streams[rec.stream_id]

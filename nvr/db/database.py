@@ -1073,6 +1073,15 @@ class Database:
         except sqlite3.Error as e:
             raise map_sqlite_error(e, "reading recordings") from e
 
+    def all_garbage(self) -> set[tuple[int, int]]:
+        """(dir id, composite id) of every garbage row."""
+        with self._read("listing garbage") as conn:
+            return set(raw.list_all_garbage(conn))
+
+    def integrity_check(self) -> list[str]:
+        with self._read("checking database integrity") as conn:
+            return raw.integrity_check(conn)
+
     def list_garbage(self, dir_id: int) -> list[int]:
         with self._read("listing garbage") as conn:
             return raw.list_garbage(conn, dir_id)

@@ -366,8 +366,11 @@ def get_video_index(conn: sqlite3.Connection, cid: int) -> bytes | None:
 
 
 def iter_all_recordings(conn: sqlite3.Connection) -> Iterator[sqlite3.Row]:
-    """Every recording with its integrity and playback rows (for ``nvr check``)."""
-    return conn.execute(
+    """Every recording with its integrity and playback rows (for ``nvr check``), as
+    ``sqlite3.Row``s addressable by column name."""
+    cur = conn.cursor()
+    cur.row_factory = sqlite3.Row
+    return cur.execute(
         """select r.composite_id, r.stream_id, r.sample_file_bytes, r.video_samples,
                   r.video_sync_samples, r.wall_duration_90k, r.media_duration_delta_90k,
                   r.start_time_90k, r.prev_media_duration_90k, r.run_offset, r.flags,
@@ -383,3 +386,12 @@ def list_all_garbage(conn: sqlite3.Connection) -> list[tuple[int, int]]:
     return conn.execute(
         "select sample_file_dir_id, composite_id from garbage order by 1, 2"
     ).fetchall()
+
+
+def integrity_check(conn: sqlite3.Connection) -> list[str]:
+    """Problems SQLite finds in the file and in foreign keys (empty when sound)."""
+    lines = [row[0] for row in conn.execute("pragma integrity_check")]
+    problems = [] if lines == ["ok"] else lines
+    for table, rowid, parent, _ in conn.execute("pragma foreign_key_check"):
+        problems.append(f"{table} row {rowid} refers to a missing {parent} row")
+    return problems

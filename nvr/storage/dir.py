@@ -149,6 +149,9 @@ class SampleFileDir:
             os.close(fd)
             raise
 
+    def fileno(self) -> int:
+        return self._fd
+
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)

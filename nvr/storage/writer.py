@@ -258,8 +258,13 @@ class RecordingWriter:
             await self._abandon()
             return
         pts, nbytes, is_key = self._last
-        if next_pts is not None and next_pts > pts:
-            self._index.add(next_pts - pts, nbytes, is_key)
+        # The last frame lasts until next_pts, but never past the 5-minute limit (when the
+        # recording ends because the next frame would cross it).
+        duration = (
+            0 if next_pts is None else min(next_pts, self._first_pts + MAX_MEDIA_DURATION) - pts
+        )
+        if duration > 0:
+            self._index.add(duration, nbytes, is_key)
         else:
             self._index.add(0, nbytes, is_key)
             rec.flags |= FLAG_TRAILING_ZERO

@@ -1,0 +1,247 @@
+"""``nvr check``: verifies every storage invariant of DESIGN.md §5, reporting problems.
+
+Checked, with the database open read-only (so the daemon must be stopped):
+- SQLite's own ``integrity_check`` and foreign keys;
+- each sample-file directory's meta file against the database (the open interlock);
+- every recording row: its file exists with exactly ``sample_file_bytes`` bytes, its
+  ``video_index`` decodes and agrees with the row (frames, key frames, bytes, media
+  duration), its wall duration is under 5 minutes and within 500 ppm of its media
+  duration, its id is below the stream's ``cum_recordings``;
+- consecutive recordings of a stream: ``prev_media_duration_90k`` adds up, and
+  recordings of one run abut exactly; the stream's ``cum_media_duration_90k`` matches;
+- every file in a directory has a row, a garbage row, or an id that was never committed;
+- optionally (``hash=True``) each file's SHA-256 against ``recording_integrity``.
+
+Each problem is one line. Repairs belong to a later step (issue 7), behind explicit flags.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nvr.base import errors
+from nvr.base.time90k import Time
+from nvr.db.database import MAX_RECORDING_WALL_DURATION, Database
+from nvr.db.raw import split_composite_id
+from nvr.db.recording import IndexTotals, decode_video_index
+from nvr.storage.dir import OpenRef, SampleFileDir, check_interlock, file_name
+from nvr.storage.writer import MAX_CORRECTION_PPM
+
+
+@dataclass
+class CheckReport:
+    problems: list[str] = field(default_factory=list)
+    recordings: int = 0
+    files: int = 0
+    garbage: int = 0
+    uncommitted_files: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass(slots=True)
+class _Prev:
+    recording_id: int
+    prev_media: int
+    media: int
+    run_offset: int
+    end_time: Time
+
+
+def check(db_dir: Path | str, *, hash_files: bool = False,
+          now: Callable[[], Time] | None = None) -> CheckReport:
+    """Checks the database in ``db_dir`` and its directories; see the module docstring."""
+    db = Database.open(db_dir, read_only=True, tz=dt.UTC, now=now or (lambda: 0))
+    try:
+        return _Checker(db, hash_files).run()
+    finally:
+        db.close()
+
+
+class _Checker:
+    def __init__(self, db: Database, hash_files: bool) -> None:
+        self.db = db
+        self.hash_files = hash_files
+        self.report = CheckReport()
+        self.dirs: dict[int, SampleFileDir] = {}
+        self.files: dict[int, dict[int, int]] = {}  # dir id -> composite id -> size
+
+    def problem(self, msg: str) -> None:
+        self.report.problems.append(msg)
+
+    def run(self) -> CheckReport:
+        try:
+            self.check_sqlite()
+            self.open_dirs()
+            self.check_recordings()
+            self.check_files()
+        finally:
+            for d in self.dirs.values():
+                d.close()
+        return self.report
+
+    def check_sqlite(self) -> None:
+        for line in self.db.integrity_check():
+            self.problem(f"database: {line}")
+
+    def open_dirs(self) -> None:
+        for dir_id, row in self.db.dirs.items():
+            try:
+                sdir = SampleFileDir.open(row.path, read_only=True)
+            except errors.NvrError as e:
+                self.problem(f"dir {row.path}: cannot open: {e}")
+                continue
+            self.dirs[dir_id] = sdir
+            expected = None
+            if row.last_complete_open_id is not None:
+                u = self.db.open_uuid_of(row.last_complete_open_id)
+                expected = None if u is None else OpenRef(row.last_complete_open_id, u)
+            try:
+                check_interlock(sdir.meta, path=row.path, db_uuid=self.db.uuid,
+                                dir_uuid=row.uuid, last_complete_open=expected)
+            except errors.FailedPrecondition as e:
+                self.problem(f"dir {row.path}: {e}")
+            ids, others = sdir.list_files()
+            for name in others:
+                self.problem(f"dir {row.path}: unexpected entry {name!r}")
+            sizes: dict[int, int] = {}
+            for cid in ids:
+                try:
+                    size = os.stat(file_name(cid), dir_fd=sdir.fileno()).st_size
+                except OSError as e:
+                    self.problem(f"dir {row.path}: cannot stat {file_name(cid)}: {e.strerror}")
+                    continue
+                sizes[cid] = size
+            self.files[dir_id] = sizes
+            self.report.files += len(sizes)
+
+    def check_recordings(self) -> None:
+        prev: dict[int, _Prev] = {}
+        last_seen: dict[int, _Prev] = {}
+        for r in self.db.iter_all_recordings():
+            self.report.recordings += 1
+            cid = r["composite_id"]
+            name = file_name(cid)
+            stream = self.db.streams.get(r["stream_id"])
+            if stream is None:
+                self.problem(f"recording {name}: its stream {r['stream_id']} does not exist")
+                continue
+            _, rec_id = split_composite_id(cid)
+            if rec_id >= stream.cum_recordings:
+                self.problem(
+                    f"recording {name}: id {rec_id} >= stream's cum_recordings "
+                    f"{stream.cum_recordings}"
+                )
+            wall = r["wall_duration_90k"]
+            media = wall + r["media_duration_delta_90k"]
+            self.check_row_durations(name, wall, media)
+            self.check_index(name, r, media)
+            self.check_file(name, stream.sample_file_dir_id, cid, r)
+            p = prev.get(stream.id)
+            cur = _Prev(rec_id, r["prev_media_duration_90k"], media, r["run_offset"],
+                        r["start_time_90k"] + wall)
+            if p is not None and p.recording_id + 1 == rec_id:
+                self.check_sequence(name, p, cur, r["start_time_90k"])
+            prev[stream.id] = cur
+            last_seen[stream.id] = cur
+        for sid, last in last_seen.items():
+            s = self.db.streams[sid]
+            if last.recording_id == s.cum_recordings - 1 and (
+                last.prev_media + last.media != s.cum_media_duration_90k
+            ):
+                self.problem(
+                    f"stream {sid}: cum_media_duration_90k {s.cum_media_duration_90k} != last "
+                    f"recording's prev + media {last.prev_media + last.media}"
+                )
+
+    def check_row_durations(self, name: str, wall: int, media: int) -> None:
+        if not 0 <= wall < MAX_RECORDING_WALL_DURATION:
+            self.problem(f"recording {name}: wall duration {wall} is not under 5 minutes")
+        if abs(wall - media) > media * MAX_CORRECTION_PPM // 1_000_000:
+            self.problem(
+                f"recording {name}: wall duration {wall} differs from media duration "
+                f"{media} by more than {MAX_CORRECTION_PPM} ppm"
+            )
+
+    def check_index(self, name: str, row: sqlite3.Row, media: int) -> None:
+        index = row["video_index"]
+        if index is None:
+            self.problem(f"recording {name}: no recording_playback row")
+            return
+        expected = IndexTotals(row["video_samples"], row["video_sync_samples"],
+                               row["sample_file_bytes"], media)
+        try:
+            decode_video_index(index, expected)
+        except errors.DataLoss as e:
+            self.problem(f"recording {name}: {e}")
+
+    def check_file(self, name: str, dir_id: int | None, cid: int, row: sqlite3.Row) -> None:
+        want = row["sample_file_bytes"]
+        sizes = self.files.get(dir_id) if dir_id is not None else None
+        if dir_id is None or sizes is None:
+            return  # the directory itself was reported
+        size = sizes.pop(cid, None)
+        if size is None:
+            self.problem(f"recording {name}: sample file is missing")
+            return
+        if size != want:
+            self.problem(f"recording {name}: sample file is {size} bytes, row says {want}")
+            return
+        sha = row["sample_file_sha256"]
+        if self.hash_files and sha is not None:
+            got = self.hash_file(dir_id, cid)
+            if got != bytes(sha):
+                self.problem(f"recording {name}: sample file's SHA-256 differs from the row's")
+
+    def hash_file(self, dir_id: int, cid: int) -> bytes:
+        sdir = self.dirs[dir_id]
+        fd = sdir.open_file(cid)
+        h = hashlib.sha256()
+        try:
+            while chunk := os.read(fd, 1 << 20):
+                h.update(chunk)
+        finally:
+            os.close(fd)
+        return h.digest()
+
+    def check_sequence(self, name: str, p: _Prev, cur: _Prev, start: Time) -> None:
+        if cur.prev_media != p.prev_media + p.media:
+            self.problem(
+                f"recording {name}: prev_media_duration_90k {cur.prev_media} != previous "
+                f"recording's {p.prev_media} + {p.media}"
+            )
+        if cur.run_offset > 0:
+            if cur.run_offset != p.run_offset + 1:
+                self.problem(
+                    f"recording {name}: run_offset {cur.run_offset} does not follow "
+                    f"{p.run_offset}"
+                )
+            elif start != p.end_time:
+                self.problem(
+                    f"recording {name}: starts at {start} but the previous recording of "
+                    f"its run ends at {p.end_time}"
+                )
+
+    def check_files(self) -> None:
+        garbage = self.db.all_garbage()
+        for dir_id, sizes in self.files.items():
+            path = self.db.dirs[dir_id].path
+            for cid in sorted(sizes):
+                stream_id, rec_id = split_composite_id(cid)
+                stream = self.db.streams.get(stream_id)
+                if (dir_id, cid) in garbage:
+                    self.report.garbage += 1
+                elif stream is not None and rec_id >= stream.cum_recordings:
+                    self.report.uncommitted_files += 1
+                elif stream is None:
+                    self.problem(f"dir {path}: file {file_name(cid)} of unknown stream {stream_id}")
+                else:
+                    self.problem(f"dir {path}: file {file_name(cid)} has no recording row")
