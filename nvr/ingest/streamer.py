@@ -1,0 +1,339 @@
+"""The streamer: one task per recorded stream (DESIGN.md §7).
+
+Loop: connect (``Opener.open``), read batches of frames, write them into recordings,
+and when the session ends, back off (capped exponential with jitter) and connect again.
+
+Within a session:
+- a run starts at a key frame; frames before it are dropped (counted);
+- a recording rotates at the first key frame at or after its rotation boundary.
+  Boundaries are on the local wall clock every ``rotate_interval``, offset per stream so
+  streams do not all rotate (and flush) at once. A run's first recording skips the
+  boundary closer than ``rotate_interval`` to its start (so it lasts up to twice the
+  interval); later recordings end at the next boundary;
+- a changed sample entry (new resolution or parameters) starts a new recording of the
+  same run at that frame (it is a key frame; if not, frames are dropped until one is);
+- timestamps that go backwards, repeat, or jump ahead by more than ``max_pts_jump``
+  end the run (last frame: trailing zero) and start a new one on the same session;
+- a recording that would reach 5 minutes (no key frame to rotate at) is closed at the
+  limit and the session is dropped and retried;
+- end of stream, a stall (no batch for ``read_timeout`` plus a margin), or an error from
+  the source or the writer ends the session.
+
+When a session ends its open recording is closed (trailing zero) and handed to the
+syncer in a shielded ``finally``, time-bounded on cancellation (shutdown). ``state`` (a
+trio-util ``AsyncValue``) says what the stream is doing; ``counters`` count frames,
+bytes, recordings, drops and reconnects.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import trio
+import trio_util
+
+from nvr.base import errors
+from nvr.base.clock import Clocks
+from nvr.base.time90k import UNITS_PER_SEC, Duration, Time, format_duration
+from nvr.db.database import Database
+from nvr.db.recording import VideoSampleEntry
+from nvr.ingest.source import Opener, OpenOptions, Packet, Source
+from nvr.storage.dir import SampleFileDir
+from nvr.storage.writer import RecordingSink, RecordingTooLong, RecordingWriter, Run
+
+log = logging.getLogger(__name__)
+
+StateKind = Literal["idle", "connecting", "recording", "backoff"]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamState:
+    kind: StateKind
+    since: Time  # wall time this state began
+    last_error: str | None = None  # why the last session ended (None: never failed)
+    next_try: Time | None = None  # in backoff: when the next connection attempt is due
+
+
+@dataclass(slots=True)
+class StreamCounters:
+    frames: int = 0
+    bytes: int = 0
+    recordings: int = 0
+    frames_dropped: int = 0  # before a run's first key frame or while waiting for one
+    sessions: int = 0
+    disconnects: dict[str, int] = field(default_factory=dict)  # reason kind -> count
+
+    def count_disconnect(self, reason: str) -> None:
+        self.disconnects[reason] = self.disconnects.get(reason, 0) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class StreamerOptions:
+    rotate_interval: Duration = 60 * UNITS_PER_SEC
+    #: where this stream's boundaries fall within the interval (see ``rotate_offset_for``)
+    rotate_offset: Duration = 0
+    initial_backoff: Duration = UNITS_PER_SEC
+    max_backoff: Duration = 60 * UNITS_PER_SEC
+    #: backoff is multiplied by a random factor in [1 - jitter, 1 + jitter]
+    jitter: float = 0.2
+    #: a session that lasted this long resets the backoff
+    healthy_session: Duration = 30 * UNITS_PER_SEC
+    max_pts_jump: Duration = 5 * UNITS_PER_SEC
+    #: the open recording is closed within this long of cancellation
+    close_timeout: Duration = 5 * UNITS_PER_SEC
+
+
+def rotate_offset_for(stream_id: int, interval: Duration) -> Duration:
+    """Spreads streams' rotation boundaries over the interval (golden-ratio steps), at
+    whole-second positions."""
+    seconds = interval // UNITS_PER_SEC
+    if seconds <= 1:
+        return 0
+    return (stream_id * 37) % seconds * UNITS_PER_SEC
+
+
+class SessionEnded(Exception):
+    """The session is over for a reason worth a reconnect (carried in ``reason``)."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+class Streamer:
+    """Records one stream until cancelled. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        stream_id: int,
+        sdir: SampleFileDir,
+        sink: RecordingSink,
+        opener: Opener,
+        clocks: Clocks,
+        options: StreamerOptions | None = None,
+        open_options: OpenOptions | None = None,
+        on_frames: Callable[[int, list[Packet]], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._db = db
+        self.stream_id = stream_id
+        self._sdir = sdir
+        self._sink = sink
+        self._opener = opener
+        self._clocks = clocks
+        self._opts = options or StreamerOptions()
+        self._open_opts = open_options or self._default_open_options()
+        self._on_frames = on_frames
+        self._rng = rng or random.Random(stream_id)
+        self.state = trio_util.AsyncValue(StreamState("idle", clocks.realtime()))
+        self.counters = StreamCounters()
+        self._writer: RecordingWriter | None = None
+        self._entry: VideoSampleEntry | None = None
+        self._entry_id = 0
+        self._run = Run()
+        self._prev_pts: int | None = None
+        self._rotate_at: Time = 0
+
+    def _default_open_options(self) -> OpenOptions:
+        stream = self._db.streams[self.stream_id]
+        cam = self._db.cameras[stream.camera_id].config
+        return OpenOptions(
+            username=cam.username,
+            password=cam.password,
+            rtsp_transport=stream.config.rtsp_transport,
+        )
+
+    @property
+    def url(self) -> str:
+        return self._db.streams[self.stream_id].config.url
+
+    def _set_state(self, kind: StateKind, *, next_try: Time | None = None) -> None:
+        prev = self.state.value
+        self.state.value = StreamState(kind, self._clocks.realtime(), prev.last_error, next_try)
+
+    # -- the session loop ------------------------------------------------------------------
+
+    async def run(self) -> None:
+        failures = 0
+        try:
+            while True:
+                started = self._clocks.monotonic()
+                error = await self._one_session()
+                if self._clocks.monotonic() - started >= self._opts.healthy_session:
+                    failures = 0
+                failures += 1
+                prev = self.state.value
+                self.state.value = StreamState(prev.kind, prev.since, error, prev.next_try)
+                await self._backoff(failures)
+        finally:
+            self._set_state("idle")
+
+    async def _backoff(self, failures: int) -> None:
+        o = self._opts
+        base = min(o.initial_backoff << min(failures - 1, 30), o.max_backoff)
+        delay = round(base * (1 + o.jitter * (2 * self._rng.random() - 1)))
+        self._set_state("backoff", next_try=self._clocks.realtime() + delay)
+        await self._clocks.sleep(delay)
+
+    async def _one_session(self) -> str:
+        """Connects and records until the session ends; returns why it ended."""
+        self._set_state("connecting")
+        self.counters.sessions += 1
+        try:
+            source = await self._opener.open(self.url, self._open_opts)
+        except errors.NvrError as e:
+            return self._ended("open failed", f"{type(e).__name__}: {e}")
+        cancelled = True
+        try:
+            self._set_state("recording")
+            await self._read_session(source)
+        except SessionEnded as e:
+            cancelled = False
+            return self._ended(e.kind, e.reason)
+        except errors.NvrError as e:
+            cancelled = False
+            return self._ended(type(e).__name__, f"{type(e).__name__}: {e}")
+        finally:
+            # Shielded: the open recording must reach the syncer. On shutdown only for a
+            # bounded time; otherwise (e.g. a full syncer queue) for as long as it takes.
+            with trio.CancelScope(shield=True) as scope:
+                if cancelled:
+                    scope.deadline = trio.current_time() + self._opts.close_timeout / UNITS_PER_SEC
+                await self._end_run(None, "shutdown" if cancelled else "session ended")
+                await source.aclose()
+            if scope.cancelled_caught:
+                log.error("stream %d: could not close its recording in time", self.stream_id)
+        raise AssertionError("unreachable: _read_session only returns by raising")
+
+    def _ended(self, kind: str, reason: str) -> str:
+        self.counters.count_disconnect(kind)
+        log.info("stream %d (%s): %s", self.stream_id, self.url, reason)
+        return reason
+
+    async def _read_session(self, source: Source) -> None:
+        timeout = (self._open_opts.read_timeout + 5 * UNITS_PER_SEC) / UNITS_PER_SEC
+        self._run = Run()
+        self._prev_pts = None
+        while True:
+            with trio.move_on_after(timeout) as scope:
+                batch = await source.next_batch()
+            if scope.cancelled_caught:
+                raise SessionEnded(
+                    "stall", f"no data for {format_duration(round(timeout * UNITS_PER_SEC))}"
+                )
+            if not batch:
+                raise SessionEnded("eof", "the camera ended the stream")
+            await self._handle_batch(batch, self._clocks.realtime())
+
+    # -- frames ------------------------------------------------------------------------
+
+    async def _handle_batch(self, batch: list[Packet], local: Time) -> None:
+        if self._on_frames is not None:
+            self._on_frames(self.stream_id, batch)
+        pending: list[Packet] = []  # frames for the current writer, written together
+        for pkt in batch:
+            self.counters.frames += 1
+            self.counters.bytes += len(pkt.data)
+            if self._prev_pts is not None and not self._pts_follows(pkt.pts):
+                await self._flush_frames(pending, local)
+                pending = []
+                await self._end_run(None, self._pts_problem(pkt.pts))
+            if self._needs_new_recording(pkt, local):
+                await self._flush_frames(pending, local)
+                pending = []
+                await self._rotate(pkt, local)
+            if self._writer is None:
+                self.counters.frames_dropped += 1
+                continue
+            pending.append(pkt)
+            self._prev_pts = pkt.pts
+        await self._flush_frames(pending, local)
+
+    def _pts_follows(self, pts: int) -> bool:
+        assert self._prev_pts is not None
+        return 0 < pts - self._prev_pts <= self._opts.max_pts_jump
+
+    def _pts_problem(self, pts: int) -> str:
+        assert self._prev_pts is not None
+        delta = pts - self._prev_pts
+        if delta < 0:
+            return f"timestamps went backwards by {format_duration(-delta)}"
+        if delta == 0:
+            return "timestamp repeated"
+        return f"timestamps jumped ahead by {format_duration(delta)}"
+
+    def _needs_new_recording(self, pkt: Packet, local: Time) -> bool:
+        if self._writer is None:
+            return pkt.is_key
+        if self._entry_changed(pkt.sample_entry):
+            return True  # a key frame or not: the old recording cannot hold it
+        return pkt.is_key and local >= self._rotate_at
+
+    def _entry_changed(self, entry: VideoSampleEntry) -> bool:
+        if entry is self._entry:
+            return False
+        if entry == self._entry:
+            self._entry = entry  # the same parameters in a new object: adopt it
+            return False
+        return True
+
+    async def _rotate(self, pkt: Packet, local: Time) -> None:
+        """Closes the current recording (at ``pkt``) and, if ``pkt`` is a key frame, opens
+        the next one with it."""
+        if self._writer is not None:
+            await self._close_writer(pkt.pts, None)
+        if not pkt.is_key:
+            return  # a new sample entry without a key frame: wait for one
+        if self._entry_changed(pkt.sample_entry):
+            self._entry_id = self._db.insert_video_sample_entry(pkt.sample_entry)
+            self._entry = pkt.sample_entry
+        first_of_run = self._run.recordings == 0
+        self._rotate_at = self._next_boundary(local, skip_close=first_of_run)
+        self._writer = RecordingWriter(
+            db=self._db,
+            sdir=self._sdir,
+            sink=self._sink,
+            stream_id=self.stream_id,
+            run=self._run,
+            video_sample_entry_id=self._entry_id,
+        )
+
+    def _next_boundary(self, local: Time, *, skip_close: bool) -> Time:
+        interval, offset = self._opts.rotate_interval, self._opts.rotate_offset
+        earliest = local + interval if skip_close else local + 1
+        k = -(-(earliest - offset) // interval)  # ceiling division
+        return offset + k * interval
+
+    async def _flush_frames(self, frames: list[Packet], local: Time) -> None:
+        if not frames:
+            return
+        assert self._writer is not None
+        try:
+            await self._writer.write(frames, local)
+        except RecordingTooLong as e:
+            await self._close_writer(e.next_pts, str(e))
+            raise SessionEnded("too long", str(e)) from None
+        except errors.NvrError as e:
+            await self._close_writer(None, f"write failed: {e}")
+            raise
+
+    async def _close_writer(self, next_pts: int | None, end_reason: str | None) -> None:
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        await writer.close(next_pts, end_reason)
+        if writer.rec is not None:
+            self.counters.recordings += 1
+
+    async def _end_run(self, next_pts: int | None, reason: str) -> None:
+        """Ends the current run (closing its recording) so the next frame starts afresh."""
+        await self._close_writer(next_pts, reason)
+        self._run = Run()
+        self._prev_pts = None

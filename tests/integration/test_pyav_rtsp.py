@@ -1,0 +1,158 @@
+"""nvr.ingest.pyav against the GStreamer RTSP test camera: live and file paths, the first
+packet without pts, server death and stalls, credentials, cancellation of a blocked read."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+from pathlib import Path
+
+import pytest
+import trio
+
+from nvr.base.clock import RealClocks
+from nvr.base.errors import NotFound, Unauthenticated, Unavailable
+from nvr.base.time90k import UNITS_PER_SEC
+from nvr.ingest import h264
+from nvr.ingest.pyav import PyAvOpener, PyAvSource
+from nvr.ingest.source import OpenOptions, Packet
+from nvr.testing.replay import load_packets
+from tests.support.rtsp import RtspServer, ServerFactory
+
+pytestmark = pytest.mark.rtsp
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+FRAME = 3000
+TIMEOUT = UNITS_PER_SEC  # 1 s read timeout
+
+
+def opener() -> PyAvOpener:
+    return PyAvOpener(RealClocks(), trio.CapacityLimiter(4))
+
+
+async def read_packets(source: PyAvSource, count: int) -> list[Packet]:
+    packets: list[Packet] = []
+    with trio.fail_after(20):
+        while len(packets) < count:
+            batch = await source.next_batch()
+            assert batch, "unexpected end of stream"
+            packets += batch
+    return packets
+
+
+async def test_live_stream(rtsp_server: RtspServer) -> None:
+    source = await opener().open(rtsp_server.url("live"), OpenOptions(read_timeout=TIMEOUT))
+    packets = await read_packets(source, 65)
+    await source.aclose()
+    assert packets[0].is_key
+    assert [b.pts - a.pts for a, b in itertools.pairwise(packets[:65])] == [FRAME] * 64
+    assert [i for i, p in enumerate(packets[:61]) if p.is_key] == [0, 30, 60]
+    entry = packets[0].sample_entry
+    assert (entry.width, entry.height, entry.codec_box_type) == (640, 360, b"avcC")
+    assert entry.rfc6381_codec.startswith("avc1.")
+    assert all(p.sample_entry is entry for p in packets)
+    for packet in packets:
+        types = {h264.nal_type(n) for n in h264.split_length_prefixed(packet.data)}
+        assert not types & {7, 8, 9}
+
+
+async def test_live_batches_are_gops(rtsp_server: RtspServer) -> None:
+    source = await opener().open(rtsp_server.url("live"), OpenOptions(read_timeout=TIMEOUT))
+    with trio.fail_after(20):
+        batches = [await source.next_batch() for _ in range(4)]
+    await source.aclose()
+    assert [len(b) for b in batches[1:]] == [30, 30, 30]
+    assert all(b[0].is_key for b in batches)
+
+
+@pytest.mark.parametrize("clip_name", ["h264-640x360", "hevc-640x360"])
+async def test_file_stream_carries_the_clips_frames(
+    rtsp_server: RtspServer, clip_name: str
+) -> None:
+    clip = load_packets(str(FIXTURES / f"{clip_name}.mp4"))
+    source = await opener().open(
+        rtsp_server.url(f"file/{clip_name}"), OpenOptions(read_timeout=TIMEOUT)
+    )
+    packets = await read_packets(source, 90)
+    await source.aclose()
+    assert packets[0].sample_entry == clip[0].sample_entry
+    # From the second GOP on (the clip's first frame may gain an SEI the mp4 kept in its
+    # sample entry), the frames are the clip's, byte for byte, looping at its end
+    second_gop = packets[30:90]
+    first = next(i for i, p in enumerate(clip) if p.data == second_gop[0].data)
+    expected = [clip[(first + i) % len(clip)] for i in range(len(second_gop))]
+    assert [(p.data, p.is_key) for p in second_gop] == [(p.data, p.is_key) for p in expected]
+
+
+async def test_killed_server_ends_the_stream(rtsp_server: RtspServer) -> None:
+    source = await opener().open(rtsp_server.url("live"), OpenOptions(read_timeout=TIMEOUT))
+    await read_packets(source, 5)
+    rtsp_server.kill()
+    with trio.fail_after(5):
+        try:
+            while await source.next_batch():
+                pass
+        except Unavailable as e:
+            assert str(e).startswith(rtsp_server.url("live"))
+    await source.aclose()
+
+
+async def test_frozen_server_is_unavailable_within_a_few_timeouts(rtsp_server: RtspServer) -> None:
+    source = await opener().open(rtsp_server.url("live"), OpenOptions(read_timeout=TIMEOUT))
+    await read_packets(source, 5)
+    rtsp_server.freeze()
+    started = trio.current_time()
+    with trio.fail_after(10), pytest.raises(Unavailable) as info:
+        while await source.next_batch():
+            pass
+    elapsed = trio.current_time() - started
+    assert 0.9 < elapsed < 3.5
+    assert str(info.value).startswith(rtsp_server.url("live") + ": ")
+    await source.aclose()
+
+
+async def test_cancelling_a_blocked_read_returns_promptly(rtsp_server: RtspServer) -> None:
+    source = await opener().open(
+        rtsp_server.url("live"), OpenOptions(read_timeout=30 * UNITS_PER_SEC)
+    )
+    await read_packets(source, 5)
+    rtsp_server.freeze()
+    started = trio.current_time()
+    with trio.move_on_after(0.3) as scope:
+        await source.next_batch()
+    await source.aclose()
+    assert scope.cancelled_caught
+    assert trio.current_time() - started < 0.6
+    with pytest.raises(Unavailable, match="source is closed"):
+        await source.next_batch()
+
+
+async def test_credentials(rtsp_server_factory: ServerFactory) -> None:
+    server = rtsp_server_factory(user="cam", password="s3cret/pw")
+    url = server.url("live")
+    good = OpenOptions(username="cam", password="s3cret/pw", read_timeout=TIMEOUT)
+    source = await opener().open(url, good)
+    assert (await read_packets(source, 1))[0].is_key
+    await source.aclose()
+    bad = OpenOptions(username="cam", password="wr0ng/pw", read_timeout=TIMEOUT)
+    with pytest.raises(Unauthenticated) as info:
+        await opener().open(url, bad)
+    assert str(info.value) == f"{url}: Server returned 401 Unauthorized (authorization failed)"
+    with pytest.raises(Unauthenticated) as info:
+        await opener().open(server.url("live", user="cam", password="wr0ng/pw"), OpenOptions())
+    assert "wr0ng" not in str(info.value) and "cam@" not in str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+async def test_unknown_path_is_not_found(rtsp_server: RtspServer) -> None:
+    with pytest.raises(NotFound, match="404"):
+        await opener().open(rtsp_server.url("nope"), OpenOptions(read_timeout=TIMEOUT))
+
+
+async def test_refused_connection_is_unavailable() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"rtsp://127.0.0.1:{port}/live"
+    with pytest.raises(Unavailable, match=f"^{url}: "):
+        await opener().open(url, OpenOptions(read_timeout=TIMEOUT))
