@@ -14,17 +14,22 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from nvr import admin
 from nvr.base import errors
 from nvr.base.clock import RealClocks
 from nvr.base.time90k import format_time, parse_time, zone
-
-DEFAULT_DB_DIR = "/var/lib/nvr/db"
+from nvr.config import DEFAULT_DB_DIR, Config, load_config
 
 Command = Callable[[argparse.Namespace], int]
 
 
+def _explicit_db_dir(args: argparse.Namespace) -> str | None:
+    """``--db-dir``, else ``$NVR_DB_DIR``, else None."""
+    return args.db_dir or os.environ.get("NVR_DB_DIR") or None
+
+
 def _db_dir(args: argparse.Namespace) -> Path:
-    return Path(args.db_dir)
+    return Path(_explicit_db_dir(args) or DEFAULT_DB_DIR)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -51,6 +56,233 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _setup_logging(level: str, fmt: str) -> None:
+    import logging
+
+    if fmt == "json":
+        import json
+
+        class JsonFormatter(logging.Formatter):
+            def format(self, record: logging.LogRecord) -> str:
+                out = {
+                    "level": record.levelname.lower(),
+                    "logger": record.name,
+                    "msg": record.getMessage(),
+                }
+                if record.exc_info:
+                    out["exc"] = self.formatException(record.exc_info)
+                return json.dumps(out)
+
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+        logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    else:
+        # systemd's journal adds its own timestamps; keep lines short and greppable.
+        logging.basicConfig(
+            level=level.upper(), format="%(levelname)s %(name)s: %(message)s", force=True
+        )
+
+
+def _load_run_config(args: argparse.Namespace) -> Config:
+    from dataclasses import replace
+
+    cfg = load_config(args.config)
+    explicit = _explicit_db_dir(args)
+    return replace(cfg, db_dir=Path(explicit)) if explicit else cfg
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import trio
+
+    from nvr import daemon
+
+    cfg = _load_run_config(args)
+    _setup_logging(cfg.log_level, cfg.log_format)
+    trio.run(lambda: daemon.run(cfg, read_only=args.read_only))
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str | None:
+    if not getattr(args, "password_stdin", False):
+        return None
+    line = sys.stdin.readline()
+    if not line:
+        raise errors.InvalidArgument("--password-stdin: nothing on standard input")
+    return line.rstrip("\r\n")
+
+
+def cmd_dir_add(args: argparse.Namespace) -> int:
+    row = admin.add_dir(_db_dir(args), Path(args.path))
+    print(f"added sample file directory {row.path} (id {row.id})")
+    return 0
+
+
+def cmd_dir_list(args: argparse.Namespace) -> int:
+    with admin.open_db(_db_dir(args), read_only=True) as db:
+        for d in db.dirs.values():
+            streams = db.streams_in_dir(d.id)
+            used = sum(s.committed.sample_file_bytes for s in streams)
+            print(f"{d.id}\t{d.path}\t{len(streams)} streams\t{admin.format_size(used)} used")
+    return 0
+
+
+def _stream_specs(args: argparse.Namespace) -> dict[str, admin.StreamSpec]:
+    retain = admin.parse_size(args.retain_bytes)
+    specs = {
+        "main": admin.StreamSpec(args.main_url, retain, args.flush_if_sec, args.rtsp_transport)
+    }
+    if args.sub_url:
+        sub_retain = (
+            admin.parse_size(args.sub_retain_bytes) if args.sub_retain_bytes else retain // 10
+        )
+        specs["sub"] = admin.StreamSpec(
+            args.sub_url, sub_retain, args.flush_if_sec, args.rtsp_transport
+        )
+    return specs
+
+
+def cmd_camera_add(args: argparse.Namespace) -> int:
+    cam = admin.add_camera(
+        _db_dir(args),
+        name=args.name,
+        dir_path=Path(args.dir),
+        streams=_stream_specs(args),
+        description=args.description,
+        username=args.username,
+        password=_read_password(args),
+    )
+    print(f"added camera {cam.short_name} ({cam.uuid}) with streams {', '.join(cam.streams)}")
+    return 0
+
+
+def cmd_camera_list(args: argparse.Namespace) -> int:
+    with admin.open_db(_db_dir(args), read_only=True) as db:
+        for cam in db.cameras.values():
+            print(f"{cam.short_name}\t{cam.uuid}\t{cam.description}")
+            for type_, sid in sorted(cam.streams.items()):
+                st = db.streams[sid]
+                c = st.committed
+                print(
+                    f"  {type_}\t{st.config.url}\t{st.config.mode}\t"
+                    f"keep {admin.format_size(st.config.retain_bytes)}\t"
+                    f"{c.num_recordings} recordings, {admin.format_size(c.sample_file_bytes)}"
+                )
+    return 0
+
+
+def cmd_camera_edit(args: argparse.Namespace) -> int:
+    urls = {t: u for t, u in (("main", args.main_url), ("sub", args.sub_url)) if u}
+    cam = admin.edit_camera(
+        _db_dir(args),
+        args.camera,
+        new_name=args.name,
+        description=args.description,
+        username=args.username,
+        password=_read_password(args),
+        urls=urls,
+        retain_bytes={
+            t: admin.parse_size(v)
+            for t, v in (("main", args.retain_bytes), ("sub", args.sub_retain_bytes))
+            if v
+        },
+        flush_if_sec=args.flush_if_sec,
+        dir_path=Path(args.dir) if args.dir else None,
+    )
+    print(f"updated camera {cam.short_name}")
+    return 0
+
+
+def cmd_camera_remove(args: argparse.Namespace) -> int:
+    n = admin.remove_camera(_db_dir(args), args.camera, delete_recordings=args.delete_recordings)
+    print(f"removed camera {args.camera}" + (f" and {n} recordings" if n else ""))
+    return 0
+
+
+def _add_config_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    config = sub.add_parser("config", help="change cameras and directories (daemon stopped)")
+    what = config.add_subparsers(dest="what", required=True, metavar="WHAT")
+
+    d = what.add_parser("dir", help="sample file directories")
+    dsub = d.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = dsub.add_parser("add", help="create and add a directory", parents=[common])
+    p.add_argument("path")
+    p.set_defaults(func=cmd_dir_add)
+    p = dsub.add_parser("list", help="list directories", parents=[common])
+    p.set_defaults(func=cmd_dir_list)
+
+    c = what.add_parser("camera", help="cameras and their streams")
+    csub = c.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def credentials(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--username", default=None, help="camera user name")
+        p.add_argument(
+            "--password-stdin",
+            action="store_true",
+            help="read the camera password from the first line of standard input",
+        )
+
+    p = csub.add_parser("add", help="add a camera", parents=[common])
+    p.add_argument("--name", required=True, help="short name, unique")
+    p.add_argument("--main-url", required=True, help="rtsp:// URL of the main stream")
+    p.add_argument("--sub-url", default=None, help="rtsp:// URL of the sub stream")
+    p.add_argument("--dir", required=True, help="sample file directory to record into")
+    p.add_argument(
+        "--retain-bytes",
+        required=True,
+        metavar="SIZE",
+        help="bytes of main-stream video to keep, e.g. 500G or 2TiB",
+    )
+    p.add_argument(
+        "--sub-retain-bytes",
+        default=None,
+        metavar="SIZE",
+        help="bytes of sub-stream video to keep (default: a tenth of the main's)",
+    )
+    p.add_argument(
+        "--flush-if-sec",
+        type=int,
+        default=60,
+        help="commit recordings at most this long after they end (default 60)",
+    )
+    p.add_argument("--rtsp-transport", choices=("tcp", "udp"), default="tcp")
+    p.add_argument("--description", default="")
+    credentials(p)
+    p.set_defaults(func=cmd_camera_add)
+
+    p = csub.add_parser("list", help="list cameras and streams", parents=[common])
+    p.set_defaults(func=cmd_camera_list)
+
+    p = csub.add_parser("edit", help="change a camera", parents=[common])
+    p.add_argument("camera", help="the camera's current short name")
+    p.add_argument("--name", default=None, help="new short name")
+    p.add_argument("--main-url", default=None)
+    p.add_argument("--sub-url", default=None)
+    p.add_argument("--dir", default=None, help="directory for newly added streams")
+    p.add_argument("--retain-bytes", default=None, metavar="SIZE", help="for the main stream")
+    p.add_argument("--sub-retain-bytes", default=None, metavar="SIZE", help="for the sub stream")
+    p.add_argument("--flush-if-sec", type=int, default=None)
+    p.add_argument("--description", default=None)
+    credentials(p)
+    p.set_defaults(func=cmd_camera_edit)
+
+    p = csub.add_parser("remove", help="remove a camera", parents=[common])
+    p.add_argument("camera")
+    p.add_argument(
+        "--delete-recordings",
+        action="store_true",
+        help="also delete its recordings (otherwise a camera with any is kept)",
+    )
+    p.set_defaults(func=cmd_camera_remove)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from nvr import demo
+
+    return demo.main(Path(args.dir) if args.dir else None, args.http)
+
+
 def cmd_ts(args: argparse.Namespace) -> int:
     tz = zone(args.tz)
     for text in args.times:
@@ -66,17 +298,46 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nvr", description="network video recorder")
     parser.add_argument(
         "--db-dir",
-        default=os.environ.get("NVR_DB_DIR", DEFAULT_DB_DIR),
-        help="database directory (default: $NVR_DB_DIR or %(default)s)",
+        default=None,
+        help=f"database directory (default: $NVR_DB_DIR, the config file's, or {DEFAULT_DB_DIR})",
+    )
+    # Options like --db-dir may come after the subcommand too: each subcommand accepts it
+    # again, without a default of its own, so the top-level default stays in force.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--db-dir",
+        default=argparse.SUPPRESS,
+        help="database directory (same as before the command)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("init", help="create a new, empty database")
+    p = sub.add_parser("run", help="record and serve (the daemon)", parents=[common])
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="daemon settings (TOML; see conf/nvr.example.toml)",
+    )
+    p.add_argument(
+        "--read-only", action="store_true", help="open the database read-only: do not record"
+    )
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("init", help="create a new, empty database", parents=[common])
     p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("check", help="verify the database and sample files (daemon stopped)")
+    p = sub.add_parser(
+        "check", help="verify the database and sample files (daemon stopped)", parents=[common]
+    )
     p.add_argument("--hash", action="store_true", help="also verify every file's SHA-256")
     p.set_defaults(func=cmd_check)
+
+    _add_config_parsers(sub, common)
+
+    p = sub.add_parser("demo", help="record two synthetic cameras into a throw-away directory")
+    p.add_argument("--dir", default=None, help="data directory (default: a new temporary one)")
+    p.add_argument("--http", default="127.0.0.1:8080", help="address for the web UI")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("ts", help="convert between 90 kHz timestamps and dates")
     p.add_argument("times", nargs="+", metavar="TIME", help="90k integer or ISO 8601 time")
@@ -87,7 +348,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    # Options like --db-dir may come after the subcommand too.
     args = parser.parse_args(argv)
     func: Command = args.func
     try:

@@ -83,6 +83,9 @@ class StreamerOptions:
     #: a session that lasted this long resets the backoff
     healthy_session: Duration = 30 * UNITS_PER_SEC
     max_pts_jump: Duration = 5 * UNITS_PER_SEC
+    #: a camera silent this long is disconnected (the source's timeout; the streamer
+    #: adds a margin of its own on top)
+    read_timeout: Duration = 10 * UNITS_PER_SEC
     #: the open recording is closed within this long of cancellation
     close_timeout: Duration = 5 * UNITS_PER_SEC
 
@@ -144,10 +147,15 @@ class Streamer:
     def _default_open_options(self) -> OpenOptions:
         stream = self._db.streams[self.stream_id]
         cam = self._db.cameras[stream.camera_id].config
+        # A file "camera" (the demo, replays) plays in real time, over and over.
+        is_file = not stream.config.url.lower().startswith(("rtsp://", "rtsps://"))
         return OpenOptions(
             username=cam.username,
             password=cam.password,
             rtsp_transport=stream.config.rtsp_transport,
+            read_timeout=self._opts.read_timeout,
+            realtime=is_file,
+            loop=is_file,
         )
 
     @property

@@ -1,0 +1,206 @@
+"""Configuration changes made while the daemon is stopped (``nvr config ...``).
+
+Each function opens what it needs, changes it and closes it again, so the CLI stays a
+thin layer of argument parsing and printing. Directories are created with their meta file
+(``SampleFileDir.create``) before the database learns of them; removing a camera's
+recordings goes through the same garbage sequence as retention (rows to ``garbage`` in
+one transaction, unlink, fsync, forget) so a crash at any point leaves a clean state.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from nvr.base import errors
+from nvr.base.clock import RealClocks
+from nvr.base.time90k import zone
+from nvr.db.database import Camera, CameraConfig, Database, SampleFileDirRow, StreamConfig
+from nvr.storage.dir import SampleFileDir, open_for_database
+
+_SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)b?", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``123``, ``500M``, ``1.5GB``, ``10GiB``, ``2T`` (K/M/G/T/P: powers of 1000;
+    with ``i``: powers of 1024)."""
+    m = _SIZE_RE.fullmatch(text.strip())
+    if m is None:
+        raise errors.InvalidArgument(f"unparseable size {text!r}: expected e.g. 500G or 2TiB")
+    number, unit, binary = m.groups()
+    exponent = "kmgtp".find(unit.lower()) + 1 if unit else 0
+    if binary and not unit:
+        raise errors.InvalidArgument(f"unparseable size {text!r}")
+    base = 1024 if binary else 1000
+    return round(float(number) * float(base**exponent))
+
+
+def format_size(n: int) -> str:
+    for unit, factor in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= factor:
+            return f"{n / factor:.1f} {unit}"
+    return f"{n} B"
+
+
+def open_db(db_dir: Path, *, read_only: bool = False) -> Database:
+    clocks = RealClocks()
+    return Database.open(db_dir, read_only=read_only, tz=zone(None), now=clocks.realtime)
+
+
+def add_dir(db_dir: Path, path: Path) -> SampleFileDirRow:
+    """Creates (or adopts an empty) sample-file directory and registers it."""
+    path = path.absolute()
+    with open_db(db_dir) as db:
+        if any(d.path == str(path) for d in db.dirs.values()):
+            raise errors.AlreadyExists(f"{path} is already a sample file directory")
+        dir_uuid = uuid.uuid4()
+        SampleFileDir.create(path, db.uuid, dir_uuid)
+        return db.add_sample_file_dir(str(path), dir_uuid)
+
+
+def find_dir(db: Database, path: Path) -> SampleFileDirRow:
+    want = str(path.absolute())
+    for d in db.dirs.values():
+        if d.path == want:
+            return d
+    raise errors.NotFound(
+        f"{want} is not a sample file directory; add it with `nvr config dir add`"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    """What the CLI says about one stream of a camera."""
+
+    url: str
+    retain_bytes: int
+    flush_if_sec: int = 60
+    rtsp_transport: str = "tcp"
+    mode: str = "record"
+
+
+def add_camera(
+    db_dir: Path,
+    *,
+    name: str,
+    dir_path: Path,
+    streams: dict[str, StreamSpec],
+    description: str = "",
+    username: str | None = None,
+    password: str | None = None,
+) -> Camera:
+    if "main" not in streams:
+        raise errors.InvalidArgument("a camera needs a main stream URL")
+    with open_db(db_dir) as db:
+        d = find_dir(db, dir_path)
+        return db.add_camera(
+            name,
+            description=description,
+            config=CameraConfig(username=username, password=password),
+            streams={t: (d.id, _stream_config(s)) for t, s in streams.items()},
+        )
+
+
+def _stream_config(s: StreamSpec) -> StreamConfig:
+    for scheme in ("rtsp://", "rtsps://", "file:", "/"):
+        if s.url.lower().startswith(scheme):
+            break
+    else:
+        raise errors.InvalidArgument(f"stream URL {s.url!r} must be rtsp://, rtsps:// or a file")
+    cfg = StreamConfig(
+        url=s.url,
+        mode=s.mode,
+        retain_bytes=s.retain_bytes,
+        flush_if_sec=s.flush_if_sec,
+        rtsp_transport=s.rtsp_transport,
+    )
+    cfg.validate()
+    return cfg
+
+
+def edit_camera(
+    db_dir: Path,
+    name: str,
+    *,
+    new_name: str | None = None,
+    description: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    urls: dict[str, str] | None = None,
+    retain_bytes: dict[str, int] | None = None,
+    flush_if_sec: int | None = None,
+    dir_path: Path | None = None,
+) -> Camera:
+    """Changes the named camera; only the given fields change. ``urls`` and
+    ``retain_bytes`` are by stream type; new stream types in ``urls`` are added (they need
+    a directory: the camera's, or ``dir_path``)."""
+    with open_db(db_dir) as db:
+        cam = db.camera_by_name(name)
+        config = cam.config
+        if username is not None or password is not None:
+            config = CameraConfig(
+                username if username is not None else config.username,
+                password if password is not None else config.password,
+                config.onvif_url,
+            )
+        changes: dict[str, tuple[int | None, StreamConfig]] = {}
+        types = set(cam.streams) | set(urls or {})
+        for t in sorted(types):
+            sid = cam.streams.get(t)
+            old = db.streams[sid] if sid is not None else None
+            dir_id = old.sample_file_dir_id if old else None
+            if dir_path is not None:
+                dir_id = find_dir(db, dir_path).id
+            elif dir_id is None and cam.streams:
+                dir_id = db.streams[next(iter(cam.streams.values()))].sample_file_dir_id
+            cfg = StreamConfig.from_json(old.config.to_json()) if old else StreamConfig()
+            if urls and t in urls:
+                cfg = _stream_config(StreamSpec(urls[t], cfg.retain_bytes, cfg.flush_if_sec))
+            if retain_bytes and t in retain_bytes:
+                cfg.retain_bytes = retain_bytes[t]
+            if flush_if_sec is not None:
+                cfg.flush_if_sec = flush_if_sec
+            cfg.validate()
+            changes[t] = (dir_id, cfg)
+        return db.update_camera(
+            cam.id, short_name=new_name, description=description, config=config, streams=changes
+        )
+
+
+def remove_camera(db_dir: Path, name: str, *, delete_recordings: bool) -> int:
+    """Removes a camera. With recordings it is refused unless ``delete_recordings``; then
+    its recordings are deleted first. Returns the number of recordings deleted."""
+    with open_db(db_dir) as db:
+        cam = db.camera_by_name(name)
+        streams = [db.streams[sid] for sid in cam.streams.values()]
+        count = sum(s.committed.num_recordings for s in streams)
+        if count and not delete_recordings:
+            raise errors.FailedPrecondition(
+                f"camera {name!r} has {count} recordings; pass --delete-recordings to delete "
+                "them with the camera"
+            )
+        if count:
+            _delete_recordings(db, [s.id for s in streams])
+        db.delete_camera(cam.id)
+        return count
+
+
+def _delete_recordings(db: Database, stream_ids: list[int]) -> None:
+    dir_ids = {db.streams[sid].sample_file_dir_id for sid in stream_ids} - {None}
+    dirs = {d: open_for_database(db, d, read_only=False) for d in dir_ids if d is not None}
+    try:
+        for sid in stream_ids:
+            db.plan_delete_all_recordings(sid)
+        db.flush("deleting recordings")
+        for dir_id, sdir in dirs.items():
+            garbage = sorted(db.dirs[dir_id].garbage_needs_unlink)
+            for cid in garbage:
+                sdir.unlink(cid)
+            sdir.sync()
+            db.mark_garbage_unlinked(dir_id, garbage)
+        db.flush("forgetting deleted recordings")
+    finally:
+        for sdir in dirs.values():
+            sdir.close()

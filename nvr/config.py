@@ -1,0 +1,191 @@
+"""Daemon settings from a TOML file (``conf/nvr.example.toml`` documents every key).
+
+Cameras, streams and directories live in the database (``nvr config ...``); this file
+holds how the daemon itself runs: where the database is, HTTP binds, the time zone,
+worker limits, rotation and logging. Unknown keys and wrong types are errors that name
+the key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from nvr.base import errors
+
+DEFAULT_DB_DIR = "/var/lib/nvr/db"
+PERMISSIONS = ("viewVideo", "readCameraConfigs", "updateSignals", "adminUsers")
+
+
+@dataclass(frozen=True, slots=True)
+class BindConfig:
+    """One HTTP listener."""
+
+    #: ``host:port`` (``[::1]:8080`` for IPv6; port 0 picks a free one) or ``unix:/path``
+    address: str = "127.0.0.1:8080"
+    #: permissions granted to requests without a session (default: none)
+    allow_unauthenticated: tuple[str, ...] = ()
+    #: trust ``X-Forwarded-For``/``X-Forwarded-Proto`` from a reverse proxy on this bind
+    trust_forward_headers: bool = False
+    #: serve HTTPS with this certificate chain and key (PEM files)
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    db_dir: Path = Path(DEFAULT_DB_DIR)
+    #: IANA zone for day boundaries and displayed times (default: the system's)
+    time_zone: str | None = None
+    binds: tuple[BindConfig, ...] = field(default_factory=lambda: (BindConfig(),))
+    #: threads reading cameras at once (default: the number of recorded streams + 2)
+    worker_threads: int | None = None
+    rotate_interval_sec: int = 60
+    #: a camera that sends nothing for this long is disconnected and retried
+    read_timeout_sec: float = 10.0
+    #: "text" or "json" (one JSON object per line, for journald/log shippers)
+    log_format: str = "text"
+    log_level: str = "info"
+    #: how long HTTP requests may take to finish at shutdown
+    graceful_timeout_sec: float = 5.0
+
+
+def _check_type(key: str, value: Any, expected: type | tuple[type, ...]) -> None:
+    if isinstance(value, bool) and bool not in (
+        expected if isinstance(expected, tuple) else (expected,)
+    ):
+        raise errors.InvalidArgument(f"config: {key} must be {_type_name(expected)}")
+    if not isinstance(value, expected):
+        raise errors.InvalidArgument(f"config: {key} must be {_type_name(expected)}")
+
+
+def _type_name(t: type | tuple[type, ...]) -> str:
+    if isinstance(t, tuple):
+        return " or ".join(x.__name__ for x in t)
+    return {
+        "str": "a string",
+        "int": "an integer",
+        "bool": "true or false",
+        "float": "a number",
+        "list": "a list",
+    }.get(t.__name__, t.__name__)
+
+
+def _parse_bind(i: int, raw: Any) -> BindConfig:
+    where = f"binds[{i}]"
+    if not isinstance(raw, dict):
+        raise errors.InvalidArgument(f"config: {where} must be a table")
+    known = {f.name for f in fields(BindConfig)}
+    for key in raw:
+        if key not in known:
+            raise errors.InvalidArgument(f"config: unknown key {where}.{key}")
+    b = BindConfig()
+    if "address" in raw:
+        _check_type(f"{where}.address", raw["address"], str)
+        b = replace(b, address=raw["address"])
+    if "allow_unauthenticated" in raw:
+        perms = raw["allow_unauthenticated"]
+        _check_type(f"{where}.allow_unauthenticated", perms, list)
+        for p in perms:
+            if p not in PERMISSIONS:
+                raise errors.InvalidArgument(
+                    f"config: {where}.allow_unauthenticated: unknown permission {p!r} "
+                    f"(known: {', '.join(PERMISSIONS)})"
+                )
+        b = replace(b, allow_unauthenticated=tuple(perms))
+    if "trust_forward_headers" in raw:
+        _check_type(f"{where}.trust_forward_headers", raw["trust_forward_headers"], bool)
+        b = replace(b, trust_forward_headers=raw["trust_forward_headers"])
+    for key in ("tls_cert", "tls_key"):
+        if key in raw:
+            _check_type(f"{where}.{key}", raw[key], str)
+            b = replace(b, **{key: raw[key]})
+    if (b.tls_cert is None) != (b.tls_key is None):
+        raise errors.InvalidArgument(f"config: {where} needs both tls_cert and tls_key")
+    parse_address(b.address, where=f"{where}.address")
+    return b
+
+
+def parse_address(address: str, *, where: str = "address") -> tuple[str, int] | str:
+    """``(host, port)`` for ``host:port``, or the path for ``unix:/path``."""
+    if address.startswith("unix:"):
+        path = address[5:]
+        if not path.startswith("/"):
+            raise errors.InvalidArgument(f"config: {where}: unix socket path must be absolute")
+        return path
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise errors.InvalidArgument(
+            f"config: {where}: {address!r} is not host:port (e.g. 127.0.0.1:8080)"
+        )
+    host = host.strip("[]")
+    if not host:
+        raise errors.InvalidArgument(f"config: {where}: {address!r} has no host")
+    return host, int(port)
+
+
+_SCALARS: dict[str, type | tuple[type, ...]] = {
+    "db_dir": str,
+    "time_zone": str,
+    "worker_threads": int,
+    "rotate_interval_sec": int,
+    "read_timeout_sec": (int, float),
+    "log_format": str,
+    "log_level": str,
+    "graceful_timeout_sec": (int, float),
+}
+
+
+def parse_config(data: dict[str, Any]) -> Config:
+    for key in data:
+        if key not in _SCALARS and key != "binds":
+            raise errors.InvalidArgument(f"config: unknown key {key!r}")
+    values: dict[str, Any] = {}
+    for key, t in _SCALARS.items():
+        if key in data:
+            _check_type(key, data[key], t)
+            values[key] = data[key]
+    if "db_dir" in values:
+        values["db_dir"] = Path(values["db_dir"])
+    if "binds" in data:
+        _check_type("binds", data["binds"], list)
+        values["binds"] = tuple(_parse_bind(i, b) for i, b in enumerate(data["binds"]))
+    cfg = Config(**values)
+    if cfg.log_format not in ("text", "json"):
+        raise errors.InvalidArgument('config: log_format must be "text" or "json"')
+    if cfg.log_level not in ("debug", "info", "warning", "error"):
+        raise errors.InvalidArgument("config: log_level must be debug, info, warning or error")
+    if cfg.worker_threads is not None and cfg.worker_threads < 1:
+        raise errors.InvalidArgument("config: worker_threads must be at least 1")
+    if not 0.1 <= cfg.read_timeout_sec <= 600:
+        raise errors.InvalidArgument("config: read_timeout_sec must be 0.1 to 600")
+    if not 1 <= cfg.rotate_interval_sec <= 240:
+        raise errors.InvalidArgument("config: rotate_interval_sec must be 1 to 240")
+    if cfg.time_zone is not None:
+        from nvr.base.time90k import zone
+
+        try:
+            zone(cfg.time_zone)
+        except ValueError as e:
+            raise errors.InvalidArgument(f"config: time_zone: {e}") from None
+    return cfg
+
+
+def load_config(path: Path | str | None) -> Config:
+    """Reads ``path`` (or returns the defaults when it is ``None``)."""
+    if path is None:
+        return Config(db_dir=Path(os.environ.get("NVR_DB_DIR", DEFAULT_DB_DIR)))
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise errors.from_os_error(e, f"reading config {path}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise errors.InvalidArgument(f"config {path}: {e}") from None
+    try:
+        return parse_config(data)
+    except errors.InvalidArgument as e:
+        raise errors.InvalidArgument(f"{path}: {e}") from None

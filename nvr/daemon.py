@@ -1,0 +1,220 @@
+"""The daemon: the nursery tree of DESIGN.md §3, start-up, signals and shutdown order.
+
+```
+run(config)
+└─ core nursery
+   ├─ syncer per sample-file directory
+   ├─ signal watcher, systemd watchdog
+   ├─ (web server: the playback issue adds it)
+   └─ ingest nursery
+      └─ streamer per stream with mode=record
+```
+
+Start-up: open the database (exclusive lock), open every sample-file directory through
+the open interlock, remove garbage and never-committed files, start the syncers, then the
+streamers; then ``READY=1``.
+
+Shutdown, on the first SIGINT/SIGTERM (or ``Daemon.shutdown.set()``): ``STOPPING=1``;
+cancel the ingest nursery (each streamer closes its open recording, shielded and
+time-bounded); then cancel the core nursery, so each syncer does its final flush (every
+completed recording fsynced and committed); close directories and the database. A second
+signal exits the process at once: the database and directories are crash-safe, so that
+loses at most the recordings not yet committed, which start-up cleans up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from dataclasses import dataclass, field
+
+import trio
+
+from nvr.base.clock import Clocks, RealClocks
+from nvr.base.time90k import UNITS_PER_SEC, zone
+from nvr.config import Config
+from nvr.db.database import Database
+from nvr.ingest.source import Opener
+from nvr.ingest.streamer import Streamer, StreamerOptions, rotate_offset_for
+from nvr.storage.dir import SampleFileDir, open_for_database, remove_garbage_and_uncommitted
+from nvr.syncer import Syncer
+from nvr.systemd import Notifier
+
+log = logging.getLogger(__name__)
+
+#: a syncer retrying this long makes the daemon stop pinging the systemd watchdog
+STUCK_SYNCER_LIMIT = 10 * 60 * UNITS_PER_SEC
+
+
+@dataclass
+class Daemon:
+    """A running daemon, as ``run`` reports it through ``task_status.started``."""
+
+    config: Config
+    db: Database
+    syncers: dict[int, Syncer] = field(default_factory=dict)  # by dir id
+    streamers: dict[int, Streamer] = field(default_factory=dict)  # by stream id
+    #: set to begin an orderly shutdown
+    shutdown: trio.Event = field(default_factory=trio.Event)
+
+    def healthy(self, clocks: Clocks) -> bool:
+        """False when a syncer has been failing for longer than ``STUCK_SYNCER_LIMIT``."""
+        now = clocks.realtime()
+        for s in self.syncers.values():
+            st = s.status.value
+            if st.failing_since is not None and now - st.failing_since > STUCK_SYNCER_LIMIT:
+                return False
+        return True
+
+
+def open_dirs(db: Database, *, read_only: bool) -> dict[int, SampleFileDir]:
+    """Opens every directory through the interlock; read-write also cleans up."""
+    dirs: dict[int, SampleFileDir] = {}
+    try:
+        for dir_id in sorted(db.dirs):
+            dirs[dir_id] = open_for_database(db, dir_id, read_only=read_only)
+            if not read_only:
+                removed = remove_garbage_and_uncommitted(db, dir_id, dirs[dir_id])
+                if removed:
+                    log.info("%s: removed %d stale files", db.dirs[dir_id].path, removed)
+        if not read_only and db.has_unflushed_work():
+            db.flush("start-up cleanup")
+    except BaseException:
+        for d in dirs.values():
+            d.close()
+        raise
+    return dirs
+
+
+def recorded_streams(db: Database) -> list[int]:
+    return [
+        s.id
+        for s in db.streams.values()
+        if s.config.mode == "record" and s.sample_file_dir_id is not None and s.config.url
+    ]
+
+
+async def run(
+    config: Config,
+    *,
+    clocks: Clocks | None = None,
+    opener: Opener | None = None,
+    read_only: bool = False,
+    notifier: Notifier | None = None,
+    handle_signals: bool = True,
+    task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Runs the daemon until shutdown. See the module docstring."""
+    clocks = clocks or RealClocks()
+    notifier = notifier or Notifier()
+    db = Database.open(
+        config.db_dir,
+        read_only=read_only,
+        tz=zone(config.time_zone),
+        now=clocks.realtime,
+        monotonic=clocks.monotonic,
+    )
+    try:
+        dirs = open_dirs(db, read_only=read_only)
+        try:
+            daemon = Daemon(config, db)
+            await _run_tree(
+                daemon, dirs, clocks, opener, read_only, notifier, handle_signals, task_status
+            )
+        finally:
+            for d in dirs.values():
+                d.close()
+    finally:
+        db.close()
+    log.info("stopped")
+
+
+async def _run_tree(
+    daemon: Daemon,
+    dirs: dict[int, SampleFileDir],
+    clocks: Clocks,
+    opener: Opener | None,
+    read_only: bool,
+    notifier: Notifier,
+    handle_signals: bool,
+    task_status: trio.TaskStatus[Daemon],
+) -> None:
+    db, config = daemon.db, daemon.config
+    stream_ids = [] if read_only else recorded_streams(db)
+    if opener is None:
+        from nvr.ingest.pyav import PyAvOpener
+
+        limiter = trio.CapacityLimiter(config.worker_threads or len(stream_ids) + 2)
+        opener = PyAvOpener(clocks, limiter)
+    interval = config.rotate_interval_sec * UNITS_PER_SEC
+    async with trio.open_nursery() as core:
+        if handle_signals:
+            core.start_soon(_watch_signals, daemon)
+        if not read_only:
+            for dir_id, sdir in dirs.items():
+                syncer = Syncer(db, dir_id, sdir, clocks)
+                daemon.syncers[dir_id] = syncer
+                await core.start(syncer.run)
+        if notifier.watchdog_interval:
+            core.start_soon(_ping_watchdog, daemon, clocks, notifier)
+        async with trio.open_nursery() as ingest:
+            for sid in stream_ids:
+                stream_dir = db.streams[sid].sample_file_dir_id
+                assert stream_dir is not None
+                streamer = Streamer(
+                    db=db,
+                    stream_id=sid,
+                    sdir=dirs[stream_dir],
+                    sink=daemon.syncers[stream_dir],
+                    opener=opener,
+                    clocks=clocks,
+                    options=StreamerOptions(
+                        rotate_interval=interval,
+                        rotate_offset=rotate_offset_for(sid, interval),
+                        read_timeout=round(config.read_timeout_sec * UNITS_PER_SEC),
+                    ),
+                )
+                daemon.streamers[sid] = streamer
+                ingest.start_soon(streamer.run)
+            log.info(
+                "recording %d streams into %d directories%s",
+                len(stream_ids),
+                len(dirs),
+                " (read-only)" if read_only else "",
+            )
+            notifier.notify("READY=1", f"STATUS=recording {len(stream_ids)} streams")
+            task_status.started(daemon)
+            await daemon.shutdown.wait()
+            log.info("shutting down: closing recordings")
+            notifier.notify("STOPPING=1")
+            ingest.cancel_scope.cancel()
+        log.info("shutting down: final flush")
+        core.cancel_scope.cancel()
+
+
+async def _watch_signals(daemon: Daemon) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            if not daemon.shutdown.is_set():
+                log.info("%s: shutting down (send it again to exit at once)", name)
+                daemon.shutdown.set()
+            else:
+                log.warning("second %s: exiting at once", name)
+                logging.shutdown()
+                os._exit(128 + signum)
+
+
+async def _ping_watchdog(daemon: Daemon, clocks: Clocks, notifier: Notifier) -> None:
+    interval = notifier.watchdog_interval
+    assert interval
+    warned = False
+    while True:
+        if daemon.healthy(clocks):
+            notifier.notify("WATCHDOG=1")
+            warned = False
+        elif not warned:
+            log.error("a syncer is stuck: no longer pinging the systemd watchdog")
+            warned = True
+        await clocks.sleep(interval)
