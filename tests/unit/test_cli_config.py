@@ -1,0 +1,246 @@
+"""``nvr config dir|camera ...``: what a person types, what they see, what the database holds."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from nvr import admin
+from nvr.base import errors
+from nvr.base.blocking import inline_blocking
+from nvr.base.clock import SimulatedClocks
+from nvr.base.time90k import UNITS_PER_SEC
+from nvr.check import check
+from nvr.cli import main
+from nvr.syncer import Syncer
+from nvr.testing.env import open_env
+from tests.support.recording import record_run
+
+
+def nvr(
+    root: Path, *args: str, stdin: str | None = None, monkeypatch: pytest.MonkeyPatch | None = None
+) -> int:
+    if stdin is not None:
+        assert monkeypatch is not None
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    return main(["--db-dir", str(root / "db"), *args])
+
+
+def setup_camera(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert nvr(root, "init") == 0
+    assert nvr(root, "config", "dir", "add", str(root / "sample")) == 0
+    assert (
+        nvr(
+            root,
+            "config",
+            "camera",
+            "add",
+            "--name",
+            "front",
+            "--main-url",
+            "rtsp://192.0.2.1/main",
+            "--sub-url",
+            "rtsp://192.0.2.1/sub",
+            "--dir",
+            str(root / "sample"),
+            "--retain-bytes",
+            "10GiB",
+            "--username",
+            "admin",
+            "--password-stdin",
+            stdin="hunter2\n",
+            monkeypatch=monkeypatch,
+        )
+        == 0
+    )
+
+
+def test_add_and_list_a_camera(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup_camera(tmp_path, monkeypatch)
+    capsys.readouterr()
+    assert nvr(tmp_path, "config", "camera", "list") == 0
+    out = capsys.readouterr().out
+    assert "front" in out and "rtsp://192.0.2.1/main" in out and "keep 10.0 GiB" in out
+    assert "keep 1.0 GiB" in out  # the sub stream keeps a tenth by default
+    assert "hunter2" not in out
+    with admin.open_db(tmp_path / "db", read_only=True) as db:
+        cam = db.camera_by_name("front")
+        assert (cam.config.username, cam.config.password) == ("admin", "hunter2")
+        main_stream = db.streams[cam.streams["main"]]
+        assert main_stream.config.retain_bytes == 10 << 30
+        assert main_stream.config.flush_if_sec == 60
+
+
+def test_edit_changes_only_what_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    setup_camera(tmp_path, monkeypatch)
+    assert (
+        nvr(
+            tmp_path,
+            "config",
+            "camera",
+            "edit",
+            "front",
+            "--name",
+            "back",
+            "--retain-bytes",
+            "5G",
+            "--flush-if-sec",
+            "120",
+        )
+        == 0
+    )
+    with admin.open_db(tmp_path / "db", read_only=True) as db:
+        cam = db.camera_by_name("back")
+        main_cfg = db.streams[cam.streams["main"]].config
+        sub_cfg = db.streams[cam.streams["sub"]].config
+        assert (main_cfg.retain_bytes, sub_cfg.retain_bytes) == (5_000_000_000, 1 << 30)
+        assert main_cfg.flush_if_sec == sub_cfg.flush_if_sec == 120
+        assert main_cfg.url == "rtsp://192.0.2.1/main"
+        assert cam.config.password == "hunter2"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["config", "dir", "add", "/"], "is not empty"),
+        (
+            [
+                "config",
+                "camera",
+                "add",
+                "--name",
+                "front",
+                "--main-url",
+                "rtsp://x/",
+                "--dir",
+                "{root}/sample",
+                "--retain-bytes",
+                "1G",
+            ],
+            "already exists",
+        ),
+        (
+            [
+                "config",
+                "camera",
+                "add",
+                "--name",
+                "x",
+                "--main-url",
+                "http://x/",
+                "--dir",
+                "{root}/sample",
+                "--retain-bytes",
+                "1G",
+            ],
+            "must be rtsp://",
+        ),
+        (
+            [
+                "config",
+                "camera",
+                "add",
+                "--name",
+                "x",
+                "--main-url",
+                "rtsp://x/",
+                "--dir",
+                "{root}/elsewhere",
+                "--retain-bytes",
+                "1G",
+            ],
+            "is not a sample file directory",
+        ),
+        (
+            [
+                "config",
+                "camera",
+                "add",
+                "--name",
+                "x",
+                "--main-url",
+                "rtsp://x/",
+                "--dir",
+                "{root}/sample",
+                "--retain-bytes",
+                "lots",
+            ],
+            "unparseable size",
+        ),
+        (["config", "camera", "edit", "nobody", "--name", "y"], "no camera named 'nobody'"),
+    ],
+)
+def test_mistakes_give_one_line_and_exit_1(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    setup_camera(tmp_path, monkeypatch)
+    capsys.readouterr()
+    assert nvr(tmp_path, *[a.format(root=tmp_path) for a in args]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_config_refuses_while_the_daemon_holds_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup_camera(tmp_path, monkeypatch)
+    with admin.open_db(tmp_path / "db"):
+        capsys.readouterr()
+        assert nvr(tmp_path, "config", "camera", "list") == 1
+    assert "locked by another nvr process" in capsys.readouterr().err
+
+
+async def test_remove_refuses_recordings_unless_told(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    setup_camera(tmp_path, monkeypatch)
+    clocks = SimulatedClocks(1_700_000_000 * UNITS_PER_SEC)
+    with inline_blocking():
+        env = open_env(tmp_path, now=clocks.realtime, monotonic=clocks.monotonic)
+        syncer = Syncer(env.db, env.dir_id, env.sdir, clocks)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(syncer.run)
+            await record_run(env, syncer, clocks, env.stream_ids[0], frames=150 * 30)
+            nursery.cancel_scope.cancel()
+        env.close()
+    capsys.readouterr()
+    assert nvr(tmp_path, "config", "camera", "remove", "front") == 1
+    assert "has 3 recordings; pass --delete-recordings" in capsys.readouterr().err
+    assert nvr(tmp_path, "config", "camera", "remove", "front", "--delete-recordings") == 0
+    assert "removed camera front and 3 recordings" in capsys.readouterr().out
+    assert [p.name for p in (tmp_path / "sample").iterdir()] == ["meta"]
+    assert check(tmp_path / "db").problems == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("123", 123),
+        ("500M", 500_000_000),
+        ("1.5GB", 1_500_000_000),
+        ("10GiB", 10 << 30),
+        ("2t", 2 * 10**12),
+        ("1 KiB", 1024),
+    ],
+)
+def test_parse_size(text: str, value: int) -> None:
+    assert admin.parse_size(text) == value
+
+
+def test_parse_size_rejects_garbage() -> None:
+    for text in ("", "G", "1.2.3", "-5", "5X", "5i"):
+        with pytest.raises(errors.InvalidArgument):
+            admin.parse_size(text)

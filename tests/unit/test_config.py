@@ -1,0 +1,81 @@
+"""The daemon's TOML settings: defaults, the example file, and one clear error per mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nvr.base import errors
+from nvr.config import BindConfig, Config, load_config, parse_address, parse_config
+
+EXAMPLE = Path(__file__).parents[2] / "conf" / "nvr.example.toml"
+
+
+def test_example_file_gives_the_defaults() -> None:
+    assert load_config(EXAMPLE) == Config()
+
+
+def test_values_are_read() -> None:
+    cfg = parse_config(
+        {
+            "db_dir": "/srv/nvr/db",
+            "time_zone": "Europe/Berlin",
+            "worker_threads": 8,
+            "rotate_interval_sec": 30,
+            "read_timeout_sec": 2.5,
+            "log_format": "json",
+            "binds": [
+                {"address": "[::]:0", "allow_unauthenticated": ["viewVideo"]},
+                {"address": "unix:/run/nvr.sock", "trust_forward_headers": True},
+            ],
+        }
+    )
+    assert cfg.db_dir == Path("/srv/nvr/db")
+    assert (cfg.time_zone, cfg.worker_threads, cfg.rotate_interval_sec) == ("Europe/Berlin", 8, 30)
+    assert cfg.read_timeout_sec == 2.5 and cfg.log_format == "json"
+    assert cfg.binds == (
+        BindConfig("[::]:0", ("viewVideo",)),
+        BindConfig("unix:/run/nvr.sock", (), True),
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"db_dri": "/x"}, "unknown key 'db_dri'"),
+        ({"worker_threads": "8"}, "worker_threads must be an integer"),
+        ({"worker_threads": True}, "worker_threads must be an integer"),
+        ({"worker_threads": 0}, "worker_threads must be at least 1"),
+        ({"rotate_interval_sec": 300}, "rotate_interval_sec must be 1 to 240"),
+        ({"log_format": "xml"}, "log_format"),
+        ({"time_zone": "Mars/Olympus"}, "time_zone"),
+        ({"binds": [{"address": "localhost"}]}, "is not host:port"),
+        ({"binds": [{"address": "unix:relative"}]}, "must be absolute"),
+        ({"binds": [{"adress": "x:1"}]}, "unknown key binds[0].adress"),
+        ({"binds": [{"allow_unauthenticated": ["watch"]}]}, "unknown permission 'watch'"),
+        ({"binds": [{"tls_cert": "/c.pem"}]}, "needs both tls_cert and tls_key"),
+        ({"binds": {"address": "x:1"}}, "binds must be a list"),
+    ],
+)
+def test_mistakes_are_named(data: dict[str, object], message: str) -> None:
+    with pytest.raises(errors.InvalidArgument) as info:
+        parse_config(data)
+    assert message in str(info.value)
+
+
+def test_file_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("rotate_interval_sec = [")
+    with pytest.raises(errors.InvalidArgument, match=str(bad)):
+        load_config(bad)
+    with pytest.raises(errors.NotFound):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_parse_address() -> None:
+    assert parse_address("127.0.0.1:8080") == ("127.0.0.1", 8080)
+    assert parse_address("[::1]:0") == ("::1", 0)
+    assert parse_address("unix:/run/x.sock") == "/run/x.sock"
+    with pytest.raises(errors.InvalidArgument):
+        parse_address("127.0.0.1:99999")
