@@ -2,8 +2,9 @@
 
 Each subcommand is a small function taking the parsed arguments and returning an exit
 status; the work itself lives in the layers below. Errors the user can act on
-(``NvrError``) print one line to stderr and exit 1; bad flags exit 2 (argparse's usage
-line); nothing prints a traceback unless ``NVR_DEBUG`` is set.
+(``NvrError``) print one line to stderr and exit 1, or 2 when the input itself is wrong
+(bad flags: argparse's usage line; bad values or config: ``InvalidArgument``); nothing
+prints a traceback unless ``NVR_DEBUG`` is set.
 """
 
 from __future__ import annotations
@@ -356,7 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("NVR_DEBUG"):
             raise
         print(f"nvr {args.command}: {e}", file=sys.stderr)
-        return 1
+        # Like argparse: 2 for what the user typed or configured wrong, 1 for the rest.
+        return 2 if isinstance(e, errors.InvalidArgument) else 1
     except KeyboardInterrupt:
         return 130
 

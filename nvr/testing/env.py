@@ -54,8 +54,9 @@ def create_env(
         SampleFileDir.create(sample_dir, db.uuid, dir_uuid)
         row = db.add_sample_file_dir(str(sample_dir), dir_uuid)
         for i in range(streams):
-            cfg = StreamConfig(url=f"rtsp://cam{i}/main", retain_bytes=retain_bytes,
-                               flush_if_sec=flush_if_sec)
+            cfg = StreamConfig(
+                url=f"rtsp://cam{i}/main", retain_bytes=retain_bytes, flush_if_sec=flush_if_sec
+            )
             db.add_camera(f"cam{i}", config=CameraConfig(), streams={"main": (row.id, cfg)})
         db.insert_video_sample_entry(TEST_SAMPLE_ENTRY)
 
@@ -77,5 +78,5 @@ def open_env(
     if db.has_unflushed_work():
         db.flush("startup")
     stream_ids = sorted(db.streams)
-    entry_id = next(iter(db.video_sample_entries))
+    entry_id = db.insert_video_sample_entry(TEST_SAMPLE_ENTRY)
     return RecordingEnv(db_dir, sample_dir, db, sdir, dir_id, stream_ids, entry_id)
