@@ -52,7 +52,9 @@ create table camera (
 );
 
 create table stream (
-  id integer primary key,
+  -- never reused (autoincrement): composite ids of a deleted stream's recordings may
+  -- still name files listed in garbage, and must not collide with a new stream's
+  id integer primary key autoincrement,
   camera_id integer not null references camera (id),
   sample_file_dir_id integer references sample_file_dir (id),  -- NULL: not recorded
   type text not null check (type in ('main', 'sub', 'ext')),
