@@ -31,6 +31,7 @@ import uuid as uuidlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from nvr.base import errors
 from nvr.base.clock import Stopwatch
@@ -210,6 +211,7 @@ class ListedRecording:
     flags: int
     prev_media_duration_90k: Duration
     prev_runs: int
+    end_reason: str | None = None
     growing: bool = False
     committed: bool = True
 
@@ -222,20 +224,59 @@ class ListedRecording:
         return self.start_time_90k + self.wall_duration_90k
 
     @classmethod
-    def from_row(cls, row: tuple[int, ...]) -> ListedRecording:
-        (cid, open_id, start, wall, delta, samples, sync, entry, nbytes, run_offset, flags,
-         prev_media, prev_runs) = row
-        return cls(cid, open_id, start, wall, wall + delta, samples, sync, entry, nbytes,
-                   run_offset, flags, prev_media, prev_runs)
+    def from_row(cls, row: tuple[Any, ...]) -> ListedRecording:
+        (
+            cid,
+            open_id,
+            start,
+            wall,
+            delta,
+            samples,
+            sync,
+            entry,
+            nbytes,
+            run_offset,
+            flags,
+            prev_media,
+            prev_runs,
+            end_reason,
+        ) = row
+        return cls(
+            cid,
+            open_id,
+            start,
+            wall,
+            wall + delta,
+            samples,
+            sync,
+            entry,
+            nbytes,
+            run_offset,
+            flags,
+            prev_media,
+            prev_runs,
+            end_reason,
+        )
 
     @classmethod
     def from_pending(cls, p: PendingRecording) -> ListedRecording:
         return cls(
-            p.composite_id, p.open_id, p.start_time_90k, p.wall_duration_90k,
-            p.media_duration_90k, p.video_samples, p.video_sync_samples,
-            p.video_sample_entry_id, p.sample_file_bytes, p.run_offset, p.flags,
-            p.prev_media_duration_90k, p.prev_runs,
-            growing=p.state is PendingState.GROWING, committed=False,
+            p.composite_id,
+            p.open_id,
+            p.start_time_90k,
+            p.wall_duration_90k,
+            p.media_duration_90k,
+            p.video_samples,
+            p.video_sync_samples,
+            p.video_sample_entry_id,
+            p.sample_file_bytes,
+            p.run_offset,
+            p.flags,
+            p.prev_media_duration_90k,
+            p.prev_runs,
+            p.end_reason,
+            growing=p.state is PendingState.GROWING,
+            committed=False,
         )
 
 
@@ -259,6 +300,8 @@ class StreamSummary:
 
     num_recordings: int = 0
     sample_file_bytes: int = 0
+    #: bytes the files occupy on disk (each rounded up to a whole filesystem block)
+    fs_bytes: int = 0
     duration_90k: Duration = 0
     range_start: Time | None = None
     range_end: Time | None = None
@@ -303,6 +346,14 @@ class FlushResult:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+FS_BLOCK = 4096
+
+
+def fs_bytes(nbytes: int) -> int:
+    """The disk space a file of ``nbytes`` takes, in whole 4 KiB blocks."""
+    return -(-nbytes // FS_BLOCK) * FS_BLOCK
 
 
 def day_key(t: Time, tz: dt.tzinfo) -> str:
@@ -480,8 +531,15 @@ class Database:
                     f"database schema is version {version}, newer than this nvr "
                     f"supports ({SCHEMA_VERSION}): run a newer nvr"
                 )
-            db = cls(conn, lock_fd, db_dir=db_dir, read_only=read_only, tz=tz, now=now,
-                     monotonic=monotonic)
+            db = cls(
+                conn,
+                lock_fd,
+                db_dir=db_dir,
+                read_only=read_only,
+                tz=tz,
+                now=now,
+                monotonic=monotonic,
+            )
         except BaseException:
             os.close(lock_fd)
             raise
@@ -551,8 +609,16 @@ class Database:
             )
         for row in raw.list_streams(conn):
             sid, cam_id, dir_id, type_, cfg, cum_rec, cum_media, cum_runs = row
-            stream = Stream(sid, cam_id, type_, dir_id, StreamConfig.from_json(cfg), cum_rec,
-                            cum_media, cum_runs)
+            stream = Stream(
+                sid,
+                cam_id,
+                type_,
+                dir_id,
+                StreamConfig.from_json(cfg),
+                cum_rec,
+                cum_media,
+                cum_runs,
+            )
             self.streams[sid] = stream
             self.cameras[cam_id].streams[type_] = sid
             for start, wall, nbytes in raw.stream_summary_rows(conn, sid):
@@ -572,6 +638,7 @@ class Database:
     def _add_to_summary(self, s: StreamSummary, start: Time, wall: Duration, nbytes: int) -> None:
         s.num_recordings += 1
         s.sample_file_bytes += nbytes
+        s.fs_bytes += fs_bytes(nbytes)
         s.duration_90k += wall
         end = start + wall
         s.range_start = start if s.range_start is None else min(s.range_start, start)
@@ -581,11 +648,13 @@ class Database:
             total.recordings += 1
             total.duration_90k += d
 
-    def _remove_from_summary(self, stream: Stream, start: Time, wall: Duration,
-                             nbytes: int) -> None:
+    def _remove_from_summary(
+        self, stream: Stream, start: Time, wall: Duration, nbytes: int
+    ) -> None:
         s = stream.committed
         s.num_recordings -= 1
         s.sample_file_bytes -= nbytes
+        s.fs_bytes -= fs_bytes(nbytes)
         s.duration_90k -= wall
         for day, d in split_by_day(start, wall, self.tz):
             total = s.days[day]
@@ -655,8 +724,9 @@ class Database:
         cam_uuid = uuidlib.uuid4()
         stream_ids: dict[str, int] = {}
         with self._transaction(f"adding camera {short_name}") as conn:
-            cam_id = raw.insert_camera(conn, cam_uuid.bytes, short_name, description,
-                                       config.to_json())
+            cam_id = raw.insert_camera(
+                conn, cam_uuid.bytes, short_name, description, config.to_json()
+            )
             for type_, (dir_id, scfg) in streams.items():
                 stream_ids[type_] = raw.insert_stream(conn, cam_id, dir_id, type_, scfg.to_json())
         cam = Camera(cam_id, cam_uuid, short_name, description, config, dict(stream_ids))
@@ -667,7 +737,9 @@ class Database:
         return cam
 
     def _check_camera_fields(
-        self, short_name: str, camera_id: int | None,
+        self,
+        short_name: str,
+        camera_id: int | None,
         streams: dict[str, tuple[int | None, StreamConfig]],
     ) -> None:
         if not 1 <= len(short_name) <= 64:
@@ -716,8 +788,9 @@ class Database:
             for type_, (dir_id, scfg) in streams.items():
                 sid = cam.streams.get(type_)
                 if sid is None:
-                    new_ids[type_] = raw.insert_stream(conn, camera_id, dir_id, type_,
-                                                       scfg.to_json())
+                    new_ids[type_] = raw.insert_stream(
+                        conn, camera_id, dir_id, type_, scfg.to_json()
+                    )
                 else:
                     raw.update_stream(conn, sid, dir_id, scfg.to_json())
         cam.short_name, cam.description, cam.config = short_name, description, config
@@ -797,8 +870,13 @@ class Database:
             return existing
         with self._transaction("inserting a video sample entry") as conn:
             eid = raw.insert_video_sample_entry(
-                conn, entry.width, entry.height, entry.rfc6381_codec, entry.data,
-                entry.pasp_h_spacing, entry.pasp_v_spacing,
+                conn,
+                entry.width,
+                entry.height,
+                entry.rfc6381_codec,
+                entry.data,
+                entry.pasp_h_spacing,
+                entry.pasp_v_spacing,
             )
         self.video_sample_entries[eid] = entry
         self._entry_ids[entry.data] = eid
@@ -843,7 +921,8 @@ class Database:
             prev_runs=prev_runs,
             video_sample_entry_id=video_sample_entry_id,
             local_time_since_open_90k=(self._monotonic() - self._open_monotonic)
-            if self._monotonic else 0,
+            if self._monotonic
+            else 0,
         )
         stream.pending.append(rec)
         self._notify_change(stream_id)
@@ -941,10 +1020,12 @@ class Database:
                 n += 1
             if n:
                 to_commit[s.id] = s.pending[:n]
-        to_delete = {s.id: list(s.planned_deletions) for s in self.streams.values()
-                     if s.planned_deletions}
-        to_forget = {d.id: sorted(d.garbage_unlinked) for d in self.dirs.values()
-                     if d.garbage_unlinked}
+        to_delete = {
+            s.id: list(s.planned_deletions) for s in self.streams.values() if s.planned_deletions
+        }
+        to_forget = {
+            d.id: sorted(d.garbage_unlinked) for d in self.dirs.values() if d.garbage_unlinked
+        }
         new_counters: dict[int, tuple[int, int, int]] = {}
         with self._transaction(f"flush ({reason})") as conn:
             for sid, recs in to_commit.items():
@@ -979,23 +1060,28 @@ class Database:
             s.cum_recordings, s.cum_media_duration_90k, s.cum_runs = new_counters[sid]
             del s.pending[: len(recs)]
             for r in recs:
-                self._add_to_summary(s.committed, r.start_time_90k, r.wall_duration_90k,
-                                     r.sample_file_bytes)
+                self._add_to_summary(
+                    s.committed, r.start_time_90k, r.wall_duration_90k, r.sample_file_bytes
+                )
         for sid, dels in to_delete.items():
             s = self.streams[sid]
             del s.planned_deletions[: len(dels)]
             assert s.sample_file_dir_id is not None
             garbage = self.dirs[s.sample_file_dir_id].garbage_needs_unlink
             for d in dels:
-                self._remove_from_summary(s, d.start_time_90k, d.wall_duration_90k,
-                                          d.sample_file_bytes)
+                self._remove_from_summary(
+                    s, d.start_time_90k, d.wall_duration_90k, d.sample_file_bytes
+                )
                 garbage.add(d.composite_id)
             self._refresh_range(s)
         for dir_id, cids in to_forget.items():
             self.dirs[dir_id].garbage_unlinked.difference_update(cids)
         self.flush_count += 1
-        result = FlushResult(sum(map(len, to_commit.values())), sum(map(len, to_delete.values())),
-                             sum(map(len, to_forget.values())))
+        result = FlushResult(
+            sum(map(len, to_commit.values())),
+            sum(map(len, to_delete.values())),
+            sum(map(len, to_forget.values())),
+        )
         log.debug("flush (%s): %s", reason, result)
         for sid in to_commit:
             self._notify_change(sid)
@@ -1011,6 +1097,27 @@ class Database:
 
     def streams_in_dir(self, dir_id: int) -> list[Stream]:
         return [s for s in self.streams.values() if s.sample_file_dir_id == dir_id]
+
+    def stream_summary(self, stream_id: int) -> StreamSummary:
+        """The stream's totals over committed and pending recordings (growing ones
+        included, as far as they have grown), as the API reports them."""
+        stream = self._stream(stream_id)
+        c = stream.committed
+        out = StreamSummary(
+            c.num_recordings,
+            c.sample_file_bytes,
+            c.fs_bytes,
+            c.duration_90k,
+            c.range_start,
+            c.range_end,
+            {day: DayTotal(t.recordings, t.duration_90k) for day, t in c.days.items()},
+        )
+        for p in stream.pending:
+            if p.video_samples:
+                self._add_to_summary(
+                    out, p.start_time_90k, p.wall_duration_90k, p.sample_file_bytes
+                )
+        return out
 
     # -- reads --------------------------------------------------------------------------
 

@@ -302,7 +302,7 @@ def delete_garbage(conn: sqlite3.Connection, dir_id: int, cid: int) -> None:
 # Columns of the covering index, in the order ``ListedRow`` expects.
 _LIST_COLUMNS = """composite_id, open_id, start_time_90k, wall_duration_90k,
     media_duration_delta_90k, video_samples, video_sync_samples, video_sample_entry_id,
-    sample_file_bytes, run_offset, flags, prev_media_duration_90k, prev_runs"""
+    sample_file_bytes, run_offset, flags, prev_media_duration_90k, prev_runs, end_reason"""
 
 
 def list_recordings_by_time(

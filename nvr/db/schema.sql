@@ -98,7 +98,7 @@ create table recording (
 create index recording_cover on recording (
   stream_id, start_time_90k, open_id, wall_duration_90k, media_duration_delta_90k,
   video_samples, video_sync_samples, video_sample_entry_id, sample_file_bytes,
-  run_offset, flags, prev_media_duration_90k, prev_runs
+  run_offset, flags, prev_media_duration_90k, prev_runs, end_reason
 );
 
 -- Diagnostics about a recording's timing and content; not needed for playback.

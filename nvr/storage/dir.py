@@ -315,7 +315,12 @@ def check_interlock(meta: DirMeta, *, path: str, db_uuid: uuidlib.UUID,
             f"sample file directory {path} is not the directory this database knows "
             f"(found directory {meta.dir_uuid}, expected {dir_uuid}): was a disk swapped?"
         )
-    if last_complete_open in (meta.last_complete_open, meta.in_progress_open):
+    if last_complete_open is None:
+        # The database never completed an open of this directory: neither may the meta
+        # (an open in progress is the crash window of the very first open).
+        if meta.last_complete_open is None:
+            return
+    elif last_complete_open in (meta.last_complete_open, meta.in_progress_open):
         return
     said = meta.last_complete_open.id if meta.last_complete_open else "none"
     expected = last_complete_open.id if last_complete_open else "none"

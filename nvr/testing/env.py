@@ -72,11 +72,20 @@ def open_env(
     directory through the interlock (wrapped in a ``FaultyDir``), start-up cleanup."""
     db_dir, sample_dir = root / "db", root / "sample"
     db = Database.open(db_dir, tz=tz, now=now, monotonic=monotonic)
-    dir_id = next(iter(db.dirs))
-    sdir = FaultyDir.wrap(open_for_database(db, dir_id, read_only=False))
-    remove_garbage_and_uncommitted(db, dir_id, sdir)
-    if db.has_unflushed_work():
-        db.flush("startup")
+    try:
+        dir_id = next(iter(db.dirs))
+        sdir = FaultyDir.wrap(open_for_database(db, dir_id, read_only=False))
+    except BaseException:
+        db.close()
+        raise
+    try:
+        remove_garbage_and_uncommitted(db, dir_id, sdir)
+        if db.has_unflushed_work():
+            db.flush("startup")
+        entry_id = db.insert_video_sample_entry(TEST_SAMPLE_ENTRY)
+    except BaseException:
+        sdir.close()
+        db.close()
+        raise
     stream_ids = sorted(db.streams)
-    entry_id = db.insert_video_sample_entry(TEST_SAMPLE_ENTRY)
     return RecordingEnv(db_dir, sample_dir, db, sdir, dir_id, stream_ids, entry_id)

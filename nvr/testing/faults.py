@@ -45,8 +45,14 @@ class FaultyDir(SampleFileDir):
         self._faults: dict[str, _Fault] = {}
         self._crash_at: dict[str, int] = {}
 
-    def fail(self, op: str, errno: int = errno_mod.EIO, *, times: int | None = None,
-             partial: bool = False) -> None:
+    def fail(
+        self,
+        op: str,
+        errno: int = errno_mod.EIO,
+        *,
+        times: int | None = None,
+        partial: bool = False,
+    ) -> None:
         """Makes the next ``times`` calls of ``op`` (all, if None) fail with ``errno``.
         With ``partial``, a failing ``write_all`` first writes half its data."""
         assert op in OPS, op

@@ -1,0 +1,331 @@
+"""``nvr check``: a clean recorded database passes; each corruption gives exactly one line.
+Also the command line: ``init``, ``check``, ``ts`` and bad flags."""
+
+from __future__ import annotations
+
+import calendar
+import os
+import re
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from nvr import cli
+from nvr.base.blocking import inline_blocking
+from nvr.base.clock import SimulatedClocks
+from nvr.base.time90k import UNITS_PER_SEC
+from nvr.check import check
+from nvr.storage.dir import META_FILE, DirMeta, file_name
+from nvr.syncer import Syncer
+from nvr.testing.env import create_env, open_env
+from tests.support.recording import record_run, synth_frame
+
+T0 = 1_700_000_000 * UNITS_PER_SEC
+SEC = UNITS_PER_SEC
+
+
+@pytest.fixture(autouse=True)
+def _inline() -> Iterator[None]:
+    with inline_blocking():
+        yield
+
+
+@dataclass
+class Recorded:
+    """A closed database with three committed 1 s recordings (ids 0, 1, 2) of one run."""
+
+    root: Path
+    db_dir: Path
+    sample_dir: Path
+    stream_id: int
+    sizes: list[int]
+
+    def cid(self, rec_id: int) -> int:
+        return self.stream_id << 32 | rec_id
+
+    def path(self, rec_id: int) -> Path:
+        return self.sample_dir / file_name(self.cid(rec_id))
+
+    def sql(self, statement: str, *params: object) -> None:
+        conn = sqlite3.connect(self.db_dir / "db")
+        with conn:
+            cur = conn.execute(statement, params)
+            assert cur.rowcount == 1, statement
+        conn.close()
+
+    def value(self, query: str, *params: object) -> int:
+        conn = sqlite3.connect(self.db_dir / "db")
+        (v,) = conn.execute(query, params).fetchone()
+        conn.close()
+        return int(v)
+
+
+@pytest.fixture
+async def recorded(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> Recorded:
+    create_env(tmp_path, streams=1, flush_if_sec=0)
+    clocks = SimulatedClocks(T0)
+    env = open_env(tmp_path, now=clocks.realtime, monotonic=clocks.monotonic)
+    syncer = Syncer(env.db, env.dir_id, env.sdir, clocks)
+    (sid,) = env.stream_ids
+    await record_run(env, syncer, clocks, sid, frames=90, rotate_every=SEC)
+    await syncer.run_once()
+    assert env.db.streams[sid].cum_recordings == 3
+    env.close()
+    sizes = [sum(len(synth_frame(i).data) for i in range(30 * n, 30 * n + 30)) for n in range(3)]
+    return Recorded(tmp_path, env.db_dir, env.sample_dir, sid, sizes)
+
+
+async def test_clean(
+    autojump_clock: trio.testing.MockClock, recorded: Recorded
+) -> None:
+    for hash_files in (False, True):
+        report = check(recorded.db_dir, hash_files=hash_files)
+        assert report.problems == []
+        assert report.ok
+        assert (report.recordings, report.files, report.garbage, report.uncommitted_files) == (
+            3, 3, 0, 0)
+
+
+async def test_garbage_and_uncommitted_files_are_fine(
+    autojump_clock: trio.testing.MockClock, recorded: Recorded
+) -> None:
+    # Recording 0 moved to garbage (its file not unlinked yet); a never-committed file.
+    cid0 = recorded.cid(0)
+    dir_id = recorded.value("select id from sample_file_dir")
+    conn = sqlite3.connect(recorded.db_dir / "db")
+    with conn:
+        for table in ("recording_playback", "recording_integrity", "recording"):
+            conn.execute(f"delete from {table} where composite_id = ?", (cid0,))
+        conn.execute("insert into garbage values (?, ?)", (dir_id, cid0))
+    conn.close()
+    recorded.path(3).write_bytes(b"half a recording")
+    report = check(recorded.db_dir)
+    assert report.problems == []
+    assert (report.recordings, report.files, report.garbage, report.uncommitted_files) == (
+        2, 4, 1, 1)
+
+
+# Each corruption: (change, the one problem line it must give). ``R`` is the fixture.
+Corruption = Callable[[Recorded], str]
+
+
+def _missing(r: Recorded) -> str:
+    r.path(1).unlink()
+    return f"recording {file_name(r.cid(1))}: sample file is missing"
+
+
+def _truncated(r: Recorded) -> str:
+    os.truncate(r.path(1), r.sizes[1] - 1)
+    return (f"recording {file_name(r.cid(1))}: sample file is {r.sizes[1] - 1} bytes, "
+            f"row says {r.sizes[1]}")
+
+
+def _extra_byte(r: Recorded) -> str:
+    with open(r.path(2), "ab") as f:
+        f.write(b"\0")
+    return (f"recording {file_name(r.cid(2))}: sample file is {r.sizes[2] + 1} bytes, "
+            f"row says {r.sizes[2]}")
+
+
+def _orphan(r: Recorded) -> str:
+    # The row of recording 1 is gone, not to garbage: its file, with an id below
+    # cum_recordings, belongs to nothing.
+    for table in ("recording_playback", "recording_integrity", "recording"):
+        r.sql(f"delete from {table} where composite_id = ?", r.cid(1))
+    return f"dir {r.sample_dir}: file {file_name(r.cid(1))} has no recording row"
+
+
+def _unknown_stream(r: Recorded) -> str:
+    (r.sample_dir / file_name(77 << 32 | 5)).write_bytes(b"x" * 10)
+    return f"dir {r.sample_dir}: file {file_name(77 << 32 | 5)} of unknown stream 77"
+
+
+def _bad_index(r: Recorded) -> str:
+    r.sql("update recording_playback set video_index = ? where composite_id = ?",
+          b"\xff", r.cid(1))
+    return (f"recording {file_name(r.cid(1))}: video_index frame 0: truncated varint "
+            "(the index ends inside it)")
+
+
+def _samples_disagree(r: Recorded) -> str:
+    r.sql("update recording set video_samples = 31 where composite_id = ?", r.cid(0))
+    return (f"recording {file_name(r.cid(0))}: video_index does not match its recording: "
+            "frames 30 (row says 31)")
+
+
+def _prev_media(r: Recorded) -> str:
+    # Recording 2 claims 1 tick more before it; the stream's total agrees with it, so
+    # only the step from recording 1 to 2 is wrong.
+    r.sql("update recording set prev_media_duration_90k = prev_media_duration_90k + 1 "
+          "where composite_id = ?", r.cid(2))
+    r.sql("update stream set cum_media_duration_90k = cum_media_duration_90k + 1 "
+          "where id = ?", r.stream_id)
+    return (f"recording {file_name(r.cid(2))}: prev_media_duration_90k {2 * SEC + 1} != "
+            f"previous recording's {SEC} + {SEC}")
+
+
+def _gap_in_run(r: Recorded) -> str:
+    r.sql("update recording set start_time_90k = start_time_90k + 90 where composite_id = ?",
+          r.cid(2))
+    return (f"recording {file_name(r.cid(2))}: starts at {T0 + 2 * SEC + 90} but the previous "
+            f"recording of its run ends at {T0 + 2 * SEC}")
+
+
+def _wall_too_far(r: Recorded) -> str:
+    # 46 ticks is just over 500 ppm of 1 s (45 ticks); the media duration stays.
+    r.sql("update recording set wall_duration_90k = wall_duration_90k + 46, "
+          "media_duration_delta_90k = media_duration_delta_90k - 46 where composite_id = ?",
+          r.cid(2))
+    return (f"recording {file_name(r.cid(2))}: wall duration {SEC + 46} differs from media "
+            f"duration {SEC} by more than 500 ppm")
+
+
+def _other_database_meta(r: Recorded) -> str:
+    meta_path = r.sample_dir / META_FILE
+    meta = DirMeta.decode(meta_path.read_bytes(), "x")
+    stranger = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    meta_path.write_bytes(DirMeta(stranger, meta.dir_uuid, meta.last_complete_open).encode())
+    return (f"dir {r.sample_dir}: sample file directory {r.sample_dir} belongs to another "
+            f"database (its meta names database {stranger}, this database is {meta.db_uuid})")
+
+
+CORRUPTIONS: dict[str, Corruption] = {
+    "missing": _missing,
+    "truncated": _truncated,
+    "extra_byte": _extra_byte,
+    "orphan": _orphan,
+    "unknown_stream": _unknown_stream,
+    "bad_index": _bad_index,
+    "samples_disagree": _samples_disagree,
+    "prev_media": _prev_media,
+    "gap_in_run": _gap_in_run,
+    "wall_too_far": _wall_too_far,
+    "other_database_meta": _other_database_meta,
+}
+
+
+@pytest.mark.parametrize("name", list(CORRUPTIONS))
+async def test_each_corruption_gives_one_line(
+    autojump_clock: trio.testing.MockClock, recorded: Recorded, name: str
+) -> None:
+    expected = CORRUPTIONS[name](recorded)
+    for hash_files in (False, True):
+        report = check(recorded.db_dir, hash_files=hash_files)
+        assert len(report.problems) == 1, report.problems
+        (line,) = report.problems
+        assert "\n" not in line
+        assert line == expected
+
+
+async def test_wrong_sha256_needs_hash_files(
+    autojump_clock: trio.testing.MockClock, recorded: Recorded
+) -> None:
+    data = bytearray(recorded.path(1).read_bytes())
+    data[100] ^= 0xFF  # same size, different content
+    recorded.path(1).write_bytes(bytes(data))
+    assert check(recorded.db_dir).problems == []
+    assert check(recorded.db_dir, hash_files=True).problems == [
+        f"recording {file_name(recorded.cid(1))}: sample file's SHA-256 differs from the row's"
+    ]
+
+
+# ----------------------------------------------------------------------------- the CLI
+
+
+def test_cli_init_twice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db_dir = tmp_path / "new"
+    assert cli.main(["--db-dir", str(db_dir), "init"]) == 0
+    out, err = capsys.readouterr()
+    assert re.fullmatch(rf"created database [0-9a-f-]{{36}} in {re.escape(str(db_dir))}\n", out)
+    assert err == ""
+    before = (db_dir / "db").read_bytes()
+    assert cli.main(["--db-dir", str(db_dir), "init"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (f"nvr init: a database already exists at {db_dir / 'db'}; "
+                   "refusing to touch it\n")
+    assert (db_dir / "db").read_bytes() == before
+    # The option may follow the subcommand too.
+    assert cli.main(["init", "--db-dir", str(db_dir)]) == 1
+    assert capsys.readouterr().err.startswith(f"nvr init: a database already exists at {db_dir}")
+    assert cli.main(["--db-dir", str(tmp_path / "ignored"), "init", "--db-dir",
+                     str(tmp_path / "other")]) == 0
+    assert capsys.readouterr().out.endswith(f" in {tmp_path / 'other'}\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "other"]
+
+
+async def test_cli_check(
+    autojump_clock: trio.testing.MockClock, recorded: Recorded, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--db-dir", str(recorded.db_dir), "check"]
+    assert cli.main(args) == 0
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == "checked 3 recordings, 3 files (0 garbage, 0 never committed): 0 problems\n"
+
+    data = bytearray(recorded.path(0).read_bytes())
+    data[0] ^= 1
+    recorded.path(0).write_bytes(bytes(data))
+    assert cli.main(args) == 0  # sizes still match
+    capsys.readouterr()
+    assert cli.main([*args, "--hash"]) == 1
+    out, err = capsys.readouterr()
+    assert out == (f"recording {file_name(recorded.cid(0))}: sample file's SHA-256 differs "
+                   "from the row's\n")
+    assert err == "checked 3 recordings, 3 files (0 garbage, 0 never committed): 1 problems\n"
+
+    recorded.path(2).unlink()
+    assert cli.main(args) == 1
+    out, err = capsys.readouterr()
+    assert out == f"recording {file_name(recorded.cid(2))}: sample file is missing\n"
+    assert err == "checked 3 recordings, 2 files (0 garbage, 0 never committed): 1 problems\n"
+
+
+def test_cli_check_missing_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--db-dir", str(tmp_path / "none"), "check"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (f"nvr check: no database at {tmp_path / 'none' / 'db'}; "
+                   "create one with `nvr init`\n")
+
+
+def test_cli_ts_round_trip(capsys: pytest.CaptureFixture[str]) -> None:
+    # 2026-11-22T11:05:00.123+01:00 is 10:05:00.123 UTC.
+    t = calendar.timegm((2026, 11, 22, 10, 5, 0, 0, 0, 0)) * SEC + 123 * 90
+    assert cli.main(["ts", "2026-11-22T11:05:00.123+01:00", "--tz", "Europe/Paris"]) == 0
+    assert capsys.readouterr().out == f"{t} = 2026-11-22T11:05:00.123+01:00\n"
+    assert cli.main(["ts", str(t), "--tz", "Europe/Paris"]) == 0
+    assert capsys.readouterr().out == f"{t} = 2026-11-22T11:05:00.123+01:00\n"
+    assert cli.main(["ts", str(t), str(t + 1), "--tz", "UTC"]) == 0
+    assert capsys.readouterr().out == (
+        f"{t} = 2026-11-22T10:05:00.123+00:00\n{t + 1} = 2026-11-22T10:05:00:11071+00:00\n"
+    )
+    assert cli.main(["ts", "2026-11-22T10:05:00:11071Z", "--tz", "UTC"]) == 0
+    assert capsys.readouterr().out == f"{t + 1} = 2026-11-22T10:05:00:11071+00:00\n"
+
+
+def test_cli_ts_bad_time(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["ts", "yesterday", "--tz", "UTC"]) == 2  # bad input, like a bad flag
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("nvr ts: unparseable time 'yesterday'")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "argv", [["--bogus", "init"], ["init", "--bogus"], [], ["frobnicate"], ["ts"]],
+    ids=["global", "subcommand", "none", "unknown_command", "missing_argument"],
+)
+def test_cli_bad_flags_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    assert e.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("usage: nvr")
