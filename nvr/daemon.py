@@ -5,7 +5,7 @@ run(config)
 └─ core nursery
    ├─ syncer per sample-file directory
    ├─ signal watcher, systemd watchdog
-   ├─ (web server: the playback issue adds it)
+   ├─ web: hypercorn per HTTP bind (shutdown_trigger: the daemon's web stop)
    └─ ingest nursery
       └─ streamer per stream with mode=record
 ```
@@ -15,11 +15,13 @@ the open interlock, remove garbage and never-committed files, start the syncers,
 streamers; then ``READY=1``.
 
 Shutdown, on the first SIGINT/SIGTERM (or ``Daemon.shutdown.set()``): ``STOPPING=1``;
-cancel the ingest nursery (each streamer closes its open recording, shielded and
-time-bounded); then cancel the core nursery, so each syncer does its final flush (every
-completed recording fsynced and committed); close directories and the database. A second
-signal exits the process at once: the database and directories are crash-safe, so that
-loses at most the recordings not yet committed, which start-up cleans up.
+stop accepting HTTP requests and let those in flight finish (hypercorn's
+``graceful_timeout``); cancel the ingest nursery (each streamer closes its open
+recording, shielded and time-bounded); then cancel the core nursery, so each syncer
+does its final flush (every completed recording fsynced and committed); close
+directories and the database. A second signal exits the process at once: the database
+and directories are crash-safe, so that loses at most the recordings not yet committed,
+which start-up cleans up.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ import logging
 import os
 import signal
 from dataclasses import dataclass, field
+from functools import partial
 
 import trio
 
 from nvr.base.clock import Clocks, RealClocks
-from nvr.base.time90k import UNITS_PER_SEC, zone
+from nvr.base.time90k import UNITS_PER_SEC, local_zone_name, zone
 from nvr.config import Config
 from nvr.db.database import Database
 from nvr.ingest.source import Opener
@@ -57,6 +60,21 @@ class Daemon:
     streamers: dict[int, Streamer] = field(default_factory=dict)  # by stream id
     #: set to begin an orderly shutdown
     shutdown: trio.Event = field(default_factory=trio.Event)
+    #: where the web server listens (``http://127.0.0.1:43123``...), once started
+    http_addresses: list[str] = field(default_factory=list)
+
+    def stream_status(self, stream_id: int) -> dict[str, object] | None:
+        """The live state of a recorded stream, for the API (``nvrStatus``)."""
+        streamer = self.streamers.get(stream_id)
+        if streamer is None:
+            return None
+        st = streamer.state.value
+        return {
+            "state": st.kind,
+            "since90k": st.since,
+            "lastError": st.last_error,
+            "nextTry90k": st.next_try,
+        }
 
     def healthy(self, clocks: Clocks) -> bool:
         """False when a syncer has been failing for longer than ``STUCK_SYNCER_LIMIT``."""
@@ -158,6 +176,8 @@ async def _run_tree(
                 await core.start(syncer.run)
         if notifier.watchdog_interval:
             core.start_soon(_ping_watchdog, daemon, clocks, notifier)
+        web_stop, web_done = trio.Event(), trio.Event()
+        daemon.http_addresses = await core.start(_run_web, daemon, dirs, clocks, web_stop, web_done)
         async with trio.open_nursery() as ingest:
             for sid in stream_ids:
                 stream_dir = db.streams[sid].sample_file_dir_id
@@ -186,11 +206,59 @@ async def _run_tree(
             notifier.notify("READY=1", f"STATUS=recording {len(stream_ids)} streams")
             task_status.started(daemon)
             await daemon.shutdown.wait()
-            log.info("shutting down: closing recordings")
             notifier.notify("STOPPING=1")
+            log.info("shutting down: finishing HTTP requests")
+            web_stop.set()
+            with trio.move_on_after(config.graceful_timeout_sec + 1):
+                await web_done.wait()
+            log.info("shutting down: closing recordings")
             ingest.cancel_scope.cancel()
         log.info("shutting down: final flush")
         core.cancel_scope.cancel()
+
+
+async def _run_web(
+    daemon: Daemon,
+    dirs: dict[int, SampleFileDir],
+    clocks: Clocks,
+    stop: trio.Event,
+    done: trio.Event,
+    *,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serves every configured bind until ``stop``; reports the bound addresses."""
+    import hypercorn.config
+    import hypercorn.trio
+
+    from nvr.web.app import WebContext, create_app
+
+    config = daemon.config
+    addresses: list[str] = []
+    try:
+        async with trio.open_nursery() as nursery:
+            for bind in config.binds:
+                ctx = WebContext(
+                    db=daemon.db,
+                    dirs=dirs,
+                    clocks=clocks,
+                    bind=bind,
+                    time_zone_name=config.time_zone or local_zone_name(),
+                    stream_status=daemon.stream_status,
+                )
+                hc = hypercorn.config.Config()
+                hc.bind = [bind.address]
+                hc.graceful_timeout = config.graceful_timeout_sec
+                hc.accesslog = None
+                if bind.tls_cert and bind.tls_key:
+                    hc.certfile, hc.keyfile = bind.tls_cert, bind.tls_key
+                bound = await nursery.start(
+                    partial(hypercorn.trio.serve, create_app(ctx), hc, shutdown_trigger=stop.wait)
+                )
+                log.info("serving HTTP on %s", ", ".join(bound))
+                addresses.extend(bound)
+            task_status.started(addresses)
+    finally:
+        done.set()
 
 
 async def _watch_signals(daemon: Daemon) -> None:

@@ -116,7 +116,10 @@ def main(root: Path | None, http: str) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     print(f"nvr demo: recording; data in {root}. Ctrl-C stops (and flushes).")
     print(f"nvr demo: afterwards, verify with: nvr --db-dir {db_dir} check")
-    config = Config(db_dir=db_dir, binds=(BindConfig(address=http),), rotate_interval_sec=60)
+    # The demo's data is synthetic and it listens on loopback by default, so it needs no
+    # login; a real install grants nothing without one (see conf/nvr.example.toml).
+    bind = BindConfig(address=http, allow_unauthenticated=("viewVideo", "readCameraConfigs"))
+    config = Config(db_dir=db_dir, binds=(bind,), rotate_interval_sec=60)
     trio.run(_run, config)
     print(f"nvr demo: stopped; the recordings stay in {root}")
     return 0

@@ -198,23 +198,23 @@ class Streamer:
             source = await self._opener.open(self.url, self._open_opts)
         except errors.NvrError as e:
             return self._ended("open failed", f"{type(e).__name__}: {e}")
-        cancelled = True
+        cancelled, reason = True, "shutdown"
         try:
             self._set_state("recording")
             await self._read_session(source)
         except SessionEnded as e:
-            cancelled = False
+            cancelled, reason = False, e.reason
             return self._ended(e.kind, e.reason)
         except errors.NvrError as e:
-            cancelled = False
-            return self._ended(type(e).__name__, f"{type(e).__name__}: {e}")
+            cancelled, reason = False, f"{type(e).__name__}: {e}"
+            return self._ended(type(e).__name__, reason)
         finally:
             # Shielded: the open recording must reach the syncer. On shutdown only for a
             # bounded time; otherwise (e.g. a full syncer queue) for as long as it takes.
             with trio.CancelScope(shield=True) as scope:
                 if cancelled:
                     scope.deadline = trio.current_time() + self._opts.close_timeout / UNITS_PER_SEC
-                await self._end_run(None, "shutdown" if cancelled else "session ended")
+                await self._end_run(None, reason)
                 await source.aclose()
             if scope.cancelled_caught:
                 log.error("stream %d: could not close its recording in time", self.stream_id)

@@ -1,0 +1,159 @@
+"""The JSON API (Moonfire-compatible shapes) over a database recorded from a fixture clip."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from nvr.base.blocking import inline_blocking
+from nvr.base.clock import SimulatedClocks
+from nvr.base.time90k import UNITS_PER_SEC
+from nvr.config import BindConfig
+from nvr.ingest.source import OpenOptions
+from nvr.ingest.streamer import Streamer, StreamerOptions
+from nvr.syncer import Syncer
+from nvr.testing.env import RecordingEnv, create_env, open_env
+from nvr.testing.replay import ReplayOpener, Session, load_packets
+from nvr.web.app import WebContext, create_app
+
+SEC = UNITS_PER_SEC
+T0 = 1_700_000_040 * SEC
+CLIP = str(Path(__file__).parents[2] / "fixtures" / "h264-640x360.mp4")
+VIEW = BindConfig(allow_unauthenticated=("viewVideo",))
+
+
+@pytest.fixture(autouse=True)
+def _inline() -> Iterator[None]:
+    with inline_blocking():
+        yield
+
+
+@dataclass
+class Recorded:
+    env: RecordingEnv
+    camera_uuid: str
+    stream_id: int
+
+
+@pytest.fixture
+async def recorded(tmp_path: Path, autojump_clock: trio.testing.MockClock
+                   ) -> AsyncIterator[Recorded]:
+    """Two runs of the fixture clip: 200 s (recordings of 120, 60 and 20 s), a 5 s gap
+    after the camera's EOF, then 70 s in one recording (each run's last recording has a
+    trailing zero)."""
+    create_env(tmp_path, streams=1, flush_if_sec=0)
+    clocks = SimulatedClocks(T0)
+    env = open_env(tmp_path, now=clocks.realtime, monotonic=clocks.monotonic)
+    packets = load_packets(CLIP)
+    opener = ReplayOpener(clocks, {"rtsp://cam0/main": [
+        Session(packets, loops=None, end_after=6000), Session(packets, loops=None)]})
+    syncer = Syncer(env.db, env.dir_id, env.sdir, clocks)
+    streamer = Streamer(db=env.db, stream_id=env.stream_ids[0], sdir=env.sdir, sink=syncer,
+                        opener=opener, clocks=clocks,
+                        options=StreamerOptions(jitter=0, initial_backoff=5 * SEC),
+                        open_options=OpenOptions())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(syncer.run)
+        with trio.move_on_after(275):
+            await streamer.run()
+        nursery.cancel_scope.cancel()
+    cam = env.db.cameras[env.db.streams[env.stream_ids[0]].camera_id]
+    yield Recorded(env, str(cam.uuid), env.stream_ids[0])
+    env.close()
+
+
+def client(r: Recorded, bind: BindConfig = VIEW):  # type: ignore[no-untyped-def]
+    ctx = WebContext(db=r.env.db, dirs={r.env.dir_id: r.env.sdir},
+                     clocks=SimulatedClocks(T0), bind=bind, time_zone_name="UTC")
+    return create_app(ctx).test_client()
+
+
+async def test_recordings_coalesce_runs(recorded: Recorded, autojump_clock: object) -> None:
+    resp = await client(recorded).get(f"/api/cameras/{recorded.camera_uuid}/main/recordings")
+    assert resp.status_code == 200
+    body = await resp.get_json()
+    rows = sorted(body["recordings"], key=lambda r: r["startId"])
+    assert [(r["startId"], r.get("endId"), r["runStartId"]) for r in rows] == [
+        (0, 2, 0), (3, None, 3),
+    ]
+    assert rows[0]["hasTrailingZero"] is True and rows[0]["videoSamples"] == 6000
+    assert rows[0]["endReason"] == "the camera ended the stream"
+    assert rows[0]["startTime90k"] == T0
+    assert rows[1]["startTime90k"] >= rows[0]["endTime90k"] + 5 * SEC
+    # Entry 1 is the test environment's own; the fixture clip's is 2.
+    assert [r["videoSampleEntryId"] for r in rows] == [2, 2]
+    assert body["videoSampleEntries"] == {
+        "2": {"width": 640, "height": 360, "pixelHSpacing": 1, "pixelVSpacing": 1,
+              "aspectWidth": 16, "aspectHeight": 9}
+    }
+
+
+async def test_split_and_time_range(recorded: Recorded, autojump_clock: object) -> None:
+    c = client(recorded)
+    url = f"/api/cameras/{recorded.camera_uuid}/main/recordings"
+    body = await (await c.get(url, query_string={"split90k": 90 * SEC})).get_json()
+    ids = sorted((r["startId"], r.get("endId")) for r in body["recordings"])
+    assert ids == [(0, None), (1, 2), (3, None)]
+    body = await (await c.get(url, query_string={
+        "startTime90k": T0 + 130 * SEC, "endTime90k": T0 + 140 * SEC})).get_json()
+    assert [r["startId"] for r in body["recordings"]] == [1]
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/api/cameras/not-a-uuid/main/recordings", 404),
+        ("/api/cameras/00000000-0000-0000-0000-000000000000/main/recordings", 404),
+        ("/api/cameras/{uuid}/sub/recordings", 404),
+        ("/api/cameras/{uuid}/main/recordings?startTime90k=abc", 400),
+        ("/api/cameras/{uuid}/main/recordings?startTime90k=5&endTime90k=4", 400),
+        ("/api/cameras/{uuid}/main/recordings?split90k=0", 400),
+        ("/api/cameras/{uuid}/main/recordings?endTime90k=99999999999999999999999", 400),
+        ("/api/?days=maybe", 400),
+        ("/api/nothing", 404),
+    ],
+)
+async def test_bad_requests_get_one_line_reasons(recorded: Recorded, autojump_clock: object,
+                                                 path: str, status: int) -> None:
+    resp = await client(recorded).get(path.format(uuid=recorded.camera_uuid))
+    assert resp.status_code == status
+    assert resp.content_type == "text/plain; charset=utf-8"
+    text = await resp.get_data(as_text=True)
+    assert text.count("\n") == 1 and "Traceback" not in text
+
+
+async def test_top_level_and_camera(recorded: Recorded, autojump_clock: object) -> None:
+    c = client(recorded)
+    body = await (await c.get("/api/", query_string={"days": "true"})).get_json()
+    assert body["timeZoneName"] == "UTC" and body["signals"] == [] and body["signalTypes"] == []
+    assert body["permissions"]["viewVideo"] is True
+    assert body["permissions"]["adminUsers"] is False
+    (cam,) = body["cameras"]
+    main = cam["streams"]["main"]
+    recs = recorded.env.db.list_recordings_by_time(recorded.stream_id, 0, 1 << 62)
+    assert main["totalDuration90k"] == sum(r.wall_duration_90k for r in recs)
+    assert main["totalSampleFileBytes"] == sum(r.sample_file_bytes for r in recs)
+    assert main["minStartTime90k"] == T0
+    assert main["maxEndTime90k"] == recs[-1].end_time_90k
+    assert list(main["days"]) == ["2023-11-14"]
+    day = main["days"]["2023-11-14"]
+    assert day["endTime90k"] - day["startTime90k"] == 86400 * SEC
+    assert "config" not in cam
+    one = await (await c.get(f"/api/cameras/{recorded.camera_uuid}/")).get_json()
+    assert one["streams"]["main"]["days"] == main["days"]
+    assert one["shortName"] == "cam0"
+
+
+async def test_without_permission_everything_needs_a_login(recorded: Recorded,
+                                                           autojump_clock: object) -> None:
+    c = client(recorded, BindConfig())
+    for path in ("/api/", f"/api/cameras/{recorded.camera_uuid}/main/recordings"):
+        resp = await c.get(path)
+        assert resp.status_code == 401
+    resp = await client(recorded).get("/api/?cameraConfigs=true")
+    assert resp.status_code == 401  # readCameraConfigs is not granted
