@@ -2,9 +2,10 @@
 
 ```
 run(config)
+├─ signal watcher (outside the core nursery: it outlives the final flush)
 └─ core nursery
    ├─ syncer per sample-file directory
-   ├─ signal watcher, systemd watchdog
+   ├─ systemd watchdog
    ├─ web: hypercorn per HTTP bind (shutdown_trigger: the daemon's web stop)
    └─ ingest nursery
       └─ streamer per stream with mode=record
@@ -137,9 +138,13 @@ async def run(
         dirs = open_dirs(db, read_only=read_only)
         try:
             daemon = Daemon(config, db)
-            await _run_tree(
-                daemon, dirs, clocks, opener, read_only, notifier, handle_signals, task_status
-            )
+            # The signal watcher lives outside the tree so that a second signal still
+            # exits at once while the syncers' shielded final flush runs.
+            async with trio.open_nursery() as signals:
+                if handle_signals:
+                    signals.start_soon(_watch_signals, daemon)
+                await _run_tree(daemon, dirs, clocks, opener, read_only, notifier, task_status)
+                signals.cancel_scope.cancel()
         finally:
             for d in dirs.values():
                 d.close()
@@ -155,7 +160,6 @@ async def _run_tree(
     opener: Opener | None,
     read_only: bool,
     notifier: Notifier,
-    handle_signals: bool,
     task_status: trio.TaskStatus[Daemon],
 ) -> None:
     db, config = daemon.db, daemon.config
@@ -167,8 +171,6 @@ async def _run_tree(
         opener = PyAvOpener(clocks, limiter)
     interval = config.rotate_interval_sec * UNITS_PER_SEC
     async with trio.open_nursery() as core:
-        if handle_signals:
-            core.start_soon(_watch_signals, daemon)
         if not read_only:
             for dir_id, sdir in dirs.items():
                 syncer = Syncer(db, dir_id, sdir, clocks)

@@ -102,7 +102,8 @@ def create_app(ctx: WebContext) -> QuartTrio:
         log.exception("%s %s: unexpected error", request.method, request.path)
         return text_response(500, "internal error (see the server log)")
 
-    from nvr.web import api
+    from nvr.web import api, view
 
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(view.blueprint)
     return app

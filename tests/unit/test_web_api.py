@@ -2,75 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
-import trio
-import trio.testing
 
 from nvr.base.blocking import inline_blocking
-from nvr.base.clock import SimulatedClocks
-from nvr.base.time90k import UNITS_PER_SEC
 from nvr.config import BindConfig
-from nvr.ingest.source import OpenOptions
-from nvr.ingest.streamer import Streamer, StreamerOptions
-from nvr.syncer import Syncer
-from nvr.testing.env import RecordingEnv, create_env, open_env
-from nvr.testing.replay import ReplayOpener, Session, load_packets
-from nvr.web.app import WebContext, create_app
+from tests.support.web import SEC, T0, Recorded, client, recorded
 
-SEC = UNITS_PER_SEC
-T0 = 1_700_000_040 * SEC
-CLIP = str(Path(__file__).parents[2] / "fixtures" / "h264-640x360.mp4")
-VIEW = BindConfig(allow_unauthenticated=("viewVideo",))
+__all__ = ["recorded"]  # a fixture
 
 
 @pytest.fixture(autouse=True)
 def _inline() -> Iterator[None]:
     with inline_blocking():
         yield
-
-
-@dataclass
-class Recorded:
-    env: RecordingEnv
-    camera_uuid: str
-    stream_id: int
-
-
-@pytest.fixture
-async def recorded(tmp_path: Path, autojump_clock: trio.testing.MockClock
-                   ) -> AsyncIterator[Recorded]:
-    """Two runs of the fixture clip: 200 s (recordings of 120, 60 and 20 s), a 5 s gap
-    after the camera's EOF, then 70 s in one recording (each run's last recording has a
-    trailing zero)."""
-    create_env(tmp_path, streams=1, flush_if_sec=0)
-    clocks = SimulatedClocks(T0)
-    env = open_env(tmp_path, now=clocks.realtime, monotonic=clocks.monotonic)
-    packets = load_packets(CLIP)
-    opener = ReplayOpener(clocks, {"rtsp://cam0/main": [
-        Session(packets, loops=None, end_after=6000), Session(packets, loops=None)]})
-    syncer = Syncer(env.db, env.dir_id, env.sdir, clocks)
-    streamer = Streamer(db=env.db, stream_id=env.stream_ids[0], sdir=env.sdir, sink=syncer,
-                        opener=opener, clocks=clocks,
-                        options=StreamerOptions(jitter=0, initial_backoff=5 * SEC),
-                        open_options=OpenOptions())
-    async with trio.open_nursery() as nursery:
-        await nursery.start(syncer.run)
-        with trio.move_on_after(275):
-            await streamer.run()
-        nursery.cancel_scope.cancel()
-    cam = env.db.cameras[env.db.streams[env.stream_ids[0]].camera_id]
-    yield Recorded(env, str(cam.uuid), env.stream_ids[0])
-    env.close()
-
-
-def client(r: Recorded, bind: BindConfig = VIEW):  # type: ignore[no-untyped-def]
-    ctx = WebContext(db=r.env.db, dirs={r.env.dir_id: r.env.sdir},
-                     clocks=SimulatedClocks(T0), bind=bind, time_zone_name="UTC")
-    return create_app(ctx).test_client()
 
 
 async def test_recordings_coalesce_runs(recorded: Recorded, autojump_clock: object) -> None:

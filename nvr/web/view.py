@@ -1,0 +1,296 @@
+"""Media routes: ``view.mp4``, ``view.m4s``, ``/api/init/<id>.mp4`` and their ``.txt`` twins.
+
+The ``s=`` grammar (Moonfire NVR's): ``START_ID[-END_ID][@OPEN_ID][.[REL_START]-[REL_END]]``,
+repeatable; ids name recordings of the stream, ``@OPEN_ID`` insists they were written by
+that open (ids of uncommitted recordings are reused after a crash), and the optional
+range is 90k *wall* time relative to the start of ``START_ID``, clipping the segments.
+
+Responses carry a strong ``ETag`` from the exact byte layout, ``Last-Modified``,
+``Cache-Control``, honour a single ``Range`` (``416`` when unsatisfiable), ``If-Range``
+and ``If-None-Match`` (``304``), and stream the body in bounded chunks read from the
+sample files through ``run_blocking``, so a 2 GB response never holds more than a chunk
+or two. A client that goes away stops the reads.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import re
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+
+from quart import Blueprint, Response, request
+
+from nvr.base import errors
+from nvr.base.blocking import run_blocking
+from nvr.base.time90k import Time, to_datetime
+from nvr.db.database import Database, ListedRecording, Stream
+from nvr.mp4.file import (
+    Segment,
+    VirtualFile,
+    build_init,
+    build_m4s,
+    build_mp4,
+    segment_from_db,
+    wall_to_media,
+)
+from nvr.storage.dir import SampleFileDir
+from nvr.web.api import bool_arg, camera_by_uuid, ctx, stream_of
+from nvr.web.app import require, text_response
+
+blueprint = Blueprint("view", __name__)
+
+CHUNK = 1 << 20
+MAX_ID = (1 << 31) - 1
+_S_RE = re.compile(
+    r"(?P<start>\d+)(?:-(?P<end>\d+))?(?:@(?P<open>\d+))?"
+    r"(?:\.(?P<rel_start>\d*)-(?P<rel_end>\d*))?"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentSpec:
+    """One ``s=`` value, parsed."""
+
+    start_id: int
+    end_id: int  # inclusive
+    open_id: int | None
+    rel_start: int | None
+    rel_end: int | None
+
+
+def parse_s(text: str) -> SegmentSpec:
+    m = _S_RE.fullmatch(text)
+    if m is None:
+        raise errors.InvalidArgument(
+            f"bad s={text!r}: expected START_ID[-END_ID][@OPEN_ID][.[REL_START]-[REL_END]]"
+        )
+    start = int(m["start"])
+    end = int(m["end"]) if m["end"] is not None else start
+    ints = [start, end] + [int(m[k]) for k in ("open", "rel_start", "rel_end") if m[k]]
+    if any(v > MAX_ID and i < 2 for i, v in enumerate(ints)) or any(v >= 1 << 62 for v in ints):
+        raise errors.InvalidArgument(f"bad s={text!r}: number out of range")
+    if end < start:
+        raise errors.InvalidArgument(f"bad s={text!r}: end id before start id")
+    rel_start = int(m["rel_start"]) if m["rel_start"] else None
+    rel_end = int(m["rel_end"]) if m["rel_end"] else None
+    if rel_start is not None and rel_end is not None and rel_end <= rel_start:
+        raise errors.InvalidArgument(f"bad s={text!r}: empty or reversed time range")
+    return SegmentSpec(start, end, int(m["open"]) if m["open"] else None, rel_start, rel_end)
+
+
+def resolve(stream: Stream, spec: SegmentSpec) -> list[tuple[ListedRecording, int, int]]:
+    """The recordings a spec names, each with its media range ``[start, end)``."""
+    db = ctx().db
+    recs = db.list_recordings_by_id(stream.id, spec.start_id, spec.end_id + 1)
+    found = {r.recording_id for r in recs}
+    for rid in range(spec.start_id, spec.end_id + 1):
+        if rid not in found:
+            raise errors.NotFound(f"recording {rid} of stream {stream.id} does not exist")
+    out = []
+    wall_pos = 0
+    want_start = spec.rel_start or 0
+    want_end = spec.rel_end
+    for r in sorted(recs, key=lambda r: r.recording_id):
+        if spec.open_id is not None and r.open_id != spec.open_id:
+            raise errors.NotFound(
+                f"recording {r.recording_id} was written by open {r.open_id}, not {spec.open_id}"
+            )
+        lo, hi = wall_pos, wall_pos + r.wall_duration_90k
+        wall_pos = hi
+        if hi <= want_start and r.wall_duration_90k > 0:
+            continue
+        if want_end is not None and lo >= want_end:
+            break
+        start = wall_to_media(r, max(0, want_start - lo))
+        end = (
+            r.media_duration_90k
+            if want_end is None or want_end >= hi
+            else wall_to_media(r, want_end - lo)
+        )
+        if end > start or r.media_duration_90k == 0:
+            out.append((r, start, max(end, start)))
+    if not out:
+        raise errors.InvalidArgument("the requested time range selects no video")
+    return out
+
+
+def segments_for_request(stream: Stream) -> list[Segment]:
+    specs = request.args.getlist("s")
+    if not specs:
+        raise errors.InvalidArgument("at least one s= parameter is required")
+    if len(specs) > 1000:
+        raise errors.InvalidArgument("too many s= parameters")
+    db = ctx().db
+    segments = []
+    for text in specs:
+        for rec, start, end in resolve(stream, parse_s(text)):
+            segments.append(segment_from_db(db, rec, start, end))
+    return segments
+
+
+class SampleReader:
+    """Reads sample files for one response, keeping the current file open. It holds what
+    it needs itself: the body is read after the request's app context is gone."""
+
+    def __init__(self, db: Database, dirs: Mapping[int, SampleFileDir]) -> None:
+        self._db = db
+        self._dirs = dirs
+        self._cid = -1
+        self._fd = -1
+
+    async def __call__(self, cid: int, offset: int, length: int) -> bytes:
+        return await run_blocking(self._pread, cid, offset, length)
+
+    def _pread(self, cid: int, offset: int, length: int) -> bytes:
+        if cid != self._cid:
+            self.close()
+            self._fd, self._cid = self._dir_of(cid).open_file(cid), cid
+        try:
+            return os.pread(self._fd, length, offset)
+        except OSError as e:
+            raise errors.from_os_error(e, f"reading sample file {cid:016x}") from e
+
+    def _dir_of(self, cid: int) -> SampleFileDir:
+        stream = self._db.streams.get(cid >> 32)
+        dir_id = None if stream is None else stream.sample_file_dir_id
+        if dir_id is None or dir_id not in self._dirs:
+            raise errors.NotFound(f"recording {cid:016x} has no open sample file directory")
+        return self._dirs[dir_id]
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd, self._cid = -1, -1
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """``[start, end)`` of a single-range ``Range`` header, None to send everything.
+    Raises ``_Unsatisfiable`` for a range outside the file."""
+    m = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header)
+    if m is None or (not m[1] and not m[2]):
+        return None  # malformed or multi-range: ignore it, as RFC 9110 allows
+    if not m[1]:
+        n = int(m[2])
+        if n == 0:
+            raise _Unsatisfiable
+        return max(0, size - n), size
+    start = int(m[1])
+    end = size if not m[2] else min(size, int(m[2]) + 1)
+    if start >= size or end <= start:
+        raise _Unsatisfiable
+    return start, end
+
+
+class _Unsatisfiable(Exception):
+    pass
+
+
+def http_date(t: Time) -> str:
+    return email.utils.format_datetime(to_datetime(t), usegmt=True)
+
+
+def serve(vf: VirtualFile, *, filename: str | None = None, cacheable: bool = True) -> Response:
+    headers = {
+        "ETag": vf.etag,
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, max-age=3600" if cacheable else "private, no-cache",
+    }
+    if vf.last_modified_90k is not None:
+        headers["Last-Modified"] = http_date(vf.last_modified_90k)
+    if filename:
+        headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None and vf.etag in [t.strip() for t in if_none_match.split(",")]:
+        return Response(b"", status=304, headers=headers)
+    rng: tuple[int, int] | None = None
+    range_header = request.headers.get("Range")
+    if_range = request.headers.get("If-Range")
+    if range_header is not None and (
+        if_range is None
+        or if_range == vf.etag
+        or (vf.last_modified_90k is not None and if_range == headers.get("Last-Modified"))
+    ):
+        try:
+            rng = parse_range(range_header, vf.size)
+        except _Unsatisfiable:
+            headers["Content-Range"] = f"bytes */{vf.size}"
+            return Response(b"", status=416, headers=headers)
+    start, end = rng or (0, vf.size)
+    status = 200
+    if rng is not None:
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{vf.size}"
+    headers["Content-Length"] = str(end - start)
+    reader = SampleReader(ctx().db, ctx().dirs)
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in vf.read(start, end, reader, CHUNK):
+                yield chunk
+        finally:
+            reader.close()
+
+    resp = Response(body(), status=status, headers=headers, content_type=vf.mime_type)
+    resp.timeout = None  # a long download must not be cut off
+    return resp
+
+
+def _download_name(stream: Stream, vf: VirtualFile, ext: str) -> str | None:
+    if not vf.segments:
+        return None
+    db = ctx().db
+    first = vf.segments[0]
+    rec = db.list_recordings_by_id(
+        stream.id, first.composite_id & 0xFFFFFFFF, (first.composite_id & 0xFFFFFFFF) + 1
+    )
+    if not rec:
+        return None
+    start = rec[0].start_time_90k + first.actual_start_90k
+    stamp = to_datetime(start, db.tz).strftime("%Y%m%d%H%M%S")
+    cam = db.cameras[stream.camera_id].short_name
+    return f"{stamp}-{cam}-{stream.type}.{ext}"
+
+
+@blueprint.route("/api/cameras/<camera_uuid>/<stream_type>/view.<kind>", methods=["GET"])
+async def view(camera_uuid: str, stream_type: str, kind: str) -> Response:
+    if kind not in ("mp4", "m4s", "mp4.txt", "m4s.txt"):
+        raise errors.NotFound(f"no view.{kind}")
+    require(ctx(), "viewVideo")
+    stream = stream_of(camera_by_uuid(camera_uuid), stream_type)
+    segments = segments_for_request(stream)
+    if kind.startswith("mp4"):
+        tz = ctx().db.tz if bool_arg("ts") else None
+        vf = build_mp4(segments, ctx().db.video_sample_entries, subtitle_tz=tz)
+    else:
+        vf = build_m4s(segments, ctx().db.video_sample_entries)
+    if kind.endswith(".txt"):
+        return text_response(200, vf.text_dump())
+    growing = any(not s.recording.committed for s in segments)
+    resp = serve(vf, filename=_download_name(stream, vf, kind), cacheable=not growing)
+    if kind == "m4s":
+        resp.headers["X-Prev-Media-Duration"] = str(vf.prev_media_duration_90k)
+        # Runs up to and including the first segment's (its own run counts).
+        resp.headers["X-Runs"] = str(vf.prev_runs + 1)
+        if vf.leading_media_duration_90k:
+            resp.headers["X-Leading-Media-Duration"] = str(vf.leading_media_duration_90k)
+    return resp
+
+
+@blueprint.route("/api/init/<name>", methods=["GET"])
+async def init_segment(name: str) -> Response:
+    m = re.fullmatch(r"(\d{1,9})\.mp4(\.txt)?", name)
+    if m is None:
+        raise errors.NotFound(f"no init segment {name!r}")
+    require(ctx(), "viewVideo")
+    entry_id = int(m[1])
+    entry = ctx().db.video_sample_entries.get(entry_id)
+    if entry is None:
+        raise errors.NotFound(f"no video sample entry {entry_id}")
+    vf = build_init(entry_id, entry)
+    if m[2]:
+        return text_response(200, vf.text_dump())
+    resp = serve(vf)
+    resp.headers["X-Aspect"] = f"{vf.aspect[0]}:{vf.aspect[1]}"
+    return resp
