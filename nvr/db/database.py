@@ -1125,37 +1125,38 @@ class Database:
         self, stream_id: int, start: Time, end: Time
     ) -> list[ListedRecording]:
         """Committed and pending recordings overlapping ``[start, end)``, oldest first."""
-        stream = self._stream(stream_id)
-        with self._read("listing recordings") as conn:
-            out = [
-                ListedRecording.from_row(row)
-                for row in raw.list_recordings_by_time(
-                    conn, stream_id, start, end, MAX_RECORDING_WALL_DURATION
-                )
-            ]
-        out.extend(
-            ListedRecording.from_pending(p)
-            for p in stream.pending
-            if p.video_samples
-            and p.start_time_90k < end
-            and max(p.end_time_90k, p.start_time_90k + 1) > start
+        return self._committed_and_pending(
+            stream_id,
+            lambda conn: raw.list_recordings_by_time(
+                conn, stream_id, start, end, MAX_RECORDING_WALL_DURATION
+            ),
+            lambda p: p.start_time_90k < end
+            and max(p.end_time_90k, p.start_time_90k + 1) > start,
         )
-        return out
 
     def list_recordings_by_id(
         self, stream_id: int, start_id: int, end_id: int
     ) -> list[ListedRecording]:
         """Committed and pending recordings with ids in ``[start_id, end_id)``."""
+        return self._committed_and_pending(
+            stream_id,
+            lambda conn: raw.list_recordings_by_id(conn, stream_id, start_id, end_id),
+            lambda p: start_id <= p.recording_id < end_id,
+        )
+
+    def _committed_and_pending(
+        self,
+        stream_id: int,
+        rows: Callable[[sqlite3.Connection], Iterator[tuple[Any, ...]]],
+        wanted: Callable[[PendingRecording], bool],
+    ) -> list[ListedRecording]:
+        """The committed rows ``rows`` selects, then the pending recordings (with at least
+        one frame) ``wanted`` accepts: together, in id order."""
         stream = self._stream(stream_id)
-        with self._read("listing recordings by id") as conn:
-            out = [
-                ListedRecording.from_row(row)
-                for row in raw.list_recordings_by_id(conn, stream_id, start_id, end_id)
-            ]
+        with self._read("listing recordings") as conn:
+            out = [ListedRecording.from_row(row) for row in rows(conn)]
         out.extend(
-            ListedRecording.from_pending(p)
-            for p in stream.pending
-            if start_id <= p.recording_id < end_id and p.video_samples
+            ListedRecording.from_pending(p) for p in stream.pending if p.video_samples and wanted(p)
         )
         return out
 
