@@ -11,8 +11,9 @@ Edit lists and FFmpeg: ``build_mp4`` writes the spec-exact edit list (checked fi
 field). FFmpeg's mov demuxer applies an edit by presenting the first frame that starts at or
 after the edit's media time at the edit's presentation start (a frame straddling the edit
 start is dropped), then shifts the stream so that its first frame is at 0;
-``ffmpeg_presentation`` models exactly that, so the pts assertions are to the tick (see
-``assert_subsequence`` for the one quirk across size changes). Decoding with FFmpeg's
+``ffmpeg_presentation`` models exactly that for single-entry files, so the pts assertions
+are to the tick (across size changes FFmpeg's decoder differs; see the comment in the
+generated-segments test). Decoding with FFmpeg's
 ``ignore_editlist`` checks every frame of the track at its index time.
 """
 
@@ -379,8 +380,8 @@ def test_mp4_decodes_to_exactly_the_indexed_frames(
     ]
     # With one sample entry, FFmpeg's edit-list presentation is modelled exactly. Across
     # sample-entry changes FFmpeg's decoder reinitialises at edit boundaries in ways the
-    # model does not capture (hypothesis found cases beyond the one skipped frame that
-    # ``assert_subsequence`` allowed); there the file is judged by the exact checks above
+    # model does not capture (hypothesis found cases beyond a single skipped frame);
+    # there the file is judged by the exact checks above
     # (every frame at its index time, the edit list equal to the reference), and browser
     # playback by the Chromium tests of the playback issue.
     if len({rec.video_sample_entry_id for rec, _, _ in segs}) == 1:
