@@ -133,10 +133,12 @@ def _map_error(err: Exception, url: str, password: str | None) -> NvrError:
         return PermissionDenied(msg)
     if isinstance(err, av.error.HTTPNotFoundError):
         return NotFound(msg)
+    if _is_network_url(url):
+        # From a camera, "invalid data" means it answered nonsense or not at all (FFmpeg
+        # reports a silent server that way while connecting): retry, like a network error.
+        return Unavailable(msg)
     if isinstance(err, av.error.InvalidDataError):
         return DataLoss(msg)
-    if _is_network_url(url):
-        return Unavailable(msg)
     if isinstance(err, OSError) and not isinstance(err, av.error.FFmpegError):
         return from_os_error(err, url)
     if isinstance(err, FileNotFoundError):

@@ -305,12 +305,6 @@ async def test_stall_keeps_the_frames_read_before_it(
     assert frozen_at - last.end_time_90k <= 3 * FRAME_90K, seconds(frozen_at - last.end_time_90k)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: connecting to a camera that does not answer fails with FFmpeg's "
-    "InvalidDataError, which nvr.ingest.pyav._map_error reports as DataLoss ('Invalid data "
-    "found when processing input') instead of Unavailable",
-)
 async def test_connecting_to_a_frozen_server_is_unavailable(
     tmp_path: Path, rtsp_server: RtspServer
 ) -> None:
