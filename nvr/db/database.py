@@ -225,38 +225,10 @@ class ListedRecording:
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> ListedRecording:
-        (
-            cid,
-            open_id,
-            start,
-            wall,
-            delta,
-            samples,
-            sync,
-            entry,
-            nbytes,
-            run_offset,
-            flags,
-            prev_media,
-            prev_runs,
-            end_reason,
-        ) = row
-        return cls(
-            cid,
-            open_id,
-            start,
-            wall,
-            wall + delta,
-            samples,
-            sync,
-            entry,
-            nbytes,
-            run_offset,
-            flags,
-            prev_media,
-            prev_runs,
-            end_reason,
-        )
+        """From a row of ``raw``'s listing columns, which store the media duration as a
+        delta against the wall duration."""
+        cid, open_id, start, wall, delta, *rest = row
+        return cls(cid, open_id, start, wall, wall + delta, *rest)
 
     @classmethod
     def from_pending(cls, p: PendingRecording) -> ListedRecording:
