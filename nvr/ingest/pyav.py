@@ -257,6 +257,7 @@ class Demuxer:
         self._last_pts = 0
         self._last_duration = 0
         self._eof = False
+        self._held_error: Exception | None = None
 
     # -- the busy/closing handshake between a worker thread and the trio side --
 
@@ -352,10 +353,22 @@ class Demuxer:
 
     def read_batch(self) -> list[Packet]:
         """The next packets: up to (not including) the next key frame, or ``max_batch`` of
-        media time; ``[]`` at the end of the stream."""
+        media time; ``[]`` at the end of the stream. A read error after some packets of
+        the batch were gathered is held back until the next call, so those packets are
+        delivered (and recorded) first."""
+        if self._held_error is not None:
+            error, self._held_error = self._held_error, None
+            raise error
         batch: list[Packet] = []
         while not self._eof:
-            if not self._ready and not self._fill_ready():
+            try:
+                more = bool(self._ready) or self._fill_ready()
+            except Exception as e:
+                if not batch:
+                    raise
+                self._held_error = e
+                break
+            if not more:
                 self._eof = True
                 break
             packet = self._ready[0]

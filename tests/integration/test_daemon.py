@@ -278,12 +278,6 @@ async def test_frozen_server_is_detected(tmp_path: Path, rtsp_server: RtspServer
     assert second[0].start_time_90k >= first[-1].end_time_90k + round(detected * UNITS_PER_SEC)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: when a read fails (here the source's timeout), Demuxer.read_batch drops "
-    "the packets it already gathered for the batch: up to a GOP of frames received before "
-    "the stall is never written",
-)
 async def test_stall_keeps_the_frames_read_before_it(
     tmp_path: Path, rtsp_server: RtspServer
 ) -> None:
