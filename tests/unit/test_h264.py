@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import io
 from fractions import Fraction
 
-import av
-import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from nvr.base.errors import DataLoss
 from nvr.ingest import h264
+from tests.support.encode import encode_and_probe
 
 # Parameter sets written by libx264 (through PyAV), with what FFmpeg's decoder reports.
 SPS_1080P = bytes.fromhex("67640028acd940780227e584000003000400000300f03c60c658")
@@ -208,26 +206,9 @@ def encode_mp4(
 ) -> tuple[bytes, tuple[int, int, Fraction | None]]:
     """Encodes 3 frames with libx264 into an in-memory mp4; returns FFmpeg's avcC record
     and what FFmpeg's decoder reports (width, height, sample aspect ratio)."""
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = width, height, pix
-        stream.options = {"x264-params": f"bframes=0:{x264_params}"}
-        if sar is not None:
-            stream.codec_context.sample_aspect_ratio = sar
-        rng = np.random.default_rng(1)
-        for i in range(3):
-            pixels = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
-            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode())
-    buf.seek(0)
-    with av.open(buf, "r") as container:
-        video = container.streams.video[0]
-        record = bytes(video.codec_context.extradata or b"")
-        picture = next(container.decode(video))
-        return record, (picture.width, picture.height, video.codec_context.sample_aspect_ratio)
+    return encode_and_probe(
+        "libx264", width, height, {"x264-params": f"bframes=0:{x264_params}"}, sar=sar, pix=pix
+    )
 
 
 @pytest.mark.parametrize(
