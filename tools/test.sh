@@ -10,6 +10,8 @@ APT_PACKAGES=(
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  # the browser Playwright drives (UI and playback tests), and ffprobe for served media
+  chromium ffmpeg
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
