@@ -347,12 +347,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _only_nvr_error(group: BaseExceptionGroup[BaseException]) -> errors.NvrError | None:
+    """The first ``NvrError`` inside a group of nothing else (however nested)."""
+    found, rest = group.split(errors.NvrError)
+    if found is None or rest is not None:
+        return None
+    leaf: BaseException = found
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf if isinstance(leaf, errors.NvrError) else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Command = args.func
     try:
-        return func(args)
+        try:
+            return func(args)
+        except BaseExceptionGroup as group:
+            # trio's nurseries wrap what a task raised; one NvrError is still one line
+            only = _only_nvr_error(group)
+            if only is None:
+                raise
+            raise only from group
     except errors.NvrError as e:
         if os.environ.get("NVR_DEBUG"):
             raise

@@ -35,6 +35,7 @@ from functools import partial
 
 import trio
 
+from nvr.base import errors
 from nvr.base.clock import Clocks, RealClocks
 from nvr.base.time90k import UNITS_PER_SEC, local_zone_name, zone
 from nvr.config import Config
@@ -215,6 +216,13 @@ async def _run_tree(
                 await web_done.wait()
             log.info("shutting down: closing recordings")
             ingest.cancel_scope.cancel()
+        for sid, streamer in daemon.streamers.items():
+            c = streamer.counters
+            log.info(
+                "stream %d: %d frames (%d bytes) received, %d recordings, %d frames dropped, "
+                "%d sessions",
+                sid, c.frames, c.bytes, c.recordings, c.frames_dropped, c.sessions,
+            )
         log.info("shutting down: final flush")
         core.cancel_scope.cancel()
 
@@ -253,14 +261,27 @@ async def _run_web(
                 hc.accesslog = None
                 if bind.tls_cert and bind.tls_key:
                     hc.certfile, hc.keyfile = bind.tls_cert, bind.tls_key
-                bound = await nursery.start(
-                    partial(hypercorn.trio.serve, create_app(ctx), hc, shutdown_trigger=stop.wait)
-                )
+                try:
+                    bound = await nursery.start(
+                        partial(
+                            hypercorn.trio.serve, create_app(ctx), hc, shutdown_trigger=stop.wait
+                        )
+                    )
+                except* OSError as group:  # address in use, not ours to bind...
+                    e = _first_leaf(group)
+                    raise errors.from_os_error(e, f"cannot listen on {bind.address}") from e
                 log.info("serving HTTP on %s", ", ".join(bound))
                 addresses.extend(bound)
             task_status.started(addresses)
     finally:
         done.set()
+
+
+def _first_leaf(group: BaseExceptionGroup[OSError]) -> OSError:
+    leaf: OSError | BaseExceptionGroup[OSError] = group
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf
 
 
 async def _watch_signals(daemon: Daemon) -> None:

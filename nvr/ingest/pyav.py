@@ -9,12 +9,14 @@ This is the only module in nvr that imports ``av`` for input. It has two halves:
   ``read_batch`` call returns the packets up to the next key frame (a GOP) or ``max_batch``
   of media time, so the thread hop is paid once per batch, not per packet. It also applies
   the start-of-run rules of DESIGN.md §7 (``RunStart``) and, for files, looping.
-- ``PyAvSource``/``PyAvOpener`` are the trio side: each ``next_batch`` is one
-  ``run_blocking`` call under the daemon's limiter with ``abandon_on_cancel=True``. A
-  cancelled (abandoned) read leaves the thread blocked in FFmpeg; the thread closes the
-  container itself when the read returns, so cancellation never waits for the network.
-  For ``OpenOptions.realtime`` the trio side paces packets at their timestamps with
-  ``clocks.sleep_until`` (the thread never sleeps).
+- ``PyAvSource``/``PyAvOpener`` are the trio side. Connecting is one ``run_blocking``
+  call under the daemon's limiter with ``abandon_on_cancel=True`` (an abandoned connect
+  closes the container itself when FFmpeg returns). After that each source has a reader
+  thread of its own that queues batches and wakes trio once per batch; nothing is ever in
+  flight between the two, so cancelling ``next_batch`` loses nothing, and ``drain`` hands
+  over the partial batch at shutdown (every frame received up to the signal is
+  recorded). For ``OpenOptions.realtime`` the trio side paces packets at their
+  timestamps with ``clocks.sleep_until`` (the thread never sleeps).
 
 Frames stay in decode order and carry their pts; a stream with B-frames (pts out of
 order) is passed through as is and left to the streamer's timestamp checks.
@@ -26,6 +28,7 @@ FFmpeg, and any userinfo is scrubbed from error text.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections import deque
@@ -258,6 +261,8 @@ class Demuxer:
         self._last_duration = 0
         self._eof = False
         self._held_error: Exception | None = None
+        #: set from another thread: end batches after every packet (shutdown, live view)
+        self.cut_early = False
 
     # -- the busy/closing handshake between a worker thread and the trio side --
 
@@ -353,9 +358,9 @@ class Demuxer:
 
     def read_batch(self) -> list[Packet]:
         """The next packets: up to (not including) the next key frame, or ``max_batch`` of
-        media time; ``[]`` at the end of the stream. A read error after some packets of
-        the batch were gathered is held back until the next call, so those packets are
-        delivered (and recorded) first."""
+        media time, or just one when ``cut_early`` is set; ``[]`` at the end of the
+        stream. A read error after some packets of the batch were gathered is held back
+        until the next call, so those packets are delivered (and recorded) first."""
         if self._held_error is not None:
             error, self._held_error = self._held_error, None
             raise error
@@ -375,7 +380,15 @@ class Demuxer:
             if batch and (packet.is_key or packet.pts - batch[0].pts >= self._max_batch):
                 break
             batch.append(self._ready.popleft())
+            if self.cut_early:
+                break
         return batch
+
+    def take_ready(self) -> list[Packet]:
+        """The packets already read and converted but not yet part of a batch."""
+        ready = list(self._ready)
+        self._ready.clear()
+        return ready
 
     def _fill_ready(self) -> bool:
         """Reads until at least one packet is ready; False at the (final) end of stream."""
@@ -455,31 +468,111 @@ def read_file_packets(path: str) -> list[Packet]:
 
 
 class PyAvSource:
-    """One open session (see ``nvr.ingest.source.Source``)."""
+    """One open session (see ``nvr.ingest.source.Source``) with a reader thread of its own.
+
+    The thread reads batches (``Demuxer.read_batch``) into a short queue and wakes the
+    trio side with one ``run_sync_soon`` per batch; when the queue is full it waits, so a
+    slow consumer holds at most ``max_queued`` batches. Nothing is ever in flight between
+    the thread and trio: a cancelled ``next_batch`` loses nothing, and ``drain`` (at
+    shutdown) makes the thread cut its current batch after the packet being read and hand
+    over everything it has.
+    """
 
     def __init__(
-        self,
-        demuxer: Demuxer,
-        clocks: Clocks,
-        limiter: trio.CapacityLimiter,
-        realtime: bool,
+        self, demuxer: Demuxer, clocks: Clocks, realtime: bool, *, max_queued: int = 4
     ) -> None:
         self._demuxer = demuxer
         self._clocks = clocks
-        self._limiter = limiter
         self._realtime = realtime
-        self._pending: deque[Packet] = deque()
+        self._token = trio.lowlevel.current_trio_token()
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._batches: deque[list[Packet]] = deque()  # [] marks the end of the stream
+        self._max_queued = max_queued
+        self._error: NvrError | None = None
+        self._finished = False  # the reader thread has queued all it will and exited
+        self._stopping = False
+        self._draining = False
+        self._wakeup: trio.Event | None = None
+        self._pending: deque[Packet] = deque()  # realtime: read but not yet due
         self._origin: Duration | None = None
+        self._thread = threading.Thread(
+            target=self._read_loop, name=f"nvr read {demuxer.url}", daemon=True
+        )
+        self._thread.start()
+
+    # -- the reader thread --
+
+    def _read_loop(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    while len(self._batches) >= self._max_queued and not (
+                        self._stopping or self._draining
+                    ):
+                        self._room.wait()
+                    if self._stopping:
+                        return
+                try:
+                    batch = self._demuxer.mapping_errors(self._demuxer.read_batch)
+                except NvrError as e:
+                    with self._lock:
+                        self._error = e
+                    return
+                with self._lock:
+                    if self._draining:
+                        batch += self._demuxer.take_ready()
+                    self._batches.append(batch)
+                    self._wake_locked()
+                    if not batch or self._draining:
+                        return
+        finally:
+            self._demuxer.close()
+            with self._lock:
+                self._finished = True
+                self._wake_locked()
+
+    def _wake_locked(self) -> None:
+        event, self._wakeup = self._wakeup, None
+        if event is not None:
+            with contextlib.suppress(trio.RunFinishedError):
+                self._token.run_sync_soon(event.set)
+
+    # -- the trio side --
+
+    async def _wait_for_reader(self) -> None:
+        """Waits until the reader queues something or exits (call without the lock, after
+        finding nothing to take under it)."""
+        with self._lock:
+            if self._batches or self._finished:
+                return
+            event = self._wakeup = trio.Event()
+        await event.wait()
+
+    async def _read(self) -> list[Packet]:
+        while True:
+            with self._lock:
+                if self._stopping:
+                    raise Unavailable(f"{self._demuxer.url}: source is closed")
+                if self._batches:
+                    batch = self._batches.popleft()
+                    self._room.notify()
+                    return batch
+                if self._error is not None:
+                    raise self._error
+                if self._finished:
+                    raise Unavailable(f"{self._demuxer.url}: source is closed")
+            await self._wait_for_reader()
 
     async def next_batch(self) -> list[Packet]:
         if not self._realtime:
-            return await _in_thread(self._demuxer, self._demuxer.read_batch, self._limiter)
+            return await self._read()
         return await self._next_paced_batch()
 
     async def _next_paced_batch(self) -> list[Packet]:
         """The packets due by now (at least one), sleeping until the first is due."""
         if not self._pending:
-            batch = await _in_thread(self._demuxer, self._demuxer.read_batch, self._limiter)
+            batch = await self._read()
             if not batch:
                 return []
             self._pending.extend(batch)
@@ -492,9 +585,31 @@ class PyAvSource:
             due.append(self._pending.popleft())
         return due
 
+    async def drain(self, grace: float) -> list[Packet]:
+        """See ``Source.drain``. A realtime (paced file) source has nothing that arrived
+        early, so it returns nothing."""
+        if self._realtime:
+            return []
+        self._demuxer.cut_early = True
+        with self._lock:
+            self._draining = True
+            self._room.notify()
+        with trio.move_on_after(grace):
+            while not self._finished:
+                await self._wait_for_reader()
+        with self._lock:
+            packets = [p for batch in self._batches for p in batch]
+            self._batches.clear()
+        return packets
+
     async def aclose(self) -> None:
-        if self._demuxer.request_close():
-            await _close_in_thread(self._demuxer, self._limiter)
+        """Stops the reader; it closes the container once its current read returns (a
+        stalled camera's read returns within the read timeout)."""
+        self._demuxer.cut_early = True
+        with self._lock:
+            self._stopping = True
+            self._room.notify()
+        await trio.lowlevel.checkpoint()
 
 
 async def _in_thread(demuxer: Demuxer, fn: Callable[[], T], limiter: trio.CapacityLimiter) -> T:
@@ -519,7 +634,8 @@ async def _close_in_thread(demuxer: Demuxer, limiter: trio.CapacityLimiter) -> N
 class PyAvOpener:
     """Opens RTSP URLs and local files (paths or ``file:`` URLs) with PyAV.
 
-    ``limiter`` bounds the worker threads; the daemon sizes it for its number of streams.
+    ``limiter`` bounds the threads that connect (each open source then has its own reader
+    thread); the daemon sizes it for its number of streams.
     ``max_batch`` caps the media time of one batch when key frames are far apart.
     """
 
@@ -538,4 +654,4 @@ class PyAvOpener:
         demuxer = Demuxer(url, options, self._max_batch)
         await _in_thread(demuxer, demuxer.connect, self._limiter)
         realtime = options.realtime and not _is_network_url(url)
-        return PyAvSource(demuxer, self._clocks, self._limiter, realtime)
+        return PyAvSource(demuxer, self._clocks, realtime)

@@ -55,6 +55,12 @@ class Source(Protocol):
         input, ``Unauthenticated`` for rejected credentials."""
         ...
 
+    async def drain(self, grace: float) -> list[Packet]:
+        """At shutdown, after ``next_batch`` was cancelled: the packets received but not
+        yet returned (the batch being gathered), waiting at most ``grace`` seconds for
+        the packet being read. Afterwards only ``aclose`` may be called."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

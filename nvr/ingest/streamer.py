@@ -20,7 +20,9 @@ Within a session:
   the source or the writer ends the session.
 
 When a session ends its open recording is closed (trailing zero) and handed to the
-syncer in a shielded ``finally``, time-bounded on cancellation (shutdown). ``state`` (a
+syncer in a shielded ``finally``, time-bounded on cancellation (shutdown); on shutdown
+the frames the source received but had not yet handed over (``Source.drain``) are
+written first, so every frame received up to the signal is recorded. ``state`` (a
 trio-util ``AsyncValue``) says what the stream is doing; ``counters`` count frames,
 bytes, recordings, drops and reconnects.
 """
@@ -88,6 +90,8 @@ class StreamerOptions:
     read_timeout: Duration = 10 * UNITS_PER_SEC
     #: the open recording is closed within this long of cancellation
     close_timeout: Duration = 5 * UNITS_PER_SEC
+    #: on cancellation, how long to wait for the frame being received (``Source.drain``)
+    drain_timeout: Duration = UNITS_PER_SEC // 4
 
 
 def rotate_offset_for(stream_id: int, interval: Duration) -> Duration:
@@ -214,11 +218,21 @@ class Streamer:
             with trio.CancelScope(shield=True) as scope:
                 if cancelled:
                     scope.deadline = trio.current_time() + self._opts.close_timeout / UNITS_PER_SEC
+                    await self._write_drained(source)
                 await self._end_run(None, reason)
                 await source.aclose()
             if scope.cancelled_caught:
                 log.error("stream %d: could not close its recording in time", self.stream_id)
         raise AssertionError("unreachable: _read_session only returns by raising")
+
+    async def _write_drained(self, source: Source) -> None:
+        """On shutdown: records the frames the source received but had not handed over."""
+        try:
+            tail = await source.drain(self._opts.drain_timeout / UNITS_PER_SEC)
+            if tail:
+                await self._handle_batch(tail, self._clocks.realtime())
+        except (SessionEnded, errors.NvrError) as e:
+            log.warning("stream %d: frames received at shutdown lost: %s", self.stream_id, e)
 
     def _ended(self, kind: str, reason: str) -> str:
         self.counters.count_disconnect(kind)

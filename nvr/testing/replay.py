@@ -12,7 +12,9 @@ Faults: ``open_error`` (the open raises), ``open_delay`` (connecting takes virtu
 ``Unavailable`` after ``OpenOptions.read_timeout`` if ``stall_raises``, as PyAV does),
 ``error_after`` (raise mid-stream), ``pts_shifts`` (add a step to the reported pts from a
 packet on: jumps, repeats, backwards steps; delivery pacing keeps the true timeline).
-``ReplayOpener.opens`` records every open with its virtual time, for backoff assertions.
+``drain`` hands over the packets already due but not yet delivered, as a real source
+hands over its partial batch at shutdown. ``ReplayOpener.opens`` records every open
+with its virtual time, for backoff assertions.
 ``OpenOptions.realtime``/``loop`` are ignored: the script decides both.
 """
 
@@ -148,6 +150,16 @@ class ReplaySource:
         return Packet(
             base.data, self._true_pts(index) + self._shift, base.is_key, base.sample_entry
         )
+
+    async def drain(self, grace: float) -> list[Packet]:
+        """The packets already due (received) but not yet handed over in a batch."""
+        await trio.lowlevel.checkpoint()
+        due = self._clocks.monotonic() - self._origin + self._true_pts(0)
+        out: list[Packet] = []
+        while self._next != self._limit and self._true_pts(self._next) <= due:
+            out.append(self._packet(self._next))
+            self._next += 1
+        return out
 
     async def aclose(self) -> None:
         self._closed = True

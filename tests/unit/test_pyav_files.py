@@ -232,6 +232,23 @@ async def test_closed_source_refuses_reads() -> None:
         await source.next_batch()
 
 
+async def test_drain_hands_over_everything_read_and_stops_the_reader() -> None:
+    opener = PyAvOpener(SimulatedClocks(START), trio.CapacityLimiter(1))
+    source = await opener.open(str(FIXTURES / "h264-640x360.mp4"), OpenOptions(loop=True))
+    first = await source.next_batch()
+    with trio.fail_after(5):
+        drained = await source.drain(5.0)
+    # whatever the reader had queued ahead, plus the batch it cut short after the packet
+    # being read: an unbroken prefix of the stream, never a gap
+    got = first + drained
+    assert drained
+    assert [p.pts for p in got] == [i * FRAME for i in range(len(got))]
+    assert source._thread.join(5) is None and not source._thread.is_alive()
+    with pytest.raises(Exception, match="source is closed"):
+        await source.next_batch()
+    await source.aclose()
+
+
 async def test_missing_file_is_not_found(tmp_path: Path) -> None:
     opener = PyAvOpener(SimulatedClocks(START), trio.CapacityLimiter(1))
     missing = tmp_path / "missing.mp4"

@@ -113,9 +113,10 @@ async def test_one_hour_of_replay_gives_an_exact_table(rig_factory, autojump_clo
     # 60 s (less than an interval away) and ends at the key frame of 120 s.
     expected = [(0, 0, 2 * minute, 2 * minute, 3600, 120)]
     expected += [(k, (k + 1) * minute, minute, minute, 1800, 60) for k in range(1, 59)]
-    # Shut down at 3600.5 s: the last batch delivered (frames up to 3600.3 s) is kept, its
-    # last frame with duration 0.
-    expected.append((59, 60 * minute, 9 * 3000, 9 * 3000, 10, 1))
+    # Shut down at 3600.5 s: every frame received by then is kept (the batch delivered at
+    # 3600.3 s and, drained from the source, the frames due up to 3600.5 s: 16 in all),
+    # the last one with duration 0.
+    expected.append((59, 60 * minute, 15 * 3000, 15 * 3000, 16, 1))
     assert table(recs) == expected
     assert recs[-1].flags & FLAG_TRAILING_ZERO
     assert [r.prev_media_duration_90k for r in recs[:3]] == [0, 2 * minute, 3 * minute]
@@ -159,7 +160,7 @@ async def test_timestamp_trouble_ends_the_run(rig_factory, autojump_clock) -> No
         (0, 100),
         (0, 190),
         (0, 125),
-        (0, 90),
+        (0, 91),  # frames 480..570: the one due at the shutdown instant (19 s) is kept
     ]
     assert all(r.flags & FLAG_TRAILING_ZERO for r in recs)
     assert rig.streamer.counters.frames_dropped == 20 + 20 + 25
@@ -218,7 +219,8 @@ async def test_cancellation_closes_and_commits_the_open_recording(
     rig = rig_factory([Session(load_packets(CLIP), loops=None)])
     await run_for(rig, 135 * SEC + SEC // 2)
     recs = rig.recordings()
-    assert [(r.video_samples, r.committed) for r in recs] == [(3600, True), (460, True)]
+    # every frame due by 135.5 s (4,066 of them) is recorded, the ones drained at shutdown too
+    assert [(r.video_samples, r.committed) for r in recs] == [(3600, True), (466, True)]
     assert recs[1].flags & FLAG_TRAILING_ZERO
     assert rig.env.db.streams[rig.streamer.stream_id].pending == []
     rig.env.close()
