@@ -40,6 +40,7 @@ from nvr.base.clock import Clocks, RealClocks
 from nvr.base.time90k import UNITS_PER_SEC, local_zone_name, zone
 from nvr.config import Config
 from nvr.db.database import Database
+from nvr.ingest.hub import FrameHub
 from nvr.ingest.source import Opener
 from nvr.ingest.streamer import Streamer, StreamerOptions, rotate_offset_for
 from nvr.storage.dir import SampleFileDir, open_for_database, remove_garbage_and_uncommitted
@@ -48,6 +49,8 @@ from nvr.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
+#: idle live-view WebSockets get a ping this often (as Moonfire NVR's do)
+WEBSOCKET_PING_SEC = 30.0
 #: a syncer retrying this long makes the daemon stop pinging the systemd watchdog
 STUCK_SYNCER_LIMIT = 10 * 60 * UNITS_PER_SEC
 
@@ -64,6 +67,8 @@ class Daemon:
     shutdown: trio.Event = field(default_factory=trio.Event)
     #: where the web server listens (``http://127.0.0.1:43123``...), once started
     http_addresses: list[str] = field(default_factory=list)
+    #: live frames from the streamers to WebSocket viewers
+    hub: FrameHub = field(default_factory=FrameHub)
 
     def stream_status(self, stream_id: int) -> dict[str, object] | None:
         """The live state of a recorded stream, for the API (``nvrStatus``)."""
@@ -192,6 +197,7 @@ async def _run_tree(
                     sink=daemon.syncers[stream_dir],
                     opener=opener,
                     clocks=clocks,
+                    hub=daemon.hub,
                     options=StreamerOptions(
                         rotate_interval=interval,
                         rotate_offset=rotate_offset_for(sid, interval),
@@ -254,11 +260,13 @@ async def _run_web(
                     bind=bind,
                     time_zone_name=config.time_zone or local_zone_name(),
                     stream_status=daemon.stream_status,
+                    hub=daemon.hub,
                 )
                 hc = hypercorn.config.Config()
                 hc.bind = [bind.address]
                 hc.graceful_timeout = config.graceful_timeout_sec
                 hc.accesslog = None
+                hc.websocket_ping_interval = WEBSOCKET_PING_SEC
                 if bind.tls_cert and bind.tls_key:
                     hc.certfile, hc.keyfile = bind.tls_cert, bind.tls_key
                 try:

@@ -585,6 +585,15 @@ class PyAvSource:
             due.append(self._pending.popleft())
         return due
 
+    @property
+    def low_latency(self) -> bool:
+        return self._demuxer.cut_early and not self._draining
+
+    @low_latency.setter
+    def low_latency(self, on: bool) -> None:
+        if not (self._draining or self._stopping):
+            self._demuxer.cut_early = on
+
     async def drain(self, grace: float) -> list[Packet]:
         """See ``Source.drain``. A realtime (paced file) source has nothing that arrived
         early, so it returns nothing."""

@@ -48,6 +48,10 @@ class OpenOptions:
 
 
 class Source(Protocol):
+    #: set by the streamer while someone watches live: hand over every frame as soon as
+    #: it is read instead of gathering batches (more wake-ups, less latency)
+    low_latency: bool
+
     async def next_batch(self) -> list[Packet]:
         """Waits for one or more packets, in order. Returns ``[]`` at end of stream (a
         camera that hung up: a disconnect). Raises ``nvr.base.errors.NvrError`` subclasses:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -43,6 +42,7 @@ from nvr.base.clock import Clocks
 from nvr.base.time90k import UNITS_PER_SEC, Duration, Time, format_duration
 from nvr.db.database import Database
 from nvr.db.recording import VideoSampleEntry
+from nvr.ingest.hub import FrameHub, LiveFrame, LiveRecording
 from nvr.ingest.source import Opener, OpenOptions, Packet, Source
 from nvr.storage.dir import SampleFileDir
 from nvr.storage.writer import RecordingSink, RecordingTooLong, RecordingWriter, Run
@@ -126,7 +126,7 @@ class Streamer:
         clocks: Clocks,
         options: StreamerOptions | None = None,
         open_options: OpenOptions | None = None,
-        on_frames: Callable[[int, list[Packet]], None] | None = None,
+        hub: FrameHub | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._db = db
@@ -137,7 +137,8 @@ class Streamer:
         self._clocks = clocks
         self._opts = options or StreamerOptions()
         self._open_opts = open_options or self._default_open_options()
-        self._on_frames = on_frames
+        self._hub = hub
+        self._live_prev_pts: int | None = None  # the last frame published to the hub
         self._rng = rng or random.Random(stream_id)
         self.state = trio_util.AsyncValue(StreamState("idle", clocks.realtime()))
         self.counters = StreamCounters()
@@ -244,6 +245,8 @@ class Streamer:
         self._run = Run()
         self._prev_pts = None
         while True:
+            if self._hub is not None:
+                source.low_latency = self._hub.viewers(self.stream_id) > 0
             with trio.move_on_after(timeout) as scope:
                 batch = await source.next_batch()
             if scope.cancelled_caught:
@@ -257,8 +260,6 @@ class Streamer:
     # -- frames ------------------------------------------------------------------------
 
     async def _handle_batch(self, batch: list[Packet], local: Time) -> None:
-        if self._on_frames is not None:
-            self._on_frames(self.stream_id, batch)
         pending: list[Packet] = []  # frames for the current writer, written together
         for pkt in batch:
             self.counters.frames += 1
@@ -345,6 +346,33 @@ class Streamer:
         except errors.NvrError as e:
             await self._close_writer(None, f"write failed: {e}")
             raise
+        if self._hub is not None and self._hub.viewers(self.stream_id):
+            self._publish_live(self._writer, frames)
+
+    def _publish_live(self, writer: RecordingWriter, frames: list[Packet]) -> None:
+        """Hands frames just written to live viewers (see ``nvr.ingest.hub``)."""
+        assert self._hub is not None and writer.rec is not None
+        rec = writer.rec
+        info = LiveRecording(
+            open_id=rec.open_id,
+            recording_id=rec.recording_id,
+            run_offset=rec.run_offset,
+            start_time_90k=rec.start_time_90k,
+            prev_media_duration_90k=rec.prev_media_duration_90k,
+            prev_runs=rec.prev_runs,
+            video_sample_entry_id=self._entry_id,
+            sample_entry=frames[0].sample_entry,
+        )
+        prev = self._live_prev_pts
+        estimate = frames[0].pts - prev if prev is not None and prev < frames[0].pts else 0
+        now = trio.current_time()
+        live = []
+        for i, f in enumerate(frames):
+            if i + 1 < len(frames):
+                estimate = frames[i + 1].pts - f.pts
+            live.append(LiveFrame(f.data, f.is_key, f.pts - writer.first_pts, estimate, info, now))
+        self._live_prev_pts = frames[-1].pts
+        self._hub.publish(self.stream_id, live)
 
     async def _close_writer(self, next_pts: int | None, end_reason: str | None) -> None:
         writer, self._writer = self._writer, None
@@ -358,4 +386,4 @@ class Streamer:
         """Ends the current run (closing its recording) so the next frame starts afresh."""
         await self._close_writer(next_pts, reason)
         self._run = Run()
-        self._prev_pts = None
+        self._prev_pts = self._live_prev_pts = None

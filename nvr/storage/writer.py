@@ -131,6 +131,11 @@ class RecordingWriter:
         return self._index.frames + (self._last is not None)
 
     @property
+    def first_pts(self) -> int:
+        """The pts of the recording's first frame (0 before the first write)."""
+        return self._first_pts
+
+    @property
     def media_duration_so_far(self) -> Duration:
         return 0 if self._last is None else self._last[0] - self._first_pts
 

@@ -110,6 +110,7 @@ class ReplaySource:
         self._next = 0
         self._shift = 0
         self._closed = False
+        self.low_latency = False  # replays keep their scripted batches
 
     async def next_batch(self) -> list[Packet]:
         if self._closed:

@@ -26,6 +26,7 @@ from nvr.base import errors
 from nvr.base.clock import Clocks
 from nvr.config import BindConfig
 from nvr.db.database import Database
+from nvr.ingest.hub import FrameHub
 from nvr.storage.dir import SampleFileDir
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ class WebContext:
     clocks: Clocks
     bind: BindConfig = field(default_factory=BindConfig)
     time_zone_name: str = "UTC"
+    #: live frames from ingest (the daemon's; tests publish into their own)
+    hub: FrameHub = field(default_factory=FrameHub)
     #: stream id -> a callable giving that stream's live state as a JSON-ready dict
     stream_status: Callable[[int], dict[str, Any] | None] = lambda _sid: None
     server_version: str = __version__
@@ -102,8 +105,9 @@ def create_app(ctx: WebContext) -> QuartTrio:
         log.exception("%s %s: unexpected error", request.method, request.path)
         return text_response(500, "internal error (see the server log)")
 
-    from nvr.web import api, view
+    from nvr.web import api, live, view
 
     app.register_blueprint(api.blueprint)
     app.register_blueprint(view.blueprint)
+    app.register_blueprint(live.blueprint)
     return app

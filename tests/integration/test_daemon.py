@@ -482,12 +482,12 @@ def test_address_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        address = "127.0.0.1:%d" % taken.getsockname()[1]
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
         config = tmp_path / "nvr.toml"
         config.write_text(f'[[binds]]\naddress = "{address}"\n')
+        db_dir = str(layout.db_dir)
         result = subprocess.run(
-            [sys.executable, "-m", "nvr", "--db-dir", str(layout.db_dir), "run"]
-            + ["--config", str(config)],
+            [sys.executable, "-m", "nvr", "--db-dir", db_dir, "run", "--config", str(config)],
             capture_output=True,
             text=True,
             cwd=REPO,

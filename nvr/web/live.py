@@ -1,0 +1,84 @@
+"""Live view: ``GET /api/cameras/<uuid>/<stream>/live.m4s``, a WebSocket.
+
+As Moonfire NVR's API documents it: the socket opens at once; then, while the camera is
+connected, one binary message per frame, starting at a key frame. Each message is a
+block of HTTP-style headers (``Content-Type`` with the codec, ``X-Recording-Id``
+``OPEN_ID.RECORDING_ID``, ``X-Recording-Start``, ``X-Prev-Media-Duration``, ``X-Runs``,
+``X-Media-Time-Range``, ``X-Video-Sample-Entry-Id``), a blank line, and a media segment
+(``moof`` + ``mdat``) to append after the init segment ``/api/init/<id>.mp4``. The
+segment's ``tfdt`` is the frame's media time within its recording.
+
+Frames come from the ingest frame hub (``nvr.ingest.hub``), never from the database. A
+viewer that reads slower than the camera sends gets a text message
+``{"type": "drop", "frames": N}`` and resumes at the next key frame (an extension: the
+documented text messages are errors that end the stream, so clients that know only
+those see one and reconnect). The last frame's duration in each message is an estimate
+(the previous frame interval): waiting for the next frame to know it would add a frame
+interval of latency; the next message's ``X-Media-Time-Range`` starts at the true time.
+
+Cross-site WebSocket hijacking: an upgrade whose ``Origin`` does not name the ``Host``
+it was sent to is refused with ``403``. Idle pings come from hypercorn
+(``websocket_ping_interval``, set by the daemon).
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit
+
+from quart import Blueprint, Response, websocket
+
+from nvr.base import errors
+from nvr.ingest.hub import LiveFrame
+from nvr.mp4.fragment import build_fragment
+from nvr.web.api import camera_by_uuid, ctx, stream_of
+from nvr.web.app import require, status_for, text_response
+
+blueprint = Blueprint("live", __name__)
+
+
+def check_origin(origin: str | None, host: str | None) -> None:
+    """Raises unless a present ``Origin`` names the ``Host`` (scheme aside)."""
+    if origin is None:
+        return  # not a browser: nothing to hijack
+    netloc = urlsplit(origin).netloc.lower()
+    if not netloc or netloc != (host or "").lower():
+        raise errors.PermissionDenied(
+            f"WebSocket Origin {origin!r} does not match Host {host!r}"
+        )
+
+
+def message_for(frame: LiveFrame, sequence: int) -> bytes:
+    rec = frame.recording
+    headers = (
+        f'Content-Type: video/mp4; codecs="{rec.sample_entry.rfc6381_codec}"\r\n'
+        f"X-Recording-Id: {rec.open_id}.{rec.recording_id}\r\n"
+        f"X-Recording-Start: {rec.start_time_90k}\r\n"
+        f"X-Prev-Media-Duration: {rec.prev_media_duration_90k}\r\n"
+        f"X-Runs: {rec.prev_runs + (rec.run_offset == 0)}\r\n"
+        f"X-Media-Time-Range: {frame.media_start}-{frame.media_start + frame.duration}\r\n"
+        f"X-Video-Sample-Entry-Id: {rec.video_sample_entry_id}\r\n"
+        "\r\n"
+    )
+    return headers.encode() + build_fragment([frame], frame.media_start, sequence)
+
+
+@blueprint.websocket("/api/cameras/<camera_uuid>/<stream_type>/live.m4s")
+async def live(camera_uuid: str, stream_type: str) -> Response | None:
+    context = ctx()
+    try:
+        require(context, "viewVideo")
+        check_origin(websocket.headers.get("Origin"), websocket.headers.get("Host"))
+        stream = stream_of(camera_by_uuid(camera_uuid), stream_type)
+    except errors.NvrError as e:
+        return text_response(status_for(e), str(e))  # refuses the upgrade
+    await websocket.accept()
+    sequence = 0
+    with context.hub.subscribe(stream.id) as subscription:
+        while True:
+            dropped, frames = await subscription.get()
+            if dropped:
+                await websocket.send(json.dumps({"type": "drop", "frames": dropped}))
+            for frame in frames:
+                sequence += 1
+                await websocket.send(message_for(frame, sequence))

@@ -1,0 +1,222 @@
+"""Live view (issue 6): the frame hub, live fragments and the ``live.m4s`` WebSocket.
+
+A streamer records the fixture clip from a ``ReplayOpener`` on a MockClock and
+publishes into the hub; a WebSocket viewer (Quart's test client) receives one message
+per frame, which must start at a key frame, carry Moonfire's headers, and decode with
+PyAV after the init segment, frame for frame. A slow viewer gets a ``drop`` message and
+resumes at a key frame; a foreign ``Origin`` and a caller without ``viewVideo`` are
+refused before the upgrade.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import pytest
+import trio
+import trio.testing
+from quart.testing.connections import WebsocketResponseError
+
+from nvr.base.blocking import inline_blocking
+from nvr.base.clock import SimulatedClocks
+from nvr.base.time90k import UNITS_PER_SEC
+from nvr.config import BindConfig
+from nvr.ingest.hub import FrameHub, LiveFrame, LiveRecording
+from nvr.ingest.source import OpenOptions
+from nvr.ingest.streamer import Streamer, StreamerOptions
+from nvr.mp4.boxes import walk_boxes
+from nvr.syncer import Syncer
+from nvr.testing.env import RecordingEnv, create_env, open_env
+from nvr.testing.replay import ReplayOpener, Session, load_packets
+from nvr.web.app import WebContext, create_app
+from nvr.web.live import check_origin
+
+SEC = UNITS_PER_SEC
+T0 = 1_700_000_040 * SEC
+FRAME = 3000
+CLIP = str(Path(__file__).parents[2] / "fixtures" / "h264-640x360.mp4")
+VIEW = BindConfig(allow_unauthenticated=("viewVideo",))
+
+
+@dataclass
+class Live:
+    env: RecordingEnv
+    hub: FrameHub
+    ctx: WebContext
+    path: str
+    stream_id: int
+
+
+@pytest.fixture
+async def live_env(tmp_path: Path) -> AsyncIterator[Live]:
+    create_env(tmp_path, streams=1, flush_if_sec=0)
+    clocks = SimulatedClocks(T0)
+    env = open_env(tmp_path, now=clocks.realtime, monotonic=clocks.monotonic)
+    hub = FrameHub(max_frames=10)
+    ctx = WebContext(
+        db=env.db, dirs={env.dir_id: env.sdir}, clocks=clocks, bind=VIEW, hub=hub
+    )
+    sid = env.stream_ids[0]
+    cam = env.db.cameras[env.db.streams[sid].camera_id]
+    yield Live(env, hub, ctx, f"/api/cameras/{cam.uuid}/main/live.m4s", sid)
+    env.close()
+
+
+def parse(message: bytes) -> tuple[dict[str, str], bytes]:
+    head, _, body = message.partition(b"\r\n\r\n")
+    headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n"))
+    return headers, body
+
+
+def is_key(fragment: bytes) -> bool:
+    """The first sample's flags in the fragment's ``trun`` say sync sample."""
+    trun = next(b for b in walk_boxes(fragment) if b.box_type == b"trun")
+    # header, version/flags, sample count, data offset, then duration, size, flags
+    flags_at = trun.offset + 8 + 4 + 4 + 4 + 4 + 4
+    return int.from_bytes(fragment[flags_at : flags_at + 4], "big") & 0x0001_0000 == 0
+
+
+async def refusal(live: Live, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    """(status, body) of a WebSocket upgrade the server must refuse."""
+    client = create_app(live.ctx).test_client()
+    try:
+        async with client.websocket(live.path, headers=headers) as ws:
+            await ws.receive()
+    except BaseExceptionGroup as group:
+        found, _ = group.split(WebsocketResponseError)
+        assert found is not None, group
+        leaf: BaseException = found
+        while isinstance(leaf, BaseExceptionGroup):
+            leaf = leaf.exceptions[0]
+        assert isinstance(leaf, WebsocketResponseError)
+        return leaf.response.status_code, await leaf.response.get_data(as_text=True)
+    raise AssertionError("the upgrade was accepted")
+
+
+async def wait_for_viewer(hub: FrameHub, stream_id: int) -> None:
+    """Lets the WebSocket handler run until it waits for frames (it has subscribed)."""
+    await trio.testing.wait_all_tasks_blocked()
+    assert hub.viewers(stream_id) == 1
+
+
+async def test_viewer_gets_one_decodable_fragment_per_frame_from_a_key_frame(
+    live_env: Live, autojump_clock: trio.testing.MockClock
+) -> None:
+    e = live_env
+    syncer = Syncer(e.env.db, e.env.dir_id, e.env.sdir, e.ctx.clocks)
+    opener = ReplayOpener(
+        e.ctx.clocks, {"rtsp://cam0/main": [Session(load_packets(CLIP), loops=None, batch=4)]}
+    )
+    streamer = Streamer(
+        db=e.env.db,
+        stream_id=e.stream_id,
+        sdir=e.env.sdir,
+        sink=syncer,
+        opener=opener,
+        clocks=e.ctx.clocks,
+        hub=e.hub,
+        options=StreamerOptions(rotate_interval=60 * SEC),
+        open_options=OpenOptions(),
+    )
+    app = create_app(e.ctx)
+    messages: list[bytes] = []
+    with inline_blocking():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(syncer.run)
+            nursery.start_soon(streamer.run)
+            await trio.sleep(0.45)  # join mid-GOP: the first key frame is at 1 s
+            async with app.test_client().websocket(e.path) as ws:
+                while len(messages) < 45:
+                    got = await ws.receive()
+                    assert isinstance(got, bytes)
+                    messages.append(got)
+            nursery.cancel_scope.cancel()
+    parsed = [parse(m) for m in messages]
+    headers = [h for h, _ in parsed]
+    first = headers[0]
+    assert first["Content-Type"] == 'video/mp4; codecs="avc1.64001e"'
+    assert first["X-Runs"] == "1" and first["X-Prev-Media-Duration"] == "0"
+    open_id, rec_id = (int(x) for x in first["X-Recording-Id"].split("."))
+    rec = e.env.db.streams[e.stream_id].pending[0]
+    assert (open_id, rec_id) == (rec.open_id, rec.recording_id)
+    assert int(first["X-Recording-Start"]) == rec.start_time_90k
+    # frames 30..74 of the clip (the key frame at 1 s, then every frame), back to back
+    ranges = [tuple(int(x) for x in h["X-Media-Time-Range"].split("-")) for h in headers]
+    assert ranges == [(i * FRAME, (i + 1) * FRAME) for i in range(30, 75)]
+    assert [is_key(body) for _, body in parsed] == [i % 30 == 0 for i in range(30, 75)]
+
+    # init segment + the fragments decode as the camera's frames
+    init = await app.test_client().get(f"/api/init/{first['X-Video-Sample-Entry-Id']}.mp4")
+    assert init.status_code == 200
+    data = await init.get_data() + b"".join(body for _, body in parsed)
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        frames = list(container.decode(stream))
+        pts = [round(f.pts * stream.time_base * SEC) for f in frames]
+    assert len(frames) == 45
+    assert pts == [i * FRAME for i in range(30, 75)]
+    assert (frames[0].width, frames[0].height) == (640, 360)
+
+
+def synthetic(count: int, keys: Sequence[int]) -> list[LiveFrame]:
+    packets = load_packets(CLIP)
+    rec = LiveRecording(1, 1, 0, T0, 0, 0, 1, packets[0].sample_entry)
+    return [
+        LiveFrame(packets[i].data, i in keys, i * FRAME, FRAME, rec) for i in range(count)
+    ]
+
+
+async def test_slow_viewer_gets_drop_and_resumes_at_a_key_frame(
+    live_env: Live, autojump_clock: trio.testing.MockClock
+) -> None:
+    e = live_env
+    async with create_app(e.ctx).test_client().websocket(e.path) as ws:
+        await wait_for_viewer(e.hub, e.stream_id)
+        # 30 frames at once for a queue of 10: frames 0-9 fit, 10 overflows (11 dropped),
+        # 11-24 are skipped waiting for the key frame at 25, which resumes the viewer
+        e.hub.publish(e.stream_id, synthetic(30, keys=(0, 25)))
+        drop = await ws.receive()
+        assert json.loads(drop) == {"type": "drop", "frames": 25}
+        resumed = [parse(await ws.receive()) for _ in range(5)]
+    starts = [int(h["X-Media-Time-Range"].split("-")[0]) for h, _ in resumed]
+    assert starts == [i * FRAME for i in range(25, 30)]
+    assert is_key(resumed[0][1]) and not is_key(resumed[1][1])
+    assert e.hub.viewers(e.stream_id) == 0
+
+
+async def test_hub_starts_each_viewer_at_a_key_frame_and_counts_viewers() -> None:
+    hub = FrameHub(max_frames=100)
+    frames = synthetic(40, keys=(0, 30))
+    with hub.subscribe(7) as early:
+        hub.publish(7, frames[:5])
+        with hub.subscribe(7) as late:
+            assert hub.viewers(7) == 2
+            hub.publish(7, frames[5:])
+            assert await late.get() == (0, frames[30:])
+        assert await early.get() == (0, frames)
+    assert hub.viewers(7) == 0
+
+
+async def test_foreign_origin_is_refused(live_env: Live) -> None:
+    status, body = await refusal(live_env, {"Origin": "https://evil.example"})
+    assert status == 403
+    assert "does not match Host" in body
+
+
+def test_origin_must_name_the_host() -> None:
+    check_origin(None, "nvr.local:8080")  # not a browser
+    check_origin("http://nvr.local:8080", "NVR.local:8080")
+    for bad in ("http://nvr.local", "https://evil.example:8080", "null", ""):
+        with pytest.raises(Exception, match="does not match Host"):
+            check_origin(bad, "nvr.local:8080")
+
+
+async def test_live_needs_view_video(live_env: Live) -> None:
+    live_env.ctx.bind = BindConfig()
+    status, _ = await refusal(live_env)
+    assert status == 401
