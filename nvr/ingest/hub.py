@@ -55,8 +55,8 @@ class LiveFrame:
     media_start: Duration
     duration: Duration
     recording: LiveRecording
-    #: ``trio.current_time()`` when the streamer handed the frame over (for latency figures)
-    published_at: float = 0.0
+    #: ``time.monotonic()`` when the source read the frame (``Packet.received``)
+    received: float = 0.0
 
 
 class Subscription:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -163,9 +164,10 @@ class PendingFrame:
     duration: int  # 90k units, 0 when unknown
     is_key: bool
     sample_entry: VideoSampleEntry
+    received: float = 0.0  # time.monotonic() when read
 
     def to_packet(self, pts: int) -> Packet:
-        return Packet(self.data, pts, self.is_key, self.sample_entry)
+        return Packet(self.data, pts, self.is_key, self.sample_entry, self.received)
 
 
 class RunStart:
@@ -430,7 +432,7 @@ class Demuxer:
         duration = (raw.duration or 0) * num // den
         if pts is not None:
             pts = self._track_loop(pts, duration)
-        return PendingFrame(payload, pts, duration, is_key, entry)
+        return PendingFrame(payload, pts, duration, is_key, entry, time.monotonic())
 
     def _track_loop(self, pts: int, duration: Duration) -> int:
         """Adds the loop offset and remembers what the next loop's offset needs."""

@@ -365,12 +365,12 @@ class Streamer:
         )
         prev = self._live_prev_pts
         estimate = frames[0].pts - prev if prev is not None and prev < frames[0].pts else 0
-        now = trio.current_time()
         live = []
         for i, f in enumerate(frames):
             if i + 1 < len(frames):
                 estimate = frames[i + 1].pts - f.pts
-            live.append(LiveFrame(f.data, f.is_key, f.pts - writer.first_pts, estimate, info, now))
+            start = f.pts - writer.first_pts
+            live.append(LiveFrame(f.data, f.is_key, start, estimate, info, f.received))
         self._live_prev_pts = frames[-1].pts
         self._hub.publish(self.stream_id, live)
 
