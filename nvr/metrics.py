@@ -37,6 +37,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from nvr.base import errors
 from nvr.base.blocking import run_blocking
@@ -100,7 +101,8 @@ class Histogram:
         fam = HistogramMetricFamily(name, doc, labels=label_names)
         for labels, (counts, total) in sorted(self._series.items()):
             cumulative, running = [], 0
-            for bound, n in zip([*map(str, self.bounds), "+Inf"], counts, strict=True):
+            bounds = [*map(floatToGoString, self.bounds), "+Inf"]
+            for bound, n in zip(bounds, counts, strict=True):
                 running += n
                 cumulative.append((bound, running))
             fam.add_metric(list(labels), cumulative, total[0])

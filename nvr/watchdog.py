@@ -11,7 +11,8 @@ latched: the daemon has shown it can freeze, and only a restart is trusted to cl
 ``Liveness.monitor`` is the task that measures the loop's lag: it wakes every ``tick`` and
 notes how late it woke. ``ping_watchdog`` sends ``WATCHDOG=1`` every half watchdog
 interval while there is no problem, and stops (logging why, once per change) as soon as
-there is one, so systemd (``WatchdogSec``) kills and restarts the daemon. Neither task
+there is one (saying why in ``STATUS=``, which ``systemctl status`` shows), so systemd
+(``WatchdogSec``) kills and restarts the daemon. Neither task
 decides anything else: metrics report the same state (``nvr_healthy``).
 
 A limit of 0 disables its check. Time only comes from ``Clocks`` (monotonic), so tests
@@ -134,8 +135,11 @@ async def ping_watchdog(liveness: Liveness, notifier: Notifier, clocks: Clocks) 
             notifier.notify("WATCHDOG=1")
             if reported:
                 log.warning("healthy again: pinging the systemd watchdog again")
+                notifier.notify("STATUS=healthy again")
         elif subjects != reported:
-            log.error("not pinging the systemd watchdog: %s", "; ".join(map(str, problems)))
+            why = "; ".join(map(str, problems))
+            log.error("not pinging the systemd watchdog: %s", why)
+            notifier.notify(f"STATUS=unhealthy (systemd will restart nvr): {why}")
         reported = subjects
         deadline += interval
         await clocks.sleep_until(deadline)

@@ -200,6 +200,9 @@ async def test_pings_stop_while_a_syncer_is_stuck(
     lines = [m for m in caplog.messages if "not pinging the systemd watchdog" in m]
     assert len(lines) == 1 and "fsync file failing" in lines[0], caplog.messages
     assert "healthy again" in caplog.text
+    statuses = [m for _, m in r.systemd.messages if m.startswith("STATUS=")]
+    assert statuses[0].startswith("STATUS=unhealthy (systemd will restart nvr): syncer of ")
+    assert statuses[1:] == ["STATUS=healthy again"]
 
 
 async def test_pings_stop_for_good_once_the_event_loop_was_blocked(
