@@ -56,6 +56,9 @@ class Config:
     #: under a systemd watchdog: stop pinging when a syncer's pass has run this long
     #: (retrying a failing step, or an fsync that never returns); 0 = never
     watchdog_syncer_stuck_sec: float = 600.0
+    #: ... or a streamer has been connecting, or recording without a new frame, this long
+    #: (its own timeouts should end that within seconds: something hangs); 0 = never
+    watchdog_streamer_stuck_sec: float = 300.0
     #: ... or once the event loop was blocked this long; 0 = never
     watchdog_loop_blocked_sec: float = 30.0
 
@@ -147,6 +150,7 @@ _SCALARS: dict[str, type | tuple[type, ...]] = {
     "log_level": str,
     "graceful_timeout_sec": (int, float),
     "watchdog_syncer_stuck_sec": (int, float),
+    "watchdog_streamer_stuck_sec": (int, float),
     "watchdog_loop_blocked_sec": (int, float),
 }
 
@@ -176,7 +180,8 @@ def parse_config(data: dict[str, Any]) -> Config:
         raise errors.InvalidArgument("config: read_timeout_sec must be 0.1 to 600")
     if not 1 <= cfg.rotate_interval_sec <= 240:
         raise errors.InvalidArgument("config: rotate_interval_sec must be 1 to 240")
-    for key in ("watchdog_syncer_stuck_sec", "watchdog_loop_blocked_sec"):
+    for key in ("watchdog_syncer_stuck_sec", "watchdog_streamer_stuck_sec",
+                "watchdog_loop_blocked_sec"):
         if getattr(cfg, key) < 0:
             raise errors.InvalidArgument(f"config: {key} must not be negative (0: never)")
     if cfg.time_zone is not None:

@@ -115,9 +115,10 @@ def _make_daemon(
     streamers: dict[int, Streamer] = {}
     limits = LivenessLimits(
         syncer_stuck=round(config.watchdog_syncer_stuck_sec * UNITS_PER_SEC),
+        streamer_stuck=round(config.watchdog_streamer_stuck_sec * UNITS_PER_SEC),
         loop_blocked=round(config.watchdog_loop_blocked_sec * UNITS_PER_SEC),
     )
-    liveness = Liveness(clocks, syncers, limits)
+    liveness = Liveness(clocks, syncers, streamers, limits)
     metrics = Metrics(
         db, clocks=clocks, dirs=dirs, syncers=syncers, streamers=streamers, liveness=liveness
     )

@@ -3,10 +3,14 @@ depend on it.
 
 ``Liveness`` answers one question, ``problems()``: is a syncer stuck (its current pass has
 run for longer than ``LivenessLimits.syncer_stuck``: a step retried over and over, or an
-fsync that never returns), or has the event loop been blocked (a task woke up more than
-``LivenessLimits.loop_blocked`` after its deadline: something ran for that long without
-yielding)? A stuck syncer is a problem for as long as it stays stuck; a blocked loop is
-latched: the daemon has shown it can freeze, and only a restart is trusted to clear it.
+fsync that never returns), is a streamer wedged (connecting, or recording without a new
+frame, for longer than ``LivenessLimits.streamer_stuck``: its own timeouts, a few seconds,
+should have ended that long before, so a task or a worker thread hangs), or has the event
+loop been blocked (a task woke up more than ``LivenessLimits.loop_blocked`` after its
+deadline: something ran for that long without yielding)? A stuck syncer or streamer is a
+problem for as long as it stays stuck; a blocked loop is latched: the daemon has shown it
+can freeze, and only a restart is trusted to clear it. A camera that is down is no
+problem: its streamer backs off and retries, which is progress.
 
 ``Liveness.monitor`` is the task that measures the loop's lag: it wakes every ``tick`` and
 notes how late it woke. ``ping_watchdog`` sends ``WATCHDOG=1`` every half watchdog
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 
 from nvr.base.clock import Clocks
 from nvr.base.time90k import UNITS_PER_SEC, Duration, format_duration
+from nvr.ingest.streamer import Streamer
 from nvr.syncer import Syncer
 from nvr.systemd import Notifier
 
@@ -37,6 +42,8 @@ log = logging.getLogger(__name__)
 class LivenessLimits:
     #: a syncer pass running this long means the syncer is stuck (0: never)
     syncer_stuck: Duration = 600 * UNITS_PER_SEC
+    #: a streamer connecting, or recording without a new frame, this long is wedged (0: never)
+    streamer_stuck: Duration = 300 * UNITS_PER_SEC
     #: a task waking this late means the event loop was blocked (0: never)
     loop_blocked: Duration = 30 * UNITS_PER_SEC
 
@@ -51,18 +58,23 @@ class Problem:
 
 
 class Liveness:
-    """See the module docstring. ``syncers`` is read at each check (a live mapping)."""
+    """See the module docstring. ``syncers`` and ``streamers`` are read at each check
+    (live mappings)."""
 
     def __init__(
         self,
         clocks: Clocks,
         syncers: Mapping[int, Syncer],
+        streamers: Mapping[int, Streamer] | None = None,
         limits: LivenessLimits | None = None,
         *,
         tick: Duration = UNITS_PER_SEC,
     ) -> None:
         self._clocks = clocks
         self._syncers = syncers
+        self._streamers = streamers if streamers is not None else {}
+        #: stream id -> (what progress looks like, monotonic time it last changed)
+        self._progress: dict[int, tuple[tuple[object, ...], Duration]] = {}
         self.limits = limits or LivenessLimits()
         self._tick = tick
         #: the lateness of the monitor's last wake-up, and the largest seen
@@ -103,9 +115,34 @@ class Liveness:
                 out.append((s, now - since))
         return out
 
+    def stuck_streamers(self) -> list[tuple[Streamer, Duration]]:
+        """Each streamer connecting, or recording without a new frame, for longer than the
+        limit, with how long. Progress is sampled at each call (each ping or scrape)."""
+        limit = self.limits.streamer_stuck
+        now = self._clocks.monotonic()
+        out = []
+        for sid, streamer in self._streamers.items():
+            st = streamer.state.value
+            mark = (st.kind, st.since, streamer.counters.frames)
+            prev = self._progress.get(sid)
+            if prev is None or prev[0] != mark:
+                self._progress[sid] = (mark, now)
+                continue
+            stalled = now - prev[1]
+            if limit and st.kind in ("connecting", "recording") and stalled > limit:
+                out.append((streamer, stalled))
+        return out
+
     def problems(self) -> list[Problem]:
         """Why the daemon is not healthy (empty: it is)."""
         out = []
+        for st, stalled in self.stuck_streamers():
+            kind = st.state.value.kind
+            what = "connecting" if kind == "connecting" else "recording without a new frame"
+            out.append(
+                Problem(f"streamer of stream {st.stream_id}",
+                        f"{what} for {format_duration(stalled)}")
+            )
         for s, busy in self.stuck_syncers():
             st = s.status.value
             why = f"; {st.failing_step} failing: {st.last_error}" if st.failing_step else ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import re
 import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -34,7 +35,7 @@ SEC = UNITS_PER_SEC
 T0 = 1_700_000_040 * SEC
 CLIP = str(Path(__file__).parents[2] / "fixtures" / "h264-640x360.mp4")
 PING = 5.0  # WATCHDOG_USEC = 10 s: a ping every 5 s
-STUCK, BLOCKED = 60.0, 20.0  # the config's limits
+STUCK, STREAMER_STUCK, BLOCKED = 60.0, 90.0, 20.0  # the config's limits
 
 
 @pytest.fixture(autouse=True)
@@ -89,9 +90,12 @@ class Running:
 
 
 @asynccontextmanager
-async def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Running]:
-    """The daemon recording two replayed cameras (one HTTP bind on port 0), with its
-    directory wrapped in a ``FaultyDir``; shut down in order when the block ends."""
+async def running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cam1: Session | None = None
+) -> AsyncIterator[Running]:
+    """The daemon recording two replayed cameras (one HTTP bind on port 0; the second
+    camera plays ``cam1`` if given), with its directory wrapped in a ``FaultyDir``; shut
+    down in order when the block ends."""
     create_env(tmp_path, streams=2, flush_if_sec=0)
     dirs: list[FaultyDir] = []
     daemons: list[daemon.Daemon] = []
@@ -118,12 +122,15 @@ async def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
         time_zone="UTC",
         binds=(BindConfig("127.0.0.1:0"),),
         watchdog_syncer_stuck_sec=STUCK,
+        watchdog_streamer_stuck_sec=STREAMER_STUCK,
         watchdog_loop_blocked_sec=BLOCKED,
     )
     clocks = SimulatedClocks(T0)
     packets = load_packets(CLIP)
-    opener = ReplayOpener(clocks, {f"rtsp://cam{i}/main": [Session(packets, loops=None)]
-                                   for i in range(2)})
+    opener = ReplayOpener(clocks, {
+        "rtsp://cam0/main": [Session(packets, loops=None)],
+        "rtsp://cam1/main": [cam1 or Session(packets, loops=None)],
+    })
     with sock:
         async with trio.open_nursery() as outer:
             outer.start_soon(systemd.listen)
@@ -223,9 +230,53 @@ async def test_pings_stop_for_good_once_the_event_loop_was_blocked(
         assert not r.d.liveness.healthy
         await trio.sleep(600)
         problems = [str(p) for p in r.d.liveness.problems()]
-    assert len(problems) == 1 and problems[0].startswith("event loop: was blocked for 25")
+    # the first task to wake after the block saw it: the monitor (due within 1 s) or the
+    # pinger (within 5 s); trio picks which runs first
+    assert len(problems) == 1
+    found = re.fullmatch(r"event loop: was blocked for (\d+)\.\d+s", problems[0])
+    assert found and BLOCKED < int(found[1]) <= BLOCKED + 5, problems
     pings = r.systemd.times("WATCHDOG=1")
     # the ping due while the loop was blocked is the last one
     assert max(pings) <= blocked_until
     lines = [m for m in caplog.messages if "not pinging the systemd watchdog" in m]
     assert len(lines) == 1 and "event loop" in lines[0]
+
+
+async def test_pings_stop_while_a_streamer_hangs_connecting(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # the second camera's open never returns (as a worker thread hung in FFmpeg would)
+    hung = Session(open_delay=3600 * SEC)
+    async with running(tmp_path, monkeypatch, cam1=hung) as r:
+        start = trio.current_time()
+        await trio.sleep(STREAMER_STUCK + 120)
+        cam0 = r.d.streamers[min(r.d.streamers)]
+        assert cam0.state.value.kind == "recording" and cam0.counters.recordings > 0
+        problems = [str(p) for p in r.d.liveness.problems()]
+    pings = r.systemd.times("WATCHDOG=1")
+    # stuck is seen at the first ping more than STREAMER_STUCK after the state began
+    assert start + STREAMER_STUCK <= max(pings) + PING
+    assert max(pings) <= start + STREAMER_STUCK + PING
+    # (first seen connecting at the first ping after the streamers started)
+    assert problems == [f"streamer of stream {max(r.d.streamers)}: connecting for 3m25.000s"]
+    lines = [m for m in caplog.messages if "not pinging the systemd watchdog" in m]
+    assert len(lines) == 1 and "connecting for" in lines[0]
+
+
+async def test_a_camera_that_is_down_does_not_stop_the_pings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
+) -> None:
+    from nvr.base import errors
+
+    down = Session(open_error=errors.Unavailable("connection refused"))
+    async with running(tmp_path, monkeypatch, cam1=down) as r:
+        start = trio.current_time()
+        await trio.sleep(600)
+        assert r.d.liveness.healthy
+        cam1 = r.d.streamers[max(r.d.streamers)]
+        assert cam1.counters.disconnects["open failed"] > 5
+    pings = [t for t in r.systemd.times("WATCHDOG=1") if start < t <= start + 600]
+    assert len(pings) == 600 / PING
