@@ -184,6 +184,12 @@ def parse_config(data: dict[str, Any]) -> Config:
                 "watchdog_loop_blocked_sec"):
         if getattr(cfg, key) < 0:
             raise errors.InvalidArgument(f"config: {key} must not be negative (0: never)")
+    stall_sec = cfg.read_timeout_sec + 5  # when a streamer gives up on a silent camera
+    if cfg.watchdog_streamer_stuck_sec and cfg.watchdog_streamer_stuck_sec < 2 * stall_sec:
+        raise errors.InvalidArgument(
+            "config: watchdog_streamer_stuck_sec must be 0 or at least twice "
+            f"read_timeout_sec + 5 s ({2 * stall_sec:g})"
+        )
     if cfg.time_zone is not None:
         from nvr.base.time90k import zone
 

@@ -64,6 +64,7 @@ def test_values_are_read() -> None:
         ({"binds": [{"metrics": "yes"}]}, "binds[0].metrics must be true or false"),
         ({"watchdog_syncer_stuck_sec": -1}, "watchdog_syncer_stuck_sec must not be negative"),
         ({"watchdog_streamer_stuck_sec": -0.5}, "watchdog_streamer_stuck_sec must not be"),
+        ({"read_timeout_sec": 200}, "watchdog_streamer_stuck_sec must be 0 or at least twice"),
         ({"watchdog_loop_blocked_sec": "30"}, "watchdog_loop_blocked_sec must be"),
     ],
 )
