@@ -18,8 +18,8 @@ with capped exponential backoff. The first failure of each kind is logged, then 
 once a minute per kind; ``status`` says whether the syncer is healthy or retrying since
 when and why; ``busy_since`` says since when the current pass has been running (the
 watchdog's "stuck" test), and ``on_commit`` (if set) is told how long each flush took,
-retries included (metrics). When the queue of received recordings is full, ``submit`` blocks, so a
-stuck directory stops its streams instead of growing memory without bound.
+retries included (metrics). When the queue of received recordings is full, ``submit``
+blocks, so a stuck directory stops its streams instead of growing memory without bound.
 
 On cancellation the syncer performs a final, shielded, time-bounded pass: everything
 already received is fsynced and committed.
