@@ -33,6 +33,8 @@ class BindConfig:
     #: serve HTTPS with this certificate chain and key (PEM files)
     tls_cert: str | None = None
     tls_key: str | None = None
+    #: serve Prometheus metrics at ``/metrics`` on this bind, to anyone who reaches it
+    metrics: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,14 @@ class Config:
     log_level: str = "info"
     #: how long HTTP requests may take to finish at shutdown
     graceful_timeout_sec: float = 5.0
+    #: under a systemd watchdog: stop pinging when a syncer's pass has run this long
+    #: (retrying a failing step, or an fsync that never returns); 0 = never
+    watchdog_syncer_stuck_sec: float = 600.0
+    #: ... or a streamer has been connecting, or recording without a new frame, this long
+    #: (its own timeouts should end that within seconds: something hangs); 0 = never
+    watchdog_streamer_stuck_sec: float = 300.0
+    #: ... or once the event loop was blocked this long; 0 = never
+    watchdog_loop_blocked_sec: float = 30.0
 
 
 def _check_type(key: str, value: Any, expected: type | tuple[type, ...]) -> None:
@@ -99,6 +109,9 @@ def _parse_bind(i: int, raw: Any) -> BindConfig:
     if "trust_forward_headers" in raw:
         _check_type(f"{where}.trust_forward_headers", raw["trust_forward_headers"], bool)
         b = replace(b, trust_forward_headers=raw["trust_forward_headers"])
+    if "metrics" in raw:
+        _check_type(f"{where}.metrics", raw["metrics"], bool)
+        b = replace(b, metrics=raw["metrics"])
     for key in ("tls_cert", "tls_key"):
         if key in raw:
             _check_type(f"{where}.{key}", raw[key], str)
@@ -136,6 +149,9 @@ _SCALARS: dict[str, type | tuple[type, ...]] = {
     "log_format": str,
     "log_level": str,
     "graceful_timeout_sec": (int, float),
+    "watchdog_syncer_stuck_sec": (int, float),
+    "watchdog_streamer_stuck_sec": (int, float),
+    "watchdog_loop_blocked_sec": (int, float),
 }
 
 
@@ -164,6 +180,16 @@ def parse_config(data: dict[str, Any]) -> Config:
         raise errors.InvalidArgument("config: read_timeout_sec must be 0.1 to 600")
     if not 1 <= cfg.rotate_interval_sec <= 240:
         raise errors.InvalidArgument("config: rotate_interval_sec must be 1 to 240")
+    for key in ("watchdog_syncer_stuck_sec", "watchdog_streamer_stuck_sec",
+                "watchdog_loop_blocked_sec"):
+        if getattr(cfg, key) < 0:
+            raise errors.InvalidArgument(f"config: {key} must not be negative (0: never)")
+    stall_sec = cfg.read_timeout_sec + 5  # when a streamer gives up on a silent camera
+    if cfg.watchdog_streamer_stuck_sec and cfg.watchdog_streamer_stuck_sec < 2 * stall_sec:
+        raise errors.InvalidArgument(
+            "config: watchdog_streamer_stuck_sec must be 0 or at least twice "
+            f"read_timeout_sec + 5 s ({2 * stall_sec:g})"
+        )
     if cfg.time_zone is not None:
         from nvr.base.time90k import zone
 

@@ -5,7 +5,8 @@ run(config)
 ├─ signal watcher (outside the core nursery: it outlives the final flush)
 └─ core nursery
    ├─ syncer per sample-file directory
-   ├─ systemd watchdog
+   ├─ event loop monitor (``Liveness.monitor``)
+   ├─ systemd watchdog (``ping_watchdog``: only while ``Liveness`` finds no problem)
    ├─ web: hypercorn per HTTP bind (shutdown_trigger: the daemon's web stop)
    └─ ingest nursery
       └─ streamer per stream with mode=record
@@ -13,7 +14,8 @@ run(config)
 
 Start-up: open the database (exclusive lock), open every sample-file directory through
 the open interlock, remove garbage and never-committed files, start the syncers, then the
-streamers; then ``READY=1``.
+streamers; then ``READY=1``. ``Daemon.metrics`` reads the syncers and streamers at
+scrape time (``nvr.metrics``).
 
 Shutdown, on the first SIGINT/SIGTERM (or ``Daemon.shutdown.set()``): ``STOPPING=1``;
 stop accepting HTTP requests and let those in flight finish (hypercorn's
@@ -43,16 +45,16 @@ from nvr.db.database import Database
 from nvr.ingest.hub import FrameHub
 from nvr.ingest.source import Opener
 from nvr.ingest.streamer import Streamer, StreamerOptions, rotate_offset_for
+from nvr.metrics import Metrics
 from nvr.storage.dir import SampleFileDir, open_for_database, remove_garbage_and_uncommitted
 from nvr.syncer import Syncer
 from nvr.systemd import Notifier
+from nvr.watchdog import Liveness, LivenessLimits, ping_watchdog
 
 log = logging.getLogger(__name__)
 
 #: idle live-view WebSockets get a ping this often (as Moonfire NVR's do)
 WEBSOCKET_PING_SEC = 30.0
-#: a syncer retrying this long makes the daemon stop pinging the systemd watchdog
-STUCK_SYNCER_LIMIT = 10 * 60 * UNITS_PER_SEC
 
 
 @dataclass
@@ -61,6 +63,8 @@ class Daemon:
 
     config: Config
     db: Database
+    liveness: Liveness
+    metrics: Metrics
     syncers: dict[int, Syncer] = field(default_factory=dict)  # by dir id
     streamers: dict[int, Streamer] = field(default_factory=dict)  # by stream id
     #: set to begin an orderly shutdown
@@ -82,15 +86,6 @@ class Daemon:
             "lastError": st.last_error,
             "nextTry90k": st.next_try,
         }
-
-    def healthy(self, clocks: Clocks) -> bool:
-        """False when a syncer has been failing for longer than ``STUCK_SYNCER_LIMIT``."""
-        now = clocks.realtime()
-        for s in self.syncers.values():
-            st = s.status.value
-            if st.failing_since is not None and now - st.failing_since > STUCK_SYNCER_LIMIT:
-                return False
-        return True
 
 
 def open_dirs(db: Database, *, read_only: bool) -> dict[int, SampleFileDir]:
@@ -120,6 +115,30 @@ def recorded_streams(db: Database) -> list[int]:
     ]
 
 
+def _make_daemon(
+    config: Config, db: Database, dirs: dict[int, SampleFileDir], clocks: Clocks
+) -> Daemon:
+    syncers: dict[int, Syncer] = {}
+    streamers: dict[int, Streamer] = {}
+    limits = LivenessLimits(
+        syncer_stuck=round(config.watchdog_syncer_stuck_sec * UNITS_PER_SEC),
+        streamer_stuck=round(config.watchdog_streamer_stuck_sec * UNITS_PER_SEC),
+        loop_blocked=round(config.watchdog_loop_blocked_sec * UNITS_PER_SEC),
+    )
+    liveness = Liveness(clocks, syncers, streamers, limits)
+    hub = FrameHub()
+    metrics = Metrics(
+        db,
+        clocks=clocks,
+        dirs=dirs,
+        syncers=syncers,
+        streamers=streamers,
+        liveness=liveness,
+        hub=hub,
+    )
+    return Daemon(config, db, liveness, metrics, syncers, streamers, hub=hub)
+
+
 async def run(
     config: Config,
     *,
@@ -143,7 +162,7 @@ async def run(
     try:
         dirs = open_dirs(db, read_only=read_only)
         try:
-            daemon = Daemon(config, db)
+            daemon = _make_daemon(config, db, dirs, clocks)
             # The signal watcher lives outside the tree so that a second signal still
             # exits at once while the syncers' shielded final flush runs.
             async with trio.open_nursery() as signals:
@@ -180,10 +199,12 @@ async def _run_tree(
         if not read_only:
             for dir_id, sdir in dirs.items():
                 syncer = Syncer(db, dir_id, sdir, clocks)
+                syncer.on_commit = daemon.metrics.commit_observer(dir_id)
                 daemon.syncers[dir_id] = syncer
                 await core.start(syncer.run)
+        core.start_soon(daemon.liveness.monitor)
         if notifier.watchdog_interval:
-            core.start_soon(_ping_watchdog, daemon, clocks, notifier)
+            core.start_soon(ping_watchdog, daemon.liveness, notifier, clocks)
         web_stop, web_done = trio.Event(), trio.Event()
         daemon.http_addresses = await core.start(_run_web, daemon, dirs, clocks, web_stop, web_done)
         async with trio.open_nursery() as ingest:
@@ -261,6 +282,7 @@ async def _run_web(
                     time_zone_name=config.time_zone or local_zone_name(),
                     stream_status=daemon.stream_status,
                     hub=daemon.hub,
+                    metrics=daemon.metrics,
                 )
                 hc = hypercorn.config.Config()
                 hc.bind = [bind.address]
@@ -303,17 +325,3 @@ async def _watch_signals(daemon: Daemon) -> None:
                 log.warning("second %s: exiting at once", name)
                 logging.shutdown()
                 os._exit(128 + signum)
-
-
-async def _ping_watchdog(daemon: Daemon, clocks: Clocks, notifier: Notifier) -> None:
-    interval = notifier.watchdog_interval
-    assert interval
-    warned = False
-    while True:
-        if daemon.healthy(clocks):
-            notifier.notify("WATCHDOG=1")
-            warned = False
-        elif not warned:
-            log.error("a syncer is stuck: no longer pinging the systemd watchdog")
-            warned = True
-        await clocks.sleep(interval)

@@ -16,8 +16,10 @@ Each iteration (``run_once``) of the syncer:
 Any failing step is retried, forever and in order (nothing is skipped or reordered),
 with capped exponential backoff. The first failure of each kind is logged, then at most
 once a minute per kind; ``status`` says whether the syncer is healthy or retrying since
-when and why. When the queue of received recordings is full, ``submit`` blocks, so a
-stuck directory stops its streams instead of growing memory without bound.
+when and why; ``busy_since`` says since when the current pass has been running (the
+watchdog's "stuck" test), and ``on_commit`` (if set) is told how long each flush took,
+retries included (metrics). When the queue of received recordings is full, ``submit``
+blocks, so a stuck directory stops its streams instead of growing memory without bound.
 
 On cancellation the syncer performs a final, shielded, time-bounded pass: everything
 already received is fsynced and committed.
@@ -98,7 +100,15 @@ class Syncer:
         self._log_limits: dict[str, _LogLimiter] = {}
         self.status = trio_util.AsyncValue(SyncerStatus())
         self.commits = 0  # flushes this syncer performed
+        #: monotonic time the running pass began (None: waiting for work)
+        self.busy_since: Duration | None = None
+        #: called after each flush with how long it took, retries included
+        self.on_commit: Callable[[Duration], None] | None = None
         db.flush_listeners.append(self._poke_now)
+
+    @property
+    def path(self) -> str:
+        return str(self._sdir.path)
 
     def _poke_now(self) -> None:
         self._poke.set()
@@ -119,7 +129,9 @@ class Syncer:
         try:
             while True:
                 await self._wait_for_work()
+                self.busy_since = self._clocks.monotonic()
                 await self.run_once()
+                self.busy_since = None
         finally:
             with trio.CancelScope(shield=True) as scope:
                 scope.deadline = trio.current_time() + self._final_flush_timeout / UNITS_PER_SEC
@@ -188,8 +200,11 @@ class Syncer:
             await trio.lowlevel.checkpoint()
             self._db.flush(reason)
 
+        started = self._clocks.monotonic()
         await self._retry("commit", flush)
         self.commits += 1
+        if self.on_commit is not None:
+            self.on_commit(self._clocks.monotonic() - started)
         self._prune_heap()
 
     def _prune_heap(self) -> None:

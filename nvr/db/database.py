@@ -124,6 +124,10 @@ class SampleFileDirRow:
     garbage_needs_unlink: set[int] = field(default_factory=set)
     #: composite ids whose files are unlinked (and the dir fsynced): rows go at next flush
     garbage_unlinked: set[int] = field(default_factory=set)
+    #: recordings (and their sample file bytes) moved to garbage since the database was
+    #: opened: retention's work, for metrics
+    deleted_recordings: int = 0
+    deleted_bytes: int = 0
 
 
 class PendingState(enum.Enum):
@@ -1045,6 +1049,9 @@ class Database:
                     s, d.start_time_90k, d.wall_duration_90k, d.sample_file_bytes
                 )
                 garbage.add(d.composite_id)
+            dir_row = self.dirs[s.sample_file_dir_id]
+            dir_row.deleted_recordings += len(dels)
+            dir_row.deleted_bytes += sum(d.sample_file_bytes for d in dels)
             self._refresh_range(s)
         for dir_id, cids in to_forget.items():
             self.dirs[dir_id].garbage_unlinked.difference_update(cids)

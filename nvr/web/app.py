@@ -7,7 +7,8 @@ the database's read API and the streamers' state.
 
 Here live: the ``WebContext`` the routes read from, the one table mapping ``NvrError``
 kinds to HTTP statuses (every error becomes a one-line ``text/plain`` body, never a
-traceback), and the permission check every route calls.
+traceback), the permission check every route calls, and the count of every request by
+route template and status for the daemon's metrics (``WebContext.metrics``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quart import Response, request
 from quart_trio import QuartTrio
@@ -28,6 +29,9 @@ from nvr.config import BindConfig
 from nvr.db.database import Database
 from nvr.ingest.hub import FrameHub
 from nvr.storage.dir import SampleFileDir
+
+if TYPE_CHECKING:
+    from nvr.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,9 @@ class WebContext:
     #: stream id -> a callable giving that stream's live state as a JSON-ready dict
     stream_status: Callable[[int], dict[str, Any] | None] = lambda _sid: None
     server_version: str = __version__
+    #: the daemon's metrics: requests are counted there, and served at ``/metrics`` on
+    #: binds with ``metrics = true``
+    metrics: Metrics | None = None
 
 
 def text_response(status: int, message: str) -> Response:
@@ -105,9 +112,21 @@ def create_app(ctx: WebContext) -> QuartTrio:
         log.exception("%s %s: unexpected error", request.method, request.path)
         return text_response(500, "internal error (see the server log)")
 
-    from nvr.web import api, live, view
+    if ctx.metrics is not None:
+        metrics = ctx.metrics
+
+        @app.after_request
+        async def count_request(response: Response) -> Response:
+            rule = request.url_rule
+            metrics.observe_request(
+                None if rule is None else rule.rule, request.method, response.status_code
+            )
+            return response
+
+    from nvr.web import api, live, metrics_route, view
 
     app.register_blueprint(api.blueprint)
     app.register_blueprint(view.blueprint)
     app.register_blueprint(live.blueprint)
+    app.register_blueprint(metrics_route.blueprint)
     return app

@@ -25,18 +25,23 @@ def test_values_are_read() -> None:
             "rotate_interval_sec": 30,
             "read_timeout_sec": 2.5,
             "log_format": "json",
+            "watchdog_syncer_stuck_sec": 120,
+            "watchdog_loop_blocked_sec": 0,
             "binds": [
                 {"address": "[::]:0", "allow_unauthenticated": ["viewVideo"]},
                 {"address": "unix:/run/nvr.sock", "trust_forward_headers": True},
+                {"address": "127.0.0.1:9180", "metrics": True},
             ],
         }
     )
     assert cfg.db_dir == Path("/srv/nvr/db")
     assert (cfg.time_zone, cfg.worker_threads, cfg.rotate_interval_sec) == ("Europe/Berlin", 8, 30)
     assert cfg.read_timeout_sec == 2.5 and cfg.log_format == "json"
+    assert (cfg.watchdog_syncer_stuck_sec, cfg.watchdog_loop_blocked_sec) == (120, 0)
     assert cfg.binds == (
         BindConfig("[::]:0", ("viewVideo",)),
         BindConfig("unix:/run/nvr.sock", (), True),
+        BindConfig("127.0.0.1:9180", metrics=True),
     )
 
 
@@ -56,6 +61,11 @@ def test_values_are_read() -> None:
         ({"binds": [{"allow_unauthenticated": ["watch"]}]}, "unknown permission 'watch'"),
         ({"binds": [{"tls_cert": "/c.pem"}]}, "needs both tls_cert and tls_key"),
         ({"binds": {"address": "x:1"}}, "binds must be a list"),
+        ({"binds": [{"metrics": "yes"}]}, "binds[0].metrics must be true or false"),
+        ({"watchdog_syncer_stuck_sec": -1}, "watchdog_syncer_stuck_sec must not be negative"),
+        ({"watchdog_streamer_stuck_sec": -0.5}, "watchdog_streamer_stuck_sec must not be"),
+        ({"read_timeout_sec": 200}, "watchdog_streamer_stuck_sec must be 0 or at least twice"),
+        ({"watchdog_loop_blocked_sec": "30"}, "watchdog_loop_blocked_sec must be"),
     ],
 )
 def test_mistakes_are_named(data: dict[str, object], message: str) -> None:
