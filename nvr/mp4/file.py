@@ -14,7 +14,9 @@ file holds a few MB, and the event loop is never busy with a whole table.
 
 Laying out needs, per segment, a summary of its selected frames (counts, the first and last
 run of equal durations, byte range, a digest): ``plan_mp4``/``plan_m4s`` compute them in
-worker-thread batches and never keep a decoded index; ``build_mp4``/``build_m4s`` do the
+worker-thread batches and never keep a decoded index (a ``SelectionCache`` keeps those of
+whole committed recordings for the next request: a browser's range requests, a day's
+timeline); ``build_mp4``/``build_m4s`` do the
 same synchronously (tests, benchmarks, small files). ``VirtualFile.header``/``tail`` give
 the whole generated header/subtitle samples at once, for tests and small files.
 
@@ -63,6 +65,7 @@ the ``.txt`` debug twin (it generates no table).
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import datetime as dt
 import hashlib
 import itertools
@@ -279,14 +282,60 @@ def _select_all(segments: Sequence[Segment], fetch: IndexFetch | None) -> list[_
     return _select_batch(segments, [_source(s, fetch) for s in segments])
 
 
-async def _select_async(segments: Sequence[Segment], fetch: IndexFetch | None,
-                        run: Runner) -> list[_Sel]:
-    """``_select_all`` in worker-thread batches; indexes are fetched batch by batch."""
-    out: list[_Sel] = []
-    for i in range(0, len(segments), SEGMENTS_PER_CALL):
-        batch = segments[i : i + SEGMENTS_PER_CALL]
-        out += await run(_select_batch, batch, [_source(s, fetch) for s in batch])
-    return out
+class SelectionCache:
+    """Summaries of whole committed recordings, reused across requests: a committed
+    recording's index never changes, and ``(scope, composite id, open id)`` names it for
+    good (``scope``: the database's uuid). At most ``max_entries`` (~300 bytes each) are
+    kept, least recently used first out. Used on the trio thread only."""
+
+    def __init__(self, max_entries: int = 8192) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[tuple[object, int, int], _Sel] = {}
+
+    @staticmethod
+    def _key(scope: object, seg: Segment) -> tuple[object, int, int] | None:
+        rec = seg.recording
+        whole = seg.rel_start_90k == 0 and seg.rel_end_90k >= rec.media_duration_90k
+        if seg.index is not None or not rec.committed or not whole:
+            return None
+        return scope, rec.composite_id, rec.open_id
+
+    def get(self, scope: object, seg: Segment) -> _Sel | None:
+        key = self._key(scope, seg)
+        sel = None if key is None else self._entries.pop(key, None)
+        if sel is None or key is None:
+            return None
+        self._entries[key] = sel  # most recently used
+        return dataclasses.replace(sel, seg=seg)
+
+    def put(self, scope: object, sel: _Sel) -> None:
+        key = self._key(scope, sel.seg)
+        if key is None:
+            return
+        self._entries.pop(key, None)
+        self._entries[key] = sel
+        while len(self._entries) > self.max_entries:
+            del self._entries[next(iter(self._entries))]
+
+
+async def _select_async(segments: Sequence[Segment], fetch: IndexFetch | None, run: Runner,
+                        cache: tuple[SelectionCache, object] | None = None) -> list[_Sel]:
+    """``_select_all`` in worker-thread batches; indexes are fetched batch by batch, and
+    not at all for recordings in ``cache`` (a cache and the scope of its keys)."""
+    out: list[_Sel | None] = []
+    todo: list[int] = []
+    for i, seg in enumerate(segments):
+        out.append(cache[0].get(cache[1], seg) if cache is not None else None)
+        if out[-1] is None:
+            todo.append(i)
+    for j in range(0, len(todo), SEGMENTS_PER_CALL):
+        batch = [segments[i] for i in todo[j : j + SEGMENTS_PER_CALL]]
+        sels = await run(_select_batch, batch, [_source(s, fetch) for s in batch])
+        for i, sel in zip(todo[j : j + SEGMENTS_PER_CALL], sels, strict=True):
+            out[i] = sel
+            if cache is not None:
+                cache[0].put(cache[1], sel)
+    return [sel for sel in out if sel is not None]
 
 
 def _check_sels(sels: Sequence[_Sel]) -> None:
@@ -1087,9 +1136,11 @@ async def plan_mp4(
     fetch: IndexFetch,
     subtitle_tz: dt.tzinfo | None = None,
     run: Runner = run_blocking,
+    cache: tuple[SelectionCache, object] | None = None,
 ) -> VirtualFile:
-    """``build_mp4`` with the indexes decoded and the layout computed through ``run``."""
-    sels = await _select_async(segments, fetch, run)
+    """``build_mp4`` with the indexes decoded and the layout computed through ``run``;
+    ``cache``: a ``SelectionCache`` and the scope of its keys (the database's uuid)."""
+    sels = await _select_async(segments, fetch, run, cache)
     return await run(_layout_mp4, sels, entries, subtitle_tz, fetch)
 
 
@@ -1192,9 +1243,11 @@ async def plan_m4s(
     *,
     fetch: IndexFetch,
     run: Runner = run_blocking,
+    cache: tuple[SelectionCache, object] | None = None,
 ) -> VirtualFile:
-    """``build_m4s`` with the indexes decoded and the layout computed through ``run``."""
-    sels = await _select_async(segments, fetch, run)
+    """``build_m4s`` with the indexes decoded and the layout computed through ``run``
+    (``cache`` as for ``plan_mp4``)."""
+    sels = await _select_async(segments, fetch, run, cache)
     return await run(_layout_m4s, sels, entries, fetch)
 
 

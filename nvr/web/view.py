@@ -30,6 +30,7 @@ from nvr.base.time90k import Time, to_datetime
 from nvr.db.database import Database, ListedRecording, Stream
 from nvr.mp4.file import (
     Segment,
+    SelectionCache,
     VirtualFile,
     build_init,
     lazy_segment,
@@ -44,6 +45,8 @@ from nvr.web.app import require, text_response
 blueprint = Blueprint("view", __name__)
 
 CHUNK = 1 << 20
+#: summaries of whole committed recordings, shared by requests (keys carry the db's uuid)
+SELECTIONS = SelectionCache()
 MAX_ID = (1 << 31) - 1
 _S_RE = re.compile(
     r"(?P<start>\d+)(?:-(?P<end>\d+))?(?:@(?P<open>\d+))?"
@@ -268,10 +271,10 @@ async def view(camera_uuid: str, stream_type: str, kind: str) -> Response:
     if kind.startswith("mp4"):
         tz = db.tz if bool_arg("ts") else None
         vf = await plan_mp4(segments, db.video_sample_entries, fetch=db.get_video_index,
-                            subtitle_tz=tz, run=run_blocking)
+                            subtitle_tz=tz, run=run_blocking, cache=(SELECTIONS, db.uuid))
     else:
         vf = await plan_m4s(segments, db.video_sample_entries, fetch=db.get_video_index,
-                            run=run_blocking)
+                            run=run_blocking, cache=(SELECTIONS, db.uuid))
     if kind.endswith(".txt"):
         return text_response(200, vf.text_dump())
     growing = any(not s.recording.committed for s in segments)

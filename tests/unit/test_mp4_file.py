@@ -822,6 +822,30 @@ def test_lazy_layout_matches_the_built_file_and_generates_tables_by_range() -> N
                for i in range(len(fetch.calls))) <= mp4file.SEGMENTS_PER_CALL
 
 
+def test_selection_cache_skips_whole_committed_recordings() -> None:
+    recs = synthetic_recordings(10)
+    fetch = CountingFetch(recs)
+    entries = {1: TEST_SAMPLE_ENTRY}
+    cache = mp4file.SelectionCache(max_entries=8)
+    segs = [Segment(rec, None, 4000 if i == 0 else 0, 1 << 40) for i, (rec, _) in enumerate(recs)]
+
+    def plan(scope: object) -> VirtualFile:
+        return trio.run(lambda: mp4file.plan_mp4(segs, entries, fetch=fetch, run=_inline_run,
+                                                 cache=(cache, scope)))
+
+    first = plan("db-a")
+    assert len(fetch.calls) == 10
+    fetch.calls.clear()
+    again = plan("db-a")
+    # the partial first segment is never cached; 8 of the 9 whole ones are
+    assert fetch.calls == [recs[0][0].composite_id, recs[1][0].composite_id]
+    assert (again.etag, again.size, again.segments) == (first.etag, first.size, first.segments)
+    assert trio.run(_collect_lazy, again, 0, again.header_size, 1 << 20) == first.header
+    fetch.calls.clear()
+    plan("db-b")  # another database: nothing shared
+    assert len(fetch.calls) == 10
+
+
 async def _collect_lazy(vf: VirtualFile, start: int, end: int, chunk: int) -> bytes:
     chunks = [c async for c in vf.read(start, end, synthetic_payload, chunk, _inline_run)]
     assert all(0 < len(c) <= chunk for c in chunks)
