@@ -1,21 +1,28 @@
 """A small ISO BMFF (ISO/IEC 14496-12) box writer, and a box-tree reader for debug dumps.
 
-``BoxWriter`` appends big-endian fields to one ``bytearray``; ``with w.box(b"moov"):`` and
+``BoxWriter`` appends big-endian fields to a ``bytearray``; ``with w.box(b"moov"):`` and
 ``with w.full_box(b"mvhd", version, flags):`` write a box header and patch its 32-bit size
-when the block ends, so nested boxes need no size bookkeeping by the caller. Large arrays
-(``stsz``, ``stco``) are appended as ready-made bytes (numpy ``astype(">u4").tobytes()``).
-``mdat_header`` makes the header of a box whose payload is not held in memory (64-bit
-``largesize`` when it must). ``walk_boxes`` lists the boxes of serialized data, descending
-into the container types this package writes; ``format_box_tree`` renders that as text.
+when the block ends, so nested boxes need no size bookkeeping by the caller. Small arrays
+are appended as ready-made bytes (numpy ``astype(">u4").tobytes()``). Large ones need not
+exist yet: ``w.virtual(item, length)`` reserves ``length`` bytes that someone else produces
+later, and ``w.pieces()`` returns the result as in-memory bytes interleaved with those
+placeholders, so a 30 MB ``moov`` can be laid out (sizes, offsets) without being built.
+The writer records every box it writes (``w.boxes``), which is how a debug dump lists the
+box tree of a file whose tables were never generated. ``mdat_header`` makes the header of
+a box whose payload is not held in memory (64-bit ``largesize`` when it must).
+``walk_boxes`` lists the boxes of serialized data, descending into the container types
+this package writes; ``format_box_tree`` renders that as text.
 
 Nothing here knows about recordings or the database: only bytes.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import NamedTuple
 
 _U16 = struct.Struct(">H")
@@ -29,19 +36,68 @@ _LARGE_HEADER = struct.Struct(">I4sQ")
 U32_MAX = 0xFFFF_FFFF
 
 
+@dataclass(frozen=True, slots=True)
+class Virtual:
+    """``length`` bytes of a ``BoxWriter``'s output that ``item`` stands for (made later)."""
+
+    item: object
+    length: int
+
+
 class BoxWriter:
     """Builds serialized boxes in memory (see the module docstring)."""
 
-    __slots__ = ("buf",)
+    __slots__ = ("_base", "_pieces", "_stack", "_starts", "boxes", "buf")
 
     def __init__(self) -> None:
-        self.buf = bytearray()
+        self.buf = bytearray()  # the bytes after the last placeholder
+        self._base = 0  # output offset of ``buf``
+        self._pieces: list[bytearray | Virtual] = []  # finished pieces before ``buf``
+        self._starts: list[int] = []  # their output offsets
+        self._stack: list[bytes] = []  # types of the open boxes
+        self.boxes: list[BoxInfo] = []  # every box ``walk_boxes`` would list, in closing order
 
     def __len__(self) -> int:
-        return len(self.buf)
+        return self._base + len(self.buf)
 
     def getvalue(self) -> bytes:
-        return bytes(self.buf)
+        """The output, which must hold no placeholder."""
+        if any(isinstance(p, Virtual) for p in self._pieces):
+            raise ValueError("the output has placeholders: use pieces()")
+        return b"".join([*self._pieces, self.buf])  # type: ignore[list-item]
+
+    def virtual(self, item: object, length: int) -> None:
+        """Reserves ``length`` bytes of output for ``item``."""
+        self._flush()
+        self._starts.append(self._base)
+        self._pieces.append(Virtual(item, length))
+        self._base += length
+
+    def pieces(self) -> list[bytes | Virtual]:
+        """The output: in-memory bytes and placeholders, in order (no empty bytes)."""
+        self._flush()
+        return [p if isinstance(p, Virtual) else bytes(p) for p in self._pieces]
+
+    def patch(self, pos: int, data: bytes) -> None:
+        """Overwrites already written in-memory bytes at output offset ``pos``."""
+        if pos >= self._base:
+            self.buf[pos - self._base : pos - self._base + len(data)] = data
+            return
+        i = bisect.bisect_right(self._starts, pos) - 1
+        piece, at = self._pieces[i], pos - self._starts[i]
+        if isinstance(piece, Virtual) or at + len(data) > len(piece):
+            raise ValueError(f"cannot patch {len(data)} bytes at {pos}")
+        piece[at : at + len(data)] = data
+
+    def _flush(self) -> None:
+        if self.buf:
+            self._starts.append(self._base)
+            self._pieces.append(self.buf)
+            self._base += len(self.buf)
+            self.buf = bytearray()
+
+    def _visible(self) -> bool:
+        return all(t in CONTAINERS for t in self._stack)
 
     # --- fields -------------------------------------------------------------------------------
 
@@ -80,18 +136,35 @@ class BoxWriter:
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.buf += data
 
+    def write_boxes(self, data: bytes) -> None:
+        """Writes ready-made boxes (a stored ``avcC``), recording them as boxes."""
+        if self._visible():
+            self.boxes += walk_boxes(data, len(self), len(self._stack))
+        self.buf += data
+
+    def mdat_header(self, payload_size: int) -> None:
+        """Writes the header of an ``mdat`` whose payload follows outside this writer."""
+        header = mdat_header(payload_size)
+        self.boxes.append(BoxInfo(b"mdat", len(self), len(header) + payload_size,
+                                  len(self._stack)))
+        self.buf += header
+
     # --- boxes --------------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def box(self, box_type: bytes) -> Iterator[None]:
         """Writes a box header, the block's fields, then patches the box's size."""
-        start = len(self.buf)
+        start, visible, depth = len(self), self._visible(), len(self._stack)
         self.buf += _HEADER.pack(0, box_type)
+        self._stack.append(box_type)
         yield
-        size = len(self.buf) - start
+        self._stack.pop()
+        size = len(self) - start
         if size > U32_MAX:
             raise ValueError(f"{box_type!r} box of {size} bytes needs a largesize header")
-        _U32.pack_into(self.buf, start, size)
+        self.patch(start, _U32.pack(size))
+        if visible:
+            self.boxes.append(BoxInfo(box_type, start, size, depth))
 
     @contextlib.contextmanager
     def full_box(self, box_type: bytes, version: int = 0, flags: int = 0) -> Iterator[None]:
@@ -102,6 +175,8 @@ class BoxWriter:
 
     def raw_box(self, box_type: bytes, payload: bytes | bytearray) -> None:
         """A whole box from its payload."""
+        if self._visible():
+            self.boxes.append(BoxInfo(box_type, len(self), 8 + len(payload), len(self._stack)))
         self.buf += _HEADER.pack(8 + len(payload), box_type)
         self.buf += payload
 
@@ -165,7 +240,13 @@ def walk_boxes(
 
 def format_box_tree(data: bytes | bytearray | memoryview, base: int = 0) -> list[str]:
     """One line per box: indented type, ``@offset`` and size."""
+    return format_boxes(walk_boxes(data, base))
+
+
+def format_boxes(boxes: Iterable[BoxInfo]) -> list[str]:
+    """``format_box_tree``'s lines for boxes listed in file order (``BoxWriter.boxes``,
+    sorted by offset)."""
     return [
         f"{'  ' * b.depth}{b.box_type.decode('latin-1')} @{b.offset} size {b.size}"
-        for b in walk_boxes(data, base)
+        for b in boxes
     ]

@@ -9,7 +9,9 @@ Responses carry a strong ``ETag`` from the exact byte layout, ``Last-Modified``,
 ``Cache-Control``, honour a single ``Range`` (``416`` when unsatisfiable), ``If-Range``
 and ``If-None-Match`` (``304``), and stream the body in bounded chunks read from the
 sample files through ``run_blocking``, so a 2 GB response never holds more than a chunk
-or two. A client that goes away stops the reads.
+or two. A client that goes away stops the reads. The file is laid out by ``nvr.mp4.file``
+through ``run_blocking`` too (decoding a day of indexes takes a few hundred ms), with the
+indexes of committed recordings left in the database until a byte range needs them.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ from nvr.base.time90k import Time, to_datetime
 from nvr.db.database import Database, ListedRecording, Stream
 from nvr.mp4.file import (
     Segment,
+    SelectionCache,
     VirtualFile,
     build_init,
-    build_m4s,
-    build_mp4,
-    segment_from_db,
+    lazy_segment,
+    plan_m4s,
+    plan_mp4,
     wall_to_media,
 )
 from nvr.storage.dir import SampleFileDir
@@ -42,6 +45,8 @@ from nvr.web.app import require, text_response
 blueprint = Blueprint("view", __name__)
 
 CHUNK = 1 << 20
+#: summaries of whole committed recordings, shared by requests (keys carry the db's uuid)
+SELECTIONS = SelectionCache()
 MAX_ID = (1 << 31) - 1
 _S_RE = re.compile(
     r"(?P<start>\d+)(?:-(?P<end>\d+))?(?:@(?P<open>\d+))?"
@@ -126,7 +131,7 @@ def segments_for_request(stream: Stream) -> list[Segment]:
     segments = []
     for text in specs:
         for rec, start, end in resolve(stream, parse_s(text)):
-            segments.append(segment_from_db(db, rec, start, end))
+            segments.append(lazy_segment(db, rec, start, end))
     return segments
 
 
@@ -225,9 +230,11 @@ def serve(vf: VirtualFile, *, filename: str | None = None, cacheable: bool = Tru
     headers["Content-Length"] = str(end - start)
     reader = SampleReader(ctx().db, ctx().dirs)
 
+    run = run_blocking  # as looked up now (tests replace it)
+
     async def body() -> AsyncIterator[bytes]:
         try:
-            async for chunk in vf.read(start, end, reader, CHUNK):
+            async for chunk in vf.read(start, end, reader, CHUNK, run):
                 yield chunk
         finally:
             reader.close()
@@ -260,11 +267,14 @@ async def view(camera_uuid: str, stream_type: str, kind: str) -> Response:
     require(ctx(), "viewVideo")
     stream = stream_of(camera_by_uuid(camera_uuid), stream_type)
     segments = segments_for_request(stream)
+    db = ctx().db
     if kind.startswith("mp4"):
-        tz = ctx().db.tz if bool_arg("ts") else None
-        vf = build_mp4(segments, ctx().db.video_sample_entries, subtitle_tz=tz)
+        tz = db.tz if bool_arg("ts") else None
+        vf = await plan_mp4(segments, db.video_sample_entries, fetch=db.get_video_index,
+                            subtitle_tz=tz, run=run_blocking, cache=(SELECTIONS, db.uuid))
     else:
-        vf = build_m4s(segments, ctx().db.video_sample_entries)
+        vf = await plan_m4s(segments, db.video_sample_entries, fetch=db.get_video_index,
+                            run=run_blocking, cache=(SELECTIONS, db.uuid))
     if kind.endswith(".txt"):
         return text_response(200, vf.text_dump())
     growing = any(not s.recording.committed for s in segments)

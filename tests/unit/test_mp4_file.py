@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import itertools
 import os
 import struct
@@ -44,7 +45,12 @@ from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.db.database import FLAG_TRAILING_ZERO, ListedRecording
-from nvr.db.recording import FrameEntry, decode_video_index, iter_video_index
+from nvr.db.recording import (
+    FrameEntry,
+    VideoIndexEncoder,
+    decode_video_index,
+    iter_video_index,
+)
 from nvr.ingest.source import OpenOptions
 from nvr.ingest.streamer import Streamer, StreamerOptions
 from nvr.mp4 import file as mp4file
@@ -59,7 +65,7 @@ from nvr.mp4.file import (
     wall_to_media,
 )
 from nvr.syncer import Syncer
-from nvr.testing.env import RecordingEnv, create_env, open_env
+from nvr.testing.env import TEST_SAMPLE_ENTRY, RecordingEnv, create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
 
 SEC = UNITS_PER_SEC
@@ -742,3 +748,159 @@ async def test_a_growing_recording_is_served_as_of_build_time(
     path.write_bytes(first)
     decoded = decode(path)
     assert decoded == [(i * 3000, i, 640) for i in range(frames)]
+
+
+# --- lazy layout and generation ------------------------------------------------------------------
+
+
+def synthetic_recordings(n: int, frames: int = 90) -> list[tuple[ListedRecording, bytes]]:
+    """``n`` consecutive recordings of one run, frames of 3000 ticks (one in seven 3003,
+    so ``stts`` runs both merge across recordings and break inside them), a key frame
+    every 30 frames, sizes that differ frame by frame."""
+    out, start = [], T0
+    for i in range(n):
+        enc = VideoIndexEncoder()
+        for j in range(frames):
+            enc.add(3003 if (i + j) % 7 == 0 and i % 3 else 3000, 100 + (i * 31 + j) % 97,
+                    j % 30 == 0)
+        t = enc.totals
+        rec = ListedRecording(1 << 32 | i, 5, start, t.media_duration_90k, t.media_duration_90k,
+                              t.frames, t.key_frames, 1, t.bytes, i, 0, start - T0, 0)
+        start += t.media_duration_90k
+        out.append((rec, enc.data))
+    return out
+
+
+class CountingFetch:
+    def __init__(self, recs: Sequence[tuple[ListedRecording, bytes]]) -> None:
+        self.indexes = {rec.composite_id: data for rec, data in recs}
+        self.calls: list[int] = []
+
+    def __call__(self, cid: int) -> bytes:
+        self.calls.append(cid)
+        return self.indexes[cid]
+
+
+async def _inline_run(fn, *args):  # type: ignore[no-untyped-def]
+    return fn(*args)
+
+
+async def synthetic_payload(cid: int, offset: int, length: int) -> bytes:
+    return bytes((cid + offset + i) % 251 for i in range(length))
+
+
+def test_lazy_layout_matches_the_built_file_and_generates_tables_by_range() -> None:
+    """100 recordings laid out from indexes fetched on demand: the same bytes and ETag as
+    from decoded indexes; each index is fetched once to lay out, none for the .txt dump,
+    and a range inside stsz fetches only the recordings it covers."""
+    recs = synthetic_recordings(100)
+    fetch = CountingFetch(recs)
+    entries = {1: TEST_SAMPLE_ENTRY}
+    lazy = [Segment(rec, None, 4000 if i == 0 else 0, 1 << 40) for i, (rec, _) in enumerate(recs)]
+    eager = [Segment(rec, decode_video_index(d), s.rel_start_90k, 1 << 40)
+             for (rec, d), s in zip(recs, lazy, strict=True)]
+    built = build_mp4(eager, entries, subtitle_tz=dt.UTC)
+    planned = trio.run(lambda: mp4file.plan_mp4(lazy, entries, fetch=fetch,
+                                                subtitle_tz=dt.UTC, run=_inline_run))
+    assert sorted(fetch.calls) == sorted(fetch.indexes)  # each once
+    assert (planned.size, planned.etag, planned.header_size) == (
+        built.size, built.etag, built.header_size)
+    fetch.calls.clear()
+    assert "stsz" in planned.text_dump() and fetch.calls == []
+    # 4 KiB from the middle of stsz: 90 frames of 4 bytes per recording -> 12 recordings
+    stsz = next(b for b in planned._boxes if b.box_type == b"stsz")
+    lo = stsz.offset + 20 + 40 * 360
+    part = trio.run(_collect_lazy, planned, lo, lo + 4096, 1 << 20)
+    assert part == built.header[lo : lo + 4096]
+    assert 11 <= len(fetch.calls) <= 13
+    # the whole file, in odd chunk sizes, equals the eagerly built one
+    whole = trio.run(_collect_lazy, planned, 0, planned.size, 9_999)
+    assert whole == trio.run(_collect_lazy, built, 0, built.size, 1 << 20)
+    assert whole[: built.header_size] == built.header
+    assert whole[-len(built.tail):] == built.tail
+    assert max(len(set(fetch.calls[i : i + mp4file.SEGMENTS_PER_CALL]))
+               for i in range(len(fetch.calls))) <= mp4file.SEGMENTS_PER_CALL
+
+
+def test_selection_cache_skips_whole_committed_recordings() -> None:
+    recs = synthetic_recordings(10)
+    fetch = CountingFetch(recs)
+    entries = {1: TEST_SAMPLE_ENTRY}
+    cache = mp4file.SelectionCache(max_entries=8)
+    segs = [Segment(rec, None, 4000 if i == 0 else 0, 1 << 40) for i, (rec, _) in enumerate(recs)]
+
+    def plan(scope: object) -> VirtualFile:
+        return trio.run(lambda: mp4file.plan_mp4(segs, entries, fetch=fetch, run=_inline_run,
+                                                 cache=(cache, scope)))
+
+    first = plan("db-a")
+    assert len(fetch.calls) == 10
+    fetch.calls.clear()
+    again = plan("db-a")
+    # the partial first segment is never cached; 8 of the 9 whole ones are
+    assert fetch.calls == [recs[0][0].composite_id, recs[1][0].composite_id]
+    assert (again.etag, again.size, again.segments) == (first.etag, first.size, first.segments)
+    assert trio.run(_collect_lazy, again, 0, again.header_size, 1 << 20) == first.header
+    fetch.calls.clear()
+    plan("db-b")  # another database: nothing shared
+    assert len(fetch.calls) == 10
+
+
+async def _collect_lazy(vf: VirtualFile, start: int, end: int, chunk: int) -> bytes:
+    chunks = [c async for c in vf.read(start, end, synthetic_payload, chunk, _inline_run)]
+    assert all(0 < len(c) <= chunk for c in chunks)
+    return b"".join(chunks)
+
+
+#: sha256 of the whole golden file below (header, payload from ``synthetic_payload``,
+#: subtitle samples) and its ETag: a change of either must be deliberate. (The bytes are
+#: those the builder made before tables were generated by range; the ETag is the one
+#: derived from per-segment frame digests since then.)
+GOLDEN_FILE_SHA256 = "9075ef5c48e2600d618f974d54354e22bd7386dad1c6f1e1a4efd0e93612e34a"
+GOLDEN_FILE_ETAG = '"1176227750265ae8daf94f030d2e5b3e54c42c01"'
+GOLDEN_FILE_SIZE = 38262
+
+
+def test_golden_file_byte_for_byte() -> None:
+    """Three recordings (0.5 s in from the first, the last cut at 2 s) with the timestamp
+    subtitle track in Tokyo time: every byte of the file and its ETag are pinned, and the
+    lazily laid-out file (indexes fetched on demand) is the same."""
+    recs = synthetic_recordings(3)
+    entries = {1: TEST_SAMPLE_ENTRY}
+    ranges = [(SEC // 2, 1 << 40), (0, 1 << 40), (0, 2 * SEC)]
+    tz = ZoneInfo("Asia/Tokyo")
+    eager = [Segment(rec, decode_video_index(d), a, b)
+             for (rec, d), (a, b) in zip(recs, ranges, strict=True)]
+    vf = build_mp4(eager, entries, subtitle_tz=tz)
+    data = trio.run(_collect_lazy, vf, 0, vf.size, 1 << 20)
+    assert (hashlib.sha256(data).hexdigest(), vf.etag, vf.size) == (
+        GOLDEN_FILE_SHA256, GOLDEN_FILE_ETAG, GOLDEN_FILE_SIZE)
+    lazy = [Segment(rec, None, a, b) for (rec, _), (a, b) in zip(recs, ranges, strict=True)]
+    planned = trio.run(lambda: mp4file.plan_mp4(lazy, entries, fetch=CountingFetch(recs),
+                                                subtitle_tz=tz, run=_inline_run))
+    assert planned.etag == vf.etag
+    assert trio.run(_collect_lazy, planned, 0, planned.size, 777) == data
+
+
+def test_consecutive_m4s_segments_abut_with_the_prev_media_duration_offset() -> None:
+    """The tfdt decision (module docstring): with timestampOffset = X-Prev-Media-Duration,
+    segments that split a recording, and the next recording's, abut exactly."""
+    recs = synthetic_recordings(2)
+    entries = {1: TEST_SAMPLE_ENTRY}
+    (a, a_ix), (b, b_ix) = recs
+    split = 30 * 3000  # the key frame at frame 30
+    pieces = [build_m4s([Segment(a, decode_video_index(a_ix), 0, split)], entries),
+              build_m4s([Segment(a, decode_video_index(a_ix), split, 1 << 40)], entries),
+              build_m4s([Segment(b, decode_video_index(b_ix), 0, 1 << 40)], entries)]
+    spans = []
+    for m4s in pieces:
+        tfdt = box_payload(m4s.header, b"tfdt")
+        base = struct.unpack(">Q", tfdt[4:12])[0]
+        trun = box_payload(m4s.header, b"trun")
+        count = struct.unpack(">I", trun[4:8])[0]
+        durations = np.frombuffer(trun[12:], dtype=">u4").reshape(count, 3)[:, 0]
+        start = m4s.prev_media_duration_90k + base
+        spans.append((start, start + int(durations.sum())))
+    assert spans[0][0] == 0
+    assert spans[0][1] == spans[1][0] and spans[1][1] == spans[2][0]
+    assert pieces[1].leading_media_duration_90k == 0 and spans[1][0] == split
