@@ -181,6 +181,11 @@ class BoxWriter:
         self.buf += payload
 
 
+# trun sample_flags (ISO/IEC 14496-12 8.8.3.1): depends_on=2 (I), or depends_on=1 + non-sync
+SAMPLE_FLAGS_KEY = 0x0200_0000
+SAMPLE_FLAGS_NON_KEY = 0x0101_0000
+
+
 def mdat_header(payload_size: int) -> bytes:
     """The header of an ``mdat`` holding ``payload_size`` bytes: 8 bytes, or 16 with a
     64-bit ``largesize`` when the box would not fit a u32."""

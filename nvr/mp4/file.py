@@ -81,7 +81,15 @@ from nvr.base.errors import DataLoss, InvalidArgument, NotFound
 from nvr.base.time90k import UNITS_PER_SEC, Duration, Time
 from nvr.db.database import Database, ListedRecording
 from nvr.db.recording import VideoIndexArrays, VideoSampleEntry, decode_video_index
-from nvr.mp4.boxes import U32_MAX, BoxInfo, BoxWriter, Virtual, format_boxes
+from nvr.mp4.boxes import (
+    SAMPLE_FLAGS_KEY,
+    SAMPLE_FLAGS_NON_KEY,
+    U32_MAX,
+    BoxInfo,
+    BoxWriter,
+    Virtual,
+    format_boxes,
+)
 
 _T = TypeVar("_T")
 
@@ -126,9 +134,6 @@ _LANGUAGE_UND = 0x55C4  # ISO 639-2 "und", packed 5 bits per letter
 _SUBTITLE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
 _SUBTITLE_LENGTH = 25  # len("2026-01-02 03:04:05 +0000"): every sample is the same size
 _SUBTITLE_SAMPLE = 2 + _SUBTITLE_LENGTH
-# trun sample_flags (ISO/IEC 14496-12 8.8.3.1): depends_on=2 (I), or depends_on=1 + non-sync
-_FLAGS_KEY = 0x0200_0000
-_FLAGS_NON_KEY = 0x0101_0000
 
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -413,7 +418,7 @@ class _Tables:
             table = np.empty((e - b, 3), dtype=">u4")
             table[:, 0] = ix.durations[b:e]
             table[:, 1] = ix.sizes[b:e]
-            table[:, 2] = np.where(ix.is_key[b:e], _FLAGS_KEY, _FLAGS_NON_KEY)
+            table[:, 2] = np.where(ix.is_key[b:e], SAMPLE_FLAGS_KEY, SAMPLE_FLAGS_NON_KEY)
             return table.tobytes()
         durations = ix.durations[b:e]
         run_starts = np.concatenate(([0], np.flatnonzero(np.diff(durations)) + 1))

@@ -12,12 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from nvr.mp4.boxes import BoxWriter, mdat_header
+from nvr.mp4.boxes import SAMPLE_FLAGS_KEY, SAMPLE_FLAGS_NON_KEY, BoxWriter, mdat_header
 from nvr.mp4.file import VIDEO_TRACK_ID
 
-# trun sample_flags (ISO/IEC 14496-12 8.8.3.1): depends_on=2 (I), or depends_on=1 + non-sync
-FLAGS_KEY = 0x0200_0000
-FLAGS_NON_KEY = 0x0101_0000
 _TRUN_FLAGS = 0x000001 | 0x000100 | 0x000200 | 0x000400  # offset, duration, size, flags
 
 
@@ -49,7 +46,7 @@ def build_fragment(frames: Sequence[FragmentFrame], base_media_time: int, sequen
                 for f in frames:
                     w.u32(f.duration)
                     w.u32(len(f.data))
-                    w.u32(FLAGS_KEY if f.is_key else FLAGS_NON_KEY)
+                    w.u32(SAMPLE_FLAGS_KEY if f.is_key else SAMPLE_FLAGS_NON_KEY)
     payload = sum(len(f.data) for f in frames)
     w.write(mdat_header(payload))
     w.buf[offset_at : offset_at + 4] = len(w).to_bytes(4, "big")
