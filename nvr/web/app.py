@@ -102,8 +102,9 @@ def create_app(ctx: WebContext) -> QuartTrio:
         log.exception("%s %s: unexpected error", request.method, request.path)
         return text_response(500, "internal error (see the server log)")
 
-    from nvr.web import api, view
+    from nvr.web import api, ui, view
 
     app.register_blueprint(api.blueprint)
     app.register_blueprint(view.blueprint)
+    app.register_blueprint(ui.blueprint)
     return app
