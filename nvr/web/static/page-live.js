@@ -116,7 +116,7 @@ class Tile {
     );
     const streamSelect = el(
       "select",
-      { "aria-label": `Tile ${index + 1} stream`, disabled: !cam },
+      { "aria-label": `Tile ${index + 1} stream`, disabled: !cam, hidden: !cam },
       ["main", "sub"].map((s) =>
         el("option", { value: s, selected: s === stream, disabled: !cam || !cam.streams[s] }, s),
       ),
@@ -129,6 +129,7 @@ class Tile {
       onChange({ camera: uuid, stream: s });
       this.replace(c, c ? s : null);
       streamSelect.disabled = !c;
+      streamSelect.hidden = !c;
       for (const o of streamSelect.options) o.disabled = !c || !c.streams[o.value];
       streamSelect.value = s;
     };

@@ -102,7 +102,6 @@ export function renderRecordings(main, session) {
   const calendar = new Calendar({ onPick: (d) => pickDay(d) });
   const video = el("video", {
     id: "player",
-    controls: true,
     playsinline: true,
     muted: true,
     preload: "auto",
@@ -112,8 +111,18 @@ export function renderRecordings(main, session) {
   const wall = el("output", { id: "wall-time", class: "wall", "aria-live": "off" }, "--:--:--.---");
   const wallDate = el("span", { class: "muted" });
   const playingName = el("strong", { id: "playing-camera" }, "");
-  const prevBtn = el("button", { type: "button", id: "prev-rec", disabled: true }, "◀ Previous");
-  const nextBtn = el("button", { type: "button", id: "next-rec", disabled: true }, "Next ▶");
+  const prevBtn = el(
+    "button",
+    { type: "button", id: "prev-rec", disabled: true, "aria-label": "Previous recording" },
+    "◀",
+    el("span", { class: "wide-only" }, " Previous"),
+  );
+  const nextBtn = el(
+    "button",
+    { type: "button", id: "next-rec", disabled: true, "aria-label": "Next recording" },
+    el("span", { class: "wide-only" }, "Next "),
+    "▶",
+  );
   const hint = el(
     "p",
     { class: "player-hint muted", id: "player-hint" },
@@ -302,6 +311,7 @@ export function renderRecordings(main, session) {
     const cam = cameras()[ci];
     const spec = api.segmentSpec(idRange(rows[i], rows[j]), rel || undefined, undefined);
     state.playing = { ci, first: i, last: j, base90k: t, mediaTime: 0 };
+    video.controls = true; // only once there is something to control
     video.src = api.viewMp4Url(cam.uuid, state.stream, [spec]);
     video.dataset.base90k = String(t);
     video.play().catch(() => {});
@@ -377,19 +387,27 @@ export function renderRecordings(main, session) {
   });
 
   // -- selection and download ----------------------------------------------------------
+  // The span's ends as text (HH:MM:SS.mmm in the server's zone), for keyboards and
+  // fingers; they are read back as that much time after the start of the day (a day
+  // with a DST change is off by the change after it).
   function timeInput(id, label, value) {
     const input = el("input", {
-      type: "time",
-      step: "1",
+      type: "text",
       id,
-      value: api.formatTime(value, tz),
+      inputmode: "decimal",
+      pattern: "\\d{1,2}:\\d{2}(:\\d{2}(\\.\\d{1,3})?)?",
+      size: "12",
+      value: api.formatTime(value, tz, "timeMs"),
+      "aria-describedby": "sel-help",
     });
     return [el("label", { for: id }, label), input];
   }
 
   function parseClock(text) {
-    const [h, m, s] = text.split(":").map(Number);
-    return ((h || 0) * 3600 + (m || 0) * 60 + (s || 0)) * U;
+    const m = /^\s*(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?\s*$/.exec(text);
+    if (!m) return null;
+    const ms = Number((m[4] || "0").padEnd(3, "0"));
+    return ((+m[1] * 60 + +m[2]) * 60 + +(m[3] || 0)) * U + ms * 90;
   }
 
   function renderSelection() {
@@ -410,12 +428,14 @@ export function renderRecordings(main, session) {
     const [to, toInput] = timeInput("sel-to", "to", sel[1]);
     const dayStart = timeline.day[0];
     const change = () => {
-      const a = dayStart + parseClock(fromInput.value);
-      const b = dayStart + parseClock(toInput.value);
-      if (b > a) {
-        state.selection = [a, b];
-        renderSelection();
+      const ra = parseClock(fromInput.value);
+      const rb = parseClock(toInput.value);
+      if (ra === null || rb === null || rb <= ra) {
+        toast("Enter a start before the end, as HH:MM:SS.");
+        return;
       }
+      state.selection = [dayStart + ra, dayStart + rb];
+      renderSelection();
     };
     fromInput.addEventListener("change", change);
     toInput.addEventListener("change", change);
@@ -447,7 +467,7 @@ export function renderRecordings(main, session) {
     });
     selPanel.replaceChildren(
       el("div", { class: "sel-fields" }, camSel, from, fromInput, to, toInput,
-        el("span", { class: "muted" }, api.formatDuration(sel[1] - sel[0]))),
+        el("span", { class: "muted", id: "sel-help" }, `${api.formatDuration(sel[1] - sel[0])} (times as HH:MM:SS.mmm, ${tz})`)),
       el(
         "div",
         { class: "sel-actions" },

@@ -359,7 +359,9 @@ export class Timeline {
       g.lineTo(x, h);
       g.stroke();
       g.fillStyle = col.muted;
-      g.fillText(formatTime(t, this.tz, step < 60 ? "time" : "hm"), x, AXIS_H / 2);
+      const text = formatTime(t, this.tz, step < 60 ? "time" : "hm");
+      const half = g.measureText(text).width / 2;
+      g.fillText(text, Math.min(Math.max(x, half + 2), w - half - 2), AXIS_H / 2);
     }
 
     // tracks
