@@ -91,7 +91,7 @@ export function renderRecordings(main, session) {
     day: params.get("day"),
     zoom: "day",
     rows: [], // per camera: sorted recordings of the day
-    playing: null, // {ci, first, last, base90k}
+    playing: null, // what the player shows: camera index, wall time of media time 0...
     selection: null,
     selCam: 0,
   };
@@ -310,7 +310,14 @@ export function renderRecordings(main, session) {
     const rel = t - rows[i].startTime90k;
     const cam = cameras()[ci];
     const spec = api.segmentSpec(idRange(rows[i], rows[j]), rel || undefined, undefined);
-    state.playing = { ci, first: i, last: j, base90k: t, mediaTime: 0 };
+    state.playing = {
+      ci,
+      base90k: t,
+      wallEnd90k: rows[j].endTime90k,
+      growing: rows.slice(i, j + 1).some((r) => r.growing),
+      ratio: 1, // wall time per media time, once the file's duration is known
+      mediaTime: 0,
+    };
     video.controls = true; // only once there is something to control
     video.src = api.viewMp4Url(cam.uuid, state.stream, [spec]);
     video.dataset.base90k = String(t);
@@ -324,8 +331,17 @@ export function renderRecordings(main, session) {
 
   function currentWall() {
     const p = state.playing;
-    return p ? p.base90k + Math.round(p.mediaTime * U) : null;
+    return p ? p.base90k + Math.round(p.mediaTime * U * p.ratio) : null;
   }
+
+  // The file's media time runs at the camera's clock; the recordings' wall times are
+  // corrected to ours (by up to 500 ppm: 1.8 s an hour). Spread the difference evenly.
+  video.addEventListener("loadedmetadata", () => {
+    const p = state.playing;
+    if (!p || p.growing || !(video.duration > 0) || !Number.isFinite(video.duration)) return;
+    const ratio = (p.wallEnd90k - p.base90k) / (video.duration * U);
+    if (Math.abs(ratio - 1) < 0.01) p.ratio = ratio;
+  });
 
   function showWall(t) {
     wall.textContent = api.formatTime(t, tz, "timeMs");
@@ -352,9 +368,12 @@ export function renderRecordings(main, session) {
     video.addEventListener("timeupdate", () => onFrame(video.currentTime));
   }
   video.addEventListener("ended", () => {
+    // on from where this file ended: the next recording, or more of a growing one
     const p = state.playing;
-    const rows = p && state.rows[p.ci];
-    if (rows && p.last + 1 < rows.length) playAt(p.ci, rows[p.last + 1].startTime90k);
+    if (!p) return;
+    const t = currentWall();
+    const next = (state.rows[p.ci] || []).find((r) => r.endTime90k > t + U / 10);
+    if (next) playAt(p.ci, Math.max(t, next.startTime90k));
   });
   video.addEventListener("error", () => {
     if (video.getAttribute("src")) toast("This video could not be played (it may have been deleted).");
