@@ -63,10 +63,13 @@ function updateWho() {
   const logout = document.getElementById("logout");
   const user = session.top?.user;
   if (user) {
-    who.textContent = user.name;
+    who.replaceChildren(user.name);
     logout.hidden = !session.csrf;
   } else {
-    who.textContent = session.top ? "no login needed here" : "";
+    // the bind grants these without a session; a login may grant more
+    who.replaceChildren(
+      session.top ? el("a", { href: "/login", "data-nav": "" }, "Log in") : "",
+    );
     logout.hidden = true;
   }
 }

@@ -59,7 +59,7 @@ export class Calendar {
     const next = el("button", { type: "button", class: "icon", "aria-label": "Next month" }, "›");
     prev.addEventListener("click", () => this.step(-1));
     next.addEventListener("click", () => this.step(1));
-    const grid = el("div", { class: "cal-grid", role: "grid", "aria-label": title });
+    const grid = el("div", { class: "cal-grid", role: "group", "aria-label": title });
     for (const w of WEEKDAYS) grid.append(el("span", { class: "cal-wd", "aria-hidden": "true" }, w));
     const first = new Date(Date.UTC(y, m - 1, 1)).getUTCDay(); // 0 = Sunday
     const lead = (first + 6) % 7;

@@ -17,11 +17,16 @@
 //   server closes the socket after it.
 // * pings (answered by the browser).
 //
-// The frame's place on the media timeline is X-Prev-Media-Duration + the start of
-// X-Media-Time-Range (both 90 kHz media time, cumulative over the stream); the segment's
-// own `tfdt` is read so `timestampOffset` puts it there whatever base the server used.
+// Placement: only X-Recording-Id and X-Media-Time-Range are relied on. Within one
+// recording a frame goes at (that recording's position) + (its media start); a new
+// recording is placed right after the end of the last frame seen of the one before.
+// (X-Prev-Media-Duration would give the same for a stream without gaps, but Moonfire's
+// own example messages grow it within a recording, so its meaning per message is not
+// pinned down well enough to build on.) The segment's `tfdt` is read so that
+// `timestampOffset` puts the frame there whatever decode-time base the server used.
 // A new sample entry id fetches its init segment and appends it (with `changeType`
-// when the codec string changed). A gap (drop, new run) is skipped by seeking forward.
+// when the codec string changed). A gap (frames dropped inside a recording) is skipped
+// by seeking forward. The tile's clock shows X-Recording-Start + the media start.
 
 import { initSegmentUrl, liveUrl } from "./api.js";
 
@@ -224,7 +229,9 @@ export class LivePlayer {
     this.entryId = null;
     this.mime = null;
     this.timescale = 90000;
-    this.base90k = null;
+    this.recId = null; // the recording of the last frame placed
+    this.recBase = 0;
+    this.recEnd = 0;
     this.dropped = false;
     this.video.removeAttribute("src");
     this.video.load();
@@ -253,14 +260,24 @@ export class LivePlayer {
       await this.switchInit(gen, msg);
       if (gen !== this.generation) return;
     }
-    const at90k = msg.prevMediaDuration90k + msg.mediaStart90k;
-    if (this.base90k === null) this.base90k = at90k;
+    const at90k = this.place(msg);
     const tfdt = segmentDecodeTime(msg.segment);
-    const offset = (at90k - this.base90k) / 90000 - tfdt / this.timescale;
+    const offset = at90k / 90000 - tfdt / this.timescale;
     this.enqueue({ offset, data: msg.segment });
     this.dropped = false;
     if (this.lastState !== "playing") this.state("playing");
     this.onFrame(msg);
+  }
+
+  /** The message's position (90 kHz) on this connection's media timeline. */
+  place(msg) {
+    if (msg.recordingId !== this.recId) {
+      const prevEnd = this.recId === null ? 0 : this.recBase + this.recEnd;
+      this.recId = msg.recordingId;
+      this.recBase = prevEnd - msg.mediaStart90k;
+    }
+    this.recEnd = msg.mediaEnd90k;
+    return this.recBase + msg.mediaStart90k;
   }
 
   openMediaSource(msg) {

@@ -208,7 +208,11 @@ class Tile {
       this.show("reconnecting", "No video for a few seconds…");
       return;
     }
-    this.show("connecting", st?.state === "connecting" ? "Camera connecting…" : "Connecting…");
+    if (this.connState === "waiting") {
+      this.show("connecting", st?.state === "connecting" ? "Camera connecting…" : "Waiting for video…");
+      return;
+    }
+    this.show("connecting", "Connecting…");
   }
 
   show(kind, text) {

@@ -85,5 +85,5 @@ export function renderStatus(main, session) {
   }
 
   render(session.top);
-  return session.subscribe(render) && (() => session.listeners.delete(render));
+  return session.subscribe(render); // the unsubscribe is the page's cleanup
 }
