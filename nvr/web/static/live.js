@@ -370,14 +370,16 @@ export class LivePlayer {
     const v = this.video;
     const sb = this.sourceBuffer;
     if (sb && sb.buffered.length && !sb.updating) {
-      const last = sb.buffered.length - 1;
-      const end = sb.buffered.end(last);
-      let inside = false;
-      for (let i = 0; i < sb.buffered.length; i++) {
-        if (v.currentTime >= sb.buffered.start(i) && v.currentTime <= sb.buffered.end(i)) inside = true;
-      }
-      if (!inside || end - v.currentTime > LIVE_EDGE_SLACK) {
-        v.currentTime = Math.max(sb.buffered.start(last), end - 0.2);
+      const b = sb.buffered;
+      const last = b.length - 1;
+      const end = b.end(last);
+      const t = v.currentTime;
+      let at = -1; // the buffered range the playhead is in
+      for (let i = 0; i < b.length; i++) if (t >= b.start(i) - 0.05 && t <= b.end(i)) at = i;
+      if (at < 0 || end - t > LIVE_EDGE_SLACK) {
+        v.currentTime = Math.max(b.start(last), end - 0.2); // lost, or too far behind
+      } else if (at < last && b.end(at) - t < 0.25) {
+        v.currentTime = b.start(at + 1); // at a gap (frames dropped): over it
       }
       this.trim();
       if (v.paused && !v.dataset.userPaused) v.play().catch(() => {});
