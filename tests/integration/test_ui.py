@@ -523,14 +523,18 @@ def test_live_tile_plays_the_documented_messages(page: Any, nvr: Nvr) -> None:
     ws = sockets[-1]
     assert ws.url.endswith(f"/api/cameras/{nvr.camera}/main/live.m4s")
     video = "document.querySelector('.tile video')"
-    started = time.monotonic()
-    send_frames(page, ws, recs[0][:20])
-    page.wait_for_function(
-        f"() => {video}.readyState >= 3 && {video}.currentTime > 0",
-        timeout=max(1, 3000 - (time.monotonic() - started) * 1000),
-    )
+    # frames keep coming at 30 fps; within 3 s of the first the video plays
+    playing = f"() => {video}.readyState >= 3 && {video}.currentTime > 0"
+    t0 = time.monotonic()
+    for i, frame in enumerate(recs[0][:45]):
+        ws.send(frame)
+        if page.evaluate(playing):
+            break
+        page.wait_for_timeout(max(0, (t0 + (i + 1) / FPS - time.monotonic()) * 1000))
+    assert page.evaluate(playing), "not playing after 1.5 s of frames"
+    assert time.monotonic() - t0 < 3
     assert page.get_attribute(".tile", "data-state") == "playing"
-    send_frames(page, ws, recs[0][20:] + recs[1][:10])
+    send_frames(page, ws, recs[0][i + 1 :] + recs[1][:10])
     behind = page.evaluate(
         f"() => {{ const v = {video}; const b = v.buffered; "
         "return b.end(b.length - 1) - v.currentTime; }"
@@ -552,3 +556,32 @@ def test_live_tile_plays_the_documented_messages(page: Any, nvr: Nvr) -> None:
     assert len(sockets) == 2, "the tile did not reconnect"
     send_frames(page, sockets[-1], recs[2][:15])
     page.wait_for_selector(".tile[data-state=playing]", timeout=3000)
+
+
+def test_a_camera_that_is_down_says_so(page: Any, nvr: Nvr, artifact_dir: Path) -> None:
+    """The stream's ``nvrStatus`` (answered in the browser) says the camera is in backoff:
+    its live tile and the status page say it is offline, with the last error."""
+    error = "Unavailable: rtsp://192.0.2.7/main: Connection refused"
+
+    def top_level(route: Any) -> None:
+        body = route.fetch().json()
+        for cam in body["cameras"]:
+            st = cam["streams"]["main"]["nvrStatus"]
+            st.update(state="backoff", lastError=error, nextTry90k=st["since90k"] + 10**9)
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    page.route(lambda url: urlsplit(url).path == "/api/", top_level)
+    page.emulate_media(color_scheme="dark")
+    page.set_viewport_size(DESKTOP)
+    page.goto(nvr.base + "/live")
+    page.click("label[for=layout-1]")
+    page.wait_for_selector(".tile[data-state=down]")
+    assert page.inner_text(".tile .overlay strong") == "Camera offline"
+    assert page.inner_text(".tile .overlay .detail").startswith(f"{error}. Next try at ")
+    png = artifact_dir / "ui-live-down.png"
+    page.screenshot(path=str(png))
+    assert not_blank(png) > 10
+    page.goto(nvr.base + "/status")
+    page.wait_for_selector(".badge.backoff")
+    assert page.inner_text(".badge.backoff") == "reconnecting"
+    assert error in page.inner_text(".last-error")

@@ -34,6 +34,7 @@ const MAX_BACKOFF_MS = 15000;
 const LIVE_EDGE_SLACK = 1.5; // seconds behind the newest frame before jumping ahead
 const KEEP_SECONDS = 20; // buffered video kept behind the playhead
 const STALL_MS = 5000; // no frame this long: "no video"
+const CUSHION = 0.2; // seconds of video buffered ahead of the playhead before it plays
 
 export function parseMessage(buf) {
   const bytes = new Uint8Array(buf);
@@ -305,7 +306,10 @@ export class LivePlayer {
     if (!this.sourceBuffer) {
       this.sourceBuffer = this.mediaSource.addSourceBuffer(msg.contentType);
       this.sourceBuffer.mode = "segments";
-      this.sourceBuffer.addEventListener("updateend", () => this.pump());
+      this.sourceBuffer.addEventListener("updateend", () => {
+        this.maybeStart();
+        this.pump();
+      });
       this.sourceBuffer.addEventListener("error", () => this.fail(gen, "the browser rejected the video"));
     } else if (msg.contentType !== this.mime && this.sourceBuffer.changeType) {
       await this.idle();
@@ -330,6 +334,15 @@ export class LivePlayer {
   enqueue(item) {
     this.queue.push(item);
     this.pump();
+  }
+
+  /** Plays once a little video is buffered ahead: starting at the very newest frame
+   * would stall on every late frame. The live-edge rule keeps that cushion later on. */
+  maybeStart() {
+    const v = this.video;
+    const b = this.sourceBuffer?.buffered;
+    if (!v.paused || !b || !b.length) return;
+    if (b.end(b.length - 1) - v.currentTime >= CUSHION) v.play().catch(() => {});
   }
 
   pump() {
@@ -377,12 +390,12 @@ export class LivePlayer {
       let at = -1; // the buffered range the playhead is in
       for (let i = 0; i < b.length; i++) if (t >= b.start(i) - 0.05 && t <= b.end(i)) at = i;
       if (at < 0 || end - t > LIVE_EDGE_SLACK) {
-        v.currentTime = Math.max(b.start(last), end - 0.2); // lost, or too far behind
+        v.currentTime = Math.max(b.start(last), end - CUSHION); // lost, or too far behind
       } else if (at < last && b.end(at) - t < 0.25) {
         v.currentTime = b.start(at + 1); // at a gap (frames dropped): over it
       }
       this.trim();
-      if (v.paused && !v.dataset.userPaused) v.play().catch(() => {});
+      this.maybeStart();
     }
     const silent = performance.now() - this.lastFrameAt;
     if (silent > STALL_MS && (this.lastState === "playing" || this.lastState === "waiting")) {

@@ -101,7 +101,6 @@ class Tile {
     this.stream = stream;
     this.video = el("video", {
       muted: true,
-      autoplay: true,
       playsinline: true,
       "aria-label": cam ? `${cam.shortName} live` : "empty tile",
     });
@@ -190,18 +189,18 @@ class Tile {
       return;
     }
     if (this.connState === "unsupported") {
-      this.show("down", this.connDetail?.message || "This browser cannot play this stream");
+      this.show("down", "Cannot play", this.connDetail?.message);
       return;
     }
     if (down) {
-      const why = st.lastError ? `: ${st.lastError}` : "";
+      const why = st.lastError ? `${st.lastError}.` : "";
       const next = st.nextTry90k ? ` Next try at ${formatTime(st.nextTry90k, tz)}.` : "";
-      this.show("down", `Camera offline${why}.${next}`);
+      this.show("down", "Camera offline", `${why}${next}`);
       return;
     }
     if (this.connState === "error") {
       const secs = Math.round((this.connDetail?.retryInMs || 0) / 1000);
-      this.show("reconnecting", `Live view interrupted (${this.connDetail?.message}). Retrying in ${secs} s…`);
+      this.show("reconnecting", "Live view interrupted", `${this.connDetail?.message}. Retrying in ${secs} s…`);
       return;
     }
     if (this.connState === "stalled") {
@@ -215,10 +214,13 @@ class Tile {
     this.show("connecting", "Connecting…");
   }
 
-  show(kind, text) {
+  show(kind, title, detail) {
     this.root.dataset.state = kind;
-    this.overlay.textContent = text;
-    this.overlay.hidden = !text;
+    this.overlay.replaceChildren(
+      title ? el("strong", {}, title) : "",
+      detail ? el("span", { class: "detail" }, detail) : "",
+    );
+    this.overlay.hidden = !title;
   }
 
   destroy() {
