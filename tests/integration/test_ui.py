@@ -279,6 +279,14 @@ def test_selected_span_downloads_as_one_mp4(page: Any, nvr: Nvr, tmp_path: Path)
     assert abs(len(frames) / FPS - want) <= 1.5 / FPS, (len(frames), want)
     assert min(pts) <= 1 / FPS, pts[:3]
     assert abs(max(pts) + 1 / FPS - want) <= 1.5 / FPS, (max(pts), want)
+    # by keyboard: Escape clears the span, Shift+arrows make one from the cursor
+    page.focus("#timeline")
+    page.keyboard.press("Escape")
+    assert page.is_hidden("#selection")
+    for _ in range(3):  # from where the drag ended, inside the third recording
+        page.keyboard.press("Shift+ArrowLeft")
+    assert page.locator("#selection a[download]").count() == 1
+    assert page.input_value("#sel-from") < page.input_value("#sel-to")
 
 
 def test_screenshots_of_the_live_grid_timeline_and_phone(
