@@ -518,7 +518,8 @@ def test_live_tile_plays_the_documented_messages(page: Any, nvr: Nvr) -> None:
     """The live player against the documented message format, one frame per message at
     30 fps, with the socket answered in the browser (the server route is the lead's): it
     plays within 3 s and stays near the newest frame, skips the gap after a ``drop``,
-    shows an interruption when the socket closes and reconnects by itself."""
+    shows an interruption when the socket closes, reconnects by itself, and fetches a new
+    init segment when the sample entry changes."""
     recs = live_messages(nvr, 3)
     sockets: list[Any] = []
     page.route_web_socket(re.compile(r".*/live\.m4s$"), lambda ws: sockets.append(ws))
@@ -564,6 +565,26 @@ def test_live_tile_plays_the_documented_messages(page: Any, nvr: Nvr) -> None:
     assert len(sockets) == 2, "the tile did not reconnect"
     send_frames(page, sockets[-1], recs[2][:15])
     page.wait_for_selector(".tile[data-state=playing]", timeout=3000)
+    # a new sample entry (the camera changed its parameters): the next frames need their
+    # own init segment, fetched by id (answered here with the same one)
+    entry = recs[2][0].split(b"X-Video-Sample-Entry-Id: ")[1].split(b"\r\n")[0].decode()
+    init = httpx.get(f"{nvr.base}/api/init/{entry}.mp4").content
+    inits: list[str] = []
+
+    def serve_init(route: Any) -> None:
+        inits.append(route.request.url)
+        route.fulfill(status=200, content_type="video/mp4", body=init)
+
+    page.route("**/api/init/999.mp4", serve_init)
+    switched = [
+        m.replace(b"X-Video-Sample-Entry-Id: " + entry.encode(), b"X-Video-Sample-Entry-Id: 999")
+        for m in recs[2][30:]  # from the next key frame
+    ]
+    t0 = page.evaluate(f"() => {video}.currentTime")
+    send_frames(page, sockets[-1], switched)
+    assert len(inits) == 1
+    assert page.evaluate(f"() => {video}.currentTime") > t0 + 0.4
+    assert page.get_attribute(".tile", "data-state") == "playing"
 
 
 def test_a_camera_that_is_down_says_so(page: Any, nvr: Nvr, artifact_dir: Path) -> None:

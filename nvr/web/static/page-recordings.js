@@ -140,7 +140,18 @@ export function renderRecordings(main, session) {
       nextBtn,
     ),
   );
-  const canvas = el("canvas", { id: "timeline", "aria-label": "Day timeline" });
+  const canvas = el("canvas", {
+    id: "timeline",
+    "aria-label": "Day timeline",
+    "aria-describedby": "timeline-keys",
+  });
+  const keysHelp = el(
+    "p",
+    { id: "timeline-keys", class: "sr-only" },
+    "Left and Right move the cursor, Page Up and Page Down in bigger steps, Up and Down " +
+      "pick the camera, Enter plays from the cursor, Shift with Left or Right selects a " +
+      "span to download, Escape clears it, plus and minus zoom.",
+  );
   const dayTitle = el("h2", { id: "day-title" }, "");
   const selectToggle = el("input", { type: "checkbox", id: "select-mode" });
   const zoomBar = segmented("zoom", "Zoom", ZOOMS.map(([v, l]) => [v, l]), state.zoom, (v) => setZoom(v));
@@ -174,6 +185,7 @@ export function renderRecordings(main, session) {
         el("label", { class: "check" }, selectToggle, "Select"), streamPick),
     ),
     canvas,
+    keysHelp,
     selPanel,
   );
   main.append(
@@ -376,7 +388,9 @@ export function renderRecordings(main, session) {
     if (next) playAt(p.ci, Math.max(t, next.startTime90k));
   });
   video.addEventListener("error", () => {
-    if (video.getAttribute("src")) toast("This video could not be played (it may have been deleted).");
+    if (!video.getAttribute("src")) return;
+    toast("This video could not be played (it may have been deleted).");
+    load(); // what is left of the day
   });
 
   function currentIndex() {
