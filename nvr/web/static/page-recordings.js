@@ -185,6 +185,15 @@ export function renderRecordings(main, session) {
         el("label", { class: "check" }, selectToggle, "Select"), streamPick),
     ),
     canvas,
+    el(
+      "div",
+      { class: "legend", "aria-hidden": "true" },
+      el("span", { class: "sw rec" }), "recorded",
+      el("span", { class: "sw growing" }), "being recorded",
+      el("span", { class: "sw gap" }), "no video",
+      el("span", { class: "sw sel" }), "selected",
+      el("span", { class: "sw play" }), "playing",
+    ),
     keysHelp,
     selPanel,
   );

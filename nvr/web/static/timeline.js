@@ -180,7 +180,7 @@ export class Timeline {
     this.cursor = t;
     if (this.drag.select) this.selection = null;
     e.preventDefault();
-    this.canvas.focus({ preventScroll: true });
+    this.canvas.focus({ preventScroll: true, focusVisible: false });
     this.draw();
   }
 
@@ -379,6 +379,13 @@ export class Timeline {
         const x1 = this.xOf(Math.min(s.end, b));
         g.fillStyle = s.growing ? col.growing : col.span;
         g.fillRect(x0, y + 4, Math.max(1, x1 - x0), ROW_H - 8);
+        if (x1 - x0 > 8 && s.start >= a) {
+          // where one recording ends and the next begins (previous/next step there)
+          g.fillStyle = col.bg;
+          g.globalAlpha = 0.45;
+          g.fillRect(Math.round(x0), y + 4, 1, ROW_H - 8);
+          g.globalAlpha = 1;
+        }
       }
       g.restore();
       g.fillStyle = i === this.cursorRow && document.activeElement === this.canvas ? col.focus : col.text;
