@@ -195,8 +195,11 @@ async function logout() {
   try {
     if (csrf) await api.logout(csrf);
   } catch (e) {
-    toast(`Logout failed: ${e.message}`);
-    return;
+    if (e.status !== 401) {
+      // 401: the session had already ended, which is what was asked for
+      toast(`Logout failed: ${e.message}`);
+      return;
+    }
   }
   showLogin("/live");
 }
