@@ -2,7 +2,8 @@
 
 ``GET /api/``, ``GET /api/cameras/<uuid>/`` and ``GET /api/cameras/<uuid>/<stream>/
 recordings`` with the same field names and semantics. Extensions use new names:
-``nvrStatus`` on each stream (the live recording state). Everything is served from the
+``nvrStatus`` on each stream (the live recording state), ``nvrSampleFileDir`` (its
+directory's id, and path with ``cameraConfigs``). Everything is served from the
 database's in-memory summaries and its covering index; nothing scans the table.
 """
 
@@ -106,6 +107,9 @@ def stream_json(stream: Stream, *, days: bool, config: bool) -> dict[str, Any]:
             "flushIfSec": stream.config.flush_if_sec,
             "rtspTransport": stream.config.rtsp_transport,
         }
+    if stream.sample_file_dir_id is not None:  # extension: lets a UI total disk use per dir
+        d = c.db.dirs[stream.sample_file_dir_id]
+        out["nvrSampleFileDir"] = {"id": d.id, "path": d.path} if config else {"id": d.id}
     status = c.stream_status(stream.id)
     if status is not None:
         out["nvrStatus"] = status

@@ -123,10 +123,11 @@ def create_app(ctx: WebContext) -> QuartTrio:
             )
             return response
 
-    from nvr.web import api, live, metrics_route, view
+    from nvr.web import api, live, metrics_route, ui, view
 
     app.register_blueprint(api.blueprint)
     app.register_blueprint(view.blueprint)
     app.register_blueprint(live.blueprint)
     app.register_blueprint(metrics_route.blueprint)
+    app.register_blueprint(ui.blueprint)
     return app

@@ -1,0 +1,89 @@
+// Status: each camera's streams (recording / connecting / reconnecting with the last
+// error, from the `nvrStatus` extension), what they hold against their budget, and the
+// disk use per sample-file directory (streams grouped by the `nvrSampleFileDir`
+// extension). Refreshed by the session's poll.
+
+import { dayOf, formatBytes, formatDuration, formatTime } from "./api.js";
+import { el, stateBadge } from "./dom.js";
+
+function meter(used, budget, label) {
+  const share = budget ? Math.min(1, used / budget) : 0;
+  const m = el("meter", { min: "0", max: "1", value: share.toFixed(3), "aria-label": label });
+  return el("span", { class: "meter" }, m, el("span", {}, `${formatBytes(used)} of ${formatBytes(budget)}`));
+}
+
+export function renderStatus(main, session) {
+  const body = el("div", { class: "status" });
+  main.append(el("div", { class: "toolbar" }, el("h1", {}, "Status")), body);
+
+  function render(top) {
+    const tz = top.timeZoneName;
+    const dirs = new Map();
+    const cams = top.cameras.map((c) => {
+      const streams = Object.entries(c.streams).map(([type, s]) => {
+        const dirKey = s.nvrSampleFileDir ? String(s.nvrSampleFileDir.id) : "?";
+        const d = dirs.get(dirKey) || { dir: s.nvrSampleFileDir, used: 0, budget: 0, streams: [] };
+        d.used += s.fsBytes ?? s.totalSampleFileBytes;
+        d.budget += s.retainBytes;
+        d.streams.push(`${c.shortName}/${type}`);
+        dirs.set(dirKey, d);
+        const st = s.nvrStatus;
+        const detail = [];
+        if (st?.since90k) detail.push(`since ${formatTime(st.since90k, tz)}`);
+        if (st?.state === "backoff" && st.nextTry90k) detail.push(`next try ${formatTime(st.nextTry90k, tz)}`);
+        const range =
+          s.minStartTime90k != null
+            ? `${dayOf(s.minStartTime90k, tz)} ${formatTime(s.minStartTime90k, tz)} → ${dayOf(s.maxEndTime90k, tz)} ${formatTime(s.maxEndTime90k, tz)}`
+            : "nothing recorded yet";
+        return el(
+          "tr",
+          { dataset: { stream: type } },
+          el("th", { scope: "row" }, type),
+          el("td", {}, stateBadge(st), el("span", { class: "muted small" }, ` ${detail.join(", ")}`),
+            st?.lastError ? el("div", { class: "last-error" }, `Last error: ${st.lastError}`) : null),
+          el("td", {}, formatDuration(s.totalDuration90k || 0), el("div", { class: "muted small" }, range)),
+          el("td", {}, meter(s.fsBytes ?? s.totalSampleFileBytes, s.retainBytes, `${c.shortName} ${type} disk use`)),
+        );
+      });
+      return el(
+        "article",
+        { class: "card cam-status", dataset: { camera: c.uuid } },
+        el("h2", {}, c.shortName),
+        c.description ? el("p", { class: "muted" }, c.description) : null,
+        el(
+          "table",
+          {},
+          el("thead", {}, el("tr", {}, ["Stream", "State", "Recorded", "Disk"].map((h) => el("th", { scope: "col" }, h)))),
+          el("tbody", {}, streams),
+        ),
+      );
+    });
+    const dirRows = [...dirs.values()].map((d) =>
+      el(
+        "tr",
+        {},
+        el("th", { scope: "row" }, d.dir ? d.dir.path || `directory ${d.dir.id}` : "unknown directory"),
+        el("td", {}, d.streams.join(", ")),
+        el("td", {}, meter(d.used, d.budget, "directory use of its streams' budgets")),
+      ),
+    );
+    body.replaceChildren(
+      el("section", { class: "cams" }, cams),
+      el(
+        "section",
+        { class: "card dirs", "aria-label": "Disk use per directory" },
+        el("h2", {}, "Disk use per directory"),
+        el(
+          "table",
+          {},
+          el("thead", {}, el("tr", {}, ["Directory", "Streams", "Used of budget"].map((h) => el("th", { scope: "col" }, h)))),
+          el("tbody", {}, dirRows),
+        ),
+      ),
+      el("p", { class: "muted small" }, `Server ${top.serverVersion || ""}, time zone ${tz}.`),
+    );
+  }
+
+  render(session.top);
+  return session.subscribe(render); // the unsubscribe is the page's cleanup
+}
