@@ -21,7 +21,6 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 
-from tests.support.http import daemon_in_thread, view_config
 from tests.support.media import decoded_frames, edit_list, ffprobe
 from tests.support.playback import (
     SEC,
@@ -30,21 +29,16 @@ from tests.support.playback import (
     LibRec,
     SSpec,
     expected_view,
-    record_library,
+    library,
+    library_url,
 )
 
-
-@pytest.fixture(scope="module")
-def library(tmp_path_factory: pytest.TempPathFactory) -> Library:
-    return record_library(tmp_path_factory.mktemp("playback"))
+__all__ = ["library", "library_url"]  # fixtures
 
 
 @pytest.fixture(scope="module")
-def http(library: Library) -> Iterator[httpx.Client]:
-    with (
-        daemon_in_thread(view_config(library.config()), read_only=True) as d,
-        httpx.Client(base_url=d.http_addresses[0], timeout=30) as client,
-    ):
+def http(library_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=library_url, timeout=30) as client:
         yield client
 
 

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import trio
 import trio.testing
 
@@ -44,6 +45,7 @@ from nvr.ingest.streamer import Streamer, StreamerOptions
 from nvr.syncer import Syncer
 from nvr.testing.env import create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
+from tests.support.http import daemon_in_thread, view_config
 
 SEC = UNITS_PER_SEC
 T0 = 1_700_000_040 * SEC
@@ -190,6 +192,20 @@ def load_library(root: Path) -> Library:
     return Library(
         root, {names[c]: str(uuid.UUID(bytes=bytes(u))) for c, u in cams.items()}, recordings
     )
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> Library:
+    """The library, recorded once per test module."""
+    return record_library(tmp_path_factory.mktemp("playback"))
+
+
+@pytest.fixture(scope="module")
+def library_url(library: Library) -> Iterator[str]:
+    """``http://127.0.0.1:PORT`` of the real daemon serving ``library`` (read-only, in a
+    thread; ``viewVideo`` granted without a login)."""
+    with daemon_in_thread(view_config(library.config()), read_only=True) as d:
+        yield d.http_addresses[0]
 
 
 # --- the model -----------------------------------------------------------------------------

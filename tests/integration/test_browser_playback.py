@@ -1,0 +1,139 @@
+"""Chromium plays what the daemon serves (issue 4): a ``view.mp4`` in a ``<video>`` element
+to the end, and ``/api/init/<id>.mp4`` plus consecutive ``view.m4s`` segments appended
+through ``MediaSource``, the way Moonfire NVR's UI does it (``SourceBuffer.timestampOffset``
+from ``X-Prev-Media-Duration``).
+
+The real daemon serves the playback library (``tests/support/playback.py``) read-only in
+a thread; the page is opened on its origin (a ``.txt`` debug page) and replaced with
+``set_content``, so the media requests are same-origin. Clips are a few seconds long and
+played faster than real time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support.playback import SEC, Library, library, library_url
+
+__all__ = ["library", "library_url"]  # fixtures
+
+CODEC = 'video/mp4; codecs="avc1.64001e"'
+#: how long the page may take for anything it waits on (ms)
+DEADLINE_MS = 20_000
+
+# Promises the page awaits, each with a deadline (so a test fails instead of hanging).
+HELPERS = """() => {
+window.within = (promise, what) => Promise.race([promise, new Promise((_, fail) =>
+    setTimeout(() => fail(new Error('timed out: ' + what)), DEADLINE_MS))]);
+window.once = (target, name, what) => within(new Promise((ok, fail) => {
+    target.addEventListener(name, ok, {once: true});
+    target.addEventListener('error', () => fail(new Error(what + ': error ' +
+        (target.error ? target.error.code + ' ' + target.error.message : ''))), {once: true});
+}), what);
+window.ranges = (r) => Array.from({length: r.length}, (_, i) => [r.start(i), r.end(i)]);
+}""".replace("DEADLINE_MS", str(DEADLINE_MS))
+
+
+@pytest.fixture
+def origin_page(page: Any, library_url: str) -> Any:
+    """A blank page on the daemon's origin, with the helpers above."""
+    page.goto(library_url + "/api/init/2.mp4.txt")
+    page.set_content("<!doctype html><video id=v muted></video>")
+    page.evaluate(HELPERS)
+    assert page.evaluate(f"MediaSource.isTypeSupported('{CODEC}')"), "no H.264 in this Chromium"
+    return page
+
+
+def test_video_element_plays_view_mp4_to_the_end(origin_page: Any, library: Library) -> None:
+    # 0.5 s to 3.5 s of the first recording: the file starts at the key frame at 0 s and
+    # its edit list skips the first half second
+    url = library.view_path("small") + f"?s=0.{SEC // 2}-{7 * SEC // 2}"
+    result = origin_page.evaluate(
+        """async (url) => {
+            const v = document.getElementById('v');
+            v.src = url;
+            await once(v, 'loadedmetadata', 'metadata');
+            const duration = v.duration;
+            v.playbackRate = 4;
+            const seen = [];
+            v.addEventListener('timeupdate', () => seen.push(v.currentTime));
+            await within(v.play(), 'play');
+            await once(v, 'ended', 'playing to the end');
+            return {duration, ended: v.ended, currentTime: v.currentTime, seen,
+                    width: v.videoWidth, height: v.videoHeight,
+                    frames: v.getVideoPlaybackQuality().totalVideoFrames};
+        }""",
+        url,
+    )
+    assert result["duration"] == 3  # the edit list's length, to the microsecond
+    assert result["ended"] is True
+    assert result["currentTime"] == result["duration"]
+    assert (result["width"], result["height"]) == (640, 360)
+    assert max(result["seen"]) == 3 and min(result["seen"]) < 1
+    # every frame of the 3 s (30 fps) was decoded for presentation
+    assert result["frames"] == 90
+
+
+def test_media_source_plays_init_and_consecutive_m4s(origin_page: Any, library: Library) -> None:
+    small = library.recordings["small"]
+    assert small[0].media_duration_90k == 20 * SEC and small[1].run_offset == 1
+    # the last second of recording 0 and the first two of recording 1 (same run), each
+    # starting at a key frame
+    m4s = library.view_path("small", "m4s")
+    segments = [f"{m4s}?s=0.{19 * SEC}-", f"{m4s}?s=1.0-{SEC}", f"{m4s}?s=1.{SEC}-{2 * SEC}"]
+    init = f"/api/init/{small[0].entry_id}.mp4"
+    result = origin_page.evaluate(
+        """async ([init, segments, codec]) => {
+            const v = document.getElementById('v');
+            const ms = new MediaSource();
+            v.src = URL.createObjectURL(ms);
+            await once(ms, 'sourceopen', 'sourceopen');
+            const sb = ms.addSourceBuffer(codec);
+            const get = async (url) => {
+                const r = await within(fetch(url), url);
+                if (r.status !== 200) throw new Error(url + ': ' + r.status);
+                return r;
+            };
+            const append = async (data, what) => {
+                const done = once(sb, 'updateend', what);
+                sb.appendBuffer(data);
+                await done;
+            };
+            await append(await (await get(init)).arrayBuffer(), 'init');
+            const buffered = [], offsets = [];
+            for (const url of segments) {
+                const r = await get(url);
+                offsets.push(r.headers.get('X-Prev-Media-Duration'));
+                sb.timestampOffset = Number(r.headers.get('X-Prev-Media-Duration')) / 90000;
+                await append(await r.arrayBuffer(), url);
+                buffered.push(ranges(sb.buffered));
+            }
+            ms.endOfStream();
+            v.currentTime = buffered[0][0][0];
+            await once(v, 'seeked', 'seek');
+            v.playbackRate = 2;
+            const seen = [];
+            v.addEventListener('timeupdate', () => seen.push(v.currentTime));
+            await within(v.play(), 'play');
+            await once(v, 'ended', 'playing to the end');
+            return {buffered, offsets, seen, ended: v.ended, currentTime: v.currentTime,
+                    duration: v.duration, played: ranges(v.played)};
+        }""",
+        [init, segments, CODEC],
+    )
+    assert result["offsets"] == ["0", str(20 * SEC), str(20 * SEC)]
+    # after each append, one contiguous range from 19 s growing by a second (Chromium
+    # reports the end a microsecond short)
+    for n, buffered in enumerate(result["buffered"]):
+        assert len(buffered) == 1, buffered
+        start, end = buffered[0]
+        assert start == 19
+        assert abs(end - (20 + n)) <= 1e-5, buffered
+    assert result["ended"] is True
+    assert abs(result["duration"] - 22) <= 1e-5
+    assert result["currentTime"] == result["duration"]
+    # it played through the first segment into the next ones, and ended at 22 s
+    assert any(20 < t < 21 for t in result["seen"]) and any(21 < t < 22 for t in result["seen"])
+    assert len(result["played"]) == 1 and result["played"][0][0] == 19
