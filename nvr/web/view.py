@@ -45,7 +45,8 @@ CHUNK = 1 << 20
 MAX_ID = (1 << 31) - 1
 _S_RE = re.compile(
     r"(?P<start>\d+)(?:-(?P<end>\d+))?(?:@(?P<open>\d+))?"
-    r"(?:\.(?P<rel_start>\d*)-(?P<rel_end>\d*))?"
+    r"(?:\.(?P<rel_start>\d*)-(?P<rel_end>\d*))?",
+    re.ASCII,  # digits are 0-9 only: int() would also take "٣"
 )
 
 
@@ -168,7 +169,7 @@ class SampleReader:
 def parse_range(header: str, size: int) -> tuple[int, int] | None:
     """``[start, end)`` of a single-range ``Range`` header, None to send everything.
     Raises ``_Unsatisfiable`` for a range outside the file."""
-    m = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header)
+    m = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header, re.ASCII)
     if m is None or (not m[1] and not m[2]):
         return None  # malformed or multi-range: ignore it, as RFC 9110 allows
     if not m[1]:
@@ -280,7 +281,7 @@ async def view(camera_uuid: str, stream_type: str, kind: str) -> Response:
 
 @blueprint.route("/api/init/<name>", methods=["GET"])
 async def init_segment(name: str) -> Response:
-    m = re.fullmatch(r"(\d{1,9})\.mp4(\.txt)?", name)
+    m = re.fullmatch(r"(\d{1,9})\.mp4(\.txt)?", name, re.ASCII)
     if m is None:
         raise errors.NotFound(f"no init segment {name!r}")
     require(ctx(), "viewVideo")

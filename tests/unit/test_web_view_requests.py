@@ -1,0 +1,50 @@
+"""Request parsing of the media routes that the playback integration tests found lax:
+non-ASCII digits in ``s=``, ``Range`` and init ids."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from nvr.base.blocking import inline_blocking
+from nvr.web.view import _Unsatisfiable, parse_range, parse_s
+from tests.support.web import Recorded, client, recorded
+
+__all__ = ["recorded"]  # a fixture
+
+
+@pytest.fixture(autouse=True)
+def _inline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # as in test_web_view: the test client reads bodies outside this test's context
+    async def inline(fn, *args, **_kw):  # type: ignore[no-untyped-def]
+        return fn(*args)
+
+    monkeypatch.setattr("nvr.web.view.run_blocking", inline)
+    with inline_blocking():
+        yield
+
+
+@pytest.mark.parametrize("text", ["٣", "0-٢", "0@٢", "0.٤٥٠٠٠-", "١٢"])
+def test_s_digits_are_ascii(text: str) -> None:
+    with pytest.raises(Exception, match="bad s="):
+        parse_s(text)
+
+
+def test_range_digits_are_ascii() -> None:
+    assert parse_range("bytes=٠-٩", 100) is None  # ignored: the whole body
+    assert parse_range("bytes=0-9", 100) == (0, 10)
+    with pytest.raises(_Unsatisfiable):
+        parse_range("bytes=100-", 100)
+
+
+async def test_unicode_digits_are_refused_over_the_app(
+    recorded: Recorded, autojump_clock: object
+) -> None:
+    c = client(recorded)
+    url = f"/api/cameras/{recorded.camera_uuid}/main/view.mp4"
+    r = await c.get(url, query_string={"s": "٢"})
+    assert r.status_code == 400
+    assert "bad s=" in await r.get_data(as_text=True)
+    assert (await c.get("/api/init/٢.mp4")).status_code == 404
+    assert (await c.get("/api/init/2.mp4")).status_code == 200
