@@ -184,6 +184,13 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, end
 
 
+def _none_match(header: str, etag: str) -> bool:
+    """Whether ``If-None-Match`` matches: ``*``, or ``etag`` by weak comparison
+    (RFC 9110 13.1.2: ``W/"x"`` matches ``"x"``)."""
+    tags = [t.strip() for t in header.split(",")]
+    return "*" in tags or etag in [t.removeprefix("W/") for t in tags]
+
+
 class _Unsatisfiable(Exception):
     pass
 
@@ -203,7 +210,7 @@ def serve(vf: VirtualFile, *, filename: str | None = None, cacheable: bool = Tru
     if filename:
         headers["Content-Disposition"] = f'inline; filename="{filename}"'
     if_none_match = request.headers.get("If-None-Match")
-    if if_none_match is not None and vf.etag in [t.strip() for t in if_none_match.split(",")]:
+    if if_none_match is not None and _none_match(if_none_match, vf.etag):
         return Response(b"", status=304, headers=headers)
     rng: tuple[int, int] | None = None
     range_header = request.headers.get("Range")

@@ -1,5 +1,5 @@
 """Request parsing of the media routes that the playback integration tests found lax:
-non-ASCII digits in ``s=``, ``Range`` and init ids."""
+non-ASCII digits in ``s=``, ``Range`` and init ids, and ``If-None-Match`` comparison."""
 
 from __future__ import annotations
 
@@ -48,3 +48,22 @@ async def test_unicode_digits_are_refused_over_the_app(
     assert "bad s=" in await r.get_data(as_text=True)
     assert (await c.get("/api/init/٢.mp4")).status_code == 404
     assert (await c.get("/api/init/2.mp4")).status_code == 200
+
+
+async def test_if_none_match_is_a_weak_comparison_and_takes_a_star(
+    recorded: Recorded, autojump_clock: object
+) -> None:
+    c = client(recorded)
+    url = f"/api/cameras/{recorded.camera_uuid}/main/view.mp4"
+    r = await c.get(url, query_string={"s": "0"}, headers={"Range": "bytes=0-0"})
+    etag = r.headers["ETag"]
+    for header in (etag, f"W/{etag}", f'"x", W/{etag}', "*"):
+        r = await c.get(url, query_string={"s": "0"}, headers={"If-None-Match": header})
+        assert (r.status_code, r.headers["ETag"]) == (304, etag), header
+    r = await c.get(url, query_string={"s": "0"},
+                    headers={"If-None-Match": '"x"', "Range": "bytes=0-9"})
+    assert r.status_code == 206
+    # If-Range needs a strong match: a weak validator sends the whole body
+    r = await c.get(url, query_string={"s": "0"},
+                    headers={"If-Range": f"W/{etag}", "Range": "bytes=0-9"})
+    assert r.status_code == 200
