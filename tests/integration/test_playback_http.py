@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
 from collections.abc import Iterator, Sequence
 
 import httpx
@@ -21,6 +22,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 
+from nvr.web.view import SampleReader
 from tests.support.media import decoded_frames, edit_list, ffprobe
 from tests.support.playback import (
     SEC,
@@ -117,7 +119,7 @@ def check_view(
     # conditional requests
     r = http.get(path, params=params(specs), headers={"If-None-Match": etag})
     assert (r.status_code, r.content, r.headers["ETag"]) == (304, b"", etag)
-    r = http.get(path, params=params(specs), headers={"If-None-Match": '"other", ' + etag})
+    r = http.get(path, params=params(specs), headers={"If-None-Match": f'"other", W/{etag}'})
     assert r.status_code == 304
     r = http.get(path, params=params(specs), headers={"If-None-Match": '"other"'})
     assert (r.status_code, r.content) == (200, body)
@@ -241,3 +243,60 @@ def parse(text: str) -> SSpec:
     return SSpec(start, int(m[2]) if m[2] else start, int(m[3]) if m[3] else None,
                  int(m[4]) if m[4] else None, int(m[5]) if m[5] else None,
                  empty_range=m[4] == "" and m[5] == "")
+
+
+@pytest.mark.parametrize(
+    ("s", "status", "reason"),
+    [
+        ("", 400, "bad s="),
+        ("1-0", 400, "end id before start id"),
+        ("0.90000-90000", 400, "empty or reversed"),
+        ("٣", 400, "bad s="),  # a digit, but not an ASCII one
+        ("7", 404, "recording 7"),
+        ("0@1", 404, "written by open"),
+        ("2147483648", 400, "out of range"),
+        ("0.99999999999999-", 400, "selects no video"),
+    ],
+)
+def test_bad_s_values_get_a_one_line_reason(
+    http: httpx.Client, library: Library, s: str, status: int, reason: str
+) -> None:
+    r = http.get(library.view_path(SMALL), params={"s": s})
+    assert r.status_code == status
+    assert r.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert reason in r.text and r.text.count("\n") == 1, r.text
+
+
+def test_a_client_that_goes_away_stops_the_reads(
+    http: httpx.Client, library: Library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client reading the first MiB of a 44 MiB file and closing the connection: the
+    server stops reading sample files (and closes its reader) long before the end."""
+    reads: list[int] = []
+    closed = threading.Event()
+    pread, close = SampleReader._pread, SampleReader.close
+
+    def counting_pread(self: SampleReader, cid: int, offset: int, length: int) -> bytes:
+        reads.append(length)
+        return pread(self, cid, offset, length)
+
+    def signalling_close(self: SampleReader) -> None:
+        close(self)
+        if reads:
+            closed.set()
+
+    monkeypatch.setattr(SampleReader, "_pread", counting_pread)
+    monkeypatch.setattr(SampleReader, "close", signalling_close)
+    specs = ["0-2"] * 5  # the first run without its trailing zero, five times
+    with http.stream("GET", library.view_path("big"), params=params(specs)) as resp:
+        size = int(resp.headers["Content-Length"])
+        assert size > 40 << 20
+        received = 0
+        for chunk in resp.iter_raw():
+            received += len(chunk)
+            if received >= 1 << 20:
+                break
+    # (closing a streamed response before its end closes the connection)
+    assert closed.wait(10), "the body's reader was not closed"
+    # what the socket buffers took, and a chunk or two (measured: 1 to 2 MiB)
+    assert sum(reads) < size // 4, (sum(reads), size)
