@@ -55,8 +55,14 @@ def recordings_url(camera_uuid: str) -> str:
     return f"/api/cameras/{camera_uuid}/main/recordings?split90k=1"
 
 
-def view_url(camera_uuid: str, s: str) -> str:
-    return f"/api/cameras/{camera_uuid}/main/view.mp4?s={s}"
+def view_url(camera_uuid: str, query: str) -> str:
+    """``query``: an ``s=`` value, or a whole query string when it holds ``=``."""
+    return f"/api/cameras/{camera_uuid}/main/view.mp4?{query if '=' in query else 's=' + query}"
+
+
+#: views of a committed recording whose ETags must survive a restart: the whole
+#: recording, from mid-GOP (an edit list), and with the timestamp subtitle track
+SAME = ["0", "0.45000-", "s=0.45000-60000&ts=true"]
 
 
 # -- a growing recording, in-process ---------------------------------------------------------
@@ -239,13 +245,13 @@ def test_etag_survives_a_restart_and_follows_the_content(
         # recording 0 committed at rotation, recording 1 just started growing
         done, growing = first.wait_until(committed_and_growing, 20, "a committed recording")
         assert (done["startId"], growing["startId"]) == (0, 1)
-        committed_before = httpx.get(base + view_url(cam, "0"), timeout=10)
+        committed_before = [httpx.get(base + view_url(cam, q), timeout=10) for q in SAME]
         growing_before = httpx.get(base + view_url(cam, "1"), timeout=10)
         # a crash: recording 1 is never committed, so the next start reuses its id
         first.stop(signal.SIGKILL)
     finally:
         first.close()
-    assert committed_before.status_code == 200 and growing_before.status_code == 200
+    assert [r.status_code for r in [*committed_before, growing_before]] == [200] * 4
     assert [r.recording_id for r in committed_recordings(layout.db_dir)] == [0]
 
     second = NvrRun(layout, tmp_path, "second", rotate_sec=3)
@@ -253,17 +259,19 @@ def test_etag_survives_a_restart_and_follows_the_content(
         base = second.wait_serving()
         # the committed recording: the same ETag and bytes from a new process (another
         # port, another hash seed)
-        committed_after = httpx.get(base + view_url(cam, "0"), timeout=10)
-        assert committed_after.status_code == 200
-        assert committed_after.headers["ETag"] == committed_before.headers["ETag"]
-        assert committed_after.headers["Last-Modified"] == committed_before.headers["Last-Modified"]
-        assert committed_after.content == committed_before.content
-        check_consecutive(decoded_frames(committed_after.content, ignore_editlist=True))
-        cached = httpx.get(base + view_url(cam, "0"), timeout=10,
-                           headers={"If-None-Match": committed_before.headers["ETag"]})
-        assert cached.status_code == 304
+        for query, before in zip(SAME, committed_before, strict=True):
+            after = httpx.get(base + view_url(cam, query), timeout=10)
+            assert after.status_code == 200
+            assert after.headers["ETag"] == before.headers["ETag"], query
+            assert after.headers["Last-Modified"] == before.headers["Last-Modified"]
+            assert after.content == before.content
+            cached = httpx.get(base + view_url(cam, query), timeout=10,
+                               headers={"If-None-Match": before.headers["ETag"]})
+            assert cached.status_code == 304
+        assert len({r.headers["ETag"] for r in committed_before}) == len(SAME)
+        check_consecutive(decoded_frames(committed_before[0].content, ignore_editlist=True))
         # recording 1 is now another open's: the same s= names other content
-        old_open = growing_before.headers.get("ETag")
+        old_etag = growing_before.headers["ETag"]
         row = second.wait_until(
             lambda: next((r for r in get_json(base + recordings_url(cam))["recordings"]
                           if r["startId"] == 1 and r["videoSamples"] > 0), None),
@@ -275,10 +283,10 @@ def test_etag_survives_a_restart_and_follows_the_content(
         assert gone.status_code == 404, gone.text
         reused = httpx.get(base + view_url(cam, "1"), timeout=10)
         assert reused.status_code == 200
-        assert reused.headers["ETag"] != old_open
+        assert reused.headers["ETag"] != old_etag
         check_consecutive(decoded_frames(reused.content, ignore_editlist=True))
         stale = httpx.get(base + view_url(cam, "1"), timeout=10,
-                          headers={"If-None-Match": old_open or ""})
+                          headers={"If-None-Match": old_etag})
         assert stale.status_code == 200
         assert second.stop(signal.SIGTERM) == 0, second.log
     finally:
