@@ -214,6 +214,44 @@ def test_generated_s_lists(http: httpx.Client, library: Library, data: st.DataOb
     check_view(http, library, SMALL, specs, cuts)
 
 
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_generated_s_lists_as_media_segments(
+    http: httpx.Client, library: Library, data: st.DataObject
+) -> None:
+    """view.m4s of the same s= lists: after its sample entry's init segment, every frame
+    decodes at its media time in its recording (tfdt), with the headers MediaSource
+    players place it by; more than one sample entry is refused."""
+    recs = library.recordings[SMALL]
+    specs = data.draw(s_lists(recs), label="specs")
+    expected = expected_view(recs, specs)
+    entries = {f.width for f in expected.frames}
+    resp = http.get(library.view_path(SMALL, "m4s"), params=params(specs))
+    if expected.error is not None or len(entries) > 1:
+        event("refused")
+        assert resp.status_code == (expected.error or 400), resp.text
+        assert resp.text.count("\n") == 1
+        return
+    event("served")
+    assert resp.status_code == 200, resp.text
+    assert expected.first is not None
+    rec, start, lead = expected.first
+    assert resp.headers["X-Prev-Media-Duration"] == str(rec.prev_media_duration_90k)
+    assert resp.headers["X-Runs"] == str(rec.prev_runs + 1)
+    assert resp.headers.get("X-Leading-Media-Duration") == (
+        str(start - lead) if start > lead else None
+    )
+    init = http.get(f"/api/init/{rec.entry_id}.mp4")
+    assert init.status_code == 200
+    assert decoded_frames(init.content + resp.content, ignore_editlist=True) == [
+        (lead + f.track_time, f.number, f.width) for f in expected.frames
+    ]
+    etag = resp.headers["ETag"]
+    r = http.get(library.view_path(SMALL, "m4s"), params=params(specs),
+                 headers={"If-None-Match": etag})
+    assert r.status_code == 304
+
+
 @pytest.mark.parametrize(
     "specs",
     [

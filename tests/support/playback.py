@@ -252,6 +252,9 @@ class Expected:
     edits: list[tuple[int, int]]  # (media_time, duration); [] when it would be trivial
     duration_90k: int  # the movie's: the sum of the edits, or the track's
     error: int | None = None
+    #: the first segment's recording, requested start and the start of its first frame
+    #: (the key frame at or before it), both relative to the recording
+    first: tuple[LibRec, int, int] | None = None
 
 
 def _wall_to_media(rec: LibRec, wall_offset: int) -> int:
@@ -324,6 +327,8 @@ def expected_view(recs: list[LibRec], specs: Sequence[SSpec]) -> Expected:
         else:
             edits.append((media_time, end - start))
     total = sum(f.duration for f in frames)
+    rec, start, _ = pieces[0]
+    first = (rec, start, max(f.start_90k for f in rec.frames if f.is_key and f.start_90k <= start))
     if edits == [(0, total)]:
-        return Expected(frames, [], total)
-    return Expected(frames, edits, sum(d for _, d in edits))
+        return Expected(frames, [], total, first=first)
+    return Expected(frames, edits, sum(d for _, d in edits), first=first)
