@@ -161,6 +161,10 @@ def test_the_library_is_as_described(library: Library) -> None:
         (1, 0, 3, 640, False), (1, 1, 2, 320, True),
         (2, 0, 11, 640, False), (2, 1, 8, 640, True),
     ]
+    # the s= times of the last recording are wall times, scaled to its media time
+    last = library.recordings["small"][-1]
+    assert last.media_duration_90k - last.wall_duration_90k == 300
+    assert {f.duration_90k for f in last.frames} == {3000, 3300, 0}
     assert shape(library.recordings["big"]) == [
         (0, 0, 120, 640, False), (0, 1, 60, 640, False), (0, 2, 60, 640, False),
         (0, 3, 9, 640, True),
@@ -260,6 +264,9 @@ def test_generated_s_lists_as_media_segments(
         ["1-2.45000-1700000", "3-4.91000-", "5.-180000"],
         # repeated, starting mid-GOP
         ["0.45000-300000", "0.45000-300000"],
+        # wall times scaled to media time (recording 6), across frames of 3300 ticks
+        ["6.400000-700001", "6.700001-"],
+        ["5-6.500000-1500000"],
         # a run's trailing zero can only end the file
         ["2", "3"],
         ["0-6"],

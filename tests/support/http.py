@@ -1,8 +1,5 @@
-"""Serving the web app over a real socket for tests.
+"""Serving the web app over a real socket for tests (binds on port 0).
 
-- ``serve_app``: ``hypercorn.trio.serve`` of an app on ``127.0.0.1:0`` in the caller's
-  nursery (``base_url = await nursery.start(serve_app, app)``); cancel the nursery (or its
-  scope) to stop it.
 - ``in_thread``: runs an async "server" function in a ``trio.run`` of its own in a thread,
   for synchronous tests (Playwright's sync API, hypothesis over a shared server): yields
   what the function passed to ``task_status.started`` and stops it at the end of the block.
@@ -28,25 +25,6 @@ from nvr.config import BindConfig, Config
 
 VIEW_BIND = BindConfig(address="127.0.0.1:0", allow_unauthenticated=("viewVideo",))
 THREAD_TIMEOUT = 30.0
-
-
-async def serve_app(
-    app: Any,
-    address: str = "127.0.0.1:0",
-    *,
-    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Serves ``app`` until cancelled; reports ``http://host:port``."""
-    import hypercorn.config
-    import hypercorn.trio
-
-    config = hypercorn.config.Config()
-    config.bind = [address]
-    config.accesslog = None
-    config.graceful_timeout = 0.5
-    async with trio.open_nursery() as nursery:
-        bound: list[str] = await nursery.start(hypercorn.trio.serve, app, config)
-        task_status.started(bound[0])
 
 
 @contextmanager

@@ -8,7 +8,9 @@ then closes the database so that a daemon can open it:
 - ``small`` (camera ``cam0``, rotation every 10 s): three runs. The 640x360 clip looped
   twice (recordings of 20, 10 and 10 s, the last with a trailing zero); the
   resolution-change clip once (640x360 for 3 s, then 320x240: two sample entries, so a
-  new recording in the same run); the 640x360 clip once more.
+  new recording in the same run); the 640x360 clip once more, with two forward steps in
+  its timestamps (two frames of 3300 ticks; its last recording's media duration exceeds
+  its wall duration, so ``s=`` times are scaled).
 - ``big`` (camera ``cam1``, rotation every 60 s): one run of the 640x360 clip looped for
   250 s, over 8 MiB.
 
@@ -114,7 +116,9 @@ def record_library(root: Path) -> Library:
         "rtsp://cam0/main": [
             Session(clip, loops=2),
             Session(res_change, loops=1),
-            Session(clip, loops=1),
+            # two forward steps of the camera's timestamps: frames of 3300 ticks, and
+            # media time that runs ahead of the (local) wall time in the last recording
+            Session(clip, loops=1, pts_shifts={150: 300, 450: 300}),
             gone,
         ],
         "rtsp://cam1/main": [Session(clip, loops=None, end_after=BIG_SECONDS * 30), gone],
