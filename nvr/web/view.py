@@ -232,9 +232,13 @@ def serve(vf: VirtualFile, *, filename: str | None = None, cacheable: bool = Tru
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{vf.size}"
     headers["Content-Length"] = str(end - start)
     reader = SampleReader(ctx().db, ctx().dirs)
+    # Quart iterates a HEAD response's body too, for the server to drop it: read nothing.
+    head = request.method == "HEAD"
 
     async def body() -> AsyncIterator[bytes]:
         try:
+            if head:
+                return
             async for chunk in vf.read(start, end, reader, CHUNK):
                 yield chunk
         finally:

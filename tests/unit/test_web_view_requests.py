@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from nvr.base.blocking import inline_blocking
-from nvr.web.view import _Unsatisfiable, parse_range, parse_s
+from nvr.web.view import SampleReader, _Unsatisfiable, parse_range, parse_s
 from tests.support.web import Recorded, client, recorded
 
 __all__ = ["recorded"]  # a fixture
@@ -67,3 +67,32 @@ async def test_if_none_match_is_a_weak_comparison_and_takes_a_star(
     r = await c.get(url, query_string={"s": "0"},
                     headers={"If-Range": f"W/{etag}", "Range": "bytes=0-9"})
     assert r.status_code == 200
+
+
+async def test_head_has_the_get_headers_and_reads_no_sample_file(
+    recorded: Recorded, autojump_clock: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[int] = []
+    pread = SampleReader._pread
+
+    def counting(self: SampleReader, cid: int, offset: int, length: int) -> bytes:
+        reads.append(length)
+        return pread(self, cid, offset, length)
+
+    monkeypatch.setattr(SampleReader, "_pread", counting)
+    c = client(recorded)
+    url = f"/api/cameras/{recorded.camera_uuid}/main/view.mp4"
+    head = await c.head(url, query_string={"s": "0-1"})
+    assert head.status_code == 200
+    assert await head.get_data() == b""
+    assert reads == []
+    # (the test client recomputes Content-Length from the body it got: the integration
+    # tests check the real one)
+    get = await c.get(url, query_string={"s": "0-1"}, headers={"Range": "bytes=0-0"})
+    for name in ("ETag", "Last-Modified", "Content-Type", "Accept-Ranges"):
+        assert head.headers[name] == get.headers[name]
+    head = await c.head(url, query_string={"s": "0-1"}, headers={"Range": "bytes=100-"})
+    assert head.status_code == 206
+    size = int(get.headers["Content-Range"].split("/")[1])
+    assert head.headers["Content-Range"] == f"bytes 100-{size - 1}/{size}"
+    assert reads == []  # (the GET's byte 0 is in the header)
