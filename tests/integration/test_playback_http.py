@@ -346,3 +346,28 @@ def test_a_client_that_goes_away_stops_the_reads(
     assert closed.wait(10), "the body's reader was not closed"
     # what the socket buffers took, and a chunk or two (measured: 1 to 2 MiB)
     assert sum(reads) < size // 4, (sum(reads), size)
+
+
+def test_head_reads_no_sample_file(
+    http: httpx.Client, library: Library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[int] = []
+    pread = SampleReader._pread
+
+    def counting_pread(self: SampleReader, cid: int, offset: int, length: int) -> bytes:
+        reads.append(length)
+        return pread(self, cid, offset, length)
+
+    monkeypatch.setattr(SampleReader, "_pread", counting_pread)
+    specs = ["0-2"] * 5
+    head = http.head(library.view_path("big"), params=params(specs))
+    get = http.get(library.view_path("big"), params=params(specs), headers={"Range": "bytes=0-0"})
+    size = int(get.headers["Content-Range"].split("/")[1])
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["Content-Length"] == str(size)
+    for name in ("ETag", "Last-Modified", "Content-Type", "Accept-Ranges", "Cache-Control"):
+        assert head.headers[name] == get.headers[name]
+    # (one more request on the same connection: the HEAD's handling is over)
+    assert http.get(library.view_path("big"), params={"s": "3"},
+                    headers={"Range": "bytes=0-0"}).status_code == 206
+    assert reads == []  # the header holds byte 0; a HEAD reads nothing
