@@ -218,7 +218,8 @@ def serve(vf: VirtualFile, *, filename: str | None = None, cacheable: bool = Tru
     if range_header is not None and (
         if_range is None
         or if_range == vf.etag
-        or (vf.last_modified_90k is not None and if_range == headers.get("Last-Modified"))
+        # a date validates only content that no longer changes (RFC 9110 8.8.2.2)
+        or (cacheable and if_range == headers.get("Last-Modified"))
     ):
         try:
             rng = parse_range(range_header, vf.size)

@@ -1,15 +1,26 @@
-"""Request parsing of the media routes that the playback integration tests found lax:
-non-ASCII digits in ``s=``, ``Range`` and init ids, and ``If-None-Match`` comparison."""
+"""Request handling of the media routes that the playback integration tests found lax:
+non-ASCII digits in ``s=``, ``Range`` and init ids; ``If-None-Match`` comparison; HEAD;
+``If-Range`` dates of growing recordings."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import trio
+import trio.testing
 
 from nvr.base.blocking import inline_blocking
+from nvr.base.clock import SimulatedClocks
+from nvr.ingest.source import OpenOptions
+from nvr.ingest.streamer import Streamer, StreamerOptions
+from nvr.syncer import Syncer
+from nvr.testing.env import create_env, open_env
+from nvr.testing.replay import ReplayOpener, Session, load_packets
+from nvr.web.app import WebContext, create_app
 from nvr.web.view import SampleReader, _Unsatisfiable, parse_range, parse_s
-from tests.support.web import Recorded, client, recorded
+from tests.support.web import CLIP, SEC, T0, VIEW, Recorded, client, recorded
 
 __all__ = ["recorded"]  # a fixture
 
@@ -96,3 +107,53 @@ async def test_head_has_the_get_headers_and_reads_no_sample_file(
     size = int(get.headers["Content-Range"].split("/")[1])
     assert head.headers["Content-Range"] == f"bytes 100-{size - 1}/{size}"
     assert reads == []  # (the GET's byte 0 is in the header)
+
+
+async def test_if_range_dates_are_not_validators_of_a_growing_recording(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A growing recording changes within the second its Last-Modified names (RFC 9110
+    8.8.2.2: such a date is weak), so If-Range with it sends the whole body; its ETag
+    still validates."""
+    with inline_blocking():
+        create_env(tmp_path, streams=1, flush_if_sec=0)
+        clocks = SimulatedClocks(T0)
+        env = open_env(tmp_path, now=clocks.realtime, monotonic=clocks.monotonic)
+        opener = ReplayOpener(clocks, {"rtsp://cam0/main": [Session(load_packets(CLIP))]})
+        syncer = Syncer(env.db, env.dir_id, env.sdir, clocks)
+        streamer = Streamer(db=env.db, stream_id=env.stream_ids[0], sdir=env.sdir, sink=syncer,
+                            opener=opener, clocks=clocks,
+                            options=StreamerOptions(jitter=0, rotate_interval=60 * SEC),
+                            open_options=OpenOptions())
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(syncer.run)
+                nursery.start_soon(streamer.run)
+                await trio.sleep(5.05)
+                cam = env.db.cameras[env.db.streams[env.stream_ids[0]].camera_id]
+                c = create_app(WebContext(db=env.db, dirs={env.dir_id: env.sdir}, clocks=clocks,
+                                          bind=VIEW, time_zone_name="UTC")).test_client()
+                url = f"/api/cameras/{cam.uuid}/main/view.mp4"
+                r = await c.get(url, query_string={"s": "0"}, headers={"Range": "bytes=0-9"})
+                assert (r.status_code, r.headers["Cache-Control"]) == (206, "private, no-cache")
+                etag, date = r.headers["ETag"], r.headers["Last-Modified"]
+                r = await c.get(url, query_string={"s": "0"},
+                                headers={"Range": "bytes=0-9", "If-Range": date})
+                assert r.status_code == 200
+                r = await c.get(url, query_string={"s": "0"},
+                                headers={"Range": "bytes=0-9", "If-Range": etag})
+                assert r.status_code == 206
+                nursery.cancel_scope.cancel()
+        finally:
+            env.close()
+
+
+async def test_if_range_dates_validate_committed_recordings(
+    recorded: Recorded, autojump_clock: object
+) -> None:
+    c = client(recorded)
+    url = f"/api/cameras/{recorded.camera_uuid}/main/view.mp4"
+    r = await c.get(url, query_string={"s": "0"}, headers={"Range": "bytes=0-9"})
+    date = r.headers["Last-Modified"]
+    r = await c.get(url, query_string={"s": "0"}, headers={"Range": "bytes=0-9", "If-Range": date})
+    assert r.status_code == 206
