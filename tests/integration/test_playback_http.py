@@ -126,6 +126,9 @@ def check_view(
     assert (r.status_code, r.content) == (200, body)
     r = http.get(path, params=params(specs), headers={"Range": "bytes=0-99", "If-Range": etag})
     assert (r.status_code, r.content) == (206, body[:100])
+    date = resp.headers["Last-Modified"]
+    r = http.get(path, params=params(specs), headers={"Range": "bytes=0-99", "If-Range": date})
+    assert (r.status_code, r.content) == (206, body[:100])
     r = http.get(path, params=params(specs),
                  headers={"Range": "bytes=0-99", "If-Range": '"stale"'})
     assert (r.status_code, r.content) == (200, body)
