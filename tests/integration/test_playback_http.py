@@ -324,15 +324,20 @@ def test_a_client_that_goes_away_stops_the_reads(
     reads: list[int] = []
     closed = threading.Event()
     pread, close = SampleReader._pread, SampleReader.close
+    reading = threading.local()  # reads close the previous file: not the end
 
     def counting_pread(self: SampleReader, cid: int, offset: int, length: int) -> bytes:
         reads.append(length)
-        return pread(self, cid, offset, length)
+        reading.now = True
+        try:
+            return pread(self, cid, offset, length)
+        finally:
+            reading.now = False
 
     def signalling_close(self: SampleReader) -> None:
         close(self)
-        if reads:
-            closed.set()
+        if not getattr(reading, "now", False):
+            closed.set()  # the body's end
 
     monkeypatch.setattr(SampleReader, "_pread", counting_pread)
     monkeypatch.setattr(SampleReader, "close", signalling_close)
@@ -346,8 +351,8 @@ def test_a_client_that_goes_away_stops_the_reads(
             if received >= 1 << 20:
                 break
     # (closing a streamed response before its end closes the connection)
-    assert closed.wait(10), "the body's reader was not closed"
-    # what the socket buffers took, and a chunk or two (measured: 1 to 2 MiB)
+    assert closed.wait(10), "the body did not end"
+    # what the socket buffers took, and a chunk or two (measured: 2 MiB of 44)
     assert sum(reads) < size // 4, (sum(reads), size)
 
 
