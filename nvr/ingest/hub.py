@@ -35,7 +35,6 @@ class LiveRecording:
 
     open_id: int
     recording_id: int
-    run_offset: int
     start_time_90k: Time
     prev_media_duration_90k: Duration
     prev_runs: int

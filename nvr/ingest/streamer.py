@@ -356,7 +356,6 @@ class Streamer:
         info = LiveRecording(
             open_id=rec.open_id,
             recording_id=rec.recording_id,
-            run_offset=rec.run_offset,
             start_time_90k=rec.start_time_90k,
             prev_media_duration_90k=rec.prev_media_duration_90k,
             prev_runs=rec.prev_runs,

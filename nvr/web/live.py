@@ -55,7 +55,7 @@ def message_for(frame: LiveFrame, sequence: int) -> bytes:
         f"X-Recording-Id: {rec.open_id}.{rec.recording_id}\r\n"
         f"X-Recording-Start: {rec.start_time_90k}\r\n"
         f"X-Prev-Media-Duration: {rec.prev_media_duration_90k}\r\n"
-        f"X-Runs: {rec.prev_runs + (rec.run_offset == 0)}\r\n"
+        f"X-Runs: {rec.prev_runs + 1}\r\n"  # prev_runs: runs before its own
         f"X-Media-Time-Range: {frame.media_start}-{frame.media_start + frame.duration}\r\n"
         f"X-Video-Sample-Entry-Id: {rec.video_sample_entry_id}\r\n"
         "\r\n"

@@ -50,7 +50,8 @@ SELECTIONS = SelectionCache()
 MAX_ID = (1 << 31) - 1
 _S_RE = re.compile(
     r"(?P<start>\d+)(?:-(?P<end>\d+))?(?:@(?P<open>\d+))?"
-    r"(?:\.(?P<rel_start>\d*)-(?P<rel_end>\d*))?"
+    r"(?:\.(?P<rel_start>\d*)-(?P<rel_end>\d*))?",
+    re.ASCII,  # digits are 0-9 only: int() would also take "٣"
 )
 
 
@@ -173,7 +174,7 @@ class SampleReader:
 def parse_range(header: str, size: int) -> tuple[int, int] | None:
     """``[start, end)`` of a single-range ``Range`` header, None to send everything.
     Raises ``_Unsatisfiable`` for a range outside the file."""
-    m = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header)
+    m = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header, re.ASCII)
     if m is None or (not m[1] and not m[2]):
         return None  # malformed or multi-range: ignore it, as RFC 9110 allows
     if not m[1]:
@@ -186,6 +187,13 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     if start >= size or end <= start:
         raise _Unsatisfiable
     return start, end
+
+
+def _none_match(header: str, etag: str) -> bool:
+    """Whether ``If-None-Match`` matches: ``*``, or ``etag`` by weak comparison
+    (RFC 9110 13.1.2: ``W/"x"`` matches ``"x"``)."""
+    tags = [t.strip() for t in header.split(",")]
+    return "*" in tags or etag in [t.removeprefix("W/") for t in tags]
 
 
 class _Unsatisfiable(Exception):
@@ -207,7 +215,7 @@ def serve(vf: VirtualFile, *, filename: str | None = None, cacheable: bool = Tru
     if filename:
         headers["Content-Disposition"] = f'inline; filename="{filename}"'
     if_none_match = request.headers.get("If-None-Match")
-    if if_none_match is not None and vf.etag in [t.strip() for t in if_none_match.split(",")]:
+    if if_none_match is not None and _none_match(if_none_match, vf.etag):
         return Response(b"", status=304, headers=headers)
     rng: tuple[int, int] | None = None
     range_header = request.headers.get("Range")
@@ -215,7 +223,8 @@ def serve(vf: VirtualFile, *, filename: str | None = None, cacheable: bool = Tru
     if range_header is not None and (
         if_range is None
         or if_range == vf.etag
-        or (vf.last_modified_90k is not None and if_range == headers.get("Last-Modified"))
+        # a date validates only content that no longer changes (RFC 9110 8.8.2.2)
+        or (cacheable and if_range == headers.get("Last-Modified"))
     ):
         try:
             rng = parse_range(range_header, vf.size)
@@ -229,11 +238,15 @@ def serve(vf: VirtualFile, *, filename: str | None = None, cacheable: bool = Tru
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{vf.size}"
     headers["Content-Length"] = str(end - start)
     reader = SampleReader(ctx().db, ctx().dirs)
+    # Quart iterates a HEAD response's body too, for the server to drop it: read nothing.
+    head = request.method == "HEAD"
 
     run = run_blocking  # as looked up now (tests replace it)
 
     async def body() -> AsyncIterator[bytes]:
         try:
+            if head:
+                return
             async for chunk in vf.read(start, end, reader, CHUNK, run):
                 yield chunk
         finally:
@@ -290,7 +303,7 @@ async def view(camera_uuid: str, stream_type: str, kind: str) -> Response:
 
 @blueprint.route("/api/init/<name>", methods=["GET"])
 async def init_segment(name: str) -> Response:
-    m = re.fullmatch(r"(\d{1,9})\.mp4(\.txt)?", name)
+    m = re.fullmatch(r"(\d{1,9})\.mp4(\.txt)?", name, re.ASCII)
     if m is None:
         raise errors.NotFound(f"no init segment {name!r}")
     require(ctx(), "viewVideo")

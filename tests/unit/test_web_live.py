@@ -165,7 +165,7 @@ async def test_viewer_gets_one_decodable_fragment_per_frame_from_a_key_frame(
 
 def synthetic(count: int, keys: Sequence[int]) -> list[LiveFrame]:
     packets = load_packets(CLIP)
-    rec = LiveRecording(1, 1, 0, T0, 0, 0, 1, packets[0].sample_entry)
+    rec = LiveRecording(1, 1, T0, 0, 0, 1, packets[0].sample_entry)
     return [
         LiveFrame(packets[i].data, i in keys, i * FRAME, FRAME, rec) for i in range(count)
     ]
