@@ -19,7 +19,7 @@ from nvr import admin
 from nvr.base import errors
 from nvr.base.clock import RealClocks
 from nvr.base.time90k import format_time, parse_time, zone
-from nvr.config import DEFAULT_DB_DIR, Config, load_config
+from nvr.config import DEFAULT_DB_DIR, BindConfig, Config, load_config, parse_address
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -89,7 +89,14 @@ def _load_run_config(args: argparse.Namespace) -> Config:
 
     cfg = load_config(args.config)
     explicit = _explicit_db_dir(args)
-    return replace(cfg, db_dir=Path(explicit)) if explicit else cfg
+    if explicit:
+        cfg = replace(cfg, db_dir=Path(explicit))
+    if getattr(args, "http", None):
+        # one bind at that address, otherwise as the config's first bind (or the default)
+        parse_address(args.http, where="--http")
+        first = cfg.binds[0] if cfg.binds else BindConfig()
+        cfg = replace(cfg, binds=(replace(first, address=args.http),))
+    return cfg
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -321,6 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--read-only", action="store_true", help="open the database read-only: do not record"
+    )
+    p.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        default=None,
+        help="serve on this address instead of the config's binds (port 0: any free port)",
     )
     p.set_defaults(func=cmd_run)
 

@@ -190,3 +190,32 @@ def test_parse_size_rejects_garbage() -> None:
     for text in ("", "G", "1.2.3", "-5", "5X", "5i"):
         with pytest.raises(errors.InvalidArgument):
             admin.parse_size(text)
+
+
+def test_run_http_replaces_the_configured_binds(tmp_path: Path) -> None:
+    from nvr.cli import _load_run_config, build_parser
+    from nvr.config import BindConfig
+
+    config = tmp_path / "nvr.toml"
+    config.write_text(
+        '[[binds]]\naddress = "0.0.0.0:8080"\nallow_unauthenticated = ["viewVideo"]\n'
+        '[[binds]]\naddress = "127.0.0.1:9180"\n'
+    )
+    args = build_parser().parse_args(
+        ["--db-dir", str(tmp_path / "db"), "run", "--config", str(config), "--http", "[::1]:0"]
+    )
+    cfg = _load_run_config(args)
+    assert cfg.binds == (BindConfig(address="[::1]:0", allow_unauthenticated=("viewVideo",)),)
+    without = build_parser().parse_args(["run", "--config", str(config)])
+    assert [b.address for b in _load_run_config(without).binds] == [
+        "0.0.0.0:8080",
+        "127.0.0.1:9180",
+    ]
+
+
+def test_run_with_a_bad_http_address_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert nvr(tmp_path, "run", "--http", "nowhere") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("nvr run: ") and "--http" in err, err
