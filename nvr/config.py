@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from nvr.base import errors
+from nvr.db.auth import PERMISSIONS
+
+__all__ = ["PERMISSIONS", "BindConfig", "Config", "load_config", "parse_address", "parse_config"]
 
 DEFAULT_DB_DIR = "/var/lib/nvr/db"
-PERMISSIONS = ("viewVideo", "readCameraConfigs", "updateSignals", "adminUsers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +30,9 @@ class BindConfig:
     address: str = "127.0.0.1:8080"
     #: permissions granted to requests without a session (default: none)
     allow_unauthenticated: tuple[str, ...] = ()
-    #: trust ``X-Forwarded-For``/``X-Forwarded-Proto`` from a reverse proxy on this bind
+    #: trust ``X-Forwarded-For``/``X-Forwarded-Proto`` from a reverse proxy on this bind:
+    #: the client address (login rate limits, logs) and whether the client used HTTPS
+    #: (the session cookie's ``Secure`` attribute) are then taken from them
     trust_forward_headers: bool = False
     #: serve HTTPS with this certificate chain and key (PEM files)
     tls_cert: str | None = None
@@ -51,6 +55,10 @@ class Config:
     log_level: str = "info"
     #: how long HTTP requests may take to finish at shutdown
     graceful_timeout_sec: float = 5.0
+    #: a login session unused for this long ends (default 30 days)
+    session_idle_timeout_sec: int = 30 * 86400
+    #: a login session ends this long after the login, used or not (default 90 days)
+    session_max_age_sec: int = 90 * 86400
 
 
 def _check_type(key: str, value: Any, expected: type | tuple[type, ...]) -> None:
@@ -136,6 +144,8 @@ _SCALARS: dict[str, type | tuple[type, ...]] = {
     "log_format": str,
     "log_level": str,
     "graceful_timeout_sec": (int, float),
+    "session_idle_timeout_sec": int,
+    "session_max_age_sec": int,
 }
 
 
@@ -164,6 +174,9 @@ def parse_config(data: dict[str, Any]) -> Config:
         raise errors.InvalidArgument("config: read_timeout_sec must be 0.1 to 600")
     if not 1 <= cfg.rotate_interval_sec <= 240:
         raise errors.InvalidArgument("config: rotate_interval_sec must be 1 to 240")
+    for key in ("session_idle_timeout_sec", "session_max_age_sec"):
+        if not 60 <= getattr(cfg, key) <= 10 * 365 * 86400:
+            raise errors.InvalidArgument(f"config: {key} must be 60 to 315360000 (10 years)")
     if cfg.time_zone is not None:
         from nvr.base.time90k import zone
 

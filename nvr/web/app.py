@@ -5,9 +5,11 @@ without a session), served by ``hypercorn.trio.serve`` in the daemon's nursery. 
 never starts tasks of its own (it receives no nursery, DESIGN.md §2): it reads through
 the database's read API and the streamers' state.
 
-Here live: the ``WebContext`` the routes read from, the one table mapping ``NvrError``
+Here live: the ``WebContext`` the routes read from and the one table mapping ``NvrError``
 kinds to HTTP statuses (every error becomes a one-line ``text/plain`` body, never a
-traceback), and the permission check every route calls.
+traceback). Who may call which route is decided before every request by
+``nvr.web.auth`` (its permission table lists every route; ``create_app`` refuses a route
+without an entry).
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from quart import Response, request
+from quart import Response, has_request_context, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -25,8 +27,12 @@ from nvr import __version__
 from nvr.base import errors
 from nvr.base.clock import Clocks
 from nvr.config import BindConfig
+from nvr.db.auth import Auth
 from nvr.db.database import Database
 from nvr.storage.dir import SampleFileDir
+
+if TYPE_CHECKING:
+    from nvr.web.auth import LoginLimiter
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +70,10 @@ class WebContext:
     #: stream id -> a callable giving that stream's live state as a JSON-ready dict
     stream_status: Callable[[int], dict[str, Any] | None] = lambda _sid: None
     server_version: str = __version__
+    #: users and sessions (``create_app`` makes one when None; the daemon shares one)
+    auth: Auth | None = None
+    #: failed-login counter (``create_app`` makes one when None; the daemon shares one)
+    login_limiter: LoginLimiter | None = None
 
 
 def text_response(status: int, message: str) -> Response:
@@ -72,26 +82,37 @@ def text_response(status: int, message: str) -> Response:
     )
 
 
-def require(ctx: WebContext, permission: str) -> None:
-    """Raises unless the caller holds ``permission``. Until sessions exist (the auth
-    issue), only what the bind grants to unauthenticated callers is held."""
-    if permission in ctx.bind.allow_unauthenticated:
-        return
-    raise errors.Unauthenticated(f"this requires the {permission} permission: log in first")
+def _where() -> str:
+    if has_request_context():
+        return f"{request.method} {request.path}"
+    return f"WebSocket {websocket.path}"
 
 
 def create_app(ctx: WebContext) -> QuartTrio:
+    from nvr.web import api, auth, view
+
+    if ctx.auth is None:
+        ctx.auth = Auth(ctx.db, now=ctx.clocks.realtime)
+    if ctx.login_limiter is None:
+        ctx.login_limiter = auth.LoginLimiter(ctx.clocks)
     app = QuartTrio(__name__)
     app.config["nvr"] = ctx
+    # Mutations carry small JSON objects; nothing uploads more.
+    app.config["MAX_CONTENT_LENGTH"] = auth.MAX_JSON_BODY
     # JSON keys in the order the code writes them (as Moonfire's API examples show).
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.before_request(auth.check_request)
+    app.before_websocket(auth.check_websocket)
 
     @app.errorhandler(errors.NvrError)
     async def nvr_error(e: errors.NvrError) -> Response:
         status = status_for(e)
         if status >= 500:
-            log.error("%s %s: %s", request.method, request.path, e)
-        return text_response(status, str(e))
+            log.error("%s: %s", _where(), e)
+        resp = text_response(status, str(e))
+        if isinstance(e, auth.RateLimited):
+            resp.headers["Retry-After"] = str(e.retry_after_sec)
+        return resp
 
     @app.errorhandler(HTTPException)
     async def http_error(e: HTTPException) -> Response:
@@ -99,11 +120,14 @@ def create_app(ctx: WebContext) -> QuartTrio:
 
     @app.errorhandler(Exception)
     async def unexpected(e: Exception) -> Response:
-        log.exception("%s %s: unexpected error", request.method, request.path)
+        log.exception("%s: unexpected error", _where())
         return text_response(500, "internal error (see the server log)")
-
-    from nvr.web import api, view
 
     app.register_blueprint(api.blueprint)
     app.register_blueprint(view.blueprint)
+    missing = auth.missing_routes([(r.rule, r.endpoint) for r in app.url_map.iter_rules()])
+    if missing:
+        raise errors.Internal(
+            "routes without an entry in nvr.web.auth.ROUTE_PERMISSIONS: " + ", ".join(missing)
+        )
     return app
