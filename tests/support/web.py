@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import argon2
 import pytest
 import trio
 import trio.testing
@@ -14,6 +15,7 @@ from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.config import BindConfig
+from nvr.db.auth import Auth, SessionPolicy
 from nvr.ingest.source import OpenOptions
 from nvr.ingest.streamer import Streamer, StreamerOptions
 from nvr.syncer import Syncer
@@ -62,7 +64,20 @@ async def recorded(tmp_path: Path, autojump_clock: trio.testing.MockClock
     env.close()
 
 
+#: argon2id at its cheapest: tests hash many passwords
+FAST_HASHER = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+def web_context(r: Recorded, bind: BindConfig = VIEW, *,
+                policy: SessionPolicy | None = None) -> WebContext:
+    """A context whose ``Auth`` hashes passwords cheaply. Must be made inside the test's
+    trio run (its clocks follow the mock clock)."""
+    clocks = SimulatedClocks(T0)
+    return WebContext(db=r.env.db, dirs={r.env.dir_id: r.env.sdir}, clocks=clocks, bind=bind,
+                      time_zone_name="UTC",
+                      auth=Auth(r.env.db, now=clocks.realtime, policy=policy,
+                                hasher=FAST_HASHER))
+
+
 def client(r: Recorded, bind: BindConfig = VIEW):  # type: ignore[no-untyped-def]
-    ctx = WebContext(db=r.env.db, dirs={r.env.dir_id: r.env.sdir},
-                     clocks=SimulatedClocks(T0), bind=bind, time_zone_name="UTC")
-    return create_app(ctx).test_client()
+    return create_app(web_context(r, bind)).test_client()
