@@ -192,8 +192,9 @@ class Auth:
         self.policy = policy or SessionPolicy()
         self.hasher = hasher or default_hasher()
         # Verified against when the user does not exist, so that an unknown name costs
-        # as much time as a wrong password (no user enumeration by timing).
-        self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
+        # as much time as a wrong password (no user enumeration by timing). Made on first
+        # need: the command line rarely needs it.
+        self._dummy: str | None = None
         #: session hash -> (uses not yet written, when last written, last use), in unix
         #: seconds; bounded by the number of live sessions in use
         self._uses: dict[bytes, tuple[int, int, int]] = {}
@@ -212,8 +213,10 @@ class Auth:
         """True when ``user`` exists, has a password and ``password`` is it. Costs the
         same time whether or not the user exists."""
         target = user.password_hash if user is not None and user.password_hash else None
+        if target is None and self._dummy is None:
+            self._dummy = self.hasher.hash(secrets.token_hex(16))
         try:
-            return self.hasher.verify(target or self._dummy_hash, password) and target is not None
+            return self.hasher.verify(target or self._dummy or "", password) and target is not None
         except argon2.exceptions.VerificationError:
             return False
         except argon2.exceptions.InvalidHashError:
@@ -221,9 +224,7 @@ class Auth:
             return False
 
     def needs_rehash(self, user: User) -> bool:
-        return user.password_hash is not None and self.hasher.check_needs_rehash(
-            user.password_hash
-        )
+        return user.password_hash is not None and self.hasher.check_needs_rehash(user.password_hash)
 
     # -- users --------------------------------------------------------------------------
 

@@ -248,7 +248,7 @@ async def check_request() -> None:
             token.encode(), c.session.csrf.encode()
         ):
             raise errors.PermissionDenied(
-                "missing or wrong csrf token (send session.csrf from GET /api/ as \"csrf\")"
+                'missing or wrong csrf token (send session.csrf from GET /api/ as "csrf")'
             )
 
 
@@ -258,9 +258,7 @@ async def check_websocket() -> None:
     c = resolve_caller(websocket)
     g.nvr_caller = c
     origin = websocket.headers.get("Origin")
-    if origin is not None and urllib.parse.urlsplit(origin).netloc != websocket.headers.get(
-        "Host"
-    ):
+    if origin is not None and urllib.parse.urlsplit(origin).netloc != websocket.headers.get("Host"):
         raise errors.PermissionDenied(f"WebSocket from origin {origin!r} refused")
     _check_need(need, c)
 
