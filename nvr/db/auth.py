@@ -233,6 +233,8 @@ class Auth:
             return [User.from_row(r) for r in raw.list_users(conn)]
 
     def get_user(self, user_id: int) -> User:
+        if not 0 < user_id < 1 << 63:  # beyond SQLite's integers: no such user
+            raise errors.NotFound(f"no user with id {user_id}")
         with self.db._read("reading a user") as conn:
             row = raw.get_user(conn, user_id)
         if row is None:
@@ -315,9 +317,8 @@ class Auth:
         """Sets (or with None clears) the password and revokes every session of the user
         but ``keep_session`` (the caller's own, when users change their own password)."""
         keep = keep_session.id_hash if keep_session is not None else None
+        self.get_user(user_id)  # NotFound unless it exists
         with self.db._transaction("setting a password") as conn:
-            if raw.get_user(conn, user_id) is None:
-                raise errors.NotFound(f"no user with id {user_id}")
             raw.set_user_password(conn, user_id, password_hash)
             n = raw.revoke_user_sessions(
                 conn, user_id, self._now_sec(), REVOKED_PASSWORD_CHANGE, None, keep

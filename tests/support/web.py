@@ -42,6 +42,14 @@ async def recorded(tmp_path: Path, autojump_clock: trio.testing.MockClock
     """Two runs of the fixture clip: 200 s (recordings of 120, 60 and 20 s), a 5 s gap
     after the camera's EOF, then 70 s in one recording (each run's last recording has a
     trailing zero)."""
+    r = await record(tmp_path)
+    yield r
+    r.env.close()
+
+
+async def record(tmp_path: Path, seconds: float = 275) -> Recorded:
+    """What the ``recorded`` fixture makes, in ``tmp_path`` (or only its first
+    ``seconds``); the caller closes ``env``."""
     create_env(tmp_path, streams=1, flush_if_sec=0)
     clocks = SimulatedClocks(T0)
     env = open_env(tmp_path, now=clocks.realtime, monotonic=clocks.monotonic)
@@ -56,12 +64,11 @@ async def recorded(tmp_path: Path, autojump_clock: trio.testing.MockClock
     with inline_blocking():
         async with trio.open_nursery() as nursery:
             await nursery.start(syncer.run)
-            with trio.move_on_after(275):
+            with trio.move_on_after(seconds):
                 await streamer.run()
             nursery.cancel_scope.cancel()
     cam = env.db.cameras[env.db.streams[env.stream_ids[0]].camera_id]
-    yield Recorded(env, str(cam.uuid), env.stream_ids[0])
-    env.close()
+    return Recorded(env, str(cam.uuid), env.stream_ids[0])
 
 
 #: argon2id at its cheapest: tests hash many passwords

@@ -548,3 +548,15 @@ def test_session_policy_is_configurable() -> None:
     with pytest.raises(errors.InvalidArgument, match="session_max_age_sec"):
         parse_config({"session_max_age_sec": 1})
 
+
+
+async def test_user_ids_beyond_sqlite_integers_are_not_found(recorded: Recorded,
+                                                             autojump_clock: object) -> None:
+    # Found by test_web_fuzz.py: SQLite overflowed on the id (500).
+    site = make_site(recorded)
+    c, csrf = await site.login("admin")
+    for uid in (1 << 63, 1 << 70, 0):
+        assert (await c.get(f"/api/users/{uid}")).status_code == 404
+        assert (await c.delete(f"/api/users/{uid}", json={"csrf": csrf})).status_code == 404
+        resp = await c.patch(f"/api/users/{uid}", json={"csrf": csrf, "update": {}})
+        assert resp.status_code == 404
