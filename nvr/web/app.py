@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from quart import Response, has_request_context, request, websocket
+from quart import Response, g, has_request_context, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -112,6 +112,9 @@ def create_app(ctx: WebContext) -> QuartTrio:
         resp = text_response(status, str(e))
         if isinstance(e, auth.RateLimited):
             resp.headers["Retry-After"] = str(e.retry_after_sec)
+        caller: auth.Caller | None = g.get("nvr_caller")
+        if status == 401 and caller is not None and caller.stale_cookie:
+            auth.clear_session_cookie(resp, caller)  # the browser can forget a dead session
         return resp
 
     @app.errorhandler(HTTPException)

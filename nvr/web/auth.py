@@ -254,6 +254,8 @@ async def check_request() -> None:
 
 async def check_websocket() -> None:
     """``before_websocket``: the permission check, and ``Origin`` must match ``Host``."""
+    if websocket.routing_exception is not None or websocket.endpoint is None:
+        return  # 404 follows
     need = _need_of(websocket.endpoint)
     c = resolve_caller(websocket)
     g.nvr_caller = c

@@ -365,6 +365,9 @@ async def test_sessions_expire_when_idle_and_at_their_age(recorded: Recorded,
     resp = await c.get("/api/")
     assert resp.status_code == 401
     assert "expired or was revoked" in await resp.get_data(as_text=True)
+    cleared = parse_set_cookie(resp.headers["Set-Cookie"])  # the browser may forget it
+    assert (cleared["name"], cleared["value"], cleared["max-age"]) == ("s", "", "0")
+    assert "Set-Cookie" not in (await site.app.test_client().get("/api/")).headers
 
     # In use every half hour, it still ends 4 h after the login.
     c, _ = await site.login("viewer")
