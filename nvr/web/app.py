@@ -82,6 +82,12 @@ def text_response(status: int, message: str) -> Response:
     )
 
 
+def one_line(message: str) -> str:
+    """An error reason as one line: each line break of any kind (from a request's path
+    or values quoted in the message) becomes a literal ``\\n``."""
+    return "\\n".join(message.splitlines())
+
+
 def _where() -> str:
     if has_request_context():
         return f"{request.method} {request.path}"
@@ -109,7 +115,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
         status = status_for(e)
         if status >= 500:
             log.error("%s: %s", _where(), e)
-        resp = text_response(status, str(e))
+        resp = text_response(status, one_line(str(e)))
         if isinstance(e, auth.RateLimited):
             resp.headers["Retry-After"] = str(e.retry_after_sec)
         caller: auth.Caller | None = g.get("nvr_caller")
@@ -119,7 +125,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
 
     @app.errorhandler(HTTPException)
     async def http_error(e: HTTPException) -> Response:
-        return text_response(e.code or 500, e.description or e.name)
+        return text_response(e.code or 500, one_line(e.description or e.name))
 
     @app.errorhandler(Exception)
     async def unexpected(e: Exception) -> Response:

@@ -563,3 +563,12 @@ async def test_user_ids_beyond_sqlite_integers_are_not_found(recorded: Recorded,
         assert (await c.delete(f"/api/users/{uid}", json={"csrf": csrf})).status_code == 404
         resp = await c.patch(f"/api/users/{uid}", json={"csrf": csrf, "update": {}})
         assert resp.status_code == 404
+
+
+async def test_error_reasons_stay_one_line(recorded: Recorded, autojump_clock: object) -> None:
+    # Found by test_web_fuzz.py: a line break in the path was echoed into the reason.
+    site = make_site(recorded, VIEW)
+    resp = await site.app.test_client().get(
+        f"/api/cameras/{recorded.camera_uuid}/main/view.%0A0")
+    assert resp.status_code == 404
+    assert await resp.get_data(as_text=True) == "no view.\\n0\n"
