@@ -5,10 +5,13 @@ thin layer of argument parsing and printing. Directories are created with their 
 (``SampleFileDir.create``) before the database learns of them; removing a camera's
 recordings goes through the same garbage sequence as retention (rows to ``garbage`` in
 one transaction, unlink, fsync, forget) so a crash at any point leaves a clean state.
+Users and sessions for scripts (``nvr config user ...``, ``nvr login``) go through
+``nvr.db.auth`` like the web routes do.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -17,9 +20,11 @@ from pathlib import Path
 from nvr.base import errors
 from nvr.base.clock import RealClocks
 from nvr.base.time90k import zone
+from nvr.db.auth import FLAG_HTTP_ONLY, FLAG_SAME_SITE_STRICT, Auth, User
 from nvr.db.database import Camera, CameraConfig, Database, SampleFileDirRow, StreamConfig
 from nvr.storage.dir import SampleFileDir, open_for_database
 
+SESSION_COOKIE = "s"
 _SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)b?", re.IGNORECASE)
 
 
@@ -204,3 +209,83 @@ def _delete_recordings(db: Database, stream_ids: list[int]) -> None:
     finally:
         for sdir in dirs.values():
             sdir.close()
+
+
+# ----------------------------------------------------------------------------- users
+
+
+def _auth(db: Database) -> Auth:
+    return Auth(db, now=RealClocks().realtime)
+
+
+def add_user(db_dir: Path, name: str, *, password: str | None, permissions: frozenset[str]) -> User:
+    with open_db(db_dir) as db:
+        a = _auth(db)
+        pw_hash = None if password is None else a.hash_password(password)
+        return a.add_user(name, password_hash=pw_hash, permissions=permissions)
+
+
+def set_password(db_dir: Path, name: str, password: str | None) -> None:
+    """Sets (None: clears) the password; every session of the user ends."""
+    with open_db(db_dir) as db:
+        a = _auth(db)
+        user = a.user_by_name(name)
+        a.set_password(user.id, None if password is None else a.hash_password(password))
+
+
+def update_user(
+    db_dir: Path,
+    name: str,
+    *,
+    disabled: bool | None = None,
+    permissions: frozenset[str] | None = None,
+) -> User:
+    with open_db(db_dir) as db:
+        a = _auth(db)
+        return a.update_user(a.user_by_name(name).id, disabled=disabled, permissions=permissions)
+
+
+def remove_user(db_dir: Path, name: str) -> None:
+    with open_db(db_dir) as db:
+        a = _auth(db)
+        a.remove_user(a.user_by_name(name).id)
+
+
+def list_users(db_dir: Path) -> list[tuple[User, int]]:
+    """Every user with its number of unrevoked sessions."""
+    with open_db(db_dir, read_only=True) as db:
+        a = _auth(db)
+        counts = a.live_session_counts()
+        return [(u, counts.get(u.id, 0)) for u in a.list_users()]
+
+
+def mint_session(
+    db_dir: Path, name: str, *, permissions: frozenset[str] | None, description: str
+) -> tuple[str, int]:
+    """A new session for scripts: its id and creation time (unix seconds)."""
+    with open_db(db_dir) as db:
+        a = _auth(db)
+        session_id, session = a.create_session(
+            a.user_by_name(name),
+            flags=FLAG_HTTP_ONLY | FLAG_SAME_SITE_STRICT,
+            permissions=permissions,
+            description=description,
+        )
+        return session_id, session.creation_time_sec
+
+
+def write_cookie_jar(path: Path, session_id: str, *, domain: str, expires_sec: int) -> None:
+    """A curl cookie jar (Netscape format) holding the session cookie, readable only by
+    its owner: it is a credential."""
+    text = (
+        "# Netscape HTTP Cookie File\n"
+        "# written by `nvr login`: a session credential, keep it private\n"
+        f"#HttpOnly_{domain}\tFALSE\t/\tFALSE\t{expires_sec}\t{SESSION_COOKIE}\t{session_id}\n"
+    )
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(text)
+    except OSError as e:
+        raise errors.from_os_error(e, f"writing cookie jar {path}") from e

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from nvr.base import errors
+from nvr.db.auth import PERMISSIONS
+
+__all__ = ["PERMISSIONS", "BindConfig", "Config", "load_config", "parse_address", "parse_config"]
 
 DEFAULT_DB_DIR = "/var/lib/nvr/db"
-PERMISSIONS = ("viewVideo", "readCameraConfigs", "updateSignals", "adminUsers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +30,9 @@ class BindConfig:
     address: str = "127.0.0.1:8080"
     #: permissions granted to requests without a session (default: none)
     allow_unauthenticated: tuple[str, ...] = ()
-    #: trust ``X-Forwarded-For``/``X-Forwarded-Proto`` from a reverse proxy on this bind
+    #: trust ``X-Forwarded-For``/``X-Forwarded-Proto`` from a reverse proxy on this bind:
+    #: the client address (login rate limits, logs) and whether the client used HTTPS
+    #: (the session cookie's ``Secure`` attribute) are then taken from them
     trust_forward_headers: bool = False
     #: serve HTTPS with this certificate chain and key (PEM files)
     tls_cert: str | None = None
@@ -61,6 +65,10 @@ class Config:
     watchdog_streamer_stuck_sec: float = 300.0
     #: ... or once the event loop was blocked this long; 0 = never
     watchdog_loop_blocked_sec: float = 30.0
+    #: a login session unused for this long ends (default 30 days)
+    session_idle_timeout_sec: int = 30 * 86400
+    #: a login session ends this long after the login, used or not (default 90 days)
+    session_max_age_sec: int = 90 * 86400
 
 
 def _check_type(key: str, value: Any, expected: type | tuple[type, ...]) -> None:
@@ -152,6 +160,8 @@ _SCALARS: dict[str, type | tuple[type, ...]] = {
     "watchdog_syncer_stuck_sec": (int, float),
     "watchdog_streamer_stuck_sec": (int, float),
     "watchdog_loop_blocked_sec": (int, float),
+    "session_idle_timeout_sec": int,
+    "session_max_age_sec": int,
 }
 
 
@@ -190,6 +200,9 @@ def parse_config(data: dict[str, Any]) -> Config:
             "config: watchdog_streamer_stuck_sec must be 0 or at least twice "
             f"read_timeout_sec + 5 s ({2 * stall_sec:g})"
         )
+    for key in ("session_idle_timeout_sec", "session_max_age_sec"):
+        if not 60 <= getattr(cfg, key) <= 10 * 365 * 86400:
+            raise errors.InvalidArgument(f"config: {key} must be 60 to 315360000 (10 years)")
     if cfg.time_zone is not None:
         from nvr.base.time90k import zone
 

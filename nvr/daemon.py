@@ -34,13 +34,14 @@ import os
 import signal
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING
 
 import trio
 
 from nvr.base import errors
 from nvr.base.clock import Clocks, RealClocks
 from nvr.base.time90k import UNITS_PER_SEC, local_zone_name, zone
-from nvr.config import Config
+from nvr.config import BindConfig, Config
 from nvr.db.database import Database
 from nvr.ingest.hub import FrameHub
 from nvr.ingest.source import Opener
@@ -50,6 +51,9 @@ from nvr.storage.dir import SampleFileDir, open_for_database, remove_garbage_and
 from nvr.syncer import Syncer
 from nvr.systemd import Notifier
 from nvr.watchdog import Liveness, LivenessLimits, ping_watchdog
+
+if TYPE_CHECKING:
+    import hypercorn.config
 
 log = logging.getLogger(__name__)
 
@@ -264,13 +268,18 @@ async def _run_web(
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serves every configured bind until ``stop``; reports the bound addresses."""
-    import hypercorn.config
     import hypercorn.trio
 
+    from nvr.db.auth import Auth, SessionPolicy
     from nvr.web.app import WebContext, create_app
+    from nvr.web.auth import LoginLimiter
 
     config = daemon.config
     addresses: list[str] = []
+    # One user/session store and one failed-login counter for all binds.
+    policy = SessionPolicy(config.session_idle_timeout_sec, config.session_max_age_sec)
+    users = Auth(daemon.db, now=clocks.realtime, policy=policy)
+    limiter = LoginLimiter(clocks)
     try:
         async with trio.open_nursery() as nursery:
             for bind in config.binds:
@@ -283,14 +292,10 @@ async def _run_web(
                     stream_status=daemon.stream_status,
                     hub=daemon.hub,
                     metrics=daemon.metrics,
+                    auth=users,
+                    login_limiter=limiter,
                 )
-                hc = hypercorn.config.Config()
-                hc.bind = [bind.address]
-                hc.graceful_timeout = config.graceful_timeout_sec
-                hc.accesslog = None
-                hc.websocket_ping_interval = WEBSOCKET_PING_SEC
-                if bind.tls_cert and bind.tls_key:
-                    hc.certfile, hc.keyfile = bind.tls_cert, bind.tls_key
+                hc = hypercorn_config(bind, config.graceful_timeout_sec)
                 try:
                     bound = await nursery.start(
                         partial(
@@ -312,6 +317,21 @@ def _first_leaf(group: BaseExceptionGroup[OSError]) -> OSError:
     while isinstance(leaf, BaseExceptionGroup):
         leaf = leaf.exceptions[0]
     return leaf
+
+
+def hypercorn_config(bind: BindConfig, graceful_timeout_sec: float) -> hypercorn.config.Config:
+    """Hypercorn's settings for one bind: its address and, with ``tls_cert`` and
+    ``tls_key``, HTTPS."""
+    import hypercorn.config
+
+    hc = hypercorn.config.Config()
+    hc.bind = [bind.address]
+    hc.graceful_timeout = graceful_timeout_sec
+    hc.accesslog = None
+    hc.websocket_ping_interval = WEBSOCKET_PING_SEC
+    if bind.tls_cert and bind.tls_key:
+        hc.certfile, hc.keyfile = bind.tls_cert, bind.tls_key
+    return hc
 
 
 async def _watch_signals(daemon: Daemon) -> None:

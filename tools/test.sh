@@ -12,6 +12,8 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav
   # the browser Playwright drives (UI and playback tests), and ffprobe for served media
   chromium ffmpeg
+  # certificates for the HTTPS test
+  openssl
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

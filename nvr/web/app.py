@@ -5,10 +5,12 @@ without a session), served by ``hypercorn.trio.serve`` in the daemon's nursery. 
 never starts tasks of its own (it receives no nursery, DESIGN.md §2): it reads through
 the database's read API and the streamers' state.
 
-Here live: the ``WebContext`` the routes read from, the one table mapping ``NvrError``
+Here live: the ``WebContext`` the routes read from and the one table mapping ``NvrError``
 kinds to HTTP statuses (every error becomes a one-line ``text/plain`` body, never a
-traceback), the permission check every route calls, and the count of every request by
-route template and status for the daemon's metrics (``WebContext.metrics``).
+traceback), and the count of every request by route template and status for the
+daemon's metrics (``WebContext.metrics``). Who may call which route is decided before
+every request by ``nvr.web.auth`` (its permission table lists every route; ``create_app``
+refuses a route without an entry).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from quart import Response, request
+from quart import Response, g, has_request_context, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -26,12 +28,14 @@ from nvr import __version__
 from nvr.base import errors
 from nvr.base.clock import Clocks
 from nvr.config import BindConfig
+from nvr.db.auth import Auth
 from nvr.db.database import Database
 from nvr.ingest.hub import FrameHub
 from nvr.storage.dir import SampleFileDir
 
 if TYPE_CHECKING:
     from nvr.metrics import Metrics
+    from nvr.web.auth import LoginLimiter
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,10 @@ class WebContext:
     #: the daemon's metrics: requests are counted there, and served at ``/metrics`` on
     #: binds with ``metrics = true``
     metrics: Metrics | None = None
+    #: users and sessions (``create_app`` makes one when None; the daemon shares one)
+    auth: Auth | None = None
+    #: failed-login counter (``create_app`` makes one when None; the daemon shares one)
+    login_limiter: LoginLimiter | None = None
 
 
 def text_response(status: int, message: str) -> Response:
@@ -82,34 +90,54 @@ def text_response(status: int, message: str) -> Response:
     )
 
 
-def require(ctx: WebContext, permission: str) -> None:
-    """Raises unless the caller holds ``permission``. Until sessions exist (the auth
-    issue), only what the bind grants to unauthenticated callers is held."""
-    if permission in ctx.bind.allow_unauthenticated:
-        return
-    raise errors.Unauthenticated(f"this requires the {permission} permission: log in first")
+def one_line(message: str) -> str:
+    """An error reason as one line: each line break of any kind (from a request's path
+    or values quoted in the message) becomes a literal ``\\n``."""
+    return "\\n".join(message.splitlines())
+
+
+def _where() -> str:
+    if has_request_context():
+        return f"{request.method} {request.path}"
+    return f"WebSocket {websocket.path}"
 
 
 def create_app(ctx: WebContext) -> QuartTrio:
+    from nvr.web import api, auth, live, metrics_route, ui, view
+
+    if ctx.auth is None:
+        ctx.auth = Auth(ctx.db, now=ctx.clocks.realtime)
+    if ctx.login_limiter is None:
+        ctx.login_limiter = auth.LoginLimiter(ctx.clocks)
     app = QuartTrio(__name__)
     app.config["nvr"] = ctx
+    # Mutations carry small JSON objects; nothing uploads more.
+    app.config["MAX_CONTENT_LENGTH"] = auth.MAX_JSON_BODY
     # JSON keys in the order the code writes them (as Moonfire's API examples show).
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.before_request(auth.check_request)
+    app.before_websocket(auth.check_websocket)
 
     @app.errorhandler(errors.NvrError)
     async def nvr_error(e: errors.NvrError) -> Response:
         status = status_for(e)
         if status >= 500:
-            log.error("%s %s: %s", request.method, request.path, e)
-        return text_response(status, str(e))
+            log.error("%s: %s", _where(), e)
+        resp = text_response(status, one_line(str(e)))
+        if isinstance(e, auth.RateLimited):
+            resp.headers["Retry-After"] = str(e.retry_after_sec)
+        caller: auth.Caller | None = g.get("nvr_caller")
+        if status == 401 and caller is not None and caller.stale_cookie:
+            auth.clear_session_cookie(resp, caller)  # the browser can forget a dead session
+        return resp
 
     @app.errorhandler(HTTPException)
     async def http_error(e: HTTPException) -> Response:
-        return text_response(e.code or 500, e.description or e.name)
+        return text_response(e.code or 500, one_line(e.description or e.name))
 
     @app.errorhandler(Exception)
     async def unexpected(e: Exception) -> Response:
-        log.exception("%s %s: unexpected error", request.method, request.path)
+        log.exception("%s: unexpected error", _where())
         return text_response(500, "internal error (see the server log)")
 
     if ctx.metrics is not None:
@@ -123,11 +151,14 @@ def create_app(ctx: WebContext) -> QuartTrio:
             )
             return response
 
-    from nvr.web import api, live, metrics_route, ui, view
-
     app.register_blueprint(api.blueprint)
     app.register_blueprint(view.blueprint)
     app.register_blueprint(live.blueprint)
     app.register_blueprint(metrics_route.blueprint)
     app.register_blueprint(ui.blueprint)
+    missing = auth.missing_routes([(r.rule, r.endpoint) for r in app.url_map.iter_rules()])
+    if missing:
+        raise errors.Internal(
+            "routes without an entry in nvr.web.auth.ROUTE_PERMISSIONS: " + ", ".join(missing)
+        )
     return app

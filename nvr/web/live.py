@@ -16,36 +16,22 @@ those see one and reconnect). The last frame's duration in each message is an es
 (the previous frame interval): waiting for the next frame to know it would add a frame
 interval of latency; the next message's ``X-Media-Time-Range`` starts at the true time.
 
-Cross-site WebSocket hijacking: an upgrade whose ``Origin`` does not name the ``Host``
-it was sent to is refused with ``403``. Idle pings come from hypercorn
+Cross-site WebSocket hijacking: ``nvr.web.auth`` refuses an upgrade whose ``Origin``
+does not name the ``Host`` it was sent to, with ``403``. Idle pings come from hypercorn
 (``websocket_ping_interval``, set by the daemon).
 """
 
 from __future__ import annotations
 
 import json
-from urllib.parse import urlsplit
 
-from quart import Blueprint, Response, websocket
+from quart import Blueprint, websocket
 
-from nvr.base import errors
 from nvr.ingest.hub import LiveFrame
 from nvr.mp4.fragment import build_fragment
 from nvr.web.api import camera_by_uuid, ctx, stream_of
-from nvr.web.app import require, status_for, text_response
 
 blueprint = Blueprint("live", __name__)
-
-
-def check_origin(origin: str | None, host: str | None) -> None:
-    """Raises unless a present ``Origin`` names the ``Host`` (scheme aside)."""
-    if origin is None:
-        return  # not a browser: nothing to hijack
-    netloc = urlsplit(origin).netloc.lower()
-    if not netloc or netloc != (host or "").lower():
-        raise errors.PermissionDenied(
-            f"WebSocket Origin {origin!r} does not match Host {host!r}"
-        )
 
 
 def message_for(frame: LiveFrame, sequence: int) -> bytes:
@@ -64,14 +50,11 @@ def message_for(frame: LiveFrame, sequence: int) -> bytes:
 
 
 @blueprint.websocket("/api/cameras/<camera_uuid>/<stream_type>/live.m4s")
-async def live(camera_uuid: str, stream_type: str) -> Response | None:
+async def live(camera_uuid: str, stream_type: str) -> None:
+    # nvr.web.auth.check_websocket has checked the permission and the Origin; an error
+    # raised before accept refuses the upgrade with its status
     context = ctx()
-    try:
-        require(context, "viewVideo")
-        check_origin(websocket.headers.get("Origin"), websocket.headers.get("Host"))
-        stream = stream_of(camera_by_uuid(camera_uuid), stream_type)
-    except errors.NvrError as e:
-        return text_response(status_for(e), str(e))  # refuses the upgrade
+    stream = stream_of(camera_by_uuid(camera_uuid), stream_type)
     await websocket.accept()
     sequence = 0
     with context.hub.subscribe(stream.id) as subscription:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import argon2
 import pytest
 import trio
 import trio.testing
@@ -14,6 +15,7 @@ from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.config import BindConfig
+from nvr.db.auth import Auth, SessionPolicy
 from nvr.ingest.source import OpenOptions
 from nvr.ingest.streamer import Streamer, StreamerOptions
 from nvr.syncer import Syncer
@@ -40,6 +42,14 @@ async def recorded(tmp_path: Path, autojump_clock: trio.testing.MockClock
     """Two runs of the fixture clip: 200 s (recordings of 120, 60 and 20 s), a 5 s gap
     after the camera's EOF, then 70 s in one recording (each run's last recording has a
     trailing zero)."""
+    r = await record(tmp_path)
+    yield r
+    r.env.close()
+
+
+async def record(tmp_path: Path, seconds: float = 275) -> Recorded:
+    """What the ``recorded`` fixture makes, in ``tmp_path`` (or only its first
+    ``seconds``); the caller closes ``env``."""
     create_env(tmp_path, streams=1, flush_if_sec=0)
     clocks = SimulatedClocks(T0)
     env = open_env(tmp_path, now=clocks.realtime, monotonic=clocks.monotonic)
@@ -54,15 +64,27 @@ async def recorded(tmp_path: Path, autojump_clock: trio.testing.MockClock
     with inline_blocking():
         async with trio.open_nursery() as nursery:
             await nursery.start(syncer.run)
-            with trio.move_on_after(275):
+            with trio.move_on_after(seconds):
                 await streamer.run()
             nursery.cancel_scope.cancel()
     cam = env.db.cameras[env.db.streams[env.stream_ids[0]].camera_id]
-    yield Recorded(env, str(cam.uuid), env.stream_ids[0])
-    env.close()
+    return Recorded(env, str(cam.uuid), env.stream_ids[0])
+
+
+#: argon2id at its cheapest: tests hash many passwords
+FAST_HASHER = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+def web_context(r: Recorded, bind: BindConfig = VIEW, *,
+                policy: SessionPolicy | None = None) -> WebContext:
+    """A context whose ``Auth`` hashes passwords cheaply. Must be made inside the test's
+    trio run (its clocks follow the mock clock)."""
+    clocks = SimulatedClocks(T0)
+    return WebContext(db=r.env.db, dirs={r.env.dir_id: r.env.sdir}, clocks=clocks, bind=bind,
+                      time_zone_name="UTC",
+                      auth=Auth(r.env.db, now=clocks.realtime, policy=policy,
+                                hasher=FAST_HASHER))
 
 
 def client(r: Recorded, bind: BindConfig = VIEW):  # type: ignore[no-untyped-def]
-    ctx = WebContext(db=r.env.db, dirs={r.env.dir_id: r.env.sdir},
-                     clocks=SimulatedClocks(T0), bind=bind, time_zone_name="UTC")
-    return create_app(ctx).test_client()
+    return create_app(web_context(r, bind)).test_client()

@@ -34,7 +34,7 @@ from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
 from nvr.web.app import WebContext, create_app
-from nvr.web.live import check_origin
+from nvr.web.auth import check_origin
 
 SEC = UNITS_PER_SEC
 T0 = 1_700_000_040 * SEC

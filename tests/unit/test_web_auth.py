@@ -1,0 +1,581 @@
+"""Who may call what: every route against the permission table, sessions, cookies, CSRF,
+expiry on a mock clock, the login rate limit, and the user-management routes."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import logging
+import re
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from quart import Quart
+from quart.testing import QuartClient, WebsocketResponseError
+
+from nvr.base import errors
+from nvr.base.blocking import inline_blocking
+from nvr.config import BindConfig
+from nvr.db.auth import PERMISSIONS, SessionPolicy
+from nvr.web import auth
+from nvr.web.app import WebContext, create_app
+from tests.support.web import VIEW, Recorded, recorded, web_context
+
+__all__ = ["recorded"]  # a fixture
+
+NOBODY = BindConfig()
+
+
+@pytest.fixture(autouse=True)
+def _inline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # The test client runs handlers (and bodies) outside this test's context: make the
+    # thread seams of the web modules inline directly (see test_web_view.py).
+    async def inline(fn, *args, **_kw):  # type: ignore[no-untyped-def]
+        return fn(*args)
+
+    monkeypatch.setattr("nvr.web.view.run_blocking", inline)
+    monkeypatch.setattr("nvr.web.api.run_blocking", inline)
+    with inline_blocking():
+        yield
+
+
+@dataclass
+class Site:
+    """One app over the recorded database, with users and a way to log them in."""
+
+    r: Recorded
+    ctx: WebContext
+    app: Quart
+    passwords: dict[str, str] = field(default_factory=dict)
+    counter: Iterator[int] = field(default_factory=itertools.count)
+
+    def add_user(self, name: str, perms: tuple[str, ...] = ()) -> int:
+        a = self.ctx.auth
+        assert a is not None
+        existing = a.find_user(name)
+        if existing is not None:
+            return existing.id
+        pw = f"pw-{name}"
+        self.passwords[name] = pw
+        return a.add_user(name, password_hash=a.hash_password(pw), permissions=frozenset(perms)).id
+
+    async def login(self, name: str, **headers: str) -> tuple[QuartClient, str]:
+        """A client with a fresh session of ``name``, and its CSRF token."""
+        c = self.app.test_client()
+        resp = await c.post("/api/login", json={"username": name, "password": self.passwords[name]},
+                            headers=headers)
+        assert resp.status_code == 204, await resp.get_data(as_text=True)
+        top = await (await c.get("/api/")).get_json()
+        return c, top["user"]["session"]["csrf"]
+
+
+def make_site(r: Recorded, bind: BindConfig = NOBODY, **kw: Any) -> Site:
+    ctx = web_context(r, bind, **kw)
+    site = Site(r, ctx, create_app(ctx))
+    site.add_user("admin", PERMISSIONS)
+    site.add_user("viewer", ("viewVideo",))
+    site.add_user("nobody")
+    return site
+
+
+# ----------------------------------------------------------------------------- the table
+
+#: sample values for path variables, by name (a new variable name needs one here)
+def path_values(site: Site) -> dict[str, str]:
+    victim = site.add_user("victim", ("viewVideo",))
+    return {
+        "camera_uuid": site.r.camera_uuid,
+        "stream_type": "main",
+        "kind": "mp4",
+        "name": "2.mp4",
+        "user_id": str(victim),
+        "filename": "no-such-file.js",
+    }
+
+
+QUERIES: dict[str, dict[str, str]] = {"view.view": {"s": "0"}}
+
+
+def body_for(site: Site, endpoint: str) -> dict[str, Any]:
+    n = next(site.counter)
+    return {
+        "api.login": {"username": "viewer", "password": "pw-viewer"},
+        "api.add_user": {"user": {"username": f"new{n}", "password": "x"}},
+        "api.update_user": {"update": {"preferences": {"n": n}}},
+    }.get(endpoint, {})
+
+
+#: what a permitted caller gets, when not the method's usual (GET 200, others 204)
+SUCCESS: dict[str, int] = {
+    "static": 404,  # no UI file at this name
+    "live.live": 101,  # the WebSocket upgrade was accepted
+    "metrics.metrics": 404,  # served only on binds with metrics = true (not these)
+}
+
+
+def success_status(endpoint: str, method: str) -> int:
+    return SUCCESS.get(endpoint, 200 if method == "GET" else 204)
+
+
+def routes(app: Quart) -> list[tuple[str, str, str, bool]]:
+    """(endpoint, method, rule, is_websocket) of every route of the app."""
+    out = []
+    for rule in app.url_map.iter_rules():
+        methods = sorted((rule.methods or {"GET"}) - {"HEAD", "OPTIONS"})
+        for m in methods:
+            out.append((rule.endpoint, m, rule.rule, bool(rule.websocket)))
+    return out
+
+
+async def call(c: QuartClient, site: Site, endpoint: str, method: str, rule: str, ws: bool,
+               *, csrf: str | None = None, json: bool = True,
+               headers: dict[str, str] | None = None) -> int:
+    values = path_values(site)
+
+    def fill(m: re.Match[str]) -> str:
+        assert m[1] in values, f"add a sample value for <{m[1]}> of {rule} to path_values"
+        return values[m[1]]
+
+    path = re.sub(r"<(?:[a-z]+:)?([A-Za-z_]+)>", fill, rule)
+    if ws:
+        status = 101
+        try:
+            async with c.websocket(path, headers=headers) as sock:
+                # the route's first message, or (live.m4s: no frames here) a wait with no
+                # refusal: either way it was accepted
+                with trio.move_on_after(1):
+                    await sock.receive()
+        except* WebsocketResponseError as group:  # quart-trio wraps it in a group
+            (e,) = group.exceptions
+            assert isinstance(e, WebsocketResponseError)
+            status = e.response.status_code
+        return status
+    kw: dict[str, Any] = {"query_string": QUERIES.get(endpoint), "headers": headers or {}}
+    if method != "GET":
+        b = body_for(site, endpoint)
+        if csrf is not None:
+            b["csrf"] = csrf
+        if json:
+            kw["json"] = b
+        else:
+            kw["data"] = "csrf=" + (csrf or "")
+            kw["headers"]["Content-Type"] = "application/x-www-form-urlencoded"
+    resp = await c.open(path, method=method, **kw)
+    text = await resp.get_data(as_text=True) if resp.status_code >= 400 else ""
+    if resp.status_code >= 400:
+        assert resp.content_type == "text/plain; charset=utf-8", (endpoint, method, text)
+        assert text.count("\n") == 1 and "Traceback" not in text
+    return resp.status_code
+
+
+async def test_the_app_refuses_a_route_missing_from_the_table(
+        recorded: Recorded, autojump_clock: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    table = dict(auth.ROUTE_PERMISSIONS)
+    del table["api.recordings"]
+    monkeypatch.setattr(auth, "ROUTE_PERMISSIONS", table)
+    with pytest.raises(errors.Internal, match=r"recordings \(api.recordings\)"):
+        create_app(web_context(recorded))
+
+
+async def test_a_route_added_after_the_check_fails_closed(recorded: Recorded,
+                                                          autojump_clock: object) -> None:
+    app = create_app(web_context(recorded, VIEW))
+
+    async def sneaky() -> str:
+        return "leaked"
+
+    app.add_url_rule("/api/sneaky", "sneaky", sneaky)
+    resp = await app.test_client().get("/api/sneaky")
+    assert resp.status_code == 500
+    assert "no entry in the permission table" in await resp.get_data(as_text=True)
+
+
+async def test_every_route_against_the_table(recorded: Recorded, autojump_clock: object) -> None:
+    site = make_site(recorded)
+    anon_view = make_site(recorded, VIEW)
+    all_routes = routes(site.app)
+    endpoints = {ep for ep, *_ in all_routes}
+    assert endpoints <= set(auth.ROUTE_PERMISSIONS), "every route needs a table entry"
+    assert {"api.login", "api.list_users", "view.view"} <= endpoints
+    for endpoint, method, rule, ws in all_routes:
+        need = auth.ROUTE_PERMISSIONS[endpoint]
+        where = f"{method} {rule} ({endpoint}, needs {need})"
+        ok = success_status(endpoint, method)
+        mutation = method not in ("GET", "HEAD", "OPTIONS")
+
+        # No session, nothing granted: 401 unless public.
+        got = await call(site.app.test_client(), site, endpoint, method, rule, ws)
+        assert got == (ok if need == auth.PUBLIC else 401), where
+
+        # No session, the bind grants viewVideo to everyone.
+        got = await call(anon_view.app.test_client(), anon_view, endpoint, method, rule, ws)
+        allowed = need in (auth.PUBLIC, auth.CALLER, "viewVideo")
+        assert got == (ok if allowed else 401), where
+
+        if need != auth.PUBLIC:
+            # A session without the permission: 403 (a session is enough for some).
+            c, csrf = await site.login("nobody")
+            got = await call(c, site, endpoint, method, rule, ws, csrf=csrf)
+            enough = need in (auth.CALLER, auth.SESSION)
+            assert got == (ok if enough else 403), where
+
+        if mutation:
+            # With the permission but without or with a wrong CSRF token: 403.
+            for bad in (None, "", "x" * 24):
+                c, csrf = await site.login("admin")
+                got = await call(c, site, endpoint, method, rule, ws, csrf=bad)
+                assert got == (ok if need == auth.PUBLIC else 403), (where, bad)
+            # The right token in a form body: refused (415), a form cannot send JSON.
+            c, csrf = await site.login("admin")
+            got = await call(c, site, endpoint, method, rule, ws, csrf=csrf, json=False)
+            assert got == 415, where
+
+        # With the permission and the token: success.
+        c, csrf = await site.login("admin")
+        got = await call(c, site, endpoint, method, rule, ws, csrf=csrf)
+        assert got == ok, where
+
+
+async def test_self_or_admin_routes_allow_the_user_itself(recorded: Recorded,
+                                                          autojump_clock: object) -> None:
+    site = make_site(recorded)
+    c, csrf = await site.login("nobody")
+    me = site.add_user("nobody")
+    other = site.add_user("viewer")
+    assert (await c.get(f"/api/users/{me}")).status_code == 200
+    assert (await c.get(f"/api/users/{other}")).status_code == 403
+    resp = await c.patch(f"/api/users/{me}", json={"csrf": csrf, "update": {"preferences": {
+        "theme": "dark"}}})
+    assert resp.status_code == 204
+    for field_, value in (("permissions", {"adminUsers": True}), ("disabled", True),
+                          ("username", "root")):
+        resp = await c.patch(f"/api/users/{me}", json={"csrf": csrf, "update": {field_: value}})
+        assert resp.status_code == 403, field_
+    top = await (await c.get("/api/")).get_json()
+    assert top["user"]["preferences"] == {"theme": "dark"}
+    assert top["permissions"] == {p: False for p in PERMISSIONS}
+
+
+async def test_websocket_routes_are_checked(recorded: Recorded, autojump_clock: object,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auth, "ROUTE_PERMISSIONS",
+                        {**auth.ROUTE_PERMISSIONS, "ws_probe": "viewVideo"})
+    site = make_site(recorded)
+
+    async def ws_probe() -> None:
+        from quart import websocket
+
+        await websocket.accept()
+        await websocket.send("hello")
+
+    site.app.add_websocket("/api/ws-probe", "ws_probe", ws_probe)
+    rule = ("ws_probe", "GET", "/api/ws-probe", True)
+    assert await call(site.app.test_client(), site, *rule) == 401
+    c, _ = await site.login("nobody")
+    assert await call(c, site, *rule) == 403
+    c, _ = await site.login("viewer")
+    assert await call(c, site, *rule) == 101
+    assert await call(c, site, *rule, headers={"Origin": "http://localhost"}) == 101
+    assert await call(c, site, *rule, headers={"Origin": "https://evil.example"}) == 403
+
+
+# ----------------------------------------------------------------------------- sessions
+
+
+def parse_set_cookie(header: str) -> dict[str, str | bool]:
+    parts = [p.strip() for p in header.split(";")]
+    name, _, value = parts[0].partition("=")
+    out: dict[str, str | bool] = {"name": name, "value": value}
+    for p in parts[1:]:
+        k, eq, v = p.partition("=")
+        out[k.lower()] = v if eq else True
+    return out
+
+
+@pytest.mark.parametrize(
+    ("bind", "headers", "secure"),
+    [
+        (NOBODY, {}, False),
+        (NOBODY, {"X-Forwarded-Proto": "https"}, False),  # untrusted header: ignored
+        (BindConfig(trust_forward_headers=True), {"X-Forwarded-Proto": "https"}, True),
+        (BindConfig(trust_forward_headers=True), {"X-Forwarded-Proto": "http"}, False),
+    ],
+)
+async def test_login_cookie_attributes(recorded: Recorded, autojump_clock: object,
+                                       bind: BindConfig, headers: dict[str, str],
+                                       secure: bool) -> None:
+    site = make_site(recorded, bind)
+    c = site.app.test_client()
+    resp = await c.post("/api/login", json={"username": "viewer", "password": "pw-viewer"},
+                        headers=headers)
+    assert resp.status_code == 204
+    (header,) = resp.headers.getlist("Set-Cookie")
+    cookie = parse_set_cookie(header)
+    assert cookie["name"] == "s" and len(str(cookie["value"])) == 43
+    assert cookie["httponly"] is True
+    assert cookie["samesite"] == "Strict"
+    assert cookie["path"] == "/"
+    assert cookie["max-age"] == str(90 * 86400)
+    assert cookie.get("secure", False) is secure
+
+
+async def test_session_id_is_stored_only_as_a_hash(recorded: Recorded,
+                                                   autojump_clock: object) -> None:
+    site = make_site(recorded)
+    c = site.app.test_client()
+    resp = await c.post("/api/login", json={"username": "viewer", "password": "pw-viewer"})
+    sid = SimpleCookie(resp.headers["Set-Cookie"])["s"].value
+    raw_id = base64.urlsafe_b64decode(sid + "=")
+    digest = hashlib.sha256(raw_id).digest()
+    db_dir = recorded.env.db.db_dir
+    stored = b"".join(p.read_bytes() for p in db_dir.iterdir() if p.name.startswith("db"))
+    assert digest in stored  # the right files were read
+    assert sid.encode() not in stored and raw_id not in stored
+    conn = sqlite3.connect(f"file:{db_dir / 'db'}?mode=ro", uri=True)
+    (row,) = conn.execute("select session_id_hash, seed from user_session").fetchall()
+    conn.close()
+    assert bytes(row[0]) == digest
+    csrf = (await (await c.get("/api/")).get_json())["user"]["session"]["csrf"]
+    assert csrf.encode() not in stored
+
+
+async def test_logout_revokes(recorded: Recorded, autojump_clock: object) -> None:
+    site = make_site(recorded)
+    c, csrf = await site.login("viewer")
+    assert (await c.post("/api/logout", json={})).status_code == 403  # no csrf
+    resp = await c.post("/api/logout", json={"csrf": csrf})
+    assert resp.status_code == 204
+    assert parse_set_cookie(resp.headers["Set-Cookie"])["value"] == ""
+    # The browser dropped the cookie; a copy of it is no longer any good either.
+    resp = await c.get("/api/")
+    assert resp.status_code == 401
+
+
+async def test_sessions_expire_when_idle_and_at_their_age(recorded: Recorded,
+                                                          autojump_clock: object) -> None:
+    hour = 3600
+    site = make_site(recorded, policy=SessionPolicy(idle_timeout_sec=hour,
+                                                    max_age_sec=4 * hour))
+    c, _ = await site.login("viewer")
+    await trio.sleep(hour - 1)
+    assert (await c.get("/api/")).status_code == 200  # used just in time: idle again from now
+    await trio.sleep(hour - 1)
+    assert (await c.get("/api/")).status_code == 200
+    await trio.sleep(hour)
+    resp = await c.get("/api/")
+    assert resp.status_code == 401
+    assert "expired or was revoked" in await resp.get_data(as_text=True)
+    cleared = parse_set_cookie(resp.headers["Set-Cookie"])  # the browser may forget it
+    assert (cleared["name"], cleared["value"], cleared["max-age"]) == ("s", "", "0")
+    assert "Set-Cookie" not in (await site.app.test_client().get("/api/")).headers
+
+    # In use every half hour, it still ends 4 h after the login.
+    c, _ = await site.login("viewer")
+    start = trio.current_time()
+    while trio.current_time() - start < 4 * hour - 1:
+        assert (await c.get("/api/")).status_code == 200
+        await trio.sleep(min(hour / 2, 4 * hour - 1 - (trio.current_time() - start)))
+    assert (await c.get("/api/")).status_code == 200
+    await trio.sleep(1)
+    assert (await c.get("/api/")).status_code == 401
+    conn = sqlite3.connect(f"file:{recorded.env.db.db_dir / 'db'}?mode=ro", uri=True)
+    reasons = sorted(r for (r,) in conn.execute("select revocation_reason from user_session"))
+    conn.close()
+    assert reasons == [4, 4]  # both expired, both recorded as such
+
+
+async def test_a_disabled_user_or_a_withdrawn_permission_takes_effect_at_once(
+        recorded: Recorded, autojump_clock: object) -> None:
+    site = make_site(recorded)
+    c, _ = await site.login("viewer")
+    url = f"/api/cameras/{recorded.camera_uuid}/main/recordings"
+    assert (await c.get(url)).status_code == 200
+    a = site.ctx.auth
+    assert a is not None
+    uid = site.add_user("viewer")
+    a.update_user(uid, permissions=frozenset())
+    assert (await c.get(url)).status_code == 403
+    a.update_user(uid, permissions=frozenset({"viewVideo"}))
+    assert (await c.get(url)).status_code == 200
+    a.update_user(uid, disabled=True)
+    assert (await c.get(url)).status_code == 401
+    a.update_user(uid, disabled=False)
+    assert (await c.get(url)).status_code == 401  # disabling revoked the session
+
+
+async def test_top_level_user_object(recorded: Recorded, autojump_clock: object) -> None:
+    site = make_site(recorded, VIEW)
+    anon = await (await site.app.test_client().get("/api/")).get_json()
+    assert "user" not in anon
+    assert anon["permissions"] == {p: p == "viewVideo" for p in PERMISSIONS}
+    c, csrf = await site.login("admin")
+    top = await (await c.get("/api/?cameraConfigs=true")).get_json()
+    assert top["user"] == {"name": "admin", "id": site.add_user("admin"), "preferences": {},
+                           "session": {"csrf": csrf}}
+    assert len(csrf) == 24
+    assert top["permissions"] == {p: True for p in PERMISSIONS}
+    assert "config" in top["cameras"][0]
+
+
+# ----------------------------------------------------------------------------- rate limit
+
+
+async def test_login_rate_limit_per_name_kicks_in_and_recovers(
+        recorded: Recorded, autojump_clock: object, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    site = make_site(recorded)
+    c = site.app.test_client()
+
+    async def attempt(password: str, name: str = "viewer", **headers: str) -> Any:
+        return await c.post("/api/login", json={"username": name, "password": password},
+                            headers=headers)
+
+    for i in range(5):
+        resp = await attempt(f"guess-{i}")
+        assert resp.status_code == 403
+        await trio.sleep(1)
+    resp = await attempt("pw-viewer")  # even the right password: the name is locked
+    assert resp.status_code == 429
+    # The oldest failure was 5 s ago; it ages out of the 60 s window 55 s from now.
+    assert resp.headers["Retry-After"] == "55"
+    await trio.sleep(54)
+    resp = await attempt("pw-viewer")
+    assert (resp.status_code, resp.headers["Retry-After"]) == (429, "1")
+    # Another name from the same address is not locked.
+    assert (await attempt("pw-admin", "admin")).status_code == 204
+    await trio.sleep(1)
+    assert (await attempt("pw-viewer")).status_code == 204
+    a = site.ctx.auth
+    assert a is not None
+    assert a.user_by_name("viewer").password_failure_count == 5
+    failures = [r.getMessage() for r in caplog.records if "failed login" in r.getMessage()]
+    assert len(failures) == 5
+    assert all("guess" not in m for m in failures) and "'viewer'" in failures[0]
+    assert "guess" not in caplog.text
+
+
+async def test_login_rate_limit_per_address(recorded: Recorded, autojump_clock: object) -> None:
+    site = make_site(recorded, BindConfig(trust_forward_headers=True))
+    c = site.app.test_client()
+
+    async def attempt(name: str, password: str, addr: str) -> int:
+        resp = await c.post("/api/login", json={"username": name, "password": password},
+                            headers={"X-Forwarded-For": f"10.0.0.9, {addr}"})
+        return resp.status_code
+
+    for i in range(20):
+        assert await attempt(f"user{i}", "x", "192.0.2.1") == 403
+    assert await attempt("viewer", "pw-viewer", "192.0.2.1") == 429
+    assert await attempt("viewer", "pw-viewer", "192.0.2.2") == 204
+    await trio.sleep(600)
+    assert await attempt("viewer", "pw-viewer", "192.0.2.1") == 204
+
+
+# ----------------------------------------------------------------------------- users
+
+
+async def test_user_management(recorded: Recorded, autojump_clock: object) -> None:
+    site = make_site(recorded)
+    c, csrf = await site.login("admin")
+    resp = await c.post("/api/users/", json={"csrf": csrf, "user": {
+        "username": "carol", "password": "s3cret", "permissions": {"viewVideo": True}}})
+    assert resp.status_code == 204
+    location = resp.headers["Location"]
+    assert (await c.post("/api/users/", json={"csrf": csrf, "user": {
+        "username": "carol"}})).status_code == 409
+    carol = await (await c.get(location)).get_json()
+    assert carol == {"username": "carol", "disabled": False, "password": "(censored)",
+                     "permissions": {p: p == "viewVideo" for p in PERMISSIONS},
+                     "preferences": {}}
+    listed = await (await c.get("/api/users/")).get_json()
+    assert [u["user"]["username"] for u in listed["users"]] == [
+        "admin", "viewer", "nobody", "carol"]
+    assert all(set(u) == {"id", "user"} for u in listed["users"])
+
+    # Preconditions: 412 on mismatch, nothing changed.
+    resp = await c.patch(location, json={"csrf": csrf, "precondition": {"disabled": True},
+                                         "update": {"username": "caroline"}})
+    assert resp.status_code == 412
+    resp = await c.patch(location, json={"csrf": csrf, "precondition": {"password": "wrong"},
+                                         "update": {"password": "new"}})
+    assert resp.status_code == 412
+    resp = await c.patch(location, json={"csrf": csrf, "precondition": {
+        "username": "carol", "password": "s3cret", "permissions": {"viewVideo": True}},
+        "update": {"username": "caroline"}})
+    assert resp.status_code == 204
+    site.passwords["caroline"] = "s3cret"
+
+    # Carol changes her own password: needs the old one; her other sessions end.
+    mine, my_csrf = await site.login("caroline")
+    other, _ = await site.login("caroline")
+    user_url = location
+    resp = await mine.patch(user_url, json={"csrf": my_csrf, "update": {"password": "n3w"}})
+    assert resp.status_code == 403
+    resp = await mine.patch(user_url, json={"csrf": my_csrf, "precondition": {
+        "password": "s3cret"}, "update": {"password": "n3w"}})
+    assert resp.status_code == 204
+    assert (await mine.get("/api/")).status_code == 200
+    assert (await other.get("/api/")).status_code == 401
+    site.passwords["caroline"] = "n3w"
+    await site.login("caroline")
+
+    # Bad shapes are 400 with a reason.
+    for bad in ({"update": {"permissions": {"fly": True}}}, {"update": {"disabled": "yes"}},
+                {"update": {"colour": 1}}, {"update": []}, {"extra": 1}):
+        resp = await c.patch(user_url, json={"csrf": csrf, **bad})
+        assert resp.status_code == 400, bad
+
+    assert (await c.delete(user_url, json={"csrf": csrf})).status_code == 204
+    assert (await c.get(user_url)).status_code == 404
+    assert (await mine.get("/api/")).status_code == 401
+
+
+async def test_mutations_need_json(recorded: Recorded, autojump_clock: object) -> None:
+    site = make_site(recorded)
+    c = site.app.test_client()
+    resp = await c.post("/api/login", form={"username": "viewer", "password": "pw-viewer"})
+    assert resp.status_code == 415
+    resp = await c.post("/api/login", data=b"{", headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400
+    resp = await c.post("/api/login", json=["viewer"])
+    assert resp.status_code == 400
+    resp = await c.post("/api/login", json={"username": "viewer", "password": "pw-viewer"})
+    assert resp.status_code == 204
+
+
+def test_session_policy_is_configurable() -> None:
+    from nvr.config import parse_config
+
+    cfg = parse_config({"session_idle_timeout_sec": 3600, "session_max_age_sec": 86400})
+    assert (cfg.session_idle_timeout_sec, cfg.session_max_age_sec) == (3600, 86400)
+    with pytest.raises(errors.InvalidArgument, match="session_max_age_sec"):
+        parse_config({"session_max_age_sec": 1})
+
+
+
+async def test_user_ids_beyond_sqlite_integers_are_not_found(recorded: Recorded,
+                                                             autojump_clock: object) -> None:
+    # Found by test_web_fuzz.py: SQLite overflowed on the id (500).
+    site = make_site(recorded)
+    c, csrf = await site.login("admin")
+    for uid in (1 << 63, 1 << 70, 0):
+        assert (await c.get(f"/api/users/{uid}")).status_code == 404
+        assert (await c.delete(f"/api/users/{uid}", json={"csrf": csrf})).status_code == 404
+        resp = await c.patch(f"/api/users/{uid}", json={"csrf": csrf, "update": {}})
+        assert resp.status_code == 404
+
+
+async def test_error_reasons_stay_one_line(recorded: Recorded, autojump_clock: object) -> None:
+    # Found by test_web_fuzz.py: a line break in the path was echoed into the reason.
+    site = make_site(recorded, VIEW)
+    resp = await site.app.test_client().get(
+        f"/api/cameras/{recorded.camera_uuid}/main/view.%0A0")
+    assert resp.status_code == 404
+    assert await resp.get_data(as_text=True) == "no view.\\n0\n"
