@@ -2,17 +2,20 @@
 (issue 6).
 
 One daemon per module runs in a thread of its own (its own ``trio.run``), recording the
-test camera's ``/live`` path with 2 s rotation, and serves HTTP on a loopback port whose
-bind grants ``viewVideo`` and ``readCameraConfigs`` without a session, as ``nvr demo``
-does. The browser tests are plain synchronous functions (Playwright's sync API).
+test camera's ``/live`` path with 2 s rotation, and serves HTTP on two loopback ports:
+one bind grants ``viewVideo`` and ``readCameraConfigs`` without a session, as ``nvr demo``
+does; the other grants nothing, for the login tests (a user is added with ``nvr config
+user add`` before the daemon starts). The browser tests are plain synchronous functions
+(Playwright's sync API).
 
 What is checked: the recordings page lists the camera and picks up new recordings of
 today without a reload; a click on the timeline plays that moment and the wall time shown
 for the first frame on screen is the clicked one within a frame interval; a span selected
 on the timeline downloads as one ``.mp4`` that PyAV decodes and that covers exactly that
 span; the login/logout flow against the documented API shapes (answers stubbed in the
-browser until the auth branch lands); screenshots of the live grid, the day timeline and
-the phone layout are written to ``test-artifacts/`` and are not blank.
+browser) and against the server (after logout the API answers 401); screenshots of the
+live grid, the day timeline and the phone layout are written to ``test-artifacts/`` and
+are not blank.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import io
 import json
 import re
 import struct
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -38,7 +43,7 @@ import numpy as np
 import pytest
 import trio
 
-from nvr import daemon
+from nvr import cli, daemon
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.config import BindConfig
 from tests.support.daemon import CameraSpec, create_db
@@ -61,6 +66,8 @@ class Nvr:
     base: str
     camera: str  # uuid
     root: Path
+    #: a second bind of the same daemon that grants nothing without a login
+    login_base: str = ""
 
     def api(self, path: str, **params: Any) -> Any:
         r = httpx.get(self.base + path, params=params, headers={"Accept": "application/json"})
@@ -76,10 +83,14 @@ class Nvr:
 def nvr(tmp_path_factory: pytest.TempPathFactory, shared_rtsp_server: RtspServer) -> Iterator[Nvr]:
     root = tmp_path_factory.mktemp("ui")
     layout = create_db(root, {"yard": CameraSpec(shared_rtsp_server.url("live"))})
+    add_user(layout.db_dir, USER, PASSWORD)
     config = dataclasses.replace(
         layout.config(rotate_interval_sec=2),
         time_zone=TZ,
-        binds=(BindConfig("127.0.0.1:0", allow_unauthenticated=ANONYMOUS),),
+        binds=(
+            BindConfig("127.0.0.1:0", allow_unauthenticated=ANONYMOUS),
+            BindConfig("127.0.0.1:0"),
+        ),
     )
     started = threading.Event()
     box: dict[str, Any] = {}
@@ -105,7 +116,7 @@ def nvr(tmp_path_factory: pytest.TempPathFactory, shared_rtsp_server: RtspServer
     try:
         base = d.http_addresses[0]
         top = httpx.get(base + "/api/", headers={"Accept": "application/json"}).json()
-        n = Nvr(base, top["cameras"][0]["uuid"], root)
+        n = Nvr(base, top["cameras"][0]["uuid"], root, d.http_addresses[1])
         # a few recordings of video, so there are boundaries to click and select across
         deadline = time.monotonic() + 25
         while time.monotonic() < deadline:
@@ -123,6 +134,19 @@ def nvr(tmp_path_factory: pytest.TempPathFactory, shared_rtsp_server: RtspServer
 
 
 # -- helpers --------------------------------------------------------------------------
+
+USER, PASSWORD = "alice", "correct horse battery staple"
+
+
+def add_user(db_dir: Path, name: str, password: str) -> None:
+    """``nvr config user add NAME --password-stdin --perms viewVideo``, as a person would."""
+    stdin = sys.stdin
+    sys.stdin = io.StringIO(password + "\n")
+    try:
+        args = ["--db-dir", str(db_dir), "config", "user", "add", name, "--password-stdin"]
+        assert cli.main([*args, "--perms", "viewVideo"]) == 0
+    finally:
+        sys.stdin = stdin
 
 
 def not_blank(png: Path) -> float:
@@ -405,6 +429,31 @@ def test_login_and_logout_use_the_documented_api(page: Any, nvr: Nvr) -> None:
         ("login", "application/json", {"username": "alice", "password": "secret"}),
         ("logout", None, {"csrf": "tok123"}),
     ]
+
+
+def test_login_and_logout_against_the_server(page: Any, nvr: Nvr) -> None:
+    """On a bind that grants nothing: the UI sends the visitor to the login page, a wrong
+    password is refused, the right one opens the recordings with the user's name shown,
+    and after logging out the API answers 401 again."""
+    page.set_viewport_size(DESKTOP)
+    page.goto(nvr.login_base + "/recordings")
+    page.wait_for_url("**/login?next=%2Frecordings")
+    page.fill("#login-user", USER)
+    page.fill("#login-pass", "wrong")
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#login-form .error:not([hidden])")
+    page.fill("#login-pass", PASSWORD)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_url("**/recordings")
+    page.wait_for_selector("#timeline")
+    assert page.inner_text("#who-name") == USER
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert cookies["s"]["httpOnly"] and cookies["s"]["sameSite"] == "Strict"
+    assert page.evaluate("fetch('/api/').then(r => r.status)") == 200
+    page.click("#logout")
+    page.wait_for_url("**/login*")
+    page.wait_for_selector("#login-form")
+    assert page.evaluate("fetch('/api/').then(r => r.status)") == 401
 
 
 def test_live_tile_plays(page: Any, nvr: Nvr) -> None:
