@@ -129,15 +129,18 @@ def cmd_dir_list(args: argparse.Namespace) -> int:
 
 def _stream_specs(args: argparse.Namespace) -> dict[str, admin.StreamSpec]:
     retain = admin.parse_size(args.retain_bytes)
+    days = args.retain_days or None
     specs = {
-        "main": admin.StreamSpec(args.main_url, retain, args.flush_if_sec, args.rtsp_transport)
+        "main": admin.StreamSpec(
+            args.main_url, retain, args.flush_if_sec, args.rtsp_transport, retain_days=days
+        )
     }
     if args.sub_url:
         sub_retain = (
             admin.parse_size(args.sub_retain_bytes) if args.sub_retain_bytes else retain // 10
         )
         specs["sub"] = admin.StreamSpec(
-            args.sub_url, sub_retain, args.flush_if_sec, args.rtsp_transport
+            args.sub_url, sub_retain, args.flush_if_sec, args.rtsp_transport, retain_days=days
         )
     return specs
 
@@ -165,7 +168,9 @@ def cmd_camera_list(args: argparse.Namespace) -> int:
                 c = st.committed
                 print(
                     f"  {type_}\t{st.config.url}\t{st.config.mode}\t"
-                    f"keep {admin.format_size(st.config.retain_bytes)}\t"
+                    f"keep {admin.format_size(st.config.retain_bytes)}"
+                    + (f" / {st.config.retain_days} days" if st.config.retain_days else "")
+                    + "\t"
                     f"{c.num_recordings} recordings, {admin.format_size(c.sample_file_bytes)}"
                 )
     return 0
@@ -188,6 +193,11 @@ def cmd_camera_edit(args: argparse.Namespace) -> int:
         },
         flush_if_sec=args.flush_if_sec,
         dir_path=Path(args.dir) if args.dir else None,
+        retain_days=(
+            {t: args.retain_days for t in ("main", "sub")}
+            if args.retain_days is not None
+            else None
+        ),
     )
     print(f"updated camera {cam.short_name}")
     return 0
@@ -197,6 +207,16 @@ def cmd_camera_remove(args: argparse.Namespace) -> int:
     n = admin.remove_camera(_db_dir(args), args.camera, delete_recordings=args.delete_recordings)
     print(f"removed camera {args.camera}" + (f" and {n} recordings" if n else ""))
     return 0
+
+
+def _days(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return n
 
 
 def _add_config_parsers(
@@ -242,6 +262,13 @@ def _add_config_parsers(
         help="bytes of sub-stream video to keep (default: a tenth of the main's)",
     )
     p.add_argument(
+        "--retain-days",
+        type=_days,
+        default=None,
+        metavar="DAYS",
+        help="also delete video older than this many days (default: no age limit)",
+    )
+    p.add_argument(
         "--flush-if-sec",
         type=int,
         default=60,
@@ -263,6 +290,13 @@ def _add_config_parsers(
     p.add_argument("--dir", default=None, help="directory for newly added streams")
     p.add_argument("--retain-bytes", default=None, metavar="SIZE", help="for the main stream")
     p.add_argument("--sub-retain-bytes", default=None, metavar="SIZE", help="for the sub stream")
+    p.add_argument(
+        "--retain-days",
+        type=_days,
+        default=None,
+        metavar="DAYS",
+        help="delete video older than this many days, both streams (0: no age limit)",
+    )
     p.add_argument("--flush-if-sec", type=int, default=None)
     p.add_argument("--description", default=None)
     credentials(p)

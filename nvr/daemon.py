@@ -173,7 +173,9 @@ async def _run_tree(
     async with trio.open_nursery() as core:
         if not read_only:
             for dir_id, sdir in dirs.items():
-                syncer = Syncer(db, dir_id, sdir, clocks)
+                syncer = Syncer(
+                    db, dir_id, sdir, clocks, min_free=config.min_free_for(db.dirs[dir_id].path)
+                )
                 daemon.syncers[dir_id] = syncer
                 await core.start(syncer.run)
         if notifier.watchdog_interval:
