@@ -45,16 +45,23 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from nvr.check import check
 
-    report = check(_db_dir(args), hash_files=args.hash)
+    report = check(
+        _db_dir(args),
+        hash_files=args.hash,
+        delete_orphan_rows=args.delete_orphan_rows,
+        trash_orphan_files=args.trash_orphan_files,
+        progress=sys.stderr if sys.stderr.isatty() else None,
+    )
     for line in report.problems:
         print(line)
+    repaired = f", {report.repaired} repaired" if report.repaired else ""
     print(
         f"checked {report.recordings} recordings, {report.files} files "
         f"({report.garbage} garbage, {report.uncommitted_files} never committed): "
-        f"{len(report.problems)} problems",
+        f"{len(report.problems)} problems{repaired}",
         file=sys.stderr,
     )
-    return 0 if report.ok else 1
+    return 0 if report.unrepaired == 0 else 1
 
 
 def _setup_logging(level: str, fmt: str) -> None:
@@ -365,6 +372,16 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="verify the database and sample files (daemon stopped)", parents=[common]
     )
     p.add_argument("--hash", action="store_true", help="also verify every file's SHA-256")
+    p.add_argument(
+        "--delete-orphan-rows",
+        action="store_true",
+        help="repair: delete the rows of recordings whose sample file is missing",
+    )
+    p.add_argument(
+        "--trash-orphan-files",
+        action="store_true",
+        help="repair: move sample files that have no row into the directory's trash/",
+    )
     p.set_defaults(func=cmd_check)
 
     _add_config_parsers(sub, common)

@@ -1192,6 +1192,18 @@ class Database:
         with self._read("listing garbage") as conn:
             return set(raw.list_all_garbage(conn))
 
+    def count_recordings(self) -> int:
+        with self._read("counting recordings") as conn:
+            return raw.count_recordings(conn)
+
+    def delete_recording_rows(self, cids: list[int]) -> None:
+        """Deletes committed recordings whose sample files are lost, in one transaction
+        (``nvr check --delete-orphan-rows``). In-memory summaries are not updated: the
+        caller closes the database afterwards."""
+        with self._transaction(f"deleting {len(cids)} recordings without files") as conn:
+            for cid in cids:
+                raw.delete_recording(conn, cid)
+
     def integrity_check(self) -> list[str]:
         with self._read("checking database integrity") as conn:
             return raw.integrity_check(conn)

@@ -283,6 +283,19 @@ def move_recording_to_garbage(conn: sqlite3.Connection, dir_id: int, cid: int) -
     )
 
 
+def delete_recording(conn: sqlite3.Connection, cid: int) -> None:
+    """Deletes one recording's rows without a garbage row (its file is already gone)."""
+    conn.execute("delete from recording_playback where composite_id = ?", (cid,))
+    conn.execute("delete from recording_integrity where composite_id = ?", (cid,))
+    cur = conn.execute("delete from recording where composite_id = ?", (cid,))
+    if cur.rowcount != 1:
+        raise sqlite3.IntegrityError(f"recording {cid:016x} to delete is not in the database")
+
+
+def count_recordings(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("select count(*) from recording").fetchone()[0])
+
+
 def list_garbage(conn: sqlite3.Connection, dir_id: int) -> list[int]:
     return [
         row[0]
