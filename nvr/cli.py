@@ -18,7 +18,7 @@ from pathlib import Path
 from nvr import admin
 from nvr.base import errors
 from nvr.base.clock import RealClocks
-from nvr.base.time90k import format_time, parse_time, zone
+from nvr.base.time90k import UNITS_PER_SEC, format_time, parse_time, zone
 from nvr.config import DEFAULT_DB_DIR, Config, load_config
 
 Command = Callable[[argparse.Namespace], int]
@@ -62,6 +62,25 @@ def cmd_check(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0 if report.unrepaired == 0 else 1
+
+
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    from nvr.db.upgrade import upgrade
+
+    result = upgrade(
+        _db_dir(args),
+        now_sec=RealClocks().realtime() // UNITS_PER_SEC,
+        preset_journal=args.preset_journal,
+        vacuum=not args.no_vacuum,
+    )
+    if result.backup is None:
+        print(f"database is already at schema version {result.new_version}; nothing to do")
+    else:
+        print(
+            f"upgraded from schema version {result.old_version} to {result.new_version}; "
+            f"the old database is copied to {result.backup}. Verify with `nvr run --read-only`."
+        )
+    return 0
 
 
 def _setup_logging(level: str, fmt: str) -> None:
@@ -383,6 +402,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="repair: move sample files that have no row into the directory's trash/",
     )
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser(
+        "upgrade", help="upgrade the database schema (daemon stopped)", parents=[common]
+    )
+    p.add_argument(
+        "--preset-journal",
+        default="delete",
+        choices=("delete", "truncate", "persist", "memory", "wal", "off"),
+        help="journal mode while upgrading (default delete; WAL is restored afterwards)",
+    )
+    p.add_argument("--no-vacuum", action="store_true", help="skip the vacuum after upgrading")
+    p.set_defaults(func=cmd_upgrade)
 
     _add_config_parsers(sub, common)
 

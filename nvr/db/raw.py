@@ -47,6 +47,12 @@ def create_schema(conn: sqlite3.Connection, uuid: bytes, unix_time: int) -> None
     )
 
 
+def insert_version(conn: sqlite3.Connection, version: int, unix_time: int, notes: str) -> None:
+    conn.execute(
+        "insert into version (id, unix_time, notes) values (?, ?, ?)", (version, unix_time, notes)
+    )
+
+
 def schema_version(conn: sqlite3.Connection) -> int | None:
     """The current schema version, or None when there is no ``version`` table."""
     has = conn.execute(
@@ -405,6 +411,11 @@ def integrity_check(conn: sqlite3.Connection) -> list[str]:
     """Problems SQLite finds in the file and in foreign keys (empty when sound)."""
     lines = [row[0] for row in conn.execute("pragma integrity_check")]
     problems = [] if lines == ["ok"] else lines
-    for table, rowid, parent, _ in conn.execute("pragma foreign_key_check"):
-        problems.append(f"{table} row {rowid} refers to a missing {parent} row")
-    return problems
+    return problems + foreign_key_problems(conn)
+
+
+def foreign_key_problems(conn: sqlite3.Connection) -> list[str]:
+    return [
+        f"{table} row {rowid} refers to a missing {parent} row"
+        for table, rowid, parent, _ in conn.execute("pragma foreign_key_check")
+    ]
