@@ -70,12 +70,24 @@ class Daemon:
         if streamer is None:
             return None
         st = streamer.state.value
-        return {
+        out: dict[str, object] = {
             "state": st.kind,
             "since90k": st.since,
             "lastError": st.last_error,
             "nextTry90k": st.next_try,
         }
+        dir_id = self.db.streams[stream_id].sample_file_dir_id
+        syncer = self.syncers.get(dir_id) if dir_id is not None else None
+        if syncer is not None:
+            # the directory's side: a failing syncer step (e.g. a commit), and free space
+            sy = syncer.status.value
+            out["syncer"] = {
+                "failingStep": sy.failing_step,
+                "failingSince90k": sy.failing_since,
+                "lastError": sy.last_error,
+                "freeBytes": syncer.last_free_bytes,
+            }
+        return out
 
     def healthy(self, clocks: Clocks) -> bool:
         """False when a syncer has been failing for longer than ``STUCK_SYNCER_LIMIT``."""
