@@ -96,6 +96,11 @@ class RtspServer:
         return self._port
 
     @property
+    def running(self) -> bool:
+        """Whether the current process is alive (False after it died on its own)."""
+        return self._process is not None and self._process.poll() is None
+
+    @property
     def pid(self) -> int:
         return self._live_process().pid
 
