@@ -181,9 +181,11 @@ class Syncer:
         deadline = self.next_deadline()
         if deadline is not None and deadline <= self._clocks.monotonic():
             await self._flush("flush deadline")
+        await self._unlink_garbage()
+        # After the unlinks, so free space already counts every file in garbage.
         if await self._keep_free_space():
             await self._flush("free-space floor")
-        await self._unlink_garbage()
+            await self._unlink_garbage()
 
     async def _keep_free_space(self) -> bool:
         """Measures free space (with a floor configured); plans deletions when it is

@@ -43,8 +43,8 @@ def pick_oldest(
 
 def free_space_deficit(db: Database, dir_id: int, free_bytes: int, min_free: int) -> int:
     """Bytes still to free so that ``free_bytes`` reaches ``min_free``, counting what is
-    already planned for deletion or waiting in garbage to be unlinked in this directory
-    as freed (it will be, without further planning)."""
+    already planned for deletion in this directory as freed (it will be, without further
+    planning). Measure after unlinking garbage: files in garbage are not counted."""
     if min_free <= 0:
         return 0
     planned = sum(
