@@ -45,7 +45,7 @@ from nvr.base import errors
 from nvr.base.blocking import run_blocking
 from nvr.base.clock import Clocks
 from nvr.base.time90k import UNITS_PER_SEC, Duration, Time, format_duration
-from nvr.db.database import Database, PendingRecording
+from nvr.db.database import Database, PendingRecording, fs_bytes
 from nvr.storage import retention
 from nvr.storage.dir import SampleFileDir
 
@@ -159,7 +159,10 @@ class Syncer:
     async def _wait_for_work(self) -> None:
         deadline = self.next_deadline()
         if self.min_free > 0:
-            deadline = min(deadline or self._next_free_check, self._next_free_check)
+            deadline = (
+                self._next_free_check if deadline is None
+                else min(deadline, self._next_free_check)
+            )
         if self._has_work_now(deadline):
             return
         at = math.inf if deadline is None else deadline / UNITS_PER_SEC
@@ -199,7 +202,7 @@ class Syncer:
         if need <= 0:
             return False
         planned = retention.plan_free_space(self._db, self.dir_id, need)
-        freed = sum(d.sample_file_bytes for d in planned)
+        freed = sum(fs_bytes(d.sample_file_bytes) for d in planned)
         if freed < need:
             self._log_limited(
                 "free space", logging.WARNING,
