@@ -17,7 +17,9 @@ recordings' worth, so every flush also deletes. After each kill:
   one GOP batch of the PyAV source (1 s) plus scheduling slack before the kill.
 
 ``NVR_CRASH_LOOPS`` sets the number of loops (default 20; 200 for a long run);
-``NVR_CRASH_SEED`` replays a run (the seed is in the failure message).
+``NVR_CRASH_SEED`` replays a run (the seed is in the failure message). The GStreamer test
+camera itself occasionally dies when clients vanish mid-stream; it is restarted on the
+same port (and counted), as the thing under test is nvr.
 """
 
 from __future__ import annotations
@@ -104,6 +106,8 @@ class Loop:
         self.recording_since: dict[int, int] = {}
         self.kill_wall = 0
         self.how = ""
+        self.server_deaths: list[str] = []
+        self.skip_loss_bound = False
 
     def _note_new_files(self) -> None:
         for cid, _ in _files_with_inodes(self.layout) - self.files_at_spawn:
@@ -114,6 +118,11 @@ class Loop:
             self._run()
         finally:
             self.proc.close()
+        if not self.server.running:
+            # died while the streams recorded: they stopped, so no loss bound this time
+            self.server_deaths.append(self.server.exit_report())
+            self.server.restart()
+            self.skip_loss_bound = True
 
     def _run(self) -> None:
         proc, layout = self.proc, self.layout
@@ -121,7 +130,11 @@ class Loop:
         deadline = time.monotonic() + 30
         while len(self.recording_since) < len(layout.stream_ids):
             assert proc.alive(), f"nvr run exited:\n{proc.log}"
-            assert self.server.running, "the RTSP test server died"
+            if not self.server.running:
+                # The test camera (not nvr) sometimes dies when its clients vanish; the
+                # streams reconnect to a new one on the same port.
+                self.server_deaths.append(self.server.exit_report())
+                self.server.restart()
             assert time.monotonic() < deadline, f"streams did not start:\n{proc.log}"
             self._note_new_files()
             time.sleep(0.005)
@@ -212,6 +225,9 @@ def test_crash_loop(tmp_path: Path, rtsp_server: RtspServer) -> None:
         where = f"loop {i} (seed {seed}, kill: {MODES[i % len(MODES)]})"
         loop.run()
         stats[loop.how] += 1
+        stats["test server restarts"] += len(loop.server_deaths)
+        for report_ in loop.server_deaths:
+            print(f"\n{where}: the RTSP test server died: {report_}")
         report = check(layout.db_dir)
         assert report.problems == [], f"{where}: {report.problems}\n{loop.proc.log}"
         stats["garbage left at kill"] += report.garbage
@@ -220,7 +236,8 @@ def test_crash_loop(tmp_path: Path, rtsp_server: RtspServer) -> None:
         try:
             stats["deleted by retention"] += _check_nothing_committed_was_lost(
                 loop.snapshot, after)
-            stats["loss bound exercised"] += _check_loss_bounded(loop, after)
+            if not loop.skip_loss_bound:
+                stats["loss bound exercised"] += _check_loss_bounded(loop, after)
         except AssertionError as e:
             raise AssertionError(f"{where}: {e}\n{loop.proc.log}") from None
         assert "Traceback" not in loop.proc.log, f"{where}:\n{loop.proc.log}"
