@@ -133,7 +133,14 @@ async def test_free_space_floor_keeps_recording_on_a_small_disk(
     sids = sorted(layout.stream_ids.values())
     config = replace(layout.config(rotate_interval_sec=1), min_free=1 * MiB)
     async with running(config) as d:
+        restarts: list[int] = []
+
         def deleted_enough() -> bool:
+            if not server.running:
+                # The GStreamer test camera sometimes aborts in gst_rtsp_media_get_rates
+                # when clients connect (a test-camera bug); the streams reconnect.
+                server.restart()
+                restarts.append(1)
             # recorded (committed ever) one and a half times the disk size
             total = 0
             for sid in sids:
@@ -159,8 +166,11 @@ async def test_free_space_floor_keeps_recording_on_a_small_disk(
     st = os.statvfs(mount)
     for sid in sids:
         assert (states[sid].kind, states[sid].last_error) == ("recording", None)
-        assert counters[sid].sessions == 1, counters[sid]  # never dropped: no write failed
-        assert counters[sid].disconnects == {}
+        # never dropped for a failed write (only, if at all, for a restarted test camera)
+        assert "ResourceExhausted" not in counters[sid].disconnects, counters[sid]
+        if not restarts:
+            assert counters[sid].sessions == 1, counters[sid]
+            assert counters[sid].disconnects == {}
         # the oldest went; the newest are kept, in one contiguous block
         assert kept[sid] and kept[sid][0] > 0, kept
         assert kept[sid] == list(range(kept[sid][0], cum[sid])), kept
