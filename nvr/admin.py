@@ -84,6 +84,7 @@ class StreamSpec:
     flush_if_sec: int = 60
     rtsp_transport: str = "tcp"
     mode: str = "record"
+    retain_days: int | None = None
 
 
 def add_camera(
@@ -118,6 +119,7 @@ def _stream_config(s: StreamSpec) -> StreamConfig:
         url=s.url,
         mode=s.mode,
         retain_bytes=s.retain_bytes,
+        retain_days=s.retain_days,
         flush_if_sec=s.flush_if_sec,
         rtsp_transport=s.rtsp_transport,
     )
@@ -137,9 +139,11 @@ def edit_camera(
     retain_bytes: dict[str, int] | None = None,
     flush_if_sec: int | None = None,
     dir_path: Path | None = None,
+    retain_days: dict[str, int | None] | None = None,
 ) -> Camera:
-    """Changes the named camera; only the given fields change. ``urls`` and
-    ``retain_bytes`` are by stream type; new stream types in ``urls`` are added (they need
+    """Changes the named camera; only the given fields change. ``urls``,
+    ``retain_bytes`` and ``retain_days`` (0 or None: no age limit) are by stream type;
+    new stream types in ``urls`` are added (they need
     a directory: the camera's, or ``dir_path``)."""
     with open_db(db_dir) as db:
         cam = db.camera_by_name(name)
@@ -162,9 +166,14 @@ def edit_camera(
                 dir_id = db.streams[next(iter(cam.streams.values()))].sample_file_dir_id
             cfg = StreamConfig.from_json(old.config.to_json()) if old else StreamConfig()
             if urls and t in urls:
-                cfg = _stream_config(StreamSpec(urls[t], cfg.retain_bytes, cfg.flush_if_sec))
+                cfg = _stream_config(
+                    StreamSpec(urls[t], cfg.retain_bytes, cfg.flush_if_sec,
+                               retain_days=cfg.retain_days)
+                )
             if retain_bytes and t in retain_bytes:
                 cfg.retain_bytes = retain_bytes[t]
+            if retain_days and t in retain_days:
+                cfg.retain_days = retain_days[t] or None
             if flush_if_sec is not None:
                 cfg.flush_if_sec = flush_if_sec
             cfg.validate()

@@ -12,7 +12,18 @@ Checked, with the database open read-only (so the daemon must be stopped):
 - every file in a directory has a row, a garbage row, or an id that was never committed;
 - optionally (``hash=True``) each file's SHA-256 against ``recording_integrity``.
 
-Each problem is one line. Repairs belong to a later step (issue 7), behind explicit flags.
+Each problem is one line. Repairs happen only behind explicit flags, and then the
+database is opened read-write (still with the daemon stopped: it takes the exclusive lock):
+- ``delete_orphan_rows``: recordings whose sample file is missing lose their rows (one
+  transaction at the end of the scan);
+- ``trash_orphan_files``: files with no row, no garbage row and an id that was committed
+  (or of an unknown stream) are moved to the directory's ``trash/`` subdirectory, never
+  deleted: a person decides what to do with them.
+A repaired problem's line ends with what was done; ``CheckReport.unrepaired`` counts the rest.
+
+Long scans show a progress bar on ``progress`` (the CLI passes stderr only when it is a
+terminal). Speed: one ``stat`` per file and one pass over the recording table, decoding
+each ``video_index`` with numpy; ``tests/bench/bench_check.py`` measures 1 million files.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from nvr.base import errors
 from nvr.base.time90k import Time
@@ -41,10 +53,59 @@ class CheckReport:
     files: int = 0
     garbage: int = 0
     uncommitted_files: int = 0
+    repaired: int = 0  # problems fixed by a repair flag
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def unrepaired(self) -> int:
+        return len(self.problems) - self.repaired
+
+
+class Progress:
+    """A one-line progress bar (``\r``-rewritten) for long scans; silent without a stream.
+    Redraws at most ~200 times per phase, so it costs nothing on a million items."""
+
+    WIDTH = 30
+
+    def __init__(self, out: TextIO | None) -> None:
+        self._out = out
+        self._phase = ""
+        self._total = 0
+        self._done = 0
+        self._next_draw = 0
+
+    def start(self, phase: str, total: int) -> None:
+        self._phase, self._total, self._done = phase, total, 0
+        self._next_draw = 0
+        self._draw()
+
+    def advance(self, n: int = 1) -> None:
+        self._done += n
+        if self._done >= self._next_draw:
+            self._draw()
+
+    def finish(self) -> None:
+        if self._out is not None and self._phase:
+            self._done = self._total
+            self._draw()
+            self._out.write("\n")
+            self._out.flush()
+        self._phase = ""
+
+    def _draw(self) -> None:
+        if self._out is None:
+            return
+        self._next_draw = self._done + max(1, self._total // 200)
+        frac = min(1.0, self._done / self._total) if self._total else 1.0
+        filled = round(frac * self.WIDTH)
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        self._out.write(
+            f"\r{self._phase:<22} [{bar}] {self._done}/{self._total} {frac:4.0%}"
+        )
+        self._out.flush()
 
 
 @dataclass(slots=True)
@@ -57,22 +118,32 @@ class _Prev:
 
 
 def check(db_dir: Path | str, *, hash_files: bool = False,
-          now: Callable[[], Time] | None = None) -> CheckReport:
+          now: Callable[[], Time] | None = None,
+          delete_orphan_rows: bool = False, trash_orphan_files: bool = False,
+          progress: TextIO | None = None) -> CheckReport:
     """Checks the database in ``db_dir`` and its directories; see the module docstring."""
-    db = Database.open(db_dir, read_only=True, tz=dt.UTC, now=now or (lambda: 0))
+    repair = delete_orphan_rows or trash_orphan_files
+    db = Database.open(db_dir, read_only=not repair, tz=dt.UTC, now=now or (lambda: 0))
     try:
-        return _Checker(db, hash_files).run()
+        checker = _Checker(db, hash_files, Progress(progress))
+        checker.delete_orphan_rows = delete_orphan_rows
+        checker.trash_orphan_files = trash_orphan_files
+        return checker.run()
     finally:
         db.close()
 
 
 class _Checker:
-    def __init__(self, db: Database, hash_files: bool) -> None:
+    def __init__(self, db: Database, hash_files: bool, progress: Progress) -> None:
         self.db = db
         self.hash_files = hash_files
+        self.progress = progress
+        self.delete_orphan_rows = False
+        self.trash_orphan_files = False
         self.report = CheckReport()
         self.dirs: dict[int, SampleFileDir] = {}
         self.files: dict[int, dict[int, int]] = {}  # dir id -> composite id -> size
+        self.orphan_rows: list[int] = []  # composite ids of rows whose file is missing
 
     def problem(self, msg: str) -> None:
         self.report.problems.append(msg)
@@ -83,7 +154,11 @@ class _Checker:
             self.open_dirs()
             self.check_recordings()
             self.check_files()
+            if self.orphan_rows and self.delete_orphan_rows:
+                self.db.delete_recording_rows(self.orphan_rows)
+                self.report.repaired += len(self.orphan_rows)
         finally:
+            self.progress.finish()
             for d in self.dirs.values():
                 d.close()
         return self.report
@@ -95,7 +170,7 @@ class _Checker:
     def open_dirs(self) -> None:
         for dir_id, row in self.db.dirs.items():
             try:
-                sdir = SampleFileDir.open(row.path, read_only=True)
+                sdir = SampleFileDir.open(row.path, read_only=not self.trash_orphan_files)
             except errors.NvrError as e:
                 self.problem(f"dir {row.path}: cannot open: {e}")
                 continue
@@ -113,20 +188,26 @@ class _Checker:
             for name in others:
                 self.problem(f"dir {row.path}: unexpected entry {name!r}")
             sizes: dict[int, int] = {}
+            self.progress.start(f"scanning dir {dir_id}", len(ids))
+            fd = sdir.fileno()
             for cid in ids:
+                self.progress.advance()
                 try:
-                    size = os.stat(file_name(cid), dir_fd=sdir.fileno()).st_size
+                    size = os.stat(file_name(cid), dir_fd=fd).st_size
                 except OSError as e:
                     self.problem(f"dir {row.path}: cannot stat {file_name(cid)}: {e.strerror}")
                     continue
                 sizes[cid] = size
+            self.progress.finish()
             self.files[dir_id] = sizes
             self.report.files += len(sizes)
 
     def check_recordings(self) -> None:
         prev: dict[int, _Prev] = {}
         last_seen: dict[int, _Prev] = {}
+        self.progress.start("checking recordings", self.db.count_recordings())
         for r in self.db.iter_all_recordings():
+            self.progress.advance()
             self.report.recordings += 1
             cid = r["composite_id"]
             name = file_name(cid)
@@ -152,6 +233,7 @@ class _Checker:
                 self.check_sequence(name, p, cur, r["start_time_90k"])
             prev[stream.id] = cur
             last_seen[stream.id] = cur
+        self.progress.finish()
         for sid, last in last_seen.items():
             s = self.db.streams[sid]
             if last.recording_id == s.cum_recordings - 1 and (
@@ -190,7 +272,11 @@ class _Checker:
             return  # the directory itself was reported
         size = sizes.pop(cid, None)
         if size is None:
-            self.problem(f"recording {name}: sample file is missing")
+            if self.delete_orphan_rows:
+                self.orphan_rows.append(cid)
+                self.problem(f"recording {name}: sample file is missing; row deleted")
+            else:
+                self.problem(f"recording {name}: sample file is missing")
             return
         if size != want:
             self.problem(f"recording {name}: sample file is {size} bytes, row says {want}")
@@ -241,7 +327,11 @@ class _Checker:
                     self.report.garbage += 1
                 elif stream is not None and rec_id >= stream.cum_recordings:
                     self.report.uncommitted_files += 1
-                elif stream is None:
-                    self.problem(f"dir {path}: file {file_name(cid)} of unknown stream {stream_id}")
                 else:
-                    self.problem(f"dir {path}: file {file_name(cid)} has no recording row")
+                    why = (f"of unknown stream {stream_id}" if stream is None
+                           else "has no recording row")
+                    line = f"dir {path}: file {file_name(cid)} {why}"
+                    if self.trash_orphan_files:
+                        line += f"; moved to {self.dirs[dir_id].trash(cid)}"
+                        self.report.repaired += 1
+                    self.problem(line)

@@ -18,7 +18,7 @@ from pathlib import Path
 from nvr import admin
 from nvr.base import errors
 from nvr.base.clock import RealClocks
-from nvr.base.time90k import format_time, parse_time, zone
+from nvr.base.time90k import UNITS_PER_SEC, format_time, parse_time, zone
 from nvr.config import DEFAULT_DB_DIR, BindConfig, Config, load_config, parse_address
 
 Command = Callable[[argparse.Namespace], int]
@@ -45,16 +45,42 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from nvr.check import check
 
-    report = check(_db_dir(args), hash_files=args.hash)
+    report = check(
+        _db_dir(args),
+        hash_files=args.hash,
+        delete_orphan_rows=args.delete_orphan_rows,
+        trash_orphan_files=args.trash_orphan_files,
+        progress=sys.stderr if sys.stderr.isatty() else None,
+    )
     for line in report.problems:
         print(line)
+    repaired = f", {report.repaired} repaired" if report.repaired else ""
     print(
         f"checked {report.recordings} recordings, {report.files} files "
         f"({report.garbage} garbage, {report.uncommitted_files} never committed): "
-        f"{len(report.problems)} problems",
+        f"{len(report.problems)} problems{repaired}",
         file=sys.stderr,
     )
-    return 0 if report.ok else 1
+    return 0 if report.unrepaired == 0 else 1
+
+
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    from nvr.db.upgrade import upgrade
+
+    result = upgrade(
+        _db_dir(args),
+        now_sec=RealClocks().realtime() // UNITS_PER_SEC,
+        preset_journal=args.preset_journal,
+        vacuum=not args.no_vacuum,
+    )
+    if result.backup is None:
+        print(f"database is already at schema version {result.new_version}; nothing to do")
+    else:
+        print(
+            f"upgraded from schema version {result.old_version} to {result.new_version}; "
+            f"the old database is copied to {result.backup}. Verify with `nvr run --read-only`."
+        )
+    return 0
 
 
 def _setup_logging(level: str, fmt: str) -> None:
@@ -136,15 +162,18 @@ def cmd_dir_list(args: argparse.Namespace) -> int:
 
 def _stream_specs(args: argparse.Namespace) -> dict[str, admin.StreamSpec]:
     retain = admin.parse_size(args.retain_bytes)
+    days = args.retain_days or None
     specs = {
-        "main": admin.StreamSpec(args.main_url, retain, args.flush_if_sec, args.rtsp_transport)
+        "main": admin.StreamSpec(
+            args.main_url, retain, args.flush_if_sec, args.rtsp_transport, retain_days=days
+        )
     }
     if args.sub_url:
         sub_retain = (
             admin.parse_size(args.sub_retain_bytes) if args.sub_retain_bytes else retain // 10
         )
         specs["sub"] = admin.StreamSpec(
-            args.sub_url, sub_retain, args.flush_if_sec, args.rtsp_transport
+            args.sub_url, sub_retain, args.flush_if_sec, args.rtsp_transport, retain_days=days
         )
     return specs
 
@@ -172,7 +201,9 @@ def cmd_camera_list(args: argparse.Namespace) -> int:
                 c = st.committed
                 print(
                     f"  {type_}\t{st.config.url}\t{st.config.mode}\t"
-                    f"keep {admin.format_size(st.config.retain_bytes)}\t"
+                    f"keep {admin.format_size(st.config.retain_bytes)}"
+                    + (f" / {st.config.retain_days} days" if st.config.retain_days else "")
+                    + "\t"
                     f"{c.num_recordings} recordings, {admin.format_size(c.sample_file_bytes)}"
                 )
     return 0
@@ -195,6 +226,11 @@ def cmd_camera_edit(args: argparse.Namespace) -> int:
         },
         flush_if_sec=args.flush_if_sec,
         dir_path=Path(args.dir) if args.dir else None,
+        retain_days=(
+            {t: args.retain_days for t in ("main", "sub")}
+            if args.retain_days is not None
+            else None
+        ),
     )
     print(f"updated camera {cam.short_name}")
     return 0
@@ -366,6 +402,16 @@ def _add_user_parsers(
     p.set_defaults(func=cmd_user_list)
 
 
+def _days(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return n
+
+
 def _add_config_parsers(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
@@ -409,6 +455,13 @@ def _add_config_parsers(
         help="bytes of sub-stream video to keep (default: a tenth of the main's)",
     )
     p.add_argument(
+        "--retain-days",
+        type=_days,
+        default=None,
+        metavar="DAYS",
+        help="also delete video older than this many days (default: no age limit)",
+    )
+    p.add_argument(
         "--flush-if-sec",
         type=int,
         default=60,
@@ -430,6 +483,13 @@ def _add_config_parsers(
     p.add_argument("--dir", default=None, help="directory for newly added streams")
     p.add_argument("--retain-bytes", default=None, metavar="SIZE", help="for the main stream")
     p.add_argument("--sub-retain-bytes", default=None, metavar="SIZE", help="for the sub stream")
+    p.add_argument(
+        "--retain-days",
+        type=_days,
+        default=None,
+        metavar="DAYS",
+        help="delete video older than this many days, both streams (0: no age limit)",
+    )
     p.add_argument("--flush-if-sec", type=int, default=None)
     p.add_argument("--description", default=None)
     credentials(p)
@@ -506,7 +566,29 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="verify the database and sample files (daemon stopped)", parents=[common]
     )
     p.add_argument("--hash", action="store_true", help="also verify every file's SHA-256")
+    p.add_argument(
+        "--delete-orphan-rows",
+        action="store_true",
+        help="repair: delete the rows of recordings whose sample file is missing",
+    )
+    p.add_argument(
+        "--trash-orphan-files",
+        action="store_true",
+        help="repair: move sample files that have no row into the directory's trash/",
+    )
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser(
+        "upgrade", help="upgrade the database schema (daemon stopped)", parents=[common]
+    )
+    p.add_argument(
+        "--preset-journal",
+        default="delete",
+        choices=("delete", "truncate", "persist", "memory", "wal", "off"),
+        help="journal mode while upgrading (default delete; WAL is restored afterwards)",
+    )
+    p.add_argument("--no-vacuum", action="store_true", help="skip the vacuum after upgrading")
+    p.set_defaults(func=cmd_upgrade)
 
     _add_config_parsers(sub, common)
 

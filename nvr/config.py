@@ -69,6 +69,14 @@ class Config:
     session_idle_timeout_sec: int = 30 * 86400
     #: a login session ends this long after the login, used or not (default 90 days)
     session_max_age_sec: int = 90 * 86400
+    #: free-space floor of every sample-file directory's filesystem, in bytes (0: none):
+    #: below it the directory's oldest video is deleted (DESIGN.md §7)
+    min_free: int = 0
+    #: per-directory floors by absolute path, overriding ``min_free``
+    min_free_by_dir: dict[str, int] = field(default_factory=dict)
+
+    def min_free_for(self, path: str) -> int:
+        return self.min_free_by_dir.get(path, self.min_free)
 
 
 def _check_type(key: str, value: Any, expected: type | tuple[type, ...]) -> None:
@@ -165,9 +173,27 @@ _SCALARS: dict[str, type | tuple[type, ...]] = {
 }
 
 
+def _parse_size(key: str, value: Any) -> int:
+    """Bytes from an integer or a size string (``"10GiB"``)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        n = value
+    elif isinstance(value, str):
+        from nvr.admin import parse_size
+
+        try:
+            n = parse_size(value)
+        except errors.InvalidArgument as e:
+            raise errors.InvalidArgument(f"config: {key}: {e}") from None
+    else:
+        raise errors.InvalidArgument(f"config: {key} must be an integer or a size like \"10GiB\"")
+    if n < 0:
+        raise errors.InvalidArgument(f"config: {key} must be >= 0")
+    return n
+
+
 def parse_config(data: dict[str, Any]) -> Config:
     for key in data:
-        if key not in _SCALARS and key != "binds":
+        if key not in _SCALARS and key not in ("binds", "min_free", "min_free_by_dir"):
             raise errors.InvalidArgument(f"config: unknown key {key!r}")
     values: dict[str, Any] = {}
     for key, t in _SCALARS.items():
@@ -179,6 +205,20 @@ def parse_config(data: dict[str, Any]) -> Config:
     if "binds" in data:
         _check_type("binds", data["binds"], list)
         values["binds"] = tuple(_parse_bind(i, b) for i, b in enumerate(data["binds"]))
+    if "min_free" in data:
+        values["min_free"] = _parse_size("min_free", data["min_free"])
+    if "min_free_by_dir" in data:
+        by_dir = data["min_free_by_dir"]
+        if not isinstance(by_dir, dict):
+            raise errors.InvalidArgument("config: min_free_by_dir must be a table")
+        for path in by_dir:
+            if not path.startswith("/"):
+                raise errors.InvalidArgument(
+                    f"config: min_free_by_dir: {path!r} is not an absolute path"
+                )
+        values["min_free_by_dir"] = {
+            p: _parse_size(f"min_free_by_dir.{p!r}", v) for p, v in by_dir.items()
+        }
     cfg = Config(**values)
     if cfg.log_format not in ("text", "json"):
         raise errors.InvalidArgument('config: log_format must be "text" or "json"')

@@ -84,12 +84,24 @@ class Daemon:
         if streamer is None:
             return None
         st = streamer.state.value
-        return {
+        out: dict[str, object] = {
             "state": st.kind,
             "since90k": st.since,
             "lastError": st.last_error,
             "nextTry90k": st.next_try,
         }
+        dir_id = self.db.streams[stream_id].sample_file_dir_id
+        syncer = self.syncers.get(dir_id) if dir_id is not None else None
+        if syncer is not None:
+            # the directory's side: a failing syncer step (e.g. a commit), and free space
+            sy = syncer.status.value
+            out["syncer"] = {
+                "failingStep": sy.failing_step,
+                "failingSince90k": sy.failing_since,
+                "lastError": sy.last_error,
+                "freeBytes": syncer.last_free_bytes,
+            }
+        return out
 
 
 def open_dirs(db: Database, *, read_only: bool) -> dict[int, SampleFileDir]:
@@ -202,7 +214,9 @@ async def _run_tree(
     async with trio.open_nursery() as core:
         if not read_only:
             for dir_id, sdir in dirs.items():
-                syncer = Syncer(db, dir_id, sdir, clocks)
+                syncer = Syncer(
+                    db, dir_id, sdir, clocks, min_free=config.min_free_for(db.dirs[dir_id].path)
+                )
                 syncer.on_commit = daemon.metrics.commit_observer(dir_id)
                 daemon.syncers[dir_id] = syncer
                 await core.start(syncer.run)

@@ -13,6 +13,12 @@ Each iteration (``run_once``) of the syncer:
 3. unlinks this directory's garbage, fsyncs the directory and lets the next flush forget
    the garbage rows.
 
+With a free-space floor (``min_free``), each pass (and at least every
+``FREE_CHECK_INTERVAL``) also measures the filesystem's free space (``free_bytes``,
+injectable; by default ``statvfs`` of the directory) and, when it is below the floor,
+plans deletion of the directory's oldest video (``storage.retention``) and flushes at
+once, so the files go before the disk fills.
+
 Any failing step is retried, forever and in order (nothing is skipped or reordered),
 with capped exponential backoff. The first failure of each kind is logged, then at most
 once a minute per kind; ``status`` says whether the syncer is healthy or retrying since
@@ -41,7 +47,8 @@ from nvr.base import errors
 from nvr.base.blocking import run_blocking
 from nvr.base.clock import Clocks
 from nvr.base.time90k import UNITS_PER_SEC, Duration, Time, format_duration
-from nvr.db.database import Database, PendingRecording
+from nvr.db.database import Database, PendingRecording, fs_bytes
+from nvr.storage import retention
 from nvr.storage.dir import SampleFileDir
 
 log = logging.getLogger(__name__)
@@ -49,6 +56,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 LOG_INTERVAL: Duration = 60 * UNITS_PER_SEC
+#: with a free-space floor, free space is measured at least this often
+FREE_CHECK_INTERVAL: Duration = 5 * UNITS_PER_SEC
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +94,8 @@ class Syncer:
         initial_backoff: Duration = UNITS_PER_SEC,
         max_backoff: Duration = 60 * UNITS_PER_SEC,
         final_flush_timeout: Duration = 30 * UNITS_PER_SEC,
+        min_free: int = 0,
+        free_bytes: Callable[[], int] | None = None,
     ) -> None:
         self._db = db
         self.dir_id = dir_id
@@ -104,11 +115,20 @@ class Syncer:
         self.busy_since: Duration | None = None
         #: called after each flush with how long it took, retries included
         self.on_commit: Callable[[Duration], None] | None = None
+        self.min_free = min_free
+        self._free_bytes = free_bytes or self._statvfs_free
+        self._next_free_check: Duration = 0
+        #: bytes free at the last measurement (None: not measured yet)
+        self.last_free_bytes: int | None = None
         db.flush_listeners.append(self._poke_now)
 
     @property
     def path(self) -> str:
         return str(self._sdir.path)
+
+    def _statvfs_free(self) -> int:
+        st = self._sdir.statvfs()
+        return st.f_bavail * st.f_frsize
 
     def _poke_now(self) -> None:
         self._poke.set()
@@ -150,6 +170,11 @@ class Syncer:
 
     async def _wait_for_work(self) -> None:
         deadline = self.next_deadline()
+        if self.min_free > 0:
+            deadline = (
+                self._next_free_check if deadline is None
+                else min(deadline, self._next_free_check)
+            )
         if self._has_work_now(deadline):
             return
         at = math.inf if deadline is None else deadline / UNITS_PER_SEC
@@ -172,6 +197,37 @@ class Syncer:
         if deadline is not None and deadline <= self._clocks.monotonic():
             await self._flush("flush deadline")
         await self._unlink_garbage()
+        # After the unlinks, so free space already counts every file in garbage.
+        if await self._keep_free_space():
+            await self._flush("free-space floor")
+            await self._unlink_garbage()
+
+    async def _keep_free_space(self) -> bool:
+        """Measures free space (with a floor configured); plans deletions when it is
+        below the floor. Returns whether it planned any."""
+        if self.min_free <= 0:
+            return False
+        self._next_free_check = self._clocks.monotonic() + FREE_CHECK_INTERVAL
+        free = await self._retry("statvfs", self._blocking(self._free_bytes))
+        self.last_free_bytes = free
+        need = retention.free_space_deficit(self._db, self.dir_id, free, self.min_free)
+        if need <= 0:
+            return False
+        planned = retention.plan_free_space(self._db, self.dir_id, need)
+        freed = sum(fs_bytes(d.sample_file_bytes) for d in planned)
+        if freed < need:
+            self._log_limited(
+                "free space", logging.WARNING,
+                "%s: %d bytes free, below the floor of %d, and only %d bytes of video "
+                "left to delete", self._sdir.path, free, self.min_free, freed,
+            )
+        elif planned:
+            self._log_limited(
+                "free-space deletions", logging.INFO,
+                "%s: %d bytes free, below the floor of %d: deleting the %d oldest recordings",
+                self._sdir.path, free, self.min_free, len(planned),
+            )
+        return bool(planned)
 
     async def _sync_received(self) -> None:
         # Received recordings stay in ``_unsynced`` until marked synced, so a pass

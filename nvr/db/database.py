@@ -23,6 +23,7 @@ import dataclasses
 import datetime as dt
 import enum
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -976,6 +977,39 @@ class Database:
                 n += 1
         return n
 
+    def iter_unplanned_oldest(
+        self, stream_id: int, batch: int = 256
+    ) -> Iterator[PlannedDeletion]:
+        """The stream's committed recordings not yet planned for deletion, oldest first,
+        read lazily in batches (``storage.retention`` picks among several streams')."""
+        stream = self._stream(stream_id)
+        after = (
+            stream.planned_deletions[-1].composite_id
+            if stream.planned_deletions
+            else composite_id(stream.id, 0) - 1
+        )
+        while True:
+            with self._read("listing the oldest recordings") as conn:
+                rows = list(
+                    itertools.islice(raw.list_oldest_recordings(conn, stream.id, after), batch)
+                )
+            for cid, start, wall, nbytes in rows:
+                yield PlannedDeletion(cid, start, wall, nbytes)
+            if len(rows) < batch:
+                return
+            after = rows[-1][0]
+
+    def add_planned_deletions(self, stream_id: int, dels: list[PlannedDeletion]) -> None:
+        """Plans these deletions (the oldest committed recordings after those already
+        planned, in order; see ``iter_unplanned_oldest``), committed by the next flush."""
+        stream = self._stream(stream_id)
+        last = stream.planned_deletions[-1].composite_id if stream.planned_deletions else -1
+        for d in dels:
+            if d.composite_id >> raw.ID_BITS != stream_id or d.composite_id <= last:
+                raise errors.Internal(f"deletion of {d.composite_id:016x} planned out of order")
+            last = d.composite_id
+        stream.planned_deletions.extend(dels)
+
     def mark_garbage_unlinked(self, dir_id: int, cids: list[int]) -> None:
         """The syncer unlinked these files and fsynced the directory: the next flush may
         delete their garbage rows."""
@@ -1164,6 +1198,18 @@ class Database:
         """(dir id, composite id) of every garbage row."""
         with self._read("listing garbage") as conn:
             return set(raw.list_all_garbage(conn))
+
+    def count_recordings(self) -> int:
+        with self._read("counting recordings") as conn:
+            return raw.count_recordings(conn)
+
+    def delete_recording_rows(self, cids: list[int]) -> None:
+        """Deletes committed recordings whose sample files are lost, in one transaction
+        (``nvr check --delete-orphan-rows``). In-memory summaries are not updated: the
+        caller closes the database afterwards."""
+        with self._transaction(f"deleting {len(cids)} recordings without files") as conn:
+            for cid in cids:
+                raw.delete_recording(conn, cid)
 
     def integrity_check(self) -> list[str]:
         with self._read("checking database integrity") as conn:

@@ -48,6 +48,12 @@ def create_schema(conn: sqlite3.Connection, uuid: bytes, unix_time: int) -> None
     )
 
 
+def insert_version(conn: sqlite3.Connection, version: int, unix_time: int, notes: str) -> None:
+    conn.execute(
+        "insert into version (id, unix_time, notes) values (?, ?, ?)", (version, unix_time, notes)
+    )
+
+
 def schema_version(conn: sqlite3.Connection) -> int | None:
     """The current schema version, or None when there is no ``version`` table."""
     has = conn.execute(
@@ -284,6 +290,19 @@ def move_recording_to_garbage(conn: sqlite3.Connection, dir_id: int, cid: int) -
     )
 
 
+def delete_recording(conn: sqlite3.Connection, cid: int) -> None:
+    """Deletes one recording's rows without a garbage row (its file is already gone)."""
+    conn.execute("delete from recording_playback where composite_id = ?", (cid,))
+    conn.execute("delete from recording_integrity where composite_id = ?", (cid,))
+    cur = conn.execute("delete from recording where composite_id = ?", (cid,))
+    if cur.rowcount != 1:
+        raise sqlite3.IntegrityError(f"recording {cid:016x} to delete is not in the database")
+
+
+def count_recordings(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("select count(*) from recording").fetchone()[0])
+
+
 def list_garbage(conn: sqlite3.Connection, dir_id: int) -> list[int]:
     return [
         row[0]
@@ -393,9 +412,14 @@ def integrity_check(conn: sqlite3.Connection) -> list[str]:
     """Problems SQLite finds in the file and in foreign keys (empty when sound)."""
     lines = [row[0] for row in conn.execute("pragma integrity_check")]
     problems = [] if lines == ["ok"] else lines
-    for table, rowid, parent, _ in conn.execute("pragma foreign_key_check"):
-        problems.append(f"{table} row {rowid} refers to a missing {parent} row")
-    return problems
+    return problems + foreign_key_problems(conn)
+
+
+def foreign_key_problems(conn: sqlite3.Connection) -> list[str]:
+    return [
+        f"{table} row {rowid} refers to a missing {parent} row"
+        for table, rowid, parent, _ in conn.execute("pragma foreign_key_check")
+    ]
 
 
 # ----------------------------------------------------------------------------- users, sessions

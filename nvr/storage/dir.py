@@ -12,6 +12,7 @@ at any step. ``OSError`` is mapped to ``NvrError`` kinds here.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import fcntl
@@ -27,6 +28,8 @@ from nvr.base import errors
 from nvr.db.database import Database
 
 META_FILE = "meta"
+#: where ``nvr check --trash-orphan-files`` moves files that belong to nothing
+TRASH_DIR = "trash"
 META_SIZE = 512
 _MAGIC = b"nvr-sample-dir\n\0"  # 16 bytes
 _META_VERSION = 1
@@ -258,7 +261,8 @@ class SampleFileDir:
             raise errors.from_os_error(e, f"checking {self.path / file_name(composite_id)}") from e
 
     def list_files(self) -> tuple[list[int], list[str]]:
-        """(composite ids of the sample files, names of any other entries but ``meta``)."""
+        """(composite ids of the sample files, names of any other entries but ``meta`` and
+        ``trash``)."""
         ids: list[int] = []
         others: list[str] = []
         try:
@@ -266,12 +270,41 @@ class SampleFileDir:
                 for entry in it:
                     if _NAME_RE.fullmatch(entry.name):
                         ids.append(int(entry.name, 16))
-                    elif entry.name != META_FILE:
+                    elif entry.name not in (META_FILE, TRASH_DIR):
                         others.append(entry.name)
         except OSError as e:
             raise errors.from_os_error(e, f"listing {self.path}") from e
         ids.sort()
         return ids, sorted(others)
+
+    def trash(self, composite_id: int) -> str:
+        """Moves a sample file into the ``trash`` subdirectory (made if missing), never
+        overwriting: a name already there gets a ``.N`` suffix. fsyncs both directories.
+        Returns the new name, relative to the directory."""
+        name = file_name(composite_id)
+        try:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(TRASH_DIR, 0o750, dir_fd=self._fd)
+            trash_fd = os.open(
+                TRASH_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=self._fd
+            )
+            try:
+                target, n = name, 0
+                while True:
+                    try:
+                        os.stat(target, dir_fd=trash_fd, follow_symlinks=False)
+                    except FileNotFoundError:
+                        break
+                    n += 1
+                    target = f"{name}.{n}"
+                os.rename(name, target, src_dir_fd=self._fd, dst_dir_fd=trash_fd)
+                os.fsync(trash_fd)
+            finally:
+                os.close(trash_fd)
+            os.fsync(self._fd)
+        except OSError as e:
+            raise errors.from_os_error(e, f"moving {self.path / name} to the trash") from e
+        return f"{TRASH_DIR}/{target}"
 
     def statvfs(self) -> os.statvfs_result:
         try:

@@ -96,6 +96,20 @@ class RtspServer:
         return self._port
 
     @property
+    def running(self) -> bool:
+        """Whether the current process is alive (False after it died on its own)."""
+        return self._process is not None and self._process.poll() is None
+
+    def exit_report(self) -> str:
+        """For a process that died on its own: its exit status and the end of its stderr."""
+        process = self._process
+        if process is None or process.poll() is None or self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        tail = self._stderr.read().decode(errors="replace").strip()[-2000:]
+        return f"exit status {process.returncode}; stderr ends:\n{tail}"
+
+    @property
     def pid(self) -> int:
         return self._live_process().pid
 

@@ -329,3 +329,71 @@ def test_cli_bad_flags_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str
     out, err = capsys.readouterr()
     assert out == ""
     assert err.startswith("usage: nvr")
+
+
+# ----------------------------------------------------------------------------- repairs
+
+
+async def test_repairs_only_behind_flags(
+    autojump_clock: trio.testing.MockClock, recorded: Recorded, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _missing(recorded)  # recording 1's file is gone
+    recorded.sql("delete from recording_playback where composite_id = ?", recorded.cid(2))
+    recorded.sql("delete from recording_integrity where composite_id = ?", recorded.cid(2))
+    recorded.sql("delete from recording where composite_id = ?", recorded.cid(2))
+    stranger = recorded.sample_dir / file_name(77 << 32 | 5)
+    stranger.write_bytes(b"x" * 10)
+    # a file of the same name already in the trash is kept
+    (recorded.sample_dir / "trash").mkdir()
+    (recorded.sample_dir / "trash" / stranger.name).write_bytes(b"older")
+    before = check(recorded.db_dir).problems
+    assert len(before) == 3
+    args = ["--db-dir", str(recorded.db_dir), "check"]
+    assert cli.main(args) == 1
+    capsys.readouterr()
+
+    assert cli.main([*args, "--delete-orphan-rows"]) == 1  # the orphan files remain
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [
+        f"recording {file_name(recorded.cid(1))}: sample file is missing; row deleted",
+        f"dir {recorded.sample_dir}: file {file_name(recorded.cid(2))} has no recording row",
+        f"dir {recorded.sample_dir}: file {stranger.name} of unknown stream 77",
+    ]
+    assert err.endswith(": 3 problems, 1 repaired\n")
+    assert recorded.value("select count(*) from recording") == 1
+
+    assert cli.main([*args, "--trash-orphan-files"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [
+        f"dir {recorded.sample_dir}: file {file_name(recorded.cid(2))} has no recording row; "
+        f"moved to trash/{file_name(recorded.cid(2))}",
+        f"dir {recorded.sample_dir}: file {stranger.name} of unknown stream 77; "
+        f"moved to trash/{stranger.name}.1",
+    ]
+    assert err.endswith(": 2 problems, 2 repaired\n")
+    trash = recorded.sample_dir / "trash"
+    assert sorted(p.name for p in trash.iterdir()) == sorted(
+        [file_name(recorded.cid(2)), stranger.name, stranger.name + ".1"])
+    assert (trash / stranger.name).read_bytes() == b"older"
+    assert (trash / f"{stranger.name}.1").read_bytes() == b"x" * 10
+    assert (trash / file_name(recorded.cid(2))).stat().st_size == recorded.sizes[2]
+    report = check(recorded.db_dir)
+    assert report.problems == []
+    assert (report.recordings, report.files) == (1, 1)
+
+
+async def test_progress_bar(
+    autojump_clock: trio.testing.MockClock, recorded: Recorded
+) -> None:
+    import io
+
+    out = io.StringIO()
+    assert check(recorded.db_dir, progress=out).problems == []
+    text = out.getvalue()
+    lines = text.split("\n")
+    assert lines[-1] == ""
+    assert [line.rsplit("\r", 1)[-1].split()[0:3] for line in lines[:-1]] == [
+        ["scanning", "dir", "1"], ["checking", "recordings", "[" + "#" * 30 + "]"]]
+    assert lines[0].endswith("3/3 100%")
+    assert lines[1].endswith("3/3 100%")
+    assert "0/3   0%" in lines[1]
