@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from tests.integration.test_daemon import ROTATE_SEC, backoff, check_all, poll, running
-from tests.support.daemon import CameraSpec, by_stream, create_db
+from tests.integration.test_daemon import ROTATE_SEC, backoff, check_all
+from tests.support.daemon import CameraSpec, by_stream, create_db, poll, running
 from tests.support.rtsp import RtspServer
 
 pytestmark = pytest.mark.rtsp

@@ -18,19 +18,16 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import trio
-import trio_util
 
 from nvr import daemon
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.check import check
-from nvr.config import Config
 from nvr.db.database import Database
 from nvr.db.recording import decode_video_index
 from nvr.ingest.streamer import StreamState
@@ -44,6 +41,8 @@ from tests.support.daemon import (
     committed_recordings,
     create_db,
     now_90k,
+    poll,
+    running,
     runs_of,
     seconds,
 )
@@ -61,24 +60,8 @@ REPO = Path(__file__).resolve().parents[2]
 TIME_SLACK = 6 * FRAME_90K
 
 
-@asynccontextmanager
-async def running(config: Config) -> AsyncIterator[daemon.Daemon]:
-    """The daemon, in-process; shut down (orderly) when the block ends."""
-    async with trio.open_nursery() as nursery:
-        d: daemon.Daemon = await nursery.start(
-            lambda task_status: daemon.run(config, handle_signals=False, task_status=task_status)
-        )
-        try:
-            yield d
-        finally:
-            d.shutdown.set()
 
 
-async def poll(pred: Callable[[], bool]) -> None:
-    """Returns once ``pred()`` holds, checking every 50 ms (bound it with ``fail_after``)."""
-    async for _ in trio_util.periodic(0.05):
-        if pred():
-            return
 
 
 def backoff(state: StreamState) -> bool:

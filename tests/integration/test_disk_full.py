@@ -15,21 +15,19 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 import trio
-import trio_util
 
 from nvr import daemon
 from nvr.check import check
-from nvr.config import BindConfig, Config
+from nvr.config import BindConfig
 from nvr.db.database import ListedRecording
-from tests.support.daemon import Layout
+from tests.support.daemon import Layout, poll, running
 from tests.support.rtsp import ServerFactory
 
 pytestmark = pytest.mark.rtsp
@@ -61,22 +59,8 @@ def tmpfs(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
-@asynccontextmanager
-async def running(config: Config) -> AsyncIterator[daemon.Daemon]:
-    async with trio.open_nursery() as nursery:
-        d: daemon.Daemon = await nursery.start(
-            lambda task_status: daemon.run(config, handle_signals=False, task_status=task_status)
-        )
-        try:
-            yield d
-        finally:
-            d.shutdown.set()
 
 
-async def poll(pred: Callable[[], bool]) -> None:
-    async for _ in trio_util.periodic(0.05):
-        if pred():
-            return
 
 
 def committed(d: daemon.Daemon, sid: int) -> list[ListedRecording]:

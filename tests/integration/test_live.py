@@ -17,8 +17,8 @@ import trio
 from trio_websocket import ConnectionRejected, open_websocket_url
 
 from nvr.config import BindConfig
-from tests.integration.test_daemon import FRAME_90K, ROTATE_SEC, poll, running
-from tests.support.daemon import CameraSpec, create_db
+from tests.integration.test_daemon import FRAME_90K, ROTATE_SEC
+from tests.support.daemon import CameraSpec, create_db, poll, running
 from tests.support.rtsp import RtspServer
 
 pytestmark = pytest.mark.rtsp

@@ -16,8 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,13 @@ import httpx
 import pytest
 import trio
 
-from nvr import daemon
-from nvr.config import Config
-from tests.support.daemon import CameraSpec, Layout, committed_recordings, create_db
+from tests.support.daemon import (
+    CameraSpec,
+    Layout,
+    committed_recordings,
+    create_db,
+    running,
+)
 from tests.support.http import view_config
 from tests.support.media import decoded_frames, ffprobe
 from tests.support.rtsp import RtspServer
@@ -68,16 +71,6 @@ SAME = ["0", "0.45000-", "s=0.45000-60000&ts=true"]
 # -- a growing recording, in-process ---------------------------------------------------------
 
 
-@asynccontextmanager
-async def running(config: Config) -> AsyncIterator[daemon.Daemon]:
-    async with trio.open_nursery() as nursery:
-        d: daemon.Daemon = await nursery.start(
-            lambda task_status: daemon.run(config, handle_signals=False, task_status=task_status)
-        )
-        try:
-            yield d
-        finally:
-            d.shutdown.set()
 
 
 async def poll_json(

@@ -8,12 +8,16 @@ import datetime as dt
 import itertools
 import sqlite3
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import trio
+import trio_util
 
+from nvr import daemon
 from nvr.base.clock import RealClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.config import Config
@@ -259,3 +263,23 @@ def now_90k() -> int:
 
 def seconds(duration_90k: int) -> float:
     return duration_90k / UNITS_PER_SEC
+
+
+@asynccontextmanager
+async def running(config: Config) -> AsyncIterator[daemon.Daemon]:
+    """The daemon, in-process; shut down (orderly) when the block ends."""
+    async with trio.open_nursery() as nursery:
+        d: daemon.Daemon = await nursery.start(
+            lambda task_status: daemon.run(config, handle_signals=False, task_status=task_status)
+        )
+        try:
+            yield d
+        finally:
+            d.shutdown.set()
+
+
+async def poll(pred: Callable[[], bool]) -> None:
+    """Returns once ``pred()`` holds, checking every 50 ms (bound it with ``fail_after``)."""
+    async for _ in trio_util.periodic(0.05):
+        if pred():
+            return
