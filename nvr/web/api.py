@@ -20,6 +20,7 @@ fields). Password hashing runs through ``run_blocking`` (it is slow on purpose).
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -53,14 +54,17 @@ def bool_arg(name: str) -> bool:
     return value == "true"
 
 
+_INTEGER = re.compile(r"-?[0-9]{1,20}")
+
+
 def int_arg(name: str, default: int, *, minimum: int = 0, maximum: int = MAX_TIME) -> int:
     text = request.args.get(name)
     if text is None:
         return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise errors.InvalidArgument(f"{name} must be an integer") from None
+    # ASCII digits only: int() would also take "١٢", " 12 " and "1_000"
+    if _INTEGER.fullmatch(text) is None:
+        raise errors.InvalidArgument(f"{name} must be an integer")
+    value = int(text)
     if not minimum <= value <= maximum:
         raise errors.InvalidArgument(f"{name} must be between {minimum} and {maximum}")
     return value

@@ -57,6 +57,9 @@ async def test_split_and_time_range(recorded: Recorded, autojump_clock: object) 
         ("/api/cameras/00000000-0000-0000-0000-000000000000/main/recordings", 404),
         ("/api/cameras/{uuid}/sub/recordings", 404),
         ("/api/cameras/{uuid}/main/recordings?startTime90k=abc", 400),
+        ("/api/cameras/{uuid}/main/recordings?startTime90k=%D9%A3", 400),  # Arabic-Indic 3
+        ("/api/cameras/{uuid}/main/recordings?startTime90k=1_000", 400),
+        ("/api/cameras/{uuid}/main/recordings?startTime90k=%2012", 400),
         ("/api/cameras/{uuid}/main/recordings?startTime90k=5&endTime90k=4", 400),
         ("/api/cameras/{uuid}/main/recordings?split90k=0", 400),
         ("/api/cameras/{uuid}/main/recordings?endTime90k=99999999999999999999999", 400),
