@@ -542,11 +542,11 @@ class PyAvSource:
 
     # -- the trio side --
 
-    async def _wait_for_reader(self) -> None:
-        """Waits until the reader queues something or exits (call without the lock, after
-        finding nothing to take under it)."""
+    async def _wait_for_reader(self, *, until_finished: bool = False) -> None:
+        """Waits until the reader queues something or exits (``until_finished``: until it
+        exits). Call without the lock, after finding nothing to take under it."""
         with self._lock:
-            if self._batches or self._finished:
+            if self._finished or (self._batches and not until_finished):
                 return
             event = self._wakeup = trio.Event()
         await event.wait()
@@ -607,7 +607,7 @@ class PyAvSource:
             self._room.notify()
         with trio.move_on_after(grace):
             while not self._finished:
-                await self._wait_for_reader()
+                await self._wait_for_reader(until_finished=True)
         with self._lock:
             packets = [p for batch in self._batches for p in batch]
             self._batches.clear()

@@ -268,3 +268,61 @@ def test_scrub_userinfo() -> None:
     text = "rtsp://admin:s3cr%2Ft@10.0.0.5:554/live failed; password s3cr/t"
     assert scrub_userinfo(text, "s3cr/t") == "rtsp://10.0.0.5:554/live failed; password ***"
     assert scrub_userinfo("'rtsp://u@h/x'") == "'rtsp://h/x'"
+
+
+async def test_drain_of_a_blocked_reader_returns_what_was_read_within_the_grace(
+    tmp_path: Path,
+) -> None:
+    """A camera that went quiet: the reader is blocked in FFmpeg with batches queued.
+    ``drain`` hands those over once its grace is up, without blocking the event loop."""
+    import fcntl
+    import os
+    import termios
+    import threading
+
+    fifo = tmp_path / "camera.ts"
+    os.mkfifo(fifo)
+    data = (FIXTURES / "h264-res-change.ts").read_bytes()
+    done, all_read = threading.Event(), threading.Event()
+
+    def camera() -> None:
+        with open(fifo, "wb") as f:
+            f.write(data[: len(data) // 2])
+            f.flush()
+            unread = bytearray(4)
+            while not done.wait(0.01):  # until FFmpeg has read all of it
+                fcntl.ioctl(f.fileno(), termios.FIONREAD, unread)
+                if int.from_bytes(unread, "little") == 0:
+                    all_read.set()
+            # then stays silent, the pipe open
+
+    writer = threading.Thread(target=camera, daemon=True)
+    writer.start()
+    try:
+        opener = PyAvOpener(SimulatedClocks(START), trio.CapacityLimiter(1))
+        source = await opener.open(str(fifo), OpenOptions())
+        first = await source.next_batch()
+        with trio.fail_after(10):
+            await trio.to_thread.run_sync(all_read.wait)
+        await trio.sleep(0.2)  # and has demuxed what it read: it waits in a read now
+        ticks = 0
+
+        async def tick() -> None:  # the event loop keeps running during the drain
+            nonlocal ticks
+            while True:
+                await trio.sleep(0.01)
+                ticks += 1
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(tick)
+            started = trio.current_time()
+            drained = await source.drain(0.3)
+            waited = trio.current_time() - started
+            nursery.cancel_scope.cancel()
+        got = first + drained
+        assert [p.pts - got[0].pts for p in got] == [i * FRAME for i in range(len(got))]
+        assert len(got) > 30
+        assert 0.3 <= waited < 2 and ticks >= 10
+    finally:
+        done.set()
+        writer.join(10)
