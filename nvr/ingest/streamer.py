@@ -138,7 +138,7 @@ class Streamer:
         self._opts = options or StreamerOptions()
         self._open_opts = open_options or self._default_open_options()
         self._hub = hub
-        self._live_prev_pts: int | None = None  # the last frame published to the hub
+        self._live_prev_pts: int | None = None  # the run's last frame written (live durations)
         self._rng = rng or random.Random(stream_id)
         self.state = trio_util.AsyncValue(StreamState("idle", clocks.realtime()))
         self.counters = StreamCounters()
@@ -346,11 +346,15 @@ class Streamer:
         except errors.NvrError as e:
             await self._close_writer(None, f"write failed: {e}")
             raise
+        prev, self._live_prev_pts = self._live_prev_pts, frames[-1].pts
         if self._hub is not None and self._hub.viewers(self.stream_id):
-            self._publish_live(self._writer, frames)
+            self._publish_live(self._writer, frames, prev)
 
-    def _publish_live(self, writer: RecordingWriter, frames: list[Packet]) -> None:
-        """Hands frames just written to live viewers (see ``nvr.ingest.hub``)."""
+    def _publish_live(
+        self, writer: RecordingWriter, frames: list[Packet], prev: int | None
+    ) -> None:
+        """Hands frames just written to live viewers (see ``nvr.ingest.hub``); ``prev``
+        is the pts of the frame written before them in this run, if any."""
         assert self._hub is not None and writer.rec is not None
         rec = writer.rec
         info = LiveRecording(
@@ -362,7 +366,6 @@ class Streamer:
             video_sample_entry_id=self._entry_id,
             sample_entry=frames[0].sample_entry,
         )
-        prev = self._live_prev_pts
         estimate = frames[0].pts - prev if prev is not None and prev < frames[0].pts else 0
         live = []
         for i, f in enumerate(frames):
@@ -370,7 +373,6 @@ class Streamer:
                 estimate = frames[i + 1].pts - f.pts
             start = f.pts - writer.first_pts
             live.append(LiveFrame(f.data, f.is_key, start, estimate, info, f.received))
-        self._live_prev_pts = frames[-1].pts
         self._hub.publish(self.stream_id, live)
 
     async def _close_writer(self, next_pts: int | None, end_reason: str | None) -> None:
