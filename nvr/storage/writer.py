@@ -173,9 +173,8 @@ class RecordingWriter:
             local_start = estimate if local_start is None else min(local_start, estimate)
             buf.append(f.data)
         if buf:
-            data = b"".join(buf)
             try:
-                await run_blocking(self._write_and_hash, data)
+                await run_blocking(self._write_and_hash, buf)
             except errors.NvrError:
                 self._failed = True
                 await self._cut_back()
@@ -183,7 +182,7 @@ class RecordingWriter:
             for entry in staged:
                 self._index.add(*entry)
             self._last, self._local_start = last, local_start
-            self._file_bytes += len(data)
+            self._file_bytes += sum(len(b) for b in buf)
             self._publish()
         if too_long is not None:
             raise too_long
@@ -216,9 +215,10 @@ class RecordingWriter:
             self._sdir.unlink(cid)
             return self._sdir.create_file(cid)
 
-    def _write_and_hash(self, data: bytes) -> None:
-        self._sdir.write_all(self._fd, data)
-        self._sha.update(data)
+    def _write_and_hash(self, pieces: list[bytes]) -> None:
+        self._sdir.write_all(self._fd, pieces)
+        for piece in pieces:
+            self._sha.update(piece)
 
     async def _cut_back(self) -> None:
         """After a failed (possibly partial) write: truncates the file to the bytes it held

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno as errno_mod
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nvr.base import errors
@@ -93,12 +94,13 @@ class FaultyDir(SampleFileDir):
             self._raise("create_file", fault)
         return super().create_file(composite_id)
 
-    def write_all(self, fd: int, data: bytes | memoryview) -> None:
+    def write_all(self, fd: int, pieces: Sequence[bytes | memoryview]) -> None:
         if fault := self._enter("write_all"):
+            data = b"".join(pieces)
             if fault.partial and len(data) > 1:
-                super().write_all(fd, memoryview(data)[: len(data) // 2])
+                super().write_all(fd, [data[: len(data) // 2]])
             self._raise("write_all", fault)
-        super().write_all(fd, data)
+        super().write_all(fd, pieces)
 
     def truncate(self, fd: int, length: int) -> None:
         if fault := self._enter("truncate"):

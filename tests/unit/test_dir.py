@@ -340,7 +340,7 @@ async def test_remove_garbage_and_uncommitted(
     # Files written but never committed, and files nvr must not touch.
     for cid in (s1 << 32 | 4, s1 << 32 | 9, s2 << 32 | 1):
         fd = env.sdir.create_file(cid)
-        env.sdir.write_all(fd, b"partial")
+        env.sdir.write_all(fd, [b"partial"])
         env.sdir.close_file(fd)
     (env.sample_dir / file_name(99 << 32)).write_bytes(b"unknown stream")
     (env.sample_dir / "notes.txt").write_bytes(b"someone's notes")
@@ -371,3 +371,28 @@ async def test_remove_garbage_and_uncommitted(
         f"dir {env.sample_dir}: unexpected entry 'notes.txt'",
         f"dir {env.sample_dir}: file {file_name(99 << 32)} of unknown stream 99",
     ]
+
+
+def test_write_all_writes_every_piece_in_order_through_short_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    SampleFileDir.create(tmp_path / "d", uuid.uuid4(), uuid.uuid4())
+    sdir = SampleFileDir.open(tmp_path / "d", read_only=False)
+    real, calls = os.writev, []
+
+    def short_writev(fd: int, buffers: list[memoryview]) -> int:
+        calls.append(len(buffers))
+        return real(fd, [b"".join(buffers)[:5]])  # never more than 5 bytes at a time
+
+    monkeypatch.setattr(os, "writev", short_writev)
+    pieces = [b"first ", b"", b"s", b"econd piece, ", memoryview(b"and a third")]
+    try:
+        fd = sdir.create_file(1)
+        sdir.write_all(fd, pieces)
+        sdir.close_file(fd)
+    finally:
+        sdir.close()
+    assert (tmp_path / "d" / file_name(1)).read_bytes() == b"first second piece, and a third"
+    assert len(calls) == 7 and calls[0] == 4  # 31 bytes, 5 at a time; empty pieces skipped
