@@ -651,6 +651,8 @@ def test_a_camera_that_is_down_says_so(page: Any, nvr: Nvr, artifact_dir: Path) 
         route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
 
     page.route(lambda url: urlsplit(url).path == "/api/", top_level)
+    # and the camera sends nothing: the live socket opens but no frame ever comes
+    page.route_web_socket(re.compile(r".*/live\.m4s$"), lambda ws: None)
     page.emulate_media(color_scheme="dark")
     page.set_viewport_size(DESKTOP)
     page.goto(nvr.base + "/live")
