@@ -32,6 +32,14 @@ class Clocks(Protocol):
     async def sleep(self, duration: Duration) -> None: ...
 
 
+def instrumentation_stamp() -> float:
+    """``time.monotonic()``: a system-wide clock readable from any thread and comparable
+    across processes, for instrumentation only (``Packet.received``, which the live-view
+    benchmark joins with a viewer process's arrival times). nvr's logic never reads it:
+    decisions take time from ``Clocks``, so tests can step it."""
+    return time.monotonic()
+
+
 def _trio_now() -> Duration:
     return round(trio.current_time() * UNITS_PER_SEC)
 

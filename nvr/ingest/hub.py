@@ -54,7 +54,7 @@ class LiveFrame:
     media_start: Duration
     duration: Duration
     recording: LiveRecording
-    #: ``time.monotonic()`` when the source read the frame (``Packet.received``)
+    #: ``instrumentation_stamp()`` when the source read the frame (``Packet.received``)
     received: float = 0.0
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ import av.error
 import trio
 
 from nvr.base.blocking import run_blocking
-from nvr.base.clock import Clocks
+from nvr.base.clock import Clocks, instrumentation_stamp
 from nvr.base.errors import (
     DataLoss,
     InvalidArgument,
@@ -164,7 +163,7 @@ class PendingFrame:
     duration: int  # 90k units, 0 when unknown
     is_key: bool
     sample_entry: VideoSampleEntry
-    received: float = 0.0  # time.monotonic() when read
+    received: float = 0.0  # instrumentation_stamp() when read
 
     def to_packet(self, pts: int) -> Packet:
         return Packet(self.data, pts, self.is_key, self.sample_entry, self.received)
@@ -432,7 +431,7 @@ class Demuxer:
         duration = (raw.duration or 0) * num // den
         if pts is not None:
             pts = self._track_loop(pts, duration)
-        return PendingFrame(payload, pts, duration, is_key, entry, time.monotonic())
+        return PendingFrame(payload, pts, duration, is_key, entry, instrumentation_stamp())
 
     def _track_loop(self, pts: int, duration: Duration) -> int:
         """Adds the loop offset and remembers what the next loop's offset needs."""

@@ -30,8 +30,8 @@ class Packet:
     pts: int
     is_key: bool
     sample_entry: VideoSampleEntry
-    #: ``time.monotonic()`` when the source read it (0: unknown). Instrumentation only
-    #: (live-view latency); nvr's logic reads time through ``Clocks``.
+    #: ``nvr.base.clock.instrumentation_stamp()`` when the source read it (0: unknown).
+    #: Instrumentation only (live-view latency); nvr's logic reads time through ``Clocks``.
     received: float = 0.0
 
 
