@@ -6,8 +6,8 @@ GStreamer test camera.
   for several times the disk's size by deleting the oldest video; no write ever fails.
 - Without a floor, something else fills the disk: writes fail with ``ENOSPC``, the daemon
   keeps running, logs a bounded number of lines, shows the error in ``/api/``'s
-  ``nvrStatus``, and records again by itself once the space is freed; every recording
-  committed before stays, and ``nvr check`` is clean.
+  ``nvrStatus`` and in the metrics, and records again by itself once the space is
+  freed; every recording committed before stays, and ``nvr check`` is clean.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 
 from nvr import daemon
 from nvr.check import check
@@ -174,7 +175,7 @@ async def test_disk_filled_by_something_else(
     server = rtsp_server_factory(fixtures=False)  # /live at 500 kbit/s
     layout = make_layout(tmp_path, mount, server.url("live"), streams=2)
     sids = sorted(layout.stream_ids.values())
-    bind = BindConfig("127.0.0.1:0", allow_unauthenticated=("viewVideo",))
+    bind = BindConfig("127.0.0.1:0", allow_unauthenticated=("viewVideo",), metrics=True)
     config = replace(layout.config(rotate_interval_sec=1), binds=(bind,))
     filler = mount / "filler"
     async with running(config) as d, httpx.AsyncClient(base_url=d.http_addresses[0]) as http:
@@ -206,6 +207,16 @@ async def test_disk_filled_by_something_else(
             assert status["state"] in ("backoff", "connecting", "recording"), status
             assert "No space left on device" in status["lastError"], status
             assert status["syncer"]["failingStep"] is None, status
+        # ... and in the metrics: each stream's sessions ended on the full disk
+        scrape = (await http.get("/metrics")).text
+        ended = {
+            s.labels["camera"]: s.value
+            for family in text_string_to_metric_families(scrape)
+            for s in family.samples
+            if s.name == "nvr_stream_disconnects_total"
+            and s.labels["reason"] == "ResourceExhausted"
+        }
+        assert len(ended) == len(sids) and all(v >= 1 for v in ended.values()), ended
         assert d.db.streams  # the daemon is still running
         # Space comes back: recording resumes by itself.
         filler.unlink()
