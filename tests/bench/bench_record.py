@@ -153,11 +153,29 @@ os._exit(0)
 # ----------------------------------------------------------------------------- /proc
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (all its threads, live and exited)."""
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process (all its threads, live and exited)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads, live and exited)."""
+    return sum(cpu_split(pid))
+
+
+def context_switches(pid: int) -> int:
+    """Voluntary + involuntary context switches of a process's live threads."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) for line in lines if "ctxt_switches:" in line)
+    return total
 
 
 def status_kib(pid: int, key: str) -> int:
@@ -219,6 +237,8 @@ class Phase:
     n: int
     window: float = 0.0
     cpu: float = 0.0  # CPU seconds of the recorder in the window
+    system: float = 0.0  # of which in the kernel
+    switches: int = 0  # context switches of the recorder's threads in the window
     server_cpu: float = 0.0
     machine_cpu: float = 0.0
     rss_end: int = 0  # bytes, summed over the recorder's processes
@@ -257,6 +277,12 @@ class Procs:
     def cpu(self) -> float:
         return sum(cpu_seconds(p) for p in self.pids if alive(p))
 
+    def system(self) -> float:
+        return sum(cpu_split(p)[1] for p in self.pids if alive(p))
+
+    def switches(self) -> int:
+        return sum(context_switches(p) for p in self.pids if alive(p))
+
     def rss(self) -> int:
         return sum(status_kib(p, "VmRSS") for p in self.pids if alive(p)) * 1024
 
@@ -271,6 +297,7 @@ def measure(phase: Phase, procs: Procs, server: RtspServer, t0: float, t1: float
     """Waits for the window [t0, t1) (epoch seconds) and fills ``phase``'s CPU and memory."""
     sleep_until(t0)
     cpu0, srv0, mach0, start = procs.cpu(), cpu_seconds(server.pid), machine_busy_seconds(), now()
+    sys0, switches0 = procs.system(), procs.switches()
     peak = procs.rss()
     while now() < t1:
         time.sleep(min(SAMPLE_EVERY, max(0.0, t1 - now())))
@@ -282,6 +309,8 @@ def measure(phase: Phase, procs: Procs, server: RtspServer, t0: float, t1: float
     cpu1, srv1, mach1, end = procs.cpu(), cpu_seconds(server.pid), machine_busy_seconds(), now()
     phase.window = end - start
     phase.cpu = cpu1 - cpu0
+    phase.system = procs.system() - sys0
+    phase.switches = procs.switches() - switches0
     phase.server_cpu = srv1 - srv0
     phase.machine_cpu = mach1 - mach0
     phase.rss_end = procs.rss()
@@ -691,6 +720,7 @@ def print_table(phases: Sequence[Phase]) -> None:
     )
     header = (
         f"{'recorder':8} {'CPU s':>7} {'%core/str':>9} {'CPUs/str-min':>12} "
+        f"{'sys%':>5} {'csw/fr':>6} "
         f"{'RSS MiB':>7} {'peak':>7} {'PSS':>7} {'server%':>7} {'other%':>6}  frames lost"
     )
     print(header)
@@ -699,6 +729,8 @@ def print_table(phases: Sequence[Phase]) -> None:
         print(
             f"{p.name:8} {p.cpu:7.2f} {p.pct_per_stream():9.3f} "
             f"{p.cpu_per_stream_minute():12.3f} "
+            f"{100 * p.system / max(p.cpu, 1e-9):5.1f} "
+            f"{p.switches / max(p.n * p.window * FPS, 1):6.2f} "
             f"{mib(p.rss_end)} {mib(p.rss_peak)} {mib(p.pss_end)} "
             f"{100 * p.server_cpu / p.window:7.1f} {100 * other / p.window:6.1f}  {lost_text(p)}"
         )
