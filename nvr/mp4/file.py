@@ -80,6 +80,7 @@ from nvr.base.blocking import run_blocking
 from nvr.base.errors import DataLoss, InvalidArgument, NotFound
 from nvr.base.time90k import UNITS_PER_SEC, Duration, Time
 from nvr.db.database import Database, ListedRecording
+from nvr.db.frames_summary import FramesSummary, summarize
 from nvr.db.recording import VideoIndexArrays, VideoSampleEntry, decode_video_index
 from nvr.mp4.boxes import (
     SAMPLE_FLAGS_KEY,
@@ -193,7 +194,8 @@ def lazy_segment(
 @dataclass(frozen=True, slots=True)
 class _Sel:
     """A segment's selected frames ``[begin, end)`` of its recording, summarized: enough
-    to lay out every table without the index."""
+    to lay out every table without the index (the last five fields are a
+    ``FramesSummary``'s)."""
 
     seg: Segment
     rel_start: Duration  # the request, clamped to the index
@@ -251,31 +253,24 @@ def _select(seg: Segment, index: VideoIndexArrays) -> _Sel:
     keys = np.flatnonzero(index.is_key[: last_at_start + 1])
     begin = int(keys[-1])  # frame 0 is always a key frame (the decoder checks it)
     end = len(starts) if rel_end >= total else int(np.searchsorted(starts, rel_end, "left"))
-    durations = index.durations[begin:end]
-    sizes = index.sizes[begin:end]
-    is_key = index.is_key[begin:end]
-    changes = np.flatnonzero(durations[1:] != durations[:-1])
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(durations.astype("<i8", copy=False).tobytes())
-    digest.update(sizes.astype("<i8", copy=False).tobytes())
-    digest.update(is_key.tobytes())
-    return _Sel(
-        seg=seg,
-        rel_start=rel_start,
-        rel_end=rel_end,
-        begin=begin,
-        end=end,
-        keys=int(np.count_nonzero(is_key)),
+    last = end - 1
+    return _sel(
+        seg, rel_start, rel_end, begin, end,
+        keys=int(np.count_nonzero(index.is_key[begin:end])),
         actual_start=int(starts[begin]),
-        actual_end=int(starts[end - 1] + durations[-1]),
+        actual_end=int(starts[last] + index.durations[last]),
         byte_start=int(index.offsets[begin]),
-        byte_length=int(index.offsets[end - 1] + sizes[-1] - index.offsets[begin]),
-        runs=len(changes) + 1,
-        first_dur=int(durations[0]),
-        first_run_len=int(changes[0]) + 1 if len(changes) else len(durations),
-        last_dur=int(durations[-1]),
-        digest=digest.digest(),
+        byte_length=int(index.offsets[last] + index.sizes[last] - index.offsets[begin]),
+        summary=summarize(index, begin, end),
     )
+
+
+def _sel(seg: Segment, rel_start: Duration, rel_end: Duration, begin: int, end: int, *,
+         keys: int, actual_start: Duration, actual_end: Duration, byte_start: int,
+         byte_length: int, summary: FramesSummary) -> _Sel:
+    return _Sel(seg, rel_start, rel_end, begin, end, keys, actual_start, actual_end,
+                byte_start, byte_length, summary.runs, summary.first_dur,
+                summary.first_run_len, summary.last_dur, summary.digest)
 
 
 def _select_batch(segments: Sequence[Segment],
