@@ -5,8 +5,11 @@ holds but far less than the index: how the selected frames' durations run-length
 (an ``stts``: the number of runs of equal durations, the first duration and its run's
 length, the last duration) and a digest of every selected frame's duration, size and key
 flag, which goes into the file's ETag. ``summarize`` computes that for frames
-``[begin, end)`` of a decoded index; it is the only code that does (``nvr.mp4.file``
-calls it for the frames a request selects).
+``[begin, end)`` of a decoded index; it is the only code that does: ``nvr.mp4.file``
+calls it for the frames a request selects, and the recording's writer calls it (through
+``summarize_index``, in a worker thread) for the whole recording once its index is final,
+so the summary of every committed recording is stored in its row (schema version 2) and
+a request for whole recordings never reads an index.
 
 The digest is blake2b with a 16-byte digest over the durations (little-endian int64 each),
 then the sizes (the same), then the key flags (one byte each, 0 or 1). It must never
