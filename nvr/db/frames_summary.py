@@ -18,11 +18,13 @@ change: stored summaries and ETags depend on it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
+from nvr.base.errors import DataLoss
 from nvr.db.recording import VideoIndexArrays, decode_video_index
 
 DIGEST_SIZE = 16
@@ -64,3 +66,21 @@ def summarize_index(video_index: bytes) -> FramesSummary:
     not decode; ``ValueError`` if it holds no frame)."""
     return summarize(decode_video_index(video_index))
 
+
+def check_summary(stored: FramesSummary | None, actual: FramesSummary) -> None:
+    """Raises ``DataLoss`` naming every field of a stored summary that differs from the
+    one computed from the index (or saying it is missing)."""
+    if stored is None:
+        raise DataLoss("no stored index summary")
+    differences = [
+        f"{f.name} {_show(getattr(stored, f.name))} (index says {_show(getattr(actual, f.name))})"
+        for f in dataclasses.fields(FramesSummary)
+        if getattr(stored, f.name) != getattr(actual, f.name)
+    ]
+    if differences:
+        raise DataLoss("stored index summary does not match its video_index: "
+                       + ", ".join(differences))
+
+
+def _show(value: int | bytes) -> str:
+    return value.hex() if isinstance(value, bytes) else str(value)

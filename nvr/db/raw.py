@@ -415,9 +415,10 @@ def iter_all_recordings(conn: sqlite3.Connection) -> Iterator[sqlite3.Row]:
     cur = conn.cursor()
     cur.row_factory = sqlite3.Row
     return cur.execute(
-        """select r.composite_id, r.stream_id, r.sample_file_bytes, r.video_samples,
+        f"""select r.composite_id, r.stream_id, r.sample_file_bytes, r.video_samples,
                   r.video_sync_samples, r.wall_duration_90k, r.media_duration_delta_90k,
                   r.start_time_90k, r.prev_media_duration_90k, r.run_offset, r.flags,
+                  {", ".join(f"r.{c}" for c in SUMMARY_COLUMN_NAMES)},
                   i.sample_file_sha256, p.video_index
            from recording r
            left join recording_integrity i using (composite_id)

@@ -1,6 +1,6 @@
 """The whole-recording index summary: what the writer computes and the commit stores equals
 what ``nvr.mp4.file``'s selection computes from the decoded index, field for field (trailing
-zeros and single-frame recordings included)."""
+zeros and single-frame recordings included); ``check_summary`` names what differs."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import trio.testing
 
+from nvr.base import errors
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.db.database import FLAG_TRAILING_ZERO, ListedRecording
-from nvr.db.frames_summary import FramesSummary, summarize, summarize_index
+from nvr.db.frames_summary import FramesSummary, check_summary, summarize, summarize_index
 from nvr.db.recording import VideoIndexEncoder, decode_video_index
 from nvr.mp4 import file as mp4file
 from nvr.mp4.file import Segment
@@ -124,3 +125,16 @@ def test_summarize_refuses_an_empty_range() -> None:
         summarize(index, 1, 1)
     with pytest.raises(ValueError):
         summarize_index(b"")
+
+
+def test_check_summary_names_each_difference() -> None:
+    good = FramesSummary(3, 3000, 10, 0, bytes(range(16)))
+    check_summary(good, good)
+    with pytest.raises(errors.DataLoss, match=r"^no stored index summary$"):
+        check_summary(None, good)
+    bad = FramesSummary(4, 3000, 10, 0, bytes(16))
+    with pytest.raises(errors.DataLoss) as e:
+        check_summary(bad, good)
+    assert str(e.value) == (
+        "stored index summary does not match its video_index: runs 4 (index says 3), "
+        f"digest {'00' * 16} (index says {bytes(range(16)).hex()})")
