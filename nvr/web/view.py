@@ -10,8 +10,10 @@ Responses carry a strong ``ETag`` from the exact byte layout, ``Last-Modified``,
 and ``If-None-Match`` (``304``), and stream the body in bounded chunks read from the
 sample files through ``run_blocking``, so a 2 GB response never holds more than a chunk
 or two. A client that goes away stops the reads. The file is laid out by ``nvr.mp4.file``
-through ``run_blocking`` too (decoding a day of indexes takes a few hundred ms), with the
-indexes of committed recordings left in the database until a byte range needs them.
+through ``run_blocking`` too, from the recordings' rows and stored index summaries (listed
+by id, which carries them): only a segment that cuts into its recording, or a growing
+recording, has its index read and decoded to lay out; the other indexes stay in the
+database until a byte range of the tables needs them.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from nvr.base.time90k import Time, to_datetime
 from nvr.db.database import Database, ListedRecording, Stream
 from nvr.mp4.file import (
     Segment,
-    SelectionCache,
     VirtualFile,
     build_init,
     lazy_segment,
@@ -45,8 +46,6 @@ from nvr.web.app import text_response
 blueprint = Blueprint("view", __name__)
 
 CHUNK = 1 << 20
-#: summaries of whole committed recordings, shared by requests (keys carry the db's uuid)
-SELECTIONS = SelectionCache()
 MAX_ID = (1 << 31) - 1
 _S_RE = re.compile(
     r"(?P<start>\d+)(?:-(?P<end>\d+))?(?:@(?P<open>\d+))?"
@@ -283,10 +282,10 @@ async def view(camera_uuid: str, stream_type: str, kind: str) -> Response:
     if kind.startswith("mp4"):
         tz = db.tz if bool_arg("ts") else None
         vf = await plan_mp4(segments, db.video_sample_entries, fetch=db.get_video_index,
-                            subtitle_tz=tz, run=run_blocking, cache=(SELECTIONS, db.uuid))
+                            subtitle_tz=tz, run=run_blocking)
     else:
         vf = await plan_m4s(segments, db.video_sample_entries, fetch=db.get_video_index,
-                            run=run_blocking, cache=(SELECTIONS, db.uuid))
+                            run=run_blocking)
     if kind.endswith(".txt"):
         return text_response(200, vf.text_dump())
     growing = any(not s.recording.committed for s in segments)

@@ -86,10 +86,19 @@ async def test_the_commit_path_stores_what_select_computes(
     for rec, data in committed:
         index = decode_video_index(data)
         assert rec.index_summary == summarize(index)
-        sel = mp4file._select(Segment(rec, index, 0, 1 << 40), index)
-        assert rec.index_summary == FramesSummary(sel.runs, sel.first_dur, sel.first_run_len,
-                                                  sel.last_dur, sel.digest)
+        for end in (rec.media_duration_90k, rec.media_duration_90k + 1, 1 << 40):
+            seg = Segment(rec, index, 0, end)
+            stored = mp4file._stored_select(seg)
+            assert stored is not None and stored == mp4file._select(seg, index)
     assert [r.index_summary.runs for r in recs if r.index_summary] == [1, 1, 1, 4, 41]
+
+
+async def test_partial_segments_are_not_taken_from_the_summary(
+    committed: list[tuple[ListedRecording, bytes]],
+) -> None:
+    rec = committed[2][0]
+    assert mp4file._stored_select(Segment(rec, None, 1, 1 << 40)) is None
+    assert mp4file._stored_select(Segment(rec, None, 0, rec.media_duration_90k - 1)) is None
 
 
 def test_a_flush_summarizes_recordings_the_writer_did_not(tmp_path: Path) -> None:
