@@ -18,7 +18,8 @@ covers its whole recording takes it from the recording's row and its stored summ
 (``ListedRecording.index_summary``: committed recordings, and finished ones awaiting their
 commit) without reading the index; only the others (a partial first or last segment, a
 growing recording) decode theirs: ``plan_mp4``/``plan_m4s`` do that in worker-thread
-batches and never keep a decoded index; ``build_mp4``/``build_m4s`` do the same
+batches and never keep a decoded index, and lay out in a worker thread too unless the file
+has few segments (``INLINE_LAYOUT_SEGMENTS``); ``build_mp4``/``build_m4s`` do the same
 synchronously (tests, benchmarks, small files). ``VirtualFile.header``/``tail`` give
 the whole generated header/subtitle samples at once, for tests and small files.
 
@@ -109,6 +110,11 @@ SEGMENTS_PER_CALL = 32
 
 #: At most this many subtitle samples are formatted per worker-thread call.
 SUBTITLES_PER_CALL = 4096
+
+#: Files of at most this many segments are laid out on the calling (trio) thread: their
+#: layout (~8 us a segment) costs no more than the hop to a worker thread and back, which
+#: also waits for the scheduler on a busy machine. Larger ones go through ``run``.
+INLINE_LAYOUT_SEGMENTS = 64
 
 #: In-memory pieces are gathered into chunks of about this size before being yielded.
 _GATHER = 64 << 10
@@ -1110,9 +1116,11 @@ async def plan_mp4(
     subtitle_tz: dt.tzinfo | None = None,
     run: Runner = run_blocking,
 ) -> VirtualFile:
-    """``build_mp4`` with the indexes it needs decoded and the layout computed through
-    ``run``."""
+    """``build_mp4`` with the indexes it needs decoded through ``run``, and the layout
+    computed through it too unless it is small (``INLINE_LAYOUT_SEGMENTS``)."""
     sels = await _select_async(segments, fetch, run)
+    if len(sels) <= INLINE_LAYOUT_SEGMENTS:
+        return _layout_mp4(sels, entries, subtitle_tz, fetch)
     return await run(_layout_mp4, sels, entries, subtitle_tz, fetch)
 
 
@@ -1216,9 +1224,11 @@ async def plan_m4s(
     fetch: IndexFetch,
     run: Runner = run_blocking,
 ) -> VirtualFile:
-    """``build_m4s`` with the indexes it needs decoded and the layout computed through
-    ``run``."""
+    """``build_m4s`` with the indexes it needs decoded, and a large layout computed,
+    through ``run`` (as ``plan_mp4``)."""
     sels = await _select_async(segments, fetch, run)
+    if len(sels) <= INLINE_LAYOUT_SEGMENTS:
+        return _layout_m4s(sels, entries, fetch)
     return await run(_layout_m4s, sels, entries, fetch)
 
 

@@ -10,10 +10,11 @@ Responses carry a strong ``ETag`` from the exact byte layout, ``Last-Modified``,
 and ``If-None-Match`` (``304``), and stream the body in bounded chunks read from the
 sample files through ``run_blocking``, so a 2 GB response never holds more than a chunk
 or two. A client that goes away stops the reads. The file is laid out by ``nvr.mp4.file``
-through ``run_blocking`` too, from the recordings' rows and stored index summaries (listed
-by id, which carries them): only a segment that cuts into its recording, or a growing
-recording, has its index read and decoded to lay out; the other indexes stay in the
-database until a byte range of the tables needs them.
+from the recordings' rows and stored index summaries (listed by id, which carries them):
+only a segment that cuts into its recording, or a growing recording, has its index read
+and decoded (through ``run_blocking``) to lay out, and only a layout of many segments
+goes to a worker thread; the other indexes stay in the database until a byte range of the
+tables needs them.
 """
 
 from __future__ import annotations
