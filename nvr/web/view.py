@@ -257,17 +257,13 @@ def serve(vf: VirtualFile, *, filename: str | None = None, cacheable: bool = Tru
     return resp
 
 
-def _download_name(stream: Stream, vf: VirtualFile, ext: str) -> str | None:
+def _download_name(stream: Stream, first: ListedRecording, vf: VirtualFile,
+                   ext: str) -> str | None:
+    """The file's name: when its first frame (of recording ``first``) starts, locally."""
     if not vf.segments:
         return None
     db = ctx().db
-    first = vf.segments[0]
-    rec = db.list_recordings_by_id(
-        stream.id, first.composite_id & 0xFFFFFFFF, (first.composite_id & 0xFFFFFFFF) + 1
-    )
-    if not rec:
-        return None
-    start = rec[0].start_time_90k + first.actual_start_90k
+    start = first.start_time_90k + vf.segments[0].actual_start_90k
     stamp = to_datetime(start, db.tz).strftime("%Y%m%d%H%M%S")
     cam = db.cameras[stream.camera_id].short_name
     return f"{stamp}-{cam}-{stream.type}.{ext}"
@@ -290,7 +286,8 @@ async def view(camera_uuid: str, stream_type: str, kind: str) -> Response:
     if kind.endswith(".txt"):
         return text_response(200, vf.text_dump())
     growing = any(not s.recording.committed for s in segments)
-    resp = serve(vf, filename=_download_name(stream, vf, kind), cacheable=not growing)
+    resp = serve(vf, filename=_download_name(stream, segments[0].recording, vf, kind),
+                 cacheable=not growing)
     if kind == "m4s":
         resp.headers["X-Prev-Media-Duration"] = str(vf.prev_media_duration_90k)
         # Runs up to and including the first segment's (its own run counts).
