@@ -5,8 +5,9 @@ Checked, with the database open read-only (so the daemon must be stopped):
 - each sample-file directory's meta file against the database (the open interlock);
 - every recording row: its file exists with exactly ``sample_file_bytes`` bytes, its
   ``video_index`` decodes and agrees with the row (frames, key frames, bytes, media
-  duration), its wall duration is under 5 minutes and within 500 ppm of its media
-  duration, its id is below the stream's ``cum_recordings``;
+  duration) and with the row's stored index summary (checked only once the index itself
+  is sound, so one corruption gives one line), its wall duration is under 5 minutes and
+  within 500 ppm of its media duration, its id is below the stream's ``cum_recordings``;
 - consecutive recordings of a stream: ``prev_media_duration_90k`` adds up, and
   recordings of one run abut exactly; the stream's ``cum_media_duration_90k`` matches;
 - every file in a directory has a row, a garbage row, or an id that was never committed;
@@ -40,7 +41,8 @@ from typing import TextIO
 from nvr.base import errors
 from nvr.base.time90k import Time
 from nvr.db.database import MAX_RECORDING_WALL_DURATION, Database
-from nvr.db.raw import split_composite_id
+from nvr.db.frames_summary import check_summary, summarize
+from nvr.db.raw import SUMMARY_COLUMN_NAMES, split_composite_id, summary_from_columns
 from nvr.db.recording import IndexTotals, decode_video_index
 from nvr.storage.dir import OpenRef, SampleFileDir, check_interlock, file_name
 from nvr.storage.writer import MAX_CORRECTION_PPM
@@ -260,8 +262,9 @@ class _Checker:
             return
         expected = IndexTotals(row["video_samples"], row["video_sync_samples"],
                                row["sample_file_bytes"], media)
+        stored = summary_from_columns(tuple(row[c] for c in SUMMARY_COLUMN_NAMES))
         try:
-            decode_video_index(index, expected)
+            check_summary(stored, summarize(decode_video_index(index, expected)))
         except errors.DataLoss as e:
             self.problem(f"recording {name}: {e}")
 

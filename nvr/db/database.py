@@ -38,6 +38,7 @@ from nvr.base import errors
 from nvr.base.clock import Stopwatch
 from nvr.base.time90k import UNITS_PER_SEC, Duration, Time, from_datetime, to_datetime
 from nvr.db import raw
+from nvr.db.frames_summary import FramesSummary, summarize_index
 from nvr.db.raw import SCHEMA_VERSION, RecordingRow, composite_id, split_composite_id
 from nvr.db.recording import VideoSampleEntry
 
@@ -161,6 +162,8 @@ class PendingRecording:
     local_time_delta_90k: Duration = 0
     wall_time_delta_90k: Duration = 0
     sample_file_sha256: bytes | None = None
+    #: the whole index's summary: set by the writer once the index is final
+    index_summary: FramesSummary | None = None
     state: PendingState = PendingState.GROWING
 
     @property
@@ -175,7 +178,7 @@ class PendingRecording:
     def end_time_90k(self) -> Time:
         return self.start_time_90k + self.wall_duration_90k
 
-    def to_row(self) -> RecordingRow:
+    def to_row(self, summary: FramesSummary) -> RecordingRow:
         return RecordingRow(
             composite_id=self.composite_id,
             open_id=self.open_id,
@@ -196,12 +199,18 @@ class PendingRecording:
             wall_time_delta_90k=self.wall_time_delta_90k,
             sample_file_sha256=self.sample_file_sha256,
             video_index=self.video_index,
+            summary=summary,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class ListedRecording:
-    """One recording as listings show it (committed or pending)."""
+    """One recording as listings show it (committed or pending).
+
+    ``index_summary`` is its whole index's summary when the listing carries it: listings by
+    id (what ``view.mp4`` reads) do for committed recordings that have one and for pending
+    ones whose writer has finished; listings by time (the covering index) do only for
+    pending ones. It takes no part in comparisons."""
 
     composite_id: int
     open_id: int
@@ -219,6 +228,7 @@ class ListedRecording:
     end_reason: str | None = None
     growing: bool = False
     committed: bool = True
+    index_summary: FramesSummary | None = field(default=None, compare=False)
 
     @property
     def recording_id(self) -> int:
@@ -231,9 +241,14 @@ class ListedRecording:
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> ListedRecording:
         """From a row of ``raw``'s listing columns, which store the media duration as a
-        delta against the wall duration."""
-        cid, open_id, start, wall, delta, *rest = row
-        return cls(cid, open_id, start, wall, wall + delta, *rest)
+        delta against the wall duration, optionally followed by the summary columns."""
+        (cid, open_id, start, wall, delta, samples, sync_samples, entry_id, nbytes,
+         run_offset, flags, prev_media, prev_runs, end_reason) = row[:raw.LIST_COLUMN_COUNT]
+        summary = (raw.summary_from_columns(row[raw.LIST_COLUMN_COUNT:])
+                   if len(row) > raw.LIST_COLUMN_COUNT else None)
+        return cls(cid, open_id, start, wall, wall + delta, samples, sync_samples, entry_id,
+                   nbytes, run_offset, flags, prev_media, prev_runs, end_reason,
+                   index_summary=summary)
 
     @classmethod
     def from_pending(cls, p: PendingRecording) -> ListedRecording:
@@ -254,6 +269,7 @@ class ListedRecording:
             p.end_reason,
             growing=p.state is PendingState.GROWING,
             committed=False,
+            index_summary=p.index_summary,
         )
 
 
@@ -1037,6 +1053,12 @@ class Database:
             d.id: sorted(d.garbage_unlinked) for d in self.dirs.values() if d.garbage_unlinked
         }
         new_counters: dict[int, tuple[int, int, int]] = {}
+        # Writers summarize in a worker thread at close; recordings made otherwise (tests,
+        # benchmarks) are summarized here.
+        summaries = {
+            r.composite_id: r.index_summary or summarize_index(r.video_index)
+            for recs in to_commit.values() for r in recs
+        }
         with self._transaction(f"flush ({reason})") as conn:
             for sid, recs in to_commit.items():
                 s = self.streams[sid]
@@ -1047,7 +1069,7 @@ class Database:
                         raise errors.Internal(
                             f"recording {r.composite_id:016x} out of order (expected id {cum_rec})"
                         )
-                    raw.insert_recording(conn, r.to_row())
+                    raw.insert_recording(conn, r.to_row(summaries[r.composite_id]))
                     cum_rec += 1
                     cum_media += r.media_duration_90k
                     cum_runs += r.run_offset == 0

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-SCHEMA_VERSION = 1
+from nvr.db.frames_summary import FramesSummary
+
+SCHEMA_VERSION = 2
 
 ID_BITS = 32
 
@@ -28,6 +30,24 @@ def composite_id(stream_id: int, recording_id: int) -> int:
 
 def split_composite_id(cid: int) -> tuple[int, int]:
     return cid >> ID_BITS, cid & ((1 << ID_BITS) - 1)
+
+
+#: The index summary's columns of ``recording``, in ``FramesSummary``'s field order.
+SUMMARY_COLUMN_NAMES = ("duration_runs", "first_duration_90k", "first_duration_frames",
+                        "last_duration_90k", "index_digest")
+_SUMMARY_COLUMNS = ", ".join(SUMMARY_COLUMN_NAMES)
+
+
+def summary_values(s: FramesSummary) -> tuple[int, int, int, int, bytes]:
+    return s.runs, s.first_dur, s.first_run_len, s.last_dur, s.digest
+
+
+def summary_from_columns(values: tuple[Any, ...]) -> FramesSummary | None:
+    """The summary stored in ``_SUMMARY_COLUMNS`` (None when they are NULL)."""
+    runs, first_dur, first_run_len, last_dur, digest = values
+    if digest is None:
+        return None
+    return FramesSummary(runs, first_dur, first_run_len, last_dur, bytes(digest))
 
 
 def set_pragmas(conn: sqlite3.Connection, *, read_only: bool) -> None:
@@ -244,22 +264,23 @@ class RecordingRow:
     wall_time_delta_90k: int | None
     sample_file_sha256: bytes | None
     video_index: bytes
+    summary: FramesSummary  # of the whole video_index
 
 
 def insert_recording(conn: sqlite3.Connection, r: RecordingRow) -> None:
     stream_id = r.composite_id >> ID_BITS
     conn.execute(
-        """insert into recording
+        f"""insert into recording
              (composite_id, open_id, stream_id, run_offset, flags, sample_file_bytes,
               start_time_90k, prev_media_duration_90k, prev_runs, wall_duration_90k,
               media_duration_delta_90k, video_samples, video_sync_samples,
-              video_sample_entry_id, end_reason)
-           values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+              video_sample_entry_id, end_reason, {_SUMMARY_COLUMNS})
+           values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         (
             r.composite_id, r.open_id, stream_id, r.run_offset, r.flags, r.sample_file_bytes,
             r.start_time_90k, r.prev_media_duration_90k, r.prev_runs, r.wall_duration_90k,
             r.media_duration_delta_90k, r.video_samples, r.video_sync_samples,
-            r.video_sample_entry_id, r.end_reason,
+            r.video_sample_entry_id, r.end_reason, *summary_values(r.summary),
         ),
     )
     conn.execute(
@@ -319,10 +340,11 @@ def delete_garbage(conn: sqlite3.Connection, dir_id: int, cid: int) -> None:
     )
 
 
-# Columns of the covering index, in the order ``ListedRow`` expects.
+# Columns of the covering index, in the order ``ListedRecording.from_row`` expects.
 _LIST_COLUMNS = """composite_id, open_id, start_time_90k, wall_duration_90k,
     media_duration_delta_90k, video_samples, video_sync_samples, video_sample_entry_id,
     sample_file_bytes, run_offset, flags, prev_media_duration_90k, prev_runs, end_reason"""
+LIST_COLUMN_COUNT = 14
 
 
 def list_recordings_by_time(
@@ -345,9 +367,11 @@ def list_recordings_by_time(
 def list_recordings_by_id(
     conn: sqlite3.Connection, stream_id: int, start_id: int, end_id: int
 ) -> Iterator[tuple[int, ...]]:
-    """Rows with recording ids in ``[start_id, end_id)``, in id order."""
+    """Rows with recording ids in ``[start_id, end_id)``, in id order, each followed by
+    its index summary's columns (``summary_from_columns``): a range of the table itself
+    (not the covering index), so they cost nothing more to read."""
     return conn.execute(
-        f"""select {_LIST_COLUMNS} from recording
+        f"""select {_LIST_COLUMNS}, {_SUMMARY_COLUMNS} from recording
             where composite_id >= ? and composite_id < ? order by composite_id""",
         (composite_id(stream_id, start_id), composite_id(stream_id, end_id)),
     )
@@ -391,9 +415,10 @@ def iter_all_recordings(conn: sqlite3.Connection) -> Iterator[sqlite3.Row]:
     cur = conn.cursor()
     cur.row_factory = sqlite3.Row
     return cur.execute(
-        """select r.composite_id, r.stream_id, r.sample_file_bytes, r.video_samples,
+        f"""select r.composite_id, r.stream_id, r.sample_file_bytes, r.video_samples,
                   r.video_sync_samples, r.wall_duration_90k, r.media_duration_delta_90k,
                   r.start_time_90k, r.prev_media_duration_90k, r.run_offset, r.flags,
+                  {", ".join(f"r.{c}" for c in SUMMARY_COLUMN_NAMES)},
                   i.sample_file_sha256, p.video_index
            from recording r
            left join recording_integrity i using (composite_id)

@@ -1,10 +1,11 @@
--- nvr database schema, version 1. This file is authoritative (DESIGN.md §6).
+-- nvr database schema, version 2. This file is authoritative (DESIGN.md §6).
 --
 -- Units: every *_90k column is in 90 kHz units; times ("*_time_90k") count from
 -- 1970-01-01 00:00:00 UTC; "*_sec" columns are whole seconds since the epoch.
 -- UUIDs are 16-byte blobs. JSON columns hold a JSON object (never NULL).
 -- Once version 1 has shipped this file changes only together with a numbered
--- upgrade step in nvr/db/upgrade/.
+-- upgrade step in nvr/db/upgrade/. Version 2 added the index summary columns of
+-- `recording` (v1_to_v2.py).
 
 -- The database's identity: exactly one row. Sample-file directories record this uuid
 -- in their meta file so a directory is never used with another database.
@@ -91,6 +92,21 @@ create table recording (
   video_sync_samples integer not null check (video_sync_samples > 0),  -- key frames
   video_sample_entry_id integer not null references video_sample_entry (id),
   end_reason text,  -- why the run ended after this recording (NULL: it did not)
+  -- The whole video_index summarized for .mp4 layouts (nvr/db/frames_summary.py), so a
+  -- request for whole recordings reads no index. All five are NULL only for a recording
+  -- whose index did not decode, or disagreed with this row, when the database was
+  -- upgraded to version 2 (such a recording is served by decoding its index).
+  duration_runs integer check (duration_runs > 0),  -- runs of equal frame durations
+  first_duration_90k integer check (first_duration_90k >= 0),  -- the first frame's
+  first_duration_frames integer check (first_duration_frames > 0),  -- frames of its run
+  last_duration_90k integer check (last_duration_90k >= 0),  -- the last frame's (0: trailing zero)
+  -- blake2b-128 of the frames' durations, sizes and key flags (part of every ETag)
+  index_digest blob check (
+      (index_digest is null and duration_runs is null and first_duration_90k is null
+       and first_duration_frames is null and last_duration_90k is null)
+      or (length(index_digest) = 16 and duration_runs is not null
+          and first_duration_90k is not null and first_duration_frames is not null
+          and last_duration_90k is not null)),
   check (composite_id >> 32 = stream_id)
 );
 

@@ -13,11 +13,14 @@ database (``IndexFetch``, on the trio thread) only then. So serving any range of
 file holds a few MB, and the event loop is never busy with a whole table.
 
 Laying out needs, per segment, a summary of its selected frames (counts, the first and last
-run of equal durations, byte range, a digest): ``plan_mp4``/``plan_m4s`` compute them in
-worker-thread batches and never keep a decoded index (a ``SelectionCache`` keeps those of
-whole committed recordings for the next request: a browser's range requests, a day's
-timeline); ``build_mp4``/``build_m4s`` do the
-same synchronously (tests, benchmarks, small files). ``VirtualFile.header``/``tail`` give
+run of equal durations, byte range, a digest; ``nvr.db.frames_summary``). A segment that
+covers its whole recording takes it from the recording's row and its stored summary
+(``ListedRecording.index_summary``: committed recordings, and finished ones awaiting their
+commit) without reading the index; only the others (a partial first or last segment, a
+growing recording) decode theirs: ``plan_mp4``/``plan_m4s`` do that in worker-thread
+batches and never keep a decoded index, and lay out in a worker thread too unless the file
+has few segments (``INLINE_LAYOUT_SEGMENTS``); ``build_mp4``/``build_m4s`` do the same
+synchronously (tests, benchmarks, small files). ``VirtualFile.header``/``tail`` give
 the whole generated header/subtitle samples at once, for tests and small files.
 
 Three kinds are built here:
@@ -65,7 +68,6 @@ the ``.txt`` debug twin (it generates no table).
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import datetime as dt
 import hashlib
 import itertools
@@ -80,6 +82,7 @@ from nvr.base.blocking import run_blocking
 from nvr.base.errors import DataLoss, InvalidArgument, NotFound
 from nvr.base.time90k import UNITS_PER_SEC, Duration, Time
 from nvr.db.database import Database, ListedRecording
+from nvr.db.frames_summary import FramesSummary, summarize
 from nvr.db.recording import VideoIndexArrays, VideoSampleEntry, decode_video_index
 from nvr.mp4.boxes import (
     SAMPLE_FLAGS_KEY,
@@ -107,6 +110,11 @@ SEGMENTS_PER_CALL = 32
 
 #: At most this many subtitle samples are formatted per worker-thread call.
 SUBTITLES_PER_CALL = 4096
+
+#: Files of at most this many segments are laid out on the calling (trio) thread: their
+#: layout (~8 us a segment) costs no more than the hop to a worker thread and back, which
+#: also waits for the scheduler on a busy machine. Larger ones go through ``run``.
+INLINE_LAYOUT_SEGMENTS = 64
 
 #: In-memory pieces are gathered into chunks of about this size before being yielded.
 _GATHER = 64 << 10
@@ -146,8 +154,9 @@ class Segment:
 
     ``index`` is the decoded index (tests, benchmarks), the raw ``video_index`` as of now (an
     uncommitted recording, which may still grow), or ``None``: a committed recording's index,
-    fetched through the ``IndexFetch`` whenever needed. The frames' sample entry is the
-    recording's ``video_sample_entry_id``."""
+    fetched through the ``IndexFetch`` whenever needed (to generate tables, and to lay out a
+    segment that is not its whole recording or whose recording carries no summary). The
+    frames' sample entry is the recording's ``video_sample_entry_id``."""
 
     recording: ListedRecording
     index: VideoIndexArrays | bytes | None
@@ -193,7 +202,8 @@ def lazy_segment(
 @dataclass(frozen=True, slots=True)
 class _Sel:
     """A segment's selected frames ``[begin, end)`` of its recording, summarized: enough
-    to lay out every table without the index."""
+    to lay out every table without the index (the last five fields are a
+    ``FramesSummary``'s)."""
 
     seg: Segment
     rel_start: Duration  # the request, clamped to the index
@@ -251,31 +261,36 @@ def _select(seg: Segment, index: VideoIndexArrays) -> _Sel:
     keys = np.flatnonzero(index.is_key[: last_at_start + 1])
     begin = int(keys[-1])  # frame 0 is always a key frame (the decoder checks it)
     end = len(starts) if rel_end >= total else int(np.searchsorted(starts, rel_end, "left"))
-    durations = index.durations[begin:end]
-    sizes = index.sizes[begin:end]
-    is_key = index.is_key[begin:end]
-    changes = np.flatnonzero(durations[1:] != durations[:-1])
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(durations.astype("<i8", copy=False).tobytes())
-    digest.update(sizes.astype("<i8", copy=False).tobytes())
-    digest.update(is_key.tobytes())
-    return _Sel(
-        seg=seg,
-        rel_start=rel_start,
-        rel_end=rel_end,
-        begin=begin,
-        end=end,
-        keys=int(np.count_nonzero(is_key)),
+    last = end - 1
+    return _sel(
+        seg, rel_start, rel_end, begin, end,
+        keys=int(np.count_nonzero(index.is_key[begin:end])),
         actual_start=int(starts[begin]),
-        actual_end=int(starts[end - 1] + durations[-1]),
+        actual_end=int(starts[last] + index.durations[last]),
         byte_start=int(index.offsets[begin]),
-        byte_length=int(index.offsets[end - 1] + sizes[-1] - index.offsets[begin]),
-        runs=len(changes) + 1,
-        first_dur=int(durations[0]),
-        first_run_len=int(changes[0]) + 1 if len(changes) else len(durations),
-        last_dur=int(durations[-1]),
-        digest=digest.digest(),
+        byte_length=int(index.offsets[last] + index.sizes[last] - index.offsets[begin]),
+        summary=summarize(index, begin, end),
     )
+
+
+def _sel(seg: Segment, rel_start: Duration, rel_end: Duration, begin: int, end: int, *,
+         keys: int, actual_start: Duration, actual_end: Duration, byte_start: int,
+         byte_length: int, summary: FramesSummary) -> _Sel:
+    return _Sel(seg, rel_start, rel_end, begin, end, keys, actual_start, actual_end,
+                byte_start, byte_length, summary.runs, summary.first_dur,
+                summary.first_run_len, summary.last_dur, summary.digest)
+
+
+def _stored_select(seg: Segment) -> _Sel | None:
+    """``_select`` of a segment that covers its whole recording, from the recording's
+    row and stored summary; None for any other segment (its index is needed)."""
+    rec = seg.recording
+    media = rec.media_duration_90k
+    if rec.index_summary is None or seg.rel_start_90k != 0 or seg.rel_end_90k < media:
+        return None
+    return _sel(seg, 0, media, 0, rec.video_samples, keys=rec.video_sync_samples,
+                actual_start=0, actual_end=media, byte_start=0,
+                byte_length=rec.sample_file_bytes, summary=rec.index_summary)
 
 
 def _select_batch(segments: Sequence[Segment],
@@ -284,62 +299,21 @@ def _select_batch(segments: Sequence[Segment],
 
 
 def _select_all(segments: Sequence[Segment], fetch: IndexFetch | None) -> list[_Sel]:
-    return _select_batch(segments, [_source(s, fetch) for s in segments])
+    return [_stored_select(s) or _select(s, _decoded(_source(s, fetch))) for s in segments]
 
 
-class SelectionCache:
-    """Summaries of whole committed recordings, reused across requests: a committed
-    recording's index never changes, and ``(scope, composite id, open id)`` names it for
-    good (``scope``: the database's uuid). At most ``max_entries`` (~300 bytes each) are
-    kept, least recently used first out. Used on the trio thread only."""
-
-    def __init__(self, max_entries: int = 8192) -> None:
-        self.max_entries = max_entries
-        self._entries: dict[tuple[object, int, int], _Sel] = {}
-
-    @staticmethod
-    def _key(scope: object, seg: Segment) -> tuple[object, int, int] | None:
-        rec = seg.recording
-        whole = seg.rel_start_90k == 0 and seg.rel_end_90k >= rec.media_duration_90k
-        if seg.index is not None or not rec.committed or not whole:
-            return None
-        return scope, rec.composite_id, rec.open_id
-
-    def get(self, scope: object, seg: Segment) -> _Sel | None:
-        key = self._key(scope, seg)
-        sel = None if key is None else self._entries.pop(key, None)
-        if sel is None or key is None:
-            return None
-        self._entries[key] = sel  # most recently used
-        return dataclasses.replace(sel, seg=seg)
-
-    def put(self, scope: object, sel: _Sel) -> None:
-        key = self._key(scope, sel.seg)
-        if key is None:
-            return
-        self._entries.pop(key, None)
-        self._entries[key] = sel
-        while len(self._entries) > self.max_entries:
-            del self._entries[next(iter(self._entries))]
-
-
-async def _select_async(segments: Sequence[Segment], fetch: IndexFetch | None, run: Runner,
-                        cache: tuple[SelectionCache, object] | None = None) -> list[_Sel]:
-    """``_select_all`` in worker-thread batches; indexes are fetched batch by batch, and
-    not at all for recordings in ``cache`` (a cache and the scope of its keys)."""
-    out: list[_Sel | None] = []
-    todo: list[int] = []
-    for i, seg in enumerate(segments):
-        out.append(cache[0].get(cache[1], seg) if cache is not None else None)
-        if out[-1] is None:
-            todo.append(i)
+async def _select_async(segments: Sequence[Segment], fetch: IndexFetch | None,
+                        run: Runner) -> list[_Sel]:
+    """``_select_all`` with the indexes it needs fetched and decoded in worker-thread
+    batches."""
+    out = [_stored_select(s) for s in segments]
+    todo = [i for i, sel in enumerate(out) if sel is None]
     for j in range(0, len(todo), SEGMENTS_PER_CALL):
-        batch = [segments[i] for i in todo[j : j + SEGMENTS_PER_CALL]]
-        sels = await run(_select_batch, batch, [_source(s, fetch) for s in batch])
-        for i, sel in zip(todo[j : j + SEGMENTS_PER_CALL], sels, strict=True):
+        batch = todo[j : j + SEGMENTS_PER_CALL]
+        segs = [segments[i] for i in batch]
+        sels = await run(_select_batch, segs, [_source(s, fetch) for s in segs])
+        for i, sel in zip(batch, sels, strict=True):
             out[i] = sel
-            if cache is not None:
-                cache[0].put(cache[1], sel)
     return [sel for sel in out if sel is not None]
 
 
@@ -1141,11 +1115,12 @@ async def plan_mp4(
     fetch: IndexFetch,
     subtitle_tz: dt.tzinfo | None = None,
     run: Runner = run_blocking,
-    cache: tuple[SelectionCache, object] | None = None,
 ) -> VirtualFile:
-    """``build_mp4`` with the indexes decoded and the layout computed through ``run``;
-    ``cache``: a ``SelectionCache`` and the scope of its keys (the database's uuid)."""
-    sels = await _select_async(segments, fetch, run, cache)
+    """``build_mp4`` with the indexes it needs decoded through ``run``, and the layout
+    computed through it too unless it is small (``INLINE_LAYOUT_SEGMENTS``)."""
+    sels = await _select_async(segments, fetch, run)
+    if len(sels) <= INLINE_LAYOUT_SEGMENTS:
+        return _layout_mp4(sels, entries, subtitle_tz, fetch)
     return await run(_layout_mp4, sels, entries, subtitle_tz, fetch)
 
 
@@ -1248,11 +1223,12 @@ async def plan_m4s(
     *,
     fetch: IndexFetch,
     run: Runner = run_blocking,
-    cache: tuple[SelectionCache, object] | None = None,
 ) -> VirtualFile:
-    """``build_m4s`` with the indexes decoded and the layout computed through ``run``
-    (``cache`` as for ``plan_mp4``)."""
-    sels = await _select_async(segments, fetch, run, cache)
+    """``build_m4s`` with the indexes it needs decoded, and a large layout computed,
+    through ``run`` (as ``plan_mp4``)."""
+    sels = await _select_async(segments, fetch, run)
+    if len(sels) <= INLINE_LAYOUT_SEGMENTS:
+        return _layout_m4s(sels, entries, fetch)
     return await run(_layout_m4s, sels, entries, fetch)
 
 

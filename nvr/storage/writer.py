@@ -15,6 +15,9 @@ in batches stamped with their local arrival time. The writer
   time or longer (``RecordingTooLong``: the caller closes at that frame and drops the run);
 - on a write error truncates the file back to the frames it holds intact and ends the
   recording there, so nothing already written is lost;
+- once the index is final (``close``), summarizes it for ``.mp4`` layouts
+  (``nvr.db.frames_summary``, in a worker thread: ~0.15 ms for a minute at 30 fps), which
+  the commit stores in the recording's row;
 - hands the finished recording to its directory's syncer, in order.
 """
 
@@ -35,6 +38,7 @@ from nvr.db.database import (
     Database,
     PendingRecording,
 )
+from nvr.db.frames_summary import summarize_index
 from nvr.db.recording import VideoIndexEncoder
 from nvr.storage.dir import SampleFileDir
 
@@ -277,6 +281,7 @@ class RecordingWriter:
         self._finish_timing(rec)
         rec.end_reason = end_reason
         rec.sample_file_sha256 = self._sha.digest()
+        rec.index_summary = await run_blocking(summarize_index, rec.video_index)
         try:
             await run_blocking(self._sdir.close_file, self._fd)
         except errors.NvrError as e:

@@ -10,8 +10,11 @@ Responses carry a strong ``ETag`` from the exact byte layout, ``Last-Modified``,
 and ``If-None-Match`` (``304``), and stream the body in bounded chunks read from the
 sample files through ``run_blocking``, so a 2 GB response never holds more than a chunk
 or two. A client that goes away stops the reads. The file is laid out by ``nvr.mp4.file``
-through ``run_blocking`` too (decoding a day of indexes takes a few hundred ms), with the
-indexes of committed recordings left in the database until a byte range needs them.
+from the recordings' rows and stored index summaries (listed by id, which carries them):
+only a segment that cuts into its recording, or a growing recording, has its index read
+and decoded (through ``run_blocking``) to lay out, and only a layout of many segments
+goes to a worker thread; the other indexes stay in the database until a byte range of the
+tables needs them.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ from nvr.base.time90k import Time, to_datetime
 from nvr.db.database import Database, ListedRecording, Stream
 from nvr.mp4.file import (
     Segment,
-    SelectionCache,
     VirtualFile,
     build_init,
     lazy_segment,
@@ -45,8 +47,6 @@ from nvr.web.app import text_response
 blueprint = Blueprint("view", __name__)
 
 CHUNK = 1 << 20
-#: summaries of whole committed recordings, shared by requests (keys carry the db's uuid)
-SELECTIONS = SelectionCache()
 MAX_ID = (1 << 31) - 1
 _S_RE = re.compile(
     r"(?P<start>\d+)(?:-(?P<end>\d+))?(?:@(?P<open>\d+))?"
@@ -257,17 +257,13 @@ def serve(vf: VirtualFile, *, filename: str | None = None, cacheable: bool = Tru
     return resp
 
 
-def _download_name(stream: Stream, vf: VirtualFile, ext: str) -> str | None:
+def _download_name(stream: Stream, first: ListedRecording, vf: VirtualFile,
+                   ext: str) -> str | None:
+    """The file's name: when its first frame (of recording ``first``) starts, locally."""
     if not vf.segments:
         return None
     db = ctx().db
-    first = vf.segments[0]
-    rec = db.list_recordings_by_id(
-        stream.id, first.composite_id & 0xFFFFFFFF, (first.composite_id & 0xFFFFFFFF) + 1
-    )
-    if not rec:
-        return None
-    start = rec[0].start_time_90k + first.actual_start_90k
+    start = first.start_time_90k + vf.segments[0].actual_start_90k
     stamp = to_datetime(start, db.tz).strftime("%Y%m%d%H%M%S")
     cam = db.cameras[stream.camera_id].short_name
     return f"{stamp}-{cam}-{stream.type}.{ext}"
@@ -283,14 +279,15 @@ async def view(camera_uuid: str, stream_type: str, kind: str) -> Response:
     if kind.startswith("mp4"):
         tz = db.tz if bool_arg("ts") else None
         vf = await plan_mp4(segments, db.video_sample_entries, fetch=db.get_video_index,
-                            subtitle_tz=tz, run=run_blocking, cache=(SELECTIONS, db.uuid))
+                            subtitle_tz=tz, run=run_blocking)
     else:
         vf = await plan_m4s(segments, db.video_sample_entries, fetch=db.get_video_index,
-                            run=run_blocking, cache=(SELECTIONS, db.uuid))
+                            run=run_blocking)
     if kind.endswith(".txt"):
         return text_response(200, vf.text_dump())
     growing = any(not s.recording.committed for s in segments)
-    resp = serve(vf, filename=_download_name(stream, vf, kind), cacheable=not growing)
+    resp = serve(vf, filename=_download_name(stream, segments[0].recording, vf, kind),
+                 cacheable=not growing)
     if kind == "m4s":
         resp.headers["X-Prev-Media-Duration"] = str(vf.prev_media_duration_90k)
         # Runs up to and including the first segment's (its own run counts).

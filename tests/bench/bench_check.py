@@ -29,6 +29,8 @@ from pathlib import Path
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.check import check
 from nvr.db.database import CameraConfig, Database, StreamConfig
+from nvr.db.frames_summary import summarize_index
+from nvr.db.raw import SUMMARY_COLUMN_NAMES, summary_values
 from nvr.db.recording import VideoIndexEncoder
 from nvr.storage.dir import SampleFileDir, file_name
 from nvr.testing.env import TEST_SAMPLE_ENTRY
@@ -63,6 +65,7 @@ def build(root: Path, files: int, frames: int) -> None:
         entry_id = db.insert_video_sample_entry(TEST_SAMPLE_ENTRY)
         open_id = db.open_id
     index, nbytes, keys, media = build_index(frames)
+    summary = summary_values(summarize_index(index))
     per_stream = -(-files // STREAMS)
     conn = sqlite3.connect(db_dir / "db", isolation_level=None)
     conn.execute("pragma journal_mode = wal")
@@ -81,13 +84,13 @@ def build(root: Path, files: int, frames: int) -> None:
                 os.ftruncate(fd, nbytes)
                 os.close(fd)
                 rows.append((cid, open_id, sid, rec, nbytes, T0 + rec * media, rec * media,
-                             media, frames, keys, entry_id))
+                             media, frames, keys, entry_id, *summary))
             conn.executemany(
-                """insert into recording (composite_id, open_id, stream_id, run_offset, flags,
+                f"""insert into recording (composite_id, open_id, stream_id, run_offset, flags,
                      sample_file_bytes, start_time_90k, prev_media_duration_90k, prev_runs,
                      wall_duration_90k, media_duration_delta_90k, video_samples,
-                     video_sync_samples, video_sample_entry_id)
-                   values (?, ?, ?, ?, 0, ?, ?, ?, 0, ?, 0, ?, ?, ?)""", rows)
+                     video_sync_samples, video_sample_entry_id, {", ".join(SUMMARY_COLUMN_NAMES)})
+                   values (?, ?, ?, ?, 0, ?, ?, ?, 0, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)""", rows)
             conn.executemany("insert into recording_integrity (composite_id) values (?)",
                              ((r[0],) for r in rows))
             conn.executemany(

@@ -21,6 +21,7 @@ from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.check import check
+from nvr.db.frames_summary import summarize_index
 from nvr.storage.dir import META_FILE, DirMeta, file_name
 from nvr.syncer import Syncer
 from nvr.testing.env import create_env, open_env
@@ -58,6 +59,12 @@ class Recorded:
             cur = conn.execute(statement, params)
             assert cur.rowcount == 1, statement
         conn.close()
+
+    def blob(self, query: str, *params: object) -> bytes:
+        conn = sqlite3.connect(self.db_dir / "db")
+        (v,) = conn.execute(query, params).fetchone()
+        conn.close()
+        return bytes(v)
 
     def value(self, query: str, *params: object) -> int:
         conn = sqlite3.connect(self.db_dir / "db")
@@ -159,6 +166,23 @@ def _samples_disagree(r: Recorded) -> str:
             "frames 30 (row says 31)")
 
 
+def _summary_differs(r: Recorded) -> str:
+    r.sql("update recording set index_digest = zeroblob(16), duration_runs = 7 "
+          "where composite_id = ?", r.cid(2))
+    actual = summarize_index(r.blob("select video_index from recording_playback "
+                                    "where composite_id = ?", r.cid(2)))
+    return (f"recording {file_name(r.cid(2))}: stored index summary does not match its "
+            f"video_index: runs 7 (index says {actual.runs}), digest {'00' * 16} "
+            f"(index says {actual.digest.hex()})")
+
+
+def _summary_missing(r: Recorded) -> str:
+    r.sql("update recording set duration_runs = null, first_duration_90k = null, "
+          "first_duration_frames = null, last_duration_90k = null, index_digest = null "
+          "where composite_id = ?", r.cid(0))
+    return f"recording {file_name(r.cid(0))}: no stored index summary"
+
+
 def _prev_media(r: Recorded) -> str:
     # Recording 2 claims 1 tick more before it; the stream's total agrees with it, so
     # only the step from recording 1 to 2 is wrong.
@@ -203,6 +227,8 @@ CORRUPTIONS: dict[str, Corruption] = {
     "unknown_stream": _unknown_stream,
     "bad_index": _bad_index,
     "samples_disagree": _samples_disagree,
+    "summary_differs": _summary_differs,
+    "summary_missing": _summary_missing,
     "prev_media": _prev_media,
     "gap_in_run": _gap_in_run,
     "wall_too_far": _wall_too_far,

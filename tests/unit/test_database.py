@@ -32,6 +32,7 @@ from nvr.db.database import (
     day_bounds,
     split_by_day,
 )
+from nvr.db.raw import SCHEMA_VERSION
 from nvr.storage.writer import RecordingWriter, Run
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
@@ -132,7 +133,7 @@ def test_readers_share_and_exclude_writers(tmp_path: Path) -> None:
 def _set_version(db_dir: Path, version: int) -> None:
     conn = sqlite3.connect(db_dir / "db")
     with conn:
-        conn.execute("delete from version where id = 1")
+        conn.execute("delete from version")
         conn.execute("insert into version (id, unix_time, notes) values (?, 0, 'test')",
                      (version,))
     conn.close()
@@ -144,12 +145,13 @@ def test_newer_schema_is_refused(tmp_path: Path, read_only: bool) -> None:
     Database.create(db_dir, T0)
     conn = sqlite3.connect(db_dir / "db")
     with conn:
-        conn.execute("insert into version (id, unix_time, notes) values (2, 0, 'future')")
+        conn.execute("insert into version (id, unix_time, notes) values (?, 0, 'future')",
+                     (SCHEMA_VERSION + 1,))
     conn.close()
     for _ in range(2):  # a refused open releases the lock: the second try says the same
         with pytest.raises(errors.FailedPrecondition) as e:
             Database.open(db_dir, read_only=read_only, tz=dt.UTC, now=lambda: T0)
-        assert "version 2" in str(e.value)
+        assert f"version {SCHEMA_VERSION + 1}" in str(e.value)
         assert "run a newer nvr" in str(e.value)
 
 

@@ -45,6 +45,7 @@ from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.db.database import FLAG_TRAILING_ZERO, ListedRecording
+from nvr.db.frames_summary import summarize_index
 from nvr.db.recording import (
     FrameEntry,
     VideoIndexEncoder,
@@ -822,28 +823,45 @@ def test_lazy_layout_matches_the_built_file_and_generates_tables_by_range() -> N
                for i in range(len(fetch.calls))) <= mp4file.SEGMENTS_PER_CALL
 
 
-def test_selection_cache_skips_whole_committed_recordings() -> None:
+def test_whole_recordings_with_stored_summaries_are_laid_out_without_their_indexes() -> None:
+    """Segments covering recordings that carry their summary fetch no index to lay out (a
+    partial first segment and a recording without a summary do), and give the same file
+    and ETag as the decoded indexes, .mp4 and .m4s alike."""
     recs = synthetic_recordings(10)
     fetch = CountingFetch(recs)
     entries = {1: TEST_SAMPLE_ENTRY}
-    cache = mp4file.SelectionCache(max_entries=8)
-    segs = [Segment(rec, None, 4000 if i == 0 else 0, 1 << 40) for i, (rec, _) in enumerate(recs)]
+    summarized = [dataclasses.replace(rec, index_summary=summarize_index(d)) if i != 5 else rec
+                  for i, (rec, d) in enumerate(recs)]
+    starts = [4000] + [0] * 9
+    lazy = [Segment(rec, None, a, 1 << 40) for rec, a in zip(summarized, starts, strict=True)]
+    eager = [Segment(rec, decode_video_index(d), a, 1 << 40)
+             for (rec, d), a in zip(recs, starts, strict=True)]
+    for plan, build in ((mp4file.plan_mp4, build_mp4), (mp4file.plan_m4s, build_m4s)):
+        fetch.calls.clear()
+        planned = trio.run(lambda: plan(lazy, entries, fetch=fetch, run=_inline_run))  # noqa: B023
+        assert fetch.calls == [recs[0][0].composite_id, recs[5][0].composite_id]
+        built = build(eager, entries)
+        assert (planned.etag, planned.size, planned.segments) == (
+            built.etag, built.size, built.segments)
+        assert (trio.run(_collect_lazy, planned, 0, planned.size, 1 << 20)
+                == trio.run(_collect_lazy, built, 0, built.size, 1 << 20))
 
-    def plan(scope: object) -> VirtualFile:
-        return trio.run(lambda: mp4file.plan_mp4(segs, entries, fetch=fetch, run=_inline_run,
-                                                 cache=(cache, scope)))
 
-    first = plan("db-a")
-    assert len(fetch.calls) == 10
-    fetch.calls.clear()
-    again = plan("db-a")
-    # the partial first segment is never cached; 8 of the 9 whole ones are
-    assert fetch.calls == [recs[0][0].composite_id, recs[1][0].composite_id]
-    assert (again.etag, again.size, again.segments) == (first.etag, first.size, first.segments)
-    assert trio.run(_collect_lazy, again, 0, again.header_size, 1 << 20) == first.header
-    fetch.calls.clear()
-    plan("db-b")  # another database: nothing shared
-    assert len(fetch.calls) == 10
+def test_stored_summaries_of_the_recorded_library_equal_the_selections(
+    library: Library,
+) -> None:
+    """The streamer's recordings (trailing zeros, a resolution change, HEVC) as committed:
+    each whole recording's selection from its row and stored summary is the one its
+    decoded index gives."""
+    db = library.env.db
+    for recs in (library.main, library.hevc):
+        listed = db.list_recordings_by_id(recs[0].composite_id >> 32, 0, 100)
+        assert listed == recs
+        for rec in listed:
+            index = decode_video_index(db.get_video_index(rec.composite_id))
+            seg = Segment(rec, None, 0, rec.media_duration_90k)
+            stored = mp4file._stored_select(seg)
+            assert stored is not None and stored == mp4file._select(seg, index)
 
 
 async def _collect_lazy(vf: VirtualFile, start: int, end: int, chunk: int) -> bytes:

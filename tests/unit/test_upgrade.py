@@ -9,6 +9,8 @@ A future step ``vN_to_vN+1`` gets ``test_vN_to_vN+1`` here: build ``fixture_db(r
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import os
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -18,11 +20,18 @@ import pytest
 
 from nvr import cli
 from nvr.base import errors
+from nvr.base.blocking import inline_blocking
+from nvr.base.clock import RealClocks
 from nvr.check import check
 from nvr.db import raw
 from nvr.db import upgrade as upgrade_pkg
-from nvr.db.database import Database
+from nvr.db.database import Database, _lock_dir
+from nvr.db.frames_summary import FramesSummary, summarize_index
+from nvr.db.recording import VideoIndexEncoder
 from nvr.db.upgrade import BASE_VERSION, discover_steps, newest_target, upgrade
+from nvr.storage.dir import open_for_database
+from nvr.web.app import WebContext, create_app
+from tests.support.web import VIEW, record
 
 SCHEMAS = Path(__file__).parents[1] / "support" / "schemas"
 NOW = 1_700_000_000
@@ -232,9 +241,12 @@ def test_refusals(tmp_path: Path) -> None:
     with pytest.raises(errors.FailedPrecondition, match="newer than this nvr supports"):
         upgrade(db_dir, now_sec=NOW, steps={}, target=0)
     assert not list(db_dir.glob("*.bak*"))  # refused before copying or writing
-    with (Database.open(db_dir, read_only=True, tz=dt.UTC, now=lambda: T0),
-          pytest.raises(errors.Unavailable, match="locked")):
-        upgrade(db_dir, now_sec=NOW, steps={1: add_camera_notes}, target=2)
+    reader = _lock_dir(db_dir, exclusive=False)  # what a read-only open holds
+    try:
+        with pytest.raises(errors.Unavailable, match="locked"):
+            upgrade(db_dir, now_sec=NOW, steps={1: add_camera_notes}, target=2)
+    finally:
+        os.close(reader)
     assert versions(db_dir / "db") == [(1, "created")]
     with pytest.raises(errors.NotFound):
         upgrade(tmp_path / "nothing", now_sec=NOW)
@@ -257,11 +269,12 @@ def test_a_v0_to_v1_like_upgrade_then_read_only_open(
     def v0_to_v1(conn: sqlite3.Connection) -> None:
         conn.execute("create index user_session_uid on user_session (user_id)")
 
-    monkeypatch.setattr(upgrade_pkg, "discover_steps", lambda: {0: v0_to_v1})
+    real_steps = discover_steps()
+    monkeypatch.setattr(upgrade_pkg, "discover_steps", lambda: {0: v0_to_v1, **real_steps})
     assert cli.main(["--db-dir", str(db_dir), "upgrade", "--no-vacuum"]) == 0
     out = capsys.readouterr().out
-    assert out == (f"upgraded from schema version 0 to 1; the old database is copied to "
-                   f"{db_dir / 'db.v0.bak'}. Verify with `nvr run --read-only`.\n")
+    assert out == (f"upgraded from schema version 0 to {raw.SCHEMA_VERSION}; the old database "
+                   f"is copied to {db_dir / 'db.v0.bak'}. Verify with `nvr run --read-only`.\n")
     assert row_counts(db_dir / "db") == before
     with Database.open(db_dir, read_only=True, tz=dt.UTC, now=lambda: T0) as db:
         assert [c.short_name for c in db.cameras.values()] == ["cam"]
@@ -269,7 +282,7 @@ def test_a_v0_to_v1_like_upgrade_then_read_only_open(
     assert check(db_dir).recordings == 3
     assert cli.main(["--db-dir", str(db_dir), "upgrade"]) == 0
     assert capsys.readouterr().out == (
-        "database is already at schema version 1; nothing to do\n")
+        f"database is already at schema version {raw.SCHEMA_VERSION}; nothing to do\n")
 
 
 def test_cli_bad_journal_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -277,3 +290,164 @@ def test_cli_bad_journal_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
         cli.main(["--db-dir", str(tmp_path), "upgrade", "--preset-journal", "bogus"])
     assert e.value.code == 2
     assert "--preset-journal" in capsys.readouterr().err
+
+
+# -- the real steps ---------------------------------------------------------------------------
+
+
+def table_shapes(db_file: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every table's and index's columns (name, type, not null, default, key), by name."""
+    conn = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)
+    try:
+        names = [r[0] for r in conn.execute(
+            "select name from sqlite_master where type in ('table', 'index') "
+            "and name not like 'sqlite_%' order by name")]
+        shapes = {}
+        for name in names:
+            cols = conn.execute(f"pragma table_xinfo({name})").fetchall()
+            shapes[name] = cols or conn.execute(f"pragma index_xinfo({name})").fetchall()
+        return shapes
+    finally:
+        conn.close()
+
+
+def summaries(db_file: Path) -> dict[int, tuple[FramesSummary | None, bytes]]:
+    """composite id -> (stored summary, video_index) of every recording."""
+    conn = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            f"""select composite_id, {", ".join(raw.SUMMARY_COLUMN_NAMES)}, video_index
+                from recording join recording_playback using (composite_id)""").fetchall()
+        return {r[0]: (raw.summary_from_columns(r[1:6]), bytes(r[6])) for r in rows}
+    finally:
+        conn.close()
+
+
+def test_v1_to_v2(tmp_path: Path) -> None:
+    """The fixture's three recordings have indexes that disagree with their rows: they get
+    no summary (and are logged); a fourth with a sound index gets exactly the summary the
+    commit path computes. No row is lost; the tables are shaped as a new database's."""
+    db_dir = fixture_db(tmp_path, 1)
+    enc = VideoIndexEncoder()
+    for j in range(90):
+        enc.add(3000 if j % 4 else 3003, 100 + j, j % 30 == 0)
+    enc.add(0, 50, False)  # a trailing zero
+    conn = sqlite3.connect(db_dir / "db", isolation_level=None)
+    sound = 1 << 32 | 3
+    conn.execute(
+        """insert into recording values (?, 1, 1, 3, 1, ?, ?, 270000, 0, ?, 0, ?, ?, 1,
+           'disconnect')""",
+        (sound, enc.total_bytes, T0 + 3 * 90000, enc.media_duration, enc.frames,
+         enc.key_frames))
+    conn.execute("insert into recording_playback values (?, ?)", (sound, enc.data))
+    conn.execute("update stream set cum_recordings = 4")
+    conn.close()
+    before = row_counts(db_dir / "db")
+    result = upgrade(db_dir, now_sec=NOW)
+    assert (result.old_version, result.new_version) == (1, 2)
+    assert versions(db_dir / "db") == [(1, "created"), (2, "upgraded from 1")]
+    assert row_counts(db_dir / "db") == before
+    stored = summaries(db_dir / "db")
+    assert {cid: s for cid, (s, _) in stored.items()} == {
+        1 << 32 | 0: None, 1 << 32 | 1: None, 1 << 32 | 2: None,
+        sound: summarize_index(enc.data)}
+    fresh = tmp_path / "fresh"
+    Database.create(fresh, T0)
+    assert table_shapes(db_dir / "db") == table_shapes(fresh / "db")
+    # nvr check: one line per unsound index, none for the sound one (the fixture's
+    # directory does not exist, so no file is looked at)
+    problems = check(db_dir).problems
+    assert [p.split(": ")[1] for p in problems if p.startswith("recording")] == [
+        "video_index does not match its recording"] * 3
+
+
+def copy_as_v1(src: Path, db_dir: Path) -> None:
+    """A version 1 database (``tests/support/schemas/v1.sql``) holding every row of the
+    database file ``src`` (without the columns version 1 does not have)."""
+    db_dir.mkdir()
+    conn = sqlite3.connect(db_dir / "db", isolation_level=None)
+    try:
+        conn.execute("attach database ? as src", (f"file:{src}?mode=ro",))
+        conn.executescript("begin;\n" + (SCHEMAS / "v1.sql").read_text())
+        tables = [r[0] for r in conn.execute(
+            "select name from main.sqlite_master where type = 'table' "
+            "and name not like 'sqlite_%' and name != 'version'")]
+        for table in tables:
+            cols = ", ".join(r[1] for r in conn.execute(f"pragma main.table_info({table})"))
+            conn.execute(f"insert into main.{table} ({cols}) select {cols} from src.{table}")
+        conn.execute("insert into version values (1, ?, 'created')", (NOW,))
+        conn.execute("commit")
+        conn.execute("detach database src")
+    finally:
+        conn.close()
+
+
+async def _inline(fn, *args, **_kw):  # type: ignore[no-untyped-def]
+    return fn(*args)
+
+
+#: s= values served before and after the upgrade: whole recordings, runs cut inside, a
+#: timestamp track, media segments
+VIEWS = [("mp4", "0-2", {}), ("mp4", "3", {"ts": "true"}), ("mp4", "1-2.900000-", {}),
+         ("m4s", "1", {}), ("m4s", "0.1000-2000000", {}), ("mp4.txt", "0-2", {})]
+
+
+async def served(db_dir: Path, camera_uuid: str) -> list[tuple[int, str, bytes]]:
+    """(status, ETag, sha256 of the body) of each of ``VIEWS``, from ``db_dir`` opened
+    read-only (bodies fetched in ranges: Quart's test client buffers small)."""
+    db = Database.open(db_dir, read_only=True, tz=dt.UTC, now=lambda: T0)
+    dirs = {d: open_for_database(db, d, read_only=True) for d in db.dirs}
+    try:
+        ctx = WebContext(db=db, dirs=dirs, clocks=RealClocks(), bind=VIEW)
+        c = create_app(ctx).test_client()
+        out = []
+        for kind, s, extra in VIEWS:
+            path = f"/api/cameras/{camera_uuid}/main/view.{kind}"
+            r = await c.get(path, query_string={"s": s, **extra}, headers={"Range": "bytes=0-0"})
+            etag = r.headers.get("ETag", "")
+            first = await r.get_data()
+            if r.status_code != 206:  # the .txt twin: no ranges
+                out.append((r.status_code, etag, hashlib.sha256(first).digest()))
+                continue
+            size = int(r.headers["Content-Range"].split("/")[1])
+            body = hashlib.sha256()
+            for a in range(0, size, 4 << 20):
+                part = await c.get(path, query_string={"s": s, **extra},
+                                   headers={"Range": f"bytes={a}-{min(size, a + (4 << 20)) - 1}"})
+                body.update(await part.get_data())
+            out.append((r.status_code, etag, body.digest()))
+        return out
+    finally:
+        for d in dirs.values():
+            d.close()
+        db.close()
+
+
+async def test_v1_to_v2_keeps_view_etags_and_bytes(
+    tmp_path: Path, autojump_clock: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recorded database (trailing zeros included), copied into a version 1 database and
+    upgraded: every stored summary is the one computed from its index, and view.mp4/m4s
+    have the ETags and bytes served before the upgrade, when layouts decoded every index
+    (the recorded database with its summaries cleared)."""
+    monkeypatch.setattr("nvr.web.view.run_blocking", _inline)
+    recorded = await record(tmp_path / "rec")
+    recorded.env.close()
+    src = recorded.env.db_dir / "db"
+    v1_dir = tmp_path / "v1"
+    copy_as_v1(src, v1_dir)
+    conn = sqlite3.connect(src)
+    with conn:
+        conn.execute(f"""update recording set
+            {", ".join(f"{c} = null" for c in raw.SUMMARY_COLUMN_NAMES)}""")
+    conn.close()
+    with inline_blocking():
+        before = await served(recorded.env.db_dir, recorded.camera_uuid)
+        assert [status for status, _, _ in before] == [206] * 5 + [200]
+        upgrade(v1_dir, now_sec=NOW)
+        after = await served(v1_dir, recorded.camera_uuid)
+    assert after == before
+    stored = summaries(v1_dir / "db")
+    assert len(stored) == 4
+    for summary, index in stored.values():
+        assert summary == summarize_index(index)

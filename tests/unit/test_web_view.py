@@ -19,6 +19,7 @@ import trio
 
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import RealClocks
+from nvr.db.database import Database
 from nvr.db.recording import VideoIndexEncoder
 from nvr.storage.dir import file_name
 from nvr.testing.env import create_env, open_env
@@ -73,6 +74,38 @@ async def test_view_mp4_of_a_whole_run_decodes(recorded: Recorded, autojump_cloc
     assert re.fullmatch(r'"[0-9a-f]+"', resp.headers["ETag"])
     assert resp.headers["Content-Disposition"] == 'inline; filename="20231114221400-cam0-main.mp4"'
     assert resp.headers["Cache-Control"] == "private, max-age=3600"
+
+
+async def test_whole_committed_recordings_are_laid_out_without_reading_an_index(
+    recorded: Recorded, autojump_clock: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The layout (headers and the file's first bytes) of whole committed recordings comes
+    from their rows' stored summaries: no index is read. A segment that cuts into its
+    recording reads that one index; the tables, once a range covers them, read theirs."""
+    reads: list[int] = []
+    real = Database.get_video_index
+
+    def counting(self: Database, cid: int) -> bytes:
+        reads.append(cid)
+        return real(self, cid)
+
+    monkeypatch.setattr(Database, "get_video_index", counting)
+    c = client(recorded)
+    for kind, s in (("mp4", "0-2"), ("m4s", "0-1"), ("mp4.txt", "0-2")):
+        r = await c.get(url(recorded, kind), query_string={"s": s},
+                        headers={"Range": "bytes=0-7"})
+        assert r.status_code in (200, 206)
+        await r.get_data()
+        assert reads == [], kind
+    cid = recorded.stream_id << 32 | 1
+    r = await c.get(url(recorded), query_string={"s": f"0-1.0-{150 * SEC}"},
+                    headers={"Range": "bytes=0-7"})
+    await r.get_data()
+    assert reads == [cid]  # recording 1 is cut at 30 s of its 60
+    reads.clear()
+    r = await c.get(url(recorded), query_string={"s": "0-1"})
+    assert len(await r.get_data()) == int(r.headers["Content-Length"])
+    assert set(reads) == {cid - 1, cid}
 
 
 async def test_relative_range_starts_and_ends_where_asked(recorded: Recorded,
