@@ -40,6 +40,13 @@ def instrumentation_stamp() -> float:
     return time.monotonic()
 
 
+def io_monotonic() -> float:
+    """``time.monotonic()`` for a worker thread that paces real I/O (the PyAV reader
+    coalescing its socket reads, ``nvr.ingest.pacing``): it waits on a real socket, which a
+    mock clock could not drive. Never used for what gets recorded or when."""
+    return time.monotonic()
+
+
 def _trio_now() -> Duration:
     return round(trio.current_time() * UNITS_PER_SEC)
 

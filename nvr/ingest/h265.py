@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from nvr.base.errors import DataLoss
 from nvr.db.recording import VideoSampleEntry
 from nvr.ingest.h264 import BitReader, aspect_ratio, unescape_rbsp
+from nvr.ingest.source import FrameBytes
 
 NAL_VPS = 32
 NAL_SPS = 33
@@ -31,8 +32,8 @@ KEY_TYPES = frozenset(range(16, 24))
 _PROFILE_SPACE_LETTERS = ("", "A", "B", "C")
 
 
-def nal_type(nal: bytes) -> int:
-    """The H.265 ``nal_unit_type`` of a NAL unit."""
+def nal_type(nal: FrameBytes) -> int:
+    """The H.265 ``nal_unit_type`` of a NAL unit (only its first byte is read)."""
     return (nal[0] >> 1) & 0x3F
 
 

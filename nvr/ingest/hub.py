@@ -26,6 +26,7 @@ import trio
 
 from nvr.base.time90k import Duration, Time
 from nvr.db.recording import VideoSampleEntry
+from nvr.ingest.source import FrameBytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,7 @@ class LiveFrame:
     carries the previous frame interval as an estimate (waiting for the next frame would
     add a frame interval of latency)."""
 
-    data: bytes
+    data: FrameBytes
     is_key: bool
     media_start: Duration
     duration: Duration

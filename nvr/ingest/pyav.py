@@ -16,7 +16,12 @@ This is the only module in nvr that imports ``av`` for input. It has two halves:
   flight between the two, so cancelling ``next_batch`` loses nothing, and ``drain`` hands
   over the partial batch at shutdown (every frame received up to the signal is
   recorded). For ``OpenOptions.realtime`` the trio side paces packets at their
-  timestamps with ``clocks.sleep_until`` (the thread never sleeps).
+  timestamps with ``clocks.sleep_until``.
+- A camera's reader (RTSP over TCP) that has caught up pauses briefly so the next frames
+  gather in the socket buffer and are read back to back (``nvr.ingest.pacing``): this
+  saves most of the per-frame wake-ups, which are most of what recording costs. Live
+  viewers (``low_latency``) and shutdown end and forbid the pauses; at shutdown the reader
+  reads on to the live edge, so frames waiting in the socket are recorded too.
 
 Frames stay in decode order and carry their pts; a stream with B-frames (pts out of
 order) is passed through as is and left to the streamer's timestamp checks.
@@ -42,7 +47,7 @@ import av.error
 import trio
 
 from nvr.base.blocking import run_blocking
-from nvr.base.clock import Clocks, instrumentation_stamp
+from nvr.base.clock import Clocks, instrumentation_stamp, io_monotonic
 from nvr.base.errors import (
     DataLoss,
     InvalidArgument,
@@ -56,7 +61,8 @@ from nvr.base.errors import (
 from nvr.base.time90k import UNITS_PER_SEC, Duration
 from nvr.db.recording import VideoSampleEntry
 from nvr.ingest import h264, h265
-from nvr.ingest.source import OpenOptions, Packet
+from nvr.ingest.pacing import DEFAULT_PAUSE, ReadCoalescer
+from nvr.ingest.source import FrameBytes, OpenOptions, Packet
 
 T = TypeVar("T")
 
@@ -67,7 +73,7 @@ _MICROSECONDS_PER_90K_NUM, _MICROSECONDS_PER_90K_DEN = 100, 9  # 1 tick = 100/9 
 class _CodecRules:
     """What differs between H.264 and H.265 when turning packets into ``Packet``s."""
 
-    nal_type: Callable[[bytes], int]
+    nal_type: Callable[[FrameBytes], int]
     dropped_types: frozenset[int]
     key_types: frozenset[int]
     #: the parameter set NAL types, in the order ``sample_entry`` takes them
@@ -158,7 +164,7 @@ def _to_90k_factor(time_base: Any) -> tuple[int, int]:
 class PendingFrame:
     """A packet on its way to becoming a ``Packet``: pts may still be unknown."""
 
-    data: bytes
+    data: FrameBytes
     pts: int | None
     duration: int  # 90k units, 0 when unknown
     is_key: bool
@@ -240,7 +246,9 @@ class Demuxer:
     container.
     """
 
-    def __init__(self, url: str, options: OpenOptions, max_batch: Duration) -> None:
+    def __init__(
+        self, url: str, options: OpenOptions, max_batch: Duration, read_pause: float = 0.0
+    ) -> None:
         self.url = scrub_userinfo(url, options.password)
         self._source_url = url
         self._options = options
@@ -264,6 +272,13 @@ class Demuxer:
         self._held_error: Exception | None = None
         #: set from another thread: end batches after every packet (shutdown, live view)
         self.cut_early = False
+        # A camera's reader pauses once caught up, so frames gather (``nvr.ingest.pacing``).
+        # Not over UDP, where a full socket buffer loses packets (TCP makes the camera
+        # wait); a file has no live edge to wait for.
+        pacing = _is_network_url(url) and options.rtsp_transport == "tcp"
+        self._coalescer = ReadCoalescer(read_pause) if pacing and read_pause > 0 else None
+        self._pause_over = threading.Event()  # set: no pausing (live viewers, shutdown)
+        self._caught_up = True
 
     # -- the busy/closing handshake between a worker thread and the trio side --
 
@@ -404,34 +419,50 @@ class Demuxer:
             frame = self._convert(raw)
             if frame is not None:
                 self._ready.extend(self._run_start.admit(frame))
+                if self._coalescer is not None and frame.pts is not None:
+                    pause = self._coalescer.pause_after(io_monotonic(), frame.pts / UNITS_PER_SEC)
+                    self._caught_up = self._coalescer.at_edge
+                    if pause and not self.cut_early:
+                        self._pause_over.wait(pause)
+                        self._caught_up = False  # frames arrived meanwhile
         return True
+
+    @property
+    def caught_up(self) -> bool:
+        """Whether the last frame was read at the camera's live edge: nothing waits to be
+        read but what arrived since (always, for a reader that does not pause)."""
+        return self._caught_up
+
+    def set_pausing(self, allowed: bool) -> None:
+        """Allows or forbids (and ends at once) the reader's coalescing pauses; called from
+        the trio side when live viewers come and go, and at shutdown."""
+        if allowed:
+            self._pause_over.clear()
+        else:
+            self._pause_over.set()
 
     def _convert(self, raw: Any) -> PendingFrame | None:
         """A demuxed packet as a ``PendingFrame``, or None if it carries no picture (or no sample
         entry is known yet)."""
-        data = bytes(raw)
+        rules = self._rules
         if self._length_size:
-            nals = h264.split_length_prefixed(data, self._length_size)
+            frame = h264.split_length_prefixed_frame(
+                bytes(raw), self._length_size, rules.nal_type, rules.dropped_types
+            )
         else:
-            nals = h264.split_annex_b(data)
-        nal_type, dropped = self._rules.nal_type, self._rules.dropped_types
-        kept = [nal for nal in nals if nal_type(nal) not in dropped]
-        if len(kept) != len(nals):
-            self._params.update(nals)
+            frame = h264.split_annex_b_frame(raw, rules.nal_type, rules.dropped_types)
+        if frame.dropped:
+            self._params.update(frame.dropped)
         entry = self._params.entry
-        if not kept or entry is None:
+        if not frame.kept_types or entry is None:
             return None
-        if self._length_size == 4 and len(kept) == len(nals):
-            payload = data
-        else:
-            payload = h264.to_length_prefixed(kept)
-        is_key = any(nal_type(nal) in self._rules.key_types for nal in kept)
+        is_key = not rules.key_types.isdisjoint(frame.kept_types)
         num, den = self._to_90k
         pts = None if raw.pts is None else (raw.pts * num * 2 + den) // (2 * den)
         duration = (raw.duration or 0) * num // den
         if pts is not None:
             pts = self._track_loop(pts, duration)
-        return PendingFrame(payload, pts, duration, is_key, entry, instrumentation_stamp())
+        return PendingFrame(frame.payload, pts, duration, is_key, entry, instrumentation_stamp())
 
     def _track_loop(self, pts: int, duration: Duration) -> int:
         """Adds the loop offset and remembers what the next loop's offset needs."""
@@ -475,8 +506,9 @@ class PyAvSource:
     trio side with one ``run_sync_soon`` per batch; when the queue is full it waits, so a
     slow consumer holds at most ``max_queued`` batches. Nothing is ever in flight between
     the thread and trio: a cancelled ``next_batch`` loses nothing, and ``drain`` (at
-    shutdown) makes the thread cut its current batch after the packet being read and hand
-    over everything it has.
+    shutdown) makes the thread cut its current batch after the packet being read, hand
+    over everything it has and then, a frame at a time, whatever still waits in the
+    socket up to the camera's live edge.
     """
 
     def __init__(
@@ -525,7 +557,9 @@ class PyAvSource:
                         batch += self._demuxer.take_ready()
                     self._batches.append(batch)
                     self._wake_locked()
-                    if not batch or self._draining:
+                    # Draining: read on, a frame at a time, what already waits in the
+                    # socket (a paced reader may be a pause behind), then stop.
+                    if not batch or (self._draining and self._demuxer.caught_up):
                         return
         finally:
             self._demuxer.close()
@@ -592,8 +626,9 @@ class PyAvSource:
 
     @low_latency.setter
     def low_latency(self, on: bool) -> None:
-        if not (self._draining or self._stopping):
+        if not (self._draining or self._stopping) and on != self._demuxer.cut_early:
             self._demuxer.cut_early = on
+            self._demuxer.set_pausing(not on)
 
     async def drain(self, grace: float) -> list[Packet]:
         """See ``Source.drain``. A realtime (paced file) source has nothing that arrived
@@ -601,6 +636,7 @@ class PyAvSource:
         if self._realtime:
             return []
         self._demuxer.cut_early = True
+        self._demuxer.set_pausing(False)
         with self._lock:
             self._draining = True
             self._room.notify()
@@ -616,6 +652,7 @@ class PyAvSource:
         """Stops the reader; it closes the container once its current read returns (a
         stalled camera's read returns within the read timeout)."""
         self._demuxer.cut_early = True
+        self._demuxer.set_pausing(False)
         with self._lock:
             self._stopping = True
             self._room.notify()
@@ -646,7 +683,9 @@ class PyAvOpener:
 
     ``limiter`` bounds the threads that connect (each open source then has its own reader
     thread); the daemon sizes it for its number of streams.
-    ``max_batch`` caps the media time of one batch when key frames are far apart.
+    ``max_batch`` caps the media time of one batch when key frames are far apart;
+    ``read_pause`` is how long a caught-up camera reader pauses (``nvr.ingest.pacing``;
+    0: never).
     """
 
     def __init__(
@@ -655,13 +694,15 @@ class PyAvOpener:
         limiter: trio.CapacityLimiter,
         *,
         max_batch: Duration = UNITS_PER_SEC,
+        read_pause: float = DEFAULT_PAUSE,
     ) -> None:
         self._clocks = clocks
         self._limiter = limiter
         self._max_batch = max_batch
+        self._read_pause = read_pause
 
     async def open(self, url: str, options: OpenOptions) -> PyAvSource:
-        demuxer = Demuxer(url, options, self._max_batch)
+        demuxer = Demuxer(url, options, self._max_batch, self._read_pause)
         await _in_thread(demuxer, demuxer.connect, self._limiter)
         realtime = options.realtime and not _is_network_url(url)
         return PyAvSource(demuxer, self._clocks, realtime)

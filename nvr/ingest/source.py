@@ -14,6 +14,10 @@ from typing import Protocol
 from nvr.base.time90k import Duration
 from nvr.db.recording import VideoSampleEntry
 
+#: a frame's bytes: ``bytes``, or a ``bytearray`` the source filled in place to save a
+#: copy (no one changes it afterwards)
+FrameBytes = bytes | bytearray
+
 
 @dataclass(slots=True)
 class Packet:
@@ -26,7 +30,7 @@ class Packet:
     packets until the parameter sets change.
     """
 
-    data: bytes
+    data: FrameBytes
     pts: int
     is_key: bool
     sample_entry: VideoSampleEntry

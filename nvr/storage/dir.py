@@ -194,7 +194,7 @@ class SampleFileDir:
         except OSError as e:
             raise errors.from_os_error(e, f"creating {self.path / name}") from e
 
-    def write_all(self, fd: int, pieces: Sequence[bytes | memoryview]) -> None:
+    def write_all(self, fd: int, pieces: Sequence[bytes | bytearray | memoryview]) -> None:
         """Writes every byte of ``pieces``, in order, with ``writev`` (no joined copy of a
         second of video), looping on short writes."""
         views = [memoryview(p) for p in pieces if len(p)]

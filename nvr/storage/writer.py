@@ -57,7 +57,7 @@ class Frame(Protocol):
     """What the writer needs of a frame (``nvr.ingest.source.Packet`` fits)."""
 
     @property
-    def data(self) -> bytes: ...
+    def data(self) -> bytes | bytearray: ...
     @property
     def pts(self) -> int: ...
     @property
@@ -160,7 +160,7 @@ class RecordingWriter:
             await self._start(frames[0], local_time)
         staged: list[tuple[int, int, bool]] = []  # index entries to add once written
         last, local_start = self._last, self._local_start
-        buf: list[bytes] = []
+        buf: list[bytes | bytearray] = []
         too_long: RecordingTooLong | None = None
         for f in frames:
             if last is not None:
@@ -219,7 +219,7 @@ class RecordingWriter:
             self._sdir.unlink(cid)
             return self._sdir.create_file(cid)
 
-    def _write_and_hash(self, pieces: list[bytes]) -> None:
+    def _write_and_hash(self, pieces: list[bytes | bytearray]) -> None:
         self._sdir.write_all(self._fd, pieces)
         for piece in pieces:
             self._sha.update(piece)

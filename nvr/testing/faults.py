@@ -94,7 +94,7 @@ class FaultyDir(SampleFileDir):
             self._raise("create_file", fault)
         return super().create_file(composite_id)
 
-    def write_all(self, fd: int, pieces: Sequence[bytes | memoryview]) -> None:
+    def write_all(self, fd: int, pieces: Sequence[bytes | bytearray | memoryview]) -> None:
         if fault := self._enter("write_all"):
             data = b"".join(pieces)
             if fault.partial and len(data) > 1:

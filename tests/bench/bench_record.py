@@ -25,6 +25,9 @@ shutdown) and gets SIGTERM. What is measured, from ``/proc`` (no psutil):
 - CPU: user+system seconds of the recorder's processes within the window (all threads,
   ``/proc/PID/stat``), of the RTSP server, and of the whole machine (``/proc/stat``;
   "other" is what neither the recorder nor the server used, e.g. other work on the box);
+  ``sys%`` is the recorder's share spent in the kernel and ``csw/fr`` its threads'
+  context switches per expected frame (``/proc/PID/task/*/status``): wake-ups, not bytes,
+  are most of what reading cameras costs, so this column explains most differences;
 - memory: RSS (``VmRSS``) summed over the recorder's processes at the end of the window,
   the peak of that sum sampled every 0.5 s (for nvr its ``VmHWM``), and PSS
   (``smaps_rollup``, which shares libraries fairly between the ffmpeg processes);
@@ -47,7 +50,10 @@ asserted: the figures depend on the machine and on anything else running on it.
 
 The table's ``server%`` is the RTSP server's CPU and ``other%`` the rest of the machine's
 (both in % of one core, 2 cores = 200%): a large ``other%`` means something else ran at
-the same time and the figures are noisy; compare recorders within one run only.
+the same time and the figures are noisy; compare recorders within one run only. Other
+load does not just add noise, it lowers every recorder's cost per frame (its readers fall
+behind and find several frames per wake-up): on this 2-core machine one busy core made
+the same nvr cost 0.39 % instead of 0.76 % per stream. Measure on a quiet machine.
 ``--rotate S`` sets nvr's ``rotate_interval_sec`` (default 60, the daemon's default; a
 smaller value makes more recordings per stream, so contiguity is checked harder).
 

@@ -88,6 +88,82 @@ def test_annex_b_round_trip(nals: list[bytes], four_byte: list[bool]) -> None:
     assert h264.is_annex_b(stream) == bool(nals)
 
 
+DROP = h264.PARAMETER_AND_DELIMITER_TYPES
+
+
+def reference_split(data: bytes) -> h264.SplitFrame:
+    """What ``split_annex_b_frame`` must return, from the plain building blocks."""
+    nals = h264.split_annex_b(data)
+    kept = [n for n in nals if h264.nal_type(n) not in DROP]
+    return h264.SplitFrame(
+        h264.to_length_prefixed(kept) if kept else b"",
+        [h264.nal_type(n) for n in kept],
+        [n for n in nals if h264.nal_type(n) in DROP],
+    )
+
+
+def test_split_annex_b_frame_in_place() -> None:
+    # AUD, SPS, PPS, SEI, IDR behind 4-byte start codes, as FFmpeg's RTP depacketizer
+    # writes them: the dropped prefix is cut off and the start codes become lengths.
+    data = bytes.fromhex("00000001 0910 00000001 6742 00000001 68ce 00000001 0605 00000001 658880")
+    frame = h264.split_annex_b_frame(data, h264.nal_type, DROP)
+    assert isinstance(frame.payload, bytearray)
+    assert bytes(frame.payload) == bytes.fromhex("00000002 0605 00000003 658880")
+    assert frame.kept_types == [6, 5]
+    assert frame.dropped == [bytes.fromhex("0910"), bytes.fromhex("6742"), bytes.fromhex("68ce")]
+
+
+@pytest.mark.parametrize(
+    "hex_data",
+    [
+        "000001 0605 00000001 6588",  # a 3-byte start code
+        "00000001 0605 00000001 6742 00000001 6588",  # a dropped unit between kept ones
+        "00000001 0605 0000 00000001 6588",  # trailing_zero_8bits between units
+        "00000001 6588 00",  # a trailing zero at the end
+        "ff 00000001 6588",  # bytes before the first start code
+        "00000001 6742 00000001 68ce",  # nothing but parameter sets
+        "",
+    ],
+)
+def test_split_annex_b_frame_other_layouts(hex_data: str) -> None:
+    data = bytes.fromhex(hex_data)
+    frame = h264.split_annex_b_frame(data, h264.nal_type, DROP)
+    assert (bytes(frame.payload), frame.kept_types, frame.dropped) == (
+        lambda r: (bytes(r.payload), r.kept_types, r.dropped)
+    )(reference_split(data))
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([1, 5, 6, 7, 8, 9]),
+            st.binary(max_size=40).map(lambda b: escape_rbsp(b) + b"\x80"),
+            st.sampled_from([b"\x00\x00\x01", b"\x00\x00\x00\x01", b"\x00\x00\x00\x00\x01"]),
+        ),
+        max_size=6,
+    )
+)
+def test_split_annex_b_frame_matches_the_reference(units: list[tuple[int, bytes, bytes]]) -> None:
+    data = b"".join(code + bytes([0x60 | kind]) + payload for kind, payload, code in units)
+    frame = h264.split_annex_b_frame(data, h264.nal_type, DROP)
+    expected = reference_split(data)
+    assert bytes(frame.payload) == expected.payload
+    assert frame.kept_types == expected.kept_types
+    assert frame.dropped == expected.dropped
+
+
+def test_split_length_prefixed_frame() -> None:
+    data = bytes.fromhex("00000002 6742 00000002 6588")
+    frame = h264.split_length_prefixed_frame(data, 4, h264.nal_type, DROP)
+    assert (frame.payload, frame.kept_types, frame.dropped) == (
+        bytes.fromhex("00000002 6588"), [5], [bytes.fromhex("6742")]
+    )
+    whole = bytes.fromhex("00000002 6588")
+    assert h264.split_length_prefixed_frame(whole, 4, h264.nal_type, DROP).payload is whole
+    short = bytes.fromhex("0002 6588")
+    assert h264.split_length_prefixed_frame(short, 2, h264.nal_type, DROP).payload == whole
+
+
 @given(st.lists(st.binary(min_size=0, max_size=300), max_size=8))
 def test_length_prefixed_round_trip(nals: list[bytes]) -> None:
     assert h264.split_length_prefixed(h264.to_length_prefixed(nals)) == nals
