@@ -28,7 +28,9 @@ Three kinds are built here:
 - ``build_mp4``: a whole movie (``ftyp``, ``moov``, ``mdat``) for a list of ``Segment``s,
   one video track; frames from the key frame at or before each segment's start, and an
   edit list so playback starts exactly at the requested start; one ``stsd`` entry per
-  distinct sample entry (chunk = segment, each chunk naming its entry); consecutive
+  distinct sample entry (chunk = segment, each chunk naming its entry) and, where the entry
+  changes, its parameter sets repeated in-band in front of the segment's first frame (an
+  in-memory piece counted in that frame's ``stsz`` size; Chromium needs them); consecutive
   segments abut in the timeline. ``subtitle_tz=`` adds a text track with one wall-clock
   timestamp sample per second (Moonfire NVR's ``ts=true``).
 - ``build_m4s``: a media segment (``moof`` + ``mdat``) for MediaSource, one ``trun`` per
@@ -84,6 +86,7 @@ from nvr.base.time90k import UNITS_PER_SEC, Duration, Time
 from nvr.db.database import Database, ListedRecording
 from nvr.db.frames_summary import FramesSummary, summarize
 from nvr.db.recording import VideoIndexArrays, VideoSampleEntry, decode_video_index
+from nvr.ingest import h264, h265
 from nvr.mp4.boxes import (
     SAMPLE_FLAGS_KEY,
     SAMPLE_FLAGS_NON_KEY,
@@ -347,9 +350,12 @@ class _Tables:
     frame_starts: tuple[int, ...]  # first frame number (0-based) of each segment in the track
     merge: tuple[bool, ...]
     carry: tuple[int, ...]
+    #: bytes in front of each segment's first frame (in-band parameter sets), in its size
+    first_extra: tuple[int, ...]
 
     @classmethod
-    def of(cls, sels: Sequence[_Sel], fetch: IndexFetch | None) -> _Tables:
+    def of(cls, sels: Sequence[_Sel], fetch: IndexFetch | None,
+           first_extra: Sequence[int] = ()) -> _Tables:
         n = len(sels)
         merge = [k > 0 and sels[k - 1].last_dur == sels[k].first_dur for k in range(n)]
         carry = [0] * n
@@ -358,7 +364,8 @@ class _Tables:
             if merge[k + 1]:
                 carry[k] = nxt.frames + carry[k + 1] if nxt.runs == 1 else nxt.first_run_len
         frame_starts = itertools.accumulate((s.frames for s in sels[:-1]), initial=0)
-        return cls(tuple(sels), fetch, tuple(frame_starts), tuple(merge), tuple(carry))
+        extra = tuple(first_extra) or (0,) * n
+        return cls(tuple(sels), fetch, tuple(frame_starts), tuple(merge), tuple(carry), extra)
 
     def length(self, kind: str, k: int) -> int:
         """Bytes of table ``kind`` that segment ``k`` contributes."""
@@ -384,7 +391,9 @@ class _Tables:
         ix = _decoded(index)
         b, e = s.begin, s.end
         if kind == "stsz":
-            return ix.sizes[b:e].astype(">u4").tobytes()
+            sizes = ix.sizes[b:e].astype(">u4")
+            sizes[0] += self.first_extra[k]
+            return sizes.tobytes()
         if kind == "stss":
             return (np.flatnonzero(ix.is_key[b:e]) + 1 + self.frame_starts[k]).astype(
                 ">u4").tobytes()
@@ -756,17 +765,21 @@ def _finish(
     w: BoxWriter,
     sels: Sequence[_Sel],
     subs: _Subtitles | None = None,
+    prefixes: Sequence[bytes] = (),
     **extra: object,
 ) -> VirtualFile:
-    """Lays out the writer's pieces, then each selection's sample bytes, then the subtitle
-    samples; computes size and ETag."""
+    """Lays out the writer's pieces, then each selection's sample bytes (after its
+    ``prefixes`` entry, if any), then the subtitle samples; computes size and ETag."""
     header: list[_Piece] = [p.item if isinstance(p, Virtual) else p  # type: ignore[misc]
                             for p in w.pieces()]
     header_size = len(w)
     pieces: list[_Piece] = list(header)
     slices = []
     pos = header_size
-    for s in sels:
+    for k, s in enumerate(sels):
+        if prefixes and prefixes[k]:
+            pieces.append(prefixes[k])
+            pos += len(prefixes[k])
         rec = s.recording
         piece = Slice(pos, s.byte_length, rec.composite_id, rec.open_id, s.byte_start)
         slices.append(piece)
@@ -1132,10 +1145,11 @@ def _layout_mp4(
 ) -> VirtualFile:
     _check_sels(sels)
     used = _entries_of(sels, entries)
-    tables = _Tables.of(sels, fetch)
+    prefixes = _in_band_parameter_sets(sels, used)
+    tables = _Tables.of(sels, fetch, [len(p) for p in prefixes])
     n = len(sels)
     frames = [s.frames for s in sels]
-    lengths = [s.byte_length for s in sels]
+    lengths = [s.byte_length + len(p) for s, p in zip(sels, prefixes, strict=True)]
     track_starts = list(itertools.accumulate((s.actual_end - s.actual_start for s in sels),
                                              initial=0))
     edits = _edits(sels, track_starts[:-1])
@@ -1193,6 +1207,7 @@ def _layout_mp4(
         w,
         sels,
         subs,
+        prefixes,
         last_modified_90k=max(s.recording.end_time_90k for s in sels),
         codecs=tuple(e.rfc6381_codec for e in _values(used)),
         segments=_infos(sels, track_starts[:-1]),
@@ -1201,6 +1216,40 @@ def _layout_mp4(
         leading_media_duration_90k=first.rel_start - first.actual_start,
         aspect=_aspect(next(iter(used.values()))[1]),
     )
+
+
+def _in_band_parameter_sets(
+    sels: Sequence[_Sel], used: Mapping[int, tuple[int, VideoSampleEntry]]
+) -> list[bytes]:
+    """Per segment, the bytes to put in front of its first frame: its sample entry's
+    parameter sets, length-prefixed, where the entry differs from the previous segment's;
+    else nothing.
+
+    The ``stsd`` already has one entry per sample entry and ``stsc`` names each chunk's, which
+    is enough for FFmpeg and most players, but Chromium's ``<video>`` keeps decoding with the
+    first entry's parameter sets and fails at the first frame after a change. With the new
+    ones repeated in-band at the change (as a camera sends them before every key frame),
+    it plays across (test_browser_playback)."""
+    out = []
+    prev: int | None = None
+    for s in sels:
+        eid = s.seg.entry_id
+        out.append(b"" if prev is None or eid == prev else _parameter_sets(used[eid][1]))
+        prev = eid
+    return out
+
+
+def _parameter_sets(entry: VideoSampleEntry) -> bytes:
+    """The parameter sets of ``entry``'s ``avcC``/``hvcC`` box, 4-byte length-prefixed (how
+    nvr stores frames)."""
+    record = entry.data[8:]
+    if entry.codec_box_type == b"avcC":
+        sps, pps, _ = h264.parse_avcc_record(record)
+        nals = [*sps, *pps]
+    else:
+        by_type, _ = h265.parse_hvcc_record(record)
+        nals = [by_type[t] for t in (h265.NAL_VPS, h265.NAL_SPS, h265.NAL_PPS) if t in by_type]
+    return h264.to_length_prefixed(nals)
 
 
 # --- .m4s ----------------------------------------------------------------------------------

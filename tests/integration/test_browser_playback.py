@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from playwright.sync_api import Error as PlaywrightError
 
 from tests.support.playback import SEC, Library, library, library_url
 
@@ -199,15 +198,6 @@ def test_media_source_plays_across_a_sample_entry_change(
     assert result["frames"] == len(before.frames) + len(after.frames)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=PlaywrightError,
-    reason="Chromium cannot play a view.mp4 whose sample entry changes (two stsd "
-    "entries): PIPELINE_ERROR_DECODE at the first non-key frame after the change "
-    "(presumably its demuxer does not pass the new avcC to the decoder; PyAV and ffprobe "
-    "decode the same file: test_playback_http). Playing across a change works through "
-    "MediaSource with an init segment per entry (the test above)",
-)
 def test_video_element_plays_across_a_sample_entry_change(
     origin_page: Any, library: Library
 ) -> None:

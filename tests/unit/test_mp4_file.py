@@ -52,6 +52,7 @@ from nvr.db.recording import (
     decode_video_index,
     iter_video_index,
 )
+from nvr.ingest import h264
 from nvr.ingest.source import OpenOptions
 from nvr.ingest.streamer import Streamer, StreamerOptions
 from nvr.mp4 import file as mp4file
@@ -250,6 +251,13 @@ def reference(lib: Library, segs: Sequence[tuple[ListedRecording, int, int]]) ->
     return Expected(frames, edits, ranges, leads[0])
 
 
+def in_band_size(lib: Library, rec: ListedRecording) -> int:
+    """Bytes of ``rec``'s parameter sets written in-band (4-byte length-prefixed)."""
+    entry = lib.env.db.video_sample_entries[rec.video_sample_entry_id]
+    sps, pps, _ = h264.parse_avcc_record(entry.data[8:])
+    return sum(4 + len(nal) for nal in [*sps, *pps])
+
+
 def is_valid(lib: Library, segs: Sequence[tuple[ListedRecording, int, int]]) -> bool:
     """Ranges must be non-empty (or a whole zero-length recording), and only the last
     segment may end with a trailing zero."""
@@ -376,7 +384,11 @@ def test_mp4_decodes_to_exactly_the_indexed_frames(
         assert expected.edits[0][0] == vf.leading_media_duration_90k
     # the slices are exactly the sample-file byte ranges of the chosen frames
     assert [(s.composite_id, s.sample_offset, s.length) for s in vf.slices] == expected.byte_ranges
-    assert vf.size == len(vf.header) + sum(r[2] for r in expected.byte_ranges)
+    # plus, where the sample entry changes, the new entry's parameter sets in-band
+    assert vf.size == len(vf.header) + sum(r[2] for r in expected.byte_ranges) + sum(
+        in_band_size(library, b) for (a, _, _), (b, _, _) in itertools.pairwise(segs)
+        if a.video_sample_entry_id != b.video_sample_entry_id
+    )
     data = read_file(vf, library.reader)
     assert len(data) == vf.size
     path = tmp_path / "view.mp4"
