@@ -99,7 +99,8 @@ from nvr.mp4.boxes import (
 
 _T = TypeVar("_T")
 
-#: Bump whenever the bytes produced for the same input change: it is part of every ETag.
+#: Bump whenever the bytes produced for the same input change (unless the change also
+#: changes what the ETag hashes, e.g. adds an in-memory piece): it is part of every ETag.
 FORMAT_VERSION = 1
 
 TIMESCALE = UNITS_PER_SEC
