@@ -1223,8 +1223,8 @@ def _in_band_parameter_sets(
     sels: Sequence[_Sel], used: Mapping[int, tuple[int, VideoSampleEntry]]
 ) -> list[bytes]:
     """Per segment, the bytes to put in front of its first frame: its sample entry's
-    parameter sets, length-prefixed, where the entry differs from the previous segment's;
-    else nothing.
+    parameter sets, length-prefixed, where they differ from the previous segment's entry's
+    (a new resolution; not a new pixel aspect ratio alone); else nothing.
 
     The ``stsd`` already has one entry per sample entry and ``stsc`` names each chunk's, which
     is enough for FFmpeg and most players, but Chromium's ``<video>`` keeps decoding with the
@@ -1232,11 +1232,11 @@ def _in_band_parameter_sets(
     ones repeated in-band at the change (as a camera sends them before every key frame),
     it plays across (test_browser_playback)."""
     out = []
-    prev: int | None = None
+    prev: bytes | None = None
     for s in sels:
-        eid = s.seg.entry_id
-        out.append(b"" if prev is None or eid == prev else _parameter_sets(used[eid][1]))
-        prev = eid
+        entry = used[s.seg.entry_id][1]
+        out.append(b"" if prev is None or entry.data == prev else _parameter_sets(entry))
+        prev = entry.data
     return out
 
 

@@ -251,6 +251,10 @@ def reference(lib: Library, segs: Sequence[tuple[ListedRecording, int, int]]) ->
     return Expected(frames, edits, ranges, leads[0])
 
 
+def entry_data(lib: Library, rec: ListedRecording) -> bytes:
+    return lib.env.db.video_sample_entries[rec.video_sample_entry_id].data
+
+
 def in_band_size(lib: Library, rec: ListedRecording) -> int:
     """Bytes of ``rec``'s parameter sets written in-band (4-byte length-prefixed)."""
     entry = lib.env.db.video_sample_entries[rec.video_sample_entry_id]
@@ -387,7 +391,7 @@ def test_mp4_decodes_to_exactly_the_indexed_frames(
     # plus, where the sample entry changes, the new entry's parameter sets in-band
     assert vf.size == len(vf.header) + sum(r[2] for r in expected.byte_ranges) + sum(
         in_band_size(library, b) for (a, _, _), (b, _, _) in itertools.pairwise(segs)
-        if a.video_sample_entry_id != b.video_sample_entry_id
+        if entry_data(library, a) != entry_data(library, b)
     )
     data = read_file(vf, library.reader)
     assert len(data) == vf.size
@@ -405,6 +409,31 @@ def test_mp4_decodes_to_exactly_the_indexed_frames(
     # playback by the Chromium tests of the playback issue.
     if len({rec.video_sample_entry_id for rec, _, _ in segs}) == 1:
         assert decode(path) == ffmpeg_presentation(expected)
+
+
+def test_a_new_resolution_repeats_its_parameter_sets_in_band(library: Library) -> None:
+    """At a change of parameter sets the second segment's chunk starts with the new
+    entry's SPS and PPS (length-prefixed), counted in its first frame's stsz size; the
+    first segment gets none (its entry is the stsd's first)."""
+    a, b = next(
+        (a, b) for a, b in itertools.pairwise(library.main)
+        if entry_data(library, a) != entry_data(library, b)
+    )
+    vf = build_mp4([library.segment(a, 0, a.media_duration_90k),
+                    library.segment(b, 0, b.media_duration_90k)],
+                   library.env.db.video_sample_entries)
+    data = read_file(vf, library.reader)
+    sps, pps, _ = h264.parse_avcc_record(entry_data(library, b)[8:])
+    prefix = h264.to_length_prefixed([*sps, *pps])
+    first, second = vf.slices
+    assert first.file_offset == vf.header_size
+    assert second.file_offset == first.file_offset + first.length + len(prefix)
+    assert data[second.file_offset - len(prefix) : second.file_offset] == prefix
+    stsz = next(x for x in walk_boxes(vf.header) if x.box_type == b"stsz")
+    sizes = np.frombuffer(vf.header, ">u4", count=a.video_samples + b.video_samples,
+                          offset=stsz.offset + 20)
+    b_index = decode_video_index(library.env.db.get_video_index(b.composite_id))
+    assert sizes[a.video_samples] == b_index.sizes[0] + len(prefix)
 
 
 def test_edit_list_starts_at_the_requested_time_inside_a_gop(
