@@ -18,7 +18,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -46,13 +45,13 @@ from tests.support.daemon import (
     runs_of,
     seconds,
 )
+from tests.support.process import REPO, NvrProcess
 from tests.support.rtsp import RtspServer, ServerFactory
 
 pytestmark = pytest.mark.rtsp
 
 ROTATE_SEC = 2
 FRAME_90K = UNITS_PER_SEC // 30  # the test camera's 30 fps
-REPO = Path(__file__).resolve().parents[2]
 #: how much later than the truth a recording's times may be: they are estimated from the
 #: arrival of frames, which the source hands over a GOP at a time (the last frame of a
 #: batch arrives one frame interval before it is handed over) after the camera's encoding
@@ -334,69 +333,17 @@ async def test_wrong_password_backs_off(
 # -- nvr run as a process: signals --------------------------------------------------------
 
 
-class DaemonProcess:
-    """``python -m nvr --db-dir D run --config F`` with its log in a file."""
+class DaemonProcess(NvrProcess):
+    """``nvr run`` of ``layout`` with no HTTP bind, rotating every ``ROTATE_SEC``."""
 
     def __init__(self, layout: Layout, tmp_path: Path, name: str) -> None:
         config = tmp_path / "nvr.toml"
         config.write_text(f"rotate_interval_sec = {ROTATE_SEC}\nbinds = []\n")
+        super().__init__(layout.db_dir, config, tmp_path / f"{name}.log")
         self.layout = layout
-        self.log_path = tmp_path / f"{name}.log"
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "nvr",
-                    "--db-dir",
-                    str(layout.db_dir),
-                    "run",
-                    "--config",
-                    str(config),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-                env={k: v for k, v in os.environ.items() if k not in ("NVR_DB_DIR", "NVR_DEBUG")},
-            )
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def wait_until(self, pred: Callable[[], bool], timeout: float, what: str) -> None:
-        """Polls ``pred`` while the daemon runs."""
-        deadline = time.monotonic() + timeout
-        while not pred():
-            alive = self.process.poll() is None
-            assert alive, f"nvr run exited while waiting for {what}:\n{self.log}"
-            assert time.monotonic() < deadline, f"no {what} within {timeout} s:\n{self.log}"
-            time.sleep(0.02)
 
     def files_of(self, stream_id: int) -> int:
         return sum(1 for cid in self.layout.sample_files() if cid >> 32 == stream_id)
-
-    def signal(self, signum: int) -> float:
-        """Sends ``signum``; returns ``time.monotonic()`` just before."""
-        sent = time.monotonic()
-        self.process.send_signal(signum)
-        return sent
-
-    def wait_exit(self, timeout: float) -> tuple[int, float]:
-        """(exit status, time.monotonic() it was seen)."""
-        try:
-            status = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise AssertionError(f"nvr run did not exit within {timeout} s:\n{self.log}") from None
-        return status, time.monotonic()
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
 
 
 def nvr_check(layout: Layout) -> subprocess.CompletedProcess[str]:

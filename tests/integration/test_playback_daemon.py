@@ -10,12 +10,7 @@ frames 3000 ticks apart showing consecutive frame numbers.
 from __future__ import annotations
 
 import io
-import os
-import re
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,11 +29,11 @@ from tests.support.daemon import (
 )
 from tests.support.http import view_config
 from tests.support.media import decoded_frames, ffprobe
+from tests.support.process import NvrProcess
 from tests.support.rtsp import RtspServer
 
 pytestmark = pytest.mark.rtsp
 
-REPO = Path(__file__).resolve().parents[2]
 CLIP_PATH = "file/h264-640x360"
 CLIP_FRAMES = 600
 FRAME_90K = 3000
@@ -156,9 +151,8 @@ async def test_a_growing_recording_is_served_and_decodes(
 # -- ETags across a restart of nvr run -------------------------------------------------------
 
 
-class NvrRun:
-    """``python -m nvr --db-dir D run --config F`` with a port-0 bind granting
-    ``viewVideo``; its log in a file, where it says which port it got."""
+class NvrRun(NvrProcess):
+    """``nvr run`` of ``layout`` with a port-0 bind granting ``viewVideo``."""
 
     def __init__(self, layout: Layout, tmp_path: Path, name: str, rotate_sec: int) -> None:
         config = tmp_path / f"{name}.toml"
@@ -166,55 +160,12 @@ class NvrRun:
             f'rotate_interval_sec = {rotate_sec}\ntime_zone = "UTC"\n'
             '[[binds]]\naddress = "127.0.0.1:0"\nallow_unauthenticated = ["viewVideo"]\n'
         )
-        self.log_path = tmp_path / f"{name}.log"
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "nvr", "--db-dir", str(layout.db_dir), "run",
-                 "--config", str(config)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-                env={k: v for k, v in os.environ.items() if k not in ("NVR_DB_DIR", "NVR_DEBUG")},
-            )
+        super().__init__(layout.db_dir, config, tmp_path / f"{name}.log")
         self.url = ""
 
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def wait_until(self, pred: Callable[[], Any], timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = pred()
-            if value:
-                return value
-            assert self.process.poll() is None, f"nvr run exited waiting for {what}:\n{self.log}"
-            assert time.monotonic() < deadline, f"no {what} within {timeout} s:\n{self.log}"
-            time.sleep(0.05)
-
     def wait_serving(self) -> str:
-        m = self.wait_until(
-            lambda: re.search(r"serving HTTP on (http://127\.0\.0\.1:\d+)", self.log),
-            timeout=20,
-            what="the HTTP port",
-        )
-        self.url = m[1]
+        self.url = super().wait_serving()
         return self.url
-
-    def stop(self, signum: int) -> int:
-        self.process.send_signal(signum)
-        try:
-            return self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise AssertionError(f"nvr run did not exit:\n{self.log}") from None
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
 
 
 def get_json(url: str) -> dict[str, Any]:

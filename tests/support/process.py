@@ -4,14 +4,18 @@ TOML config written from keyword arguments, its output in a file."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 REPO = Path(__file__).resolve().parents[2]
+
+T = TypeVar("T")
 
 
 def toml_value(v: object) -> str:
@@ -60,12 +64,44 @@ class NvrProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def wait_until(self, pred: Callable[[], bool], timeout: float, what: str) -> None:
+    def wait_until(self, pred: Callable[[], T | None], timeout: float, what: str) -> T:
+        """Polls ``pred`` while the daemon runs; returns its first true value."""
         deadline = time.monotonic() + timeout
-        while not pred():
+        while not (value := pred()):
             assert self.alive(), f"nvr run exited while waiting for {what}:\n{self.log}"
             assert time.monotonic() < deadline, f"no {what} within {timeout} s:\n{self.log}"
             time.sleep(0.02)
+        return value
+
+    def wait_serving(self) -> str:
+        """The base URL of the first HTTP bind, once the log names it."""
+        m = self.wait_until(
+            lambda: re.search(r"serving HTTP on (http://127\.0\.0\.1:\d+)", self.log),
+            timeout=20,
+            what="the HTTP port",
+        )
+        return m[1]
+
+    def signal(self, signum: int) -> float:
+        """Sends ``signum``; returns ``time.monotonic()`` just before."""
+        sent = time.monotonic()
+        self.process.send_signal(signum)
+        return sent
+
+    def wait_exit(self, timeout: float) -> tuple[int, float]:
+        """(exit status, ``time.monotonic()`` it was seen); kills and fails after
+        ``timeout``."""
+        try:
+            status = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"nvr run did not exit within {timeout} s:\n{self.log}") from None
+        return status, time.monotonic()
+
+    def stop(self, signum: int, timeout: float = 10) -> int:
+        """Sends ``signum`` and returns the exit status."""
+        self.signal(signum)
+        return self.wait_exit(timeout)[0]
 
     def kill(self) -> None:
         """SIGKILL and reap."""
