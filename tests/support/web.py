@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,23 @@ SEC = UNITS_PER_SEC
 T0 = 1_700_000_040 * SEC
 CLIP = str(Path(__file__).parents[2] / "fixtures" / "h264-640x360.mp4")
 VIEW = BindConfig(allow_unauthenticated=("viewVideo",))
+
+
+@pytest.fixture
+def inline_web_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Runs the web modules' thread seams (``run_blocking``) inline. The test client
+    consumes response bodies in tasks of its own, outside the test's context, so
+    ``inline_blocking``'s context-variable switch does not reach the body's file reads;
+    and under MockClock autojump a real thread would let virtual time (and the client's
+    timeouts) run away. Use with ``pytest.mark.usefixtures("inline_web_threads")``."""
+
+    async def inline(fn, *args, **_kw):  # type: ignore[no-untyped-def]
+        return fn(*args)
+
+    monkeypatch.setattr("nvr.web.view.run_blocking", inline)
+    monkeypatch.setattr("nvr.web.api.run_blocking", inline)
+    with inline_blocking():
+        yield
 
 
 @dataclass

@@ -21,29 +21,18 @@ from quart import Quart
 from quart.testing import QuartClient, WebsocketResponseError
 
 from nvr.base import errors
-from nvr.base.blocking import inline_blocking
 from nvr.config import BindConfig
 from nvr.db.auth import PERMISSIONS, SessionPolicy
 from nvr.web import auth
 from nvr.web.app import WebContext, create_app
-from tests.support.web import VIEW, Recorded, recorded, web_context
+from tests.support.web import VIEW, Recorded, inline_web_threads, recorded, web_context
 
-__all__ = ["recorded"]  # a fixture
+__all__ = ["inline_web_threads", "recorded"]  # fixtures
 
 NOBODY = BindConfig()
 
 
-@pytest.fixture(autouse=True)
-def _inline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # The test client runs handlers (and bodies) outside this test's context: make the
-    # thread seams of the web modules inline directly (see test_web_view.py).
-    async def inline(fn, *args, **_kw):  # type: ignore[no-untyped-def]
-        return fn(*args)
-
-    monkeypatch.setattr("nvr.web.view.run_blocking", inline)
-    monkeypatch.setattr("nvr.web.api.run_blocking", inline)
-    with inline_blocking():
-        yield
+pytestmark = pytest.mark.usefixtures("inline_web_threads")
 
 
 @dataclass

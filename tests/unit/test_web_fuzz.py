@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import tempfile
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nvr.base.blocking import inline_blocking
 from nvr.config import BindConfig
 from nvr.db.auth import FLAG_HTTP_ONLY, PERMISSIONS
 from nvr.web.app import create_app
-from tests.support.web import Recorded, record, web_context
+from tests.support.web import Recorded, inline_web_threads, record, web_context
 
 KEYS = ["s", "days", "cameraConfigs", "startTime90k", "endTime90k", "split90k", "ts",
         "username", "password", "csrf", "user", "update", "precondition", "disabled",
@@ -39,15 +37,9 @@ queries = st.lists(st.tuples(keys, query_values), max_size=5)
 bodies = st.dictionaries(keys, json_values, max_size=5) | json_values
 
 
-@pytest.fixture(autouse=True)
-def _inline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    async def inline(fn, *args, **_kw):  # type: ignore[no-untyped-def]
-        return fn(*args)
+__all__ = ["inline_web_threads"]  # a fixture
 
-    monkeypatch.setattr("nvr.web.view.run_blocking", inline)
-    monkeypatch.setattr("nvr.web.api.run_blocking", inline)
-    with inline_blocking():
-        yield
+pytestmark = pytest.mark.usefixtures("inline_web_threads")
 
 
 @settings(max_examples=60, deadline=None, database=None,

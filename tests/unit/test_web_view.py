@@ -7,7 +7,6 @@ import io
 import os
 import random
 import re
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -17,7 +16,6 @@ import hypercorn.trio
 import pytest
 import trio
 
-from nvr.base.blocking import inline_blocking
 from nvr.base.clock import RealClocks
 from nvr.db.database import Database
 from nvr.db.recording import VideoIndexEncoder
@@ -25,23 +23,12 @@ from nvr.storage.dir import file_name
 from nvr.testing.env import create_env, open_env
 from nvr.web.app import WebContext, create_app
 from nvr.web.view import SampleReader
-from tests.support.web import SEC, T0, VIEW, Recorded, client, recorded
+from tests.support.web import SEC, T0, VIEW, Recorded, client, inline_web_threads, recorded
 
-__all__ = ["recorded"]  # a fixture
+__all__ = ["inline_web_threads", "recorded"]  # fixtures
 
 
-@pytest.fixture(autouse=True)
-def _inline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # The test client consumes response bodies in tasks of its own, outside this test's
-    # context, so the context-variable switch does not reach the body's file reads: make
-    # the view module's thread seam inline directly (under MockClock autojump a thread
-    # would let virtual time, and the client's timeouts, run away).
-    async def inline(fn, *args, **_kw):  # type: ignore[no-untyped-def]
-        return fn(*args)
-
-    monkeypatch.setattr("nvr.web.view.run_blocking", inline)
-    with inline_blocking():
-        yield
+pytestmark = pytest.mark.usefixtures("inline_web_threads")
 
 
 def frames_in(data: bytes) -> int:

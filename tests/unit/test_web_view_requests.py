@@ -4,7 +4,6 @@ non-ASCII digits in ``s=``, ``Range`` and init ids; ``If-None-Match`` comparison
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,20 +19,12 @@ from nvr.testing.env import create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
 from nvr.web.app import WebContext, create_app
 from nvr.web.view import SampleReader, _Unsatisfiable, parse_range, parse_s
-from tests.support.web import CLIP, SEC, T0, VIEW, Recorded, client, recorded
+from tests.support.web import CLIP, SEC, T0, VIEW, Recorded, client, inline_web_threads, recorded
 
-__all__ = ["recorded"]  # a fixture
+__all__ = ["inline_web_threads", "recorded"]  # fixtures
 
 
-@pytest.fixture(autouse=True)
-def _inline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # as in test_web_view: the test client reads bodies outside this test's context
-    async def inline(fn, *args, **_kw):  # type: ignore[no-untyped-def]
-        return fn(*args)
-
-    monkeypatch.setattr("nvr.web.view.run_blocking", inline)
-    with inline_blocking():
-        yield
+pytestmark = pytest.mark.usefixtures("inline_web_threads")
 
 
 @pytest.mark.parametrize("text", ["٣", "0-٢", "0@٢", "0.٤٥٠٠٠-", "١٢"])
