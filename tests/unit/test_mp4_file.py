@@ -69,6 +69,7 @@ from nvr.mp4.file import (
 from nvr.syncer import Syncer
 from nvr.testing.env import TEST_SAMPLE_ENTRY, RecordingEnv, create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
+from tests.support.media import edit_list
 
 SEC = UNITS_PER_SEC
 T0 = 1_700_000_040 * SEC
@@ -316,22 +317,6 @@ def box_payload(data: bytes, box_type: bytes) -> bytes:
     return data[b.offset + 8 : b.offset + b.size]
 
 
-def parse_elst(header: bytes) -> list[tuple[int, int]]:
-    """(media_time, duration) of each edit; [] when there is no edit list."""
-    if not any(b.box_type == b"elst" for b in walk_boxes(header)):
-        return []
-    payload = box_payload(header, b"elst")
-    version, count = payload[0], struct.unpack(">I", payload[4:8])[0]
-    fmt = ">QqHH" if version == 1 else ">IiHH"
-    size = struct.calcsize(fmt)
-    out = []
-    for i in range(count):
-        duration, media_time, rate, _ = struct.unpack_from(fmt, payload, 8 + i * size)
-        assert rate == 1
-        out.append((media_time, duration))
-    return out
-
-
 def u32s(payload: bytes, skip: int) -> list[int]:
     return list(np.frombuffer(payload[skip:], dtype=">u4").tolist())
 
@@ -381,7 +366,7 @@ def test_mp4_decodes_to_exactly_the_indexed_frames(
     total = sum(f.duration for f in expected.frames)
     # the edit list, to the tick (omitted when it would say "everything")
     trivial = expected.edits in ([], [(0, total)])
-    assert parse_elst(vf.header) == ([] if trivial else expected.edits)
+    assert edit_list(vf.header) == ([] if trivial else expected.edits)
     # the edit list starts at the requested start, relative to the key frame before it
     assert vf.leading_media_duration_90k == segs[0][1] - expected.lead
     if not trivial and segs[0][2] > segs[0][1]:
@@ -442,7 +427,7 @@ def test_edit_list_starts_at_the_requested_time_inside_a_gop(
     rec = library.main[0]
     vf = build_mp4([library.segment(rec, 46_500, 100_000)], library.env.db.video_sample_entries)
     # frames from the key frame at 0 are included; the edit skips 46 500 ticks of them
-    assert parse_elst(vf.header) == [(46_500, 53_500)]
+    assert edit_list(vf.header) == [(46_500, 53_500)]
     assert vf.segments[0].first_frame == 0 and vf.segments[0].frames == 34
     assert vf.leading_media_duration_90k == 46_500
     path = tmp_path / "a.mp4"
@@ -460,12 +445,12 @@ def test_consecutive_segments_abut_and_edits_merge(library: Library) -> None:
     # a's frames start at the key frame of 90 000; one edit skips 10 000 ticks, then plays
     # the rest of a and 5 s of b without a gap
     assert [s.track_start_90k for s in vf.segments] == [0, 1_710_000]
-    assert parse_elst(vf.header) == [(10_000, 1_700_000 + 450_000)]
+    assert edit_list(vf.header) == [(10_000, 1_700_000 + 450_000)]
     # whole recordings back to back need no edit list at all
     whole = build_mp4([library.segment(a, 0, a.media_duration_90k),
                        library.segment(b, 0, b.media_duration_90k)],
                       library.env.db.video_sample_entries)
-    assert parse_elst(whole.header) == []
+    assert edit_list(whole.header) == []
 
 
 def test_mvhd_tkhd_mdhd_durations(library: Library) -> None:
