@@ -73,6 +73,15 @@ class NvrProcess:
             time.sleep(0.02)
         return value
 
+    def keeps_running_for(self, seconds: float) -> None:
+        """Lets ``seconds`` of real time pass (a camera sending part of a GOP), failing
+        at once if the daemon exits meanwhile."""
+        try:
+            status = self.process.wait(seconds)
+        except subprocess.TimeoutExpired:
+            return
+        raise AssertionError(f"nvr run exited with {status}:\n{self.log}")
+
     def wait_serving(self) -> str:
         """The base URL of the first HTTP bind, once the log names it."""
         m = self.wait_until(
