@@ -52,7 +52,8 @@ class ReadCoalescer:
         self._slack = edge_slack
         self._edge: float | None = None  # smallest arrival - media time seen (crept)
         self._edge_at = 0.0  # arrival time the edge was last updated at
-        #: whether the last frame was read at the live edge
+        #: whether the last frame was read at the live edge (the reader sets it false after
+        #: a pause: frames arrived meanwhile)
         self.at_edge = True
 
     def pause_after(self, arrival: float, media_time: float) -> float:

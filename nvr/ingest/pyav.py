@@ -278,7 +278,6 @@ class Demuxer:
         pacing = _is_network_url(url) and options.rtsp_transport == "tcp"
         self._coalescer = ReadCoalescer(read_pause) if pacing and read_pause > 0 else None
         self._pause_over = threading.Event()  # set: no pausing (live viewers, shutdown)
-        self._caught_up = True
 
     # -- the busy/closing handshake between a worker thread and the trio side --
 
@@ -421,17 +420,16 @@ class Demuxer:
                 self._ready.extend(self._run_start.admit(frame))
                 if self._coalescer is not None and frame.pts is not None:
                     pause = self._coalescer.pause_after(io_monotonic(), frame.pts / UNITS_PER_SEC)
-                    self._caught_up = self._coalescer.at_edge
                     if pause and not self.cut_early:
                         self._pause_over.wait(pause)
-                        self._caught_up = False  # frames arrived meanwhile
+                        self._coalescer.at_edge = False  # frames arrived meanwhile
         return True
 
     @property
     def caught_up(self) -> bool:
         """Whether the last frame was read at the camera's live edge: nothing waits to be
         read but what arrived since (always, for a reader that does not pause)."""
-        return self._caught_up
+        return self._coalescer is None or self._coalescer.at_edge
 
     def set_pausing(self, allowed: bool) -> None:
         """Allows or forbids (and ends at once) the reader's coalescing pauses; called from
