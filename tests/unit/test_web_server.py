@@ -383,13 +383,6 @@ def test_emfile_is_resource_exhausted() -> None:
 # -- metrics and the descriptor budget ---------------------------------------------------
 
 
-def test_descriptor_budget_keeps_recording_reserve() -> None:
-    budget = DescriptorBudget.for_recording(1024, streams=10, dirs=2)
-    assert budget.reserve == 64 + 8 * 10 + 4 * 2
-    assert budget.http_connections == (1024 - budget.reserve) // 2
-    assert DescriptorBudget(100, 200).http_connections == 1
-
-
 async def test_metrics_show_limits_and_state() -> None:
     limits = HttpLimits(idle_timeout_sec=30, max_connections=7, max_connections_per_address=1)
     async with served(bare_app(), limits) as (port, stats):
