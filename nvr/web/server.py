@@ -115,16 +115,19 @@ PAUSE_REASONS = ("bind limit", "descriptor limit", "accept error")
 TIMEOUT_KINDS = ("idle", "body")
 
 
+_DEFAULTS, _BIND_DEFAULTS = Config(), BindConfig()
+
+
 @dataclass(frozen=True, slots=True)
 class HttpLimits:
-    """One bind's limits (``Config`` and ``BindConfig`` document them)."""
+    """One bind's limits (``Config`` and ``BindConfig`` document them and their defaults)."""
 
-    idle_timeout_sec: float = 5.0
-    body_timeout_sec: float = 10.0
-    graceful_timeout_sec: float = 5.0
-    max_connections: int = 512
+    idle_timeout_sec: float = _DEFAULTS.http_idle_timeout_sec
+    body_timeout_sec: float = _DEFAULTS.http_body_timeout_sec
+    graceful_timeout_sec: float = _DEFAULTS.graceful_timeout_sec
+    max_connections: int = _BIND_DEFAULTS.max_connections
     #: 0: no limit
-    max_connections_per_address: int = 64
+    max_connections_per_address: int = _BIND_DEFAULTS.max_connections_per_address
 
     @classmethod
     def of(cls, config: Config, bind: BindConfig) -> HttpLimits:
@@ -315,7 +318,6 @@ class BindServer:
         clocks: Clocks,
         *,
         daemon_slots: trio.Semaphore,
-        stats: BindStats | None = None,
     ) -> None:
         self._app = ASGIWrapper(_finish_connection_state(app))
         self._hc = hypercorn_config(bind, limits)
@@ -324,7 +326,7 @@ class BindServer:
         self._daemon_slots = daemon_slots
         self._bind_slots = trio.Semaphore(limits.max_connections)
         self._per_address: Counter[str] = Counter()
-        self.stats = stats or BindStats(limits=limits)
+        self.stats = BindStats(limits=limits)
         self._context = WorkerContext(None)
         self._lifespan_state: LifespanState = {}
         self._log_accept_error = RateLimitedLog(clocks)
@@ -417,7 +419,7 @@ class BindServer:
                 self.stats.paused["accept error"] += 1
                 why = errors.from_os_error(e, f"accepting HTTP connections on {self.stats.address}")
                 self._log_accept_error(f"{why}; retrying in {backoff:g} s")
-                await trio.sleep(backoff)
+                await self._clocks.sleep(round(backoff * UNITS_PER_SEC))
                 backoff = min(2 * backoff, ACCEPT_BACKOFF_MAX_SEC)
                 continue
             backoff = ACCEPT_BACKOFF_MIN_SEC
