@@ -59,10 +59,11 @@ from nvr.base.errors import (
     from_os_error,
 )
 from nvr.base.time90k import UNITS_PER_SEC, Duration
+from nvr.codec import decoder_config, h264, h265, nal
+from nvr.codec.nal import FrameBytes
 from nvr.db.recording import VideoSampleEntry
-from nvr.ingest import h264, h265
 from nvr.ingest.pacing import DEFAULT_PAUSE, ReadCoalescer
-from nvr.ingest.source import FrameBytes, OpenOptions, Packet
+from nvr.ingest.source import OpenOptions, Packet
 
 T = TypeVar("T")
 
@@ -79,6 +80,8 @@ class _CodecRules:
     #: the parameter set NAL types, in the order ``sample_entry`` takes them
     parameter_types: tuple[int, ...]
     sample_entry: Callable[..., VideoSampleEntry]
+    #: the type of the box whose payload is an ``.mp4`` stream's codec extradata
+    config_box_type: bytes
 
 
 _CODECS = {
@@ -88,6 +91,7 @@ _CODECS = {
         frozenset({h264.NAL_IDR}),
         (h264.NAL_SPS, h264.NAL_PPS),
         h264.sample_entry,
+        b"avcC",
     ),
     "hevc": _CodecRules(
         h265.nal_type,
@@ -95,6 +99,7 @@ _CODECS = {
         h265.KEY_TYPES,
         (h265.NAL_VPS, h265.NAL_SPS, h265.NAL_PPS),
         h265.sample_entry,
+        b"hvcC",
     ),
 }
 
@@ -224,10 +229,10 @@ class _ParameterSets:
 
     def update(self, nals: Iterable[bytes]) -> None:
         changed = False
-        for nal in nals:
-            kind = self._rules.nal_type(nal)
-            if kind in self._rules.parameter_types and self._sets.get(kind) != nal:
-                self._sets[kind] = nal
+        for unit in nals:
+            kind = self._rules.nal_type(unit)
+            if kind in self._rules.parameter_types and self._sets.get(kind) != unit:
+                self._sets[kind] = unit
                 changed = True
         if changed and all(t in self._sets for t in self._rules.parameter_types):
             entry = self._rules.sample_entry(*(self._sets[t] for t in self._rules.parameter_types))
@@ -363,13 +368,12 @@ class Demuxer:
         if not extradata:
             return
         if extradata[0] != 1:  # Annex B (RTSP's sprop-parameter-sets, raw streams)
-            self._params.update(h264.split_annex_b(extradata))
-        elif self._rules is _CODECS["h264"]:
-            sps_list, pps_list, self._length_size = h264.parse_avcc_record(extradata)
-            self._params.update([*sps_list, *pps_list])
+            self._params.update(nal.split_annex_b(extradata))
         else:
-            nals, self._length_size = h265.parse_hvcc_record(extradata)
-            self._params.update(nals.values())
+            nals, self._length_size = decoder_config.parameter_sets(
+                self._rules.config_box_type, extradata
+            )
+            self._params.update(nals)
 
     def read_batch(self) -> list[Packet]:
         """The next packets: up to (not including) the next key frame, or ``max_batch`` of
@@ -444,11 +448,11 @@ class Demuxer:
         entry is known yet)."""
         rules = self._rules
         if self._length_size:
-            frame = h264.split_length_prefixed_frame(
+            frame = nal.split_length_prefixed_frame(
                 bytes(raw), self._length_size, rules.nal_type, rules.dropped_types
             )
         else:
-            frame = h264.split_annex_b_frame(raw, rules.nal_type, rules.dropped_types)
+            frame = nal.split_annex_b_frame(raw, rules.nal_type, rules.dropped_types)
         if frame.dropped:
             self._params.update(frame.dropped)
         entry = self._params.entry

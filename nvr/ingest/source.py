@@ -12,11 +12,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from nvr.base.time90k import Duration
+from nvr.codec.nal import FrameBytes
 from nvr.db.recording import VideoSampleEntry
-
-#: a frame's bytes: ``bytes``, or a ``bytearray`` the source filled in place to save a
-#: copy (no one changes it afterwards)
-FrameBytes = bytes | bytearray
 
 
 @dataclass(slots=True)

@@ -83,10 +83,10 @@ import numpy as np
 from nvr.base.blocking import run_blocking
 from nvr.base.errors import DataLoss, InvalidArgument, NotFound
 from nvr.base.time90k import UNITS_PER_SEC, Duration, Time
+from nvr.codec import decoder_config, nal
 from nvr.db.database import Database, ListedRecording
 from nvr.db.frames_summary import FramesSummary, summarize
 from nvr.db.recording import VideoIndexArrays, VideoSampleEntry, decode_video_index
-from nvr.ingest import h264, h265
 from nvr.mp4.boxes import (
     SAMPLE_FLAGS_KEY,
     SAMPLE_FLAGS_NON_KEY,
@@ -1243,14 +1243,8 @@ def _in_band_parameter_sets(
 def _parameter_sets(entry: VideoSampleEntry) -> bytes:
     """The parameter sets of ``entry``'s ``avcC``/``hvcC`` box, 4-byte length-prefixed (how
     nvr stores frames)."""
-    record = entry.data[8:]
-    if entry.codec_box_type == b"avcC":
-        sps, pps, _ = h264.parse_avcc_record(record)
-        nals = [*sps, *pps]
-    else:
-        by_type, _ = h265.parse_hvcc_record(record)
-        nals = [by_type[t] for t in (h265.NAL_VPS, h265.NAL_SPS, h265.NAL_PPS) if t in by_type]
-    return h264.to_length_prefixed(nals)
+    nals, _ = decoder_config.parameter_sets(entry.codec_box_type, entry.data[8:])
+    return nal.to_length_prefixed(nals)
 
 
 # --- .m4s ----------------------------------------------------------------------------------

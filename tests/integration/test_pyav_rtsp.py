@@ -13,7 +13,7 @@ import trio
 from nvr.base.clock import RealClocks
 from nvr.base.errors import NotFound, Unauthenticated, Unavailable
 from nvr.base.time90k import UNITS_PER_SEC
-from nvr.ingest import h264
+from nvr.codec import h264, nal
 from nvr.ingest.pyav import PyAvOpener, PyAvSource
 from nvr.ingest.source import OpenOptions, Packet
 from nvr.testing.replay import load_packets
@@ -52,7 +52,7 @@ async def test_live_stream(rtsp_server: RtspServer) -> None:
     assert entry.rfc6381_codec.startswith("avc1.")
     assert all(p.sample_entry is entry for p in packets)
     for packet in packets:
-        types = {h264.nal_type(n) for n in h264.split_length_prefixed(packet.data)}
+        types = {h264.nal_type(n) for n in nal.split_length_prefixed(packet.data)}
         assert not types & {7, 8, 9}
 
 

@@ -44,6 +44,7 @@ from nvr.base import errors
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
+from nvr.codec import h264, nal
 from nvr.db.database import FLAG_TRAILING_ZERO, ListedRecording
 from nvr.db.frames_summary import summarize_index
 from nvr.db.recording import (
@@ -52,7 +53,6 @@ from nvr.db.recording import (
     decode_video_index,
     iter_video_index,
 )
-from nvr.ingest import h264
 from nvr.ingest.source import OpenOptions
 from nvr.ingest.streamer import Streamer, StreamerOptions
 from nvr.mp4 import file as mp4file
@@ -409,7 +409,7 @@ def test_a_new_resolution_repeats_its_parameter_sets_in_band(library: Library) -
                    library.env.db.video_sample_entries)
     data = read_file(vf, library.reader)
     sps, pps, _ = h264.parse_avcc_record(entry_data(library, b)[8:])
-    prefix = h264.to_length_prefixed([*sps, *pps])
+    prefix = nal.to_length_prefixed([*sps, *pps])
     first, second = vf.slices
     assert first.file_offset == vf.header_size
     assert second.file_offset == first.file_offset + first.length + len(prefix)

@@ -15,8 +15,8 @@ import trio.testing
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.errors import DataLoss, NotFound
+from nvr.codec import h264, nal
 from nvr.db.recording import VideoSampleEntry
-from nvr.ingest import h264
 from nvr.ingest.pyav import PendingFrame, PyAvOpener, RunStart, read_file_packets, scrub_userinfo
 from nvr.ingest.source import OpenOptions, Packet
 
@@ -76,7 +76,7 @@ def test_mp4_sample_entry_is_ffmpegs_record() -> None:
 def test_frames_are_length_prefixed_nal_units_without_parameter_sets() -> None:
     for clip in ("h264-640x360.mp4", "h264-res-change.ts"):
         for packet in read_file_packets(str(FIXTURES / clip))[:40]:
-            types = [h264.nal_type(n) for n in h264.split_length_prefixed(packet.data)]
+            types = [h264.nal_type(n) for n in nal.split_length_prefixed(packet.data)]
             assert types and not set(types) & {7, 8, 9}
             assert (5 in types) == packet.is_key
 
@@ -98,8 +98,8 @@ def test_resolution_change_gives_two_sample_entries() -> None:
         raw = [bytes(p) for p in container.demux(container.streams.video[0]) if p.size]
     for packet, raw_packet, row in zip(packets, raw, table["frames"], strict=True):
         assert len(raw_packet) == row["bytes"]
-        kept = [n for n in h264.split_annex_b(raw_packet) if h264.nal_type(n) not in {7, 8, 9}]
-        assert packet.data == h264.to_length_prefixed(kept)
+        kept = [n for n in nal.split_annex_b(raw_packet) if h264.nal_type(n) not in {7, 8, 9}]
+        assert packet.data == nal.to_length_prefixed(kept)
 
 
 def cut_ts(source: Path, target: Path, first: int) -> None:
