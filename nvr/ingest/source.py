@@ -3,7 +3,7 @@
 A ``Source`` is one open session with a camera (one RTSP session = one run). It yields
 ``Packet`` batches; each packet is one video frame, already in the form nvr stores:
 length-prefixed (4-byte big-endian) NAL units, the payload of an ``.mp4`` ``mdat``.
-The real implementation is ``nvr.ingest.pyav``; tests use ``nvr.testing.ReplayOpener``.
+The real implementation is ``nvr.ingest.pyav_source``; tests use ``nvr.testing.ReplayOpener``.
 """
 
 from __future__ import annotations

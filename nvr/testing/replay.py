@@ -29,7 +29,7 @@ import trio
 from nvr.base.clock import Clocks
 from nvr.base.errors import NotFound, NvrError, Unavailable
 from nvr.base.time90k import Duration
-from nvr.ingest.pyav import read_file_packets
+from nvr.ingest.demuxer import read_file_packets
 from nvr.ingest.source import OpenOptions, Packet
 
 

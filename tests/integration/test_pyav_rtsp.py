@@ -1,5 +1,6 @@
-"""nvr.ingest.pyav against the GStreamer RTSP test camera: live and file paths, the first
-packet without pts, server death and stalls, credentials, cancellation of a blocked read."""
+"""nvr.ingest's PyAV reader (pyav_source, demuxer) against the GStreamer RTSP test camera:
+live and file paths, the first packet without pts, server death and stalls, credentials,
+cancellation of a blocked read."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from nvr.base.clock import RealClocks
 from nvr.base.errors import NotFound, Unauthenticated, Unavailable
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.codec import h264, nal
-from nvr.ingest.pyav import PyAvOpener, PyAvSource
+from nvr.ingest.pyav_source import PyAvOpener, PyAvSource
 from nvr.ingest.source import OpenOptions, Packet
 from nvr.testing.replay import load_packets
 from tests.support.rtsp import RtspServer, ServerFactory

@@ -1,5 +1,6 @@
-"""nvr.ingest.pyav on local files: packets equal the fixture frame tables; sample entries,
-start-of-run rules, batching, realtime pacing (on MockClock, inline), looping, errors."""
+"""nvr.ingest's PyAV reader (demuxer, pyav_source) on local files: packets equal the fixture
+frame tables; sample entries, start-of-run rules, batching, realtime pacing (on MockClock,
+inline), looping, errors."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.errors import DataLoss, NotFound
 from nvr.codec import h264, nal
-from nvr.db.recording import VideoSampleEntry
-from nvr.ingest.pyav import PendingFrame, PyAvOpener, RunStart, read_file_packets, scrub_userinfo
+from nvr.ingest.demuxer import read_file_packets, scrub_userinfo
+from nvr.ingest.pyav_source import PyAvOpener
 from nvr.ingest.source import OpenOptions, Packet
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -123,55 +124,6 @@ def test_leading_non_key_frames_are_dropped(tmp_path: Path) -> None:
     assert relative(packets) == [
         (f["pts_90k"] - 30 * FRAME, f["is_key"], f["width"], f["height"]) for f in table[30:]
     ]
-
-
-ENTRY = VideoSampleEntry(640, 360, "avc1.64001e", b"\x00\x00\x00\x08avcC")
-
-
-def frame(pts: int | None, key: bool, duration: int = 0) -> PendingFrame:
-    return PendingFrame(b"\x00\x00\x00\x01\x65", pts, duration, key, ENTRY)
-
-
-def test_run_start_fixes_first_key_frame_without_pts() -> None:
-    start = RunStart(frame_interval=FRAME)
-    assert start.admit(frame(None, True, duration=3003)) == []
-    assert [(p.pts, p.is_key) for p in start.admit(frame(9000, False))] == [
-        (9000 - 3003, True),
-        (9000, False),
-    ]
-    assert [p.pts for p in start.admit(frame(12000, False))] == [12000]
-
-
-def test_run_start_falls_back_to_next_duration_then_frame_interval() -> None:
-    start = RunStart(frame_interval=FRAME)
-    start.admit(frame(None, True))
-    assert [p.pts for p in start.admit(frame(9000, False, duration=3600))] == [5400, 9000]
-    start = RunStart(frame_interval=FRAME)
-    start.admit(frame(None, True))
-    assert [p.pts for p in start.admit(frame(9000, False))] == [6000, 9000]
-
-
-def test_run_start_drops_until_key_frame_with_pts_when_interval_unknown() -> None:
-    start = RunStart(frame_interval=0)
-    assert start.admit(frame(None, True)) == []
-    assert start.admit(frame(3000, False)) == []
-    assert start.admit(frame(6000, False)) == []
-    assert [(p.pts, p.is_key) for p in start.admit(frame(9000, True))] == [(9000, True)]
-    assert start.started
-
-
-def test_run_start_drops_leading_non_key_frames_without_pts() -> None:
-    start = RunStart(frame_interval=FRAME)
-    assert start.admit(frame(None, False)) == []
-    assert start.admit(frame(3000, False)) == []
-    assert not start.started
-
-
-def test_run_start_rejects_missing_pts_mid_stream() -> None:
-    start = RunStart(frame_interval=FRAME)
-    start.admit(frame(0, True))
-    with pytest.raises(DataLoss, match="without a timestamp"):
-        start.admit(frame(None, False))
 
 
 async def test_opener_batches_end_before_key_frames() -> None:
