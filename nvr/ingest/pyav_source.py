@@ -185,7 +185,7 @@ class PyAvSource:
             self._demuxer.cut_early = on
             self._demuxer.set_pausing(not on)
 
-    async def drain(self, grace: float) -> list[Packet]:
+    async def drain(self, grace: Duration) -> list[Packet]:
         """See ``Source.drain``. A realtime (paced file) source has nothing that arrived
         early, so it returns nothing."""
         if self._realtime:
@@ -195,7 +195,7 @@ class PyAvSource:
         with self._lock:
             self._draining = True
             self._room.notify()
-        with trio.move_on_after(grace):
+        with trio.move_on_at(self._clocks.deadline_after(grace)):
             while not self._finished:
                 await self._wait_for_reader(until_finished=True)
         with self._lock:

@@ -63,9 +63,9 @@ class Source(Protocol):
         input, ``Unauthenticated`` for rejected credentials."""
         ...
 
-    async def drain(self, grace: float) -> list[Packet]:
+    async def drain(self, grace: Duration) -> list[Packet]:
         """At shutdown, after ``next_batch`` was cancelled: the packets received but not
-        yet returned (the batch being gathered), waiting at most ``grace`` seconds for
+        yet returned (the batch being gathered), waiting at most ``grace`` (90k units) for
         the packet being read. Afterwards only ``aclose`` may be called."""
         ...
 

@@ -94,6 +94,11 @@ class StreamerOptions:
     drain_timeout: Duration = UNITS_PER_SEC // 4
 
 
+#: how much longer than the source's read timeout the streamer waits for a batch before it
+#: ends the session as stalled (the source should have given up first)
+STALL_MARGIN: Duration = 5 * UNITS_PER_SEC
+
+
 def rotate_offset_for(stream_id: int, interval: Duration) -> Duration:
     """Spreads streams' rotation boundaries over the interval (golden-ratio steps), at
     whole-second positions."""
@@ -218,7 +223,7 @@ class Streamer:
             # bounded time; otherwise (e.g. a full syncer queue) for as long as it takes.
             with trio.CancelScope(shield=True) as scope:
                 if cancelled:
-                    scope.deadline = trio.current_time() + self._opts.close_timeout / UNITS_PER_SEC
+                    scope.deadline = self._clocks.deadline_after(self._opts.close_timeout)
                     await self._write_drained(source)
                 await self._end_run(None, reason)
                 await source.aclose()
@@ -229,7 +234,7 @@ class Streamer:
     async def _write_drained(self, source: Source) -> None:
         """On shutdown: records the frames the source received but had not handed over."""
         try:
-            tail = await source.drain(self._opts.drain_timeout / UNITS_PER_SEC)
+            tail = await source.drain(self._opts.drain_timeout)
             if tail:
                 await self._handle_batch(tail, self._clocks.realtime())
         except (SessionEnded, errors.NvrError) as e:
@@ -241,18 +246,16 @@ class Streamer:
         return reason
 
     async def _read_session(self, source: Source) -> None:
-        timeout = (self._open_opts.read_timeout + 5 * UNITS_PER_SEC) / UNITS_PER_SEC
+        timeout = self._open_opts.read_timeout + STALL_MARGIN
         self._run = Run()
         self._prev_pts = None
         while True:
             if self._hub is not None:
                 source.low_latency = self._hub.viewers(self.stream_id) > 0
-            with trio.move_on_after(timeout) as scope:
+            with trio.move_on_at(self._clocks.deadline_after(timeout)) as scope:
                 batch = await source.next_batch()
             if scope.cancelled_caught:
-                raise SessionEnded(
-                    "stall", f"no data for {format_duration(round(timeout * UNITS_PER_SEC))}"
-                )
+                raise SessionEnded("stall", f"no data for {format_duration(timeout)}")
             if not batch:
                 raise SessionEnded("eof", "the camera ended the stream")
             await self._handle_batch(batch, self._clocks.realtime())

@@ -152,7 +152,7 @@ class ReplaySource:
             base.data, self._true_pts(index) + self._shift, base.is_key, base.sample_entry
         )
 
-    async def drain(self, grace: float) -> list[Packet]:
+    async def drain(self, grace: Duration) -> list[Packet]:
         """The packets already due (received) but not yet handed over in a batch."""
         await trio.lowlevel.checkpoint()
         due = self._clocks.monotonic() - self._origin + self._true_pts(0)

@@ -98,7 +98,7 @@ async def test_drain_reads_on_to_the_live_edge(rtsp_server: RtspServer) -> None:
     first = await read_packets(source, 1)
     await trio.sleep(1.0)
     with trio.fail_after(5):
-        drained = await source.drain(1.0)
+        drained = await source.drain(UNITS_PER_SEC)
     stopped = trio.current_time()
     got = first + drained
     assert [b.pts - a.pts for a, b in itertools.pairwise(got)] == [FRAME] * (len(got) - 1)

@@ -16,6 +16,7 @@ import trio.testing
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.errors import DataLoss, NotFound
+from nvr.base.time90k import UNITS_PER_SEC
 from nvr.codec import h264, nal
 from nvr.ingest.demuxer import read_file_packets, scrub_userinfo
 from nvr.ingest.pyav_source import PyAvOpener
@@ -189,7 +190,7 @@ async def test_drain_hands_over_everything_read_and_stops_the_reader() -> None:
     source = await opener.open(str(FIXTURES / "h264-640x360.mp4"), OpenOptions(loop=True))
     first = await source.next_batch()
     with trio.fail_after(5):
-        drained = await source.drain(5.0)
+        drained = await source.drain(5 * UNITS_PER_SEC)
     # whatever the reader had queued ahead, plus the batch it cut short after the packet
     # being read: an unbroken prefix of the stream, never a gap
     got = first + drained
@@ -268,7 +269,7 @@ async def test_drain_of_a_blocked_reader_returns_what_was_read_within_the_grace(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(tick)
             started = trio.current_time()
-            drained = await source.drain(0.3)
+            drained = await source.drain(UNITS_PER_SEC * 3 // 10)
             waited = trio.current_time() - started
             nursery.cancel_scope.cancel()
         got = first + drained
