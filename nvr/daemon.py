@@ -244,7 +244,7 @@ async def _run_tree(
                     ),
                 )
                 daemon.streamers[sid] = streamer
-                ingest.start_soon(streamer.run)
+                await ingest.start(streamer.run)
             log.info(
                 "recording %d streams into %d directories%s",
                 len(stream_ids),

@@ -178,9 +178,22 @@ class Streamer:
 
     # -- the session loop ------------------------------------------------------------------
 
-    async def run(self) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Records the stream until cancelled; never returns. Each session connects and
+        records until it ends, then the streamer backs off and connects again.
+
+        ``task_status.started()`` comes once the first connection attempt has begun (state
+        ``connecting``): a caller that starts streamers with ``nursery.start`` knows each
+        one is then connecting or further.
+
+        Cancellation (shutdown) while recording writes the frames the source received but
+        had not handed over, closes the open recording (trailing zero) and hands it to the
+        syncer, within ``close_timeout``; while connecting or backing off it just stops.
+        Either way the state ends ``idle``."""
         failures = 0
         try:
+            self._set_state("connecting")
+            task_status.started()
             while True:
                 started = self._clocks.monotonic()
                 error = await self._one_session()
@@ -190,6 +203,7 @@ class Streamer:
                 prev = self.state.value
                 self.state.value = StreamState(prev.kind, prev.since, error, prev.next_try)
                 await self._backoff(failures)
+                self._set_state("connecting")
         finally:
             self._set_state("idle")
 
@@ -202,7 +216,6 @@ class Streamer:
 
     async def _one_session(self) -> str:
         """Connects and records until the session ends; returns why it ended."""
-        self._set_state("connecting")
         self.counters.sessions += 1
         try:
             source = await self._opener.open(self.url, self._open_opts)
