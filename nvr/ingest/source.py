@@ -23,8 +23,8 @@ class Packet:
     ``pts`` is in 90 kHz units on the camera's clock (arbitrary origin, may wrap or jump;
     the streamer judges it). A source never yields a packet without a pts: the first
     packet after connecting, which PyAV gives without one, is fixed up or dropped by the
-    source (DESIGN.md §7). ``sample_entry`` is shared by identity between consecutive
-    packets until the parameter sets change.
+    source (docs/design.md, Recording/syncing/retention). ``sample_entry`` is shared by
+    identity between consecutive packets until the parameter sets change.
     """
 
     data: FrameBytes

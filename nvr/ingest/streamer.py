@@ -1,4 +1,4 @@
-"""The streamer: one task per recorded stream (DESIGN.md §7).
+"""The streamer: one task per recorded stream (docs/design.md, Recording/syncing/retention).
 
 Loop: connect (``Opener.open``), read batches of frames, write them into recordings,
 and when the session ends, back off (capped exponential with jitter) and connect again.
