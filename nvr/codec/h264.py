@@ -5,6 +5,13 @@ level, chroma format, bit depths, displayed size after frame cropping, pixel asp
 from the VUI); the ``avcC`` box (ISO/IEC 14496-15 §5.3.3) and the RFC 6381 codec string
 ``avc1.PPCCLL``; and the NAL unit types a frame drops. NAL framing is ``nvr.codec.nal``'s,
 the bit reader ``nvr.codec.sps``'s.
+
+Parsing validates (``nvr.codec.sps`` says why): an SPS must have a known profile, every
+field the parser reads within the standard's range, and a plausible picture size; a PPS
+must name its SPS (``sample_entry`` checks they belong together); ``slice_pps_id`` reads a
+slice header's start, so a key frame can be checked against the parameter sets before a
+run starts with it. The VUI is read only up to the aspect ratio (FFmpeg accepts SPSes
+whose VUI is cut short, and so does nvr).
 """
 
 from __future__ import annotations
@@ -13,8 +20,15 @@ import struct
 from dataclasses import dataclass
 
 from nvr.base.errors import DataLoss
-from nvr.codec.nal import FrameBytes
-from nvr.codec.sps import BitReader, PictureFormat, aspect_ratio, unescape_rbsp
+from nvr.codec.nal import FrameBytes, check_header
+from nvr.codec.sps import (
+    BitReader,
+    PictureFormat,
+    aspect_ratio,
+    at_most,
+    check_picture_size,
+    unescape_rbsp,
+)
 from nvr.db.recording import VideoSampleEntry
 
 NAL_IDR = 5
@@ -24,6 +38,11 @@ NAL_AUD = 9
 
 #: NAL unit types that go into the sample entry or carry no picture data, so frames drop them
 PARAMETER_AND_DELIMITER_TYPES = frozenset({NAL_SPS, NAL_PPS, NAL_AUD})
+
+#: the profile_idc values the standard defines (Annex A, G and H)
+PROFILES = frozenset({66, 77, 88, 100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135})
+#: slice_type values of an IDR picture's slices (I and SI, §7.4.3)
+_IDR_SLICE_TYPES = frozenset({2, 4, 7, 9})
 
 #: profiles whose SPS carries chroma format, bit depths and scaling matrices (§7.3.2.1.1);
 #: their avcC record gets the chroma/bit-depth extension (ISO/IEC 14496-15 §5.3.3.1 lists
@@ -43,6 +62,7 @@ class Sps(PictureFormat):
     profile_idc: int
     constraint_flags: int
     level_idc: int
+    seq_parameter_set_id: int
 
     @property
     def rfc6381_codec(self) -> str:
@@ -50,25 +70,30 @@ class Sps(PictureFormat):
 
 
 def parse_sps(nal: bytes) -> Sps:
-    """Parses an SPS NAL unit (header byte included). Raises ``DataLoss`` if malformed."""
+    """Parses an SPS NAL unit (header byte included). Raises ``DataLoss`` if malformed or
+    implausible (see the module docstring)."""
     if not nal or nal_type(nal) != NAL_SPS:
         raise DataLoss("not an H.264 SPS NAL unit")
+    check_header(nal)
     r = BitReader(unescape_rbsp(nal[1:]))
     profile_idc, constraint_flags, level_idc = r.u(8), r.u(8), r.u(8)
-    r.ue()  # seq_parameter_set_id
+    if profile_idc not in PROFILES:
+        raise DataLoss(f"H.264 SPS has an unknown profile_idc {profile_idc}")
+    sps_id = at_most(r.ue(), 31, "H.264 seq_parameter_set_id")
     chroma_format_idc, separate_colour_plane = 1, False
     bit_depth_luma_minus8 = bit_depth_chroma_minus8 = 0
     if profile_idc in _HIGH_PROFILES:
-        chroma_format_idc = r.ue()
+        chroma_format_idc = at_most(r.ue(), 3, "H.264 chroma_format_idc")
         if chroma_format_idc == 3:
             separate_colour_plane = r.flag()
-        bit_depth_luma_minus8, bit_depth_chroma_minus8 = r.ue(), r.ue()
+        bit_depth_luma_minus8 = at_most(r.ue(), 6, "H.264 bit_depth_luma_minus8")
+        bit_depth_chroma_minus8 = at_most(r.ue(), 6, "H.264 bit_depth_chroma_minus8")
         r.skip(1)  # qpprime_y_zero_transform_bypass_flag
         if r.flag():  # seq_scaling_matrix_present_flag
             _skip_scaling_matrix(r, 12 if chroma_format_idc == 3 else 8)
-    r.ue()  # log2_max_frame_num_minus4
+    at_most(r.ue(), 12, "H.264 log2_max_frame_num_minus4")
     _skip_pic_order_cnt(r)
-    r.ue()  # max_num_ref_frames
+    at_most(r.ue(), 16, "H.264 max_num_ref_frames")
     r.skip(1)  # gaps_in_frame_num_value_allowed_flag
     width_mbs, height_map_units = r.ue() + 1, r.ue() + 1
     frame_mbs_only = r.flag()
@@ -82,8 +107,7 @@ def parse_sps(nal: bytes) -> Sps:
         left, right, top, bottom = r.ue(), r.ue(), r.ue(), r.ue()
         width -= unit_x * (left + right)
         height -= unit_y * (top + bottom)
-    if width <= 0 or height <= 0:
-        raise DataLoss(f"H.264 SPS crops the picture to {width}x{height}")
+    check_picture_size("H.264", width, height)
     pixel_aspect = (1, 1)
     if r.flag() and r.flag():  # vui_parameters_present_flag, aspect_ratio_info_present_flag
         pixel_aspect = aspect_ratio(r)
@@ -91,6 +115,7 @@ def parse_sps(nal: bytes) -> Sps:
         profile_idc=profile_idc,
         constraint_flags=constraint_flags,
         level_idc=level_idc,
+        seq_parameter_set_id=sps_id,
         chroma_format_idc=chroma_format_idc,
         bit_depth_luma_minus8=bit_depth_luma_minus8,
         bit_depth_chroma_minus8=bit_depth_chroma_minus8,
@@ -98,6 +123,29 @@ def parse_sps(nal: bytes) -> Sps:
         height=height,
         pixel_aspect=pixel_aspect,
     )
+
+
+def parse_pps_ids(nal: bytes) -> tuple[int, int]:
+    """A PPS NAL unit's ``pic_parameter_set_id`` and the ``seq_parameter_set_id`` it names.
+    Raises ``DataLoss`` if malformed."""
+    if not nal or nal_type(nal) != NAL_PPS:
+        raise DataLoss("not an H.264 PPS NAL unit")
+    check_header(nal)
+    r = BitReader(unescape_rbsp(nal[1:16]))
+    return at_most(r.ue(), 255, "H.264 pic_parameter_set_id"), at_most(
+        r.ue(), 31, "H.264 PPS seq_parameter_set_id"
+    )
+
+
+def slice_pps_id(nal: FrameBytes) -> int:
+    """The ``pic_parameter_set_id`` a slice NAL unit (types 1 to 5) names, after checking
+    its ``slice_type`` (an IDR picture's must be I or SI). Raises ``DataLoss`` if malformed."""
+    r = BitReader(unescape_rbsp(bytes(nal[1:16])))
+    r.ue()  # first_mb_in_slice
+    slice_type = at_most(r.ue(), 9, "H.264 slice_type")
+    if nal_type(nal) == NAL_IDR and slice_type not in _IDR_SLICE_TYPES:
+        raise DataLoss(f"H.264 IDR slice has slice_type {slice_type}")
+    return at_most(r.ue(), 255, "H.264 slice pic_parameter_set_id")
 
 
 def _skip_scaling_matrix(r: BitReader, lists: int) -> None:
@@ -115,14 +163,14 @@ def _skip_scaling_list(r: BitReader, size: int) -> None:
 
 
 def _skip_pic_order_cnt(r: BitReader) -> None:
-    pic_order_cnt_type = r.ue()
+    pic_order_cnt_type = at_most(r.ue(), 2, "H.264 pic_order_cnt_type")
     if pic_order_cnt_type == 0:
-        r.ue()  # log2_max_pic_order_cnt_lsb_minus4
+        at_most(r.ue(), 12, "H.264 log2_max_pic_order_cnt_lsb_minus4")
     elif pic_order_cnt_type == 1:
         r.skip(1)  # delta_pic_order_always_zero_flag
         r.se()  # offset_for_non_ref_pic
         r.se()  # offset_for_top_to_bottom_field
-        for _ in range(r.ue()):  # num_ref_frames_in_pic_order_cnt_cycle
+        for _ in range(at_most(r.ue(), 255, "H.264 num_ref_frames_in_pic_order_cnt_cycle")):
             r.se()
 
 
@@ -159,8 +207,15 @@ def avcc_box(sps: bytes, pps: bytes) -> bytes:
 
 
 def sample_entry(sps: bytes, pps: bytes) -> VideoSampleEntry:
-    """The ``VideoSampleEntry`` for an H.264 stream with these parameter sets."""
-    return parse_sps(sps).sample_entry(avcc_box(sps, pps))
+    """The ``VideoSampleEntry`` for an H.264 stream with these parameter sets. Raises
+    ``DataLoss`` if either is malformed or the PPS names another SPS."""
+    info = parse_sps(sps)
+    pps_sps_id = parse_pps_ids(pps)[1]
+    if pps_sps_id != info.seq_parameter_set_id:
+        raise DataLoss(
+            f"H.264 PPS names SPS {pps_sps_id}, the SPS is {info.seq_parameter_set_id}"
+        )
+    return info.sample_entry(avcc_box(sps, pps))
 
 
 def parse_avcc_record(record: bytes) -> tuple[list[bytes], list[bytes], int]:

@@ -7,6 +7,10 @@ bit depths, the displayed size after the conformance window, and walks the rest 
 pixel aspect ratio. The ``hvcC`` box
 follows ISO/IEC 14496-15 §8.3.3; the codec string ``hvc1.<profile>.<compat>.<tier><level>
 .<constraints>`` follows its Annex E.
+
+Parsing validates as ``nvr.codec.h264`` does (``nvr.codec.sps`` says why): a known profile,
+fields within the standard's ranges, a plausible picture size, and parameter sets that
+name each other (``sample_entry``); ``slice_pps_id`` reads a slice header's start.
 """
 
 from __future__ import annotations
@@ -15,8 +19,15 @@ import struct
 from dataclasses import dataclass
 
 from nvr.base.errors import DataLoss
-from nvr.codec.nal import FrameBytes
-from nvr.codec.sps import BitReader, PictureFormat, aspect_ratio, unescape_rbsp
+from nvr.codec.nal import FrameBytes, check_header
+from nvr.codec.sps import (
+    BitReader,
+    PictureFormat,
+    aspect_ratio,
+    at_most,
+    check_picture_size,
+    unescape_rbsp,
+)
 from nvr.db.recording import VideoSampleEntry
 
 NAL_VPS = 32
@@ -31,6 +42,8 @@ PARAMETER_AND_DELIMITER_TYPES = frozenset({NAL_VPS, NAL_SPS, NAL_PPS, NAL_AUD})
 KEY_TYPES = frozenset(range(16, 24))
 
 _PROFILE_SPACE_LETTERS = ("", "A", "B", "C")
+#: the general_profile_idc values the standard defines (Annex A: Main to high throughput SCC)
+PROFILES = range(1, 12)
 
 
 def nal_type(nal: FrameBytes) -> int:
@@ -70,6 +83,8 @@ class Sps(PictureFormat):
     ptl: ProfileTierLevel
     max_sub_layers: int
     temporal_id_nesting: bool
+    video_parameter_set_id: int
+    seq_parameter_set_id: int
 
     @property
     def rfc6381_codec(self) -> str:
@@ -77,16 +92,18 @@ class Sps(PictureFormat):
 
 
 def parse_sps(nal: bytes) -> Sps:
-    """Parses an SPS NAL unit (2-byte header included). Raises ``DataLoss`` if malformed."""
+    """Parses an SPS NAL unit (2-byte header included). Raises ``DataLoss`` if malformed or
+    implausible (see the module docstring)."""
     if len(nal) < 3 or nal_type(nal) != NAL_SPS:
         raise DataLoss("not an H.265 SPS NAL unit")
+    check_header(nal)
     r = BitReader(unescape_rbsp(nal[2:]))
-    r.skip(4)  # sps_video_parameter_set_id
-    max_sub_layers_minus1 = r.u(3)
+    vps_id = r.u(4)
+    max_sub_layers_minus1 = at_most(r.u(3), 6, "H.265 sps_max_sub_layers_minus1")
     temporal_id_nesting = r.flag()
     ptl = _profile_tier_level(r, max_sub_layers_minus1)
-    r.ue()  # sps_seq_parameter_set_id
-    chroma_format_idc = r.ue()
+    sps_id = at_most(r.ue(), 15, "H.265 sps_seq_parameter_set_id")
+    chroma_format_idc = at_most(r.ue(), 3, "H.265 chroma_format_idc")
     separate_colour_plane = chroma_format_idc == 3 and r.flag()
     width, height = r.ue(), r.ue()
     if r.flag():  # conformance_window_flag
@@ -94,14 +111,16 @@ def parse_sps(nal: bytes) -> Sps:
         left, right, top, bottom = r.ue(), r.ue(), r.ue(), r.ue()
         width -= unit_x * (left + right)
         height -= unit_y * (top + bottom)
-    if width <= 0 or height <= 0:
-        raise DataLoss(f"H.265 SPS crops the picture to {width}x{height}")
-    bit_depth_luma_minus8, bit_depth_chroma_minus8 = r.ue(), r.ue()
-    log2_max_poc_lsb = r.ue() + 4
+    check_picture_size("H.265", width, height)
+    bit_depth_luma_minus8 = at_most(r.ue(), 8, "H.265 bit_depth_luma_minus8")
+    bit_depth_chroma_minus8 = at_most(r.ue(), 8, "H.265 bit_depth_chroma_minus8")
+    log2_max_poc_lsb = at_most(r.ue(), 12, "H.265 log2_max_pic_order_cnt_lsb_minus4") + 4
     return Sps(
         ptl=ptl,
         max_sub_layers=max_sub_layers_minus1 + 1,
         temporal_id_nesting=temporal_id_nesting,
+        video_parameter_set_id=vps_id,
+        seq_parameter_set_id=sps_id,
         chroma_format_idc=chroma_format_idc,
         bit_depth_luma_minus8=bit_depth_luma_minus8,
         bit_depth_chroma_minus8=bit_depth_chroma_minus8,
@@ -111,9 +130,38 @@ def parse_sps(nal: bytes) -> Sps:
     )
 
 
+def parse_pps_ids(nal: bytes) -> tuple[int, int]:
+    """A PPS NAL unit's ``pps_pic_parameter_set_id`` and the SPS id it names. Raises
+    ``DataLoss`` if malformed."""
+    if len(nal) < 3 or nal_type(nal) != NAL_PPS:
+        raise DataLoss("not an H.265 PPS NAL unit")
+    check_header(nal)
+    r = BitReader(unescape_rbsp(nal[2:16]))
+    return at_most(r.ue(), 63, "H.265 pps_pic_parameter_set_id"), at_most(
+        r.ue(), 15, "H.265 pps_seq_parameter_set_id"
+    )
+
+
+def slice_pps_id(nal: FrameBytes) -> int:
+    """The ``slice_pic_parameter_set_id`` a slice segment NAL unit (types 0 to 31) names.
+    Raises ``DataLoss`` if malformed."""
+    r = BitReader(unescape_rbsp(bytes(nal[2:16])))
+    r.skip(1)  # first_slice_segment_in_pic_flag
+    if nal_type(nal) in KEY_TYPES:
+        r.skip(1)  # no_output_of_prior_pics_flag
+    return at_most(r.ue(), 63, "H.265 slice_pic_parameter_set_id")
+
+
 def _profile_tier_level(r: BitReader, max_sub_layers_minus1: int) -> ProfileTierLevel:
     profile_space, tier_flag, profile_idc = r.u(2), r.u(1), r.u(5)
     compatibility_flags = r.u(32)
+    if profile_space != 0:
+        raise DataLoss(f"H.265 SPS has general_profile_space {profile_space}, not 0")
+    # A profile_idc of 0 is allowed when a compatibility flag names a profile (FFmpeg
+    # takes the profile from the flags then).
+    named = [p for p in PROFILES if compatibility_flags >> (31 - p) & 1]
+    if profile_idc not in PROFILES and not (profile_idc == 0 and named):
+        raise DataLoss(f"H.265 SPS has an unknown general_profile_idc {profile_idc}")
     constraint_flags = r.u(48)
     level_idc = r.u(8)
     present = [(r.flag(), r.flag()) for _ in range(max_sub_layers_minus1)]
@@ -220,8 +268,20 @@ def hvcc_box(vps: bytes, sps: bytes, pps: bytes) -> bytes:
 
 
 def sample_entry(vps: bytes, sps: bytes, pps: bytes) -> VideoSampleEntry:
-    """The ``VideoSampleEntry`` for an H.265 stream with these parameter sets."""
-    return parse_sps(sps).sample_entry(hvcc_box(vps, sps, pps))
+    """The ``VideoSampleEntry`` for an H.265 stream with these parameter sets. Raises
+    ``DataLoss`` if one is malformed or they do not name each other."""
+    info = parse_sps(sps)
+    if len(vps) < 3 or nal_type(vps) != NAL_VPS:
+        raise DataLoss("not an H.265 VPS NAL unit")
+    check_header(vps)
+    vps_id, pps_sps_id = vps[2] >> 4, parse_pps_ids(pps)[1]
+    if (vps_id, pps_sps_id) != (info.video_parameter_set_id, info.seq_parameter_set_id):
+        raise DataLoss(
+            f"H.265 parameter sets do not belong together: VPS {vps_id}, SPS "
+            f"{info.seq_parameter_set_id} naming VPS {info.video_parameter_set_id}, "
+            f"PPS naming SPS {pps_sps_id}"
+        )
+    return info.sample_entry(hvcc_box(vps, sps, pps))
 
 
 def parse_hvcc_record(record: bytes) -> tuple[dict[int, bytes], int]:

@@ -5,7 +5,9 @@ units, turning a camera's frame into the form nvr stores (4-byte big-endian leng
 prefixes, the payload of an ``.mp4`` ``mdat``) while setting aside the units a caller drops
 (``SplitFrame``), and joining units back length-prefixed. Which units to drop and how to
 read a unit's type are the caller's (``nvr.codec.h264``/``h265`` say); nothing here parses
-a unit's contents.
+a unit's contents. The one bit both codecs' NAL unit headers share is checked here: a unit
+whose ``forbidden_zero_bit`` is set is not video (``check_header``; splitting a frame
+checks every unit), which is how garbage from a camera is usually caught.
 """
 
 from __future__ import annotations
@@ -18,6 +20,16 @@ from nvr.base.errors import DataLoss
 #: a frame's bytes: ``bytes``, or a ``bytearray`` filled in place to save a copy (no one
 #: changes it afterwards)
 FrameBytes = bytes | bytearray
+
+
+def check_header(unit: FrameBytes) -> None:
+    """Raises ``DataLoss`` unless ``unit`` starts with a NAL unit header whose first bit
+    (``forbidden_zero_bit`` in H.264 and H.265 alike) is 0."""
+    if not unit or unit[0] & 0x80:
+        raise DataLoss(_BAD_HEADER if unit else "empty NAL unit")
+
+
+_BAD_HEADER = "NAL unit header with forbidden_zero_bit set: not H.264/H.265 data"
 
 
 def is_annex_b(data: bytes) -> bool:
@@ -59,7 +71,7 @@ def split_annex_b_frame(
     drop_types: frozenset[int],
 ) -> SplitFrame:
     """An Annex B frame as a ``SplitFrame``, leaving out NAL units whose ``nal_type`` is in
-    ``drop_types``.
+    ``drop_types``. Raises ``DataLoss`` for a unit with a bad header (``check_header``).
 
     This runs for every frame a camera sends, so it copies as little as it can: ``data``
     is copied once into a ``bytearray`` and, in the usual case (every NAL unit behind a
@@ -86,6 +98,8 @@ def split_annex_b_frame(
     in_place = True  # every start code is 4 bytes and directly follows the previous unit
     prev_end = 0
     for i, (start, begin, end) in enumerate(units):
+        if buf[begin] & 0x80:
+            raise DataLoss(_BAD_HEADER)
         kind = nal_type(buf[begin : begin + 1])
         if kind in drop_types:
             dropped.append(bytes(buf[begin:end]))
@@ -136,6 +150,8 @@ def split_length_prefixed_frame(
     """A length-prefixed frame as a ``SplitFrame`` (see ``split_annex_b_frame``); ``data``
     itself is the payload when it is 4-byte prefixed and nothing is dropped."""
     nals = split_length_prefixed(data, length_size)
+    for unit in nals:
+        check_header(unit)
     types = [nal_type(nal) for nal in nals]
     kept = [nal for nal, kind in zip(nals, types, strict=True) if kind not in drop_types]
     kept_types = [kind for kind in types if kind not in drop_types]

@@ -6,6 +6,12 @@ both codecs share (``aspect_ratio``); and ``PictureFormat``, the fields both cod
 parameter sets give nvr (chroma format, bit depths, displayed size, pixel aspect ratio),
 from which ``sample_entry`` makes the stored ``VideoSampleEntry``. The codec-specific syntax
 is in ``nvr.codec.h264`` and ``nvr.codec.h265``.
+
+Validation both codecs share: ``at_most`` (a field above the range the standard allows)
+and ``check_picture_size`` (a displayed size no camera sends). A camera that sends garbage
+(random RTP payloads) makes NAL units of every type, parameter sets among them; most
+garbage fails to parse, but some parses into sizes like 16x16 or 8x10. The parsers reject
+what a conforming stream cannot contain, so no sample entry is made from garbage.
 """
 
 from __future__ import annotations
@@ -23,6 +29,12 @@ _SAR_TABLE = {
 }  # fmt: skip
 #: aspect_ratio_idc of an explicit sample aspect ratio in the VUI
 EXTENDED_SAR = 255
+
+#: The displayed sizes nvr accepts: at least ``MIN_SIDE`` pixels each way and ``MIN_AREA``
+#: in all (the smallest real camera picture known, a FLIR Lepton's 80x60 thermal image,
+#: passes; garbage's 16x16 does not), at most ``MAX_SIDE`` each way (both codecs' highest
+#: levels allow about 16,900).
+MIN_SIDE, MIN_AREA, MAX_SIDE = 32, 64 * 64, 16384
 
 
 def unescape_rbsp(nal_payload: bytes) -> bytes:
@@ -77,6 +89,23 @@ class BitReader:
     def se(self) -> int:
         code = self.ue()
         return (code + 1) // 2 if code % 2 else -(code // 2)
+
+
+def at_most(value: int, limit: int, what: str) -> int:
+    """``value``, checked against the largest value the standard allows for ``what``."""
+    if value > limit:
+        raise DataLoss(f"{what} is {value}, above {limit}")
+    return value
+
+
+def check_picture_size(codec: str, width: int, height: int) -> None:
+    """Raises ``DataLoss`` for a displayed size no camera sends (see ``MIN_SIDE``)."""
+    if not (
+        MIN_SIDE <= width <= MAX_SIDE
+        and MIN_SIDE <= height <= MAX_SIDE
+        and width * height >= MIN_AREA
+    ):
+        raise DataLoss(f"{codec} SPS gives an implausible picture size {width}x{height}")
 
 
 def aspect_ratio(reader: BitReader) -> tuple[int, int]:

@@ -7,7 +7,11 @@
   NAL units without parameter sets or access unit delimiters), decides whether it is a key
   frame from its NAL unit types, and keeps the stream's parameter sets (from the extradata
   and in-band) with the ``VideoSampleEntry`` made from them, shared by identity until they
-  change.
+  change. It refuses what cannot be video (``DataLoss``, which ends the camera's session):
+  a NAL unit header with the forbidden bit set, parameter sets that do not parse or are
+  implausible (``nvr.codec.sps``), and a key frame whose slice header is malformed or names
+  a picture parameter set the camera never sent; so a run never starts, and no sample
+  entry is made, from garbage.
 - ``PendingFrame``/``RunStart``: the start-of-run rules (docs/design.md,
   Recording/syncing/retention), applied to frames in order.
 
@@ -41,6 +45,15 @@ class CodecRules:
     sample_entry: Callable[..., VideoSampleEntry]
     #: the type of the box whose payload is an ``.mp4`` stream's codec extradata
     config_box_type: bytes
+    #: a PPS NAL unit's id and the SPS id it names
+    pps_ids: Callable[[bytes], tuple[int, int]]
+    #: the PPS id a slice NAL unit names (checking the start of its header)
+    slice_pps_id: Callable[[FrameBytes], int]
+
+    @property
+    def pps_type(self) -> int:
+        """The picture parameter set's NAL type (the last of ``parameter_types``)."""
+        return self.parameter_types[-1]
 
 
 #: the rules by FFmpeg codec name
@@ -52,6 +65,8 @@ CODECS = {
         (h264.NAL_SPS, h264.NAL_PPS),
         h264.sample_entry,
         b"avcC",
+        h264.parse_pps_ids,
+        h264.slice_pps_id,
     ),
     "hevc": CodecRules(
         h265.nal_type,
@@ -60,6 +75,8 @@ CODECS = {
         (h265.NAL_VPS, h265.NAL_SPS, h265.NAL_PPS),
         h265.sample_entry,
         b"hvcC",
+        h265.parse_pps_ids,
+        h265.slice_pps_id,
     ),
 }
 
@@ -84,6 +101,8 @@ class StreamFraming:
     def __init__(self, rules: CodecRules, extradata: bytes = b"") -> None:
         self.rules = rules
         self._sets: dict[int, bytes] = {}
+        #: the ids of every picture parameter set received (a slice must name one)
+        self._pps_ids: set[int] = set()
         #: the sample entry of the current parameter sets (None until all are known)
         self.entry: VideoSampleEntry | None = None
         self._length_size = 0  # 0: Annex B
@@ -115,15 +134,36 @@ class StreamFraming:
         if not split.kept_types or self.entry is None:
             return None
         is_key = not rules.key_types.isdisjoint(split.kept_types)
+        if is_key:
+            self._check_key_slice(split.payload)
         return FramedPacket(split.payload, is_key, self.entry)
+
+    def _check_key_slice(self, payload: FrameBytes) -> None:
+        """Checks the header of a key frame's first key slice (once a GOP: cheap) against
+        the parameter sets received."""
+        rules, pos = self.rules, 0
+        while pos + 4 < len(payload):
+            length = int.from_bytes(payload[pos : pos + 4], "big")
+            head = payload[pos + 4 : pos + 4 + min(length, 16)]
+            if rules.nal_type(head) in rules.key_types:
+                pps_id = rules.slice_pps_id(head)
+                if pps_id not in self._pps_ids:
+                    raise DataLoss(f"key frame names picture parameter set {pps_id}, "
+                                   "which the camera never sent")
+                return
+            pos += 4 + length
 
     def _update(self, nals: Iterable[bytes]) -> None:
         """Takes in parameter sets; the entry object changes only when they change to
-        different values, so consecutive packets share it by identity."""
+        different values, so consecutive packets share it by identity. Raises
+        ``DataLoss`` for parameter sets that do not parse, are implausible or do not
+        belong together."""
         changed = False
         for unit in nals:
             kind = self.rules.nal_type(unit)
             if kind in self.rules.parameter_types and self._sets.get(kind) != unit:
+                if kind == self.rules.pps_type:
+                    self._pps_ids.add(self.rules.pps_ids(unit)[0])
                 self._sets[kind] = unit
                 changed = True
         if changed and all(t in self._sets for t in self.rules.parameter_types):
