@@ -58,6 +58,9 @@ class Config:
     rotate_interval_sec: int = 60
     #: a camera that sends nothing for this long is disconnected and retried
     read_timeout_sec: float = 10.0
+    #: connecting to a camera (the whole RTSP handshake) may take this long, then it is
+    #: retried
+    connect_timeout_sec: float = 20.0
     #: "text" or "json" (one JSON object per line, for journald/log shippers)
     log_format: str = "text"
     log_level: str = "info"
@@ -74,6 +77,9 @@ class Config:
     #: ... or a streamer has been connecting, or recording without a new frame, this long
     #: (its own timeouts should end that within seconds: something hangs); 0 = never
     watchdog_streamer_stuck_sec: float = 300.0
+    #: ... or a camera thread told to end still runs this long after FFmpeg's interrupt
+    #: should have ended its call (it is blocked where no interrupt reaches); 0 = never
+    watchdog_thread_hung_sec: float = 60.0
     #: ... or once the event loop was blocked this long; 0 = never
     watchdog_loop_blocked_sec: float = 30.0
     #: a login session unused for this long ends (default 30 days)
@@ -183,6 +189,7 @@ _SCALARS: dict[str, type | tuple[type, ...]] = {
     "worker_threads": int,
     "rotate_interval_sec": int,
     "read_timeout_sec": (int, float),
+    "connect_timeout_sec": (int, float),
     "log_format": str,
     "log_level": str,
     "graceful_timeout_sec": (int, float),
@@ -190,6 +197,7 @@ _SCALARS: dict[str, type | tuple[type, ...]] = {
     "http_body_timeout_sec": (int, float),
     "watchdog_syncer_stuck_sec": (int, float),
     "watchdog_streamer_stuck_sec": (int, float),
+    "watchdog_thread_hung_sec": (int, float),
     "watchdog_loop_blocked_sec": (int, float),
     "session_idle_timeout_sec": int,
     "session_max_age_sec": int,
@@ -249,22 +257,24 @@ def parse_config(data: dict[str, Any]) -> Config:
         raise errors.InvalidArgument("config: log_level must be debug, info, warning or error")
     if cfg.worker_threads is not None and cfg.worker_threads < 1:
         raise errors.InvalidArgument("config: worker_threads must be at least 1")
-    if not 0.1 <= cfg.read_timeout_sec <= 600:
-        raise errors.InvalidArgument("config: read_timeout_sec must be 0.1 to 600")
+    for key in ("read_timeout_sec", "connect_timeout_sec"):
+        if not 0.1 <= getattr(cfg, key) <= 600:
+            raise errors.InvalidArgument(f"config: {key} must be 0.1 to 600")
     for key in ("http_idle_timeout_sec", "http_body_timeout_sec"):
         if not 0.01 <= getattr(cfg, key) <= 3600:
             raise errors.InvalidArgument(f"config: {key} must be 0.01 to 3600")
     if not 1 <= cfg.rotate_interval_sec <= 240:
         raise errors.InvalidArgument("config: rotate_interval_sec must be 1 to 240")
     for key in ("watchdog_syncer_stuck_sec", "watchdog_streamer_stuck_sec",
-                "watchdog_loop_blocked_sec"):
+                "watchdog_thread_hung_sec", "watchdog_loop_blocked_sec"):
         if getattr(cfg, key) < 0:
             raise errors.InvalidArgument(f"config: {key} must not be negative (0: never)")
-    stall_sec = cfg.read_timeout_sec + 5  # when a streamer gives up on a silent camera
-    if cfg.watchdog_streamer_stuck_sec and cfg.watchdog_streamer_stuck_sec < 2 * stall_sec:
+    # the longest a streamer legitimately stays connecting, or recording without a frame
+    longest_sec = max(cfg.read_timeout_sec + 5, cfg.connect_timeout_sec)
+    if cfg.watchdog_streamer_stuck_sec and cfg.watchdog_streamer_stuck_sec < 2 * longest_sec:
         raise errors.InvalidArgument(
-            "config: watchdog_streamer_stuck_sec must be 0 or at least twice "
-            f"read_timeout_sec + 5 s ({2 * stall_sec:g})"
+            "config: watchdog_streamer_stuck_sec must be 0 or at least twice the larger of "
+            f"read_timeout_sec + 5 s and connect_timeout_sec ({2 * longest_sec:g})"
         )
     for key in ("session_idle_timeout_sec", "session_max_age_sec"):
         if not 60 <= getattr(cfg, key) <= 10 * 365 * 86400:

@@ -245,6 +245,7 @@ async def _run_tree(
                         rotate_interval=interval,
                         rotate_offset=rotate_offset_for(sid, interval),
                         read_timeout=round(config.read_timeout_sec * UNITS_PER_SEC),
+                        connect_timeout=round(config.connect_timeout_sec * UNITS_PER_SEC),
                     ),
                 )
                 daemon.streamers[sid] = streamer

@@ -23,11 +23,27 @@ order) is passed through as is and left to the streamer's timestamp checks.
 Errors leave this module as ``NvrError`` kinds whose message starts with the URL without
 credentials; the password given in ``OpenOptions`` is put only into the URL handed to
 FFmpeg, and any userinfo is scrubbed from error text.
+
+**Timeouts.** A camera's calls into FFmpeg are bounded by PyAV's interrupt callback, not by
+FFmpeg's socket timeout: connecting (``avformat_open_input``, then
+``avformat_find_stream_info``, each its own window) by ``OpenOptions.connect_timeout``, each
+packet read by ``OpenOptions.read_timeout``. A socket timeout restarts with every byte, so
+a camera trickling its handshake a byte at a time would hold a connect for ever; and
+FFmpeg's RTSP client reports a socket timeout during the handshake as "Invalid data found
+when processing input". The caller's deadline for connecting is the same length and starts
+first, so it is what reports a slow handshake; an interrupted read is reported as the
+timeout it is (``ExitError``). ``connect_deadline`` says by when an abandoned connect
+returns at the latest.
+
+**Messages** say what happened where FFmpeg's do not: a DNS failure (FFmpeg: "Input/output
+error") says the host cannot be resolved, a read interrupted by its deadline says no data
+came for the read timeout.
 """
 
 from __future__ import annotations
 
-import re
+import errno
+import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -48,24 +64,16 @@ from nvr.base.errors import (
     Unavailable,
     from_os_error,
 )
-from nvr.base.time90k import UNITS_PER_SEC, Duration
+from nvr.base.time90k import UNITS_PER_SEC, Duration, format_duration
 from nvr.ingest.framing import CODECS, PendingFrame, RunStart, StreamFraming
 from nvr.ingest.pacing import ReadCoalescer
-from nvr.ingest.source import OpenOptions, Packet
+from nvr.ingest.source import OpenOptions, Packet, scrub_userinfo
 
 T = TypeVar("T")
 
-_MICROSECONDS_PER_90K_NUM, _MICROSECONDS_PER_90K_DEN = 100, 9  # 1 tick = 100/9 µs
-
-
-def scrub_userinfo(text: str, password: str | None = None) -> str:
-    """``text`` with the userinfo of any URL removed, and ``password`` (plain or
-    percent-encoded) masked wherever else it appears."""
-    text = re.sub(r"(?<=//)[^/@\s'\"]*@", "", text)
-    if password:
-        for form in {password, quote(password, safe="")}:
-            text = text.replace(form, "***")
-    return text
+#: how long a name lookup may take beyond the connect timeout (``Demuxer.connect_deadline``):
+#: glibc's resolver gives each of up to 3 servers 5 s, twice
+RESOLVER_ALLOWANCE: Duration = 30 * UNITS_PER_SEC
 
 
 def _url_with_credentials(url: str, options: OpenOptions) -> str:
@@ -88,10 +96,13 @@ def _local_path(url: str) -> str:
     return urlsplit(url).path if url.lower().startswith("file:") else url
 
 
-def _map_error(err: Exception, url: str, password: str | None) -> NvrError:
-    """The ``NvrError`` kind for an exception raised while reading ``url``."""
+def _map_error(err: Exception, url: str, password: str | None, timed_out: str) -> NvrError:
+    """The ``NvrError`` kind for an exception raised while reading ``url``; ``timed_out``
+    says what an interrupted call (a deadline passed) was waiting for."""
     if isinstance(err, NvrError):
         return type(err)(f"{url}: {scrub_userinfo(str(err), password)}")
+    if isinstance(err, av.error.ExitError):  # PyAV's interrupt callback
+        return Unavailable(f"{url}: timed out: {timed_out}")
     # FFmpeg errors carry the bare reason in ``strerror``; their str() adds the URL
     reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
     msg = f"{url}: {scrub_userinfo(reason, password)}"
@@ -112,6 +123,25 @@ def _map_error(err: Exception, url: str, password: str | None) -> NvrError:
     if isinstance(err, FileNotFoundError):
         return NotFound(msg)
     return DataLoss(msg)
+
+
+def _unresolvable(url: str) -> str | None:
+    """Why the host of ``url`` cannot be resolved, or None if it can (FFmpeg reports a DNS
+    failure as a bare EIO, so a failed connect asks the resolver itself)."""
+    host = urlsplit(url).hostname
+    if not host:
+        return None
+    try:
+        socket.getaddrinfo(host, None)
+    except socket.gaierror as e:
+        return f"cannot resolve host {host}: {e.strerror}"
+    except OSError:
+        return None
+    return None
+
+
+def _seconds(duration: Duration) -> float:
+    return duration / UNITS_PER_SEC
 
 
 def _to_90k_factor(time_base: Any) -> tuple[int, int]:
@@ -141,6 +171,7 @@ class Demuxer:
         self._lock = threading.Lock()
         self._busy = False
         self._closing = False
+        self._connected = False  # connect returned: interrupts are read timeouts now
         self._container: Any = None
         self._packets: Iterator[Any] = iter(())
         self._framing = StreamFraming(CODECS["h264"])
@@ -180,6 +211,11 @@ class Demuxer:
             if must_close:
                 self.close()
 
+    def in_call(self) -> bool:
+        """Whether a call through ``run_in_worker`` is still running (in its thread)."""
+        with self._lock:
+            return self._busy
+
     def request_close(self) -> bool:
         """Marks the demuxer closing; True when the caller must close it now (no call in
         flight), False when the in-flight call will close it when it returns."""
@@ -192,9 +228,21 @@ class Demuxer:
         try:
             return fn()
         except Exception as e:
-            raise _map_error(e, self.url, self._options.password) from None
+            options = self._options
+            timed_out = (
+                f"no data for {format_duration(options.read_timeout)}" if self._connected
+                else f"no complete answer within {format_duration(options.connect_timeout)}"
+            )
+            raise _map_error(e, self.url, options.password, timed_out) from None
 
     # -- the reading itself --
+
+    @property
+    def connect_deadline(self) -> Duration:
+        """How long after it starts a connect returns at the latest, interrupted or not:
+        two interrupt windows (opening, then reading the stream's parameters), plus the
+        name lookup, which no interrupt reaches (the system resolver's own timeouts)."""
+        return 2 * self._options.connect_timeout + RESOLVER_ALLOWANCE
 
     def connect(self) -> None:
         """Opens the container and reads the stream's codec parameters."""
@@ -208,6 +256,7 @@ class Demuxer:
             self._to_90k = _to_90k_factor(stream.time_base)
             rate = stream.average_rate or stream.guessed_rate
             self._run_start = RunStart(round(UNITS_PER_SEC / rate) if rate else 0)
+            self._connected = True
         except BaseException:
             self.close()
             raise
@@ -222,18 +271,22 @@ class Demuxer:
 
     def _open_container(self) -> None:
         if is_network_url(self._source_url):
-            timeout_us = (
-                self._options.read_timeout * _MICROSECONDS_PER_90K_NUM // _MICROSECONDS_PER_90K_DEN
-            )
             av_options = {
                 "rtsp_transport": self._options.rtsp_transport,
-                "timeout": str(timeout_us),
                 "probesize": "32",
                 "analyzeduration": "0",
                 "allowed_media_types": "video",
             }
             target = _url_with_credentials(self._source_url, self._options)
-            self._container = av.open(target, options=av_options)
+            timeouts = (
+                _seconds(self._options.connect_timeout), _seconds(self._options.read_timeout)
+            )
+            try:
+                self._container = av.open(target, options=av_options, timeout=timeouts)
+            except av.error.OSError as e:
+                if e.errno == errno.EIO and (why := _unresolvable(self._source_url)):
+                    raise Unavailable(why) from None
+                raise
         else:
             self._container = av.open(_local_path(self._source_url))
         if not self._container.streams.video:

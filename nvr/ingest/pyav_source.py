@@ -26,10 +26,16 @@ docs/design.md, Time): it is started here with ``threading.Thread``, not through
   (``test_realtime_paces_packets_at_their_timestamps`` reads a file this way on a
   ``MockClock``);
 - it cannot be cancelled anyway: ``aclose`` asks it to stop, and it closes the container
-  and exits once its current read returns (a stalled camera's within the read timeout).
+  and exits once its current read returns (FFmpeg's interrupt ends a read within the read
+  timeout: ``nvr.ingest.demuxer``, Timeouts).
 
 Everything else that blocks here (connecting, closing an abandoned container) is a call and
 goes through ``run_blocking``.
+
+Threads that must end but cannot be made to (a reader after ``aclose``, a connect its
+caller abandoned) are registered with the opener's ``ThreadWatch`` together with the time
+by which their interrupt ends them; liveness reports one that outlives it
+(``nvr.ingest.thread_watch``).
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from nvr.base.time90k import UNITS_PER_SEC, Duration
 from nvr.ingest.demuxer import Demuxer, is_network_url
 from nvr.ingest.pacing import DEFAULT_PAUSE
 from nvr.ingest.source import OpenOptions, Packet
+from nvr.ingest.thread_watch import ThreadWatch
 
 T = TypeVar("T")
 
@@ -67,10 +74,19 @@ class PyAvSource:
     """
 
     def __init__(
-        self, demuxer: Demuxer, clocks: Clocks, realtime: bool, *, max_queued: int = 4
+        self,
+        demuxer: Demuxer,
+        clocks: Clocks,
+        realtime: bool,
+        *,
+        read_timeout: Duration,
+        threads: ThreadWatch,
+        max_queued: int = 4,
     ) -> None:
         self._demuxer = demuxer
         self._clocks = clocks
+        self._read_timeout = read_timeout
+        self._threads = threads
         self._realtime = realtime
         self._token = trio.lowlevel.current_trio_token()
         self._lock = threading.Lock()
@@ -204,19 +220,24 @@ class PyAvSource:
         return packets
 
     async def aclose(self) -> None:
-        """Stops the reader; it closes the container once its current read returns (a
-        stalled camera's read returns within the read timeout)."""
+        """Stops the reader; it closes the container once its current read returns (within
+        the read timeout, when FFmpeg's interrupt ends it), which the ``ThreadWatch``
+        expects."""
         self._demuxer.cut_early = True
         self._demuxer.set_pausing(False)
         with self._lock:
             self._stopping = True
             self._room.notify()
+        self._threads.expect_end(self._thread.name, self._thread.is_alive, self._read_timeout)
         await trio.lowlevel.checkpoint()
 
 
-async def _in_thread(demuxer: Demuxer, fn: Callable[[], T], limiter: trio.CapacityLimiter) -> T:
-    """Runs ``fn`` in a worker thread. On cancellation the thread is abandoned and closes
-    the container when its blocked call returns (or, if it never started, we close now)."""
+async def _in_thread(
+    demuxer: Demuxer, fn: Callable[[], T], limiter: trio.CapacityLimiter, threads: ThreadWatch
+) -> T:
+    """Runs ``fn`` (a connect) in a worker thread. On cancellation the thread is abandoned,
+    and ``threads`` expects it to return by the connect's deadline; it closes the container
+    when its blocked call returns (or, if it never started, we close now)."""
     try:
         return await run_blocking(
             demuxer.run_in_worker, fn, limiter=limiter, abandon_on_cancel=True
@@ -224,6 +245,10 @@ async def _in_thread(demuxer: Demuxer, fn: Callable[[], T], limiter: trio.Capaci
     except trio.Cancelled:
         if demuxer.request_close():
             await _close_in_thread(demuxer, limiter)
+        else:
+            threads.expect_end(
+                f"nvr connect {demuxer.url}", demuxer.in_call, demuxer.connect_deadline
+            )
         raise
 
 
@@ -240,7 +265,7 @@ class PyAvOpener:
     thread); the daemon sizes it for its number of streams.
     ``max_batch`` caps the media time of one batch when key frames are far apart;
     ``read_pause`` is how long a caught-up camera reader pauses (``nvr.ingest.pacing``;
-    0: never).
+    0: never). ``threads`` learns of every thread told to end (see the module docstring).
     """
 
     def __init__(
@@ -250,14 +275,22 @@ class PyAvOpener:
         *,
         max_batch: Duration = UNITS_PER_SEC,
         read_pause: float = DEFAULT_PAUSE,
+        threads: ThreadWatch | None = None,
     ) -> None:
         self._clocks = clocks
         self._limiter = limiter
         self._max_batch = max_batch
         self._read_pause = read_pause
+        self.threads = threads or ThreadWatch(clocks)
 
     async def open(self, url: str, options: OpenOptions) -> PyAvSource:
         demuxer = Demuxer(url, options, self._max_batch, self._read_pause)
-        await _in_thread(demuxer, demuxer.connect, self._limiter)
+        await _in_thread(demuxer, demuxer.connect, self._limiter, self.threads)
         realtime = options.realtime and not is_network_url(url)
-        return PyAvSource(demuxer, self._clocks, realtime)
+        return PyAvSource(
+            demuxer,
+            self._clocks,
+            realtime,
+            read_timeout=options.read_timeout,
+            threads=self.threads,
+        )

@@ -8,8 +8,10 @@ The real implementation is ``nvr.ingest.pyav_source``; tests use ``nvr.testing.R
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Protocol
+from urllib.parse import quote
 
 from nvr.base.time90k import Duration
 from nvr.codec.nal import FrameBytes
@@ -44,11 +46,25 @@ class OpenOptions:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     rtsp_transport: str = "tcp"
+    #: a camera that sends no frame for this long is disconnected (``Unavailable``)
     read_timeout: Duration = 10 * 90_000
+    #: connecting (the whole RTSP handshake) may take this long; the caller gives up then
+    #: and the source's own interrupt ends the attempt soon after (``nvr.ingest.demuxer``)
+    connect_timeout: Duration = 20 * 90_000
     #: for local files: pace packets at their timestamps (the demo); otherwise as fast as read
     realtime: bool = False
     #: for local files: start again at the end (the demo camera never ends)
     loop: bool = False
+
+
+def scrub_userinfo(text: str, password: str | None = None) -> str:
+    """``text`` with the userinfo of any URL removed, and ``password`` (plain or
+    percent-encoded) masked wherever else it appears."""
+    text = re.sub(r"(?<=//)[^/@\s'\"]*@", "", text)
+    if password:
+        for form in {password, quote(password, safe="")}:
+            text = text.replace(form, "***")
+    return text
 
 
 class Source(Protocol):

@@ -19,6 +19,13 @@ Within a session:
 - end of stream, a stall (no batch for ``read_timeout`` plus a margin), or an error from
   the source or the writer ends the session.
 
+Connecting has a deadline too (``OpenOptions.connect_timeout``): a camera that trickles its
+handshake (or says nothing) gets a timeout as its session's end, like any other, and the
+streamer backs off and retries; it never stays ``connecting`` longer than that (the
+liveness rule relies on it: docs/design.md, Liveness). Session ends are logged at INFO
+when the camera caused them; a write failure (the disk: full, failing) is the recorder's
+own problem, logged as a WARNING at most once a minute per stream.
+
 When a session ends its open recording is closed (trailing zero) and handed to the
 syncer in a shielded ``finally``, time-bounded on cancellation (shutdown); on shutdown
 the frames the source received but had not yet handed over (``Source.drain``) are
@@ -39,11 +46,12 @@ import trio_util
 
 from nvr.base import errors
 from nvr.base.clock import Clocks
+from nvr.base.log_limit import RateLimitedLog
 from nvr.base.time90k import UNITS_PER_SEC, Duration, Time, format_duration
 from nvr.db.database import Database
 from nvr.db.recording import VideoSampleEntry
 from nvr.ingest.hub import FrameHub, LiveFrame, LiveRecording
-from nvr.ingest.source import Opener, OpenOptions, Packet, Source
+from nvr.ingest.source import Opener, OpenOptions, Packet, Source, scrub_userinfo
 from nvr.storage.dir import SampleFileDir
 from nvr.storage.writer import RecordingSink, RecordingTooLong, RecordingWriter, Run
 
@@ -88,6 +96,8 @@ class StreamerOptions:
     #: a camera silent this long is disconnected (the source's timeout; the streamer
     #: adds a margin of its own on top)
     read_timeout: Duration = 10 * UNITS_PER_SEC
+    #: connecting may take this long (the default ``OpenOptions``' ``connect_timeout``)
+    connect_timeout: Duration = 20 * UNITS_PER_SEC
     #: the open recording is closed within this long of cancellation
     close_timeout: Duration = 5 * UNITS_PER_SEC
     #: on cancellation, how long to wait for the frame being received (``Source.drain``)
@@ -109,12 +119,14 @@ def rotate_offset_for(stream_id: int, interval: Duration) -> Duration:
 
 
 class SessionEnded(Exception):
-    """The session is over for a reason worth a reconnect (carried in ``reason``)."""
+    """The session is over for a reason worth a reconnect (carried in ``reason``);
+    ``by_recorder``: the recorder's own failure (a write), not the camera's."""
 
-    def __init__(self, kind: str, reason: str) -> None:
+    def __init__(self, kind: str, reason: str, *, by_recorder: bool = False) -> None:
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
+        self.by_recorder = by_recorder
 
 
 class Streamer:
@@ -153,6 +165,7 @@ class Streamer:
         self._run = Run()
         self._prev_pts: int | None = None
         self._rotate_at: Time = 0
+        self._log_write_failure = RateLimitedLog(clocks, log)
 
     def _default_open_options(self) -> OpenOptions:
         stream = self._db.streams[self.stream_id]
@@ -164,6 +177,7 @@ class Streamer:
             password=cam.password,
             rtsp_transport=stream.config.rtsp_transport,
             read_timeout=self._opts.read_timeout,
+            connect_timeout=self._opts.connect_timeout,
             realtime=is_file,
             loop=is_file,
         )
@@ -171,6 +185,11 @@ class Streamer:
     @property
     def url(self) -> str:
         return self._db.streams[self.stream_id].config.url
+
+    @property
+    def _log_url(self) -> str:
+        """The URL without credentials, for logs and errors."""
+        return scrub_userinfo(self.url, self._open_opts.password)
 
     def _set_state(self, kind: StateKind, *, next_try: Time | None = None) -> None:
         prev = self.state.value
@@ -217,17 +236,26 @@ class Streamer:
     async def _one_session(self) -> str:
         """Connects and records until the session ends; returns why it ended."""
         self.counters.sessions += 1
+        timeout = self._open_opts.connect_timeout
+        source: Source | None = None
         try:
-            source = await self._opener.open(self.url, self._open_opts)
+            with trio.move_on_at(self._clocks.deadline_after(timeout)):
+                source = await self._opener.open(self.url, self._open_opts)
         except errors.NvrError as e:
             return self._ended("open failed", f"{type(e).__name__}: {e}")
+        if source is None:
+            return self._ended(
+                "connect timeout",
+                f"Unavailable: {self._log_url}: timed out: no complete answer within "
+                f"{format_duration(timeout)} of connecting",
+            )
         cancelled, reason = True, "shutdown"
         try:
             self._set_state("recording")
             await self._read_session(source)
         except SessionEnded as e:
             cancelled, reason = False, e.reason
-            return self._ended(e.kind, e.reason)
+            return self._ended(e.kind, e.reason, by_recorder=e.by_recorder)
         except errors.NvrError as e:
             cancelled, reason = False, f"{type(e).__name__}: {e}"
             return self._ended(type(e).__name__, reason)
@@ -253,9 +281,13 @@ class Streamer:
         except (SessionEnded, errors.NvrError) as e:
             log.warning("stream %d: frames received at shutdown lost: %s", self.stream_id, e)
 
-    def _ended(self, kind: str, reason: str) -> str:
+    def _ended(self, kind: str, reason: str, *, by_recorder: bool = False) -> str:
         self.counters.count_disconnect(kind)
-        log.info("stream %d (%s): %s", self.stream_id, self.url, reason)
+        line = f"stream {self.stream_id} ({self._log_url}): {reason}"
+        if by_recorder:
+            self._log_write_failure(line)
+        else:
+            log.info("%s", line)
         return reason
 
     async def _read_session(self, source: Source) -> None:
@@ -361,7 +393,8 @@ class Streamer:
             raise SessionEnded("too long", str(e)) from None
         except errors.NvrError as e:
             await self._close_writer(None, f"write failed: {e}")
-            raise
+            kind = type(e).__name__
+            raise SessionEnded(kind, f"{kind}: {e}", by_recorder=True) from None
         prev, self._live_prev_pts = self._live_prev_pts, frames[-1].pts
         if self._hub is not None and self._hub.viewers(self.stream_id):
             self._publish_live(self._writer, frames, prev)

@@ -94,7 +94,8 @@ from prometheus_client.registry import Collector
 from nvr.base import errors
 from nvr.base.clock import Clocks
 from nvr.base.descriptors import DescriptorBudget
-from nvr.base.time90k import UNITS_PER_SEC, Duration, local_zone_name
+from nvr.base.log_limit import RateLimitedLog
+from nvr.base.time90k import UNITS_PER_SEC, local_zone_name
 from nvr.config import BindConfig, Config
 
 if TYPE_CHECKING:
@@ -108,8 +109,6 @@ WEBSOCKET_PING_SEC = 30.0
 #: accept errors (EMFILE...) retry after this long, doubling up to the maximum
 ACCEPT_BACKOFF_MIN_SEC = 0.1
 ACCEPT_BACKOFF_MAX_SEC = 5.0
-#: a recurring error is logged at most once this often
-LOG_EVERY: Duration = 60 * UNITS_PER_SEC
 #: why accepting paused (``nvr_http_accept_paused_total``)
 PAUSE_REASONS = ("bind limit", "descriptor limit", "accept error")
 TIMEOUT_KINDS = ("idle", "body")
@@ -155,26 +154,6 @@ class BindStats:
     #: connections closed by a timeout, by kind (``TIMEOUT_KINDS``)
     timeouts: Counter[str] = field(default_factory=Counter)
     accept_errors: int = 0
-
-
-class RateLimitedLog:
-    """A recurring problem logged at most once per ``LOG_EVERY``, with how often it
-    happened in between."""
-
-    def __init__(self, clocks: Clocks, level: int = logging.WARNING) -> None:
-        self._clocks = clocks
-        self._level = level
-        self._next: Duration | None = None
-        self._unlogged = 0
-
-    def __call__(self, message: str, *, exc_info: BaseException | None = None) -> None:
-        now = self._clocks.monotonic()
-        if self._next is not None and now < self._next:
-            self._unlogged += 1
-            return
-        more = f" (and {self._unlogged} more times in the last minute)" if self._unlogged else ""
-        log.log(self._level, "%s%s", message, more, exc_info=exc_info)
-        self._next, self._unlogged = now + LOG_EVERY, 0
 
 
 # -- the app side: hypercorn's connection state survives the app's cancellation ----------
@@ -329,8 +308,8 @@ class BindServer:
         self.stats = BindStats(limits=limits)
         self._context = WorkerContext(None)
         self._lifespan_state: LifespanState = {}
-        self._log_accept_error = RateLimitedLog(clocks)
-        self._log_connection_error = RateLimitedLog(clocks, logging.ERROR)
+        self._log_accept_error = RateLimitedLog(clocks, log)
+        self._log_connection_error = RateLimitedLog(clocks, log, logging.ERROR)
 
     async def serve(
         self,

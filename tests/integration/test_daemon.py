@@ -230,7 +230,7 @@ async def test_frozen_server_is_detected(tmp_path: Path, rtsp_server: RtspServer
         detected = trio.current_time() - frozen
         assert detected < read_timeout + 5
         assert state.last_error == (
-            f"Unavailable: rtsp://127.0.0.1:{rtsp_server.port}/live: Connection timed out"
+            f"Unavailable: rtsp://127.0.0.1:{rtsp_server.port}/live: timed out: no data for 1.000s"
         )
         assert streamer.counters.disconnects == {"Unavailable": 1}
         error = state.last_error
@@ -281,15 +281,18 @@ async def test_connecting_to_a_frozen_server_is_unavailable(
     layout = create_db(tmp_path, {"cam": CameraSpec(rtsp_server.url("live"))})
     sid = layout.stream_ids["cam"]
     rtsp_server.freeze()
-    config = layout.config(rotate_interval_sec=ROTATE_SEC, read_timeout_sec=1.0)
+    config = layout.config(
+        rotate_interval_sec=ROTATE_SEC, read_timeout_sec=1.0, connect_timeout_sec=1.0
+    )
     async with running(config) as d:
         streamer = d.streamers[sid]
         with trio.fail_after(10):
             state = await streamer.state.wait_value(backoff)
-    assert streamer.counters.disconnects == {"open failed": 1}
-    error = state.last_error
-    assert error is not None
-    assert error.startswith(f"Unavailable: rtsp://127.0.0.1:{rtsp_server.port}/live: "), error
+    assert streamer.counters.disconnects == {"connect timeout": 1}
+    assert state.last_error == (
+        f"Unavailable: rtsp://127.0.0.1:{rtsp_server.port}/live: timed out: no complete answer "
+        "within 1.000s of connecting"
+    )
 
 
 async def test_wrong_password_backs_off(

@@ -1,6 +1,7 @@
 """nvr.ingest's PyAV reader (pyav_source, demuxer) against the GStreamer RTSP test camera:
 live and file paths, the first packet without pts, server death and stalls, credentials,
-cancellation of a blocked read."""
+cancellation of a blocked read; and against a fake camera (``tests/support/fake_rtsp.py``)
+that trickles its handshake, and a host that does not resolve."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from nvr.base.time90k import UNITS_PER_SEC
 from nvr.codec import h264, nal
 from nvr.ingest.pyav_source import PyAvOpener, PyAvSource
 from nvr.ingest.source import OpenOptions, Packet
+from nvr.ingest.thread_watch import ThreadWatch
 from nvr.testing.replay import load_packets
+from tests.support.daemon import poll
+from tests.support.fake_rtsp import FakeCamera
 from tests.support.rtsp import RtspServer, ServerFactory
 
 pytestmark = pytest.mark.rtsp
@@ -199,3 +203,35 @@ async def test_refused_connection_is_unavailable() -> None:
     url = f"rtsp://127.0.0.1:{port}/live"
     with pytest.raises(Unavailable, match=f"^{url}: "):
         await opener().open(url, OpenOptions(read_timeout=TIMEOUT))
+
+
+async def test_a_trickled_handshake_ends_at_the_connect_deadline() -> None:
+    """A camera that answers RTSP a byte at a time (issue 12, point 6: one every 2 s) would
+    hold a connect for ever; FFmpeg's interrupt ends it at the connect deadline, so the
+    thread its caller abandoned returns then and is never overdue."""
+    camera = FakeCamera(byte_delay=0.2)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(camera.serve)
+        threads = ThreadWatch(RealClocks())
+        trickled = PyAvOpener(RealClocks(), trio.CapacityLimiter(4), threads=threads)
+        options = OpenOptions(connect_timeout=UNITS_PER_SEC // 2)
+        with trio.move_on_after(0.5):  # the streamer gives up at the same deadline
+            await trickled.open(camera.url, options)
+            pytest.fail("connected to a camera that trickles its answer")
+        abandoned = trio.current_time()
+        assert [t.name for t in threads.running()] == [f"nvr connect {camera.url}"]
+        with trio.fail_after(10):
+            await poll(lambda: not threads.running())
+        assert trio.current_time() - abandoned < 0.5  # measured: 0.02 s (polled every 0.05 s)
+        assert camera.requests == ["OPTIONS"]
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_unresolvable_host_says_so() -> None:
+    """FFmpeg reports a DNS failure as "Input/output error" (issue 12, point 9)."""
+    url = "rtsp://nvr-test-host.invalid/live"
+    with pytest.raises(Unavailable) as info:
+        await opener().open(url, OpenOptions(read_timeout=TIMEOUT))
+    assert str(info.value).startswith(
+        f"{url}: cannot resolve host nvr-test-host.invalid: "
+    ), str(info.value)

@@ -45,13 +45,20 @@ class Layout:
     sample_dir: Path
     stream_ids: Mapping[str, int]
 
-    def config(self, *, rotate_interval_sec: int = 2, read_timeout_sec: float = 10.0) -> Config:
+    def config(
+        self,
+        *,
+        rotate_interval_sec: int = 2,
+        read_timeout_sec: float = 10.0,
+        connect_timeout_sec: float = 20.0,
+    ) -> Config:
         """A daemon configuration for this database, without HTTP binds."""
         return Config(
             db_dir=self.db_dir,
             binds=(),
             rotate_interval_sec=rotate_interval_sec,
             read_timeout_sec=read_timeout_sec,
+            connect_timeout_sec=connect_timeout_sec,
         )
 
     def sample_files(self) -> set[int]:

@@ -242,28 +242,21 @@ async def test_pings_stop_for_good_once_the_event_loop_was_blocked(
     assert len(lines) == 1 and "event loop" in lines[0]
 
 
-async def test_pings_stop_while_a_streamer_hangs_connecting(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    autojump_clock: trio.testing.MockClock,
-    caplog: pytest.LogCaptureFixture,
+async def test_a_camera_whose_handshake_never_ends_does_not_stop_the_pings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
 ) -> None:
-    # the second camera's open never returns (as a worker thread hung in FFmpeg would)
+    """Issue 12, point 6: the second camera's handshake never completes (it trickled one
+    byte every 2 s). That camera gets a timeout at each connect deadline and is retried;
+    the daemon stays healthy well past the streamer-stuck limit."""
     hung = Session(open_delay=3600 * SEC)
     async with running(tmp_path, monkeypatch, cam1=hung) as r:
         start = trio.current_time()
         await trio.sleep(STREAMER_STUCK + 120)
-        cam0 = r.d.streamers[min(r.d.streamers)]
-        assert cam0.state.value.kind == "recording" and cam0.counters.recordings > 0
-        problems = [str(p) for p in r.d.liveness.problems()]
-    pings = r.systemd.times("WATCHDOG=1")
-    # stuck is seen at the first ping more than STREAMER_STUCK after the state began
-    assert start + STREAMER_STUCK <= max(pings) + PING
-    assert max(pings) <= start + STREAMER_STUCK + PING
-    # (first seen connecting at the first ping after the streamers started)
-    assert problems == [f"streamer of stream {max(r.d.streamers)}: connecting for 3m25.000s"]
-    lines = [m for m in caplog.messages if "not pinging the systemd watchdog" in m]
-    assert len(lines) == 1 and "connecting for" in lines[0]
+        assert r.d.liveness.problems() == []
+        cam1 = r.d.streamers[max(r.d.streamers)]
+        assert cam1.counters.disconnects["connect timeout"] >= 5
+    pings = [t for t in r.systemd.times("WATCHDOG=1") if start < t <= start + 210]
+    assert len(pings) == 210 / PING
 
 
 async def test_a_camera_that_is_down_does_not_stop_the_pings(

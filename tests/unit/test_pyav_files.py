@@ -18,9 +18,9 @@ from nvr.base.clock import SimulatedClocks
 from nvr.base.errors import DataLoss, NotFound
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.codec import h264, nal
-from nvr.ingest.demuxer import read_file_packets, scrub_userinfo
+from nvr.ingest.demuxer import read_file_packets
 from nvr.ingest.pyav_source import PyAvOpener
-from nvr.ingest.source import OpenOptions, Packet
+from nvr.ingest.source import OpenOptions, Packet, scrub_userinfo
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 START = 161_580_771_000_000

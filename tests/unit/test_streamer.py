@@ -3,6 +3,8 @@ timestamp trouble, sample-entry changes, stalls, backoff times and shutdown."""
 
 from __future__ import annotations
 
+import errno
+import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +56,10 @@ async def rig_factory(tmp_path: Path, autojump_clock: trio.testing.MockClock) ->
     made: list[RecordingEnv] = []
 
     def make(
-        sessions: Sequence[Session], options: StreamerOptions = OPTS, read_timeout: int = 10 * SEC
+        sessions: Sequence[Session],
+        options: StreamerOptions = OPTS,
+        read_timeout: int = 10 * SEC,
+        connect_timeout: int = 20 * SEC,
     ) -> Rig:
         create_env(tmp_path, streams=1, flush_if_sec=0)
         clocks = SimulatedClocks(T0)
@@ -70,7 +75,9 @@ async def rig_factory(tmp_path: Path, autojump_clock: trio.testing.MockClock) ->
             opener=opener,
             clocks=clocks,
             options=options,
-            open_options=OpenOptions(read_timeout=read_timeout),
+            open_options=OpenOptions(
+                read_timeout=read_timeout, connect_timeout=connect_timeout
+            ),
         )
         return Rig(env, clocks, opener, streamer, syncer)
 
@@ -212,6 +219,61 @@ async def test_stall_is_detected_after_the_read_timeout(rig_factory, autojump_cl
     last_batch = 59 * 3000
     assert rig.opener.open_times(URL) == [0, last_batch + 9 * SEC + SEC]
     assert rig.streamer.counters.disconnects == {"stall": 1}
+
+
+async def test_a_slow_connect_times_out_and_is_retried(rig_factory, autojump_clock) -> None:  # type: ignore[no-untyped-def]
+    """A camera whose handshake never completes (issue 12, point 6) gets a timeout at the
+    connect deadline, as its own error, and is retried with backoff: the streamer never
+    stays ``connecting`` longer than the deadline."""
+    hour = 3600 * SEC
+    slow = Session(open_delay=hour)
+    sessions = [slow, slow, Session(load_packets(CLIP), loops=None)]
+    rig = rig_factory(sessions, connect_timeout=5 * SEC)
+    seen: list[tuple[str, int, int | None]] = []  # (kind, since - T0, next try - T0)
+
+    async def sample_states() -> None:
+        for at in (4, 5.5, 10.5, 12.5, 14):  # seconds
+            await rig.clocks.sleep_until(round(at * SEC))
+            st = rig.streamer.state.value
+            seen.append((st.kind, st.since - T0, st.next_try and st.next_try - T0))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sample_states)
+        await run_for(rig, 20 * SEC)
+    # timed out at 5 s, backoff 1 s; timed out at 11 s, backoff 2 s; then it records
+    assert seen == [
+        ("connecting", 0, None),
+        ("backoff", 5 * SEC, 6 * SEC),
+        ("connecting", 6 * SEC, None),
+        ("backoff", 11 * SEC, 13 * SEC),
+        ("recording", 13 * SEC, None),
+    ]
+    assert rig.opener.open_times(URL) == [0, 6 * SEC, 13 * SEC]
+    assert rig.streamer.counters.disconnects == {"connect timeout": 2}
+    assert rig.streamer.state.value.last_error == (
+        "Unavailable: rtsp://cam0/main: timed out: no complete answer within 5.000s of "
+        "connecting"
+    )
+    assert rig.recordings()[0].start_time_90k >= T0 + 13 * SEC
+
+
+async def test_write_failures_are_warnings_at_most_once_a_minute(
+    rig_factory, autojump_clock, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    """A full disk ends every session at its first write; that is the recorder's problem,
+    not the camera's: a WARNING (not INFO, as camera trouble is), at most once a minute
+    (issue 12, point 9)."""
+    rig = rig_factory([Session(load_packets(CLIP), loops=None)])
+    rig.env.sdir.fail("write_all", errno.ENOSPC)
+    with caplog.at_level(logging.INFO, logger="nvr.ingest.streamer"):
+        await run_for(rig, 5 * 60 * SEC)
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    sessions = rig.streamer.counters.disconnects["ResourceExhausted"]
+    assert sessions == rig.streamer.counters.sessions >= 8  # 1, 2, 4 ... 60 s apart
+    assert {level for level, _ in lines} == {"WARNING"}
+    assert 5 <= len(lines) <= 6, lines  # 5 minutes
+    assert all("ResourceExhausted: " in m and "No space left on device" in m for _, m in lines)
+    assert "more times in the last minute)" in lines[1][1]
 
 
 async def test_recording_without_key_frames_is_cut_at_five_minutes(
