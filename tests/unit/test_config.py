@@ -24,6 +24,7 @@ def test_values_are_read() -> None:
             "worker_threads": 8,
             "rotate_interval_sec": 30,
             "read_timeout_sec": 2.5,
+            "connect_timeout_sec": 7,
             "log_format": "json",
             "watchdog_syncer_stuck_sec": 120,
             "watchdog_loop_blocked_sec": 0,
@@ -37,6 +38,7 @@ def test_values_are_read() -> None:
     assert cfg.db_dir == Path("/srv/nvr/db")
     assert (cfg.time_zone, cfg.worker_threads, cfg.rotate_interval_sec) == ("Europe/Berlin", 8, 30)
     assert cfg.read_timeout_sec == 2.5 and cfg.log_format == "json"
+    assert cfg.connect_timeout_sec == 7
     assert (cfg.watchdog_syncer_stuck_sec, cfg.watchdog_loop_blocked_sec) == (120, 0)
     assert cfg.binds == (
         BindConfig("[::]:0", ("viewVideo",)),
@@ -65,6 +67,9 @@ def test_values_are_read() -> None:
         ({"watchdog_syncer_stuck_sec": -1}, "watchdog_syncer_stuck_sec must not be negative"),
         ({"watchdog_streamer_stuck_sec": -0.5}, "watchdog_streamer_stuck_sec must not be"),
         ({"read_timeout_sec": 200}, "watchdog_streamer_stuck_sec must be 0 or at least twice"),
+        ({"connect_timeout_sec": 0}, "connect_timeout_sec must be 0.1 to 600"),
+        ({"connect_timeout_sec": 151}, "twice the larger of read_timeout_sec + 5 s and conn"),
+        ({"watchdog_thread_hung_sec": -1}, "watchdog_thread_hung_sec must not be negative"),
         ({"watchdog_loop_blocked_sec": "30"}, "watchdog_loop_blocked_sec must be"),
     ],
 )
