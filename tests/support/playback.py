@@ -5,12 +5,14 @@
 streamer and syncer, replayed on a ``MockClock`` (a fraction of a second of real time),
 then closes the database so that a daemon can open it:
 
-- ``small`` (camera ``cam0``, rotation every 10 s): three runs. The 640x360 clip looped
+- ``small`` (camera ``cam0``, rotation every 10 s): four runs. The 640x360 clip looped
   twice (recordings of 20, 10 and 10 s, the last with a trailing zero); the
   resolution-change clip once (640x360 for 3 s, then 320x240: two sample entries, so a
   new recording in the same run); the 640x360 clip once more, with two forward steps in
   its timestamps (two frames of 3300 ticks; its last recording's media duration exceeds
-  its wall duration, so ``s=`` times are scaled).
+  its wall duration, so ``s=`` times are scaled); the resolution-change clip looped twice
+  (640x360, 320x240, 640x360, 320x240 by turns every 3 s, so the sample entry changes
+  three times in the run; a rotation splits the third stretch: five recordings).
 - ``big`` (camera ``cam1``, rotation every 60 s): one run of the 640x360 clip looped for
   250 s, over 8 MiB.
 
@@ -56,7 +58,7 @@ CLIP = str(FIXTURES / "h264-640x360.mp4")  # 600 frames, 20 s
 RES_CHANGE = str(FIXTURES / "h264-res-change.ts")  # 180 frames, 320x240 from frame 90
 CLIP_FRAMES = {CLIP: 600, RES_CHANGE: 180}
 #: the clip each run of each stream plays (runs restart the clip at frame 0)
-RUN_CLIPS = {"small": [CLIP, RES_CHANGE, CLIP], "big": [CLIP]}
+RUN_CLIPS = {"small": [CLIP, RES_CHANGE, CLIP, RES_CHANGE], "big": [CLIP]}
 BIG_SECONDS = 250
 
 
@@ -119,6 +121,7 @@ def record_library(root: Path) -> Library:
             # two forward steps of the camera's timestamps: frames of 3300 ticks, and
             # media time that runs ahead of the (local) wall time in the last recording
             Session(clip, loops=1, pts_shifts={150: 300, 450: 300}),
+            Session(res_change, loops=2),
             gone,
         ],
         "rtsp://cam1/main": [Session(clip, loops=None, end_after=BIG_SECONDS * 30), gone],

@@ -220,13 +220,14 @@ class Expected:
     edits: list[tuple[int, int]]  # (media_time, duration), before dropping a trivial list
     byte_ranges: list[tuple[int, int, int]]  # (composite id, offset, length)
     lead: int  # start of the first segment's first frame, relative to its recording
+    keys: list[int]  # key frames of each segment
 
 
 def reference(lib: Library, segs: Sequence[tuple[ListedRecording, int, int]]) -> Expected:
     """What a file of ``segs`` must hold, computed frame by frame from ``iter_video_index``."""
     frames: list[TrackFrame] = []
     edits: list[tuple[int, int]] = []
-    ranges, leads = [], []
+    ranges, leads, keys = [], [], []
     for rec, rel_start, rel_end in segs:
         index = list(iter_video_index(lib.env.db.get_video_index(rec.composite_id)))
         total = sum(f.duration_90k for f in index)
@@ -251,7 +252,8 @@ def reference(lib: Library, segs: Sequence[tuple[ListedRecording, int, int]]) ->
         last: FrameEntry = chosen[-1][1]
         ranges.append((rec.composite_id, index[begin].offset,
                        last.offset + last.bytes - index[begin].offset))
-    return Expected(frames, edits, ranges, leads[0])
+        keys.append(sum(f.is_key for _, f in chosen))
+    return Expected(frames, edits, ranges, leads[0], keys)
 
 
 def entry_data(lib: Library, rec: ListedRecording) -> bytes:
@@ -375,10 +377,12 @@ def test_mp4_decodes_to_exactly_the_indexed_frames(
         assert expected.edits[0][0] == vf.leading_media_duration_90k
     # the slices are exactly the sample-file byte ranges of the chosen frames
     assert [(s.composite_id, s.sample_offset, s.length) for s in vf.slices] == expected.byte_ranges
-    # plus, where the sample entry changes, the new entry's parameter sets in-band
-    assert vf.size == len(vf.header) + sum(r[2] for r in expected.byte_ranges) + sum(
-        in_band_size(library, b) for (a, _, _), (b, _, _) in itertools.pairwise(segs)
-        if entry_data(library, a) != entry_data(library, b)
+    # plus, in a file of more than one set of parameter sets, each segment's in front of
+    # each of its key frames
+    in_band = len({entry_data(library, rec) for rec, _, _ in segs}) > 1
+    assert vf.size == len(vf.header) + sum(r[2] for r in expected.byte_ranges) + in_band * sum(
+        keys * in_band_size(library, rec) for (rec, _, _), keys in zip(segs, expected.keys,
+                                                                        strict=True)
     )
     data = read_file(vf, library.reader)
     assert len(data) == vf.size
@@ -398,29 +402,55 @@ def test_mp4_decodes_to_exactly_the_indexed_frames(
         assert decode(path) == ffmpeg_presentation(expected)
 
 
-def test_a_new_resolution_repeats_its_parameter_sets_in_band(library: Library) -> None:
-    """At a change of parameter sets the second segment's chunk starts with the new
-    entry's SPS and PPS (length-prefixed), counted in its first frame's stsz size; the
-    first segment gets none (its entry is the stsd's first)."""
-    a, b = next(
-        (a, b) for a, b in itertools.pairwise(library.main)
-        if entry_data(library, a) != entry_data(library, b)
-    )
-    vf = build_mp4([library.segment(a, 0, a.media_duration_90k),
-                    library.segment(b, 0, b.media_duration_90k)],
-                   library.env.db.video_sample_entries)
-    data = read_file(vf, library.reader)
-    sps, pps, _ = h264.parse_avcc_record(entry_data(library, b)[8:])
-    prefix = nal.to_length_prefixed([*sps, *pps])
-    first, second = vf.slices
-    assert first.file_offset == vf.header_size
-    assert second.file_offset == first.file_offset + first.length + len(prefix)
-    assert data[second.file_offset - len(prefix) : second.file_offset] == prefix
-    stsz = next(x for x in walk_boxes(vf.header) if x.box_type == b"stsz")
-    sizes = np.frombuffer(vf.header, ">u4", count=a.video_samples + b.video_samples,
-                          offset=stsz.offset + 20)
-    b_index = decode_video_index(library.env.db.get_video_index(b.composite_id))
-    assert sizes[a.video_samples] == b_index.sizes[0] + len(prefix)
+def samples(vf: VirtualFile, data: bytes) -> list[bytes]:
+    """The video samples of a file, as its ``stsz``, ``stsc`` and ``stco`` locate them."""
+    sizes = u32s(box_payload(vf.header, b"stsz"), 12)
+    stsc = u32s(box_payload(vf.header, b"stsc"), 8)
+    rows = [stsc[i : i + 3] for i in range(0, len(stsc), 3)]
+    offsets = u32s(box_payload(vf.header, b"stco"), 8)
+    out, k = [], 0
+    for chunk, pos in enumerate(offsets, 1):
+        per_chunk = next(n for first, n, _ in reversed(rows) if first <= chunk)
+        for size in sizes[k : k + per_chunk]:
+            out.append(data[pos : pos + size])
+            pos += size
+        k += per_chunk
+    assert k == len(sizes)
+    return out
+
+
+def test_parameter_sets_precede_every_key_frame_where_they_change(library: Library) -> None:
+    """A file of 640x360, 320x240, then 640x360 again: each segment's key frames (the
+    first chunk's too) start with its entry's SPS and PPS (length-prefixed), counted in
+    the key frame's stsz size; other frames are the sample file's bytes. A file of one
+    entry has no copies."""
+    a, b = library.main[3], library.main[4]
+    assert entry_data(library, a) != entry_data(library, b)
+    segs = [(a, 0, a.media_duration_90k), (b, 0, 180_000), (a, 100_000, 200_000)]
+    vf = build_mp4([library.segment(*s) for s in segs], library.env.db.video_sample_entries)
+    got = samples(vf, read_file(vf, library.reader))
+    want = []
+    for rec, start, end in segs:
+        sps, pps, _ = h264.parse_avcc_record(entry_data(library, rec)[8:])
+        prefix = nal.to_length_prefixed([*sps, *pps])
+        frames = decode_video_index(library.env.db.get_video_index(rec.composite_id)).frames()
+        begin = max(i for i, f in enumerate(frames) if f.is_key and f.start_90k <= start)
+        fd = library.env.sdir.open_file(rec.composite_id)
+        try:
+            want += [(prefix if f.is_key else b"") + os.pread(fd, f.bytes, f.offset)
+                     for f in frames[begin:] if f.start_90k < end]
+        finally:
+            os.close(fd)
+    assert len(got) == len(want) == sum(s.frames for s in vf.segments) == 90 + 60 + 37
+    assert got == want
+    assert f"each of its 3 key frames after {in_band_size(library, a)} bytes of parameter " \
+        "sets" in vf.text_dump()
+    # one entry: the sample file's bytes, nothing in front
+    single = build_mp4([library.segment(a, 0, a.media_duration_90k)],
+                       library.env.db.video_sample_entries)
+    index = decode_video_index(library.env.db.get_video_index(a.composite_id))
+    assert u32s(box_payload(single.header, b"stsz"), 12) == index.sizes.tolist()
+    assert single.size == len(single.header) + a.sample_file_bytes
 
 
 def test_edit_list_starts_at_the_requested_time_inside_a_gop(
@@ -482,7 +512,9 @@ def test_multiple_sample_entries_in_one_file(library: Library, tmp_path: Path) -
     # stsc: chunk 1 has 90 samples of entry 1, chunk 2 has 90 of entry 2
     assert u32s(box_payload(header, b"stsc"), 4) == [2, 1, 90, 1, 2, 90, 2]
     stco = u32s(box_payload(header, b"stco"), 4)
-    assert stco == [2, len(header), len(header) + vf.slices[0].length]
+    # each chunk's key frames follow their entry's parameter sets (3 in the first chunk)
+    assert stco == [2, len(header), len(header) + vf.slices[0].length + 3 * in_band_size(
+        library, first)]
     assert vf.codecs == (entries[first.video_sample_entry_id].rfc6381_codec,
                          entries[second.video_sample_entry_id].rfc6381_codec)
     path = tmp_path / "res.mp4"
@@ -541,12 +573,24 @@ def two_recordings(library: Library) -> tuple[VirtualFile, bytes]:
     return vf, read_file(vf, FileReader(library.env), chunk=7_777)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[FIXTURE_CHECK])
+@pytest.fixture(scope="module")
+def entry_changes(library: Library) -> tuple[VirtualFile, bytes]:
+    """640x360, 320x240, 640x360: parameter sets in front of every key frame."""
+    a, b = library.main[3], library.main[4]
+    vf = build_mp4([library.segment(a, 150_000, a.media_duration_90k),
+                    library.segment(b, 0, 100_000), library.segment(a, 0, 50_000)],
+                   library.env.db.video_sample_entries)
+    assert [s.key_frames for s in vf.segments] == [2, 2, 1]
+    return vf, read_file(vf, FileReader(library.env), chunk=7_777)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[FIXTURE_CHECK])
 @given(cuts=st.lists(st.integers(0, 1 << 40), max_size=12), chunk=st.integers(1, 300_000))
+@pytest.mark.parametrize("file", ["two_recordings", "entry_changes"])
 def test_any_ranges_reassemble_to_the_whole_file(
-    library: Library, two_recordings: tuple[VirtualFile, bytes], cuts: list[int], chunk: int
+    library: Library, request: pytest.FixtureRequest, file: str, cuts: list[int], chunk: int
 ) -> None:
-    vf, whole = two_recordings
+    vf, whole = request.getfixturevalue(file)
     assert len(whole) == vf.size
     points = sorted({0, vf.size, *(c % (vf.size + 1) for c in cuts)})
     reader = FileReader(library.env)
