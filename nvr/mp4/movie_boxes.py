@@ -236,12 +236,15 @@ def display_size(entries: Sequence[VideoSampleEntry]) -> tuple[float, float]:
 
 
 def empty_tables(w: BoxWriter) -> None:
-    """The sample tables of a track without samples (an init segment's)."""
-    for box_type in (b"stts", b"stsc", b"stco"):
+    """The sample tables of a track without samples (an init segment's), in the order a
+    ``.mp4``'s are: ``stts``, ``stsc``, ``stsz``, ``stco``."""
+    for box_type in (b"stts", b"stsc"):
         with w.full_box(box_type):
             w.u32(0)
     with w.full_box(b"stsz"):
+        w.u32(0)  # sample_size
         w.u32(0)
+    with w.full_box(b"stco"):
         w.u32(0)
 
 

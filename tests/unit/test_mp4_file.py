@@ -746,6 +746,22 @@ def test_m4s_refuses_two_sample_entries(library: Library) -> None:
         build_m4s(segs, library.env.db.video_sample_entries)
 
 
+def test_init_segment_orders_its_sample_tables_as_mp4_files_do(library: Library) -> None:
+    """stsd, stts, stsc, stsz, then stco (ISO/IEC 14496-12's order, and the .mp4's)."""
+    entry_id = library.main[0].video_sample_entry_id
+    entries = library.env.db.video_sample_entries
+    init = build_init(entry_id, entries[entry_id])
+    mp4 = build_mp4([library.segment(library.main[0], 0, 90_000)], entries)
+
+    def stbl_children(data: bytes) -> list[bytes]:
+        stbl = next(b for b in walk_boxes(data) if b.box_type == b"stbl")
+        return [b.box_type for b in walk_boxes(data) if b.depth == stbl.depth + 1
+                and stbl.offset < b.offset < stbl.offset + stbl.size]
+
+    assert stbl_children(init.header) == [b"stsd", b"stts", b"stsc", b"stsz", b"stco"]
+    assert stbl_children(mp4.header) == [b"stsd", b"stts", b"stsc", b"stsz", b"stco", b"stss"]
+
+
 def test_init_segment_fields(library: Library) -> None:
     entry_id = library.main[0].video_sample_entry_id
     entry = library.env.db.video_sample_entries[entry_id]
