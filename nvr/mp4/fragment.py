@@ -23,6 +23,13 @@ recording's start and a client could not place a segment that starts mid-recordi
 the documented headers alone. A client that appends one segment with no offset must seek
 to ``buffered.start(0)`` (the first frame's time) to play it. (Live fragments are placed
 otherwise: ``build_fragment``.)
+
+**The ``mfhd`` sequence number** of a ``.m4s`` (its one fragment) is its first recording's
+id plus one: ISO/IEC 14496-12 wants a track's fragments in increasing order of sequence
+number, and a client appending the ``.m4s`` of one recording after another (one recording
+per ``.m4s``, as Moonfire's API recommends) gets them so. (A counter of requests would make
+a file's bytes depend on what was asked before it, which its ETag and ranges cannot.)
+Live fragments count the messages of their connection (``nvr.web.live``).
 """
 
 from __future__ import annotations
@@ -117,7 +124,8 @@ def _layout_m4s(
     payload_size = sum(lengths)
     w = BoxWriter()
     offset_positions: list[int] = []
-    with _moof(w, 1, sels[0].actual_start):  # the tfdt: see the module docstring
+    # the sequence number and the tfdt: see the module docstring
+    with _moof(w, sels[0].recording.recording_id + 1, sels[0].actual_start):
         for k, s in enumerate(sels):
             with _trun(w, s.frames) as offset_at:
                 offset_positions.append(offset_at)

@@ -71,7 +71,7 @@ from nvr.mp4.virtual import DEFAULT_CHUNK, VirtualFile
 from nvr.syncer import Syncer
 from nvr.testing.env import TEST_SAMPLE_ENTRY, RecordingEnv, create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
-from tests.support.media import edit_list
+from tests.support.media import edit_list, fragment_header
 
 SEC = UNITS_PER_SEC
 T0 = 1_700_000_040 * SEC
@@ -738,6 +738,20 @@ def test_m4s_after_its_init_segment_decodes(
     assert decoded == want
     if stream == "hevc":
         assert any(b.box_type == b"hvc1" for b in walk_boxes(init.header))
+
+
+def test_m4s_sequence_numbers_count_up_with_the_recordings(library: Library) -> None:
+    """Each .m4s holds one fragment, numbered by its first recording (id + 1): the .m4s
+    of consecutive recordings, appended one after another, count up."""
+    entries = library.env.db.video_sample_entries
+    recs = library.main[:3]
+    m4s = [build_m4s([library.segment(r, 0, r.media_duration_90k)], entries) for r in recs]
+    numbers = [fragment_header(f.header)[0] for f in m4s]
+    assert numbers == [r.composite_id % (1 << 32) + 1 for r in recs]
+    assert numbers == sorted(set(numbers)) and numbers[0] >= 1
+    # two parts of one recording share its number (what is known of a .m4s alone)
+    part = build_m4s([library.segment(recs[1], 90_000, 180_000)], entries)
+    assert fragment_header(part.header)[0] == numbers[1]
 
 
 def test_m4s_refuses_two_sample_entries(library: Library) -> None:
