@@ -12,17 +12,17 @@ Both pair with the init segment ``nvr.mp4.movie.build_init`` makes for their sam
 
 **The ``tfdt``** of a ``.m4s`` is the first frame's media time relative to its recording's
 start, not 0 (Moonfire NVR writes 0). With ``SourceBuffer.timestampOffset`` set to
-``X-Prev-Media-Duration / 90000`` (the media duration of the run before the recording, as
-Moonfire's API documents the header's use), every frame then lands at its own media time in
-the run, whichever frame a segment starts with: consecutive segments of one recording
-(``s=7.0-180000`` then ``s=7.180000-360000``) and of consecutive recordings abut exactly, and
-``appendWindowStart = (X-Prev-Media-Duration + rel_start) / 90000`` trims the
-``X-Leading-Media-Duration`` lead-in before the requested start, which a media segment
-cannot edit out. With a ``tfdt`` of 0 every segment of a recording would land at the
-recording's start and a client could not place a segment that starts mid-recording from
-the documented headers alone. A client that appends one segment with no offset must seek
-to ``buffered.start(0)`` (the first frame's time) to play it. (Live fragments are placed
-otherwise: ``build_fragment``.)
+``X-Prev-Media-Duration / 90000`` (the media duration of all the stream's recordings before
+the first requested one, as Moonfire's API defines the header and its use), every frame
+then lands at its own media time in the stream, whichever frame a segment starts with:
+consecutive segments of one recording (``s=7.0-180000`` then ``s=7.180000-360000``) and of
+consecutive recordings abut exactly, and ``appendWindowStart = (X-Prev-Media-Duration +
+rel_start) / 90000`` trims the ``X-Leading-Media-Duration`` lead-in before the requested
+start, which a media segment cannot edit out. With a ``tfdt`` of 0 every segment of a
+recording would land at the recording's start and a client could not place a segment that
+starts mid-recording from the documented headers alone. A client that appends one segment
+with no offset must seek to ``buffered.start(0)`` (the first frame's time) to play it.
+(Live fragments are placed otherwise: ``build_fragment``.)
 
 **The ``mfhd`` sequence number** of a ``.m4s`` (its one fragment) is its first recording's
 id plus one: ISO/IEC 14496-12 wants a track's fragments in increasing order of sequence

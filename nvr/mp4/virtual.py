@@ -230,7 +230,11 @@ class VirtualFile:
     ``tail_size`` bytes of subtitle samples (``tail``), if any.
     ``last_modified_90k`` is the latest end time of its recordings (``None`` for an init
     segment); ``codecs`` the RFC 6381 strings of its sample entries; ``aspect`` the first
-    entry's display aspect ratio (``X-Aspect``).
+    entry's display aspect ratio (``X-Aspect``); ``prev_media_duration_90k`` and
+    ``prev_runs`` the first segment's recording's (the media duration and runs of all
+    the stream's recordings before it: ``X-Prev-Media-Duration``, ``X-Runs``);
+    ``leading_media_duration_90k`` the frames before its requested start
+    (``X-Leading-Media-Duration``).
     """
 
     kind: str

@@ -287,6 +287,7 @@ async def view(camera_uuid: str, stream_type: str, kind: str) -> Response:
     resp = serve(vf, filename=_download_name(stream, segments[0].recording, vf, kind),
                  cacheable=not growing)
     if kind == "m4s":
+        # Media duration of all the stream's recordings before the first segment's.
         resp.headers["X-Prev-Media-Duration"] = str(vf.prev_media_duration_90k)
         # Runs up to and including the first segment's (its own run counts).
         resp.headers["X-Runs"] = str(vf.prev_runs + 1)

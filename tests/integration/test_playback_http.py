@@ -264,6 +264,19 @@ def test_generated_s_lists_as_media_segments(
     assert r.status_code == 304
 
 
+def test_prev_media_duration_is_stream_wide(http: httpx.Client, library: Library) -> None:
+    """X-Prev-Media-Duration is the media duration of all the stream's recordings before
+    the first requested one, whatever their run (Moonfire's API), and X-Runs the runs up
+    to and including its own."""
+    recs = library.recordings[SMALL]
+    for i, rec in enumerate(recs):
+        r = http.get(library.view_path(SMALL, "m4s"), params={"s": rec.recording_id})
+        assert r.status_code == 200, r.text
+        assert int(r.headers["X-Prev-Media-Duration"]) == sum(
+            x.media_duration_90k for x in recs[:i])
+        assert int(r.headers["X-Runs"]) == sum(x.run_offset == 0 for x in recs[: i + 1])
+
+
 @pytest.mark.parametrize(
     "specs",
     [
