@@ -44,7 +44,7 @@ from nvr.mp4.movie_boxes import (
     trak,
 )
 from nvr.mp4.selection import IndexFetch, Runner, Segment, Selection, check_selections, select_all
-from nvr.mp4.subtitles import Subtitles, subtitle_trak
+from nvr.mp4.subtitles import SUBTITLE_CODEC, Subtitles, subtitle_trak
 from nvr.mp4.tables import Table, TrackTables
 from nvr.mp4.virtual import VirtualFile, finish, plan_layout
 
@@ -132,7 +132,7 @@ def _layout_mp4(
     if sub_at is not None:
         w.patch(sub_at, (payload_start + sum(lengths)).to_bytes(8, "big"))
     return finish("mp4", w, _values(used), sels, track_starts[:-1], tail=subs,
-                  in_band=in_band, fetch=fetch)
+                  in_band=in_band, fetch=fetch, tail_codec=SUBTITLE_CODEC if subs else None)
 
 
 def _in_band_parameter_sets(

@@ -229,7 +229,8 @@ class VirtualFile:
     parameter sets, so it starts at ``file_offset`` and covers more than ``length``), then
     ``tail_size`` bytes of subtitle samples (``tail``), if any.
     ``last_modified_90k`` is the latest end time of its recordings (``None`` for an init
-    segment); ``codecs`` the RFC 6381 strings of its sample entries; ``aspect`` the first
+    segment); ``codecs`` the RFC 6381 strings of its tracks' sample entries (video, then
+    the subtitle track's, if any); ``aspect`` the first
     entry's display aspect ratio (``X-Aspect``); ``prev_media_duration_90k`` and
     ``prev_runs`` the first segment's recording's (the media duration and runs of all
     the stream's recordings before it: ``X-Prev-Media-Duration``, ``X-Runs``);
@@ -393,13 +394,15 @@ def finish(
     tail: Generated | None = None,
     in_band: Sequence[bytes] = (),
     fetch: IndexFetch | None = None,
+    tail_codec: str | None = None,
 ) -> VirtualFile:
     """The file of kind ``kind``: the writer's pieces, then each selection's sample bytes
     (with its ``in_band`` entry, if any, in front of each of its key frames: an
     ``InBandSlice``, whose segment's index ``fetch`` gets if it holds none), then ``tail``
-    (the subtitle samples); its size and ETag. ``entries`` are the sample entries its
-    ``stsd`` lists (its codecs; the first gives its aspect ratio); ``track_starts`` the
-    track time of each selection's first frame."""
+    (the subtitle samples, whose sample entry is ``tail_codec``); its size and ETag.
+    ``entries`` are the sample entries its video ``stsd`` lists (its codecs; the first
+    gives its aspect ratio); ``track_starts`` the track time of each selection's first
+    frame."""
     header: list[Piece] = [p.item if isinstance(p, Virtual) else p  # type: ignore[misc]
                             for p in w.pieces()]
     header_size = len(w)
@@ -438,7 +441,7 @@ def finish(
         etag=f'"{digest.hexdigest()}"',
         slices=tuple(slices),
         last_modified_90k=max((s.recording.end_time_90k for s in sels), default=None),
-        codecs=tuple(e.rfc6381_codec for e in entries),
+        codecs=tuple(e.rfc6381_codec for e in entries) + ((tail_codec,) if tail_codec else ()),
         segments=_segment_infos(sels, track_starts),
         prev_media_duration_90k=first.recording.prev_media_duration_90k if first else 0,
         prev_runs=first.recording.prev_runs if first else 0,

@@ -796,6 +796,8 @@ def test_subtitle_track_carries_wall_clock_seconds(library: Library, tmp_path: P
     rec = library.main[1]  # starts at T0 + 20 s
     vf = build_mp4([library.segment(rec, 46_500, 300_000)], library.env.db.video_sample_entries,
                    subtitle_tz=ZoneInfo("America/New_York"))
+    # the text track's sample entry is in the Content-Type (issue 12)
+    assert vf.mime_type == 'video/mp4; codecs="avc1.64001e, tx3g"'
     path = tmp_path / "ts.mp4"
     path.write_bytes(read_file(vf, library.reader))
     with av.open(str(path)) as container:
