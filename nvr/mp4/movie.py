@@ -2,7 +2,8 @@
 
 - ``build_mp4``/``plan_mp4``: a whole movie (``ftyp``, ``moov``, ``mdat``) for a list of
   ``Segment``s, one video track; frames from the key frame at or before each segment's
-  start, and an edit list so playback starts exactly at the requested start; one ``stsd``
+  start, and an edit list so playback starts exactly at the requested start (for a range
+  inside one frame, where that frame starts: ``nvr.mp4.selection``); one ``stsd``
   entry per distinct sample entry (chunk = segment, each chunk naming its entry) and, in a
   file whose entries' parameter sets differ, each entry's parameter sets repeated in-band in
   front of every key frame (counted in its ``stsz`` size; Chromium needs them, see

@@ -113,7 +113,7 @@ def resolve(stream: Stream, spec: SegmentSpec) -> list[tuple[ListedRecording, in
         end = (
             r.media_duration_90k
             if want_end is None or want_end >= hi
-            else wall_to_media(r, want_end - lo)
+            else wall_to_media(r, want_end - lo, round_up=True)
         )
         if end > start or r.media_duration_90k == 0:
             out.append((r, start, max(end, start)))

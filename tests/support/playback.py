@@ -18,8 +18,10 @@ then closes the database so that a daemon can open it:
 
 ``expected_view(library, stream, specs)`` resolves ``s=`` values the way Moonfire NVR's
 API defines them (ids of the stream, relative times in 90k wall time from the start of
-``START_ID``, the frames from the key frame at or before the start and starting before
-the end, an edit list so playback starts and ends exactly where asked) from the
+``START_ID``, scaled to media time with starts rounded down and ends up, the frames from
+the key frame at or before the start and starting before the end, an edit list so
+playback starts and ends exactly where asked, or for a range inside one frame starts
+where that frame does) from the
 recordings' indexes, frame by frame. Every decoded picture of the fixtures shows its frame
 number (``fixtures.make_fixtures.read_frame_number``), so tests can check *which* frame
 each output frame is.
@@ -27,10 +29,12 @@ each output frame is.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -264,12 +268,15 @@ class Expected:
     first: tuple[LibRec, int, int] | None = None
 
 
-def _wall_to_media(rec: LibRec, wall_offset: int) -> int:
+def _wall_to_media(rec: LibRec, wall_offset: int, *, end: bool = False) -> int:
+    """Scaled by media/wall duration: a start rounds down, an ``end`` up (the media range
+    holds all of the wall range)."""
     if wall_offset <= 0:
         return 0
     if wall_offset >= rec.wall_duration_90k:
         return rec.media_duration_90k
-    return wall_offset * rec.media_duration_90k // rec.wall_duration_90k
+    scaled = Fraction(wall_offset * rec.media_duration_90k, rec.wall_duration_90k)
+    return math.ceil(scaled) if end else math.floor(scaled)
 
 
 def _pieces(recs: list[LibRec], spec: SSpec) -> list[tuple[LibRec, int, int]] | int:
@@ -297,7 +304,7 @@ def _pieces(recs: list[LibRec], spec: SSpec) -> list[tuple[LibRec, int, int]] | 
         end = (
             r.media_duration_90k
             if spec.rel_end is None or spec.rel_end >= hi
-            else _wall_to_media(r, spec.rel_end - lo)
+            else _wall_to_media(r, spec.rel_end - lo, end=True)
         )
         if end > start:
             out.append((r, start, end))
@@ -332,6 +339,11 @@ def expected_view(recs: list[LibRec], specs: Sequence[SSpec]) -> Expected:
         if edits and sum(edits[-1]) == media_time:
             edits[-1] = (edits[-1][0], edits[-1][1] + end - start)
         else:
+            if not any(start <= f.start_90k < end for f in rec.frames):
+                # inside one frame: the edit starts where that frame does (players present
+                # only frames that start inside an edit)
+                media_time = track + max(f.start_90k for f in rec.frames
+                                         if f.start_90k <= start) - lead
             edits.append((media_time, end - start))
     total = sum(f.duration for f in frames)
     rec, start, _ = pieces[0]

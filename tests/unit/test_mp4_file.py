@@ -248,6 +248,10 @@ def reference(lib: Library, segs: Sequence[tuple[ListedRecording, int, int]]) ->
             if edits and sum(edits[-1]) == media_time:
                 edits[-1] = (edits[-1][0], edits[-1][1] + keep)
             else:
+                if not any(rel_start <= f.start_90k < rel_end for f in index):
+                    # inside one frame: the edit starts where that frame does
+                    covering = max(f.start_90k for f in index if f.start_90k <= rel_start)
+                    media_time = track + covering - index[begin].start_90k
                 edits.append((media_time, keep))
         last: FrameEntry = chosen[-1][1]
         ranges.append((rec.composite_id, index[begin].offset,
@@ -374,7 +378,11 @@ def test_mp4_decodes_to_exactly_the_indexed_frames(
     # the edit list starts at the requested start, relative to the key frame before it
     assert vf.leading_media_duration_90k == segs[0][1] - expected.lead
     if not trivial and segs[0][2] > segs[0][1]:
-        assert expected.edits[0][0] == vf.leading_media_duration_90k
+        # (or, for a range inside one frame, at that frame's start)
+        first_edit = expected.edits[0][0]
+        assert first_edit == vf.leading_media_duration_90k or (
+            first_edit < vf.leading_media_duration_90k
+            and first_edit in {f.cts for f in expected.frames})
     # the slices are exactly the sample-file byte ranges of the chosen frames
     assert [(s.composite_id, s.sample_offset, s.length) for s in vf.slices] == expected.byte_ranges
     # plus, in a file of more than one set of parameter sets, each segment's in front of
@@ -557,9 +565,57 @@ def test_no_segments_and_unknown_entries_are_refused(library: Library) -> None:
 
 def test_wall_to_media_scales_and_clamps() -> None:
     rec = ListedRecording(1, 1, 0, 1_000_000, 999_000, 10, 1, 1, 100, 0, 0, 0, 0)
-    assert [wall_to_media(rec, w) for w in (-5, 0, 500_000, 999_999, 1_000_000, 2_000_000)] == [
-        0, 0, 499_500, 998_999, 999_000, 999_000
+    offsets = (-5, 0, 1, 500_000, 999_999, 1_000_000, 2_000_000)
+    assert [wall_to_media(rec, w) for w in offsets] == [
+        0, 0, 0, 499_500, 998_999, 999_000, 999_000
     ]
+    # a range's end rounds up: [0, 1) of wall time is [0, 1) of media time, not empty
+    assert [wall_to_media(rec, w, round_up=True) for w in offsets] == [
+        0, 0, 1, 499_500, 999_000, 999_000, 999_000
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_a_wall_range_selects_the_frames_it_covers_part_of(data: st.DataObject) -> None:
+    """Issue 12: ``s=ID.0-1`` selected nothing while ``s=ID.1-2`` selected a frame. Any
+    non-empty wall range, scaled to media time (start down, end up), selects exactly the
+    frames whose media span it overlaps, from the key frame before the first; and an edit
+    that would hold no frame's start begins at the start of the frame it covers."""
+    (rec, index), = synthetic_recordings(1, frames=data.draw(st.integers(1, 90)))
+    wall = rec.media_duration_90k + data.draw(st.integers(-2_000, 2_000))
+    rec = dataclasses.replace(rec, wall_duration_90k=wall)
+    a = data.draw(st.integers(0, wall - 1), label="start")
+    b = data.draw(st.integers(a + 1, wall + 10), label="end")
+    ix = decode_video_index(index)
+    seg = Segment(rec, ix, wall_to_media(rec, a), wall_to_media(rec, b, round_up=True))
+    sel = select(seg, ix)
+    media = rec.media_duration_90k
+    lo, hi = Fraction(a * media, wall), Fraction(min(b, wall) * media, wall)
+    covered = [i for i, f in enumerate(ix.frames())
+               if f.start_90k < hi and f.start_90k + f.duration_90k > lo]
+    first_key = max(i for i in range(covered[0] + 1) if ix.is_key[i])
+    assert (sel.begin, sel.end) == (first_key, covered[-1] + 1)
+    starts_inside = [s for s in ix.starts.tolist() if sel.rel_start <= s < sel.rel_end]
+    covering = max(s for s in ix.starts.tolist() if s <= sel.rel_start)
+    assert sel.edit_start == (sel.rel_start if starts_inside else covering)
+
+
+def test_a_range_inside_one_frame_plays_that_frame(library: Library, tmp_path: Path) -> None:
+    """The last tick of a recording (or any range inside one frame) made an edit that held
+    no frame's start: FFmpeg presented nothing. Its edit now starts where the frame does,
+    as long as asked; FFmpeg presents the frame."""
+    rec = library.main[1]
+    m = rec.media_duration_90k
+    for start, end, frame in [(m - 1, m, 299), (1500, 1501, 0), (46_000, 47_000, 15),
+                              (45_000, 45_001, 15)]:
+        vf = build_mp4([library.segment(rec, start, end)], library.env.db.video_sample_entries)
+        lead = 30 * 3000 * (frame // 30)  # the GOP's key frame
+        assert edit_list(vf.header) == [(frame * 3000 - lead, end - start)], (start, end)
+        path = tmp_path / f"{start}.mp4"
+        path.write_bytes(read_file(vf, library.reader))
+        number = library.clip_frames[rec.composite_id] + frame
+        assert decode(path) == [(0, number, 640)], (start, end)
 
 
 # --- byte ranges ---------------------------------------------------------------------------------
