@@ -102,11 +102,14 @@ async def test_a_range_covering_part_of_a_frame_selects_it(
     assert frames in segment, segment
 
 
+def view_mp4(r: Recorded) -> str:
+    return f"/api/cameras/{r.camera_uuid}/main/view.mp4"
+
+
 async def test_if_modified_since_answers_304_from_last_modified_on(
     recorded: Recorded, autojump_clock: trio.testing.MockClock
 ) -> None:
-    c = client(recorded)
-    url = f"/api/cameras/{recorded.camera_uuid}/main/view.mp4"
+    c, url = client(recorded), view_mp4(recorded)
     first = await c.get(url, query_string={"s": "0"}, headers={"Range": "bytes=0-0"})
     last_modified = first.headers["Last-Modified"]
     stamp = email.utils.parsedate_to_datetime(last_modified).timestamp()
@@ -134,8 +137,7 @@ async def test_if_modified_since_answers_304_from_last_modified_on(
 async def test_timestamp_subtitles_are_in_the_content_type(
     recorded: Recorded, autojump_clock: trio.testing.MockClock
 ) -> None:
-    c = client(recorded)
-    url = f"/api/cameras/{recorded.camera_uuid}/main/view.mp4"
+    c, url = client(recorded), view_mp4(recorded)
     plain = await c.get(url, query_string={"s": "0"}, headers={"Range": "bytes=0-0"})
     assert plain.content_type == 'video/mp4; codecs="avc1.64001e"'
     ts = await c.get(url, query_string={"s": "0", "ts": "true"}, headers={"Range": "bytes=0-0"})
