@@ -9,9 +9,9 @@ when ``rel_end`` reaches the index's media duration. Its ``edit_start`` is where
 of the segment starts: ``rel_start``, unless no frame starts in ``[rel_start, rel_end)``
 (a range inside one frame, such as the last tick of a recording): then the start of that
 frame, since players present only frames that start inside an edit (FFmpeg showed
-nothing). A recording indexed at build time is
-served as of then, even if it keeps growing (an uncommitted recording's index is kept as of
-then; a committed one's never changes). A segment whose last included frame has duration 0
+nothing). A recording indexed at build time is served as of then, even if it keeps
+growing (an uncommitted recording's index is kept as of then; a committed one's never
+changes). A segment whose last included frame has duration 0
 (a run's "trailing zero") can only be the last one (``check_selections``).
 
 A ``Selection`` summarizes the selected frames (counts, the first and last run of equal

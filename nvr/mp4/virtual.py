@@ -230,12 +230,11 @@ class VirtualFile:
     ``tail_size`` bytes of subtitle samples (``tail``), if any.
     ``last_modified_90k`` is the latest end time of its recordings (``None`` for an init
     segment); ``codecs`` the RFC 6381 strings of its tracks' sample entries (video, then
-    the subtitle track's, if any); ``aspect`` the first
-    entry's display aspect ratio (``X-Aspect``); ``prev_media_duration_90k`` and
-    ``prev_runs`` the first segment's recording's (the media duration and runs of all
-    the stream's recordings before it: ``X-Prev-Media-Duration``, ``X-Runs``);
-    ``leading_media_duration_90k`` the frames before its requested start
-    (``X-Leading-Media-Duration``).
+    the subtitle track's, if any); ``aspect`` the first entry's display aspect ratio
+    (``X-Aspect``); ``prev_media_duration_90k`` and ``prev_runs`` the first segment's
+    recording's (the media duration and runs of all the stream's recordings before it:
+    ``X-Prev-Media-Duration``, ``X-Runs``); ``leading_media_duration_90k`` the frames
+    before its requested start (``X-Leading-Media-Duration``).
     """
 
     kind: str
@@ -377,8 +376,8 @@ class VirtualFile:
                 f"bytes [{s.sample_offset}, {s.sample_offset + s.length})"
             )
             if isinstance(p, InBandSlice):
-                lines[-1] += f", each of its {p.keys} key frames after {len(p.prefix)} " \
-                    "bytes of parameter sets"
+                lines[-1] += (f", each of its {p.keys} key frames after {len(p.prefix)} "
+                              "bytes of parameter sets")
         if self.tail_size:
             lines.append(f"  [{self.size - self.tail_size}, {self.size}) subtitle samples")
         return "\n".join(lines) + "\n"
