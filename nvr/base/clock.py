@@ -47,9 +47,11 @@ def instrumentation_stamp() -> float:
 
 
 def io_monotonic() -> float:
-    """``time.monotonic()`` for a worker thread that paces real I/O (the PyAV reader
-    coalescing its socket reads, ``nvr.ingest.pacing``): it waits on a real socket, which a
-    mock clock could not drive. Never used for what gets recorded or when."""
+    """``time.monotonic()`` for a worker thread that paces or times real I/O (the PyAV
+    reader coalescing its socket reads, ``nvr.ingest.pacing``; a camera's connect timed to
+    tell FFmpeg's handshake timeout from invalid data, ``nvr.ingest.demuxer``): it waits on
+    a real socket, which a mock clock could not drive. Never used for what gets recorded or
+    when."""
     return time.monotonic()
 
 

@@ -24,20 +24,24 @@ Errors leave this module as ``NvrError`` kinds whose message starts with the URL
 credentials; the password given in ``OpenOptions`` is put only into the URL handed to
 FFmpeg, and any userinfo is scrubbed from error text.
 
-**Timeouts.** A camera's calls into FFmpeg are bounded by PyAV's interrupt callback, not by
-FFmpeg's socket timeout: connecting (``avformat_open_input``, then
-``avformat_find_stream_info``, each its own window) by ``OpenOptions.connect_timeout``, each
-packet read by ``OpenOptions.read_timeout``. A socket timeout restarts with every byte, so
-a camera trickling its handshake a byte at a time would hold a connect for ever; and
-FFmpeg's RTSP client reports a socket timeout during the handshake as "Invalid data found
-when processing input". The caller's deadline for connecting is the same length and starts
-first, so it is what reports a slow handshake; an interrupted read is reported as the
-timeout it is (``ExitError``). ``connect_deadline`` says by when an abandoned connect
-returns at the latest.
+**Timeouts.** Connecting (``avformat_open_input``, then ``avformat_find_stream_info``, each
+its own window) is bounded by PyAV's interrupt callback, ``INTERRUPT_MARGIN`` after
+``OpenOptions.connect_timeout``: FFmpeg's socket timeout restarts with every byte, so a
+camera trickling its handshake a byte at a time would otherwise hold a connect for ever.
+The caller's deadline for connecting (the streamer's, ``connect_timeout``) comes first, so
+it is what reports a slow handshake, and the interrupt makes the abandoned call return
+soon after (``connect_deadline``). Reads are bounded by FFmpeg's socket timeout
+(``OpenOptions.read_timeout``), not by the interrupt: PyAV's callback takes the GIL each
+time FFmpeg checks it, several times per RTP packet, which cost the reader threads 15% to
+80% more CPU and 2 to 4 times the context switches (8 streams of 1080p, measured); with no
+read timeout set the callback returns before taking the GIL. So a reader thread whose
+session was closed returns within the read timeout of a silent camera, or when the
+packet being read completes for one that trickles.
 
-**Messages** say what happened where FFmpeg's do not: a DNS failure (FFmpeg: "Input/output
-error") says the host cannot be resolved, a read interrupted by its deadline says no data
-came for the read timeout.
+**Messages** say what happened where FFmpeg's do not: its socket timeout during the
+handshake ("Invalid data found when processing input", told apart by the time the connect
+took) and during a read ("Connection timed out") say "timed out" and for how long; a
+DNS failure ("Input/output error") says the host cannot be resolved.
 """
 
 from __future__ import annotations
@@ -71,6 +75,9 @@ from nvr.ingest.source import OpenOptions, Packet, scrub_userinfo
 
 T = TypeVar("T")
 
+#: how long after ``connect_timeout`` FFmpeg's interrupt ends a connect: the caller gives up
+#: at ``connect_timeout`` and so always reports the timeout itself
+INTERRUPT_MARGIN: Duration = UNITS_PER_SEC
 #: how long a name lookup may take beyond the connect timeout (``Demuxer.connect_deadline``):
 #: glibc's resolver gives each of up to 3 servers 5 s, twice
 RESOLVER_ALLOWANCE: Duration = 30 * UNITS_PER_SEC
@@ -98,10 +105,10 @@ def _local_path(url: str) -> str:
 
 def _map_error(err: Exception, url: str, password: str | None, timed_out: str) -> NvrError:
     """The ``NvrError`` kind for an exception raised while reading ``url``; ``timed_out``
-    says what an interrupted call (a deadline passed) was waiting for."""
+    says what a call that timed out was waiting for."""
     if isinstance(err, NvrError):
         return type(err)(f"{url}: {scrub_userinfo(str(err), password)}")
-    if isinstance(err, av.error.ExitError):  # PyAV's interrupt callback
+    if isinstance(err, av.error.ExitError) or getattr(err, "errno", None) == errno.ETIMEDOUT:
         return Unavailable(f"{url}: timed out: {timed_out}")
     # FFmpeg errors carry the bare reason in ``strerror``; their str() adds the URL
     reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
@@ -138,10 +145,6 @@ def _unresolvable(url: str) -> str | None:
     except OSError:
         return None
     return None
-
-
-def _seconds(duration: Duration) -> float:
-    return duration / UNITS_PER_SEC
 
 
 def _to_90k_factor(time_base: Any) -> tuple[int, int]:
@@ -242,7 +245,7 @@ class Demuxer:
         """How long after it starts a connect returns at the latest, interrupted or not:
         two interrupt windows (opening, then reading the stream's parameters), plus the
         name lookup, which no interrupt reaches (the system resolver's own timeouts)."""
-        return 2 * self._options.connect_timeout + RESOLVER_ALLOWANCE
+        return 2 * (self._options.connect_timeout + INTERRUPT_MARGIN) + RESOLVER_ALLOWANCE
 
     def connect(self) -> None:
         """Opens the container and reads the stream's codec parameters."""
@@ -271,27 +274,42 @@ class Demuxer:
 
     def _open_container(self) -> None:
         if is_network_url(self._source_url):
-            av_options = {
-                "rtsp_transport": self._options.rtsp_transport,
-                "probesize": "32",
-                "analyzeduration": "0",
-                "allowed_media_types": "video",
-            }
-            target = _url_with_credentials(self._source_url, self._options)
-            timeouts = (
-                _seconds(self._options.connect_timeout), _seconds(self._options.read_timeout)
-            )
-            try:
-                self._container = av.open(target, options=av_options, timeout=timeouts)
-            except av.error.OSError as e:
-                if e.errno == errno.EIO and (why := _unresolvable(self._source_url)):
-                    raise Unavailable(why) from None
-                raise
+            self._container = self._open_camera()
         else:
             self._container = av.open(_local_path(self._source_url))
         if not self._container.streams.video:
             raise InvalidArgument("no video stream")
         self._packets = self._container.demux(self._container.streams.video[0])
+
+    def _open_camera(self) -> Any:
+        """Opens the RTSP URL: the handshake under the connect interrupt, reads under the
+        socket timeout (see Timeouts in the module docstring)."""
+        options = self._options
+        socket_timeout_us = options.read_timeout * 100 // 9  # 1 tick = 100/9 µs
+        av_options = {
+            "rtsp_transport": options.rtsp_transport,
+            "timeout": str(socket_timeout_us),
+            "probesize": "32",
+            "analyzeduration": "0",
+            "allowed_media_types": "video",
+        }
+        target = _url_with_credentials(self._source_url, options)
+        interrupt_after = (  # connecting; reads: never (see Timeouts)
+            (options.connect_timeout + INTERRUPT_MARGIN) / UNITS_PER_SEC, None
+        )
+        started = io_monotonic()
+        try:
+            return av.open(target, options=av_options, timeout=interrupt_after)
+        except av.error.InvalidDataError:
+            # how FFmpeg's RTSP client reports its socket timeout during the handshake
+            if io_monotonic() - started >= socket_timeout_us / 1e6:
+                silent = format_duration(options.read_timeout)
+                raise Unavailable(f"timed out: no answer for {silent} while connecting") from None
+            raise
+        except av.error.OSError as e:
+            if e.errno == errno.EIO and (why := _unresolvable(self._source_url)):
+                raise Unavailable(why) from None
+            raise
 
     def read_batch(self) -> list[Packet]:
         """The next packets: up to (not including) the next key frame, or ``max_batch`` of

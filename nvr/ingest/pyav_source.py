@@ -26,16 +26,14 @@ docs/design.md, Time): it is started here with ``threading.Thread``, not through
   (``test_realtime_paces_packets_at_their_timestamps`` reads a file this way on a
   ``MockClock``);
 - it cannot be cancelled anyway: ``aclose`` asks it to stop, and it closes the container
-  and exits once its current read returns (FFmpeg's interrupt ends a read within the read
-  timeout: ``nvr.ingest.demuxer``, Timeouts).
+  and exits once its current read returns (within the read timeout for a silent camera:
+  ``nvr.ingest.demuxer``, Timeouts).
 
 Everything else that blocks here (connecting, closing an abandoned container) is a call and
-goes through ``run_blocking``.
-
-Threads that must end but cannot be made to (a reader after ``aclose``, a connect its
-caller abandoned) are registered with the opener's ``ThreadWatch`` together with the time
-by which their interrupt ends them; liveness reports one that outlives it
-(``nvr.ingest.thread_watch``).
+goes through ``run_blocking``. A connect whose caller gave up (the streamer's connect
+deadline) is abandoned: it returns when FFmpeg's interrupt ends it, and the opener's
+``ThreadWatch`` expects it by then (``nvr.ingest.thread_watch``); liveness reports one that
+outlives that by far.
 """
 
 from __future__ import annotations
@@ -79,14 +77,10 @@ class PyAvSource:
         clocks: Clocks,
         realtime: bool,
         *,
-        read_timeout: Duration,
-        threads: ThreadWatch,
         max_queued: int = 4,
     ) -> None:
         self._demuxer = demuxer
         self._clocks = clocks
-        self._read_timeout = read_timeout
-        self._threads = threads
         self._realtime = realtime
         self._token = trio.lowlevel.current_trio_token()
         self._lock = threading.Lock()
@@ -220,15 +214,13 @@ class PyAvSource:
         return packets
 
     async def aclose(self) -> None:
-        """Stops the reader; it closes the container once its current read returns (within
-        the read timeout, when FFmpeg's interrupt ends it), which the ``ThreadWatch``
-        expects."""
+        """Stops the reader; it closes the container once its current read returns (a
+        stalled camera's read returns within the read timeout)."""
         self._demuxer.cut_early = True
         self._demuxer.set_pausing(False)
         with self._lock:
             self._stopping = True
             self._room.notify()
-        self._threads.expect_end(self._thread.name, self._thread.is_alive, self._read_timeout)
         await trio.lowlevel.checkpoint()
 
 
@@ -265,7 +257,7 @@ class PyAvOpener:
     thread); the daemon sizes it for its number of streams.
     ``max_batch`` caps the media time of one batch when key frames are far apart;
     ``read_pause`` is how long a caught-up camera reader pauses (``nvr.ingest.pacing``;
-    0: never). ``threads`` learns of every thread told to end (see the module docstring).
+    0: never). ``threads`` learns of every connect abandoned (see the module docstring).
     """
 
     def __init__(
@@ -287,10 +279,4 @@ class PyAvOpener:
         demuxer = Demuxer(url, options, self._max_batch, self._read_pause)
         await _in_thread(demuxer, demuxer.connect, self._limiter, self.threads)
         realtime = options.realtime and not is_network_url(url)
-        return PyAvSource(
-            demuxer,
-            self._clocks,
-            realtime,
-            read_timeout=options.read_timeout,
-            threads=self.threads,
-        )
+        return PyAvSource(demuxer, self._clocks, realtime)

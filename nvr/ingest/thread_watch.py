@@ -1,14 +1,18 @@
 """``ThreadWatch``: the camera threads that were told to end, and by when they must have.
 
-A camera's blocking calls into FFmpeg run in threads that trio cannot cancel: a connect
-that its caller gave up on (``nvr.ingest.pyav_source`` abandons it at the connect
-deadline) and a session's reader thread once the session is closed. Each such call has a
-deadline after which FFmpeg's interrupt callback ends it (``nvr.ingest.demuxer``,
-Timeouts), so each thread must end by a time known when it is told to. The source
+A camera's blocking calls into FFmpeg run in threads that trio cannot cancel. A connect
+that its caller gave up on (the streamer's connect deadline) is abandoned
+(``nvr.ingest.pyav_source``), and FFmpeg's interrupt callback ends the call by a time
+known then (``nvr.ingest.demuxer``, Timeouts: ``Demuxer.connect_deadline``). The source
 registers the thread here with that time; ``overdue`` names the threads still running
-after it. One past its time by a wide margin is hung (blocked where no interrupt reaches),
-which is what the liveness rule (``nvr.ops.liveness``; docs/design.md, Liveness) reports;
-a camera that merely misbehaves never gets there.
+after it. One past its time by a wide margin is hung: blocked where no interrupt reaches,
+holding a token of the connect limiter other cameras need. That is what the liveness rule
+reports (``nvr.ops.liveness``; docs/design.md, Liveness); a camera that merely misbehaves
+never gets there.
+
+(A session's reader thread is not registered: its reads end at FFmpeg's socket timeout
+when the camera goes silent, and while a camera trickles bytes the read makes progress,
+so the thread is slow, not hung.)
 
 Threads only ever answer ``running()``; everything here runs on the trio thread, and time
 comes from ``Clocks``.
