@@ -21,7 +21,8 @@ from nvr.base import errors
 from nvr.base.clock import RealClocks
 from nvr.base.time90k import zone
 from nvr.db.auth import FLAG_HTTP_ONLY, FLAG_SAME_SITE_STRICT, Auth, User
-from nvr.db.database import Camera, CameraConfig, Database, SampleFileDirRow, StreamConfig
+from nvr.db.database import Database
+from nvr.db.types import Camera, CameraConfig, SampleFileDirRow, StreamConfig
 from nvr.storage.dir import SampleFileDir, open_for_database
 
 SESSION_COOKIE = "s"

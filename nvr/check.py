@@ -40,10 +40,11 @@ from typing import TextIO
 
 from nvr.base import errors
 from nvr.base.time90k import Time
-from nvr.db.database import MAX_RECORDING_WALL_DURATION, Database
+from nvr.db.database import Database
 from nvr.db.frames_summary import check_summary, summarize
 from nvr.db.raw import SUMMARY_COLUMN_NAMES, split_composite_id, summary_from_columns
 from nvr.db.recording import IndexTotals, decode_video_index
+from nvr.db.types import MAX_RECORDING_WALL_DURATION
 from nvr.storage.dir import OpenRef, SampleFileDir, check_interlock, file_name
 from nvr.storage.writer import MAX_CORRECTION_PPM
 

@@ -47,7 +47,9 @@ from nvr.base import errors
 from nvr.base.blocking import run_blocking
 from nvr.base.clock import Clocks
 from nvr.base.time90k import UNITS_PER_SEC, Duration, Time, format_duration
-from nvr.db.database import Database, PendingRecording, fs_bytes
+from nvr.db.database import Database
+from nvr.db.stream_summary import fs_bytes
+from nvr.db.types import PendingRecording
 from nvr.storage import retention
 from nvr.storage.dir import SampleFileDir
 

@@ -402,6 +402,17 @@ def stream_summary_rows(
     )
 
 
+def recording_time_range(conn: sqlite3.Connection, stream_id: int) -> tuple[int | None, int | None]:
+    """(earliest start, latest end) of the stream's recordings, through the covering index
+    (None, None without recordings)."""
+    row = conn.execute(
+        """select min(start_time_90k), max(start_time_90k + wall_duration_90k)
+           from recording indexed by recording_cover where stream_id = ?""",
+        (stream_id,),
+    ).fetchone()
+    return row[0], row[1]
+
+
 def get_video_index(conn: sqlite3.Connection, cid: int) -> bytes | None:
     row = conn.execute(
         "select video_index from recording_playback where composite_id = ?", (cid,)

@@ -83,9 +83,10 @@ import numpy as np
 from nvr.base.blocking import run_blocking
 from nvr.base.errors import DataLoss, InvalidArgument, NotFound
 from nvr.base.time90k import UNITS_PER_SEC, Duration, Time
-from nvr.db.database import Database, ListedRecording
+from nvr.db.database import Database
 from nvr.db.frames_summary import FramesSummary, summarize
 from nvr.db.recording import VideoIndexArrays, VideoSampleEntry, decode_video_index
+from nvr.db.types import ListedRecording
 from nvr.ingest import h264, h265
 from nvr.mp4.boxes import (
     SAMPLE_FLAGS_KEY,

@@ -19,7 +19,9 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator
 
-from nvr.db.database import Database, PlannedDeletion, fs_bytes
+from nvr.db.database import Database
+from nvr.db.stream_summary import fs_bytes
+from nvr.db.types import PlannedDeletion
 
 
 def pick_oldest(

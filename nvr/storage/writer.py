@@ -32,14 +32,10 @@ from typing import Protocol
 from nvr.base import errors
 from nvr.base.blocking import run_blocking
 from nvr.base.time90k import Duration, Time
-from nvr.db.database import (
-    FLAG_TRAILING_ZERO,
-    MAX_RECORDING_WALL_DURATION,
-    Database,
-    PendingRecording,
-)
+from nvr.db.database import Database
 from nvr.db.frames_summary import summarize_index
 from nvr.db.recording import VideoIndexEncoder
+from nvr.db.types import FLAG_TRAILING_ZERO, MAX_RECORDING_WALL_DURATION, PendingRecording
 from nvr.storage.dir import SampleFileDir
 
 log = logging.getLogger(__name__)
@@ -246,7 +242,6 @@ class RecordingWriter:
         rec.wall_duration_90k = idx.media_duration
         if self._run.next_start is None and self._local_start is not None:
             rec.start_time_90k = self._local_start
-        self._db.recording_changed(rec)
 
     async def close(self, next_pts: int | None, end_reason: str | None = None) -> None:
         """Finishes the recording and hands it to the syncer.

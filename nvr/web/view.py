@@ -30,7 +30,8 @@ from quart import Blueprint, Response, request
 from nvr.base import errors
 from nvr.base.blocking import run_blocking
 from nvr.base.time90k import Time, to_datetime
-from nvr.db.database import Database, ListedRecording, Stream
+from nvr.db.database import Database
+from nvr.db.types import ListedRecording, Stream
 from nvr.mp4.file import (
     Segment,
     VirtualFile,

@@ -22,8 +22,8 @@ from collections.abc import Callable
 import numpy as np
 import trio
 
-from nvr.db.database import ListedRecording
 from nvr.db.recording import VideoIndexArrays, VideoIndexEncoder, decode_video_index
+from nvr.db.types import ListedRecording
 from nvr.mp4.file import Segment, build_mp4
 from nvr.testing.env import TEST_SAMPLE_ENTRY
 

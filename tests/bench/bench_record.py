@@ -87,8 +87,9 @@ import av
 
 from fixtures.make_fixtures import BENCH_1080P, cached_clip
 from nvr.base.clock import RealClocks
-from nvr.db.database import CameraConfig, Database, StreamConfig
+from nvr.db.database import Database
 from nvr.db.recording import decode_video_index
+from nvr.db.types import CameraConfig, StreamConfig
 from nvr.storage.dir import SampleFileDir
 from tests.support.rtsp import RtspServer, ServerOptions
 

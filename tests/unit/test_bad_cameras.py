@@ -24,7 +24,7 @@ from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.check import check
-from nvr.db.database import ListedRecording
+from nvr.db.types import ListedRecording
 from nvr.ingest.source import OpenOptions, Packet
 from nvr.ingest.streamer import Streamer, StreamerOptions
 from nvr.syncer import Syncer

@@ -9,8 +9,8 @@ import struct
 import pytest
 import trio
 
-from nvr.db.database import ListedRecording
 from nvr.db.recording import VideoIndexEncoder, VideoSampleEntry, decode_video_index
+from nvr.db.types import ListedRecording
 from nvr.mp4.boxes import BoxWriter, format_box_tree, mdat_header, walk_boxes
 from nvr.mp4.file import FORMAT_VERSION, Segment, build_init, build_m4s, build_mp4
 from nvr.testing.env import TEST_SAMPLE_ENTRY

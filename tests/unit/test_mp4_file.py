@@ -44,7 +44,6 @@ from nvr.base import errors
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
-from nvr.db.database import FLAG_TRAILING_ZERO, ListedRecording
 from nvr.db.frames_summary import summarize_index
 from nvr.db.recording import (
     FrameEntry,
@@ -52,6 +51,7 @@ from nvr.db.recording import (
     decode_video_index,
     iter_video_index,
 )
+from nvr.db.types import FLAG_TRAILING_ZERO, ListedRecording
 from nvr.ingest import h264
 from nvr.ingest.source import OpenOptions
 from nvr.ingest.streamer import Streamer, StreamerOptions
