@@ -2,8 +2,9 @@
 verifies.
 
 Listings merge committed rows with pending recordings (those with at least one frame), in
-id order, so readers see recordings as soon as their first frame is written. Not here:
-anything that writes (``catalog``, ``lifecycle``).
+id order, so readers see recordings as soon as their first frame is written. Everything
+returned is a typed value (``nvr.db.types``): no ``sqlite3.Row`` or column list leaves
+``nvr.db``. Not here: anything that writes (``catalog``, ``lifecycle``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from nvr.db.raw import split_composite_id
 from nvr.db.stream_summary import StreamSummary
 from nvr.db.types import (
     MAX_RECORDING_WALL_DURATION,
+    CheckedRecording,
     ListedRecording,
     PendingRecording,
 )
@@ -94,10 +96,16 @@ class Reads(DatabaseCore):
 
     # -- what nvr check reads ----------------------------------------------------------------
 
-    def iter_all_recordings(self) -> Iterator[sqlite3.Row]:
-        """Every committed recording with its integrity and playback rows (``nvr check``)."""
+    def iter_all_recordings(self) -> Iterator[CheckedRecording]:
+        """Every committed recording with its integrity and playback rows, in id order."""
         try:
-            yield from raw.iter_all_recordings(self._conn)
+            for row in raw.iter_all_recordings(self._conn):
+                sha256, index = row[-2:]
+                yield CheckedRecording(
+                    ListedRecording.from_row(row[:-2]),
+                    None if sha256 is None else bytes(sha256),
+                    None if index is None else bytes(index),
+                )
         except sqlite3.Error as e:
             raise map_sqlite_error(e, "reading recordings") from e
 

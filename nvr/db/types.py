@@ -3,7 +3,7 @@
 What belongs here: plain data with no I/O: the JSON ``config`` of cameras and streams
 (``CameraConfig``, ``StreamConfig``, validated here), the in-memory state the database keeps
 (``Camera``, ``Stream``, ``SampleFileDirRow``, pending recordings and planned deletions)
-and what its reads return (``ListedRecording``). Not here: anything
+and what its reads return (``ListedRecording``, ``CheckedRecording``). Not here: anything
 that reads SQLite (``raw``, the ``Database`` mixins) and the per-stream totals
 (``stream_summary``).
 
@@ -201,6 +201,17 @@ class ListedRecording(RecordingFields):
     def from_pending(cls, p: PendingRecording) -> ListedRecording:
         shared = {name: getattr(p, name) for name in _RECORDING_FIELD_NAMES}
         return cls(**shared, growing=p.state is PendingState.GROWING, committed=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedRecording:
+    """A committed recording with everything ``nvr check`` verifies: its row (with the
+    stored index summary, None where the row has none), its integrity row's SHA-256 and
+    its ``video_index`` (None: the row has no ``recording_playback``)."""
+
+    recording: ListedRecording
+    sample_file_sha256: bytes | None
+    video_index: bytes | None
 
 
 @dataclass(frozen=True, slots=True)

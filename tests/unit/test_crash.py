@@ -94,7 +94,7 @@ def _snapshot(db: Database) -> tuple[dict[int, list[ListedRecording]], list[dict
         sid: [r for r in db.list_recordings_by_time(sid, 0, 1 << 62) if r.committed]
         for sid in sorted(db.streams)
     }
-    rows = [dict(r) for r in db.iter_all_recordings()]
+    rows = [dataclasses.asdict(r) for r in db.iter_all_recordings()]
     return listed, rows
 
 
