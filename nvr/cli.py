@@ -19,6 +19,7 @@ from nvr import admin
 from nvr.base import errors
 from nvr.base.clock import RealClocks
 from nvr.base.time90k import UNITS_PER_SEC, format_time, parse_time, zone
+from nvr.base.units import format_size, parse_size
 from nvr.config import DEFAULT_DB_DIR, BindConfig, Config, load_config, parse_address
 
 Command = Callable[[argparse.Namespace], int]
@@ -156,12 +157,12 @@ def cmd_dir_list(args: argparse.Namespace) -> int:
         for d in db.dirs.values():
             streams = db.streams_in_dir(d.id)
             used = sum(s.committed.sample_file_bytes for s in streams)
-            print(f"{d.id}\t{d.path}\t{len(streams)} streams\t{admin.format_size(used)} used")
+            print(f"{d.id}\t{d.path}\t{len(streams)} streams\t{format_size(used)} used")
     return 0
 
 
 def _stream_specs(args: argparse.Namespace) -> dict[str, admin.StreamSpec]:
-    retain = admin.parse_size(args.retain_bytes)
+    retain = parse_size(args.retain_bytes)
     days = args.retain_days or None
     specs = {
         "main": admin.StreamSpec(
@@ -170,7 +171,7 @@ def _stream_specs(args: argparse.Namespace) -> dict[str, admin.StreamSpec]:
     }
     if args.sub_url:
         sub_retain = (
-            admin.parse_size(args.sub_retain_bytes) if args.sub_retain_bytes else retain // 10
+            parse_size(args.sub_retain_bytes) if args.sub_retain_bytes else retain // 10
         )
         specs["sub"] = admin.StreamSpec(
             args.sub_url, sub_retain, args.flush_if_sec, args.rtsp_transport, retain_days=days
@@ -201,10 +202,10 @@ def cmd_camera_list(args: argparse.Namespace) -> int:
                 c = st.committed
                 print(
                     f"  {type_}\t{st.config.url}\t{st.config.mode}\t"
-                    f"keep {admin.format_size(st.config.retain_bytes)}"
+                    f"keep {format_size(st.config.retain_bytes)}"
                     + (f" / {st.config.retain_days} days" if st.config.retain_days else "")
                     + "\t"
-                    f"{c.num_recordings} recordings, {admin.format_size(c.sample_file_bytes)}"
+                    f"{c.num_recordings} recordings, {format_size(c.sample_file_bytes)}"
                 )
     return 0
 
@@ -220,7 +221,7 @@ def cmd_camera_edit(args: argparse.Namespace) -> int:
         password=_read_password(args),
         urls=urls,
         retain_bytes={
-            t: admin.parse_size(v)
+            t: parse_size(v)
             for t, v in (("main", args.retain_bytes), ("sub", args.sub_retain_bytes))
             if v
         },

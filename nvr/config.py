@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nvr.base import errors
+from nvr.base.units import parse_size
 from nvr.db.auth import PERMISSIONS
 
 __all__ = ["PERMISSIONS", "BindConfig", "Config", "load_config", "parse_address", "parse_config"]
@@ -178,8 +179,6 @@ def _parse_size(key: str, value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         n = value
     elif isinstance(value, str):
-        from nvr.admin import parse_size
-
         try:
             n = parse_size(value)
         except errors.InvalidArgument as e:

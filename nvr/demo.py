@@ -20,6 +20,7 @@ import trio
 
 from nvr import admin, daemon
 from nvr.base.clock import RealClocks
+from nvr.base.units import format_size
 from nvr.config import BindConfig, Config
 from nvr.db.database import Database
 
@@ -98,7 +99,7 @@ async def _progress(d: daemon.Daemon) -> None:
             cam = d.db.cameras[s.camera_id].short_name
             parts.append(
                 f"{cam}: {streamer.state.value.kind}, {s.committed.num_recordings} recordings "
-                f"committed ({admin.format_size(s.committed.sample_file_bytes)}), "
+                f"committed ({format_size(s.committed.sample_file_bytes)}), "
                 f"{streamer.counters.frames} frames read"
             )
         print("nvr demo: " + "; ".join(parts), flush=True)

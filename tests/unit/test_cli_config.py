@@ -10,7 +10,6 @@ import trio
 import trio.testing
 
 from nvr import admin
-from nvr.base import errors
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
@@ -169,27 +168,6 @@ async def test_remove_refuses_recordings_unless_told(
     assert "removed camera front and 3 recordings" in capsys.readouterr().out
     assert [p.name for p in (tmp_path / "sample").iterdir()] == ["meta"]
     assert check(tmp_path / "db").problems == []
-
-
-@pytest.mark.parametrize(
-    ("text", "value"),
-    [
-        ("123", 123),
-        ("500M", 500_000_000),
-        ("1.5GB", 1_500_000_000),
-        ("10GiB", 10 << 30),
-        ("2t", 2 * 10**12),
-        ("1 KiB", 1024),
-    ],
-)
-def test_parse_size(text: str, value: int) -> None:
-    assert admin.parse_size(text) == value
-
-
-def test_parse_size_rejects_garbage() -> None:
-    for text in ("", "G", "1.2.3", "-5", "5X", "5i"):
-        with pytest.raises(errors.InvalidArgument):
-            admin.parse_size(text)
 
 
 def test_run_http_replaces_the_configured_binds(tmp_path: Path) -> None:
