@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +45,8 @@ from nvr.db.recording import IndexTotals, decode_video_index
 from nvr.db.types import MAX_RECORDING_WALL_DURATION, CheckedRecording
 from nvr.storage.dir import OpenRef, SampleFileDir, check_interlock, file_name
 from nvr.storage.writer import MAX_CORRECTION_PPM
+
+HASH_CHUNK = 1 << 20
 
 
 @dataclass
@@ -191,15 +192,15 @@ class _Checker:
                 self.problem(f"dir {row.path}: unexpected entry {name!r}")
             sizes: dict[int, int] = {}
             self.progress.start(f"scanning dir {dir_id}", len(ids))
-            fd = sdir.fileno()
             for cid in ids:
                 self.progress.advance()
                 try:
-                    size = os.stat(file_name(cid), dir_fd=fd).st_size
-                except OSError as e:
-                    self.problem(f"dir {row.path}: cannot stat {file_name(cid)}: {e.strerror}")
+                    size = sdir.file_size(cid)
+                except errors.NvrError as e:
+                    self.problem(f"dir {row.path}: {e}")
                     continue
-                sizes[cid] = size
+                if size is not None:  # None: gone since listed
+                    sizes[cid] = size
             self.progress.finish()
             self.files[dir_id] = sizes
             self.report.files += len(sizes)
@@ -289,14 +290,15 @@ class _Checker:
                 self.problem(f"recording {name}: sample file's SHA-256 differs from the row's")
 
     def hash_file(self, dir_id: int, cid: int) -> bytes:
-        sdir = self.dirs[dir_id]
-        fd = sdir.open_file(cid)
+        f = self.dirs[dir_id].open_for_reading(cid)
         h = hashlib.sha256()
         try:
-            while chunk := os.read(fd, 1 << 20):
+            offset = 0
+            while chunk := f.pread(offset, HASH_CHUNK):
                 h.update(chunk)
+                offset += len(chunk)
         finally:
-            os.close(fd)
+            f.close()
         return h.digest()
 
     def check_sequence(self, name: str, p: _Prev, cur: _Prev, start: Time) -> None:

@@ -5,6 +5,8 @@ hex digits, plus ``meta``: a fixed-size (512-byte) record naming the database uu
 directory uuid, the last completed open and the open in progress, protected by a CRC so a
 torn write is detected rather than misread.
 
+``SampleFileDir`` is also the local ``SampleFileReader`` (``nvr.storage.reader``): what
+reads sample files (web responses, ``nvr check``) opens them with ``open_for_reading``.
 All methods of ``SampleFileDir`` are synchronous and may block: callers in trio go through
 ``nvr.base.blocking.run_blocking``. ``nvr.testing.faults`` subclasses it to inject errors
 at any step. ``OSError`` is mapped to ``NvrError`` kinds here.
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from nvr.base import errors
 from nvr.db.database import Database
+from nvr.storage.reader import SampleFile
 
 META_FILE = "meta"
 #: where ``nvr check --trash-orphan-files`` moves files that belong to nothing
@@ -155,9 +158,6 @@ class SampleFileDir:
             os.close(fd)
             raise
 
-    def fileno(self) -> int:
-        return self._fd
-
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
@@ -222,13 +222,14 @@ class SampleFileDir:
         except OSError as e:
             raise errors.from_os_error(e, f"closing a sample file in {self.path}") from e
 
-    def open_file(self, composite_id: int) -> int:
-        """Opens an existing sample file for reading."""
-        name = file_name(composite_id)
+    def open_for_reading(self, composite_id: int) -> SampleFile:
+        """Opens an existing sample file for reading (``SampleFileReader``)."""
+        path = self.path / file_name(composite_id)
         try:
-            return os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=self._fd)
+            fd = os.open(path.name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=self._fd)
         except OSError as e:
-            raise errors.from_os_error(e, f"opening {self.path / name}") from e
+            raise errors.from_os_error(e, f"opening {path}") from e
+        return LocalSampleFile(fd, path)
 
     def sync_file(self, composite_id: int) -> None:
         """fsyncs a sample file's data (it may have been written by an earlier process)."""
@@ -267,7 +268,9 @@ class SampleFileDir:
         except FileNotFoundError:
             return None
         except OSError as e:
-            raise errors.from_os_error(e, f"checking {self.path / file_name(composite_id)}") from e
+            raise errors.from_os_error(
+                e, f"cannot stat {self.path / file_name(composite_id)}"
+            ) from e
 
     def list_files(self) -> tuple[list[int], list[str]]:
         """(composite ids of the sample files, names of any other entries but ``meta`` and
@@ -320,6 +323,25 @@ class SampleFileDir:
             return os.fstatvfs(self._fd)
         except OSError as e:
             raise errors.from_os_error(e, f"statvfs of {self.path}") from e
+
+
+class LocalSampleFile:
+    """A sample file of a ``SampleFileDir``, open for reading (a ``SampleFile``)."""
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self._fd = fd
+        self.path = path
+
+    def pread(self, offset: int, length: int) -> bytes:
+        try:
+            return os.pread(self._fd, length, offset)
+        except OSError as e:
+            raise errors.from_os_error(e, f"reading {self.path}") from e
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def _open_dir_fd(path: Path) -> int:

@@ -23,7 +23,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import itertools
-import os
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -138,11 +137,11 @@ class FileReader:
 
     async def __call__(self, composite_id: int, offset: int, length: int) -> bytes:
         self.calls.append((composite_id, offset, length))
-        fd = self.env.sdir.open_file(composite_id)
+        f = self.env.sdir.open_for_reading(composite_id)
         try:
-            return os.pread(fd, length, offset)
+            return f.pread(offset, length)
         finally:
-            os.close(fd)
+            f.close()
 
 
 @dataclass
