@@ -267,10 +267,8 @@ def write_cookie_jar(path: Path, session_id: str, *, domain: str, expires_sec: i
         "# written by `nvr login`: a session credential, keep it private\n"
         f"#HttpOnly_{domain}\tFALSE\t/\tFALSE\t{expires_sec}\t{SESSION_COOKIE}\t{session_id}\n"
     )
-    try:
+    with errors.mapped_os_errors(f"writing cookie jar {path}"):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "w") as f:
             os.fchmod(f.fileno(), 0o600)
             f.write(text)
-    except OSError as e:
-        raise errors.from_os_error(e, f"writing cookie jar {path}") from e

@@ -257,10 +257,8 @@ def load_config(path: Path | str | None) -> Config:
     if path is None:
         return Config(db_dir=Path(os.environ.get("NVR_DB_DIR", DEFAULT_DB_DIR)))
     try:
-        with open(path, "rb") as f:
+        with errors.mapped_os_errors(f"reading config {path}"), open(path, "rb") as f:
             data = tomllib.load(f)
-    except OSError as e:
-        raise errors.from_os_error(e, f"reading config {path}") from e
     except tomllib.TOMLDecodeError as e:
         raise errors.InvalidArgument(f"config {path}: {e}") from None
     try:

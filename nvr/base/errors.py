@@ -7,6 +7,10 @@ closed set of kinds. The web layer maps each kind to an HTTP status in one place
 
 from __future__ import annotations
 
+import contextlib
+import errno
+from collections.abc import Iterator
+
 
 class NvrError(Exception):
     """Base of all errors nvr raises on purpose. ``str(err)`` is a one-line reason."""
@@ -59,8 +63,6 @@ def from_os_error(err: OSError, what: str) -> NvrError:
     The original error stays attached as ``__cause__`` when the caller uses
     ``raise from_os_error(e, ...) from e``.
     """
-    import errno
-
     msg = f"{what}: {err.strerror or err}"
     code = err.errno
     if code in (errno.ENOSPC, errno.EDQUOT):
@@ -74,3 +76,14 @@ def from_os_error(err: OSError, what: str) -> NvrError:
     if code in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY):
         return Unavailable(msg)
     return Internal(msg)
+
+
+@contextlib.contextmanager
+def mapped_os_errors(what: str) -> Iterator[None]:
+    """Within the block, an ``OSError`` is raised as its ``NvrError`` kind
+    (``from_os_error(e, what)``, with the ``OSError`` as its cause). Catch the ``OSError``
+    subclasses a caller handles itself (``FileNotFoundError``...) inside the block."""
+    try:
+        yield
+    except OSError as e:
+        raise from_os_error(e, what) from e

@@ -49,21 +49,20 @@ def map_sqlite_error(e: sqlite3.Error, what: str) -> errors.NvrError:
 def lock_dir(db_dir: Path, *, exclusive: bool) -> int:
     """Locks the database directory (shared or exclusive, never waiting) and returns the
     descriptor that holds the lock."""
-    try:
+    with errors.mapped_os_errors(f"opening database directory {db_dir}"):
         fd = os.open(db_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as e:
-        raise errors.from_os_error(e, f"opening database directory {db_dir}") from e
     try:
-        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-    except BlockingIOError:
+        with errors.mapped_os_errors(f"locking database directory {db_dir}"):
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise errors.Unavailable(
+                    f"database directory {db_dir} is locked by another nvr process "
+                    f"({'a writer' if not exclusive else 'a reader or writer'} holds it)"
+                ) from None
+    except BaseException:
         os.close(fd)
-        raise errors.Unavailable(
-            f"database directory {db_dir} is locked by another nvr process "
-            f"({'a writer' if not exclusive else 'a reader or writer'} holds it)"
-        ) from None
-    except OSError as e:
-        os.close(fd)
-        raise errors.from_os_error(e, f"locking database directory {db_dir}") from e
+        raise
     return fd
 
 
@@ -71,10 +70,8 @@ def create(db_dir: Path, uuid: bytes, unix_time: int) -> None:
     """Creates a new database file with the current schema in ``db_dir`` (made if
     missing). Refuses (``AlreadyExists``) when a database is already there, touching
     nothing."""
-    try:
+    with errors.mapped_os_errors(f"creating database directory {db_dir}"):
         db_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise errors.from_os_error(e, f"creating database directory {db_dir}") from e
     lock_fd = lock_dir(db_dir, exclusive=True)
     try:
         path = db_dir / DB_FILE
