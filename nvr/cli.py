@@ -15,12 +15,12 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from nvr import admin
 from nvr.base import errors
 from nvr.base.clock import RealClocks
 from nvr.base.time90k import UNITS_PER_SEC, format_time, parse_time, zone
 from nvr.base.units import format_size, parse_size
 from nvr.config import DEFAULT_DB_DIR, BindConfig, Config, load_config, parse_address
+from nvr.offline import admin
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -44,7 +44,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from nvr.check import check
+    from nvr.offline.check import check
 
     report = check(
         _db_dir(args),

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import trio
 
-from nvr import admin, daemon
+from nvr import daemon
 from nvr.base.clock import RealClocks
 from nvr.base.units import format_size
 from nvr.config import BindConfig, Config
 from nvr.db.database import Database
+from nvr.offline import admin
 
 CLIP_SECONDS = 20
 FPS = 30

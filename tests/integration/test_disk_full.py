@@ -25,9 +25,9 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from nvr import daemon
-from nvr.check import check
 from nvr.config import BindConfig
 from nvr.db.types import ListedRecording
+from nvr.offline.check import check
 from tests.support.daemon import Layout, poll, running
 from tests.support.rtsp import ServerFactory
 

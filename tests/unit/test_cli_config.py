@@ -9,12 +9,12 @@ import pytest
 import trio
 import trio.testing
 
-from nvr import admin
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
-from nvr.check import check
 from nvr.cli import main
+from nvr.offline import admin
+from nvr.offline.check import check
 from nvr.syncer import Syncer
 from nvr.testing.env import open_env
 from tests.support.recording import record_run

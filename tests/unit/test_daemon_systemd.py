@@ -25,8 +25,8 @@ from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.config import BindConfig, Config, parse_address
 from nvr.db.database import Database
+from nvr.ops.systemd import Notifier
 from nvr.storage.dir import SampleFileDir
-from nvr.systemd import Notifier
 from nvr.testing.env import create_env
 from nvr.testing.faults import FaultyDir
 from nvr.testing.replay import ReplayOpener, Session, load_packets

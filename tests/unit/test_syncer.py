@@ -16,9 +16,9 @@ import trio.testing
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
-from nvr.check import check
 from nvr.db import raw
 from nvr.db.types import PendingRecording
+from nvr.offline.check import check
 from nvr.storage.writer import RecordingSink
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env

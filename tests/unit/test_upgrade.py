@@ -22,7 +22,6 @@ from nvr import cli
 from nvr.base import errors
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import RealClocks
-from nvr.check import check
 from nvr.db import raw
 from nvr.db import upgrade as upgrade_pkg
 from nvr.db.connection import lock_dir
@@ -30,6 +29,7 @@ from nvr.db.database import Database
 from nvr.db.frames_summary import FramesSummary, summarize_index
 from nvr.db.recording import VideoIndexEncoder
 from nvr.db.upgrade import BASE_VERSION, discover_steps, newest_target, upgrade
+from nvr.offline.check import check
 from nvr.storage.dir import open_for_database
 from nvr.web.app import WebContext, create_app
 from tests.support.web import VIEW, record

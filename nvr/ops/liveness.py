@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from nvr.base.clock import Clocks
 from nvr.base.time90k import UNITS_PER_SEC, Duration, format_duration
 from nvr.ingest.streamer import Streamer
+from nvr.ops.systemd import Notifier
 from nvr.syncer import Syncer
-from nvr.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
