@@ -687,7 +687,7 @@ def print_profile(raw: str, n: int, seconds: int, cpu: float) -> None:
 
 
 def _is_trio_thread(frames: list[str]) -> bool:
-    return any("trio/_core/_run.py" in f or "nvr/cli.py" in f for f in frames)
+    return any("trio/_core/_run.py" in f or "nvr/cli/run.py" in f for f in frames)
 
 
 def _short(frame: str, *, keep_line: bool = False) -> str:

@@ -171,7 +171,8 @@ async def test_remove_refuses_recordings_unless_told(
 
 
 def test_run_http_replaces_the_configured_binds(tmp_path: Path) -> None:
-    from nvr.cli import _load_run_config, build_parser
+    from nvr.cli.command import build_parser
+    from nvr.cli.run import load_run_config
     from nvr.config import BindConfig
 
     config = tmp_path / "nvr.toml"
@@ -182,10 +183,10 @@ def test_run_http_replaces_the_configured_binds(tmp_path: Path) -> None:
     args = build_parser().parse_args(
         ["--db-dir", str(tmp_path / "db"), "run", "--config", str(config), "--http", "[::1]:0"]
     )
-    cfg = _load_run_config(args)
+    cfg = load_run_config(args)
     assert cfg.binds == (BindConfig(address="[::1]:0", allow_unauthenticated=("viewVideo",)),)
     without = build_parser().parse_args(["run", "--config", str(config)])
-    assert [b.address for b in _load_run_config(without).binds] == [
+    assert [b.address for b in load_run_config(without).binds] == [
         "0.0.0.0:8080",
         "127.0.0.1:9180",
     ]

@@ -12,6 +12,7 @@ The clip is encoded here with PyAV (libx264), since a demo must not need the rep
 
 from __future__ import annotations
 
+import argparse
 import logging
 import tempfile
 from pathlib import Path
@@ -21,6 +22,7 @@ import trio
 from nvr import daemon
 from nvr.base.clock import RealClocks
 from nvr.base.units import format_size
+from nvr.cli.common import Subparsers
 from nvr.config import BindConfig, Config
 from nvr.db.database import Database
 from nvr.offline import admin
@@ -125,3 +127,14 @@ def main(root: Path | None, http: str) -> int:
     trio.run(_run, config)
     print(f"nvr demo: stopped; the recordings stay in {root}")
     return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return main(Path(args.dir) if args.dir else None, args.http)
+
+
+def add_parser(sub: Subparsers) -> None:
+    p = sub.add_parser("demo", help="record two synthetic cameras into a throw-away directory")
+    p.add_argument("--dir", default=None, help="data directory (default: a new temporary one)")
+    p.add_argument("--http", default="127.0.0.1:8080", help="address for the web UI")
+    p.set_defaults(func=cmd_demo)
