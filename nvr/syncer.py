@@ -146,7 +146,14 @@ class Syncer:
         self._poke.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Runs until cancelled, then does the final flush."""
+        """Runs passes as work comes until cancelled; reports started at once.
+
+        Cancellation ends the running pass where it is (nothing it already did is
+        undone: received recordings stay queued until marked synced), then a final pass
+        runs shielded, for at most ``final_flush_timeout``: every recording already
+        received is fsynced and committed, planned deletions too, and garbage unlinked.
+        If that pass does not finish in time, what stays uncommitted is logged (start-up
+        cleans it up). Either way the cancellation then goes on."""
         task_status.started()
         try:
             while True:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import contextlib
 import errno
 from collections.abc import Iterator
+from typing import TypeVar
+
+E = TypeVar("E", bound=BaseException)
 
 
 class NvrError(Exception):
@@ -76,6 +79,15 @@ def from_os_error(err: OSError, what: str) -> NvrError:
     if code in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY):
         return Unavailable(msg)
     return Internal(msg)
+
+
+def first_leaf(group: BaseExceptionGroup[E]) -> E:
+    """The first exception of ``group`` that is not itself a group, however deeply nested
+    (trio's nurseries wrap what their tasks raised)."""
+    leaf: E | BaseExceptionGroup[E] = group
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf
 
 
 @contextlib.contextmanager

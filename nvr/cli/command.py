@@ -77,10 +77,7 @@ def _only_nvr_error(group: BaseExceptionGroup[BaseException]) -> errors.NvrError
     found, rest = group.split(errors.NvrError)
     if found is None or rest is not None:
         return None
-    leaf: BaseException = found
-    while isinstance(leaf, BaseExceptionGroup):
-        leaf = leaf.exceptions[0]
-    return leaf if isinstance(leaf, errors.NvrError) else None
+    return errors.first_leaf(found)
 
 
 if __name__ == "__main__":

@@ -19,12 +19,12 @@ from pathlib import Path
 from nvr.base import errors
 from nvr.base.clock import RealClocks
 from nvr.base.time90k import zone
-from nvr.db.auth import FLAG_HTTP_ONLY, FLAG_SAME_SITE_STRICT, Auth, User
+from nvr.db.auth import FLAG_HTTP_ONLY, FLAG_SAME_SITE_STRICT, SESSION_COOKIE, Auth, User
 from nvr.db.database import Database
 from nvr.db.types import Camera, CameraConfig, SampleFileDirRow, StreamConfig
 from nvr.storage.dir import SampleFileDir, open_for_database
 
-SESSION_COOKIE = "s"
+
 def open_db(db_dir: Path, *, read_only: bool = False) -> Database:
     clocks = RealClocks()
     return Database.open(db_dir, read_only=read_only, tz=zone(None), now=clocks.realtime)

@@ -37,3 +37,10 @@ def test_mapped_os_errors_lets_other_errors_and_handled_ones_through() -> None:
             raise FileNotFoundError(errno.ENOENT, "gone")
         except FileNotFoundError:
             pass  # handled inside the block: nothing raised
+
+
+def test_first_leaf_finds_the_first_exception_however_nested() -> None:
+    first, second = OSError(errno.EADDRINUSE, "in use"), OSError(errno.EACCES, "denied")
+    group = ExceptionGroup("outer", [ExceptionGroup("inner", [first, second]), second])
+    assert errors.first_leaf(group) is first
+    assert errors.first_leaf(ExceptionGroup("one", [second])) is second
