@@ -71,7 +71,8 @@ class Config:
     #: a login session ends this long after the login, used or not (default 90 days)
     session_max_age_sec: int = 90 * 86400
     #: free-space floor of every sample-file directory's filesystem, in bytes (0: none):
-    #: below it the directory's oldest video is deleted (DESIGN.md §7)
+    #: below it the directory's oldest video is deleted (docs/design.md,
+    #: Recording/syncing/retention)
     min_free: int = 0
     #: per-directory floors by absolute path, overriding ``min_free``
     min_free_by_dir: dict[str, int] = field(default_factory=dict)

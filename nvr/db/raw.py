@@ -2,7 +2,7 @@
 
 Functions here take a ``sqlite3.Connection`` (or cursor), run SQL and return plain rows or
 values. They do not commit, keep no state and raise ``sqlite3`` errors unchanged;
-``database.py`` owns transactions, in-memory state and error mapping.
+``connection.py`` owns transactions and error mapping, ``Database`` the in-memory state.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""``nvr check``: verifies every storage invariant of DESIGN.md §5, reporting problems.
+"""``nvr check``: verifies every storage invariant (docs/design.md, On-disk formats),
+reporting problems.
 
 Checked, with the database open read-only (so the daemon must be stopped):
 - SQLite's own ``integrity_check`` and foreign keys;

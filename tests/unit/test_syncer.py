@@ -76,8 +76,9 @@ async def test_one_stream_records_and_commits(
 
 
 def flush_windows(ends: list[int], flush_if: int) -> list[int]:
-    """The rule of DESIGN.md §7, independently: a window opens at the first recording
-    not yet committed and commits everything ended by its end + ``flush_if``."""
+    """The rule of docs/design.md (Recording/syncing/retention), independently: a window
+    opens at the first recording not yet committed and commits everything ended by its
+    end + ``flush_if``."""
     commits = []
     pending = sorted(ends)
     while pending:
