@@ -163,7 +163,7 @@ class Syncer:
                 self.busy_since = None
         finally:
             with trio.CancelScope(shield=True) as scope:
-                scope.deadline = trio.current_time() + self._final_flush_timeout / UNITS_PER_SEC
+                scope.deadline = self._clocks.deadline_after(self._final_flush_timeout)
                 await self._final_flush()
             if scope.cancelled_caught:
                 log.error(
