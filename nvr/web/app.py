@@ -112,7 +112,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
         ctx.auth = Auth(ctx.db, now=ctx.clocks.realtime)
     if ctx.login_limiter is None:
         ctx.login_limiter = auth.LoginLimiter(ctx.clocks)
-    app = QuartTrio(__name__)
+    app = QuartTrio(__name__, static_folder=None)  # nvr.web.ui serves the UI's files
     app.config["nvr"] = ctx
     # Mutations carry small JSON objects; nothing uploads more.
     app.config["MAX_CONTENT_LENGTH"] = auth.MAX_JSON_BODY
