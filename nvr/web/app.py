@@ -37,7 +37,7 @@ from nvr.ingest.hub import FrameHub
 from nvr.storage.dir import SampleFileDir
 
 if TYPE_CHECKING:
-    from nvr.metrics import Metrics
+    from nvr.ops.metrics import Metrics
     from nvr.web.auth import LoginLimiter
 
 log = logging.getLogger(__name__)

@@ -57,7 +57,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 from nvr.base import errors
 from nvr.base.clock import Clocks
 from nvr.base.time90k import UNITS_PER_SEC, Duration
-from nvr.db.auth import Auth, Session, User
+from nvr.db.auth import SESSION_COOKIE, Auth, Session, User
 from nvr.web.app import WebContext
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,6 @@ ROUTE_PERMISSIONS: Mapping[str, str] = {
 }
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-SESSION_COOKIE = "s"
 MAX_JSON_BODY = 1 << 20
 
 
