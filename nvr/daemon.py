@@ -132,6 +132,7 @@ def _make_daemon(
     limits = LivenessLimits(
         syncer_stuck=round(config.watchdog_syncer_stuck_sec * UNITS_PER_SEC),
         streamer_stuck=round(config.watchdog_streamer_stuck_sec * UNITS_PER_SEC),
+        thread_hung=round(config.watchdog_thread_hung_sec * UNITS_PER_SEC),
         loop_blocked=round(config.watchdog_loop_blocked_sec * UNITS_PER_SEC),
     )
     liveness = Liveness(clocks, syncers, streamers, limits)
@@ -211,7 +212,7 @@ async def _run_tree(
         from nvr.ingest.pyav_source import PyAvOpener
 
         limiter = trio.CapacityLimiter(config.worker_threads or len(stream_ids) + 2)
-        opener = PyAvOpener(clocks, limiter)
+        opener = PyAvOpener(clocks, limiter, threads=daemon.liveness.threads)
     interval = config.rotate_interval_sec * UNITS_PER_SEC
     async with trio.open_nursery() as core:
         if not read_only:

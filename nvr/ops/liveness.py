@@ -1,16 +1,33 @@
 """Liveness: whether the daemon still does its job, and the systemd watchdog pings that
 depend on it.
 
-``Liveness`` answers one question, ``problems()``: is a syncer stuck (its current pass has
-run for longer than ``LivenessLimits.syncer_stuck``: a step retried over and over, or an
-fsync that never returns), is a streamer wedged (connecting, or recording without a new
-frame, for longer than ``LivenessLimits.streamer_stuck``: its own timeouts, a few seconds,
-should have ended that long before, so a task or a worker thread hangs), or has the event
-loop been blocked (a task woke up more than ``LivenessLimits.loop_blocked`` after its
-deadline: something ran for that long without yielding)? A stuck syncer or streamer is a
-problem for as long as it stays stuck; a blocked loop is latched: the daemon has shown it
-can freeze, and only a restart is trusted to clear it. A camera that is down is no
-problem: its streamer backs off and retries, which is progress.
+``Liveness`` answers one question, ``problems()``: is some part of the daemon truly hung?
+One camera's misbehaviour never is a problem: a camera that is down, silent, slow,
+trickling its handshake a byte at a time or sending garbage gets its own timeout or error
+(its stream's state says which) and its streamer backs off and retries, which is
+progress. "Truly hung" means one of these, each a wait that has its own deadline and did
+not end long after it:
+
+- **a syncer stuck**: its current pass has run for longer than
+  ``LivenessLimits.syncer_stuck`` (a step retried over and over, or an fsync that never
+  returns);
+- **a streamer task hung**: connecting, or recording without a new frame, for longer than
+  ``LivenessLimits.streamer_stuck``. Every wait of a streamer has a deadline far shorter
+  (connecting: ``connect_timeout_sec``; a batch of frames: ``read_timeout_sec`` plus a
+  margin; the config requires the limit to be at least twice the longer), so only a task
+  that stopped honouring them, or one blocked handing recordings to a stuck syncer, gets
+  there;
+- **a camera thread hung**: a connect its streamer gave up on must return by the time
+  FFmpeg's interrupt ends it (``nvr.ingest.thread_watch``: twice the connect timeout plus
+  a second, and 30 s for the name lookup no interrupt reaches); one still running
+  ``LivenessLimits.thread_hung`` after that is blocked where nothing can end it, holding a
+  token of the limiter every camera's connect needs;
+- **the event loop blocked**: a task woke up more than ``LivenessLimits.loop_blocked``
+  after its deadline (something ran for that long without yielding).
+
+A stuck syncer, streamer or thread is a problem for as long as it stays stuck; a blocked
+loop is latched: the daemon has shown it can freeze, and only a restart is trusted to
+clear it.
 
 ``Liveness.monitor`` is the task that measures the loop's lag: it wakes every ``tick`` and
 notes how late it woke. ``ping_watchdog`` sends ``WATCHDOG=1`` every half watchdog
@@ -34,6 +51,7 @@ import trio
 from nvr.base.clock import Clocks
 from nvr.base.time90k import UNITS_PER_SEC, Duration, format_duration
 from nvr.ingest.streamer import Streamer
+from nvr.ingest.thread_watch import ThreadWatch
 from nvr.ops.systemd import Notifier
 from nvr.syncer import Syncer
 
@@ -46,6 +64,8 @@ class LivenessLimits:
     syncer_stuck: Duration = 600 * UNITS_PER_SEC
     #: a streamer connecting, or recording without a new frame, this long is wedged (0: never)
     streamer_stuck: Duration = 300 * UNITS_PER_SEC
+    #: a camera thread still running this long after its call's deadline is hung (0: never)
+    thread_hung: Duration = 60 * UNITS_PER_SEC
     #: a task waking this late means the event loop was blocked (0: never)
     loop_blocked: Duration = 30 * UNITS_PER_SEC
 
@@ -61,7 +81,7 @@ class Problem:
 
 class Liveness:
     """See the module docstring. ``syncers`` and ``streamers`` are read at each check
-    (live mappings)."""
+    (live mappings); ``threads`` is the camera opener's (``PyAvOpener.threads``)."""
 
     def __init__(
         self,
@@ -70,11 +90,13 @@ class Liveness:
         streamers: Mapping[int, Streamer] | None = None,
         limits: LivenessLimits | None = None,
         *,
+        threads: ThreadWatch | None = None,
         tick: Duration = UNITS_PER_SEC,
     ) -> None:
         self._clocks = clocks
         self._syncers = syncers
         self._streamers = streamers if streamers is not None else {}
+        self.threads = threads or ThreadWatch(clocks)
         #: stream id -> (what progress looks like, monotonic time it last changed)
         self._progress: dict[int, tuple[tuple[object, ...], Duration]] = {}
         self.limits = limits or LivenessLimits()
@@ -140,6 +162,14 @@ class Liveness:
                 out.append((streamer, stalled))
         return out
 
+    def hung_threads(self) -> list[tuple[str, Duration]]:
+        """Each camera thread still running more than the limit after its deadline, with
+        how long after."""
+        limit = self.limits.thread_hung
+        if not limit:
+            return []
+        return [(name, late) for name, late in self.threads.overdue() if late > limit]
+
     def problems(self) -> list[Problem]:
         """Why the daemon is not healthy (empty: it is)."""
         out = []
@@ -155,6 +185,11 @@ class Liveness:
             why = f"; {st.failing_step} failing: {st.last_error}" if st.failing_step else ""
             out.append(
                 Problem(f"syncer of {s.path}", f"busy for {format_duration(busy)}{why}")
+            )
+        for name, late in self.hung_threads():
+            out.append(
+                Problem(f"thread {name!r}",
+                        f"still running {format_duration(late)} after its deadline")
             )
         if self.loop_blocked is not None:
             out.append(Problem("event loop", self.loop_blocked))

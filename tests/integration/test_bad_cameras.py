@@ -110,15 +110,18 @@ async def test_a_trickled_handshake_times_out_and_the_daemon_stays_healthy(
         stuck_limit = 12.0  # the smallest allowed: twice read_timeout_sec + 5 s
         config = replace(config, watchdog_streamer_stuck_sec=stuck_limit)
         async with running(config) as d:
-            problems = []
+            problems, abandoned = [], set()
             started = trio.current_time()
             while trio.current_time() < started + stuck_limit + 2:
                 problems += d.liveness.problems()
+                abandoned.update(t.name for t in d.liveness.threads.running())
                 await trio.sleep(0.25)
             slow, good = d.streamers[sids["slow"]], d.streamers[sids["good"]]
             assert good.state.value.kind == "recording"
         servers.cancel_scope.cancel()
     assert problems == []
+    # each abandoned connect was watched until FFmpeg's interrupt ended it
+    assert abandoned == {f"nvr connect {camera.url}"}
     # connect 1 s, backoff 1 s, connect 1 s, backoff 2 s, 1 s, 4 s, 1 s...: 4 attempts
     assert slow.counters.disconnects["connect timeout"] >= 4, slow.counters
     assert set(slow.counters.disconnects) == {"connect timeout"}

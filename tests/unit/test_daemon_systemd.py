@@ -36,7 +36,7 @@ SEC = UNITS_PER_SEC
 T0 = 1_700_000_040 * SEC
 CLIP = str(Path(__file__).parents[2] / "fixtures" / "h264-640x360.mp4")
 PING = 5.0  # WATCHDOG_USEC = 10 s: a ping every 5 s
-STUCK, STREAMER_STUCK, BLOCKED = 60.0, 90.0, 20.0  # the config's limits
+STUCK, STREAMER_STUCK, THREAD_HUNG, BLOCKED = 60.0, 90.0, 45.0, 20.0  # the config's limits
 
 
 @pytest.fixture(autouse=True)
@@ -124,6 +124,7 @@ async def running(
         binds=(BindConfig("127.0.0.1:0"),),
         watchdog_syncer_stuck_sec=STUCK,
         watchdog_streamer_stuck_sec=STREAMER_STUCK,
+        watchdog_thread_hung_sec=THREAD_HUNG,
         watchdog_loop_blocked_sec=BLOCKED,
     )
     clocks = SimulatedClocks(T0)
@@ -258,6 +259,30 @@ async def test_a_camera_whose_handshake_never_ends_does_not_stop_the_pings(
         assert cam1.counters.disconnects["connect timeout"] >= 5
     pings = [t for t in r.systemd.times("WATCHDOG=1") if start < t <= start + 210]
     assert len(pings) == 210 / PING
+
+
+async def test_pings_stop_while_a_camera_thread_hangs(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A connect that its streamer gave up on and that FFmpeg's interrupt did not end (the
+    PyAV opener registers it with the daemon's ThreadWatch, as here) is truly hung once
+    THREAD_HUNG past its deadline: the pings stop."""
+    async with running(tmp_path, monkeypatch) as r:
+        start = trio.current_time()
+        r.d.liveness.threads.expect_end("nvr connect rtsp://cam1/main", lambda: True, 40 * SEC)
+        await trio.sleep(40 + THREAD_HUNG + 30)
+        problems = [str(p) for p in r.d.liveness.problems()]
+    pings = r.systemd.times("WATCHDOG=1")
+    assert start + 40 + THREAD_HUNG <= max(pings) + PING
+    assert max(pings) <= start + 40 + THREAD_HUNG + PING
+    assert problems == [
+        "thread 'nvr connect rtsp://cam1/main': still running 1m15.000s after its deadline"
+    ]
+    lines = [m for m in caplog.messages if "not pinging the systemd watchdog" in m]
+    assert len(lines) == 1 and "nvr connect rtsp://cam1/main" in lines[0]
 
 
 async def test_a_camera_that_is_down_does_not_stop_the_pings(
