@@ -155,7 +155,7 @@ def transaction(
 ) -> Iterator[sqlite3.Connection]:
     """One ``begin immediate`` transaction doing ``what``: committed when the block ends,
     rolled back when it raises; ``sqlite3`` errors become ``NvrError``s, slow ones are
-    logged."""
+    logged. The error that ended the transaction is the one raised (see ``_roll_back``)."""
     if read_only:
         raise errors.FailedPrecondition(f"{what}: the database is open read-only")
     with _mapped_and_timed(what, "database operation"):
@@ -164,8 +164,22 @@ def transaction(
             yield conn
             conn.execute("commit")
         except BaseException:
-            conn.execute("rollback")
+            _roll_back(conn, what)
             raise
+
+
+def _roll_back(conn: sqlite3.Connection, what: str) -> None:
+    """Rolls back what is left of a failed transaction, never replacing the error that
+    failed it. After some errors (``SQLITE_FULL``: "database or disk is full",
+    ``SQLITE_IOERR``, ``SQLITE_BUSY``, ``SQLITE_NOMEM``) SQLite has already rolled the
+    transaction back itself, and a ``rollback`` would fail with "cannot rollback - no
+    transaction is active", which hid the disk-full error from the log and ``/api/``."""
+    if not conn.in_transaction:
+        return
+    try:
+        conn.execute("rollback")
+    except sqlite3.Error as e:
+        log.error("%s: rolling back after a failure failed too: %s", what, e)
 
 
 @contextlib.contextmanager

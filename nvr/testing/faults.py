@@ -1,21 +1,25 @@
-"""Fault injection for sample-file directories.
+"""Fault injection for sample-file directories and the database.
 
 ``FaultyDir`` is a ``SampleFileDir`` whose operations can be told to fail with an errno
 (``ENOSPC``, ``EIO``...) a number of times or until healed, optionally after a partial
 write, or to "crash" (raise ``SimulatedCrash``, a ``BaseException`` nothing catches) at the
 n-th call of an operation. It counts every call so tests can assert what was attempted.
 Reads count too: ``open_for_reading``, and ``read`` (each ``pread`` of a file it opened).
+
+``database_full`` makes the database behave as on a full disk, with SQLite's own error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno as errno_mod
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from nvr.base import errors
+from nvr.db.database import Database
 from nvr.storage.dir import SampleFileDir
 from nvr.storage.reader import SampleFile
 
@@ -151,3 +155,19 @@ class _FaultyFile:
 
     def close(self) -> None:
         self._inner.close()
+
+
+@contextlib.contextmanager
+def database_full(db: Database) -> Iterator[None]:
+    """While the block runs, ``db``'s file cannot grow, as on a full disk: SQLite fails a
+    write that needs a new page with ``SQLITE_FULL`` ("database or disk is full") and rolls
+    the transaction back itself, as it does for a full disk (``pragma max_page_count``,
+    the real error path, not a Python stand-in)."""
+    conn = db._conn
+    limit = conn.execute("pragma max_page_count").fetchone()[0]
+    pages = conn.execute("pragma page_count").fetchone()[0]
+    conn.execute(f"pragma max_page_count = {pages}")
+    try:
+        yield
+    finally:
+        conn.execute(f"pragma max_page_count = {limit}")
