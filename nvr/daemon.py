@@ -72,7 +72,9 @@ class Daemon:
     hub: FrameHub = field(default_factory=FrameHub)
 
     def stream_status(self, stream_id: int) -> dict[str, object] | None:
-        """The live state of a recorded stream, for the API (``nvrStatus``)."""
+        """The live state of a recorded stream, for the API (``nvrStatus``). A stream
+        recording while its directory's syncer retries a failing step is ``blocked``:
+        the syncer does its steps in order, so nothing it records becomes durable."""
         streamer = self.streamers.get(stream_id)
         if streamer is None:
             return None
@@ -88,6 +90,8 @@ class Daemon:
         if syncer is not None:
             # the directory's side: a failing syncer step (e.g. a commit), and free space
             sy = syncer.status.value
+            if st.kind == "recording" and not sy.ok:
+                out["state"] = "blocked"
             out["syncer"] = {
                 "failingStep": sy.failing_step,
                 "failingSince90k": sy.failing_since,

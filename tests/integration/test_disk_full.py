@@ -68,7 +68,9 @@ def committed(d: daemon.Daemon, sid: int) -> list[ListedRecording]:
     return [r for r in d.db.list_recordings_by_time(sid, 0, 1 << 62) if r.committed]
 
 
-def make_layout(tmp_path: Path, mount: Path, url: str, streams: int) -> Layout:
+def make_layout(
+    tmp_path: Path, mount: Path, url: str, streams: int, *, db_mount: Path | None = None
+) -> Layout:
     import datetime as dt
     import uuid
 
@@ -77,7 +79,7 @@ def make_layout(tmp_path: Path, mount: Path, url: str, streams: int) -> Layout:
     from nvr.db.types import CameraConfig, StreamConfig
     from nvr.storage.dir import SampleFileDir
 
-    db_dir, sample_dir = tmp_path / "db", mount / "sample"
+    db_dir, sample_dir = (db_mount or tmp_path) / "db", mount / "sample"
     clocks = RealClocks()
     Database.create(db_dir, clocks.realtime())
     ids: dict[str, int] = {}
@@ -201,6 +203,9 @@ async def test_disk_filled_by_something_else(
         lines_while_full = [
             r for r in caplog.records[full_since:] if r.name.startswith("nvr")
         ]
+        # the recorder's own problem, not a camera's: a warning (issue 12, point 9)
+        enospc = [r for r in lines_while_full if "No space left on device" in r.getMessage()]
+        assert enospc and {r.levelname for r in enospc} == {"WARNING"}, enospc
         response = await http.get("/api/")
         assert response.status_code == 200
         for cam in response.json()["cameras"]:
@@ -237,3 +242,53 @@ async def test_disk_filled_by_something_else(
             assert have.get(r.composite_id) == r
     report = check(layout.db_dir)
     assert report.problems == []
+
+
+async def test_database_disk_full_says_so(
+    tmp_path: Path, tmpfs: Callable[[int], Path], rtsp_server_factory: ServerFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 12, point 8: the database's disk fills (the sample files' has room). Every
+    commit fails; the log and /api/ say "database or disk is full" (a second rollback
+    used to replace it with "cannot rollback - no transaction is active"), and each
+    stream's state is "blocked", not "recording", while nothing it records becomes
+    durable. Once there is space, everything recorded meanwhile is committed."""
+    db_mount, mount = tmpfs(1 * MiB), tmpfs(32 * MiB)
+    server = rtsp_server_factory(fixtures=False)
+    layout = make_layout(tmp_path, mount, server.url("live"), streams=2, db_mount=db_mount)
+    sids = sorted(layout.stream_ids.values())
+    bind = BindConfig("127.0.0.1:0", allow_unauthenticated=("viewVideo",))
+    config = replace(layout.config(rotate_interval_sec=1), binds=(bind,))
+    filler = db_mount / "filler"
+    async with running(config) as d, httpx.AsyncClient(base_url=d.http_addresses[0]) as http:
+        def recorded_two_each() -> bool:
+            if not server.running:  # the test camera's abort (see the first test)
+                server.restart()
+            return all(len(committed(d, sid)) >= 2 for sid in sids)
+
+        with trio.fail_after(60):
+            await poll(recorded_two_each)
+        fill_disk(filler)
+        before = {sid: committed(d, sid) for sid in sids}
+        with trio.fail_after(20):
+            await poll(lambda: not next(iter(d.syncers.values())).status.value.ok)
+        await trio.sleep(2)  # full for a while
+        cameras = (await http.get("/api/")).json()["cameras"]
+        filler.unlink()
+        with trio.fail_after(90):  # the commit is retried with backoff (1, 2, 4... s)
+            await poll(lambda: all(
+                d.db.streams[sid].cum_recordings >= len(before[sid]) + 3
+                and next(iter(d.syncers.values())).status.value.ok for sid in sids))
+        after = {sid: committed(d, sid) for sid in sids}
+    for cam in cameras:
+        status = cam["streams"]["main"]["nvrStatus"]
+        assert status["state"] == "blocked", status
+        assert status["syncer"]["failingStep"] == "commit", status
+        assert status["syncer"]["lastError"].endswith(": database or disk is full"), status
+    logged = caplog.text
+    assert "database or disk is full" in logged
+    assert "cannot rollback" not in logged
+    for sid in sids:  # nothing committed before was lost; what came since is committed
+        have = {r.composite_id: r for r in after[sid]}
+        assert all(have.get(r.composite_id) == r for r in before[sid])
+    assert check(layout.db_dir).problems == []
