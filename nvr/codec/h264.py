@@ -27,6 +27,7 @@ from nvr.codec.sps import (
     aspect_ratio,
     at_most,
     check_picture_size,
+    pps_ids,
     unescape_rbsp,
 )
 from nvr.db.recording import VideoSampleEntry
@@ -131,10 +132,7 @@ def parse_pps_ids(nal: bytes) -> tuple[int, int]:
     if not nal or nal_type(nal) != NAL_PPS:
         raise DataLoss("not an H.264 PPS NAL unit")
     check_header(nal)
-    r = BitReader(unescape_rbsp(nal[1:16]))
-    return at_most(r.ue(), 255, "H.264 pic_parameter_set_id"), at_most(
-        r.ue(), 31, "H.264 PPS seq_parameter_set_id"
-    )
+    return pps_ids(nal[1:16], "H.264", 255, 31)
 
 
 def slice_pps_id(nal: FrameBytes) -> int:

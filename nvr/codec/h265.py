@@ -26,6 +26,7 @@ from nvr.codec.sps import (
     aspect_ratio,
     at_most,
     check_picture_size,
+    pps_ids,
     unescape_rbsp,
 )
 from nvr.db.recording import VideoSampleEntry
@@ -136,10 +137,7 @@ def parse_pps_ids(nal: bytes) -> tuple[int, int]:
     if len(nal) < 3 or nal_type(nal) != NAL_PPS:
         raise DataLoss("not an H.265 PPS NAL unit")
     check_header(nal)
-    r = BitReader(unescape_rbsp(nal[2:16]))
-    return at_most(r.ue(), 63, "H.265 pps_pic_parameter_set_id"), at_most(
-        r.ue(), 15, "H.265 pps_seq_parameter_set_id"
-    )
+    return pps_ids(nal[2:16], "H.265", 63, 15)
 
 
 def slice_pps_id(nal: FrameBytes) -> int:

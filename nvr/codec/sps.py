@@ -98,6 +98,14 @@ def at_most(value: int, limit: int, what: str) -> int:
     return value
 
 
+def pps_ids(payload_head: bytes, codec: str, max_pps: int, max_sps: int) -> tuple[int, int]:
+    """The ids a picture parameter set starts with, its own and its SPS's (the same syntax
+    in both codecs), from the start of its payload; checked against the largest allowed."""
+    r = BitReader(unescape_rbsp(payload_head))
+    own = at_most(r.ue(), max_pps, f"{codec} PPS id")
+    return own, at_most(r.ue(), max_sps, f"{codec} PPS's SPS id")
+
+
 def check_picture_size(codec: str, width: int, height: int) -> None:
     """Raises ``DataLoss`` for a displayed size no camera sends (see ``MIN_SIDE``)."""
     if not (

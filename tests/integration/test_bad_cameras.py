@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import os
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,9 +20,10 @@ import pytest
 import trio
 
 from nvr.codec import decoder_config
+from nvr.daemon import Daemon
 from nvr.testing.replay import load_packets
 from tests.integration.test_daemon import ROTATE_SEC, backoff, check_all
-from tests.support.daemon import CameraSpec, by_stream, create_db, poll, running
+from tests.support.daemon import CameraSpec, Layout, by_stream, create_db, poll, running
 from tests.support.fake_rtsp import FakeCamera
 from tests.support.rtsp import RtspServer
 
@@ -89,6 +92,25 @@ async def test_garbage_and_silent_cameras_beside_a_good_one(
     assert {r.prev_runs for r in recs[sids["good"]]} == {0}
 
 
+@asynccontextmanager
+async def beside_a_good_camera(
+    tmp_path: Path, good: RtspServer, bad: FakeCamera, **config: float
+) -> AsyncIterator[tuple[Daemon, Layout]]:
+    """Serves ``bad`` and runs the daemon recording it (camera "bad") beside the good
+    test camera (camera "good"), with read and connect timeouts of 1 s and ``config``."""
+    async with trio.open_nursery() as servers:
+        await servers.start(bad.serve)
+        layout = create_db(
+            tmp_path, {"good": CameraSpec(good.url("live")), "bad": CameraSpec(bad.url)}
+        )
+        settings = layout.config(
+            rotate_interval_sec=ROTATE_SEC, read_timeout_sec=1.0, connect_timeout_sec=1.0
+        )
+        async with running(replace(settings, **config)) as d:  # type: ignore[arg-type]
+            yield d, layout
+        servers.cancel_scope.cancel()
+
+
 async def test_a_trickled_handshake_times_out_and_the_daemon_stays_healthy(
     tmp_path: Path, shared_rtsp_server: RtspServer
 ) -> None:
@@ -97,28 +119,18 @@ async def test_a_trickled_handshake_times_out_and_the_daemon_stays_healthy(
     Now each attempt ends at the connect deadline as that camera's timeout, and liveness
     finds no problem for longer than the limit."""
     camera = FakeCamera(byte_delay=0.2)
-    async with trio.open_nursery() as servers:
-        await servers.start(camera.serve)
-        layout = create_db(
-            tmp_path,
-            {"good": CameraSpec(shared_rtsp_server.url("live")), "slow": CameraSpec(camera.url)},
-        )
-        sids = layout.stream_ids
-        config = layout.config(
-            rotate_interval_sec=ROTATE_SEC, read_timeout_sec=1.0, connect_timeout_sec=1.0
-        )
-        stuck_limit = 12.0  # the smallest allowed: twice read_timeout_sec + 5 s
-        config = replace(config, watchdog_streamer_stuck_sec=stuck_limit)
-        async with running(config) as d:
-            problems, abandoned = [], set()
-            started = trio.current_time()
-            while trio.current_time() < started + stuck_limit + 2:
-                problems += d.liveness.problems()
-                abandoned.update(t.name for t in d.liveness.threads.running())
-                await trio.sleep(0.25)
-            slow, good = d.streamers[sids["slow"]], d.streamers[sids["good"]]
-            assert good.state.value.kind == "recording"
-        servers.cancel_scope.cancel()
+    stuck_limit = 12.0  # the smallest allowed: twice read_timeout_sec + 5 s
+    async with beside_a_good_camera(
+        tmp_path, shared_rtsp_server, camera, watchdog_streamer_stuck_sec=stuck_limit
+    ) as (d, layout):
+        problems, abandoned = [], set[str]()
+        started = trio.current_time()
+        while trio.current_time() < started + stuck_limit + 2:
+            problems += d.liveness.problems()
+            abandoned.update(t.name for t in d.liveness.threads.running())
+            await trio.sleep(0.25)
+        slow, good = d.streamers[layout.stream_ids["bad"]], d.streamers[layout.stream_ids["good"]]
+        assert good.state.value.kind == "recording"
     assert problems == []
     # each abandoned connect was watched until FFmpeg's interrupt ended it
     assert abandoned == {f"nvr connect {camera.url}"}
@@ -130,7 +142,7 @@ async def test_a_trickled_handshake_times_out_and_the_daemon_stays_healthy(
     )
     assert set(camera.requests) == {"OPTIONS"}  # never further
     assert good.counters.sessions == 1
-    assert list(by_stream(check_all(layout))) == [sids["good"]]
+    assert list(by_stream(check_all(layout))) == [layout.stream_ids["good"]]
 
 
 def random_payloads(seed: int) -> FakeCamera:
@@ -154,24 +166,14 @@ async def test_a_camera_sending_random_rtp_stores_nothing(
     video, before a run starts: no recording, no sample entry (not even the SDP's
     1920x1080, which no run ever used), and the reason in the camera's state."""
     camera = random_payloads(seed=12)
-    async with trio.open_nursery() as servers:
-        await servers.start(camera.serve)
-        layout = create_db(
-            tmp_path,
-            {"good": CameraSpec(shared_rtsp_server.url("live")), "noise": CameraSpec(camera.url)},
-        )
+    async with beside_a_good_camera(tmp_path, shared_rtsp_server, camera) as (d, layout):
         sids = layout.stream_ids
-        config = layout.config(
-            rotate_interval_sec=ROTATE_SEC, read_timeout_sec=1.0, connect_timeout_sec=1.0
-        )
-        async with running(config) as d:
-            noise, good = d.streamers[sids["noise"]], d.streamers[sids["good"]]
-            with trio.fail_after(20):
-                # sessions 1 s, 2 s and 4 s apart
-                await poll(lambda: noise.counters.sessions >= 4)
-                await poll(lambda: good.counters.recordings >= 2)
-            entries = {(e.width, e.height) for e in d.db.video_sample_entries.values()}
-        servers.cancel_scope.cancel()
+        noise, good = d.streamers[sids["bad"]], d.streamers[sids["good"]]
+        with trio.fail_after(20):
+            # sessions 1 s, 2 s and 4 s apart
+            await poll(lambda: noise.counters.sessions >= 4)
+            await poll(lambda: good.counters.recordings >= 2)
+        entries = {(e.width, e.height) for e in d.db.video_sample_entries.values()}
     assert camera.requests.count("PLAY") >= 3
     assert set(noise.counters.disconnects) == {"DataLoss"}, noise.counters
     error = noise.state.value.last_error

@@ -29,7 +29,7 @@ from nvr.config import BindConfig
 from nvr.db.types import ListedRecording
 from nvr.offline.check import check
 from tests.support.daemon import Layout, poll, running
-from tests.support.rtsp import ServerFactory
+from tests.support.rtsp import RtspServer, ServerFactory
 
 pytestmark = pytest.mark.rtsp
 
@@ -92,6 +92,22 @@ def make_layout(
                 "main": (dir_id, StreamConfig(url=url, retain_bytes=1 << 40, flush_if_sec=0))})
             ids[f"cam{i}"] = cam.streams["main"]
     return Layout(db_dir, sample_dir, ids)
+
+
+async def record_two_each(d: daemon.Daemon, server: RtspServer, sids: list[int]) -> None:
+    """Waits (at most 60 s) until every stream has committed two recordings, restarting
+    the test camera if it aborted (see the first test)."""
+
+    def recorded_two_each() -> bool:
+        if not server.running:
+            server.restart()
+        return all(len(committed(d, sid)) >= 2 for sid in sids)
+
+    with trio.move_on_after(60) as waited:
+        await poll(recorded_two_each)
+    assert not waited.cancelled_caught, (server.running, server.exit_report(), {
+        sid: (d.streamers[sid].state.value, d.streamers[sid].counters) for sid in sids
+    })
 
 
 def fill_disk(path: Path) -> None:
@@ -182,16 +198,7 @@ async def test_disk_filled_by_something_else(
     config = replace(layout.config(rotate_interval_sec=1), binds=(bind,))
     filler = mount / "filler"
     async with running(config) as d, httpx.AsyncClient(base_url=d.http_addresses[0]) as http:
-        def recorded_two_each() -> bool:
-            if not server.running:  # the test camera's abort (see the test above)
-                server.restart()
-            return all(len(committed(d, sid)) >= 2 for sid in sids)
-
-        with trio.move_on_after(60) as waited:
-            await poll(recorded_two_each)
-        assert not waited.cancelled_caught, (server.running, server.exit_report(), {
-            sid: (d.streamers[sid].state.value, d.streamers[sid].counters) for sid in sids
-        })
+        await record_two_each(d, server, sids)
         fill_disk(filler)  # something else takes every free byte
         before = {sid: committed(d, sid) for sid in sids}
         full_since = len(caplog.records)
@@ -261,13 +268,7 @@ async def test_database_disk_full_says_so(
     config = replace(layout.config(rotate_interval_sec=1), binds=(bind,))
     filler = db_mount / "filler"
     async with running(config) as d, httpx.AsyncClient(base_url=d.http_addresses[0]) as http:
-        def recorded_two_each() -> bool:
-            if not server.running:  # the test camera's abort (see the first test)
-                server.restart()
-            return all(len(committed(d, sid)) >= 2 for sid in sids)
-
-        with trio.fail_after(60):
-            await poll(recorded_two_each)
+        await record_two_each(d, server, sids)
         fill_disk(filler)
         before = {sid: committed(d, sid) for sid in sids}
         with trio.fail_after(20):
