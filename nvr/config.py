@@ -78,8 +78,8 @@ class Config:
     #: ... or a streamer has been connecting, or recording without a new frame, this long
     #: (its own timeouts should end that within seconds: something hangs); 0 = never
     watchdog_streamer_stuck_sec: float = 300.0
-    #: ... or a camera thread told to end still runs this long after FFmpeg's interrupt
-    #: should have ended its call (it is blocked where no interrupt reaches); 0 = never
+    #: ... or a camera connect its streamer gave up on still runs this long after FFmpeg's
+    #: interrupt should have ended it (it is blocked where no interrupt reaches); 0 = never
     watchdog_thread_hung_sec: float = 60.0
     #: ... or once the event loop was blocked this long; 0 = never
     watchdog_loop_blocked_sec: float = 30.0

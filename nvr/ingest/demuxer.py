@@ -174,7 +174,7 @@ class Demuxer:
         self._lock = threading.Lock()
         self._busy = False
         self._closing = False
-        self._connected = False  # connect returned: interrupts are read timeouts now
+        self._connected = False  # connect returned: a timeout now is a read's
         self._container: Any = None
         self._packets: Iterator[Any] = iter(())
         self._framing = StreamFraming(CODECS["h264"])

@@ -72,12 +72,7 @@ class PyAvSource:
     """
 
     def __init__(
-        self,
-        demuxer: Demuxer,
-        clocks: Clocks,
-        realtime: bool,
-        *,
-        max_queued: int = 4,
+        self, demuxer: Demuxer, clocks: Clocks, realtime: bool, *, max_queued: int = 4
     ) -> None:
         self._demuxer = demuxer
         self._clocks = clocks

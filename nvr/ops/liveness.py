@@ -18,8 +18,8 @@ not end long after it:
   that stopped honouring them, or one blocked handing recordings to a stuck syncer, gets
   there;
 - **a camera thread hung**: a connect its streamer gave up on must return by the time
-  FFmpeg's interrupt ends it (``nvr.ingest.thread_watch``: twice the connect timeout plus
-  a second, and 30 s for the name lookup no interrupt reaches); one still running
+  FFmpeg's interrupt ends it (``nvr.ingest.thread_watch``: twice the connect timeout plus a
+  second, plus 30 s for the name lookup no interrupt reaches); one still running
   ``LivenessLimits.thread_hung`` after that is blocked where nothing can end it, holding a
   token of the limiter every camera's connect needs;
 - **the event loop blocked**: a task woke up more than ``LivenessLimits.loop_blocked``
