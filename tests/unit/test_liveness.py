@@ -109,7 +109,7 @@ async def test_a_streamer_is_a_problem_only_when_its_task_hangs(
         liveness = Liveness(clocks, {}, {streamer.stream_id: streamer}, LIMITS)
         seen: list[tuple[int, list[str]]] = []
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(streamer.run)
+            await nursery.start(streamer.run)  # connecting from 0 s
             for second in range(0, 301, 5):  # a ping every 5 s
                 await clocks.sleep_until(second * SEC)
                 if problems := liveness.problems():
