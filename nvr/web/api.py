@@ -20,11 +20,9 @@ fields). Password hashing runs through ``run_blocking`` (it is slow on purpose).
 from __future__ import annotations
 
 import logging
-import re
-import uuid
 from typing import Any
 
-from quart import Blueprint, Response, current_app, request
+from quart import Blueprint, Response
 
 from nvr.base import errors
 from nvr.base.blocking import run_blocking
@@ -33,56 +31,19 @@ from nvr.db.auth import PERMISSIONS, Auth, User
 from nvr.db.database import FLAG_TRAILING_ZERO, Camera, ListedRecording, Stream, day_bounds
 from nvr.db.recording import VideoSampleEntry
 from nvr.web import auth
-from nvr.web.app import WebContext
+from nvr.web.context import (
+    MAX_TIME,
+    StreamStatus,
+    bool_arg,
+    camera_by_uuid,
+    ctx,
+    int_arg,
+    stream_of,
+)
 
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("api", __name__)
-
-MAX_TIME = 1 << 62
-
-
-def ctx() -> WebContext:
-    context: WebContext = current_app.config["nvr"]
-    return context
-
-
-def bool_arg(name: str) -> bool:
-    value = request.args.get(name, "false")
-    if value not in ("true", "false"):
-        raise errors.InvalidArgument(f"{name} must be true or false")
-    return value == "true"
-
-
-_INTEGER = re.compile(r"-?[0-9]{1,20}")
-
-
-def int_arg(name: str, default: int, *, minimum: int = 0, maximum: int = MAX_TIME) -> int:
-    text = request.args.get(name)
-    if text is None:
-        return default
-    # ASCII digits only: int() would also take "١٢", " 12 " and "1_000"
-    if _INTEGER.fullmatch(text) is None:
-        raise errors.InvalidArgument(f"{name} must be an integer")
-    value = int(text)
-    if not minimum <= value <= maximum:
-        raise errors.InvalidArgument(f"{name} must be between {minimum} and {maximum}")
-    return value
-
-
-def camera_by_uuid(text: str) -> Camera:
-    try:
-        u = uuid.UUID(text)
-    except ValueError:
-        raise errors.NotFound(f"no camera {text!r}") from None
-    return ctx().db.camera_by_uuid(u)
-
-
-def stream_of(cam: Camera, type_: str) -> Stream:
-    sid = cam.streams.get(type_)
-    if sid is None:
-        raise errors.NotFound(f"camera {cam.short_name} has no {type_!r} stream")
-    return ctx().db.streams[sid]
 
 
 def permissions_json(perms: frozenset[str]) -> dict[str, bool]:
@@ -125,7 +86,28 @@ def stream_json(stream: Stream, *, days: bool, config: bool) -> dict[str, Any]:
         out["nvrSampleFileDir"] = {"id": d.id, "path": d.path} if config else {"id": d.id}
     status = c.stream_status(stream.id)
     if status is not None:
-        out["nvrStatus"] = status
+        out["nvrStatus"] = status_json(status)
+    return out
+
+
+def status_json(status: StreamStatus) -> dict[str, Any]:
+    """``nvrStatus``: the stream's live state, and its directory's syncer's."""
+    st = status.stream
+    out: dict[str, Any] = {
+        "state": st.kind,
+        "since90k": st.since,
+        "lastError": st.last_error,
+        "nextTry90k": st.next_try,
+    }
+    if status.syncer is not None:
+        # the directory's side: a failing syncer step (e.g. a commit), and free space
+        sy = status.syncer
+        out["syncer"] = {
+            "failingStep": sy.failing_step,
+            "failingSince90k": sy.failing_since,
+            "lastError": sy.last_error,
+            "freeBytes": status.free_bytes,
+        }
     return out
 
 

@@ -1,16 +1,17 @@
-"""The web application: ``create_app`` and what every route shares.
+"""The web application: ``create_app``, and how errors become HTTP answers.
 
 One quart-trio app is made per HTTP bind (binds differ in what they grant to callers
 without a session), served by ``hypercorn.trio.serve`` in the daemon's nursery. The app
 never starts tasks of its own (it receives no nursery, DESIGN.md §2): it reads through
 the database's read API and the streamers' state.
 
-Here live: the ``WebContext`` the routes read from and the one table mapping ``NvrError``
-kinds to HTTP statuses (every error becomes a one-line ``text/plain`` body, never a
-traceback), and the count of every request by route template and status for the
-daemon's metrics (``WebContext.metrics``). Who may call which route is decided before
-every request by ``nvr.web.auth`` (its permission table lists every route; ``create_app``
-refuses a route without an entry).
+Here live: the one table mapping ``NvrError`` kinds to HTTP statuses (every error
+becomes a one-line ``text/plain`` body, never a traceback), and the count of every
+request by route template and status for the daemon's metrics (``WebContext.metrics``).
+Who may call which route is decided before every request by ``nvr.web.auth`` (its
+permission table lists every route; ``create_app`` refuses a route without an entry).
+What the routes share (``WebContext``, responses, argument helpers) is in
+``nvr.web.context``.
 """
 
 from __future__ import annotations
@@ -19,26 +20,19 @@ from __future__ import annotations
 # rather than by the first request (~0.5 ms).
 import encodings.idna  # noqa: F401
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
 
 from quart import Response, g, has_request_context, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from nvr import __version__
 from nvr.base import errors
-from nvr.base.clock import Clocks
-from nvr.config import BindConfig
 from nvr.db.auth import Auth
-from nvr.db.database import Database
-from nvr.ingest.hub import FrameHub
-from nvr.storage.dir import SampleFileDir
+from nvr.web import api, auth, live, metrics_route, ui, view
+from nvr.web.context import WebContext, one_line, text_response
 
-if TYPE_CHECKING:
-    from nvr.metrics import Metrics
-    from nvr.web.auth import LoginLimiter
+#: ``WebContext`` stays importable from here (the daemon and older callers)
+__all__ = ["STATUS_BY_KIND", "WebContext", "create_app", "status_for"]
 
 log = logging.getLogger(__name__)
 
@@ -64,41 +58,6 @@ def status_for(e: errors.NvrError) -> int:
     return 500
 
 
-@dataclass
-class WebContext:
-    """What routes may read. Filled by the daemon; tests build their own."""
-
-    db: Database
-    dirs: Mapping[int, SampleFileDir]
-    clocks: Clocks
-    bind: BindConfig = field(default_factory=BindConfig)
-    time_zone_name: str = "UTC"
-    #: live frames from ingest (the daemon's; tests publish into their own)
-    hub: FrameHub = field(default_factory=FrameHub)
-    #: stream id -> a callable giving that stream's live state as a JSON-ready dict
-    stream_status: Callable[[int], dict[str, Any] | None] = lambda _sid: None
-    server_version: str = __version__
-    #: the daemon's metrics: requests are counted there, and served at ``/metrics`` on
-    #: binds with ``metrics = true``
-    metrics: Metrics | None = None
-    #: users and sessions (``create_app`` makes one when None; the daemon shares one)
-    auth: Auth | None = None
-    #: failed-login counter (``create_app`` makes one when None; the daemon shares one)
-    login_limiter: LoginLimiter | None = None
-
-
-def text_response(status: int, message: str) -> Response:
-    return Response(
-        message.rstrip("\n") + "\n", status=status, content_type="text/plain; charset=utf-8"
-    )
-
-
-def one_line(message: str) -> str:
-    """An error reason as one line: each line break of any kind (from a request's path
-    or values quoted in the message) becomes a literal ``\\n``."""
-    return "\\n".join(message.splitlines())
-
-
 def _where() -> str:
     if has_request_context():
         return f"{request.method} {request.path}"
@@ -106,8 +65,6 @@ def _where() -> str:
 
 
 def create_app(ctx: WebContext) -> QuartTrio:
-    from nvr.web import api, auth, live, metrics_route, ui, view
-
     if ctx.auth is None:
         ctx.auth = Auth(ctx.db, now=ctx.clocks.realtime)
     if ctx.login_limiter is None:

@@ -50,7 +50,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from quart import Response, current_app, g, request, websocket
+from quart import Response, g, request, websocket
 from quart.wrappers import BaseRequestWebsocket
 from werkzeug.exceptions import UnsupportedMediaType
 
@@ -58,7 +58,7 @@ from nvr.base import errors
 from nvr.base.clock import Clocks
 from nvr.base.time90k import UNITS_PER_SEC, Duration
 from nvr.db.auth import Auth, Session, User
-from nvr.web.app import WebContext
+from nvr.web.context import WebContext, ctx
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +123,6 @@ class Caller:
     @property
     def user(self) -> User | None:
         return self.session.user if self.session is not None else None
-
-
-def ctx() -> WebContext:
-    context: WebContext = current_app.config["nvr"]
-    return context
 
 
 def auth_of(c: WebContext) -> Auth:

@@ -29,7 +29,7 @@ from quart import Blueprint, websocket
 
 from nvr.ingest.hub import LiveFrame
 from nvr.mp4.fragment import build_fragment
-from nvr.web.api import camera_by_uuid, ctx, stream_of
+from nvr.web.context import camera_by_uuid, ctx, stream_of
 
 blueprint = Blueprint("live", __name__)
 

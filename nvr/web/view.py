@@ -41,8 +41,7 @@ from nvr.mp4.file import (
     wall_to_media,
 )
 from nvr.storage.dir import SampleFileDir
-from nvr.web.api import bool_arg, camera_by_uuid, ctx, stream_of
-from nvr.web.app import text_response
+from nvr.web.context import bool_arg, camera_by_uuid, ctx, stream_of, text_response
 
 blueprint = Blueprint("view", __name__)
 

@@ -121,7 +121,8 @@ def serve_main(db_dir: str) -> None:
 
     from nvr.base.clock import RealClocks
     from nvr.config import BindConfig
-    from nvr.web.app import WebContext, create_app
+    from nvr.web.app import create_app
+    from nvr.web.context import WebContext
 
     clocks = RealClocks()
     db = Database.open(db_dir, read_only=True, tz=dt.UTC, now=clocks.realtime)

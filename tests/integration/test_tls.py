@@ -21,7 +21,8 @@ from nvr.config import BindConfig
 from nvr.daemon import hypercorn_config
 from nvr.db.auth import Auth
 from nvr.db.database import Database
-from nvr.web.app import WebContext, create_app
+from nvr.web.app import create_app
+from nvr.web.context import WebContext
 from tests.support.web import FAST_HASHER
 
 

@@ -21,7 +21,8 @@ from nvr.db.database import Database
 from nvr.db.recording import VideoIndexEncoder
 from nvr.storage.dir import file_name
 from nvr.testing.env import create_env, open_env
-from nvr.web.app import WebContext, create_app
+from nvr.web.app import create_app
+from nvr.web.context import WebContext
 from nvr.web.view import SampleReader
 from tests.support.web import SEC, T0, VIEW, Recorded, client, inline_web_threads, recorded
 
