@@ -274,7 +274,7 @@ async def _run_web(
 
     from nvr.db.auth import Auth, SessionPolicy
     from nvr.web.app import WebContext, create_app
-    from nvr.web.auth import LoginLimiter
+    from nvr.web.login_limit import LoginLimiter
 
     config = daemon.config
     addresses: list[str] = []

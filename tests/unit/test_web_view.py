@@ -238,7 +238,7 @@ async def test_a_client_that_disconnects_mid_body_stops_the_reads(
             port = int(bound[0].rsplit(":", 1)[1])
             sock = await trio.open_tcp_stream("127.0.0.1", port)
             await sock.send_all(f"GET /api/cameras/{cam.uuid}/main/view.mp4?s=0-59 HTTP/1.1\r\n"
-                                "Host: x\r\n\r\n".encode())
+                                f"Host: 127.0.0.1:{port}\r\n\r\n".encode())
             got = b""
             while len(got) < 1 << 20:
                 got += await sock.receive_some(1 << 16)
