@@ -43,6 +43,12 @@ class BindConfig:
     #: login (DNS rebinding), and a WebSocket's ``Origin`` besides the Host itself; IP
     #: addresses always pass. None: ``localhost``, the bound host and the machine's names
     allowed_hosts: tuple[str, ...] | None = None
+    #: open HTTP connections on this bind at most; at the limit it stops accepting (new
+    #: clients wait in the kernel's queue) until one closes
+    max_connections: int = 512
+    #: open connections from one client address at most (further ones are closed at
+    #: once); 0 = no per-address limit (a bind behind a reverse proxy sees one address)
+    max_connections_per_address: int = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +67,11 @@ class Config:
     log_level: str = "info"
     #: how long HTTP requests may take to finish at shutdown
     graceful_timeout_sec: float = 5.0
+    #: an HTTP connection without a request in progress is closed after this long: a new
+    #: one (TLS handshake, then the complete request head) or one kept alive after a response
+    http_idle_timeout_sec: float = 5.0
+    #: a request body must arrive in full within this long of its head
+    http_body_timeout_sec: float = 10.0
     #: under a systemd watchdog: stop pinging when a syncer's pass has run this long
     #: (retrying a failing step, or an fsync that never returns); 0 = never
     watchdog_syncer_stuck_sec: float = 600.0
@@ -142,6 +153,16 @@ def _parse_bind(i: int, raw: Any) -> BindConfig:
                     'e.g. "nvr.example.com")'
                 )
         b = replace(b, allowed_hosts=tuple(hosts))
+    for key in ("max_connections", "max_connections_per_address"):
+        if key in raw:
+            _check_type(f"{where}.{key}", raw[key], int)
+            b = replace(b, **{key: raw[key]})
+    if not 1 <= b.max_connections <= 1_000_000:
+        raise errors.InvalidArgument(f"config: {where}.max_connections must be 1 to 1000000")
+    if not 0 <= b.max_connections_per_address <= 1_000_000:
+        raise errors.InvalidArgument(
+            f"config: {where}.max_connections_per_address must be 0 to 1000000 (0: no limit)"
+        )
     for key in ("tls_cert", "tls_key"):
         if key in raw:
             _check_type(f"{where}.{key}", raw[key], str)
@@ -179,6 +200,8 @@ _SCALARS: dict[str, type | tuple[type, ...]] = {
     "log_format": str,
     "log_level": str,
     "graceful_timeout_sec": (int, float),
+    "http_idle_timeout_sec": (int, float),
+    "http_body_timeout_sec": (int, float),
     "watchdog_syncer_stuck_sec": (int, float),
     "watchdog_streamer_stuck_sec": (int, float),
     "watchdog_loop_blocked_sec": (int, float),
@@ -242,6 +265,9 @@ def parse_config(data: dict[str, Any]) -> Config:
         raise errors.InvalidArgument("config: worker_threads must be at least 1")
     if not 0.1 <= cfg.read_timeout_sec <= 600:
         raise errors.InvalidArgument("config: read_timeout_sec must be 0.1 to 600")
+    for key in ("http_idle_timeout_sec", "http_body_timeout_sec"):
+        if not 0.01 <= getattr(cfg, key) <= 3600:
+            raise errors.InvalidArgument(f"config: {key} must be 0.01 to 3600")
     if not 1 <= cfg.rotate_interval_sec <= 240:
         raise errors.InvalidArgument("config: rotate_interval_sec must be 1 to 240")
     for key in ("watchdog_syncer_stuck_sec", "watchdog_streamer_stuck_sec",

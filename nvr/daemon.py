@@ -7,24 +7,24 @@ run(config)
    ├─ syncer per sample-file directory
    ├─ event loop monitor (``Liveness.monitor``)
    ├─ systemd watchdog (``ping_watchdog``: only while ``Liveness`` finds no problem)
-   ├─ web: hypercorn per HTTP bind (shutdown_trigger: the daemon's web stop)
+   ├─ web: ``nvr.web.server.run_web``, one server per HTTP bind (until the web stop)
    └─ ingest nursery
       └─ streamer per stream with mode=record
 ```
 
-Start-up: open the database (exclusive lock), open every sample-file directory through
-the open interlock, remove garbage and never-committed files, start the syncers, then the
-streamers; then ``READY=1``. ``Daemon.metrics`` reads the syncers and streamers at
-scrape time (``nvr.metrics``).
+Start-up: raise the open-files limit (``nvr.base.descriptors``: HTTP never takes the
+descriptors recording needs), open the database (exclusive lock), open every sample-file
+directory through the open interlock, remove garbage and never-committed files, start
+the syncers, then the streamers; then ``READY=1``. ``Daemon.metrics`` reads the syncers
+and streamers at scrape time (``nvr.metrics``).
 
 Shutdown, on the first SIGINT/SIGTERM (or ``Daemon.shutdown.set()``): ``STOPPING=1``;
-stop accepting HTTP requests and let those in flight finish (hypercorn's
-``graceful_timeout``); cancel the ingest nursery (each streamer closes its open
-recording, shielded and time-bounded); then cancel the core nursery, so each syncer
-does its final flush (every completed recording fsynced and committed); close
-directories and the database. A second signal exits the process at once: the database
-and directories are crash-safe, so that loses at most the recordings not yet committed,
-which start-up cleans up.
+stop accepting HTTP requests and let those in flight finish (``graceful_timeout_sec``);
+cancel the ingest nursery (each streamer closes its open recording, shielded and
+time-bounded); then cancel the core nursery, so each syncer does its final flush (every
+completed recording fsynced and committed); close directories and the database. A second
+signal exits the process at once: the database and directories are crash-safe, so that
+loses at most the recordings not yet committed, which start-up cleans up.
 """
 
 from __future__ import annotations
@@ -33,15 +33,13 @@ import logging
 import os
 import signal
 from dataclasses import dataclass, field
-from functools import partial
-from typing import TYPE_CHECKING
 
 import trio
 
-from nvr.base import errors
+from nvr.base import descriptors
 from nvr.base.clock import Clocks, RealClocks
-from nvr.base.time90k import UNITS_PER_SEC, local_zone_name, zone
-from nvr.config import BindConfig, Config
+from nvr.base.time90k import UNITS_PER_SEC, zone
+from nvr.config import Config
 from nvr.db.database import Database
 from nvr.ingest.hub import FrameHub
 from nvr.ingest.source import Opener
@@ -52,14 +50,9 @@ from nvr.syncer import Syncer
 from nvr.systemd import Notifier
 from nvr.watchdog import Liveness, LivenessLimits, ping_watchdog
 from nvr.web.context import StreamStatus
-
-if TYPE_CHECKING:
-    import hypercorn.config
+from nvr.web.server import run_web
 
 log = logging.getLogger(__name__)
-
-#: idle live-view WebSockets get a ping this often (as Moonfire NVR's do)
-WEBSOCKET_PING_SEC = 30.0
 
 
 @dataclass
@@ -156,6 +149,7 @@ async def run(
     """Runs the daemon until shutdown. See the module docstring."""
     clocks = clocks or RealClocks()
     notifier = notifier or Notifier()
+    open_files_limit = descriptors.raise_soft_limit()
     db = Database.open(
         config.db_dir,
         read_only=read_only,
@@ -172,7 +166,14 @@ async def run(
             async with trio.open_nursery() as signals:
                 if handle_signals:
                     signals.start_soon(_watch_signals, daemon)
-                await _run_tree(daemon, dirs, clocks, opener, read_only, notifier, task_status)
+                budget = descriptors.DescriptorBudget.for_recording(
+                    open_files_limit,
+                    streams=len(recorded_streams(db)) if not read_only else 0,
+                    dirs=len(dirs),
+                )
+                await _run_tree(
+                    daemon, dirs, clocks, opener, read_only, notifier, budget, task_status
+                )
                 signals.cancel_scope.cancel()
         finally:
             for d in dirs.values():
@@ -189,6 +190,7 @@ async def _run_tree(
     opener: Opener | None,
     read_only: bool,
     notifier: Notifier,
+    budget: descriptors.DescriptorBudget,
     task_status: trio.TaskStatus[Daemon],
 ) -> None:
     db, config = daemon.db, daemon.config
@@ -212,7 +214,9 @@ async def _run_tree(
         if notifier.watchdog_interval:
             core.start_soon(ping_watchdog, daemon.liveness, notifier, clocks)
         web_stop, web_done = trio.Event(), trio.Event()
-        daemon.http_addresses = await core.start(_run_web, daemon, dirs, clocks, web_stop, web_done)
+        daemon.http_addresses = await core.start(
+            run_web, daemon, dirs, clocks, budget, web_stop, web_done
+        )
         async with trio.open_nursery() as ingest:
             for sid in stream_ids:
                 stream_dir = db.streams[sid].sample_file_dir_id
@@ -258,82 +262,6 @@ async def _run_tree(
             )
         log.info("shutting down: final flush")
         core.cancel_scope.cancel()
-
-
-async def _run_web(
-    daemon: Daemon,
-    dirs: dict[int, SampleFileDir],
-    clocks: Clocks,
-    stop: trio.Event,
-    done: trio.Event,
-    *,
-    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Serves every configured bind until ``stop``; reports the bound addresses."""
-    import hypercorn.trio
-
-    from nvr.db.auth import Auth, SessionPolicy
-    from nvr.web.app import WebContext, create_app
-    from nvr.web.login_limit import LoginLimiter
-
-    config = daemon.config
-    addresses: list[str] = []
-    # One user/session store and one failed-login counter for all binds.
-    policy = SessionPolicy(config.session_idle_timeout_sec, config.session_max_age_sec)
-    users = Auth(daemon.db, now=clocks.realtime, policy=policy)
-    limiter = LoginLimiter(clocks)
-    try:
-        async with trio.open_nursery() as nursery:
-            for bind in config.binds:
-                ctx = WebContext(
-                    db=daemon.db,
-                    dirs=dirs,
-                    clocks=clocks,
-                    bind=bind,
-                    time_zone_name=config.time_zone or local_zone_name(),
-                    stream_status=daemon.stream_status,
-                    hub=daemon.hub,
-                    metrics=daemon.metrics,
-                    auth=users,
-                    login_limiter=limiter,
-                )
-                hc = hypercorn_config(bind, config.graceful_timeout_sec)
-                try:
-                    bound = await nursery.start(
-                        partial(
-                            hypercorn.trio.serve, create_app(ctx), hc, shutdown_trigger=stop.wait
-                        )
-                    )
-                except* OSError as group:  # address in use, not ours to bind...
-                    e = _first_leaf(group)
-                    raise errors.from_os_error(e, f"cannot listen on {bind.address}") from e
-                log.info("serving HTTP on %s", ", ".join(bound))
-                addresses.extend(bound)
-            task_status.started(addresses)
-    finally:
-        done.set()
-
-
-def _first_leaf(group: BaseExceptionGroup[OSError]) -> OSError:
-    leaf: OSError | BaseExceptionGroup[OSError] = group
-    while isinstance(leaf, BaseExceptionGroup):
-        leaf = leaf.exceptions[0]
-    return leaf
-
-
-def hypercorn_config(bind: BindConfig, graceful_timeout_sec: float) -> hypercorn.config.Config:
-    """Hypercorn's settings for one bind: its address and, with ``tls_cert`` and
-    ``tls_key``, HTTPS."""
-    import hypercorn.config
-
-    hc = hypercorn.config.Config()
-    hc.bind = [bind.address]
-    hc.graceful_timeout = graceful_timeout_sec
-    hc.accesslog = None
-    hc.websocket_ping_interval = WEBSOCKET_PING_SEC
-    if bind.tls_cert and bind.tls_key:
-        hc.certfile, hc.keyfile = bind.tls_cert, bind.tls_key
-    return hc
 
 
 async def _watch_signals(daemon: Daemon) -> None:

@@ -38,7 +38,8 @@ class PermissionDenied(NvrError):
 
 
 class ResourceExhausted(NvrError):
-    """Out of something: disk space (ENOSPC), rate limit, a bounded queue."""
+    """Out of something: disk space (ENOSPC), file descriptors (EMFILE), memory, a rate
+    limit, a bounded queue."""
 
 
 class Unavailable(NvrError):
@@ -63,7 +64,9 @@ def from_os_error(err: OSError, what: str) -> NvrError:
 
     msg = f"{what}: {err.strerror or err}"
     code = err.errno
-    if code in (errno.ENOSPC, errno.EDQUOT):
+    # disk space, and descriptors or kernel memory ("Too many open files")
+    if code in (errno.ENOSPC, errno.EDQUOT, errno.EMFILE, errno.ENFILE, errno.ENOBUFS,
+                errno.ENOMEM):
         return ResourceExhausted(msg)
     if code == errno.ENOENT:
         return NotFound(msg)

@@ -1,7 +1,7 @@
 """The web application: ``create_app``, and how errors become HTTP answers.
 
 One quart-trio app is made per HTTP bind (binds differ in what they grant to callers
-without a session), served by ``hypercorn.trio.serve`` in the daemon's nursery. The app
+without a session), served by ``nvr.web.server`` in the daemon's nursery. The app
 never starts tasks of its own (it receives no nursery, DESIGN.md §2): it reads through
 the database's read API and the streamers' state.
 

@@ -1,5 +1,5 @@
 """HTTPS on a bind with ``tls_cert``/``tls_key``: a certificate made by the test, the
-daemon's hypercorn settings, a real socket and httpx. Over TLS the session cookie is
+daemon's server (``nvr.web.server``), a real socket and httpx. Over TLS the session cookie is
 ``Secure``."""
 
 from __future__ import annotations
@@ -7,22 +7,20 @@ from __future__ import annotations
 import shutil
 import ssl
 import subprocess
-from functools import partial
 from pathlib import Path
 
 import httpx
-import hypercorn.trio
 import pytest
 import trio
 
 from nvr.base.clock import RealClocks
 from nvr.base.time90k import zone
 from nvr.config import BindConfig
-from nvr.daemon import hypercorn_config
 from nvr.db.auth import Auth
 from nvr.db.database import Database
 from nvr.web.app import create_app
 from nvr.web.context import WebContext
+from nvr.web.server import BindServer, HttpLimits
 from tests.support.web import FAST_HASHER
 
 
@@ -53,9 +51,9 @@ async def test_https_bind_serves_the_api_with_a_secure_cookie(tmp_path: Path) ->
         app = create_app(WebContext(db=db, dirs={}, clocks=clocks, bind=bind, auth=auth))
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
-            bound = await nursery.start(partial(
-                hypercorn.trio.serve, app, hypercorn_config(bind, 1.0),
-                shutdown_trigger=stop.wait))
+            server = BindServer(app, bind, HttpLimits(graceful_timeout_sec=1.0), clocks,
+                                daemon_slots=trio.Semaphore(10))
+            bound = await nursery.start(server.serve, stop.wait)
             port = int(bound[0].rsplit(":", 1)[1])
             base = f"https://127.0.0.1:{port}"
             verify = ssl.create_default_context(cafile=str(cert))

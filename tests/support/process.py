@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -40,10 +42,17 @@ def write_config(path: Path, settings: dict[str, object],
     return path
 
 
-class NvrProcess:
-    """``python -m nvr --db-dir D run --config F``; output (both streams) in ``log_path``."""
+def _limit_open_files(n: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
 
-    def __init__(self, db_dir: Path, config: Path, log_path: Path) -> None:
+
+class NvrProcess:
+    """``python -m nvr --db-dir D run --config F``; output (both streams) in ``log_path``;
+    with ``open_files``, under that ``RLIMIT_NOFILE`` (soft and hard)."""
+
+    def __init__(
+        self, db_dir: Path, config: Path, log_path: Path, *, open_files: int | None = None
+    ) -> None:
         self.log_path = log_path
         self.started = time.monotonic()
         with open(log_path, "wb") as log:
@@ -55,6 +64,7 @@ class NvrProcess:
                 stderr=subprocess.STDOUT,
                 cwd=REPO,
                 env={k: v for k, v in os.environ.items() if k not in ("NVR_DB_DIR", "NVR_DEBUG")},
+                preexec_fn=None if open_files is None else partial(_limit_open_files, open_files),
             )
 
     @property
