@@ -33,11 +33,11 @@ from nvr.base.clock import Clocks
 from nvr.base.time90k import UNITS_PER_SEC, Duration
 from nvr.db.auth import Auth
 from nvr.web import api, auth, live, metrics_route, ui, view
-from nvr.web.context import STATUS_BY_KIND, WebContext, one_line, status_for, text_response
+from nvr.web.context import MAX_JSON_BODY, WebContext, one_line, status_for, text_response
 from nvr.web.login_limit import LoginLimiter, RateLimited
 
 #: ``WebContext`` stays importable from here (the daemon and older callers)
-__all__ = ["STATUS_BY_KIND", "WebContext", "create_app", "status_for"]
+__all__ = ["WebContext", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
     errors_log = ErrorLog(ctx.clocks)
     app = QuartTrio(__name__)
     app.config["nvr"] = ctx
-    # Mutations carry small JSON objects; nothing uploads more.
-    app.config["MAX_CONTENT_LENGTH"] = auth.MAX_JSON_BODY
+    app.config["MAX_CONTENT_LENGTH"] = MAX_JSON_BODY
     # JSON keys in the order the code writes them (as Moonfire's API examples show).
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.before_request(refuse_overlong_paths)
@@ -123,6 +122,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
     async def unexpected(e: Exception) -> Response:
         errors_log.error(e, traceback=True)
         return text_response(500, "internal error (see the server log)")
+
     if ctx.metrics is not None:
         metrics = ctx.metrics
 

@@ -117,7 +117,6 @@ ROUTE_PERMISSIONS: Mapping[str, str] = {
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_COOKIE = "s"
-MAX_JSON_BODY = 1 << 20
 #: the session cookie's SameSite attribute (see the module docstring)
 SAME_SITE = "Lax"
 

@@ -18,15 +18,16 @@ Here live:
 **Hostile input.** Nothing a client sends reaches ``int()`` or ``json.loads`` unchecked:
 integers are ASCII digits with an optional ``-`` and at most ``MAX_DIGITS`` of them
 (``int()`` would take "١٢", " 12 " and "1_000", and raises past 4,300 digits); JSON bodies
-must be UTF-8, nest at most ``MAX_JSON_DEPTH`` deep, hold no ``NaN``/``Infinity``, no
-number beyond ``MAX_DIGITS`` digits or outside a double's range, and no string with a lone
-surrogate (``"\ud800"`` cannot be stored or encoded). Each refusal is an
-``InvalidArgument`` (400) with a one-line reason.
+must be UTF-8, at most ``MAX_JSON_BODY`` long (``413`` otherwise, before reading), nest
+at most ``MAX_JSON_DEPTH`` deep, hold no ``NaN``/``Infinity``, no number beyond
+``MAX_DIGITS`` digits or outside a double's range, and no string with a lone surrogate
+(``"\ud800"`` cannot be stored or encoded). Each refusal is an ``InvalidArgument`` (400)
+with a one-line reason.
 
-What does not belong here: creating the app and mapping errors to statuses
-(``nvr.web.app``), who may call what (``nvr.web.auth``), and anything a single route
-needs (its own module). This module imports no other web module, so each of them (and
-``app.py``) can import it without a cycle.
+What does not belong here: creating the app and its error handlers (``nvr.web.app``),
+who may call what (``nvr.web.auth``), and anything a single route needs (its own
+module). This module imports no other web module, so each of them (and ``app.py``) can
+import it without a cycle.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ if TYPE_CHECKING:
 MAX_TIME = 1 << 62
 #: digits an integer from a client may have (2**63 has 19)
 MAX_DIGITS = 19
+#: the largest request body (mutations carry small JSON objects; nothing uploads more):
+#: larger ones are refused with 413 before they are read
+MAX_JSON_BODY = 1 << 20
 #: how deep JSON arrays and objects may nest in a request body (the body itself is 1)
 MAX_JSON_DEPTH = 32
 

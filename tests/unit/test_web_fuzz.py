@@ -18,10 +18,12 @@ import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from quart_trio import QuartTrio
 
 from nvr.config import BindConfig
-from nvr.db.auth import FLAG_HTTP_ONLY, PERMISSIONS
+from nvr.db.auth import FLAG_HTTP_ONLY, PERMISSIONS, Session, User
 from nvr.web.app import create_app
+from nvr.web.context import MAX_JSON_BODY
 from tests.support.web import Recorded, inline_web_threads, record, recorded, web_context
 
 KEYS = ["s", "days", "cameraConfigs", "startTime90k", "endTime90k", "split90k", "ts",
@@ -79,14 +81,22 @@ async def test_no_route_fails_on_any_input(autojump_clock: object, data: st.Data
             recorded.env.close()
 
 
-async def fuzz_every_route(recorded: Recorded, data: st.DataObject) -> None:
-    ctx = web_context(recorded, BindConfig(allow_unauthenticated=("viewVideo",)))
+def app_with_admin(recorded: Recorded,
+                   bind: BindConfig) -> tuple[QuartTrio, User, str, Session]:
+    """An app, a user with every permission, and a session of it (id, session)."""
+    ctx = web_context(recorded, bind)
     app = create_app(ctx)
     auth = ctx.auth
     assert auth is not None
     admin = auth.add_user("fuzz-admin", password_hash=auth.hash_password("pw"),
                           permissions=frozenset(PERMISSIONS))
     session_id, session = auth.create_session(admin, flags=FLAG_HTTP_ONLY)
+    return app, admin, session_id, session
+
+
+async def fuzz_every_route(recorded: Recorded, data: st.DataObject) -> None:
+    app, admin, session_id, session = app_with_admin(
+        recorded, BindConfig(allow_unauthenticated=("viewVideo",)))
     samples = {"camera_uuid": recorded.camera_uuid, "stream_type": "main", "kind": "mp4",
                "name": "2.mp4", "user_id": str(admin.id), "filename": "x.js"}
     client = app.test_client()
@@ -142,6 +152,7 @@ HOSTILE = [
     ("POST", "/api/login", nested(100_000), {}, 400),  # RecursionError
     ("POST", "/api/login", b'{"username": ' + nested(5000) + b"}", {}, 400),
     ("POST", "/api/login", b"\xff\xfe{}", {}, 400),  # UnicodeDecodeError (as UTF-16)
+    ("POST", "/api/login", b" " * (MAX_JSON_BODY + 1), {}, 413),  # (was 413 already)
     ("POST", "/api/login", b'{"username": "\\ud800", "password": "x"}', {}, 400),  # encode
     ("GET", "/static/" + "a" * 300, None, {}, 404),  # ENAMETOOLONG
     ("GET", "/static/" + "é" * 128, None, {}, 404),  # 256 bytes
@@ -173,13 +184,7 @@ async def test_what_answered_500_is_a_one_line_4xx(
         recorded: Recorded, autojump_clock: object, caplog: pytest.LogCaptureFixture,
         method: str, path: str, body: bytes | None, headers: dict[str, str],
         status: int) -> None:
-    ctx = web_context(recorded)
-    app = create_app(ctx)
-    auth = ctx.auth
-    assert auth is not None
-    admin = auth.add_user("admin", password_hash=auth.hash_password("pw"),
-                          permissions=frozenset(PERMISSIONS))
-    session_id, session = auth.create_session(admin, flags=FLAG_HTTP_ONLY)
+    app, admin, session_id, session = app_with_admin(recorded, BindConfig())
     path = path.replace("{uuid}", recorded.camera_uuid).replace("{me}", str(admin.id))
     headers = {**headers, "Cookie": f"s={session_id}", "Content-Type": "application/json"}
     data = None if body is None else body.replace(b"{csrf}", session.csrf.encode())
