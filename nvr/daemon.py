@@ -196,7 +196,7 @@ async def _run_tree(
     db, config = daemon.db, daemon.config
     stream_ids = [] if read_only else recorded_streams(db)
     if opener is None:
-        from nvr.ingest.pyav import PyAvOpener
+        from nvr.ingest.pyav_source import PyAvOpener
 
         limiter = trio.CapacityLimiter(config.worker_threads or len(stream_ids) + 2)
         opener = PyAvOpener(clocks, limiter)
@@ -236,7 +236,7 @@ async def _run_tree(
                     ),
                 )
                 daemon.streamers[sid] = streamer
-                ingest.start_soon(streamer.run)
+                await ingest.start(streamer.run)
             log.info(
                 "recording %d streams into %d directories%s",
                 len(stream_ids),

@@ -6,6 +6,12 @@ install an inline runner with ``inline_blocking()``: under ``MockClock`` autojum
 waiting on a thread looks blocked and virtual time would jump, so tests run the call in the
 trio thread instead. The runner is a context variable, so a test's setting is inherited by
 the tasks it spawns and does not leak into other tests.
+
+The one exception: each open camera session's reader thread (``nvr.ingest.pyav_source``)
+is a plain ``threading.Thread``. It is not a call but a producer that lives as long as the
+session, blocked in FFmpeg; through this seam it would hold a limiter token for hours
+(starving the file writes that share the limiter) and, inline in tests, deadlock the trio
+thread. That module's docstring gives the reasons in full.
 """
 
 from __future__ import annotations

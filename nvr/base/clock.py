@@ -3,7 +3,9 @@
 ``Clocks`` gives wall time (``realtime``, 90k since the epoch) and a monotonic time
 (``monotonic``, 90k since an arbitrary point) and sleeps until a monotonic deadline.
 Both implementations take the monotonic time from trio's clock, so ``trio.sleep_until``
-and our deadlines agree:
+and our deadlines agree, and ``deadline_after`` turns a 90k duration into the deadline a
+trio cancel scope takes (``trio.move_on_at``, ``CancelScope.deadline``), so no caller
+converts units by hand:
 
 - ``RealClocks``: wall time from the system.
 - ``SimulatedClocks(start)``: wall time is ``start`` plus the trio time elapsed since the
@@ -30,6 +32,10 @@ class Clocks(Protocol):
     async def sleep_until(self, deadline: Duration) -> None: ...
 
     async def sleep(self, duration: Duration) -> None: ...
+
+    def deadline_after(self, duration: Duration) -> float:
+        """The trio deadline (seconds on trio's clock) ``duration`` from now."""
+        ...
 
 
 def instrumentation_stamp() -> float:
@@ -60,6 +66,9 @@ class _TrioMonotonic:
 
     async def sleep(self, duration: Duration) -> None:
         await trio.sleep(max(0, duration) / UNITS_PER_SEC)
+
+    def deadline_after(self, duration: Duration) -> float:
+        return trio.current_time() + duration / UNITS_PER_SEC
 
 
 class RealClocks(_TrioMonotonic):

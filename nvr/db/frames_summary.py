@@ -1,11 +1,11 @@
 """What an ``.mp4`` layout needs to know about a range of a recording's frames, summarized.
 
-Laying out a file (``nvr.mp4.file``) needs, per segment, more than the ``recording`` row
+Laying out a file (``nvr.mp4``) needs, per segment, more than the ``recording`` row
 holds but far less than the index: how the selected frames' durations run-length encode
 (an ``stts``: the number of runs of equal durations, the first duration and its run's
 length, the last duration) and a digest of every selected frame's duration, size and key
 flag, which goes into the file's ETag. ``summarize`` computes that for frames
-``[begin, end)`` of a decoded index; it is the only code that does: ``nvr.mp4.file``
+``[begin, end)`` of a decoded index; it is the only code that does: ``nvr.mp4.selection``
 calls it for the frames a request selects, and the recording's writer calls it (through
 ``summarize_index``, in a worker thread) for the whole recording once its index is final,
 so the summary of every committed recording is stored in its row (schema version 2) and

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import trio
 
 from nvr.base.time90k import Duration, Time
+from nvr.codec.nal import FrameBytes
 from nvr.db.recording import VideoSampleEntry
-from nvr.ingest.source import FrameBytes
 
 
 @dataclass(frozen=True, slots=True)

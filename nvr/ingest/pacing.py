@@ -24,7 +24,7 @@ UDP a full socket buffer drops packets, so those readers never pause.
 
 Only the reader thread uses this, with ``nvr.base.clock.io_monotonic`` times: it paces a
 real socket, which a mock clock could not drive. Live viewers and shutdown interrupt the
-pause (``nvr.ingest.pyav``); the worst added latency to recording is one pause.
+pause (``nvr.ingest.demuxer``); the worst added latency to recording is one pause.
 """
 
 from __future__ import annotations

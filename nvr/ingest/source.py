@@ -3,7 +3,7 @@
 A ``Source`` is one open session with a camera (one RTSP session = one run). It yields
 ``Packet`` batches; each packet is one video frame, already in the form nvr stores:
 length-prefixed (4-byte big-endian) NAL units, the payload of an ``.mp4`` ``mdat``.
-The real implementation is ``nvr.ingest.pyav``; tests use ``nvr.testing.ReplayOpener``.
+The real implementation is ``nvr.ingest.pyav_source``; tests use ``nvr.testing.ReplayOpener``.
 """
 
 from __future__ import annotations
@@ -12,11 +12,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from nvr.base.time90k import Duration
+from nvr.codec.nal import FrameBytes
 from nvr.db.recording import VideoSampleEntry
-
-#: a frame's bytes: ``bytes``, or a ``bytearray`` the source filled in place to save a
-#: copy (no one changes it afterwards)
-FrameBytes = bytes | bytearray
 
 
 @dataclass(slots=True)
@@ -26,8 +23,8 @@ class Packet:
     ``pts`` is in 90 kHz units on the camera's clock (arbitrary origin, may wrap or jump;
     the streamer judges it). A source never yields a packet without a pts: the first
     packet after connecting, which PyAV gives without one, is fixed up or dropped by the
-    source (DESIGN.md §7). ``sample_entry`` is shared by identity between consecutive
-    packets until the parameter sets change.
+    source (docs/design.md, Recording/syncing/retention). ``sample_entry`` is shared by
+    identity between consecutive packets until the parameter sets change.
     """
 
     data: FrameBytes
@@ -66,9 +63,9 @@ class Source(Protocol):
         input, ``Unauthenticated`` for rejected credentials."""
         ...
 
-    async def drain(self, grace: float) -> list[Packet]:
+    async def drain(self, grace: Duration) -> list[Packet]:
         """At shutdown, after ``next_batch`` was cancelled: the packets received but not
-        yet returned (the batch being gathered), waiting at most ``grace`` seconds for
+        yet returned (the batch being gathered), waiting at most ``grace`` (90k units) for
         the packet being read. Afterwards only ``aclose`` may be called."""
         ...
 

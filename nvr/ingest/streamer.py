@@ -1,4 +1,4 @@
-"""The streamer: one task per recorded stream (DESIGN.md §7).
+"""The streamer: one task per recorded stream (docs/design.md, Recording/syncing/retention).
 
 Loop: connect (``Opener.open``), read batches of frames, write them into recordings,
 and when the session ends, back off (capped exponential with jitter) and connect again.
@@ -94,6 +94,11 @@ class StreamerOptions:
     drain_timeout: Duration = UNITS_PER_SEC // 4
 
 
+#: how much longer than the source's read timeout the streamer waits for a batch before it
+#: ends the session as stalled (the source should have given up first)
+STALL_MARGIN: Duration = 5 * UNITS_PER_SEC
+
+
 def rotate_offset_for(stream_id: int, interval: Duration) -> Duration:
     """Spreads streams' rotation boundaries over the interval (golden-ratio steps), at
     whole-second positions."""
@@ -173,9 +178,22 @@ class Streamer:
 
     # -- the session loop ------------------------------------------------------------------
 
-    async def run(self) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Records the stream until cancelled; never returns. Each session connects and
+        records until it ends, then the streamer backs off and connects again.
+
+        ``task_status.started()`` comes once the first connection attempt has begun (state
+        ``connecting``): a caller that starts streamers with ``nursery.start`` knows each
+        one is then connecting or further.
+
+        Cancellation (shutdown) while recording writes the frames the source received but
+        had not handed over, closes the open recording (trailing zero) and hands it to the
+        syncer, within ``close_timeout``; while connecting or backing off it just stops.
+        Either way the state ends ``idle``."""
         failures = 0
         try:
+            self._set_state("connecting")
+            task_status.started()
             while True:
                 started = self._clocks.monotonic()
                 error = await self._one_session()
@@ -185,6 +203,7 @@ class Streamer:
                 prev = self.state.value
                 self.state.value = StreamState(prev.kind, prev.since, error, prev.next_try)
                 await self._backoff(failures)
+                self._set_state("connecting")
         finally:
             self._set_state("idle")
 
@@ -197,7 +216,6 @@ class Streamer:
 
     async def _one_session(self) -> str:
         """Connects and records until the session ends; returns why it ended."""
-        self._set_state("connecting")
         self.counters.sessions += 1
         try:
             source = await self._opener.open(self.url, self._open_opts)
@@ -218,7 +236,7 @@ class Streamer:
             # bounded time; otherwise (e.g. a full syncer queue) for as long as it takes.
             with trio.CancelScope(shield=True) as scope:
                 if cancelled:
-                    scope.deadline = trio.current_time() + self._opts.close_timeout / UNITS_PER_SEC
+                    scope.deadline = self._clocks.deadline_after(self._opts.close_timeout)
                     await self._write_drained(source)
                 await self._end_run(None, reason)
                 await source.aclose()
@@ -229,7 +247,7 @@ class Streamer:
     async def _write_drained(self, source: Source) -> None:
         """On shutdown: records the frames the source received but had not handed over."""
         try:
-            tail = await source.drain(self._opts.drain_timeout / UNITS_PER_SEC)
+            tail = await source.drain(self._opts.drain_timeout)
             if tail:
                 await self._handle_batch(tail, self._clocks.realtime())
         except (SessionEnded, errors.NvrError) as e:
@@ -241,18 +259,16 @@ class Streamer:
         return reason
 
     async def _read_session(self, source: Source) -> None:
-        timeout = (self._open_opts.read_timeout + 5 * UNITS_PER_SEC) / UNITS_PER_SEC
+        timeout = self._open_opts.read_timeout + STALL_MARGIN
         self._run = Run()
         self._prev_pts = None
         while True:
             if self._hub is not None:
                 source.low_latency = self._hub.viewers(self.stream_id) > 0
-            with trio.move_on_after(timeout) as scope:
+            with trio.move_on_at(self._clocks.deadline_after(timeout)) as scope:
                 batch = await source.next_batch()
             if scope.cancelled_caught:
-                raise SessionEnded(
-                    "stall", f"no data for {format_duration(round(timeout * UNITS_PER_SEC))}"
-                )
+                raise SessionEnded("stall", f"no data for {format_duration(timeout)}")
             if not batch:
                 raise SessionEnded("eof", "the camera ended the stream")
             await self._handle_batch(batch, self._clocks.realtime())

@@ -29,7 +29,7 @@ import trio
 from nvr.base.clock import Clocks
 from nvr.base.errors import NotFound, NvrError, Unavailable
 from nvr.base.time90k import Duration
-from nvr.ingest.pyav import read_file_packets
+from nvr.ingest.demuxer import read_file_packets
 from nvr.ingest.source import OpenOptions, Packet
 
 
@@ -152,7 +152,7 @@ class ReplaySource:
             base.data, self._true_pts(index) + self._shift, base.is_key, base.sample_entry
         )
 
-    async def drain(self, grace: float) -> list[Packet]:
+    async def drain(self, grace: Duration) -> list[Packet]:
         """The packets already due (received) but not yet handed over in a batch."""
         await trio.lowlevel.checkpoint()
         due = self._clocks.monotonic() - self._origin + self._true_pts(0)

@@ -9,7 +9,7 @@ Responses carry a strong ``ETag`` from the exact byte layout, ``Last-Modified``,
 ``Cache-Control``, honour a single ``Range`` (``416`` when unsatisfiable), ``If-Range``
 and ``If-None-Match`` (``304``), and stream the body in bounded chunks read from the
 sample files through ``run_blocking``, so a 2 GB response never holds more than a chunk
-or two. A client that goes away stops the reads. The file is laid out by ``nvr.mp4.file``
+or two. A client that goes away stops the reads. The file is laid out by ``nvr.mp4``
 from the recordings' rows and stored index summaries (listed by id, which carries them):
 only a segment that cuts into its recording, or a growing recording, has its index read
 and decoded (through ``run_blocking``) to lay out, and only a layout of many segments
@@ -31,15 +31,10 @@ from nvr.base import errors
 from nvr.base.blocking import run_blocking
 from nvr.base.time90k import Time, to_datetime
 from nvr.db.database import Database, ListedRecording, Stream
-from nvr.mp4.file import (
-    Segment,
-    VirtualFile,
-    build_init,
-    lazy_segment,
-    plan_m4s,
-    plan_mp4,
-    wall_to_media,
-)
+from nvr.mp4.fragment import plan_m4s
+from nvr.mp4.movie import build_init, plan_mp4
+from nvr.mp4.selection import Segment, lazy_segment, wall_to_media
+from nvr.mp4.virtual import VirtualFile
 from nvr.storage.dir import SampleFileDir
 from nvr.web.context import (
     bool_arg,

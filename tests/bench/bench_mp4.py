@@ -24,7 +24,8 @@ import trio
 
 from nvr.db.database import ListedRecording
 from nvr.db.recording import VideoIndexArrays, VideoIndexEncoder, decode_video_index
-from nvr.mp4.file import Segment, build_mp4
+from nvr.mp4.movie import build_mp4
+from nvr.mp4.selection import Segment
 from nvr.testing.env import TEST_SAMPLE_ENTRY
 
 FPS, GOP, MINUTE_FRAMES = 30, 30, 1800

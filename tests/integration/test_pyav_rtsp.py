@@ -1,5 +1,6 @@
-"""nvr.ingest.pyav against the GStreamer RTSP test camera: live and file paths, the first
-packet without pts, server death and stalls, credentials, cancellation of a blocked read."""
+"""nvr.ingest's PyAV reader (pyav_source, demuxer) against the GStreamer RTSP test camera:
+live and file paths, the first packet without pts, server death and stalls, credentials,
+cancellation of a blocked read."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import trio
 from nvr.base.clock import RealClocks
 from nvr.base.errors import NotFound, Unauthenticated, Unavailable
 from nvr.base.time90k import UNITS_PER_SEC
-from nvr.ingest import h264
-from nvr.ingest.pyav import PyAvOpener, PyAvSource
+from nvr.codec import h264, nal
+from nvr.ingest.pyav_source import PyAvOpener, PyAvSource
 from nvr.ingest.source import OpenOptions, Packet
 from nvr.testing.replay import load_packets
 from tests.support.rtsp import RtspServer, ServerFactory
@@ -52,7 +53,7 @@ async def test_live_stream(rtsp_server: RtspServer) -> None:
     assert entry.rfc6381_codec.startswith("avc1.")
     assert all(p.sample_entry is entry for p in packets)
     for packet in packets:
-        types = {h264.nal_type(n) for n in h264.split_length_prefixed(packet.data)}
+        types = {h264.nal_type(n) for n in nal.split_length_prefixed(packet.data)}
         assert not types & {7, 8, 9}
 
 
@@ -97,7 +98,7 @@ async def test_drain_reads_on_to_the_live_edge(rtsp_server: RtspServer) -> None:
     first = await read_packets(source, 1)
     await trio.sleep(1.0)
     with trio.fail_after(5):
-        drained = await source.drain(1.0)
+        drained = await source.drain(UNITS_PER_SEC)
     stopped = trio.current_time()
     got = first + drained
     assert [b.pts - a.pts for a, b in itertools.pairwise(got)] == [FRAME] * (len(got) - 1)

@@ -20,10 +20,10 @@ import trio_util
 from nvr import daemon
 from nvr.base.clock import RealClocks
 from nvr.base.time90k import UNITS_PER_SEC
+from nvr.codec import h264, nal
 from nvr.config import Config
 from nvr.db.database import FLAG_TRAILING_ZERO, CameraConfig, Database, StreamConfig
 from nvr.db.recording import decode_video_index
-from nvr.ingest import h264
 from nvr.storage.dir import SampleFileDir, file_name
 
 
@@ -199,7 +199,7 @@ def annex_b(avcc_box: bytes, sample_file: bytes) -> bytes:
     the sample file with its 4-byte length replaced by a start code."""
     sps_list, pps_list, length_size = h264.parse_avcc_record(avcc_box[8:])
     assert length_size == 4
-    nals = [*sps_list, *pps_list, *h264.split_length_prefixed(sample_file)]
+    nals = [*sps_list, *pps_list, *nal.split_length_prefixed(sample_file)]
     return b"".join(START_CODE + nal for nal in nals)
 
 

@@ -42,3 +42,16 @@ def encode_and_probe(
         record = bytes(video.codec_context.extradata or b"")
         picture = next(container.decode(video))
         return record, (picture.width, picture.height, video.codec_context.sample_aspect_ratio)
+
+
+def escape_rbsp(rbsp: bytes) -> bytes:
+    """Inserts emulation-prevention bytes (the inverse of ``unescape_rbsp``)."""
+    out = bytearray()
+    zeros = 0
+    for byte in rbsp:
+        if zeros >= 2 and byte <= 3:
+            out.append(3)
+            zeros = 0
+        out.append(byte)
+        zeros = zeros + 1 if byte == 0 else 0
+    return bytes(out)

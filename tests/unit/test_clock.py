@@ -118,3 +118,17 @@ async def test_real_clocks_monotonic_is_trio_time() -> None:
     now = clocks.monotonic()
     after = round(trio.current_time() * UNITS_PER_SEC)
     assert before <= now <= after
+
+
+async def test_deadline_after_cancels_at_the_exact_virtual_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    clocks: Clocks = SimulatedClocks(START)
+    await clocks.sleep(1234)
+    with trio.move_on_at(clocks.deadline_after(5 * UNITS_PER_SEC + 7)) as scope:
+        await trio.sleep_forever()
+    assert scope.cancelled_caught
+    assert clocks.monotonic() == 1234 + 5 * UNITS_PER_SEC + 7
+    with trio.CancelScope(deadline=RealClocks().deadline_after(-1)) as past:
+        await trio.sleep_forever()
+    assert past.cancelled_caught and clocks.monotonic() == 1234 + 5 * UNITS_PER_SEC + 7

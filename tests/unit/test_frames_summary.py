@@ -1,5 +1,5 @@
 """The whole-recording index summary: what the writer computes and the commit stores equals
-what ``nvr.mp4.file``'s selection computes from the decoded index, field for field (trailing
+what ``nvr.mp4.selection`` computes from the decoded index, field for field (trailing
 zeros and single-frame recordings included); ``check_summary`` names what differs."""
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from nvr.base.time90k import UNITS_PER_SEC
 from nvr.db.database import FLAG_TRAILING_ZERO, ListedRecording
 from nvr.db.frames_summary import FramesSummary, check_summary, summarize, summarize_index
 from nvr.db.recording import VideoIndexEncoder, decode_video_index
-from nvr.mp4 import file as mp4file
-from nvr.mp4.file import Segment
+from nvr.mp4.selection import Segment, select, stored_select
 from nvr.storage.writer import RecordingWriter, Run
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
@@ -88,8 +87,8 @@ async def test_the_commit_path_stores_what_select_computes(
         assert rec.index_summary == summarize(index)
         for end in (rec.media_duration_90k, rec.media_duration_90k + 1, 1 << 40):
             seg = Segment(rec, index, 0, end)
-            stored = mp4file._stored_select(seg)
-            assert stored is not None and stored == mp4file._select(seg, index)
+            stored = stored_select(seg)
+            assert stored is not None and stored == select(seg, index)
     assert [r.index_summary.runs for r in recs if r.index_summary] == [1, 1, 1, 4, 41]
 
 
@@ -97,8 +96,8 @@ async def test_partial_segments_are_not_taken_from_the_summary(
     committed: list[tuple[ListedRecording, bytes]],
 ) -> None:
     rec = committed[2][0]
-    assert mp4file._stored_select(Segment(rec, None, 1, 1 << 40)) is None
-    assert mp4file._stored_select(Segment(rec, None, 0, rec.media_duration_90k - 1)) is None
+    assert stored_select(Segment(rec, None, 1, 1 << 40)) is None
+    assert stored_select(Segment(rec, None, 0, rec.media_duration_90k - 1)) is None
 
 
 def test_a_flush_summarizes_recordings_the_writer_did_not(tmp_path: Path) -> None:

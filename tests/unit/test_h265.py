@@ -1,4 +1,4 @@
-"""nvr.ingest.h265: SPS parsing, the hvcC box and the codec string."""
+"""nvr.codec.h265: SPS parsing, the hvcC box and the codec string."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from fractions import Fraction
 import pytest
 
 from nvr.base.errors import DataLoss
-from nvr.ingest import h265
+from nvr.codec import h265
 from tests.support.encode import encode_and_probe
 
 # SPS NAL units written by libx265 (through PyAV), with what FFmpeg's decoder reports.

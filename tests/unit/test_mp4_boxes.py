@@ -12,7 +12,10 @@ import trio
 from nvr.db.database import ListedRecording
 from nvr.db.recording import VideoIndexEncoder, VideoSampleEntry, decode_video_index
 from nvr.mp4.boxes import BoxWriter, format_box_tree, mdat_header, walk_boxes
-from nvr.mp4.file import FORMAT_VERSION, Segment, build_init, build_m4s, build_mp4
+from nvr.mp4.fragment import build_m4s
+from nvr.mp4.movie import build_init, build_mp4
+from nvr.mp4.selection import Segment
+from nvr.mp4.virtual import FORMAT_VERSION
 from nvr.testing.env import TEST_SAMPLE_ENTRY
 
 # --- the writer -------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from nvr.base import errors
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
+from nvr.codec import h264, nal
 from nvr.db.database import FLAG_TRAILING_ZERO, ListedRecording
 from nvr.db.frames_summary import summarize_index
 from nvr.db.recording import (
@@ -52,20 +53,21 @@ from nvr.db.recording import (
     decode_video_index,
     iter_video_index,
 )
-from nvr.ingest import h264
 from nvr.ingest.source import OpenOptions
 from nvr.ingest.streamer import Streamer, StreamerOptions
-from nvr.mp4 import file as mp4file
+from nvr.mp4 import virtual
 from nvr.mp4.boxes import walk_boxes
-from nvr.mp4.file import (
+from nvr.mp4.fragment import build_m4s, plan_m4s
+from nvr.mp4.movie import build_init, build_mp4, plan_mp4
+from nvr.mp4.selection import (
+    SEGMENTS_PER_CALL,
     Segment,
-    VirtualFile,
-    build_init,
-    build_m4s,
-    build_mp4,
     segment_from_db,
+    select,
+    stored_select,
     wall_to_media,
 )
+from nvr.mp4.virtual import DEFAULT_CHUNK, VirtualFile
 from nvr.syncer import Syncer
 from nvr.testing.env import TEST_SAMPLE_ENTRY, RecordingEnv, create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
@@ -294,7 +296,7 @@ def ffmpeg_presentation(expected: Expected) -> list[tuple[int, int, int]]:
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def read_file(vf: VirtualFile, reader: FileReader, chunk: int = mp4file.DEFAULT_CHUNK) -> bytes:
+def read_file(vf: VirtualFile, reader: FileReader, chunk: int = DEFAULT_CHUNK) -> bytes:
     return trio.run(vf.read_all, reader, chunk)
 
 
@@ -409,7 +411,7 @@ def test_a_new_resolution_repeats_its_parameter_sets_in_band(library: Library) -
                    library.env.db.video_sample_entries)
     data = read_file(vf, library.reader)
     sps, pps, _ = h264.parse_avcc_record(entry_data(library, b)[8:])
-    prefix = h264.to_length_prefixed([*sps, *pps])
+    prefix = nal.to_length_prefixed([*sps, *pps])
     first, second = vf.slices
     assert first.file_offset == vf.header_size
     assert second.file_offset == first.file_offset + first.length + len(prefix)
@@ -649,7 +651,7 @@ def test_etag_depends_on_open_id_and_format_version(
     other_open = build_mp4([Segment(dataclasses.replace(rec, open_id=rec.open_id + 1), index,
                                     0, 90_000)], entries)
     assert other_open.header == base.header and other_open.etag != base.etag
-    monkeypatch.setattr(mp4file, "FORMAT_VERSION", mp4file.FORMAT_VERSION + 1)
+    monkeypatch.setattr(virtual, "FORMAT_VERSION", virtual.FORMAT_VERSION + 1)
     bumped = build_mp4([Segment(rec, index, 0, 90_000)], entries)
     assert bumped.header == base.header and bumped.etag != base.etag
 
@@ -741,6 +743,19 @@ def test_subtitle_track_carries_wall_clock_seconds(library: Library, tmp_path: P
     assert len(decode(path)) == 100 - 16
 
 
+def test_subtitle_tail_after_in_band_parameter_sets(library: Library) -> None:
+    """``tail`` and the ``.txt`` dump find the subtitle samples at the end of a file whose
+    second segment starts with in-band parameter sets (bytes between the slices)."""
+    first, second = library.main[3], library.main[4]
+    vf = build_mp4([library.segment(first, 0, first.media_duration_90k),
+                    library.segment(second, 0, 90_000)], library.env.db.video_sample_entries,
+                   subtitle_tz=dt.UTC)
+    data = read_file(vf, library.reader)
+    assert vf.tail_size and vf.tail_size % 27 == 0  # 27-byte samples, one a second
+    assert vf.tail == data[-vf.tail_size:]
+    assert f"[{vf.size - vf.tail_size}, {vf.size}) subtitle samples" in vf.text_dump()
+
+
 # --- growing recordings --------------------------------------------------------------------
 
 
@@ -827,7 +842,7 @@ def test_lazy_layout_matches_the_built_file_and_generates_tables_by_range() -> N
     eager = [Segment(rec, decode_video_index(d), s.rel_start_90k, 1 << 40)
              for (rec, d), s in zip(recs, lazy, strict=True)]
     built = build_mp4(eager, entries, subtitle_tz=dt.UTC)
-    planned = trio.run(lambda: mp4file.plan_mp4(lazy, entries, fetch=fetch,
+    planned = trio.run(lambda: plan_mp4(lazy, entries, fetch=fetch,
                                                 subtitle_tz=dt.UTC, run=_inline_run))
     assert sorted(fetch.calls) == sorted(fetch.indexes)  # each once
     assert (planned.size, planned.etag, planned.header_size) == (
@@ -845,8 +860,8 @@ def test_lazy_layout_matches_the_built_file_and_generates_tables_by_range() -> N
     assert whole == trio.run(_collect_lazy, built, 0, built.size, 1 << 20)
     assert whole[: built.header_size] == built.header
     assert whole[-len(built.tail):] == built.tail
-    assert max(len(set(fetch.calls[i : i + mp4file.SEGMENTS_PER_CALL]))
-               for i in range(len(fetch.calls))) <= mp4file.SEGMENTS_PER_CALL
+    assert max(len(set(fetch.calls[i : i + SEGMENTS_PER_CALL]))
+               for i in range(len(fetch.calls))) <= SEGMENTS_PER_CALL
 
 
 def test_whole_recordings_with_stored_summaries_are_laid_out_without_their_indexes() -> None:
@@ -862,7 +877,7 @@ def test_whole_recordings_with_stored_summaries_are_laid_out_without_their_index
     lazy = [Segment(rec, None, a, 1 << 40) for rec, a in zip(summarized, starts, strict=True)]
     eager = [Segment(rec, decode_video_index(d), a, 1 << 40)
              for (rec, d), a in zip(recs, starts, strict=True)]
-    for plan, build in ((mp4file.plan_mp4, build_mp4), (mp4file.plan_m4s, build_m4s)):
+    for plan, build in ((plan_mp4, build_mp4), (plan_m4s, build_m4s)):
         fetch.calls.clear()
         planned = trio.run(lambda: plan(lazy, entries, fetch=fetch, run=_inline_run))  # noqa: B023
         assert fetch.calls == [recs[0][0].composite_id, recs[5][0].composite_id]
@@ -886,8 +901,8 @@ def test_stored_summaries_of_the_recorded_library_equal_the_selections(
         for rec in listed:
             index = decode_video_index(db.get_video_index(rec.composite_id))
             seg = Segment(rec, None, 0, rec.media_duration_90k)
-            stored = mp4file._stored_select(seg)
-            assert stored is not None and stored == mp4file._select(seg, index)
+            stored = stored_select(seg)
+            assert stored is not None and stored == select(seg, index)
 
 
 async def _collect_lazy(vf: VirtualFile, start: int, end: int, chunk: int) -> bytes:
@@ -920,7 +935,7 @@ def test_golden_file_byte_for_byte() -> None:
     assert (hashlib.sha256(data).hexdigest(), vf.etag, vf.size) == (
         GOLDEN_FILE_SHA256, GOLDEN_FILE_ETAG, GOLDEN_FILE_SIZE)
     lazy = [Segment(rec, None, a, b) for (rec, _), (a, b) in zip(recs, ranges, strict=True)]
-    planned = trio.run(lambda: mp4file.plan_mp4(lazy, entries, fetch=CountingFetch(recs),
+    planned = trio.run(lambda: plan_mp4(lazy, entries, fetch=CountingFetch(recs),
                                                 subtitle_tz=tz, run=_inline_run))
     assert planned.etag == vf.etag
     assert trio.run(_collect_lazy, planned, 0, planned.size, 777) == data

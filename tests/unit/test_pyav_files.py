@@ -1,5 +1,6 @@
-"""nvr.ingest.pyav on local files: packets equal the fixture frame tables; sample entries,
-start-of-run rules, batching, realtime pacing (on MockClock, inline), looping, errors."""
+"""nvr.ingest's PyAV reader (demuxer, pyav_source) on local files: packets equal the fixture
+frame tables; sample entries, start-of-run rules, batching, realtime pacing (on MockClock,
+inline), looping, errors."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ import trio.testing
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.errors import DataLoss, NotFound
-from nvr.db.recording import VideoSampleEntry
-from nvr.ingest import h264
-from nvr.ingest.pyav import PendingFrame, PyAvOpener, RunStart, read_file_packets, scrub_userinfo
+from nvr.base.time90k import UNITS_PER_SEC
+from nvr.codec import h264, nal
+from nvr.ingest.demuxer import read_file_packets, scrub_userinfo
+from nvr.ingest.pyav_source import PyAvOpener
 from nvr.ingest.source import OpenOptions, Packet
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -76,7 +78,7 @@ def test_mp4_sample_entry_is_ffmpegs_record() -> None:
 def test_frames_are_length_prefixed_nal_units_without_parameter_sets() -> None:
     for clip in ("h264-640x360.mp4", "h264-res-change.ts"):
         for packet in read_file_packets(str(FIXTURES / clip))[:40]:
-            types = [h264.nal_type(n) for n in h264.split_length_prefixed(packet.data)]
+            types = [h264.nal_type(n) for n in nal.split_length_prefixed(packet.data)]
             assert types and not set(types) & {7, 8, 9}
             assert (5 in types) == packet.is_key
 
@@ -98,8 +100,8 @@ def test_resolution_change_gives_two_sample_entries() -> None:
         raw = [bytes(p) for p in container.demux(container.streams.video[0]) if p.size]
     for packet, raw_packet, row in zip(packets, raw, table["frames"], strict=True):
         assert len(raw_packet) == row["bytes"]
-        kept = [n for n in h264.split_annex_b(raw_packet) if h264.nal_type(n) not in {7, 8, 9}]
-        assert packet.data == h264.to_length_prefixed(kept)
+        kept = [n for n in nal.split_annex_b(raw_packet) if h264.nal_type(n) not in {7, 8, 9}]
+        assert packet.data == nal.to_length_prefixed(kept)
 
 
 def cut_ts(source: Path, target: Path, first: int) -> None:
@@ -123,55 +125,6 @@ def test_leading_non_key_frames_are_dropped(tmp_path: Path) -> None:
     assert relative(packets) == [
         (f["pts_90k"] - 30 * FRAME, f["is_key"], f["width"], f["height"]) for f in table[30:]
     ]
-
-
-ENTRY = VideoSampleEntry(640, 360, "avc1.64001e", b"\x00\x00\x00\x08avcC")
-
-
-def frame(pts: int | None, key: bool, duration: int = 0) -> PendingFrame:
-    return PendingFrame(b"\x00\x00\x00\x01\x65", pts, duration, key, ENTRY)
-
-
-def test_run_start_fixes_first_key_frame_without_pts() -> None:
-    start = RunStart(frame_interval=FRAME)
-    assert start.admit(frame(None, True, duration=3003)) == []
-    assert [(p.pts, p.is_key) for p in start.admit(frame(9000, False))] == [
-        (9000 - 3003, True),
-        (9000, False),
-    ]
-    assert [p.pts for p in start.admit(frame(12000, False))] == [12000]
-
-
-def test_run_start_falls_back_to_next_duration_then_frame_interval() -> None:
-    start = RunStart(frame_interval=FRAME)
-    start.admit(frame(None, True))
-    assert [p.pts for p in start.admit(frame(9000, False, duration=3600))] == [5400, 9000]
-    start = RunStart(frame_interval=FRAME)
-    start.admit(frame(None, True))
-    assert [p.pts for p in start.admit(frame(9000, False))] == [6000, 9000]
-
-
-def test_run_start_drops_until_key_frame_with_pts_when_interval_unknown() -> None:
-    start = RunStart(frame_interval=0)
-    assert start.admit(frame(None, True)) == []
-    assert start.admit(frame(3000, False)) == []
-    assert start.admit(frame(6000, False)) == []
-    assert [(p.pts, p.is_key) for p in start.admit(frame(9000, True))] == [(9000, True)]
-    assert start.started
-
-
-def test_run_start_drops_leading_non_key_frames_without_pts() -> None:
-    start = RunStart(frame_interval=FRAME)
-    assert start.admit(frame(None, False)) == []
-    assert start.admit(frame(3000, False)) == []
-    assert not start.started
-
-
-def test_run_start_rejects_missing_pts_mid_stream() -> None:
-    start = RunStart(frame_interval=FRAME)
-    start.admit(frame(0, True))
-    with pytest.raises(DataLoss, match="without a timestamp"):
-        start.admit(frame(None, False))
 
 
 async def test_opener_batches_end_before_key_frames() -> None:
@@ -237,7 +190,7 @@ async def test_drain_hands_over_everything_read_and_stops_the_reader() -> None:
     source = await opener.open(str(FIXTURES / "h264-640x360.mp4"), OpenOptions(loop=True))
     first = await source.next_batch()
     with trio.fail_after(5):
-        drained = await source.drain(5.0)
+        drained = await source.drain(5 * UNITS_PER_SEC)
     # whatever the reader had queued ahead, plus the batch it cut short after the packet
     # being read: an unbroken prefix of the stream, never a gap
     got = first + drained
@@ -316,7 +269,7 @@ async def test_drain_of_a_blocked_reader_returns_what_was_read_within_the_grace(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(tick)
             started = trio.current_time()
-            drained = await source.drain(0.3)
+            drained = await source.drain(UNITS_PER_SEC * 3 // 10)
             waited = trio.current_time() - started
             nursery.cancel_scope.cancel()
         got = first + drained

@@ -89,6 +89,24 @@ async def run_for(rig: Rig, duration: int) -> None:
         outer.cancel_scope.cancel()
 
 
+async def test_started_when_connecting_and_idle_when_cancelled(rig_factory, autojump_clock) -> None:  # type: ignore[no-untyped-def]
+    rig = rig_factory([Session(load_packets(CLIP), loops=None)])
+    assert rig.streamer.state.value.kind == "idle"
+    async with trio.open_nursery() as outer:
+        await outer.start(rig.syncer.run)
+        async with trio.open_nursery() as ingest:
+            await ingest.start(rig.streamer.run)
+            # connecting or further (the task may run on before this one resumes)
+            assert rig.streamer.state.value.kind != "idle"
+            assert rig.clocks.monotonic() == 0
+            await rig.clocks.sleep(SEC)
+            assert rig.streamer.state.value.kind == "recording"
+            ingest.cancel_scope.cancel()
+        assert rig.streamer.state.value.kind == "idle"
+        assert rig.streamer.counters.recordings == 1  # closed and handed to the syncer
+        outer.cancel_scope.cancel()
+
+
 def table(recs: Sequence[ListedRecording]) -> list[tuple[int, int, int, int, int, int]]:
     """(run offset, start - T0, wall, media, frames, key frames) per recording."""
     return [

@@ -1,9 +1,10 @@
 """H.265 (HEVC) parameter sets: the SPS fields nvr needs, the ``hvcC`` box, the codec string.
 
-Pure byte handling (no ``av``); NAL framing and the bit reader come from ``h264``. The SPS
-parser reads the profile/tier/level, chroma format, bit depths, the displayed size after
-the conformance window, and walks the rest of the SPS (scaling lists, short-term reference
-picture sets, long-term pictures) to reach the VUI's pixel aspect ratio. The ``hvcC`` box
+Pure byte handling (no ``av``); NAL framing is ``nvr.codec.nal``'s, the bit reader
+``nvr.codec.sps``'s. The SPS parser reads the profile/tier/level, chroma format,
+bit depths, the displayed size after the conformance window, and walks the rest of the SPS
+(scaling lists, short-term reference picture sets, long-term pictures) to reach the VUI's
+pixel aspect ratio. The ``hvcC`` box
 follows ISO/IEC 14496-15 §8.3.3; the codec string ``hvc1.<profile>.<compat>.<tier><level>
 .<constraints>`` follows its Annex E.
 """
@@ -14,9 +15,9 @@ import struct
 from dataclasses import dataclass
 
 from nvr.base.errors import DataLoss
+from nvr.codec.nal import FrameBytes
+from nvr.codec.sps import BitReader, PictureFormat, aspect_ratio, unescape_rbsp
 from nvr.db.recording import VideoSampleEntry
-from nvr.ingest.h264 import BitReader, aspect_ratio, unescape_rbsp
-from nvr.ingest.source import FrameBytes
 
 NAL_VPS = 32
 NAL_SPS = 33
@@ -63,18 +64,12 @@ class ProfileTierLevel:
 
 
 @dataclass(frozen=True, slots=True)
-class Sps:
+class Sps(PictureFormat):
     """The fields of an H.265 sequence parameter set nvr uses."""
 
     ptl: ProfileTierLevel
     max_sub_layers: int
     temporal_id_nesting: bool
-    chroma_format_idc: int
-    bit_depth_luma_minus8: int
-    bit_depth_chroma_minus8: int
-    width: int
-    height: int
-    pixel_aspect: tuple[int, int]
 
     @property
     def rfc6381_codec(self) -> str:
@@ -226,16 +221,7 @@ def hvcc_box(vps: bytes, sps: bytes, pps: bytes) -> bytes:
 
 def sample_entry(vps: bytes, sps: bytes, pps: bytes) -> VideoSampleEntry:
     """The ``VideoSampleEntry`` for an H.265 stream with these parameter sets."""
-    info = parse_sps(sps)
-    h_spacing, v_spacing = info.pixel_aspect
-    return VideoSampleEntry(
-        width=info.width,
-        height=info.height,
-        rfc6381_codec=info.rfc6381_codec,
-        data=hvcc_box(vps, sps, pps),
-        pasp_h_spacing=h_spacing,
-        pasp_v_spacing=v_spacing,
-    )
+    return parse_sps(sps).sample_entry(hvcc_box(vps, sps, pps))
 
 
 def parse_hvcc_record(record: bytes) -> tuple[dict[int, bytes], int]:
