@@ -1,6 +1,7 @@
 """nvr: a network video recorder for RTSP cameras, built on trio.
 
-See ``DESIGN.md`` (shared with the project) for the architecture; each subpackage's
+The design is ``docs/design.md`` in the repository (its section "Layers and packages"
+places every package and module), the HTTP API ``docs/api.md``. Each subpackage's
 docstring says which layer it is and what belongs in it.
 """
 

@@ -92,7 +92,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
     if ctx.login_limiter is None:
         ctx.login_limiter = LoginLimiter(ctx.clocks)
     errors_log = ErrorLog(ctx.clocks)
-    app = QuartTrio(__name__)
+    app = QuartTrio(__name__, static_folder=None)  # nvr.web.ui serves the UI's files
     app.config["nvr"] = ctx
     app.config["MAX_CONTENT_LENGTH"] = MAX_JSON_BODY
     # JSON keys in the order the code writes them (as Moonfire's API examples show).

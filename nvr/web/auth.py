@@ -83,8 +83,8 @@ SELF_OR_ADMIN = "selfOrAdminUsers"
 
 #: endpoint name -> what the route needs (see the module docstring). Every route.
 ROUTE_PERMISSIONS: Mapping[str, str] = {
-    # Flask's built-in static files (the UI's scripts and styles)
-    "static": PUBLIC,
+    # the UI's scripts and styles
+    "ui.static": PUBLIC,
     # the UI's pages (ui.py): one HTML shell without data; its scripts call the API
     "ui.page_": PUBLIC,
     "ui.page_live": PUBLIC,

@@ -46,6 +46,7 @@ import trio
 from nvr import cli, daemon
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.config import BindConfig
+from nvr.web import ui
 from tests.support.daemon import CameraSpec, create_db
 from tests.support.rtsp import RtspServer
 
@@ -378,6 +379,27 @@ def test_status_page_shows_the_stream_and_its_directory(page: Any, nvr: Nvr) -> 
     assert "yard" in page.inner_text(".cam-status h2")
     dirs = page.inner_text(".dirs")
     assert "yard/main" in dirs
+
+
+def test_the_browser_loads_every_ui_file_under_one_content_hash(page: Any, nvr: Nvr) -> None:
+    """Cache-busting as Chromium sees it: the shell is never cached, and every script and
+    stylesheet the page loads (``app.js`` and each module it imports, by relative
+    specifiers) comes from ``/static/<version>/``, cacheable for good."""
+    responses: list[Any] = []
+    page.on("response", lambda r: responses.append(r))
+    page.goto(nvr.base + "/recordings")
+    page.wait_for_function(
+        "() => Number(document.querySelector('#timeline')?.dataset.recordings) >= 1"
+    )
+    paths = {urlsplit(r.url).path: r for r in responses}
+    assert paths["/recordings"].headers["cache-control"] == "no-cache"
+    static = {path: r for path, r in paths.items() if path.startswith("/static/")}
+    prefixes = {path.rsplit("/", 1)[0] for path in static}
+    assert len(prefixes) == 1 and re.fullmatch(r"/static/[0-9a-f]{16}", prefixes.pop()), static
+    for r in static.values():
+        assert r.status == 200 and r.headers["cache-control"] == ui.IMMUTABLE, r.url
+    names = {path.rsplit("/", 1)[1] for path in static}
+    assert names == {p.name for p in ui.STATIC_DIR.iterdir() if p.suffix in (".js", ".css")}
 
 
 def test_login_and_logout_use_the_documented_api(page: Any, nvr: Nvr) -> None:

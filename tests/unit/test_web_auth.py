@@ -88,6 +88,7 @@ def path_values(site: Site) -> dict[str, str]:
         "kind": "mp4",
         "name": "2.mp4",
         "user_id": str(victim),
+        "version": "0123456789abcdef",
         "filename": "no-such-file.js",
     }
 
@@ -106,7 +107,7 @@ def body_for(site: Site, endpoint: str) -> dict[str, Any]:
 
 #: what a permitted caller gets, when not the method's usual (GET 200, others 204)
 SUCCESS: dict[str, int] = {
-    "static": 404,  # no UI file at this name
+    "ui.static": 404,  # no UI file at this name and version
     "live.live": 101,  # the WebSocket upgrade was accepted (and no error sent)
     "metrics.metrics": 404,  # served only on binds with metrics = true (not these)
 }

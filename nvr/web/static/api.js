@@ -1,8 +1,10 @@
-// The server's public API, used exactly as a third-party client would: JSON requests
-// with `Accept: application/json`, the `s` session cookie (HttpOnly, sent by the
-// browser), and the CSRF token from `/api/` `user.session.csrf` on state-changing POSTs.
-
-export const UNITS_PER_SEC = 90000;
+// The HTTP client of the server's public API, used exactly as a third-party client would:
+// JSON requests with `Accept: application/json`, the `s` session cookie (HttpOnly, sent
+// by the browser), the CSRF token from `/api/` `user.session.csrf` in state-changing
+// POSTs, and failures as `ApiError` (the status and the server's one-line reason). It
+// also spells the API's media URLs (`view.mp4` with its `s=` grammar, `live.m4s`, init
+// segments), which the browser fetches itself through `<video>` and WebSocket.
+// Nothing else belongs here: times are in `time.js`, text for people in `format.js`.
 
 export class ApiError extends Error {
   constructor(status, message) {
@@ -22,7 +24,7 @@ async function check(resp) {
   throw new ApiError(resp.status, text || `${resp.status} ${resp.statusText}`);
 }
 
-export async function getJson(path, params) {
+async function getJson(path, params) {
   const url = new URL(path, location.origin);
   for (const [k, v] of Object.entries(params || {})) url.searchParams.set(k, String(v));
   const resp = await fetch(url, {
@@ -93,95 +95,4 @@ export function liveUrl(cameraUuid, stream) {
 
 export function initSegmentUrl(id) {
   return `/api/init/${id}.mp4`;
-}
-
-// -- time ----------------------------------------------------------------------------
-
-export function toMillis(t90k) {
-  return t90k / 90;
-}
-
-export function fromMillis(ms) {
-  return Math.round(ms * 90);
-}
-
-export function now90k() {
-  return fromMillis(Date.now());
-}
-
-const formatters = new Map();
-
-function formatter(tz, kind) {
-  const key = `${tz}|${kind}`;
-  let f = formatters.get(key);
-  if (!f) {
-    const base = { timeZone: tz, hourCycle: "h23" };
-    const opts = {
-      time: { ...base, hour: "2-digit", minute: "2-digit", second: "2-digit" },
-      timeMs: {
-        ...base,
-        hour: "2-digit",
-        minute: "2-digit",
-        second: "2-digit",
-        fractionalSecondDigits: 3,
-      },
-      hm: { ...base, hour: "2-digit", minute: "2-digit" },
-      date: { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" },
-      long: {
-        timeZone: tz,
-        weekday: "short",
-        year: "numeric",
-        month: "short",
-        day: "numeric",
-      },
-    }[kind];
-    f = new Intl.DateTimeFormat("en-GB", opts);
-    formatters.set(key, f);
-  }
-  return f;
-}
-
-/** `HH:MM:SS` (kind "time"), `HH:MM:SS.mmm` ("timeMs"), `HH:MM` ("hm") in zone `tz`. */
-export function formatTime(t90k, tz, kind = "time") {
-  return formatter(tz, kind).format(new Date(toMillis(t90k)));
-}
-
-/** The `YYYY-MM-DD` day of an instant in zone `tz` (the keys of a stream's `days`). */
-export function dayOf(t90k, tz) {
-  const parts = formatter(tz, "date").formatToParts(new Date(toMillis(t90k)));
-  const get = (type) => parts.find((p) => p.type === type).value;
-  return `${get("year")}-${get("month")}-${get("day")}`;
-}
-
-export function formatDay(dayKey, tz) {
-  // noon of that day in UTC lies within the same calendar day in every zone within ±12 h
-  const [y, m, d] = dayKey.split("-").map(Number);
-  return new Intl.DateTimeFormat("en-GB", {
-    timeZone: "UTC",
-    weekday: "short",
-    year: "numeric",
-    month: "short",
-    day: "numeric",
-  }).format(new Date(Date.UTC(y, m - 1, d, 12)));
-}
-
-export function formatDuration(d90k) {
-  let s = Math.round(d90k / UNITS_PER_SEC);
-  const h = Math.floor(s / 3600);
-  s -= h * 3600;
-  const m = Math.floor(s / 60);
-  s -= m * 60;
-  if (h) return `${h} h ${String(m).padStart(2, "0")} min`;
-  if (m) return `${m} min ${String(s).padStart(2, "0")} s`;
-  return `${s} s`;
-}
-
-export function formatBytes(n) {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i && n < 10 ? 1 : 0)} ${units[i]}`;
 }

@@ -1,8 +1,9 @@
 // A month calendar of the days that have video (the union of the cameras' `days`),
 // shaded by how much was recorded. Days are the server's (its time zone's) dates.
 
-import { formatDuration, UNITS_PER_SEC } from "./api.js";
 import { el } from "./dom.js";
+import { formatDuration } from "./format.js";
+import { UNITS_PER_SEC } from "./time.js";
 
 const WEEKDAYS = ["Mo", "Tu", "We", "Th", "Fr", "Sa", "Su"];
 
@@ -12,6 +13,17 @@ function pad(n) {
 
 function key(y, m, d) {
   return `${y}-${pad(m)}-${pad(d)}`;
+}
+
+/** Map day -> the most video any camera's `stream` has that day (90k units). */
+export function daysWithVideo(cameras, stream) {
+  const days = new Map();
+  for (const c of cameras) {
+    for (const [d, v] of Object.entries(c.streams[stream]?.days || {})) {
+      days.set(d, Math.max(days.get(d) || 0, v.totalDuration90k));
+    }
+  }
+  return days;
 }
 
 export class Calendar {

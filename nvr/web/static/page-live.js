@@ -2,8 +2,8 @@
 // grids, when the camera has one). Tiles reconnect by themselves and say clearly when
 // their camera is down (from the stream's `nvrStatus`, refreshed by the session poll).
 
-import { formatTime } from "./api.js";
 import { el, segmented } from "./dom.js";
+import { formatTime } from "./format.js";
 import { LivePlayer } from "./live.js";
 
 const LAYOUTS = { 1: 1, 4: 2, 9: 3 };

@@ -3,8 +3,9 @@
 // disk use per sample-file directory (streams grouped by the `nvrSampleFileDir`
 // extension). Refreshed by the session's poll.
 
-import { dayOf, formatBytes, formatDuration, formatTime } from "./api.js";
 import { el, stateBadge } from "./dom.js";
+import { formatBytes, formatDuration, formatTime } from "./format.js";
+import { dayOf } from "./time.js";
 
 function meter(used, budget, label) {
   const share = budget ? Math.min(1, used / budget) : 0;

@@ -8,7 +8,8 @@
 // plays at the cursor, Shift+←/→ extend a selection from where it started, Escape clears
 // it, + and - zoom.
 
-import { formatTime, UNITS_PER_SEC } from "./api.js";
+import { formatTime } from "./format.js";
+import { tzOffsetMs, UNITS_PER_SEC } from "./time.js";
 
 const AXIS_H = 26;
 const ROW_H = 34;
@@ -20,23 +21,6 @@ const MIN_SPAN_90K = 10 * UNITS_PER_SEC;
 function css(name, fallback) {
   const v = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
   return v || fallback;
-}
-
-/** Milliseconds to add to UTC to get the zone's local time at instant `ms`. */
-export function tzOffsetMs(ms, tz) {
-  const f = new Intl.DateTimeFormat("en-US", {
-    timeZone: tz,
-    hourCycle: "h23",
-    year: "numeric",
-    month: "2-digit",
-    day: "2-digit",
-    hour: "2-digit",
-    minute: "2-digit",
-    second: "2-digit",
-  });
-  const p = Object.fromEntries(f.formatToParts(new Date(ms)).map((x) => [x.type, x.value]));
-  const asUtc = Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second);
-  return asUtc - Math.floor(ms / 1000) * 1000;
 }
 
 export class Timeline {

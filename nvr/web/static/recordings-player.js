@@ -1,0 +1,189 @@
+// The recordings player: a <video> that plays a camera's recordings from any instant
+// through `view.mp4?s=ID@OPEN.REL_START-` (the edit list starts the file exactly there),
+// the wall-clock time of the frame on screen, and previous/next recording. One file
+// covers at most an hour of one run; when it ends, the player goes on with what follows.
+
+import { segmentSpec, viewMp4Url } from "./api.js";
+import { el, toast } from "./dom.js";
+import { formatDay, formatTime } from "./format.js";
+import { idRange, runFrom } from "./recordings-runs.js";
+import { dayOf, UNITS_PER_SEC as U } from "./time.js";
+
+const MAX_PLAY_90K = 3600 * U; // one view.mp4 covers at most an hour; then the next
+
+export class RecordingPlayer {
+  /** `source` reads the page's current data: `camera(ci)`, `rows(ci)` (that camera's
+   * recordings, sorted by time) and `stream()`. `onPlayhead(t, ci)` hears the wall time
+   * of the frame on screen; `onGone()` that a file could not be played. */
+  constructor({ tz, source, onPlayhead, onGone }) {
+    this.tz = tz;
+    this.source = source;
+    this.onPlayhead = onPlayhead;
+    this.onGone = onGone;
+    this.playing = null; // camera index, wall time of media time 0...
+    const video = el("video", {
+      id: "player",
+      playsinline: true,
+      muted: true,
+      preload: "auto",
+      "aria-label": "Recorded video",
+    });
+    video.muted = true;
+    this.video = video;
+    this.wall = el("output", { id: "wall-time", class: "wall", "aria-live": "off" }, "--:--:--.---");
+    this.wallDate = el("span", { class: "muted" });
+    this.cameraName = el("strong", { id: "playing-camera" }, "");
+    this.prevBtn = el(
+      "button",
+      { type: "button", id: "prev-rec", disabled: true, "aria-label": "Previous recording" },
+      "◀",
+      el("span", { class: "wide-only" }, " Previous"),
+    );
+    this.nextBtn = el(
+      "button",
+      { type: "button", id: "next-rec", disabled: true, "aria-label": "Next recording" },
+      el("span", { class: "wide-only" }, "Next "),
+      "▶",
+    );
+    this.hint = el(
+      "p",
+      { class: "player-hint muted", id: "player-hint" },
+      "Click a camera's timeline to play from that moment; Shift+drag (or “Select”) to pick a span to download.",
+    );
+    this.root = el(
+      "section",
+      { class: "player card", "aria-label": "Player" },
+      el("div", { class: "video-wrap" }, video, this.hint),
+      el(
+        "div",
+        { class: "player-bar" },
+        this.prevBtn,
+        el("div", { class: "wall-box" }, this.cameraName, this.wall, this.wallDate),
+        this.nextBtn,
+      ),
+    );
+    this.listen();
+  }
+
+  /** Plays camera `ci` from wall time `t` (or from its next recording, in a gap). */
+  play(ci, t) {
+    const rows = this.source.rows(ci);
+    let i = rows.findIndex((r) => r.endTime90k > t);
+    if (i < 0) {
+      toast("No video after this moment.");
+      return;
+    }
+    if (rows[i].startTime90k > t) t = rows[i].startTime90k; // in a gap: the next recording
+    const j = runFrom(rows, i, MAX_PLAY_90K);
+    const rel = t - rows[i].startTime90k;
+    const cam = this.source.camera(ci);
+    const spec = segmentSpec(idRange(rows[i], rows[j]), rel || undefined, undefined);
+    this.playing = {
+      ci,
+      base90k: t,
+      wallEnd90k: rows[j].endTime90k,
+      growing: rows.slice(i, j + 1).some((r) => r.growing),
+      ratio: 1, // wall time per media time, once the file's duration is known
+      mediaTime: 0,
+    };
+    const video = this.video;
+    video.controls = true; // only once there is something to control
+    video.src = viewMp4Url(cam.uuid, this.source.stream(), [spec]);
+    video.dataset.base90k = String(t);
+    video.play().catch(() => {});
+    this.hint.hidden = true;
+    this.cameraName.textContent = cam.shortName;
+    this.showWall(t);
+    this.onPlayhead(t, ci);
+    this.updateNav();
+  }
+
+  /** The wall time of the frame on screen, or null when nothing plays. */
+  wallTime() {
+    const p = this.playing;
+    return p ? p.base90k + Math.round(p.mediaTime * U * p.ratio) : null;
+  }
+
+  /** Enables previous/next for the recordings around the frame on screen. */
+  updateNav() {
+    const p = this.playing;
+    const i = this.currentIndex();
+    this.prevBtn.disabled = !p || i <= 0;
+    this.nextBtn.disabled = !p || i < 0 || i + 1 >= this.source.rows(p.ci).length;
+  }
+
+  destroy() {
+    this.video.removeAttribute("src");
+    this.video.load();
+  }
+
+  // -- internals -----------------------------------------------------------------------
+
+  listen() {
+    const video = this.video;
+    // The file's media time runs at the camera's clock; the recordings' wall times are
+    // corrected to ours (by up to 500 ppm: 1.8 s an hour). Spread the difference evenly.
+    video.addEventListener("loadedmetadata", () => {
+      const p = this.playing;
+      if (!p || p.growing || !(video.duration > 0) || !Number.isFinite(video.duration)) return;
+      const ratio = (p.wallEnd90k - p.base90k) / (video.duration * U);
+      if (Math.abs(ratio - 1) < 0.01) p.ratio = ratio;
+    });
+    if ("requestVideoFrameCallback" in HTMLVideoElement.prototype) {
+      const cb = (_now, meta) => {
+        this.onFrame(meta.mediaTime);
+        video.requestVideoFrameCallback(cb);
+      };
+      video.requestVideoFrameCallback(cb);
+      video.addEventListener("seeked", () => this.onFrame(video.currentTime));
+    } else {
+      video.addEventListener("timeupdate", () => this.onFrame(video.currentTime));
+    }
+    video.addEventListener("ended", () => {
+      // on from where this file ended: the next recording, or more of a growing one
+      const p = this.playing;
+      if (!p) return;
+      const t = this.wallTime();
+      const next = this.source.rows(p.ci).find((r) => r.endTime90k > t + U / 10);
+      if (next) this.play(p.ci, Math.max(t, next.startTime90k));
+    });
+    video.addEventListener("error", () => {
+      if (!video.getAttribute("src")) return;
+      toast("This video could not be played (it may have been deleted).");
+      this.onGone();
+    });
+    this.prevBtn.addEventListener("click", () => {
+      const i = this.currentIndex();
+      if (i > 0) this.play(this.playing.ci, this.source.rows(this.playing.ci)[i - 1].startTime90k);
+    });
+    this.nextBtn.addEventListener("click", () => {
+      const i = this.currentIndex();
+      const rows = this.source.rows(this.playing.ci);
+      if (i + 1 < rows.length) this.play(this.playing.ci, rows[i + 1].startTime90k);
+    });
+  }
+
+  onFrame(mediaTime) {
+    if (!this.playing) return;
+    this.playing.mediaTime = mediaTime;
+    const t = this.wallTime();
+    this.showWall(t);
+    this.onPlayhead(t, this.playing.ci);
+  }
+
+  showWall(t) {
+    this.wall.textContent = formatTime(t, this.tz, "timeMs");
+    this.wall.dataset.time90k = String(t);
+    this.wallDate.textContent = formatDay(dayOf(t, this.tz));
+  }
+
+  /** The index of the recording on screen in its camera's rows, or -1. */
+  currentIndex() {
+    const p = this.playing;
+    if (!p) return -1;
+    const rows = this.source.rows(p.ci);
+    const t = this.wallTime();
+    const i = rows.findIndex((r) => r.endTime90k > t);
+    return i < 0 ? rows.length - 1 : i;
+  }
+}

@@ -1,0 +1,117 @@
+// The download panel: a span selected on the timeline (or typed as HH:MM:SS.mmm in the
+// server's zone), the camera to download it from, and one `.mp4` link per run in it
+// (`recordings-runs.js`), each with its duration and estimated size.
+
+import { viewMp4Url } from "./api.js";
+import { el, toast } from "./dom.js";
+import { formatBytes, formatDuration, formatTime } from "./format.js";
+import { downloadParts } from "./recordings-runs.js";
+import { UNITS_PER_SEC as U } from "./time.js";
+
+/** A typed time of day `H:MM[:SS[.mmm]]` in 90k units after midnight, or null. */
+export function parseClock(text) {
+  const m = /^\s*(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?\s*$/.exec(text);
+  if (!m) return null;
+  const ms = Number((m[4] || "0").padEnd(3, "0"));
+  return ((+m[1] * 60 + +m[2]) * 60 + +(m[3] || 0)) * U + ms * 90;
+}
+
+export class SelectionPanel {
+  /** `source` reads the page's current data: `cameras()`, `rows(ci)`, `stream()` and
+   * `dayStart()` (the start of the day shown); `onChange(span)` hears each new span
+   * ([start, end) or null) to draw it. */
+  constructor({ tz, source, onChange }) {
+    this.tz = tz;
+    this.source = source;
+    this.onChange = onChange;
+    this.span = null;
+    this.camera = 0; // the index of the camera to download from
+    this.root = el("div", { class: "selection", id: "selection", hidden: true });
+  }
+
+  /** Shows span [start, end) of camera `ci` (default: the one shown last), or nothing. */
+  show(span, ci = this.camera) {
+    this.span = span;
+    this.camera = ci;
+    this.render();
+  }
+
+  render() {
+    const sel = this.span;
+    const root = this.root;
+    if (!sel) {
+      root.hidden = true;
+      root.replaceChildren();
+      this.onChange(null);
+      return;
+    }
+    this.onChange(sel);
+    root.hidden = false;
+    const cams = this.source.cameras();
+    const ci = Math.min(this.camera, cams.length - 1);
+    const cam = cams[ci];
+    const parts = downloadParts(this.source.rows(ci), sel[0], sel[1]);
+    const [from, fromInput] = this.timeInput("sel-from", "From", sel[0]);
+    const [to, toInput] = this.timeInput("sel-to", "to", sel[1]);
+    const dayStart = this.source.dayStart();
+    // read back as that much time after the start of the day (a day with a DST change
+    // is off by the change after it)
+    const change = () => {
+      const ra = parseClock(fromInput.value);
+      const rb = parseClock(toInput.value);
+      if (ra === null || rb === null || rb <= ra) {
+        toast("Enter a start before the end, as HH:MM:SS.");
+        return;
+      }
+      this.show([dayStart + ra, dayStart + rb]);
+    };
+    fromInput.addEventListener("change", change);
+    toInput.addEventListener("change", change);
+    const camSel = el(
+      "select",
+      { id: "sel-camera", "aria-label": "Camera to download" },
+      cams.map((c, i) => el("option", { value: String(i), selected: i === ci }, c.shortName)),
+    );
+    camSel.addEventListener("change", () => this.show(this.span, Number(camSel.value)));
+    const stream = this.source.stream();
+    const links = parts.map((p, k) =>
+      el(
+        "a",
+        {
+          class: "button primary",
+          href: viewMp4Url(cam.uuid, stream, [p.spec]),
+          download: "",
+          dataset: { start90k: String(p.start), end90k: String(p.end) },
+        },
+        `Download${parts.length > 1 ? ` part ${k + 1}` : ""} .mp4 (${formatDuration(p.end - p.start)}, ≈${formatBytes(p.bytes)})`,
+      ),
+    );
+    const clear = el("button", { type: "button" }, "Clear");
+    clear.addEventListener("click", () => this.show(null));
+    root.replaceChildren(
+      el("div", { class: "sel-fields" }, camSel, from, fromInput, to, toInput,
+        el("span", { class: "muted", id: "sel-help" }, `${formatDuration(sel[1] - sel[0])} (times as HH:MM:SS.mmm, ${this.tz})`)),
+      el(
+        "div",
+        { class: "sel-actions" },
+        links.length ? links : el("span", { class: "muted" }, "No video in this span."),
+        parts.length > 1 ? el("span", { class: "muted" }, "The camera reconnected inside this span: one file per session.") : null,
+        clear,
+      ),
+    );
+  }
+
+  /** A span's end as text, for keyboards and fingers: a label and its input. */
+  timeInput(id, label, value) {
+    const input = el("input", {
+      type: "text",
+      id,
+      inputmode: "decimal",
+      pattern: "\\d{1,2}:\\d{2}(:\\d{2}(\\.\\d{1,3})?)?",
+      size: "12",
+      value: formatTime(value, this.tz, "timeMs"),
+      "aria-describedby": "sel-help",
+    });
+    return [el("label", { for: id }, label), input];
+  }
+}
