@@ -6,22 +6,30 @@
   blocking the event loop, as ``nvr.mp4.movie``'s ``build_mp4``/``plan_mp4``).
 - ``build_fragment``: live view (``nvr.web.live``) needs the same kind of segment for the
   frames a camera has just sent, before any index exists: one ``trun`` of frames held in
-  memory, returned as bytes.
+  memory, returned as bytes, with a ``tfdt`` of 0 (see ``build_fragment``).
 
 Both pair with the init segment ``nvr.mp4.movie.build_init`` makes for their sample entry.
 
-**The ``tfdt``** is the first frame's media time relative to its recording's start, not 0
-(Moonfire NVR writes 0). With ``SourceBuffer.timestampOffset`` set to
-``X-Prev-Media-Duration / 90000`` (the media duration of the run before the recording, as
-Moonfire's API documents the header's use), every frame then lands at its own media time in
-the run, whichever frame a segment starts with: consecutive segments of one recording
-(``s=7.0-180000`` then ``s=7.180000-360000``) and of consecutive recordings abut exactly, and
-``appendWindowStart = (X-Prev-Media-Duration + rel_start) / 90000`` trims the
-``X-Leading-Media-Duration`` lead-in before the requested start, which a media segment
-cannot edit out. With a ``tfdt`` of 0 every segment of a recording would land at the
-recording's start and a client could not place a segment that starts mid-recording from
-the documented headers alone. A client that appends one segment with no offset must seek
-to ``buffered.start(0)`` (the first frame's time) to play it.
+**The ``tfdt``** of a ``.m4s`` is the first frame's media time relative to its recording's
+start, not 0 (Moonfire NVR writes 0). With ``SourceBuffer.timestampOffset`` set to
+``X-Prev-Media-Duration / 90000`` (the media duration of all the stream's recordings before
+the first requested one, as Moonfire's API defines the header and its use), every frame
+then lands at its own media time in the stream, whichever frame a segment starts with:
+consecutive segments of one recording (``s=7.0-180000`` then ``s=7.180000-360000``) and of
+consecutive recordings abut exactly, and ``appendWindowStart = (X-Prev-Media-Duration +
+rel_start) / 90000`` trims the ``X-Leading-Media-Duration`` lead-in before the requested
+start, which a media segment cannot edit out. With a ``tfdt`` of 0 every segment of a
+recording would land at the recording's start and a client could not place a segment that
+starts mid-recording from the documented headers alone. A client that appends one segment
+with no offset must seek to ``buffered.start(0)`` (the first frame's time) to play it.
+(Live fragments are placed otherwise: ``build_fragment``.)
+
+**The ``mfhd`` sequence number** of a ``.m4s`` (its one fragment) is its first recording's
+id plus one: ISO/IEC 14496-12 wants a track's fragments in increasing order of sequence
+number, and a client appending the ``.m4s`` of one recording after another (one recording
+per ``.m4s``, as Moonfire's API recommends) gets them so. (A counter of requests would make
+a file's bytes depend on what was asked before it, which its ETag and ranges cannot.)
+Live fragments count the messages of their connection (``nvr.web.live``).
 """
 
 from __future__ import annotations
@@ -116,7 +124,8 @@ def _layout_m4s(
     payload_size = sum(lengths)
     w = BoxWriter()
     offset_positions: list[int] = []
-    with _moof(w, 1, sels[0].actual_start):  # the tfdt: see the module docstring
+    # the sequence number and the tfdt: see the module docstring
+    with _moof(w, sels[0].recording.recording_id + 1, sels[0].actual_start):
         for k, s in enumerate(sels):
             with _trun(w, s.frames) as offset_at:
                 offset_positions.append(offset_at)
@@ -147,11 +156,17 @@ class FragmentFrame(Protocol):
     def duration(self) -> int: ...
 
 
-def build_fragment(frames: Sequence[FragmentFrame], base_media_time: int, sequence: int) -> bytes:
-    """The media segment of ``frames`` (in decode order), starting at ``base_media_time``
-    (90 kHz); ``sequence`` is the ``mfhd`` sequence number."""
+def build_fragment(frames: Sequence[FragmentFrame], sequence: int) -> bytes:
+    """The media segment of ``frames`` (in decode order); ``sequence`` is the ``mfhd``
+    sequence number.
+
+    Its ``tfdt`` is 0, as in every ``live.m4s`` message of Moonfire NVR's server: clients
+    written for its API append each message at the end of what they have buffered
+    (``timestampOffset`` = the buffered end), so any other decode time would leave gaps
+    they never play across. Where the frames belong in the stream is in the message's
+    headers (``nvr.web.live``)."""
     w = BoxWriter()
-    with _moof(w, sequence, base_media_time), _trun(w, len(frames)) as offset_at:
+    with _moof(w, sequence, 0), _trun(w, len(frames)) as offset_at:
         for f in frames:
             w.u32(f.duration)
             w.u32(len(f.data))

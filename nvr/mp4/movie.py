@@ -2,12 +2,14 @@
 
 - ``build_mp4``/``plan_mp4``: a whole movie (``ftyp``, ``moov``, ``mdat``) for a list of
   ``Segment``s, one video track; frames from the key frame at or before each segment's
-  start, and an edit list so playback starts exactly at the requested start; one ``stsd``
-  entry per distinct sample entry (chunk = segment, each chunk naming its entry) and, where
-  the entry changes, its parameter sets repeated in-band in front of the segment's first
-  frame (an in-memory piece counted in that frame's ``stsz`` size; Chromium needs them);
-  consecutive segments abut in the timeline. ``subtitle_tz=`` adds a text track with one
-  wall-clock timestamp sample per second (Moonfire NVR's ``ts=true``, ``nvr.mp4.subtitles``).
+  start, and an edit list so playback starts exactly at the requested start (for a range
+  inside one frame, where that frame starts: ``nvr.mp4.selection``); one ``stsd``
+  entry per distinct sample entry (chunk = segment, each chunk naming its entry) and, in a
+  file whose entries' parameter sets differ, each entry's parameter sets repeated in-band in
+  front of every key frame (counted in its ``stsz`` size; Chromium needs them, see
+  ``_in_band_parameter_sets``); consecutive segments abut in the timeline. ``subtitle_tz=``
+  adds a text track with one wall-clock timestamp sample per second (Moonfire NVR's
+  ``ts=true``, ``nvr.mp4.subtitles``).
   ``build_mp4`` lays out on the calling thread (tests, benchmarks, small files);
   ``plan_mp4`` without blocking the event loop (``nvr.mp4.virtual.plan_layout``).
 - ``build_init``: an initialization segment (``ftyp`` + ``moov`` with ``mvex``) for one
@@ -43,7 +45,7 @@ from nvr.mp4.movie_boxes import (
     trak,
 )
 from nvr.mp4.selection import IndexFetch, Runner, Segment, Selection, check_selections, select_all
-from nvr.mp4.subtitles import Subtitles, subtitle_trak
+from nvr.mp4.subtitles import SUBTITLE_CODEC, Subtitles, subtitle_trak
 from nvr.mp4.tables import Table, TrackTables
 from nvr.mp4.virtual import VirtualFile, finish, plan_layout
 
@@ -84,11 +86,11 @@ def _layout_mp4(
 ) -> VirtualFile:
     check_selections(sels)
     used = entries_of(sels, entries)
-    prefixes = _in_band_parameter_sets(sels, used)
-    tables = TrackTables.of(sels, fetch, [len(p) for p in prefixes])
+    in_band = _in_band_parameter_sets(sels, used)
+    tables = TrackTables.of(sels, fetch, [len(p) for p in in_band])
     n = len(sels)
     frames = [s.frames for s in sels]
-    lengths = [s.byte_length + len(p) for s, p in zip(sels, prefixes, strict=True)]
+    lengths = [s.byte_length + s.keys * len(p) for s, p in zip(sels, in_band, strict=True)]
     track_starts = list(itertools.accumulate((s.actual_end - s.actual_start for s in sels),
                                              initial=0))
     edits = edit_list(sels, track_starts[:-1])
@@ -130,28 +132,28 @@ def _layout_mp4(
     w.patch(at, chunk_starts.astype(">u8" if wide else ">u4").tobytes())
     if sub_at is not None:
         w.patch(sub_at, (payload_start + sum(lengths)).to_bytes(8, "big"))
-    return finish("mp4", w, _values(used), sels, track_starts[:-1], tail=subs, prefixes=prefixes)
+    return finish("mp4", w, _values(used), sels, track_starts[:-1], tail=subs,
+                  in_band=in_band, fetch=fetch, tail_codec=SUBTITLE_CODEC if subs else None)
 
 
 def _in_band_parameter_sets(
     sels: Sequence[Selection], used: Mapping[int, tuple[int, VideoSampleEntry]]
 ) -> list[bytes]:
-    """Per segment, the bytes to put in front of its first frame: its sample entry's
-    parameter sets, length-prefixed, where they differ from the previous segment's entry's
-    (a new resolution; not a new pixel aspect ratio alone); else nothing.
+    """Per segment, the bytes to put in front of each of its key frames: in a file whose
+    sample entries' parameter sets differ (a new resolution; not a new pixel aspect ratio
+    alone), the segment's entry's parameter sets, length-prefixed; else nothing (a file of
+    one set of parameter sets keeps the bytes it always had).
 
     The ``stsd`` already has one entry per sample entry and ``stsc`` names each chunk's, which
-    is enough for FFmpeg and most players, but Chromium's ``<video>`` keeps decoding with the
-    first entry's parameter sets and fails at the first frame after a change. With the new
-    ones repeated in-band at the change (as a camera sends them before every key frame),
-    it plays across (test_browser_playback)."""
-    out = []
-    prev: bytes | None = None
-    for s in sels:
-        entry = used[s.seg.entry_id][1]
-        out.append(b"" if prev is None or entry.data == prev else _parameter_sets(entry))
-        prev = entry.data
-    return out
+    is enough for FFmpeg and most players, but Chromium's ``<video>`` decodes with the
+    parameter sets it last had: the first entry's, or the last in-band copy it decoded. So
+    after a change, and after a seek from a GOP of one entry to a GOP of another, a key
+    frame without its own copy fails to decode. With the parameter sets in front of every
+    key frame (as cameras send them), every seek and every change plays
+    (test_browser_playback)."""
+    if len({entry.data for _, entry in used.values()}) < 2:
+        return [b""] * len(sels)
+    return [_parameter_sets(used[s.seg.entry_id][1]) for s in sels]
 
 
 def _parameter_sets(entry: VideoSampleEntry) -> bytes:

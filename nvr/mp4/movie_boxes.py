@@ -156,7 +156,8 @@ class Edit:
 
 
 def edit_list(sels: Sequence[Selection], track_starts: Sequence[int]) -> list[Edit]:
-    """One edit per run of abutting wanted ranges in track time."""
+    """One edit per run of abutting wanted ranges in track time, as long as they are; one
+    that does not continue the one before starts at its selection's ``edit_start``."""
     edits: list[Edit] = []
     for s, t in zip(sels, track_starts, strict=True):
         keep = s.rel_end - s.rel_start
@@ -166,7 +167,7 @@ def edit_list(sels: Sequence[Selection], track_starts: Sequence[int]) -> list[Ed
         if edits and edits[-1].media_time + edits[-1].duration == media_time:
             edits[-1] = Edit(edits[-1].media_time, edits[-1].duration + keep)
         else:
-            edits.append(Edit(media_time, keep))
+            edits.append(Edit(t + s.edit_start - s.actual_start, keep))
     return edits
 
 
@@ -236,12 +237,15 @@ def display_size(entries: Sequence[VideoSampleEntry]) -> tuple[float, float]:
 
 
 def empty_tables(w: BoxWriter) -> None:
-    """The sample tables of a track without samples (an init segment's)."""
-    for box_type in (b"stts", b"stsc", b"stco"):
+    """The sample tables of a track without samples (an init segment's), in the order a
+    ``.mp4``'s are: ``stts``, ``stsc``, ``stsz``, ``stco``."""
+    for box_type in (b"stts", b"stsc"):
         with w.full_box(box_type):
             w.u32(0)
     with w.full_box(b"stsz"):
+        w.u32(0)  # sample_size
         w.u32(0)
+    with w.full_box(b"stco"):
         w.u32(0)
 
 

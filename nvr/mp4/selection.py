@@ -5,9 +5,13 @@ needed through an ``IndexFetch``) and the wanted range of media time. ``select``
 frames (all in 90k *media* time relative to the recording's start; see ``wall_to_media``
 for the ``s=`` parameter's wall offsets): the first frame is the last key frame starting at
 or before ``rel_start``; frames starting before ``rel_end`` are included, and every frame
-when ``rel_end`` reaches the index's media duration. A recording indexed at build time is
-served as of then, even if it keeps growing (an uncommitted recording's index is kept as of
-then; a committed one's never changes). A segment whose last included frame has duration 0
+when ``rel_end`` reaches the index's media duration. Its ``edit_start`` is where playback
+of the segment starts: ``rel_start``, unless no frame starts in ``[rel_start, rel_end)``
+(a range inside one frame, such as the last tick of a recording): then the start of that
+frame, since players present only frames that start inside an edit (FFmpeg showed
+nothing). A recording indexed at build time is served as of then, even if it keeps
+growing (an uncommitted recording's index is kept as of then; a committed one's never
+changes). A segment whose last included frame has duration 0
 (a run's "trailing zero") can only be the last one (``check_selections``).
 
 A ``Selection`` summarizes the selected frames (counts, the first and last run of equal
@@ -76,14 +80,19 @@ class Segment:
         return self.recording.video_sample_entry_id
 
 
-def wall_to_media(recording: ListedRecording, wall_offset_90k: Duration) -> Duration:
+def wall_to_media(recording: ListedRecording, wall_offset_90k: Duration, *,
+                  round_up: bool = False) -> Duration:
     """Converts an offset in a recording's wall time (the ``s=`` parameter's unit) to its
-    media time, scaling by media/wall duration (rounding down; the end maps to the end)."""
+    media time, scaling by media/wall duration (the end maps to the end). A range's start
+    rounds down and its end up (``round_up``), so a non-empty wall range maps to a
+    non-empty media range: exactly the frames it covers part of are selected."""
     wall, media = recording.wall_duration_90k, recording.media_duration_90k
     if wall_offset_90k <= 0:
         return 0
     if wall_offset_90k >= wall or wall <= 0:
         return media
+    if round_up:
+        return -(-wall_offset_90k * media // wall)
     return wall_offset_90k * media // wall
 
 
@@ -124,6 +133,7 @@ class Selection:
     seg: Segment
     rel_start: Duration  # the request, clamped to the index
     rel_end: Duration
+    edit_start: Duration  # where its edit starts (see the module docstring)
     begin: int
     end: int
     keys: int
@@ -180,8 +190,11 @@ def select(seg: Segment, index: VideoIndexArrays) -> Selection:
     begin = int(keys[-1])  # frame 0 is always a key frame (the decoder checks it)
     end = len(starts) if rel_end >= total else int(np.searchsorted(starts, rel_end, "left"))
     last = end - 1
+    covering = int(starts[last_at_start])  # the frame that covers rel_start starts here
+    following = int(starts[last_at_start + 1]) if last_at_start < last else rel_end
+    edit_start = covering if covering < rel_start and following >= rel_end else rel_start
     return _selection(
-        seg, rel_start, rel_end, begin, end,
+        seg, rel_start, rel_end, edit_start, begin, end,
         keys=int(np.count_nonzero(index.is_key[begin:end])),
         actual_start=int(starts[begin]),
         actual_end=int(starts[last] + index.durations[last]),
@@ -191,11 +204,12 @@ def select(seg: Segment, index: VideoIndexArrays) -> Selection:
     )
 
 
-def _selection(seg: Segment, rel_start: Duration, rel_end: Duration, begin: int, end: int, *,
-               keys: int, actual_start: Duration, actual_end: Duration, byte_start: int,
-               byte_length: int, summary: FramesSummary) -> Selection:
-    return Selection(seg, rel_start, rel_end, begin, end, keys, actual_start, actual_end,
-                     byte_start, byte_length, summary.runs, summary.first_dur,
+def _selection(seg: Segment, rel_start: Duration, rel_end: Duration, edit_start: Duration,
+               begin: int, end: int, *, keys: int, actual_start: Duration,
+               actual_end: Duration, byte_start: int, byte_length: int,
+               summary: FramesSummary) -> Selection:
+    return Selection(seg, rel_start, rel_end, edit_start, begin, end, keys, actual_start,
+                     actual_end, byte_start, byte_length, summary.runs, summary.first_dur,
                      summary.first_run_len, summary.last_dur, summary.digest)
 
 
@@ -206,7 +220,7 @@ def stored_select(seg: Segment) -> Selection | None:
     media = rec.media_duration_90k
     if rec.index_summary is None or seg.rel_start_90k != 0 or seg.rel_end_90k < media:
         return None
-    return _selection(seg, 0, media, 0, rec.video_samples, keys=rec.video_sync_samples,
+    return _selection(seg, 0, media, 0, 0, rec.video_samples, keys=rec.video_sync_samples,
                       actual_start=0, actual_end=media, byte_start=0,
                       byte_length=rec.sample_file_bytes, summary=rec.index_summary)
 

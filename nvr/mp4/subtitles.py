@@ -23,6 +23,9 @@ from nvr.mp4.selection import Runner, Selection, media_to_wall
 #: At most this many subtitle samples are formatted per worker-thread call.
 SUBTITLES_PER_CALL = 4096
 
+#: The track's sample entry type: its RFC 6381 ``codecs`` name in ``Content-Type``.
+SUBTITLE_CODEC = "tx3g"
+
 _SUBTITLE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
 _SUBTITLE_LENGTH = 25  # len("2026-01-02 03:04:05 +0000"): every sample is the same size
 _SUBTITLE_SAMPLE = 2 + _SUBTITLE_LENGTH
@@ -132,7 +135,7 @@ def subtitle_trak(w: BoxWriter, subs: Subtitles, movie_duration: int) -> int:
 def _tx3g_stsd(w: BoxWriter) -> None:
     with w.full_box(b"stsd"):
         w.u32(1)
-        with w.box(b"tx3g"):
+        with w.box(SUBTITLE_CODEC.encode()):
             w.zeros(6)
             w.u16(1)  # data_reference_index
             w.u32(0)  # displayFlags

@@ -45,12 +45,13 @@ class TrackTables:
     frame_starts: tuple[int, ...]  # first frame number (0-based) of each segment in the track
     merge: tuple[bool, ...]
     carry: tuple[int, ...]
-    #: bytes in front of each segment's first frame (in-band parameter sets), in its size
-    first_extra: tuple[int, ...]
+    #: per segment, bytes in front of each of its key frames (in-band parameter sets),
+    #: counted in the key frame's size
+    key_extra: tuple[int, ...]
 
     @classmethod
     def of(cls, sels: Sequence[Selection], fetch: IndexFetch | None,
-           first_extra: Sequence[int] = ()) -> TrackTables:
+           key_extra: Sequence[int] = ()) -> TrackTables:
         n = len(sels)
         merge = [k > 0 and sels[k - 1].last_dur == sels[k].first_dur for k in range(n)]
         carry = [0] * n
@@ -59,7 +60,7 @@ class TrackTables:
             if merge[k + 1]:
                 carry[k] = nxt.frames + carry[k + 1] if nxt.runs == 1 else nxt.first_run_len
         frame_starts = itertools.accumulate((s.frames for s in sels[:-1]), initial=0)
-        extra = tuple(first_extra) or (0,) * n
+        extra = tuple(key_extra) or (0,) * n
         return cls(tuple(sels), fetch, tuple(frame_starts), tuple(merge), tuple(carry), extra)
 
     def length(self, kind: str, k: int) -> int:
@@ -86,9 +87,8 @@ class TrackTables:
         ix = decoded(index)
         b, e = s.begin, s.end
         if kind == "stsz":
-            sizes = ix.sizes[b:e].astype(">u4")
-            sizes[0] += self.first_extra[k]
-            return sizes.tobytes()
+            sizes = ix.sizes[b:e] + self.key_extra[k] * ix.is_key[b:e]
+            return sizes.astype(">u4").tobytes()
         if kind == "stss":
             return (np.flatnonzero(ix.is_key[b:e]) + 1 + self.frame_starts[k]).astype(
                 ">u4").tobytes()

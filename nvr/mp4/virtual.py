@@ -3,23 +3,28 @@
 A ``VirtualFile`` is a *layout*: a list of pieces covering the file, each small in-memory
 bytes (box headers, ``stsd``, ``stsc``, ``stco``, ...), a ``Generated`` piece made only when
 a byte range asks for it (a ``nvr.mp4.tables.Table``, the ``nvr.mp4.subtitles.Subtitles``),
-or a ``Slice`` of a sample file (the ``mdat`` payload). Its size and strong ETag are known
-as soon as it is laid out (``finish``), without reading a sample file or generating a
+a ``Slice`` of a sample file (the ``mdat`` payload), or an ``InBandSlice``: a segment's
+sample bytes with its sample entry's parameter sets in front of each key frame (files that
+change parameter sets; ``nvr.mp4.movie`` says why), whose key frames' offsets come from the
+segment's index when a byte range asks. Its size and strong ETag are known as soon as it
+is laid out (``finish``), without reading a sample file or an index, or generating a
 table; ``read`` produces any byte range ``[start, end)`` in bounded chunks: sample files
-through a caller-supplied ``Reader``, generated pieces through a ``Runner`` (the
-``run_blocking`` seam). So serving any range of a 24-hour file holds a few MB, and the event
-loop is never busy with a whole table. ``header``/``tail`` give the whole header/subtitle
-samples at once, for tests and small files; ``text_dump`` is the ``.txt`` debug twin (it
-generates nothing). ``plan_layout`` is how the builders lay out without blocking the event
-loop: indexes decoded in worker-thread batches, the layout itself in a worker thread too
-unless the file has few segments (``INLINE_LAYOUT_SEGMENTS``).
+through a caller-supplied ``Reader`` (one call per chunk), generated pieces and key frame
+offsets through a ``Runner`` (the ``run_blocking`` seam). So serving any range of a
+24-hour file holds a few MB, and the event loop is never busy with a whole table.
+``header``/``tail`` give the whole header/subtitle samples at once, for tests and small
+files; ``text_dump`` is the ``.txt`` debug twin (it generates nothing). ``plan_layout``
+is how the builders lay out without blocking the event loop: indexes decoded in
+worker-thread batches, the layout itself in a worker thread too unless the file has few
+segments (``INLINE_LAYOUT_SEGMENTS``).
 
 The ETag hashes the format version, the kind, every in-memory piece (which hold the sample
 entries, edit list, durations, chunk offsets), each generated piece's ``signature`` (a
 table's kind and length; for subtitles the time zone's name and UTC offset changes over the
-span), every slice's recording id, open id and byte range, and each segment's selected
-frame range and a digest of its selected frames' durations, sizes and key flags (all a
-table's bytes derive from).
+span), every slice's recording id, open id and byte range (and an ``InBandSlice``'s
+parameter sets and key frame count), and each segment's selected frame range and a digest
+of its selected frames' durations, sizes and key flags (all a table's bytes, and the key
+frames' offsets, derive from).
 
 Which boxes a file holds is the builders' (``nvr.mp4.movie``, ``nvr.mp4.fragment``).
 """
@@ -34,12 +39,23 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from nvr.base.blocking import run_blocking
 from nvr.base.errors import DataLoss, InvalidArgument
 from nvr.base.time90k import Duration, Time
-from nvr.db.recording import VideoSampleEntry
+from nvr.db.recording import VideoIndexArrays, VideoSampleEntry
 from nvr.mp4.boxes import BoxInfo, BoxWriter, Virtual, format_boxes
-from nvr.mp4.selection import IndexFetch, Runner, Segment, Selection, select_async
+from nvr.mp4.selection import (
+    IndexFetch,
+    Runner,
+    Segment,
+    Selection,
+    decoded,
+    index_of,
+    select_async,
+)
 
 #: Bump whenever the bytes produced for the same input change (unless the change also
 #: changes what the ETag hashes, e.g. adds an in-memory piece): it is part of every ETag.
@@ -93,6 +109,92 @@ class Slice:
     sample_offset: int
 
 
+async def _read_exactly(reader: Reader, composite_id: int, offset: int, length: int) -> bytes:
+    data = await reader(composite_id, offset, length)
+    if len(data) != length:
+        raise DataLoss(
+            f"recording {composite_id:016x}: wanted {length} bytes at {offset} of "
+            f"its sample file, got {len(data)}"
+        )
+    return data
+
+
+def _key_offsets(index: VideoIndexArrays | bytes, begin: int, end: int) -> npt.NDArray[np.int64]:
+    """Byte offsets of the key frames among frames ``[begin, end)``, relative to frame
+    ``begin``'s (which is a key frame: the first is 0)."""
+    ix = decoded(index)
+    offsets: npt.NDArray[np.int64] = ix.offsets[begin:end][ix.is_key[begin:end]]
+    offsets -= offsets[0]
+    return offsets
+
+
+@dataclass(frozen=True, slots=True)
+class InBandSlice:
+    """The sample bytes of ``slice`` (a segment's selected frames, ``slice.file_offset``
+    being where this piece starts), with ``prefix`` (its sample entry's parameter sets,
+    length-prefixed) in front of each of its ``keys`` key frames: ``length`` bytes of the
+    file. Where the key frames are in the sample bytes comes from the segment's index
+    (``sel``, fetched through ``fetch`` if it holds none), when a range is read."""
+
+    slice: Slice
+    prefix: bytes
+    keys: int
+    sel: Selection
+    fetch: IndexFetch | None
+
+    @property
+    def length(self) -> int:
+        return self.slice.length + self.keys * len(self.prefix)
+
+    def signature(self) -> bytes:
+        s = self.slice
+        return (f"in-band {s.composite_id} {s.open_id} {s.sample_offset} {s.length} "
+                f"{self.keys}\n").encode() + self.prefix
+
+    async def key_offsets(self, run: Runner) -> npt.NDArray[np.int64]:
+        """Offsets of the key frames in the sample bytes (the first is 0)."""
+        index = index_of(self.sel.seg, self.fetch)
+        offsets = await run(_key_offsets, index, self.sel.begin, self.sel.end)
+        if len(offsets) != self.keys:
+            raise DataLoss(f"recording {self.slice.composite_id:016x}: its index changed")
+        return offsets
+
+    async def read(self, lo: int, hi: int, reader: Reader,
+                   key_offsets: npt.NDArray[np.int64]) -> bytes:
+        """Bytes ``[lo, hi)`` of the piece: the sample bytes they hold read in one call."""
+        p = len(self.prefix)
+        # where each copy of the prefix starts in the piece; the samples of key frame j
+        # (to the next key frame) follow copy j
+        starts = key_offsets + p * np.arange(len(key_offsets))
+        ends = [*starts[1:].tolist(), self.length]
+
+        def sample_pos(x: int) -> int:
+            """The sample byte at or after piece byte ``x``."""
+            j = int(np.searchsorted(starts, x, "right")) - 1
+            return int(key_offsets[j]) if x < starts[j] + p else x - p * (j + 1)
+
+        first, last = sample_pos(lo), sample_pos(hi) if hi < self.length else self.slice.length
+        samples = b""
+        if last > first:
+            s = self.slice
+            samples = await _read_exactly(reader, s.composite_id, s.sample_offset + first,
+                                          last - first)
+        out = bytearray()
+        x = lo
+        while x < hi:
+            j = int(np.searchsorted(starts, x, "right")) - 1
+            start = int(starts[j])
+            if x < start + p:
+                take = min(hi, start + p) - x
+                out += self.prefix[x - start : x - start + take]
+            else:
+                take = min(hi, ends[j]) - x
+                at = x - p * (j + 1) - first
+                out += samples[at : at + take]
+            x += take
+        return bytes(out)
+
+
 @dataclass(frozen=True, slots=True)
 class SegmentInfo:
     """What a segment became (for the ``.txt`` dump and response headers)."""
@@ -110,7 +212,7 @@ class SegmentInfo:
     track_start_90k: Duration  # decode time of its first frame in the track
 
 
-Piece = bytes | Slice | Generated
+Piece = bytes | Slice | InBandSlice | Generated
 
 
 def piece_length(p: Piece) -> int:
@@ -123,11 +225,16 @@ class VirtualFile:
     """A laid-out file: see the module docstring.
 
     Bytes: the header (``header_size`` bytes: boxes, generated tables), then the
-    ``slices`` of sample files (each may follow a few in-memory bytes: in-band parameter
-    sets), then ``tail_size`` bytes of subtitle samples (``tail``), if any.
+    ``slices`` of sample files (each segment's; in an ``InBandSlice`` its key frames follow
+    parameter sets, so it starts at ``file_offset`` and covers more than ``length``), then
+    ``tail_size`` bytes of subtitle samples (``tail``), if any.
     ``last_modified_90k`` is the latest end time of its recordings (``None`` for an init
-    segment); ``codecs`` the RFC 6381 strings of its sample entries; ``aspect`` the first
-    entry's display aspect ratio (``X-Aspect``).
+    segment); ``codecs`` the RFC 6381 strings of its tracks' sample entries (video, then
+    the subtitle track's, if any); ``aspect`` the first entry's display aspect ratio
+    (``X-Aspect``); ``prev_media_duration_90k`` and ``prev_runs`` the first segment's
+    recording's (the media duration and runs of all the stream's recordings before it:
+    ``X-Prev-Media-Duration``, ``X-Runs``); ``leading_media_duration_90k`` the frames
+    before its requested start (``X-Leading-Media-Duration``).
     """
 
     kind: str
@@ -167,7 +274,7 @@ class VirtualFile:
         for p, p0 in self._overlapping(start, end):
             if p0 + piece_length(p) <= start:
                 continue
-            if isinstance(p, Slice):
+            if isinstance(p, Slice | InBandSlice):
                 raise InvalidArgument("sample file bytes need a reader")
             lo, hi = max(start, p0) - p0, min(end, p0 + piece_length(p)) - p0
             while lo < hi:
@@ -193,8 +300,8 @@ class VirtualFile:
         run: Runner = run_blocking,
     ) -> AsyncIterator[bytes]:
         """Yields the bytes ``[start, end)`` in chunks of at most ``chunk_size`` bytes;
-        sample files are read through ``reader``, one call per chunk; tables and subtitle
-        samples are generated through ``run`` (see the module docstring)."""
+        sample files are read through ``reader``, one call per chunk; tables, subtitle
+        samples and key frame offsets are made through ``run`` (see the module docstring)."""
         if not 0 <= start <= end <= self.size:
             raise InvalidArgument(f"range [{start}, {end}) is outside [0, {self.size})")
         if chunk_size < 1:
@@ -206,21 +313,21 @@ class VirtualFile:
         while pos < end:
             p, p0 = self._pieces[i], self._starts[i]
             stop = min(end, p0 + piece_length(p))
+            key_offsets = await p.key_offsets(run) if isinstance(p, InBandSlice) else None
             while pos < stop:
                 want = min(stop - pos, chunk_size - len(gathered))
-                if isinstance(p, Slice):
+                if isinstance(p, Slice | InBandSlice):
                     if gathered:
                         yield bytes(gathered)
                         gathered.clear()
                     n = min(stop - pos, chunk_size)
-                    offset = p.sample_offset + pos - p0
-                    data = await reader(p.composite_id, offset, n)
-                    if len(data) != n:
-                        raise DataLoss(
-                            f"recording {p.composite_id:016x}: wanted {n} bytes at {offset} of "
-                            f"its sample file, got {len(data)}"
-                        )
-                    yield data
+                    if key_offsets is None:
+                        assert isinstance(p, Slice)
+                        yield await _read_exactly(reader, p.composite_id,
+                                                  p.sample_offset + pos - p0, n)
+                    else:
+                        assert isinstance(p, InBandSlice)
+                        yield await p.read(pos - p0, pos - p0 + n, reader, key_offsets)
                     pos += n
                     continue
                 if isinstance(p, bytes):
@@ -260,12 +367,17 @@ class VirtualFile:
             for s in self.segments
         ]
         lines += ["", "slices:", f"  [0, {self.header_size}) header"]
-        lines += [
-            f"  [{s.file_offset}, {s.file_offset + s.length}) recording "
-            f"{s.composite_id:016x}@{s.open_id} bytes [{s.sample_offset}, "
-            f"{s.sample_offset + s.length})"
-            for s in self.slices
-        ]
+        for p, p0 in zip(self._pieces, self._starts, strict=True):
+            s = p.slice if isinstance(p, InBandSlice) else p
+            if not isinstance(s, Slice):
+                continue
+            lines.append(
+                f"  [{p0}, {p0 + piece_length(p)}) recording {s.composite_id:016x}@{s.open_id} "
+                f"bytes [{s.sample_offset}, {s.sample_offset + s.length})"
+            )
+            if isinstance(p, InBandSlice):
+                lines[-1] += (f", each of its {p.keys} key frames after {len(p.prefix)} "
+                              "bytes of parameter sets")
         if self.tail_size:
             lines.append(f"  [{self.size - self.tail_size}, {self.size}) subtitle samples")
         return "\n".join(lines) + "\n"
@@ -279,11 +391,15 @@ def finish(
     track_starts: Sequence[int] = (),
     *,
     tail: Generated | None = None,
-    prefixes: Sequence[bytes] = (),
+    in_band: Sequence[bytes] = (),
+    fetch: IndexFetch | None = None,
+    tail_codec: str | None = None,
 ) -> VirtualFile:
     """The file of kind ``kind``: the writer's pieces, then each selection's sample bytes
-    (after its ``prefixes`` entry, if any), then ``tail`` (the subtitle samples); its size
-    and ETag. ``entries`` are the sample entries its ``stsd`` lists (its codecs; the first
+    (with its ``in_band`` entry, if any, in front of each of its key frames: an
+    ``InBandSlice``, whose segment's index ``fetch`` gets if it holds none), then ``tail``
+    (the subtitle samples, whose sample entry is ``tail_codec``); its size and ETag.
+    ``entries`` are the sample entries its video ``stsd`` lists (its codecs; the first
     gives its aspect ratio); ``track_starts`` the track time of each selection's first
     frame."""
     header: list[Piece] = [p.item if isinstance(p, Virtual) else p  # type: ignore[misc]
@@ -293,14 +409,14 @@ def finish(
     slices = []
     pos = header_size
     for k, s in enumerate(sels):
-        if prefixes and prefixes[k]:
-            pieces.append(prefixes[k])
-            pos += len(prefixes[k])
         rec = s.recording
-        piece = Slice(pos, s.byte_length, rec.composite_id, rec.open_id, s.byte_start)
-        slices.append(piece)
+        sample = Slice(pos, s.byte_length, rec.composite_id, rec.open_id, s.byte_start)
+        slices.append(sample)
+        piece: Piece = sample
+        if in_band and in_band[k]:
+            piece = InBandSlice(sample, in_band[k], s.keys, s, fetch)
         pieces.append(piece)
-        pos += s.byte_length
+        pos += piece_length(piece)
     tail_size = tail.length if tail is not None else 0
     if tail is not None:
         pieces.append(tail)
@@ -324,7 +440,7 @@ def finish(
         etag=f'"{digest.hexdigest()}"',
         slices=tuple(slices),
         last_modified_90k=max((s.recording.end_time_90k for s in sels), default=None),
-        codecs=tuple(e.rfc6381_codec for e in entries),
+        codecs=tuple(e.rfc6381_codec for e in entries) + ((tail_codec,) if tail_codec else ()),
         segments=_segment_infos(sels, track_starts),
         prev_media_duration_90k=first.recording.prev_media_duration_90k if first else 0,
         prev_runs=first.recording.prev_runs if first else 0,

@@ -6,13 +6,16 @@ block of HTTP-style headers (``Content-Type`` with the codec, ``X-Recording-Id``
 ``OPEN_ID.RECORDING_ID``, ``X-Recording-Start``, ``X-Prev-Media-Duration``, ``X-Runs``,
 ``X-Media-Time-Range``, ``X-Video-Sample-Entry-Id``), a blank line, and a media segment
 (``moof`` + ``mdat``) to append after the init segment ``/api/init/<id>.mp4``. The
-segment's ``tfdt`` is the frame's media time within its recording.
+segment's ``tfdt`` is 0, as Moonfire's server writes it: a client places each message
+itself, either at the end of what it has buffered (as Moonfire's UI does) or, like nvr's
+UI, by ``X-Recording-Id`` and ``X-Media-Time-Range`` through ``timestampOffset``. The
+``mfhd`` sequence numbers count the connection's messages from 1.
 
 Frames come from the ingest frame hub (``nvr.ingest.hub``), never from the database. A
 viewer that reads slower than the camera sends gets a text message
-``{"type": "drop", "frames": N}`` and resumes at the next key frame (an extension: the
-documented text messages are errors that end the stream, so clients that know only
-those see one and reconnect). The last frame's duration in each message is an estimate
+``{"type": "drop", "frames": N}`` and resumes at the next key frame (as Moonfire's
+reference documents it; its server writes ``"dropped"``, and its UI ignores text
+messages of a type it does not know). The last frame's duration in each message is an estimate
 (the previous frame interval): waiting for the next frame to know it would add a frame
 interval of latency; the next message's ``X-Media-Time-Range`` starts at the true time.
 
@@ -51,7 +54,7 @@ def message_for(frame: LiveFrame, sequence: int) -> bytes:
         f"X-Video-Sample-Entry-Id: {rec.video_sample_entry_id}\r\n"
         "\r\n"
     )
-    return headers.encode() + build_fragment([frame], frame.media_start, sequence)
+    return headers.encode() + build_fragment([frame], sequence)
 
 
 @blueprint.websocket("/api/cameras/<camera_uuid>/<stream_type>/live.m4s")

@@ -6,8 +6,10 @@ that open (ids of uncommitted recordings are reused after a crash), and the opti
 range is 90k *wall* time relative to the start of ``START_ID``, clipping the segments.
 
 Responses carry a strong ``ETag`` from the exact byte layout, ``Last-Modified``,
-``Cache-Control``, honour a single ``Range`` (``416`` when unsatisfiable), ``If-Range``
-and ``If-None-Match`` (``304``), and stream the body in bounded chunks read from the
+``Cache-Control``, honour a single ``Range`` (``416`` when unsatisfiable), ``If-Range``,
+``If-None-Match`` and, without it, ``If-Modified-Since`` (``304``; not for a growing
+recording, which changes within the second its date names), and stream the body in
+bounded chunks read from the
 sample files through ``run_blocking``, so a 2 GB response never holds more than a chunk
 or two. A client that goes away stops the reads. The file is laid out by ``nvr.mp4``
 from the recordings' rows and stored index summaries (listed by id, which carries them):
@@ -29,7 +31,7 @@ from quart import Blueprint, Response, request
 
 from nvr.base import errors
 from nvr.base.blocking import run_blocking
-from nvr.base.time90k import Time, to_datetime
+from nvr.base.time90k import UNITS_PER_SEC, Time, to_datetime
 from nvr.db.database import Database, ListedRecording, Stream
 from nvr.mp4.fragment import plan_m4s
 from nvr.mp4.movie import build_init, plan_mp4
@@ -123,7 +125,7 @@ def resolve(stream: Stream, spec: SegmentSpec) -> list[tuple[ListedRecording, in
         end = (
             r.media_duration_90k
             if want_end is None or want_end >= hi
-            else wall_to_media(r, want_end - lo)
+            else wall_to_media(r, want_end - lo, round_up=True)
         )
         if end > start or r.media_duration_90k == 0:
             out.append((r, start, max(end, start)))
@@ -210,6 +212,20 @@ def _none_match(header: str, etag: str) -> bool:
     return "*" in tags or etag in [t.removeprefix("W/") for t in tags]
 
 
+def _not_modified_since(header: str | None, last_modified: Time | None) -> bool:
+    """Whether ``If-Modified-Since`` names ``last_modified`` or later, to the second (as
+    ``Last-Modified`` is written); a date that does not parse is ignored (RFC 9110
+    13.1.3)."""
+    if header is None or last_modified is None:
+        return False
+    try:
+        parsed = email.utils.parsedate_tz(header)
+        since = None if parsed is None else email.utils.mktime_tz(parsed)
+    except (ValueError, OverflowError):
+        return False
+    return since is not None and last_modified // UNITS_PER_SEC <= since
+
+
 class _Unsatisfiable(Exception):
     pass
 
@@ -229,7 +245,11 @@ def serve(vf: VirtualFile, *, filename: str | None = None, cacheable: bool = Tru
     if filename:
         headers["Content-Disposition"] = f'inline; filename="{filename}"'
     if_none_match = request.headers.get("If-None-Match")
-    if if_none_match is not None and _none_match(if_none_match, vf.etag):
+    if if_none_match is not None:
+        if _none_match(if_none_match, vf.etag):
+            return Response(b"", status=304, headers=headers)
+    elif cacheable and _not_modified_since(request.headers.get("If-Modified-Since"),
+                                           vf.last_modified_90k):
         return Response(b"", status=304, headers=headers)
     rng: tuple[int, int] | None = None
     range_header = request.headers.get("Range")
@@ -305,6 +325,7 @@ async def view(camera_uuid: str, stream_type: str, kind: str) -> Response:
     resp = serve(vf, filename=_download_name(stream, segments[0].recording, vf, kind),
                  cacheable=not growing)
     if kind == "m4s":
+        # Media duration of all the stream's recordings before the first segment's.
         resp.headers["X-Prev-Media-Duration"] = str(vf.prev_media_duration_90k)
         # Runs up to and including the first segment's (its own run counts).
         resp.headers["X-Runs"] = str(vf.prev_runs + 1)

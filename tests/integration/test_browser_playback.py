@@ -216,3 +216,54 @@ def test_video_element_plays_across_a_sample_entry_change(
         url,
     )
     assert result == {"ended": True, "width": 320}
+
+
+def test_video_element_seeks_to_every_key_frame_across_sample_entry_changes(
+    origin_page: Any, library: Library
+) -> None:
+    """A file whose sample entry changes every 3 s (640x360, 320x240, 640x360, 320x240):
+    a seek into each GOP, each time from a GOP of the other entry, presents the GOP's
+    picture at its own size. Chromium's decoder keeps the parameter sets it last had; a
+    key frame without its own in-band copy failed with PIPELINE_ERROR_DECODE (issue 12)."""
+    recs = library.recordings["small"][7:]  # the fourth run
+    assert [r.width for r in recs] == [640, 320, 640, 640, 320]
+    assert len({r.entry_id for r in recs}) == 2
+    # the key frames' times in the file (the recordings abut) and each one's width
+    keys: dict[float, int] = {}
+    track = 0
+    for r in recs:
+        keys |= {(track + f.start_90k) / SEC: r.width for f in r.frames if f.is_key}
+        track += r.media_duration_90k
+    assert list(keys) == [float(k) for k in range(12)], keys
+
+    # every seek lands half a second into a GOP whose entry differs from the last one shown
+    order = [k + 0.5 for pair in zip([0, 1, 2, 6, 7, 8], [3, 4, 5, 9, 10, 11], strict=True)
+             for k in pair]
+    url = library.view_path("small") + f"?s={recs[0].recording_id}-{recs[-1].recording_id}"
+    result = origin_page.evaluate(
+        """async ([url, order]) => {
+            const v = document.getElementById('v');
+            const frame = (what) => within(new Promise((ok) =>
+                v.requestVideoFrameCallback((now, m) => ok(m))), what);
+            const first = frame('the first frame');
+            v.src = url;
+            await first;
+            const shown = [];
+            for (const t of order) {
+                const presented = frame('a frame at ' + t);
+                const seeked = once(v, 'seeked', 'seek to ' + t);
+                v.currentTime = t;
+                await seeked;
+                const m = await presented;
+                shown.push({t, width: m.width, height: m.height, mediaTime: m.mediaTime,
+                            error: v.error ? v.error.code + ' ' + v.error.message : null});
+                if (v.error) break;
+            }
+            return shown;
+        }""",
+        [url, order],
+    )
+    assert [s["error"] for s in result] == [None] * len(order), result
+    assert [(s["t"], s["width"]) for s in result] == [(t, keys[t - 0.5]) for t in order]
+    # the frame shown is the one the seek asked for (frames of 1/30 s)
+    assert all(abs(s["mediaTime"] - s["t"]) <= 1 / 30 for s in result), result

@@ -1,8 +1,8 @@
 """Live view over a real socket (issue 6): the daemon records the GStreamer test camera
 and serves ``live.m4s``; a real WebSocket client (trio-websocket) receives one message
-per frame from a key frame on, the fragments decode after the init segment with PyAV,
-a foreign ``Origin`` is refused at the upgrade, and an unknown stream gets the error as
-a text message after it."""
+per frame from a key frame on, the fragments (each of decode time 0) decode after the init
+segment with PyAV when appended one after another, a foreign ``Origin`` is refused at the
+upgrade, and an unknown stream gets the error as a text message after it."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_
 from nvr.config import BindConfig
 from tests.integration.test_daemon import FRAME_90K, ROTATE_SEC
 from tests.support.daemon import CameraSpec, create_db, poll, running
+from tests.support.media import appended_at_the_end, fragment_header
 from tests.support.rtsp import RtspServer
 
 pytestmark = pytest.mark.rtsp
@@ -85,16 +86,17 @@ async def test_live_frames_over_a_real_websocket_decode(
         assert start_b == (end_a if rec_b == rec_a else 0), (rec_a, rec_b)
     assert len({r for r, _, _ in ranges}) >= 2
     assert all(end - start == FRAME_90K for _, start, end in ranges[1:])
-    # init + each recording's fragments (whose times start at 0 again, as a client places
-    # them by X-Prev-Media-Duration): every frame decodes, from a key frame on
-    decoded = 0
-    for rec in dict.fromkeys(r for r, _, _ in ranges):
-        bodies = [body for h, body in parsed if h["X-Recording-Id"] == rec]
-        with av.open(io.BytesIO(init + b"".join(bodies))) as container:
-            frames = list(container.decode(container.streams.video[0]))
-        assert frames[0].key_frame
-        assert [round(f.time * 90_000) for f in frames] == [
-            start for r, start, _ in ranges if r == rec
-        ]
-        decoded += len(frames)
-    assert decoded == len(messages)
+    # every fragment starts at decode time 0 (as Moonfire's server writes them), numbered
+    # from 1 on the connection
+    assert [fragment_header(body) for _, body in parsed] == [
+        (n, 0) for n in range(1, len(parsed) + 1)
+    ]
+    # init + the fragments appended one after another, as clients written for Moonfire's
+    # API append them: every frame decodes, from a key frame on, back to back
+    data = appended_at_the_end(init, [body for _, body in parsed])
+    with av.open(io.BytesIO(data)) as container:
+        frames = list(container.decode(container.streams.video[0]))
+    assert frames[0].key_frame
+    assert [round(f.time * 90_000) for f in frames] == list(
+        itertools.accumulate((end - start for _, start, end in ranges[:-1]), initial=0)
+    )

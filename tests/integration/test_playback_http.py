@@ -163,9 +163,12 @@ def test_the_library_is_as_described(library: Library) -> None:
         (0, 0, 20, 640, False), (0, 1, 10, 640, False), (0, 2, 9, 640, True),
         (1, 0, 3, 640, False), (1, 1, 2, 320, True),
         (2, 0, 11, 640, False), (2, 1, 8, 640, True),
+        (3, 0, 3, 640, False), (3, 1, 3, 320, False), (3, 2, 1, 640, False),
+        (3, 3, 2, 640, False), (3, 4, 2, 320, True),
     ]
-    # the s= times of the last recording are wall times, scaled to its media time
-    last = library.recordings["small"][-1]
+    # the s= times of the third run's last recording are wall times, scaled to its media
+    # time
+    last = library.recordings["small"][6]
     assert last.media_duration_90k - last.wall_duration_90k == 300
     assert {f.duration_90k for f in last.frames} == {3000, 3300, 0}
     assert shape(library.recordings["big"]) == [
@@ -261,6 +264,19 @@ def test_generated_s_lists_as_media_segments(
     assert r.status_code == 304
 
 
+def test_prev_media_duration_is_stream_wide(http: httpx.Client, library: Library) -> None:
+    """X-Prev-Media-Duration is the media duration of all the stream's recordings before
+    the first requested one, whatever their run (Moonfire's API), and X-Runs the runs up
+    to and including its own."""
+    recs = library.recordings[SMALL]
+    for i, rec in enumerate(recs):
+        r = http.get(library.view_path(SMALL, "m4s"), params={"s": rec.recording_id})
+        assert r.status_code == 200, r.text
+        assert int(r.headers["X-Prev-Media-Duration"]) == sum(
+            x.media_duration_90k for x in recs[:i])
+        assert int(r.headers["X-Runs"]) == sum(x.run_offset == 0 for x in recs[: i + 1])
+
+
 @pytest.mark.parametrize(
     "specs",
     [
@@ -277,8 +293,11 @@ def test_generated_s_lists_as_media_segments(
         ["0-6"],
         # the open id must match
         ["0@1"],
+        # the sample entry changes three times (640x360 and 320x240 by turns), starting
+        # mid-GOP and ending before the trailing zero
+        ["7-11.100000-1000000"],
         # out of the stream's range
-        ["6-7"],
+        ["11-12"],
     ],
 )
 def test_chosen_s_lists(http: httpx.Client, library: Library, specs: list[str]) -> None:
@@ -303,7 +322,7 @@ def parse(text: str) -> SSpec:
         ("1-0", 400, "end id before start id"),
         ("0.90000-90000", 400, "empty or reversed"),
         ("٣", 400, "bad s="),  # a digit, but not an ASCII one
-        ("7", 404, "recording 7"),
+        ("12", 404, "recording 12"),
         ("0@1", 404, "written by open"),
         ("2147483648", 400, "out of range"),
         ("0.99999999999999-", 400, "selects no video"),

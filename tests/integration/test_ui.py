@@ -493,6 +493,83 @@ def test_live_tile_plays(page: Any, nvr: Nvr) -> None:
     assert page.get_attribute(".tile", "data-state") == "playing"
 
 
+#: A live.m4s player written the way Moonfire NVR's UI plays it (its API reference and UI
+#: behaviour, not its code): a SourceBuffer in "segments" mode; each binary message's
+#: segment appended with timestampOffset = the end of what is buffered; the init segment
+#: fetched by X-Video-Sample-Entry-Id whenever that changes. It runs for `seconds`.
+MOONFIRE_STYLE_PLAYER = """async ([url, seconds]) => {
+    const v = document.getElementById('v');
+    const ms = new MediaSource();
+    v.src = URL.createObjectURL(ms);
+    await new Promise((ok) => ms.addEventListener('sourceopen', ok, {once: true}));
+    let sb = null, entry = null, appended = 0, failure = null, chain = Promise.resolve();
+    const append = (data) => new Promise((ok, fail) => {
+        sb.addEventListener('updateend', ok, {once: true});
+        sb.addEventListener('error', () => fail(new Error('append failed')), {once: true});
+        sb.appendBuffer(data);
+    });
+    const handle = async (buf) => {
+        const bytes = new Uint8Array(buf);
+        let end = 0;
+        while (!(bytes[end] === 13 && bytes[end + 1] === 10 && bytes[end + 2] === 13 &&
+                 bytes[end + 3] === 10)) end++;
+        const headers = {};
+        for (const line of new TextDecoder().decode(bytes.subarray(0, end)).split('\\r\\n')) {
+            const colon = line.indexOf(':');
+            headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
+        }
+        if (sb === null) {
+            sb = ms.addSourceBuffer(headers['content-type']);
+            sb.mode = 'segments';
+        }
+        const id = headers['x-video-sample-entry-id'];
+        if (id !== entry) {
+            const init = await fetch('/api/init/' + id + '.mp4');
+            await append(await init.arrayBuffer());
+            entry = id;
+        }
+        const b = sb.buffered;
+        sb.timestampOffset = b.length > 0 ? b.end(b.length - 1) : 0;
+        await append(bytes.subarray(end + 4));
+        appended++;
+    };
+    const ws = new WebSocket(url);
+    ws.binaryType = 'arraybuffer';
+    ws.onmessage = (e) => {
+        if (typeof e.data !== 'string') {
+            chain = chain.then(() => handle(e.data)).catch((err) => { failure = String(err); });
+        }
+    };
+    v.play().catch(() => {});
+    await new Promise((ok) => setTimeout(ok, seconds * 1000));
+    ws.close();
+    const b = sb ? sb.buffered : {length: 0};
+    return {failure, appended, currentTime: v.currentTime, readyState: v.readyState,
+            ranges: Array.from({length: b.length}, (_, i) => [b.start(i), b.end(i)]),
+            frames: v.getVideoPlaybackQuality().totalVideoFrames};
+}"""
+
+
+def test_a_player_written_for_moonfire_plays_live_view(page: Any, nvr: Nvr) -> None:
+    """Issue 12: clients written for Moonfire's API append each ``live.m4s`` message at
+    the end of what they have buffered. With every message's ``tfdt`` 0 (as Moonfire's
+    server writes it) the frames form one stretch from 0 that plays at the camera's
+    pace; with the frame's media time there, each message landed after a gap the size of
+    its time in the recording, and the tile stayed black at 0."""
+    page.goto(nvr.base + "/api/")
+    page.set_content("<!doctype html><video id=v muted></video>")
+    url = nvr.base.replace("http://", "ws://") + f"/api/cameras/{nvr.camera}/main/live.m4s"
+    result = page.evaluate(MOONFIRE_STYLE_PLAYER, [url, 4])
+    assert result["failure"] is None, result
+    assert result["appended"] >= 90, result  # 4 s of a 30 fps camera, less the first GOP
+    # one stretch from 0, as long as the frames appended (the last one's duration is an
+    # estimate), and the playhead in it, moving
+    assert len(result["ranges"]) == 1 and result["ranges"][0][0] == 0, result
+    assert abs(result["ranges"][0][1] - result["appended"] / FPS) < 0.1, result
+    assert result["currentTime"] > 1.0 and result["readyState"] >= 2, result
+    assert result["frames"] >= 30, result
+
+
 def _box(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I4s", 8 + len(payload), kind) + payload
 
@@ -512,14 +589,14 @@ def _children(data: bytes, start: int, end: int) -> dict[bytes, tuple[int, int]]
 
 def split_frames(m4s: bytes) -> list[tuple[int, int, bytes]]:
     """A ``view.m4s`` (one ``moof`` with one ``trun``, then its ``mdat``, as nvr.mp4 writes
-    it) as one media segment per frame: ``(media start, media end, segment)`` with times
-    relative to the segment's ``tfdt``."""
+    it) as one media segment per frame, each of decode time 0 as ``live.m4s`` sends them:
+    ``(media start, media end, segment)`` with times relative to the ``view.m4s``'s
+    ``tfdt``."""
     top = _children(m4s, 0, len(m4s))
     moof_start = top[b"moof"][0] - 8
     traf = _children(m4s, *top[b"moof"])[b"traf"]
     boxes = _children(m4s, *traf)
     tfhd = m4s[boxes[b"tfhd"][0] - 8 : boxes[b"tfhd"][1]]
-    (base,) = struct.unpack_from(">Q", m4s, boxes[b"tfdt"][0] + 4)
     trun_at = boxes[b"trun"][0]
     flags, count, data_offset = struct.unpack_from(">IIi", m4s, trun_at)
     assert flags & 0xFFFFFF == 0x000701, hex(flags)  # data offset; duration, size, flags
@@ -531,8 +608,7 @@ def split_frames(m4s: bytes) -> list[tuple[int, int, bytes]]:
         sample = m4s[pos : pos + size]
         pos += size
 
-        tfdt = _full_box(b"tfdt", 1, 0, struct.pack(">Q", base + t))
-        traf_head = tfhd + tfdt
+        traf_head = tfhd + _full_box(b"tfdt", 1, 0, struct.pack(">Q", 0))
         mfhd = _full_box(b"mfhd", 0, 0, struct.pack(">I", i + 1))
         entry = struct.pack(">III", duration, size, sample_flags)
 

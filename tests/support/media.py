@@ -1,4 +1,5 @@
-"""Looking inside served media: frames as PyAV decodes them, the edit list, ffprobe."""
+"""Looking inside served media: frames as PyAV decodes them, the edit list, a media
+segment's sequence number and decode time, ffprobe."""
 
 from __future__ import annotations
 
@@ -49,6 +50,44 @@ def edit_list(data: bytes) -> list[tuple[int, int]]:
         assert rate == 1
         out.append((media_time, duration))
     return out
+
+
+def fragment_header(segment: bytes) -> tuple[int, int]:
+    """A media segment's ``mfhd`` sequence number and ``tfdt`` decode time (one track)."""
+    boxes = {b.box_type: b for b in walk_boxes(segment)}
+    mfhd, tfdt = boxes[b"mfhd"].offset, boxes[b"tfdt"].offset
+    (sequence,) = struct.unpack_from(">I", segment, mfhd + 12)
+    fmt = ">Q" if segment[tfdt + 8] == 1 else ">I"
+    (decode_time,) = struct.unpack_from(fmt, segment, tfdt + 12)
+    return sequence, decode_time
+
+
+_TRUN_FIELDS = (0x100, 0x200, 0x400, 0x800)  # per sample: duration, size, flags, cto
+
+
+def appended_at_the_end(init: bytes, segments: list[bytes]) -> bytes:
+    """The init segment and media segments as a client that appends each segment at the
+    end of what it has buffered sees them (Moonfire NVR's UI sets
+    ``SourceBuffer.timestampOffset`` to the buffered end before each append): each
+    segment's ``tfdt`` moved by that offset, in one file for PyAV. (FFmpeg itself always
+    places a media segment at its ``tfdt``.) One track, one ``trun`` per segment with
+    per-sample durations."""
+    out, end = bytearray(init), 0
+    for segment in segments:
+        seg = bytearray(segment)
+        boxes = {b.box_type: b for b in walk_boxes(seg)}
+        tfdt, trun = boxes[b"tfdt"].offset, boxes[b"trun"].offset
+        fmt = ">Q" if seg[tfdt + 8] == 1 else ">I"
+        (decode_time,) = struct.unpack_from(fmt, seg, tfdt + 12)
+        struct.pack_into(fmt, seg, tfdt + 12, decode_time + end)
+        flags, count = struct.unpack_from(">II", seg, trun + 8)
+        assert flags & 0x100, "per-sample durations"
+        pos = trun + 16 + 4 * bool(flags & 0x1) + 4 * bool(flags & 0x4)
+        stride = 4 * sum(bool(flags & f) for f in _TRUN_FIELDS)
+        durations = [struct.unpack_from(">I", seg, pos + i * stride)[0] for i in range(count)]
+        end += decode_time + sum(durations)
+        out += seg
+    return bytes(out)
 
 
 def ffprobe(data: bytes) -> dict[str, object]:

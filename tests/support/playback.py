@@ -5,19 +5,23 @@
 streamer and syncer, replayed on a ``MockClock`` (a fraction of a second of real time),
 then closes the database so that a daemon can open it:
 
-- ``small`` (camera ``cam0``, rotation every 10 s): three runs. The 640x360 clip looped
+- ``small`` (camera ``cam0``, rotation every 10 s): four runs. The 640x360 clip looped
   twice (recordings of 20, 10 and 10 s, the last with a trailing zero); the
   resolution-change clip once (640x360 for 3 s, then 320x240: two sample entries, so a
   new recording in the same run); the 640x360 clip once more, with two forward steps in
   its timestamps (two frames of 3300 ticks; its last recording's media duration exceeds
-  its wall duration, so ``s=`` times are scaled).
+  its wall duration, so ``s=`` times are scaled); the resolution-change clip looped twice
+  (640x360, 320x240, 640x360, 320x240 by turns every 3 s, so the sample entry changes
+  three times in the run; a rotation splits the third stretch: five recordings).
 - ``big`` (camera ``cam1``, rotation every 60 s): one run of the 640x360 clip looped for
   250 s, over 8 MiB.
 
 ``expected_view(library, stream, specs)`` resolves ``s=`` values the way Moonfire NVR's
 API defines them (ids of the stream, relative times in 90k wall time from the start of
-``START_ID``, the frames from the key frame at or before the start and starting before
-the end, an edit list so playback starts and ends exactly where asked) from the
+``START_ID``, scaled to media time with starts rounded down and ends up, the frames from
+the key frame at or before the start and starting before the end, an edit list so
+playback starts and ends exactly where asked, or for a range inside one frame starts
+where that frame does) from the
 recordings' indexes, frame by frame. Every decoded picture of the fixtures shows its frame
 number (``fixtures.make_fixtures.read_frame_number``), so tests can check *which* frame
 each output frame is.
@@ -25,10 +29,12 @@ each output frame is.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -56,7 +62,7 @@ CLIP = str(FIXTURES / "h264-640x360.mp4")  # 600 frames, 20 s
 RES_CHANGE = str(FIXTURES / "h264-res-change.ts")  # 180 frames, 320x240 from frame 90
 CLIP_FRAMES = {CLIP: 600, RES_CHANGE: 180}
 #: the clip each run of each stream plays (runs restart the clip at frame 0)
-RUN_CLIPS = {"small": [CLIP, RES_CHANGE, CLIP], "big": [CLIP]}
+RUN_CLIPS = {"small": [CLIP, RES_CHANGE, CLIP, RES_CHANGE], "big": [CLIP]}
 BIG_SECONDS = 250
 
 
@@ -119,6 +125,7 @@ def record_library(root: Path) -> Library:
             # two forward steps of the camera's timestamps: frames of 3300 ticks, and
             # media time that runs ahead of the (local) wall time in the last recording
             Session(clip, loops=1, pts_shifts={150: 300, 450: 300}),
+            Session(res_change, loops=2),
             gone,
         ],
         "rtsp://cam1/main": [Session(clip, loops=None, end_after=BIG_SECONDS * 30), gone],
@@ -261,12 +268,15 @@ class Expected:
     first: tuple[LibRec, int, int] | None = None
 
 
-def _wall_to_media(rec: LibRec, wall_offset: int) -> int:
+def _wall_to_media(rec: LibRec, wall_offset: int, *, end: bool = False) -> int:
+    """Scaled by media/wall duration: a start rounds down, an ``end`` up (the media range
+    holds all of the wall range)."""
     if wall_offset <= 0:
         return 0
     if wall_offset >= rec.wall_duration_90k:
         return rec.media_duration_90k
-    return wall_offset * rec.media_duration_90k // rec.wall_duration_90k
+    scaled = Fraction(wall_offset * rec.media_duration_90k, rec.wall_duration_90k)
+    return math.ceil(scaled) if end else math.floor(scaled)
 
 
 def _pieces(recs: list[LibRec], spec: SSpec) -> list[tuple[LibRec, int, int]] | int:
@@ -294,7 +304,7 @@ def _pieces(recs: list[LibRec], spec: SSpec) -> list[tuple[LibRec, int, int]] | 
         end = (
             r.media_duration_90k
             if spec.rel_end is None or spec.rel_end >= hi
-            else _wall_to_media(r, spec.rel_end - lo)
+            else _wall_to_media(r, spec.rel_end - lo, end=True)
         )
         if end > start:
             out.append((r, start, end))
@@ -329,6 +339,11 @@ def expected_view(recs: list[LibRec], specs: Sequence[SSpec]) -> Expected:
         if edits and sum(edits[-1]) == media_time:
             edits[-1] = (edits[-1][0], edits[-1][1] + end - start)
         else:
+            if not any(start <= f.start_90k < end for f in rec.frames):
+                # inside one frame: the edit starts where that frame does (players present
+                # only frames that start inside an edit)
+                media_time = track + max(f.start_90k for f in rec.frames
+                                         if f.start_90k <= start) - lead
             edits.append((media_time, end - start))
     total = sum(f.duration for f in frames)
     rec, start, _ = pieces[0]

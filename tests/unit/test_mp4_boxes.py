@@ -133,9 +133,9 @@ GOLDEN_HEADER = (
 )
 GOLDEN_SIZE = 1269
 GOLDEN_ETAG = '"5b7eea90ddc0fd3cc32b205c92445ef2270ddf9c"'
-M4S_ETAG = '"b9210258adab911b189e7d4d2c7ca4fab2abf54f"'
+M4S_ETAG = '"09a0e8e6bd09a619cd84da720d70b6e54511ebf3"'  # mfhd 2: recording 1 (issue 12)
 M4S_SIZE = 379
-INIT_ETAG = '"58a30193a3fa48357fc080dcbce1eaae75f045a6"'
+INIT_ETAG = '"a04dc9ae4f20ef5158350186b58c035c2da269f7"'  # stsz before stco (issue 12)
 INIT_SIZE = 669
 
 

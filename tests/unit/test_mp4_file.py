@@ -71,7 +71,7 @@ from nvr.mp4.virtual import DEFAULT_CHUNK, VirtualFile
 from nvr.syncer import Syncer
 from nvr.testing.env import TEST_SAMPLE_ENTRY, RecordingEnv, create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
-from tests.support.media import edit_list
+from tests.support.media import edit_list, fragment_header
 
 SEC = UNITS_PER_SEC
 T0 = 1_700_000_040 * SEC
@@ -220,13 +220,14 @@ class Expected:
     edits: list[tuple[int, int]]  # (media_time, duration), before dropping a trivial list
     byte_ranges: list[tuple[int, int, int]]  # (composite id, offset, length)
     lead: int  # start of the first segment's first frame, relative to its recording
+    keys: list[int]  # key frames of each segment
 
 
 def reference(lib: Library, segs: Sequence[tuple[ListedRecording, int, int]]) -> Expected:
     """What a file of ``segs`` must hold, computed frame by frame from ``iter_video_index``."""
     frames: list[TrackFrame] = []
     edits: list[tuple[int, int]] = []
-    ranges, leads = [], []
+    ranges, leads, keys = [], [], []
     for rec, rel_start, rel_end in segs:
         index = list(iter_video_index(lib.env.db.get_video_index(rec.composite_id)))
         total = sum(f.duration_90k for f in index)
@@ -247,11 +248,16 @@ def reference(lib: Library, segs: Sequence[tuple[ListedRecording, int, int]]) ->
             if edits and sum(edits[-1]) == media_time:
                 edits[-1] = (edits[-1][0], edits[-1][1] + keep)
             else:
+                if not any(rel_start <= f.start_90k < rel_end for f in index):
+                    # inside one frame: the edit starts where that frame does
+                    covering = max(f.start_90k for f in index if f.start_90k <= rel_start)
+                    media_time = track + covering - index[begin].start_90k
                 edits.append((media_time, keep))
         last: FrameEntry = chosen[-1][1]
         ranges.append((rec.composite_id, index[begin].offset,
                        last.offset + last.bytes - index[begin].offset))
-    return Expected(frames, edits, ranges, leads[0])
+        keys.append(sum(f.is_key for _, f in chosen))
+    return Expected(frames, edits, ranges, leads[0], keys)
 
 
 def entry_data(lib: Library, rec: ListedRecording) -> bytes:
@@ -372,13 +378,19 @@ def test_mp4_decodes_to_exactly_the_indexed_frames(
     # the edit list starts at the requested start, relative to the key frame before it
     assert vf.leading_media_duration_90k == segs[0][1] - expected.lead
     if not trivial and segs[0][2] > segs[0][1]:
-        assert expected.edits[0][0] == vf.leading_media_duration_90k
+        # (or, for a range inside one frame, at that frame's start)
+        first_edit = expected.edits[0][0]
+        assert first_edit == vf.leading_media_duration_90k or (
+            first_edit < vf.leading_media_duration_90k
+            and first_edit in {f.cts for f in expected.frames})
     # the slices are exactly the sample-file byte ranges of the chosen frames
     assert [(s.composite_id, s.sample_offset, s.length) for s in vf.slices] == expected.byte_ranges
-    # plus, where the sample entry changes, the new entry's parameter sets in-band
-    assert vf.size == len(vf.header) + sum(r[2] for r in expected.byte_ranges) + sum(
-        in_band_size(library, b) for (a, _, _), (b, _, _) in itertools.pairwise(segs)
-        if entry_data(library, a) != entry_data(library, b)
+    # plus, in a file of more than one set of parameter sets, each segment's in front of
+    # each of its key frames
+    in_band = len({entry_data(library, rec) for rec, _, _ in segs}) > 1
+    assert vf.size == len(vf.header) + sum(r[2] for r in expected.byte_ranges) + in_band * sum(
+        keys * in_band_size(library, rec) for (rec, _, _), keys in zip(segs, expected.keys,
+                                                                        strict=True)
     )
     data = read_file(vf, library.reader)
     assert len(data) == vf.size
@@ -398,29 +410,55 @@ def test_mp4_decodes_to_exactly_the_indexed_frames(
         assert decode(path) == ffmpeg_presentation(expected)
 
 
-def test_a_new_resolution_repeats_its_parameter_sets_in_band(library: Library) -> None:
-    """At a change of parameter sets the second segment's chunk starts with the new
-    entry's SPS and PPS (length-prefixed), counted in its first frame's stsz size; the
-    first segment gets none (its entry is the stsd's first)."""
-    a, b = next(
-        (a, b) for a, b in itertools.pairwise(library.main)
-        if entry_data(library, a) != entry_data(library, b)
-    )
-    vf = build_mp4([library.segment(a, 0, a.media_duration_90k),
-                    library.segment(b, 0, b.media_duration_90k)],
-                   library.env.db.video_sample_entries)
-    data = read_file(vf, library.reader)
-    sps, pps, _ = h264.parse_avcc_record(entry_data(library, b)[8:])
-    prefix = nal.to_length_prefixed([*sps, *pps])
-    first, second = vf.slices
-    assert first.file_offset == vf.header_size
-    assert second.file_offset == first.file_offset + first.length + len(prefix)
-    assert data[second.file_offset - len(prefix) : second.file_offset] == prefix
-    stsz = next(x for x in walk_boxes(vf.header) if x.box_type == b"stsz")
-    sizes = np.frombuffer(vf.header, ">u4", count=a.video_samples + b.video_samples,
-                          offset=stsz.offset + 20)
-    b_index = decode_video_index(library.env.db.get_video_index(b.composite_id))
-    assert sizes[a.video_samples] == b_index.sizes[0] + len(prefix)
+def samples(vf: VirtualFile, data: bytes) -> list[bytes]:
+    """The video samples of a file, as its ``stsz``, ``stsc`` and ``stco`` locate them."""
+    sizes = u32s(box_payload(vf.header, b"stsz"), 12)
+    stsc = u32s(box_payload(vf.header, b"stsc"), 8)
+    rows = [stsc[i : i + 3] for i in range(0, len(stsc), 3)]
+    offsets = u32s(box_payload(vf.header, b"stco"), 8)
+    out, k = [], 0
+    for chunk, pos in enumerate(offsets, 1):
+        per_chunk = next(n for first, n, _ in reversed(rows) if first <= chunk)
+        for size in sizes[k : k + per_chunk]:
+            out.append(data[pos : pos + size])
+            pos += size
+        k += per_chunk
+    assert k == len(sizes)
+    return out
+
+
+def test_parameter_sets_precede_every_key_frame_where_they_change(library: Library) -> None:
+    """A file of 640x360, 320x240, then 640x360 again: each segment's key frames (the
+    first chunk's too) start with its entry's SPS and PPS (length-prefixed), counted in
+    the key frame's stsz size; other frames are the sample file's bytes. A file of one
+    entry has no copies."""
+    a, b = library.main[3], library.main[4]
+    assert entry_data(library, a) != entry_data(library, b)
+    segs = [(a, 0, a.media_duration_90k), (b, 0, 180_000), (a, 100_000, 200_000)]
+    vf = build_mp4([library.segment(*s) for s in segs], library.env.db.video_sample_entries)
+    got = samples(vf, read_file(vf, library.reader))
+    want = []
+    for rec, start, end in segs:
+        sps, pps, _ = h264.parse_avcc_record(entry_data(library, rec)[8:])
+        prefix = nal.to_length_prefixed([*sps, *pps])
+        frames = decode_video_index(library.env.db.get_video_index(rec.composite_id)).frames()
+        begin = max(i for i, f in enumerate(frames) if f.is_key and f.start_90k <= start)
+        fd = library.env.sdir.open_file(rec.composite_id)
+        try:
+            want += [(prefix if f.is_key else b"") + os.pread(fd, f.bytes, f.offset)
+                     for f in frames[begin:] if f.start_90k < end]
+        finally:
+            os.close(fd)
+    assert len(got) == len(want) == sum(s.frames for s in vf.segments) == 90 + 60 + 37
+    assert got == want
+    assert f"each of its 3 key frames after {in_band_size(library, a)} bytes of parameter " \
+        "sets" in vf.text_dump()
+    # one entry: the sample file's bytes, nothing in front
+    single = build_mp4([library.segment(a, 0, a.media_duration_90k)],
+                       library.env.db.video_sample_entries)
+    index = decode_video_index(library.env.db.get_video_index(a.composite_id))
+    assert u32s(box_payload(single.header, b"stsz"), 12) == index.sizes.tolist()
+    assert single.size == len(single.header) + a.sample_file_bytes
 
 
 def test_edit_list_starts_at_the_requested_time_inside_a_gop(
@@ -482,7 +520,9 @@ def test_multiple_sample_entries_in_one_file(library: Library, tmp_path: Path) -
     # stsc: chunk 1 has 90 samples of entry 1, chunk 2 has 90 of entry 2
     assert u32s(box_payload(header, b"stsc"), 4) == [2, 1, 90, 1, 2, 90, 2]
     stco = u32s(box_payload(header, b"stco"), 4)
-    assert stco == [2, len(header), len(header) + vf.slices[0].length]
+    # each chunk's key frames follow their entry's parameter sets (3 in the first chunk)
+    assert stco == [2, len(header), len(header) + vf.slices[0].length + 3 * in_band_size(
+        library, first)]
     assert vf.codecs == (entries[first.video_sample_entry_id].rfc6381_codec,
                          entries[second.video_sample_entry_id].rfc6381_codec)
     path = tmp_path / "res.mp4"
@@ -525,9 +565,57 @@ def test_no_segments_and_unknown_entries_are_refused(library: Library) -> None:
 
 def test_wall_to_media_scales_and_clamps() -> None:
     rec = ListedRecording(1, 1, 0, 1_000_000, 999_000, 10, 1, 1, 100, 0, 0, 0, 0)
-    assert [wall_to_media(rec, w) for w in (-5, 0, 500_000, 999_999, 1_000_000, 2_000_000)] == [
-        0, 0, 499_500, 998_999, 999_000, 999_000
+    offsets = (-5, 0, 1, 500_000, 999_999, 1_000_000, 2_000_000)
+    assert [wall_to_media(rec, w) for w in offsets] == [
+        0, 0, 0, 499_500, 998_999, 999_000, 999_000
     ]
+    # a range's end rounds up: [0, 1) of wall time is [0, 1) of media time, not empty
+    assert [wall_to_media(rec, w, round_up=True) for w in offsets] == [
+        0, 0, 1, 499_500, 999_000, 999_000, 999_000
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_a_wall_range_selects_the_frames_it_covers_part_of(data: st.DataObject) -> None:
+    """Issue 12: ``s=ID.0-1`` selected nothing while ``s=ID.1-2`` selected a frame. Any
+    non-empty wall range, scaled to media time (start down, end up), selects exactly the
+    frames whose media span it overlaps, from the key frame before the first; and an edit
+    that would hold no frame's start begins at the start of the frame it covers."""
+    (rec, index), = synthetic_recordings(1, frames=data.draw(st.integers(1, 90)))
+    wall = rec.media_duration_90k + data.draw(st.integers(-2_000, 2_000))
+    rec = dataclasses.replace(rec, wall_duration_90k=wall)
+    a = data.draw(st.integers(0, wall - 1), label="start")
+    b = data.draw(st.integers(a + 1, wall + 10), label="end")
+    ix = decode_video_index(index)
+    seg = Segment(rec, ix, wall_to_media(rec, a), wall_to_media(rec, b, round_up=True))
+    sel = select(seg, ix)
+    media = rec.media_duration_90k
+    lo, hi = Fraction(a * media, wall), Fraction(min(b, wall) * media, wall)
+    covered = [i for i, f in enumerate(ix.frames())
+               if f.start_90k < hi and f.start_90k + f.duration_90k > lo]
+    first_key = max(i for i in range(covered[0] + 1) if ix.is_key[i])
+    assert (sel.begin, sel.end) == (first_key, covered[-1] + 1)
+    starts_inside = [s for s in ix.starts.tolist() if sel.rel_start <= s < sel.rel_end]
+    covering = max(s for s in ix.starts.tolist() if s <= sel.rel_start)
+    assert sel.edit_start == (sel.rel_start if starts_inside else covering)
+
+
+def test_a_range_inside_one_frame_plays_that_frame(library: Library, tmp_path: Path) -> None:
+    """The last tick of a recording (or any range inside one frame) made an edit that held
+    no frame's start: FFmpeg presented nothing. Its edit now starts where the frame does,
+    as long as asked; FFmpeg presents the frame."""
+    rec = library.main[1]
+    m = rec.media_duration_90k
+    for start, end, frame in [(m - 1, m, 299), (1500, 1501, 0), (46_000, 47_000, 15),
+                              (45_000, 45_001, 15)]:
+        vf = build_mp4([library.segment(rec, start, end)], library.env.db.video_sample_entries)
+        lead = 30 * 3000 * (frame // 30)  # the GOP's key frame
+        assert edit_list(vf.header) == [(frame * 3000 - lead, end - start)], (start, end)
+        path = tmp_path / f"{start}.mp4"
+        path.write_bytes(read_file(vf, library.reader))
+        number = library.clip_frames[rec.composite_id] + frame
+        assert decode(path) == [(0, number, 640)], (start, end)
 
 
 # --- byte ranges ---------------------------------------------------------------------------------
@@ -541,12 +629,24 @@ def two_recordings(library: Library) -> tuple[VirtualFile, bytes]:
     return vf, read_file(vf, FileReader(library.env), chunk=7_777)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[FIXTURE_CHECK])
+@pytest.fixture(scope="module")
+def entry_changes(library: Library) -> tuple[VirtualFile, bytes]:
+    """640x360, 320x240, 640x360: parameter sets in front of every key frame."""
+    a, b = library.main[3], library.main[4]
+    vf = build_mp4([library.segment(a, 150_000, a.media_duration_90k),
+                    library.segment(b, 0, 100_000), library.segment(a, 0, 50_000)],
+                   library.env.db.video_sample_entries)
+    assert [s.key_frames for s in vf.segments] == [2, 2, 1]
+    return vf, read_file(vf, FileReader(library.env), chunk=7_777)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[FIXTURE_CHECK])
 @given(cuts=st.lists(st.integers(0, 1 << 40), max_size=12), chunk=st.integers(1, 300_000))
+@pytest.mark.parametrize("file", ["two_recordings", "entry_changes"])
 def test_any_ranges_reassemble_to_the_whole_file(
-    library: Library, two_recordings: tuple[VirtualFile, bytes], cuts: list[int], chunk: int
+    library: Library, request: pytest.FixtureRequest, file: str, cuts: list[int], chunk: int
 ) -> None:
-    vf, whole = two_recordings
+    vf, whole = request.getfixturevalue(file)
     assert len(whole) == vf.size
     points = sorted({0, vf.size, *(c % (vf.size + 1) for c in cuts)})
     reader = FileReader(library.env)
@@ -696,10 +796,40 @@ def test_m4s_after_its_init_segment_decodes(
         assert any(b.box_type == b"hvc1" for b in walk_boxes(init.header))
 
 
+def test_m4s_sequence_numbers_count_up_with_the_recordings(library: Library) -> None:
+    """Each .m4s holds one fragment, numbered by its first recording (id + 1): the .m4s
+    of consecutive recordings, appended one after another, count up."""
+    entries = library.env.db.video_sample_entries
+    recs = library.main[:3]
+    m4s = [build_m4s([library.segment(r, 0, r.media_duration_90k)], entries) for r in recs]
+    numbers = [fragment_header(f.header)[0] for f in m4s]
+    assert numbers == [r.composite_id % (1 << 32) + 1 for r in recs]
+    assert numbers == sorted(set(numbers)) and numbers[0] >= 1
+    # two parts of one recording share its number (what is known of a .m4s alone)
+    part = build_m4s([library.segment(recs[1], 90_000, 180_000)], entries)
+    assert fragment_header(part.header)[0] == numbers[1]
+
+
 def test_m4s_refuses_two_sample_entries(library: Library) -> None:
     segs = [library.segment(library.main[3], 0, 270_000), library.segment(library.main[4], 0, 1)]
     with pytest.raises(errors.InvalidArgument, match="one sample entry"):
         build_m4s(segs, library.env.db.video_sample_entries)
+
+
+def test_init_segment_orders_its_sample_tables_as_mp4_files_do(library: Library) -> None:
+    """stsd, stts, stsc, stsz, then stco (ISO/IEC 14496-12's order, and the .mp4's)."""
+    entry_id = library.main[0].video_sample_entry_id
+    entries = library.env.db.video_sample_entries
+    init = build_init(entry_id, entries[entry_id])
+    mp4 = build_mp4([library.segment(library.main[0], 0, 90_000)], entries)
+
+    def stbl_children(data: bytes) -> list[bytes]:
+        stbl = next(b for b in walk_boxes(data) if b.box_type == b"stbl")
+        return [b.box_type for b in walk_boxes(data) if b.depth == stbl.depth + 1
+                and stbl.offset < b.offset < stbl.offset + stbl.size]
+
+    assert stbl_children(init.header) == [b"stsd", b"stts", b"stsc", b"stsz", b"stco"]
+    assert stbl_children(mp4.header) == [b"stsd", b"stts", b"stsc", b"stsz", b"stco", b"stss"]
 
 
 def test_init_segment_fields(library: Library) -> None:
@@ -722,6 +852,8 @@ def test_subtitle_track_carries_wall_clock_seconds(library: Library, tmp_path: P
     rec = library.main[1]  # starts at T0 + 20 s
     vf = build_mp4([library.segment(rec, 46_500, 300_000)], library.env.db.video_sample_entries,
                    subtitle_tz=ZoneInfo("America/New_York"))
+    # the text track's sample entry is in the Content-Type (issue 12)
+    assert vf.mime_type == 'video/mp4; codecs="avc1.64001e, tx3g"'
     path = tmp_path / "ts.mp4"
     path.write_bytes(read_file(vf, library.reader))
     with av.open(str(path)) as container:

@@ -3,20 +3,19 @@
 A streamer records the fixture clip from a ``ReplayOpener`` on a MockClock and
 publishes into the hub; a WebSocket viewer (Quart's test client) receives one message
 per frame, which must start at a key frame, carry Moonfire's headers, and decode with
-PyAV after the init segment, frame for frame. A slow viewer gets a ``drop`` message and
+PyAV after the init segment, frame for frame, appended one after another (each message's
+``tfdt`` is 0, as Moonfire's server writes it). A slow viewer gets a ``drop`` message and
 resumes at a key frame; a foreign ``Origin`` or ``Host`` is refused before the upgrade,
 a caller without ``viewVideo`` gets Moonfire's error message after it.
 """
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import pytest
 import trio
 import trio.testing
@@ -36,6 +35,7 @@ from nvr.testing.replay import ReplayOpener, Session, load_packets
 from nvr.web.app import create_app
 from nvr.web.auth import check_origin
 from nvr.web.context import WebContext
+from tests.support.media import appended_at_the_end, decoded_frames, fragment_header
 
 SEC = UNITS_PER_SEC
 T0 = 1_700_000_040 * SEC
@@ -152,17 +152,18 @@ async def test_viewer_gets_one_decodable_fragment_per_frame_from_a_key_frame(
     assert ranges == [(i * FRAME, (i + 1) * FRAME) for i in range(30, 75)]
     assert [is_key(body) for _, body in parsed] == [i % 30 == 0 for i in range(30, 75)]
 
-    # init segment + the fragments decode as the camera's frames
+    # every fragment starts at decode time 0, as Moonfire's server writes them; their
+    # sequence numbers count the connection's messages
+    assert [fragment_header(body) for _, body in parsed] == [(n, 0) for n in range(1, 46)]
+
+    # init segment + the fragments, each appended after the one before (as clients of
+    # Moonfire's API do), decode as the camera's frames, back to back
     init = await app.test_client().get(f"/api/init/{first['X-Video-Sample-Entry-Id']}.mp4")
     assert init.status_code == 200
-    data = await init.get_data() + b"".join(body for _, body in parsed)
-    with av.open(io.BytesIO(data)) as container:
-        stream = container.streams.video[0]
-        frames = list(container.decode(stream))
-        pts = [round(f.pts * stream.time_base * SEC) for f in frames]
-    assert len(frames) == 45
-    assert pts == [i * FRAME for i in range(30, 75)]
-    assert (frames[0].width, frames[0].height) == (640, 360)
+    data = appended_at_the_end(await init.get_data(), [body for _, body in parsed])
+    assert decoded_frames(data, ignore_editlist=False) == [
+        ((i - 30) * FRAME, i, 640) for i in range(30, 75)
+    ]
 
 
 def synthetic(count: int, keys: Sequence[int]) -> list[LiveFrame]:

@@ -2,8 +2,9 @@
 // module that knows the message format. What it expects from the server:
 //
 // * binary message: an HTTP-style header block, lines ending in "\r\n" and the block in
-//   an empty line ("\r\n\r\n"), then one fMP4 media segment (`moof` + `mdat`), one frame
-//   per message. Headers used:
+//   an empty line ("\r\n\r\n"), then one fMP4 media segment (`moof` + `mdat`) whose
+//   decode time (`tfdt`) is 0, as Moonfire's server writes it; one frame per message.
+//   Headers used:
 //     Content-Type: video/mp4; codecs="avc1.4d401e"   (the MSE type of the stream)
 //     X-Video-Sample-Entry-Id: 4                     (init segment: /api/init/4.mp4)
 //     X-Recording-Id: 42.5681                        (open id . recording id)
@@ -24,9 +25,8 @@
 // recording is placed right after the end of the last frame seen of the one before.
 // (X-Prev-Media-Duration would give the same for a stream without gaps, but Moonfire's
 // own example messages grow it within a recording, so its meaning per message is not
-// pinned down well enough to build on.) The segment's `tfdt` is read so that
-// `timestampOffset` puts the frame there whatever decode-time base the server used.
-// A new sample entry id fetches its init segment and appends it (with `changeType`
+// pinned down well enough to build on.) The segment starts at decode time 0, so
+// `timestampOffset` = that position puts the frame there. A new sample entry id fetches its init segment and appends it (with `changeType`
 // when the codec string changed). A gap (frames dropped inside a recording) is skipped
 // by seeking forward. The tile's clock shows X-Recording-Start + the media start.
 
@@ -66,62 +66,6 @@ export function parseMessage(buf) {
     mediaEnd90k: range[1],
     segment: bytes.subarray(end + 4),
   };
-}
-
-// -- a little ISO BMFF reading: the timescale of the init segment, the tfdt of a moof ---
-
-function* boxes(bytes, start, end) {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let pos = start;
-  while (pos + 8 <= end) {
-    let size = view.getUint32(pos);
-    const type = String.fromCharCode(bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]);
-    let header = 8;
-    if (size === 1) {
-      size = Number(view.getBigUint64(pos + 8));
-      header = 16;
-    } else if (size === 0) {
-      size = end - pos;
-    }
-    if (size < header || pos + size > end) return;
-    yield { type, start: pos, body: pos + header, end: pos + size, view };
-    pos += size;
-  }
-}
-
-function findPath(bytes, path) {
-  let start = 0;
-  let end = bytes.length;
-  let found = null;
-  for (const type of path) {
-    found = null;
-    for (const b of boxes(bytes, start, end)) {
-      if (b.type === type) {
-        found = b;
-        break;
-      }
-    }
-    if (!found) return null;
-    start = found.body;
-    end = found.end;
-  }
-  return found;
-}
-
-export function initTimescale(bytes) {
-  const mdhd = findPath(bytes, ["moov", "trak", "mdia", "mdhd"]);
-  if (!mdhd) return 90000;
-  const version = bytes[mdhd.body];
-  return mdhd.view.getUint32(mdhd.body + (version === 1 ? 20 : 12));
-}
-
-export function segmentDecodeTime(bytes) {
-  const tfdt = findPath(bytes, ["moof", "traf", "tfdt"]);
-  if (!tfdt) return 0;
-  const version = bytes[tfdt.body];
-  return version === 1
-    ? Number(tfdt.view.getBigUint64(tfdt.body + 4))
-    : tfdt.view.getUint32(tfdt.body + 4);
 }
 
 // -- the player ------------------------------------------------------------------------
@@ -244,7 +188,6 @@ export class LivePlayer {
     this.pending = null;
     this.entryId = null;
     this.mime = null;
-    this.timescale = 90000;
     this.recId = null; // the recording of the last frame placed
     this.recBase = 0;
     this.recEnd = 0;
@@ -276,10 +219,7 @@ export class LivePlayer {
       await this.switchInit(gen, msg);
       if (gen !== this.generation) return;
     }
-    const at90k = this.place(msg);
-    const tfdt = segmentDecodeTime(msg.segment);
-    const offset = at90k / 90000 - tfdt / this.timescale;
-    this.enqueue({ offset, data: msg.segment });
+    this.enqueue({ offset: this.place(msg) / 90000, data: msg.segment });
     this.dropped = false;
     if (this.lastState !== "playing") this.state("playing");
     this.onFrame(msg);
@@ -330,7 +270,6 @@ export class LivePlayer {
       await this.idle();
       this.sourceBuffer.changeType(msg.contentType);
     }
-    this.timescale = initTimescale(init);
     this.mime = msg.contentType;
     this.entryId = msg.sampleEntryId;
     this.enqueue({ offset: null, data: init });
