@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nvr.base import errors
+from nvr.base.units import parse_size
 from nvr.db.auth import PERMISSIONS
 
 __all__ = ["PERMISSIONS", "BindConfig", "Config", "load_config", "parse_address", "parse_config"]
@@ -85,7 +86,8 @@ class Config:
     #: a login session ends this long after the login, used or not (default 90 days)
     session_max_age_sec: int = 90 * 86400
     #: free-space floor of every sample-file directory's filesystem, in bytes (0: none):
-    #: below it the directory's oldest video is deleted (DESIGN.md §7)
+    #: below it the directory's oldest video is deleted (docs/design.md,
+    #: Recording/syncing/retention)
     min_free: int = 0
     #: per-directory floors by absolute path, overriding ``min_free``
     min_free_by_dir: dict[str, int] = field(default_factory=dict)
@@ -215,8 +217,6 @@ def _parse_size(key: str, value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         n = value
     elif isinstance(value, str):
-        from nvr.admin import parse_size
-
         try:
             n = parse_size(value)
         except errors.InvalidArgument as e:
@@ -298,10 +298,8 @@ def load_config(path: Path | str | None) -> Config:
     if path is None:
         return Config(db_dir=Path(os.environ.get("NVR_DB_DIR", DEFAULT_DB_DIR)))
     try:
-        with open(path, "rb") as f:
+        with errors.mapped_os_errors(f"reading config {path}"), open(path, "rb") as f:
             data = tomllib.load(f)
-    except OSError as e:
-        raise errors.from_os_error(e, f"reading config {path}") from e
     except tomllib.TOMLDecodeError as e:
         raise errors.InvalidArgument(f"config {path}: {e}") from None
     try:

@@ -44,11 +44,11 @@ from nvr.db.database import Database
 from nvr.ingest.hub import FrameHub
 from nvr.ingest.source import Opener
 from nvr.ingest.streamer import Streamer, StreamerOptions, rotate_offset_for
-from nvr.metrics import Metrics
+from nvr.ops.liveness import Liveness, LivenessLimits, ping_watchdog
+from nvr.ops.metrics import Metrics
+from nvr.ops.systemd import Notifier
 from nvr.storage.dir import SampleFileDir, open_for_database, remove_garbage_and_uncommitted
 from nvr.syncer import Syncer
-from nvr.systemd import Notifier
-from nvr.watchdog import Liveness, LivenessLimits, ping_watchdog
 from nvr.web.context import StreamStatus
 from nvr.web.server import run_web
 

@@ -47,7 +47,9 @@ from nvr.base import errors
 from nvr.base.blocking import run_blocking
 from nvr.base.clock import Clocks
 from nvr.base.time90k import UNITS_PER_SEC, Duration, Time, format_duration
-from nvr.db.database import Database, PendingRecording, fs_bytes
+from nvr.db.database import Database
+from nvr.db.stream_summary import fs_bytes
+from nvr.db.types import PendingRecording
 from nvr.storage import retention
 from nvr.storage.dir import SampleFileDir
 
@@ -144,7 +146,14 @@ class Syncer:
         self._poke.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Runs until cancelled, then does the final flush."""
+        """Runs passes as work comes until cancelled; reports started at once.
+
+        Cancellation ends the running pass where it is (nothing it already did is
+        undone: received recordings stay queued until marked synced), then a final pass
+        runs shielded, for at most ``final_flush_timeout``: every recording already
+        received is fsynced and committed, planned deletions too, and garbage unlinked.
+        If that pass does not finish in time, what stays uncommitted is logged (start-up
+        cleans it up). Either way the cancellation then goes on."""
         task_status.started()
         try:
             while True:
@@ -154,7 +163,7 @@ class Syncer:
                 self.busy_since = None
         finally:
             with trio.CancelScope(shield=True) as scope:
-                scope.deadline = trio.current_time() + self._final_flush_timeout / UNITS_PER_SEC
+                scope.deadline = self._clocks.deadline_after(self._final_flush_timeout)
                 await self._final_flush()
             if scope.cancelled_caught:
                 log.error(

@@ -7,6 +7,13 @@ closed set of kinds. The web layer maps each kind to an HTTP status in one place
 
 from __future__ import annotations
 
+import contextlib
+import errno
+from collections.abc import Iterator
+from typing import TypeVar
+
+E = TypeVar("E", bound=BaseException)
+
 
 class NvrError(Exception):
     """Base of all errors nvr raises on purpose. ``str(err)`` is a one-line reason."""
@@ -60,8 +67,6 @@ def from_os_error(err: OSError, what: str) -> NvrError:
     The original error stays attached as ``__cause__`` when the caller uses
     ``raise from_os_error(e, ...) from e``.
     """
-    import errno
-
     msg = f"{what}: {err.strerror or err}"
     code = err.errno
     # disk space, and descriptors or kernel memory ("Too many open files")
@@ -77,3 +82,23 @@ def from_os_error(err: OSError, what: str) -> NvrError:
     if code in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY):
         return Unavailable(msg)
     return Internal(msg)
+
+
+def first_leaf(group: BaseExceptionGroup[E]) -> E:
+    """The first exception of ``group`` that is not itself a group, however deeply nested
+    (trio's nurseries wrap what their tasks raised)."""
+    leaf: E | BaseExceptionGroup[E] = group
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf
+
+
+@contextlib.contextmanager
+def mapped_os_errors(what: str) -> Iterator[None]:
+    """Within the block, an ``OSError`` is raised as its ``NvrError`` kind
+    (``from_os_error(e, what)``, with the ``OSError`` as its cause). Catch the ``OSError``
+    subclasses a caller handles itself (``FileNotFoundError``...) inside the block."""
+    try:
+        yield
+    except OSError as e:
+        raise from_os_error(e, what) from e

@@ -61,6 +61,9 @@ REVOKED_PASSWORD_CHANGE = 2
 REVOKED_ADMIN = 3
 REVOKED_EXPIRED = 4
 
+#: the cookie that carries a session id (Moonfire NVR's name), on the web and in
+#: ``nvr login``'s cookie jars
+SESSION_COOKIE = "s"
 SESSION_ID_BYTES = 32
 SEED_BYTES = 32
 USE_WRITE_INTERVAL_SEC = 60

@@ -2,7 +2,7 @@
 
 Functions here take a ``sqlite3.Connection`` (or cursor), run SQL and return plain rows or
 values. They do not commit, keep no state and raise ``sqlite3`` errors unchanged;
-``database.py`` owns transactions, in-memory state and error mapping.
+``connection.py`` owns transactions and error mapping, ``Database`` the in-memory state.
 """
 
 from __future__ import annotations
@@ -402,6 +402,17 @@ def stream_summary_rows(
     )
 
 
+def recording_time_range(conn: sqlite3.Connection, stream_id: int) -> tuple[int | None, int | None]:
+    """(earliest start, latest end) of the stream's recordings, through the covering index
+    (None, None without recordings)."""
+    row = conn.execute(
+        """select min(start_time_90k), max(start_time_90k + wall_duration_90k)
+           from recording indexed by recording_cover where stream_id = ?""",
+        (stream_id,),
+    ).fetchone()
+    return row[0], row[1]
+
+
 def get_video_index(conn: sqlite3.Connection, cid: int) -> bytes | None:
     row = conn.execute(
         "select video_index from recording_playback where composite_id = ?", (cid,)
@@ -409,17 +420,12 @@ def get_video_index(conn: sqlite3.Connection, cid: int) -> bytes | None:
     return None if row is None else bytes(row[0])
 
 
-def iter_all_recordings(conn: sqlite3.Connection) -> Iterator[sqlite3.Row]:
-    """Every recording with its integrity and playback rows (for ``nvr check``), as
-    ``sqlite3.Row``s addressable by column name."""
-    cur = conn.cursor()
-    cur.row_factory = sqlite3.Row
-    return cur.execute(
-        f"""select r.composite_id, r.stream_id, r.sample_file_bytes, r.video_samples,
-                  r.video_sync_samples, r.wall_duration_90k, r.media_duration_delta_90k,
-                  r.start_time_90k, r.prev_media_duration_90k, r.run_offset, r.flags,
-                  {", ".join(f"r.{c}" for c in SUMMARY_COLUMN_NAMES)},
-                  i.sample_file_sha256, p.video_index
+def iter_all_recordings(conn: sqlite3.Connection) -> Iterator[tuple[Any, ...]]:
+    """Every recording in id order (for ``nvr check``): the listing columns by id
+    (``list_recordings_by_id``'s), then ``sample_file_sha256`` and ``video_index``
+    (NULL where the integrity or playback row is missing)."""
+    return conn.execute(
+        f"""select {_LIST_COLUMNS}, {_SUMMARY_COLUMNS}, i.sample_file_sha256, p.video_index
            from recording r
            left join recording_integrity i using (composite_id)
            left join recording_playback p using (composite_id)

@@ -1,4 +1,5 @@
-"""Recording value types and the ``video_index`` codec (DESIGN.md §5).
+"""Recording value types and the ``video_index`` codec (docs/design.md, On-disk
+formats).
 
 ``VideoSampleEntry`` describes the codec parameters of a run of frames (what an ``.mp4``'s
 ``stsd`` needs). The ``video_index`` of a recording stores, per frame, its duration, size

@@ -36,9 +36,10 @@ import numpy as np
 
 from nvr.base.errors import InvalidArgument, NotFound
 from nvr.base.time90k import Duration
-from nvr.db.database import Database, ListedRecording
+from nvr.db.database import Database
 from nvr.db.frames_summary import FramesSummary, summarize
 from nvr.db.recording import VideoIndexArrays, decode_video_index
+from nvr.db.types import ListedRecording
 
 _T = TypeVar("_T")
 

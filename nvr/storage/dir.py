@@ -1,10 +1,12 @@
 """A sample-file directory: its ``meta`` file, the open interlock, and every file operation.
 
-Layout (DESIGN.md §5): one file per recording, named by its composite id as 16 lowercase
-hex digits, plus ``meta``: a fixed-size (512-byte) record naming the database uuid, the
-directory uuid, the last completed open and the open in progress, protected by a CRC so a
-torn write is detected rather than misread.
+Layout (docs/design.md, On-disk formats): one file per recording, named by its composite
+id as 16 lowercase hex digits, plus ``meta``: a fixed-size (512-byte) record naming the
+database uuid, the directory uuid, the last completed open and the open in progress,
+protected by a CRC so a torn write is detected rather than misread.
 
+``SampleFileDir`` is also the local ``SampleFileReader`` (``nvr.storage.reader``): what
+reads sample files (web responses, ``nvr check``) opens them with ``open_for_reading``.
 All methods of ``SampleFileDir`` are synchronous and may block: callers in trio go through
 ``nvr.base.blocking.run_blocking``. ``nvr.testing.faults`` subclasses it to inject errors
 at any step. ``OSError`` is mapped to ``NvrError`` kinds here.
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from nvr.base import errors
 from nvr.db.database import Database
+from nvr.storage.reader import SampleFile
 
 META_FILE = "meta"
 #: where ``nvr check --trash-orphan-files`` moves files that belong to nothing
@@ -110,11 +113,9 @@ class SampleFileDir:
         """Makes ``path`` (or takes an empty existing directory) a sample-file directory
         of database ``db_uuid``. Refuses a non-empty directory."""
         path = Path(path)
-        try:
+        with errors.mapped_os_errors(f"creating sample file directory {path}"):
             path.mkdir(parents=True, exist_ok=True)
             entries = [e for e in os.listdir(path) if e != "lost+found"]
-        except OSError as e:
-            raise errors.from_os_error(e, f"creating sample file directory {path}") from e
         if entries:
             raise errors.FailedPrecondition(
                 f"{path} is not empty ({len(entries)} entries, e.g. {sorted(entries)[0]!r}); "
@@ -135,28 +136,23 @@ class SampleFileDir:
         path = Path(path)
         fd = _open_dir_fd(path)
         try:
-            _lock(fd, path, exclusive=not read_only)
-            try:
-                meta_fd = os.open(META_FILE, os.O_RDONLY | os.O_CLOEXEC, dir_fd=fd)
-            except FileNotFoundError:
-                raise errors.FailedPrecondition(
-                    f"{path} has no meta file: it is not an nvr sample file directory "
-                    "(or the disk is not mounted)"
-                ) from None
-            try:
-                data = os.pread(meta_fd, META_SIZE + 1, 0)
-            finally:
-                os.close(meta_fd)
+            with errors.mapped_os_errors(f"opening sample file directory {path}"):
+                _lock(fd, path, exclusive=not read_only)
+                try:
+                    meta_fd = os.open(META_FILE, os.O_RDONLY | os.O_CLOEXEC, dir_fd=fd)
+                except FileNotFoundError:
+                    raise errors.FailedPrecondition(
+                        f"{path} has no meta file: it is not an nvr sample file directory "
+                        "(or the disk is not mounted)"
+                    ) from None
+                try:
+                    data = os.pread(meta_fd, META_SIZE + 1, 0)
+                finally:
+                    os.close(meta_fd)
             return cls(path, fd, DirMeta.decode(data, str(path)))
-        except OSError as e:
-            os.close(fd)
-            raise errors.from_os_error(e, f"opening sample file directory {path}") from e
         except BaseException:
             os.close(fd)
             raise
-
-    def fileno(self) -> int:
-        return self._fd
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -167,7 +163,7 @@ class SampleFileDir:
         """Overwrites the meta file in place with one 512-byte write and fsyncs it (and the
         directory, the first time it is created)."""
         data = meta.encode()
-        try:
+        with errors.mapped_os_errors(f"writing meta file of {self.path}"):
             fd = os.open(META_FILE, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644, dir_fd=self._fd)
             try:
                 written = os.pwrite(fd, data, 0)
@@ -177,8 +173,6 @@ class SampleFileDir:
             finally:
                 os.close(fd)
             os.fsync(self._fd)
-        except OSError as e:
-            raise errors.from_os_error(e, f"writing meta file of {self.path}") from e
         self.meta = meta
 
     # -- sample files ------------------------------------------------------------------
@@ -187,19 +181,17 @@ class SampleFileDir:
         """Creates a new sample file (``O_EXCL``: an existing file is an error, never
         overwritten) and returns its descriptor, open for writing."""
         name = file_name(composite_id)
-        try:
+        with errors.mapped_os_errors(f"creating {self.path / name}"):
             return os.open(
                 name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640, dir_fd=self._fd
             )
-        except OSError as e:
-            raise errors.from_os_error(e, f"creating {self.path / name}") from e
 
     def write_all(self, fd: int, pieces: Sequence[bytes | bytearray | memoryview]) -> None:
         """Writes every byte of ``pieces``, in order, with ``writev`` (no joined copy of a
         second of video), looping on short writes."""
         views = [memoryview(p) for p in pieces if len(p)]
         first = 0
-        try:
+        with errors.mapped_os_errors(f"writing a sample file in {self.path}"):
             while first < len(views):
                 n = os.writev(fd, views[first : first + _IOV_MAX])
                 while first < len(views) and n >= len(views[first]):
@@ -207,82 +199,67 @@ class SampleFileDir:
                     first += 1
                 if n:
                     views[first] = views[first][n:]
-        except OSError as e:
-            raise errors.from_os_error(e, f"writing a sample file in {self.path}") from e
 
     def truncate(self, fd: int, length: int) -> None:
-        try:
+        with errors.mapped_os_errors(f"truncating a sample file in {self.path}"):
             os.ftruncate(fd, length)
-        except OSError as e:
-            raise errors.from_os_error(e, f"truncating a sample file in {self.path}") from e
 
     def close_file(self, fd: int) -> None:
-        try:
+        with errors.mapped_os_errors(f"closing a sample file in {self.path}"):
             os.close(fd)
-        except OSError as e:
-            raise errors.from_os_error(e, f"closing a sample file in {self.path}") from e
 
-    def open_file(self, composite_id: int) -> int:
-        """Opens an existing sample file for reading."""
-        name = file_name(composite_id)
-        try:
-            return os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=self._fd)
-        except OSError as e:
-            raise errors.from_os_error(e, f"opening {self.path / name}") from e
+    def open_for_reading(self, composite_id: int) -> SampleFile:
+        """Opens an existing sample file for reading (``SampleFileReader``)."""
+        path = self.path / file_name(composite_id)
+        with errors.mapped_os_errors(f"opening {path}"):
+            fd = os.open(path.name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=self._fd)
+        return LocalSampleFile(fd, path)
 
     def sync_file(self, composite_id: int) -> None:
         """fsyncs a sample file's data (it may have been written by an earlier process)."""
         name = file_name(composite_id)
-        try:
+        with errors.mapped_os_errors(f"syncing {self.path / name}"):
             fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=self._fd)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        except OSError as e:
-            raise errors.from_os_error(e, f"syncing {self.path / name}") from e
 
     def sync(self) -> None:
         """fsyncs the directory itself, making creates and unlinks durable."""
-        try:
+        with errors.mapped_os_errors(f"syncing directory {self.path}"):
             os.fsync(self._fd)
-        except OSError as e:
-            raise errors.from_os_error(e, f"syncing directory {self.path}") from e
 
     def unlink(self, composite_id: int) -> bool:
         """Removes a sample file. Returns False if it was already gone."""
         name = file_name(composite_id)
-        try:
-            os.unlink(name, dir_fd=self._fd)
-        except FileNotFoundError:
-            return False
-        except OSError as e:
-            raise errors.from_os_error(e, f"unlinking {self.path / name}") from e
+        with errors.mapped_os_errors(f"unlinking {self.path / name}"):
+            try:
+                os.unlink(name, dir_fd=self._fd)
+            except FileNotFoundError:
+                return False
         return True
 
     def file_size(self, composite_id: int) -> int | None:
         """The size of a sample file, or None if it does not exist."""
-        try:
-            return os.stat(file_name(composite_id), dir_fd=self._fd).st_size
-        except FileNotFoundError:
-            return None
-        except OSError as e:
-            raise errors.from_os_error(e, f"checking {self.path / file_name(composite_id)}") from e
+        name = file_name(composite_id)
+        with errors.mapped_os_errors(f"cannot stat {self.path / name}"):
+            try:
+                return os.stat(name, dir_fd=self._fd).st_size
+            except FileNotFoundError:
+                return None
 
     def list_files(self) -> tuple[list[int], list[str]]:
         """(composite ids of the sample files, names of any other entries but ``meta`` and
         ``trash``)."""
         ids: list[int] = []
         others: list[str] = []
-        try:
-            with os.scandir(self._fd) as it:
-                for entry in it:
-                    if _NAME_RE.fullmatch(entry.name):
-                        ids.append(int(entry.name, 16))
-                    elif entry.name not in (META_FILE, TRASH_DIR):
-                        others.append(entry.name)
-        except OSError as e:
-            raise errors.from_os_error(e, f"listing {self.path}") from e
+        with errors.mapped_os_errors(f"listing {self.path}"), os.scandir(self._fd) as it:
+            for entry in it:
+                if _NAME_RE.fullmatch(entry.name):
+                    ids.append(int(entry.name, 16))
+                elif entry.name not in (META_FILE, TRASH_DIR):
+                    others.append(entry.name)
         ids.sort()
         return ids, sorted(others)
 
@@ -291,7 +268,7 @@ class SampleFileDir:
         overwriting: a name already there gets a ``.N`` suffix. fsyncs both directories.
         Returns the new name, relative to the directory."""
         name = file_name(composite_id)
-        try:
+        with errors.mapped_os_errors(f"moving {self.path / name} to the trash"):
             with contextlib.suppress(FileExistsError):
                 os.mkdir(TRASH_DIR, 0o750, dir_fd=self._fd)
             trash_fd = os.open(
@@ -311,22 +288,33 @@ class SampleFileDir:
             finally:
                 os.close(trash_fd)
             os.fsync(self._fd)
-        except OSError as e:
-            raise errors.from_os_error(e, f"moving {self.path / name} to the trash") from e
         return f"{TRASH_DIR}/{target}"
 
     def statvfs(self) -> os.statvfs_result:
-        try:
+        with errors.mapped_os_errors(f"statvfs of {self.path}"):
             return os.fstatvfs(self._fd)
-        except OSError as e:
-            raise errors.from_os_error(e, f"statvfs of {self.path}") from e
+
+
+class LocalSampleFile:
+    """A sample file of a ``SampleFileDir``, open for reading (a ``SampleFile``)."""
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self._fd = fd
+        self.path = path
+
+    def pread(self, offset: int, length: int) -> bytes:
+        with errors.mapped_os_errors(f"reading {self.path}"):
+            return os.pread(self._fd, length, offset)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def _open_dir_fd(path: Path) -> int:
-    try:
+    with errors.mapped_os_errors(f"opening sample file directory {path}"):
         return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as e:
-        raise errors.from_os_error(e, f"opening sample file directory {path}") from e
 
 
 def _lock(fd: int, path: Path, *, exclusive: bool) -> None:
@@ -417,9 +405,10 @@ def open_for_database(db: Database, dir_id: int, *, read_only: bool) -> SampleFi
 
 
 def remove_garbage_and_uncommitted(db: Database, dir_id: int, sdir: SampleFileDir) -> int:
-    """Start-up cleanup (DESIGN.md §5): unlinks every file listed in ``garbage`` and every
-    file of this directory's streams whose id was never committed, fsyncs the directory and
-    lets the next flush forget the garbage rows. Returns the number of files removed."""
+    """Start-up cleanup (docs/design.md, On-disk formats): unlinks every file listed in
+    ``garbage`` and every file of this directory's streams whose id was never committed,
+    fsyncs the directory and lets the next flush forget the garbage rows. Returns the
+    number of files removed."""
     row = db.dirs[dir_id]
     ids, _ = sdir.list_files()
     floors = {s.id: db.uncommitted_floor(s.id) for s in db.streams_in_dir(dir_id)}

@@ -1,4 +1,5 @@
-"""Deletion planning for the free-space floor of a sample-file directory (DESIGN.md §7).
+"""Deletion planning for the free-space floor of a sample-file directory (docs/design.md,
+Recording/syncing/retention).
 
 What belongs here: deciding *which* recordings to delete so that a directory's filesystem
 keeps at least its configured free space. ``pick_oldest`` is pure (no I/O, no database):
@@ -19,7 +20,9 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator
 
-from nvr.db.database import Database, PlannedDeletion, fs_bytes
+from nvr.db.database import Database
+from nvr.db.stream_summary import fs_bytes
+from nvr.db.types import PlannedDeletion
 
 
 def pick_oldest(

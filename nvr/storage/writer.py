@@ -10,7 +10,7 @@ in batches stamped with their local arrival time. The writer
   frame (or the ``next_pts`` given to ``close``) arrives; an unclean close gives the last
   frame duration 0 (the "trailing zero" flag);
 - computes the wall duration: the media duration corrected toward the local clock by at
-  most 500 ppm (DESIGN.md §4), and where the run's next recording starts;
+  most 500 ppm (docs/design.md, Time), and where the run's next recording starts;
 - refuses, before accepting it, a frame that would make the recording 5 minutes of wall
   time or longer (``RecordingTooLong``: the caller closes at that frame and drops the run);
 - on a write error truncates the file back to the frames it holds intact and ends the
@@ -32,14 +32,10 @@ from typing import Protocol
 from nvr.base import errors
 from nvr.base.blocking import run_blocking
 from nvr.base.time90k import Duration, Time
-from nvr.db.database import (
-    FLAG_TRAILING_ZERO,
-    MAX_RECORDING_WALL_DURATION,
-    Database,
-    PendingRecording,
-)
+from nvr.db.database import Database
 from nvr.db.frames_summary import summarize_index
 from nvr.db.recording import VideoIndexEncoder
+from nvr.db.types import FLAG_TRAILING_ZERO, MAX_RECORDING_WALL_DURATION, PendingRecording
 from nvr.storage.dir import SampleFileDir
 
 log = logging.getLogger(__name__)
@@ -246,7 +242,6 @@ class RecordingWriter:
         rec.wall_duration_90k = idx.media_duration
         if self._run.next_start is None and self._local_start is not None:
             rec.start_time_90k = self._local_start
-        self._db.recording_changed(rec)
 
     async def close(self, next_pts: int | None, end_reason: str | None = None) -> None:
         """Finishes the recording and hands it to the syncer.

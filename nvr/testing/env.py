@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nvr.base.time90k import UNITS_PER_SEC, Duration, Time
-from nvr.db.database import CameraConfig, Database, StreamConfig
+from nvr.db.database import Database
 from nvr.db.recording import VideoSampleEntry
+from nvr.db.types import CameraConfig, StreamConfig
 from nvr.storage.dir import SampleFileDir, open_for_database, remove_garbage_and_uncommitted
 from nvr.testing.faults import FaultyDir
 

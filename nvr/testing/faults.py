@@ -4,6 +4,7 @@
 (``ENOSPC``, ``EIO``...) a number of times or until healed, optionally after a partial
 write, or to "crash" (raise ``SimulatedCrash``, a ``BaseException`` nothing catches) at the
 n-th call of an operation. It counts every call so tests can assert what was attempted.
+Reads count too: ``open_for_reading``, and ``read`` (each ``pread`` of a file it opened).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from dataclasses import dataclass
 
 from nvr.base import errors
 from nvr.storage.dir import SampleFileDir
+from nvr.storage.reader import SampleFile
 
-OPS = ("create_file", "write_all", "truncate", "close_file", "sync_file", "sync", "unlink")
+OPS = ("create_file", "write_all", "truncate", "close_file", "sync_file", "sync", "unlink",
+       "open_for_reading", "read")
 
 
 class SimulatedCrash(BaseException):
@@ -127,3 +130,24 @@ class FaultyDir(SampleFileDir):
         if fault := self._enter("unlink"):
             self._raise("unlink", fault)
         return super().unlink(composite_id)
+
+    def open_for_reading(self, composite_id: int) -> SampleFile:
+        if fault := self._enter("open_for_reading"):
+            self._raise("open_for_reading", fault)
+        return _FaultyFile(self, super().open_for_reading(composite_id))
+
+
+class _FaultyFile:
+    """A sample file its ``FaultyDir`` opened: each ``pread`` is the dir's ``read`` op."""
+
+    def __init__(self, sdir: FaultyDir, inner: SampleFile) -> None:
+        self._dir = sdir
+        self._inner = inner
+
+    def pread(self, offset: int, length: int) -> bytes:
+        if fault := self._dir._enter("read"):
+            self._dir._raise("read", fault)
+        return self._inner.pread(offset, length)
+
+    def close(self) -> None:
+        self._inner.close()

@@ -31,15 +31,10 @@ from nvr.base.blocking import run_blocking
 from nvr.base.time90k import to_datetime
 from nvr.db import auth as dbauth
 from nvr.db.auth import PERMISSIONS, Auth, User
-from nvr.db.database import (
-    FLAG_TRAILING_ZERO,
-    Camera,
-    Database,
-    ListedRecording,
-    Stream,
-    day_bounds,
-)
+from nvr.db.database import Database
 from nvr.db.recording import VideoSampleEntry
+from nvr.db.stream_summary import day_bounds
+from nvr.db.types import FLAG_TRAILING_ZERO, Camera, ListedRecording, Stream
 from nvr.web import auth
 from nvr.web.context import (
     MAX_TIME,

@@ -71,7 +71,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 
 from nvr.base import errors
 from nvr.config import BindConfig, parse_address
-from nvr.db.auth import Auth, Session, User
+from nvr.db.auth import SESSION_COOKIE, Auth, Session, User
 from nvr.web.context import WebContext, ctx, parse_json_object, websocket_error
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,6 @@ ROUTE_PERMISSIONS: Mapping[str, str] = {
 }
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-SESSION_COOKIE = "s"
 #: the session cookie's SameSite attribute (see the module docstring)
 SAME_SITE = "Lax"
 

@@ -47,14 +47,15 @@ from nvr.base import errors
 from nvr.base.clock import Clocks
 from nvr.config import BindConfig
 from nvr.db.auth import Auth
-from nvr.db.database import Camera, Database, Stream
+from nvr.db.database import Database
+from nvr.db.types import Camera, Stream
 from nvr.ingest.hub import FrameHub
 from nvr.ingest.streamer import StreamState
 from nvr.storage.dir import SampleFileDir
 from nvr.syncer import SyncerStatus
 
 if TYPE_CHECKING:
-    from nvr.metrics import Metrics
+    from nvr.ops.metrics import Metrics
     from nvr.web.login_limit import LoginLimiter
 
 #: the largest time a query may name (90 kHz units; SQLite's integers hold it)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from quart import Blueprint, Response
 
 from nvr.base import errors
-from nvr.metrics import CONTENT_TYPE
+from nvr.ops.metrics import CONTENT_TYPE
 from nvr.web.context import ctx
 
 blueprint = Blueprint("metrics", __name__)

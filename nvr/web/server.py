@@ -523,7 +523,7 @@ async def run_web(
                 try:
                     bound = await nursery.start(server.serve, stop.wait)
                 except* OSError as group:  # address in use, not ours to bind...
-                    e = _first_leaf(group)
+                    e = errors.first_leaf(group)
                     raise errors.from_os_error(e, f"cannot listen on {bind.address}") from e
                 log.info("serving HTTP on %s", ", ".join(bound))
                 addresses.extend(bound)
@@ -531,13 +531,6 @@ async def run_web(
             task_status.started(addresses)
     finally:
         done.set()
-
-
-def _first_leaf(group: BaseExceptionGroup[OSError]) -> OSError:
-    leaf: OSError | BaseExceptionGroup[OSError] = group
-    while isinstance(leaf, BaseExceptionGroup):
-        leaf = leaf.exceptions[0]
-    return leaf
 
 
 class HttpCollector(Collector):

@@ -22,7 +22,6 @@ tables needs them.
 from __future__ import annotations
 
 import email.utils
-import os
 import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -32,12 +31,13 @@ from quart import Blueprint, Response, request
 from nvr.base import errors
 from nvr.base.blocking import run_blocking
 from nvr.base.time90k import UNITS_PER_SEC, Time, to_datetime
-from nvr.db.database import Database, ListedRecording, Stream
+from nvr.db.database import Database
+from nvr.db.types import ListedRecording, Stream
 from nvr.mp4.fragment import plan_m4s
 from nvr.mp4.movie import build_init, plan_mp4
 from nvr.mp4.selection import Segment, lazy_segment, wall_to_media
 from nvr.mp4.virtual import VirtualFile
-from nvr.storage.dir import SampleFileDir
+from nvr.storage.reader import SampleFile, SampleFileReader
 from nvr.web.context import (
     bool_arg,
     camera_by_uuid,
@@ -152,25 +152,22 @@ class SampleReader:
     """Reads sample files for one response, keeping the current file open. It holds what
     it needs itself: the body is read after the request's app context is gone."""
 
-    def __init__(self, db: Database, dirs: Mapping[int, SampleFileDir]) -> None:
+    def __init__(self, db: Database, dirs: Mapping[int, SampleFileReader]) -> None:
         self._db = db
         self._dirs = dirs
         self._cid = -1
-        self._fd = -1
+        self._file: SampleFile | None = None
 
     async def __call__(self, cid: int, offset: int, length: int) -> bytes:
         return await run_blocking(self._pread, cid, offset, length)
 
     def _pread(self, cid: int, offset: int, length: int) -> bytes:
-        if cid != self._cid:
+        if self._file is None or cid != self._cid:
             self.close()
-            self._fd, self._cid = self._dir_of(cid).open_file(cid), cid
-        try:
-            return os.pread(self._fd, length, offset)
-        except OSError as e:
-            raise errors.from_os_error(e, f"reading sample file {cid:016x}") from e
+            self._file, self._cid = self._dir_of(cid).open_for_reading(cid), cid
+        return self._file.pread(offset, length)
 
-    def _dir_of(self, cid: int) -> SampleFileDir:
+    def _dir_of(self, cid: int) -> SampleFileReader:
         stream = self._db.streams.get(cid >> 32)
         dir_id = None if stream is None else stream.sample_file_dir_id
         if dir_id is None or dir_id not in self._dirs:
@@ -178,9 +175,9 @@ class SampleReader:
         return self._dirs[dir_id]
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-        self._fd, self._cid = -1, -1
+        if self._file is not None:
+            self._file.close()
+        self._file, self._cid = None, -1
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | None:

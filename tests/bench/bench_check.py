@@ -27,11 +27,12 @@ import uuid
 from pathlib import Path
 
 from nvr.base.time90k import UNITS_PER_SEC
-from nvr.check import check
-from nvr.db.database import CameraConfig, Database, StreamConfig
+from nvr.db.database import Database
 from nvr.db.frames_summary import summarize_index
 from nvr.db.raw import SUMMARY_COLUMN_NAMES, summary_values
 from nvr.db.recording import VideoIndexEncoder
+from nvr.db.types import CameraConfig, StreamConfig
+from nvr.offline.check import check
 from nvr.storage.dir import SampleFileDir, file_name
 from nvr.testing.env import TEST_SAMPLE_ENTRY
 

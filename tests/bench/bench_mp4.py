@@ -22,8 +22,8 @@ from collections.abc import Callable
 import numpy as np
 import trio
 
-from nvr.db.database import ListedRecording
 from nvr.db.recording import VideoIndexArrays, VideoIndexEncoder, decode_video_index
+from nvr.db.types import ListedRecording
 from nvr.mp4.movie import build_mp4
 from nvr.mp4.selection import Segment
 from nvr.testing.env import TEST_SAMPLE_ENTRY

@@ -87,8 +87,9 @@ import av
 
 from fixtures.make_fixtures import BENCH_1080P, cached_clip
 from nvr.base.clock import RealClocks
-from nvr.db.database import CameraConfig, Database, StreamConfig
+from nvr.db.database import Database
 from nvr.db.recording import decode_video_index
+from nvr.db.types import CameraConfig, StreamConfig
 from nvr.storage.dir import SampleFileDir
 from tests.support.rtsp import RtspServer, ServerOptions
 
@@ -686,7 +687,7 @@ def print_profile(raw: str, n: int, seconds: int, cpu: float) -> None:
 
 
 def _is_trio_thread(frames: list[str]) -> bool:
-    return any("trio/_core/_run.py" in f or "nvr/cli.py" in f for f in frames)
+    return any("trio/_core/_run.py" in f or "nvr/cli/run.py" in f for f in frames)
 
 
 def _short(frame: str, *, keep_line: bool = False) -> str:

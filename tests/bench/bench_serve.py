@@ -46,8 +46,9 @@ import av
 
 from fixtures.make_fixtures import BENCH_1080P, cached_clip
 from nvr.base.time90k import UNITS_PER_SEC
-from nvr.db.database import CameraConfig, Database, StreamConfig
+from nvr.db.database import Database
 from nvr.db.recording import VideoIndexEncoder, VideoSampleEntry, decode_video_index
+from nvr.db.types import CameraConfig, StreamConfig
 from nvr.storage.dir import SampleFileDir, file_name, open_for_database
 
 HOUR, DAY = 60, 1440

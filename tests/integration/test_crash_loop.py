@@ -36,7 +36,7 @@ from pathlib import Path
 import pytest
 
 from nvr.base.time90k import UNITS_PER_SEC
-from nvr.check import check
+from nvr.offline.check import check
 from tests.support.daemon import CameraSpec, Layout, Rec, committed_recordings, create_db, now_90k
 from tests.support.process import REPO, NvrProcess, write_config
 from tests.support.rtsp import RtspServer

@@ -25,10 +25,10 @@ import trio
 
 from nvr import daemon
 from nvr.base.time90k import UNITS_PER_SEC
-from nvr.check import check
 from nvr.db.database import Database
 from nvr.db.recording import decode_video_index
 from nvr.ingest.streamer import StreamState
+from nvr.offline.check import check
 from tests.support.daemon import (
     CameraSpec,
     Layout,

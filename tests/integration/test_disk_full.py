@@ -25,9 +25,9 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from nvr import daemon
-from nvr.check import check
 from nvr.config import BindConfig
-from nvr.db.database import ListedRecording
+from nvr.db.types import ListedRecording
+from nvr.offline.check import check
 from tests.support.daemon import Layout, poll, running
 from tests.support.rtsp import ServerFactory
 
@@ -73,7 +73,8 @@ def make_layout(tmp_path: Path, mount: Path, url: str, streams: int) -> Layout:
     import uuid
 
     from nvr.base.clock import RealClocks
-    from nvr.db.database import CameraConfig, Database, StreamConfig
+    from nvr.db.database import Database
+    from nvr.db.types import CameraConfig, StreamConfig
     from nvr.storage.dir import SampleFileDir
 
     db_dir, sample_dir = tmp_path / "db", mount / "sample"

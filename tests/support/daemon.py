@@ -22,8 +22,9 @@ from nvr.base.clock import RealClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.codec import h264, nal
 from nvr.config import Config
-from nvr.db.database import FLAG_TRAILING_ZERO, CameraConfig, Database, StreamConfig
+from nvr.db.database import Database
 from nvr.db.recording import decode_video_index
+from nvr.db.types import FLAG_TRAILING_ZERO, CameraConfig, StreamConfig
 from nvr.storage.dir import SampleFileDir, file_name
 
 

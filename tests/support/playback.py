@@ -46,8 +46,8 @@ from nvr.base.clock import SimulatedClocks
 from nvr.base.errors import Unavailable
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.config import Config
-from nvr.db.database import FLAG_TRAILING_ZERO
 from nvr.db.recording import FrameEntry, iter_video_index
+from nvr.db.types import FLAG_TRAILING_ZERO
 from nvr.ingest.source import OpenOptions
 from nvr.ingest.streamer import Streamer, StreamerOptions
 from nvr.syncer import Syncer

@@ -20,8 +20,8 @@ from nvr import cli
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
-from nvr.check import check
 from nvr.db.frames_summary import summarize_index
+from nvr.offline.check import check
 from nvr.storage.dir import META_FILE, DirMeta, file_name
 from nvr.syncer import Syncer
 from nvr.testing.env import create_env, open_env

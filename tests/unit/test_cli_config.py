@@ -9,13 +9,12 @@ import pytest
 import trio
 import trio.testing
 
-from nvr import admin
-from nvr.base import errors
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
-from nvr.check import check
 from nvr.cli import main
+from nvr.offline import admin
+from nvr.offline.check import check
 from nvr.syncer import Syncer
 from nvr.testing.env import open_env
 from tests.support.recording import record_run
@@ -171,29 +170,9 @@ async def test_remove_refuses_recordings_unless_told(
     assert check(tmp_path / "db").problems == []
 
 
-@pytest.mark.parametrize(
-    ("text", "value"),
-    [
-        ("123", 123),
-        ("500M", 500_000_000),
-        ("1.5GB", 1_500_000_000),
-        ("10GiB", 10 << 30),
-        ("2t", 2 * 10**12),
-        ("1 KiB", 1024),
-    ],
-)
-def test_parse_size(text: str, value: int) -> None:
-    assert admin.parse_size(text) == value
-
-
-def test_parse_size_rejects_garbage() -> None:
-    for text in ("", "G", "1.2.3", "-5", "5X", "5i"):
-        with pytest.raises(errors.InvalidArgument):
-            admin.parse_size(text)
-
-
 def test_run_http_replaces_the_configured_binds(tmp_path: Path) -> None:
-    from nvr.cli import _load_run_config, build_parser
+    from nvr.cli.command import build_parser
+    from nvr.cli.run import load_run_config
     from nvr.config import BindConfig
 
     config = tmp_path / "nvr.toml"
@@ -204,10 +183,10 @@ def test_run_http_replaces_the_configured_binds(tmp_path: Path) -> None:
     args = build_parser().parse_args(
         ["--db-dir", str(tmp_path / "db"), "run", "--config", str(config), "--http", "[::1]:0"]
     )
-    cfg = _load_run_config(args)
+    cfg = load_run_config(args)
     assert cfg.binds == (BindConfig(address="[::1]:0", allow_unauthenticated=("viewVideo",)),)
     without = build_parser().parse_args(["run", "--config", str(config)])
-    assert [b.address for b in _load_run_config(without).binds] == [
+    assert [b.address for b in load_run_config(without).binds] == [
         "0.0.0.0:8080",
         "127.0.0.1:9180",
     ]

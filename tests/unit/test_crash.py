@@ -27,9 +27,10 @@ import trio.testing
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
-from nvr.check import check
 from nvr.db import raw
-from nvr.db.database import Database, ListedRecording
+from nvr.db.database import Database
+from nvr.db.types import ListedRecording
+from nvr.offline.check import check
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
 from nvr.testing.faults import SimulatedCrash
@@ -93,7 +94,7 @@ def _snapshot(db: Database) -> tuple[dict[int, list[ListedRecording]], list[dict
         sid: [r for r in db.list_recordings_by_time(sid, 0, 1 << 62) if r.committed]
         for sid in sorted(db.streams)
     }
-    rows = [dict(r) for r in db.iter_all_recordings()]
+    rows = [dataclasses.asdict(r) for r in db.iter_all_recordings()]
     return listed, rows
 
 

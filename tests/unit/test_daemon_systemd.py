@@ -25,8 +25,9 @@ from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.config import BindConfig, Config, parse_address
 from nvr.db.database import Database
+from nvr.ops.liveness import Liveness, ping_watchdog
+from nvr.ops.systemd import Notifier
 from nvr.storage.dir import SampleFileDir
-from nvr.systemd import Notifier
 from nvr.testing.env import create_env
 from nvr.testing.faults import FaultyDir
 from nvr.testing.replay import ReplayOpener, Session, load_packets
@@ -280,3 +281,19 @@ async def test_a_camera_that_is_down_does_not_stop_the_pings(
         assert cam1.counters.disconnects["open failed"] > 5
     pings = [t for t in r.systemd.times("WATCHDOG=1") if start < t <= start + 600]
     assert len(pings) == 600 / PING
+
+
+async def test_liveness_tasks_report_started_and_stop_when_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    clocks = SimulatedClocks(T0)
+    liveness = Liveness(clocks, {})
+    notifier = Notifier({"WATCHDOG_USEC": "10000000"})  # pings every 5 s, to no socket
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(liveness.monitor)
+            await nursery.start(ping_watchdog, liveness, notifier, clocks)
+            await clocks.sleep(30 * SEC)
+            nursery.cancel_scope.cancel()
+    assert trio.current_time() == 30
+    assert (liveness.max_lag, liveness.problems()) == (0, [])

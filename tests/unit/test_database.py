@@ -21,18 +21,10 @@ from nvr.base import errors
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_HOUR, UNITS_PER_SEC, Time
-from nvr.db.database import (
-    CameraConfig,
-    Database,
-    DayTotal,
-    ListedRecording,
-    PendingRecording,
-    StreamConfig,
-    StreamSummary,
-    day_bounds,
-    split_by_day,
-)
+from nvr.db.database import Database
 from nvr.db.raw import SCHEMA_VERSION
+from nvr.db.stream_summary import DayTotal, StreamSummary, day_bounds, split_by_day
+from nvr.db.types import CameraConfig, ListedRecording, PendingRecording, StreamConfig
 from nvr.storage.writer import RecordingWriter, Run
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env

@@ -19,8 +19,8 @@ from nvr.base import errors
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
-from nvr.check import check
 from nvr.db.database import Database
+from nvr.offline.check import check
 from nvr.storage import dir as dirmod
 from nvr.storage.dir import (
     META_FILE,

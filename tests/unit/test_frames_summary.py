@@ -14,9 +14,9 @@ from nvr.base import errors
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
-from nvr.db.database import FLAG_TRAILING_ZERO, ListedRecording
 from nvr.db.frames_summary import FramesSummary, check_summary, summarize, summarize_index
 from nvr.db.recording import VideoIndexEncoder, decode_video_index
+from nvr.db.types import FLAG_TRAILING_ZERO, ListedRecording
 from nvr.mp4.selection import Segment, select, stored_select
 from nvr.storage.writer import RecordingWriter, Run
 from nvr.syncer import Syncer

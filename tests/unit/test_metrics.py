@@ -21,7 +21,7 @@ from nvr.base.time90k import UNITS_PER_SEC
 from nvr.config import BindConfig
 from nvr.ingest.source import OpenOptions
 from nvr.ingest.streamer import Streamer, StreamerOptions
-from nvr.metrics import DISCONNECT_KINDS, Metrics
+from nvr.ops.metrics import DISCONNECT_KINDS, Metrics
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets

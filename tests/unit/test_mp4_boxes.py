@@ -9,8 +9,8 @@ import struct
 import pytest
 import trio
 
-from nvr.db.database import ListedRecording
 from nvr.db.recording import VideoIndexEncoder, VideoSampleEntry, decode_video_index
+from nvr.db.types import ListedRecording
 from nvr.mp4.boxes import BoxWriter, format_box_tree, mdat_header, walk_boxes
 from nvr.mp4.fragment import build_m4s
 from nvr.mp4.movie import build_init, build_mp4

@@ -23,7 +23,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import itertools
-import os
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -45,7 +44,6 @@ from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.codec import h264, nal
-from nvr.db.database import FLAG_TRAILING_ZERO, ListedRecording
 from nvr.db.frames_summary import summarize_index
 from nvr.db.recording import (
     FrameEntry,
@@ -53,6 +51,7 @@ from nvr.db.recording import (
     decode_video_index,
     iter_video_index,
 )
+from nvr.db.types import FLAG_TRAILING_ZERO, ListedRecording
 from nvr.ingest.source import OpenOptions
 from nvr.ingest.streamer import Streamer, StreamerOptions
 from nvr.mp4 import virtual
@@ -140,11 +139,11 @@ class FileReader:
 
     async def __call__(self, composite_id: int, offset: int, length: int) -> bytes:
         self.calls.append((composite_id, offset, length))
-        fd = self.env.sdir.open_file(composite_id)
+        f = self.env.sdir.open_for_reading(composite_id)
         try:
-            return os.pread(fd, length, offset)
+            return f.pread(offset, length)
         finally:
-            os.close(fd)
+            f.close()
 
 
 @dataclass
@@ -443,12 +442,12 @@ def test_parameter_sets_precede_every_key_frame_where_they_change(library: Libra
         prefix = nal.to_length_prefixed([*sps, *pps])
         frames = decode_video_index(library.env.db.get_video_index(rec.composite_id)).frames()
         begin = max(i for i, f in enumerate(frames) if f.is_key and f.start_90k <= start)
-        fd = library.env.sdir.open_file(rec.composite_id)
+        file = library.env.sdir.open_for_reading(rec.composite_id)
         try:
-            want += [(prefix if f.is_key else b"") + os.pread(fd, f.bytes, f.offset)
+            want += [(prefix if f.is_key else b"") + file.pread(f.offset, f.bytes)
                      for f in frames[begin:] if f.start_90k < end]
         finally:
-            os.close(fd)
+            file.close()
     assert len(got) == len(want) == sum(s.frames for s in vf.segments) == 90 + 60 + 37
     assert got == want
     assert f"each of its 3 key frames after {in_band_size(library, a)} bytes of parameter " \

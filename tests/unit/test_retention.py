@@ -11,13 +11,14 @@ import pytest
 import trio
 import trio.testing
 
-from nvr import admin
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
-from nvr.check import check
 from nvr.config import Config, parse_config
-from nvr.db.database import PlannedDeletion, fs_bytes
+from nvr.db.stream_summary import fs_bytes
+from nvr.db.types import PlannedDeletion
+from nvr.offline import admin
+from nvr.offline.check import check
 from nvr.storage.retention import pick_oldest
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env

@@ -15,10 +15,10 @@ from nvr.base import errors
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
-from nvr.check import check
-from nvr.db.database import FLAG_TRAILING_ZERO, ListedRecording
+from nvr.db.types import FLAG_TRAILING_ZERO, ListedRecording
 from nvr.ingest.source import OpenOptions, Packet
 from nvr.ingest.streamer import Streamer, StreamerOptions
+from nvr.offline.check import check
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets

@@ -16,8 +16,10 @@ import trio.testing
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
-from nvr.check import check
 from nvr.db import raw
+from nvr.db.types import PendingRecording
+from nvr.offline.check import check
+from nvr.storage.writer import RecordingSink
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
 from tests.support.recording import record_run
@@ -36,7 +38,7 @@ def _open(tmp_path: Path, clocks: SimulatedClocks) -> RecordingEnv:
     return open_env(tmp_path, now=clocks.realtime, monotonic=clocks.monotonic)
 
 
-async def _record_streams(env: RecordingEnv, syncer: Syncer, clocks: SimulatedClocks, *,
+async def _record_streams(env: RecordingEnv, syncer: RecordingSink, clocks: SimulatedClocks, *,
                           seconds: int, stagger: int = 0, gop: int = 2) -> None:
     """Every stream records ``seconds`` of 1 fps video (a key frame every ``gop`` s),
     stream k starting ``k * stagger`` later; recordings rotate at the first key frame
@@ -74,8 +76,9 @@ async def test_one_stream_records_and_commits(
 
 
 def flush_windows(ends: list[int], flush_if: int) -> list[int]:
-    """The rule of DESIGN.md §7, independently: a window opens at the first recording
-    not yet committed and commits everything ended by its end + ``flush_if``."""
+    """The rule of docs/design.md (Recording/syncing/retention), independently: a window
+    opens at the first recording not yet committed and commits everything ended by its
+    end + ``flush_if``."""
     commits = []
     pending = sorted(ends)
     while pending:
@@ -126,14 +129,16 @@ async def test_retention_deletes_exactly_enough_oldest_first(
     env = _open(tmp_path, clocks)
     syncer = Syncer(env.db, env.dir_id, env.sdir, clocks)
     sid = env.stream_ids[0]
-    sizes: dict[int, int] = {}
-    env.db.change_listeners.append(
-        lambda s: sizes.update({p.recording_id: p.sample_file_bytes
-                                for p in env.db.streams[s].pending})
-    )
+    sizes: dict[int, int] = {}  # recording id -> bytes, as each finished recording is handed over
+
+    class SizeNotingSink:
+        async def submit(self, rec: PendingRecording) -> None:
+            sizes[rec.recording_id] = rec.sample_file_bytes
+            await syncer.submit(rec)
+
     async with trio.open_nursery() as nursery:
         await nursery.start(syncer.run)
-        await _record_streams(env, syncer, clocks, seconds=20 * 60)
+        await _record_streams(env, SizeNotingSink(), clocks, seconds=20 * 60)
         await clocks.sleep(10 * SEC)
         nursery.cancel_scope.cancel()
     stream = env.db.streams[sid]

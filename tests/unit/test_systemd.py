@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nvr.systemd import Notifier
+from nvr.ops.systemd import Notifier
 
 
 @pytest.fixture

@@ -22,13 +22,14 @@ from nvr import cli
 from nvr.base import errors
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import RealClocks
-from nvr.check import check
 from nvr.db import raw
 from nvr.db import upgrade as upgrade_pkg
-from nvr.db.database import Database, _lock_dir
+from nvr.db.connection import lock_dir
+from nvr.db.database import Database
 from nvr.db.frames_summary import FramesSummary, summarize_index
 from nvr.db.recording import VideoIndexEncoder
 from nvr.db.upgrade import BASE_VERSION, discover_steps, newest_target, upgrade
+from nvr.offline.check import check
 from nvr.storage.dir import open_for_database
 from nvr.web.app import create_app
 from nvr.web.context import WebContext
@@ -242,7 +243,7 @@ def test_refusals(tmp_path: Path) -> None:
     with pytest.raises(errors.FailedPrecondition, match="newer than this nvr supports"):
         upgrade(db_dir, now_sec=NOW, steps={}, target=0)
     assert not list(db_dir.glob("*.bak*"))  # refused before copying or writing
-    reader = _lock_dir(db_dir, exclusive=False)  # what a read-only open holds
+    reader = lock_dir(db_dir, exclusive=False)  # what a read-only open holds
     try:
         with pytest.raises(errors.Unavailable, match="locked"):
             upgrade(db_dir, now_sec=NOW, steps={1: add_camera_notes}, target=2)

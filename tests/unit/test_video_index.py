@@ -1,5 +1,6 @@
-"""The ``video_index`` codec (DESIGN.md §5): golden vector, validation, and the agreement of
-the incremental encoder, the pure-Python decoder and the numpy decoder."""
+"""The ``video_index`` codec (docs/design.md, On-disk formats): golden vector, validation,
+and the agreement of the incremental encoder, the pure-Python decoder and the numpy
+decoder."""
 
 from __future__ import annotations
 

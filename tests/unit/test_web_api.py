@@ -8,7 +8,7 @@ import pytest
 
 from nvr.base.blocking import inline_blocking
 from nvr.config import BindConfig
-from nvr.db.database import CameraConfig
+from nvr.db.types import CameraConfig
 from nvr.ingest.streamer import StreamState
 from nvr.syncer import SyncerStatus
 from nvr.web.api import Redactor

@@ -251,7 +251,7 @@ async def test_a_client_that_disconnects_mid_body_stops_the_reads(
             await trio.sleep(0.5)
             assert len(reads) == after_close
             (reader,) = readers
-            assert reader._fd == -1  # the body's finally closed its file
+            assert reader._file is None  # the body's finally closed its file
             # what was read beyond the 1 MB received: socket buffers and a chunk or two
             assert sum(reads) < 16 << 20
             stop.set()

@@ -14,8 +14,8 @@ import trio.testing
 from nvr.base import errors
 from nvr.base.blocking import inline_blocking
 from nvr.base.time90k import UNITS_PER_MIN, UNITS_PER_SEC
-from nvr.db.database import FLAG_TRAILING_ZERO, PendingRecording, PendingState
 from nvr.db.recording import iter_video_index
+from nvr.db.types import FLAG_TRAILING_ZERO, PendingRecording, PendingState
 from nvr.storage.writer import (
     MAX_MEDIA_DURATION,
     RecordingTooLong,

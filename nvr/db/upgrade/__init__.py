@@ -45,7 +45,7 @@ from pathlib import Path
 
 from nvr.base import errors
 from nvr.db import raw
-from nvr.db.database import DB_FILE, _lock_dir, map_sqlite_error
+from nvr.db.connection import DB_FILE, lock_dir, map_sqlite_error
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def upgrade(
     path = db_dir / DB_FILE
     if not path.exists():
         raise errors.NotFound(f"no database at {path}")
-    lock_fd = _lock_dir(db_dir, exclusive=True)
+    lock_fd = lock_dir(db_dir, exclusive=True)
     try:
         conn = sqlite3.connect(path, isolation_level=None)
         try:

@@ -12,16 +12,20 @@ The clip is encoded here with PyAV (libx264), since a demo must not need the rep
 
 from __future__ import annotations
 
+import argparse
 import logging
 import tempfile
 from pathlib import Path
 
 import trio
 
-from nvr import admin, daemon
+from nvr import daemon
 from nvr.base.clock import RealClocks
+from nvr.base.units import format_size
+from nvr.cli.common import Subparsers
 from nvr.config import BindConfig, Config
 from nvr.db.database import Database
+from nvr.offline import admin
 
 CLIP_SECONDS = 20
 FPS = 30
@@ -98,7 +102,7 @@ async def _progress(d: daemon.Daemon) -> None:
             cam = d.db.cameras[s.camera_id].short_name
             parts.append(
                 f"{cam}: {streamer.state.value.kind}, {s.committed.num_recordings} recordings "
-                f"committed ({admin.format_size(s.committed.sample_file_bytes)}), "
+                f"committed ({format_size(s.committed.sample_file_bytes)}), "
                 f"{streamer.counters.frames} frames read"
             )
         print("nvr demo: " + "; ".join(parts), flush=True)
@@ -123,3 +127,14 @@ def main(root: Path | None, http: str) -> int:
     trio.run(_run, config)
     print(f"nvr demo: stopped; the recordings stay in {root}")
     return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return main(Path(args.dir) if args.dir else None, args.http)
+
+
+def add_parser(sub: Subparsers) -> None:
+    p = sub.add_parser("demo", help="record two synthetic cameras into a throw-away directory")
+    p.add_argument("--dir", default=None, help="data directory (default: a new temporary one)")
+    p.add_argument("--http", default="127.0.0.1:8080", help="address for the web UI")
+    p.set_defaults(func=cmd_demo)

@@ -29,11 +29,13 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import trio
+
 from nvr.base.clock import Clocks
 from nvr.base.time90k import UNITS_PER_SEC, Duration, format_duration
 from nvr.ingest.streamer import Streamer
+from nvr.ops.systemd import Notifier
 from nvr.syncer import Syncer
-from nvr.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +93,15 @@ class Liveness:
         if limit and lag > limit and self.loop_blocked is None:
             self.loop_blocked = f"was blocked for {format_duration(lag)}"
 
-    async def monitor(self) -> None:
-        """Measures the event loop's lag until cancelled."""
+    async def monitor(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Measures the event loop's lag until cancelled; reports started once it took its
+        first deadline. Cancellation just stops it (it holds nothing); what it measured
+        stays readable."""
         clocks = self._clocks
         deadline = clocks.monotonic()
+        task_status.started()
         while True:
             deadline += self._tick
             await clocks.sleep_until(deadline)
@@ -158,13 +165,22 @@ class Liveness:
         return not self.problems()
 
 
-async def ping_watchdog(liveness: Liveness, notifier: Notifier, clocks: Clocks) -> None:
+async def ping_watchdog(
+    liveness: Liveness,
+    notifier: Notifier,
+    clocks: Clocks,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
     """Pings the systemd watchdog every ``notifier.watchdog_interval`` while ``liveness``
-    finds no problem. Runs until cancelled."""
+    finds no problem, until cancelled; reports started before the first ping.
+    Cancellation just stops the pings (at shutdown the daemon says ``STOPPING=1``, after
+    which systemd no longer expects them)."""
     interval = notifier.watchdog_interval
     assert interval
     reported: set[str] = set()  # subjects of the problems last logged
     deadline = clocks.monotonic()
+    task_status.started()
     while True:
         problems = liveness.problems()
         subjects = {p.subject for p in problems}

@@ -46,9 +46,9 @@ from nvr.base.time90k import UNITS_PER_SEC, Duration
 from nvr.db.database import Database
 from nvr.ingest.hub import FrameHub
 from nvr.ingest.streamer import Streamer
+from nvr.ops.liveness import Liveness
 from nvr.storage.dir import SampleFileDir
 from nvr.syncer import Syncer
-from nvr.watchdog import Liveness
 
 log = logging.getLogger(__name__)
 

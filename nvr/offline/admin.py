@@ -12,7 +12,6 @@ Users and sessions for scripts (``nvr config user ...``, ``nvr login``) go throu
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,33 +19,10 @@ from pathlib import Path
 from nvr.base import errors
 from nvr.base.clock import RealClocks
 from nvr.base.time90k import zone
-from nvr.db.auth import FLAG_HTTP_ONLY, FLAG_SAME_SITE_STRICT, Auth, User
-from nvr.db.database import Camera, CameraConfig, Database, SampleFileDirRow, StreamConfig
+from nvr.db.auth import FLAG_HTTP_ONLY, FLAG_SAME_SITE_STRICT, SESSION_COOKIE, Auth, User
+from nvr.db.database import Database
+from nvr.db.types import Camera, CameraConfig, SampleFileDirRow, StreamConfig
 from nvr.storage.dir import SampleFileDir, open_for_database
-
-SESSION_COOKIE = "s"
-_SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)b?", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int:
-    """Bytes from ``123``, ``500M``, ``1.5GB``, ``10GiB``, ``2T`` (K/M/G/T/P: powers of 1000;
-    with ``i``: powers of 1024)."""
-    m = _SIZE_RE.fullmatch(text.strip())
-    if m is None:
-        raise errors.InvalidArgument(f"unparseable size {text!r}: expected e.g. 500G or 2TiB")
-    number, unit, binary = m.groups()
-    exponent = "kmgtp".find(unit.lower()) + 1 if unit else 0
-    if binary and not unit:
-        raise errors.InvalidArgument(f"unparseable size {text!r}")
-    base = 1024 if binary else 1000
-    return round(float(number) * float(base**exponent))
-
-
-def format_size(n: int) -> str:
-    for unit, factor in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= factor:
-            return f"{n / factor:.1f} {unit}"
-    return f"{n} B"
 
 
 def open_db(db_dir: Path, *, read_only: bool = False) -> Database:
@@ -291,10 +267,8 @@ def write_cookie_jar(path: Path, session_id: str, *, domain: str, expires_sec: i
         "# written by `nvr login`: a session credential, keep it private\n"
         f"#HttpOnly_{domain}\tFALSE\t/\tFALSE\t{expires_sec}\t{SESSION_COOKIE}\t{session_id}\n"
     )
-    try:
+    with errors.mapped_os_errors(f"writing cookie jar {path}"):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "w") as f:
             os.fchmod(f.fileno(), 0o600)
             f.write(text)
-    except OSError as e:
-        raise errors.from_os_error(e, f"writing cookie jar {path}") from e

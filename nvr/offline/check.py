@@ -1,4 +1,5 @@
-"""``nvr check``: verifies every storage invariant of DESIGN.md §5, reporting problems.
+"""``nvr check``: verifies every storage invariant (docs/design.md, On-disk formats),
+reporting problems.
 
 Checked, with the database open read-only (so the daemon must be stopped):
 - SQLite's own ``integrity_check`` and foreign keys;
@@ -31,8 +32,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,12 +39,15 @@ from typing import TextIO
 
 from nvr.base import errors
 from nvr.base.time90k import Time
-from nvr.db.database import MAX_RECORDING_WALL_DURATION, Database
+from nvr.db.database import Database
 from nvr.db.frames_summary import check_summary, summarize
-from nvr.db.raw import SUMMARY_COLUMN_NAMES, split_composite_id, summary_from_columns
+from nvr.db.raw import split_composite_id
 from nvr.db.recording import IndexTotals, decode_video_index
+from nvr.db.types import MAX_RECORDING_WALL_DURATION, CheckedRecording
 from nvr.storage.dir import OpenRef, SampleFileDir, check_interlock, file_name
 from nvr.storage.writer import MAX_CORRECTION_PPM
+
+HASH_CHUNK = 1 << 20
 
 
 @dataclass
@@ -191,15 +193,15 @@ class _Checker:
                 self.problem(f"dir {row.path}: unexpected entry {name!r}")
             sizes: dict[int, int] = {}
             self.progress.start(f"scanning dir {dir_id}", len(ids))
-            fd = sdir.fileno()
             for cid in ids:
                 self.progress.advance()
                 try:
-                    size = os.stat(file_name(cid), dir_fd=fd).st_size
-                except OSError as e:
-                    self.problem(f"dir {row.path}: cannot stat {file_name(cid)}: {e.strerror}")
+                    size = sdir.file_size(cid)
+                except errors.NvrError as e:
+                    self.problem(f"dir {row.path}: {e}")
                     continue
-                sizes[cid] = size
+                if size is not None:  # None: gone since listed
+                    sizes[cid] = size
             self.progress.finish()
             self.files[dir_id] = sizes
             self.report.files += len(sizes)
@@ -208,31 +210,29 @@ class _Checker:
         prev: dict[int, _Prev] = {}
         last_seen: dict[int, _Prev] = {}
         self.progress.start("checking recordings", self.db.count_recordings())
-        for r in self.db.iter_all_recordings():
+        for checked in self.db.iter_all_recordings():
             self.progress.advance()
             self.report.recordings += 1
-            cid = r["composite_id"]
-            name = file_name(cid)
-            stream = self.db.streams.get(r["stream_id"])
+            r = checked.recording
+            name = file_name(r.composite_id)
+            stream = self.db.streams.get(r.stream_id)
             if stream is None:
-                self.problem(f"recording {name}: its stream {r['stream_id']} does not exist")
+                self.problem(f"recording {name}: its stream {r.stream_id} does not exist")
                 continue
-            _, rec_id = split_composite_id(cid)
+            rec_id = r.recording_id
             if rec_id >= stream.cum_recordings:
                 self.problem(
                     f"recording {name}: id {rec_id} >= stream's cum_recordings "
                     f"{stream.cum_recordings}"
                 )
-            wall = r["wall_duration_90k"]
-            media = wall + r["media_duration_delta_90k"]
-            self.check_row_durations(name, wall, media)
-            self.check_index(name, r, media)
-            self.check_file(name, stream.sample_file_dir_id, cid, r)
+            self.check_row_durations(name, r.wall_duration_90k, r.media_duration_90k)
+            self.check_index(name, checked)
+            self.check_file(name, stream.sample_file_dir_id, checked)
             p = prev.get(stream.id)
-            cur = _Prev(rec_id, r["prev_media_duration_90k"], media, r["run_offset"],
-                        r["start_time_90k"] + wall)
+            cur = _Prev(rec_id, r.prev_media_duration_90k, r.media_duration_90k, r.run_offset,
+                        r.end_time_90k)
             if p is not None and p.recording_id + 1 == rec_id:
-                self.check_sequence(name, p, cur, r["start_time_90k"])
+                self.check_sequence(name, p, cur, r.start_time_90k)
             prev[stream.id] = cur
             last_seen[stream.id] = cur
         self.progress.finish()
@@ -255,21 +255,21 @@ class _Checker:
                 f"{media} by more than {MAX_CORRECTION_PPM} ppm"
             )
 
-    def check_index(self, name: str, row: sqlite3.Row, media: int) -> None:
-        index = row["video_index"]
-        if index is None:
+    def check_index(self, name: str, checked: CheckedRecording) -> None:
+        if checked.video_index is None:
             self.problem(f"recording {name}: no recording_playback row")
             return
-        expected = IndexTotals(row["video_samples"], row["video_sync_samples"],
-                               row["sample_file_bytes"], media)
-        stored = summary_from_columns(tuple(row[c] for c in SUMMARY_COLUMN_NAMES))
+        r = checked.recording
+        expected = IndexTotals(r.video_samples, r.video_sync_samples, r.sample_file_bytes,
+                               r.media_duration_90k)
         try:
-            check_summary(stored, summarize(decode_video_index(index, expected)))
+            check_summary(r.index_summary,
+                          summarize(decode_video_index(checked.video_index, expected)))
         except errors.DataLoss as e:
             self.problem(f"recording {name}: {e}")
 
-    def check_file(self, name: str, dir_id: int | None, cid: int, row: sqlite3.Row) -> None:
-        want = row["sample_file_bytes"]
+    def check_file(self, name: str, dir_id: int | None, checked: CheckedRecording) -> None:
+        cid, want = checked.recording.composite_id, checked.recording.sample_file_bytes
         sizes = self.files.get(dir_id) if dir_id is not None else None
         if dir_id is None or sizes is None:
             return  # the directory itself was reported
@@ -284,21 +284,22 @@ class _Checker:
         if size != want:
             self.problem(f"recording {name}: sample file is {size} bytes, row says {want}")
             return
-        sha = row["sample_file_sha256"]
+        sha = checked.sample_file_sha256
         if self.hash_files and sha is not None:
             got = self.hash_file(dir_id, cid)
-            if got != bytes(sha):
+            if got != sha:
                 self.problem(f"recording {name}: sample file's SHA-256 differs from the row's")
 
     def hash_file(self, dir_id: int, cid: int) -> bytes:
-        sdir = self.dirs[dir_id]
-        fd = sdir.open_file(cid)
+        f = self.dirs[dir_id].open_for_reading(cid)
         h = hashlib.sha256()
         try:
-            while chunk := os.read(fd, 1 << 20):
+            offset = 0
+            while chunk := f.pread(offset, HASH_CHUNK):
                 h.update(chunk)
+                offset += len(chunk)
         finally:
-            os.close(fd)
+            f.close()
         return h.digest()
 
     def check_sequence(self, name: str, p: _Prev, cur: _Prev, start: Time) -> None:

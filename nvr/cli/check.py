@@ -1,0 +1,48 @@
+"""``nvr check``: verify (and, behind flags, repair) the database and sample files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from nvr.cli.common import Subparsers, db_dir
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from nvr.offline.check import check
+
+    report = check(
+        db_dir(args),
+        hash_files=args.hash,
+        delete_orphan_rows=args.delete_orphan_rows,
+        trash_orphan_files=args.trash_orphan_files,
+        progress=sys.stderr if sys.stderr.isatty() else None,
+    )
+    for line in report.problems:
+        print(line)
+    repaired = f", {report.repaired} repaired" if report.repaired else ""
+    print(
+        f"checked {report.recordings} recordings, {report.files} files "
+        f"({report.garbage} garbage, {report.uncommitted_files} never committed): "
+        f"{len(report.problems)} problems{repaired}",
+        file=sys.stderr,
+    )
+    return 0 if report.unrepaired == 0 else 1
+
+
+def add_parser(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "check", help="verify the database and sample files (daemon stopped)", parents=[common]
+    )
+    p.add_argument("--hash", action="store_true", help="also verify every file's SHA-256")
+    p.add_argument(
+        "--delete-orphan-rows",
+        action="store_true",
+        help="repair: delete the rows of recordings whose sample file is missing",
+    )
+    p.add_argument(
+        "--trash-orphan-files",
+        action="store_true",
+        help="repair: move sample files that have no row into the directory's trash/",
+    )
+    p.set_defaults(func=cmd_check)

@@ -1,0 +1,190 @@
+"""``nvr config user add|passwd|disable|enable|perms|remove|list`` and ``nvr login``:
+users of the web interface and API, and sessions for scripts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from nvr.base import errors
+from nvr.cli.common import Subparsers, db_dir, read_password
+from nvr.offline import admin
+
+
+def _perms_arg(text: str | None) -> frozenset[str] | None:
+    from nvr.db.auth import parse_permissions
+
+    return None if text is None else parse_permissions(text.split(","))
+
+
+def _new_password(args: argparse.Namespace) -> str | None:
+    """The password from ``--password-stdin``, else typed twice at a terminal, else None
+    (for ``user add``: no password yet)."""
+    password = read_password(args)
+    if password is None and args.prompt and sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass(f"new password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            raise errors.InvalidArgument("the passwords differ")
+    if password is not None and not password:
+        raise errors.InvalidArgument("the password must not be empty")
+    return password
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    password = _new_password(args)
+    user = admin.add_user(
+        db_dir(args),
+        args.name,
+        password=password,
+        permissions=_perms_arg(args.perms) or frozenset(),
+    )
+    print(f"added user {user.username} (id {user.id})")
+    if password is None:
+        print(f"it has no password yet: set one with `nvr config user passwd {user.username}`")
+    return 0
+
+
+def cmd_user_passwd(args: argparse.Namespace) -> int:
+    if args.clear:
+        admin.set_password(db_dir(args), args.name, None)
+        print(f"cleared the password of {args.name}: it cannot log in; its sessions ended")
+        return 0
+    password = _new_password(args)
+    if password is None:
+        raise errors.InvalidArgument(
+            "no password: use --password-stdin, a terminal, or --clear to remove it"
+        )
+    admin.set_password(db_dir(args), args.name, password)
+    print(f"changed the password of {args.name}; its sessions ended")
+    return 0
+
+
+def cmd_user_disable(args: argparse.Namespace) -> int:
+    admin.update_user(db_dir(args), args.name, disabled=args.disable)
+    if args.disable:
+        print(f"disabled user {args.name}; its sessions ended")
+    else:
+        print(f"enabled user {args.name}")
+    return 0
+
+
+def cmd_user_perms(args: argparse.Namespace) -> int:
+    perms = _perms_arg(args.perms) or frozenset()
+    admin.update_user(db_dir(args), args.name, permissions=perms)
+    print(f"user {args.name} now has: {', '.join(sorted(perms)) or 'no permissions'}")
+    return 0
+
+
+def cmd_user_remove(args: argparse.Namespace) -> int:
+    admin.remove_user(db_dir(args), args.name)
+    print(f"removed user {args.name} and its sessions")
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    from nvr.db.auth import PERMISSIONS
+
+    for user, sessions in admin.list_users(db_dir(args)):
+        perms = ",".join(p for p in PERMISSIONS if p in user.permissions) or "-"
+        notes = ["password set" if user.password_hash else "no password"]
+        if user.disabled:
+            notes.append("disabled")
+        notes.append(f"{sessions} sessions")
+        if user.password_failure_count:
+            notes.append(f"{user.password_failure_count} failed logins")
+        print(f"{user.id}\t{user.username}\t{perms}\t{', '.join(notes)}")
+    return 0
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    from nvr.db.auth import SessionPolicy
+
+    session_id, created = admin.mint_session(
+        db_dir(args),
+        args.name,
+        permissions=_perms_arg(args.perms),
+        description=args.description,
+    )
+    if args.cookie_jar:
+        expires = created + SessionPolicy().max_age_sec
+        admin.write_cookie_jar(
+            Path(args.cookie_jar), session_id, domain=args.domain, expires_sec=expires
+        )
+        print(f"wrote a session for {args.name} to {args.cookie_jar}", file=sys.stderr)
+    else:
+        print(session_id)
+    return 0
+
+
+def add_parsers(what: Subparsers, common: argparse.ArgumentParser) -> None:
+    u = what.add_parser("user", help="users of the web interface and API")
+    usub = u.add_subparsers(dest="action", required=True, metavar="ACTION")
+    perms_help = "comma-separated: viewVideo,readCameraConfigs,updateSignals,adminUsers"
+
+    def password_stdin(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--password-stdin",
+            action="store_true",
+            help="read the password from the first line of standard input "
+            "(otherwise it is asked for at a terminal)",
+        )
+        p.set_defaults(prompt=True)
+
+    p = usub.add_parser("add", help="add a user", parents=[common])
+    p.add_argument("name")
+    password_stdin(p)
+    p.add_argument("--perms", default=None, help=perms_help)
+    p.set_defaults(func=cmd_user_add)
+
+    p = usub.add_parser(
+        "passwd", help="set a user's password (ends its sessions)", parents=[common]
+    )
+    p.add_argument("name")
+    password_stdin(p)
+    p.add_argument("--clear", action="store_true", help="remove the password: no more logins")
+    p.set_defaults(func=cmd_user_passwd)
+
+    p = usub.add_parser(
+        "disable", help="refuse a user's logins and end its sessions", parents=[common]
+    )
+    p.add_argument("name")
+    p.set_defaults(func=cmd_user_disable, disable=True)
+
+    p = usub.add_parser("enable", help="allow a disabled user again", parents=[common])
+    p.add_argument("name")
+    p.set_defaults(func=cmd_user_disable, disable=False)
+
+    p = usub.add_parser("perms", help="set a user's permissions", parents=[common])
+    p.add_argument("name")
+    p.add_argument("perms", help=perms_help + ' ("" for none)')
+    p.set_defaults(func=cmd_user_perms)
+
+    p = usub.add_parser("remove", help="remove a user and its sessions", parents=[common])
+    p.add_argument("name")
+    p.set_defaults(func=cmd_user_remove)
+
+    p = usub.add_parser("list", help="list users", parents=[common])
+    p.set_defaults(func=cmd_user_list)
+
+
+def add_login_parser(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "login",
+        help="make a session for a script (daemon stopped): prints its id, the value of cookie s",
+        parents=[common],
+    )
+    p.add_argument("name", help="the user the session belongs to")
+    p.add_argument(
+        "--perms", default=None, help="limit the session to these of the user's permissions"
+    )
+    p.add_argument("--cookie-jar", default=None, metavar="FILE", help="write a curl cookie jar")
+    p.add_argument(
+        "--domain",
+        default="localhost",
+        help="host name the cookie jar's cookie is for (default: localhost)",
+    )
+    p.add_argument("--description", default="nvr login", help="noted with the session")
+    p.set_defaults(func=cmd_login)

@@ -1,0 +1,97 @@
+"""``DatabaseCore``: the state and helpers every part of ``Database`` shares.
+
+What belongs here: the open connection and its lock, the in-memory catalog (cameras,
+streams, directories, sample entries) that the mixins read and change, the transaction
+and read helpers, lookups that raise ``NotFound``, and closing. Not here: any operation
+of its own (those are in ``catalog``, ``lifecycle`` and ``reads``), opening (``database``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import sqlite3
+import uuid as uuidlib
+from collections.abc import Callable
+from pathlib import Path
+
+from nvr.base import errors
+from nvr.base.time90k import Duration, Time
+from nvr.db import raw
+from nvr.db.connection import timed_read, transaction
+from nvr.db.recording import VideoSampleEntry
+from nvr.db.types import Camera, SampleFileDirRow, Stream
+
+
+class DatabaseCore:
+    """What the ``Database`` mixins share; see the module docstring."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        lock_fd: int,
+        *,
+        db_dir: Path,
+        read_only: bool,
+        tz: dt.tzinfo,
+        now: Callable[[], Time],
+        monotonic: Callable[[], Duration] | None,
+    ) -> None:
+        self._conn = conn
+        self._lock_fd = lock_fd
+        self.db_dir = db_dir
+        self.read_only = read_only
+        self.tz = tz
+        self._now = now
+        self._monotonic = monotonic
+        self._open_monotonic = monotonic() if monotonic else 0
+        self.uuid = uuidlib.UUID(bytes=raw.get_meta_uuid(conn))
+        self.open_id: int | None = None
+        self.open_uuid: uuidlib.UUID | None = None
+        self.cameras: dict[int, Camera] = {}
+        self.streams: dict[int, Stream] = {}
+        self.dirs: dict[int, SampleFileDirRow] = {}
+        self.video_sample_entries: dict[int, VideoSampleEntry] = {}
+        self._entry_ids: dict[bytes, int] = {}
+        #: called after every successful flush (syncers wake up to unlink new garbage)
+        self.flush_listeners: list[Callable[[], None]] = []
+        self.flush_count = 0
+        self._closed = False
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._conn.close()
+        finally:
+            os.close(self._lock_fd)
+
+    def _transaction(self, what: str) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._conn, what, read_only=self.read_only)
+
+    def _read(self, what: str) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return timed_read(self._conn, what)
+
+    def _since_open(self) -> Duration:
+        """Monotonic time since this open (0 without a monotonic clock)."""
+        return self._monotonic() - self._open_monotonic if self._monotonic else 0
+
+    def _camera(self, camera_id: int) -> Camera:
+        try:
+            return self.cameras[camera_id]
+        except KeyError:
+            raise errors.NotFound(f"no camera with id {camera_id}") from None
+
+    def _stream(self, stream_id: int) -> Stream:
+        try:
+            return self.streams[stream_id]
+        except KeyError:
+            raise errors.NotFound(f"no stream with id {stream_id}") from None
+
+    def _dir(self, dir_id: int) -> SampleFileDirRow:
+        try:
+            return self.dirs[dir_id]
+        except KeyError:
+            raise errors.NotFound(f"no sample file directory with id {dir_id}") from None

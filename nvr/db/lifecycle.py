@@ -1,0 +1,295 @@
+"""The recording lifecycle part of ``Database``: pending recordings, ``flush``, retention
+planning and garbage.
+
+A recording is *pending* from ``add_recording`` (its writer fills it while it grows) through
+``mark_done`` (the file holds every byte) and ``mark_synced`` (its directory's syncer
+fsynced file and directory) until ``flush`` commits it. Deletions are *planned* (oldest
+committed recordings first, never pending ones), then ``flush`` moves their rows to
+``garbage`` in the same transaction; the syncer unlinks the files and
+``mark_garbage_unlinked`` lets the next flush forget the garbage rows (docs/design.md,
+Recording/syncing/retention). Not here: listings (``reads``) and the catalog.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Iterator
+
+from nvr.base import errors
+from nvr.base.time90k import UNITS_PER_SEC, Time
+from nvr.db import raw
+from nvr.db.core import DatabaseCore
+from nvr.db.frames_summary import summarize_index
+from nvr.db.raw import composite_id, split_composite_id
+from nvr.db.types import (
+    FlushResult,
+    PendingRecording,
+    PendingState,
+    PlannedDeletion,
+    Stream,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Lifecycle(DatabaseCore):
+    """``Database``'s recording lifecycle; see the module docstring."""
+
+    # -- pending recordings ---------------------------------------------------------------
+
+    def add_recording(
+        self,
+        stream_id: int,
+        *,
+        run_offset: int,
+        start_time_90k: Time,
+        video_sample_entry_id: int,
+    ) -> PendingRecording:
+        """Reserves the stream's next recording id for a new, growing recording.
+
+        The previous pending recording of the stream must be closed (done or synced).
+        ``prev_*`` fields are derived from the stream's committed and pending recordings.
+        """
+        stream = self._stream(stream_id)
+        if self.open_id is None:
+            raise errors.FailedPrecondition("cannot record: the database is open read-only")
+        if stream.sample_file_dir_id is None:
+            raise errors.FailedPrecondition(f"stream {stream_id} has no sample file directory")
+        if stream.pending and stream.pending[-1].state is PendingState.GROWING:
+            raise errors.FailedPrecondition(f"stream {stream_id} already has a growing recording")
+        if video_sample_entry_id not in self.video_sample_entries:
+            raise errors.NotFound(f"no video sample entry {video_sample_entry_id}")
+        prev_media = stream.cum_media_duration_90k + sum(
+            p.media_duration_90k for p in stream.pending
+        )
+        prev_runs = stream.cum_runs + sum(1 for p in stream.pending if p.run_offset == 0)
+        if run_offset > 0:
+            prev_runs -= 1  # the run this recording continues began before it
+        rec = PendingRecording(
+            composite_id=composite_id(stream_id, stream.next_recording_id),
+            open_id=self.open_id,
+            start_time_90k=start_time_90k,
+            wall_duration_90k=0,
+            media_duration_90k=0,
+            video_samples=0,
+            video_sync_samples=0,
+            video_sample_entry_id=video_sample_entry_id,
+            sample_file_bytes=0,
+            run_offset=run_offset,
+            flags=0,
+            prev_media_duration_90k=prev_media,
+            prev_runs=prev_runs,
+            local_time_since_open_90k=self._since_open(),
+        )
+        stream.pending.append(rec)
+        return rec
+
+    def abandon_recording(self, rec: PendingRecording) -> None:
+        """Forgets a growing recording whose writer failed. Only the stream's newest
+        pending recording can go; its id will be reused (the caller removed the file)."""
+        stream = self._stream(rec.stream_id)
+        if not stream.pending or stream.pending[-1] is not rec:
+            raise errors.Internal(f"recording {rec.composite_id:016x} is not the newest pending")
+        stream.pending.pop()
+
+    def mark_done(self, rec: PendingRecording) -> None:
+        rec.state = PendingState.DONE
+
+    def mark_synced(self, composite_id_: int) -> None:
+        stream_id, _ = split_composite_id(composite_id_)
+        for p in self._stream(stream_id).pending:
+            if p.composite_id == composite_id_:
+                if p.state is PendingState.GROWING:
+                    raise errors.Internal(f"recording {composite_id_:016x} is still growing")
+                p.state = PendingState.SYNCED
+                return
+        raise errors.NotFound(f"no pending recording {composite_id_:016x}")
+
+    def uncommitted_floor(self, stream_id: int) -> int:
+        """Recording ids >= this were never committed for the stream (start-up cleanup)."""
+        return self._stream(stream_id).cum_recordings
+
+    def has_unflushed_work(self) -> bool:
+        """Whether ``flush`` would change anything now."""
+        for s in self.streams.values():
+            if s.planned_deletions or (s.pending and s.pending[0].state is PendingState.SYNCED):
+                return True
+        return any(d.garbage_unlinked for d in self.dirs.values())
+
+    # -- planning deletions ---------------------------------------------------------------
+
+    def plan_retention(self, stream_id: int) -> list[PlannedDeletion]:
+        """Plans deletion of the stream's oldest committed recordings until its bytes
+        (committed + pending − already planned) fit ``retain_bytes`` and nothing is older
+        than ``retain_days``. Each recording is planned at most once; pending recordings are
+        never planned. The deletions are committed by the next ``flush``."""
+        stream = self._stream(stream_id)
+        cfg = stream.config
+        excess = stream.bytes_after_planned_deletions - cfg.retain_bytes
+        oldest_allowed: Time | None = None
+        if cfg.retain_days is not None:
+            oldest_allowed = self._now() - cfg.retain_days * 86_400 * UNITS_PER_SEC
+
+        def wanted(nbytes: int, end: Time) -> bool:
+            nonlocal excess
+            if excess > 0 or (oldest_allowed is not None and end < oldest_allowed):
+                excess -= nbytes
+                return True
+            return False
+
+        before = len(stream.planned_deletions)
+        self._plan_until(stream, wanted)
+        return stream.planned_deletions[before:]
+
+    def plan_delete_all_recordings(self, stream_id: int) -> int:
+        """Plans deletion of every committed recording of a stream (committed by the next
+        ``flush``). Returns how many were planned."""
+        stream = self._stream(stream_id)
+        return self._plan_until(stream, lambda _bytes, _start: True)
+
+    def _plan_until(self, stream: Stream, wanted: Callable[[int, Time], bool]) -> int:
+        n = 0
+        with self._read("planning deletions") as conn:
+            for cid, start, wall, nbytes in raw.list_oldest_recordings(
+                conn, stream.id, stream.planned_through
+            ):
+                if not wanted(nbytes, start + wall):
+                    break
+                stream.planned_deletions.append(PlannedDeletion(cid, start, wall, nbytes))
+                n += 1
+        return n
+
+    def iter_unplanned_oldest(
+        self, stream_id: int, batch: int = 256
+    ) -> Iterator[PlannedDeletion]:
+        """The stream's committed recordings not yet planned for deletion, oldest first,
+        read lazily in batches (``storage.retention`` picks among several streams')."""
+        stream = self._stream(stream_id)
+        after = stream.planned_through
+        while True:
+            with self._read("listing the oldest recordings") as conn:
+                rows = list(
+                    itertools.islice(raw.list_oldest_recordings(conn, stream.id, after), batch)
+                )
+            for cid, start, wall, nbytes in rows:
+                yield PlannedDeletion(cid, start, wall, nbytes)
+            if len(rows) < batch:
+                return
+            after = rows[-1][0]
+
+    def add_planned_deletions(self, stream_id: int, dels: list[PlannedDeletion]) -> None:
+        """Plans these deletions (the oldest committed recordings after those already
+        planned, in order; see ``iter_unplanned_oldest``), committed by the next flush."""
+        stream = self._stream(stream_id)
+        last = stream.planned_through
+        for d in dels:
+            if d.composite_id >> raw.ID_BITS != stream_id or d.composite_id <= last:
+                raise errors.Internal(f"deletion of {d.composite_id:016x} planned out of order")
+            last = d.composite_id
+        stream.planned_deletions.extend(dels)
+
+    def mark_garbage_unlinked(self, dir_id: int, cids: list[int]) -> None:
+        """The syncer unlinked these files and fsynced the directory: the next flush may
+        delete their garbage rows."""
+        d = self._dir(dir_id)
+        for cid in cids:
+            d.garbage_needs_unlink.discard(cid)
+            d.garbage_unlinked.add(cid)
+
+    # -- committing ------------------------------------------------------------------------
+
+    def flush(self, reason: str) -> FlushResult:
+        """Commits, in one transaction: every stream's synced pending recordings (a prefix
+        of its pending list, in order), the planned deletions (rows to ``garbage``), and
+        forgets garbage whose files are gone. In-memory state changes only after the
+        commit succeeded, so a failed flush can simply be retried."""
+        to_commit: dict[int, list[PendingRecording]] = {}
+        for s in self.streams.values():
+            n = 0
+            while n < len(s.pending) and s.pending[n].state is PendingState.SYNCED:
+                n += 1
+            if n:
+                to_commit[s.id] = s.pending[:n]
+        to_delete = {
+            s.id: list(s.planned_deletions) for s in self.streams.values() if s.planned_deletions
+        }
+        to_forget = {
+            d.id: sorted(d.garbage_unlinked) for d in self.dirs.values() if d.garbage_unlinked
+        }
+        new_counters: dict[int, tuple[int, int, int]] = {}
+        # Writers summarize in a worker thread at close; recordings made otherwise (tests,
+        # benchmarks) are summarized here.
+        summaries = {
+            r.composite_id: r.index_summary or summarize_index(r.video_index)
+            for recs in to_commit.values() for r in recs
+        }
+        with self._transaction(f"flush ({reason})") as conn:
+            for sid, recs in to_commit.items():
+                s = self.streams[sid]
+                cum_rec, cum_media = s.cum_recordings, s.cum_media_duration_90k
+                cum_runs = s.cum_runs
+                for r in recs:
+                    if r.recording_id != cum_rec:
+                        raise errors.Internal(
+                            f"recording {r.composite_id:016x} out of order (expected id {cum_rec})"
+                        )
+                    raw.insert_recording(conn, r.to_row(summaries[r.composite_id]))
+                    cum_rec += 1
+                    cum_media += r.media_duration_90k
+                    cum_runs += r.run_offset == 0
+                raw.update_stream_counters(conn, sid, cum_rec, cum_media, cum_runs)
+                new_counters[sid] = (cum_rec, cum_media, cum_runs)
+            for sid, dels in to_delete.items():
+                dir_id = self.streams[sid].sample_file_dir_id
+                assert dir_id is not None
+                for d in dels:
+                    raw.move_recording_to_garbage(conn, dir_id, d.composite_id)
+            for dir_id, cids in to_forget.items():
+                for cid in cids:
+                    raw.delete_garbage(conn, dir_id, cid)
+            if self.open_id is not None:
+                raw.update_open(conn, self.open_id, self._now(), self._since_open())
+        # Committed: now update memory.
+        for sid, recs in to_commit.items():
+            s = self.streams[sid]
+            s.cum_recordings, s.cum_media_duration_90k, s.cum_runs = new_counters[sid]
+            del s.pending[: len(recs)]
+            for r in recs:
+                s.committed.add(r.start_time_90k, r.wall_duration_90k, r.sample_file_bytes, self.tz)
+        for sid, dels in to_delete.items():
+            self._forget_deleted(self.streams[sid], dels)
+        for dir_id, cids in to_forget.items():
+            self.dirs[dir_id].garbage_unlinked.difference_update(cids)
+        self.flush_count += 1
+        result = FlushResult(
+            sum(map(len, to_commit.values())),
+            sum(map(len, to_delete.values())),
+            sum(map(len, to_forget.values())),
+        )
+        log.debug("flush (%s): %s", reason, result)
+        for listener in list(self.flush_listeners):
+            listener()
+        return result
+
+    def _forget_deleted(self, s: Stream, dels: list[PlannedDeletion]) -> None:
+        """After a flush moved ``dels`` (the first planned deletions) to garbage: out of
+        the plan and the summary, into the directory's garbage to unlink."""
+        del s.planned_deletions[: len(dels)]
+        assert s.sample_file_dir_id is not None
+        dir_row = self.dirs[s.sample_file_dir_id]
+        for d in dels:
+            s.committed.remove(d.start_time_90k, d.wall_duration_90k, d.sample_file_bytes, self.tz)
+            dir_row.garbage_needs_unlink.add(d.composite_id)
+        dir_row.deleted_recordings += len(dels)
+        dir_row.deleted_bytes += sum(d.sample_file_bytes for d in dels)
+        with self._read("reading a stream's time range") as conn:
+            s.committed.range_start, s.committed.range_end = raw.recording_time_range(conn, s.id)
+
+    def delete_recording_rows(self, cids: list[int]) -> None:
+        """Deletes committed recordings whose sample files are lost, in one transaction
+        (``nvr check --delete-orphan-rows``). In-memory summaries are not updated: the
+        caller closes the database afterwards."""
+        with self._transaction(f"deleting {len(cids)} recordings without files") as conn:
+            for cid in cids:
+                raw.delete_recording(conn, cid)
