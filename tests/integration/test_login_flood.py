@@ -51,11 +51,14 @@ async def test_a_login_flood_is_counted_before_hashing_and_memory_stays_flat(
             assert ok.status_code == 204
             before = peak_rss(nvr.process.pid)
             statuses: list[int] = []
+            busy = 0
 
             async def guess(i: int) -> None:
+                nonlocal busy
                 resp = await c.post("/api/login", json={"username": f"user{i}",
                                                         "password": f"guess{i}"})
                 statuses.append(resp.status_code)
+                busy += resp.status_code == 429 and "busy" in resp.text
 
             started = trio.current_time()
             async with trio.open_nursery() as nursery:
@@ -63,12 +66,16 @@ async def test_a_login_flood_is_counted_before_hashing_and_memory_stays_flat(
                     nursery.start_soon(guess, i)
             took = trio.current_time() - started
             after = peak_rss(nvr.process.pid)
-        assert statuses.count(401) == LoginLimits().per_address == 20
-        assert statuses.count(429) == 280
+        # the address's 20 attempts are counted before hashing; each is checked (401) or,
+        # on a machine so loaded that its turn for a hash slot did not come within
+        # hash_wait_sec, refused as busy (429); every other attempt is refused at once
+        checked = statuses.count(401)
+        assert checked + busy == LoginLimits().per_address == 20
+        assert statuses.count(429) == 280 + busy
         grown = after - before
         print(f"peak RSS {before / MIB:.0f} MiB before, {after / MIB:.0f} MiB after "
               f"(+{grown / MIB:.0f} MiB) for 300 concurrent failed logins in {took:.1f} s")
         assert grown <= LoginLimits().concurrent_hashes * ARGON2_MEMORY + 32 * MIB
-        assert nvr.log.count("failed login as") == 20
+        assert nvr.log.count("failed login as") == checked
     finally:
         nvr.kill()
