@@ -7,8 +7,8 @@ directory's id, and path with ``cameraConfigs``). Everything is served from the
 database's in-memory summaries and its covering index; nothing scans the table.
 
 Sessions and users, with Moonfire's shapes: ``POST /api/login`` (``{username,
-password}`` -> ``204`` and cookie ``s``; a wrong name or password is ``403`` as
-Moonfire documents, too many failures ``429``), ``POST /api/logout``, and
+password}`` -> ``204`` and cookie ``s``; a wrong name or password is ``401`` as
+Moonfire's server answers, too many attempts ``429``), ``POST /api/logout``, and
 ``/api/users/`` (``GET`` lists, ``POST`` adds: ``204`` with a ``Location`` header naming
 the new user, an extension) and ``/api/users/<id>`` (``GET``, ``PATCH`` with ``update``
 and ``precondition``, ``DELETE``). Who may call each route is in ``nvr.web.auth``'s
