@@ -40,6 +40,10 @@ class BindConfig:
     tls_key: str | None = None
     #: serve Prometheus metrics at ``/metrics`` on this bind, to anyone who reaches it
     metrics: bool = False
+    #: host names a request's ``Host`` may carry on a bind that serves anything without a
+    #: login (DNS rebinding), and a WebSocket's ``Origin`` besides the Host itself; IP
+    #: addresses always pass. None: ``localhost``, the bound host and the machine's names
+    allowed_hosts: tuple[str, ...] | None = None
     #: open HTTP connections on this bind at most; at the limit it stops accepting (new
     #: clients wait in the kernel's queue) until one closes
     max_connections: int = 512
@@ -147,6 +151,16 @@ def _parse_bind(i: int, raw: Any) -> BindConfig:
     if "metrics" in raw:
         _check_type(f"{where}.metrics", raw["metrics"], bool)
         b = replace(b, metrics=raw["metrics"])
+    if "allowed_hosts" in raw:
+        hosts = raw["allowed_hosts"]
+        _check_type(f"{where}.allowed_hosts", hosts, list)
+        for h in hosts:
+            if not isinstance(h, str) or not h or any(c in h for c in "/:@ ") or h != h.strip():
+                raise errors.InvalidArgument(
+                    f"config: {where}.allowed_hosts: {h!r} is not a host name (no port, "
+                    'e.g. "nvr.example.com")'
+                )
+        b = replace(b, allowed_hosts=tuple(hosts))
     for key in ("max_connections", "max_connections_per_address"):
         if key in raw:
             _check_type(f"{where}.{key}", raw[key], int)

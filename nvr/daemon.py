@@ -49,6 +49,7 @@ from nvr.ops.metrics import Metrics
 from nvr.ops.systemd import Notifier
 from nvr.storage.dir import SampleFileDir, open_for_database, remove_garbage_and_uncommitted
 from nvr.syncer import Syncer
+from nvr.web.context import StreamStatus
 from nvr.web.server import run_web
 
 log = logging.getLogger(__name__)
@@ -71,34 +72,17 @@ class Daemon:
     #: live frames from the streamers to WebSocket viewers
     hub: FrameHub = field(default_factory=FrameHub)
 
-    def stream_status(self, stream_id: int) -> dict[str, object] | None:
-        """The live state of a recorded stream, for the API (``nvrStatus``). A stream
-        recording while its directory's syncer retries a failing step is ``blocked``:
-        the syncer does its steps in order, so nothing it records becomes durable."""
+    def stream_status(self, stream_id: int) -> StreamStatus | None:
+        """The live state of a recorded stream (None: not recorded here): its streamer's
+        and its directory's syncer's. ``nvr.web.api`` formats it (``nvrStatus``)."""
         streamer = self.streamers.get(stream_id)
         if streamer is None:
             return None
-        st = streamer.state.value
-        out: dict[str, object] = {
-            "state": st.kind,
-            "since90k": st.since,
-            "lastError": st.last_error,
-            "nextTry90k": st.next_try,
-        }
         dir_id = self.db.streams[stream_id].sample_file_dir_id
         syncer = self.syncers.get(dir_id) if dir_id is not None else None
-        if syncer is not None:
-            # the directory's side: a failing syncer step (e.g. a commit), and free space
-            sy = syncer.status.value
-            if st.kind == "recording" and not sy.ok:
-                out["state"] = "blocked"
-            out["syncer"] = {
-                "failingStep": sy.failing_step,
-                "failingSince90k": sy.failing_since,
-                "lastError": sy.last_error,
-                "freeBytes": syncer.last_free_bytes,
-            }
-        return out
+        if syncer is None:
+            return StreamStatus(streamer.state.value)
+        return StreamStatus(streamer.state.value, syncer.status.value, syncer.last_free_bytes)
 
 
 def open_dirs(db: Database, *, read_only: bool) -> dict[int, SampleFileDir]:

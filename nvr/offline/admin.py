@@ -19,7 +19,7 @@ from pathlib import Path
 from nvr.base import errors
 from nvr.base.clock import RealClocks
 from nvr.base.time90k import zone
-from nvr.db.auth import FLAG_HTTP_ONLY, FLAG_SAME_SITE_STRICT, SESSION_COOKIE, Auth, User
+from nvr.db.auth import FLAG_HTTP_ONLY, FLAG_SAME_SITE_LAX, SESSION_COOKIE, Auth, User
 from nvr.db.database import Database
 from nvr.db.types import Camera, CameraConfig, SampleFileDirRow, StreamConfig
 from nvr.storage.dir import SampleFileDir, open_for_database
@@ -252,7 +252,7 @@ def mint_session(
         a = _auth(db)
         session_id, session = a.create_session(
             a.user_by_name(name),
-            flags=FLAG_HTTP_ONLY | FLAG_SAME_SITE_STRICT,
+            flags=FLAG_HTTP_ONLY | FLAG_SAME_SITE_LAX,
             permissions=permissions,
             description=description,
         )

@@ -7,8 +7,8 @@ directory's id, and path with ``cameraConfigs``). Everything is served from the
 database's in-memory summaries and its covering index; nothing scans the table.
 
 Sessions and users, with Moonfire's shapes: ``POST /api/login`` (``{username,
-password}`` -> ``204`` and cookie ``s``; a wrong name or password is ``403`` as
-Moonfire documents, too many failures ``429``), ``POST /api/logout``, and
+password}`` -> ``204`` and cookie ``s``; a wrong name or password is ``401`` as
+Moonfire's server answers, too many attempts ``429``), ``POST /api/logout``, and
 ``/api/users/`` (``GET`` lists, ``POST`` adds: ``204`` with a ``Location`` header naming
 the new user, an extension) and ``/api/users/<id>`` (``GET``, ``PATCH`` with ``update``
 and ``precondition``, ``DELETE``). Who may call each route is in ``nvr.web.auth``'s
@@ -21,69 +21,38 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from quart import Blueprint, Response, current_app, request
+from quart import Blueprint, Response, request
 
 from nvr.base import errors
 from nvr.base.blocking import run_blocking
+from nvr.base.time90k import to_datetime
 from nvr.db import auth as dbauth
 from nvr.db.auth import PERMISSIONS, Auth, User
+from nvr.db.database import Database
 from nvr.db.recording import VideoSampleEntry
 from nvr.db.stream_summary import day_bounds
 from nvr.db.types import FLAG_TRAILING_ZERO, Camera, ListedRecording, Stream
 from nvr.web import auth
-from nvr.web.app import WebContext
+from nvr.web.context import (
+    MAX_TIME,
+    StreamStatus,
+    bool_arg,
+    camera_by_uuid,
+    ctx,
+    int_arg,
+    stream_of,
+    text_response,
+)
+from nvr.web.login_limit import LoginLimiter
 
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("api", __name__)
 
-MAX_TIME = 1 << 62
-
-
-def ctx() -> WebContext:
-    context: WebContext = current_app.config["nvr"]
-    return context
-
-
-def bool_arg(name: str) -> bool:
-    value = request.args.get(name, "false")
-    if value not in ("true", "false"):
-        raise errors.InvalidArgument(f"{name} must be true or false")
-    return value == "true"
-
-
-_INTEGER = re.compile(r"-?[0-9]{1,20}")
-
-
-def int_arg(name: str, default: int, *, minimum: int = 0, maximum: int = MAX_TIME) -> int:
-    text = request.args.get(name)
-    if text is None:
-        return default
-    # ASCII digits only: int() would also take "١٢", " 12 " and "1_000"
-    if _INTEGER.fullmatch(text) is None:
-        raise errors.InvalidArgument(f"{name} must be an integer")
-    value = int(text)
-    if not minimum <= value <= maximum:
-        raise errors.InvalidArgument(f"{name} must be between {minimum} and {maximum}")
-    return value
-
-
-def camera_by_uuid(text: str) -> Camera:
-    try:
-        u = uuid.UUID(text)
-    except ValueError:
-        raise errors.NotFound(f"no camera {text!r}") from None
-    return ctx().db.camera_by_uuid(u)
-
-
-def stream_of(cam: Camera, type_: str) -> Stream:
-    sid = cam.streams.get(type_)
-    if sid is None:
-        raise errors.NotFound(f"camera {cam.short_name} has no {type_!r} stream")
-    return ctx().db.streams[sid]
+T = TypeVar("T")
 
 
 def permissions_json(perms: frozenset[str]) -> dict[str, bool]:
@@ -126,8 +95,65 @@ def stream_json(stream: Stream, *, days: bool, config: bool) -> dict[str, Any]:
         out["nvrSampleFileDir"] = {"id": d.id, "path": d.path} if config else {"id": d.id}
     status = c.stream_status(stream.id)
     if status is not None:
-        out["nvrStatus"] = status
+        may_read = "readCameraConfigs" in auth.caller().permissions
+        out["nvrStatus"] = status_json(status, redact=None if may_read else Redactor(c.db))
     return out
+
+
+def status_json(status: StreamStatus, *, redact: Redactor | None) -> dict[str, Any]:
+    """``nvrStatus``: the stream's live state, and its directory's syncer's; error texts
+    through ``redact`` unless the caller may read camera configurations."""
+
+    def text(message: str | None) -> str | None:
+        return message if redact is None or message is None else redact(message)
+
+    st = status.stream
+    # recording while the directory's syncer retries a failing step (it does its steps in
+    # order): nothing recorded becomes durable, so the stream is "blocked"
+    blocked = st.kind == "recording" and status.syncer is not None and not status.syncer.ok
+    out: dict[str, Any] = {
+        "state": "blocked" if blocked else st.kind,
+        "since90k": st.since,
+        "lastError": text(st.last_error),
+        "nextTry90k": st.next_try,
+    }
+    if status.syncer is not None:
+        # the directory's side: a failing syncer step (e.g. a commit), and free space
+        sy = status.syncer
+        out["syncer"] = {
+            "failingStep": sy.failing_step,
+            "failingSince90k": sy.failing_since,
+            "lastError": text(sy.last_error),
+            "freeBytes": status.free_bytes,
+        }
+    return out
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/>-])/[^\s'\"<>:,;]+")
+
+
+class Redactor:
+    """Takes out of an error text what belongs to ``readCameraConfigs``: camera URLs
+    (with any credentials in them) and file-system paths (sample-file directories: their
+    configured paths, then anything else that looks like an absolute path)."""
+
+    def __init__(self, db: Database) -> None:
+        self._dirs = sorted((d.path for d in db.dirs.values() if d.path), key=len, reverse=True)
+
+    def __call__(self, message: str) -> str:
+        for path in self._dirs:
+            message = message.replace(path, "<sample file dir>")
+        message = _URL.sub(lambda m: _hide(m, "<URL>"), message)
+        return _ABSOLUTE_PATH.sub(lambda m: _hide(m, "<path>"), message)
+
+
+def _hide(m: re.Match[str], placeholder: str) -> str:
+    """``placeholder`` for the match, but for the punctuation that ends it (a sentence's,
+    not the URL's or path's)."""
+    text = m[0]
+    kept = text.rstrip(".,:;!?)]")
+    return placeholder + text[len(kept) :]
 
 
 def camera_json(cam: Camera, *, days: bool, config: bool) -> dict[str, Any]:
@@ -138,11 +164,11 @@ def camera_json(cam: Camera, *, days: bool, config: bool) -> dict[str, Any]:
         "description": cam.description,
     }
     if config:
-        out["config"] = {
-            "username": cam.config.username,
-            "password": cam.config.password,
-            "onvifUrl": cam.config.onvif_url,
-        }
+        # Moonfire's CameraConfig: empty values are left out
+        cfg = cam.config
+        named = (("onvifBaseUrl", cfg.onvif_url), ("username", cfg.username),
+                 ("password", cfg.password))  # fmt: skip
+        out["config"] = {k: v for k, v in named if v}
     db = ctx().db
     out["streams"] = {
         t: stream_json(db.streams[sid], days=days, config=config)
@@ -274,10 +300,17 @@ def _auth() -> Auth:
     return auth.auth_of(ctx())
 
 
-def _limiter() -> auth.LoginLimiter:
+def _limiter() -> LoginLimiter:
     limiter = ctx().login_limiter
     assert limiter is not None, "create_app fills WebContext.login_limiter"
     return limiter
+
+
+async def _hash(fn: Callable[..., T], *args: object) -> T:
+    """Runs argon2id work (``Auth.verify_password``/``hash_password``) in a worker thread
+    while holding one of the limiter's hash slots (``nvr.web.login_limit``)."""
+    async with _limiter().hashing():
+        return await run_blocking(fn, *args)
 
 
 def _string(obj: dict[str, Any], key: str, what: str, *, max_len: int = 1024) -> str:
@@ -296,25 +329,27 @@ async def login() -> Response:
     password = _string(b, "password", "login")
     who = auth.caller()
     a, limiter = _auth(), _limiter()
-    limiter.check(who.address, username)
+    attempt = limiter.admit(who.address, username)  # counted now, before the slow hash
     user = a.find_user(username)
-    ok = await run_blocking(a.verify_password, user, password)
+    ok = await _hash(a.verify_password, user, password)
     reason = "unknown user" if user is None else "wrong password"
     if ok and user is not None and user.disabled:
         ok, reason = False, "user disabled"
     if not ok or user is None:
-        n_address, n_user = limiter.failed(who.address, username)
+        n_address, n_user = limiter.failed(attempt)
         a.note_login_failure(user)
         log.warning(
-            "failed login as %r from %s (%s); failures recently: %d from this address, "
+            "failed login as %r from %s (%s); attempts recently: %d from this address, "
             "%d for this name",
             username, who.address, reason, n_address, n_user,
         )  # fmt: skip
-        raise errors.PermissionDenied("incorrect username or password")
-    limiter.succeeded(username)
+        # 401 as Moonfire's server answers (its reference says 403; its clients show
+        # the error under the login form only on 401)
+        raise errors.Unauthenticated("incorrect username or password")
+    limiter.succeeded(attempt)
     if a.needs_rehash(user):
-        a.rehash_password(user, await run_blocking(a.hash_password, password))
-    flags = dbauth.FLAG_HTTP_ONLY | dbauth.FLAG_SAME_SITE_STRICT
+        a.rehash_password(user, await _hash(a.hash_password, password))
+    flags = dbauth.FLAG_HTTP_ONLY | dbauth.FLAG_SAME_SITE_LAX
     if who.secure:
         flags |= dbauth.FLAG_SECURE
     session_id, _ = a.create_session(
@@ -323,6 +358,32 @@ async def login() -> Response:
     log.info("user %r logged in from %s", user.username, who.address)
     resp = Response("", status=204)
     auth.set_session_cookie(resp, session_id, who, a.policy.max_age_sec)
+    return resp
+
+
+@blueprint.get("/api/request")
+async def request_info() -> Response:
+    """Moonfire's request-debugging page: what the server makes of this request (to check
+    a reverse proxy's forwarded address and scheme, or a session). Only what the caller
+    sent or may know already."""
+    c, who = ctx(), auth.caller()
+    when = to_datetime(c.clocks.realtime(), c.db.tz).isoformat(timespec="seconds")
+    if who.session is not None:
+        as_ = f"user {who.session.user.username!r} (session)"
+    else:
+        as_ = "no session" + (" (an unknown or expired cookie)" if who.stale_cookie else "")
+    perms = ", ".join(p for p in PERMISSIONS if p in who.permissions) or "none"
+    lines = [
+        f"when: {when}",
+        f"host: {request.headers.get('Host')!r}",
+        f"addr: {who.address!r}",
+        f"user_agent: {who.user_agent!r}",
+        f"secure: {str(who.secure).lower()}",
+        f"caller: {as_}; permissions: {perms}",
+    ]
+    resp = text_response(200, "\n".join(lines))
+    resp.headers["Cache-Control"] = "private, no-cache"
+    resp.headers["X-Content-Type-Options"] = "nosniff"
     return resp
 
 
@@ -409,7 +470,7 @@ async def add_user() -> Response:
         raise errors.InvalidArgument("user.username is required")
     a = _auth()
     password = subset.get("password")
-    pw_hash = None if password is None else await run_blocking(a.hash_password, password)
+    pw_hash = None if password is None else await _hash(a.hash_password, password)
     user = a.add_user(
         subset["username"],
         password_hash=pw_hash,
@@ -453,16 +514,17 @@ async def update_user(user_id: int) -> Response:
     a = _auth()
     user = a.get_user(user_id)
     new_password = update.get("password")
-    new_hash = None if new_password is None else await run_blocking(a.hash_password, new_password)
     if isinstance(pre.get("password"), str):
         # A password guess: rate-limited and counted like a login.
         limiter = _limiter()
-        limiter.check(who.address, user.username)
-        if not await run_blocking(a.verify_password, user, pre["password"]):
-            limiter.failed(who.address, user.username)
+        attempt = limiter.admit(who.address, user.username)
+        if not await _hash(a.verify_password, user, pre["password"]):
+            limiter.failed(attempt)
             a.note_login_failure(user)
             log.warning("wrong password in a precondition for %r by %s", user.username, _actor())
             raise errors.FailedPrecondition("precondition failed: password")
+        limiter.succeeded(attempt)
+    new_hash = None if new_password is None else await _hash(a.hash_password, new_password)
     current = a.get_user(user_id)  # again: hashing let other requests run
     if current.password_id != user.password_id:
         raise errors.FailedPrecondition("precondition failed: the password changed meanwhile")

@@ -1,16 +1,20 @@
-"""The web application: ``create_app`` and what every route shares.
+"""The web application: ``create_app``, and how errors become HTTP answers.
 
 One quart-trio app is made per HTTP bind (binds differ in what they grant to callers
 without a session), served by ``nvr.web.server`` in the daemon's nursery. The app
 never starts tasks of its own (it receives no nursery, DESIGN.md §2): it reads through
 the database's read API and the streamers' state.
 
-Here live: the ``WebContext`` the routes read from and the one table mapping ``NvrError``
-kinds to HTTP statuses (every error becomes a one-line ``text/plain`` body, never a
-traceback), and the count of every request by route template and status for the
-daemon's metrics (``WebContext.metrics``). Who may call which route is decided before
-every request by ``nvr.web.auth`` (its permission table lists every route; ``create_app``
-refuses a route without an entry).
+Here live: the handlers that turn every error into a one-line ``text/plain`` answer
+(statuses from ``nvr.web.context.STATUS_BY_KIND``; never a traceback), an unexpected
+exception into a ``500`` that says only "internal error" and is logged through
+``ErrorLog`` (rate-limited: an anonymous client cannot flood the log), a guard against
+over-long path segments, and the count of every request by route template and status
+for the daemon's metrics (``WebContext.metrics``).
+Who may call which route is decided before every request by ``nvr.web.auth`` (its
+permission table lists every route; ``create_app`` refuses a route without an entry).
+What the routes share (``WebContext``, responses, argument helpers) is in
+``nvr.web.context``.
 """
 
 from __future__ import annotations
@@ -19,105 +23,81 @@ from __future__ import annotations
 # rather than by the first request (~0.5 ms).
 import encodings.idna  # noqa: F401
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 from quart import Response, g, has_request_context, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from nvr import __version__
 from nvr.base import errors
 from nvr.base.clock import Clocks
-from nvr.config import BindConfig
+from nvr.base.time90k import UNITS_PER_SEC, Duration
 from nvr.db.auth import Auth
-from nvr.db.database import Database
-from nvr.ingest.hub import FrameHub
-from nvr.storage.dir import SampleFileDir
+from nvr.web import api, auth, live, metrics_route, ui, view
+from nvr.web.context import MAX_JSON_BODY, WebContext, one_line, status_for, text_response
+from nvr.web.login_limit import LoginLimiter, RateLimited
 
-if TYPE_CHECKING:
-    from nvr.ops.metrics import Metrics
-    from nvr.web.auth import LoginLimiter
+#: ``WebContext`` stays importable from here (the daemon and older callers)
+__all__ = ["WebContext", "create_app"]
 
 log = logging.getLogger(__name__)
 
-STATUS_BY_KIND: Mapping[type[errors.NvrError], int] = {
-    errors.InvalidArgument: 400,
-    errors.Unauthenticated: 401,
-    errors.PermissionDenied: 403,
-    errors.NotFound: 404,
-    errors.AlreadyExists: 409,
-    errors.FailedPrecondition: 412,
-    errors.ResourceExhausted: 429,
-    errors.Unavailable: 503,
-    errors.DataLoss: 500,
-    errors.Internal: 500,
-}
+#: a path segment longer than this (in bytes) names nothing here (NAME_MAX on Linux)
+MAX_SEGMENT_BYTES = 255
 
 
-def status_for(e: errors.NvrError) -> int:
-    for kind in type(e).__mro__:
-        status = STATUS_BY_KIND.get(kind)
-        if status is not None:
-            return status
-    return 500
+class ErrorLog:
+    """Logs server-side errors (5xx) so that no client can flood the log: for each route
+    and kind of error, the first one (with its traceback if unexpected), then at most one
+    line per ``interval`` that also says how many were left out since the last."""
 
+    def __init__(self, clocks: Clocks, interval: Duration = 60 * UNITS_PER_SEC) -> None:
+        self._clocks = clocks
+        self._interval = interval
+        #: (route, error kind) -> (when last logged, how many left out since)
+        self._last: dict[tuple[str, str], tuple[Duration, int]] = {}
 
-@dataclass
-class WebContext:
-    """What routes may read. Filled by the daemon; tests build their own."""
-
-    db: Database
-    dirs: Mapping[int, SampleFileDir]
-    clocks: Clocks
-    bind: BindConfig = field(default_factory=BindConfig)
-    time_zone_name: str = "UTC"
-    #: live frames from ingest (the daemon's; tests publish into their own)
-    hub: FrameHub = field(default_factory=FrameHub)
-    #: stream id -> a callable giving that stream's live state as a JSON-ready dict
-    stream_status: Callable[[int], dict[str, Any] | None] = lambda _sid: None
-    server_version: str = __version__
-    #: the daemon's metrics: requests are counted there, and served at ``/metrics`` on
-    #: binds with ``metrics = true``
-    metrics: Metrics | None = None
-    #: users and sessions (``create_app`` makes one when None; the daemon shares one)
-    auth: Auth | None = None
-    #: failed-login counter (``create_app`` makes one when None; the daemon shares one)
-    login_limiter: LoginLimiter | None = None
-
-
-def text_response(status: int, message: str) -> Response:
-    return Response(
-        message.rstrip("\n") + "\n", status=status, content_type="text/plain; charset=utf-8"
-    )
-
-
-def one_line(message: str) -> str:
-    """An error reason as one line: each line break of any kind (from a request's path
-    or values quoted in the message) becomes a literal ``\\n``."""
-    return "\\n".join(message.splitlines())
+    def error(self, e: BaseException, *, traceback: bool) -> None:
+        rule = (request if has_request_context() else websocket).url_rule
+        key = ("" if rule is None else rule.rule, type(e).__name__)
+        now = self._clocks.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last[0] < self._interval:
+            self._last[key] = (last[0], last[1] + 1)
+            return
+        self._last[key] = (now, 0)
+        left_out = f" ({last[1]} more since the last report)" if last and last[1] else ""
+        what = "unexpected error" if traceback else one_line(str(e))
+        log.error("%s: %s%s", _where(), what, left_out, exc_info=e if traceback else None)
 
 
 def _where() -> str:
     if has_request_context():
-        return f"{request.method} {request.path}"
-    return f"WebSocket {websocket.path}"
+        return f"{request.method} {request.path!r}"
+    return f"WebSocket {websocket.path!r}"
+
+
+async def refuse_overlong_paths() -> None:
+    """``before_request``: no route or static file has a path segment longer than a file
+    name may be (the static route would fail with ENAMETOOLONG)."""
+    for segment in request.path.split("/"):
+        if len(segment.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
+            raise errors.NotFound(
+                f"no such path (a segment is longer than {MAX_SEGMENT_BYTES} bytes)"
+            )
 
 
 def create_app(ctx: WebContext) -> QuartTrio:
-    from nvr.web import api, auth, live, metrics_route, ui, view
-
     if ctx.auth is None:
         ctx.auth = Auth(ctx.db, now=ctx.clocks.realtime)
     if ctx.login_limiter is None:
-        ctx.login_limiter = auth.LoginLimiter(ctx.clocks)
+        ctx.login_limiter = LoginLimiter(ctx.clocks)
+    errors_log = ErrorLog(ctx.clocks)
     app = QuartTrio(__name__, static_folder=None)  # nvr.web.ui serves the UI's files
     app.config["nvr"] = ctx
-    # Mutations carry small JSON objects; nothing uploads more.
-    app.config["MAX_CONTENT_LENGTH"] = auth.MAX_JSON_BODY
+    app.config["MAX_CONTENT_LENGTH"] = MAX_JSON_BODY
     # JSON keys in the order the code writes them (as Moonfire's API examples show).
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.before_request(refuse_overlong_paths)
     app.before_request(auth.check_request)
     app.before_websocket(auth.check_websocket)
 
@@ -125,9 +105,9 @@ def create_app(ctx: WebContext) -> QuartTrio:
     async def nvr_error(e: errors.NvrError) -> Response:
         status = status_for(e)
         if status >= 500:
-            log.error("%s: %s", _where(), e)
+            errors_log.error(e, traceback=False)
         resp = text_response(status, one_line(str(e)))
-        if isinstance(e, auth.RateLimited):
+        if isinstance(e, RateLimited):
             resp.headers["Retry-After"] = str(e.retry_after_sec)
         caller: auth.Caller | None = g.get("nvr_caller")
         if status == 401 and caller is not None and caller.stale_cookie:
@@ -140,7 +120,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
 
     @app.errorhandler(Exception)
     async def unexpected(e: Exception) -> Response:
-        log.exception("%s: unexpected error", _where())
+        errors_log.error(e, traceback=True)
         return text_response(500, "internal error (see the server log)")
 
     if ctx.metrics is not None:

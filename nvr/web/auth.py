@@ -1,4 +1,4 @@
-"""Who may call what: the permission table, callers, CSRF and the login rate limit.
+"""Who may call what: the permission table, callers, host names, CSRF and WebSockets.
 
 **The permission table.** ``ROUTE_PERMISSIONS`` maps the endpoint name of every route
 (``blueprint.function``, as in ``app.url_map``) to what it needs. ``create_app`` refuses
@@ -7,7 +7,7 @@ calls every route with and without it. To add a route: add one line below.
 Values:
 
 - a permission (``viewVideo``, ``readCameraConfigs``, ``updateSignals``, ``adminUsers``);
-- ``PUBLIC``: anyone (the login form, static files of the UI);
+- ``PUBLIC``: anyone (the login form, static files of the UI, ``/api/request``);
 - ``CALLER``: anyone with a session, or with at least one permission the bind grants to
   unauthenticated callers (the top-level listing: it also tells a caller who it is);
 - ``SESSION``: a logged-in session (logout);
@@ -17,48 +17,62 @@ Values:
 Handlers may demand more depending on the request (``require``): e.g. ``GET /api/``
 with ``cameraConfigs=true`` needs ``readCameraConfigs``.
 
-**Checks, in this order, before every request** (``check_request``): the caller is
-resolved from cookie ``s`` (a session) plus what the bind grants to everyone; no
-session and not enough -> ``401``; a session without the permission -> ``403``. Every
-mutation (any method but GET, HEAD, OPTIONS) must carry ``Content-Type:
-application/json`` (``415`` otherwise: a plain HTML form cannot send it) and a JSON
-object body (``400``); with a session, the body's ``csrf`` must equal the session's
-token, compared in constant time (``403``). WebSocket upgrades (``check_websocket``)
-get the same permission check, and an ``Origin`` that does not match ``Host`` is
-refused (a page on another site cannot open them with the user's cookie).
+**Checks, in this order, before every request** (``check_request``):
 
-**Login rate limit** (``LoginLimiter``): failed logins are counted per client address
-and per user name in sliding windows on the ``Clocks`` monotonic clock; once a window
-is full, logins from that address or for that name get ``429`` with ``Retry-After``
-until its oldest failure ages out. Failures are logged (name, address, count; never the
-password).
+1. *Host* (DNS rebinding): on a bind that serves something without a login
+   (``allow_unauthenticated`` or ``metrics``), the ``Host`` header must be an IP address
+   or one of the bind's names (``allowed_host_names``: its ``allowed_hosts``, by default
+   ``localhost``, the bound host and the machine's names); else ``403``. A page on
+   another site that had its name resolve to this server sends its own name as Host;
+   an IP address cannot be another site's name. Binds that need a login are safe
+   without the check: the browser keeps the session cookie for this server's name.
+2. The caller is resolved from cookie ``s`` (a session) plus what the bind grants to
+   everyone; no session and not enough -> ``401``; a session without the permission ->
+   ``403``.
+3. Every mutation (any method but GET, HEAD, OPTIONS) must carry ``Content-Type:
+   application/json`` (``415`` otherwise: a plain HTML form cannot send it) and a JSON
+   object body read by ``nvr.web.context.parse_json_object`` (``400``); with a session,
+   the body's ``csrf`` must equal the session's token, compared in constant time
+   (``403``). The session cookie is ``SameSite=Lax`` as Moonfire's reference says (Safari
+   sends no ``Strict`` cookie on WebSocket upgrades), which lets a cross-site link or
+   form navigation carry it: the CSRF token and the JSON content type are what protect
+   every state change, as ``GET`` changes nothing.
+
+**WebSocket upgrades** (``check_websocket``): the same Host check, and an ``Origin``
+(when present: browsers always send one) must name the ``Host`` the upgrade was sent to
+or one of the bind's configured ``allowed_hosts`` (a reverse proxy may rewrite Host);
+either refusal is an HTTP ``403`` before the upgrade, telling a foreign page nothing.
+Then, as Moonfire's server does, the upgrade is accepted even when the caller may not
+use the route: the socket gets one text message ``{"type": "error", "message": ...}``
+(plus ``"status"``, the HTTP status the error would have had: an nvr extension that tells
+"log in" from "not allowed") and is closed (``nvr.web.context.websocket_error``).
 
 **Binds.** A bind grants permissions to unauthenticated callers (default: none) and
 may trust a reverse proxy's ``X-Forwarded-For`` (the client address: the last entry,
 the one the proxy added) and ``X-Forwarded-Proto`` (``https`` makes the session cookie
-``Secure``, as a TLS bind does).
+``Secure``, as a TLS bind does). Password guesses are limited in ``nvr.web.login_limit``.
 """
 
 from __future__ import annotations
 
-import collections
+import functools
 import hmac
+import ipaddress
 import logging
-import math
+import socket
 import urllib.parse
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from quart import Response, current_app, g, request, websocket
+from quart import Response, g, request, websocket
 from quart.wrappers import BaseRequestWebsocket
 from werkzeug.exceptions import UnsupportedMediaType
 
 from nvr.base import errors
-from nvr.base.clock import Clocks
-from nvr.base.time90k import UNITS_PER_SEC, Duration
+from nvr.config import BindConfig, parse_address
 from nvr.db.auth import SESSION_COOKIE, Auth, Session, User
-from nvr.web.app import WebContext
+from nvr.web.context import WebContext, ctx, parse_json_object, websocket_error
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +93,8 @@ ROUTE_PERMISSIONS: Mapping[str, str] = {
     "ui.page_login": PUBLIC,
     # sessions (api.py)
     "api.login": PUBLIC,
+    # who the server takes the caller to be (api.py; Moonfire's debugging route)
+    "api.request_info": PUBLIC,
     "api.logout": SESSION,
     # listings (api.py)
     "api.top_level": CALLER,
@@ -100,7 +116,8 @@ ROUTE_PERMISSIONS: Mapping[str, str] = {
 }
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-MAX_JSON_BODY = 1 << 20
+#: the session cookie's SameSite attribute (see the module docstring)
+SAME_SITE = "Lax"
 
 
 # ----------------------------------------------------------------------------- callers
@@ -122,11 +139,6 @@ class Caller:
     @property
     def user(self) -> User | None:
         return self.session.user if self.session is not None else None
-
-
-def ctx() -> WebContext:
-    context: WebContext = current_app.config["nvr"]
-    return context
 
 
 def auth_of(c: WebContext) -> Auth:
@@ -235,53 +247,122 @@ def _need_of(endpoint: str | None) -> str:
 
 async def check_request() -> None:
     """``before_request``: see the module docstring."""
+    c = ctx()
+    check_host(request.headers.get("Host"), c.bind)
     if request.routing_exception is not None or request.endpoint is None:
         return  # 404 / 405 follow
     need = _need_of(request.endpoint)
-    c = resolve_caller(request)
-    g.nvr_caller = c
-    _check_need(need, c)
+    who = resolve_caller(request)
+    g.nvr_caller = who
+    _check_need(need, who)
     if request.method in SAFE_METHODS:
         return
     if request.mimetype != "application/json":
         raise UnsupportedMediaType(
             f"{request.method} needs a JSON body with Content-Type: application/json"
         )
-    body = await request.get_json()
-    if not isinstance(body, dict):
-        raise errors.InvalidArgument("the request body must be a JSON object")
+    body = parse_json_object(await request.get_data(True, False, False))
     g.nvr_body = body
-    if c.session is not None and need != PUBLIC:
+    if who.session is not None and need != PUBLIC:
         token = body.get("csrf")
         if not isinstance(token, str) or not hmac.compare_digest(
-            token.encode(), c.session.csrf.encode()
+            token.encode(), who.session.csrf.encode()
         ):
             raise errors.PermissionDenied(
                 'missing or wrong csrf token (send session.csrf from GET /api/ as "csrf")'
             )
 
 
-async def check_websocket() -> None:
-    """``before_websocket``: the permission check, and ``Origin`` must match ``Host``."""
+async def check_websocket() -> Response | None:
+    """``before_websocket``: see the module docstring. Returns a response (which skips
+    the route) once it has sent the caller the error and closed the socket."""
+    c = ctx()
+    host = websocket.headers.get("Host")
+    check_host(host, c.bind)
+    check_origin(websocket.headers.get("Origin"), host, c.bind.allowed_hosts or ())
     if websocket.routing_exception is not None or websocket.endpoint is None:
-        return  # 404 follows
+        return None  # 404 follows
     need = _need_of(websocket.endpoint)
-    c = resolve_caller(websocket)
-    g.nvr_caller = c
-    check_origin(websocket.headers.get("Origin"), websocket.headers.get("Host"))
-    _check_need(need, c)
+    who = resolve_caller(websocket)
+    g.nvr_caller = who
+    try:
+        _check_need(need, who)
+    except errors.NvrError as e:
+        return await websocket_error(e)
+    return None
 
 
-def check_origin(origin: str | None, host: str | None) -> None:
+# ----------------------------------------------------------------------------- host names
+
+
+def host_name(header: str) -> str:
+    """The host of a ``Host`` header (or an URL's netloc): lowercase, without the port,
+    the brackets of an IPv6 address or a trailing dot."""
+    h = header.strip().lower()
+    if h.startswith("["):
+        end = h.find("]")
+        return h[1:end] if end > 0 else h
+    name, colon, port = h.rpartition(":")
+    if colon and port.isdigit():
+        h = name
+    return h.rstrip(".")
+
+
+@functools.cache
+def allowed_host_names(bind: BindConfig) -> frozenset[str]:
+    """The names a Host header may carry on ``bind``: its ``allowed_hosts`` or, by
+    default, ``localhost``, the bound host (when a name) and the machine's host name,
+    with its first label alone and under ``.local``."""
+    if bind.allowed_hosts is not None:
+        return frozenset(host_name(h) for h in bind.allowed_hosts)
+    names = {"localhost"}
+    address = parse_address(bind.address)
+    if isinstance(address, tuple):
+        names.add(host_name(address[0]))
+    machine = host_name(socket.gethostname())
+    if machine:
+        short = machine.split(".")[0]
+        names |= {machine, short, f"{short}.local"}
+    return frozenset(names)
+
+
+def _is_ip_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def check_host(header: str | None, bind: BindConfig) -> None:
+    """Raises ``PermissionDenied`` for a Host that is not this server's on a bind that
+    serves anything without a login (see the module docstring)."""
+    if not (bind.allow_unauthenticated or bind.metrics) or not header:
+        return  # needs a login (the cookie is kept per name), or not from a browser
+    name = host_name(header)
+    if _is_ip_address(name) or name in allowed_host_names(bind):
+        return
+    raise errors.PermissionDenied(
+        f"Host {header!r} is not a name of this server (see allowed_hosts in the config)"
+    )
+
+
+def check_origin(origin: str | None, host: str | None, allowed: Collection[str] = ()) -> None:
     """Raises unless a present ``Origin`` names the ``Host`` (scheme aside; host names
-    compare case-insensitively). No ``Origin``: not a browser, nothing to hijack."""
+    compare case-insensitively) or a host of ``allowed``. No ``Origin``: not a browser,
+    nothing to hijack."""
     if origin is None:
         return
-    netloc = urllib.parse.urlsplit(origin).netloc.lower()
-    if not netloc or netloc != (host or "").lower():
-        raise errors.PermissionDenied(
-            f"WebSocket Origin {origin!r} does not match Host {host!r}"
-        )
+    try:
+        parts = urllib.parse.urlsplit(origin)
+    except ValueError:
+        parts = urllib.parse.urlsplit("")
+    netloc = parts.netloc.lower()
+    if netloc and netloc == (host or "").lower():
+        return
+    if parts.hostname and host_name(parts.hostname) in {host_name(h) for h in allowed}:
+        return
+    raise errors.PermissionDenied(f"WebSocket Origin {origin!r} does not match Host {host!r}")
 
 
 def body() -> dict[str, Any]:
@@ -303,107 +384,9 @@ def set_session_cookie(resp: Response, session_id: str, c: Caller, max_age_sec: 
         path="/",
         secure=c.secure,
         httponly=True,
-        samesite="Strict",
+        samesite=SAME_SITE,
     )
 
 
 def clear_session_cookie(resp: Response, c: Caller) -> None:
-    resp.delete_cookie(SESSION_COOKIE, path="/", secure=c.secure, httponly=True, samesite="Strict")
-
-
-# ----------------------------------------------------------------------------- rate limit
-
-
-class RateLimited(errors.ResourceExhausted):
-    """Too many failed logins: ``429`` with ``Retry-After``."""
-
-    def __init__(self, message: str, retry_after_sec: int) -> None:
-        super().__init__(message)
-        self.retry_after_sec = retry_after_sec
-
-
-@dataclass(frozen=True, slots=True)
-class LoginLimits:
-    #: failed logins from one client address allowed per window
-    per_address: int = 20
-    address_window_sec: int = 10 * 60
-    #: failed logins for one user name (existing or not) allowed per window
-    per_user: int = 5
-    user_window_sec: int = 60
-    #: addresses and names remembered at most (the oldest are forgotten first)
-    max_keys: int = 10_000
-
-
-class _Window:
-    """Failure times per key within a sliding window."""
-
-    def __init__(self, limit: int, window: Duration, max_keys: int) -> None:
-        self.limit, self.window, self.max_keys = limit, window, max_keys
-        self.failures: dict[str, collections.deque[Duration]] = {}
-
-    def _prune(self, key: str, now: Duration) -> collections.deque[Duration] | None:
-        q = self.failures.get(key)
-        if q is None:
-            return None
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        if not q:
-            del self.failures[key]
-            return None
-        return q
-
-    def wait(self, key: str, now: Duration) -> Duration:
-        """How long until ``key`` may try again (0: now)."""
-        q = self._prune(key, now)
-        if q is None or len(q) < self.limit:
-            return 0
-        return q[-self.limit] + self.window - now
-
-    def count(self, key: str, now: Duration) -> int:
-        q = self._prune(key, now)
-        return 0 if q is None else len(q)
-
-    def add(self, key: str, now: Duration) -> None:
-        q = self._prune(key, now)
-        if q is None:
-            q = self.failures[key] = collections.deque(maxlen=self.limit)
-        q.append(now)
-        while len(self.failures) > self.max_keys:
-            del self.failures[next(iter(self.failures))]
-
-    def clear(self, key: str) -> None:
-        self.failures.pop(key, None)
-
-
-@dataclass
-class LoginLimiter:
-    """Counts failed logins per client address and per user name. One per daemon,
-    shared by its binds."""
-
-    clocks: Clocks
-    limits: LoginLimits = field(default_factory=LoginLimits)
-
-    def __post_init__(self) -> None:
-        lim = self.limits
-        self._by_address = _Window(
-            lim.per_address, lim.address_window_sec * UNITS_PER_SEC, lim.max_keys
-        )
-        self._by_user = _Window(lim.per_user, lim.user_window_sec * UNITS_PER_SEC, lim.max_keys)
-
-    def check(self, address: str, username: str) -> None:
-        now = self.clocks.monotonic()
-        wait = max(self._by_address.wait(address, now), self._by_user.wait(username, now))
-        if wait > 0:
-            secs = max(1, math.ceil(wait / UNITS_PER_SEC))
-            raise RateLimited(f"too many failed logins: try again in {secs} s", secs)
-
-    def failed(self, address: str, username: str) -> tuple[int, int]:
-        """Counts a failure; returns the failures now in the address's and the name's
-        windows."""
-        now = self.clocks.monotonic()
-        self._by_address.add(address, now)
-        self._by_user.add(username, now)
-        return self._by_address.count(address, now), self._by_user.count(username, now)
-
-    def succeeded(self, username: str) -> None:
-        self._by_user.clear(username)
+    resp.delete_cookie(SESSION_COOKIE, path="/", secure=c.secure, httponly=True, samesite=SAME_SITE)

@@ -13,15 +13,19 @@ UI, by ``X-Recording-Id`` and ``X-Media-Time-Range`` through ``timestampOffset``
 
 Frames come from the ingest frame hub (``nvr.ingest.hub``), never from the database. A
 viewer that reads slower than the camera sends gets a text message
-``{"type": "drop", "frames": N}`` and resumes at the next key frame (an extension: the
-documented text messages are errors that end the stream, so clients that know only
-those see one and reconnect). The last frame's duration in each message is an estimate
+``{"type": "drop", "frames": N}`` and resumes at the next key frame (as Moonfire's
+reference documents it; its server writes ``"dropped"``, and its UI ignores text
+messages of a type it does not know). The last frame's duration in each message is an estimate
 (the previous frame interval): waiting for the next frame to know it would add a frame
 interval of latency; the next message's ``X-Media-Time-Range`` starts at the true time.
 
-Cross-site WebSocket hijacking: ``nvr.web.auth`` refuses an upgrade whose ``Origin``
-does not name the ``Host`` it was sent to, with ``403``. Idle pings come from hypercorn
-(``websocket_ping_interval``, set by the daemon).
+Errors: as Moonfire's server does, the upgrade is accepted and an error (no session,
+no ``viewVideo``, no such camera or stream) is one text message ``{"type": "error",
+"message": ...}`` (with nvr's ``status``) before the socket closes
+(``nvr.web.context.websocket_error``). Only cross-site attempts are refused before the
+upgrade, with ``403`` (``nvr.web.auth``: an ``Origin`` that names neither the ``Host`` nor
+an allowed host, or a foreign ``Host`` on a bind that needs no login). Idle pings come
+from hypercorn (``websocket_ping_interval``, set by the daemon).
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ import json
 
 from quart import Blueprint, websocket
 
+from nvr.base import errors
 from nvr.ingest.hub import LiveFrame
 from nvr.mp4.fragment import build_fragment
-from nvr.web.api import camera_by_uuid, ctx, stream_of
+from nvr.web.context import camera_by_uuid, ctx, stream_of, websocket_error
 
 blueprint = Blueprint("live", __name__)
 
@@ -54,10 +59,13 @@ def message_for(frame: LiveFrame, sequence: int) -> bytes:
 
 @blueprint.websocket("/api/cameras/<camera_uuid>/<stream_type>/live.m4s")
 async def live(camera_uuid: str, stream_type: str) -> None:
-    # nvr.web.auth.check_websocket has checked the permission and the Origin; an error
-    # raised before accept refuses the upgrade with its status
+    # nvr.web.auth.check_websocket has checked the Host, the Origin and the permission
     context = ctx()
-    stream = stream_of(camera_by_uuid(camera_uuid), stream_type)
+    try:
+        stream = stream_of(camera_by_uuid(camera_uuid), stream_type)
+    except errors.NvrError as e:
+        await websocket_error(e)
+        return
     await websocket.accept()
     sequence = 0
     with context.hub.subscribe(stream.id) as subscription:

@@ -7,19 +7,19 @@ before each scrape, off the event loop.
 
 from __future__ import annotations
 
-from quart import Blueprint, Response, current_app
+from quart import Blueprint, Response
 
 from nvr.base import errors
 from nvr.ops.metrics import CONTENT_TYPE
-from nvr.web.app import WebContext
+from nvr.web.context import ctx
 
 blueprint = Blueprint("metrics", __name__)
 
 
 @blueprint.get("/metrics")
 async def metrics() -> Response:
-    ctx: WebContext = current_app.config["nvr"]
-    if ctx.metrics is None or not ctx.bind.metrics:
+    c = ctx()
+    if c.metrics is None or not c.bind.metrics:
         raise errors.NotFound("metrics are not served on this bind (see `metrics` in the config)")
-    await ctx.metrics.refresh_disk_space()
-    return Response(ctx.metrics.exposition(), content_type=CONTENT_TYPE)
+    await c.metrics.refresh_disk_space()
+    return Response(c.metrics.exposition(), content_type=CONTENT_TYPE)

@@ -459,8 +459,9 @@ async def run_web(
     """Serves every configured bind until ``stop``; reports the bound addresses. All binds
     together hold at most ``budget.http_connections`` connections."""
     from nvr.db.auth import Auth, SessionPolicy
-    from nvr.web.app import WebContext, create_app
-    from nvr.web.auth import LoginLimiter
+    from nvr.web.app import create_app
+    from nvr.web.context import WebContext
+    from nvr.web.login_limit import LoginLimiter
 
     config = daemon.config
     addresses: list[str] = []

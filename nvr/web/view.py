@@ -38,8 +38,14 @@ from nvr.mp4.movie import build_init, plan_mp4
 from nvr.mp4.selection import Segment, lazy_segment, wall_to_media
 from nvr.mp4.virtual import VirtualFile
 from nvr.storage.reader import SampleFile, SampleFileReader
-from nvr.web.api import bool_arg, camera_by_uuid, ctx, stream_of
-from nvr.web.app import text_response
+from nvr.web.context import (
+    bool_arg,
+    camera_by_uuid,
+    ctx,
+    parse_int,
+    stream_of,
+    text_response,
+)
 
 blueprint = Blueprint("view", __name__)
 
@@ -68,22 +74,28 @@ class SegmentSpec:
 
 def parse_s(text: str) -> SegmentSpec:
     m = _S_RE.fullmatch(text)
+    shown = text if len(text) <= 60 else text[:57] + "..."
     if m is None:
         raise errors.InvalidArgument(
-            f"bad s={text!r}: expected START_ID[-END_ID][@OPEN_ID][.[REL_START]-[REL_END]]"
+            f"bad s={shown!r}: expected START_ID[-END_ID][@OPEN_ID][.[REL_START]-[REL_END]]"
         )
-    start = int(m["start"])
-    end = int(m["end"]) if m["end"] is not None else start
-    ints = [start, end] + [int(m[k]) for k in ("open", "rel_start", "rel_end") if m[k]]
-    if any(v > MAX_ID and i < 2 for i, v in enumerate(ints)) or any(v >= 1 << 62 for v in ints):
-        raise errors.InvalidArgument(f"bad s={text!r}: number out of range")
+    try:
+        start, end, open_id, rel_start, rel_end = (
+            parse_int(m[k], k) if m[k] else None
+            for k in ("start", "end", "open", "rel_start", "rel_end")
+        )
+    except errors.InvalidArgument:
+        raise errors.InvalidArgument(f"bad s={shown!r}: number out of range") from None
+    assert start is not None  # the pattern requires it
+    end = start if end is None else end
+    ids_ok = start <= MAX_ID and end <= MAX_ID
+    if not ids_ok or any(v is not None and v >= 1 << 62 for v in (open_id, rel_start, rel_end)):
+        raise errors.InvalidArgument(f"bad s={shown!r}: number out of range")
     if end < start:
-        raise errors.InvalidArgument(f"bad s={text!r}: end id before start id")
-    rel_start = int(m["rel_start"]) if m["rel_start"] else None
-    rel_end = int(m["rel_end"]) if m["rel_end"] else None
+        raise errors.InvalidArgument(f"bad s={shown!r}: end id before start id")
     if rel_start is not None and rel_end is not None and rel_end <= rel_start:
-        raise errors.InvalidArgument(f"bad s={text!r}: empty or reversed time range")
-    return SegmentSpec(start, end, int(m["open"]) if m["open"] else None, rel_start, rel_end)
+        raise errors.InvalidArgument(f"bad s={shown!r}: empty or reversed time range")
+    return SegmentSpec(start, end, open_id, rel_start, rel_end)
 
 
 def resolve(stream: Stream, spec: SegmentSpec) -> list[tuple[ListedRecording, int, int]]:
@@ -174,16 +186,20 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     m = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header, re.ASCII)
     if m is None or (not m[1] and not m[2]):
         return None  # malformed or multi-range: ignore it, as RFC 9110 allows
-    if not m[1]:
-        n = int(m[2])
-        if n == 0:
+    try:
+        first = parse_int(m[1], "Range") if m[1] else None
+        last = parse_int(m[2], "Range") if m[2] else None
+    except errors.InvalidArgument:
+        return None  # positions of more digits than any file's size: as malformed
+    if first is None:
+        assert last is not None
+        if last == 0:
             raise _Unsatisfiable
-        return max(0, size - n), size
-    start = int(m[1])
-    end = size if not m[2] else min(size, int(m[2]) + 1)
-    if start >= size or end <= start:
+        return max(0, size - last), size
+    end = size if last is None else min(size, last + 1)
+    if first >= size or end <= first:
         raise _Unsatisfiable
-    return start, end
+    return first, end
 
 
 def _none_match(header: str, etag: str) -> bool:
@@ -244,8 +260,10 @@ def serve(vf: VirtualFile, *, filename: str | None = None, cacheable: bool = Tru
         try:
             rng = parse_range(range_header, vf.size)
         except _Unsatisfiable:
-            headers["Content-Range"] = f"bytes */{vf.size}"
-            return Response(b"", status=416, headers=headers)
+            resp = text_response(416, f"the range is outside the file ({vf.size} bytes)")
+            resp.headers.update(headers)
+            resp.headers["Content-Range"] = f"bytes */{vf.size}"
+            return resp
     start, end = rng or (0, vf.size)
     status = 200
     if rng is not None:

@@ -122,7 +122,8 @@ def serve_main(db_dir: str) -> None:
 
     from nvr.base.clock import RealClocks
     from nvr.config import BindConfig
-    from nvr.web.app import WebContext, create_app
+    from nvr.web.app import create_app
+    from nvr.web.context import WebContext
 
     clocks = RealClocks()
     db = Database.open(db_dir, read_only=True, tz=dt.UTC, now=clocks.realtime)
@@ -313,7 +314,8 @@ def run(args: argparse.Namespace) -> None:
             # the whole hour, written once for nginx (and to warm the page cache)
             with (static / "hour.mp4").open("wb") as f, socket.create_connection(
                     ("127.0.0.1", port)) as s:
-                s.sendall(f"GET {hour} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+                s.sendall(f"GET {hour} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          "Connection: close\r\n\r\n".encode())
                 data = s.recv(1 << 16)
                 head, body = data.split(b"\r\n\r\n", 1)
                 f.write(body)

@@ -46,7 +46,7 @@ async def test_login_through_the_daemon(tmp_path: Path, monkeypatch: pytest.Monk
                 for _ in range(5):
                     resp = await c.post(f"{one}/api/login",
                                         json={"username": "ann", "password": "guess"})
-                    assert resp.status_code == 403
+                    assert resp.status_code == 401
                 resp = await c.post(f"{two}/api/login", json={"username": "ann", "password": "pw"})
                 assert resp.status_code == 429 and int(resp.headers["retry-after"]) > 0
         finally:

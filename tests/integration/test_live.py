@@ -1,13 +1,14 @@
 """Live view over a real socket (issue 6): the daemon records the GStreamer test camera
 and serves ``live.m4s``; a real WebSocket client (trio-websocket) receives one message
 per frame from a key frame on, the fragments (each of decode time 0) decode after the init
-segment with PyAV when appended one after another, and a foreign ``Origin`` is refused at
-the upgrade."""
+segment with PyAV when appended one after another, a foreign ``Origin`` is refused at the
+upgrade, and an unknown stream gets the error as a text message after it."""
 
 from __future__ import annotations
 
 import io
 import itertools
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import av
 import httpx
 import pytest
 import trio
-from trio_websocket import ConnectionRejected, open_websocket_url
+from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
 from nvr.config import BindConfig
 from tests.integration.test_daemon import FRAME_90K, ROTATE_SEC
@@ -63,6 +64,14 @@ async def test_live_frames_over_a_real_websocket_decode(
                 async with open_websocket_url(url, extra_headers=[("Origin", "http://evil")]):
                     pass
             assert info.value.status_code == 403
+            # a stream that does not exist: Moonfire's error message after the upgrade
+            async with open_websocket_url(url.replace("/main/", "/sub/"),
+                                          extra_headers=origin) as ws:
+                error = json.loads(await ws.get_message())
+                with pytest.raises(ConnectionClosed) as closed:
+                    await ws.get_message()
+            assert error["type"] == "error" and error["status"] == 404
+            assert closed.value.reason.code == 1008
             entry_id = parse(messages[0])[0]["X-Video-Sample-Entry-Id"]
             async with httpx.AsyncClient(base_url=base) as http:
                 init = (await http.get(f"/api/init/{entry_id}.mp4")).content

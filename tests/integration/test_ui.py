@@ -470,7 +470,7 @@ def test_login_and_logout_against_the_server(page: Any, nvr: Nvr) -> None:
     page.wait_for_selector("#timeline")
     assert page.inner_text("#who-name") == USER
     cookies = {c["name"]: c for c in page.context.cookies()}
-    assert cookies["s"]["httpOnly"] and cookies["s"]["sameSite"] == "Strict"
+    assert cookies["s"]["httpOnly"] and cookies["s"]["sameSite"] == "Lax"
     assert page.evaluate("fetch('/api/').then(r => r.status)") == 200
     page.click("#logout")
     page.wait_for_url("**/login*")

@@ -29,7 +29,8 @@ def test_values_are_read() -> None:
             "watchdog_syncer_stuck_sec": 120,
             "watchdog_loop_blocked_sec": 0,
             "binds": [
-                {"address": "[::]:0", "allow_unauthenticated": ["viewVideo"]},
+                {"address": "[::]:0", "allow_unauthenticated": ["viewVideo"],
+                 "allowed_hosts": ["nvr.example.com", "nvr"]},
                 {"address": "unix:/run/nvr.sock", "trust_forward_headers": True},
                 {"address": "127.0.0.1:9180", "metrics": True},
             ],
@@ -41,7 +42,7 @@ def test_values_are_read() -> None:
     assert cfg.connect_timeout_sec == 7
     assert (cfg.watchdog_syncer_stuck_sec, cfg.watchdog_loop_blocked_sec) == (120, 0)
     assert cfg.binds == (
-        BindConfig("[::]:0", ("viewVideo",)),
+        BindConfig("[::]:0", ("viewVideo",), allowed_hosts=("nvr.example.com", "nvr")),
         BindConfig("unix:/run/nvr.sock", (), True),
         BindConfig("127.0.0.1:9180", metrics=True),
     )
@@ -64,6 +65,10 @@ def test_values_are_read() -> None:
         ({"binds": [{"tls_cert": "/c.pem"}]}, "needs both tls_cert and tls_key"),
         ({"binds": {"address": "x:1"}}, "binds must be a list"),
         ({"binds": [{"metrics": "yes"}]}, "binds[0].metrics must be true or false"),
+        ({"binds": [{"allowed_hosts": "nvr"}]}, "binds[0].allowed_hosts must be a list"),
+        ({"binds": [{"allowed_hosts": ["nvr:8080"]}]}, "'nvr:8080' is not a host name"),
+        ({"binds": [{"allowed_hosts": ["http://nvr"]}]}, "is not a host name"),
+        ({"binds": [{"allowed_hosts": [""]}]}, "is not a host name"),
         ({"watchdog_syncer_stuck_sec": -1}, "watchdog_syncer_stuck_sec must not be negative"),
         ({"watchdog_streamer_stuck_sec": -0.5}, "watchdog_streamer_stuck_sec must not be"),
         ({"read_timeout_sec": 200}, "watchdog_streamer_stuck_sec must be 0 or at least twice"),

@@ -25,7 +25,8 @@ from nvr.ops.metrics import DISCONNECT_KINDS, Metrics
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
-from nvr.web.app import WebContext, create_app
+from nvr.web.app import create_app
+from nvr.web.context import WebContext
 
 SEC = UNITS_PER_SEC
 T0 = 1_700_000_040 * SEC

@@ -31,7 +31,8 @@ from nvr.db.recording import VideoIndexEncoder
 from nvr.db.upgrade import BASE_VERSION, discover_steps, newest_target, upgrade
 from nvr.offline.check import check
 from nvr.storage.dir import open_for_database
-from nvr.web.app import WebContext, create_app
+from nvr.web.app import create_app
+from nvr.web.context import WebContext
 from tests.support.web import VIEW, record
 
 SCHEMAS = Path(__file__).parents[1] / "support" / "schemas"

@@ -8,7 +8,13 @@ import pytest
 
 from nvr.base.blocking import inline_blocking
 from nvr.config import BindConfig
-from tests.support.web import SEC, T0, Recorded, client, recorded
+from nvr.db.types import CameraConfig
+from nvr.ingest.streamer import StreamState
+from nvr.syncer import SyncerStatus
+from nvr.web.api import Redactor, status_json
+from nvr.web.app import create_app
+from nvr.web.context import StreamStatus
+from tests.support.web import SEC, T0, Recorded, client, recorded, web_context
 
 __all__ = ["recorded"]  # a fixture
 
@@ -106,3 +112,83 @@ async def test_without_permission_everything_needs_a_login(recorded: Recorded,
         assert resp.status_code == 401
     resp = await client(recorded).get("/api/?cameraConfigs=true")
     assert resp.status_code == 401  # readCameraConfigs is not granted
+
+
+async def test_camera_config_uses_moonfire_names_and_leaves_out_empty_values(
+        recorded: Recorded, autojump_clock: object) -> None:
+    db = recorded.env.db
+    cam = db.cameras[db.streams[recorded.stream_id].camera_id]
+    everything = BindConfig(allow_unauthenticated=("viewVideo", "readCameraConfigs"))
+
+    async def config() -> object:
+        body = await (await client(recorded, everything).get(
+            "/api/", query_string={"cameraConfigs": "true"})).get_json()
+        return body["cameras"][0]["config"]
+
+    assert await config() == {}
+    db.update_camera(cam.id, config=CameraConfig("admin", "s3cret", "http://192.0.2.10:85"))
+    assert await config() == {"onvifBaseUrl": "http://192.0.2.10:85", "username": "admin",
+                              "password": "s3cret"}
+    db.update_camera(cam.id, config=CameraConfig("", "", "http://192.0.2.10:85"))
+    assert await config() == {"onvifBaseUrl": "http://192.0.2.10:85"}
+
+
+def failing_status(r: Recorded) -> StreamStatus:
+    """A camera that refused the connection, on a disk that is full."""
+    path = r.env.db.dirs[r.env.dir_id].path
+    return StreamStatus(
+        StreamState("backoff", T0, "open failed: Unavailable: connecting to "
+                    "rtsp://admin:pw@192.0.2.10:554/Streaming/Channels/101: Connection refused",
+                    T0 + 10 * SEC),
+        SyncerStatus("flush", T0, f"creating {path}/0000000100000007: No space left on "
+                     "device (also /var/lib/nvr/db/db-wal)", 3),
+        free_bytes=0,
+    )
+
+
+@pytest.mark.parametrize("read_configs", [False, True])
+async def test_last_errors_hide_urls_and_paths_without_read_camera_configs(
+        recorded: Recorded, autojump_clock: object, read_configs: bool) -> None:
+    perms = ("viewVideo", "readCameraConfigs") if read_configs else ("viewVideo",)
+    ctx = web_context(recorded, BindConfig(allow_unauthenticated=perms))
+    status = failing_status(recorded)
+    ctx.stream_status = lambda sid: status if sid == recorded.stream_id else None
+    c = create_app(ctx).test_client()
+    top = await (await c.get("/api/")).get_json()
+    one = await (await c.get(f"/api/cameras/{recorded.camera_uuid}/")).get_json()
+    for body in (top["cameras"][0], one):
+        st = body["streams"]["main"]["nvrStatus"]
+        assert st["state"] == "backoff" and st["nextTry90k"] == T0 + 10 * SEC
+        assert st["syncer"]["failingStep"] == "flush" and st["syncer"]["freeBytes"] == 0
+        if read_configs:
+            assert st["lastError"] == status.stream.last_error
+            assert st["syncer"]["lastError"] == status.syncer.last_error  # type: ignore[union-attr]
+        else:
+            assert st["lastError"] == (
+                "open failed: Unavailable: connecting to <URL>: Connection refused")
+            assert st["syncer"]["lastError"] == (
+                "creating <sample file dir>/0000000100000007: No space left on device "
+                "(also <path>)")
+
+
+@pytest.mark.parametrize(("kind", "failing", "shown"), [
+    ("recording", "commit", "blocked"),
+    ("recording", None, "recording"),
+    ("backoff", "commit", "backoff"),
+    ("connecting", "fsync file", "connecting"),
+])
+def test_a_stream_recording_while_its_syncer_fails_is_blocked(
+        kind: str, failing: str | None, shown: str) -> None:
+    """Issue 12, point 8: while the syncer retries a step, nothing recorded becomes durable."""
+    syncer = SyncerStatus(failing, T0, f"{failing} failed" if failing else None, 3)
+    status = StreamStatus(StreamState(kind, T0), syncer)  # type: ignore[arg-type]
+    assert status_json(status, redact=None)["state"] == shown
+
+
+async def test_redactor_leaves_ordinary_text_alone(recorded: Recorded,
+                                                   autojump_clock: object) -> None:
+    redact = Redactor(recorded.env.db)
+    for text in ("no data for 15 s", "the camera ended the stream", "read 1/2 of a frame",
+                 "Invalid data found when processing input", "HTTP 401 (Unauthorized)"):
+        assert redact(text) == text
+    assert redact("rtsps://[2001:db8::1]:322/x?a=b, then") == "<URL>, then"

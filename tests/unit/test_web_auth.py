@@ -6,8 +6,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
+import json as json_module
 import logging
 import re
+import socket
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,7 +26,8 @@ from nvr.base import errors
 from nvr.config import BindConfig
 from nvr.db.auth import PERMISSIONS, SessionPolicy
 from nvr.web import auth
-from nvr.web.app import WebContext, create_app
+from nvr.web.app import create_app
+from nvr.web.context import WebContext
 from tests.support.web import VIEW, Recorded, inline_web_threads, recorded, web_context
 
 __all__ = ["inline_web_threads", "recorded"]  # fixtures
@@ -105,7 +108,7 @@ def body_for(site: Site, endpoint: str) -> dict[str, Any]:
 #: what a permitted caller gets, when not the method's usual (GET 200, others 204)
 SUCCESS: dict[str, int] = {
     "ui.static": 404,  # no UI file at this name and version
-    "live.live": 101,  # the WebSocket upgrade was accepted
+    "live.live": 101,  # the WebSocket upgrade was accepted (and no error sent)
     "metrics.metrics": 404,  # served only on binds with metrics = true (not these)
 }
 
@@ -139,9 +142,14 @@ async def call(c: QuartClient, site: Site, endpoint: str, method: str, rule: str
         try:
             async with c.websocket(path, headers=headers) as sock:
                 # the route's first message, or (live.m4s: no frames here) a wait with no
-                # refusal: either way it was accepted
+                # refusal: either way it was accepted, unless that message is an error
+                # (Moonfire refuses a caller that way, after the upgrade)
                 with trio.move_on_after(1):
-                    await sock.receive()
+                    first = await sock.receive()
+                    if isinstance(first, str) and first.startswith("{"):
+                        msg = json_module.loads(first)
+                        if msg["type"] == "error":
+                            status = msg["status"]
         except* WebsocketResponseError as group:  # quart-trio wraps it in a group
             (e,) = group.exceptions
             assert isinstance(e, WebsocketResponseError)
@@ -310,7 +318,7 @@ async def test_login_cookie_attributes(recorded: Recorded, autojump_clock: objec
     cookie = parse_set_cookie(header)
     assert cookie["name"] == "s" and len(str(cookie["value"])) == 43
     assert cookie["httponly"] is True
-    assert cookie["samesite"] == "Strict"
+    assert cookie["samesite"] == "Lax"  # as Moonfire's reference says
     assert cookie["path"] == "/"
     assert cookie["max-age"] == str(90 * 86400)
     assert cookie.get("secure", False) is secure
@@ -429,7 +437,7 @@ async def test_login_rate_limit_per_name_kicks_in_and_recovers(
 
     for i in range(5):
         resp = await attempt(f"guess-{i}")
-        assert resp.status_code == 403
+        assert resp.status_code == 401
         await trio.sleep(1)
     resp = await attempt("pw-viewer")  # even the right password: the name is locked
     assert resp.status_code == 429
@@ -461,7 +469,7 @@ async def test_login_rate_limit_per_address(recorded: Recorded, autojump_clock: 
         return resp.status_code
 
     for i in range(20):
-        assert await attempt(f"user{i}", "x", "192.0.2.1") == 403
+        assert await attempt(f"user{i}", "x", "192.0.2.1") == 401
     assert await attempt("viewer", "pw-viewer", "192.0.2.1") == 429
     assert await attempt("viewer", "pw-viewer", "192.0.2.2") == 204
     await trio.sleep(600)
@@ -569,3 +577,232 @@ async def test_error_reasons_stay_one_line(recorded: Recorded, autojump_clock: o
         f"/api/cameras/{recorded.camera_uuid}/main/view.%0A0")
     assert resp.status_code == 404
     assert await resp.get_data(as_text=True) == "no view.\\n0\n"
+
+
+# ----------------------------------------------------------------------------- issue 12
+
+
+async def test_wrong_password_is_401_as_moonfire_answers(recorded: Recorded,
+                                                        autojump_clock: object) -> None:
+    site = make_site(recorded)
+    c = site.app.test_client()
+    for name, password in (("viewer", "wrong"), ("no-such-user", "pw-viewer")):
+        resp = await c.post("/api/login", json={"username": name, "password": password})
+        assert resp.status_code == 401
+        assert await resp.get_data(as_text=True) == "incorrect username or password\n"
+
+
+async def test_session_cookie_is_lax_and_every_mutation_still_needs_the_csrf_token(
+        recorded: Recorded, autojump_clock: object) -> None:
+    # SameSite=Lax lets a cross-site top-level navigation carry the cookie: what keeps a
+    # state change from another site out is the token (and the JSON content type)
+    site = make_site(recorded)
+    c = site.app.test_client()
+    resp = await c.post("/api/login", json={"username": "admin", "password": "pw-admin"})
+    assert parse_set_cookie(resp.headers["Set-Cookie"])["samesite"] == "Lax"
+    csrf = (await (await c.get("/api/")).get_json())["user"]["session"]["csrf"]
+    me, victim = site.add_user("admin"), site.add_user("viewer")
+    mutations = [
+        ("POST", "/api/users/", {"user": {"username": "mallory"}}),
+        ("PATCH", f"/api/users/{victim}", {"update": {"disabled": True}}),
+        ("DELETE", f"/api/users/{victim}", {}),
+        ("PATCH", f"/api/users/{me}", {"update": {"preferences": {"x": 1}}}),
+        ("POST", "/api/logout", {}),
+    ]
+    for method, path, body in mutations:
+        resp = await c.open(path, method=method, json=body)
+        assert resp.status_code == 403, (method, path)
+        assert "csrf" in await resp.get_data(as_text=True)
+    a = site.ctx.auth
+    assert a is not None
+    assert a.find_user("mallory") is None and not a.get_user(victim).disabled
+    for method, path, body in mutations:
+        resp = await c.open(path, method=method, json={**body, "csrf": csrf})
+        assert resp.status_code == 204, (method, path)
+
+
+# -- password guesses (nvr.web.login_limit) ----------------------------------------------
+
+
+@dataclass
+class SlowHashes:
+    """Stands in for the worker thread of argon2id: each hash takes ``seconds`` of mock
+    time; counts them and the most running at once."""
+
+    seconds: float
+    running: int = 0
+    peak: int = 0
+    hashed: int = 0
+
+    async def __call__(self, fn: Any, *args: Any, **_kw: Any) -> Any:
+        self.running += 1
+        self.hashed += 1
+        self.peak = max(self.peak, self.running)
+        try:
+            await trio.sleep(self.seconds)
+            return fn(*args)
+        finally:
+            self.running -= 1
+
+
+async def concurrent_logins(c: QuartClient, n: int, *, address: Any = None,
+                            name: Any = None) -> list[tuple[int, str]]:
+    """``n`` failed logins at once: (status, body) of each, in order of the answers."""
+    answers: list[tuple[int, str]] = []
+
+    async def one(i: int) -> None:
+        headers = {} if address is None else {"X-Forwarded-For": address(i)}
+        username = f"user{i}" if name is None else name
+        resp = await c.post("/api/login", json={"username": username, "password": f"g{i}"},
+                            headers=headers)
+        answers.append((resp.status_code, await resp.get_data(as_text=True)))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(n):
+            nursery.start_soon(one, i)
+    return answers
+
+
+async def test_concurrent_failed_logins_are_counted_before_the_hash(
+        recorded: Recorded, autojump_clock: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 300 at once from one address used to have 110 hashed (64 MiB each) against a limit
+    # of 20: the attempts were counted only after their hash
+    hashes = SlowHashes(0.1)
+    monkeypatch.setattr("nvr.web.api.run_blocking", hashes)
+    site = make_site(recorded)
+    start = trio.current_time()
+    answers = await concurrent_logins(site.app.test_client(), 300)
+    statuses = [s for s, _ in answers]
+    assert statuses.count(401) == 20 and statuses.count(429) == 280
+    assert statuses[:280] == [429] * 280  # refused at once, before any hash
+    assert hashes.hashed == 20
+    assert hashes.peak == 2  # LoginLimits.concurrent_hashes
+    assert trio.current_time() - start == pytest.approx(20 * 0.1 / 2)
+    assert site.ctx.login_limiter is not None and site.ctx.login_limiter.hashes_running == 0
+
+
+async def test_logins_beyond_the_hash_slots_wait_then_get_429(
+        recorded: Recorded, autojump_clock: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 300 addresses at once (each within its own limit): 2 hashes of 0.15 s at a time, a
+    # request waits at most 10 s for a slot, so the first 134 are checked and the others
+    # are told to come back
+    hashes = SlowHashes(0.15)
+    monkeypatch.setattr("nvr.web.api.run_blocking", hashes)
+    site = make_site(recorded, BindConfig(trust_forward_headers=True))
+    start = trio.current_time()
+    answers = await concurrent_logins(site.app.test_client(), 300,
+                                      address=lambda i: f"10.0.{i // 200}.{i % 200}")
+    assert hashes.peak == 2 and hashes.hashed == 134
+    assert [s for s, _ in answers].count(401) == 134
+    busy = [text for s, text in answers if s == 429]
+    assert len(busy) == 166 and set(busy) == {
+        "busy checking other passwords: try again in 10 s\n"}
+    assert trio.current_time() - start == pytest.approx(67 * 0.15)
+
+
+async def test_a_name_under_attack_still_logs_in_from_a_clean_address(
+        recorded: Recorded, autojump_clock: object) -> None:
+    site = make_site(recorded, BindConfig(trust_forward_headers=True))
+    c = site.app.test_client()
+
+    async def attempt(password: str, address: str) -> int:
+        resp = await c.post("/api/login", json={"username": "viewer", "password": password},
+                            headers={"X-Forwarded-For": address})
+        return resp.status_code
+
+    # one attacker's address: 5 guesses lock the name for it
+    assert [await attempt("guess", "198.51.100.1") for _ in range(6)] == [401] * 5 + [429]
+    # more addresses get one guess each, then the lock applies to them too
+    for i in range(2, 12):
+        assert [await attempt("guess", f"198.51.100.{i}") for _ in range(2)] == [401, 429]
+    # the owner, from an address that has not failed: logs in
+    assert await attempt("pw-viewer", "192.0.2.7") == 204
+    # ... which clears the name's count; the attackers start over, with their addresses'
+    # own limits (20 per 10 minutes) running
+    assert [await attempt("guess", "198.51.100.1") for _ in range(6)] == [401] * 5 + [429]
+    # an owner who mistypes on a clean address is then locked out like the others...
+    assert await attempt("typo", "192.0.2.8") == 401
+    assert await attempt("pw-viewer", "192.0.2.8") == 429
+    # ... until the name's window (60 s) has passed
+    await trio.sleep(60)
+    assert await attempt("pw-viewer", "192.0.2.8") == 204
+
+
+# -- DNS rebinding: Host --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bind", "host", "status"),
+    [
+        (VIEW, "evil.example", 403),
+        (VIEW, "evil.example:8080", 403),
+        (VIEW, "EVIL.example.", 403),
+        (VIEW, "localhost:8080", 200),
+        (VIEW, "127.0.0.1:8080", 200),  # an IP address cannot be another site's name
+        (VIEW, "[::1]:8080", 200),
+        (VIEW, "192.0.2.9", 200),
+        (VIEW, socket.gethostname(), 200),
+        (VIEW, socket.gethostname().split(".")[0] + ".local:8080", 200),
+        (BindConfig(address="nvr.example.org:8080", allow_unauthenticated=("viewVideo",)),
+         "nvr.example.org:8080", 200),
+        (BindConfig(allow_unauthenticated=("viewVideo",), allowed_hosts=("nvr.example.com",)),
+         "NVR.example.com", 200),
+        # the list replaces the default names
+        (BindConfig(allow_unauthenticated=("viewVideo",), allowed_hosts=("nvr.example.com",)),
+         "localhost", 403),
+        # a bind that needs a login: the cookie stays with this server's name, no check
+        (NOBODY, "evil.example", 401),
+    ],
+)
+async def test_host_must_name_this_server_on_binds_without_a_login(
+        recorded: Recorded, autojump_clock: object, bind: BindConfig, host: str,
+        status: int) -> None:
+    site = make_site(recorded, bind)
+    resp = await site.app.test_client().get("/api/", headers={"Host": host})
+    assert resp.status_code == status, await resp.get_data(as_text=True)
+    if status == 403:
+        text = await resp.get_data(as_text=True)
+        assert text.startswith(f"Host {host!r} is not a name of this server") and \
+            text.count("\n") == 1
+
+
+async def test_host_is_checked_on_every_route_of_such_a_bind(recorded: Recorded,
+                                                             autojump_clock: object) -> None:
+    site = make_site(recorded, BindConfig(allow_unauthenticated=("viewVideo",), metrics=True))
+    c = site.app.test_client()
+    evil = {"Host": "evil.example"}
+    for path in ("/", "/static/app.js", "/metrics", "/api/request", "/api/nothing",
+                 f"/api/cameras/{recorded.camera_uuid}/main/view.mp4?s=0",
+                 f"/api/cameras/{recorded.camera_uuid}/main/recordings"):
+        assert (await c.get(path, headers=evil)).status_code == 403, path
+    resp = await c.post("/api/login", json={"username": "viewer", "password": "pw-viewer"},
+                        headers=evil)
+    assert resp.status_code == 403
+
+
+# -- GET /api/request -------------------------------------------------------------------
+
+
+async def test_request_debugging_route(recorded: Recorded, autojump_clock: object) -> None:
+    site = make_site(recorded, BindConfig(trust_forward_headers=True,
+                                          allow_unauthenticated=("viewVideo",)))
+    c = site.app.test_client()
+    headers = {"X-Forwarded-For": "10.1.2.3, 198.51.100.4", "X-Forwarded-Proto": "https",
+               "User-Agent": "probe/1.0", "Host": "localhost:8080"}
+    resp = await c.get("/api/request", headers=headers)
+    assert resp.status_code == 200
+    assert resp.content_type == "text/plain; charset=utf-8"
+    assert resp.headers["Cache-Control"] == "private, no-cache"
+    assert await resp.get_data(as_text=True) == (
+        "when: 2023-11-14T22:14:00+00:00\n"  # T0, in the database's zone (UTC)
+        "host: 'localhost:8080'\n"
+        "addr: '198.51.100.4'\n"
+        "user_agent: 'probe/1.0'\n"
+        "secure: true\n"
+        "caller: no session; permissions: viewVideo\n"
+    )
+    await c.post("/api/login", json={"username": "admin", "password": "pw-admin"},
+                 headers=headers)
+    text = await (await c.get("/api/request", headers=headers)).get_data(as_text=True)
+    assert text.splitlines()[-1] == (
+        "caller: user 'admin' (session); permissions: " + ", ".join(PERMISSIONS))

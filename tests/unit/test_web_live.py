@@ -5,8 +5,8 @@ publishes into the hub; a WebSocket viewer (Quart's test client) receives one me
 per frame, which must start at a key frame, carry Moonfire's headers, and decode with
 PyAV after the init segment, frame for frame, appended one after another (each message's
 ``tfdt`` is 0, as Moonfire's server writes it). A slow viewer gets a ``drop`` message and
-resumes at a key frame; a foreign ``Origin`` and a caller without ``viewVideo`` are
-refused before the upgrade.
+resumes at a key frame; a foreign ``Origin`` or ``Host`` is refused before the upgrade,
+a caller without ``viewVideo`` gets Moonfire's error message after it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
-from quart.testing.connections import WebsocketResponseError
+from quart.testing.connections import WebsocketDisconnectError, WebsocketResponseError
 
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
@@ -32,8 +32,9 @@ from nvr.mp4.boxes import walk_boxes
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
-from nvr.web.app import WebContext, create_app
+from nvr.web.app import create_app
 from nvr.web.auth import check_origin
+from nvr.web.context import WebContext
 from tests.support.media import appended_at_the_end, decoded_frames, fragment_header
 
 SEC = UNITS_PER_SEC
@@ -86,7 +87,8 @@ async def refusal(live: Live, headers: dict[str, str] | None = None) -> tuple[in
     client = create_app(live.ctx).test_client()
     try:
         async with client.websocket(live.path, headers=headers) as ws:
-            await ws.receive()
+            with trio.move_on_after(5):  # accepted: no frames come (fail below, not hang)
+                await ws.receive()
     except BaseExceptionGroup as group:
         found, _ = group.split(WebsocketResponseError)
         assert found is not None, group
@@ -217,7 +219,47 @@ def test_origin_must_name_the_host() -> None:
             check_origin(bad, "nvr.local:8080")
 
 
-async def test_live_needs_view_video(live_env: Live) -> None:
+async def error_message(live: Live, path: str | None = None) -> dict[str, object]:
+    """The one text message of a WebSocket the server accepts only to say why not; the
+    server closes it after that message."""
+    client = create_app(live.ctx).test_client()
+    async with client.websocket(path or live.path) as ws:
+        msg = json.loads(await ws.receive())
+        with pytest.raises(WebsocketDisconnectError) as closed:
+            await ws.receive()
+    assert closed.value.args == (1008,)  # policy violation
+    assert isinstance(msg, dict)
+    return msg
+
+
+async def test_without_view_video_the_error_comes_after_the_upgrade(live_env: Live) -> None:
+    # as Moonfire's server does (its clients show the message); 401 before the upgrade
+    # until issue 12
     live_env.ctx.bind = BindConfig()
-    status, _ = await refusal(live_env)
-    assert status == 401
+    msg = await error_message(live_env)
+    assert msg["type"] == "error" and msg["status"] == 401
+    assert "viewVideo" in str(msg["message"])
+
+
+async def test_an_unknown_camera_is_an_error_message(live_env: Live) -> None:
+    path = live_env.path.replace("/main/", "/ext/")
+    assert (await error_message(live_env, path))["status"] == 404
+    unknown = "/api/cameras/00000000-0000-0000-0000-000000000000/main/live.m4s"
+    assert (await error_message(live_env, unknown))["status"] == 404
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "evil.example"},  # DNS rebinding: a page of evil.example, its name here
+        {"Host": "evil.example", "Origin": "http://evil.example"},
+        {"Host": "evil.example:8080", "Origin": "http://evil.example:8080"},
+        {"Origin": "http://evil.example"},  # cross-site: Host is ours
+    ],
+)
+async def test_foreign_host_or_origin_is_refused_before_the_upgrade(
+    live_env: Live, headers: dict[str, str]
+) -> None:
+    status, body = await refusal(live_env, headers)
+    assert status == 403, body
+    assert "evil.example" in body and body.count("\n") == 1

@@ -21,7 +21,8 @@ from nvr.db.database import Database
 from nvr.db.recording import VideoIndexEncoder
 from nvr.storage.dir import file_name
 from nvr.testing.env import create_env, open_env
-from nvr.web.app import WebContext, create_app
+from nvr.web.app import create_app
+from nvr.web.context import WebContext
 from nvr.web.view import SampleReader
 from tests.support.web import SEC, T0, VIEW, Recorded, client, inline_web_threads, recorded
 
@@ -237,7 +238,7 @@ async def test_a_client_that_disconnects_mid_body_stops_the_reads(
             port = int(bound[0].rsplit(":", 1)[1])
             sock = await trio.open_tcp_stream("127.0.0.1", port)
             await sock.send_all(f"GET /api/cameras/{cam.uuid}/main/view.mp4?s=0-59 HTTP/1.1\r\n"
-                                "Host: x\r\n\r\n".encode())
+                                f"Host: 127.0.0.1:{port}\r\n\r\n".encode())
             got = b""
             while len(got) < 1 << 20:
                 got += await sock.receive_some(1 << 16)

@@ -17,7 +17,8 @@ from nvr.ingest.streamer import Streamer, StreamerOptions
 from nvr.syncer import Syncer
 from nvr.testing.env import create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
-from nvr.web.app import WebContext, create_app
+from nvr.web.app import create_app
+from nvr.web.context import WebContext
 from nvr.web.view import SampleReader, _Unsatisfiable, parse_range, parse_s
 from tests.support.web import CLIP, SEC, T0, VIEW, Recorded, client, inline_web_threads, recorded
 

@@ -13,9 +13,11 @@
 //     X-Runs: 3                                      (runs so far, this one included)
 //     X-Media-Time-Range: 180002-183002              (this frame's media span in the rec)
 //   The first message after connecting (and after a `drop`) starts with a key frame.
-// * text message {"type": "drop", "frames": N} (JSON; nvr's extension): this client fell
-//   behind; N frames were skipped and the next binary message starts at a key frame.
-//   Any other text is an error message, and the server closes the socket after it.
+// * text message {"type": "drop", "frames": N} (JSON): this client fell behind; N frames
+//   were skipped and the next binary message starts at a key frame.
+// * text message {"type": "error", "message": "..."} (JSON, as Moonfire's server sends;
+//   also when the caller may not watch): the server closes the socket after it. Any
+//   other text is taken as an error message too.
 // * pings (answered by the browser).
 //
 // Placement: only X-Recording-Id and X-Media-Time-Range are relied on. Within one
@@ -75,14 +77,15 @@ export function parseMessage(buf) {
  * `onFrame(info)` gets each message's parsed headers (wall time of the latest frame).
  */
 
-/** Whether a text message is the server's notice that frames were dropped. */
-function isDrop(text) {
+/** A text message as an object with a `type` ("drop", or "error" with a `message`). */
+function parseText(text) {
   try {
     const msg = JSON.parse(text);
-    return msg !== null && typeof msg === "object" && msg.type === "drop";
+    if (msg !== null && typeof msg === "object") return msg;
   } catch {
-    return false;
+    // not JSON: an error message in plain text
   }
+  return { type: "error", message: text };
 }
 
 export class LivePlayer {
@@ -125,10 +128,11 @@ export class LivePlayer {
     ws.onmessage = (ev) => {
       if (gen !== this.generation) return;
       if (typeof ev.data === "string") {
-        if (isDrop(ev.data)) {
+        const msg = parseText(ev.data);
+        if (msg.type === "drop") {
           this.dropped = true; // the next frame is a key frame after a gap
         } else {
-          this.errorText = ev.data.trim();
+          this.errorText = String(msg.message ?? ev.data).trim();
         }
         return;
       }
