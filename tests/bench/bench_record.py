@@ -91,6 +91,7 @@ from nvr.db.database import Database
 from nvr.db.recording import decode_video_index
 from nvr.db.types import CameraConfig, StreamConfig
 from nvr.storage.dir import SampleFileDir
+from tests.support.paths import REPO
 from tests.support.rtsp import RtspServer, ServerOptions
 
 FPS = 30
@@ -102,7 +103,6 @@ SAMPLE_EVERY = 0.5
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MIB = 1 << 20
 PROFILE_RATE = 100
-REPO = Path(__file__).resolve().parents[2]
 
 #: The floor: argv = url, n, out_dir, window start, window end (epoch seconds). Prints one
 #: JSON object on SIGTERM: per stream, packets arriving in the window and frames missing

@@ -25,9 +25,8 @@ from nvr.testing.replay import load_packets
 from tests.integration.test_daemon import ROTATE_SEC, backoff, check_all
 from tests.support.daemon import CameraSpec, Layout, by_stream, create_db, poll, running
 from tests.support.fake_rtsp import FakeCamera
+from tests.support.paths import FIXTURES
 from tests.support.rtsp import RtspServer
-
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 pytestmark = pytest.mark.rtsp
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import socket
-from pathlib import Path
 
 import pytest
 import trio
@@ -23,11 +22,12 @@ from nvr.ingest.thread_watch import ThreadWatch
 from nvr.testing.replay import load_packets
 from tests.support.daemon import poll
 from tests.support.fake_rtsp import FakeCamera
+from tests.support.paths import FIXTURES
 from tests.support.rtsp import RtspServer, ServerFactory
 
 pytestmark = pytest.mark.rtsp
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+
 FRAME = 3000
 TIMEOUT = UNITS_PER_SEC  # 1 s read timeout
 

@@ -18,8 +18,7 @@ from pathlib import Path
 
 from nvr.base.clock import RealClocks
 from nvr.db.database import Database
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
 def test_nvr_run_under_a_notify_socket(tmp_path: Path) -> None:

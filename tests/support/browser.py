@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.paths import REPO
+
 CHROMIUM = os.environ.get("NVR_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -30,7 +32,7 @@ CHROMIUM_ARGS = [
     # Video must play without a user gesture in headless tests.
     "--autoplay-policy=no-user-gesture-required",
 ]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = REPO / "test-artifacts"
 
 
 @pytest.fixture(scope="session")

@@ -57,7 +57,8 @@ from tests.support.http import daemon_in_thread, view_config
 
 SEC = UNITS_PER_SEC
 T0 = 1_700_000_040 * SEC
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+from tests.support.paths import FIXTURES  # noqa: E402
+
 CLIP = str(FIXTURES / "h264-640x360.mp4")  # 600 frames, 20 s
 RES_CHANGE = str(FIXTURES / "h264-res-change.ts")  # 180 frames, 320x240 from frame 90
 CLIP_FRAMES = {CLIP: 600, RES_CHANGE: 180}

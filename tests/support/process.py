@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 T = TypeVar("T")
 

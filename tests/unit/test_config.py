@@ -8,8 +8,9 @@ import pytest
 
 from nvr.base import errors
 from nvr.config import BindConfig, Config, load_config, parse_address, parse_config
+from tests.support.paths import REPO
 
-EXAMPLE = Path(__file__).parents[2] / "conf" / "nvr.example.toml"
+EXAMPLE = REPO / "conf" / "nvr.example.toml"
 
 
 def test_example_file_gives_the_defaults() -> None:

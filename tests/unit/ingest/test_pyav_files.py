@@ -21,8 +21,8 @@ from nvr.codec import h264, nal
 from nvr.ingest.demuxer import read_file_packets
 from nvr.ingest.pyav_source import PyAvOpener
 from nvr.ingest.source import OpenOptions, Packet, scrub_userinfo
+from tests.support.paths import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 START = 161_580_771_000_000
 FRAME = 3000
 

@@ -27,10 +27,11 @@ from nvr.testing.env import RecordingEnv, create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
 from nvr.web.app import create_app
 from nvr.web.context import WebContext
+from tests.support.paths import FIXTURES
 
 SEC = UNITS_PER_SEC
 T0 = 1_700_000_040 * SEC
-CLIP = str(Path(__file__).parents[2] / "fixtures" / "h264-640x360.mp4")
+CLIP = str(FIXTURES / "h264-640x360.mp4")
 #: label names a family may use: none of them can hold an id that grows, a time or a path
 ALLOWED_LABELS = {"camera", "stream", "reason", "state", "dir", "step", "route", "method",
                   "status", "le"}

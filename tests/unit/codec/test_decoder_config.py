@@ -6,8 +6,8 @@ import pytest
 
 from nvr.base.errors import DataLoss, InvalidArgument
 from nvr.codec import decoder_config, h264, h265
-from tests.unit.test_h264 import PPS_1080P, SPS_1080P
-from tests.unit.test_h265 import SPS_636X358
+from tests.unit.codec.test_h264 import PPS_1080P, SPS_1080P
+from tests.unit.codec.test_h265 import SPS_636X358
 
 VPS = bytes.fromhex("40010c01ffff016000000300900000030000030078959809")
 PPS_H265 = bytes.fromhex("4401c172b46240")

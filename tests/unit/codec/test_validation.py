@@ -17,9 +17,9 @@ from nvr.codec import h264, h265, nal
 from nvr.codec.sps import MAX_SIDE, MIN_AREA, MIN_SIDE, PictureFormat
 from nvr.ingest.framing import CODECS, StreamFraming
 from tests.support.encode import encode_and_probe
-from tests.unit.test_framing import IDR, annex_b
-from tests.unit.test_h264 import PPS_1080P, SPS_1080P
-from tests.unit.test_h265 import SPS_636X358
+from tests.unit.codec.test_h264 import PPS_1080P, SPS_1080P
+from tests.unit.codec.test_h265 import SPS_636X358
+from tests.unit.ingest.test_framing import IDR, annex_b
 
 
 def plausible(info: PictureFormat) -> bool:

@@ -31,10 +31,11 @@ from nvr.storage.dir import SampleFileDir
 from nvr.testing.env import create_env
 from nvr.testing.faults import FaultyDir
 from nvr.testing.replay import ReplayOpener, Session, load_packets
+from tests.support.paths import FIXTURES
 
 SEC = UNITS_PER_SEC
 T0 = 1_700_000_040 * SEC
-CLIP = str(Path(__file__).parents[2] / "fixtures" / "h264-640x360.mp4")
+CLIP = str(FIXTURES / "h264-640x360.mp4")
 PING = 5.0  # WATCHDOG_USEC = 10 s: a ping every 5 s
 STUCK, STREAMER_STUCK, THREAD_HUNG, BLOCKED = 60.0, 90.0, 45.0, 20.0  # the config's limits
 

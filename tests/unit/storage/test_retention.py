@@ -23,7 +23,7 @@ from nvr.storage.retention import pick_oldest
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
 from tests.support.recording import record_run
-from tests.unit.test_cli_config import nvr, setup_camera
+from tests.unit.cli.test_cli_config import nvr, setup_camera
 
 T0 = 1_700_000_000 * UNITS_PER_SEC
 SEC = UNITS_PER_SEC

@@ -30,12 +30,12 @@ from nvr.offline.check import check
 from nvr.syncer import Syncer
 from nvr.testing.env import create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
+from tests.support.paths import FIXTURES
 
 SEC = UNITS_PER_SEC
 MINUTE = 60 * SEC
 T0 = 1_700_000_040 * SEC
 FRAME = 3000
-FIXTURES = Path(__file__).parents[2] / "fixtures"
 CLIP = str(FIXTURES / "h264-640x360.mp4")
 RES_CHANGE = str(FIXTURES / "h264-res-change.ts")
 RUN_FOR = 12 * MINUTE + SEC // 2

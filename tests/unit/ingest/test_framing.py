@@ -9,7 +9,7 @@ from nvr.base.errors import DataLoss
 from nvr.codec import h264, nal
 from nvr.db.recording import VideoSampleEntry
 from nvr.ingest.framing import CODECS, PendingFrame, RunStart, StreamFraming
-from tests.unit.test_h264 import PPS_1080P, SPS_1080P, SPS_BASELINE
+from tests.unit.codec.test_h264 import PPS_1080P, SPS_1080P, SPS_BASELINE
 
 FRAME = 3000
 START_CODE = b"\x00\x00\x00\x01"

@@ -36,11 +36,12 @@ from nvr.web.app import create_app
 from nvr.web.auth import check_origin
 from nvr.web.context import WebContext
 from tests.support.media import appended_at_the_end, decoded_frames, fragment_header
+from tests.support.paths import FIXTURES
 
 SEC = UNITS_PER_SEC
 T0 = 1_700_000_040 * SEC
 FRAME = 3000
-CLIP = str(Path(__file__).parents[2] / "fixtures" / "h264-640x360.mp4")
+CLIP = str(FIXTURES / "h264-640x360.mp4")
 VIEW = BindConfig(allow_unauthenticated=("viewVideo",))
 
 

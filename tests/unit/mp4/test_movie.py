@@ -71,10 +71,10 @@ from nvr.syncer import Syncer
 from nvr.testing.env import TEST_SAMPLE_ENTRY, RecordingEnv, create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
 from tests.support.media import edit_list, fragment_header
+from tests.support.paths import FIXTURES
 
 SEC = UNITS_PER_SEC
 T0 = 1_700_000_040 * SEC
-FIXTURES = Path(__file__).parents[2] / "fixtures"
 CLIP = str(FIXTURES / "h264-640x360.mp4")  # 600 frames
 RES_CHANGE = str(FIXTURES / "h264-res-change.ts")  # 180 frames, 320x240 from frame 90
 HEVC = str(FIXTURES / "hevc-640x360.mp4")  # 150 frames

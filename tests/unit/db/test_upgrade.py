@@ -33,9 +33,10 @@ from nvr.offline.check import check
 from nvr.storage.dir import open_for_database
 from nvr.web.app import create_app
 from nvr.web.context import WebContext
+from tests.support.paths import REPO
 from tests.support.web import VIEW, record
 
-SCHEMAS = Path(__file__).parents[1] / "support" / "schemas"
+SCHEMAS = REPO / "tests" / "support" / "schemas"
 NOW = 1_700_000_000
 T0 = NOW * 90_000
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import trio
 import trio.testing
@@ -14,8 +12,8 @@ from nvr.base.time90k import UNITS_PER_SEC
 from nvr.db.recording import VideoSampleEntry
 from nvr.ingest.source import OpenOptions, Packet
 from nvr.testing.replay import OpenRecord, ReplayOpener, Session, load_packets
+from tests.support.paths import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 START = 161_580_771_000_000
 URL = "rtsp://camera/main"
 ENTRY = VideoSampleEntry(640, 360, "avc1.64001e", b"\x00\x00\x00\x08avcC")

@@ -24,10 +24,10 @@ from nvr.offline.check import check
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
+from tests.support.paths import FIXTURES
 
 SEC = UNITS_PER_SEC
 T0 = 1_700_000_040 * SEC  # on a minute boundary
-FIXTURES = Path(__file__).parents[2] / "fixtures"
 CLIP = str(FIXTURES / "h264-640x360.mp4")  # 20 s, 30 fps, a key frame every second
 URL = "rtsp://cam0/main"
 OPTS = StreamerOptions(jitter=0.0)
