@@ -43,11 +43,12 @@ from nvr.config import Config
 from nvr.db.database import Database
 from nvr.ingest.hub import FrameHub
 from nvr.ingest.source import Opener
-from nvr.ingest.streamer import Streamer, StreamerOptions, rotate_offset_for
+from nvr.ingest.streamer import Streamer
 from nvr.ops.liveness import Liveness, LivenessLimits, ping_watchdog
 from nvr.ops.metrics import Metrics
 from nvr.ops.systemd import Notifier
 from nvr.storage.dir import SampleFileDir, open_for_database, remove_garbage_and_uncommitted
+from nvr.supervisor import Supervisor, recorded_streams
 from nvr.syncer import Syncer
 from nvr.web.context import StreamStatus
 from nvr.web.server import run_web
@@ -71,6 +72,8 @@ class Daemon:
     http_addresses: list[str] = field(default_factory=list)
     #: live frames from the streamers to WebSocket viewers
     hub: FrameHub = field(default_factory=FrameHub)
+    #: the cameras' and directories' tasks; applies configuration changes (once started)
+    supervisor: Supervisor | None = None
 
     def stream_status(self, stream_id: int) -> StreamStatus | None:
         """The live state of a recorded stream (None: not recorded here): its streamer's
@@ -102,14 +105,6 @@ def open_dirs(db: Database, *, read_only: bool) -> dict[int, SampleFileDir]:
             d.close()
         raise
     return dirs
-
-
-def recorded_streams(db: Database) -> list[int]:
-    return [
-        s.id
-        for s in db.streams.values()
-        if s.config.mode == "record" and s.sample_file_dir_id is not None and s.config.url
-    ]
 
 
 def _make_daemon(
@@ -195,22 +190,17 @@ async def _run_tree(
     task_status: trio.TaskStatus[Daemon],
 ) -> None:
     db, config = daemon.db, daemon.config
-    stream_ids = [] if read_only else recorded_streams(db)
     if opener is None:
         from nvr.ingest.pyav_source import PyAvOpener
 
-        limiter = trio.CapacityLimiter(config.worker_threads or len(stream_ids) + 2)
+        n_streams = 0 if read_only else len(recorded_streams(db))
+        limiter = trio.CapacityLimiter(config.worker_threads or n_streams + 2)
         opener = PyAvOpener(clocks, limiter, threads=daemon.liveness.threads)
-    interval = config.rotate_interval_sec * UNITS_PER_SEC
     async with trio.open_nursery() as core:
+        supervisor = daemon.supervisor = Supervisor(daemon, dirs, clocks, opener, core)
         if not read_only:
-            for dir_id, sdir in dirs.items():
-                syncer = Syncer(
-                    db, dir_id, sdir, clocks, min_free=config.min_free_for(db.dirs[dir_id].path)
-                )
-                syncer.on_commit = daemon.metrics.commit_observer(dir_id)
-                daemon.syncers[dir_id] = syncer
-                await core.start(syncer.run)
+            for dir_id in dirs:
+                await supervisor.start_syncer(dir_id)
         core.start_soon(daemon.liveness.monitor)
         if notifier.watchdog_interval:
             core.start_soon(ping_watchdog, daemon.liveness, notifier, clocks)
@@ -218,43 +208,25 @@ async def _run_tree(
         daemon.http_addresses = await core.start(
             run_web, daemon, dirs, clocks, budget, web_stop, web_done
         )
-        async with trio.open_nursery() as ingest:
-            for sid in stream_ids:
-                stream_dir = db.streams[sid].sample_file_dir_id
-                assert stream_dir is not None
-                streamer = Streamer(
-                    db=db,
-                    stream_id=sid,
-                    sdir=dirs[stream_dir],
-                    sink=daemon.syncers[stream_dir],
-                    opener=opener,
-                    clocks=clocks,
-                    hub=daemon.hub,
-                    options=StreamerOptions(
-                        rotate_interval=interval,
-                        rotate_offset=rotate_offset_for(sid, interval),
-                        read_timeout=round(config.read_timeout_sec * UNITS_PER_SEC),
-                        connect_timeout=round(config.connect_timeout_sec * UNITS_PER_SEC),
-                    ),
-                )
-                daemon.streamers[sid] = streamer
-                await ingest.start(streamer.run)
-            log.info(
-                "recording %d streams into %d directories%s",
-                len(stream_ids),
-                len(dirs),
-                " (read-only)" if read_only else "",
-            )
-            notifier.notify("READY=1", f"STATUS=recording {len(stream_ids)} streams")
-            task_status.started(daemon)
-            await daemon.shutdown.wait()
-            notifier.notify("STOPPING=1")
-            log.info("shutting down: finishing HTTP requests")
-            web_stop.set()
-            with trio.move_on_after(config.graceful_timeout_sec + 1):
-                await web_done.wait()
-            log.info("shutting down: closing recordings")
-            ingest.cancel_scope.cancel()
+        if not read_only:
+            await core.start(supervisor.run)
+        log.info(
+            "recording %d streams into %d directories%s",
+            len(daemon.streamers),
+            len(dirs),
+            " (read-only)" if read_only else "",
+        )
+        notifier.notify("READY=1", f"STATUS=recording {len(daemon.streamers)} streams")
+        task_status.started(daemon)
+        await daemon.shutdown.wait()
+        notifier.notify("STOPPING=1")
+        log.info("shutting down: finishing HTTP requests")
+        web_stop.set()
+        with trio.move_on_after(config.graceful_timeout_sec + 1):
+            await web_done.wait()
+        log.info("shutting down: closing recordings")
+        async with supervisor.lock:  # a change being applied finishes first
+            await supervisor.stop_cameras()
         for sid, streamer in daemon.streamers.items():
             c = streamer.counters
             log.info(

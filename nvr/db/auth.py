@@ -1,7 +1,8 @@
 """Users and sessions: the ``user`` and ``user_session`` tables and the rules around them.
 
 What lives here:
-- the permission vocabulary (``PERMISSIONS``, Moonfire NVR's names);
+- the permission vocabulary (``PERMISSIONS``: Moonfire NVR's names, and nvr's
+  ``adminConfig`` for the configuration routes);
 - users: add, rename, disable, set permissions and preferences, set or clear the
   password (argon2id PHC strings from ``argon2-cffi``), remove;
 - sessions: ``create_session`` makes a random id (``secrets``), hands it to the caller
@@ -47,7 +48,7 @@ from nvr.db.database import Database
 
 log = logging.getLogger(__name__)
 
-PERMISSIONS = ("viewVideo", "readCameraConfigs", "updateSignals", "adminUsers")
+PERMISSIONS = ("viewVideo", "readCameraConfigs", "updateSignals", "adminUsers", "adminConfig")
 
 #: ``user_session.flags`` bits (schema.sql)
 FLAG_HTTP_ONLY = 1

@@ -492,6 +492,8 @@ async def run_web(
                     auth=users,
                     login_limiter=limiter,
                 )
+                if daemon.supervisor is not None:
+                    ctx.reconfigure = daemon.supervisor
                 server = BindServer(
                     create_app(ctx),
                     bind,

@@ -22,6 +22,7 @@ import trio.testing
 from quart import Quart
 from quart.testing import QuartClient, WebsocketResponseError
 
+from nvr import reconfig
 from nvr.base import errors
 from nvr.config import BindConfig
 from nvr.db.auth import PERMISSIONS, SessionPolicy
@@ -47,6 +48,26 @@ class Site:
     app: Quart
     passwords: dict[str, str] = field(default_factory=dict)
     counter: Iterator[int] = field(default_factory=itertools.count)
+    #: a camera and a directory made to be removed (the delete routes' success)
+    victims: dict[str, str] = field(default_factory=dict)
+
+    def victim(self, kind: str) -> str:
+        """A fresh camera uuid or directory id to remove, once each deletion succeeded."""
+        db = self.r.env.db
+        current = self.victims.get(kind)
+        if kind == "camera" and (current is None or not any(
+                str(c.uuid) == current for c in db.cameras.values())):
+            n = next(self.counter)
+            cam = reconfig.add_camera(db, {"shortName": f"victim{n}", "streams": {"main": {
+                "url": "rtsp://victim/main", "sampleFileDirId": self.r.env.dir_id}}})
+            current = self.victims[kind] = str(cam.uuid)
+        if kind == "dir" and (current is None or int(current) not in db.dirs):
+            new = reconfig.check_new_dir(db, str(self.r.env.sample_dir.parent /
+                                                 f"victim{next(self.counter)}"))
+            reconfig.create_dir(db.uuid, new)
+            current = self.victims[kind] = str(reconfig.commit_dir(db, new))
+        assert current is not None
+        return current
 
     def add_user(self, name: str, perms: tuple[str, ...] = ()) -> int:
         a = self.ctx.auth
@@ -102,6 +123,10 @@ def body_for(site: Site, endpoint: str) -> dict[str, Any]:
         "api.login": {"username": "viewer", "password": "pw-viewer"},
         "api.add_user": {"user": {"username": f"new{n}", "password": "x"}},
         "api.update_user": {"update": {"preferences": {"n": n}}},
+        "config.add_camera": {"camera": {"shortName": f"cam{n}", "streams": {"main": {
+            "url": f"rtsp://cam{n}/main", "sampleFileDirId": site.r.env.dir_id}}}},
+        "config.update_camera": {"update": {"description": f"changed {n}"}},
+        "config.add_dir": {"path": str(site.r.env.sample_dir.parent / f"added{n}")},
     }.get(endpoint, {})
 
 
@@ -110,6 +135,8 @@ SUCCESS: dict[str, int] = {
     "ui.static": 404,  # no UI file at this name and version
     "live.live": 101,  # the WebSocket upgrade was accepted (and no error sent)
     "metrics.metrics": 404,  # served only on binds with metrics = true (not these)
+    "config.add_camera": 200,  # the new camera's uuid and id
+    "config.add_dir": 200,  # the new directory's id
 }
 
 
@@ -131,6 +158,10 @@ async def call(c: QuartClient, site: Site, endpoint: str, method: str, rule: str
                *, csrf: str | None = None, json: bool = True,
                headers: dict[str, str] | None = None) -> int:
     values = path_values(site)
+    if endpoint == "config.delete_camera":
+        values["camera_uuid"] = site.victim("camera")
+    if endpoint == "config.delete_dir":
+        values["dir_id"] = site.victim("dir")
 
     def fill(m: re.Match[str]) -> str:
         assert m[1] in values, f"add a sample value for <{m[1]}> of {rule} to path_values"
