@@ -1,49 +1,60 @@
-"""``nvr config camera add|list|edit|remove``: cameras and their streams."""
+"""``nvr config camera add|list|edit|remove``: cameras and their streams, changed through
+the running daemon or in the database (``nvr.cli.control``)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from nvr.base.units import format_size, parse_size
+from nvr.cli import control
 from nvr.cli.common import Subparsers, db_dir, read_password
-from nvr.offline import admin
 
 
-def _stream_specs(args: argparse.Namespace) -> dict[str, admin.StreamSpec]:
-    retain = parse_size(args.retain_bytes)
-    days = args.retain_days or None
-    specs = {
-        "main": admin.StreamSpec(
-            args.main_url, retain, args.flush_if_sec, args.rtsp_transport, retain_days=days
-        )
+def _stream(url: str, dir_id: int, retain: int, args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "url": url,
+        "sampleFileDirId": dir_id,
+        "retainBytes": retain,
+        "flushIfSec": args.flush_if_sec,
+        "rtspTransport": args.rtsp_transport,
     }
-    if args.sub_url:
-        sub_retain = (
-            parse_size(args.sub_retain_bytes) if args.sub_retain_bytes else retain // 10
-        )
-        specs["sub"] = admin.StreamSpec(
-            args.sub_url, sub_retain, args.flush_if_sec, args.rtsp_transport, retain_days=days
-        )
-    return specs
+    if args.retain_days:
+        out["retainDays"] = args.retain_days
+    return out
+
+
+def _credentials(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if args.username is not None:
+        out["username"] = args.username
+    password = read_password(args)
+    if password is not None:
+        out["password"] = password
+    return out
 
 
 def cmd_camera_add(args: argparse.Namespace) -> int:
-    cam = admin.add_camera(
-        db_dir(args),
-        name=args.name,
-        dir_path=Path(args.dir),
-        streams=_stream_specs(args),
-        description=args.description,
-        username=args.username,
-        password=read_password(args),
-    )
-    print(f"added camera {cam.short_name} ({cam.uuid}) with streams {', '.join(cam.streams)}")
+    to = control.target(db_dir(args))
+    dir_id = to.dir_id(Path(args.dir).absolute())
+    retain = parse_size(args.retain_bytes)
+    streams = {"main": _stream(args.main_url, dir_id, retain, args)}
+    if args.sub_url:
+        sub_retain = parse_size(args.sub_retain_bytes) if args.sub_retain_bytes else retain // 10
+        streams["sub"] = _stream(args.sub_url, dir_id, sub_retain, args)
+    body: dict[str, Any] = {"shortName": args.name, "description": args.description,
+                            "streams": streams}  # fmt: skip
+    credentials = _credentials(args)
+    if credentials:
+        body["config"] = credentials
+    cam = to.add_camera(body)
+    print(f"added camera {cam.name} ({cam.uuid}) with streams {', '.join(sorted(streams))}")
     return 0
 
 
 def cmd_camera_list(args: argparse.Namespace) -> int:
-    with admin.open_db(db_dir(args), read_only=True) as db:
+    with control.peek(db_dir(args)) as db:
         for cam in db.cameras.values():
             print(f"{cam.short_name}\t{cam.uuid}\t{cam.description}")
             for type_, sid in sorted(cam.streams.items()):
@@ -60,34 +71,47 @@ def cmd_camera_list(args: argparse.Namespace) -> int:
 
 
 def cmd_camera_edit(args: argparse.Namespace) -> int:
-    urls = {t: u for t, u in (("main", args.main_url), ("sub", args.sub_url)) if u}
-    cam = admin.edit_camera(
-        db_dir(args),
-        args.camera,
-        new_name=args.name,
-        description=args.description,
-        username=args.username,
-        password=read_password(args),
-        urls=urls,
-        retain_bytes={
-            t: parse_size(v)
-            for t, v in (("main", args.retain_bytes), ("sub", args.sub_retain_bytes))
-            if v
-        },
-        flush_if_sec=args.flush_if_sec,
-        dir_path=Path(args.dir) if args.dir else None,
-        retain_days=(
-            {t: args.retain_days for t in ("main", "sub")}
-            if args.retain_days is not None
-            else None
-        ),
-    )
-    print(f"updated camera {cam.short_name}")
+    """Only what is named changes: ``--retain-days`` and ``--flush-if-sec`` apply to every
+    stream; a ``--sub-url`` for a camera without a sub stream adds one (into ``--dir``, or
+    the camera's directory)."""
+    to = control.target(db_dir(args))
+    cam = to.camera(args.camera)
+    update: dict[str, Any] = {}
+    if args.name is not None:
+        update["shortName"] = args.name
+    if args.description is not None:
+        update["description"] = args.description
+    credentials = _credentials(args)
+    if credentials:
+        update["config"] = credentials
+    dir_id = to.dir_id(Path(args.dir).absolute()) if args.dir else None
+    urls = {"main": args.main_url, "sub": args.sub_url}
+    sizes = {"main": args.retain_bytes, "sub": args.sub_retain_bytes}
+    streams: dict[str, dict[str, Any]] = {}
+    for t in sorted(cam.stream_types | {t for t, u in urls.items() if u}):
+        s: dict[str, Any] = {}
+        if urls.get(t):
+            s["url"] = urls[t]
+        if sizes.get(t):
+            s["retainBytes"] = parse_size(sizes[t])
+        if args.retain_days is not None:
+            s["retainDays"] = args.retain_days or None
+        if args.flush_if_sec is not None:
+            s["flushIfSec"] = args.flush_if_sec
+        if dir_id is not None:
+            s["sampleFileDirId"] = dir_id
+        if s:
+            streams[t] = s
+    if streams:
+        update["streams"] = streams
+    to.update_camera(cam, update)
+    print(f"updated camera {args.name or cam.name}")
     return 0
 
 
 def cmd_camera_remove(args: argparse.Namespace) -> int:
-    n = admin.remove_camera(db_dir(args), args.camera, delete_recordings=args.delete_recordings)
+    to = control.target(db_dir(args))
+    n = to.remove_camera(to.camera(args.camera), delete_recordings=args.delete_recordings)
     print(f"removed camera {args.camera}" + (f" and {n} recordings" if n else ""))
     return 0
 

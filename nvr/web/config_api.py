@@ -3,8 +3,9 @@ cameras and their streams, sample-file directories. All need ``adminConfig``.
 
 ``POST /api/nvr/cameras`` (``{"camera": {...}}`` -> ``{"uuid", "id"}``), ``PATCH
 /api/nvr/cameras/<uuid>`` (``{"update": {...}}``), ``DELETE /api/nvr/cameras/<uuid>``
-(``{"deleteRecordings": bool}``), ``GET /api/nvr/dirs``, ``POST /api/nvr/dirs``
-(``{"path"}`` -> ``{"id"}``), ``DELETE /api/nvr/dirs/<id>``.
+(``{"deleteRecordings": bool}`` -> ``{"recordings": n}``, how many were deleted),
+``GET /api/nvr/dirs``, ``POST /api/nvr/dirs`` (``{"path"}`` -> ``{"id"}``), ``DELETE
+/api/nvr/dirs/<id>``.
 
 Each handler holds the daemon's reconfiguration lock (changes apply one at a time),
 validates and commits through ``nvr.reconfig`` (a change that cannot apply changes
@@ -73,7 +74,7 @@ async def update_camera(camera_uuid: str) -> Response:
 
 
 @blueprint.delete("/api/nvr/cameras/<camera_uuid>")
-async def delete_camera(camera_uuid: str) -> Response:
+async def delete_camera(camera_uuid: str) -> dict[str, Any]:
     b = _body({"deleteRecordings"})
     delete = b.get("deleteRecordings", False)
     if not isinstance(delete, bool):
@@ -87,7 +88,7 @@ async def delete_camera(camera_uuid: str) -> Response:
         reconfig.delete_recordings_and_camera(c.db, cam)
         log.info("camera %r removed with %d recordings by %s", cam.short_name, n, _actor())
         await c.reconfigure.apply()
-    return Response("", status=204)
+    return {"recordings": n}
 
 
 @blueprint.get("/api/nvr/dirs")

@@ -137,6 +137,7 @@ SUCCESS: dict[str, int] = {
     "metrics.metrics": 404,  # served only on binds with metrics = true (not these)
     "config.add_camera": 200,  # the new camera's uuid and id
     "config.add_dir": 200,  # the new directory's id
+    "config.delete_camera": 200,  # how many recordings were deleted
 }
 
 
