@@ -14,7 +14,6 @@ meta file. Imports: ``base``, ``db``, ``storage``.
 from __future__ import annotations
 
 import uuid as uuidlib
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -127,9 +126,9 @@ def _stream(
     return dir_id, cfg
 
 
-def add_camera(db: Database, body: Mapping[str, Any]) -> Camera:
+def add_camera(db: Database, body: Any) -> Camera:
     """``{"shortName", "description"?, "config"?, "streams": {"main": {...}}}``."""
-    d = _only(dict(body), _CAMERA_FIELDS, "camera")
+    d = _only(body, _CAMERA_FIELDS, "camera")
     name = _text(d.get("shortName"), "camera.shortName", empty=False)
     streams_raw = d.get("streams")
     if not isinstance(streams_raw, dict) or not streams_raw:
@@ -143,13 +142,15 @@ def add_camera(db: Database, body: Mapping[str, Any]) -> Camera:
     )
 
 
-def update_camera(db: Database, cam: Camera, update: Mapping[str, Any]) -> Camera:
+def update_camera(db: Database, cam: Camera, update: Any) -> Camera:
     """Applies the fields present in ``update`` (same shape as ``add_camera``'s; each
     stream's fields too). A new stream type is added; a stream with recordings cannot
     move to another directory."""
-    d = _only(dict(update), _CAMERA_FIELDS, "camera")
+    d = _only(update, _CAMERA_FIELDS, "update")
     name = None if "shortName" not in d else _text(d["shortName"], "camera.shortName", empty=False)
-    description = None if "description" not in d else _text(d["description"], "camera.description")
+    description = (
+        None if "description" not in d else _text(d["description"], "camera.description")
+    )
     config = _camera_config(d["config"], cam.config) if "config" in d else None
     streams: dict[str, tuple[int | None, StreamConfig]] = {}
     raw_streams = d.get("streams", {})
@@ -225,8 +226,13 @@ def check_new_dir(db: Database, raw_path: Any) -> NewDir:
 
 
 def create_dir(db_uuid: uuidlib.UUID, new: NewDir) -> None:
-    """Blocking: makes the directory (or takes an empty one) with its meta file."""
-    SampleFileDir.create(new.path, db_uuid, new.uuid)
+    """Blocking: makes the directory (or takes an empty one) with its meta file. A path
+    that cannot be one (a file on the way, no permission) is the request's problem
+    (``FailedPrecondition``), not the server's."""
+    try:
+        SampleFileDir.create(new.path, db_uuid, new.uuid)
+    except (errors.Internal, errors.PermissionDenied) as e:
+        raise errors.FailedPrecondition(str(e)) from None
 
 
 def commit_dir(db: Database, new: NewDir) -> int:

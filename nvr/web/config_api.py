@@ -51,7 +51,7 @@ async def add_camera() -> dict[str, Any]:
     b = _body({"camera"})
     c = ctx()
     async with c.reconfigure.lock:
-        cam = reconfig.add_camera(c.db, b.get("camera") or {})
+        cam = reconfig.add_camera(c.db, b.get("camera"))
         log.info("camera %r added by %s", cam.short_name, _actor())
         await c.reconfigure.apply()
     return {"uuid": str(cam.uuid), "id": cam.id}
@@ -63,12 +63,10 @@ async def update_camera(camera_uuid: str) -> Response:
     c = ctx()
     async with c.reconfigure.lock:
         cam = camera_by_uuid(camera_uuid)
-        update = b.get("update")
-        if not isinstance(update, dict):
-            raise errors.InvalidArgument("update must be a JSON object")
+        name = cam.short_name
+        update: dict[str, Any] = b.get("update")  # type-checked by update_camera
         reconfig.update_camera(c.db, cam, update)
-        log.info("camera %r changed (%s) by %s", cam.short_name, ", ".join(sorted(update)),
-                 _actor())  # fmt: skip
+        log.info("camera %r changed (%s) by %s", name, ", ".join(sorted(update)), _actor())
         await c.reconfigure.apply()
     return Response("", status=204)
 
