@@ -64,9 +64,10 @@ async def update_camera(camera_uuid: str) -> Response:
     async with c.reconfigure.lock:
         cam = camera_by_uuid(camera_uuid)
         name = cam.short_name
-        update: dict[str, Any] = b.get("update")  # type-checked by update_camera
-        reconfig.update_camera(c.db, cam, update)
-        log.info("camera %r changed (%s) by %s", name, ", ".join(sorted(update)), _actor())
+        update = b.get("update")
+        reconfig.update_camera(c.db, cam, update)  # checks that it is an object
+        fields = ", ".join(sorted(update or ()))
+        log.info("camera %r changed (%s) by %s", name, fields, _actor())
         await c.reconfigure.apply()
     return Response("", status=204)
 
