@@ -1,0 +1,137 @@
+"""Configuring the real daemon while it records GStreamer test cameras, through ``nvr
+config`` and the control socket: an edited camera's run ends "reconfigured" and its new
+settings record within seconds; the cameras not changed keep one run without a gap; an
+added camera records, a removed one leaves nothing. The same commands against a stopped
+daemon give the same configuration."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+import trio
+
+from nvr.cli import main
+from nvr.config import control_socket_path
+from nvr.offline import admin
+from tests.support.daemon import (
+    CameraSpec,
+    Layout,
+    by_stream,
+    check_recording,
+    check_stream_recordings,
+    committed_recordings,
+    create_db,
+    poll,
+    running,
+    runs_of,
+)
+from tests.support.rtsp import RtspServer
+
+pytestmark = pytest.mark.rtsp
+
+
+def nvr(db_dir: Path, *args: str) -> int:
+    return main(["--db-dir", str(db_dir), *args])
+
+
+#: each camera reads a path of its own: the test camera serves every client of a path from
+#: one pipeline, and a client joining a path makes its timestamps go back for the others
+PATHS = {"cam0": "live", "cam1": "file/h264-640x360", "cam2": "file/hevc-640x360"}
+NEW_CAM1, CAM3 = "file/h264-1920x1080", "file/h264-res-change"
+
+
+def commands(server: RtspServer, sample: Path) -> list[list[str]]:
+    """The changes, in order: edit cam1 (a new URL and budget), add cam3, remove cam2."""
+    return [
+        ["config", "camera", "edit", "cam1", "--main-url", server.url(NEW_CAM1),
+         "--retain-bytes", "2GiB"],
+        ["config", "camera", "add", "--name", "cam3", "--main-url", server.url(CAM3),
+         "--dir", str(sample), "--retain-bytes", "1GiB", "--flush-if-sec", "0"],
+        ["config", "camera", "remove", "cam2", "--delete-recordings"],
+    ]  # fmt: skip
+
+
+def configuration(db_dir: Path) -> str:
+    """The cameras and streams as configured (ids and uuids aside)."""
+    with admin.open_db(db_dir, read_only=True, lock=False) as db:
+        return json.dumps(sorted(
+            (c.short_name, c.description, c.config.to_json(),
+             sorted((t, db.streams[sid].config.to_json()) for t, sid in c.streams.items()))
+            for c in db.cameras.values()))  # fmt: skip
+
+
+def three_cameras(root: Path, server: RtspServer) -> Layout:
+    return create_db(root, {name: CameraSpec(server.url(path)) for name, path in PATHS.items()})
+
+
+async def test_add_edit_and_remove_cameras_while_two_others_record(
+    tmp_path: Path, shared_rtsp_server: RtspServer
+) -> None:
+    layout = three_cameras(tmp_path / "live", shared_rtsp_server)
+    db_dir, sid = layout.db_dir, layout.stream_ids
+    changes = commands(shared_rtsp_server, layout.sample_dir)
+    async with running(layout.config(rotate_interval_sec=2)) as d:
+        sock = control_socket_path(db_dir)
+        assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
+        with trio.fail_after(20):
+            await poll(lambda: all(s.counters.recordings >= 2 for s in d.streamers.values()))
+        # read-only commands work while it runs
+        assert await trio.to_thread.run_sync(nvr, db_dir, "config", "camera", "list") == 0
+        old = d.streamers[sid["cam1"]]
+        asked = time.monotonic()
+        assert await trio.to_thread.run_sync(nvr, db_dir, *changes[0]) == 0
+        answered = time.monotonic()
+        assert d.streamers[sid["cam1"]] is not old
+        new = d.streamers[sid["cam1"]]
+        with trio.fail_after(10):
+            await poll(lambda: new.counters.frames > new.counters.frames_dropped)
+        first_frame = time.monotonic()
+        print(f"\nreconfiguration: answered in {answered - asked:.3f} s, first frame with "
+              f"the new settings {first_frame - asked:.3f} s after the request")
+        assert await trio.to_thread.run_sync(nvr, db_dir, *changes[1]) == 0
+        assert await trio.to_thread.run_sync(nvr, db_dir, *changes[2]) == 0
+        cam3 = d.db.camera_by_name("cam3").streams["main"]
+        with trio.fail_after(20):
+            await poll(lambda: d.streamers[cam3].counters.recordings >= 1)
+            await poll(lambda: new.counters.recordings >= 2)
+        assert set(d.streamers) == {sid["cam0"], sid["cam1"], cam3}
+        # a mistake is refused with its reason, and changes nothing
+        before = configuration(db_dir)
+        assert await trio.to_thread.run_sync(
+            nvr, db_dir, "config", "camera", "edit", "cam0", "--name", "cam1") == 1
+        assert configuration(db_dir) == before
+    running_result = configuration(db_dir)
+
+    recs = by_stream(committed_recordings(db_dir))
+    assert set(recs) == {sid["cam0"], sid["cam1"], cam3}  # cam2's recordings are gone
+    for stream_recs in recs.values():
+        check_stream_recordings(stream_recs)
+        for r in stream_recs:
+            check_recording(r, layout.sample_dir)
+    assert layout.sample_files() == {r.composite_id for rs in recs.values() for r in rs}
+    # cam0 was not interrupted: one run, no gap, ended by the shutdown
+    runs0 = runs_of(recs[sid["cam0"]])
+    assert len(runs0) == 1, [(r[-1].end_reason, len(r)) for r in runs0]
+    (run,) = runs0
+    assert run[-1].end_reason == "shutdown"
+    # cam1: the old URL's run ended "reconfigured", the new one began within seconds
+    before_edit, after_edit = runs_of(recs[sid["cam1"]])
+    assert before_edit[-1].end_reason == "reconfigured" and before_edit[-1].trailing_zero
+    gap = after_edit[0].start_time_90k - before_edit[-1].end_time_90k
+    assert 0 <= gap < 5 * 90_000, gap
+    assert len(runs_of(recs[cam3])) == 1
+    with admin.open_db(db_dir, read_only=True) as db:
+        cam1 = db.streams[sid["cam1"]].config
+        assert (cam1.url, cam1.retain_bytes) == (shared_rtsp_server.url(NEW_CAM1), 2 << 30)
+
+    # The same commands with the daemon stopped: the same configuration.
+    stopped = three_cameras(tmp_path / "stopped", shared_rtsp_server)
+    for args in commands(shared_rtsp_server, stopped.sample_dir):
+        args = [a.replace(str(layout.sample_dir), str(stopped.sample_dir)) for a in args]
+        assert nvr(stopped.db_dir, *args) == 0
+    assert configuration(stopped.db_dir) == running_result
