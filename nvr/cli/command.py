@@ -38,7 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     database.add_init_parser(sub, common)
     check.add_parser(sub, common)
     database.add_upgrade_parser(sub, common)
-    config = sub.add_parser("config", help="change cameras, directories and users (daemon stopped)")
+    config = sub.add_parser(
+        "config",
+        help="change cameras, directories and users (through the daemon while it runs)",
+    )
     what = config.add_subparsers(dest="what", required=True, metavar="WHAT")
     dirs.add_parsers(what, common)
     cameras.add_parsers(what, common)

@@ -24,6 +24,7 @@ from urllib.parse import quote
 from nvr.base import errors
 from nvr.config import control_socket_path
 from nvr.db import connection
+from nvr.db.auth import PERMISSIONS
 from nvr.db.database import Database
 from nvr.offline import admin
 
@@ -82,6 +83,17 @@ class Target(Protocol):
 
     def remove_dir(self, dir_id: int) -> None: ...
 
+    def add_user(self, name: str, password: str | None, permissions: frozenset[str]) -> int: ...
+
+    def set_password(self, name: str, password: str | None) -> None: ...
+
+    def update_user(
+        self, name: str, *, disabled: bool | None = None,
+        permissions: frozenset[str] | None = None,
+    ) -> None: ...  # fmt: skip
+
+    def remove_user(self, name: str) -> None: ...
+
 
 def target(db_dir: Path) -> Target:
     return DaemonTarget(db_dir) if daemon_running(db_dir) else LocalTarget(db_dir)
@@ -122,6 +134,21 @@ class LocalTarget:
 
     def remove_dir(self, dir_id: int) -> None:
         admin.remove_dir(self._db_dir, dir_id)
+
+    def add_user(self, name: str, password: str | None, permissions: frozenset[str]) -> int:
+        return admin.add_user(self._db_dir, name, password=password, permissions=permissions).id
+
+    def set_password(self, name: str, password: str | None) -> None:
+        admin.set_password(self._db_dir, name, password)
+
+    def update_user(
+        self, name: str, *, disabled: bool | None = None,
+        permissions: frozenset[str] | None = None,
+    ) -> None:  # fmt: skip
+        admin.update_user(self._db_dir, name, disabled=disabled, permissions=permissions)
+
+    def remove_user(self, name: str) -> None:
+        admin.remove_user(self._db_dir, name)
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -214,3 +241,33 @@ class DaemonTarget:
 
     def remove_dir(self, dir_id: int) -> None:
         self.request("DELETE", f"/api/nvr/dirs/{dir_id}", {})
+
+    def _user_id(self, name: str) -> int:
+        for u in self.request("GET", "/api/users/")["users"]:
+            if u["user"]["username"] == name:
+                return int(u["id"])
+        raise errors.NotFound(f"no user named {name!r}")
+
+    def add_user(self, name: str, password: str | None, permissions: frozenset[str]) -> int:
+        user = {"username": name, "password": password,
+                "permissions": {p: True for p in sorted(permissions)}}  # fmt: skip
+        self.request("POST", "/api/users/", {"user": user})
+        return self._user_id(name)
+
+    def set_password(self, name: str, password: str | None) -> None:
+        self.request("PATCH", f"/api/users/{self._user_id(name)}",
+                     {"update": {"password": password}})  # fmt: skip
+
+    def update_user(
+        self, name: str, *, disabled: bool | None = None,
+        permissions: frozenset[str] | None = None,
+    ) -> None:  # fmt: skip
+        update: dict[str, Any] = {}
+        if disabled is not None:
+            update["disabled"] = disabled
+        if permissions is not None:
+            update["permissions"] = {p: p in permissions for p in PERMISSIONS}
+        self.request("PATCH", f"/api/users/{self._user_id(name)}", {"update": update})
+
+    def remove_user(self, name: str) -> None:
+        self.request("DELETE", f"/api/users/{self._user_id(name)}", {})

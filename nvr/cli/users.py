@@ -1,5 +1,6 @@
 """``nvr config user add|passwd|disable|enable|perms|remove|list`` and ``nvr login``:
-users of the web interface and API, and sessions for scripts."""
+users of the web interface and API (changed through the running daemon or in the
+database: ``nvr.cli.control``), and sessions for scripts (daemon stopped)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 from nvr.base import errors
+from nvr.cli import control
 from nvr.cli.common import Subparsers, db_dir, read_password
 from nvr.offline import admin
 
@@ -35,21 +37,18 @@ def _new_password(args: argparse.Namespace) -> str | None:
 
 def cmd_user_add(args: argparse.Namespace) -> int:
     password = _new_password(args)
-    user = admin.add_user(
-        db_dir(args),
-        args.name,
-        password=password,
-        permissions=_perms_arg(args.perms) or frozenset(),
+    user_id = control.target(db_dir(args)).add_user(
+        args.name, password, _perms_arg(args.perms) or frozenset()
     )
-    print(f"added user {user.username} (id {user.id})")
+    print(f"added user {args.name} (id {user_id})")
     if password is None:
-        print(f"it has no password yet: set one with `nvr config user passwd {user.username}`")
+        print(f"it has no password yet: set one with `nvr config user passwd {args.name}`")
     return 0
 
 
 def cmd_user_passwd(args: argparse.Namespace) -> int:
     if args.clear:
-        admin.set_password(db_dir(args), args.name, None)
+        control.target(db_dir(args)).set_password(args.name, None)
         print(f"cleared the password of {args.name}: it cannot log in; its sessions ended")
         return 0
     password = _new_password(args)
@@ -57,13 +56,13 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
         raise errors.InvalidArgument(
             "no password: use --password-stdin, a terminal, or --clear to remove it"
         )
-    admin.set_password(db_dir(args), args.name, password)
+    control.target(db_dir(args)).set_password(args.name, password)
     print(f"changed the password of {args.name}; its sessions ended")
     return 0
 
 
 def cmd_user_disable(args: argparse.Namespace) -> int:
-    admin.update_user(db_dir(args), args.name, disabled=args.disable)
+    control.target(db_dir(args)).update_user(args.name, disabled=args.disable)
     if args.disable:
         print(f"disabled user {args.name}; its sessions ended")
     else:
@@ -73,13 +72,13 @@ def cmd_user_disable(args: argparse.Namespace) -> int:
 
 def cmd_user_perms(args: argparse.Namespace) -> int:
     perms = _perms_arg(args.perms) or frozenset()
-    admin.update_user(db_dir(args), args.name, permissions=perms)
+    control.target(db_dir(args)).update_user(args.name, permissions=perms)
     print(f"user {args.name} now has: {', '.join(sorted(perms)) or 'no permissions'}")
     return 0
 
 
 def cmd_user_remove(args: argparse.Namespace) -> int:
-    admin.remove_user(db_dir(args), args.name)
+    control.target(db_dir(args)).remove_user(args.name)
     print(f"removed user {args.name} and its sessions")
     return 0
 
@@ -122,7 +121,9 @@ def cmd_login(args: argparse.Namespace) -> int:
 def add_parsers(what: Subparsers, common: argparse.ArgumentParser) -> None:
     u = what.add_parser("user", help="users of the web interface and API")
     usub = u.add_subparsers(dest="action", required=True, metavar="ACTION")
-    perms_help = "comma-separated: viewVideo,readCameraConfigs,updateSignals,adminUsers"
+    perms_help = (
+        "comma-separated: viewVideo,readCameraConfigs,updateSignals,adminUsers,adminConfig"
+    )
 
     def password_stdin(p: argparse.ArgumentParser) -> None:
         p.add_argument(

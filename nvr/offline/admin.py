@@ -138,8 +138,9 @@ def remove_user(db_dir: Path, name: str) -> None:
 
 
 def list_users(db_dir: Path) -> list[tuple[User, int]]:
-    """Every user with its number of unrevoked sessions."""
-    with open_db(db_dir, read_only=True) as db:
+    """Every user with its number of unrevoked sessions (as committed: works while the
+    daemon runs)."""
+    with open_db(db_dir, read_only=True, lock=False) as db:
         a = _auth(db)
         counts = a.live_session_counts()
         return [(u, counts.get(u.id, 0)) for u in a.list_users()]
