@@ -7,10 +7,16 @@ run(config)
    ├─ syncer per sample-file directory
    ├─ event loop monitor (``Liveness.monitor``)
    ├─ systemd watchdog (``ping_watchdog``: only while ``Liveness`` finds no problem)
-   ├─ web: ``nvr.web.server.run_web``, one server per HTTP bind (until the web stop)
-   └─ ingest nursery
-      └─ streamer per stream with mode=record
+   ├─ web: ``nvr.web.server.run_web``, one server per HTTP bind and the control socket
+   │  (until the web stop)
+   └─ ``Supervisor.run``: the ingest nursery
+      └─ camera (a cancel scope each): streamer per stream with mode=record, and
+         ``nvr.supervisor.CAMERA_TASKS``
 ```
+
+The camera and syncer subtrees belong to ``nvr.supervisor.Supervisor``, which also
+applies configuration changes to them while the daemon runs (docs/design.md, Live
+configuration).
 
 Start-up: raise the open-files limit (``nvr.base.descriptors``: HTTP never takes the
 descriptors recording needs), open the database (exclusive lock), open every sample-file
@@ -20,9 +26,10 @@ and streamers at scrape time (``nvr.metrics``).
 
 Shutdown, on the first SIGINT/SIGTERM (or ``Daemon.shutdown.set()``): ``STOPPING=1``;
 stop accepting HTTP requests and let those in flight finish (``graceful_timeout_sec``);
-cancel the ingest nursery (each streamer closes its open recording, shielded and
-time-bounded); then cancel the core nursery, so each syncer does its final flush (every
-completed recording fsynced and committed); close directories and the database. A second
+cancel the ingest nursery once a configuration change being applied is done (each
+streamer closes its open recording, shielded and time-bounded); then cancel the core
+nursery, so each syncer does its final flush (every completed recording fsynced and
+committed); close directories and the database. A second
 signal exits the process at once: the database and directories are crash-safe, so that
 loses at most the recordings not yet committed, which start-up cleans up.
 """
