@@ -26,12 +26,13 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from nvr.base import errors
 from nvr.base.clock import Clocks
-from nvr.base.time90k import UNITS_PER_SEC, Duration
+from nvr.base.time90k import UNITS_PER_SEC, Duration, format_duration
 from nvr.db.database import Database
 from nvr.db.types import PendingState
 from nvr.ingest.source import Opener
-from nvr.ingest.streamer import Streamer, StreamerOptions, rotate_offset_for
+from nvr.ingest.streamer import StreamCounters, Streamer, StreamerOptions, rotate_offset_for
 from nvr.storage.dir import SampleFileDir, open_for_database, remove_garbage_and_uncommitted
 from nvr.syncer import Syncer
 
@@ -122,6 +123,8 @@ class Supervisor:
         self._ingest: trio.Nursery | None = None
         self._ingest_done = trio.Event()
         self._cameras: dict[int, _Camera] = {}
+        #: each stream's counters, kept across restarts (metrics' counters never go back)
+        self._counters: dict[int, StreamCounters] = {}
         self._syncer_tasks: dict[int, _Dir] = {}
         #: held while a change is committed and applied: changes apply one at a time
         self.lock = trio.Lock()
@@ -163,8 +166,8 @@ class Supervisor:
             task.scope.cancel()
             await task.done.wait()
         syncer = self._daemon.syncers.pop(dir_id, None)
-        if syncer is not None and syncer._poke_now in self._db.flush_listeners:
-            self._db.flush_listeners.remove(syncer._poke_now)
+        if syncer is not None:
+            syncer.detach()
         sdir = self._dirs.pop(dir_id, None)
         if sdir is not None:
             sdir.close()
@@ -206,6 +209,8 @@ class Supervisor:
         for cid, settings in want.items():
             if settings is not None and cid not in self._cameras:
                 await self._start_camera(cid, settings)
+        for sid in [s for s in self._counters if s not in self._db.streams]:
+            del self._counters[sid]  # a removed camera's
 
     async def _start_camera(self, camera_id: int, settings: Hashable) -> None:
         assert self._ingest is not None
@@ -257,9 +262,15 @@ class Supervisor:
                 for p in self._db.streams[sid].pending
             )
 
-        with trio.fail_at(self._clocks.deadline_after(SETTLE_TIMEOUT)):
+        with trio.move_on_at(self._clocks.deadline_after(SETTLE_TIMEOUT)):
             while not synced():
                 await self._clocks.sleep(UNITS_PER_SEC // 20)
+        if not synced():
+            raise errors.Unavailable(
+                f"camera {self._db.cameras[camera_id].short_name!r}: its last recordings "
+                f"are not synced after {format_duration(SETTLE_TIMEOUT)} (is its directory "
+                "failing? see nvrStatus); try again"
+            )
         if any(self._db.streams[sid].pending for sid in stream_ids):
             self._db.flush("committing a removed camera's recordings")
 
@@ -268,7 +279,7 @@ class Supervisor:
         stream_dir = db.streams[sid].sample_file_dir_id
         assert stream_dir is not None
         interval = config.rotate_interval_sec * UNITS_PER_SEC
-        return Streamer(
+        streamer = Streamer(
             db=db,
             stream_id=sid,
             sdir=self._dirs[stream_dir],
@@ -283,3 +294,5 @@ class Supervisor:
                 connect_timeout=round(config.connect_timeout_sec * UNITS_PER_SEC),
             ),
         )
+        streamer.counters = self._counters.setdefault(sid, streamer.counters)
+        return streamer

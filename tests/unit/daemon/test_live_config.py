@@ -102,6 +102,9 @@ async def test_only_the_changed_camera_restarts(
             assert n > 0
             await trio.sleep(30)
             assert set(d.streamers) == {sid["cam0"], sid["cam1"], cam3.streams["main"]}
+            # the edited stream's counters go on (metrics' counters never go back)
+            assert d.streamers[sid["cam1"]].counters.sessions == 2
+            assert d.streamers[sid["cam0"]].counters.sessions == 1
     finally:
         CAMERA_TASKS.remove(probe)
 
