@@ -86,7 +86,7 @@ def three_cameras(root: Path, server: RtspServer) -> Layout:
 
 
 async def test_add_edit_and_remove_cameras_while_two_others_record(
-    tmp_path: Path, shared_rtsp_server: RtspServer
+    tmp_path: Path, shared_rtsp_server: RtspServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     layout = three_cameras(tmp_path / "live", shared_rtsp_server)
     db_dir, sid = layout.db_dir, layout.stream_ids
@@ -116,12 +116,20 @@ async def test_add_edit_and_remove_cameras_while_two_others_record(
             await poll(lambda: d.streamers[cam3].counters.recordings >= 1)
             await poll(lambda: new.counters.recordings >= base + 2)
         assert set(d.streamers) == {sid["cam0"], sid["cam1"], cam3}
+        # nvr check reads what the daemon committed while it records and deletes
+        for _ in range(3):
+            assert await trio.to_thread.run_sync(nvr, db_dir, "check") == 0
+        assert await trio.to_thread.run_sync(nvr, db_dir, "check", "--delete-orphan-rows") == 1
         # a mistake is refused with its reason, and changes nothing
         before = configuration(db_dir)
         assert await trio.to_thread.run_sync(
             nvr, db_dir, "config", "camera", "edit", "cam0", "--name", "cam1") == 1
         assert configuration(db_dir) == before
     running_result = configuration(db_dir)
+    out = capsys.readouterr()
+    assert out.err.count("the daemon runs: checking what it has committed") == 3
+    assert out.err.count(" 0 problems") == 3, out.err
+    assert "stop it to repair" in out.err
 
     recs = by_stream(committed_recordings(db_dir))
     assert set(recs) == {sid["cam0"], sid["cam1"], cam3}  # cam2's recordings are gone
@@ -140,9 +148,10 @@ async def test_add_edit_and_remove_cameras_while_two_others_record(
     assert before_edit[-1].end_reason == "reconfigured" and before_edit[-1].trailing_zero
     # a run starts at its first frame's arrival (less its media offset): wall time
     first_frame = (after_edit[0].start_time_90k - asked_90k) / 90_000
-    print(f"\nreconfiguration: answered in {answered - asked:.3f} s; the first frame with "
-          f"the new settings arrived {first_frame:.3f} s after the request and was written "
-          f"after {first_written:.3f} s")
+    with capsys.disabled():
+        print(f"\nreconfiguration: answered in {answered - asked:.3f} s; the first frame with "
+              f"the new settings arrived {first_frame:.3f} s after the request and was "
+              f"written after {first_written:.3f} s")
     assert 0 < first_frame < 5
     gap = after_edit[0].start_time_90k - before_edit[-1].end_time_90k
     assert 0 <= gap < 5 * 90_000, gap
