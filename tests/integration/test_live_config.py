@@ -1,8 +1,9 @@
 """Configuring the real daemon while it records GStreamer test cameras, through ``nvr
 config`` and the control socket: an edited camera's run ends "reconfigured" and its new
-settings record within seconds; the cameras not changed keep one run without a gap; an
-added camera records, a removed one leaves nothing. The same commands against a stopped
-daemon give the same configuration."""
+settings record within seconds; the two cameras not changed keep one run without a gap;
+an added camera records, and removed with its recordings leaves nothing. ``nvr check``
+passes while all this happens. The same commands against a stopped daemon give the same
+configuration."""
 
 from __future__ import annotations
 
@@ -42,19 +43,19 @@ def nvr(db_dir: Path, *args: str) -> int:
 
 #: each camera reads a path of its own: the test camera serves every client of a path from
 #: one pipeline, and a client joining a path makes its timestamps go back for the others
-PATHS = {"cam0": "live", "cam1": "file/h264-640x360", "cam2": "file/hevc-640x360"}
-NEW_CAM1, CAM3 = "file/h264-1920x1080", "file/h264-res-change"
+PATHS = {"cam0": "live", "cam1": "file/h264-640x360", "cam2": "file/h264-res-change"}
+NEW_CAM2, CAM3 = "file/h264-1920x1080", "file/hevc-640x360"
 
 
 def commands(server: RtspServer, sample: Path) -> list[list[str]]:
-    """The changes, in order: edit cam1 (a new URL and budget), add cam3, remove cam2,
-    then a user's life."""
+    """The changes, in order: edit cam2 (a new URL and budget), add cam3, remove cam3 and
+    its recordings, then a user's life and directories."""
     return [
-        ["config", "camera", "edit", "cam1", "--main-url", server.url(NEW_CAM1),
+        ["config", "camera", "edit", "cam2", "--main-url", server.url(NEW_CAM2),
          "--retain-bytes", "2GiB"],
         ["config", "camera", "add", "--name", "cam3", "--main-url", server.url(CAM3),
          "--dir", str(sample), "--retain-bytes", "1GiB", "--flush-if-sec", "0"],
-        ["config", "camera", "remove", "cam2", "--delete-recordings"],
+        ["config", "camera", "remove", "cam3", "--delete-recordings"],
         ["config", "user", "add", "bob", "--perms", "viewVideo,adminConfig"],
         ["config", "user", "add", "eve"],
         ["config", "user", "perms", "bob", "viewVideo,readCameraConfigs"],
@@ -85,7 +86,7 @@ def three_cameras(root: Path, server: RtspServer) -> Layout:
     return create_db(root, {name: CameraSpec(server.url(path)) for name, path in PATHS.items()})
 
 
-async def test_add_edit_and_remove_cameras_while_two_others_record(
+async def test_add_edit_and_remove_a_camera_while_two_others_record(
     tmp_path: Path, shared_rtsp_server: RtspServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     layout = three_cameras(tmp_path / "live", shared_rtsp_server)
@@ -98,24 +99,28 @@ async def test_add_edit_and_remove_cameras_while_two_others_record(
             await poll(lambda: all(s.counters.recordings >= 2 for s in d.streamers.values()))
         # read-only commands work while it runs
         assert await trio.to_thread.run_sync(nvr, db_dir, "config", "camera", "list") == 0
-        old = d.streamers[sid["cam1"]]
+        old = d.streamers[sid["cam2"]]
         asked, asked_90k = time.monotonic(), now_90k()
         assert await trio.to_thread.run_sync(nvr, db_dir, *changes[0]) == 0
         answered = time.monotonic()
-        assert d.streamers[sid["cam1"]] is not old
-        new = d.streamers[sid["cam1"]]
+        assert d.streamers[sid["cam2"]] is not old
+        new = d.streamers[sid["cam2"]]
         c = new.counters  # they carry across the restart: count from here
         base, written = c.recordings, c.frames - c.frames_dropped
         with trio.fail_after(10):
             await poll(lambda: c.frames - c.frames_dropped > written)
         first_written = time.monotonic() - asked
-        for args in changes[1:]:
-            assert await trio.to_thread.run_sync(nvr, db_dir, *args) == 0, args
+        # a camera added records at once
+        assert await trio.to_thread.run_sync(nvr, db_dir, *changes[1]) == 0
         cam3 = d.db.camera_by_name("cam3").streams["main"]
         with trio.fail_after(20):
-            await poll(lambda: d.streamers[cam3].counters.recordings >= 1)
+            await poll(lambda: d.streamers[cam3].counters.recordings >= 2)
             await poll(lambda: new.counters.recordings >= base + 2)
-        assert set(d.streamers) == {sid["cam0"], sid["cam1"], cam3}
+        # ... and once removed with its recordings, leaves nothing
+        for args in changes[2:]:
+            assert await trio.to_thread.run_sync(nvr, db_dir, *args) == 0, args
+        assert set(d.streamers) == {sid["cam0"], sid["cam1"], sid["cam2"]}
+        await trio.sleep(2)  # more recordings of the others after the changes
         # nvr check reads what the daemon committed while it records and deletes
         for _ in range(3):
             assert await trio.to_thread.run_sync(nvr, db_dir, "check") == 0
@@ -132,20 +137,21 @@ async def test_add_edit_and_remove_cameras_while_two_others_record(
     assert "stop it to repair" in out.err
 
     recs = by_stream(committed_recordings(db_dir))
-    assert set(recs) == {sid["cam0"], sid["cam1"], cam3}  # cam2's recordings are gone
+    assert set(recs) == set(sid.values())  # cam3's recordings are gone
     for stream_recs in recs.values():
         check_stream_recordings(stream_recs)
         for r in stream_recs:
             check_recording(r, layout.sample_dir)
     assert layout.sample_files() == {r.composite_id for rs in recs.values() for r in rs}
-    # cam0 was not interrupted: one run, no gap, ended by the shutdown
-    runs0 = runs_of(recs[sid["cam0"]])
-    assert len(runs0) == 1, [(r[-1].end_reason, len(r)) for r in runs0]
-    (run,) = runs0
-    assert run[-1].end_reason == "shutdown"
-    # cam1: the old URL's run ended "reconfigured", the new one began within seconds
-    before_edit, after_edit = runs_of(recs[sid["cam1"]])
+    # cam0 and cam1 were not interrupted: one run each, no gap, ended by the shutdown
+    for name in ("cam0", "cam1"):
+        runs = runs_of(recs[sid[name]])
+        assert len(runs) == 1, (name, [(r[-1].end_reason, len(r)) for r in runs])
+        assert runs[0][-1].end_reason == "shutdown"
+    # cam2: the old URL's run ended "reconfigured", the new one began within seconds
+    before_edit, after_edit = runs_of(recs[sid["cam2"]])
     assert before_edit[-1].end_reason == "reconfigured" and before_edit[-1].trailing_zero
+    assert after_edit[-1].end_reason == "shutdown"
     # a run starts at its first frame's arrival (less its media offset): wall time
     first_frame = (after_edit[0].start_time_90k - asked_90k) / 90_000
     with capsys.disabled():
@@ -155,10 +161,9 @@ async def test_add_edit_and_remove_cameras_while_two_others_record(
     assert 0 < first_frame < 5
     gap = after_edit[0].start_time_90k - before_edit[-1].end_time_90k
     assert 0 <= gap < 5 * 90_000, gap
-    assert len(runs_of(recs[cam3])) == 1
     with admin.open_db(db_dir, read_only=True) as db:
-        cam1 = db.streams[sid["cam1"]].config
-        assert (cam1.url, cam1.retain_bytes) == (shared_rtsp_server.url(NEW_CAM1), 2 << 30)
+        cam2 = db.streams[sid["cam2"]].config
+        assert (cam2.url, cam2.retain_bytes) == (shared_rtsp_server.url(NEW_CAM2), 2 << 30)
 
     # The same commands with the daemon stopped: the same configuration.
     stopped = three_cameras(tmp_path / "stopped", shared_rtsp_server)
