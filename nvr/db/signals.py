@@ -248,7 +248,7 @@ class Signals(DatabaseCore):
                         f"signal {name!r} has no motion state: it cannot be a motion signal"
                     )
                 return sig
-        motion_type = self._motion_type()
+        motion_type = self.motion_signal_type()
         if name is None:
             for sig in self.signals.values():
                 if sig.type_id == motion_type.id and sig.cameras.get(camera_id) == "direct":
@@ -256,7 +256,8 @@ class Signals(DatabaseCore):
             name = f"{cam.short_name} motion"
         return self.add_signal(name, motion_type.id, {camera_id: "direct"})
 
-    def _motion_type(self) -> SignalType:
+    def motion_signal_type(self) -> SignalType:
+        """nvr's motion signal type (``MOTION_TYPE_UUID``), made if missing."""
         for t in self.signal_types.values():
             if t.uuid == MOTION_TYPE_UUID:
                 return t
