@@ -24,26 +24,33 @@ Not here: HTTP parsing (``nvr.web.signals``), tasks. SQL is in ``raw``.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import itertools
 import re
 import sqlite3
 import uuid as uuidlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from nvr.base import errors
-from nvr.base.time90k import UNITS_PER_SEC, Duration, Time
+from nvr.base.time90k import UNITS_PER_SEC, Duration, Time, to_datetime
 from nvr.db import raw
 from nvr.db.core import DatabaseCore
-from nvr.db.stream_summary import split_by_day
+from nvr.db.stream_summary import day_bounds
 
 #: nvr's motion signal type (``motion_signal``): 1 still, 2 moving (motion)
 MOTION_TYPE_UUID = uuidlib.UUID("9c1c9ad5-53c2-4c3a-9e7b-6d0c2b6f3a11")
 MOTION_TYPE_NAME = "motion"
 MOTION_STILL, MOTION_MOVING = 1, 2
+_DAY: Duration = 86_400 * UNITS_PER_SEC
 #: ``update_signals`` refuses a longer span (one call would rewrite that much history)
-MAX_UPDATE_SPAN: Duration = 31 * 86_400 * UNITS_PER_SEC
+MAX_UPDATE_SPAN: Duration = 31 * _DAY
+#: ``update_signals`` refuses times further from the database's "now" than these: a
+#: prediction looks minutes ahead, a backfill as far back as recordings go. (So every
+#: time is a date, and the day totals of a signal span at most about ten years.)
+MAX_FUTURE: Duration = _DAY
+MAX_PAST: Duration = 3653 * _DAY
 #: ``signal_changes`` returns at most this many changes per call (then says where to go on)
 MAX_LIST_CHANGES = 10_000
 #: ``prune_signal_changes`` deletes at most this many changes per signal per call
@@ -112,9 +119,11 @@ class Signals(DatabaseCore):
 
     signal_types: dict[int, SignalType]
     signals: dict[int, Signal]
+    _days: LocalDays
 
     def _load_signals(self) -> None:
         self.signal_types, self.signals = {}, {}
+        self._days = LocalDays(self.tz)
         conn = self._conn
         states: dict[int, list[SignalState]] = {}
         for type_id, value, name, motion, color in raw.list_signal_type_states(conn):
@@ -130,7 +139,7 @@ class Signals(DatabaseCore):
         for sid, rows in itertools.groupby(raw.iter_all_signal_changes(conn), lambda r: r[0]):
             changes = [(t, s) for _, t, s in rows]
             sig = self.signals[sid]
-            _count(sig.days, changes, 1, self.tz)
+            _count(sig.days, changes, 1, self._days)
             sig.first_change, sig.last_change = changes[0][0], changes[-1]
 
     # -- types ---------------------------------------------------------------------------
@@ -286,6 +295,11 @@ class Signals(DatabaseCore):
             raise errors.InvalidArgument("signalIds must be sorted ascending, without repeats")
         if not 0 < start < _MAX_TIME or not 0 < end < _MAX_TIME:
             raise errors.InvalidArgument("start and end must be after 1970 and before 2^62")
+        now = self._now()
+        if end > now + MAX_FUTURE or start < now - MAX_PAST:
+            raise errors.InvalidArgument(
+                "start and end must lie between ten years ago and a day from now"
+            )
         if end < start:
             raise errors.InvalidArgument("end must not be before start")
         if end - start > MAX_UPDATE_SPAN:
@@ -307,7 +321,7 @@ class Signals(DatabaseCore):
             for sid, state in zip(ids, states, strict=True):
                 updates.append(_set_state(conn, sid, state, start, end))
         for sid, update in zip(ids, updates, strict=True):
-            update.apply(self.signals[sid], self.tz)
+            update.apply(self.signals[sid], self._days)
 
     def signal_changes(
         self, start: Time, end: Time, *, limit: int = MAX_LIST_CHANGES
@@ -349,7 +363,7 @@ class Signals(DatabaseCore):
         if sig.last_change is not None:
             t, state = sig.last_change
             if state != 0 and now > t:
-                _count(days, [(t, state), (now, 0)], 1, self.tz)
+                _count(days, [(t, state), (now, 0)], 1, self._days)
         return days
 
     def prune_signal_changes(self, *, batch: int = PRUNE_BATCH) -> int:
@@ -386,7 +400,7 @@ class Signals(DatabaseCore):
             if (hi is None or hi[0] != cut) and state_at_cut != 0:
                 raw.insert_signal_change(conn, sig.id, cut, state_at_cut)
             new = raw.signal_changes_between(conn, sig.id, 0, hi_t)
-        _Update(old, new, None, hi is None).apply(sig, self.tz)
+        _Update(old, new, None, hi is None).apply(sig, self._days)
         return sum(1 for t, _ in old if t < cut)
 
 
@@ -401,9 +415,9 @@ class _Update:
     before: tuple[Time, int] | None  # the change before the window (None: none; window from 0)
     at_end: bool  # the window reaches the end of time
 
-    def apply(self, sig: Signal, tz: dt.tzinfo) -> None:
-        _count(sig.days, self.old, -1, tz)
-        _count(sig.days, self.new, 1, tz)
+    def apply(self, sig: Signal, days: LocalDays) -> None:
+        _count(sig.days, self.old, -1, days)
+        _count(sig.days, self.new, 1, days)
         if self.before is None:
             sig.first_change = self.new[0][0] if self.new else None
         if self.at_end:
@@ -434,14 +448,14 @@ def _set_state(
 
 
 def _count(
-    days: DayStates, changes: Sequence[tuple[Time, int]], sign: int, tz: dt.tzinfo
+    days: DayStates, changes: Sequence[tuple[Time, int]], sign: int, local: LocalDays
 ) -> None:
     """Adds (``sign`` 1) or takes away (-1) the time between consecutive ``changes`` to or
     from ``days``, per state (0 left out) and local day; drops days left empty."""
     for (t, state), (t_next, _) in itertools.pairwise(changes):
         if state == 0:
             continue
-        for day, d in split_by_day(t, t_next - t, tz):
+        for day, d in local.split(t, t_next):
             states = days.setdefault(day, {})
             states[state] = states.get(state, 0) + sign * d
             if states[state] == 0:
@@ -467,3 +481,43 @@ def _check_states(states: Sequence[SignalState]) -> None:
         _check_name(s.name, "state")
         if s.color is not None and not _COLOR.fullmatch(s.color):
             raise errors.InvalidArgument(f"state color {s.color!r} is not #rrggbb or a name")
+
+
+class LocalDays:
+    """The local days of one time zone as a sorted list of their midnights, extended as
+    times outside it are seen: splitting an interval at midnights is then a binary search,
+    not a date conversion per interval (an open with a million changes counts them all)."""
+
+    def __init__(self, tz: dt.tzinfo) -> None:
+        self._tz = tz
+        self._starts: list[Time] = []  # day i is [_starts[i], _starts[i + 1])
+        self._keys: list[str] = []  # day i's "YYYY-mm-dd"
+
+    def split(self, start: Time, end: Time) -> Iterator[tuple[str, Duration]]:
+        """``[start, end)`` as (day, duration within it), day by day."""
+        self._cover(start)
+        i = bisect.bisect_right(self._starts, start) - 1
+        t = start
+        while True:
+            if i + 1 == len(self._starts):
+                self._cover(self._starts[-1])
+            stop = min(end, self._starts[i + 1])
+            yield self._keys[i], stop - t
+            if stop >= end:
+                return
+            t, i = stop, i + 1
+
+    def _cover(self, t: Time) -> None:
+        """Extends the list of days until it holds ``t``."""
+        if not self._starts:
+            day = to_datetime(t, self._tz).date().isoformat()
+            self._starts, self._keys = list(day_bounds(day, self._tz)), [day]
+            return
+        while t >= self._starts[-1]:
+            day = (dt.date.fromisoformat(self._keys[-1]) + dt.timedelta(days=1)).isoformat()
+            self._starts.append(day_bounds(day, self._tz)[1])
+            self._keys.append(day)
+        while t < self._starts[0]:
+            day = (dt.date.fromisoformat(self._keys[0]) - dt.timedelta(days=1)).isoformat()
+            self._starts.insert(0, day_bounds(day, self._tz)[0])
+            self._keys.insert(0, day)

@@ -15,7 +15,8 @@ import pytest
 from nvr.base import errors
 from nvr.base.time90k import UNITS_PER_HOUR, UNITS_PER_SEC, Time, from_datetime
 from nvr.db.database import Database
-from nvr.db.signals import MOTION_TYPE_UUID, SignalState
+from nvr.db.signals import MOTION_TYPE_UUID, LocalDays, SignalState
+from nvr.db.stream_summary import split_by_day
 from nvr.db.types import CameraConfig, StreamConfig
 
 SEC = UNITS_PER_SEC
@@ -85,7 +86,7 @@ def test_a_random_history_matches_a_model_and_a_reopen(tmp_path: Path) -> None:
     base = from_datetime(dt.datetime(2024, 3, 30, 22, 0, tzinfo=BERLIN))  # over the DST day
     span = 30 * HOUR // SEC  # seconds modelled
     model = [0] * span
-    with Database.open(tmp_path, tz=BERLIN, now=lambda: T0) as db:
+    with Database.open(tmp_path, tz=BERLIN, now=lambda: base + span * SEC) as db:
         db.add_camera("c")
         sid = onoff(db)
         for _ in range(300):
@@ -101,7 +102,7 @@ def test_a_random_history_matches_a_model_and_a_reopen(tmp_path: Path) -> None:
             expect.append((base + span * SEC, 0))
         assert changes == expect
         kept = db.signal_days(sid, 0)
-    with Database.open(tmp_path, tz=BERLIN, now=lambda: T0) as again:
+    with Database.open(tmp_path, tz=BERLIN, now=lambda: base) as again:
         assert again.signal_days(sid, 0) == kept
     days: dict[str, dict[int, int]] = {}
     for i, s in enumerate(model):
@@ -125,7 +126,11 @@ def test_bad_updates_change_nothing(db: Database) -> None:
         ([sid], [3], T0, T0 + 1, errors.InvalidArgument, "has no state 3"),
         ([sid], [-1], T0, T0 + 1, errors.InvalidArgument, "has no state -1"),
         ([sid], [1], T0, T0 - 1, errors.InvalidArgument, "end must not be before start"),
-        ([sid], [1], T0, T0 + 3650 * 24 * HOUR, errors.InvalidArgument, "longer than 31 days"),
+        ([sid], [1], T0 - 40 * 24 * HOUR, T0, errors.InvalidArgument, "longer than 31 days"),
+        ([sid], [1], T0, T0 + 3650 * 24 * HOUR, errors.InvalidArgument, "a day from now"),
+        ([sid], [1], T0 + 25 * HOUR, T0 + 26 * HOUR, errors.InvalidArgument, "a day from now"),
+        ([sid], [1], T0 - 3660 * 24 * HOUR, T0 - 3659 * 24 * HOUR, errors.InvalidArgument,
+         "between ten years ago"),
         ([sid], [1], 0, 1, errors.InvalidArgument, "after 1970"),
         ([sid], [1], T0, 1 << 63, errors.InvalidArgument, "before 2"),
     ]
@@ -174,10 +179,10 @@ def test_changes_by_time_are_cut_between_instants(db: Database) -> None:
 
 def test_days_per_state_in_the_local_zone_and_up_to_now(tmp_path: Path) -> None:
     Database.create(tmp_path, T0)
-    with Database.open(tmp_path, tz=BERLIN, now=lambda: T0) as db:
+    midnight = from_datetime(dt.datetime(2024, 3, 31, tzinfo=BERLIN))  # a 23-hour day
+    with Database.open(tmp_path, tz=BERLIN, now=lambda: midnight + 25 * HOUR) as db:
         db.add_camera("driveway")
         sid = onoff(db)
-        midnight = from_datetime(dt.datetime(2024, 3, 31, tzinfo=BERLIN))  # a 23-hour day
         db.update_signals([sid], [ON], midnight - HOUR, midnight + HOUR)
         db.update_signals([sid], [OFF], midnight + HOUR, midnight + 25 * HOUR)
         assert db.signal_days(sid, 0) == {
@@ -273,3 +278,16 @@ def test_prune_keeps_the_state_at_the_oldest_recording(db: Database) -> None:
 
 def _off_stream() -> StreamConfig:
     return StreamConfig(url="rtsp://x/", mode="off")
+
+
+def test_local_days_split_as_split_by_day() -> None:
+    """``LocalDays`` (midnights kept in a list, extended both ways as needed) splits every
+    interval exactly as ``split_by_day`` does, over the days when clocks change."""
+    rng = random.Random(3)
+    local = LocalDays(BERLIN)
+    base = from_datetime(dt.datetime(2024, 3, 20, tzinfo=BERLIN))
+    for _ in range(500):
+        start = base + rng.randrange(-20 * 24 * HOUR, 240 * 24 * HOUR)
+        duration = rng.choice([1, SEC, HOUR, 23 * HOUR, 25 * HOUR, 9 * 24 * HOUR])
+        assert list(local.split(start, start + duration)) == list(
+            split_by_day(start, duration, BERLIN))
