@@ -241,11 +241,12 @@ class Signals(DatabaseCore):
 
     def motion_signal(self, camera_id: int, name: str | None = None) -> Signal:
         """The camera's motion signal, made if missing (with nvr's motion type: 1 still,
-        2 moving). ``name`` (the camera's configured motion signal) picks it by name,
-        which must then be of a type with a motion state; without it: the first signal
-        of nvr's motion type tied directly to the camera, else a new one named
-        "<camera> motion"."""
+        2 moving). ``name`` (default: the camera's ``config.motion_signal``, set by ``nvr
+        config camera edit --motion-signal``) picks it by name, which must then be of a
+        type with a motion state; without one: the first signal of nvr's motion type tied
+        directly to the camera, else a new one named "<camera> motion"."""
         cam = self._camera(camera_id)
+        name = name if name is not None else cam.config.motion_signal
         if name is not None:
             try:
                 sig = self.signal_by_name(name)

@@ -56,3 +56,21 @@ def test_signal_types_and_signals(
     with admin.open_db(tmp_path / "db", read_only=True) as db:
         assert [(s.short_name, s.cameras) for s in db.signals.values()] == [("front motion", {})]
         assert [t.short_name for t in db.signal_types.values()] == ["motion"]
+
+
+def test_a_cameras_motion_signal_is_named_in_its_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_camera(tmp_path, monkeypatch)
+    assert nvr(tmp_path, "config", "camera", "edit", "front", "--motion-signal", "gate") == 0
+    assert nvr(tmp_path, "config", "camera", "edit", "front", "--username", "root") == 0
+    with admin.open_db(tmp_path / "db") as db:
+        cam = db.camera_by_name("front")
+        assert (cam.config.motion_signal, cam.config.username) == ("gate", "root")  # both kept
+        sig = db.motion_signal(cam.id)  # what the motion detector asks for: made, by that name
+        assert sig.short_name == "gate" and sig.cameras == {cam.id: "direct"}
+    assert nvr(tmp_path, "config", "camera", "edit", "front", "--motion-signal", "") == 0
+    with admin.open_db(tmp_path / "db") as db:
+        cam = db.camera_by_name("front")
+        assert cam.config.motion_signal is None
+        assert db.motion_signal(cam.id).short_name == "gate"  # nvr's type, tied directly
