@@ -30,7 +30,7 @@ import itertools
 import re
 import sqlite3
 import uuid as uuidlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from nvr.base import errors
@@ -451,18 +451,34 @@ def _set_state(
 def _count(
     days: DayStates, changes: Sequence[tuple[Time, int]], sign: int, local: LocalDays
 ) -> None:
-    """Adds (``sign`` 1) or takes away (-1) the time between consecutive ``changes`` to or
-    from ``days``, per state (0 left out) and local day; drops days left empty."""
+    """Adds (``sign`` 1) or takes away (-1) the time between consecutive ``changes`` (in
+    time order) to or from ``days``, per state (0 left out) and local day; drops days
+    left empty. The hot loop of an open: one day lookup per interval that leaves the
+    current day, not per interval."""
+    touched: set[str] = set()
+    day_start, day_end, key = 0, 0, ""
     for (t, state), (t_next, _) in itertools.pairwise(changes):
         if state == 0:
             continue
-        for day, d in local.split(t, t_next):
-            states = days.setdefault(day, {})
-            states[state] = states.get(state, 0) + sign * d
-            if states[state] == 0:
-                del states[state]
-            if not states:
-                del days[day]
+        while True:
+            if not day_start <= t < day_end:
+                day_start, day_end, key = local.day_of(t)
+            stop = min(t_next, day_end)
+            states = days.get(key)
+            if states is None:
+                states = days[key] = {}
+            states[state] = states.get(state, 0) + sign * (stop - t)
+            if sign < 0:
+                touched.add(key)
+            if stop >= t_next:
+                break
+            t = stop
+    for key in touched:
+        states = days[key]
+        for state in [s for s, d in states.items() if d == 0]:
+            del states[state]
+        if not states:
+            del days[key]
 
 
 def _check_name(name: str, what: str) -> None:
@@ -486,27 +502,19 @@ def _check_states(states: Sequence[SignalState]) -> None:
 
 class LocalDays:
     """The local days of one time zone as a sorted list of their midnights, extended as
-    times outside it are seen: splitting an interval at midnights is then a binary search,
-    not a date conversion per interval (an open with a million changes counts them all)."""
+    times outside it are seen: finding an instant's day is then a binary search, not a
+    date conversion (an open with a million changes counts them all)."""
 
     def __init__(self, tz: dt.tzinfo) -> None:
         self._tz = tz
         self._starts: list[Time] = []  # day i is [_starts[i], _starts[i + 1])
         self._keys: list[str] = []  # day i's "YYYY-mm-dd"
 
-    def split(self, start: Time, end: Time) -> Iterator[tuple[str, Duration]]:
-        """``[start, end)`` as (day, duration within it), day by day."""
-        self._cover(start)
-        i = bisect.bisect_right(self._starts, start) - 1
-        t = start
-        while True:
-            if i + 1 == len(self._starts):
-                self._cover(self._starts[-1])
-            stop = min(end, self._starts[i + 1])
-            yield self._keys[i], stop - t
-            if stop >= end:
-                return
-            t, i = stop, i + 1
+    def day_of(self, t: Time) -> tuple[Time, Time, str]:
+        """The local day holding ``t``: its start, its end and its "YYYY-mm-dd"."""
+        self._cover(t)
+        i = bisect.bisect_right(self._starts, t) - 1
+        return self._starts[i], self._starts[i + 1], self._keys[i]
 
     def _cover(self, t: Time) -> None:
         """Extends the list of days until it holds ``t``."""

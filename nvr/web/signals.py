@@ -108,10 +108,13 @@ def _type_json(t: SignalType) -> dict[str, Any]:
 
 
 def signals_json(db: Database, *, days: bool, now: Time) -> list[dict[str, Any]]:
-    return [_signal_json(db, s, days=days, now=now) for s in db.signals.values()]
+    bounds: dict[str, tuple[Time, Time]] = {}  # each day's, computed once for all signals
+    return [_signal_json(db, s, days=days, now=now, bounds=bounds) for s in db.signals.values()]
 
 
-def _signal_json(db: Database, sig: Signal, *, days: bool, now: Time) -> dict[str, Any]:
+def _signal_json(
+    db: Database, sig: Signal, *, days: bool, now: Time, bounds: dict[str, tuple[Time, Time]]
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": sig.id,
         "uuid": str(sig.uuid),
@@ -123,7 +126,9 @@ def _signal_json(db: Database, sig: Signal, *, days: bool, now: Time) -> dict[st
         n = max((s.value for s in db.signal_types[sig.type_id].states), default=0)
         out["days"] = {}
         for day, states in sorted(db.signal_days(sig.id, now).items()):
-            start, end = day_bounds(day, db.tz)
+            if day not in bounds:
+                bounds[day] = day_bounds(day, db.tz)
+            start, end = bounds[day]
             out["days"][day] = {
                 "startTime90k": start,
                 "endTime90k": end,
