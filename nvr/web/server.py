@@ -462,7 +462,7 @@ async def run_web(
     from nvr.web.app import create_app
     from nvr.web.context import WebContext
     from nvr.web.login_limit import LoginLimiter
-    from nvr.web.thumb import Thumbnails
+    from nvr.web.thumb import ThumbnailCollector, Thumbnails
 
     config = daemon.config
     addresses: list[str] = []
@@ -480,6 +480,7 @@ async def run_web(
             budget.limit, budget.reserve, budget.http_connections,
         )
         daemon.metrics.registry.register(HttpCollector(stats, budget))
+        daemon.metrics.registry.register(ThumbnailCollector(thumbnails))
     try:
         async with trio.open_nursery() as nursery:
             for bind in config.binds:

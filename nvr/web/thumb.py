@@ -16,15 +16,18 @@ run at once; a request beyond that is answered ``503`` with ``Retry-After`` at o
 (never queued: the CPU and memory a burst of hover previews can take stay bounded, and
 recording never waits for them). A second request for a picture being rendered waits for
 that render instead of starting its own. Hostile input is ``400``/``404`` with a reason.
+``/metrics`` shows the cache and the slots (``ThumbnailCollector``, ``nvr_thumbnail_*``).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import trio
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from quart import Blueprint, Response, request
 
 from nvr.base import errors
@@ -52,8 +55,12 @@ class Busy(errors.Unavailable):
 
 @dataclass
 class ThumbnailStats:
+    """What ``/metrics`` shows (``ThumbnailCollector``)."""
+
+    #: answered from the cache (not counting ``304``s, which need no picture)
     hits: int = 0
     renders: int = 0
+    #: refused with ``503``: no render slot was free
     busy: int = 0
 
 
@@ -65,9 +72,11 @@ class Thumbnails:
     max_entries: int = CACHE_ENTRIES
     max_renders: int = MAX_RENDERS
     stats: ThumbnailStats = field(default_factory=ThumbnailStats)
-    _cache: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
-    _bytes: int = 0
-    _rendering: dict[str, trio.Event] = field(default_factory=dict)
+    _cache: OrderedDict[str, bytes] = field(default_factory=OrderedDict, init=False,
+                                            repr=False)
+    _bytes: int = field(default=0, init=False)
+    #: etag -> set when its render ends (the render slots in use)
+    _rendering: dict[str, trio.Event] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def cached_bytes(self) -> int:
@@ -187,3 +196,28 @@ async def thumbnail(camera_uuid: str, stream_type: str) -> Response:
     assert thumbnails is not None  # create_app makes one
     jpeg = await thumbnails.make(etag, _Render(rec, chosen, size))
     return Response(jpeg, headers=headers, content_type="image/jpeg")
+
+
+class ThumbnailCollector(Collector):
+    """``nvr_thumbnail_*`` for ``/metrics``, read from ``Thumbnails`` at scrape time."""
+
+    def __init__(self, thumbnails: Thumbnails) -> None:
+        self._t = thumbnails
+
+    def collect(self) -> Iterator[Metric]:
+        t = self._t
+        for name, doc, value in (
+            ("hits", "thumb.jpg answered from the cache", t.stats.hits),
+            ("renders", "Thumbnails decoded and encoded", t.stats.renders),
+            ("busy", "thumb.jpg refused with 503: every render slot was taken", t.stats.busy),
+        ):
+            counter = CounterMetricFamily(f"nvr_thumbnail_{name}", doc)
+            counter.add_metric([], value)
+            yield counter
+        for name, doc, value in (
+            ("cache_bytes", "Bytes of JPEGs in the thumbnail cache", t.cached_bytes),
+            ("cache_entries", "Pictures in the thumbnail cache", len(t)),
+        ):
+            gauge = GaugeMetricFamily(f"nvr_thumbnail_{name}", doc)
+            gauge.add_metric([], value)
+            yield gauge

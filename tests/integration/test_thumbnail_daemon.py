@@ -107,6 +107,9 @@ async def test_thumbnails_of_growing_and_committed_recordings(
             key = await client.get(url, params={"time90k": t, "keyFrame": "true"})
             assert key.headers["X-Key-Frame"] == "true"
             assert int(key.headers["X-Frame-Time90k"]) <= t
+            head = await client.head(url, params={"time90k": t})
+            assert head.status_code == 200 and head.content == b""
+            assert head.headers["ETag"] == resp.headers["ETag"]
             missing = await client.get(url, params={"time90k": first["startTime90k"] - SEC})
             assert missing.status_code == 404
             assert missing.text.startswith("no recording of cam's main stream")

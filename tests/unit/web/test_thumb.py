@@ -14,13 +14,14 @@ import numpy.typing as npt
 import pytest
 import trio
 import trio.testing
+from prometheus_client import CollectorRegistry
 from werkzeug.datastructures import Headers
 
 from fixtures.make_fixtures import read_frame_number
 from nvr.db.types import ListedRecording
 from nvr.mp4.selection import wall_to_media
 from nvr.web.app import create_app
-from nvr.web.thumb import Busy, Thumbnails
+from nvr.web.thumb import Busy, ThumbnailCollector, Thumbnails
 from tests.support.paths import FIXTURES
 from tests.support.web import (
     SEC,
@@ -355,3 +356,25 @@ async def test_unknown_cameras_and_streams_are_404(
                                       query_string={"time90k": str(T0 + SEC)})
     assert resp.status_code == 404
     assert (await resp.get_data(as_text=True)).count("\n") == 1
+
+
+async def test_head_is_answered(recorded: Recorded, autojump_clock: object) -> None:
+    # (the server drops the body: tests/integration/test_thumbnail_daemon.py)
+    resp = await client(recorded).head(url(recorded), query_string={"time90k": str(T0 + SEC)})
+    assert resp.status_code == 200
+    assert resp.content_type == "image/jpeg"
+    assert resp.headers["ETag"].startswith('"t1.')
+
+
+def test_metrics_show_the_cache_and_the_slots() -> None:
+    thumbs = Thumbnails()
+    thumbs.put("a", b"x" * 100)
+    thumbs.stats.hits, thumbs.stats.renders, thumbs.stats.busy = 3, 2, 1
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ThumbnailCollector(thumbs))
+    values = {s.name: s.value for m in registry.collect() for s in m.samples}
+    assert values == {
+        "nvr_thumbnail_hits_total": 3, "nvr_thumbnail_renders_total": 2,
+        "nvr_thumbnail_busy_total": 1, "nvr_thumbnail_cache_bytes": 100,
+        "nvr_thumbnail_cache_entries": 1,
+    }
