@@ -74,7 +74,8 @@ def pick(index: VideoIndexArrays, media_offset: Duration, *, key_frame: bool = F
          max_frames: int = MAX_DECODE_FRAMES, max_bytes: int = MAX_DECODE_BYTES) -> Pick:
     """The frame covering ``media_offset`` (the last one starting at or before it; the
     last frame for an offset past the end), or with ``key_frame`` the key frame at or
-    before that one; see ``Pick``."""
+    before that one; see ``Pick``. ``DataLoss`` if that key frame alone is over
+    ``max_bytes`` (no camera makes such frames: the index is damaged)."""
     frames = index.totals.frames
     if frames == 0:
         raise NotFound("the recording has no frames yet")
@@ -85,6 +86,9 @@ def pick(index: VideoIndexArrays, media_offset: Duration, *, key_frame: bool = F
     end = int(index.offsets[target] + index.sizes[target])
     if target - key + 1 > max_frames or end - int(index.offsets[key]) > max_bytes:
         target, end = key, int(index.offsets[key] + index.sizes[key])
+        if index.sizes[key] > max_bytes:
+            raise DataLoss(f"key frame {key} has {index.sizes[key]} bytes, over the "
+                           f"{max_bytes} a thumbnail may decode")
     sizes = tuple(int(s) for s in index.sizes[key : target + 1])
     offset = int(index.offsets[key])
     h = hashlib.sha256(f"{target} {key} {offset} {sizes}".encode())

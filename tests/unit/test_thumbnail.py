@@ -11,6 +11,8 @@ import av
 import numpy as np
 import numpy.typing as npt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fixtures.make_fixtures import read_frame_number
 from nvr.base.errors import DataLoss
@@ -121,3 +123,42 @@ def test_picture_size_keeps_the_display_aspect() -> None:
                                      pasp_v_spacing=3)
     assert picture_size(anamorphic, None) == (1920, 1080)
     assert picture_size(anamorphic, 960) == (960, 540)
+
+
+@st.composite
+def indexes(draw: st.DrawFn) -> VideoIndexArrays:
+    """An index of 1-200 frames: the first a key frame, others key frames at random."""
+    n = draw(st.integers(1, 200))
+    enc = VideoIndexEncoder()
+    for i in range(n):
+        enc.add(draw(st.integers(1, 9000)), draw(st.integers(1, 50_000)),
+                i == 0 or draw(st.booleans().map(lambda b: b and draw(st.booleans()))))
+    return decode_video_index(enc.data)
+
+
+@given(index=indexes(), offset=st.integers(-10, 2_000_000), key_frame=st.booleans(),
+       max_frames=st.integers(1, 400), max_bytes=st.integers(1, 3_000_000))
+@settings(max_examples=300, deadline=None)
+def test_pick_properties(index: VideoIndexArrays, offset: int, key_frame: bool,
+                         max_frames: int, max_bytes: int) -> None:
+    starts, is_key = index.starts.tolist(), index.is_key.tolist()
+    covering = max([0, *(i for i, s in enumerate(starts) if s <= offset)])
+    key = max(i for i in range(covering + 1) if is_key[i])
+    if index.sizes.tolist()[key] > max_bytes:
+        with pytest.raises(DataLoss, match=f"key frame {key} has"):
+            pick(index, offset, key_frame=key_frame, max_frames=max_frames,
+                 max_bytes=max_bytes)
+        return
+    chosen = pick(index, offset, key_frame=key_frame, max_frames=max_frames,
+                  max_bytes=max_bytes)
+    # decoding starts at the last key frame at or before the covering frame, and shows
+    # the covering frame when asked and within the bounds, else that key frame
+    assert chosen.key == key and is_key[chosen.key]
+    within = (covering - key + 1 <= max_frames
+              and sum(index.sizes.tolist()[key : covering + 1]) <= max_bytes)
+    assert chosen.target == (covering if within and not key_frame else key)
+    assert chosen.exact == (chosen.target == covering)
+    assert chosen.start_90k == starts[chosen.target]
+    assert chosen.sizes == tuple(index.sizes.tolist()[key : chosen.target + 1])
+    assert chosen.offset == index.offsets.tolist()[key]
+    assert chosen.length == sum(chosen.sizes)
