@@ -189,8 +189,8 @@ async def thumbnail(camera_uuid: str, stream_type: str) -> Response:
         "X-Key-Frame": "true" if chosen.is_key else "false",
         "X-Exact": "true" if chosen.exact else "false",
     }
-    ifnone_match = request.headers.get("If-None-Match")
-    if ifnone_match is not None and none_match(ifnone_match, etag):
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None and none_match(if_none_match, etag):
         return Response(b"", status=304, headers=headers)
     thumbnails = c.thumbnails
     assert thumbnails is not None  # create_app makes one

@@ -241,9 +241,9 @@ def serve(vf: VirtualFile, *, filename: str | None = None, cacheable: bool = Tru
         headers["Last-Modified"] = http_date(vf.last_modified_90k)
     if filename:
         headers["Content-Disposition"] = f'inline; filename="{filename}"'
-    ifnone_match = request.headers.get("If-None-Match")
-    if ifnone_match is not None:
-        if none_match(ifnone_match, vf.etag):
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None:
+        if none_match(if_none_match, vf.etag):
             return Response(b"", status=304, headers=headers)
     elif cacheable and _not_modified_since(request.headers.get("If-Modified-Since"),
                                            vf.last_modified_90k):
