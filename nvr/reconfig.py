@@ -30,7 +30,7 @@ MAX_FLUSH_IF_SEC = 24 * 3600
 MAX_TEXT = 4096
 
 _CAMERA_FIELDS = ("shortName", "description", "config", "streams")
-_CONFIG_FIELDS = ("username", "password", "onvifBaseUrl")
+_CONFIG_FIELDS = ("username", "password", "onvifBaseUrl", "motionSignal")
 _STREAM_FIELDS = (
     "url", "mode", "sampleFileDirId", "retainBytes", "retainDays", "flushIfSec", "rtspTransport",
 )
@@ -74,13 +74,15 @@ def check_url(url: str, what: str) -> str:
 
 def _camera_config(raw: Any, old: CameraConfig) -> CameraConfig:
     d = _only(raw, _CONFIG_FIELDS, "camera.config")
-    new = CameraConfig(old.username, old.password, old.onvif_url)
+    new = replace(old)
     if "username" in d:
         new.username = _optional_text(d["username"], "camera.config.username")
     if "password" in d:
         new.password = _optional_text(d["password"], "camera.config.password")
     if "onvifBaseUrl" in d:
         new.onvif_url = _optional_text(d["onvifBaseUrl"], "camera.config.onvifBaseUrl")
+    if "motionSignal" in d:  # the signal its motion detector writes (None: the default)
+        new.motion_signal = _optional_text(d["motionSignal"], "camera.config.motionSignal")
     return new
 
 

@@ -72,8 +72,10 @@ def recorded_streams(db: Database) -> list[int]:
 
 
 def camera_settings(db: Database, camera_id: int) -> Hashable | None:
-    """What the camera's tasks are started with (None: it records nothing): a change of
-    this restarts them; its name or description does not."""
+    """What the camera's tasks are started with (None: it records nothing): its
+    credentials and its recorded streams' settings. A change of these restarts them; its
+    name, description or other settings (the motion signal's name) do not. A task of
+    ``CAMERA_TASKS`` that must restart when more changes adds it here."""
     cam, recorded = db.cameras[camera_id], _recorded(db)
     streams = tuple(
         sorted(
@@ -82,7 +84,7 @@ def camera_settings(db: Database, camera_id: int) -> Hashable | None:
             if sid in recorded
         )
     )
-    return (cam.config.to_json(), streams) if streams else None
+    return (cam.config.username, cam.config.password, streams) if streams else None
 
 
 def _recorded(db: Database) -> set[int]:

@@ -82,6 +82,8 @@ def cmd_camera_edit(args: argparse.Namespace) -> int:
     if args.description is not None:
         update["description"] = args.description
     credentials = _credentials(args)
+    if args.motion_signal is not None:
+        credentials["motionSignal"] = args.motion_signal
     if credentials:
         update["config"] = credentials
     dir_id = to.dir_id(Path(args.dir).absolute()) if args.dir else None
@@ -193,6 +195,12 @@ def add_parsers(what: Subparsers, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--flush-if-sec", type=int, default=None)
     p.add_argument("--description", default=None)
+    p.add_argument(
+        "--motion-signal",
+        default=None,
+        metavar="SIGNAL",
+        help="the signal its motion detector writes, made if missing ('': '<camera> motion')",
+    )
     credentials(p)
     p.set_defaults(func=cmd_camera_edit)
 

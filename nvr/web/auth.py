@@ -104,10 +104,14 @@ ROUTE_PERMISSIONS: Mapping[str, str] = {
     # media (view.py)
     "view.view": "viewVideo",
     "view.init_segment": "viewVideo",
+    "thumb.thumbnail": "viewVideo",
     "live.live": "viewVideo",
     # Prometheus metrics (metrics_route.py): only on binds with metrics = true, which
     # should be reachable by the scraper alone (scrapers have no session)
     "metrics.metrics": PUBLIC,
+    # signals (signals.py)
+    "signals.list_signals": "viewVideo",
+    "signals.update_signals": "updateSignals",
     # users (api.py)
     "api.list_users": "adminUsers",
     "api.add_user": "adminUsers",

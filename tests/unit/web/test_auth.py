@@ -29,7 +29,15 @@ from nvr.db.auth import PERMISSIONS, SessionPolicy
 from nvr.web import auth
 from nvr.web.app import create_app
 from nvr.web.context import WebContext
-from tests.support.web import VIEW, Recorded, inline_web_threads, recorded, web_context
+from tests.support.web import (
+    SEC,
+    T0,
+    VIEW,
+    Recorded,
+    inline_web_threads,
+    recorded,
+    web_context,
+)
 
 __all__ = ["inline_web_threads", "recorded"]  # fixtures
 
@@ -114,11 +122,18 @@ def path_values(site: Site) -> dict[str, str]:
     }
 
 
-QUERIES: dict[str, dict[str, str]] = {"view.view": {"s": "0"}}
+QUERIES: dict[str, dict[str, str]] = {
+    "view.view": {"s": "0"},
+    "thumb.thumbnail": {"time90k": str(T0 + 10 * SEC), "width": "64"},
+}
 
 
 def body_for(site: Site, endpoint: str) -> dict[str, Any]:
     n = next(site.counter)
+    if endpoint == "signals.update_signals":
+        sig = site.r.env.db.motion_signal(1)
+        return {"signalIds": [sig.id], "states": [2], "start": {"base": "now", "rel90k": 0},
+                "end": {"base": "now", "rel90k": 90000}}
     return {
         "api.login": {"username": "viewer", "password": "pw-viewer"},
         "api.add_user": {"user": {"username": f"new{n}", "password": "x"}},
@@ -138,6 +153,7 @@ SUCCESS: dict[str, int] = {
     "config.add_camera": 200,  # the new camera's uuid and id
     "config.add_dir": 200,  # the new directory's id
     "config.delete_camera": 200,  # how many recordings were deleted
+    "signals.update_signals": 200,  # answers {"time90k": now}
 }
 
 
