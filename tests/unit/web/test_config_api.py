@@ -68,6 +68,11 @@ async def test_add_edit_remove_a_camera(recorded: Recorded, autojump_clock: obje
     assert main.config.url == "rtsp://garden/main" and main.config.retain_bytes == 1 << 30
     assert sub.sample_file_dir_id == recorded.env.dir_id  # the camera's directory
     assert cam.config.password == "p"  # untouched
+    resp = await c.patch(f"/api/nvr/cameras/{cam.uuid}", json={"update": {
+        "config": {"motionSignal": "garden motion", "username": ""}}})
+    assert resp.status_code == 204, await resp.get_data(as_text=True)
+    assert (cam.config.motion_signal, cam.config.username, cam.config.password) == (
+        "garden motion", None, "p")
 
     resp = await c.delete(f"/api/nvr/cameras/{cam.uuid}", json={})
     assert resp.status_code == 200 and await resp.get_json() == {"recordings": 0}
