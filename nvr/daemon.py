@@ -38,7 +38,7 @@ import trio
 
 from nvr.base import descriptors
 from nvr.base.clock import Clocks, RealClocks
-from nvr.base.time90k import UNITS_PER_SEC, zone
+from nvr.base.time90k import UNITS_PER_SEC, local_zone_name, zone
 from nvr.config import Config
 from nvr.db.database import Database
 from nvr.ingest.hub import FrameHub
@@ -49,7 +49,7 @@ from nvr.ops.metrics import Metrics
 from nvr.ops.systemd import Notifier
 from nvr.storage.dir import SampleFileDir, open_for_database, remove_garbage_and_uncommitted
 from nvr.syncer import Syncer
-from nvr.web.context import StreamStatus
+from nvr.web.context import StreamStatus, WebContext
 from nvr.web.server import run_web
 
 log = logging.getLogger(__name__)
@@ -215,8 +215,17 @@ async def _run_tree(
         if notifier.watchdog_interval:
             core.start_soon(ping_watchdog, daemon.liveness, notifier, clocks)
         web_stop, web_done = trio.Event(), trio.Event()
+        shared = WebContext(
+            db=db,
+            dirs=dirs,
+            clocks=clocks,
+            time_zone_name=config.time_zone or local_zone_name(),
+            hub=daemon.hub,
+            stream_status=daemon.stream_status,
+            metrics=daemon.metrics,
+        )
         daemon.http_addresses = await core.start(
-            run_web, daemon, dirs, clocks, budget, web_stop, web_done
+            run_web, config, shared, budget, web_stop, web_done
         )
         async with trio.open_nursery() as ingest:
             for sid in stream_ids:
