@@ -1,4 +1,5 @@
-"""The daemon: the nursery tree of DESIGN.md §3, start-up, signals and shutdown order.
+"""The daemon: the nursery tree, start-up, signals and shutdown order (docs/design.md,
+"The nursery tree and shutdown").
 
 ```
 run(config)
@@ -16,7 +17,7 @@ Start-up: raise the open-files limit (``nvr.base.descriptors``: HTTP never takes
 descriptors recording needs), open the database (exclusive lock), open every sample-file
 directory through the open interlock, remove garbage and never-committed files, start
 the syncers, then the streamers; then ``READY=1``. ``Daemon.metrics`` reads the syncers
-and streamers at scrape time (``nvr.metrics``).
+and streamers at scrape time (``nvr.ops.metrics``).
 
 Shutdown, on the first SIGINT/SIGTERM (or ``Daemon.shutdown.set()``): ``STOPPING=1``;
 stop accepting HTTP requests and let those in flight finish (``graceful_timeout_sec``);

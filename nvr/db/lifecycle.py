@@ -7,7 +7,7 @@ fsynced file and directory) until ``flush`` commits it. Deletions are *planned* 
 committed recordings first, never pending ones), then ``flush`` moves their rows to
 ``garbage`` in the same transaction; the syncer unlinks the files and
 ``mark_garbage_unlinked`` lets the next flush forget the garbage rows (docs/design.md,
-Recording/syncing/retention). Not here: listings (``reads``) and the catalog.
+"Recording, syncing and retention"). Not here: listings (``reads``) and the catalog.
 """
 
 from __future__ import annotations

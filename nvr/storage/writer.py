@@ -10,7 +10,7 @@ in batches stamped with their local arrival time. The writer
   frame (or the ``next_pts`` given to ``close``) arrives; an unclean close gives the last
   frame duration 0 (the "trailing zero" flag);
 - computes the wall duration: the media duration corrected toward the local clock by at
-  most 500 ppm (docs/design.md, Time), and where the run's next recording starts;
+  most 500 ppm (docs/design.md, "Time"), and where the run's next recording starts;
 - refuses, before accepting it, a frame that would make the recording 5 minutes of wall
   time or longer (``RecordingTooLong``: the caller closes at that frame and drops the run);
 - on a write error truncates the file back to the frames it holds intact and ends the

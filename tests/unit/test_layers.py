@@ -66,7 +66,7 @@ def libraries(layers: Mapping[str, frozenset[str]]) -> dict[str, Library]:
         "threading": Library(
             ("nvr.ingest.demuxer", "nvr.ingest.pyav_source"),
             "each camera session's reader thread, the one documented exception to the "
-            "thread seam (docs/design.md, Time); everything else uses run_blocking",
+            "thread seam (docs/design.md, \"Time\"); everything else uses run_blocking",
         ),
         "time": Library(
             ("nvr.base.clock",),

@@ -76,7 +76,7 @@ async def test_one_stream_records_and_commits(
 
 
 def flush_windows(ends: list[int], flush_if: int) -> list[int]:
-    """The rule of docs/design.md (Recording/syncing/retention), independently: a window
+    """The rule of docs/design.md ("Recording, syncing and retention"), independently: a window
     opens at the first recording not yet committed and commits everything ended by its
     end + ``flush_if``."""
     commits = []
