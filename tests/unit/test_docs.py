@@ -33,7 +33,8 @@ def _files() -> list[Path]:
         text=True,
         check=True,
     ).stdout.split()
-    return [REPO / f for f in out if Path(f).suffix in TEXT_SUFFIXES]
+    this = Path(__file__).resolve()  # its examples are wrong on purpose
+    return [REPO / f for f in out if Path(f).suffix in TEXT_SUFFIXES and REPO / f != this]
 
 
 def _flat(text: str) -> str:

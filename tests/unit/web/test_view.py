@@ -24,10 +24,8 @@ from nvr.testing.env import create_env, open_env
 from nvr.web.app import create_app
 from nvr.web.context import WebContext
 from nvr.web.view import SampleReader
-from tests.support.web import SEC, T0, VIEW, Recorded, client, inline_web_threads, recorded
-
-__all__ = ["inline_web_threads", "recorded"]  # fixtures
-
+from tests.support.determinism import T0
+from tests.support.web import SEC, VIEW, Recorded, client
 
 pytestmark = pytest.mark.usefixtures("inline_web_threads")
 
