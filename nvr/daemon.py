@@ -148,7 +148,12 @@ async def run(
     handle_signals: bool = True,
     task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Runs the daemon until shutdown. See the module docstring."""
+    """Runs the daemon until shutdown; reports the ``Daemon`` once it is ready (every
+    directory open, every bind listening, every streamer connecting). The orderly
+    shutdown is ``Daemon.shutdown.set()`` (what a signal does). Cancelling the task instead
+    stops every part at once: HTTP without its grace period, but each streamer still
+    closes its recording and each syncer still runs its final flush, shielded and bounded
+    by their own timeouts; directories and the database are closed either way."""
     clocks = clocks or RealClocks()
     notifier = notifier or Notifier()
     open_files_limit = descriptors.raise_soft_limit()
@@ -167,7 +172,7 @@ async def run(
             # exits at once while the syncers' shielded final flush runs.
             async with trio.open_nursery() as signals:
                 if handle_signals:
-                    signals.start_soon(_watch_signals, daemon)
+                    await signals.start(_watch_signals, daemon)
                 budget = descriptors.DescriptorBudget.for_recording(
                     open_files_limit,
                     streams=len(recorded_streams(db)) if not read_only else 0,
@@ -276,8 +281,15 @@ async def _run_tree(
         core.cancel_scope.cancel()
 
 
-async def _watch_signals(daemon: Daemon) -> None:
+async def _watch_signals(
+    daemon: Daemon, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """The first SIGINT/SIGTERM sets ``daemon.shutdown``; a second exits the process at
+    once. Reports started once the signals are caught (from then on a signal never
+    interrupts start-up). Cancellation (once the tree has shut down) just stops catching
+    them."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
         async for signum in signals:
             name = signal.Signals(signum).name
             if not daemon.shutdown.is_set():

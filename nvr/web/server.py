@@ -318,7 +318,9 @@ class BindServer:
         task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serves until ``stop()`` returns, then lets requests in flight finish (up to
-        ``graceful_timeout_sec``); reports the bound URLs."""
+        ``graceful_timeout_sec``); reports the bound URLs once every listener is open.
+        Cancellation closes the listeners and every connection at once, without the
+        grace period."""
         lifespan = Lifespan(self._app, self._hc, self._lifespan_state)
         async with trio.open_nursery() as lifespan_nursery:
             await lifespan_nursery.start(lifespan.handle_lifespan)
@@ -459,7 +461,8 @@ async def run_web(
     together hold at most ``budget.http_connections`` connections. ``shared`` is what
     every bind's app reads (the daemon's database, directories, clocks, hub, metrics);
     each bind gets its own copy with its ``BindConfig`` and the one user store and
-    failed-login counter of all binds."""
+    failed-login counter of all binds. ``done`` is set when every bind has stopped, on
+    ``stop`` or on cancellation (which stops them at once, without the grace period)."""
     from nvr.db.auth import Auth, SessionPolicy
     from nvr.web.app import create_app
     from nvr.web.login_limit import LoginLimiter
