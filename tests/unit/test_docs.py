@@ -130,3 +130,30 @@ def test_the_readme_tour_names_every_package(package: str) -> None:
     readme = (REPO / "README.md").read_text()
     tour = readme[readme.index("## How it works") : readme.index("## Documentation")]
     assert f"`nvr/{package}`" in tour or f"`nvr/{package}.py`" in tour
+
+
+def _package_entries() -> dict[str, str]:
+    """Package -> its entry in the design's package list (one bullet, joined)."""
+    text = DOCS["design.md"].read_text()
+    section = text[text.index("## Layers and packages") : text.index("## The nursery tree")]
+    entries: dict[str, str] = {}
+    for bullet in re.split(r"\n(?=- \*\*`)", section)[1:]:
+        name = re.match(r"- \*\*`([a-z_0-9]+)(?:/|\.py)`\*\*", bullet)
+        assert name is not None, bullet[:60]
+        entries[name.group(1)] = bullet
+    return entries
+
+
+def test_the_design_names_every_file_in_its_package_entry() -> None:
+    entries = _package_entries()
+    assert set(entries) == set(LAYERS)
+    unnamed = []
+    for path in sorted((REPO / "nvr").rglob("*")):
+        if path.suffix not in (".py", ".sql") or path.name == "__init__.py":
+            continue
+        parts = path.relative_to(REPO / "nvr").parts
+        if len(parts) == 1:
+            continue  # a top-level module is an entry itself (or __main__, named above)
+        if f"`{path.name}`" not in entries[parts[0]]:
+            unnamed.append(str(path.relative_to(REPO)))
+    assert unnamed == []
