@@ -9,6 +9,7 @@ and the README's tour of the code must name every package of the layer diagram.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import re
 import subprocess
@@ -157,3 +158,15 @@ def test_the_design_names_every_file_in_its_package_entry() -> None:
         if f"`{path.name}`" not in entries[parts[0]]:
             unnamed.append(str(path.relative_to(REPO)))
     assert unnamed == []
+
+
+def test_every_package_says_what_belongs_in_it() -> None:
+    # (and is a regular package: setuptools' find_packages skips a folder without
+    # __init__.py, so ``pip install .`` would leave it out)
+    missing = []
+    for init in [p / "__init__.py" for p in (REPO / "nvr").rglob("*") if p.is_dir()]:
+        if init.parent.name in ("static", "templates", "__pycache__"):
+            continue
+        if not init.exists() or not ast.get_docstring(ast.parse(init.read_text())):
+            missing.append(str(init.relative_to(REPO)))
+    assert missing == []
