@@ -81,6 +81,7 @@ def cmd_camera_edit(args: argparse.Namespace) -> int:
             if args.retain_days is not None
             else None
         ),
+        motion_signal=args.motion_signal,
     )
     print(f"updated camera {cam.short_name}")
     return 0
@@ -169,6 +170,12 @@ def add_parsers(what: Subparsers, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--flush-if-sec", type=int, default=None)
     p.add_argument("--description", default=None)
+    p.add_argument(
+        "--motion-signal",
+        default=None,
+        metavar="SIGNAL",
+        help="the signal its motion detector writes, made if missing ('': '<camera> motion')",
+    )
     credentials(p)
     p.set_defaults(func=cmd_camera_edit)
 

@@ -45,6 +45,9 @@ class CameraConfig:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     onvif_url: str | None = None
+    #: the name of the signal nvr's motion detector writes (``Database.motion_signal``);
+    #: None: "<camera> motion"
+    motion_signal: str | None = None
 
     def to_json(self) -> str:
         return json.dumps({k: v for k, v in dataclasses.asdict(self).items() if v is not None})
@@ -52,7 +55,8 @@ class CameraConfig:
     @classmethod
     def from_json(cls, text: str) -> CameraConfig:
         d = json.loads(text)
-        return cls(d.get("username"), d.get("password"), d.get("onvif_url"))
+        return cls(d.get("username"), d.get("password"), d.get("onvif_url"),
+                   d.get("motion_signal"))
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ Users and sessions for scripts (``nvr config user ...``, ``nvr login``) go throu
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from dataclasses import dataclass
@@ -116,20 +117,24 @@ def edit_camera(
     flush_if_sec: int | None = None,
     dir_path: Path | None = None,
     retain_days: dict[str, int | None] | None = None,
+    motion_signal: str | None = None,
 ) -> Camera:
     """Changes the named camera; only the given fields change. ``urls``,
     ``retain_bytes`` and ``retain_days`` (0 or None: no age limit) are by stream type;
     new stream types in ``urls`` are added (they need
-    a directory: the camera's, or ``dir_path``)."""
+    a directory: the camera's, or ``dir_path``). ``motion_signal`` names the signal its
+    motion detector writes ("": the default, "<camera> motion")."""
     with open_db(db_dir) as db:
         cam = db.camera_by_name(name)
         config = cam.config
         if username is not None or password is not None:
-            config = CameraConfig(
-                username if username is not None else config.username,
-                password if password is not None else config.password,
-                config.onvif_url,
+            config = dataclasses.replace(
+                config,
+                username=username if username is not None else config.username,
+                password=password if password is not None else config.password,
             )
+        if motion_signal is not None:
+            config = dataclasses.replace(config, motion_signal=motion_signal or None)
         changes: dict[str, tuple[int | None, StreamConfig]] = {}
         types = set(cam.streams) | set(urls or {})
         for t in sorted(types):
