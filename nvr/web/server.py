@@ -533,11 +533,15 @@ async def run_web(
     from nvr.db.auth import Auth, SessionPolicy
     from nvr.web.app import create_app
     from nvr.web.login_limit import LoginLimiter
+    from nvr.web.thumb import ThumbnailCollector, Thumbnails
 
     addresses: list[str] = []
+    # One user/session store, one failed-login counter and one thumbnail cache for all
+    # binds.
     policy = SessionPolicy(config.session_idle_timeout_sec, config.session_max_age_sec)
     users = Auth(shared.db, now=shared.clocks.realtime, policy=policy)
     limiter = LoginLimiter(shared.clocks)
+    thumbnails = Thumbnails()
     daemon_slots = trio.Semaphore(budget.http_connections)
     stats: list[BindStats] = []
     if config.binds:
@@ -547,10 +551,13 @@ async def run_web(
         )
         if shared.metrics is not None:
             shared.metrics.registry.register(HttpCollector(stats, budget))
+            shared.metrics.registry.register(ThumbnailCollector(thumbnails))
     try:
         async with trio.open_nursery() as nursery:
             for bind in config.binds:
-                ctx = dataclasses.replace(shared, bind=bind, auth=users, login_limiter=limiter)
+                ctx = dataclasses.replace(
+                    shared, bind=bind, auth=users, login_limiter=limiter, thumbnails=thumbnails
+                )
                 server = BindServer(
                     create_app(ctx),
                     bind,

@@ -40,6 +40,7 @@ def inline_web_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     timeouts) run away. Use with ``pytest.mark.usefixtures("inline_web_threads")``."""
     monkeypatch.setattr("nvr.web.view.run_blocking", run_inline)
     monkeypatch.setattr("nvr.web.api.run_blocking", run_inline)
+    monkeypatch.setattr("nvr.web.thumb.run_blocking", run_inline)
     with inline_blocking():
         yield
 
@@ -62,13 +63,13 @@ async def recorded(tmp_path: Path, autojump_clock: trio.testing.MockClock
     r.env.close()
 
 
-async def record(tmp_path: Path, seconds: float = 275) -> Recorded:
+async def record(tmp_path: Path, seconds: float = 275, clip: str = CLIP) -> Recorded:
     """What the ``recorded`` fixture makes, in ``tmp_path`` (or only its first
-    ``seconds``); the caller closes ``env``."""
+    ``seconds``; or of another ``clip``); the caller closes ``env``."""
     create_env(tmp_path, streams=1, flush_if_sec=0)
     clocks = SimulatedClocks(T0)
     env = open_env(tmp_path, now=clocks.realtime, monotonic=clocks.monotonic)
-    packets = load_packets(CLIP)
+    packets = load_packets(clip)
     opener = ReplayOpener(clocks, {"rtsp://cam0/main": [
         Session(packets, loops=None, end_after=6000), Session(packets, loops=None)]})
     syncer = Syncer(env.db, env.dir_id, env.sdir, clocks)

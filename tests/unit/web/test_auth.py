@@ -28,7 +28,8 @@ from nvr.db.auth import PERMISSIONS, SessionPolicy
 from nvr.web import auth
 from nvr.web.app import create_app
 from nvr.web.context import WebContext
-from tests.support.web import VIEW, Recorded, web_context
+from tests.support.determinism import T0
+from tests.support.web import SEC, VIEW, Recorded, web_context
 
 NOBODY = BindConfig()
 
@@ -91,7 +92,10 @@ def path_values(site: Site) -> dict[str, str]:
     }
 
 
-QUERIES: dict[str, dict[str, str]] = {"view.view": {"s": "0"}}
+QUERIES: dict[str, dict[str, str]] = {
+    "view.view": {"s": "0"},
+    "thumb.thumbnail": {"time90k": str(T0 + 10 * SEC), "width": "64"},
+}
 
 
 def body_for(site: Site, endpoint: str) -> dict[str, Any]:
