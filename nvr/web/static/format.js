@@ -55,12 +55,22 @@ export function formatDuration(d90k) {
   return `${s} s`;
 }
 
+function roundness(n, base) {
+  let k = 0;
+  while (k < 5 && n % base ** (k + 1) === 0) k++;
+  return k;
+}
+
+/** Bytes for a person, as `nvr.base.units.format_size` writes them: decimal units (GB, as
+ * disks are sold) unless the count is rounder in binary ones (a budget typed as `2TiB`
+ * reads "2 TiB", one typed `1G` "1 GB"); at most two decimals. */
 export function formatBytes(n) {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i && n < 10 ? 1 : 0)} ${units[i]}`;
+  if (n < 1000) return `${n} B`;
+  const binary = roundness(n, 1024) > roundness(n, 1000);
+  const base = binary ? 1024 : 1000;
+  const units = binary ? ["KiB", "MiB", "GiB", "TiB", "PiB"] : ["kB", "MB", "GB", "TB", "PB"];
+  let k = 0;
+  while (k < units.length - 1 && n >= base ** (k + 2)) k++;
+  const number = (n / base ** (k + 1)).toFixed(2).replace(/\.?0+$/, "");
+  return `${number} ${units[k]}`;
 }

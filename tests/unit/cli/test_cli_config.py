@@ -65,8 +65,8 @@ def test_add_and_list_a_camera(
     capsys.readouterr()
     assert nvr(tmp_path, "config", "camera", "list") == 0
     out = capsys.readouterr().out
-    assert "front" in out and "rtsp://192.0.2.1/main" in out and "keep 10.0 GiB" in out
-    assert "keep 1.0 GiB" in out  # the sub stream keeps a tenth by default
+    assert "front" in out and "rtsp://192.0.2.1/main" in out and "keep 10 GiB" in out
+    assert "keep 1 GiB" in out  # the sub stream keeps a tenth by default
     assert "hunter2" not in out
     with admin.open_db(tmp_path / "db", read_only=True) as db:
         cam = db.camera_by_name("front")
