@@ -45,6 +45,7 @@ import trio
 
 from nvr import cli, daemon
 from nvr.base.time90k import UNITS_PER_SEC
+from nvr.base.units import format_size
 from nvr.config import BindConfig
 from nvr.web import ui
 from tests.support.daemon import CameraSpec, create_db
@@ -374,11 +375,38 @@ def test_screenshots_of_the_live_grid_timeline_and_phone(
 
 
 def test_status_page_shows_the_stream_and_its_directory(page: Any, nvr: Nvr) -> None:
+    """Issue 17: a directory by its path (this bind grants ``readCameraConfigs``), with its
+    disk's free space and size; no warning while the budgets fit."""
     page.goto(nvr.base + "/status")
     page.wait_for_selector(".cam-status .badge.recording")
     assert "yard" in page.inner_text(".cam-status h2")
-    dirs = page.inner_text(".dirs")
-    assert "yard/main" in dirs
+    (d,) = nvr.api("/api/")["nvrSampleFileDirs"]
+    row = page.inner_text(".dirs tbody tr")
+    assert row.startswith(d["path"]) and "directory 1" not in row
+    assert "yard/main" in row
+    assert f" free of {format_size(d['totalBytes'])}" in row
+    assert page.query_selector(".dirs .budget-warning") is None
+
+
+def test_status_page_warns_when_budgets_exceed_the_disk(
+    page: Any, nvr: Nvr, artifact_dir: Path
+) -> None:
+    """The server's warning (``nvrSampleFileDirs``; the API's test makes it) is shown next
+    to its directory: here ``/api/`` is answered in the browser with the daemon's own
+    answer, its budget raised to twice the disk."""
+    real = nvr.api("/api/", days="true")
+    d = real["nvrSampleFileDirs"][0]
+    d["retainBytes"] = 2 * d["totalBytes"]
+    d["warning"] = "the streams' budgets (...) are more than the disk holds (...)"
+    page.route(
+        lambda url: urlsplit(url).path == "/api/",
+        lambda route: route.fulfill(status=200, content_type="application/json",
+                                    body=json.dumps(real)),
+    )
+    page.goto(nvr.base + "/status")
+    warning = page.wait_for_selector(".dirs .budget-warning")
+    assert warning.inner_text() == "Warning: " + d["warning"]
+    page.locator(".dirs").screenshot(path=str(artifact_dir / "ui-status-budget-warning.png"))
 
 
 def test_the_browser_loads_every_ui_file_under_one_content_hash(page: Any, nvr: Nvr) -> None:

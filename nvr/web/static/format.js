@@ -55,22 +55,22 @@ export function formatDuration(d90k) {
   return `${s} s`;
 }
 
-function roundness(n, base) {
-  let k = 0;
-  while (k < 5 && n % base ** (k + 1) === 0) k++;
-  return k;
-}
-
-/** Bytes for a person, as `nvr.base.units.format_size` writes them: decimal units (GB, as
- * disks are sold) unless the count is rounder in binary ones (a budget typed as `2TiB`
- * reads "2 TiB", one typed `1G` "1 GB"); at most two decimals. */
-export function formatBytes(n) {
-  if (n < 1000) return `${n} B`;
-  const binary = roundness(n, 1024) > roundness(n, 1000);
-  const base = binary ? 1024 : 1000;
-  const units = binary ? ["KiB", "MiB", "GiB", "TiB", "PiB"] : ["kB", "MB", "GB", "TB", "PB"];
+function inUnits(n, base, units) {
   let k = 0;
   while (k < units.length - 1 && n >= base ** (k + 2)) k++;
-  const number = (n / base ** (k + 1)).toFixed(2).replace(/\.?0+$/, "");
-  return `${number} ${units[k]}`;
+  const unit = base ** (k + 1);
+  const number = (n / unit).toFixed(2).replace(/\.?0+$/, "");
+  return [`${number} ${units[k]}`, (n * 100) % unit === 0];
+}
+
+/** Bytes for a person, as `nvr.base.units.format_size` writes them: at most two decimals,
+ * in binary units (GiB) when that is exact and the decimal text is not, else in decimal
+ * ones (GB, as disks are sold): a budget typed as `2TiB` reads "2 TiB", one typed `1G`
+ * "1 GB". */
+export function formatBytes(n) {
+  if (n < 1000) return `${n} B`;
+  const [decimal, decimalExact] = inUnits(n, 1000, ["kB", "MB", "GB", "TB", "PB"]);
+  if (decimalExact || n < 1024) return decimal;
+  const [binary, binaryExact] = inUnits(n, 1024, ["KiB", "MiB", "GiB", "TiB", "PiB"]);
+  return binaryExact ? binary : decimal;
 }

@@ -33,7 +33,8 @@ def test_parse_size_rejects_garbage() -> None:
     ("value", "text"),
     [(0, "0 B"), (999, "999 B"), (1023, "1.02 kB"), (1024, "1 KiB"), (1536 << 20, "1.5 GiB"),
      (2 << 40, "2 TiB"), (10**9, "1 GB"), (123_456_789, "123.46 MB"), (4 * 10**12, "4 TB"),
-     (2_250_000_000_000, "2.25 TB"), (10**15 * 3, "3 PB")],
+     (2_250_000_000_000, "2.25 TB"), (10**15 * 3, "3 PB"),
+     (270_549_504_000, "270.55 GB")],  # a filesystem's size: 4 KiB blocks, exact in neither
 )
 def test_format_size(value: int, text: str) -> None:
     assert format_size(value) == text
