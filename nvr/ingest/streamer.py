@@ -302,6 +302,8 @@ class Streamer:
 
     def _ended(self, kind: str, reason: str, *, by_recorder: bool = False) -> str:
         self.counters.count_disconnect(kind)
+        if self._hub is not None:
+            self._hub.session_ended(self.stream_id, reason)
         line = f"{self.name}: {reason}"
         self._failed_sessions += 1
         if self._failing_since is None:

@@ -764,6 +764,35 @@ def test_live_tile_plays_the_documented_messages(page: Any, nvr: Nvr) -> None:
     assert page.get_attribute(".tile", "data-state") == "playing"
 
 
+def test_a_tile_says_offline_when_the_server_does_and_plays_again_on_the_same_socket(
+    page: Any, nvr: Nvr, artifact_dir: Path
+) -> None:
+    """Issue 17: a dead camera's tile showed its frozen last frame for ~5 s. The server's
+    ``offline`` message turns the tile to "Camera offline" at once; the camera's next
+    frames, on the same socket, play again without a reconnect."""
+    recs = live_messages(nvr, 2)
+    sockets: list[Any] = []
+    page.route_web_socket(re.compile(r".*/live\.m4s$"), lambda ws: sockets.append(ws))
+    page.set_viewport_size(DESKTOP)
+    page.goto(nvr.base + "/live")
+    page.click("label[for=layout-1]")
+    deadline = time.monotonic() + 5
+    while not sockets and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    ws = sockets[-1]
+    send_frames(page, ws, recs[0][:45])
+    page.wait_for_selector(".tile[data-state=playing]", timeout=3000)
+    ws.send(json.dumps({"type": "offline", "message": "the camera ended the stream"}))
+    # (the stall rule alone would take 2 s; the poll, up to 10 s)
+    page.wait_for_selector(".tile[data-state=down]", timeout=1000)
+    assert page.inner_text(".tile .overlay strong") == "Camera offline"
+    assert page.inner_text(".tile .overlay .detail").startswith("the camera ended the stream.")
+    page.screenshot(path=str(artifact_dir / "ui-live-offline.png"))
+    send_frames(page, ws, recs[1][:30])
+    page.wait_for_selector(".tile[data-state=playing]", timeout=3000)
+    assert len(sockets) == 1
+
+
 def test_a_camera_that_is_down_says_so(page: Any, nvr: Nvr, artifact_dir: Path) -> None:
     """The stream's ``nvrStatus`` (answered in the browser) says the camera is in backoff:
     its live tile and the status page say it is offline, with the last error."""

@@ -1,6 +1,7 @@
 // The live grid: 1, 2x2 or 3x3 tiles, each a camera and a stream (sub by default in
 // grids, when the camera has one). Tiles reconnect by themselves and say clearly when
-// their camera is down (from the stream's `nvrStatus`, refreshed by the session poll).
+// their camera is down: at once when the live socket says so (`offline`), else from the
+// stream's `nvrStatus`, refreshed by the session poll.
 
 import { el, segmented } from "./dom.js";
 import { formatTime } from "./format.js";
@@ -190,6 +191,12 @@ class Tile {
     }
     if (this.connState === "unsupported") {
       this.show("down", "Cannot play", this.connDetail?.message);
+      return;
+    }
+    if (this.connState === "offline") {
+      // said by the server the moment the camera's session ended: no frozen frame
+      const next = down && st.nextTry90k ? ` Next try at ${formatTime(st.nextTry90k, tz)}.` : "";
+      this.show("down", "Camera offline", `${this.connDetail?.message || "not connected"}.${next}`);
       return;
     }
     if (down) {
