@@ -215,7 +215,7 @@ async def top_level() -> dict[str, Any]:
         auth.require("readCameraConfigs")
     c = ctx()
     who = auth.caller()
-    out = {
+    out: dict[str, Any] = {
         "timeZoneName": c.time_zone_name,
         "serverVersion": c.server_version,
         "cameras": [camera_json(cam, days=days, config=configs) for cam in c.db.cameras.values()],
@@ -226,7 +226,13 @@ async def top_level() -> dict[str, Any]:
             paths="readCameraConfigs" in who.permissions
         ),
     }
-    if who.session is not None:
+    if who.session is None:
+        # extension: whether logging in can work at all (the demo has no users: a UI
+        # then offers no "Log in")
+        out["nvrLoginAvailable"] = any(
+            u.password_hash is not None and not u.disabled for u in _auth().list_users()
+        )
+    else:
         user = who.session.user
         out["user"] = {
             "name": user.username,

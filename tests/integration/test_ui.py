@@ -764,6 +764,43 @@ def test_live_tile_plays_the_documented_messages(page: Any, nvr: Nvr) -> None:
     assert page.get_attribute(".tile", "data-state") == "playing"
 
 
+def test_what_a_new_user_sees_first_fits_the_install(
+    page: Any, nvr: Nvr, artifact_dir: Path
+) -> None:
+    """Issue 17: the demo (two cameras, no users) opened on 2x2 with two empty tiles, showed
+    a "Log in" link that could not work, and a main/sub choice for cameras without a sub
+    stream. Here ``/api/`` is the daemon's answer with a second camera that has a sub
+    stream, on an install where no one can log in."""
+    real = nvr.api("/api/", days="true")
+    yard = real["cameras"][0]
+    assert list(yard["streams"]) == ["main"]
+    gate = json.loads(json.dumps(yard))
+    gate.update(uuid="00000000-0000-4000-8000-000000000002", id=2, shortName="gate")
+    gate["streams"]["sub"] = gate["streams"]["main"]
+    real["cameras"].append(gate)
+    real["nvrLoginAvailable"] = False
+    page.route(
+        lambda url: urlsplit(url).path == "/api/",
+        lambda route: route.fulfill(status=200, content_type="application/json",
+                                    body=json.dumps(real)),
+    )
+    page.route_web_socket(re.compile(r".*/live\.m4s$"), lambda ws: None)
+    page.set_viewport_size(DESKTOP)
+    page.goto(nvr.base + "/live")
+    page.wait_for_selector(".tile[data-index='1']")
+    assert page.is_checked("#layout-2")
+    assert page.eval_on_selector_all(".tile", "ts => ts.length") == 2
+    assert page.inner_text("#who-name") == ""
+    stream_choice = "figcaption select[aria-label$=stream]"
+    assert page.is_hidden(f".tile[data-index='0'] {stream_choice}")  # yard: main only
+    assert page.is_visible(f".tile[data-index='1'] {stream_choice}")  # gate: main and sub
+    page.screenshot(path=str(artifact_dir / "ui-live-two-cameras.png"))
+    # with a user who can log in, the link is there
+    real["nvrLoginAvailable"] = True
+    page.reload()
+    page.wait_for_selector("#who-name a[href='/login']")
+
+
 def test_a_tile_says_offline_when_the_server_does_and_plays_again_on_the_same_socket(
     page: Any, nvr: Nvr, artifact_dir: Path
 ) -> None:

@@ -241,3 +241,24 @@ async def test_directories_show_their_disk_and_warn_when_budgets_exceed_it(
         f"the streams' budgets ({format_size(disk.total_bytes + 1)}) are more than the disk "
         f"holds ({format_size(disk.total_bytes)}): the disk will fill up before retention "
         "deletes anything")
+
+
+async def test_login_available_only_when_some_user_can_log_in(
+        recorded: Recorded, autojump_clock: object) -> None:
+    """Issue 17: the demo (no users) showed a "Log in" link that could not work."""
+    ctx = web_context(recorded)
+    c = create_app(ctx).test_client()
+    users = ctx.auth
+    assert users is not None
+
+    async def available() -> object:
+        return (await (await c.get("/api/")).get_json())["nvrLoginAvailable"]
+
+    assert await available() is False
+    no_password = users.add_user("nopass")
+    assert await available() is False
+    alice = users.add_user("alice", password_hash=users.hash_password("secret"), disabled=True)
+    assert await available() is False
+    users.update_user(alice.id, disabled=False)
+    assert await available() is True
+    assert no_password.password_hash is None
