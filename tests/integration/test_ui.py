@@ -764,6 +764,31 @@ def test_live_tile_plays_the_documented_messages(page: Any, nvr: Nvr) -> None:
     assert page.get_attribute(".tile", "data-state") == "playing"
 
 
+def test_an_empty_day_says_no_video_and_time_labels_leave_the_axis_readable(
+    page: Any, nvr: Nvr, artifact_dir: Path
+) -> None:
+    """Issue 17: an empty day showed an empty timeline with no word; the playhead's and
+    the pointer's time labels were drawn over the axis's labels."""
+    open_recordings(page, nvr)
+    assert page.is_hidden(".no-video")
+    assert page.query_selector("input[name=rec-stream]") is None  # no camera has a sub stream
+    geo = timeline_geometry(page)
+    rows = nvr.recordings()
+    page.mouse.move(x_of(geo, rows[1]["startTime90k"]), row_y(geo))
+    page.wait_for_timeout(100)  # repainted on the next animation frame
+    badges = json.loads(page.get_attribute("#timeline", "data-badges"))
+    axis = float(page.get_attribute("#timeline", "data-axis-height"))
+    height = page.eval_on_selector("#timeline", "c => c.clientHeight")
+    assert badges, "no time label drawn"
+    for _x, y, _w, h in badges:
+        assert axis <= y and y + h <= height  # in the lane under the tracks
+    page.locator(".timeline-card").screenshot(path=str(artifact_dir / "ui-timeline-labels.png"))
+    page.goto(nvr.base + "/recordings?day=2001-01-01")
+    page.wait_for_function("() => document.querySelector('#timeline')?.dataset.loaded")
+    assert page.is_visible(".no-video")
+    assert page.inner_text(".no-video") == "No video on this day."
+
+
 def test_what_a_new_user_sees_first_fits_the_install(
     page: Any, nvr: Nvr, artifact_dir: Path
 ) -> None:
@@ -795,6 +820,8 @@ def test_what_a_new_user_sees_first_fits_the_install(
     assert page.is_hidden(f".tile[data-index='0'] {stream_choice}")  # yard: main only
     assert page.is_visible(f".tile[data-index='1'] {stream_choice}")  # gate: main and sub
     page.screenshot(path=str(artifact_dir / "ui-live-two-cameras.png"))
+    page.goto(nvr.base + "/recordings")
+    page.wait_for_selector("label[for=rec-stream-sub]")  # a camera has a sub stream
     # with a user who can log in, the link is there
     real["nvrLoginAvailable"] = True
     page.reload()
