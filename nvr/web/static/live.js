@@ -39,7 +39,8 @@ import { initSegmentUrl, liveUrl } from "./api.js";
 const MAX_BACKOFF_MS = 15000;
 const LIVE_EDGE_SLACK = 1.5; // seconds behind the newest frame before jumping ahead
 const KEEP_SECONDS = 20; // buffered video kept behind the playhead
-const STALL_MIN_MS = 2000; // no frame for this long, or 3 frame intervals if longer: "no video"
+const STALL_MIN_MS = 2000; // playing, no frame for this long (or 3 frame intervals): "no video"
+const FIRST_FRAME_MS = 5000; // connected, no frame yet (the first waits for a key frame)
 const CUSHION = 0.2; // seconds of video buffered ahead of the playhead before it plays
 
 export function parseMessage(buf) {
@@ -361,7 +362,8 @@ export class LivePlayer {
       this.maybeStart();
     }
     const silent = performance.now() - this.lastFrameAt;
-    const stallMs = Math.max(STALL_MIN_MS, 3 * (this.frameGapMs || 0));
+    const stallMs =
+      this.lastState === "waiting" ? FIRST_FRAME_MS : Math.max(STALL_MIN_MS, 3 * (this.frameGapMs || 0));
     if (silent > stallMs && (this.lastState === "playing" || this.lastState === "waiting")) {
       this.state("stalled", { silentMs: silent });
     }
