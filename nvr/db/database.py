@@ -2,9 +2,9 @@
 
 One class, assembled from mixins that each hold one part of the API in their own module:
 ``catalog`` (directories, cameras, streams, sample entries), ``lifecycle`` (pending
-recordings, ``flush``, retention planning, garbage) and ``reads`` (listings, indexes,
-summaries, what ``nvr check`` reads), all over ``core.DatabaseCore`` (the shared state,
-transactions and lookups). Mixins rather than composition: every part reads and changes
+recordings, ``flush``, retention planning, garbage), ``motion`` (motion summaries) and
+``reads`` (listings, indexes, summaries, what ``nvr check`` reads), all over
+``core.DatabaseCore`` (the shared state, transactions and lookups). Mixins rather than composition: every part reads and changes
 the same in-memory state (a flush updates the streams the catalog loaded), so separate
 objects would pass that state around or delegate dozens of methods one by one; a mixin
 per module keeps each job in one file and ``Database`` one class with one API, and mypy
@@ -70,6 +70,7 @@ class Database(Catalog, Lifecycle, Reads):
             raise
         try:
             db._load()
+            db._load_motion()
             if not read_only:
                 db._record_open()
         except sqlite3.Error as e:

@@ -136,6 +136,20 @@ create table recording_playback (
   video_index blob not null check (length(video_index) > 0)
 );
 
+-- Motion seen in a recording (nvr/motion/summary.py): per second of the recording's media
+-- time, which cells of a 16 x 16 grid moved and how much. Written when the recording is
+-- committed (or later, if analysis lags); deleted with the recording.
+create table recording_motion (
+  composite_id integer primary key references recording (composite_id),
+  cells blob not null check (length(cells) = 32),  -- union of the cells that moved (bitmap)
+  -- 4 bytes per (second, moved cell): uint16 LE second, uint8 cell, uint8 level (1..255)
+  entries blob not null check (length(entries) % 4 = 0),
+  global_seconds blob not null check (length(global_seconds) % 2 = 0),  -- uint16 LE seconds
+  motion_seconds integer not null check (motion_seconds >= 0),  -- seconds with motion
+  frames integer not null check (frames >= 0),  -- pictures analysed
+  skipped integer not null check (skipped >= 0)  -- frames skipped: analysis fell behind
+);
+
 -- Recordings whose rows are gone but whose sample files may still exist. A row is deleted
 -- only after the file is unlinked and the directory fsynced.
 create table garbage (

@@ -41,8 +41,9 @@ NOW = 1_700_000_000
 T0 = NOW * 90_000
 
 
-def fill_v1(conn: sqlite3.Connection) -> None:
-    """One row or more in every table of schema version 1."""
+def fill_v1(conn: sqlite3.Connection, summary: tuple[object, ...] = ()) -> None:
+    """One row or more in every table of schema version 1 (with ``summary``: the values
+    of version 2's five summary columns)."""
     u = bytes(range(16))
     conn.execute("insert into open (id, uuid, start_time_90k) values (1, ?, ?)", (u, T0))
     conn.execute("insert into sample_file_dir (id, path, uuid) values (1, '/s', ?)", (u,))
@@ -55,8 +56,8 @@ def fill_v1(conn: sqlite3.Connection) -> None:
     for i in range(3):
         cid = 1 << 32 | i
         conn.execute(
-            """insert into recording values (?, 1, 1, ?, 0, 1000, ?, ?, 0, 90000, 0, 30, 1, 1,
-               null)""", (cid, i, T0 + i * 90000, i * 90000))
+            f"""insert into recording values (?, 1, 1, ?, 0, 1000, ?, ?, 0, 90000, 0, 30, 1, 1,
+               null{", ?" * len(summary)})""", (cid, i, T0 + i * 90000, i * 90000, *summary))
         conn.execute("insert into recording_integrity (composite_id) values (?)", (cid,))
         conn.execute("insert into recording_playback values (?, ?)", (cid, b"\x01\x02"))
     conn.execute("insert into garbage values (1, ?)", (1 << 32 | 9,))
@@ -65,7 +66,12 @@ def fill_v1(conn: sqlite3.Connection) -> None:
                     creation_time_sec) values (?, 1, ?, 1, ?)""", (bytes(32), bytes(32), NOW))
 
 
-FILLERS: dict[int, Callable[[sqlite3.Connection], None]] = {1: fill_v1}
+def fill_v2(conn: sqlite3.Connection) -> None:
+    """One row or more in every table of schema version 2 (version 1's, with summaries)."""
+    fill_v1(conn, (1, 3000, 30, 3000, bytes(16)))
+
+
+FILLERS: dict[int, Callable[[sqlite3.Connection], None]] = {1: fill_v1, 2: fill_v2}
 
 
 def fixture_db(root: Path, version: int, *, as_version: int | None = None) -> Path:
@@ -278,7 +284,7 @@ def test_a_v0_to_v1_like_upgrade_then_read_only_open(
     out = capsys.readouterr().out
     assert out == (f"upgraded from schema version 0 to {raw.SCHEMA_VERSION}; the old database "
                    f"is copied to {db_dir / 'db.v0.bak'}. Verify with `nvr run --read-only`.\n")
-    assert row_counts(db_dir / "db") == before
+    assert row_counts(db_dir / "db") == {**before, "recording_motion": 0}  # new in v3
     with Database.open(db_dir, read_only=True, tz=dt.UTC, now=lambda: T0) as db:
         assert [c.short_name for c in db.cameras.values()] == ["cam"]
         assert db.streams[1].committed.num_recordings == 3
@@ -346,7 +352,7 @@ def test_v1_to_v2(tmp_path: Path) -> None:
     conn.execute("update stream set cum_recordings = 4")
     conn.close()
     before = row_counts(db_dir / "db")
-    result = upgrade(db_dir, now_sec=NOW)
+    result = upgrade(db_dir, now_sec=NOW, target=2)
     assert (result.old_version, result.new_version) == (1, 2)
     assert versions(db_dir / "db") == [(1, "created"), (2, "upgraded from 1")]
     assert row_counts(db_dir / "db") == before
@@ -356,12 +362,52 @@ def test_v1_to_v2(tmp_path: Path) -> None:
         sound: summarize_index(enc.data)}
     fresh = tmp_path / "fresh"
     Database.create(fresh, T0)
-    assert table_shapes(db_dir / "db") == table_shapes(fresh / "db")
+    shapes = table_shapes(fresh / "db")
+    del shapes["recording_motion"]  # version 3
+    assert table_shapes(db_dir / "db") == shapes
+    upgrade(db_dir, now_sec=NOW)
     # nvr check: one line per unsound index, none for the sound one (the fixture's
     # directory does not exist, so no file is looked at)
     problems = check(db_dir).problems
     assert [p.split(": ")[1] for p in problems if p.startswith("recording")] == [
         "video_index does not match its recording"] * 3
+
+
+def test_v2_to_v3(tmp_path: Path) -> None:
+    """Motion summaries: a new empty table; no row of version 2 is lost or changed, and a
+    summary can then be stored for an existing recording (its foreign key holds)."""
+    db_dir = fixture_db(tmp_path, 2)
+    before = row_counts(db_dir / "db")
+    dump_before = _dump(db_dir / "db")
+    result = upgrade(db_dir, now_sec=NOW)
+    assert (result.old_version, result.new_version) == (2, 3)
+    after = row_counts(db_dir / "db")
+    assert after.pop("recording_motion") == 0
+    assert after == before
+    assert _dump(db_dir / "db") == dump_before
+    fresh = tmp_path / "fresh"
+    Database.create(fresh, T0)
+    assert table_shapes(db_dir / "db") == table_shapes(fresh / "db")
+    conn = sqlite3.connect(db_dir / "db", isolation_level=None)
+    conn.execute("pragma foreign_keys = on")
+    conn.execute("insert into recording_motion values (?, ?, x'', x'', 0, 5, 0)",
+                 (1 << 32, bytes(32)))
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("insert into recording_motion values (?, ?, x'', x'', 0, 5, 0)",
+                     (1 << 32 | 7, bytes(32)))
+    conn.close()
+
+
+def _dump(db_file: Path) -> dict[str, list[tuple[object, ...]]]:
+    conn = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in conn.execute(
+            "select name from sqlite_master where type = 'table' and name not in "
+            "('version', 'recording_motion') and name not like 'sqlite_%'")]
+        return {t: sorted(conn.execute(f"select * from {t}").fetchall(), key=repr)
+                for t in tables}
+    finally:
+        conn.close()
 
 
 def copy_as_v1(src: Path, db_dir: Path) -> None:
