@@ -4,8 +4,8 @@ One class, assembled from mixins that each hold one part of the API in their own
 ``catalog`` (directories, cameras, streams, sample entries), ``lifecycle`` (pending
 recordings, ``flush``, retention planning, garbage), ``motion`` (motion summaries) and
 ``reads`` (listings, indexes, summaries, what ``nvr check`` reads), all over
-``core.DatabaseCore`` (the shared state, transactions and lookups). Mixins rather than composition: every part reads and changes
-the same in-memory state (a flush updates the streams the catalog loaded), so separate
+``core.DatabaseCore`` (the shared state, transactions and lookups). Mixins rather than
+composition: every part reads and changes the same in-memory state (a flush updates the streams the catalog loaded), so separate
 objects would pass that state around or delegate dozens of methods one by one; a mixin
 per module keeps each job in one file and ``Database`` one class with one API, and mypy
 checks each mixin against ``DatabaseCore``. This module adds creating and opening
