@@ -5,11 +5,12 @@ One class, assembled from mixins that each hold one part of the API in their own
 recordings, ``flush``, retention planning, garbage), ``motion`` (motion summaries) and
 ``reads`` (listings, indexes, summaries, what ``nvr check`` reads), all over
 ``core.DatabaseCore`` (the shared state, transactions and lookups). Mixins rather than
-composition: every part reads and changes the same in-memory state (a flush updates the streams the catalog loaded), so separate
-objects would pass that state around or delegate dozens of methods one by one; a mixin
-per module keeps each job in one file and ``Database`` one class with one API, and mypy
-checks each mixin against ``DatabaseCore``. This module adds creating and opening
-(through ``connection``) and recording this open in the ``open`` table.
+composition: every part reads and changes the same in-memory state (a flush updates the
+streams the catalog loaded), so separate objects would pass that state around or
+delegate dozens of methods one by one; a mixin per module keeps each job in one file and
+``Database`` one class with one API, and mypy checks each mixin against
+``DatabaseCore``. This module adds creating and opening (through ``connection``) and
+recording this open in the ``open`` table.
 
 Everything runs in the trio thread (docs/design.md, Time): calls are short; any call
 over 100 ms is logged. SQLite errors are mapped to ``NvrError`` kinds.
