@@ -9,6 +9,7 @@ run(config)
    ├─ systemd watchdog (``ping_watchdog``: only while ``Liveness`` finds no problem)
    ├─ web: ``nvr.web.server.run_web``, one server per HTTP bind (until the web stop)
    └─ ingest nursery
+      ├─ motion analysis per camera with motion on (``start_camera_motion``)
       └─ streamer per stream with mode=record
 ```
 
@@ -44,6 +45,9 @@ from nvr.db.database import Database
 from nvr.ingest.hub import FrameHub
 from nvr.ingest.source import Opener
 from nvr.ingest.streamer import Streamer, StreamerOptions, rotate_offset_for
+from nvr.motion.detector import DEFAULT_SENSITIVITY
+from nvr.motion.events import SignalWrite
+from nvr.motion.task import MotionAnalyzer, MotionOptions, start_motion
 from nvr.ops.liveness import Liveness, LivenessLimits, ping_watchdog
 from nvr.ops.metrics import Metrics
 from nvr.ops.systemd import Notifier
@@ -71,6 +75,8 @@ class Daemon:
     http_addresses: list[str] = field(default_factory=list)
     #: live frames from the streamers to WebSocket viewers
     hub: FrameHub = field(default_factory=FrameHub)
+    #: motion analysis by analysed stream id
+    motion: dict[int, MotionAnalyzer] = field(default_factory=dict)
 
     def stream_status(self, stream_id: int) -> StreamStatus | None:
         """The live state of a recorded stream (None: not recorded here): its streamer's
@@ -125,6 +131,7 @@ def _make_daemon(
     )
     liveness = Liveness(clocks, syncers, streamers, limits)
     hub = FrameHub()
+    motion: dict[int, MotionAnalyzer] = {}
     metrics = Metrics(
         db,
         clocks=clocks,
@@ -133,8 +140,9 @@ def _make_daemon(
         streamers=streamers,
         liveness=liveness,
         hub=hub,
+        motion=motion,
     )
-    return Daemon(config, db, liveness, metrics, syncers, streamers, hub=hub)
+    return Daemon(config, db, liveness, metrics, syncers, streamers, hub=hub, motion=motion)
 
 
 async def run(
@@ -219,6 +227,9 @@ async def _run_tree(
             run_web, daemon, dirs, clocks, budget, web_stop, web_done
         )
         async with trio.open_nursery() as ingest:
+            motion_limiter = trio.CapacityLimiter(max(1, os.cpu_count() or 1))
+            for camera_id in sorted(db.cameras):
+                await start_camera_motion(daemon, ingest, camera_id, stream_ids, motion_limiter)
             for sid in stream_ids:
                 stream_dir = db.streams[sid].sample_file_dir_id
                 assert stream_dir is not None
@@ -264,6 +275,42 @@ async def _run_tree(
             )
         log.info("shutting down: final flush")
         core.cancel_scope.cancel()
+
+
+async def start_camera_motion(
+    daemon: Daemon,
+    nursery: trio.Nursery,
+    camera_id: int,
+    recorded: list[int],
+    limiter: trio.CapacityLimiter,
+    signal: SignalWrite | None = None,
+) -> MotionAnalyzer | None:
+    """Starts the camera's motion analysis in ``nursery`` if its configuration turns it
+    on and the chosen stream is recorded here (analysis reads the frames the streamer
+    writes, ``nvr.motion.task``); before the streamers start, so it misses no frame.
+    ``signal`` receives the motion signal's writes (None: events are counted only)."""
+    db = daemon.db
+    cfg = db.cameras[camera_id].config
+    if cfg.motion is None:
+        return None
+    sid = db.cameras[camera_id].streams.get(cfg.motion)
+    if sid is None or sid not in recorded:
+        log.warning(
+            "camera %s: motion analysis needs its %s stream recorded; it is off",
+            db.cameras[camera_id].short_name, cfg.motion,
+        )
+        return None
+    options = MotionOptions(
+        fps=daemon.config.motion_fps,
+        sensitivity=cfg.motion_sensitivity or DEFAULT_SENSITIVITY,
+        mask=frozenset(cfg.motion_mask or ()),
+    )
+    analyzer = await start_motion(
+        nursery, stream_id=sid, hub=daemon.hub, store=db.put_motion_summary, signal=signal,
+        options=options, limiter=limiter,
+    )
+    daemon.motion[sid] = analyzer
+    return analyzer
 
 
 async def _watch_signals(daemon: Daemon) -> None:

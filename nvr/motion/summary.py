@@ -64,6 +64,28 @@ def bitmap_to_cells(bitmap: bytes) -> npt.NDArray[np.bool_]:
     return bits.astype(np.bool_)
 
 
+def parse_cells(text: str) -> list[int]:
+    """Cells from text: 64 hex digits (the bitmap of ``cells_to_bitmap``, as the API takes
+    it), or comma-separated cell numbers and ranges (``0-15,32``); "" or "none": no cells.
+    Raises ``ValueError`` with a one-line reason."""
+    text = text.strip().lower()
+    if text in ("", "none"):
+        return []
+    if len(text) == CELLS // 4 and all(c in "0123456789abcdef" for c in text):
+        return [int(c) for c in np.flatnonzero(bitmap_to_cells(bytes.fromhex(text)))]
+    cells: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        try:
+            a, b = int(first), int(last or first)
+        except ValueError:
+            raise ValueError(f"{part.strip()!r} is not a cell number or range") from None
+        if not 0 <= a <= b < CELLS:
+            raise ValueError(f"cells must be within 0..{CELLS - 1} (and ranges ascending)")
+        cells.update(range(a, b + 1))
+    return sorted(cells)
+
+
 @dataclass(slots=True)
 class SummaryBuilder:
     """Accumulates one recording's analysed pictures (in order) into a ``MotionSummary``."""
