@@ -107,3 +107,13 @@ class MotionStore(DatabaseCore):
             return raw.motion_search_rows(
                 conn, stream_id, start, end, MAX_RECORDING_WALL_DURATION
             )
+
+    def motion_debug_rows(
+        self, stream_id: int, start: Time, end: Time, limit: int
+    ) -> list[tuple[int, int, int, int, int, int, bytes, bytes]]:
+        """Analysed recordings of the stream overlapping ``[start, end)`` with their whole
+        summaries, at most ``limit``; see ``raw.motion_debug_rows``."""
+        with self._read("reading motion summaries") as conn:
+            return raw.motion_debug_rows(
+                conn, stream_id, start, end, MAX_RECORDING_WALL_DURATION, limit
+            )

@@ -696,3 +696,20 @@ def motion_search_rows(
            order by r.start_time_90k""",
         (stream_id, start - max_wall, end, start),
     ).fetchall()
+
+
+def motion_debug_rows(
+    conn: sqlite3.Connection, stream_id: int, start: int, end: int, max_wall: int, limit: int
+) -> list[tuple[int, int, int, int, int, int, bytes, bytes]]:
+    """(composite_id, start_time_90k, wall_duration_90k, frames, skipped, motion_seconds,
+    entries, global_seconds) of the stream's analysed recordings overlapping
+    ``[start, end)``, by start time, at most ``limit``."""
+    return conn.execute(
+        """select r.composite_id, r.start_time_90k, r.wall_duration_90k, m.frames, m.skipped,
+                  m.motion_seconds, m.entries, m.global_seconds
+           from recording r join recording_motion m using (composite_id)
+           where r.stream_id = ? and r.start_time_90k > ? and r.start_time_90k < ?
+             and r.start_time_90k + r.wall_duration_90k > ?
+           order by r.start_time_90k limit ?""",
+        (stream_id, start - max_wall, end, start, limit),
+    ).fetchall()

@@ -93,7 +93,11 @@ def path_values(site: Site) -> dict[str, str]:
     }
 
 
-QUERIES: dict[str, dict[str, str]] = {"view.view": {"s": "0"}}
+QUERIES: dict[str, dict[str, str]] = {
+    "view.view": {"s": "0"},
+    "motion.motion_search": {"startTime90k": "0", "endTime90k": "90000"},
+    "motion.motion_txt": {"startTime90k": "0", "endTime90k": "90000"},
+}
 
 
 def body_for(site: Site, endpoint: str) -> dict[str, Any]:
