@@ -14,7 +14,6 @@ end.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,38 +47,46 @@ def search(
     end: int,
     min_fraction: float,
     min_duration: int,
+    limit: int | None = None,
 ) -> list[Span]:
-    """Spans in ``[start, end)``, newest first (see the module docstring)."""
+    """Spans in ``[start, end)``, newest first, at most ``limit`` (see the module
+    docstring)."""
     if region.shape != (CELLS,) or not region.any():
         raise ValueError("the region must name at least one cell")
     if not rows:
         return []
     region_bits = np.frombuffer(cells_to_bitmap(region), dtype=np.uint8)
-    unions = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.uint8).reshape(len(rows), -1)
+    cids_t, starts_t, walls_t, unions_t, blobs_t = zip(*rows, strict=True)
+    unions = np.frombuffer(b"".join(unions_t), dtype=np.uint8).reshape(len(rows), -1)
     hit = np.flatnonzero((unions & region_bits).any(axis=1))
     if not len(hit):
         return []
-    chosen = [rows[int(i)] for i in hit]
-    blobs = [r[4] for r in chosen]
-    sizes = (len(b) // ENTRY.itemsize for b in blobs)
-    counts = np.fromiter(sizes, dtype=np.int64, count=len(blobs))
+    blobs = [blobs_t[i] for i in hit.tolist()]
+    sizes = np.array([len(b) for b in blobs], dtype=np.int64) // ENTRY.itemsize
     entries = np.frombuffer(b"".join(blobs), dtype=ENTRY)
-    row_of = np.repeat(np.arange(len(chosen)), counts)
+    all_ids = np.array(cids_t, dtype=np.int64) & ID_MASK
+    ids, starts, walls = all_ids[hit], np.array(starts_t, np.int64)[hit], np.array(
+        walls_t, np.int64)[hit]
+    counts = sizes
+    row_of = np.repeat(np.arange(len(hit)), counts)
     inside = region[entries["cell"]]
     entries, row_of = entries[inside], row_of[inside]
     if not len(entries):
         return []
     key = row_of.astype(np.int64) << 16 | entries["second"].astype(np.int64)
-    keys, inverse = np.unique(key, return_inverse=True)
     weight = entries["level"].astype(np.float64) / (255.0 * int(region.sum()))
-    fraction = np.bincount(inverse, weights=weight, minlength=len(keys))
+    if len(key) > 1 and not (key[1:] >= key[:-1]).all():  # stored sorted; never trust it
+        order = np.argsort(key, kind="stable")
+        key, weight = key[order], weight[order]
+    # one (recording, second) per run of equal keys
+    heads = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    keys = key[heads]
+    fraction = np.add.reduceat(weight, heads)
     moving = fraction >= min_fraction
     keys, fraction = keys[moving], fraction[moving]
     if not len(keys):
         return []
     rows_idx = keys >> 16
-    starts = np.fromiter((r[1] for r in chosen), dtype=np.int64, count=len(chosen))
-    walls = np.fromiter((r[2] for r in chosen), dtype=np.int64, count=len(chosen))
     t0 = starts[rows_idx] + (keys & 0xFFFF) * UNITS_PER_SEC
     t1 = np.minimum(t0 + UNITS_PER_SEC, starts[rows_idx] + walls[rows_idx])
     t0, t1 = np.maximum(t0, start), np.minimum(t1, end)
@@ -87,18 +94,20 @@ def search(
     t0, t1, fraction, rows_idx = t0[ok], t1[ok], fraction[ok], rows_idx[ok]
     if not len(t0):
         return []
-    order = np.argsort(t0, kind="stable")
-    t0, t1, fraction, rows_idx = t0[order], t1[order], fraction[order], rows_idx[order]
+    if not (t0[1:] >= t0[:-1]).all():  # overlapping recordings (a clock step)
+        order = np.argsort(t0, kind="stable")
+        t0, t1, fraction, rows_idx = t0[order], t1[order], fraction[order], rows_idx[order]
     reach = np.maximum.accumulate(t1)
-    breaks = np.flatnonzero(t0[1:] > reach[:-1] + MERGE_GAP) + 1
-    bounds = np.concatenate(([0], breaks, [len(t0)]))
-    ids = np.fromiter((r[0] & ID_MASK for r in chosen), dtype=np.int64, count=len(chosen))
+    first = np.concatenate(([0], np.flatnonzero(t0[1:] > reach[:-1] + MERGE_GAP) + 1))
+    last = np.concatenate((first[1:], [len(t0)])) - 1
+    span_start, span_end = t0[first], reach[last]
+    peak = np.maximum.reduceat(fraction, first)
+    keep = np.flatnonzero(span_end - span_start >= min_duration)[::-1]  # newest first
+    if limit is not None:
+        keep = keep[:limit]
     spans = []
-    for a, b in itertools.pairwise(bounds.tolist()):
-        s, e = int(t0[a]), int(reach[b - 1])
-        if e - s < min_duration:
-            continue
-        recs = tuple(int(i) for i in np.unique(ids[rows_idx[a:b]]))
-        spans.append(Span(s, e, recs, float(fraction[a:b].max())))
-    spans.reverse()
+    for k in keep.tolist():
+        recs = ids[np.unique(rows_idx[first[k] : last[k] + 1])]
+        spans.append(Span(int(span_start[k]), int(span_end[k]),
+                          tuple(recs.tolist()), float(peak[k])))
     return spans

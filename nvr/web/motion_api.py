@@ -93,7 +93,7 @@ async def motion_search(camera_uuid: str) -> dict[str, Any]:
     rows = ctx().db.motion_search_rows(stream.id, start, end)
     spans = await run_blocking(
         lambda: search(rows, region, start=start, end=end, min_fraction=min_fraction,
-                       min_duration=min_duration)
+                       min_duration=min_duration, limit=limit + 1)
     )
     out: dict[str, Any] = {
         "stream": stream.type,
