@@ -273,6 +273,13 @@ async def _run_tree(
                 "%d sessions",
                 sid, c.frames, c.bytes, c.recordings, c.frames_dropped, c.sessions,
             )
+        for sid, analyzer in daemon.motion.items():
+            m = analyzer.counters
+            log.info(
+                "stream %d motion: %d frames decoded, %d pictures analysed, %d frames skipped, "
+                "%d decode errors, %d events, %d summaries",
+                sid, m.frames, m.pictures, m.skipped, m.decode_errors, m.events, m.summaries,
+            )
         log.info("shutting down: final flush")
         core.cancel_scope.cancel()
 

@@ -3,7 +3,8 @@ units, parameter sets in the sample entry) to small luma pictures, with PyAV. Ca
 worker thread (``nvr.base.blocking.run_blocking``); holds no trio state.
 
 Every frame is decoded (P-frames need their references) but only the frames asked for
-are scaled: FFmpeg's area-averaging scaler turns the picture into the detector's
+are scaled (decoding skips the deblocking filter: the pictures are for analysis, not for
+people): FFmpeg's area-averaging scaler turns the picture into the detector's
 ``ANALYSIS_WIDTH`` x ``ANALYSIS_HEIGHT`` grey picture, which costs far less than the
 decode. When analysis falls behind, the task drops frames up to the next key frame
 before they reach here (``nvr.motion.task``), so the decoder restarts cleanly.
@@ -35,6 +36,9 @@ class LumaDecoder:
         self._ctx: Any = av.CodecContext.create(codec, "r")
         self._ctx.extradata = entry.data[8:]
         self._ctx.thread_count = 1  # one camera, one core at most: threads cost more CPU
+        # No deblocking: ~17% less decoding CPU; the detector looks at 160x96 averages,
+        # where block edges do not show.
+        self._ctx.options = {"skip_loop_filter": "all"}
         self.errors = 0
 
     def decode(self, frames: Sequence[tuple[bytes, bool]]) -> list[Luma | None]:
