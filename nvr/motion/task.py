@@ -121,6 +121,7 @@ class MotionAnalyzer:
             finally:
                 self._finish_recording()
                 self._events.close(self._last_time)
+                self.counters.events = len(self._events.events)
 
     async def _process(self, frames: list[LiveFrame]) -> None:
         while frames:
