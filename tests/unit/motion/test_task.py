@@ -165,3 +165,24 @@ async def test_global_change_flagged_not_motion(run_scene) -> None:  # type: ign
     (row,) = [row for _, row in r.rows().values()]
     assert np.frombuffer(row.global_seconds, "<u2").tolist() == [2]
     assert row.motion_seconds == 0
+
+
+async def test_falling_behind_skips_and_counts_never_delays_recording(
+    run_scene, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    # a worker that needs 1 s (virtual) per batch of 10 frames (1/3 s of video), and a
+    # queue of 15 frames: the hub drops what is queued and resumes at the next key frame
+    async def slow(fn, *args, **_kw):  # type: ignore[no-untyped-def]
+        await trio.sleep(1)
+        return fn(*args)
+
+    monkeypatch.setattr("nvr.motion.task.run_blocking", slow)
+    r = await run_scene("square", 7, MotionOptions(queue_frames=15))
+    c = r.analyzer.counters
+    assert c.skipped > 0 and c.frames > 0
+    assert c.frames + c.skipped <= 7 * 30
+    rows = r.rows()
+    assert 0 < sum(row.skipped for _, row in rows.values()) <= c.skipped
+    # recording is untouched: every frame of the 7 s is in the recordings
+    recs = r.env.db.list_recordings_by_time(r.env.stream_ids[0], 0, 1 << 62)
+    assert sum(rec.video_samples for rec in recs) >= 7 * 30
