@@ -71,7 +71,8 @@ class Config:
     #: "text" or "json" (one JSON object per line, for journald/log shippers)
     log_format: str = "text"
     log_level: str = "info"
-    #: how long HTTP requests may take to finish at shutdown
+    #: how long HTTP requests in flight may take to finish at shutdown (idle connections
+    #: and WebSockets close at once)
     graceful_timeout_sec: float = 5.0
     #: an HTTP connection without a request in progress is closed after this long: a new
     #: one (TLS handshake, then the complete request head) or one kept alive after a response

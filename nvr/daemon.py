@@ -37,8 +37,9 @@ from dataclasses import dataclass, field
 
 import trio
 
-from nvr.base import descriptors
+from nvr.base import descriptors, errors
 from nvr.base.clock import Clocks, RealClocks
+from nvr.base.log_limit import RateLimitedLog
 from nvr.base.time90k import UNITS_PER_SEC, zone
 from nvr.config import Config
 from nvr.db.database import Database
@@ -229,7 +230,9 @@ async def _run_tree(
         async with trio.open_nursery() as ingest:
             motion_limiter = trio.CapacityLimiter(max(1, os.cpu_count() or 1))
             for camera_id in sorted(db.cameras):
-                await start_camera_motion(daemon, ingest, camera_id, stream_ids, motion_limiter)
+                await start_camera_motion(
+                    daemon, ingest, camera_id, stream_ids, motion_limiter, clocks
+                )
             for sid in stream_ids:
                 stream_dir = db.streams[sid].sample_file_dir_id
                 assert stream_dir is not None
@@ -290,12 +293,13 @@ async def start_camera_motion(
     camera_id: int,
     recorded: list[int],
     limiter: trio.CapacityLimiter,
+    clocks: Clocks,
     signal: SignalWrite | None = None,
 ) -> MotionAnalyzer | None:
     """Starts the camera's motion analysis in ``nursery`` if its configuration turns it
     on and the chosen stream is recorded here (analysis reads the frames the streamer
     writes, ``nvr.motion.task``); before the streamers start, so it misses no frame.
-    ``signal`` receives the motion signal's writes (None: events are counted only)."""
+    ``signal`` receives the motion signal's writes (default: ``motion_signal_writer``)."""
     db = daemon.db
     cfg = db.cameras[camera_id].config
     if cfg.motion is None:
@@ -312,12 +316,30 @@ async def start_camera_motion(
         sensitivity=cfg.motion_sensitivity or DEFAULT_SENSITIVITY,
         mask=frozenset(cfg.motion_mask or ()),
     )
+    if signal is None:
+        signal = motion_signal_writer(db, camera_id, clocks)
     analyzer = await start_motion(
         nursery, stream_id=sid, hub=daemon.hub, store=db.put_motion_summary, signal=signal,
         options=options, limiter=limiter,
     )
     daemon.motion[sid] = analyzer
     return analyzer
+
+
+def motion_signal_writer(db: Database, camera_id: int, clocks: Clocks) -> SignalWrite:
+    """Writes a camera's motion events to its motion signal (``Database.motion_signal``,
+    made if missing) through ``update_signals``. A failed write (a full disk, a time the
+    signals store refuses) is logged, at most once a minute, and analysis goes on."""
+    signal_id = db.motion_signal(camera_id).id
+    limited = RateLimitedLog(clocks, log)
+
+    def write(state: int, start: int, end: int) -> None:
+        try:
+            db.update_signals([signal_id], [state], start, end)
+        except errors.NvrError as e:
+            limited(f"camera {camera_id}: motion signal not written: {e}")
+
+    return write
 
 
 async def _watch_signals(daemon: Daemon) -> None:

@@ -95,6 +95,7 @@ def cmd_camera_edit(args: argparse.Namespace) -> int:
             else None
         ),
         motion=_motion_spec(args),
+        motion_signal=args.motion_signal,
     )
     print(f"updated camera {cam.short_name}")
     return 0
@@ -220,6 +221,12 @@ def add_parsers(what: Subparsers, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--flush-if-sec", type=int, default=None)
     p.add_argument("--description", default=None)
+    p.add_argument(
+        "--motion-signal",
+        default=None,
+        metavar="SIGNAL",
+        help="the signal its motion detector writes, made if missing ('': '<camera> motion')",
+    )
     credentials(p)
     _motion_options(p, default=None)
     p.set_defaults(func=cmd_camera_edit)

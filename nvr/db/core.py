@@ -94,6 +94,9 @@ class DatabaseCore:
         except KeyError:
             raise errors.NotFound(f"no stream with id {stream_id}") from None
 
+    def _forget_camera_signals(self, camera_id: int) -> None:
+        """After a camera was deleted: its signals' ties to it go (``signals`` does it)."""
+
     def _dir(self, dir_id: int) -> SampleFileDirRow:
         try:
             return self.dirs[dir_id]

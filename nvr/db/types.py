@@ -50,6 +50,9 @@ class CameraConfig:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     onvif_url: str | None = None
+    #: the name of the signal nvr's motion detector writes (``Database.motion_signal``);
+    #: None: "<camera> motion"
+    motion_signal: str | None = None
     #: which stream motion analysis decodes: "sub", "main" or None (off)
     motion: str | None = None
     #: 1 (least) .. 10 (most sensitive); None: the default (5)
@@ -74,8 +77,8 @@ class CameraConfig:
     def from_json(cls, text: str) -> CameraConfig:
         d = json.loads(text)
         return cls(
-            d.get("username"), d.get("password"), d.get("onvif_url"), d.get("motion"),
-            d.get("motion_sensitivity"), d.get("motion_mask"),
+            d.get("username"), d.get("password"), d.get("onvif_url"), d.get("motion_signal"),
+            d.get("motion"), d.get("motion_sensitivity"), d.get("motion_mask"),
         )
 
 

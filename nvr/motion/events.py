@@ -11,7 +11,10 @@ media times, written to the camera's motion signal. Pure; no ``trio``, no ``av``
 Writes: the signal says ``MOVING`` over ``[start, t + HOLD)`` when motion is confirmed at
 ``t`` and again whenever the held end comes within ``HOLD / 2``; at the end ``STILL``
 over ``[end, held end)``. So a crash leaves at most ``HOLD`` of motion that did not
-happen, and a reader never waits for an event to end to see it.
+happen, and a reader never waits for an event to end to see it. Between events the
+signal is in the state it was before (for a new signal: 0, unknown): nvr writes only
+around events, not a steady stream of "still" (which would cost a commit every few
+seconds per camera).
 """
 
 from __future__ import annotations

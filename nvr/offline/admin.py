@@ -143,12 +143,14 @@ def edit_camera(
     dir_path: Path | None = None,
     retain_days: dict[str, int | None] | None = None,
     motion: MotionSpec | None = None,
+    motion_signal: str | None = None,
 ) -> Camera:
     """Changes the named camera; only the given fields change (of ``motion``, the
     fields that are not None). ``urls``,
     ``retain_bytes`` and ``retain_days`` (0 or None: no age limit) are by stream type;
     new stream types in ``urls`` are added (they need
-    a directory: the camera's, or ``dir_path``)."""
+    a directory: the camera's, or ``dir_path``). ``motion_signal`` names the signal its
+    motion detector writes ("": the default, "<camera> motion")."""
     with open_db(db_dir) as db:
         cam = db.camera_by_name(name)
         config = cam.config
@@ -158,6 +160,8 @@ def edit_camera(
             config = dataclasses.replace(config, password=password)
         if motion is not None:
             config = motion.apply(config)
+        if motion_signal is not None:
+            config = dataclasses.replace(config, motion_signal=motion_signal or None)
         changes: dict[str, tuple[int | None, StreamConfig]] = {}
         types = set(cam.streams) | set(urls or {})
         for t in sorted(types):

@@ -5,6 +5,8 @@ recordings`` with the same field names and semantics. Extensions use new names:
 ``nvrStatus`` on each stream (the live recording state), ``nvrSampleFileDir`` (its
 directory's id, and path with ``cameraConfigs``). Everything is served from the
 database's in-memory summaries and its covering index; nothing scans the table.
+``signals`` and ``signalTypes`` come from ``nvr.web.signals``, which also serves
+``/api/signals``.
 
 Sessions and users, with Moonfire's shapes: ``POST /api/login`` (``{username,
 password}`` -> ``204`` and cookie ``s``; a wrong name or password is ``401`` as
@@ -48,6 +50,7 @@ from nvr.web.context import (
 )
 from nvr.web.login_limit import LoginLimiter
 from nvr.web.motion_api import motion_json
+from nvr.web.signals import signal_types_json, signals_json
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +195,8 @@ async def top_level() -> dict[str, Any]:
         "timeZoneName": c.time_zone_name,
         "serverVersion": c.server_version,
         "cameras": [camera_json(cam, days=days, config=configs) for cam in c.db.cameras.values()],
-        "signals": [],
-        "signalTypes": [],
+        "signals": signals_json(c.db, days=days, now=c.clocks.realtime()),
+        "signalTypes": signal_types_json(c.db),
         "permissions": permissions_json(who.permissions),
     }
     if who.session is not None:

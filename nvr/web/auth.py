@@ -110,6 +110,9 @@ ROUTE_PERMISSIONS: Mapping[str, str] = {
     # Prometheus metrics (metrics_route.py): only on binds with metrics = true, which
     # should be reachable by the scraper alone (scrapers have no session)
     "metrics.metrics": PUBLIC,
+    # signals (signals.py)
+    "signals.list_signals": "viewVideo",
+    "signals.update_signals": "updateSignals",
     # users (api.py)
     "api.list_users": "adminUsers",
     "api.add_user": "adminUsers",

@@ -100,6 +100,24 @@ async def test_motion_spans_follow_the_square(
             covered.update(range((a - t0) // SEC, -(-(b - t0) // SEC)))
         assert {2, 3, 4, 8, 9, 10} <= covered  # the first two loops' moving seconds
         assert not covered & {0, 1}
+
+        # the motion signals (GET /api/signals): the square camera's is moving from the
+        # first span's start, the static camera's never
+        resp = await client.get("/api/signals", query_string={
+            "startTime90k": t0, "endTime90k": end + 60 * SEC})
+        assert resp.status_code == 200
+        body = await resp.get_json()
+        by_name = {s["shortName"]: s["id"] for s in (await (await client.get(
+            "/api/")).get_json())["signals"]}
+        changes = list(zip(body["times90k"], body["signalIds"], body["states"], strict=True))
+        assert [c for c in changes if c[1] == by_name["static motion"]] == []
+        sq_changes = [(t, state) for t, sid, state in changes if sid == by_name["square motion"]]
+        # spans are whole seconds of the summaries; the signal is at the exact picture
+        first_on, state = sq_changes[0]
+        assert state == 2 and 0 <= first_on - moving[-1][0] < SEC  # spans are newest first
+        # moving during events, still right after each (then unknown: see nvr.motion.events)
+        states = [state for _, state in sq_changes]
+        assert states[:2] == [2, 1] and set(states) <= {0, 1, 2}
     finally:
         for sdir in dirs.values():
             sdir.close()

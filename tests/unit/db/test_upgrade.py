@@ -41,9 +41,8 @@ NOW = 1_700_000_000
 T0 = NOW * 90_000
 
 
-def fill_v1(conn: sqlite3.Connection, summary: tuple[object, ...] = ()) -> None:
-    """One row or more in every table of schema version 1 (with ``summary``: the values
-    of version 2's five summary columns)."""
+def fill_v1(conn: sqlite3.Connection) -> None:
+    """One row or more in every table of schema version 1."""
     u = bytes(range(16))
     conn.execute("insert into open (id, uuid, start_time_90k) values (1, ?, ?)", (u, T0))
     conn.execute("insert into sample_file_dir (id, path, uuid) values (1, '/s', ?)", (u,))
@@ -56,8 +55,12 @@ def fill_v1(conn: sqlite3.Connection, summary: tuple[object, ...] = ()) -> None:
     for i in range(3):
         cid = 1 << 32 | i
         conn.execute(
-            f"""insert into recording values (?, 1, 1, ?, 0, 1000, ?, ?, 0, 90000, 0, 30, 1, 1,
-               null{", ?" * len(summary)})""", (cid, i, T0 + i * 90000, i * 90000, *summary))
+            """insert into recording (composite_id, open_id, stream_id, run_offset, flags,
+               sample_file_bytes, start_time_90k, prev_media_duration_90k, prev_runs,
+               wall_duration_90k, media_duration_delta_90k, video_samples,
+               video_sync_samples, video_sample_entry_id, end_reason)
+               values (?, 1, 1, ?, 0, 1000, ?, ?, 0, 90000, 0, 30, 1, 1, null)""",
+            (cid, i, T0 + i * 90000, i * 90000))
         conn.execute("insert into recording_integrity (composite_id) values (?)", (cid,))
         conn.execute("insert into recording_playback values (?, ?)", (cid, b"\x01\x02"))
     conn.execute("insert into garbage values (1, ?)", (1 << 32 | 9,))
@@ -67,11 +70,30 @@ def fill_v1(conn: sqlite3.Connection, summary: tuple[object, ...] = ()) -> None:
 
 
 def fill_v2(conn: sqlite3.Connection) -> None:
-    """One row or more in every table of schema version 2 (version 1's, with summaries)."""
-    fill_v1(conn, (1, 3000, 30, 3000, bytes(16)))
+    """One row or more in every table of schema version 2 (a sound summary on one)."""
+    fill_v1(conn)
+    conn.execute("""update recording set duration_runs = 1, first_duration_90k = 3000,
+                    first_duration_frames = 30, last_duration_90k = 3000, index_digest = ?
+                    where composite_id = ?""", (bytes(range(16)), 1 << 32 | 0))
 
 
-FILLERS: dict[int, Callable[[sqlite3.Connection], None]] = {1: fill_v1, 2: fill_v2}
+def fill_v3(conn: sqlite3.Connection) -> None:
+    """One row or more in every table of schema version 3 (version 2's plus signals)."""
+    fill_v2(conn)
+    conn.execute("""insert into signal_type (id, uuid, short_name)
+                    values (1, ?, 'motion')""", (bytes(range(1, 17)),))
+    conn.execute("""insert into signal_type_state (type_id, value, name, motion)
+                    values (1, 2, 'moving', 1)""")
+    conn.execute("""insert into signal (id, uuid, type_id, short_name)
+                    values (1, ?, 1, 'cam motion')""", (bytes(range(2, 18)),))
+    conn.execute("""insert into signal_camera (signal_id, camera_id, relation)
+                    values (1, 1, 'direct')""")
+    conn.execute("""insert into signal_change (signal_id, time_90k, state)
+                    values (1, ?, 2)""", (T0,))
+
+
+FILLERS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: fill_v1, 2: fill_v2, 3: fill_v3}
 
 
 def fixture_db(root: Path, version: int, *, as_version: int | None = None) -> Path:
@@ -100,6 +122,11 @@ def row_counts(db_file: Path) -> dict[str, int]:
         return {t: conn.execute(f"select count(*) from {t}").fetchone()[0] for t in tables}
     finally:
         conn.close()
+
+
+def old_tables(db_file: Path, before: dict[str, int]) -> dict[str, int]:
+    """``row_counts`` of the tables in ``before`` (later versions add tables)."""
+    return {t: n for t, n in row_counts(db_file).items() if t in before}
 
 
 def versions(db_file: Path) -> list[tuple[int, str]]:
@@ -284,7 +311,7 @@ def test_a_v0_to_v1_like_upgrade_then_read_only_open(
     out = capsys.readouterr().out
     assert out == (f"upgraded from schema version 0 to {raw.SCHEMA_VERSION}; the old database "
                    f"is copied to {db_dir / 'db.v0.bak'}. Verify with `nvr run --read-only`.\n")
-    assert row_counts(db_dir / "db") == {**before, "recording_motion": 0}  # new in v3
+    assert old_tables(db_dir / "db", before) == before
     with Database.open(db_dir, read_only=True, tz=dt.UTC, now=lambda: T0) as db:
         assert [c.short_name for c in db.cameras.values()] == ["cam"]
         assert db.streams[1].committed.num_recordings == 3
@@ -352,20 +379,17 @@ def test_v1_to_v2(tmp_path: Path) -> None:
     conn.execute("update stream set cum_recordings = 4")
     conn.close()
     before = row_counts(db_dir / "db")
-    result = upgrade(db_dir, now_sec=NOW, target=2)
-    assert (result.old_version, result.new_version) == (1, 2)
-    assert versions(db_dir / "db") == [(1, "created"), (2, "upgraded from 1")]
-    assert row_counts(db_dir / "db") == before
+    result = upgrade(db_dir, now_sec=NOW)  # to the newest version, through every step
+    assert (result.old_version, result.new_version) == (1, raw.SCHEMA_VERSION)
+    assert versions(db_dir / "db")[:2] == [(1, "created"), (2, "upgraded from 1")]
+    assert old_tables(db_dir / "db", before) == before
     stored = summaries(db_dir / "db")
     assert {cid: s for cid, (s, _) in stored.items()} == {
         1 << 32 | 0: None, 1 << 32 | 1: None, 1 << 32 | 2: None,
         sound: summarize_index(enc.data)}
     fresh = tmp_path / "fresh"
     Database.create(fresh, T0)
-    shapes = table_shapes(fresh / "db")
-    del shapes["recording_motion"]  # version 3
-    assert table_shapes(db_dir / "db") == shapes
-    upgrade(db_dir, now_sec=NOW)
+    assert table_shapes(db_dir / "db") == table_shapes(fresh / "db")
     # nvr check: one line per unsound index, none for the sound one (the fixture's
     # directory does not exist, so no file is looked at)
     problems = check(db_dir).problems
@@ -373,58 +397,27 @@ def test_v1_to_v2(tmp_path: Path) -> None:
         "video_index does not match its recording"] * 3
 
 
-def test_v2_to_v3(tmp_path: Path) -> None:
-    """Motion summaries: a new empty table; no row of version 2 is lost or changed, and a
-    summary can then be stored for an existing recording (its foreign key holds)."""
-    db_dir = fixture_db(tmp_path, 2)
-    before = row_counts(db_dir / "db")
-    dump_before = _dump(db_dir / "db")
-    result = upgrade(db_dir, now_sec=NOW)
-    assert (result.old_version, result.new_version) == (2, 3)
-    after = row_counts(db_dir / "db")
-    assert after.pop("recording_motion") == 0
-    assert after == before
-    assert _dump(db_dir / "db") == dump_before
-    fresh = tmp_path / "fresh"
-    Database.create(fresh, T0)
-    assert table_shapes(db_dir / "db") == table_shapes(fresh / "db")
-    conn = sqlite3.connect(db_dir / "db", isolation_level=None)
-    conn.execute("pragma foreign_keys = on")
-    conn.execute("insert into recording_motion values (?, ?, x'', x'', 0, 5, 0)",
-                 (1 << 32, bytes(32)))
-    with pytest.raises(sqlite3.IntegrityError):
-        conn.execute("insert into recording_motion values (?, ?, x'', x'', 0, 5, 0)",
-                     (1 << 32 | 7, bytes(32)))
-    conn.close()
-
-
-def _dump(db_file: Path) -> dict[str, list[tuple[object, ...]]]:
-    conn = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)
-    try:
-        tables = [r[0] for r in conn.execute(
-            "select name from sqlite_master where type = 'table' and name not in "
-            "('version', 'recording_motion') and name not like 'sqlite_%'")]
-        return {t: sorted(conn.execute(f"select * from {t}").fetchall(), key=repr)
-                for t in tables}
-    finally:
-        conn.close()
-
-
 def copy_as_v1(src: Path, db_dir: Path) -> None:
     """A version 1 database (``tests/support/schemas/v1.sql``) holding every row of the
     database file ``src`` (without the columns version 1 does not have)."""
+    copy_as(1, src, db_dir)
+
+
+def copy_as(version: int, src: Path, db_dir: Path) -> None:
+    """A database of schema ``version`` (``tests/support/schemas/vN.sql``) holding every
+    row of the database file ``src`` (without the columns and tables it does not have)."""
     db_dir.mkdir()
     conn = sqlite3.connect(db_dir / "db", isolation_level=None)
     try:
         conn.execute("attach database ? as src", (f"file:{src}?mode=ro",))
-        conn.executescript("begin;\n" + (SCHEMAS / "v1.sql").read_text())
+        conn.executescript("begin;\n" + (SCHEMAS / f"v{version}.sql").read_text())
         tables = [r[0] for r in conn.execute(
             "select name from main.sqlite_master where type = 'table' "
             "and name not like 'sqlite_%' and name != 'version'")]
         for table in tables:
             cols = ", ".join(r[1] for r in conn.execute(f"pragma main.table_info({table})"))
             conn.execute(f"insert into main.{table} ({cols}) select {cols} from src.{table}")
-        conn.execute("insert into version values (1, ?, 'created')", (NOW,))
+        conn.execute("insert into version values (?, ?, 'created')", (version, NOW))
         conn.execute("commit")
         conn.execute("detach database src")
     finally:
@@ -500,3 +493,85 @@ async def test_v1_to_v2_keeps_view_etags_and_bytes(
     assert len(stored) == 4
     for summary, index in stored.values():
         assert summary == summarize_index(index)
+
+
+def dump(db_file: Path, tables: list[str]) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of ``tables``, in rowid or key order."""
+    conn = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)
+    try:
+        return {t: sorted(conn.execute(f"select * from {t}").fetchall(), key=repr) for t in tables}
+    finally:
+        conn.close()
+
+
+def test_v2_to_v3(tmp_path: Path) -> None:
+    """Signals: five new tables, empty; every row of version 2 is kept exactly; the tables
+    are shaped as a new database's, and the new ones work."""
+    db_dir = fixture_db(tmp_path, 2)
+    v2_tables = sorted(row_counts(db_dir / "db"))
+    before = dump(db_dir / "db", v2_tables)
+    result = upgrade(db_dir, now_sec=NOW, target=3)
+    assert (result.old_version, result.new_version) == (2, 3)
+    assert versions(db_dir / "db") == [(2, "created"), (3, "upgraded from 2")]
+    assert dump(db_dir / "db", v2_tables) == before
+    counts = row_counts(db_dir / "db")
+    assert {t: counts[t] for t in counts if t.startswith("signal")} == {
+        "signal": 0, "signal_camera": 0, "signal_change": 0, "signal_type": 0,
+        "signal_type_state": 0}
+    fresh = tmp_path / "fresh"
+    Database.create(fresh, T0)
+    shapes = table_shapes(fresh / "db")
+    del shapes["recording_motion"]  # version 4
+    assert table_shapes(db_dir / "db") == shapes
+    upgrade(db_dir, now_sec=NOW)
+    with Database.open(db_dir, tz=dt.UTC, now=lambda: T0) as db:
+        sig = db.motion_signal(1)
+        db.update_signals([sig.id], [2], T0, T0 + 90000)
+        assert db.signal_changes(0, T0 * 2).states == [2, 0]
+
+
+def test_v3_to_v4(tmp_path: Path) -> None:
+    """Motion summaries: a new empty table; every row of version 3 is kept exactly, the
+    tables are shaped as a new database's, and a summary can be stored for an existing
+    recording (its foreign key holds)."""
+    db_dir = fixture_db(tmp_path, 3)
+    v3_tables = sorted(row_counts(db_dir / "db"))
+    before = dump(db_dir / "db", v3_tables)
+    result = upgrade(db_dir, now_sec=NOW)
+    assert (result.old_version, result.new_version) == (3, 4)
+    assert versions(db_dir / "db") == [(3, "created"), (4, "upgraded from 3")]
+    assert dump(db_dir / "db", v3_tables) == before
+    assert row_counts(db_dir / "db")["recording_motion"] == 0
+    fresh = tmp_path / "fresh"
+    Database.create(fresh, T0)
+    assert table_shapes(db_dir / "db") == table_shapes(fresh / "db")
+    conn = sqlite3.connect(db_dir / "db", isolation_level=None)
+    conn.execute("pragma foreign_keys = on")
+    conn.execute("insert into recording_motion values (?, ?, x'', x'', 0, 5, 0)",
+                 (1 << 32, bytes(32)))
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("insert into recording_motion values (?, ?, x'', x'', 0, 5, 0)",
+                     (1 << 32 | 7, bytes(32)))
+    conn.close()
+
+
+async def test_v2_to_v3_keeps_view_etags_and_bytes(
+    tmp_path: Path, autojump_clock: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recorded database copied into a version 2 database and upgraded: view.mp4/m4s
+    have the ETags and bytes served before, and every row of version 2's tables is
+    unchanged."""
+    monkeypatch.setattr("nvr.web.view.run_blocking", _inline)
+    recorded = await record(tmp_path / "rec")
+    recorded.env.close()
+    v2_dir = tmp_path / "v2"
+    copy_as(2, recorded.env.db_dir / "db", v2_dir)
+    v2_tables = sorted(row_counts(v2_dir / "db"))
+    rows = dump(v2_dir / "db", v2_tables)
+    with inline_blocking():
+        before = await served(recorded.env.db_dir, recorded.camera_uuid)
+        assert [status for status, _, _ in before] == [206] * 5 + [200]
+        upgrade(v2_dir, now_sec=NOW)
+        after = await served(v2_dir, recorded.camera_uuid)
+    assert after == before
+    assert dump(v2_dir / "db", v2_tables) == rows

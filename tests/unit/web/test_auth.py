@@ -102,6 +102,10 @@ QUERIES: dict[str, dict[str, str]] = {
 
 def body_for(site: Site, endpoint: str) -> dict[str, Any]:
     n = next(site.counter)
+    if endpoint == "signals.update_signals":
+        sig = site.r.env.db.motion_signal(1)
+        return {"signalIds": [sig.id], "states": [2], "start": {"base": "now", "rel90k": 0},
+                "end": {"base": "now", "rel90k": 90000}}
     return {
         "api.login": {"username": "viewer", "password": "pw-viewer"},
         "api.add_user": {"user": {"username": f"new{n}", "password": "x"}},
@@ -114,6 +118,7 @@ SUCCESS: dict[str, int] = {
     "ui.static": 404,  # no UI file at this name and version
     "live.live": 101,  # the WebSocket upgrade was accepted (and no error sent)
     "metrics.metrics": 404,  # served only on binds with metrics = true (not these)
+    "signals.update_signals": 200,  # answers {"time90k": now}
 }
 
 
