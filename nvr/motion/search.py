@@ -63,18 +63,19 @@ def search(
         return []
     blobs = [blobs_t[i] for i in hit.tolist()]
     sizes = np.array([len(b) for b in blobs], dtype=np.int64) // ENTRY.itemsize
-    entries = np.frombuffer(b"".join(blobs), dtype=ENTRY)
+    # each entry as one little-endian uint32: second | cell << 16 | level << 24 (ENTRY)
+    packed = np.frombuffer(b"".join(blobs), dtype="<u4")
     all_ids = np.array(cids_t, dtype=np.int64) & ID_MASK
     ids, starts, walls = all_ids[hit], np.array(starts_t, np.int64)[hit], np.array(
         walls_t, np.int64)[hit]
-    counts = sizes
-    row_of = np.repeat(np.arange(len(hit)), counts)
-    inside = region[entries["cell"]]
-    entries, row_of = entries[inside], row_of[inside]
-    if not len(entries):
+    row_of = np.repeat(np.arange(len(hit), dtype=np.int32), sizes)
+    if not region.all():
+        inside = region[(packed >> 16) & 0xFF]
+        packed, row_of = packed[inside], row_of[inside]
+    if not len(packed):
         return []
-    key = row_of.astype(np.int64) << 16 | entries["second"].astype(np.int64)
-    weight = entries["level"].astype(np.float64) / (255.0 * int(region.sum()))
+    key = row_of.astype(np.int64) << 16 | (packed & 0xFFFF).astype(np.int64)
+    weight = (packed >> 24).astype(np.float64) / (255.0 * int(region.sum()))
     if len(key) > 1 and not (key[1:] >= key[:-1]).all():  # stored sorted; never trust it
         order = np.argsort(key, kind="stable")
         key, weight = key[order], weight[order]
