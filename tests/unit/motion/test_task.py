@@ -119,31 +119,35 @@ def moved_times(result: Result) -> dict[int, set[int]]:
 
 
 async def test_static_scene_no_motion_no_signal(run_scene) -> None:  # type: ignore[no-untyped-def]
-    r = await run_scene("static", 13)
+    r = await run_scene("static", 13.5)  # not at a batch's end (every 1/3 s): see below
     assert r.writes == []
     rows = r.rows()
     assert len(rows) == 3  # rotations at T0 + 8 s and T0 + 12 s
     assert all(row.motion_seconds == 0 and row.entries == b"" for _, row in rows.values())
     assert sum(row.frames for _, row in rows.values()) == r.analyzer.counters.pictures
-    assert r.analyzer.counters.pictures == 5 * 13  # 5 pictures a second
+    # 5 pictures a second: frames 0, 6, ... 396 of the batches up to 13.33 s
+    assert r.analyzer.counters.pictures == 67
     assert r.analyzer.counters.skipped == 0
     # stored with the commit, or at once if the commit came first (trio picks the order)
     assert {s for _, s in r.stores} <= {"pending", "stored"} and len(r.stores) == 3
 
 
 async def test_square_exact_cells_and_times(run_scene) -> None:  # type: ignore[no-untyped-def]
-    r = await run_scene("square", 5)
+    # 5.5 s: the camera's batches (10 frames) end at 5.33 s and 5.67 s, so which pictures
+    # were analysed at cancellation does not depend on the order trio runs tasks in
+    r = await run_scene("square", 5.5)
     (first, on, hold), last = r.writes[0], r.writes[-1]
     assert first == MOVING
-    # on at the first analysed picture after it moves; cancelled while moving, the event
-    # ends at the last analysed picture (4.8 s): exactly 78 frames later
-    assert last == (STILL, on + (144 - 66) * FRAME, hold)
+    # on at the first analysed picture after it moves; cancelled while the place where it
+    # stopped still fades, the event ends at the last analysed picture (5.2 s): exactly
+    # 90 frames later
+    assert last == (STILL, on + (156 - 66) * FRAME, hold)
     # wall times as the recording's start was known when analysed (the writer refines
     # the start while the recording grows, by a few frames at most)
     start = min(start for start, _ in r.rows().values())  # wall time of the clip's frame 0
     assert abs(on - (start + (SQUARE_START_FRAME + 6) * FRAME)) < 10 * FRAME
     moved = moved_times(r)
-    assert sorted(moved) == [2, 3, 4]
+    assert sorted(moved) == [2, 3, 4, 5]
     assert set().union(*moved.values()) == crossed_cells(0, 149)
     for second, cells in moved.items():
         assert cells <= crossed_cells(max(0, 30 * second - 60), 30 * second + 29)

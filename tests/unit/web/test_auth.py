@@ -28,7 +28,15 @@ from nvr.db.auth import PERMISSIONS, SessionPolicy
 from nvr.web import auth
 from nvr.web.app import create_app
 from nvr.web.context import WebContext
-from tests.support.web import VIEW, Recorded, inline_web_threads, recorded, web_context
+from tests.support.web import (
+    SEC,
+    T0,
+    VIEW,
+    Recorded,
+    inline_web_threads,
+    recorded,
+    web_context,
+)
 
 __all__ = ["inline_web_threads", "recorded"]  # fixtures
 
@@ -97,6 +105,7 @@ QUERIES: dict[str, dict[str, str]] = {
     "view.view": {"s": "0"},
     "motion.motion_search": {"startTime90k": "0", "endTime90k": "90000"},
     "motion.motion_txt": {"startTime90k": "0", "endTime90k": "90000"},
+    "thumb.thumbnail": {"time90k": str(T0 + 10 * SEC), "width": "64"},
 }
 
 
