@@ -62,6 +62,13 @@ export function recordings(cameraUuid, stream, startTime90k, endTime90k) {
   });
 }
 
+/** `GET /api/signals` over [start, end): each signal's state at `start`, then its
+ * changes, as parallel arrays `signalIds`, `states`, `times90k` (a first page; a day
+ * has fewer changes than a page holds for any signal nvr writes). */
+export function signals(startTime90k, endTime90k) {
+  return getJson("/api/signals", { startTime90k, endTime90k });
+}
+
 export function login(username, password) {
   return postJson("/api/login", { username, password });
 }

@@ -1,18 +1,22 @@
 // Recordings: the page that puts together a calendar of days with video (`calendar.js`),
-// a player (`recordings-player.js`), the day's timeline with one track per camera
-// (`recordings-day.js`) and the download panel (`recordings-selection.js`). It holds
-// what they share: the stream and day shown and each camera's recordings of that day
-// (from `.../recordings`, one row per recording), reloaded every few seconds for today.
+// a player (`recordings-player.js`), one continuous timeline with a track per camera
+// (`recordings-day.js`), the list view (`recordings-list.js`) and the download panel
+// (`recordings-selection.js`). What was loaded of the history, day by day as the
+// timeline's window needs it, is in `recordings-data.js`; today's is fetched again
+// every few seconds while the window shows it. The URL's `day` follows the window.
 
-import * as api from "./api.js";
 import { Calendar, daysWithVideo } from "./calendar.js";
 import { el, toast } from "./dom.js";
+import { HistoryStore } from "./recordings-data.js";
 import { DayCard, trackOf } from "./recordings-day.js";
+import { RecordingList } from "./recordings-list.js";
 import { RecordingPlayer } from "./recordings-player.js";
 import { SelectionPanel } from "./recordings-selection.js";
-import { dayBounds, dayOf, now90k } from "./time.js";
+import { DETAIL_MAX_90K } from "./timeline.js";
+import { dayBounds, dayOf, now90k, UNITS_PER_SEC as U } from "./time.js";
 
 const POLL_MS = 5000;
+const LOAD_DELAY_MS = 80; // a wheel or pinch moves the window many times a second
 
 export function renderRecordings(main, session) {
   const tz = session.tz;
@@ -20,60 +24,93 @@ export function renderRecordings(main, session) {
   const state = {
     stream: params.get("stream") === "sub" ? "sub" : "main",
     day: params.get("day"),
-    rows: [], // per camera: sorted recordings of the day
+    view: "timeline",
   };
   const cameras = () => session.top.cameras;
   const today = () => dayOf(now90k(), tz);
-  const rowsOf = (ci) => state.rows[ci] || [];
+  const store = new HistoryStore({
+    cameras,
+    tz,
+    onError: (c, e) => toast(`${c.shortName}: ${e.message}`),
+  });
+  store.setStream(state.stream);
 
   // -- the parts -----------------------------------------------------------------------
   const calendar = new Calendar({ onPick: (d) => pickDay(d) });
   const player = new RecordingPlayer({
     tz,
-    source: { camera: (ci) => cameras()[ci], rows: rowsOf, stream: () => state.stream },
-    onPlayhead: (t, ci) => day.timeline.setPlayhead(t, ci),
-    onGone: () => load(), // what is left of the day
+    source: { camera: (ci) => cameras()[ci], rows: (ci) => store.rows(ci), stream: () => state.stream },
+    onPlayhead: (t, ci) => card.timeline.setPlayhead(t, ci),
+    onGone: () => load({ refresh: true }),
   });
   const selection = new SelectionPanel({
     tz,
     source: {
       cameras,
-      rows: rowsOf,
+      rows: (ci) => store.rows(ci),
       stream: () => state.stream,
-      dayStart: () => day.timeline.day[0],
+      dayStart: () => dayBounds(card.centerDay(), tz)[0],
     },
-    onChange: (span) => day.timeline.setSelection(span),
+    onChange: (span) => card.timeline.setSelection(span),
   });
-  const day = new DayCard({
+  const list = new RecordingList({ tz, onPlay: (ci, t) => player.play(ci, t) });
+  const card = new DayCard({
     tz,
     stream: state.stream,
-    source: { rows: () => state.rows, playhead: () => player.wallTime() },
+    source: { playhead: () => player.wallTime(), fit: (d) => recordedSpan(d) },
     onPlay: (ci, t) => player.play(ci, t),
     onSelect: (span, ci) => selection.show(span, ci),
     onStream: (stream) => {
       state.stream = stream;
+      store.setStream(stream);
       syncUrl();
       load();
     },
+    onWindow: () => scheduleLoad(),
+    onTransport: (action) => {
+      if (!player.transport(action)) {
+        const tl = card.timeline;
+        player.play(tl.cursorRow, Math.round(tl.cursor ?? (tl.win[0] + tl.win[1]) / 2));
+      }
+    },
+    onView: (v) => {
+      state.view = v;
+      showTracks();
+    },
+    list,
     below: selection.root,
   });
   main.append(
     el(
       "div",
       { class: "rec-layout" },
+      el("div", { class: "rec-main" }, card.root, player.root),
       el("aside", { class: "rec-side" }, calendar.root),
-      el("div", { class: "rec-main" }, player.root, day.root),
     ),
   );
 
-  // -- the day shown -------------------------------------------------------------------
-  /** [start, end) of `d` as the streams report it (or computed, when none has video). */
-  function bounds(d) {
+  // -- the window shown ----------------------------------------------------------------
+  function setExtent() {
+    let lo = now90k() - 2 * 86400 * U;
     for (const c of cameras()) {
-      const info = c.streams[state.stream]?.days?.[d];
-      if (info) return [info.startTime90k, info.endTime90k];
+      const s = c.streams[state.stream];
+      if (s?.minStartTime90k != null) lo = Math.min(lo, s.minStartTime90k);
     }
-    return dayBounds(d, tz);
+    card.timeline.setExtent(lo - 86400 * U, now90k() + 3600 * U);
+  }
+
+  /** [start, end) of the video recorded on `d` (as loaded), or null. */
+  function recordedSpan(d) {
+    const [a, b] = dayBounds(d, tz);
+    let lo = Infinity;
+    let hi = -Infinity;
+    cameras().forEach((_, ci) => {
+      for (const r of store.dayRows(ci, d) || []) {
+        lo = Math.min(lo, r.startTime90k);
+        hi = Math.max(hi, r.endTime90k);
+      }
+    });
+    return lo < hi ? [Math.max(a, lo), Math.min(b, hi)] : null;
   }
 
   function syncUrl() {
@@ -82,50 +119,93 @@ export function renderRecordings(main, session) {
     history.replaceState({}, "", `/recordings?${q}`);
   }
 
-  function pickDay(d) {
+  /** Opens day `d`: zoomed to its recorded video, or to the last hour when today. */
+  async function pickDay(d) {
     state.day = d;
     syncUrl();
-    day.setDay(d, bounds(d));
-    calendar.update(daysWithVideo(cameras(), state.stream), d, today());
     selection.show(null);
-    load().then(() => day.setZoom(day.zoom));
+    setExtent();
+    const [a, b] = dayBounds(d, tz);
+    await load({ window: [a, b] });
+    if (d !== state.day) return;
+    const fit = recordedSpan(d);
+    if (d === today()) {
+      const now = now90k();
+      card.timeline.setWindow(now - 3600 * U, now + 60 * U);
+    } else if (fit) {
+      card.setZoom("fit");
+    } else {
+      card.timeline.setWindow(a, b);
+    }
+    showTracks();
   }
 
-  let loading = null;
-  async function load() {
-    const d = state.day;
-    const [a, b] = bounds(d);
+  function showTracks() {
+    const now = now90k();
+    const signals = session.top.signals || [];
+    const types = new Map((session.top.signalTypes || []).map((t) => [t.uuid, t]));
+    const intervals = signals.length ? store.signals(now) : [];
     const cams = cameras();
-    const stream = state.stream;
-    const p = Promise.all(
-      cams.map((c) =>
-        c.streams[stream]
-          ? api.recordings(c.uuid, stream, a, b).then(
-              (r) => r.recordings.sort((x, y) => x.startTime90k - y.startTime90k),
-              (e) => {
-                if (e.status === 401) throw e;
-                toast(`${c.shortName}: ${e.message}`);
-                return [];
-              },
-            )
-          : Promise.resolve([]),
-      ),
-    );
-    loading = p;
-    let rows;
+    const tracks = cams.map((c, ci) => {
+      const mine = new Map(signals.filter((s) => s.cameras?.[c.uuid]).map((s) => [s.id, s]));
+      const bands = [];
+      for (const iv of intervals) {
+        const s = mine.get(iv.signalId);
+        if (!s) continue;
+        const st = types.get(s.type)?.states?.find((x) => x.value === iv.state);
+        if (!st?.color && !st?.motion) continue; // an uncoloured resting state: no band
+        bands.push({ start: iv.start, end: iv.end, color: st.color || "#ff8888", name: s.shortName });
+      }
+      return trackOf(c, store.rows(ci), state.stream, bands);
+    });
+    card.setTracks(tracks, cams.reduce((n, _, ci) => n + store.rows(ci).length, 0));
+    if (state.view === "list") {
+      list.render({
+        cameras: cams,
+        rows: (ci) => store.rows(ci),
+        entries: store.entries,
+        stream: state.stream,
+        day: dayBounds(card.centerDay(), tz),
+      });
+    }
+  }
+
+  let loadTimer = null;
+  function scheduleLoad() {
+    clearTimeout(loadTimer);
+    loadTimer = setTimeout(() => load(), LOAD_DELAY_MS);
+    const d = card.centerDay();
+    if (d !== state.day) {
+      state.day = d;
+      syncUrl();
+      calendar.update(daysWithVideo(cameras(), state.stream), d, today());
+      if (state.view === "list") showTracks();
+    }
+  }
+
+  /** Loads what the window (or `window`) needs; `refresh`: today's recordings again. */
+  async function load({ window = null, refresh = false } = {}) {
+    const [a, b] = window || card.timeline.win;
+    const span = b - a;
+    if (span > DETAIL_MAX_90K) {
+      showTracks(); // per-day totals, from /api/
+      return;
+    }
+    const version = store.version;
     try {
-      rows = await p;
+      // the window and half of it each side, so a pan shows video at once
+      await store.load(a - span / 2, b + span / 2, {
+        refresh: refresh ? [today()] : [],
+        signals: (session.top.signals || []).length > 0,
+      });
     } catch (e) {
       if (e.status === 401) location.assign("/login?next=/recordings");
       return;
     }
-    if (loading !== p || d !== state.day || stream !== state.stream) return;
-    state.rows = rows;
-    day.setTracks(
-      cams.map((c, i) => trackOf(c, rows[i], stream, [a, b])),
-      rows.reduce((n, r) => n + r.length, 0),
-    );
-    player.updateNav();
+    if (store.version !== version || !window) {
+      showTracks();
+      player.updateNav();
+    }
   }
 
   // -- start, and keep today fresh -----------------------------------------------------
@@ -134,18 +214,23 @@ export function renderRecordings(main, session) {
     const t = today();
     state.day = days.has(t) || !days.size ? t : [...days.keys()].sort().at(-1);
   }
+  calendar.update(days, state.day, today());
   pickDay(state.day);
 
   const poll = setInterval(() => {
-    if (!document.hidden && state.day === today()) load();
+    if (document.hidden) return;
+    setExtent();
+    if (card.timeline.win[1] >= dayBounds(today(), tz)[0]) load({ refresh: true });
   }, POLL_MS);
-  const unsubscribe = session.subscribe(() =>
-    calendar.update(daysWithVideo(cameras(), state.stream), state.day, today()),
-  );
+  const unsubscribe = session.subscribe(() => {
+    calendar.update(daysWithVideo(cameras(), state.stream), state.day, today());
+    if (!card.timeline.detailed()) showTracks();
+  });
   return () => {
     clearInterval(poll);
+    clearTimeout(loadTimer);
     unsubscribe();
-    day.destroy();
+    card.destroy();
     player.destroy();
   };
 }
