@@ -133,6 +133,7 @@ export function renderRecordings(main, session) {
       const now = now90k();
       card.timeline.setWindow(now - 3600 * U, now + 60 * U);
     } else if (fit) {
+      card.timeline.setWindow(fit[0], fit[1]);
       card.setZoom("fit");
     } else {
       card.timeline.setWindow(a, b);

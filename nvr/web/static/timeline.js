@@ -60,6 +60,7 @@ export class Timeline {
     this.selectMode = false;
     this.drag = null;
     this.labelW = 110;
+    canvas.timeline = this; // for tests and the console: what is drawn
     canvas.tabIndex = 0;
     canvas.setAttribute("role", "slider");
     canvas.setAttribute("aria-roledescription", "timeline");
@@ -122,6 +123,13 @@ export class Timeline {
     this.win = [start, Math.round(start + span)];
     this.draw();
     this.onWindow(this.win);
+  }
+
+  /** Row `i`'s recorded spans drawn in the window, as [start, end) pairs. */
+  visibleSpans(i) {
+    const [a, b] = this.win;
+    if (!this.detailed()) return [];
+    return (this.rows[i]?.spans || []).filter((s) => s.end > a && s.start < b).map((s) => [s.start, s.end]);
   }
 
   /** Whether the window is narrow enough to draw recordings (not per-day totals). */
@@ -514,7 +522,7 @@ export class Timeline {
       }
       if (detailed && prev && prev.endReason && prev.end < b) this.gap(g, col, prev, null, y, spanBottom);
       // signals: one band of states under the recordings
-      for (const sg of row.signals || []) {
+      for (const sg of detailed ? row.signals || [] : []) {
         if (sg.end < a || sg.start > b) continue;
         const x0 = this.xOf(Math.max(sg.start, a));
         const x1 = this.xOf(Math.min(sg.end, b));

@@ -1,0 +1,545 @@
+"""The recordings page's timeline in Chromium (issue 15): zoom, pan, keyboard, list view,
+against the real daemon recording the GStreamer camera (the ``nvr`` fixture of
+``test_ui``); and against a month of synthetic history answered in the browser (the
+API's documented shapes, stubbed with ``page.route``), for panning across midnight and
+days, the per-day overview, screenshots at 1920x1080 and 390x844 and the frame times of
+a zoom and pan from Chromium's performance trace (written to
+``test-artifacts/timeline-month-frames.json``; printed, not asserted: the machine is
+shared).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from nvr.base.time90k import UNITS_PER_SEC
+from tests.integration import test_ui
+from tests.integration.test_ui import (
+    TZ,
+    WALL,
+    Nvr,
+    not_blank,
+    open_recordings,
+    row_y,
+    timeline_geometry,
+    x_of,
+)
+
+pytestmark = pytest.mark.rtsp
+
+#: this module's own daemon recording the test camera, as test_ui's
+nvr = test_ui.nvr
+
+U = UNITS_PER_SEC
+WIN = "document.querySelector('#timeline').timeline.win"
+
+
+def window(page: Any) -> tuple[int, int]:
+    a, b = page.evaluate(f"() => {WIN}")
+    return int(a), int(b)
+
+
+def wait_loaded(page: Any) -> None:
+    """Until the page has no recordings request in flight and has drawn."""
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(150)
+
+
+def drawn_spans(page: Any) -> list[list[int]]:
+    spans: list[list[int]] = page.evaluate(
+        "() => document.querySelector('#timeline').timeline.visibleSpans(0)"
+    )
+    return spans
+
+
+def assert_drawn_as_api(page: Any, nvr: Nvr) -> None:
+    """The spans drawn are the recordings `.../recordings` answers for the window: all
+    of them up to the last one drawn (which may have grown since the page's last poll,
+    and more may have followed it), which starts where one of the API's does."""
+    a, b = window(page)
+    drawn = sorted(drawn_spans(page))
+    rows = nvr.api(
+        f"/api/cameras/{nvr.camera}/main/recordings", startTime90k=a, endTime90k=b, split90k=1
+    )["recordings"]
+    api = sorted([r["startTime90k"], r["endTime90k"]] for r in rows)
+    assert drawn, api
+    last = drawn[-1][0]
+    assert [s for s in api if s[0] < last] == drawn[:-1], (drawn, api)
+    assert last in [s for s, _ in api], (drawn, api)
+
+
+def test_zoom_from_a_day_to_10_s_and_back_draws_the_api_spans(page: Any, nvr: Nvr) -> None:
+    open_recordings(page, nvr)
+    page.click("label[for=zoom-day]")
+    a, b = window(page)
+    assert b - a in (86400 * U, 86400 * U - 1)
+    day_title = page.inner_text("#day-title")
+    # the keyboard zooms around the cursor, down to 10 s and no further
+    rows = nvr.recordings()
+    page.focus("#timeline")
+    page.evaluate(f"() => {{ {WIN.removesuffix('.win')}.cursor = {rows[1]['startTime90k']}; }}")
+    for _ in range(16):
+        page.keyboard.press("+")
+    a, b = window(page)
+    assert b - a == 10 * U
+    assert a <= rows[1]["startTime90k"] <= b
+    wait_loaded(page)
+    assert drawn_spans(page)
+    assert_drawn_as_api(page, nvr)
+    # and the zoom-out button back to (at least) the whole day
+    for _ in range(14):
+        page.click("#zoom-out")
+    a, b = window(page)
+    assert b - a >= 86400 * U
+    assert page.inner_text("#day-title").startswith(day_title) or "–" in page.inner_text(
+        "#day-title"
+    )
+    # the wheel zooms too, around the pointer
+    page.click("label[for=zoom-1h]")
+    geo = timeline_geometry(page)
+    page.mouse.move(x_of(geo, rows[1]["startTime90k"]), row_y(geo))
+    before = window(page)
+    page.mouse.wheel(0, -300)
+    page.wait_for_timeout(100)
+    after = window(page)
+    assert after[1] - after[0] < before[1] - before[0]
+    wait_loaded(page)
+    assert_drawn_as_api(page, nvr)
+
+
+def test_keyboard_only_from_the_header_to_playing(page: Any, nvr: Nvr) -> None:
+    open_recordings(page, nvr)
+    # one Tab from the header's last control reaches the timeline
+    page.focus("header.topbar a:last-of-type")
+    page.evaluate(
+        """() => { const f = [...document.querySelectorAll('header a, header button')]
+                    .filter(e => e.offsetParent !== null); f.at(-1).focus(); }"""
+    )
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.id") == "timeline"
+    before = window(page)
+    page.keyboard.press("-")
+    a, b = window(page)
+    assert b - a == 2 * (before[1] - before[0])
+    page.keyboard.press("+")
+    assert window(page) == before or window(page)[1] - window(page)[0] == before[1] - before[0]
+    page.keyboard.press("Home")
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")
+    cursor = int(page.get_attribute("#timeline", "aria-valuenow") or 0)
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelector('#player').currentTime > 0.3")
+    # Space pauses, and resumes
+    page.keyboard.press(" ")
+    assert page.evaluate("() => document.querySelector('#player').paused")
+    page.keyboard.press(" ")
+    page.wait_for_function("() => !document.querySelector('#player').paused")
+    assert int(page.evaluate(f"() => {WALL}")) >= min(cursor, nvr.recordings()[0]["startTime90k"])
+    # the calendar is one tab stop; arrows move within it
+    stops = page.evaluate("() => document.querySelectorAll('.cal-day[tabindex=\"0\"]').length")
+    assert stops == 1
+    page.focus('.cal-day[tabindex="0"]')
+    first = page.evaluate("() => document.activeElement.dataset.day")
+    page.keyboard.press("ArrowLeft")
+    moved = page.evaluate("() => document.activeElement.dataset.day")
+    assert moved < first
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("() => document.activeElement.dataset.day") == first
+    assert page.get_attribute("[role=grid]", "aria-label")
+
+
+def test_list_view_rows_play_and_download(page: Any, nvr: Nvr) -> None:
+    open_recordings(page, nvr)
+    page.click("label[for=rec-view-list]")
+    page.wait_for_selector("#rec-list tbody tr")
+    assert page.is_hidden("#timeline")
+    rows = nvr.recordings()
+    first = page.locator("#rec-list tbody tr").last  # newest first
+    assert int(first.get_attribute("data-start90k") or 0) == rows[0]["startTime90k"]
+    cells = first.locator("td").all_inner_texts()
+    assert re.fullmatch(r"\d+×\d+", cells[3]), cells
+    href = first.locator("a[download]").get_attribute("href") or ""
+    assert href.startswith(f"/api/cameras/{nvr.camera}/main/view.mp4?s=")
+    first.locator("button").click()
+    page.wait_for_function(f"() => {WALL} >= {rows[0]['startTime90k']}")
+    shown = int(page.evaluate(f"() => {WALL}"))
+    assert abs(shown - rows[0]["startTime90k"]) <= U
+
+
+def test_playback_crosses_a_recording_boundary_without_stalling(page: Any, nvr: Nvr) -> None:
+    open_recordings(page, nvr)
+    rows = nvr.recordings()
+    boundary = rows[1]["endTime90k"]
+    geo = timeline_geometry(page)
+    page.evaluate(
+        """() => {
+            window.stalls = 0;
+            const v = document.querySelector('#player');
+            // once it plays: waiting for data before the first frame is loading
+            v.addEventListener('waiting', () => { if (v.currentTime > 0.05) window.stalls++; });
+        }"""
+    )
+    page.mouse.click(x_of(geo, boundary - U // 2), row_y(geo))
+    page.wait_for_function(f"() => {WALL} > {boundary + U // 2}", timeout=10000)
+    assert page.evaluate("() => window.stalls") == 0
+    assert page.evaluate("() => document.querySelector('#player').currentTime") > 0.9
+
+
+# -- a month of synthetic history ------------------------------------------------------
+
+CAM = "0d3bd1d8-6d57-4b36-8c37-0c0c4c5a1a11"
+SIG_TYPE = "9c1c9ad5-53c2-4c3a-9e7b-6d0c2b6f3a11"
+REC_SEC = 300  # one recording per 5 min
+REASONS = ["camera disconnected", "shutdown", "disk full"]
+
+
+def month_history(now90k: int) -> dict[str, Any]:
+    """30 days of 5-minute recordings, with a gap every 3 h (the recording before it
+    ended for one of REASONS), and a motion signal moving 2 minutes every 11."""
+    tz = ZoneInfo(TZ)
+    now = dt.datetime.fromtimestamp(now90k / U, tz)
+    first_day = (now - dt.timedelta(days=30)).date()
+    start = int(dt.datetime(first_day.year, first_day.month, first_day.day, tzinfo=tz).timestamp())
+    rows: list[dict[str, Any]] = []
+    t = start
+    i = 0
+    open_id = 1
+    while (t + REC_SEC) * U < now90k:
+        gap = i % 36 == 35
+        row: dict[str, Any] = {
+            "startId": i,
+            "openId": open_id,
+            "runStartId": i,
+            "startTime90k": t * U,
+            "endTime90k": (t + REC_SEC) * U,
+            "videoSampleEntryId": 1,
+            "videoSamples": REC_SEC * 10,
+            "sampleFileBytes": REC_SEC * 60_000,
+        }
+        if gap:
+            row["hasTrailingZero"] = True
+            row["endReason"] = REASONS[(i // 36) % len(REASONS)]
+            open_id += 1
+        rows.append(row)
+        t += REC_SEC + (600 if gap else 0)
+        i += 1
+    days: dict[str, dict[str, int]] = {}
+    d = first_day
+    while d <= now.date():
+        a = int(dt.datetime(d.year, d.month, d.day, tzinfo=tz).timestamp()) * U
+        nd = d + dt.timedelta(days=1)
+        b = int(dt.datetime(nd.year, nd.month, nd.day, tzinfo=tz).timestamp()) * U
+        total = sum(
+            min(r["endTime90k"], b) - max(r["startTime90k"], a)
+            for r in rows
+            if r["endTime90k"] > a and r["startTime90k"] < b
+        )
+        if total:
+            days[d.isoformat()] = {"startTime90k": a, "endTime90k": b, "totalDuration90k": total}
+        d = nd
+    changes = []
+    for k in range(start // 660, now90k // U // 660):
+        changes += [(k * 660 * U, 2), ((k * 660 + 120) * U, 1)]
+    return {"rows": rows, "days": days, "changes": changes}
+
+
+def top_level(h: dict[str, Any]) -> dict[str, Any]:
+    rows = h["rows"]
+    return {
+        "timeZoneName": TZ,
+        "serverVersion": "0.1.0",
+        "cameras": [
+            {
+                "uuid": CAM,
+                "id": 1,
+                "shortName": "month",
+                "description": "",
+                "streams": {
+                    "main": {
+                        "id": 1,
+                        "retainBytes": 10**12,
+                        "minStartTime90k": rows[0]["startTime90k"],
+                        "maxEndTime90k": rows[-1]["endTime90k"],
+                        "totalDuration90k": sum(r["endTime90k"] - r["startTime90k"] for r in rows),
+                        "totalSampleFileBytes": sum(r["sampleFileBytes"] for r in rows),
+                        "fsBytes": 0,
+                        "record": True,
+                        "days": h["days"],
+                        "nvrSampleFileDir": {"id": 1},
+                        "nvrStatus": {
+                            "state": "recording",
+                            "since90k": rows[0]["startTime90k"],
+                            "lastError": None,
+                            "nextTry90k": None,
+                            "syncer": {
+                                "failingStep": None,
+                                "failingSince90k": None,
+                                "lastError": None,
+                                "freeBytes": None,
+                            },
+                        },
+                    }
+                },
+            }
+        ],
+        "signals": [
+            {
+                "id": 1,
+                "uuid": "5be9cc19-3e2d-4f8a-9b38-1b0f8e0a3c1d",
+                "shortName": "month motion",
+                "cameras": {CAM: "direct"},
+                "type": SIG_TYPE,
+                "days": {},
+            }
+        ],
+        "signalTypes": [
+            {
+                "uuid": SIG_TYPE,
+                "states": [
+                    {"value": 1, "name": "still"},
+                    {"value": 2, "name": "moving", "motion": True, "color": "#ff8888"},
+                ],
+            }
+        ],
+        "permissions": {
+            "viewVideo": True,
+            "readCameraConfigs": False,
+            "updateSignals": False,
+            "adminUsers": False,
+        },
+    }
+
+
+def stub_month(page: Any, h: dict[str, Any], seen: list[tuple[int, int]], nvr: Nvr) -> None:
+    """Answers the API from `h`; any view.mp4 with the real camera's first recording."""
+    top = top_level(h)
+    first = nvr.recordings()[0]
+    clip = httpx.get(
+        f"{nvr.base}/api/cameras/{nvr.camera}/main/view.mp4",
+        params={"s": f"{first['startId']}@{first['openId']}"},
+    ).content
+
+    def answer(route: Any) -> None:
+        u = urlsplit(route.request.url)
+        q = {k: int(v[0]) for k, v in parse_qs(u.query).items() if v[0].isdigit()}
+        if u.path == "/api/":
+            body: Any = top
+        elif u.path == f"/api/cameras/{CAM}/main/recordings":
+            a, b = q["startTime90k"], q["endTime90k"]
+            seen.append((a, b))
+            recs = [r for r in h["rows"] if r["endTime90k"] > a and r["startTime90k"] < b]
+            body = {
+                "recordings": recs,
+                "videoSampleEntries": {
+                    "1": {
+                        "width": 1920,
+                        "height": 1080,
+                        "pixelHSpacing": 1,
+                        "pixelVSpacing": 1,
+                        "aspectWidth": 16,
+                        "aspectHeight": 9,
+                    }
+                },
+            }
+        elif u.path.endswith("/view.mp4"):
+            route.fulfill(status=200, content_type="video/mp4", body=clip)
+            return
+        elif u.path == "/api/signals":
+            a, b = q["startTime90k"], q["endTime90k"]
+            before = [c for c in h["changes"] if c[0] < a][-1:]
+            inside = [c for c in h["changes"] if a <= c[0] < b]
+            cs = before + inside
+            body = {
+                "signalIds": [1] * len(cs),
+                "states": [s for _, s in cs],
+                "times90k": [t for t, _ in cs],
+            }
+        else:
+            route.fulfill(status=404, body="not stubbed")
+            return
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    page.route(re.compile(r".*/api/.*"), answer)
+
+
+def overflow(page: Any) -> int:
+    overflowing: int = page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
+    return overflowing
+
+
+def test_a_month_pans_across_midnight_and_stays_smooth(
+    page: Any, browser: Any, nvr: Nvr, artifact_dir: Path
+) -> None:
+    import time
+
+    h = month_history(int(time.time() * U))
+    seen: list[tuple[int, int]] = []
+    stub_month(page, h, seen, nvr)
+    page.emulate_media(color_scheme="dark")
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    page.goto(nvr.base + "/recordings")
+    page.wait_for_function(
+        "() => Number(document.querySelector('#timeline')?.dataset.recordings) > 100"
+    )
+    page.evaluate("() => { window.noReload = true; }")
+    shots = {}
+    # today opens on the last hour
+    a, b = window(page)
+    assert b - a == 3660 * U
+    # a day in the middle of the month, zoomed to its recorded span, across midnight
+    day = sorted(h["days"])[10]
+    if not page.locator(f".cal-day[data-day='{day}']").count():
+        page.click("button[aria-label='Previous month']")
+    page.click(f".cal-day[data-day='{day}']")
+    page.wait_for_function(f"() => new URLSearchParams(location.search).get('day') === '{day}'")
+    wait_loaded(page)
+    a0, b0 = window(page)
+    day_a = h["days"][day]["startTime90k"]
+    assert a0 <= day_a + 10 * 60 * U and b0 >= h["days"][day]["endTime90k"] - 10 * 60 * U
+    page.click("label[for=zoom-1h]")
+    page.fill("#goto-time", f"{day} 00:10:00")
+    page.press("#goto-time", "Enter")
+    wait_loaded(page)
+    a, b = window(page)
+    assert a < day_a < b  # the window holds the midnight the day starts with
+    spans = [list(s) for s in drawn_spans(page)]
+    want = [
+        [r["startTime90k"], r["endTime90k"]]
+        for r in h["rows"]
+        if r["endTime90k"] > a and r["startTime90k"] < b
+    ]
+    assert spans == want and spans[0][0] < day_a
+    page.mouse.move(0, 0)
+    card = page.locator(".timeline-card")
+    shots["timeline-midnight-1920.png"] = card.screenshot(
+        path=str(artifact_dir / "timeline-midnight-1920.png")
+    )
+    # pan left past midnight with the button: the URL's day follows, without a reload
+    for _ in range(3):
+        page.click("button[aria-label=Earlier]")
+    wait_loaded(page)
+    assert page.evaluate("() => window.noReload") is True
+    prev_day = (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
+    assert f"day={prev_day}" in page.url
+    a, b = window(page)
+    assert [list(s) for s in drawn_spans(page)] == [
+        [r["startTime90k"], r["endTime90k"]]
+        for r in h["rows"]
+        if r["endTime90k"] > a and r["startTime90k"] < b
+    ]
+    shots["timeline-pan-1920.png"] = card.screenshot(
+        path=str(artifact_dir / "timeline-pan-1920.png")
+    )
+    # only what the window needs was asked for: never more than a few days at once
+    assert seen and max(b - a for a, b in seen) <= 86400 * U + 3600 * U
+    # the week overview: per-day totals, no recordings fetched
+    n = len(seen)
+    page.click("label[for=zoom-week]")
+    wait_loaded(page)
+    assert len(seen) == n
+    shots["timeline-week-1920.png"] = page.screenshot(
+        path=str(artifact_dir / "timeline-week-1920.png")
+    )
+    page.click("label[for=rec-view-list]")
+    page.click("label[for=zoom-day]")
+    page.wait_for_selector("#rec-list tbody tr")
+    shots["timeline-list-1920.png"] = page.screenshot(
+        path=str(artifact_dir / "timeline-list-1920.png"), full_page=True
+    )
+    assert overflow(page) <= 0
+    page.click("label[for=rec-view-timeline]")
+
+    # frame times of a zoom from the week to minutes and a pan across days
+    page.click("label[for=zoom-week]")
+    page.wait_for_timeout(200)
+    geo = timeline_geometry(page)
+    y = row_y(geo)
+    browser.start_tracing(
+        page=page,
+        categories=[
+            "toplevel",
+            "devtools.timeline",
+            "disabled-by-default-devtools.timeline",
+            "disabled-by-default-devtools.timeline.frame",
+        ],
+    )
+    page.evaluate(
+        """() => {
+            window.frames_ = [];
+            let last = performance.now();
+            const f = (t) => {
+                window.frames_.push(t - last);
+                last = t;
+                if (window.frames_.length < 100000) requestAnimationFrame(f);
+            };
+            requestAnimationFrame(f);
+        }"""
+    )
+    page.mouse.move(geo["left"] + geo["trackLeft"] + geo["trackWidth"] * 0.6, y)
+    for _ in range(40):
+        page.mouse.wheel(0, -120)
+        page.wait_for_timeout(16)
+    for _ in range(20):
+        page.mouse.wheel(0, 120)
+        page.wait_for_timeout(16)
+    x0 = geo["left"] + geo["trackLeft"] + geo["trackWidth"] * 0.8
+    page.mouse.move(x0, geo["top"] + 8)  # the axis pans
+    page.mouse.down()
+    for k in range(60):
+        page.mouse.move(x0 - 10 * k, geo["top"] + 8)
+        page.wait_for_timeout(16)
+    page.mouse.up()
+    page.wait_for_timeout(300)
+    raf = page.evaluate("() => window.frames_")
+    trace = json.loads(browser.stop_tracing())
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    mains = {
+        e["tid"]
+        for e in events
+        if e.get("name") == "thread_name" and e.get("args", {}).get("name") == "CrRendererMain"
+    }
+    tasks = [
+        e["dur"] / 1000
+        for e in events
+        if str(e.get("name")).endswith("RunTask") and e.get("tid") in mains and "dur" in e
+    ]
+    if not tasks:
+        print("TRACE NAMES", sorted({str(e.get("name")) for e in events})[:80], mains)
+    figures = {
+        "rows": len(h["rows"]),
+        "raf_frames": len(raf),
+        "raf_max_ms": round(max(raf[1:]), 1),
+        "raf_p95_ms": round(sorted(raf[1:])[int(0.95 * (len(raf) - 1))], 1),
+        "main_tasks": len(tasks),
+        "main_task_max_ms": round(max(tasks), 1) if tasks else None,
+        "main_tasks_over_50ms": sum(1 for t in tasks if t > 50),
+    }
+    (artifact_dir / "timeline-month-frames.json").write_text(json.dumps(figures, indent=1))
+    print("FRAMES", figures)
+    assert figures["raf_frames"] > 30 and tasks
+
+    # the phone: the same month, panned by a finger, nothing overflows
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.click("label[for=zoom-6h]")
+    wait_loaded(page)
+    shots["timeline-phone-390.png"] = page.screenshot(
+        path=str(artifact_dir / "timeline-phone-390.png"), full_page=True
+    )
+    assert overflow(page) <= 0
+    page.click("label[for=rec-view-list]")
+    page.wait_for_selector("#rec-list tbody tr")
+    shots["timeline-phone-list-390.png"] = page.screenshot(
+        path=str(artifact_dir / "timeline-phone-list-390.png"), full_page=True
+    )
+    assert overflow(page) <= 0
+    for name in shots:
+        assert not_blank(artifact_dir / name) > 10, name
