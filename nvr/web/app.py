@@ -32,7 +32,7 @@ from nvr.base import errors
 from nvr.base.clock import Clocks
 from nvr.base.time90k import UNITS_PER_SEC, Duration
 from nvr.db.auth import Auth
-from nvr.web import api, auth, live, metrics_route, signals, ui, view
+from nvr.web import api, auth, live, metrics_route, signals, thumb, ui, view
 from nvr.web.context import MAX_JSON_BODY, WebContext, one_line, status_for, text_response
 from nvr.web.login_limit import LoginLimiter, RateLimited
 
@@ -91,6 +91,8 @@ def create_app(ctx: WebContext) -> QuartTrio:
         ctx.auth = Auth(ctx.db, now=ctx.clocks.realtime)
     if ctx.login_limiter is None:
         ctx.login_limiter = LoginLimiter(ctx.clocks)
+    if ctx.thumbnails is None:
+        ctx.thumbnails = thumb.Thumbnails()
     errors_log = ErrorLog(ctx.clocks)
     app = QuartTrio(__name__, static_folder=None)  # nvr.web.ui serves the UI's files
     app.config["nvr"] = ctx
@@ -107,7 +109,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
         if status >= 500:
             errors_log.error(e, traceback=False)
         resp = text_response(status, one_line(str(e)))
-        if isinstance(e, RateLimited):
+        if isinstance(e, RateLimited | thumb.Busy):
             resp.headers["Retry-After"] = str(e.retry_after_sec)
         caller: auth.Caller | None = g.get("nvr_caller")
         if status == 401 and caller is not None and caller.stale_cookie:
@@ -137,6 +139,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
     app.register_blueprint(api.blueprint)
     app.register_blueprint(signals.blueprint)
     app.register_blueprint(view.blueprint)
+    app.register_blueprint(thumb.blueprint)
     app.register_blueprint(live.blueprint)
     app.register_blueprint(metrics_route.blueprint)
     app.register_blueprint(ui.blueprint)

@@ -103,6 +103,7 @@ ROUTE_PERMISSIONS: Mapping[str, str] = {
     # media (view.py)
     "view.view": "viewVideo",
     "view.init_segment": "viewVideo",
+    "thumb.thumbnail": "viewVideo",
     "live.live": "viewVideo",
     # Prometheus metrics (metrics_route.py): only on binds with metrics = true, which
     # should be reachable by the scraper alone (scrapers have no session)

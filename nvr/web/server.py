@@ -529,13 +529,16 @@ async def run_web(
     from nvr.web.app import create_app
     from nvr.web.context import WebContext
     from nvr.web.login_limit import LoginLimiter
+    from nvr.web.thumb import ThumbnailCollector, Thumbnails
 
     config = daemon.config
     addresses: list[str] = []
-    # One user/session store and one failed-login counter for all binds.
+    # One user/session store, one failed-login counter and one thumbnail cache for all
+    # binds.
     policy = SessionPolicy(config.session_idle_timeout_sec, config.session_max_age_sec)
     users = Auth(daemon.db, now=clocks.realtime, policy=policy)
     limiter = LoginLimiter(clocks)
+    thumbnails = Thumbnails()
     daemon_slots = trio.Semaphore(budget.http_connections)
     stats: list[BindStats] = []
     if config.binds:
@@ -544,6 +547,7 @@ async def run_web(
             budget.limit, budget.reserve, budget.http_connections,
         )
         daemon.metrics.registry.register(HttpCollector(stats, budget))
+        daemon.metrics.registry.register(ThumbnailCollector(thumbnails))
     try:
         async with trio.open_nursery() as nursery:
             for bind in config.binds:
@@ -558,6 +562,7 @@ async def run_web(
                     metrics=daemon.metrics,
                     auth=users,
                     login_limiter=limiter,
+                    thumbnails=thumbnails,
                 )
                 server = BindServer(
                     create_app(ctx),

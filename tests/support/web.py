@@ -44,6 +44,7 @@ def inline_web_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     monkeypatch.setattr("nvr.web.view.run_blocking", inline)
     monkeypatch.setattr("nvr.web.api.run_blocking", inline)
+    monkeypatch.setattr("nvr.web.thumb.run_blocking", inline)
     with inline_blocking():
         yield
 
@@ -66,13 +67,13 @@ async def recorded(tmp_path: Path, autojump_clock: trio.testing.MockClock
     r.env.close()
 
 
-async def record(tmp_path: Path, seconds: float = 275) -> Recorded:
+async def record(tmp_path: Path, seconds: float = 275, clip: str = CLIP) -> Recorded:
     """What the ``recorded`` fixture makes, in ``tmp_path`` (or only its first
-    ``seconds``); the caller closes ``env``."""
+    ``seconds``; or of another ``clip``); the caller closes ``env``."""
     create_env(tmp_path, streams=1, flush_if_sec=0)
     clocks = SimulatedClocks(T0)
     env = open_env(tmp_path, now=clocks.realtime, monotonic=clocks.monotonic)
-    packets = load_packets(CLIP)
+    packets = load_packets(clip)
     opener = ReplayOpener(clocks, {"rtsp://cam0/main": [
         Session(packets, loops=None, end_after=6000), Session(packets, loops=None)]})
     syncer = Syncer(env.db, env.dir_id, env.sdir, clocks)

@@ -28,7 +28,15 @@ from nvr.db.auth import PERMISSIONS, SessionPolicy
 from nvr.web import auth
 from nvr.web.app import create_app
 from nvr.web.context import WebContext
-from tests.support.web import VIEW, Recorded, inline_web_threads, recorded, web_context
+from tests.support.web import (
+    SEC,
+    T0,
+    VIEW,
+    Recorded,
+    inline_web_threads,
+    recorded,
+    web_context,
+)
 
 __all__ = ["inline_web_threads", "recorded"]  # fixtures
 
@@ -93,7 +101,10 @@ def path_values(site: Site) -> dict[str, str]:
     }
 
 
-QUERIES: dict[str, dict[str, str]] = {"view.view": {"s": "0"}}
+QUERIES: dict[str, dict[str, str]] = {
+    "view.view": {"s": "0"},
+    "thumb.thumbnail": {"time90k": str(T0 + 10 * SEC), "width": "64"},
+}
 
 
 def body_for(site: Site, endpoint: str) -> dict[str, Any]:
