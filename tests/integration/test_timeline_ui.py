@@ -24,12 +24,14 @@ import pytest
 from nvr.base.time90k import UNITS_PER_SEC
 from tests.integration import test_ui
 from tests.integration.test_ui import (
+    FRAME_90K,
     TZ,
     WALL,
     Nvr,
     not_blank,
     open_recordings,
     row_y,
+    t_of,
     timeline_geometry,
     x_of,
 )
@@ -114,6 +116,36 @@ def test_zoom_from_a_day_to_10_s_and_back_draws_the_api_spans(page: Any, nvr: Nv
     assert after[1] - after[0] < before[1] - before[0]
     wait_loaded(page)
     assert_drawn_as_api(page, nvr)
+
+
+def test_hover_shows_the_frame_at_the_pointer_and_a_strip(page: Any, nvr: Nvr) -> None:
+    open_recordings(page, nvr)
+    rows = nvr.recordings()
+    geo = timeline_geometry(page)
+    x = x_of(geo, rows[1]["startTime90k"] + 7 * U // 10 + 777)
+    page.mouse.move(x - 20, row_y(geo))
+    page.mouse.move(x, row_y(geo))
+    pointer = t_of(geo, x)
+    page.wait_for_function(
+        f"() => document.querySelector('#tl-preview').dataset.time90k == '{pointer}'"
+        " && !!document.querySelector('#tl-preview').dataset.frameTime90k"
+        " && document.querySelector('#tl-preview img').naturalWidth > 0"
+    )
+    frame = int(page.get_attribute("#tl-preview", "data-frame-time90k") or 0)
+    assert 0 <= pointer - frame < FRAME_90K + 1, (pointer, frame)
+    local = dt.datetime.fromtimestamp(pointer / U, ZoneInfo(TZ))
+    assert page.inner_text(".tl-preview-time") == local.strftime("%H:%M:%S.%f")[:12]
+    assert page.is_visible("#tl-preview")
+    page.mouse.move(0, 0)
+    assert page.is_hidden("#tl-preview")
+    # the strip: key frames along the window, one plays on click
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#tl-strip img')].some(i => i.naturalWidth > 0)"
+    )
+    img = page.locator("#tl-strip img").first
+    t = int(img.get_attribute("data-time90k") or 0)
+    img.click()
+    page.wait_for_function(f"() => Math.abs({WALL} - {t}) < {U}")
 
 
 def test_keyboard_only_from_the_header_to_playing(page: Any, nvr: Nvr) -> None:
@@ -500,7 +532,9 @@ def test_a_month_pans_across_midnight_and_stays_smooth(
     page.mouse.up()
     page.wait_for_timeout(300)
     raf = page.evaluate("() => window.frames_")
-    trace = json.loads(browser.stop_tracing())
+    raw = browser.stop_tracing()
+    (artifact_dir / "timeline-month-trace.json").write_bytes(raw)  # for chrome://tracing
+    trace = json.loads(raw)
     events = trace["traceEvents"] if isinstance(trace, dict) else trace
     mains = {
         e["tid"]

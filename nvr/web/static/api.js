@@ -95,6 +95,13 @@ export function viewMp4Url(cameraUuid, stream, specs) {
   return `/api/cameras/${cameraUuid}/${stream}/view.mp4?${q}`;
 }
 
+/** `thumb.jpg`: the frame showing at `t90k` (or, with `keyFrame`, the key frame before
+ * it), `width` px wide. */
+export function thumbUrl(cameraUuid, stream, t90k, width, keyFrame = false) {
+  const k = keyFrame ? "&keyFrame=true" : "";
+  return `/api/cameras/${cameraUuid}/${stream}/thumb.jpg?time90k=${Math.round(t90k)}&width=${width}${k}`;
+}
+
 export function liveUrl(cameraUuid, stream) {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   return `${proto}//${location.host}/api/cameras/${cameraUuid}/${stream}/live.m4s`;

@@ -8,6 +8,7 @@
 import { Calendar, daysWithVideo } from "./calendar.js";
 import { el, toast } from "./dom.js";
 import { HistoryStore } from "./recordings-data.js";
+import { HoverPreview, ThumbLoader, ThumbStrip } from "./recordings-preview.js";
 import { DayCard, trackOf } from "./recordings-day.js";
 import { RecordingList } from "./recordings-list.js";
 import { RecordingPlayer } from "./recordings-player.js";
@@ -54,6 +55,9 @@ export function renderRecordings(main, session) {
     onChange: (span) => card.timeline.setSelection(span),
   });
   const list = new RecordingList({ tz, onPlay: (ci, t) => player.play(ci, t) });
+  const thumbs = new ThumbLoader();
+  const preview = new HoverPreview({ tz, loader: thumbs });
+  const strip = new ThumbStrip({ loader: thumbs, onPlay: (t) => player.play(card.timeline.cursorRow, t) });
   const card = new DayCard({
     tz,
     stream: state.stream,
@@ -77,7 +81,13 @@ export function renderRecordings(main, session) {
       state.view = v;
       showTracks();
     },
+    onHover: (t, ci, x) => {
+      const rows = t === null ? [] : store.rows(ci);
+      const inside = rows.some((r) => r.startTime90k <= t && t < r.endTime90k);
+      preview.show(inside ? t : null, x, cameras()[ci], state.stream);
+    },
     list,
+    overlays: [strip.root, preview.root],
     below: selection.root,
   });
   main.append(
@@ -160,6 +170,7 @@ export function renderRecordings(main, session) {
       return trackOf(c, store.rows(ci), state.stream, bands);
     });
     card.setTracks(tracks, cams.reduce((n, _, ci) => n + store.rows(ci).length, 0));
+    showStrip();
     if (state.view === "list") {
       list.render({
         cameras: cams,
@@ -171,10 +182,27 @@ export function renderRecordings(main, session) {
     }
   }
 
+  /** The thumbnail strip of the camera the cursor is on, for the window. */
+  function showStrip() {
+    const tl = card.timeline;
+    const ci = tl.cursorRow;
+    strip.update({
+      win: tl.win,
+      left: tl.trackLeft(),
+      width: tl.trackWidth(),
+      spans: tl.visibleSpans(ci),
+      cam: cameras()[ci],
+      stream: state.stream,
+    });
+  }
+
   let loadTimer = null;
   function scheduleLoad() {
     clearTimeout(loadTimer);
-    loadTimer = setTimeout(() => load(), LOAD_DELAY_MS);
+    loadTimer = setTimeout(() => {
+      showStrip();
+      load();
+    }, LOAD_DELAY_MS);
     const d = card.centerDay();
     if (d !== state.day) {
       state.day = d;
@@ -233,5 +261,6 @@ export function renderRecordings(main, session) {
     unsubscribe();
     card.destroy();
     player.destroy();
+    thumbs.destroy();
   };
 }

@@ -61,8 +61,9 @@ export class DayCard {
   /** `stream`: the stream shown first. `source.playhead()`: the wall time playing, or
    * null; `source.fit(day)`: [start, end) of `day`'s recorded video, or null. `onPlay(ci,
    * t)`, `onSelect(span, ci)`, `onStream(stream)`, `onWindow([a, b])`, `onTransport(action)`,
-   * `onView("timeline" | "list")` hear the person's choices. */
-  constructor({ tz, stream, source, onPlay, onSelect, onStream, onWindow, onTransport, onView, list, below }) {
+   * `onView("timeline" | "list")`, `onHover(t, ci, x)` hear the person's choices.
+   * `overlays`: elements shown over and under the canvas (previews), positioned in its box. */
+  constructor({ tz, stream, source, onPlay, onSelect, onStream, onWindow, onTransport, onView, onHover, list, overlays, below }) {
     this.tz = tz;
     this.source = source;
     this.zoom = null; // the preset the window is at, until it moves otherwise
@@ -151,7 +152,7 @@ export class DayCard {
     this.root = el(
       "section",
       { class: "timeline-card card", "aria-label": "Timeline" },
-      canvas,
+      (this.wrap = el("div", { class: "tl-wrap" }, canvas, overlays)),
       list.root,
       el(
         "div",
@@ -174,13 +175,14 @@ export class DayCard {
         onWindow(win);
       },
       onTransport,
+      onHover,
     });
     selectToggle.addEventListener("change", () => (this.timeline.selectMode = selectToggle.checked));
   }
 
   showList(on) {
     this.list.root.hidden = !on;
-    this.canvas.hidden = on;
+    this.wrap.hidden = on;
     this.legend.hidden = on;
   }
 

@@ -36,15 +36,17 @@ function css(name, fallback) {
 }
 
 export class Timeline {
-  /** `onPlay(row, t)`, `onSelect(span)`, `onCursor(t, row)`, `onWindow([a, b])` and
-   * `onTransport(action)` ("toggle", "back", "forward") hear the person. */
-  constructor(canvas, { tz, onPlay, onSelect, onCursor, onWindow, onTransport }) {
+  /** `onPlay(row, t)`, `onSelect(span)`, `onCursor(t, row)`, `onWindow([a, b])`,
+   * `onHover(t, row, x)` (t null: gone) and `onTransport(action)` ("toggle", "back",
+   * "forward") hear the person. */
+  constructor(canvas, { tz, onPlay, onSelect, onCursor, onWindow, onHover, onTransport }) {
     this.canvas = canvas;
     this.tz = tz;
     this.onPlay = onPlay || (() => {});
     this.onSelect = onSelect || (() => {});
     this.onCursor = onCursor || (() => {});
     this.onWindow = onWindow || (() => {});
+    this.onHover = onHover || (() => {});
     this.onTransport = onTransport || (() => {});
     this.rows = [];
     this.extent = [0, 1]; // where the window may go: all of history, and a little more
@@ -74,6 +76,7 @@ export class Timeline {
     });
     canvas.addEventListener("pointerleave", () => {
       this.hover = null;
+      this.onHover(null, null, 0);
       this.draw();
     });
     canvas.addEventListener("wheel", (e) => this.wheel(e), { passive: false });
@@ -233,6 +236,9 @@ export class Timeline {
       return;
     }
     this.hover = x >= this.trackLeft() && e.pointerType !== "touch" ? this.tOf(x) : null;
+    const row = this.rowAt(this.point(e).y) ?? this.cursorRow;
+    const shown = this.drag && !this.drag.pan ? this.tOf(x) : this.hover;
+    this.onHover(shown !== null && this.detailed() ? shown : null, row, x);
     if (this.drag?.pan) {
       if (Math.abs(x - this.drag.x0) > 3) this.drag.moved = true;
       const [a, b] = this.drag.win;
