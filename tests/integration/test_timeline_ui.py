@@ -281,7 +281,16 @@ def month_history(now90k: int) -> dict[str, Any]:
     changes = []
     for k in range(start // 660, now90k // U // 660):
         changes += [(k * 660 * U, 2), ((k * 660 + 120) * U, 1)]
-    return {"rows": rows, "days": days, "changes": changes}
+    motion: dict[str, Any] = {}
+    for t90k, st in changes:
+        if st != 2:
+            continue
+        local = dt.datetime.fromtimestamp(t90k / U, tz)
+        day_info = motion.setdefault(local.date().isoformat(), {"motion90k": 0, "hours": {}})
+        day_info["motion90k"] += 120 * U
+        hour = str(local.hour)
+        day_info["hours"][hour] = day_info["hours"].get(hour, 0) + 120 * U
+    return {"rows": rows, "days": days, "changes": changes, "motion": motion}
 
 
 def top_level(h: dict[str, Any]) -> dict[str, Any]:
@@ -295,6 +304,7 @@ def top_level(h: dict[str, Any]) -> dict[str, Any]:
                 "id": 1,
                 "shortName": "month",
                 "description": "",
+                "motion": {"stream": "main", "sensitivity": 5, "days": h["motion"]},
                 "streams": {
                     "main": {
                         "id": 1,
@@ -351,6 +361,21 @@ def top_level(h: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: where the synthetic month's motion is: the left half of the picture
+BALL_CELLS = {r * 16 + c for r in range(16) for c in range(8)}
+
+
+def region_cells(hex_cells: str) -> set[int]:
+    """The cells of a `cells` parameter (the whole picture when absent)."""
+    if not hex_cells:
+        return set(range(256))
+    data = bytes.fromhex(hex_cells)
+    return {i for i in range(256) if data[i // 8] >> (i % 8) & 1}
+
+
+motion_asked: list[int] = []
+
+
 def stub_month(page: Any, h: dict[str, Any], seen: list[tuple[int, int]], nvr: Nvr) -> None:
     """Answers the API from `h`; any view.mp4 with the real camera's first recording."""
     top = top_level(h)
@@ -382,6 +407,17 @@ def stub_month(page: Any, h: dict[str, Any], seen: list[tuple[int, int]], nvr: N
                     }
                 },
             }
+        elif u.path == f"/api/cameras/{CAM}/motion":
+            a, b = q["startTime90k"], q["endTime90k"]
+            region = region_cells(parse_qs(u.query).get("cells", [""])[0])
+            moved = region & BALL_CELLS
+            spans = [
+                {"startTime90k": t, "endTime90k": t + 120 * U, "recordingIds": [0], "peak": 0.06}
+                for t, st in reversed(h["changes"])
+                if st == 2 and a - 120 * U < t < b and moved
+            ]
+            motion_asked.append(len(spans))
+            body = {"stream": "main", "spans": spans[: q.get("limit", 100)]}
         elif u.path.endswith("/view.mp4"):
             route.fulfill(status=200, content_type="video/mp4", body=clip)
             return
@@ -577,3 +613,81 @@ def test_a_month_pans_across_midnight_and_stays_smooth(
     assert overflow(page) <= 0
     for name in shots:
         assert not_blank(artifact_dir / name) > 10, name
+
+
+def test_events_and_region_search_on_a_stubbed_month(
+    page: Any, nvr: Nvr, artifact_dir: Path
+) -> None:
+    """The motion routes are answered in the browser in the shapes of nvr's motion
+    extension (the synthetic month moves in the left half of the picture); the picture
+    searched is the real camera's (thumb.jpg of the daemon)."""
+    import time
+
+    h = month_history(int(time.time() * U))
+    stub_month(page, h, [], nvr)
+    first = nvr.recordings()[0]
+    pic = httpx.get(
+        f"{nvr.base}/api/cameras/{nvr.camera}/main/thumb.jpg",
+        params={"time90k": first["startTime90k"], "width": 640},
+    ).content
+    page.route(
+        re.compile(r".*/thumb\.jpg.*"),
+        lambda route: route.fulfill(status=200, content_type="image/jpeg", body=pic),
+    )
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    page.goto(nvr.base + "/recordings")
+    page.wait_for_function(
+        "() => Number(document.querySelector('#timeline')?.dataset.recordings) > 100"
+    )
+    page.click("label[for=zoom-6h]")
+    wait_loaded(page)
+    # the events list: the window's motion, newest first, each plays
+    page.click("#events summary")
+    page.wait_for_selector("#events button.event")
+    starts = [
+        int(x)
+        for x in page.eval_on_selector_all(
+            "#events button.event", "bs => bs.map(b => b.dataset.start90k)"
+        )
+    ]
+    a, b = window(page)
+    # the spans overlapping the window
+    want = sorted((t for t, st in h["changes"] if st == 2 and a - 120 * U < t < b), reverse=True)
+    assert starts == want[:100]
+    # the motion band is drawn from the loaded spans
+    band = page.evaluate("() => document.querySelector('#timeline').timeline.rows[0].motion.length")
+    assert band >= len(want)
+    # search where the motion is, then where nothing moves
+    page.click("#region-search summary")
+    page.wait_for_function("() => document.querySelector('#region-search img').naturalWidth > 0")
+
+    def drag(c0: float, r0: float, c1: float, r1: float) -> None:
+        page.locator("#region-grid").scroll_into_view_if_needed()
+        box = page.locator("#region-grid").bounding_box()
+        assert box
+        x, y, w, h = box["x"], box["y"], box["width"], box["height"]
+        page.mouse.move(x + w * c0, y + h * r0)
+        page.mouse.down()
+        page.mouse.move(x + w * c1, y + h * r1, steps=4)
+        page.mouse.up()
+
+    drag(0.1, 0.3, 0.4, 0.7)
+    cells = page.get_attribute("#region-grid", "data-cells") or ""
+    assert region_cells(cells) <= BALL_CELLS and region_cells(cells)
+    page.click("#region-go")
+    page.wait_for_function("() => document.querySelector('#region-status').dataset.count > 0")
+    assert int(page.get_attribute("#region-status", "data-count") or 0) == len(want)
+    assert page.locator("#search-results button.event").count() == len(want)
+    marks = page.evaluate("() => document.querySelector('#timeline').timeline.rows[0].marks.length")
+    assert marks == len(want)
+    page.mouse.move(0, 0)
+    page.screenshot(path=str(artifact_dir / "timeline-search-1920.png"), full_page=True)
+    drag(0.6, 0.2, 0.9, 0.8)
+    assert not region_cells(page.get_attribute("#region-grid", "data-cells") or "") & BALL_CELLS
+    page.click("#region-go")
+    page.wait_for_function("() => document.querySelector('#region-status').dataset.count === '0'")
+    assert "No motion" in page.inner_text("#region-status")
+    assert overflow(page) <= 0
+    # a result plays
+    page.click("#events button.event >> nth=0")
+    page.wait_for_function(f"() => {WALL} >= {want[0]}")

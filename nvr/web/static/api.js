@@ -69,6 +69,18 @@ export function signals(startTime90k, endTime90k) {
   return getJson("/api/signals", { startTime90k, endTime90k });
 }
 
+/** nvr's motion search (an extension; absent on servers without it: 404): the spans
+ * in which region `cells` (64 hex digits, a 16 x 16 bitmap; omitted: the whole picture)
+ * moved in [start, end), newest first, as `{stream, spans: [{startTime90k, endTime90k,
+ * recordingIds, peak}], nextEndTime90k?}`. */
+export function motionSpans(cameraUuid, { startTime90k, endTime90k, cells, minFraction, limit }) {
+  const params = { startTime90k, endTime90k };
+  if (cells) params.cells = cells;
+  if (minFraction) params.minFraction = minFraction;
+  if (limit) params.limit = limit;
+  return getJson(`/api/cameras/${cameraUuid}/motion`, params);
+}
+
 export function login(username, password) {
   return postJson("/api/login", { username, password });
 }

@@ -7,7 +7,10 @@
 
 import { Calendar, daysWithVideo } from "./calendar.js";
 import { el, toast } from "./dom.js";
+import * as api from "./api.js";
 import { HistoryStore } from "./recordings-data.js";
+import { EventList } from "./recordings-events.js";
+import { RegionSearch } from "./recordings-search.js";
 import { HoverPreview, ThumbLoader, ThumbStrip } from "./recordings-preview.js";
 import { DayCard, trackOf } from "./recordings-day.js";
 import { RecordingList } from "./recordings-list.js";
@@ -58,6 +61,18 @@ export function renderRecordings(main, session) {
   const thumbs = new ThumbLoader();
   const preview = new HoverPreview({ tz, loader: thumbs });
   const strip = new ThumbStrip({ loader: thumbs, onPlay: (t) => player.play(card.timeline.cursorRow, t) });
+  const playEvent = (ci, t) => player.play(ci, t);
+  const events = new EventList({ tz, loader: thumbs, onPlay: playEvent, id: "events", title: "Events" });
+  const results = new EventList({ tz, loader: thumbs, onPlay: playEvent, id: "search-results", title: "Search results" });
+  const marks = new Map(); // ci -> spans found by the region search
+  const search = new RegionSearch({
+    onSearch: (ci, cells) => searchRegion(ci, cells),
+    onClear: () => {
+      marks.clear();
+      results.render(null);
+      showTracks();
+    },
+  });
   const card = new DayCard({
     tz,
     stream: state.stream,
@@ -88,7 +103,7 @@ export function renderRecordings(main, session) {
     },
     list,
     overlays: [strip.root, preview.root],
-    below: selection.root,
+    below: [selection.root, search.root, results.root, events.root],
   });
   main.append(
     el(
@@ -167,10 +182,11 @@ export function renderRecordings(main, session) {
         if (!st?.color && !st?.motion) continue; // an uncoloured resting state: no band
         bands.push({ start: iv.start, end: iv.end, color: st.color || "#ff8888", name: s.shortName });
       }
-      return trackOf(c, store.rows(ci), state.stream, bands);
+      return trackOf(c, store.rows(ci), state.stream, bands, motionOf(c, ci), marks.get(ci) || []);
     });
     card.setTracks(tracks, cams.reduce((n, _, ci) => n + store.rows(ci).length, 0));
     showStrip();
+    showEvents();
     if (state.view === "list") {
       list.render({
         cameras: cams,
@@ -180,6 +196,95 @@ export function renderRecordings(main, session) {
         day: dayBounds(card.centerDay(), tz),
       });
     }
+  }
+
+  /** Camera `ci`'s motion band: the spans loaded (zoomed in) or per-hour totals. */
+  function motionOf(c, ci) {
+    if (!c.motion) return null;
+    if (card.timeline.detailed()) {
+      return store.motion(ci).map((s) => ({
+        start: s.startTime90k,
+        end: s.endTime90k,
+        level: Math.min(1, (s.peak || 0) * 4),
+      }));
+    }
+    const out = [];
+    for (const [d, info] of Object.entries(c.motion.days || {})) {
+      const base = dayBounds(d, tz)[0];
+      for (const [h, m] of Object.entries(info.hours || {})) {
+        const start = base + Number(h) * 3600 * U;
+        out.push({ start, end: start + 3600 * U, level: m / (600 * U) });
+      }
+    }
+    return out;
+  }
+
+  /** The events list: motion spans and signal changes in the window. */
+  function showEvents() {
+    const [a, b] = card.timeline.win;
+    const cams = cameras();
+    const list = [];
+    cams.forEach((c, ci) => {
+      if (!c.motion || !card.timeline.detailed()) return;
+      for (const s of store.motion(ci)) {
+        if (s.endTime90k <= a || s.startTime90k >= b) continue;
+        list.push({ ci, camera: c, stream: c.motion.stream || state.stream, start: s.startTime90k,
+          end: s.endTime90k, peak: s.peak, label: "motion" });
+      }
+    });
+    const signals = new Map((session.top.signals || []).map((s) => [s.id, s]));
+    const types = new Map((session.top.signalTypes || []).map((t) => [t.uuid, t]));
+    if (signals.size && card.timeline.detailed()) {
+      for (const iv of store.signals(now90k())) {
+        if (iv.start < a || iv.start >= b) continue;
+        const s = signals.get(iv.signalId);
+        const st = types.get(s?.type)?.states?.find((x) => x.value === iv.state);
+        // the moments something noteworthy (a coloured or motion state) started
+        if (!s || !(st?.motion || st?.color)) continue;
+        const uuid = Object.keys(s.cameras || {})[0];
+        const ci = cams.findIndex((c) => c.uuid === uuid);
+        // a camera's own motion signal repeats its motion spans, listed above
+        if (st.motion && cams[ci]?.motion && s.cameras[uuid] === "direct") continue;
+        list.push({ ci: Math.max(0, ci), camera: cams[ci], stream: state.stream, start: iv.start,
+          end: iv.end, peak: null, label: `${s.shortName}: ${st.name}` });
+      }
+    }
+    const any = cams.some((c) => c.motion) || signals.size;
+    events.render(any ? list : null);
+    const ci = Math.min(card.timeline.cursorRow, cams.length - 1);
+    const cam = cams[ci];
+    if (cam?.motion) {
+      const tl = card.timeline;
+      const rows = store.rows(ci);
+      let t = tl.cursor ?? player.wallTime() ?? (a + b) / 2;
+      const r = rows.find((x) => x.endTime90k > t) || rows.at(-1);
+      if (r && r.startTime90k > t) t = r.startTime90k;
+      search.show(ci, cam, cam.motion.stream || state.stream, r ? Math.min(t, r.endTime90k - 1) : t);
+    } else {
+      search.show(null, null);
+    }
+  }
+
+  async function searchRegion(ci, cells) {
+    const cam = cameras()[ci];
+    const [a, b] = card.timeline.win;
+    search.status.textContent = "Searching…";
+    let r;
+    try {
+      r = await api.motionSpans(cam.uuid, { startTime90k: a, endTime90k: b, cells, limit: 200 });
+    } catch (e) {
+      search.status.textContent = e.status === 404 ? "This server has no motion search." : e.message;
+      return;
+    }
+    const spans = r.spans.map((s) => ({ start: s.startTime90k, end: s.endTime90k, peak: s.peak }));
+    marks.set(ci, spans);
+    search.status.textContent = spans.length
+      ? `${spans.length}${r.nextEndTime90k ? "+" : ""} spans with motion in this area`
+      : "No motion in this area in the window.";
+    search.status.dataset.count = String(spans.length);
+    results.root.open = true;
+    results.render(spans.map((s) => ({ ci, camera: cam, stream: r.stream || state.stream, ...s, label: "motion here" })));
+    showTracks();
   }
 
   /** The thumbnail strip of the camera the cursor is on, for the window. */
@@ -201,6 +306,7 @@ export function renderRecordings(main, session) {
     clearTimeout(loadTimer);
     loadTimer = setTimeout(() => {
       showStrip();
+      showEvents();
       load();
     }, LOAD_DELAY_MS);
     const d = card.centerDay();

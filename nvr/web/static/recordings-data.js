@@ -72,6 +72,7 @@ export class HistoryStore {
     this.stream = "main";
     this.days = new Map(); // `${ci}/${day}` -> {rows, entries} (answers) or a promise
     this.signalDays = new Map(); // day -> answer of /api/signals
+    this.motionDays = new Map(); // `${ci}/${day}` -> motion spans (whole picture)
     this.merged = new Map(); // ci -> rows, until the next change
     this.entries = {}; // videoSampleEntries of every answer
     this.version = 0;
@@ -100,6 +101,21 @@ export class HistoryStore {
   /** Camera `ci`'s recordings of `day`, once loaded (else null). */
   dayRows(ci, day) {
     return this.days.get(`${ci}/${day}`)?.rows ?? null;
+  }
+
+  /** Camera `ci`'s loaded motion spans (whole picture), sorted by time. */
+  motion(ci) {
+    const seen = new Set();
+    const out = [];
+    for (const [k, spans] of this.motionDays) {
+      if (!k.startsWith(`${ci}/`)) continue;
+      for (const s of spans) {
+        if (seen.has(s.startTime90k)) continue;
+        seen.add(s.startTime90k);
+        out.push(s);
+      }
+    }
+    return out.sort((x, y) => x.startTime90k - y.startTime90k);
   }
 
   /** Every loaded signal change, as intervals up to `until`. */
@@ -139,6 +155,27 @@ export class HistoryStore {
         jobs.push(job);
       }
     });
+    // motion (nvr's extension), for the cameras `/api/` says have it
+    this.cameras().forEach((c, ci) => {
+      if (!c.motion) return;
+      for (const [d, s, e] of want) {
+        const k = `${ci}/${d}`;
+        if (this.motionDays.has(k) && !refresh.includes(d)) continue;
+        if (!this.motionDays.has(k)) this.motionDays.set(k, []);
+        jobs.push(
+          api.motionSpans(c.uuid, { startTime90k: s, endTime90k: e, limit: 1000 }).then(
+            (r) => {
+              this.motionDays.set(k, r.spans);
+              return true;
+            },
+            (err) => {
+              if (err.status === 401) throw err;
+              return false; // no motion search here (404), or not now: no band
+            },
+          ),
+        );
+      }
+    });
     if (signals) {
       for (const [d, s, e] of want) {
         if (this.signalDays.has(d) && !refresh.includes(d)) continue;
@@ -176,6 +213,9 @@ export class HistoryStore {
         if (c === ci && !wanted.includes(d) && !this.days.get(k).loading) this.days.delete(k);
       }
       this.merged.delete(Number(ci));
+    }
+    if (this.motionDays.size > MAX_DAYS_KEPT * Math.max(1, perCam.size)) {
+      for (const k of [...this.motionDays.keys()]) if (!wanted.includes(k.split("/")[1])) this.motionDays.delete(k);
     }
     if (this.signalDays.size > MAX_DAYS_KEPT) {
       for (const d of [...this.signalDays.keys()]) if (!wanted.includes(d)) this.signalDays.delete(d);

@@ -21,8 +21,9 @@ const ZOOMS = [
 ];
 
 /** A camera's track: its recordings of `stream` (all loaded), the per-day totals of
- * `/api/` and its signals' states as coloured intervals. */
-export function trackOf(cam, rows, stream, signals = []) {
+ * `/api/`, its signals' states as coloured intervals, its motion ([{start, end, level}]
+ * or null: no motion analysis) and search results to mark. */
+export function trackOf(cam, rows, stream, signals = [], motion = null, marks = []) {
   const s = cam.streams[stream];
   return {
     label: cam.shortName,
@@ -39,6 +40,8 @@ export function trackOf(cam, rows, stream, signals = []) {
       share: d.totalDuration90k / Math.max(1, d.endTime90k - d.startTime90k),
     })),
     signals,
+    motion,
+    marks,
   };
 }
 

@@ -99,8 +99,10 @@ export class Timeline {
   }
 
   /** rows: [{label, down, spans: [{start, end, growing, endReason}], days: [{start, end,
-   * share}], signals: [{start, end, color, name}]}]; `days` (per-day totals) are drawn
-   * when zoomed out past DETAIL_MAX_90K, `spans` otherwise. */
+   * share}], signals: [{start, end, color, name}], motion: [{start, end, level 0-1}],
+   * marks: [{start, end}]}]; `days` (per-day totals) are drawn when zoomed out past
+   * DETAIL_MAX_90K, `spans` otherwise; `motion` is a band over the recordings, `marks`
+   * (search results) ticks along the track's top. */
   setRows(rows) {
     this.rows = rows;
     this.cursorRow = Math.min(this.cursorRow, Math.max(0, rows.length - 1));
@@ -447,6 +449,7 @@ export class Timeline {
       play: css("--tl-play", "#ff5d6c"),
       focus: css("--focus", "#7aa7ff"),
       gapWhy: css("--tl-gap-why", "rgba(255, 93, 108, 0.12)"),
+      motion: css("--tl-motion", "#ff9f43"),
     };
     g.clearRect(0, 0, w, h);
     g.fillStyle = col.bg;
@@ -486,6 +489,7 @@ export class Timeline {
       const y = AXIS_H + i * (ROW_H + ROW_GAP);
       const bandH = row.signals?.length ? SIGNAL_H + 2 : 0;
       const spanBottom = y + ROW_H - 4 - bandH;
+      const motionH = row.motion ? 5 : 0;
       g.fillStyle = col.track;
       g.fillRect(left, y, tw, ROW_H);
       g.save();
@@ -527,6 +531,25 @@ export class Timeline {
         prev = s;
       }
       if (detailed && prev && prev.endReason && prev.end < b) this.gap(g, col, prev, null, y, spanBottom);
+      // motion: how much moved, over the recordings
+      if (motionH) {
+        g.fillStyle = col.motion;
+        for (const m of row.motion) {
+          if (m.end < a || m.start > b) continue;
+          const x0 = this.xOf(Math.max(m.start, a));
+          const x1 = this.xOf(Math.min(m.end, b));
+          g.globalAlpha = 0.3 + 0.7 * Math.min(1, m.level);
+          g.fillRect(x0, y + 4, Math.max(1, x1 - x0), motionH);
+        }
+        g.globalAlpha = 1;
+      }
+      for (const m of row.marks || []) {
+        if (m.end < a || m.start > b) continue;
+        const x0 = this.xOf(Math.max(m.start, a));
+        const x1 = this.xOf(Math.min(m.end, b));
+        g.fillStyle = col.selEdge;
+        g.fillRect(x0, y, Math.max(2, x1 - x0), 3);
+      }
       // signals: one band of states under the recordings
       for (const sg of detailed ? row.signals || [] : []) {
         if (sg.end < a || sg.start > b) continue;
