@@ -148,6 +148,40 @@ def test_hover_shows_the_frame_at_the_pointer_and_a_strip(page: Any, nvr: Nvr) -
     page.wait_for_function(f"() => Math.abs({WALL} - {t}) < {U}")
 
 
+def test_touch_pinch_zooms_and_a_finger_pans(page: Any, nvr: Nvr) -> None:
+    open_recordings(page, nvr, viewport={"width": 390, "height": 844})
+    page.click("label[for=zoom-1h]")
+    geo = timeline_geometry(page)
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 2})
+    y = row_y(geo)
+    mid = geo["left"] + geo["trackLeft"] + geo["trackWidth"] / 2
+
+    def touch(kind: str, *xs: float) -> None:
+        points = [{"x": x, "y": y, "id": i} for i, x in enumerate(xs)]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    a, b = window(page)
+    # two fingers apart: the window narrows to about a third, around their middle
+    touch("touchStart", mid - 20, mid + 20)
+    for k in range(1, 6):
+        touch("touchMove", mid - 20 - 8 * k, mid + 20 + 8 * k)
+    touch("touchEnd")
+    a2, b2 = window(page)
+    assert abs((b2 - a2) / (b - a) - 40 / 120) < 0.05, (b2 - a2) / (b - a)
+    center = a + (b - a) / 2
+    assert abs((a2 + b2) / 2 - center) < (b - a) / 50
+    # one finger to the right: earlier times come into view, nothing plays
+    touch("touchStart", mid)
+    for k in range(1, 6):
+        touch("touchMove", mid + 10 * k)
+    touch("touchEnd")
+    a3, b3 = window(page)
+    assert b3 - a3 == b2 - a2
+    assert abs((a2 - a3) - 50 / geo["trackWidth"] * (b2 - a2)) < (b2 - a2) / 100
+    assert not page.get_attribute("#player", "src")
+
+
 def test_keyboard_only_from_the_header_to_playing(page: Any, nvr: Nvr) -> None:
     open_recordings(page, nvr)
     # one Tab from the header's last control reaches the timeline
