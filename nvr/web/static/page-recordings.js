@@ -216,7 +216,7 @@ export function renderRecordings(main, session) {
         out.push({ start, end: start + 3600 * U, level: m / (600 * U) });
       }
     }
-    return out;
+    return out.sort((x, y) => x.start - y.start);
   }
 
   /** The events list: motion spans and signal changes in the window. */

@@ -123,6 +123,7 @@ export class HoverPreview {
       return;
     }
     const url = thumbUrl(cam.uuid, stream, t, 192);
+    if (url !== this.want) delete this.root.dataset.frameTime90k; // until its picture is in
     this.want = url;
     this.root.hidden = false;
     const w = this.root.offsetWidth || 200;

@@ -35,6 +35,41 @@ function css(name, fallback) {
   return v || fallback;
 }
 
+let palette = null;
+matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => (palette = null));
+
+/** The colours of the style sheet, read once (per colour scheme), not every frame. */
+function colors() {
+  palette ??= {
+    bg: css("--tl-bg", "#11151b"),
+    track: css("--tl-gap", "#1d232c"),
+    span: css("--tl-span", "#2fb38f"),
+    growing: css("--tl-growing", "#59d6b2"),
+    text: css("--fg", "#e6e9ee"),
+    muted: css("--muted", "#8b95a5"),
+    grid: css("--tl-grid", "#2a313c"),
+    sel: css("--tl-sel", "rgba(255, 184, 77, 0.28)"),
+    selEdge: css("--tl-sel-edge", "#ffb84d"),
+    play: css("--tl-play", "#ff5d6c"),
+    focus: css("--focus", "#7aa7ff"),
+    gapWhy: css("--tl-gap-why", "rgba(255, 93, 108, 0.12)"),
+    motion: css("--tl-motion", "#ff9f43"),
+  };
+  return palette;
+}
+
+/** The index of the first of `list` (sorted by start, not overlapping) ending after `t`. */
+function firstAfter(list, t) {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (list[mid].end < t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 export class Timeline {
   /** `onPlay(row, t)`, `onSelect(span)`, `onCursor(t, row)`, `onWindow([a, b])`,
    * `onHover(t, row, x)` (t null: gone) and `onTransport(action)` ("toggle", "back",
@@ -436,21 +471,7 @@ export class Timeline {
     }
     const g = c.getContext("2d");
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
-    const col = {
-      bg: css("--tl-bg", "#11151b"),
-      track: css("--tl-gap", "#1d232c"),
-      span: css("--tl-span", "#2fb38f"),
-      growing: css("--tl-growing", "#59d6b2"),
-      text: css("--fg", "#e6e9ee"),
-      muted: css("--muted", "#8b95a5"),
-      grid: css("--tl-grid", "#2a313c"),
-      sel: css("--tl-sel", "rgba(255, 184, 77, 0.28)"),
-      selEdge: css("--tl-sel-edge", "#ffb84d"),
-      play: css("--tl-play", "#ff5d6c"),
-      focus: css("--focus", "#7aa7ff"),
-      gapWhy: css("--tl-gap-why", "rgba(255, 93, 108, 0.12)"),
-      motion: css("--tl-motion", "#ff9f43"),
-    };
+    const col = colors();
     g.clearRect(0, 0, w, h);
     g.fillStyle = col.bg;
     g.fillRect(0, 0, w, h);
@@ -508,12 +529,11 @@ export class Timeline {
         }
         g.globalAlpha = 1;
       }
-      let prev = null;
-      for (const s of detailed ? row.spans : []) {
-        if (s.end < a || s.start > b) {
-          prev = s;
-          continue;
-        }
+      const spans = detailed ? row.spans : [];
+      const i0 = firstAfter(spans, a);
+      let prev = i0 > 0 ? spans[i0 - 1] : null;
+      for (let k = i0; k < spans.length && spans[k].start <= b; k++) {
+        const s = spans[k];
         const x0 = this.xOf(Math.max(s.start, a));
         const x1 = this.xOf(Math.min(s.end, b));
         if (prev && prev.endReason && this.xOf(s.start) - this.xOf(prev.end) >= minGapPx) {
@@ -534,8 +554,9 @@ export class Timeline {
       // motion: how much moved, over the recordings
       if (motionH) {
         g.fillStyle = col.motion;
-        for (const m of row.motion) {
-          if (m.end < a || m.start > b) continue;
+        for (let k = firstAfter(row.motion, a); k < row.motion.length; k++) {
+          const m = row.motion[k];
+          if (m.start > b) break;
           const x0 = this.xOf(Math.max(m.start, a));
           const x1 = this.xOf(Math.min(m.end, b));
           g.globalAlpha = 0.3 + 0.7 * Math.min(1, m.level);
