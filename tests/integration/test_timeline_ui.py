@@ -242,6 +242,8 @@ def test_list_view_rows_play_and_download(page: Any, nvr: Nvr) -> None:
 
 
 def test_playback_crosses_a_recording_boundary_without_stalling(page: Any, nvr: Nvr) -> None:
+    """No `waiting` at the boundary: the recordings of a run are one file, so the boundary
+    is inside it. (Elsewhere a starved CPU may stall any video: not this test's matter.)"""
     # a boundary with a whole recording after it (not the growing one, whose file ends)
     while len(nvr.recordings()) < 4:
         page.wait_for_timeout(500)
@@ -251,16 +253,19 @@ def test_playback_crosses_a_recording_boundary_without_stalling(page: Any, nvr: 
     geo = timeline_geometry(page)
     page.evaluate(
         """() => {
-            window.stalls = 0;
+            window.stalls = [];
             const v = document.querySelector('#player');
-            // once it plays: waiting for data before the first frame is loading
-            v.addEventListener('waiting', () => { if (v.currentTime > 0.05) window.stalls++; });
-        }"""
+            v.addEventListener('waiting', () => window.stalls.push(WALL));
+        }""".replace("WALL", WALL)
     )
     page.mouse.click(x_of(geo, boundary - U // 2), row_y(geo))
     page.wait_for_function(f"() => {WALL} > {boundary + U // 2}", timeout=10000)
-    assert page.evaluate("() => window.stalls") == 0
-    assert page.evaluate("() => document.querySelector('#player').currentTime") > 0.9
+    stalls = page.evaluate("() => window.stalls")
+    assert not [t for t in stalls if abs(t - boundary) < U // 4], (stalls, boundary)
+    src = page.get_attribute("#player", "src") or ""
+    # one file from the clicked recording through the one after the boundary
+    m = re.search(r"s=(\d+)-(\d+)", src)
+    assert m and int(m[1]) <= rows[-3]["startId"] and int(m[2]) >= rows[-2]["startId"], src
 
 
 # -- a month of synthetic history ------------------------------------------------------
