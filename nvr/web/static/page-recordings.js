@@ -76,6 +76,7 @@ export function renderRecordings(main, session) {
   const card = new DayCard({
     tz,
     stream: state.stream,
+    streams: ["main", "sub"].filter((t) => cameras().some((c) => c.streams[t])),
     source: { playhead: () => player.wallTime(), fit: (d) => recordedSpan(d) },
     onPlay: (ci, t) => player.play(ci, t),
     onSelect: (span, ci) => selection.show(span, ci),
@@ -121,7 +122,9 @@ export function renderRecordings(main, session) {
       const s = c.streams[state.stream];
       if (s?.minStartTime90k != null) lo = Math.min(lo, s.minStartTime90k);
     }
-    card.timeline.setExtent(lo - 86400 * U, now90k() + 3600 * U);
+    // and the day picked, even one before any video (it says "no video")
+    const [pa, pb] = state.picked || [lo, lo];
+    card.timeline.setExtent(Math.min(lo - 86400 * U, pa), Math.max(now90k() + 3600 * U, pb));
   }
 
   /** [start, end) of the video recorded on `d` (as loaded), or null. */
@@ -149,8 +152,9 @@ export function renderRecordings(main, session) {
     state.day = d;
     syncUrl();
     selection.show(null);
-    setExtent();
     const [a, b] = dayBounds(d, tz);
+    state.picked = [a, b];
+    setExtent();
     await load({ window: [a, b] });
     if (d !== state.day) return;
     const fit = recordedSpan(d);

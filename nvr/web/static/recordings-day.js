@@ -61,12 +61,13 @@ export function parseDateTime(text, tz) {
 }
 
 export class DayCard {
-  /** `stream`: the stream shown first. `source.playhead()`: the wall time playing, or
+  /** `stream`: the stream shown first; `streams`: the stream types some camera has (the
+   * main/sub choice only when there is a choice). `source.playhead()`: the wall time playing, or
    * null; `source.fit(day)`: [start, end) of `day`'s recorded video, or null. `onPlay(ci,
    * t)`, `onSelect(span, ci)`, `onStream(stream)`, `onWindow([a, b])`, `onTransport(action)`,
    * `onView("timeline" | "list")`, `onHover(t, ci, x)` hear the person's choices.
    * `overlays`: elements shown over and under the canvas (previews), positioned in its box. */
-  constructor({ tz, stream, source, onPlay, onSelect, onStream, onWindow, onTransport, onView, onHover, list, overlays, below }) {
+  constructor({ tz, stream, streams, source, onPlay, onSelect, onStream, onWindow, onTransport, onView, onHover, list, overlays, below }) {
     this.tz = tz;
     this.source = source;
     this.zoom = null; // the preset the window is at, until it moves otherwise
@@ -85,18 +86,11 @@ export class DayCard {
         "clears it, plus and minus zoom.",
     );
     this.title = el("h2", { id: "day-title" }, "");
+    this.empty = el("p", { class: "no-video muted", role: "status", hidden: true }, "No video on this day.");
     const selectToggle = el("input", { type: "checkbox", id: "select-mode" });
     this.zoomBar = segmented("zoom", "Zoom", ZOOMS.map(([v, l]) => [v, l]), this.zoom, (v) => this.setZoom(v));
-    const streamPick = segmented(
-      "rec-stream",
-      "Stream",
-      [
-        ["main", "main"],
-        ["sub", "sub"],
-      ],
-      stream,
-      onStream,
-    );
+    const streamPick =
+      streams.length > 1 ? segmented("rec-stream", "Stream", streams.map((s) => [s, s]), stream, onStream) : null;
     const viewPick = segmented(
       "rec-view",
       "View",
@@ -156,6 +150,7 @@ export class DayCard {
       "section",
       { class: "timeline-card card", "aria-label": "Timeline" },
       (this.wrap = el("div", { class: "tl-wrap" }, canvas, overlays)),
+      this.empty,
       list.root,
       el(
         "div",
@@ -212,6 +207,7 @@ export class DayCard {
   /** One track per camera: `tracks` as `trackOf` makes them. */
   setTracks(tracks, count) {
     this.timeline.setRows(tracks);
+    this.empty.hidden = count > 0;
     this.canvas.dataset.loaded = String(Date.now());
     this.canvas.dataset.recordings = String(count);
   }
