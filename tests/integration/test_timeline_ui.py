@@ -481,6 +481,26 @@ def stub_month(page: Any, h: dict[str, Any], seen: list[tuple[int, int]], nvr: N
     page.route(re.compile(r".*/api/.*"), answer)
 
 
+def stub_thumbs(page: Any, nvr: Nvr) -> None:
+    """Every thumb.jpg of the stubbed month: a picture of the real camera, as wide as
+    asked (the daemon makes it)."""
+    first = nvr.recordings()[0]
+    pics: dict[str, bytes] = {}
+
+    def answer(route: Any) -> None:
+        q = parse_qs(urlsplit(route.request.url).query)
+        width = q.get("width", ["640"])[0]
+        if width not in pics:
+            pics[width] = httpx.get(
+                f"{nvr.base}/api/cameras/{nvr.camera}/main/thumb.jpg",
+                params={"time90k": first["startTime90k"], "width": width, "keyFrame": "true"},
+            ).content
+        headers = {"X-Frame-Time90k": q["time90k"][0]}
+        route.fulfill(status=200, content_type="image/jpeg", body=pics[width], headers=headers)
+
+    page.route(re.compile(r".*/thumb\.jpg.*"), answer)
+
+
 def overflow(page: Any) -> int:
     overflowing: int = page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
     return overflowing
@@ -494,6 +514,7 @@ def test_a_month_pans_across_midnight_and_stays_smooth(
     h = month_history(int(time.time() * U))
     seen: list[tuple[int, int]] = []
     stub_month(page, h, seen, nvr)
+    stub_thumbs(page, nvr)
     page.emulate_media(color_scheme="dark")
     page.set_viewport_size({"width": 1920, "height": 1080})
     page.goto(nvr.base + "/recordings")
@@ -667,15 +688,7 @@ def test_events_and_region_search_on_a_stubbed_month(
 
     h = month_history(int(time.time() * U))
     stub_month(page, h, [], nvr)
-    first = nvr.recordings()[0]
-    pic = httpx.get(
-        f"{nvr.base}/api/cameras/{nvr.camera}/main/thumb.jpg",
-        params={"time90k": first["startTime90k"], "width": 640},
-    ).content
-    page.route(
-        re.compile(r".*/thumb\.jpg.*"),
-        lambda route: route.fulfill(status=200, content_type="image/jpeg", body=pic),
-    )
+    stub_thumbs(page, nvr)
     page.set_viewport_size({"width": 1920, "height": 1080})
     page.goto(nvr.base + "/recordings")
     page.wait_for_function(

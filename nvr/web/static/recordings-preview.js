@@ -180,6 +180,7 @@ export class ThumbStrip {
       img.style.left = `${Math.round(Math.max(left, Math.min(left + width - STRIP_W, x)))}px`;
       this.loader.get(url).then((v) => {
         if (v) img.src = v.src;
+        else img.hidden = true; // no picture there (or none to be had): no black box
       });
       imgs.push(img);
     }
