@@ -209,6 +209,18 @@ def test_keyboard_only_from_the_header_to_playing(page: Any, nvr: Nvr) -> None:
     assert page.evaluate("() => document.querySelector('#player').paused")
     page.keyboard.press(" ")
     page.wait_for_function("() => !document.querySelector('#player').paused")
+    # L and J step 10 s forward and back (within the file), K toggles
+    video = "document.querySelector('#player')"
+    t0, duration = page.evaluate(f"() => [{video}.currentTime, {video}.duration]")
+    page.keyboard.press("l")
+    t1 = page.evaluate(f"() => {video}.currentTime")
+    assert t1 >= min(t0 + 9.9, duration - 0.1), (t0, t1, duration)
+    page.keyboard.press("j")
+    t2 = page.evaluate(f"() => {video}.currentTime")
+    assert t2 <= max(0, t1 - 9.9) + 0.5, (t1, t2)
+    was = page.evaluate(f"() => {video}.paused")
+    page.keyboard.press("k")  # pauses or resumes, as Space does
+    assert page.evaluate(f"() => {video}.paused") is not was
     assert int(page.evaluate(f"() => {WALL}")) >= min(cursor, nvr.recordings()[0]["startTime90k"])
     # the calendar is one tab stop; arrows move within it
     stops = page.evaluate("() => document.querySelectorAll('.cal-day[tabindex=\"0\"]').length")
