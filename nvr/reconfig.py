@@ -1,5 +1,5 @@
 """Configuration changes as the API's JSON describes them: cameras, streams and
-sample-file directories (docs/api.md, Configuration).
+sample-file directories (docs/api.md, "Configuration (extensions)").
 
 What belongs here: reading a change's JSON body field by field (a wrong field is
 ``InvalidArgument`` naming it), checking it against the database, and committing it in
@@ -20,7 +20,15 @@ from typing import Any
 
 from nvr.base import errors
 from nvr.db.database import Database
-from nvr.db.types import STREAM_MODES, STREAM_TYPES, Camera, CameraConfig, StreamConfig
+from nvr.db.types import (
+    MOTION_CELLS,
+    MOTION_STREAMS,
+    STREAM_MODES,
+    STREAM_TYPES,
+    Camera,
+    CameraConfig,
+    StreamConfig,
+)
 from nvr.storage.dir import SampleFileDir
 
 #: the largest byte budget or age (days) a stream may have
@@ -30,7 +38,10 @@ MAX_FLUSH_IF_SEC = 24 * 3600
 MAX_TEXT = 4096
 
 _CAMERA_FIELDS = ("shortName", "description", "config", "streams")
-_CONFIG_FIELDS = ("username", "password", "onvifBaseUrl", "motionSignal")
+_CONFIG_FIELDS = (
+    "username", "password", "onvifBaseUrl", "motionSignal", "motion", "motionSensitivity",
+    "motionMask",
+)
 _STREAM_FIELDS = (
     "url", "mode", "sampleFileDirId", "retainBytes", "retainDays", "flushIfSec", "rtspTransport",
 )
@@ -83,6 +94,25 @@ def _camera_config(raw: Any, old: CameraConfig) -> CameraConfig:
         new.onvif_url = _optional_text(d["onvifBaseUrl"], "camera.config.onvifBaseUrl")
     if "motionSignal" in d:  # the signal its motion detector writes (None: the default)
         new.motion_signal = _optional_text(d["motionSignal"], "camera.config.motionSignal")
+    if "motion" in d:  # the stream motion analysis decodes (None: off)
+        if d["motion"] not in (None, *MOTION_STREAMS):
+            raise errors.InvalidArgument(
+                f"camera.config.motion must be one of {', '.join(MOTION_STREAMS)} or null"
+            )
+        new.motion = d["motion"]
+    if "motionSensitivity" in d:
+        value = d["motionSensitivity"]
+        new.motion_sensitivity = (
+            None if value is None else _int(value, "camera.config.motionSensitivity", 1, 10)
+        )
+    if "motionMask" in d:  # cells of the grid to ignore ([] or null: none)
+        mask = d["motionMask"]
+        if mask is not None and (not isinstance(mask, list) or len(mask) > MOTION_CELLS):
+            raise errors.InvalidArgument(
+                f"camera.config.motionMask must be a list of at most {MOTION_CELLS} cells"
+            )
+        cells = {_int(c, "camera.config.motionMask[]", 0, MOTION_CELLS - 1) for c in mask or ()}
+        new.motion_mask = sorted(cells) or None
     return new
 
 

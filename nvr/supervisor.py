@@ -1,5 +1,6 @@
 """The daemon's per-camera and per-directory tasks, and applying configuration changes to
-them while it records (docs/design.md, The nursery tree and shutdown; Live configuration).
+them while it records (docs/design.md, "The nursery tree and shutdown"; docs/design.md,
+"Live configuration").
 
 What belongs here: starting each camera's tasks under a cancel scope of their own (its
 streamers, one per recorded stream, and every task of ``CAMERA_TASKS``), each directory's
@@ -22,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
@@ -37,7 +38,10 @@ from nvr.storage.dir import SampleFileDir, open_for_database, remove_garbage_and
 from nvr.syncer import Syncer
 
 if TYPE_CHECKING:
-    from nvr.daemon import Daemon
+    from nvr.config import Config
+    from nvr.ingest.hub import FrameHub
+    from nvr.motion.task import MotionAnalyzer
+    from nvr.ops.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,18 @@ log = logging.getLogger(__name__)
 RECONFIGURED = "reconfigured"
 #: how long a removed camera's last recordings may take to be synced
 SETTLE_TIMEOUT: Duration = 30 * UNITS_PER_SEC
+
+
+class Daemon(Protocol):
+    """What the supervisor reads and fills of its daemon (``nvr.daemon.Daemon``)."""
+
+    config: Config
+    db: Database
+    metrics: Metrics
+    syncers: dict[int, Syncer]
+    streamers: dict[int, Streamer]
+    hub: FrameHub
+    motion: dict[int, MotionAnalyzer]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +71,17 @@ class CameraTasks:
     camera_id: int
     db: Database
     clocks: Clocks
+    #: filled as the streamers start, after every task of ``CAMERA_TASKS`` reported started
     streamers: dict[int, Streamer]
+    daemon: Daemon
 
 
-#: per-camera tasks besides the streamers: each runs from the camera's start until it is
-#: stopped (reconfigured, removed, shutdown)
-CAMERA_TASKS: list[Callable[[CameraTasks], Awaitable[None]]] = []
+#: per-camera tasks besides the streamers, each ``async def task(tasks: CameraTasks, *,
+#: task_status)``: started (``nursery.start``) before the camera's streamers, so that one
+#: subscribing to their frames misses none, and run until the camera's tasks stop
+#: (reconfigured, removed, shutdown). The daemon adds motion analysis
+#: (``nvr.daemon.camera_motion``).
+CAMERA_TASKS: list[Callable[..., Awaitable[None]]] = []
 
 
 def recorded_streams(db: Database) -> list[int]:
@@ -73,8 +94,9 @@ def recorded_streams(db: Database) -> list[int]:
 
 def camera_settings(db: Database, camera_id: int) -> Hashable | None:
     """What the camera's tasks are started with (None: it records nothing): its
-    credentials and its recorded streams' settings. A change of these restarts them; its
-    name, description or other settings (the motion signal's name) do not. A task of
+    credentials, its recorded streams' settings and its motion analysis settings (for
+    ``nvr.daemon.camera_motion``). A change of these restarts them; its name, description
+    or other settings (the motion signal's name) do not. A task of
     ``CAMERA_TASKS`` that must restart when more changes adds it here."""
     cam, recorded = db.cameras[camera_id], _recorded(db)
     streams = tuple(
@@ -84,7 +106,9 @@ def camera_settings(db: Database, camera_id: int) -> Hashable | None:
             if sid in recorded
         )
     )
-    return (cam.config.username, cam.config.password, streams) if streams else None
+    cfg = cam.config
+    motion = (cfg.motion, cfg.motion_sensitivity, tuple(cfg.motion_mask or ()))
+    return (cfg.username, cfg.password, streams, motion) if streams else None
 
 
 def _recorded(db: Database) -> set[int]:
@@ -213,6 +237,8 @@ class Supervisor:
                 await self._start_camera(cid, settings)
         for sid in [s for s in self._counters if s not in self._db.streams]:
             del self._counters[sid]  # a removed camera's
+        for sid in [s for s in self._daemon.motion if s not in self._db.streams]:
+            del self._daemon.motion[sid]
 
     async def _start_camera(self, camera_id: int, settings: Hashable) -> None:
         assert self._ingest is not None
@@ -225,13 +251,15 @@ class Supervisor:
             try:
                 with cam.scope:
                     async with trio.open_nursery() as nursery:
+                        tasks = CameraTasks(
+                            camera_id, self._db, self._clocks, cam.streamers, self._daemon
+                        )
+                        for hook in CAMERA_TASKS:
+                            await nursery.start(hook, tasks)
                         for sid in stream_ids:
                             streamer = self._streamer(sid)
                             cam.streamers[sid] = self._daemon.streamers[sid] = streamer
                             await nursery.start(streamer.run)
-                        tasks = CameraTasks(camera_id, self._db, self._clocks, cam.streamers)
-                        for hook in CAMERA_TASKS:
-                            nursery.start_soon(hook, tasks)
                         task_status.started()
             finally:
                 cam.done.set()

@@ -4,12 +4,30 @@ the running daemon or in the database (``nvr.cli.control``)."""
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from nvr.base.units import format_size, parse_size
 from nvr.cli import control
 from nvr.cli.common import Subparsers, db_dir, read_password
+from nvr.motion.detector import MAX_SENSITIVITY, MIN_SENSITIVITY
+from nvr.motion.summary import parse_cells
+from nvr.storage.space import DiskSpace, budget_bytes, budget_warning
+
+
+def _motion(args: argparse.Namespace) -> dict[str, Any]:
+    """The motion fields of a camera's config (``--motion``, ``--motion-sensitivity``,
+    ``--motion-mask``) that were given."""
+    out: dict[str, Any] = {}
+    if args.motion is not None:
+        out["motion"] = None if args.motion == "off" else args.motion
+    if args.motion_sensitivity is not None:
+        out["motionSensitivity"] = args.motion_sensitivity
+    if args.motion_mask is not None:
+        out["motionMask"] = args.motion_mask
+    return out
 
 
 def _stream(url: str, dir_id: int, retain: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -35,6 +53,23 @@ def _credentials(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def warn_about_budgets(args: argparse.Namespace, camera: str) -> None:
+    """Warns on standard error about each directory of ``camera``'s streams whose streams'
+    budgets are more than its disk holds (``nvr.storage.space``)."""
+    with control.peek(db_dir(args)) as db:
+        cam = db.camera_by_name(camera)
+        dir_ids = {db.streams[sid].sample_file_dir_id for sid in cam.streams.values()}
+        for dir_id in sorted(d for d in dir_ids if d is not None):
+            path = db.dirs[dir_id].path
+            try:
+                space = DiskSpace.of(os.statvfs(path))
+            except OSError:
+                continue  # not mounted now: the daemon will say so
+            warning = budget_warning(budget_bytes(db, dir_id), space)
+            if warning:
+                print(f"warning: {path}: {warning}", file=sys.stderr)
+
+
 def cmd_camera_add(args: argparse.Namespace) -> int:
     to = control.target(db_dir(args))
     dir_id = to.dir_id(Path(args.dir).absolute())
@@ -45,11 +80,12 @@ def cmd_camera_add(args: argparse.Namespace) -> int:
         streams["sub"] = _stream(args.sub_url, dir_id, sub_retain, args)
     body: dict[str, Any] = {"shortName": args.name, "description": args.description,
                             "streams": streams}  # fmt: skip
-    credentials = _credentials(args)
-    if credentials:
-        body["config"] = credentials
+    config = _credentials(args) | _motion(args)
+    if config:
+        body["config"] = config
     cam = to.add_camera(body)
     print(f"added camera {cam.name} ({cam.uuid}) with streams {', '.join(sorted(streams))}")
+    warn_about_budgets(args, cam.name)
     return 0
 
 
@@ -57,6 +93,12 @@ def cmd_camera_list(args: argparse.Namespace) -> int:
     with control.peek(db_dir(args)) as db:
         for cam in db.cameras.values():
             print(f"{cam.short_name}\t{cam.uuid}\t{cam.description}")
+            m = cam.config
+            if m.motion:
+                print(
+                    f"  motion on {m.motion}, sensitivity {m.motion_sensitivity or 5}"
+                    + (f", {len(m.motion_mask)} cells masked" if m.motion_mask else "")
+                )
             for type_, sid in sorted(cam.streams.items()):
                 st = db.streams[sid]
                 c = st.committed
@@ -81,7 +123,7 @@ def cmd_camera_edit(args: argparse.Namespace) -> int:
         update["shortName"] = args.name
     if args.description is not None:
         update["description"] = args.description
-    credentials = _credentials(args)
+    credentials = _credentials(args) | _motion(args)
     if args.motion_signal is not None:
         credentials["motionSignal"] = args.motion_signal
     if credentials:
@@ -108,6 +150,7 @@ def cmd_camera_edit(args: argparse.Namespace) -> int:
         update["streams"] = streams
     to.update_camera(cam, update)
     print(f"updated camera {args.name or cam.name}")
+    warn_about_budgets(args, args.name or cam.name)
     return 0
 
 
@@ -126,6 +169,42 @@ def _days(text: str) -> int:
     if n < 0:
         raise argparse.ArgumentTypeError("must be >= 0")
     return n
+
+
+def _sensitivity(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not MIN_SENSITIVITY <= n <= MAX_SENSITIVITY:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number {MIN_SENSITIVITY} to {MAX_SENSITIVITY}"
+        )
+    return n
+
+
+def _mask(text: str) -> list[int]:
+    try:
+        return parse_cells(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _motion_options(p: argparse.ArgumentParser, *, default: str | None) -> None:
+    p.add_argument(
+        "--motion", choices=("sub", "main", "off"), default=default,
+        help="which stream motion analysis decodes (it must be recorded); off: none"
+        + (" (default off)" if default else ""),
+    )
+    p.add_argument(
+        "--motion-sensitivity", type=_sensitivity, default=None, metavar="N",
+        help="1 (least) to 10 (most sensitive); default 5",
+    )
+    p.add_argument(
+        "--motion-mask", type=_mask, default=None, metavar="CELLS",
+        help="cells of the 16x16 grid (row * 16 + col) to ignore: e.g. 0-15,32, or 64 hex "
+        "digits (a bitmap, as the API's cells=), or none",
+    )
 
 
 def add_parsers(what: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -173,6 +252,7 @@ def add_parsers(what: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--rtsp-transport", choices=("tcp", "udp"), default="tcp")
     p.add_argument("--description", default="")
     credentials(p)
+    _motion_options(p, default="off")
     p.set_defaults(func=cmd_camera_add)
 
     p = csub.add_parser("list", help="list cameras and streams", parents=[common])
@@ -202,6 +282,7 @@ def add_parsers(what: Subparsers, common: argparse.ArgumentParser) -> None:
         help="the signal its motion detector writes, made if missing ('': '<camera> motion')",
     )
     credentials(p)
+    _motion_options(p, default=None)
     p.set_defaults(func=cmd_camera_edit)
 
     p = csub.add_parser("remove", help="remove a camera", parents=[common])

@@ -1,7 +1,7 @@
 """Where ``nvr config`` sends a change: to the running daemon or to the database.
 
-The database directory's lock tells whether a daemon runs (docs/design.md, The control
-socket). If one does, a change goes to the daemon's control socket (``control.sock`` in
+The database directory's lock tells whether a daemon runs (docs/design.md, "Live
+configuration"). If one does, a change goes to the daemon's control socket (``control.sock`` in
 the database directory, only its owner may connect) as a request to the configuration
 routes of the HTTP API, so the daemon validates, commits and applies it exactly as for any
 API client; otherwise ``nvr.offline.admin`` opens the database and makes the same change

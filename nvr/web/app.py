@@ -2,8 +2,8 @@
 
 One quart-trio app is made per HTTP bind (binds differ in what they grant to callers
 without a session), served by ``nvr.web.server`` in the daemon's nursery. The app
-never starts tasks of its own (it receives no nursery, DESIGN.md §2): it reads through
-the database's read API and the streamers' state.
+never starts tasks of its own (it receives no nursery: docs/design.md, "The nursery tree
+and shutdown"): it reads through the database's read API and the streamers' state.
 
 Here live: the handlers that turn every error into a one-line ``text/plain`` answer
 (statuses from ``nvr.web.context.STATUS_BY_KIND``; never a traceback), an unexpected
@@ -32,7 +32,18 @@ from nvr.base import errors
 from nvr.base.clock import Clocks
 from nvr.base.time90k import UNITS_PER_SEC, Duration
 from nvr.db.auth import Auth
-from nvr.web import api, auth, config_api, live, metrics_route, signals, thumb, ui, view
+from nvr.web import (
+    api,
+    auth,
+    config_api,
+    live,
+    metrics_route,
+    motion_api,
+    signals,
+    thumb,
+    ui,
+    view,
+)
 from nvr.web.context import MAX_JSON_BODY, WebContext, one_line, status_for, text_response
 from nvr.web.login_limit import LoginLimiter, RateLimited
 
@@ -140,6 +151,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
     app.register_blueprint(config_api.blueprint)
     app.register_blueprint(signals.blueprint)
     app.register_blueprint(view.blueprint)
+    app.register_blueprint(motion_api.blueprint)
     app.register_blueprint(thumb.blueprint)
     app.register_blueprint(live.blueprint)
     app.register_blueprint(metrics_route.blueprint)

@@ -1,5 +1,6 @@
-"""The configuration routes, applied while the daemon records (docs/api.md, Configuration):
-cameras and their streams, sample-file directories. All need ``adminConfig``.
+"""The configuration routes, applied while the daemon records (docs/api.md,
+"Configuration (extensions)"): cameras and their streams, sample-file directories. All
+need ``adminConfig``.
 
 ``POST /api/nvr/cameras`` (``{"camera": {...}}`` -> ``{"uuid", "id"}``), ``PATCH
 /api/nvr/cameras/<uuid>`` (``{"update": {...}}``), ``DELETE /api/nvr/cameras/<uuid>``

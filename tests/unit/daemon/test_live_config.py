@@ -68,8 +68,11 @@ async def test_only_the_changed_camera_restarts(
 ) -> None:
     started: list[tuple[int, float]] = []
 
-    async def probe(tasks: CameraTasks) -> None:  # a per-camera task, e.g. motion analysis
+    async def probe(  # a per-camera task, e.g. motion analysis
+        tasks: CameraTasks, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         started.append((tasks.camera_id, trio.current_time()))
+        task_status.started()
         await trio.sleep_forever()
 
     CAMERA_TASKS.append(probe)

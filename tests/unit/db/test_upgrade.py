@@ -33,6 +33,7 @@ from nvr.offline.check import check
 from nvr.storage.dir import open_for_database
 from nvr.web.app import create_app
 from nvr.web.context import WebContext
+from tests.support.determinism import run_inline
 from tests.support.paths import REPO
 from tests.support.web import VIEW, record
 
@@ -77,7 +78,23 @@ def fill_v2(conn: sqlite3.Connection) -> None:
                     where composite_id = ?""", (bytes(range(16)), 1 << 32 | 0))
 
 
-FILLERS: dict[int, Callable[[sqlite3.Connection], None]] = {1: fill_v1, 2: fill_v2}
+def fill_v3(conn: sqlite3.Connection) -> None:
+    """One row or more in every table of schema version 3 (version 2's plus signals)."""
+    fill_v2(conn)
+    conn.execute("""insert into signal_type (id, uuid, short_name)
+                    values (1, ?, 'motion')""", (bytes(range(1, 17)),))
+    conn.execute("""insert into signal_type_state (type_id, value, name, motion)
+                    values (1, 2, 'moving', 1)""")
+    conn.execute("""insert into signal (id, uuid, type_id, short_name)
+                    values (1, ?, 1, 'cam motion')""", (bytes(range(2, 18)),))
+    conn.execute("""insert into signal_camera (signal_id, camera_id, relation)
+                    values (1, 1, 'direct')""")
+    conn.execute("""insert into signal_change (signal_id, time_90k, state)
+                    values (1, ?, 2)""", (T0,))
+
+
+FILLERS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: fill_v1, 2: fill_v2, 3: fill_v3}
 
 
 def fixture_db(root: Path, version: int, *, as_version: int | None = None) -> Path:
@@ -408,10 +425,6 @@ def copy_as(version: int, src: Path, db_dir: Path) -> None:
         conn.close()
 
 
-async def _inline(fn, *args, **_kw):  # type: ignore[no-untyped-def]
-    return fn(*args)
-
-
 #: s= values served before and after the upgrade: whole recordings, runs cut inside, a
 #: timestamp track, media segments
 VIEWS = [("mp4", "0-2", {}), ("mp4", "3", {"ts": "true"}), ("mp4", "1-2.900000-", {}),
@@ -456,7 +469,7 @@ async def test_v1_to_v2_keeps_view_etags_and_bytes(
     upgraded: every stored summary is the one computed from its index, and view.mp4/m4s
     have the ETags and bytes served before the upgrade, when layouts decoded every index
     (the recorded database with its summaries cleared)."""
-    monkeypatch.setattr("nvr.web.view.run_blocking", _inline)
+    monkeypatch.setattr("nvr.web.view.run_blocking", run_inline)
     recorded = await record(tmp_path / "rec")
     recorded.env.close()
     src = recorded.env.db_dir / "db"
@@ -494,7 +507,7 @@ def test_v2_to_v3(tmp_path: Path) -> None:
     db_dir = fixture_db(tmp_path, 2)
     v2_tables = sorted(row_counts(db_dir / "db"))
     before = dump(db_dir / "db", v2_tables)
-    result = upgrade(db_dir, now_sec=NOW)
+    result = upgrade(db_dir, now_sec=NOW, target=3)
     assert (result.old_version, result.new_version) == (2, 3)
     assert versions(db_dir / "db") == [(2, "created"), (3, "upgraded from 2")]
     assert dump(db_dir / "db", v2_tables) == before
@@ -504,11 +517,39 @@ def test_v2_to_v3(tmp_path: Path) -> None:
         "signal_type_state": 0}
     fresh = tmp_path / "fresh"
     Database.create(fresh, T0)
-    assert table_shapes(db_dir / "db") == table_shapes(fresh / "db")
+    shapes = table_shapes(fresh / "db")
+    del shapes["recording_motion"]  # version 4
+    assert table_shapes(db_dir / "db") == shapes
+    upgrade(db_dir, now_sec=NOW)
     with Database.open(db_dir, tz=dt.UTC, now=lambda: T0) as db:
         sig = db.motion_signal(1)
         db.update_signals([sig.id], [2], T0, T0 + 90000)
         assert db.signal_changes(0, T0 * 2).states == [2, 0]
+
+
+def test_v3_to_v4(tmp_path: Path) -> None:
+    """Motion summaries: a new empty table; every row of version 3 is kept exactly, the
+    tables are shaped as a new database's, and a summary can be stored for an existing
+    recording (its foreign key holds)."""
+    db_dir = fixture_db(tmp_path, 3)
+    v3_tables = sorted(row_counts(db_dir / "db"))
+    before = dump(db_dir / "db", v3_tables)
+    result = upgrade(db_dir, now_sec=NOW)
+    assert (result.old_version, result.new_version) == (3, 4)
+    assert versions(db_dir / "db") == [(3, "created"), (4, "upgraded from 3")]
+    assert dump(db_dir / "db", v3_tables) == before
+    assert row_counts(db_dir / "db")["recording_motion"] == 0
+    fresh = tmp_path / "fresh"
+    Database.create(fresh, T0)
+    assert table_shapes(db_dir / "db") == table_shapes(fresh / "db")
+    conn = sqlite3.connect(db_dir / "db", isolation_level=None)
+    conn.execute("pragma foreign_keys = on")
+    conn.execute("insert into recording_motion values (?, ?, x'', x'', 0, 5, 0)",
+                 (1 << 32, bytes(32)))
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("insert into recording_motion values (?, ?, x'', x'', 0, 5, 0)",
+                     (1 << 32 | 7, bytes(32)))
+    conn.close()
 
 
 async def test_v2_to_v3_keeps_view_etags_and_bytes(
@@ -517,7 +558,7 @@ async def test_v2_to_v3_keeps_view_etags_and_bytes(
     """A recorded database copied into a version 2 database and upgraded: view.mp4/m4s
     have the ETags and bytes served before, and every row of version 2's tables is
     unchanged."""
-    monkeypatch.setattr("nvr.web.view.run_blocking", _inline)
+    monkeypatch.setattr("nvr.web.view.run_blocking", run_inline)
     recorded = await record(tmp_path / "rec")
     recorded.env.close()
     v2_dir = tmp_path / "v2"

@@ -29,17 +29,8 @@ from nvr.db.auth import PERMISSIONS, SessionPolicy
 from nvr.web import auth
 from nvr.web.app import create_app
 from nvr.web.context import WebContext
-from tests.support.web import (
-    SEC,
-    T0,
-    VIEW,
-    Recorded,
-    inline_web_threads,
-    recorded,
-    web_context,
-)
-
-__all__ = ["inline_web_threads", "recorded"]  # fixtures
+from tests.support.determinism import T0
+from tests.support.web import SEC, VIEW, Recorded, web_context
 
 NOBODY = BindConfig()
 
@@ -124,6 +115,8 @@ def path_values(site: Site) -> dict[str, str]:
 
 QUERIES: dict[str, dict[str, str]] = {
     "view.view": {"s": "0"},
+    "motion.motion_search": {"startTime90k": "0", "endTime90k": "90000"},
+    "motion.motion_txt": {"startTime90k": "0", "endTime90k": "90000"},
     "thumb.thumbnail": {"time90k": str(T0 + 10 * SEC), "width": "64"},
 }
 

@@ -73,6 +73,11 @@ async def test_add_edit_remove_a_camera(recorded: Recorded, autojump_clock: obje
     assert resp.status_code == 204, await resp.get_data(as_text=True)
     assert (cam.config.motion_signal, cam.config.username, cam.config.password) == (
         "garden motion", None, "p")
+    resp = await c.patch(f"/api/nvr/cameras/{cam.uuid}", json={"update": {
+        "config": {"motion": "sub", "motionSensitivity": 7, "motionMask": [17, 0, 17]}}})
+    assert resp.status_code == 204, await resp.get_data(as_text=True)
+    cfg = db.cameras[cam.id].config
+    assert (cfg.motion, cfg.motion_sensitivity, cfg.motion_mask) == ("sub", 7, [0, 17])
 
     resp = await c.delete(f"/api/nvr/cameras/{cam.uuid}", json={})
     assert resp.status_code == 200 and await resp.get_json() == {"recordings": 0}
@@ -122,6 +127,11 @@ def hostile(r: Recorded, tmp_path: Path) -> list[tuple[str, str, Any, int, str]]
     main = {"url": "rtsp://x/main", "sampleFileDirId": r.env.dir_id}
     return [
         ("POST", "/api/nvr/cameras", {}, 400, "camera must be a JSON object"),
+        ("PATCH", cam, {"update": {"config": {"motion": "both"}}}, 400, "config.motion"),
+        ("PATCH", cam, {"update": {"config": {"motionSensitivity": 11}}}, 400,
+         "motionSensitivity"),
+        ("PATCH", cam, {"update": {"config": {"motionMask": [256]}}}, 400, "motionMask"),
+        ("PATCH", cam, {"update": {"config": {"motionMask": "0-3"}}}, 400, "motionMask"),
         ("POST", "/api/nvr/cameras", {"camera": []}, 400, "must be a JSON object"),
         ("POST", "/api/nvr/cameras", {"camera": new_camera(r, shortName="cam0")}, 409,
          "already exists"),
