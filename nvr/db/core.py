@@ -93,6 +93,9 @@ class DatabaseCore:
     def _forget_camera_signals(self, camera_id: int) -> None:
         """After a camera was deleted: its signals' ties to it go (``signals`` does it)."""
 
+    def _forget_stream_archives(self, stream_id: int) -> None:
+        """After a stream was deleted: archives stop copying it (``archives`` does it)."""
+
     def _dir(self, dir_id: int) -> SampleFileDirRow:
         try:
             return self.dirs[dir_id]

@@ -24,6 +24,7 @@ from nvr.base.blocking import inline_blocking
 from nvr.base.clock import RealClocks
 from nvr.db import raw
 from nvr.db import upgrade as upgrade_pkg
+from nvr.db.archives import ArchiveConfig
 from nvr.db.connection import lock_dir
 from nvr.db.database import Database
 from nvr.db.frames_summary import FramesSummary, summarize_index
@@ -77,7 +78,21 @@ def fill_v2(conn: sqlite3.Connection) -> None:
                     where composite_id = ?""", (bytes(range(16)), 1 << 32 | 0))
 
 
-FILLERS: dict[int, Callable[[sqlite3.Connection], None]] = {1: fill_v1, 2: fill_v2}
+def fill_v3(conn: sqlite3.Connection) -> None:
+    """One row or more in every table of schema version 3 (a motion signal with changes)."""
+    fill_v2(conn)
+    conn.execute("insert into signal_type values (1, ?, 'motion')", (bytes(range(16)),))
+    conn.execute("insert into signal_type_state values (1, 1, 'still', 0, null)")
+    conn.execute("insert into signal_type_state values (1, 2, 'moving', 1, 'red')")
+    conn.execute("insert into signal values (1, ?, 1, 'cam motion')", (bytes(range(16)),))
+    conn.execute("insert into signal_camera values (1, 1, 'direct')")
+    conn.execute("insert into signal_change values (1, ?, 2)", (T0,))
+    conn.execute("insert into signal_change values (1, ?, 1)", (T0 + 90000,))
+
+
+FILLERS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: fill_v1, 2: fill_v2, 3: fill_v3,
+}
 
 
 def fixture_db(root: Path, version: int, *, as_version: int | None = None) -> Path:
@@ -494,9 +509,9 @@ def test_v2_to_v3(tmp_path: Path) -> None:
     db_dir = fixture_db(tmp_path, 2)
     v2_tables = sorted(row_counts(db_dir / "db"))
     before = dump(db_dir / "db", v2_tables)
-    result = upgrade(db_dir, now_sec=NOW)
-    assert (result.old_version, result.new_version) == (2, 3)
-    assert versions(db_dir / "db") == [(2, "created"), (3, "upgraded from 2")]
+    result = upgrade(db_dir, now_sec=NOW)  # through every later step too
+    assert (result.old_version, result.new_version) == (2, raw.SCHEMA_VERSION)
+    assert versions(db_dir / "db")[:2] == [(2, "created"), (3, "upgraded from 2")]
     assert dump(db_dir / "db", v2_tables) == before
     counts = row_counts(db_dir / "db")
     assert {t: counts[t] for t in counts if t.startswith("signal")} == {
@@ -509,6 +524,31 @@ def test_v2_to_v3(tmp_path: Path) -> None:
         sig = db.motion_signal(1)
         db.update_signals([sig.id], [2], T0, T0 + 90000)
         assert db.signal_changes(0, T0 * 2).states == [2, 0]
+
+
+def test_v3_to_v4(tmp_path: Path) -> None:
+    """Archive: three new tables, empty; every row of version 3 is kept exactly; the
+    tables are shaped as a new database's, and the new ones work (an archive added to a
+    camera of version 3 copies its main stream; a stream's deletion unlinks it)."""
+    db_dir = fixture_db(tmp_path, 3)
+    v3_tables = sorted(row_counts(db_dir / "db"))
+    before = dump(db_dir / "db", v3_tables)
+    result = upgrade(db_dir, now_sec=NOW)
+    assert (result.old_version, result.new_version) == (3, 4)
+    assert versions(db_dir / "db") == [(3, "created"), (4, "upgraded from 3")]
+    assert dump(db_dir / "db", v3_tables) == before
+    counts = row_counts(db_dir / "db")
+    assert {t: counts[t] for t in counts if t.startswith("archive")} == {
+        "archive": 0, "archive_stream": 0, "archived_recording": 0}
+    fresh = tmp_path / "fresh"
+    Database.create(fresh, T0)
+    assert table_shapes(db_dir / "db") == table_shapes(fresh / "db")
+    with Database.open(db_dir, tz=dt.UTC, now=lambda: T0) as db:
+        a = db.add_archive("site", ArchiveConfig(
+            "http://127.0.0.1:9", "bkt", access_key="k", secret_key="s"))
+        assert a.streams == {1}
+        assert [u.recording.composite_id for u in db.unarchived(a.id, 10)] == [
+            1 << 32 | i for i in range(3)]
 
 
 async def test_v2_to_v3_keeps_view_etags_and_bytes(
