@@ -32,7 +32,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Protocol
+from typing import IO, Any, Protocol
 
 from nvr.base import errors
 
@@ -61,7 +61,7 @@ class StoreConfig:
 class ObjectStore(Protocol):
     """The operations the archive needs; blocking; errors are ``NvrError`` kinds."""
 
-    def put(self, key: str, body: BinaryIO, size: int, *, md5: bytes, sha256: bytes) -> None:
+    def put(self, key: str, body: IO[bytes], size: int, *, md5: bytes, sha256: bytes) -> None:
         """Stores ``size`` bytes read from ``body`` (seekable, at its start) as ``key``;
         the server verifies both digests."""
         ...
@@ -149,7 +149,7 @@ class S3Store:
     def _what(self, op: str, key: str) -> str:
         return f"{op} s3://{self.bucket}/{key}"
 
-    def put(self, key: str, body: BinaryIO, size: int, *, md5: bytes, sha256: bytes) -> None:
+    def put(self, key: str, body: IO[bytes], size: int, *, md5: bytes, sha256: bytes) -> None:
         try:
             self._client.put_object(
                 Bucket=self.bucket, Key=key, Body=body, ContentLength=size,
