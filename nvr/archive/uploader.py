@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -40,7 +40,7 @@ import trio
 import trio_util
 
 from nvr.archive import layout
-from nvr.archive.client import ObjectStore
+from nvr.archive.client import ObjectStore, S3Store, StoreConfig
 from nvr.base import errors
 from nvr.base.blocking import run_blocking
 from nvr.base.clock import Clocks
@@ -49,6 +49,7 @@ from nvr.base.time90k import UNITS_PER_SEC, Duration, Time
 from nvr.db.archives import UnarchivedRecording
 from nvr.db.database import Database
 from nvr.db.raw import split_composite_id
+from nvr.storage.dir import SampleFileDir
 from nvr.storage.reader import SampleFile
 
 log = logging.getLogger(__name__)
@@ -276,3 +277,31 @@ def _digests(f: SampleFile, size: int) -> tuple[bytes, bytes]:
         sha.update(chunk)
         pos += len(chunk)
     return md5.digest(), sha.digest()
+
+
+def sample_opener(db: Database, dirs: Mapping[int, SampleFileDir]) -> OpenSample:
+    """Opens a committed recording's file in the directory of its stream."""
+
+    def open_sample(cid: int) -> SampleFile:
+        dir_id = db.streams[split_composite_id(cid)[0]].sample_file_dir_id
+        if dir_id is None or dir_id not in dirs:
+            raise errors.NotFound(f"recording {cid:016x}: its stream has no open directory")
+        return dirs[dir_id].open_for_reading(cid)
+
+    return open_sample
+
+
+async def start_uploaders(
+    nursery: trio.Nursery,
+    db: Database,
+    dirs: Mapping[int, SampleFileDir],
+    clocks: Clocks,
+    uploaders: dict[int, Uploader],
+) -> None:
+    """Starts one uploader per archive in ``nursery`` (the daemon's core nursery), filling
+    ``uploaders`` (by archive id) for ``/api/`` and metrics."""
+    for aid, a in sorted(db.archives.items()):
+        c = a.config
+        store = S3Store(StoreConfig(c.endpoint, c.bucket, c.access_key, c.secret_key, c.region))
+        uploaders[aid] = Uploader(db, aid, store, sample_opener(db, dirs), clocks)
+        await nursery.start(uploaders[aid].run)

@@ -563,6 +563,7 @@ async def run_web(
                     auth=users,
                     login_limiter=limiter,
                     thumbnails=thumbnails,
+                    uploaders=daemon.uploaders,
                 )
                 server = BindServer(
                     create_app(ctx),
