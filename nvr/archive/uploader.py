@@ -16,10 +16,11 @@ that it does not hold yet (``Database.unarchived``) and, one at a time, oldest f
    (PUT replaces the object whole: an object is never half-written).
 
 A recording deleted locally before it was archived (retention got there first) is
-skipped and counted (``never_archived``). Any other failing step is retried, forever, with
-capped exponential backoff (1 s to 5 min); the first failure of each streak and then at
-most one line a minute is logged (``RateLimitedLog``); ``status`` says healthy, or failing
-since when with which error and how many attempts. Uploads run in worker threads and are
+skipped (the flush that deleted it counted it: ``Database.never_archived``). Any other
+failing step is retried, forever, with capped exponential backoff (1 s to 5 min); the
+first failure of each streak and then at most one line a minute is logged
+(``RateLimitedLog``); ``status`` says healthy, or failing since when with which error and
+how many attempts. Uploads run in worker threads and are
 abandoned on cancellation (the daemon's shutdown): nothing is marked, the next start
 uploads the recording again. The uploader never holds anything recording needs: it reads
 committed files and writes its own rows in short transactions.
@@ -135,7 +136,6 @@ class Uploader:
         self.status = trio_util.AsyncValue(UploaderStatus())
         self.uploaded = 0  # recordings archived by this task
         self.uploaded_bytes = 0
-        self.never_archived = 0  # deleted locally before they were archived
         db.flush_listeners.append(self._poke_now)
 
     @property
@@ -185,9 +185,9 @@ class Uploader:
         except errors.NotFound:
             if self._still_committed(cid):
                 raise
-            self.never_archived += 1
-            log.warning("archive %s: recording %016x was deleted before it was archived",
-                        a.short_name, cid)
+            # counted (and logged) by the flush that deleted it: Database.never_archived
+            log.info("archive %s: recording %016x was deleted before it was archived",
+                     a.short_name, cid)
             return
         try:
             md5, sha256 = await run_blocking(_digests, f, rec.sample_file_bytes)

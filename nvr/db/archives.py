@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 import uuid as uuidlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +30,8 @@ from nvr.base.time90k import Time
 from nvr.db import raw
 from nvr.db.core import DatabaseCore
 from nvr.db.types import ListedRecording
+
+log = logging.getLogger(__name__)
 
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -130,9 +133,13 @@ class Archives(DatabaseCore):
     """Archives; see the module docstring."""
 
     archives: dict[int, Archive]
+    #: archive id -> recordings of its streams deleted locally before it held them
+    #: (since this open; for metrics)
+    never_archived: dict[int, int]
 
     def _load_archives(self) -> None:
         self.archives = {}
+        self.never_archived = {}
         for aid, u, name, cfg in raw.list_archives(self._conn):
             self.archives[aid] = Archive(
                 aid, uuidlib.UUID(bytes=u), name, ArchiveConfig.from_json(cfg)
@@ -207,6 +214,24 @@ class Archives(DatabaseCore):
         with self._transaction(f"deleting archive {a.short_name}") as conn:
             raw.delete_archive(conn, archive_id)
         del self.archives[archive_id]
+
+    def _may_delete(self, stream_id: int) -> Callable[[int], bool] | None:
+        required = self.archives_required_for(stream_id)
+        if not required:
+            return None
+        return lambda cid: bool(self.archived_everywhere(required, [cid]))
+
+    def _count_unarchived_deletions(self, stream_id: int, cids: list[int]) -> None:
+        for a in self.archives.values():
+            if stream_id not in a.streams or not cids:
+                continue
+            lost = len(cids) - len(self.archived_everywhere([a.id], cids))
+            if lost:
+                self.never_archived[a.id] = self.never_archived.get(a.id, 0) + lost
+                log.warning(
+                    "archive %s: %d recordings of stream %d deleted locally before they "
+                    "were archived", a.short_name, lost, stream_id,
+                )
 
     def _forget_stream_archives(self, stream_id: int) -> None:
         for a in self.archives.values():

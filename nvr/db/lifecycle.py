@@ -123,7 +123,9 @@ class Lifecycle(DatabaseCore):
         """Plans deletion of the stream's oldest committed recordings until its bytes
         (committed + pending − already planned) fit ``retain_bytes`` and nothing is older
         than ``retain_days``. Each recording is planned at most once; pending recordings are
-        never planned. The deletions are committed by the next ``flush``."""
+        never planned; planning stops at the oldest recording that a ``require_archived``
+        archive of the stream does not hold yet (then the free-space floor decides). The
+        deletions are committed by the next ``flush``."""
         stream = self._stream(stream_id)
         cfg = stream.config
         excess = stream.bytes_after_planned_deletions - cfg.retain_bytes
@@ -139,7 +141,7 @@ class Lifecycle(DatabaseCore):
             return False
 
         before = len(stream.planned_deletions)
-        self._plan_until(stream, wanted)
+        self._plan_until(stream, wanted, self._may_delete(stream_id))
         return stream.planned_deletions[before:]
 
     def plan_delete_all_recordings(self, stream_id: int) -> int:
@@ -148,13 +150,20 @@ class Lifecycle(DatabaseCore):
         stream = self._stream(stream_id)
         return self._plan_until(stream, lambda _bytes, _start: True)
 
-    def _plan_until(self, stream: Stream, wanted: Callable[[int, Time], bool]) -> int:
+    def _plan_until(
+        self, stream: Stream, wanted: Callable[[int, Time], bool],
+        may_delete: Callable[[int], bool] | None = None,
+    ) -> int:
+        """Plans the oldest recordings while ``wanted``; stops at the first one
+        ``may_delete`` refuses (deletions stay an oldest-first prefix)."""
         n = 0
         with self._read("planning deletions") as conn:
             for cid, start, wall, nbytes in raw.list_oldest_recordings(
                 conn, stream.id, stream.planned_through
             ):
                 if not wanted(nbytes, start + wall):
+                    break
+                if may_delete is not None and not may_delete(cid):
                     break
                 stream.planned_deletions.append(PlannedDeletion(cid, start, wall, nbytes))
                 n += 1
@@ -259,6 +268,7 @@ class Lifecycle(DatabaseCore):
                 s.committed.add(r.start_time_90k, r.wall_duration_90k, r.sample_file_bytes, self.tz)
         for sid, dels in to_delete.items():
             self._forget_deleted(self.streams[sid], dels)
+            self._count_unarchived_deletions(sid, [d.composite_id for d in dels])
         for dir_id, cids in to_forget.items():
             self.dirs[dir_id].garbage_unlinked.difference_update(cids)
         self.flush_count += 1

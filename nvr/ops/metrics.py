@@ -359,7 +359,7 @@ class Metrics:
             oldest.add_metric(lv, 0 if o is None else max(0, now - o) / UNITS_PER_SEC)
             done.add_metric(lv, up.uploaded)
             done_bytes.add_metric(lv, up.uploaded_bytes)
-            lost.add_metric(lv, up.never_archived)
+            lost.add_metric(lv, self._db.never_archived.get(aid, 0))
         yield from (ok, failing_for, backlog, backlog_bytes, oldest, done, done_bytes, lost)
 
     def _liveness_families(self) -> Iterator[Metric]:

@@ -183,6 +183,8 @@ def archives_json(*, config: bool) -> list[dict[str, Any]]:
             "maxRate": a.config.max_rate,
             "backlog": {"recordings": b.recordings, "bytes": b.bytes,
                         "oldestStartTime90k": b.oldest_start_90k},
+            # deleted locally before this archive held them (since the daemon started)
+            "neverArchivedRecordings": c.db.never_archived.get(aid, 0),
         }
         if config:
             pub = a.config.public()
@@ -201,7 +203,6 @@ def archives_json(*, config: bool) -> list[dict[str, Any]]:
                 "attempts": st.attempts,
                 "uploadedRecordings": up.uploaded,
                 "uploadedBytes": up.uploaded_bytes,
-                "neverArchivedRecordings": up.never_archived,
             }
         out.append(entry)
     return out
