@@ -25,6 +25,10 @@ abandoned on cancellation (the daemon's shutdown): nothing is marked, the next s
 uploads the recording again. The uploader never holds anything recording needs: it reads
 committed files and writes its own rows in short transactions.
 
+After each batch it applies the archive's own retention (``retain_bytes`` per stream,
+``retain_days``): the oldest recordings of each stream go first, their description object
+before their sample object, and their row last.
+
 When nothing is left it waits for the next flush (``Database.flush_listeners``).
 """
 
@@ -155,13 +159,49 @@ class Uploader:
                 await self._poke.wait()
 
     async def run_once(self) -> bool:
-        """Uploads one batch; returns whether there was anything to upload."""
+        """Uploads one batch, then applies the archive's retention; returns whether there
+        was anything to upload."""
         batch = await self._retry(
             "listing", self._sync(lambda: self._db.unarchived(self.archive_id, BATCH))
         )
         for u in batch:
             await self._retry("upload", lambda u=u: self._upload(u))  # type: ignore[misc]
+        await self.apply_retention()
         return bool(batch)
+
+    async def apply_retention(self) -> int:
+        """Deletes from the archive each stream's oldest recordings beyond its
+        ``retain_bytes`` or older than ``retain_days`` (description first, then the
+        sample, then the row). Returns how many it deleted."""
+        c = self._db.archives[self.archive_id].config
+        if c.retain_bytes is None and c.retain_days is None:
+            return 0
+        oldest_allowed = None
+        if c.retain_days is not None:
+            oldest_allowed = self._clocks.realtime() - c.retain_days * 86_400 * UNITS_PER_SEC
+        n = 0
+        for sid in sorted(self._db.archives[self.archive_id].streams):
+            held = self._db.archived_in(self.archive_id, sid)
+            total = sum(h.sample_file_bytes for h in held)
+            stream = self._db.streams[sid]
+            cam_uuid = self._db.cameras[stream.camera_id].uuid
+            for h in held:
+                too_big = c.retain_bytes is not None and total > c.retain_bytes
+                too_old = (oldest_allowed is not None
+                           and h.start_time_90k + h.wall_duration_90k < oldest_allowed)
+                if not (too_big or too_old):
+                    break
+                sample_key, desc_key = layout.recording_keys(
+                    c.prefix, cam_uuid, stream.type, h.composite_id
+                )
+                for key in (desc_key, sample_key):
+                    await self._retry(
+                        "retention", lambda k=key: run_blocking(self._store.delete, k)  # type: ignore[misc]
+                    )
+                self._db.forget_archived(self.archive_id, [h.composite_id])
+                total -= h.sample_file_bytes
+                n += 1
+        return n
 
     @staticmethod
     def _sync(fn: Callable[[], T]) -> Callable[[], Awaitable[T]]:

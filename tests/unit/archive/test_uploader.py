@@ -5,6 +5,7 @@ retries with exact backoff times, the rate cap, and recordings deleted before up
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import logging
@@ -181,4 +182,37 @@ async def test_a_recording_deleted_before_upload_is_counted_and_skipped(
             await up._retry("upload", lambda u=u: up._upload(u))  # type: ignore[misc]
     assert up.uploaded == 0 and not store.objects
     assert f"{oldest.composite_id:016x} was deleted before it was archived" in caplog.text
+    env.close()
+
+
+async def test_archive_retention_deletes_each_streams_oldest_first(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    clocks = SimulatedClocks(T0)
+    env = await _recorded(tmp_path, clocks, seconds=5 * 60 + 10)
+    aid = env.db.archive_by_name("a").id
+    sid = env.stream_ids[0]
+    recs = env.db.list_recordings_by_time(sid, 0, 1 << 62)
+    assert len(recs) == 6
+    store = MemoryStore()
+    up = _uploader(env, store, clocks)
+    while await up.run_once():
+        pass
+    assert len(store.objects) == 12
+    budget = sum(r.sample_file_bytes for r in recs[-2:])
+    a = env.db.archives[aid]
+    env.db.update_archive(aid, config=dataclasses.replace(a.config, retain_bytes=budget))
+    assert await up.apply_retention() == 4
+    held = [h.composite_id for h in env.db.archived_in(aid, sid)]
+    assert held == [r.composite_id for r in recs[-2:]]
+    cam = env.db.cameras[env.db.streams[sid].camera_id]
+    assert sorted(store.objects) == sorted(
+        k for r in recs[-2:] for k in recording_keys("p/", cam.uuid, "main", r.composite_id))
+    # by age: a day later with retain_days=1, everything goes
+    a = env.db.archives[aid]
+    env.db.update_archive(aid, config=dataclasses.replace(a.config, retain_days=1))
+    await clocks.sleep(86_400 * SEC)
+    assert await up.apply_retention() == 2
+    assert not store.objects and not env.db.archived_in(aid, sid)
+    assert env.db.list_recordings_by_time(sid, 0, 1 << 62) == recs  # local copies untouched
     env.close()
