@@ -94,7 +94,7 @@ class Config:
     session_max_age_sec: int = 90 * 86400
     #: free-space floor of every sample-file directory's filesystem, in bytes (0: none):
     #: below it the directory's oldest video is deleted (docs/design.md,
-    #: Recording/syncing/retention)
+    #: "Recording, syncing and retention")
     min_free: int = 0
     #: per-directory floors by absolute path, overriding ``min_free``
     min_free_by_dir: dict[str, int] = field(default_factory=dict)

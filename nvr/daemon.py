@@ -1,4 +1,5 @@
-"""The daemon: the nursery tree of DESIGN.md §3, start-up, signals and shutdown order.
+"""The daemon: the nursery tree, start-up, signals and shutdown order (docs/design.md,
+"The nursery tree and shutdown").
 
 ```
 run(config)
@@ -17,7 +18,7 @@ Start-up: raise the open-files limit (``nvr.base.descriptors``: HTTP never takes
 descriptors recording needs), open the database (exclusive lock), open every sample-file
 directory through the open interlock, remove garbage and never-committed files, start
 the syncers, then the streamers; then ``READY=1``. ``Daemon.metrics`` reads the syncers
-and streamers at scrape time (``nvr.metrics``).
+and streamers at scrape time (``nvr.ops.metrics``).
 
 Shutdown, on the first SIGINT/SIGTERM (or ``Daemon.shutdown.set()``): ``STOPPING=1``;
 stop accepting HTTP requests and let those in flight finish (``graceful_timeout_sec``);
@@ -40,7 +41,7 @@ import trio
 from nvr.archive.uploader import Uploader, start_uploaders
 from nvr.base import descriptors
 from nvr.base.clock import Clocks, RealClocks
-from nvr.base.time90k import UNITS_PER_SEC, zone
+from nvr.base.time90k import UNITS_PER_SEC, local_zone_name, zone
 from nvr.config import Config
 from nvr.db.database import Database
 from nvr.ingest.hub import FrameHub
@@ -51,7 +52,7 @@ from nvr.ops.metrics import Metrics
 from nvr.ops.systemd import Notifier
 from nvr.storage.dir import SampleFileDir, open_for_database, remove_garbage_and_uncommitted
 from nvr.syncer import Syncer
-from nvr.web.context import StreamStatus
+from nvr.web.context import StreamStatus, WebContext
 from nvr.web.server import run_web
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,12 @@ async def run(
     handle_signals: bool = True,
     task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Runs the daemon until shutdown. See the module docstring."""
+    """Runs the daemon until shutdown; reports the ``Daemon`` once it is ready (every
+    directory open, every bind listening, every streamer connecting). The orderly
+    shutdown is ``Daemon.shutdown.set()`` (what a signal does). Cancelling the task instead
+    stops every part at once: HTTP without its grace period, but each streamer still
+    closes its recording and each syncer still runs its final flush, shielded and bounded
+    by their own timeouts; directories and the database are closed either way."""
     clocks = clocks or RealClocks()
     notifier = notifier or Notifier()
     open_files_limit = descriptors.raise_soft_limit()
@@ -173,7 +179,7 @@ async def run(
             # exits at once while the syncers' shielded final flush runs.
             async with trio.open_nursery() as signals:
                 if handle_signals:
-                    signals.start_soon(_watch_signals, daemon)
+                    await signals.start(_watch_signals, daemon)
                 budget = descriptors.DescriptorBudget.for_recording(
                     open_files_limit,
                     streams=len(recorded_streams(db)) if not read_only else 0,
@@ -223,8 +229,18 @@ async def _run_tree(
         if notifier.watchdog_interval:
             core.start_soon(ping_watchdog, daemon.liveness, notifier, clocks)
         web_stop, web_done = trio.Event(), trio.Event()
+        shared = WebContext(
+            db=db,
+            dirs=dirs,
+            clocks=clocks,
+            time_zone_name=config.time_zone or local_zone_name(),
+            hub=daemon.hub,
+            stream_status=daemon.stream_status,
+            metrics=daemon.metrics,
+            uploaders=daemon.uploaders,
+        )
         daemon.http_addresses = await core.start(
-            run_web, daemon, dirs, clocks, budget, web_stop, web_done
+            run_web, config, shared, budget, web_stop, web_done
         )
         async with trio.open_nursery() as ingest:
             for sid in stream_ids:
@@ -274,8 +290,15 @@ async def _run_tree(
         core.cancel_scope.cancel()
 
 
-async def _watch_signals(daemon: Daemon) -> None:
+async def _watch_signals(
+    daemon: Daemon, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """The first SIGINT/SIGTERM sets ``daemon.shutdown``; a second exits the process at
+    once. Reports started once the signals are caught (from then on a signal never
+    interrupts start-up). Cancellation (once the tree has shut down) just stops catching
+    them."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
         async for signum in signals:
             name = signal.Signals(signum).name
             if not daemon.shutdown.is_set():

@@ -188,7 +188,7 @@ class Syncer:
             )
         if self._has_work_now(deadline):
             return
-        at = math.inf if deadline is None else deadline / UNITS_PER_SEC
+        at = math.inf if deadline is None else self._clocks.deadline_at(deadline)
         with trio.move_on_at(at):
             await self._poke.wait()
 

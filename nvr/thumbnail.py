@@ -1,7 +1,7 @@
 """Still pictures from recordings: which frame a thumbnail shows, and its JPEG.
 
-Here belongs the picture work of ``GET .../thumb.jpg`` (docs/api.md, Extensions;
-docs/design.md, Web and API), apart from HTTP: ``pick`` chooses, from a recording's
+Here belongs the picture work of ``GET .../thumb.jpg`` (docs/api.md, "Extensions";
+docs/design.md, "Web and API"), apart from HTTP: ``pick`` chooses, from a recording's
 decoded index, the frame covering a media offset (or the key frame at or before it) and
 the frames that must be decoded to show it (from the preceding key frame); ``picture_size``
 fits a requested width to the picture's display aspect; ``render`` decodes those frames'

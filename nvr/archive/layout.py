@@ -3,7 +3,7 @@
 Each archived recording is two objects under the archive's prefix:
 
 - ``{prefix}{camera uuid}/{stream type}/{recording id:010d}.sample``: the sample file's
-  bytes, exactly (docs/design.md, On-disk formats);
+  bytes, exactly (docs/design.md, "On-disk formats");
 - ``{prefix}{camera uuid}/{stream type}/{recording id:010d}.json``: its description
   (``describe``), written after the sample object, so a description always names an
   object that is complete. With it the archive is self-describing without the database:

@@ -1,6 +1,6 @@
 """The archives part of ``Database``: archives, the streams they copy, what they hold.
 
-An *archive* (docs/design.md, Archive tier) is a bucket and key prefix of S3-compatible
+An *archive* (docs/design.md, "Archive tier") is a bucket and key prefix of S3-compatible
 object storage with its credentials (kept in ``config`` like a camera's password: never in
 ``repr``, logs or the API; ``ArchiveConfig.public`` is what may be shown), its retention
 and upload settings. It copies a set of streams (by default every main stream when it is

@@ -13,7 +13,7 @@ per module keeps each job in one file and ``Database`` one class with one API, a
 checks each mixin against ``DatabaseCore``. This module adds creating and opening
 (through ``connection``) and recording this open in the ``open`` table.
 
-Everything runs in the trio thread (docs/design.md, Time): calls are short; any call
+Everything runs in the trio thread (docs/design.md, "Time"): calls are short; any call
 over 100 ms is logged. SQLite errors are mapped to ``NvrError`` kinds.
 """
 

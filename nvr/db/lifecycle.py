@@ -7,7 +7,7 @@ fsynced file and directory) until ``flush`` commits it. Deletions are *planned* 
 committed recordings first, never pending ones), then ``flush`` moves their rows to
 ``garbage`` in the same transaction; the syncer unlinks the files and
 ``mark_garbage_unlinked`` lets the next flush forget the garbage rows (docs/design.md,
-Recording/syncing/retention). Not here: listings (``reads``) and the catalog.
+"Recording, syncing and retention"). Not here: listings (``reads``) and the catalog.
 """
 
 from __future__ import annotations
@@ -157,16 +157,14 @@ class Lifecycle(DatabaseCore):
         """Plans the oldest recordings while ``wanted``; stops at the first one
         ``may_delete`` refuses (deletions stay an oldest-first prefix)."""
         n = 0
-        with self._read("planning deletions") as conn:
-            for cid, start, wall, nbytes in raw.list_oldest_recordings(
-                conn, stream.id, stream.planned_through
-            ):
-                if not wanted(nbytes, start + wall):
-                    break
-                if may_delete is not None and not may_delete(cid):
-                    break
-                stream.planned_deletions.append(PlannedDeletion(cid, start, wall, nbytes))
-                n += 1
+        for deletion in self.iter_unplanned_oldest(stream.id):
+            if not wanted(deletion.sample_file_bytes,
+                          deletion.start_time_90k + deletion.wall_duration_90k):
+                break
+            if may_delete is not None and not may_delete(deletion.composite_id):
+                break
+            stream.planned_deletions.append(deletion)
+            n += 1
         return n
 
     def iter_unplanned_oldest(

@@ -1,4 +1,5 @@
--- nvr database schema, version 4. This file is authoritative (DESIGN.md §6).
+-- nvr database schema, version 4. This file is authoritative (docs/design.md,
+-- "Schema and upgrades").
 --
 -- Units: every *_90k column is in 90 kHz units; times ("*_time_90k") count from
 -- 1970-01-01 00:00:00 UTC; "*_sec" columns are whole seconds since the epoch.
@@ -34,7 +35,8 @@ create table open (
   boot_uuid blob check (boot_uuid is null or length(boot_uuid) = 16)  -- the kernel's boot id
 );
 
--- A directory holding sample files (one file per recording, see DESIGN.md §5).
+-- A directory holding sample files (one file per recording: docs/design.md,
+-- "On-disk formats").
 create table sample_file_dir (
   id integer primary key,
   path text unique not null,  -- absolute path
@@ -248,7 +250,7 @@ create table signal_change (
 create index signal_change_time on signal_change (time_90k, signal_id, state);
 
 -- An archive: a bucket (and key prefix) of S3-compatible object storage that recordings
--- are copied to (docs/design.md, Archive tier). Its credentials are in config, like a
+-- are copied to (docs/design.md, "Archive tier"). Its credentials are in config, like a
 -- camera's: never logged, never in the API.
 create table archive (
   id integer primary key,

@@ -1,6 +1,6 @@
 """The signals part of ``Database``: signal types, signals and their state over time.
 
-Moonfire NVR's model (docs/design.md, Signals). A *signal type* enumerates states (value
+Moonfire NVR's model (docs/design.md, "Signals"). A *signal type* enumerates states (value
 1 to 255, a name, whether the state means motion, a UI color); value 0 always means
 "unknown". A *signal* has a type and is tied to cameras (``direct``: about what the camera
 sees, such as its motion; ``indirect``: about something near it). Its state over time is

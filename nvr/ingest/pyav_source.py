@@ -10,7 +10,7 @@ is recorded). For ``OpenOptions.realtime`` (a file played as a camera) the trio 
 packets at their timestamps with ``clocks.sleep_until``.
 
 **The reader thread is the one exception to the thread seam** (``nvr.base.blocking``;
-docs/design.md, Time): it is started here with ``threading.Thread``, not through
+docs/design.md, "Time"): it is started here with ``threading.Thread``, not through
 ``run_blocking``, because it is not a call but a producer that lives as long as its session
 (hours), blocked inside FFmpeg until the camera sends more or in a coalescing pause:
 

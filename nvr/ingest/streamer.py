@@ -1,4 +1,4 @@
-"""The streamer: one task per recorded stream (docs/design.md, Recording/syncing/retention).
+"""The streamer: one task per recorded stream (docs/design.md, "Recording, syncing and retention").
 
 Loop: connect (``Opener.open``), read batches of frames, write them into recordings,
 and when the session ends, back off (capped exponential with jitter) and connect again.
@@ -22,9 +22,10 @@ Within a session:
 Connecting has a deadline too (``OpenOptions.connect_timeout``): a camera that trickles its
 handshake (or says nothing) gets a timeout as its session's end, like any other, and the
 streamer backs off and retries; it never stays ``connecting`` longer than that (the
-liveness rule relies on it: docs/design.md, Liveness). Session ends are logged at INFO
-when the camera caused them; a write failure (the disk: full, failing) is the recorder's
-own problem, logged as a WARNING at most once a minute per stream.
+liveness rule relies on it: docs/design.md, "Recording, syncing and retention",
+Liveness). Session ends are logged at INFO when the camera caused them; a write failure
+(the disk: full, failing) is the recorder's own problem, logged as a WARNING at most once
+a minute per stream.
 
 When a session ends its open recording is closed (trailing zero) and handed to the
 syncer in a shielded ``finally``, time-bounded on cancellation (shutdown); on shutdown

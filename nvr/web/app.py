@@ -2,8 +2,8 @@
 
 One quart-trio app is made per HTTP bind (binds differ in what they grant to callers
 without a session), served by ``nvr.web.server`` in the daemon's nursery. The app
-never starts tasks of its own (it receives no nursery, DESIGN.md §2): it reads through
-the database's read API and the streamers' state.
+never starts tasks of its own (it receives no nursery: docs/design.md, "The nursery tree
+and shutdown"): it reads through the database's read API and the streamers' state.
 
 Here live: the handlers that turn every error into a one-line ``text/plain`` answer
 (statuses from ``nvr.web.context.STATUS_BY_KIND``; never a traceback), an unexpected

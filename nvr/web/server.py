@@ -75,6 +75,7 @@ errors, per bind.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 from collections import Counter
@@ -110,12 +111,11 @@ from nvr.base import errors
 from nvr.base.clock import Clocks
 from nvr.base.descriptors import DescriptorBudget
 from nvr.base.log_limit import RateLimitedLog
-from nvr.base.time90k import UNITS_PER_SEC, local_zone_name
+from nvr.base.time90k import UNITS_PER_SEC
 from nvr.config import BindConfig, Config
 
 if TYPE_CHECKING:
-    from nvr.daemon import Daemon
-    from nvr.storage.dir import SampleFileDir
+    from nvr.web.context import WebContext
 
 log = logging.getLogger(__name__)
 
@@ -383,7 +383,9 @@ class BindServer:
         task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serves until ``stop()`` returns, then lets requests in flight finish (up to
-        ``graceful_timeout_sec``); reports the bound URLs."""
+        ``graceful_timeout_sec``); reports the bound URLs once every listener is open.
+        Cancellation closes the listeners and every connection at once, without the
+        grace period."""
         lifespan = Lifespan(self._app, self._hc, self._lifespan_state)
         async with trio.open_nursery() as lifespan_nursery:
             await lifespan_nursery.start(lifespan.handle_lifespan)
@@ -514,9 +516,8 @@ class BindServer:
 
 
 async def run_web(
-    daemon: Daemon,
-    dirs: dict[int, SampleFileDir],
-    clocks: Clocks,
+    config: Config,
+    shared: WebContext,
     budget: DescriptorBudget,
     stop: trio.Event,
     done: trio.Event,
@@ -524,20 +525,22 @@ async def run_web(
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serves every configured bind until ``stop``; reports the bound addresses. All binds
-    together hold at most ``budget.http_connections`` connections."""
+    together hold at most ``budget.http_connections`` connections. ``shared`` is what
+    every bind's app reads (the daemon's database, directories, clocks, hub, metrics);
+    each bind gets its own copy with its ``BindConfig`` and the one user store and
+    failed-login counter of all binds. ``done`` is set when every bind has stopped, on
+    ``stop`` or on cancellation (which stops them at once, without the grace period)."""
     from nvr.db.auth import Auth, SessionPolicy
     from nvr.web.app import create_app
-    from nvr.web.context import WebContext
     from nvr.web.login_limit import LoginLimiter
     from nvr.web.thumb import ThumbnailCollector, Thumbnails
 
-    config = daemon.config
     addresses: list[str] = []
     # One user/session store, one failed-login counter and one thumbnail cache for all
     # binds.
     policy = SessionPolicy(config.session_idle_timeout_sec, config.session_max_age_sec)
-    users = Auth(daemon.db, now=clocks.realtime, policy=policy)
-    limiter = LoginLimiter(clocks)
+    users = Auth(shared.db, now=shared.clocks.realtime, policy=policy)
+    limiter = LoginLimiter(shared.clocks)
     thumbnails = Thumbnails()
     daemon_slots = trio.Semaphore(budget.http_connections)
     stats: list[BindStats] = []
@@ -546,30 +549,20 @@ async def run_web(
             "open files: limit %d, %d kept for recording; HTTP may hold %d connections",
             budget.limit, budget.reserve, budget.http_connections,
         )
-        daemon.metrics.registry.register(HttpCollector(stats, budget))
-        daemon.metrics.registry.register(ThumbnailCollector(thumbnails))
+        if shared.metrics is not None:
+            shared.metrics.registry.register(HttpCollector(stats, budget))
+            shared.metrics.registry.register(ThumbnailCollector(thumbnails))
     try:
         async with trio.open_nursery() as nursery:
             for bind in config.binds:
-                ctx = WebContext(
-                    db=daemon.db,
-                    dirs=dirs,
-                    clocks=clocks,
-                    bind=bind,
-                    time_zone_name=config.time_zone or local_zone_name(),
-                    stream_status=daemon.stream_status,
-                    hub=daemon.hub,
-                    metrics=daemon.metrics,
-                    auth=users,
-                    login_limiter=limiter,
-                    thumbnails=thumbnails,
-                    uploaders=daemon.uploaders,
+                ctx = dataclasses.replace(
+                    shared, bind=bind, auth=users, login_limiter=limiter, thumbnails=thumbnails
                 )
                 server = BindServer(
                     create_app(ctx),
                     bind,
                     HttpLimits.of(config, bind),
-                    clocks,
+                    shared.clocks,
                     daemon_slots=daemon_slots,
                 )
                 try:

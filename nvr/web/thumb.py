@@ -1,5 +1,5 @@
 """``GET /api/cameras/<uuid>/<stream>/thumb.jpg?time90k=&width=&keyFrame=``: a recorded
-picture as a JPEG (an extension; docs/api.md, Extensions).
+picture as a JPEG (an extension; docs/api.md, "Extensions").
 
 The route finds the recording of the stream that covers ``time90k`` (wall time, pending
 recordings included), turns the time into the recording's media time, decodes its index

@@ -30,7 +30,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,7 +168,21 @@ def open_recordings(page: Any, nvr: Nvr, *, viewport: dict[str, int] = DESKTOP) 
         "() => Number(document.querySelector('#timeline')?.dataset.recordings) >= 2"
     )
     page.click("label[for=zoom-fit]")
-    page.wait_for_timeout(100)  # the canvas repaints on the next animation frame
+    next_animation_frame(page)
+
+
+def next_animation_frame(page: Any) -> None:
+    """Returns once the page has run its next animation frames: the timeline repaints in
+    one (``Timeline.draw``), so a change made before this call is on the canvas after."""
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
+def pump_until(page: Any, done: Callable[[], bool], seconds: float) -> None:
+    """Lets Playwright's loop run (routed sockets arrive through it) until ``done()`` or
+    ``seconds`` have passed."""
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        page.wait_for_timeout(20)
 
 
 def timeline_geometry(page: Any) -> dict[str, float]:
@@ -253,9 +267,13 @@ def test_click_on_the_timeline_plays_that_moment(page: Any, nvr: Nvr) -> None:
     played = page.evaluate(
         "() => { const v = document.querySelector('#player'); v.pause(); return v.currentTime; }"
     )
-    page.wait_for_timeout(100)  # the paused frame's callback has run
-    shown = int(page.get_attribute("#wall-time", "data-time90k") or 0)
-    assert abs(shown - (clicked + played * UNITS_PER_SEC)) <= 2 * FRAME_90K, (shown, played)
+    # the paused frame's callback shows its time
+    expected = clicked + played * UNITS_PER_SEC
+    page.wait_for_function(
+        f"""() => Math.abs(document.querySelector('#wall-time').dataset.time90k - {expected})
+                  <= {2 * FRAME_90K}""",
+        timeout=5000,
+    )
     # previous/next recording
     assert page.is_enabled("#prev-rec")
     page.click("#prev-rec")
@@ -349,7 +367,7 @@ def test_screenshots_of_the_live_grid_timeline_and_phone(
     card = page.locator(".timeline-card")
     shots["ui-day-timeline.png"] = card.screenshot(path=str(artifact_dir / "ui-day-timeline.png"))
     page.click("label[for=zoom-day]")
-    page.wait_for_timeout(100)
+    next_animation_frame(page)
     shots["ui-day-timeline-24h.png"] = card.screenshot(
         path=str(artifact_dir / "ui-day-timeline-24h.png")
     )
@@ -488,8 +506,10 @@ def test_live_tile_plays(page: Any, nvr: Nvr) -> None:
         timeout=3000,
     )
     t0 = page.evaluate("() => document.querySelector('.tile video').currentTime")
-    page.wait_for_timeout(500)
-    assert page.evaluate("() => document.querySelector('.tile video').currentTime") > t0
+    # it keeps playing
+    page.wait_for_function(
+        f"() => document.querySelector('.tile video').currentTime > {t0}", timeout=3000
+    )
     assert page.get_attribute(".tile", "data-state") == "playing"
 
 
@@ -675,9 +695,7 @@ def test_live_tile_plays_the_documented_messages(page: Any, nvr: Nvr) -> None:
     page.set_viewport_size(DESKTOP)
     page.goto(nvr.base + "/live")
     page.click("label[for=layout-1]")
-    deadline = time.monotonic() + 5
-    while not sockets and time.monotonic() < deadline:
-        page.wait_for_timeout(50)
+    pump_until(page, lambda: bool(sockets), 5)
     ws = sockets[-1]
     assert ws.url.endswith(f"/api/cameras/{nvr.camera}/main/live.m4s")
     video = "document.querySelector('.tile video')"
@@ -708,9 +726,7 @@ def test_live_tile_plays_the_documented_messages(page: Any, nvr: Nvr) -> None:
     ws.close()
     page.wait_for_selector(".tile[data-state=reconnecting]")
     assert "interrupted" in page.inner_text(".tile .overlay")
-    deadline = time.monotonic() + 5
-    while len(sockets) < 2 and time.monotonic() < deadline:
-        page.wait_for_timeout(50)
+    pump_until(page, lambda: len(sockets) >= 2, 5)
     assert len(sockets) == 2, "the tile did not reconnect"
     send_frames(page, sockets[-1], recs[2][:15])
     page.wait_for_selector(".tile[data-state=playing]", timeout=3000)

@@ -53,11 +53,11 @@ from nvr.ingest.streamer import Streamer, StreamerOptions
 from nvr.syncer import Syncer
 from nvr.testing.env import create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
+from tests.support.determinism import T0
 from tests.support.http import daemon_in_thread, view_config
+from tests.support.paths import FIXTURES
 
 SEC = UNITS_PER_SEC
-T0 = 1_700_000_040 * SEC
-from tests.support.paths import FIXTURES  # noqa: E402
 
 CLIP = str(FIXTURES / "h264-640x360.mp4")  # 600 frames, 20 s
 RES_CHANGE = str(FIXTURES / "h264-res-change.ts")  # 180 frames, 320x240 from frame 90

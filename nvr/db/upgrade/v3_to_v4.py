@@ -1,7 +1,7 @@
 """Schema version 3 -> 4: archive.
 
 Adds the archive tables (``archive``, ``archive_stream``, ``archived_recording``; see
-``schema.sql`` and docs/design.md, Archive tier), empty. Nothing that exists is touched:
+``schema.sql`` and docs/design.md, "Archive tier"), empty. Nothing that exists is touched:
 recordings, their rows, indexes and every ETag stay exactly as they were.
 
 The SQL is written out here, not taken from ``schema.sql``: a step is frozen history.

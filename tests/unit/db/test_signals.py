@@ -18,11 +18,11 @@ from nvr.db.database import Database
 from nvr.db.signals import MOTION_TYPE_UUID, LocalDays, SignalState
 from nvr.db.stream_summary import day_bounds
 from nvr.db.types import CameraConfig, StreamConfig
+from tests.support.determinism import T0
 
 SEC = UNITS_PER_SEC
 MIN = 60 * SEC
 HOUR = UNITS_PER_HOUR
-T0 = 1_700_000_000 * SEC  # 2023-11-14T22:13:20Z
 BERLIN = ZoneInfo("Europe/Berlin")
 OFF, ON = 1, 2
 

@@ -34,6 +34,7 @@ from nvr.offline.check import check
 from nvr.storage.dir import open_for_database
 from nvr.web.app import create_app
 from nvr.web.context import WebContext
+from tests.support.determinism import run_inline
 from tests.support.paths import REPO
 from tests.support.web import VIEW, record
 
@@ -423,10 +424,6 @@ def copy_as(version: int, src: Path, db_dir: Path) -> None:
         conn.close()
 
 
-async def _inline(fn, *args, **_kw):  # type: ignore[no-untyped-def]
-    return fn(*args)
-
-
 #: s= values served before and after the upgrade: whole recordings, runs cut inside, a
 #: timestamp track, media segments
 VIEWS = [("mp4", "0-2", {}), ("mp4", "3", {"ts": "true"}), ("mp4", "1-2.900000-", {}),
@@ -471,7 +468,7 @@ async def test_v1_to_v2_keeps_view_etags_and_bytes(
     upgraded: every stored summary is the one computed from its index, and view.mp4/m4s
     have the ETags and bytes served before the upgrade, when layouts decoded every index
     (the recorded database with its summaries cleared)."""
-    monkeypatch.setattr("nvr.web.view.run_blocking", _inline)
+    monkeypatch.setattr("nvr.web.view.run_blocking", run_inline)
     recorded = await record(tmp_path / "rec")
     recorded.env.close()
     src = recorded.env.db_dir / "db"
@@ -557,7 +554,7 @@ async def test_v2_to_v3_keeps_view_etags_and_bytes(
     """A recorded database copied into a version 2 database and upgraded: view.mp4/m4s
     have the ETags and bytes served before, and every row of version 2's tables is
     unchanged."""
-    monkeypatch.setattr("nvr.web.view.run_blocking", _inline)
+    monkeypatch.setattr("nvr.web.view.run_blocking", run_inline)
     recorded = await record(tmp_path / "rec")
     recorded.env.close()
     v2_dir = tmp_path / "v2"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +14,6 @@ import trio
 import trio.testing
 
 from nvr.base import errors
-from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.db.types import FLAG_TRAILING_ZERO, ListedRecording
@@ -24,19 +23,16 @@ from nvr.offline.check import check
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
+from tests.support.determinism import T0
 from tests.support.paths import FIXTURES
 
 SEC = UNITS_PER_SEC
-T0 = 1_700_000_040 * SEC  # on a minute boundary
 CLIP = str(FIXTURES / "h264-640x360.mp4")  # 20 s, 30 fps, a key frame every second
 URL = "rtsp://cam0/main"
 OPTS = StreamerOptions(jitter=0.0)
 
 
-@pytest.fixture(autouse=True)
-def _inline() -> Iterator[None]:
-    with inline_blocking():
-        yield
+pytestmark = pytest.mark.usefixtures("inline_seam")
 
 
 @dataclass

@@ -6,14 +6,12 @@ from __future__ import annotations
 import errno
 import logging
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
 
-from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.db import raw
@@ -22,16 +20,13 @@ from nvr.offline.check import check
 from nvr.storage.writer import RecordingSink
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
+from tests.support.determinism import T0
 from tests.support.recording import record_run
 
-T0 = 1_700_000_000 * UNITS_PER_SEC
 SEC = UNITS_PER_SEC
 
 
-@pytest.fixture(autouse=True)
-def _inline() -> Iterator[None]:
-    with inline_blocking():
-        yield
+pytestmark = pytest.mark.usefixtures("inline_seam")
 
 
 def _open(tmp_path: Path, clocks: SimulatedClocks) -> RecordingEnv:
@@ -76,7 +71,7 @@ async def test_one_stream_records_and_commits(
 
 
 def flush_windows(ends: list[int], flush_if: int) -> list[int]:
-    """The rule of docs/design.md (Recording/syncing/retention), independently: a window
+    """The rule of docs/design.md ("Recording, syncing and retention"), independently: a window
     opens at the first recording not yet committed and commits everything ended by its
     end + ``flush_if``."""
     commits = []

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from nvr.base.blocking import inline_blocking
 from nvr.config import BindConfig
 from nvr.db.types import CameraConfig
 from nvr.ingest.streamer import StreamState
@@ -14,15 +11,13 @@ from nvr.syncer import SyncerStatus
 from nvr.web.api import Redactor, status_json
 from nvr.web.app import create_app
 from nvr.web.context import StreamStatus
-from tests.support.web import SEC, T0, Recorded, client, recorded, web_context
+from tests.support.determinism import T0
+from tests.support.web import SEC, Recorded, client, recorded, web_context
 
 __all__ = ["recorded"]  # a fixture
 
 
-@pytest.fixture(autouse=True)
-def _inline() -> Iterator[None]:
-    with inline_blocking():
-        yield
+pytestmark = pytest.mark.usefixtures("inline_seam")
 
 
 async def test_recordings_coalesce_runs(recorded: Recorded, autojump_clock: object) -> None:

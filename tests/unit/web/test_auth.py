@@ -28,17 +28,8 @@ from nvr.db.auth import PERMISSIONS, SessionPolicy
 from nvr.web import auth
 from nvr.web.app import create_app
 from nvr.web.context import WebContext
-from tests.support.web import (
-    SEC,
-    T0,
-    VIEW,
-    Recorded,
-    inline_web_threads,
-    recorded,
-    web_context,
-)
-
-__all__ = ["inline_web_threads", "recorded"]  # fixtures
+from tests.support.determinism import T0
+from tests.support.web import SEC, VIEW, Recorded, web_context
 
 NOBODY = BindConfig()
 

@@ -35,11 +35,11 @@ from nvr.testing.replay import ReplayOpener, Session, load_packets
 from nvr.web.app import create_app
 from nvr.web.auth import check_origin
 from nvr.web.context import WebContext
+from tests.support.determinism import T0
 from tests.support.media import appended_at_the_end, decoded_frames, fragment_header
 from tests.support.paths import FIXTURES
 
 SEC = UNITS_PER_SEC
-T0 = 1_700_000_040 * SEC
 FRAME = 3000
 CLIP = str(FIXTURES / "h264-640x360.mp4")
 VIEW = BindConfig(allow_unauthenticated=("viewVideo",))

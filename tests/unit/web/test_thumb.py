@@ -22,19 +22,9 @@ from nvr.db.types import ListedRecording
 from nvr.mp4.selection import wall_to_media
 from nvr.web.app import create_app
 from nvr.web.thumb import Busy, ThumbnailCollector, Thumbnails
+from tests.support.determinism import T0
 from tests.support.paths import FIXTURES
-from tests.support.web import (
-    SEC,
-    T0,
-    Recorded,
-    client,
-    inline_web_threads,
-    record,
-    recorded,
-    web_context,
-)
-
-__all__ = ["inline_web_threads", "recorded"]  # fixtures
+from tests.support.web import SEC, Recorded, client, record, web_context
 
 pytestmark = pytest.mark.usefixtures("inline_web_threads")
 
