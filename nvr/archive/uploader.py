@@ -39,7 +39,7 @@ import io
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import trio
 import trio_util
@@ -63,6 +63,8 @@ T = TypeVar("T")
 #: recordings asked of the database per pass
 BATCH = 32
 _CHUNK = 1 << 20
+#: recordings up to this size are read into memory once (hashed, then sent from there)
+IN_MEMORY = 64 << 20
 
 #: opens a committed recording's sample file by composite id (``NotFound`` if gone)
 OpenSample = Callable[[int], SampleFile]
@@ -230,7 +232,7 @@ class Uploader:
                      a.short_name, cid)
             return
         try:
-            md5, sha256 = await run_blocking(_digests, f, rec.sample_file_bytes)
+            data, md5, sha256 = await run_blocking(_read_and_hash, f, rec.sample_file_bytes)
             if u.sample_file_sha256 is not None and sha256 != u.sample_file_sha256:
                 raise errors.DataLoss(
                     f"sample file {cid:016x} no longer has the SHA-256 recorded when it was "
@@ -247,7 +249,10 @@ class Uploader:
                 a.config.prefix, cam.uuid, stream.type, cid
             )
             await self._wait_for_rate(rec.sample_file_bytes + len(description))
-            body = io.BufferedReader(_PreadReader(f, rec.sample_file_bytes), _CHUNK)
+            body: IO[bytes] = (
+                io.BytesIO(data) if data is not None
+                else io.BufferedReader(_PreadReader(f, rec.sample_file_bytes), _CHUNK)
+            )
             await run_blocking(
                 lambda: self._store.put(
                     sample_key, body, rec.sample_file_bytes, md5=md5, sha256=sha256
@@ -305,8 +310,15 @@ class Uploader:
             return result
 
 
-def _digests(f: SampleFile, size: int) -> tuple[bytes, bytes]:
-    """(MD5, SHA-256) of the file's ``size`` bytes; ``DataLoss`` if it is shorter."""
+def _read_and_hash(f: SampleFile, size: int) -> tuple[bytes | None, bytes, bytes]:
+    """(the bytes, MD5, SHA-256) of the file's ``size`` bytes; the bytes only up to
+    ``IN_MEMORY`` (then they are sent from memory in one piece: boto3 sends a file in
+    8 KiB writes, which cost more CPU than the hashes); ``DataLoss`` if it is shorter."""
+    if size <= IN_MEMORY:
+        data = f.pread(0, size)
+        if len(data) != size:
+            raise errors.DataLoss(f"sample file shorter ({len(data)} bytes) than its row ({size})")
+        return data, hashlib.md5(data).digest(), hashlib.sha256(data).digest()
     md5, sha = hashlib.md5(), hashlib.sha256()
     pos = 0
     while pos < size:
@@ -316,7 +328,7 @@ def _digests(f: SampleFile, size: int) -> tuple[bytes, bytes]:
         md5.update(chunk)
         sha.update(chunk)
         pos += len(chunk)
-    return md5.digest(), sha.digest()
+    return None, md5.digest(), sha.digest()
 
 
 def sample_opener(db: Database, dirs: Mapping[int, SampleFileDir]) -> OpenSample:
