@@ -1,6 +1,7 @@
 """The uploader against a real SeaweedFS: the server killed while uploads run and started
 again (every recording ends up archived exactly once, with its checksum), wrong
-credentials and a deleted bucket (clear state, nothing marked, recordings untouched).
+credentials and a deleted bucket (clear state, nothing marked, recordings untouched);
+``nvr check --archive`` on an archive with missing, extra and altered objects.
 
 Recordings are made first on a mock clock (``_record``, its own trio run); uploads run in
 real time with worker threads, as in the daemon."""
@@ -9,19 +10,23 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import trio
 import trio.testing
 
+from nvr.archive.check import check_archive
 from nvr.archive.client import S3Store
 from nvr.archive.layout import recording_keys
 from nvr.archive.uploader import Uploader, sample_opener
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import RealClocks, SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
+from nvr.cli import main
 from nvr.db.archives import ArchiveConfig
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
@@ -155,3 +160,36 @@ async def test_wrong_credentials_then_a_deleted_bucket(
     assert env.db.archive_backlog(aid).recordings == env.db.count_recordings()
     assert sorted(p.name for p in env.sample_dir.iterdir()) == files  # recordings untouched
     env.close()
+
+
+async def test_check_archive_finds_missing_extra_and_wrong_objects(
+    tmp_path: Path, seaweed: SeaweedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await trio.to_thread.run_sync(_record, tmp_path)
+    bucket = seaweed.bucket()
+    env, aid = _open(tmp_path, seaweed, bucket)
+    store = seaweed.store(bucket)
+    up = _uploader(env, aid, store)
+    while await up.run_once():
+        pass
+    assert check_archive(env.db, aid, store, hash_objects=True).problems == []
+    sid = env.stream_ids[0]
+    cam = env.db.cameras[env.db.streams[sid].camera_id]
+    held = env.db.archived_in(aid, sid)
+    gone, _ = recording_keys("site/", cam.uuid, "main", held[0].composite_id)
+    _, desc = recording_keys("site/", cam.uuid, "main", held[1].composite_id)
+    bad, _ = recording_keys("site/", cam.uuid, "main", held[2].composite_id)
+    store.delete(gone)
+    store.delete(desc)
+    other = b"x" * held[2].sample_file_bytes
+    store.put(bad, io.BytesIO(other), len(other), md5=hashlib.md5(other).digest(),
+              sha256=hashlib.sha256(other).digest())
+    store.put("site/stray", io.BytesIO(b"1"), 1, md5=hashlib.md5(b"1").digest(),
+              sha256=hashlib.sha256(b"1").digest())
+    problems = check_archive(env.db, aid, store, hash_objects=True).problems
+    assert sorted(p.split(":")[0] for p in problems) == [
+        "extra", "missing", "missing", "wrong checksum"]
+    env.close()
+    assert main(["--db-dir", str(tmp_path / "db"), "check", "--archive", "s", "--hash"]) == 1
+    out = capsys.readouterr()
+    assert out.out.count("\n") == 4 and "4 problems" in out.err
