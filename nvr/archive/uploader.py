@@ -10,8 +10,9 @@ that it does not hold yet (``Database.unarchived``) and, one at a time, oldest f
    one's start plus its bytes over the rate, so the average over objects stays under it);
 3. PUTs the sample object with both digests (the server refuses a body that does not
    match them), then the description object (``layout.describe``);
-4. only then records it as archived (``Database.mark_archived``): a recording is never
-   recorded as archived before both objects are complete. After a restart the next pass
+4. only then records it as archived (``Database.mark_archived``, one transaction per
+   batch, also when cancelled): a recording is never recorded as archived before both
+   objects are complete. After a restart the next pass
    starts from whatever is not recorded, so an upload cut short is simply done again
    (PUT replaces the object whole: an object is never half-written).
 
@@ -54,6 +55,7 @@ from nvr.base.time90k import UNITS_PER_SEC, Duration, Time
 from nvr.db.archives import UnarchivedRecording
 from nvr.db.database import Database
 from nvr.db.raw import split_composite_id
+from nvr.db.types import ListedRecording
 from nvr.storage.dir import SampleFileDir
 from nvr.storage.reader import SampleFile
 
@@ -128,6 +130,7 @@ class Uploader:
         *,
         initial_backoff: Duration = UNITS_PER_SEC,
         max_backoff: Duration = 300 * UNITS_PER_SEC,
+        batch: int = BATCH,
     ) -> None:
         self._db = db
         self.archive_id = archive_id
@@ -136,10 +139,13 @@ class Uploader:
         self._clocks = clocks
         self._initial_backoff = initial_backoff
         self._max_backoff = max_backoff
+        self._batch = batch
         self._poke = trio.Event()
         self._next_start: Duration = 0
         self._log = RateLimitedLog(clocks, log, logging.ERROR)
         self.status = trio_util.AsyncValue(UploaderStatus())
+        #: uploaded (both objects accepted), not yet recorded: one commit per batch
+        self._done: list[tuple[ListedRecording, bytes]] = []
         self.uploaded = 0  # recordings archived by this task
         self.uploaded_bytes = 0
         db.flush_listeners.append(self._poke_now)
@@ -164,12 +170,23 @@ class Uploader:
         """Uploads one batch, then applies the archive's retention; returns whether there
         was anything to upload."""
         batch = await self._retry(
-            "listing", self._sync(lambda: self._db.unarchived(self.archive_id, BATCH))
+            "listing", self._sync(lambda: self._db.unarchived(self.archive_id, self._batch))
         )
-        for u in batch:
-            await self._retry("upload", lambda u=u: self._upload(u))  # type: ignore[misc]
+        try:
+            for u in batch:
+                await self._retry("upload", lambda u=u: self._upload(u))  # type: ignore[misc]
+        finally:
+            self._record_done()  # also when cancelled: what is complete is recorded
         await self.apply_retention()
         return bool(batch)
+
+    def _record_done(self) -> None:
+        if not self._done:
+            return
+        done, self._done = self._done, []
+        self._db.mark_archived(self.archive_id, done, self._clocks.realtime())
+        self.uploaded += len(done)
+        self.uploaded_bytes += sum(r.sample_file_bytes for r, _ in done)
 
     async def apply_retention(self) -> int:
         """Deletes from the archive each stream's oldest recordings beyond its
@@ -269,9 +286,7 @@ class Uploader:
             )
         finally:
             f.close()
-        self._db.mark_archived(self.archive_id, rec, sha256, self._clocks.realtime())
-        self.uploaded += 1
-        self.uploaded_bytes += rec.sample_file_bytes
+        self._done.append((rec, sha256))
 
     async def _wait_for_rate(self, nbytes: int) -> None:
         rate = self._db.archives[self.archive_id].config.max_rate

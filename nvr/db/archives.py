@@ -253,15 +253,16 @@ class Archives(DatabaseCore):
             return Backlog(*raw.unarchived_backlog(conn, archive_id))
 
     def mark_archived(
-        self, archive_id: int, rec: ListedRecording, sha256: bytes, now: Time
+        self, archive_id: int, done: list[tuple[ListedRecording, bytes]], now: Time
     ) -> None:
-        """Records that the archive holds ``rec`` (call only after both objects were
-        written and verified)."""
-        with self._transaction("recording an archived recording") as conn:
-            raw.insert_archived_recording(
-                conn, archive_id, rec.composite_id, rec.start_time_90k,
-                rec.wall_duration_90k, rec.sample_file_bytes, sha256, now,
-            )
+        """Records that the archive holds these recordings (each with its SHA-256), in one
+        transaction (call only after both objects of each were written and verified)."""
+        with self._transaction("recording archived recordings") as conn:
+            for rec, sha256 in done:
+                raw.insert_archived_recording(
+                    conn, archive_id, rec.composite_id, rec.start_time_90k,
+                    rec.wall_duration_90k, rec.sample_file_bytes, sha256, now,
+                )
 
     def archived_in(self, archive_id: int, stream_id: int) -> list[ArchivedRecording]:
         with self._read("listing archived recordings") as conn:

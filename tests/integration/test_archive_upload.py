@@ -70,7 +70,7 @@ def _open(root: Path, server: SeaweedServer, bucket: str) -> tuple[RecordingEnv,
 
 def _uploader(env: RecordingEnv, aid: int, store: S3Store) -> Uploader:
     return Uploader(env.db, aid, store, sample_opener(env.db, {env.dir_id: env.sdir}),
-                    RealClocks(), initial_backoff=SEC // 5, max_backoff=SEC)
+                    RealClocks(), initial_backoff=SEC // 5, max_backoff=SEC, batch=2)
 
 
 async def _until(cond: Callable[[], bool]) -> None:
