@@ -1,4 +1,5 @@
-"""Benchmark of archiving to S3: ``python -m tests.bench.bench_archive [--files 1000]``.
+"""Benchmark of archiving to S3:
+``python -m tests.bench.bench_archive [--files 1000] [--frames 1800]``.
 
 Builds a database and sample-file directory of ``--files`` recordings of ~1 MB (random
 bytes, rows as ``bench_check`` makes them: 1000 files are ~1 GB), starts a SeaweedFS
@@ -99,11 +100,13 @@ def upload_rclone(sample_dir: Path, server: SeaweedServer, bucket: str) -> tuple
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=1000)
+    ap.add_argument("--frames", type=int, default=60 * 30,
+                    help="frames per recording at 30 fps, under 9000 (1800: ~1 MB, 8700: ~5 MB)")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="nvr-bench-archive-"))
     server = SeaweedServer(root / "weed")
     try:
-        build(root, args.files, 60 * 30)
+        build(root, args.files, args.frames)
         nbytes = fill_random(root / "sample")
         print(f"{args.files} recordings, {nbytes / 1e9:.2f} GB; load average "
               f"{os.getloadavg()[0]:.1f}")
