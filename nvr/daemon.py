@@ -279,12 +279,12 @@ async def _run_tree(
                 await web_done.wait()
             log.info("shutting down: closing recordings")
             ingest.cancel_scope.cancel()
-        for sid, streamer in daemon.streamers.items():
+        for streamer in daemon.streamers.values():
             c = streamer.counters
             log.info(
-                "stream %d: %d frames (%d bytes) received, %d recordings, %d frames dropped, "
+                "%s: %d frames (%d bytes) received, %d recordings, %d frames dropped, "
                 "%d sessions",
-                sid, c.frames, c.bytes, c.recordings, c.frames_dropped, c.sessions,
+                streamer.name, c.frames, c.bytes, c.recordings, c.frames_dropped, c.sessions,
             )
         log.info("shutting down: final flush")
         core.cancel_scope.cancel()

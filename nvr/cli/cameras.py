@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 from nvr.base.units import format_size, parse_size
 from nvr.cli.common import Subparsers, db_dir, read_password
 from nvr.offline import admin
+from nvr.storage.space import DiskSpace, budget_bytes, budget_warning
 
 
 def _stream_specs(args: argparse.Namespace) -> dict[str, admin.StreamSpec]:
@@ -28,6 +31,23 @@ def _stream_specs(args: argparse.Namespace) -> dict[str, admin.StreamSpec]:
     return specs
 
 
+def warn_about_budgets(args: argparse.Namespace, camera: str) -> None:
+    """Warns on standard error about each directory of ``camera``'s streams whose streams'
+    budgets are more than its disk holds (``nvr.storage.space``)."""
+    with admin.open_db(db_dir(args), read_only=True) as db:
+        cam = db.camera_by_name(camera)
+        dir_ids = {db.streams[sid].sample_file_dir_id for sid in cam.streams.values()}
+        for dir_id in sorted(d for d in dir_ids if d is not None):
+            path = db.dirs[dir_id].path
+            try:
+                space = DiskSpace.of(os.statvfs(path))
+            except OSError:
+                continue  # not mounted now: the daemon will say so
+            warning = budget_warning(budget_bytes(db, dir_id), space)
+            if warning:
+                print(f"warning: {path}: {warning}", file=sys.stderr)
+
+
 def cmd_camera_add(args: argparse.Namespace) -> int:
     cam = admin.add_camera(
         db_dir(args),
@@ -39,6 +59,7 @@ def cmd_camera_add(args: argparse.Namespace) -> int:
         password=read_password(args),
     )
     print(f"added camera {cam.short_name} ({cam.uuid}) with streams {', '.join(cam.streams)}")
+    warn_about_budgets(args, cam.short_name)
     return 0
 
 
@@ -84,6 +105,7 @@ def cmd_camera_edit(args: argparse.Namespace) -> int:
         motion_signal=args.motion_signal,
     )
     print(f"updated camera {cam.short_name}")
+    warn_about_budgets(args, cam.short_name)
     return 0
 
 

@@ -10,6 +10,11 @@ a ``Subscription`` to one stream. A subscription
   dropped, and resumes at the next key frame; the viewer learns the count from ``get``.
   Frame payloads are shared ``bytes`` objects, so a viewer costs its queue, not a copy.
 
+When a stream's session ends (the camera failed), ``session_ended`` tells its viewers
+why at once (``Subscription.take_ended`` after ``get``), so a live tile says "offline"
+instead of showing a frozen frame; the subscription stays, and the first frames of the
+next session follow on it (from a key frame: a run starts at one).
+
 ``viewers(stream_id)`` tells the streamer whether anyone is watching, so it can ask its
 source for per-frame batches (low latency) only while someone is. Everything here runs
 on the trio thread; ``publish`` never blocks.
@@ -71,6 +76,7 @@ class Subscription:
         self._dropped = 0
         self._wait_for_key = True
         self._after_drop = False  # waiting for a key frame because frames were dropped
+        self._ended: str | None = None  # why the stream's session ended, not yet taken
         self._ready = trio.Event()
 
     def _offer(self, frame: LiveFrame) -> None:
@@ -93,7 +99,7 @@ class Subscription:
     async def get(self) -> tuple[int, list[LiveFrame]]:
         """Waits for news: (frames dropped since the last call, frames to send now). After
         a drop the frames (if any) start at a key frame."""
-        while not self._queue and not self._dropped:
+        while not self._queue and not self._dropped and self._ended is None:
             self._ready = trio.Event()
             await self._ready.wait()
         dropped, self._dropped = self._dropped, 0
@@ -101,6 +107,17 @@ class Subscription:
         self._queue.clear()
         self._bytes = 0
         return dropped, frames
+
+    def take_ended(self) -> str | None:
+        """Why the stream's session ended since the last call (None: it did not), after
+        the frames ``get`` returned (they came before the end)."""
+        ended, self._ended = self._ended, None
+        return ended
+
+    def _end(self, reason: str) -> None:
+        self._ended = reason
+        self._wait_for_key = True
+        self._ready.set()
 
 
 class FrameHub:
@@ -125,6 +142,11 @@ class FrameHub:
             subs.discard(sub)
             if not subs:
                 del self._subs[stream_id]
+
+    def session_ended(self, stream_id: int, reason: str) -> None:
+        """The stream's camera session ended (it failed): each viewer hears ``reason``."""
+        for sub in self._subs.get(stream_id, ()):
+            sub._end(reason)
 
     def publish(self, stream_id: int, frames: Sequence[LiveFrame]) -> None:
         for sub in self._subs.get(stream_id, ()):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
 import re
 import signal
@@ -162,10 +163,11 @@ async def test_shutdown_keeps_the_frames_being_read(
 
 
 async def test_server_killed_ends_the_run_and_reconnects(
-    tmp_path: Path, rtsp_server: RtspServer
+    tmp_path: Path, rtsp_server: RtspServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     layout = create_db(tmp_path, {"cam": CameraSpec(rtsp_server.url("live"))})
     sid = layout.stream_ids["cam"]
+    caplog.set_level(logging.INFO, logger="nvr.ingest.streamer")
     async with running(layout.config(rotate_interval_sec=ROTATE_SEC)) as d:
         streamer = d.streamers[sid]
         # kill it mid-recording, after the run's first rotation
@@ -191,6 +193,11 @@ async def test_server_killed_ends_the_run_and_reconnects(
         sessions = streamer.counters.sessions
         refused = streamer.counters.disconnects.get("open failed", 0)
     assert sessions == 2 + refused
+    # the failure and the recovery are warnings that name the camera and stream
+    warnings = [r.getMessage() for r in caplog.records
+                if r.name == "nvr.ingest.streamer" and r.levelno == logging.WARNING]
+    assert warnings[0] == "cam main: the camera ended the stream"
+    assert warnings[-1].startswith(f"cam main: recording again, after {1 + refused} failed ")
 
     runs = runs_of(by_stream(check_all(layout))[sid])
     assert len(runs) == 2
@@ -446,7 +453,7 @@ def test_sigterm_commits_what_was_recorded_and_exits_0(
     assert exited - sent < 10, proc.log
     log = proc.log
     assert "SIGTERM: shutting down" in log
-    assert "INFO nvr.daemon: stopped" in log
+    assert " INFO nvr.daemon: stopped" in log
     assert "ERROR" not in log and "Traceback" not in log, log
 
     recs = by_stream(check_all(layout))
@@ -459,9 +466,12 @@ def test_sigterm_commits_what_was_recorded_and_exits_0(
         # The frames received up to the signal are all committed, the batch the PyAV
         # source was gathering included: the last one is a few frame intervals old at most.
         assert -TIME_SLACK <= signalled - last.end_time_90k <= TIME_SLACK
-    # one line per stream says what it received
-    for sid in layout.stream_ids.values():
-        assert f"stream {sid}: " in log and " frames dropped, " in log
+    # one line per stream says what it received, naming it by camera and stream
+    for name in layout.stream_ids:
+        assert f"nvr.daemon: {name} main: " in log and " frames dropped, " in log
+    # timestamps (not under journald), and one line (nvr's) says where HTTP is served
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO nvr.daemon: stopped$", log, re.M)
+    assert log.count("serving HTTP on ") == 1 and "Running on" not in log
     result = nvr_check(layout)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == ""

@@ -47,6 +47,7 @@ export function renderRecordings(main, session) {
   const day = new DayCard({
     tz,
     stream: state.stream,
+    streams: ["main", "sub"].filter((t) => cameras().some((c) => c.streams[t])),
     source: { rows: () => state.rows, playhead: () => player.wallTime() },
     onPlay: (ci, t) => player.play(ci, t),
     onSelect: (span, ci) => selection.show(span, ci),

@@ -29,10 +29,11 @@ export function trackOf(cam, rows, stream, [a, b]) {
 }
 
 export class DayCard {
-  /** `stream`: the stream shown first. `source.rows()`: the recordings shown, per camera;
+  /** `stream`: the stream shown first; `streams`: the stream types some camera has (the
+   * main/sub choice only when there is a choice). `source.rows()`: the recordings shown, per camera;
    * `source.playhead()`: the wall time playing, or null. `onPlay(ci, t)`,
    * `onSelect(span, ci)` and `onStream(stream)` hear the person's choices. */
-  constructor({ tz, stream, source, onPlay, onSelect, onStream, below }) {
+  constructor({ tz, stream, streams, source, onPlay, onSelect, onStream, below }) {
     this.source = source;
     this.zoom = "day";
     const canvas = el("canvas", {
@@ -49,18 +50,11 @@ export class DayCard {
         "span to download, Escape clears it, plus and minus zoom.",
     );
     this.title = el("h2", { id: "day-title" }, "");
+    this.empty = el("p", { class: "no-video muted", role: "status", hidden: true }, "No video on this day.");
     const selectToggle = el("input", { type: "checkbox", id: "select-mode" });
     const zoomBar = segmented("zoom", "Zoom", ZOOMS.map(([v, l]) => [v, l]), this.zoom, (v) => this.setZoom(v));
-    const streamPick = segmented(
-      "rec-stream",
-      "Stream",
-      [
-        ["main", "main"],
-        ["sub", "sub"],
-      ],
-      stream,
-      onStream,
-    );
+    const streamPick =
+      streams.length > 1 ? segmented("rec-stream", "Stream", streams.map((s) => [s, s]), stream, onStream) : null;
     const panLeft = el("button", { type: "button", class: "icon", "aria-label": "Earlier" }, "‹");
     const panRight = el("button", { type: "button", class: "icon", "aria-label": "Later" }, "›");
     panLeft.addEventListener("click", () => this.timeline.pan(-0.5));
@@ -75,6 +69,7 @@ export class DayCard {
         el("div", { class: "tl-tools" }, panLeft, zoomBar, panRight,
           el("label", { class: "check" }, selectToggle, "Select"), streamPick),
       ),
+      this.empty,
       canvas,
       el(
         "div",
@@ -105,6 +100,7 @@ export class DayCard {
   /** One track per camera: `tracks` as `trackOf` makes them. */
   setTracks(tracks, count) {
     this.timeline.setRows(tracks);
+    this.empty.hidden = count > 0;
     this.canvas.dataset.loaded = String(Date.now());
     this.canvas.dataset.recordings = String(count);
   }

@@ -14,6 +14,7 @@ import { tzOffsetMs, UNITS_PER_SEC } from "./time.js";
 const AXIS_H = 26;
 const ROW_H = 34;
 const ROW_GAP = 6;
+const BADGE_H = 22; // the lane under the tracks for the playhead's and pointer's time
 const PAD_R = 10;
 const TICK_STEPS_SEC = [1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600];
 const MIN_SPAN_90K = 10 * UNITS_PER_SEC;
@@ -141,7 +142,7 @@ export class Timeline {
   }
 
   height() {
-    return AXIS_H + Math.max(1, this.rows.length) * (ROW_H + ROW_GAP) + 4;
+    return AXIS_H + Math.max(1, this.rows.length) * (ROW_H + ROW_GAP) + BADGE_H;
   }
 
   // -- input -------------------------------------------------------------------------
@@ -402,21 +403,25 @@ export class Timeline {
     }
 
     // playhead and cursors
+    this.badges = []; // [x, y, w, h] of each time label drawn (for tests)
     const vline = (tt, color, width, label) => {
       if (tt == null || tt < a || tt > b) return;
       const x = Math.round(this.xOf(tt));
       g.fillStyle = color;
       g.fillRect(x - width / 2, tracksTop - 4, width, tracksBottom - tracksTop + 8);
       if (label) {
+        // under the tracks, in a lane of its own: the axis's labels stay readable
         g.font = "600 12px ui-monospace, monospace";
         const text = formatTime(tt, this.tz);
         const tw2 = g.measureText(text).width + 10;
         const lx = Math.min(Math.max(x - tw2 / 2, left), left + tw - tw2);
+        const top = tracksBottom + 4;
         g.fillStyle = color;
-        g.fillRect(lx, 2, tw2, AXIS_H - 6);
-        g.fillStyle = "#0b0d10";
+        g.fillRect(lx, top, tw2, BADGE_H - 6);
+        g.fillStyle = col.bg; // light on dark, dark on light: readable in both schemes
         g.textAlign = "center";
-        g.fillText(text, lx + tw2 / 2, AXIS_H / 2 - 1);
+        g.fillText(text, lx + tw2 / 2, top + (BADGE_H - 6) / 2);
+        this.badges.push([lx, top, tw2, BADGE_H - 6]);
       }
     };
     if (document.activeElement === this.canvas && this.cursor != null && !this.drag) {
@@ -434,6 +439,8 @@ export class Timeline {
     ds.rowTop = String(AXIS_H);
     ds.rowHeight = String(ROW_H);
     ds.rowPitch = String(ROW_H + ROW_GAP);
+    ds.axisHeight = String(AXIS_H);
+    ds.badges = JSON.stringify(this.badges);
     c.setAttribute("aria-valuemin", String(this.day[0]));
     c.setAttribute("aria-valuemax", String(this.day[1]));
     c.setAttribute("aria-valuenow", String(Math.round(this.cursor ?? this.playhead ?? a)));

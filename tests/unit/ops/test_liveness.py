@@ -120,5 +120,5 @@ async def test_a_streamer_is_a_problem_only_when_its_task_hangs(
         return
     # connecting since 0 s: seen stalled from the first sample on; a problem once more
     # than 60 s have passed (65 s), for as long as it lasts
-    assert seen[0] == (65, ["streamer of stream 1: connecting for 1m05.000s"])
+    assert seen[0] == (65, ["streamer of cam0 main: connecting for 1m05.000s"])
     assert [second for second, _ in seen] == list(range(65, 301, 5))
