@@ -11,6 +11,7 @@ run(config)
    ├─ systemd watchdog (``ping_watchdog``: only while ``Liveness`` finds no problem)
    ├─ web: ``nvr.web.server.run_web``, one server per HTTP bind (until the web stop)
    └─ ingest nursery
+      ├─ motion analysis per camera with motion on (``start_camera_motion``)
       └─ streamer per stream with mode=record
 ```
 
@@ -39,14 +40,18 @@ from dataclasses import dataclass, field
 import trio
 
 from nvr.archive.uploader import Uploader, start_uploaders
-from nvr.base import descriptors
+from nvr.base import descriptors, errors
 from nvr.base.clock import Clocks, RealClocks
+from nvr.base.log_limit import RateLimitedLog
 from nvr.base.time90k import UNITS_PER_SEC, local_zone_name, zone
 from nvr.config import Config
 from nvr.db.database import Database
 from nvr.ingest.hub import FrameHub
 from nvr.ingest.source import Opener
 from nvr.ingest.streamer import Streamer, StreamerOptions, rotate_offset_for
+from nvr.motion.detector import DEFAULT_SENSITIVITY
+from nvr.motion.events import SignalWrite
+from nvr.motion.task import MotionAnalyzer, MotionOptions, start_motion
 from nvr.ops.liveness import Liveness, LivenessLimits, ping_watchdog
 from nvr.ops.metrics import Metrics
 from nvr.ops.systemd import Notifier
@@ -75,6 +80,8 @@ class Daemon:
     http_addresses: list[str] = field(default_factory=list)
     #: live frames from the streamers to WebSocket viewers
     hub: FrameHub = field(default_factory=FrameHub)
+    #: motion analysis by analysed stream id
+    motion: dict[int, MotionAnalyzer] = field(default_factory=dict)
 
     def stream_status(self, stream_id: int) -> StreamStatus | None:
         """The live state of a recorded stream (None: not recorded here): its streamer's
@@ -130,6 +137,7 @@ def _make_daemon(
     )
     liveness = Liveness(clocks, syncers, streamers, limits)
     hub = FrameHub()
+    motion: dict[int, MotionAnalyzer] = {}
     metrics = Metrics(
         db,
         clocks=clocks,
@@ -139,9 +147,11 @@ def _make_daemon(
         uploaders=uploaders,
         liveness=liveness,
         hub=hub,
+        motion=motion,
     )
     return Daemon(
-        config, db, liveness, metrics, syncers, streamers, uploaders=uploaders, hub=hub
+        config, db, liveness, metrics, syncers, streamers,
+        uploaders=uploaders, hub=hub, motion=motion,
     )
 
 
@@ -243,6 +253,11 @@ async def _run_tree(
             run_web, config, shared, budget, web_stop, web_done
         )
         async with trio.open_nursery() as ingest:
+            motion_limiter = trio.CapacityLimiter(max(1, os.cpu_count() or 1))
+            for camera_id in sorted(db.cameras):
+                await start_camera_motion(
+                    daemon, ingest, camera_id, stream_ids, motion_limiter, clocks
+                )
             for sid in stream_ids:
                 stream_dir = db.streams[sid].sample_file_dir_id
                 assert stream_dir is not None
@@ -286,8 +301,70 @@ async def _run_tree(
                 "%d sessions",
                 streamer.name, c.frames, c.bytes, c.recordings, c.frames_dropped, c.sessions,
             )
+        for sid, analyzer in daemon.motion.items():
+            m = analyzer.counters
+            log.info(
+                "stream %d motion: %d frames decoded, %d pictures analysed, %d frames skipped, "
+                "%d decode errors, %d events, %d summaries",
+                sid, m.frames, m.pictures, m.skipped, m.decode_errors, m.events, m.summaries,
+            )
         log.info("shutting down: final flush")
         core.cancel_scope.cancel()
+
+
+async def start_camera_motion(
+    daemon: Daemon,
+    nursery: trio.Nursery,
+    camera_id: int,
+    recorded: list[int],
+    limiter: trio.CapacityLimiter,
+    clocks: Clocks,
+    signal: SignalWrite | None = None,
+) -> MotionAnalyzer | None:
+    """Starts the camera's motion analysis in ``nursery`` if its configuration turns it
+    on and the chosen stream is recorded here (analysis reads the frames the streamer
+    writes, ``nvr.motion.task``); before the streamers start, so it misses no frame.
+    ``signal`` receives the motion signal's writes (default: ``motion_signal_writer``)."""
+    db = daemon.db
+    cfg = db.cameras[camera_id].config
+    if cfg.motion is None:
+        return None
+    sid = db.cameras[camera_id].streams.get(cfg.motion)
+    if sid is None or sid not in recorded:
+        log.warning(
+            "camera %s: motion analysis needs its %s stream recorded; it is off",
+            db.cameras[camera_id].short_name, cfg.motion,
+        )
+        return None
+    options = MotionOptions(
+        fps=daemon.config.motion_fps,
+        sensitivity=cfg.motion_sensitivity or DEFAULT_SENSITIVITY,
+        mask=frozenset(cfg.motion_mask or ()),
+    )
+    if signal is None:
+        signal = motion_signal_writer(db, camera_id, clocks)
+    analyzer = await start_motion(
+        nursery, stream_id=sid, hub=daemon.hub, store=db.put_motion_summary, signal=signal,
+        options=options, limiter=limiter,
+    )
+    daemon.motion[sid] = analyzer
+    return analyzer
+
+
+def motion_signal_writer(db: Database, camera_id: int, clocks: Clocks) -> SignalWrite:
+    """Writes a camera's motion events to its motion signal (``Database.motion_signal``,
+    made if missing) through ``update_signals``. A failed write (a full disk, a time the
+    signals store refuses) is logged, at most once a minute, and analysis goes on."""
+    signal_id = db.motion_signal(camera_id).id
+    limited = RateLimitedLog(clocks, log)
+
+    def write(state: int, start: int, end: int) -> None:
+        try:
+            db.update_signals([signal_id], [state], start, end)
+        except errors.NvrError as e:
+            limited(f"camera {camera_id}: motion signal not written: {e}")
+
+    return write
 
 
 async def _watch_signals(

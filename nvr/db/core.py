@@ -57,6 +57,10 @@ class DatabaseCore:
         #: called after every successful flush (syncers wake up to unlink new garbage)
         self.flush_listeners: list[Callable[[], None]] = []
         self.flush_count = 0
+        #: motion summaries of pending recordings, inserted when they are committed
+        self.pending_motion: dict[int, raw.MotionRow] = {}
+        #: per stream: (local day, local hour) -> seconds with motion (``db.motion``)
+        self.motion_hours: dict[int, dict[tuple[str, int], int]] = {}
         self._closed = False
 
     def close(self) -> None:

@@ -2,10 +2,10 @@
 
 One class, assembled from mixins that each hold one part of the API in their own module:
 ``catalog`` (directories, cameras, streams, sample entries), ``lifecycle`` (pending
-recordings, ``flush``, retention planning, garbage), ``reads`` (listings, indexes,
-summaries, what ``nvr check`` reads), ``signals`` (signal types, signals, their
-states) and ``archives`` (archives, their streams, what they hold), all over
-``core.DatabaseCore`` (the shared state, transactions and lookups).
+recordings, ``flush``, retention planning, garbage), ``motion`` (motion summaries),
+``reads`` (listings, indexes, summaries, what ``nvr check`` reads), ``signals`` (signal
+types, signals, their states) and ``archives`` (archives, their streams, what they
+hold), all over ``core.DatabaseCore`` (the shared state, transactions and lookups).
 Mixins rather than composition: every part reads and changes
 the same in-memory state (a flush updates the streams the catalog loaded), so separate
 objects would pass that state around or delegate dozens of methods one by one; a mixin
@@ -74,6 +74,7 @@ class Database(Catalog, Lifecycle, Reads, Signals, Archives):
             raise
         try:
             db._load()
+            db._load_motion()
             db._load_signals()
             db._load_archives()
             if not read_only:

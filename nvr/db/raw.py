@@ -15,7 +15,7 @@ from typing import Any
 
 from nvr.db.frames_summary import FramesSummary
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 ID_BITS = 32
 
@@ -302,6 +302,7 @@ def insert_recording(conn: sqlite3.Connection, r: RecordingRow) -> None:
 
 def move_recording_to_garbage(conn: sqlite3.Connection, dir_id: int, cid: int) -> None:
     """Deletes one recording's rows and records its file as garbage of ``dir_id``."""
+    conn.execute("delete from recording_motion where composite_id = ?", (cid,))
     conn.execute("delete from recording_playback where composite_id = ?", (cid,))
     conn.execute("delete from recording_integrity where composite_id = ?", (cid,))
     cur = conn.execute("delete from recording where composite_id = ?", (cid,))
@@ -314,6 +315,7 @@ def move_recording_to_garbage(conn: sqlite3.Connection, dir_id: int, cid: int) -
 
 def delete_recording(conn: sqlite3.Connection, cid: int) -> None:
     """Deletes one recording's rows without a garbage row (its file is already gone)."""
+    conn.execute("delete from recording_motion where composite_id = ?", (cid,))
     conn.execute("delete from recording_playback where composite_id = ?", (cid,))
     conn.execute("delete from recording_integrity where composite_id = ?", (cid,))
     cur = conn.execute("delete from recording where composite_id = ?", (cid,))
@@ -793,6 +795,86 @@ def count_live_sessions(conn: sqlite3.Connection) -> dict[int, int]:
                where revocation_time_sec is null group by user_id"""
         ).fetchall()
     )
+
+
+# -- motion summaries ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MotionRow:
+    """One ``recording_motion`` row (see schema.sql and ``nvr.motion.summary``)."""
+
+    cells: bytes
+    entries: bytes
+    global_seconds: bytes
+    motion_seconds: int
+    frames: int
+    skipped: int
+
+
+def insert_motion(conn: sqlite3.Connection, cid: int, m: MotionRow) -> None:
+    conn.execute(
+        """insert or replace into recording_motion (composite_id, cells, entries,
+           global_seconds, motion_seconds, frames, skipped) values (?, ?, ?, ?, ?, ?, ?)""",
+        (cid, m.cells, m.entries, m.global_seconds, m.motion_seconds, m.frames, m.skipped),
+    )
+
+
+def recording_start(conn: sqlite3.Connection, cid: int) -> int | None:
+    row = conn.execute(
+        "select start_time_90k from recording where composite_id = ?", (cid,)
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def motion_seconds_of(conn: sqlite3.Connection, cid: int) -> tuple[int, int] | None:
+    """(start_time_90k, motion_seconds) of a committed recording with a motion row."""
+    row = conn.execute(
+        """select r.start_time_90k, m.motion_seconds from recording_motion m
+           join recording r using (composite_id) where m.composite_id = ?""",
+        (cid,),
+    ).fetchone()
+    return (int(row[0]), int(row[1])) if row else None
+
+
+def motion_totals_rows(conn: sqlite3.Connection) -> Iterator[tuple[int, int, int]]:
+    """(stream_id, start_time_90k, motion_seconds) of every recording that moved."""
+    yield from conn.execute(
+        """select r.stream_id, r.start_time_90k, m.motion_seconds from recording_motion m
+           join recording r using (composite_id) where m.motion_seconds > 0"""
+    )
+
+
+def motion_search_rows(
+    conn: sqlite3.Connection, stream_id: int, start: int, end: int, max_wall: int
+) -> list[tuple[int, int, int, bytes, bytes]]:
+    """(composite_id, start_time_90k, wall_duration_90k, cells, entries) of the stream's
+    recordings that moved and overlap ``[start, end)``, by start time."""
+    return conn.execute(
+        """select r.composite_id, r.start_time_90k, r.wall_duration_90k, m.cells, m.entries
+           from recording r join recording_motion m using (composite_id)
+           where r.stream_id = ? and r.start_time_90k > ? and r.start_time_90k < ?
+             and r.start_time_90k + r.wall_duration_90k > ? and m.motion_seconds > 0
+           order by r.start_time_90k""",
+        (stream_id, start - max_wall, end, start),
+    ).fetchall()
+
+
+def motion_debug_rows(
+    conn: sqlite3.Connection, stream_id: int, start: int, end: int, max_wall: int, limit: int
+) -> list[tuple[int, int, int, int, int, int, bytes, bytes]]:
+    """(composite_id, start_time_90k, wall_duration_90k, frames, skipped, motion_seconds,
+    entries, global_seconds) of the stream's analysed recordings overlapping
+    ``[start, end)``, by start time, at most ``limit``."""
+    return conn.execute(
+        """select r.composite_id, r.start_time_90k, r.wall_duration_90k, m.frames, m.skipped,
+                  m.motion_seconds, m.entries, m.global_seconds
+           from recording r join recording_motion m using (composite_id)
+           where r.stream_id = ? and r.start_time_90k > ? and r.start_time_90k < ?
+             and r.start_time_90k + r.wall_duration_90k > ?
+           order by r.start_time_90k limit ?""",
+        (stream_id, start - max_wall, end, start, limit),
+    ).fetchall()
 
 
 # -- archives ---------------------------------------------------------------------------------

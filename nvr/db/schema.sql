@@ -1,4 +1,4 @@
--- nvr database schema, version 4. This file is authoritative (docs/design.md,
+-- nvr database schema, version 5. This file is authoritative (docs/design.md,
 -- "Schema and upgrades").
 --
 -- Units: every *_90k column is in 90 kHz units; times ("*_time_90k") count from
@@ -7,7 +7,8 @@
 -- Once version 1 has shipped this file changes only together with a numbered
 -- upgrade step in nvr/db/upgrade/. Version 2 added the index summary columns of
 -- `recording` (v1_to_v2.py); version 3 the signal tables (signal_type to signal_change,
--- v2_to_v3.py); version 4 the archive tables (archive to archived_recording, v3_to_v4.py).
+-- v2_to_v3.py); version 4 the per-recording motion summaries (recording_motion,
+-- v3_to_v4.py); version 5 the archive tables (archive to archived_recording, v4_to_v5.py).
 
 -- The database's identity: exactly one row. Sample-file directories record this uuid
 -- in their meta file so a directory is never used with another database.
@@ -137,6 +138,20 @@ create table recording_playback (
   composite_id integer primary key references recording (composite_id),
   -- per frame: varint(zigzag(duration delta) << 1 | is_key), varint(zigzag(size delta per kind))
   video_index blob not null check (length(video_index) > 0)
+);
+
+-- Motion seen in a recording (nvr/motion/summary.py): per second of the recording's media
+-- time, which cells of a 16 x 16 grid moved and how much. Written when the recording is
+-- committed (or later, if analysis lags); deleted with the recording.
+create table recording_motion (
+  composite_id integer primary key references recording (composite_id),
+  cells blob not null check (length(cells) = 32),  -- union of the cells that moved (bitmap)
+  -- 4 bytes per (second, moved cell): uint16 LE second, uint8 cell, uint8 level (1..255)
+  entries blob not null check (length(entries) % 4 = 0),
+  global_seconds blob not null check (length(global_seconds) % 2 = 0),  -- uint16 LE seconds
+  motion_seconds integer not null check (motion_seconds >= 0),  -- seconds with motion
+  frames integer not null check (frames >= 0),  -- pictures analysed
+  skipped integer not null check (skipped >= 0)  -- frames skipped: analysis fell behind
 );
 
 -- Recordings whose rows are gone but whose sample files may still exist. A row is deleted

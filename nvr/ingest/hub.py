@@ -15,8 +15,10 @@ why at once (``Subscription.take_ended`` after ``get``), so a live tile says "of
 instead of showing a frozen frame; the subscription stays, and the first frames of the
 next session follow on it (from a key frame: a run starts at one).
 
-``viewers(stream_id)`` tells the streamer whether anyone is watching, so it can ask its
-source for per-frame batches (low latency) only while someone is. Everything here runs
+``subscribers(stream_id)`` tells the streamer whether to publish at all, ``viewers``
+whether a live viewer is watching, so it asks its source for per-frame batches (low
+latency) only while one is. Motion analysis (``nvr.motion.task``) subscribes with
+``live=False``: it wants every frame, in batches, and never lowers the latency. Everything here runs
 on the trio thread; ``publish`` never blocks.
 """
 
@@ -125,16 +127,31 @@ class FrameHub:
 
     def __init__(self, *, max_frames: int = 150, max_bytes: int = 16 << 20) -> None:
         self._subs: dict[int, set[Subscription]] = {}
+        self._live: dict[int, int] = {}
         self._max_frames = max_frames
         self._max_bytes = max_bytes
 
     def viewers(self, stream_id: int) -> int:
+        """Live viewers of the stream (subscriptions with ``live=True``)."""
+        return self._live.get(stream_id, 0)
+
+    def subscribers(self, stream_id: int) -> int:
         return len(self._subs.get(stream_id, ()))
 
     @contextmanager
-    def subscribe(self, stream_id: int) -> Iterator[Subscription]:
-        sub = Subscription(stream_id, self._max_frames, self._max_bytes)
+    def subscribe(
+        self,
+        stream_id: int,
+        *,
+        live: bool = True,
+        max_frames: int | None = None,
+        max_bytes: int | None = None,
+    ) -> Iterator[Subscription]:
+        sub = Subscription(
+            stream_id, max_frames or self._max_frames, max_bytes or self._max_bytes
+        )
         self._subs.setdefault(stream_id, set()).add(sub)
+        self._live[stream_id] = self._live.get(stream_id, 0) + live
         try:
             yield sub
         finally:
@@ -142,6 +159,9 @@ class FrameHub:
             subs.discard(sub)
             if not subs:
                 del self._subs[stream_id]
+            self._live[stream_id] -= live
+            if not self._live[stream_id]:
+                del self._live[stream_id]
 
     def session_ended(self, stream_id: int, reason: str) -> None:
         """The stream's camera session ended (it failed): each viewer hears ``reason``."""

@@ -437,7 +437,7 @@ class Streamer:
             kind = type(e).__name__
             raise SessionEnded(kind, f"{kind}: {e}", by_recorder=True) from None
         prev, self._live_prev_pts = self._live_prev_pts, frames[-1].pts
-        if self._hub is not None and self._hub.viewers(self.stream_id):
+        if self._hub is not None and self._hub.subscribers(self.stream_id):
             self._publish_live(self._writer, frames, prev)
 
     def _publish_live(

@@ -51,6 +51,7 @@ from nvr.web.context import (
     text_response,
 )
 from nvr.web.login_limit import LoginLimiter
+from nvr.web.motion_api import motion_json
 from nvr.web.signals import signal_types_json, signals_json
 
 log = logging.getLogger(__name__)
@@ -256,6 +257,8 @@ def camera_json(cam: Camera, *, days: bool, config: bool) -> dict[str, Any]:
         t: stream_json(db.streams[sid], days=days, config=config)
         for t, sid in sorted(cam.streams.items())
     }
+    if days and (motion := motion_json(cam)) is not None:
+        out["motion"] = motion
     return out
 
 

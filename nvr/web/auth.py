@@ -100,6 +100,9 @@ ROUTE_PERMISSIONS: Mapping[str, str] = {
     "api.top_level": CALLER,
     "api.camera": CALLER,
     "api.recordings": "viewVideo",
+    # motion search over stored summaries, and its debug twin (motion_api.py)
+    "motion.motion_search": "viewVideo",
+    "motion.motion_txt": "viewVideo",
     # media (view.py)
     "view.view": "viewVideo",
     "view.init_segment": "viewVideo",

@@ -219,10 +219,10 @@ def row_y(geo: dict[str, float], row: int = 0) -> float:
 
 def test_recordings_page_lists_the_camera_and_polls_for_new_ones(page: Any, nvr: Nvr) -> None:
     open_recordings(page, nvr)
-    assert page.get_attribute("#timeline", "aria-label") == "Day timeline"
+    assert page.get_attribute("#timeline", "aria-label") == "Timeline"
     # the canvas draws the camera's name; the calendar marks today (in the server's zone)
     assert page.inner_text("#day-title")
-    assert page.locator(".cal-day.has-video[aria-pressed=true]").count() == 1
+    assert page.locator(".cal-day.has-video[aria-selected=true]").count() == 1
     before = int(page.get_attribute("#timeline", "data-recordings") or 0)
     # a new recording every 2 s; the page polls every 5 s
     page.wait_for_function(

@@ -1,10 +1,10 @@
-"""Schema version 3 -> 4: archive.
+"""Schema version 3 -> 4: motion summaries.
 
-Adds the archive tables (``archive``, ``archive_stream``, ``archived_recording``; see
-``schema.sql`` and docs/design.md, "Archive tier"), empty. Nothing that exists is touched:
-recordings, their rows, indexes and every ETag stay exactly as they were.
+Adds the table ``recording_motion`` (one row per recording whose motion was analysed; see
+``schema.sql`` and ``nvr.motion.summary``). Existing recordings get no row: they were
+never analysed, and search treats a recording without a row as not analysed.
 
-The SQL is written out here, not taken from ``schema.sql``: a step is frozen history.
+The SQL is written out here, not taken from ``raw.py``: a step is frozen history.
 """
 
 from __future__ import annotations
@@ -12,31 +12,18 @@ from __future__ import annotations
 import sqlite3
 
 _SQL = """
-create table archive (
-  id integer primary key,
-  uuid blob unique not null check (length(uuid) = 16),
-  short_name text unique not null check (length(short_name) between 1 and 64),
-  config text not null default '{}' check (json_valid(config))
-);
-create table archive_stream (
-  archive_id integer not null references archive (id),
-  stream_id integer not null references stream (id),
-  primary key (archive_id, stream_id)
-) without rowid;
-create table archived_recording (
-  archive_id integer not null references archive (id),
-  composite_id integer not null,
-  start_time_90k integer not null check (start_time_90k > 0),
-  wall_duration_90k integer not null check (wall_duration_90k >= 0),
-  sample_file_bytes integer not null check (sample_file_bytes > 0),
-  sample_file_sha256 blob not null check (length(sample_file_sha256) = 32),
-  archived_time_90k integer not null,
-  primary key (archive_id, composite_id)
-) without rowid;
+create table recording_motion (
+  composite_id integer primary key references recording (composite_id),
+  cells blob not null check (length(cells) = 32),  -- union of the cells that moved (bitmap)
+  -- 4 bytes per (second, moved cell): uint16 LE second, uint8 cell, uint8 level (1..255)
+  entries blob not null check (length(entries) % 4 = 0),
+  global_seconds blob not null check (length(global_seconds) % 2 = 0),  -- uint16 LE seconds
+  motion_seconds integer not null check (motion_seconds >= 0),  -- seconds with motion
+  frames integer not null check (frames >= 0),  -- pictures analysed
+  skipped integer not null check (skipped >= 0)  -- frames skipped: analysis fell behind
+)
 """
 
 
 def run(conn: sqlite3.Connection) -> None:
-    for statement in _SQL.split(";"):
-        if statement.strip():
-            conn.execute(statement)
+    conn.execute(_SQL)

@@ -7,7 +7,8 @@
 -- Once version 1 has shipped this file changes only together with a numbered
 -- upgrade step in nvr/db/upgrade/. Version 2 added the index summary columns of
 -- `recording` (v1_to_v2.py); version 3 the signal tables (signal_type to signal_change,
--- v2_to_v3.py); version 4 the archive tables (archive to archived_recording, v3_to_v4.py).
+-- v2_to_v3.py); version 4 the per-recording motion summaries (recording_motion,
+-- v3_to_v4.py).
 
 -- The database's identity: exactly one row. Sample-file directories record this uuid
 -- in their meta file so a directory is never used with another database.
@@ -139,6 +140,20 @@ create table recording_playback (
   video_index blob not null check (length(video_index) > 0)
 );
 
+-- Motion seen in a recording (nvr/motion/summary.py): per second of the recording's media
+-- time, which cells of a 16 x 16 grid moved and how much. Written when the recording is
+-- committed (or later, if analysis lags); deleted with the recording.
+create table recording_motion (
+  composite_id integer primary key references recording (composite_id),
+  cells blob not null check (length(cells) = 32),  -- union of the cells that moved (bitmap)
+  -- 4 bytes per (second, moved cell): uint16 LE second, uint8 cell, uint8 level (1..255)
+  entries blob not null check (length(entries) % 4 = 0),
+  global_seconds blob not null check (length(global_seconds) % 2 = 0),  -- uint16 LE seconds
+  motion_seconds integer not null check (motion_seconds >= 0),  -- seconds with motion
+  frames integer not null check (frames >= 0),  -- pictures analysed
+  skipped integer not null check (skipped >= 0)  -- frames skipped: analysis fell behind
+);
+
 -- Recordings whose rows are gone but whose sample files may still exist. A row is deleted
 -- only after the file is unlinked and the directory fsynced.
 create table garbage (
@@ -248,38 +263,3 @@ create table signal_change (
 
 -- Changes of every signal by time (GET /api/signals), covering.
 create index signal_change_time on signal_change (time_90k, signal_id, state);
-
--- An archive: a bucket (and key prefix) of S3-compatible object storage that recordings
--- are copied to (docs/design.md, "Archive tier"). Its credentials are in config, like a
--- camera's: never logged, never in the API.
-create table archive (
-  id integer primary key,
-  uuid blob unique not null check (length(uuid) = 16),
-  short_name text unique not null check (length(short_name) between 1 and 64),
-  -- JSON: {"endpoint": str, "bucket": str, "prefix": str, "region": str,
-  --        "access_key": str, "secret_key": str, "retain_days": int?, "retain_bytes": int?,
-  --        "max_rate": int? (bytes/s), "require_archived": bool}
-  config text not null default '{}' check (json_valid(config))
-);
-
--- The streams an archive copies.
-create table archive_stream (
-  archive_id integer not null references archive (id),
-  stream_id integer not null references stream (id),
-  primary key (archive_id, stream_id)
-) without rowid;
-
--- One row per recording stored in an archive: its sample-file object and its description
--- object were both written and the server verified the checksums sent with them. The row
--- outlives the local recording (no reference to `recording`); archive retention deletes it
--- after the objects. Only a completed upload ever adds a row.
-create table archived_recording (
-  archive_id integer not null references archive (id),
-  composite_id integer not null,
-  start_time_90k integer not null check (start_time_90k > 0),
-  wall_duration_90k integer not null check (wall_duration_90k >= 0),
-  sample_file_bytes integer not null check (sample_file_bytes > 0),
-  sample_file_sha256 blob not null check (length(sample_file_sha256) = 32),
-  archived_time_90k integer not null,  -- wall time the upload completed
-  primary key (archive_id, composite_id)
-) without rowid;

@@ -225,3 +225,34 @@ def test_budgets_more_than_the_disk_are_accepted_with_a_warning(
         assert db.streams[db.camera_by_name("front").streams["main"]].config.retain_bytes == disk
     assert nvr(tmp_path, *edit, "1M", "--sub-retain-bytes", "1K") == 0
     assert capsys.readouterr().err == ""
+
+
+def test_motion_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup_camera(tmp_path, monkeypatch)
+    with admin.open_db(tmp_path / "db", read_only=True) as db:
+        assert db.camera_by_name("front").config.motion is None  # off unless asked
+    assert nvr(tmp_path, "config", "camera", "edit", "front", "--motion", "sub",
+               "--motion-sensitivity", "7", "--motion-mask", "0-3,17") == 0  # fmt: skip
+    with admin.open_db(tmp_path / "db", read_only=True) as db:
+        cfg = db.camera_by_name("front").config
+        assert (cfg.motion, cfg.motion_sensitivity, cfg.motion_mask) == ("sub", 7, [0, 1, 2, 3, 17])
+        assert cfg.password == "hunter2"
+    # a bitmap, as the API takes it; the rest stays
+    assert nvr(tmp_path, "config", "camera", "edit", "front",
+               "--motion-mask", "03" + "00" * 31) == 0  # fmt: skip
+    capsys.readouterr()
+    assert nvr(tmp_path, "config", "camera", "list") == 0
+    assert "motion on sub, sensitivity 7, 2 cells masked" in capsys.readouterr().out
+    assert nvr(tmp_path, "config", "camera", "edit", "front", "--motion", "off") == 0
+    with admin.open_db(tmp_path / "db", read_only=True) as db:
+        assert db.camera_by_name("front").config.motion is None
+    for bad in (["--motion-sensitivity", "11"], ["--motion-mask", "256"],
+                ["--motion-mask", "x"], ["--motion", "both"]):  # fmt: skip
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as e:
+            nvr(tmp_path, "config", "camera", "edit", "front", *bad)
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert err.strip().splitlines()[-1].startswith("nvr"), err

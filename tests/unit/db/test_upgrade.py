@@ -80,20 +80,30 @@ def fill_v2(conn: sqlite3.Connection) -> None:
 
 
 def fill_v3(conn: sqlite3.Connection) -> None:
-    """One row or more in every table of schema version 3 (a motion signal with changes)."""
+    """One row or more in every table of schema version 3 (version 2's plus signals)."""
     fill_v2(conn)
-    conn.execute("insert into signal_type values (1, ?, 'motion')", (bytes(range(16)),))
-    conn.execute("insert into signal_type_state values (1, 1, 'still', 0, null)")
-    conn.execute("insert into signal_type_state values (1, 2, 'moving', 1, 'red')")
-    conn.execute("insert into signal values (1, ?, 1, 'cam motion')", (bytes(range(16)),))
-    conn.execute("insert into signal_camera values (1, 1, 'direct')")
-    conn.execute("insert into signal_change values (1, ?, 2)", (T0,))
-    conn.execute("insert into signal_change values (1, ?, 1)", (T0 + 90000,))
+    conn.execute("""insert into signal_type (id, uuid, short_name)
+                    values (1, ?, 'motion')""", (bytes(range(1, 17)),))
+    conn.execute("""insert into signal_type_state (type_id, value, name, motion)
+                    values (1, 2, 'moving', 1)""")
+    conn.execute("""insert into signal (id, uuid, type_id, short_name)
+                    values (1, ?, 1, 'cam motion')""", (bytes(range(2, 18)),))
+    conn.execute("""insert into signal_camera (signal_id, camera_id, relation)
+                    values (1, 1, 'direct')""")
+    conn.execute("""insert into signal_change (signal_id, time_90k, state)
+                    values (1, ?, 2)""", (T0,))
+
+
+def fill_v4(conn: sqlite3.Connection) -> None:
+    """One row or more in every table of schema version 4 (version 3's plus a motion
+    summary)."""
+    fill_v3(conn)
+    conn.execute("insert into recording_motion values (?, ?, x'00000101', x'', 1, 5, 0)",
+                 (1 << 32, bytes(32)))
 
 
 FILLERS: dict[int, Callable[[sqlite3.Connection], None]] = {
-    1: fill_v1, 2: fill_v2, 3: fill_v3,
-}
+    1: fill_v1, 2: fill_v2, 3: fill_v3, 4: fill_v4}
 
 
 def fixture_db(root: Path, version: int, *, as_version: int | None = None) -> Path:
@@ -506,9 +516,9 @@ def test_v2_to_v3(tmp_path: Path) -> None:
     db_dir = fixture_db(tmp_path, 2)
     v2_tables = sorted(row_counts(db_dir / "db"))
     before = dump(db_dir / "db", v2_tables)
-    result = upgrade(db_dir, now_sec=NOW)  # through every later step too
-    assert (result.old_version, result.new_version) == (2, raw.SCHEMA_VERSION)
-    assert versions(db_dir / "db")[:2] == [(2, "created"), (3, "upgraded from 2")]
+    result = upgrade(db_dir, now_sec=NOW, target=3)
+    assert (result.old_version, result.new_version) == (2, 3)
+    assert versions(db_dir / "db") == [(2, "created"), (3, "upgraded from 2")]
     assert dump(db_dir / "db", v2_tables) == before
     counts = row_counts(db_dir / "db")
     assert {t: counts[t] for t in counts if t.startswith("signal")} == {
@@ -516,7 +526,12 @@ def test_v2_to_v3(tmp_path: Path) -> None:
         "signal_type_state": 0}
     fresh = tmp_path / "fresh"
     Database.create(fresh, T0)
-    assert table_shapes(db_dir / "db") == table_shapes(fresh / "db")
+    shapes = table_shapes(fresh / "db")
+    del shapes["recording_motion"]  # version 4
+    for t in ("archive", "archive_stream", "archived_recording"):  # version 5
+        del shapes[t]
+    assert table_shapes(db_dir / "db") == shapes
+    upgrade(db_dir, now_sec=NOW)
     with Database.open(db_dir, tz=dt.UTC, now=lambda: T0) as db:
         sig = db.motion_signal(1)
         db.update_signals([sig.id], [2], T0, T0 + 90000)
@@ -524,16 +539,44 @@ def test_v2_to_v3(tmp_path: Path) -> None:
 
 
 def test_v3_to_v4(tmp_path: Path) -> None:
-    """Archive: three new tables, empty; every row of version 3 is kept exactly; the
-    tables are shaped as a new database's, and the new ones work (an archive added to a
-    camera of version 3 copies its main stream; a stream's deletion unlinks it)."""
+    """Motion summaries: a new empty table; every row of version 3 is kept exactly, the
+    tables are shaped as a new database's, and a summary can be stored for an existing
+    recording (its foreign key holds)."""
     db_dir = fixture_db(tmp_path, 3)
     v3_tables = sorted(row_counts(db_dir / "db"))
     before = dump(db_dir / "db", v3_tables)
-    result = upgrade(db_dir, now_sec=NOW)
+    result = upgrade(db_dir, now_sec=NOW, target=4)
     assert (result.old_version, result.new_version) == (3, 4)
     assert versions(db_dir / "db") == [(3, "created"), (4, "upgraded from 3")]
     assert dump(db_dir / "db", v3_tables) == before
+    assert row_counts(db_dir / "db")["recording_motion"] == 0
+    fresh = tmp_path / "fresh"
+    Database.create(fresh, T0)
+    shapes = table_shapes(fresh / "db")
+    for t in ("archive", "archive_stream", "archived_recording"):  # version 5
+        del shapes[t]
+    assert table_shapes(db_dir / "db") == shapes
+    conn = sqlite3.connect(db_dir / "db", isolation_level=None)
+    conn.execute("pragma foreign_keys = on")
+    conn.execute("insert into recording_motion values (?, ?, x'', x'', 0, 5, 0)",
+                 (1 << 32, bytes(32)))
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("insert into recording_motion values (?, ?, x'', x'', 0, 5, 0)",
+                     (1 << 32 | 7, bytes(32)))
+    conn.close()
+
+
+def test_v4_to_v5(tmp_path: Path) -> None:
+    """Archive: three new tables, empty; every row of version 4 is kept exactly; the
+    tables are shaped as a new database's, and the new ones work (an archive added to a
+    camera of version 4 copies its main stream)."""
+    db_dir = fixture_db(tmp_path, 4)
+    v4_tables = sorted(row_counts(db_dir / "db"))
+    before = dump(db_dir / "db", v4_tables)
+    result = upgrade(db_dir, now_sec=NOW)
+    assert (result.old_version, result.new_version) == (4, 5)
+    assert versions(db_dir / "db") == [(4, "created"), (5, "upgraded from 4")]
+    assert dump(db_dir / "db", v4_tables) == before
     counts = row_counts(db_dir / "db")
     assert {t: counts[t] for t in counts if t.startswith("archive")} == {
         "archive": 0, "archive_stream": 0, "archived_recording": 0}

@@ -94,6 +94,8 @@ def path_values(site: Site) -> dict[str, str]:
 
 QUERIES: dict[str, dict[str, str]] = {
     "view.view": {"s": "0"},
+    "motion.motion_search": {"startTime90k": "0", "endTime90k": "90000"},
+    "motion.motion_txt": {"startTime90k": "0", "endTime90k": "90000"},
     "thumb.thumbnail": {"time90k": str(T0 + 10 * SEC), "width": "64"},
 }
 
