@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator
 from nvr.base import errors
 from nvr.base.time90k import UNITS_PER_SEC, Time
 from nvr.db import raw
-from nvr.db.core import DatabaseCore
 from nvr.db.frames_summary import summarize_index
+from nvr.db.protection import Protection
 from nvr.db.raw import composite_id, split_composite_id
 from nvr.db.types import (
     FlushResult,
@@ -33,7 +33,7 @@ from nvr.db.types import (
 log = logging.getLogger(__name__)
 
 
-class Lifecycle(DatabaseCore):
+class Lifecycle(Protection):
     """``Database``'s recording lifecycle; see the module docstring."""
 
     # -- pending recordings ---------------------------------------------------------------
@@ -120,13 +120,20 @@ class Lifecycle(DatabaseCore):
     # -- planning deletions ---------------------------------------------------------------
 
     def plan_retention(self, stream_id: int) -> list[PlannedDeletion]:
-        """Plans deletion of the stream's oldest committed recordings until its bytes
-        (committed + pending − already planned) fit ``retain_bytes`` and nothing is older
-        than ``retain_days``. Each recording is planned at most once; pending recordings are
-        never planned. The deletions are committed by the next ``flush``."""
+        """Plans deletion of the stream's oldest unprotected committed recordings until
+        its bytes (committed + pending − already planned) fit ``retain_bytes`` and nothing
+        unprotected is older than ``retain_days``. Each recording is planned at most once;
+        pending and protected recordings are never planned. When protected video alone
+        exceeds ``retain_bytes`` (``RetentionStatus.over_budget``), the byte budget
+        deletes nothing: no deletion could meet it, and what is around an incident is
+        worth more than a budget that cannot hold (the free-space floor still guards
+        the disk). The deletions are committed by the next ``flush``."""
         stream = self._stream(stream_id)
         cfg = stream.config
-        excess = stream.bytes_after_planned_deletions - cfg.retain_bytes
+        status = self.refresh_retention_status(stream_id)
+        excess = 0 if status.over_budget else (
+            stream.bytes_after_planned_deletions - cfg.retain_bytes
+        )
         oldest_allowed: Time | None = None
         if cfg.retain_days is not None:
             oldest_allowed = self._now() - cfg.retain_days * 86_400 * UNITS_PER_SEC
@@ -144,16 +151,23 @@ class Lifecycle(DatabaseCore):
 
     def plan_delete_all_recordings(self, stream_id: int) -> int:
         """Plans deletion of every committed recording of a stream (committed by the next
-        ``flush``). Returns how many were planned."""
+        ``flush``). Returns how many were planned. Refused while the stream's camera has
+        active protected ranges."""
         stream = self._stream(stream_id)
+        self._check_unprotected(stream)
         return self._plan_until(stream, lambda _bytes, _start: True)
 
     def _plan_until(self, stream: Stream, wanted: Callable[[int, Time], bool]) -> int:
+        """Plans the oldest unprotected recordings (after those already planned) while
+        ``wanted(bytes, end)``; protected ones are skipped, not a reason to stop."""
         n = 0
+        guard = self.protected_at(stream.camera_id)
         with self._read("planning deletions") as conn:
             for cid, start, wall, nbytes in raw.list_oldest_recordings(
                 conn, stream.id, stream.planned_through
             ):
+                if guard and guard.overlaps(start, start + wall):
+                    continue
                 if not wanted(nbytes, start + wall):
                     break
                 stream.planned_deletions.append(PlannedDeletion(cid, start, wall, nbytes))
@@ -163,9 +177,11 @@ class Lifecycle(DatabaseCore):
     def iter_unplanned_oldest(
         self, stream_id: int, batch: int = 256
     ) -> Iterator[PlannedDeletion]:
-        """The stream's committed recordings not yet planned for deletion, oldest first,
-        read lazily in batches (``storage.retention`` picks among several streams')."""
+        """The stream's unprotected committed recordings not yet planned for deletion,
+        oldest first, read lazily in batches (``storage.retention`` picks among several
+        streams')."""
         stream = self._stream(stream_id)
+        guard = self.protected_at(stream.camera_id)
         after = stream.planned_through
         while True:
             with self._read("listing the oldest recordings") as conn:
@@ -173,7 +189,8 @@ class Lifecycle(DatabaseCore):
                     itertools.islice(raw.list_oldest_recordings(conn, stream.id, after), batch)
                 )
             for cid, start, wall, nbytes in rows:
-                yield PlannedDeletion(cid, start, wall, nbytes)
+                if not (guard and guard.overlaps(start, start + wall)):
+                    yield PlannedDeletion(cid, start, wall, nbytes)
             if len(rows) < batch:
                 return
             after = rows[-1][0]

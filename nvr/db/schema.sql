@@ -1,11 +1,12 @@
--- nvr database schema, version 2. This file is authoritative (DESIGN.md §6).
+-- nvr database schema, version 3. This file is authoritative (DESIGN.md §6).
 --
 -- Units: every *_90k column is in 90 kHz units; times ("*_time_90k") count from
 -- 1970-01-01 00:00:00 UTC; "*_sec" columns are whole seconds since the epoch.
 -- UUIDs are 16-byte blobs. JSON columns hold a JSON object (never NULL).
 -- Once version 1 has shipped this file changes only together with a numbered
 -- upgrade step in nvr/db/upgrade/. Version 2 added the index summary columns of
--- `recording` (v1_to_v2.py).
+-- `recording` (v1_to_v2.py); version 3 the protected ranges and per-camera rights
+-- (v2_to_v3.py).
 
 -- The database's identity: exactly one row. Sample-file directories record this uuid
 -- in their meta file so a directory is never used with another database.
@@ -165,7 +166,8 @@ create table user (
   password_failure_count integer not null default 0,  -- failed logins ever
   unix_uid integer,  -- local user allowed in over a Unix socket, if any
   -- JSON: {"viewVideo": bool, "readCameraConfigs": bool, "updateSignals": bool,
-  --        "adminUsers": bool}
+  --        "adminUsers": bool, "protectVideo": bool, "cameras": [uuid text]?}
+  -- "cameras" present: every permission applies only to those cameras (by uuid)
   permissions text not null default '{}' check (json_valid(permissions))
 );
 
@@ -196,3 +198,23 @@ create table user_session (
 ) without rowid;
 
 create index user_session_uid on user_session (user_id);
+
+-- Spans of a camera's video that retention keeps (POST /api/cameras/<uuid>/protect). A
+-- recording of any stream of the camera overlapping an active range (not removed, not
+-- expired) is never deleted by retain_bytes, retain_days or the free-space floor. Rows
+-- stay after removal: who protected and who removed what, and when, is kept.
+create table protected_range (
+  id integer primary key,
+  camera_id integer not null references camera (id),
+  start_time_90k integer not null check (start_time_90k >= 0),
+  end_time_90k integer not null check (end_time_90k > start_time_90k),
+  reason text not null check (length(reason) between 1 and 1000),
+  expires_time_90k integer,  -- NULL: never; protects until this wall time otherwise
+  created_time_90k integer not null,
+  created_by text not null,  -- e.g. "user 'alice'"
+  removed_time_90k integer,  -- NULL: not removed
+  removed_by text,
+  check ((removed_time_90k is null) = (removed_by is null))
+);
+
+create index protected_range_camera on protected_range (camera_id, removed_time_90k);
