@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -34,7 +35,7 @@ from nvr.db.auth import PERMISSIONS, Auth, User
 from nvr.db.database import Database
 from nvr.db.recording import VideoSampleEntry
 from nvr.db.stream_summary import day_bounds
-from nvr.db.types import FLAG_TRAILING_ZERO, Camera, ListedRecording, Stream
+from nvr.db.types import FLAG_TRAILING_ZERO, Camera, ListedRecording, RetentionStatus, Stream
 from nvr.web import auth
 from nvr.web.context import (
     MAX_TIME,
@@ -45,6 +46,7 @@ from nvr.web.context import (
     int_arg,
     stream_of,
     text_response,
+    visible_cameras,
 )
 from nvr.web.login_limit import LoginLimiter
 
@@ -90,6 +92,7 @@ def stream_json(stream: Stream, *, days: bool, config: bool) -> dict[str, Any]:
             "flushIfSec": stream.config.flush_if_sec,
             "rtspTransport": stream.config.rtsp_transport,
         }
+    out["nvrRetention"] = retention_json(c.db.refresh_retention_status(stream.id))
     if stream.sample_file_dir_id is not None:  # extension: lets a UI total disk use per dir
         d = c.db.dirs[stream.sample_file_dir_id]
         out["nvrSampleFileDir"] = {"id": d.id, "path": d.path} if config else {"id": d.id}
@@ -98,6 +101,15 @@ def stream_json(stream: Stream, *, days: bool, config: bool) -> dict[str, Any]:
         may_read = "readCameraConfigs" in auth.caller().permissions
         out["nvrStatus"] = status_json(status, redact=None if may_read else Redactor(c.db))
     return out
+
+
+def retention_json(st: RetentionStatus) -> dict[str, Any]:
+    """``nvrRetention``: the stream's budget split by protection (docs/api.md)."""
+    return {
+        "protectedBytes": st.protected_bytes,
+        "unprotectedBytes": st.unprotected_bytes,
+        "state": "protectedOverBudget" if st.over_budget else "ok",
+    }
 
 
 def status_json(status: StreamStatus, *, redact: Redactor | None) -> dict[str, Any]:
@@ -188,7 +200,7 @@ async def top_level() -> dict[str, Any]:
     out = {
         "timeZoneName": c.time_zone_name,
         "serverVersion": c.server_version,
-        "cameras": [camera_json(cam, days=days, config=configs) for cam in c.db.cameras.values()],
+        "cameras": [camera_json(cam, days=days, config=configs) for cam in visible_cameras()],
         "signals": [],
         "signalTypes": [],
         "permissions": permissions_json(who.permissions),
@@ -200,6 +212,7 @@ async def top_level() -> dict[str, Any]:
             "id": user.id,
             "preferences": user.preferences,
             "session": {"csrf": who.session.csrf},
+            "nvrCameras": cameras_json(user.cameras),
         }
     return out
 
@@ -401,18 +414,47 @@ async def logout() -> Response:
 # ----------------------------------------------------------------------------- users
 
 PASSWORD_PLACEHOLDER = "(censored)"
-_SUBSET_FIELDS = ("username", "disabled", "password", "permissions", "preferences")
+_SUBSET_FIELDS = ("username", "disabled", "password", "permissions", "preferences",
+                  "nvrCameras")
+#: cameras a user's limit may name
+MAX_LIMIT_CAMERAS = 1000
+
+
+def cameras_json(cameras: frozenset[uuid.UUID] | None) -> list[str] | None:
+    return None if cameras is None else sorted(str(c) for c in cameras)
 
 
 def user_json(u: User) -> dict[str, Any]:
-    """A Moonfire ``UserSubset`` with every field."""
+    """A Moonfire ``UserSubset`` with every field, plus ``nvrCameras`` (the camera limit:
+    null for every camera, else the uuids of the only cameras its permissions apply to)."""
     return {
         "username": u.username,
         "disabled": u.disabled,
         "password": PASSWORD_PLACEHOLDER if u.password_hash else None,
         "permissions": permissions_json(u.permissions),
         "preferences": u.preferences,
+        "nvrCameras": cameras_json(u.cameras),
     }
+
+
+def parse_cameras(v: Any, what: str) -> frozenset[uuid.UUID] | None:
+    """``nvrCameras`` from a request: null, or a list of camera uuids (which need not
+    exist: a limit may name a camera added later)."""
+    if v is None:
+        return None
+    if not isinstance(v, list) or len(v) > MAX_LIMIT_CAMERAS:
+        raise errors.InvalidArgument(
+            f"{what}.nvrCameras must be null or a list of at most {MAX_LIMIT_CAMERAS} uuids"
+        )
+    out = set()
+    for item in v:
+        try:
+            out.add(uuid.UUID(item) if isinstance(item, str) and len(item) <= 64 else None)
+        except ValueError:
+            out.add(None)
+    if None in out:
+        raise errors.InvalidArgument(f"{what}.nvrCameras must hold camera uuids")
+    return frozenset(c for c in out if c is not None)
 
 
 def parse_subset(value: Any, what: str) -> dict[str, Any]:
@@ -442,6 +484,8 @@ def parse_subset(value: Any, what: str) -> dict[str, Any]:
         elif key == "preferences":
             if not isinstance(v, dict):
                 raise errors.InvalidArgument(f"{what}.preferences must be a JSON object")
+        elif key == "nvrCameras":
+            v = parse_cameras(v, what)
         else:
             raise errors.InvalidArgument(
                 f"unknown field {what}.{key} (known: {', '.join(_SUBSET_FIELDS)})"
@@ -477,15 +521,14 @@ async def add_user() -> Response:
         permissions=subset.get("permissions", frozenset()),
         disabled=subset.get("disabled", False),
         preferences=subset.get("preferences"),
+        cameras=subset.get("nvrCameras"),
     )
     log.info("user %r added by %s", user.username, _actor())
     return Response("", status=204, headers={"Location": f"/api/users/{user.id}"})
 
 
 def _actor() -> str:
-    who = auth.caller()
-    name = repr(who.user.username) if who.user else "an unauthenticated caller"
-    return f"{name} from {who.address}"
+    return auth.actor()
 
 
 @blueprint.get("/api/users/<int:user_id>")
@@ -504,7 +547,7 @@ async def update_user(user_id: int) -> Response:
     update = parse_subset(b.get("update"), "update")
     pre = parse_subset(b.get("precondition"), "precondition")
     if not admin:
-        for key in ("disabled", "permissions", "username"):
+        for key in ("disabled", "permissions", "username", "nvrCameras"):
             if key in update:
                 raise errors.PermissionDenied(f"changing {key} needs the adminUsers permission")
         if "password" in update and "password" not in pre:
@@ -534,17 +577,20 @@ async def update_user(user_id: int) -> Response:
         for k, v in pre.items()
         if (k == "password" and v is None and current.password_hash is not None)
         or (k == "permissions" and v != current.permissions)
-        or (k not in ("password", "permissions") and have[k] != v)
+        or (k == "nvrCameras" and v != current.cameras)
+        or (k not in ("password", "permissions", "nvrCameras") and have[k] != v)
     ]
     if failed:
         raise errors.FailedPrecondition(f"precondition failed: {', '.join(failed)}")
-    if any(k in update for k in ("username", "disabled", "permissions", "preferences")):
+    if any(k in update for k in ("username", "disabled", "permissions", "preferences",
+                                 "nvrCameras")):
         a.update_user(
             user_id,
             username=update.get("username"),
             disabled=update.get("disabled"),
             permissions=update.get("permissions"),
             preferences=update.get("preferences"),
+            cameras=update.get("nvrCameras", dbauth.KEEP),
         )
     if "password" in update:
         own = who.session if who.user is not None and who.user.id == user_id else None

@@ -404,6 +404,7 @@ def test_v2_to_v3(tmp_path: Path) -> None:
         from nvr.db.auth import Auth
         user = Auth(db, now=lambda: T0).user_by_name("admin")
         assert user.permissions == frozenset({"viewVideo"})
+        assert user.cameras is None
         assert db.list_protected(1) == []
 
 
