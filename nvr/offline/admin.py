@@ -15,11 +15,12 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from types import EllipsisType
 
 from nvr.base import errors
 from nvr.base.clock import RealClocks
 from nvr.base.time90k import zone
-from nvr.db.auth import FLAG_HTTP_ONLY, FLAG_SAME_SITE_LAX, SESSION_COOKIE, Auth, User
+from nvr.db.auth import FLAG_HTTP_ONLY, FLAG_SAME_SITE_LAX, KEEP, SESSION_COOKIE, Auth, User
 from nvr.db.database import Database
 from nvr.db.types import Camera, CameraConfig, SampleFileDirRow, StreamConfig
 from nvr.storage.dir import SampleFileDir, open_for_database
@@ -224,10 +225,33 @@ def update_user(
     *,
     disabled: bool | None = None,
     permissions: frozenset[str] | None = None,
+    cameras: list[str] | EllipsisType | None = ...,
 ) -> User:
+    """Changes a user. ``cameras``: the only cameras (short names or uuids) its
+    permissions apply to; None lifts the limit; ``...`` leaves it."""
     with open_db(db_dir) as db:
         a = _auth(db)
-        return a.update_user(a.user_by_name(name).id, disabled=disabled, permissions=permissions)
+        limit = KEEP if cameras is ... else (
+            None if cameras is None else frozenset(_camera_uuid(db, c) for c in cameras)
+        )
+        return a.update_user(
+            a.user_by_name(name).id, disabled=disabled, permissions=permissions, cameras=limit
+        )
+
+
+def _camera_uuid(db: Database, name: str) -> uuid.UUID:
+    """A camera named by short name or uuid (which must exist)."""
+    try:
+        return db.camera_by_uuid(uuid.UUID(name)).uuid
+    except ValueError:
+        return db.camera_by_name(name).uuid
+
+
+def camera_names(db_dir: Path, uuids: frozenset[uuid.UUID]) -> list[str]:
+    """Short names of the cameras (the uuid of any that no longer exists)."""
+    with open_db(db_dir, read_only=True) as db:
+        names = {c.uuid: c.short_name for c in db.cameras.values()}
+    return sorted(names.get(u, str(u)) for u in uuids)
 
 
 def remove_user(db_dir: Path, name: str) -> None:
