@@ -8,6 +8,7 @@ from pathlib import Path
 from nvr.base.units import format_size, parse_size
 from nvr.cli.common import Subparsers, db_dir, read_password
 from nvr.offline import admin
+from nvr.storage.forecast import StreamForecast
 
 
 def _stream_specs(args: argparse.Namespace) -> dict[str, admin.StreamSpec]:
@@ -39,7 +40,24 @@ def cmd_camera_add(args: argparse.Namespace) -> int:
         password=read_password(args),
     )
     print(f"added camera {cam.short_name} ({cam.uuid}) with streams {', '.join(cam.streams)}")
+    print_forecast(args, cam.short_name)
     return 0
+
+
+def forecast_line(type_: str, f: StreamForecast) -> str:
+    """What the budget just set holds, in words (``nvr.storage.forecast``)."""
+    keep = f"keep {format_size(f.retain_bytes)}" + (
+        f" / {f.retain_days} days" if f.retain_days else "")
+    if f.bytes_per_sec is None or f.budget_days is None:
+        return f"  {type_}: {keep}: nothing recorded in the last day, so no forecast yet"
+    held = "" if f.held_days is None else f"; holds {f.held_days:.1f} days now"
+    return (f"  {type_}: {keep}: about {f.budget_days:.1f} days at the last day's average "
+            f"of {f.bytes_per_sec * 8 / 1e6:.2f} Mbit/s{held}")
+
+
+def print_forecast(args: argparse.Namespace, name: str) -> None:
+    for type_, f in admin.camera_forecast(db_dir(args), name):
+        print(forecast_line(type_, f))
 
 
 def cmd_camera_list(args: argparse.Namespace) -> int:
@@ -83,6 +101,7 @@ def cmd_camera_edit(args: argparse.Namespace) -> int:
         ),
     )
     print(f"updated camera {cam.short_name}")
+    print_forecast(args, cam.short_name)
     return 0
 
 

@@ -24,6 +24,7 @@ from nvr.db.auth import FLAG_HTTP_ONLY, FLAG_SAME_SITE_LAX, KEEP, SESSION_COOKIE
 from nvr.db.database import Database
 from nvr.db.types import Camera, CameraConfig, SampleFileDirRow, StreamConfig
 from nvr.storage.dir import SampleFileDir, open_for_database
+from nvr.storage.forecast import StreamForecast, stream_forecast
 
 
 def open_db(db_dir: Path, *, read_only: bool = False) -> Database:
@@ -237,6 +238,14 @@ def update_user(
         return a.update_user(
             a.user_by_name(name).id, disabled=disabled, permissions=permissions, cameras=limit
         )
+
+
+def camera_forecast(db_dir: Path, name: str) -> list[tuple[str, StreamForecast]]:
+    """Each stream's storage forecast (type, forecast) as of now, by stream type."""
+    with open_db(db_dir, read_only=True) as db:
+        cam = db.camera_by_name(name)
+        now = RealClocks().realtime()
+        return [(t, stream_forecast(db, sid, now)) for t, sid in sorted(cam.streams.items())]
 
 
 def _camera_uuid(db: Database, name: str) -> uuid.UUID:

@@ -29,19 +29,21 @@ from quart import Blueprint, Response, request
 
 from nvr.base import errors
 from nvr.base.blocking import run_blocking
-from nvr.base.time90k import to_datetime
+from nvr.base.time90k import UNITS_PER_SEC, to_datetime
 from nvr.db import auth as dbauth
 from nvr.db.auth import PERMISSIONS, Auth, User
 from nvr.db.database import Database
 from nvr.db.recording import VideoSampleEntry
 from nvr.db.stream_summary import day_bounds
 from nvr.db.types import FLAG_TRAILING_ZERO, Camera, ListedRecording, RetentionStatus, Stream
+from nvr.storage import forecast
 from nvr.web import auth
 from nvr.web.context import (
     MAX_TIME,
     StreamStatus,
     bool_arg,
     camera_by_uuid,
+    camera_limit,
     ctx,
     int_arg,
     stream_of,
@@ -93,6 +95,9 @@ def stream_json(stream: Stream, *, days: bool, config: bool) -> dict[str, Any]:
             "rtspTransport": stream.config.rtsp_transport,
         }
     out["nvrRetention"] = retention_json(c.db.refresh_retention_status(stream.id))
+    out["nvrForecast"] = stream_forecast_json(
+        forecast.stream_forecast(c.db, stream.id, c.clocks.realtime())
+    )
     if stream.sample_file_dir_id is not None:  # extension: lets a UI total disk use per dir
         d = c.db.dirs[stream.sample_file_dir_id]
         out["nvrSampleFileDir"] = {"id": d.id, "path": d.path} if config else {"id": d.id}
@@ -110,6 +115,52 @@ def retention_json(st: RetentionStatus) -> dict[str, Any]:
         "unprotectedBytes": st.unprotected_bytes,
         "state": "protectedOverBudget" if st.over_budget else "ok",
     }
+
+
+def _days(d: float | None) -> float | None:
+    return None if d is None else round(d, 3)
+
+
+def stream_forecast_json(f: forecast.StreamForecast) -> dict[str, Any]:
+    """``nvrForecast`` of a stream (docs/api.md, Storage forecast)."""
+    return {
+        "bytesPerSec": None if f.bytes_per_sec is None else round(f.bytes_per_sec),
+        "sampledDuration90k": f.sampled_90k,
+        "budgetDays": _days(f.budget_days),
+        "heldDays": _days(f.held_days),
+    }
+
+
+def dirs_json(config: bool) -> list[dict[str, Any]]:
+    """``nvrSampleFileDirs``: each directory's totals and forecast (docs/api.md)."""
+    c = ctx()
+    now = c.clocks.realtime()
+    out = []
+    for d in c.db.dirs.values():
+        free, min_free = None, 0
+        for s in c.db.streams_in_dir(d.id):
+            st = c.stream_status(s.id)
+            if st is not None and st.free_bytes is not None:
+                free, min_free = st.free_bytes, st.min_free
+                break
+        f = forecast.dir_forecast(c.db, d.id, now, free_bytes=free, min_free=min_free)
+        item: dict[str, Any] = {"id": d.id}
+        if config:
+            item["path"] = d.path
+        eta = f.floor_in_sec
+        item.update({
+            "bytesPerSec": round(f.bytes_per_sec),
+            "budgetBytes": f.budget_bytes,
+            "storedBytes": f.stored_bytes,
+            "budgetDays": _days(f.budget_days),
+            "heldDays": _days(f.held_days),
+            "freeBytes": f.free_bytes,
+            "minFreeBytes": f.min_free,
+            "floorDays": None if eta is None else round(eta / 86_400, 3),
+            "floorTime90k": None if eta is None else now + round(eta * UNITS_PER_SEC),
+        })
+        out.append(item)
+    return out
 
 
 def status_json(status: StreamStatus, *, redact: Redactor | None) -> dict[str, Any]:
@@ -205,6 +256,8 @@ async def top_level() -> dict[str, Any]:
         "signalTypes": [],
         "permissions": permissions_json(who.permissions),
     }
+    if camera_limit() is None:  # totals of every camera: not for a caller limited to some
+        out["nvrSampleFileDirs"] = dirs_json(configs)
     if who.session is not None:
         user = who.session.user
         out["user"] = {

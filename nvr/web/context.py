@@ -78,6 +78,8 @@ class StreamStatus:
     stream: StreamState
     syncer: SyncerStatus | None = None
     free_bytes: int | None = None
+    #: the directory's free-space floor (``min_free``; 0: none)
+    min_free: int = 0
 
 
 @dataclass
