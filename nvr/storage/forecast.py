@@ -61,11 +61,34 @@ class DirForecast:
     floor_in_sec: float | None
 
 
-def stream_forecast(db: Database, stream_id: int, now: Time) -> StreamForecast:
+class DaySums:
+    """The last day's committed (bytes, wall duration) per stream, each summed at most
+    once per ``ttl`` of wall time: ``/api/`` is polled, and each sum reads a day of the
+    stream's index entries (~1,440). A recording or two of staleness changes no
+    forecast."""
+
+    def __init__(self, ttl: Duration = 60 * UNITS_PER_SEC) -> None:
+        self._ttl = ttl
+        self._sums: dict[int, tuple[Time, int, int]] = {}
+
+    def get(self, db: Database, stream_id: int, now: Time) -> tuple[int, int]:
+        hit = self._sums.get(stream_id)
+        if hit is not None and 0 <= now - hit[0] < self._ttl:
+            return hit[1], hit[2]
+        with db._read("summing the last day's bytes") as conn:
+            nbytes, wall = raw.recording_bytes_since(conn, stream_id, now - DAY)
+        if len(self._sums) > 4 * len(db.streams) + 16:  # streams come and go: bounded
+            self._sums.clear()
+        self._sums[stream_id] = (now, nbytes, wall)
+        return nbytes, wall
+
+
+def stream_forecast(
+    db: Database, stream_id: int, now: Time, sums: DaySums | None = None
+) -> StreamForecast:
     s = db.streams[stream_id]
     since = now - DAY
-    with db._read("summing the last day's bytes") as conn:
-        nbytes, wall = raw.recording_bytes_since(conn, stream_id, since)
+    nbytes, wall = (sums or DaySums()).get(db, stream_id, now)
     for p in s.pending:
         if p.start_time_90k >= since:
             nbytes += p.sample_file_bytes
@@ -94,9 +117,10 @@ def stream_forecast(db: Database, stream_id: int, now: Time) -> StreamForecast:
 
 
 def dir_forecast(
-    db: Database, dir_id: int, now: Time, *, free_bytes: int | None, min_free: int
+    db: Database, dir_id: int, now: Time, *, free_bytes: int | None, min_free: int,
+    sums: DaySums | None = None,
 ) -> DirForecast:
-    streams = [stream_forecast(db, s.id, now) for s in db.streams_in_dir(dir_id)]
+    streams = [stream_forecast(db, s.id, now, sums) for s in db.streams_in_dir(dir_id)]
     rate = sum(f.bytes_per_sec or 0.0 for f in streams)
     budget = sum(f.retain_bytes for f in streams)
     helds = [f.held_days for f in streams if f.held_days is not None]

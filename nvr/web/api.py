@@ -96,7 +96,7 @@ def stream_json(stream: Stream, *, days: bool, config: bool) -> dict[str, Any]:
         }
     out["nvrRetention"] = retention_json(c.db.refresh_retention_status(stream.id))
     out["nvrForecast"] = stream_forecast_json(
-        forecast.stream_forecast(c.db, stream.id, c.clocks.realtime())
+        forecast.stream_forecast(c.db, stream.id, c.clocks.realtime(), c.day_sums)
     )
     if stream.sample_file_dir_id is not None:  # extension: lets a UI total disk use per dir
         d = c.db.dirs[stream.sample_file_dir_id]
@@ -143,7 +143,8 @@ def dirs_json(config: bool) -> list[dict[str, Any]]:
             if st is not None and st.free_bytes is not None:
                 free, min_free = st.free_bytes, st.min_free
                 break
-        f = forecast.dir_forecast(c.db, d.id, now, free_bytes=free, min_free=min_free)
+        f = forecast.dir_forecast(c.db, d.id, now, free_bytes=free, min_free=min_free,
+                                  sums=c.day_sums)
         item: dict[str, Any] = {"id": d.id}
         if config:
             item["path"] = d.path

@@ -53,6 +53,7 @@ from nvr.db.types import Camera, Stream
 from nvr.ingest.hub import FrameHub
 from nvr.ingest.streamer import StreamState
 from nvr.storage.dir import SampleFileDir
+from nvr.storage.forecast import DaySums
 from nvr.syncer import SyncerStatus
 
 if TYPE_CHECKING:
@@ -103,6 +104,8 @@ class WebContext:
     auth: Auth | None = None
     #: failed-login counter (``create_app`` makes one when None; the daemon shares one)
     login_limiter: LoginLimiter | None = None
+    #: the storage forecast's per-stream sums of the last day, cached a minute
+    day_sums: DaySums = field(default_factory=DaySums)
 
 
 def ctx() -> WebContext:
