@@ -36,6 +36,7 @@ export function renderRecordings(main, session) {
   });
   const selection = new SelectionPanel({
     tz,
+    session,
     source: {
       cameras,
       rows: rowsOf,
