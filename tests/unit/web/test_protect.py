@@ -102,3 +102,39 @@ async def test_hostile_bodies_and_paths(recorded: Recorded, autojump_clock: obje
         assert (await c.get(f"{base}?{q}")).status_code == 400
     for bad in ("not-a-uuid", "00000000-0000-0000-0000-000000000000"):
         assert (await c.get(f"/api/cameras/{bad}/protect")).status_code == 404
+
+
+async def test_user_camera_limits_over_the_api(recorded: Recorded, autojump_clock: object) -> None:
+    """``nvrCameras`` in ``/api/users/``: set, read back, checked as a precondition, and
+    refused in every malformed shape; a user cannot lift its own limit."""
+    site = make_site(recorded)
+    c, csrf = await site.login("admin")
+    cam = recorded.camera_uuid
+    resp = await c.post("/api/users/", json={"csrf": csrf, "user": {
+        "username": "dora", "password": "pw", "permissions": {"viewVideo": True},
+        "nvrCameras": [cam]}})
+    assert resp.status_code == 204
+    uid = int(resp.headers["Location"].rsplit("/", 1)[1])
+    got = await (await c.get(f"/api/users/{uid}")).get_json()
+    assert got["nvrCameras"] == [cam]
+    resp = await c.patch(f"/api/users/{uid}", json={
+        "csrf": csrf, "update": {"nvrCameras": None}, "precondition": {"nvrCameras": []}})
+    assert resp.status_code == 412
+    resp = await c.patch(f"/api/users/{uid}", json={
+        "csrf": csrf, "update": {"nvrCameras": []}, "precondition": {"nvrCameras": [cam]}})
+    assert resp.status_code == 204
+    assert (await (await c.get(f"/api/users/{uid}")).get_json())["nvrCameras"] == []
+    for bad in ("x", 5, {"a": 1}, ["not-a-uuid"], [5], [None], [cam * 3],
+                ["00000000-0000-0000-0000-000000000000"] * 1001):
+        resp = await c.patch(f"/api/users/{uid}", json={"csrf": csrf,
+                                                        "update": {"nvrCameras": bad}})
+        text = await resp.get_data(as_text=True)
+        assert resp.status_code == 400, (bad, text)
+        assert text.count("\n") == 1
+    # dora may not lift her own limit
+    site.passwords["dora"] = "pw"
+    d, dcsrf = await site.login("dora")
+    resp = await d.patch(f"/api/users/{uid}", json={"csrf": dcsrf,
+                                                    "update": {"nvrCameras": None}})
+    assert resp.status_code == 403
+    assert (await (await d.get("/api/")).get_json())["cameras"] == []
