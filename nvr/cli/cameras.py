@@ -106,7 +106,8 @@ def cmd_camera_edit(args: argparse.Namespace) -> int:
 
 
 def cmd_camera_remove(args: argparse.Namespace) -> int:
-    n = admin.remove_camera(db_dir(args), args.camera, delete_recordings=args.delete_recordings)
+    n = admin.remove_camera(db_dir(args), args.camera, delete_recordings=args.delete_recordings,
+                            unprotect=args.unprotect)
     print(f"removed camera {args.camera}" + (f" and {n} recordings" if n else ""))
     return 0
 
@@ -197,5 +198,10 @@ def add_parsers(what: Subparsers, common: argparse.ArgumentParser) -> None:
         "--delete-recordings",
         action="store_true",
         help="also delete its recordings (otherwise a camera with any is kept)",
+    )
+    p.add_argument(
+        "--unprotect",
+        action="store_true",
+        help="remove its protected ranges first (otherwise protected video is kept)",
     )
     p.set_defaults(func=cmd_camera_remove)

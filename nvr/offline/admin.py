@@ -161,9 +161,13 @@ def edit_camera(
         )
 
 
-def remove_camera(db_dir: Path, name: str, *, delete_recordings: bool) -> int:
+def remove_camera(
+    db_dir: Path, name: str, *, delete_recordings: bool, unprotect: bool = False
+) -> int:
     """Removes a camera. With recordings it is refused unless ``delete_recordings``; then
-    its recordings are deleted first. Returns the number of recordings deleted."""
+    its recordings are deleted first, which is refused while it has active protected
+    ranges unless ``unprotect`` (they are removed first, logged). Returns the number of
+    recordings deleted."""
     with open_db(db_dir) as db:
         cam = db.camera_by_name(name)
         streams = [db.streams[sid] for sid in cam.streams.values()]
@@ -173,6 +177,15 @@ def remove_camera(db_dir: Path, name: str, *, delete_recordings: bool) -> int:
                 f"camera {name!r} has {count} recordings; pass --delete-recordings to delete "
                 "them with the camera"
             )
+        ranges = db.active_ranges(cam.id)
+        if count and ranges:
+            if not unprotect:
+                raise errors.FailedPrecondition(
+                    f"camera {name!r} has {len(ranges)} protected ranges; pass --unprotect "
+                    "to remove them and delete the protected video too"
+                )
+            for r in ranges:
+                db.unprotect(cam.id, r.id, by=f"nvr config camera remove (uid {os.getuid()})")
         if count:
             _delete_recordings(db, [s.id for s in streams])
         db.delete_camera(cam.id)

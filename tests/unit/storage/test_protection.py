@@ -277,3 +277,27 @@ def test_protect_refuses_bad_values(tmp_path: Path) -> None:
     with pytest.raises(errors.NotFound):
         env.db.protect(999, 0, 5, "x", expires=None, by="t")
     env.close()
+
+
+async def test_removing_a_camera_keeps_protected_video_unless_told(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nvr.cli import main
+
+    env, clocks = _env(tmp_path)
+    sid = env.stream_ids[0]
+    syncer = Syncer(env.db, env.dir_id, env.sdir, clocks)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(syncer.run)
+        await record_run(env, syncer, clocks, sid, frames=2 * 60, frame_ticks=SEC)
+        await clocks.sleep(SEC)
+        nursery.cancel_scope.cancel()
+    env.db.protect(cam_of(env, sid), T0, T0 + MIN, "keep", expires=None, by="t")
+    env.close()
+    args = ["--db-dir", str(tmp_path / "db"), "config", "camera", "remove", "cam0",
+            "--delete-recordings"]
+    assert main(args) != 0
+    assert "1 protected ranges; pass --unprotect" in capsys.readouterr().err
+    assert main([*args, "--unprotect"]) == 0
+    assert capsys.readouterr().out == "removed camera cam0 and 2 recordings\n"
+    assert check(tmp_path / "db").problems == []
