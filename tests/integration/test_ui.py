@@ -480,7 +480,8 @@ def test_login_and_logout_against_the_server(page: Any, nvr: Nvr) -> None:
     assert page.evaluate("fetch('/api/').then(r => r.status)") == 401
 
 
-def test_protect_a_span_from_the_recordings_page(page: Any, nvr: Nvr) -> None:
+def test_protect_a_span_from_the_recordings_page(page: Any, nvr: Nvr,
+                                                artifact_dir: Path) -> None:
     """A user with protectVideo selects a span, protects it with a reason; the span is
     listed (and in the API) and can be removed again. The status page shows the
     forecast."""
@@ -506,6 +507,7 @@ def test_protect_a_span_from_the_recordings_page(page: Any, nvr: Nvr) -> None:
     ranges = nvr.api(f"/api/cameras/{nvr.camera}/protect")["ranges"]
     assert [r["reason"] for r in ranges] == ["delivery van hit the gate"]
     assert ranges[0]["startTime90k"] == int(item.get_attribute("data-start90k"))
+    page.screenshot(path=str(artifact_dir / "recordings-protected.png"), full_page=True)
     page.click("#protected li button")
     page.wait_for_selector("#protected li", state="detached")
     assert nvr.api(f"/api/cameras/{nvr.camera}/protect")["ranges"] == []
@@ -513,6 +515,7 @@ def test_protect_a_span_from_the_recordings_page(page: Any, nvr: Nvr) -> None:
     page.wait_for_selector(".cam-status .forecast")
     assert "Mbit/s" in page.inner_text(".cam-status .forecast")
     assert "Mbit/s" in page.inner_text(".dirs .forecast")
+    page.screenshot(path=str(artifact_dir / "status-forecast.png"), full_page=True)
 
 
 def test_live_tile_plays(page: Any, nvr: Nvr) -> None:
