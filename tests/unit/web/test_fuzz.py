@@ -28,7 +28,8 @@ from tests.support.web import Recorded, inline_web_threads, record, recorded, we
 
 KEYS = ["s", "days", "cameraConfigs", "startTime90k", "endTime90k", "split90k", "ts",
         "username", "password", "csrf", "user", "update", "precondition", "disabled",
-        "permissions", "preferences", *PERMISSIONS]
+        "permissions", "preferences", "reason", "expiresTime90k", "nvrCameras", "all",
+        *PERMISSIONS]
 
 scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
            | st.text(max_size=20))
