@@ -205,11 +205,13 @@ class Catalog(DatabaseCore):
             raw.delete_camera_protected_ranges(conn, camera_id)
             for sid in cam.streams.values():
                 raw.delete_stream(conn, sid)
+            raw.delete_camera_signal_links(conn, camera_id)  # signals stay, untied
             raw.delete_camera(conn, camera_id)
         for sid in cam.streams.values():
             del self.streams[sid]
         del self.cameras[camera_id]
         self.protected.pop(camera_id, None)
+        self._forget_camera_signals(camera_id)
 
     def camera_by_uuid(self, u: uuidlib.UUID) -> Camera:
         for c in self.cameras.values():

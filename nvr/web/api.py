@@ -5,6 +5,8 @@ recordings`` with the same field names and semantics. Extensions use new names:
 ``nvrStatus`` on each stream (the live recording state), ``nvrSampleFileDir`` (its
 directory's id, and path with ``cameraConfigs``). Everything is served from the
 database's in-memory summaries and its covering index; nothing scans the table.
+``signals`` and ``signalTypes`` come from ``nvr.web.signals``, which also serves
+``/api/signals``.
 
 Sessions and users, with Moonfire's shapes: ``POST /api/login`` (``{username,
 password}`` -> ``204`` and cookie ``s``; a wrong name or password is ``401`` as
@@ -19,6 +21,7 @@ fields). Password hashing runs through ``run_blocking`` (it is slow on purpose).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import uuid
@@ -37,6 +40,7 @@ from nvr.db.recording import VideoSampleEntry
 from nvr.db.stream_summary import day_bounds
 from nvr.db.types import FLAG_TRAILING_ZERO, Camera, ListedRecording, RetentionStatus, Stream
 from nvr.storage import forecast
+from nvr.storage.space import DiskSpace, budget_bytes, budget_warning
 from nvr.web import auth
 from nvr.web.context import (
     MAX_TIME,
@@ -51,6 +55,8 @@ from nvr.web.context import (
     visible_cameras,
 )
 from nvr.web.login_limit import LoginLimiter
+from nvr.web.motion_api import motion_json
+from nvr.web.signals import signal_types_json, signals_json
 
 log = logging.getLogger(__name__)
 
@@ -131,36 +137,51 @@ def stream_forecast_json(f: forecast.StreamForecast) -> dict[str, Any]:
     }
 
 
-def dirs_json(config: bool) -> list[dict[str, Any]]:
-    """``nvrSampleFileDirs``: each directory's totals and forecast (docs/api.md)."""
+async def sample_file_dirs_json(*, paths: bool) -> list[dict[str, Any]]:
+    """``nvrSampleFileDirs``: each directory's disk (measured now, off the event loop), its
+    streams' budgets and use, the warning when the budgets exceed the disk, and its
+    storage forecast; its path only for callers who may read camera configurations
+    (docs/api.md)."""
     c = ctx()
     now = c.clocks.realtime()
-    out = []
-    for d in c.db.dirs.values():
+    out: list[dict[str, Any]] = []
+    for dir_id, row in sorted(c.db.dirs.items()):
+        space: DiskSpace | None = None
+        sdir = c.dirs.get(dir_id)
+        if sdir is not None:  # (a sick disk: its syncer's error says why)
+            with contextlib.suppress(errors.NvrError, OSError):
+                space = DiskSpace.of(await run_blocking(sdir.statvfs))
+        streams = c.db.streams_in_dir(dir_id)
         free, min_free = None, 0
-        for s in c.db.streams_in_dir(d.id):
+        for s in streams:  # the floor is the syncer's; so is the last free space it saw
             st = c.stream_status(s.id)
             if st is not None and st.free_bytes is not None:
                 free, min_free = st.free_bytes, st.min_free
                 break
-        f = forecast.dir_forecast(c.db, d.id, now, free_bytes=free, min_free=min_free,
+        if space is not None:
+            free = space.free_bytes
+        f = forecast.dir_forecast(c.db, dir_id, now, free_bytes=free, min_free=min_free,
                                   sums=c.day_sums)
-        item: dict[str, Any] = {"id": d.id}
-        if config:
-            item["path"] = d.path
+        budget = budget_bytes(c.db, dir_id)
+        d: dict[str, Any] = {"id": dir_id}
+        if paths:
+            d["path"] = row.path
         eta = f.floor_in_sec
-        item.update({
-            "bytesPerSec": round(f.bytes_per_sec),
-            "budgetBytes": f.budget_bytes,
+        d |= {
+            "totalBytes": space.total_bytes if space else None,
+            "freeBytes": free,
+            "minFreeBytes": min_free,
+            "retainBytes": budget,
+            "fsBytes": sum(c.db.stream_summary(s.id).fs_bytes for s in streams),
             "storedBytes": f.stored_bytes,
+            "warning": budget_warning(budget, space),
+            "bytesPerSec": round(f.bytes_per_sec),
             "budgetDays": _days(f.budget_days),
             "heldDays": _days(f.held_days),
-            "freeBytes": f.free_bytes,
-            "minFreeBytes": f.min_free,
             "floorDays": None if eta is None else round(eta / 86_400, 3),
             "floorTime90k": None if eta is None else now + round(eta * UNITS_PER_SEC),
-        })
-        out.append(item)
+        }
+        out.append(d)
     return out
 
 
@@ -238,6 +259,8 @@ def camera_json(cam: Camera, *, days: bool, config: bool) -> dict[str, Any]:
         t: stream_json(db.streams[sid], days=days, config=config)
         for t, sid in sorted(cam.streams.items())
     }
+    if days and (motion := motion_json(cam)) is not None:
+        out["motion"] = motion
     return out
 
 
@@ -249,17 +272,25 @@ async def top_level() -> dict[str, Any]:
         auth.require("readCameraConfigs")
     c = ctx()
     who = auth.caller()
-    out = {
+    out: dict[str, Any] = {
         "timeZoneName": c.time_zone_name,
         "serverVersion": c.server_version,
         "cameras": [camera_json(cam, days=days, config=configs) for cam in visible_cameras()],
-        "signals": [],
-        "signalTypes": [],
+        "signals": signals_json(c.db, days=days, now=c.clocks.realtime()),
+        "signalTypes": signal_types_json(c.db),
         "permissions": permissions_json(who.permissions),
     }
     if camera_limit() is None:  # totals of every camera: not for a caller limited to some
-        out["nvrSampleFileDirs"] = dirs_json(configs)
-    if who.session is not None:
+        out["nvrSampleFileDirs"] = await sample_file_dirs_json(
+            paths="readCameraConfigs" in who.permissions
+        )
+    if who.session is None:
+        # extension: whether logging in can work at all (the demo has no users: a UI
+        # then offers no "Log in")
+        out["nvrLoginAvailable"] = any(
+            u.password_hash is not None and not u.disabled for u in _auth().list_users()
+        )
+    else:
         user = who.session.user
         out["user"] = {
             "name": user.username,

@@ -122,13 +122,20 @@ ROUTE_PERMISSIONS: Mapping[str, str] = {
     "protect.list_ranges": "viewVideo",
     "protect.add_range": "protectVideo",
     "protect.remove_range": "protectVideo",
+    # motion search over stored summaries, and its debug twin (motion_api.py)
+    "motion.motion_search": "viewVideo",
+    "motion.motion_txt": "viewVideo",
     # media (view.py)
     "view.view": "viewVideo",
     "view.init_segment": "viewVideo",
+    "thumb.thumbnail": "viewVideo",
     "live.live": "viewVideo",
     # Prometheus metrics (metrics_route.py): only on binds with metrics = true, which
     # should be reachable by the scraper alone (scrapers have no session)
     "metrics.metrics": PUBLIC,
+    # signals (signals.py)
+    "signals.list_signals": "viewVideo",
+    "signals.update_signals": "updateSignals",
     # users (api.py)
     "api.list_users": "adminUsers",
     "api.add_user": "adminUsers",

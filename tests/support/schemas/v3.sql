@@ -1,12 +1,13 @@
--- nvr database schema, version 3. This file is authoritative (DESIGN.md §6).
+-- nvr database schema, version 3. This file is authoritative (docs/design.md,
+-- "Schema and upgrades").
 --
 -- Units: every *_90k column is in 90 kHz units; times ("*_time_90k") count from
 -- 1970-01-01 00:00:00 UTC; "*_sec" columns are whole seconds since the epoch.
 -- UUIDs are 16-byte blobs. JSON columns hold a JSON object (never NULL).
 -- Once version 1 has shipped this file changes only together with a numbered
 -- upgrade step in nvr/db/upgrade/. Version 2 added the index summary columns of
--- `recording` (v1_to_v2.py); version 3 the protected ranges and per-camera rights
--- (v2_to_v3.py).
+-- `recording` (v1_to_v2.py); version 3 the signal tables (signal_type to signal_change,
+-- v2_to_v3.py).
 
 -- The database's identity: exactly one row. Sample-file directories record this uuid
 -- in their meta file so a directory is never used with another database.
@@ -34,7 +35,8 @@ create table open (
   boot_uuid blob check (boot_uuid is null or length(boot_uuid) = 16)  -- the kernel's boot id
 );
 
--- A directory holding sample files (one file per recording, see DESIGN.md §5).
+-- A directory holding sample files (one file per recording: docs/design.md,
+-- "On-disk formats").
 create table sample_file_dir (
   id integer primary key,
   path text unique not null,  -- absolute path
@@ -166,8 +168,7 @@ create table user (
   password_failure_count integer not null default 0,  -- failed logins ever
   unix_uid integer,  -- local user allowed in over a Unix socket, if any
   -- JSON: {"viewVideo": bool, "readCameraConfigs": bool, "updateSignals": bool,
-  --        "adminUsers": bool, "protectVideo": bool, "cameras": [uuid text]?}
-  -- "cameras" present: every permission applies only to those cameras (by uuid)
+  --        "adminUsers": bool}
   permissions text not null default '{}' check (json_valid(permissions))
 );
 
@@ -199,22 +200,51 @@ create table user_session (
 
 create index user_session_uid on user_session (user_id);
 
--- Spans of a camera's video that retention keeps (POST /api/cameras/<uuid>/protect). A
--- recording of any stream of the camera overlapping an active range (not removed, not
--- expired) is never deleted by retain_bytes, retain_days or the free-space floor. Rows
--- stay after removal: who protected and who removed what, and when, is kept.
-create table protected_range (
+-- Signals (Moonfire NVR's model): a signal is something with a state that changes over
+-- time (a camera's motion, a door contact, an alarm zone), of a type that enumerates its
+-- states. State 0 always means "unknown" and is never stored in signal_type_state.
+create table signal_type (
   id integer primary key,
-  camera_id integer not null references camera (id),
-  start_time_90k integer not null check (start_time_90k >= 0),
-  end_time_90k integer not null check (end_time_90k > start_time_90k),
-  reason text not null check (length(reason) between 1 and 1000),
-  expires_time_90k integer,  -- NULL: never; protects until this wall time otherwise
-  created_time_90k integer not null,
-  created_by text not null,  -- e.g. "user 'alice'"
-  removed_time_90k integer,  -- NULL: not removed
-  removed_by text,
-  check ((removed_time_90k is null) = (removed_by is null))
+  uuid blob unique not null check (length(uuid) = 16),  -- the id the HTTP API uses
+  short_name text unique not null check (length(short_name) between 1 and 64)
 );
 
-create index protected_range_camera on protected_range (camera_id, removed_time_90k);
+-- The states of a signal type.
+create table signal_type_state (
+  type_id integer not null references signal_type (id),
+  value integer not null check (value between 1 and 255),
+  name text not null check (length(name) between 1 and 64),
+  motion integer not null default 0 check (motion in (0, 1)),  -- 1: means motion
+  color text check (color is null or length(color) between 1 and 32),  -- HTML color
+  primary key (type_id, value)
+) without rowid;
+
+create table signal (
+  id integer primary key,
+  uuid blob unique not null check (length(uuid) = 16),
+  type_id integer not null references signal_type (id),
+  short_name text unique not null check (length(short_name) between 1 and 64)
+);
+
+-- Cameras a signal is tied to. "direct": the signal is about what the camera sees (its
+-- motion); "indirect": about something nearby (a door in view). Retention keeps a
+-- signal's changes as long as the oldest recording of any camera tied to it.
+create table signal_camera (
+  signal_id integer not null references signal (id),
+  camera_id integer not null references camera (id),
+  relation text not null check (relation in ('direct', 'indirect')),
+  primary key (signal_id, camera_id)
+) without rowid;
+
+-- A signal's state from time_90k (wall time) until its next change. Before its first
+-- change a signal is in state 0 (unknown); consecutive changes of a signal never have
+-- the same state.
+create table signal_change (
+  signal_id integer not null references signal (id),
+  time_90k integer not null check (time_90k > 0),
+  state integer not null check (state between 0 and 255),
+  primary key (signal_id, time_90k)
+) without rowid;
+
+-- Changes of every signal by time (GET /api/signals), covering.
+create index signal_change_time on signal_change (time_90k, signal_id, state);

@@ -30,9 +30,8 @@ from nvr.db.types import StreamConfig
 from nvr.web import auth
 from nvr.web.app import create_app
 from nvr.web.context import WebContext
-from tests.support.web import T0, VIEW, Recorded, inline_web_threads, recorded, web_context
-
-__all__ = ["inline_web_threads", "recorded"]  # fixtures
+from tests.support.determinism import T0
+from tests.support.web import SEC, VIEW, Recorded, web_context
 
 NOBODY = BindConfig()
 
@@ -100,11 +99,20 @@ def path_values(site: Site, camera_uuid: str | None = None) -> dict[str, str]:
     }
 
 
-QUERIES: dict[str, dict[str, str]] = {"view.view": {"s": "0"}}
+QUERIES: dict[str, dict[str, str]] = {
+    "view.view": {"s": "0"},
+    "motion.motion_search": {"startTime90k": "0", "endTime90k": "90000"},
+    "motion.motion_txt": {"startTime90k": "0", "endTime90k": "90000"},
+    "thumb.thumbnail": {"time90k": str(T0 + 10 * SEC), "width": "64"},
+}
 
 
 def body_for(site: Site, endpoint: str) -> dict[str, Any]:
     n = next(site.counter)
+    if endpoint == "signals.update_signals":
+        sig = site.r.env.db.motion_signal(1)
+        return {"signalIds": [sig.id], "states": [2], "start": {"base": "now", "rel90k": 0},
+                "end": {"base": "now", "rel90k": 90000}}
     return {
         "api.login": {"username": "viewer", "password": "pw-viewer"},
         "api.add_user": {"user": {"username": f"new{n}", "password": "x"}},
@@ -119,6 +127,7 @@ SUCCESS: dict[str, int] = {
     "live.live": 101,  # the WebSocket upgrade was accepted (and no error sent)
     "metrics.metrics": 404,  # served only on binds with metrics = true (not these)
     "protect.add_range": 200,  # answers the new range
+    "signals.update_signals": 200,  # answers {"time90k": now}
 }
 
 
