@@ -1,10 +1,11 @@
-"""Schema version 4 -> 5: archive.
+"""Schema version 4 -> 5: protected ranges (and per-camera rights).
 
-Adds the archive tables (``archive``, ``archive_stream``, ``archived_recording``; see
-``schema.sql`` and docs/design.md, "Archive tier"), empty. Nothing that exists is touched:
-recordings, their rows, indexes and every ETag stay exactly as they were.
+Adds the ``protected_range`` table and its index (see ``schema.sql``): spans of a
+camera's video that retention must keep. Per-camera rights need no schema change: a
+user's (and a session's) ``permissions`` JSON may now carry ``"cameras": [uuid, ...]``,
+which older rows simply lack (no limit). Nothing else is touched; no row changes.
 
-The SQL is written out here, not taken from ``schema.sql``: a step is frozen history.
+The SQL is written out here, not taken from ``raw.py``: a step is frozen history.
 """
 
 from __future__ import annotations
@@ -12,27 +13,20 @@ from __future__ import annotations
 import sqlite3
 
 _SQL = """
-create table archive (
+create table protected_range (
   id integer primary key,
-  uuid blob unique not null check (length(uuid) = 16),
-  short_name text unique not null check (length(short_name) between 1 and 64),
-  config text not null default '{}' check (json_valid(config))
+  camera_id integer not null references camera (id),
+  start_time_90k integer not null check (start_time_90k >= 0),
+  end_time_90k integer not null check (end_time_90k > start_time_90k),
+  reason text not null check (length(reason) between 1 and 1000),
+  expires_time_90k integer,
+  created_time_90k integer not null,
+  created_by text not null,
+  removed_time_90k integer,
+  removed_by text,
+  check ((removed_time_90k is null) = (removed_by is null))
 );
-create table archive_stream (
-  archive_id integer not null references archive (id),
-  stream_id integer not null references stream (id),
-  primary key (archive_id, stream_id)
-) without rowid;
-create table archived_recording (
-  archive_id integer not null references archive (id),
-  composite_id integer not null,
-  start_time_90k integer not null check (start_time_90k > 0),
-  wall_duration_90k integer not null check (wall_duration_90k >= 0),
-  sample_file_bytes integer not null check (sample_file_bytes > 0),
-  sample_file_sha256 blob not null check (length(sample_file_sha256) = 32),
-  archived_time_90k integer not null,
-  primary key (archive_id, composite_id)
-) without rowid;
+create index protected_range_camera on protected_range (camera_id, removed_time_90k);
 """
 
 
