@@ -20,8 +20,8 @@ from nvr.base import errors
 from nvr.base.time90k import UNITS_PER_SEC, Time
 from nvr.db import raw
 from nvr.db.frames_summary import summarize_index
-from nvr.db.protection import Protection
 from nvr.db.motion import MotionStore
+from nvr.db.protection import Protection
 from nvr.db.raw import composite_id, split_composite_id
 from nvr.db.types import (
     FlushResult,

@@ -536,7 +536,7 @@ def test_v2_to_v3(tmp_path: Path) -> None:
     Database.create(fresh, T0)
     shapes = table_shapes(fresh / "db")
     del shapes["recording_motion"]  # version 4
-    del shapes["protected_range"]  # version 5
+    del shapes["protected_range"], shapes["protected_range_camera"]  # version 5
     assert table_shapes(db_dir / "db") == shapes
     upgrade(db_dir, now_sec=NOW)
     with Database.open(db_dir, tz=dt.UTC, now=lambda: T0) as db:
@@ -560,7 +560,7 @@ def test_v3_to_v4(tmp_path: Path) -> None:
     fresh = tmp_path / "fresh"
     Database.create(fresh, T0)
     shapes = table_shapes(fresh / "db")
-    del shapes["protected_range"]  # version 5
+    del shapes["protected_range"], shapes["protected_range_camera"]  # version 5
     assert table_shapes(db_dir / "db") == shapes
     conn = sqlite3.connect(db_dir / "db", isolation_level=None)
     conn.execute("pragma foreign_keys = on")
