@@ -32,7 +32,7 @@ from nvr.base import errors
 from nvr.base.clock import Clocks
 from nvr.base.time90k import UNITS_PER_SEC, Duration
 from nvr.db.auth import Auth
-from nvr.web import api, auth, live, metrics_route, motion_api, signals, thumb, ui, view
+from nvr.web import api, auth, live, metrics_route, motion_api, protect, signals, thumb, ui, view
 from nvr.web.context import MAX_JSON_BODY, WebContext, one_line, status_for, text_response
 from nvr.web.login_limit import LoginLimiter, RateLimited
 
@@ -137,6 +137,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
             return response
 
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(protect.blueprint)
     app.register_blueprint(signals.blueprint)
     app.register_blueprint(view.blueprint)
     app.register_blueprint(motion_api.blueprint)
