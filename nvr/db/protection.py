@@ -1,5 +1,5 @@
 """The protected-ranges part of ``Database``: spans of a camera's video that retention
-keeps (docs/design.md, Protected ranges).
+keeps (docs/design.md, "Recording, syncing and retention").
 
 What belongs here: adding, removing (kept as a row with who and when) and listing a
 camera's protected ranges; whether a recording is protected now (``protected_at``, used

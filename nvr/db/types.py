@@ -279,7 +279,7 @@ class RetentionStatus:
     recordings overlapping an active protected range) count against ``retain_bytes``
     like the rest, but only ``unprotected_bytes`` can be deleted. ``over_budget``:
     protected video alone exceeds ``retain_bytes``, so byte retention deletes nothing
-    of the stream (docs/design.md, Protected ranges)."""
+    of the stream (docs/design.md, "Recording, syncing and retention")."""
 
     protected_bytes: int
     unprotected_bytes: int

@@ -1,5 +1,5 @@
 """Storage forecast: how long budgets and disks hold at the recent bitrate
-(docs/design.md, Storage forecast).
+(docs/design.md, "Recording, syncing and retention").
 
 What belongs here: per stream, the average bitrate over the last day (bytes of the
 recordings that started in it, committed and pending, over their wall duration: the

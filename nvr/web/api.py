@@ -128,7 +128,7 @@ def _days(d: float | None) -> float | None:
 
 
 def stream_forecast_json(f: forecast.StreamForecast) -> dict[str, Any]:
-    """``nvrForecast`` of a stream (docs/api.md, Storage forecast)."""
+    """``nvrForecast`` of a stream (docs/api.md, "Extensions": Storage forecast)."""
     return {
         "bytesPerSec": None if f.bytes_per_sec is None else round(f.bytes_per_sec),
         "sampledDuration90k": f.sampled_90k,

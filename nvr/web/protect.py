@@ -1,4 +1,4 @@
-"""Protected ranges over HTTP (an nvr extension; docs/api.md, Protected ranges).
+"""Protected ranges over HTTP (an nvr extension; docs/api.md, "Extensions").
 
 ``POST /api/cameras/<uuid>/protect`` with ``{startTime90k, endTime90k, reason,
 expiresTime90k?}`` adds a range (``protectVideo``) and answers it as JSON;

@@ -547,7 +547,7 @@ def test_v2_to_v3(tmp_path: Path) -> None:
     Database.create(fresh, T0)
     shapes = table_shapes(fresh / "db")
     del shapes["recording_motion"]  # version 4
-    del shapes["protected_range"]  # version 5
+    del shapes["protected_range"], shapes["protected_range_camera"]  # version 5
     for t in ("archive", "archive_stream", "archived_recording"):  # version 6
         del shapes[t]
     assert table_shapes(db_dir / "db") == shapes
@@ -573,7 +573,7 @@ def test_v3_to_v4(tmp_path: Path) -> None:
     fresh = tmp_path / "fresh"
     Database.create(fresh, T0)
     shapes = table_shapes(fresh / "db")
-    del shapes["protected_range"]  # version 5
+    del shapes["protected_range"], shapes["protected_range_camera"]  # version 5
     for t in ("archive", "archive_stream", "archived_recording"):  # version 6
         del shapes[t]
     assert table_shapes(db_dir / "db") == shapes
