@@ -6,6 +6,7 @@ run(config)
 ├─ signal watcher (outside the core nursery: it outlives the final flush)
 └─ core nursery
    ├─ syncer per sample-file directory
+   ├─ uploader per archive (``nvr.archive.uploader.start_uploaders``)
    ├─ event loop monitor (``Liveness.monitor``)
    ├─ systemd watchdog (``ping_watchdog``: only while ``Liveness`` finds no problem)
    ├─ web: ``nvr.web.server.run_web``, one server per HTTP bind and the control socket
@@ -45,6 +46,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from nvr.archive.uploader import Uploader, start_uploaders
 from nvr.base import descriptors, errors
 from nvr.base.clock import Clocks, RealClocks
 from nvr.base.log_limit import RateLimitedLog
@@ -79,6 +81,7 @@ class Daemon:
     metrics: Metrics
     syncers: dict[int, Syncer] = field(default_factory=dict)  # by dir id
     streamers: dict[int, Streamer] = field(default_factory=dict)  # by stream id
+    uploaders: dict[int, Uploader] = field(default_factory=dict)  # by archive id
     #: set to begin an orderly shutdown
     shutdown: trio.Event = field(default_factory=trio.Event)
     #: where the web server listens (``http://127.0.0.1:43123``...), once started
@@ -104,7 +107,9 @@ class Daemon:
         syncer = self.syncers.get(dir_id) if dir_id is not None else None
         if syncer is None:
             return StreamStatus(streamer.state.value)
-        return StreamStatus(streamer.state.value, syncer.status.value, syncer.last_free_bytes)
+        return StreamStatus(
+            streamer.state.value, syncer.status.value, syncer.last_free_bytes, syncer.min_free
+        )
 
 
 def open_dirs(db: Database, *, read_only: bool) -> dict[int, SampleFileDir]:
@@ -131,6 +136,7 @@ def _make_daemon(
 ) -> Daemon:
     syncers: dict[int, Syncer] = {}
     streamers: dict[int, Streamer] = {}
+    uploaders: dict[int, Uploader] = {}
     limits = LivenessLimits(
         syncer_stuck=round(config.watchdog_syncer_stuck_sec * UNITS_PER_SEC),
         streamer_stuck=round(config.watchdog_streamer_stuck_sec * UNITS_PER_SEC),
@@ -146,11 +152,15 @@ def _make_daemon(
         dirs=dirs,
         syncers=syncers,
         streamers=streamers,
+        uploaders=uploaders,
         liveness=liveness,
         hub=hub,
         motion=motion,
     )
-    return Daemon(config, db, liveness, metrics, syncers, streamers, hub=hub, motion=motion)
+    return Daemon(
+        config, db, liveness, metrics, syncers, streamers,
+        uploaders=uploaders, hub=hub, motion=motion,
+    )
 
 
 async def run(
@@ -227,6 +237,7 @@ async def _run_tree(
         if not read_only:
             for dir_id in dirs:
                 await supervisor.start_syncer(dir_id)
+            await start_uploaders(core, db, dirs, clocks, daemon.uploaders)
         core.start_soon(daemon.liveness.monitor)
         if notifier.watchdog_interval:
             core.start_soon(ping_watchdog, daemon.liveness, notifier, clocks)
@@ -240,6 +251,7 @@ async def _run_tree(
             stream_status=daemon.stream_status,
             metrics=daemon.metrics,
             reconfigure=supervisor,
+            uploaders=daemon.uploaders,
         )
         daemon.http_addresses = await core.start(
             run_web, config, shared, budget, web_stop, web_done

@@ -212,16 +212,32 @@ def recordings_of(db: Database, cam: Camera) -> int:
     return sum(s.committed.num_recordings + len(s.pending) for s in streams)
 
 
-def check_removable(db: Database, cam: Camera, *, delete_recordings: bool) -> int:
-    """Refuses removing a camera with recordings unless ``delete_recordings``; returns how
-    many it has."""
+def check_removable(
+    db: Database, cam: Camera, *, delete_recordings: bool, unprotect: bool = False
+) -> int:
+    """Refuses removing a camera with recordings unless ``delete_recordings``, and one
+    whose recordings have active protected ranges unless ``unprotect``; returns how many
+    recordings it has."""
     n = recordings_of(db, cam)
     if n and not delete_recordings:
         raise errors.FailedPrecondition(
             f"camera {cam.short_name!r} has {n} recordings; remove it with deleteRecordings "
             "(nvr config camera remove --delete-recordings) to delete them too"
         )
+    ranges = db.active_ranges(cam.id)
+    if n and ranges and not unprotect:
+        raise errors.FailedPrecondition(
+            f"camera {cam.short_name!r} has {len(ranges)} protected ranges; pass --unprotect "
+            "(API: unprotect) to remove them and delete the protected video too"
+        )
     return n
+
+
+def unprotect_all(db: Database, cam: Camera, *, by: str) -> None:
+    """Removes the camera's active protected ranges (each logged with ``by``), before its
+    recordings are deleted with it."""
+    for r in db.active_ranges(cam.id):
+        db.unprotect(cam.id, r.id, by=by)
 
 
 def delete_recordings_and_camera(db: Database, cam: Camera) -> None:

@@ -14,6 +14,8 @@ from nvr.cli import control
 from nvr.cli.common import Subparsers, db_dir, read_password
 from nvr.motion.detector import MAX_SENSITIVITY, MIN_SENSITIVITY
 from nvr.motion.summary import parse_cells
+from nvr.offline import admin
+from nvr.storage.forecast import StreamForecast
 from nvr.storage.space import DiskSpace, budget_bytes, budget_warning
 
 
@@ -85,8 +87,25 @@ def cmd_camera_add(args: argparse.Namespace) -> int:
         body["config"] = config
     cam = to.add_camera(body)
     print(f"added camera {cam.name} ({cam.uuid}) with streams {', '.join(sorted(streams))}")
+    print_forecast(args, cam.name)
     warn_about_budgets(args, cam.name)
     return 0
+
+
+def forecast_line(type_: str, f: StreamForecast) -> str:
+    """What the budget just set holds, in words (``nvr.storage.forecast``)."""
+    keep = f"keep {format_size(f.retain_bytes)}" + (
+        f" / {f.retain_days} days" if f.retain_days else "")
+    if f.bytes_per_sec is None or f.budget_days is None:
+        return f"  {type_}: {keep}: nothing recorded in the last day, so no forecast yet"
+    held = "" if f.held_days is None else f"; holds {f.held_days:.1f} days now"
+    return (f"  {type_}: {keep}: about {f.budget_days:.1f} days at the last day's average "
+            f"of {f.bytes_per_sec * 8 / 1e6:.2f} Mbit/s{held}")
+
+
+def print_forecast(args: argparse.Namespace, name: str) -> None:
+    for type_, f in admin.camera_forecast(db_dir(args), name):
+        print(forecast_line(type_, f))
 
 
 def cmd_camera_list(args: argparse.Namespace) -> int:
@@ -150,13 +169,16 @@ def cmd_camera_edit(args: argparse.Namespace) -> int:
         update["streams"] = streams
     to.update_camera(cam, update)
     print(f"updated camera {args.name or cam.name}")
+    print_forecast(args, args.name or cam.name)
     warn_about_budgets(args, args.name or cam.name)
     return 0
 
 
 def cmd_camera_remove(args: argparse.Namespace) -> int:
     to = control.target(db_dir(args))
-    n = to.remove_camera(to.camera(args.camera), delete_recordings=args.delete_recordings)
+    n = to.remove_camera(
+        to.camera(args.camera), delete_recordings=args.delete_recordings, unprotect=args.unprotect
+    )
     print(f"removed camera {args.camera}" + (f" and {n} recordings" if n else ""))
     return 0
 
@@ -291,5 +313,10 @@ def add_parsers(what: Subparsers, common: argparse.ArgumentParser) -> None:
         "--delete-recordings",
         action="store_true",
         help="also delete its recordings (otherwise a camera with any is kept)",
+    )
+    p.add_argument(
+        "--unprotect",
+        action="store_true",
+        help="remove its protected ranges first (otherwise protected video is kept)",
     )
     p.set_defaults(func=cmd_camera_remove)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from nvr.base import errors
-from nvr.cli import cameras, check, database, demo, dirs, run, signals, ts, users
+from nvr.cli import archives, cameras, check, database, demo, dirs, run, signals, ts, users
 from nvr.cli.common import Command
 from nvr.config import DEFAULT_DB_DIR
 
@@ -40,13 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     database.add_upgrade_parser(sub, common)
     config = sub.add_parser(
         "config",
-        help="change cameras, directories, signals and users (cameras, directories and "
-        "users also through the daemon while it runs)",
+        help="change cameras, directories, signals, archives and users (cameras, directories "
+        "and users also through the daemon while it runs)",
     )
     what = config.add_subparsers(dest="what", required=True, metavar="WHAT")
     dirs.add_parsers(what, common)
     cameras.add_parsers(what, common)
     signals.add_parsers(what, common)
+    archives.add_parsers(what, common)
     users.add_parsers(what, common)
     users.add_login_parser(sub, common)
     demo.add_parser(sub)

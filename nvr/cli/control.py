@@ -77,7 +77,9 @@ class Target(Protocol):
 
     def update_camera(self, cam: CameraRef, update: dict[str, Any]) -> None: ...
 
-    def remove_camera(self, cam: CameraRef, *, delete_recordings: bool) -> int: ...
+    def remove_camera(
+        self, cam: CameraRef, *, delete_recordings: bool, unprotect: bool = False
+    ) -> int: ...
 
     def add_dir(self, path: Path) -> int: ...
 
@@ -126,8 +128,12 @@ class LocalTarget:
     def update_camera(self, cam: CameraRef, update: dict[str, Any]) -> None:
         admin.update_camera(self._db_dir, cam.uuid, update)
 
-    def remove_camera(self, cam: CameraRef, *, delete_recordings: bool) -> int:
-        return admin.remove_camera(self._db_dir, cam.uuid, delete_recordings=delete_recordings)
+    def remove_camera(
+        self, cam: CameraRef, *, delete_recordings: bool, unprotect: bool = False
+    ) -> int:
+        return admin.remove_camera(
+            self._db_dir, cam.uuid, delete_recordings=delete_recordings, unprotect=unprotect
+        )
 
     def add_dir(self, path: Path) -> int:
         return admin.add_dir(self._db_dir, path)
@@ -229,10 +235,12 @@ class DaemonTarget:
     def update_camera(self, cam: CameraRef, update: dict[str, Any]) -> None:
         self.request("PATCH", f"/api/nvr/cameras/{quote(cam.uuid)}", {"update": update})
 
-    def remove_camera(self, cam: CameraRef, *, delete_recordings: bool) -> int:
+    def remove_camera(
+        self, cam: CameraRef, *, delete_recordings: bool, unprotect: bool = False
+    ) -> int:
         out = self.request(
             "DELETE", f"/api/nvr/cameras/{quote(cam.uuid)}",
-            {"deleteRecordings": delete_recordings},
+            {"deleteRecordings": delete_recordings, "unprotect": unprotect},
         )  # fmt: skip
         return int(out["recordings"])
 

@@ -21,7 +21,7 @@ from nvr.base.time90k import Duration, Time
 from nvr.db import raw
 from nvr.db.connection import timed_read, transaction
 from nvr.db.recording import VideoSampleEntry
-from nvr.db.types import Camera, SampleFileDirRow, Stream
+from nvr.db.types import Camera, ProtectedRange, SampleFileDirRow, Stream
 
 
 class DatabaseCore:
@@ -54,6 +54,10 @@ class DatabaseCore:
         self.dirs: dict[int, SampleFileDirRow] = {}
         self.video_sample_entries: dict[int, VideoSampleEntry] = {}
         self._entry_ids: dict[bytes, int] = {}
+        #: camera id -> its protected ranges not removed (expired ones pruned lazily)
+        self.protected: dict[int, list[ProtectedRange]] = {}
+        #: called after a protected range was added or removed (syncers re-plan retention)
+        self.protection_listeners: list[Callable[[], None]] = []
         #: called after every successful flush (syncers wake up to unlink new garbage)
         self.flush_listeners: list[Callable[[], None]] = []
         self.flush_count = 0
@@ -96,6 +100,19 @@ class DatabaseCore:
 
     def _forget_camera_signals(self, camera_id: int) -> None:
         """After a camera was deleted: its signals' ties to it go (``signals`` does it)."""
+
+    def _may_delete(self, stream_id: int) -> Callable[[int], bool] | None:
+        """For budget retention: which of the stream's recordings may be deleted now
+        (None: any). ``archives`` holds back those not yet in a ``require_archived``
+        archive."""
+        return None
+
+    def _count_unarchived_deletions(self, stream_id: int, cids: list[int]) -> None:
+        """Told of deletions just committed (``archives`` counts what was never
+        archived)."""
+
+    def _forget_stream_archives(self, stream_id: int) -> None:
+        """After a stream was deleted: archives stop copying it (``archives`` does it)."""
 
     def _dir(self, dir_id: int) -> SampleFileDirRow:
         try:

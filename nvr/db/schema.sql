@@ -1,4 +1,4 @@
--- nvr database schema, version 4. This file is authoritative (docs/design.md,
+-- nvr database schema, version 6. This file is authoritative (docs/design.md,
 -- "Schema and upgrades").
 --
 -- Units: every *_90k column is in 90 kHz units; times ("*_time_90k") count from
@@ -8,7 +8,8 @@
 -- upgrade step in nvr/db/upgrade/. Version 2 added the index summary columns of
 -- `recording` (v1_to_v2.py); version 3 the signal tables (signal_type to signal_change,
 -- v2_to_v3.py); version 4 the per-recording motion summaries (recording_motion,
--- v3_to_v4.py).
+-- v3_to_v4.py); version 5 the protected ranges and per-camera rights (protected_range,
+-- v4_to_v5.py); version 6 the archive tables (archive to archived_recording, v5_to_v6.py).
 
 -- The database's identity: exactly one row. Sample-file directories record this uuid
 -- in their meta file so a directory is never used with another database.
@@ -183,7 +184,8 @@ create table user (
   password_failure_count integer not null default 0,  -- failed logins ever
   unix_uid integer,  -- local user allowed in over a Unix socket, if any
   -- JSON: {"viewVideo": bool, "readCameraConfigs": bool, "updateSignals": bool,
-  --        "adminUsers": bool}
+  --        "adminUsers": bool, "protectVideo": bool, "cameras": [uuid text]?}
+  -- "cameras" present: every permission applies only to those cameras (by uuid)
   permissions text not null default '{}' check (json_valid(permissions))
 );
 
@@ -263,3 +265,58 @@ create table signal_change (
 
 -- Changes of every signal by time (GET /api/signals), covering.
 create index signal_change_time on signal_change (time_90k, signal_id, state);
+
+-- Spans of a camera's video that retention keeps (POST /api/cameras/<uuid>/protect). A
+-- recording of any stream of the camera overlapping an active range (not removed, not
+-- expired) is never deleted by retain_bytes, retain_days or the free-space floor. Rows
+-- stay after removal: who protected and who removed what, and when, is kept.
+create table protected_range (
+  id integer primary key,
+  camera_id integer not null references camera (id),
+  start_time_90k integer not null check (start_time_90k >= 0),
+  end_time_90k integer not null check (end_time_90k > start_time_90k),
+  reason text not null check (length(reason) between 1 and 1000),
+  expires_time_90k integer,  -- NULL: never; protects until this wall time otherwise
+  created_time_90k integer not null,
+  created_by text not null,  -- e.g. "user 'alice'"
+  removed_time_90k integer,  -- NULL: not removed
+  removed_by text,
+  check ((removed_time_90k is null) = (removed_by is null))
+);
+
+create index protected_range_camera on protected_range (camera_id, removed_time_90k);
+
+-- An archive: a bucket (and key prefix) of S3-compatible object storage that recordings
+-- are copied to (docs/design.md, "Archive tier"). Its credentials are in config, like a
+-- camera's: never logged, never in the API.
+create table archive (
+  id integer primary key,
+  uuid blob unique not null check (length(uuid) = 16),
+  short_name text unique not null check (length(short_name) between 1 and 64),
+  -- JSON: {"endpoint": str, "bucket": str, "prefix": str, "region": str,
+  --        "access_key": str, "secret_key": str, "retain_days": int?, "retain_bytes": int?,
+  --        "max_rate": int? (bytes/s), "require_archived": bool}
+  config text not null default '{}' check (json_valid(config))
+);
+
+-- The streams an archive copies.
+create table archive_stream (
+  archive_id integer not null references archive (id),
+  stream_id integer not null references stream (id),
+  primary key (archive_id, stream_id)
+) without rowid;
+
+-- One row per recording stored in an archive: its sample-file object and its description
+-- object were both written and the server verified the checksums sent with them. The row
+-- outlives the local recording (no reference to `recording`); archive retention deletes it
+-- after the objects. Only a completed upload ever adds a row.
+create table archived_recording (
+  archive_id integer not null references archive (id),
+  composite_id integer not null,
+  start_time_90k integer not null check (start_time_90k > 0),
+  wall_duration_90k integer not null check (wall_duration_90k >= 0),
+  sample_file_bytes integer not null check (sample_file_bytes > 0),
+  sample_file_sha256 blob not null check (length(sample_file_sha256) = 32),
+  archived_time_90k integer not null,  -- wall time the upload completed
+  primary key (archive_id, composite_id)
+) without rowid;

@@ -16,16 +16,18 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+from types import EllipsisType
 from typing import Any
 
 from nvr import reconfig
 from nvr.base import errors
 from nvr.base.clock import RealClocks
 from nvr.base.time90k import zone
-from nvr.db.auth import FLAG_HTTP_ONLY, FLAG_SAME_SITE_LAX, SESSION_COOKIE, Auth, User
+from nvr.db.auth import FLAG_HTTP_ONLY, FLAG_SAME_SITE_LAX, KEEP, SESSION_COOKIE, Auth, User
 from nvr.db.database import Database
 from nvr.db.types import Camera
 from nvr.storage.dir import open_for_database
+from nvr.storage.forecast import StreamForecast, stream_forecast
 
 
 def open_db(db_dir: Path, *, read_only: bool = False, lock: bool = True) -> Database:
@@ -66,12 +68,20 @@ def update_camera(db_dir: Path, camera_uuid: str, update: dict[str, Any]) -> Cam
         return reconfig.update_camera(db, _camera(db, camera_uuid), update)
 
 
-def remove_camera(db_dir: Path, camera_uuid: str, *, delete_recordings: bool) -> int:
+def remove_camera(
+    db_dir: Path, camera_uuid: str, *, delete_recordings: bool, unprotect: bool = False
+) -> int:
     """Removes a camera. With recordings it is refused unless ``delete_recordings``; then
-    its recordings are deleted first. Returns the number of recordings deleted."""
+    its recordings are deleted first, which is refused while it has active protected
+    ranges unless ``unprotect`` (they are removed first, logged). Returns the number of
+    recordings deleted."""
     with open_db(db_dir) as db:
         cam = _camera(db, camera_uuid)
-        count = reconfig.check_removable(db, cam, delete_recordings=delete_recordings)
+        count = reconfig.check_removable(
+            db, cam, delete_recordings=delete_recordings, unprotect=unprotect
+        )
+        if count:
+            reconfig.unprotect_all(db, cam, by=f"nvr config camera remove (uid {os.getuid()})")
         if count:
             _delete_recordings(db, list(cam.streams.values()))
         db.delete_camera(cam.id)
@@ -125,10 +135,42 @@ def update_user(
     *,
     disabled: bool | None = None,
     permissions: frozenset[str] | None = None,
+    cameras: list[str] | EllipsisType | None = ...,
 ) -> User:
+    """Changes a user. ``cameras``: the only cameras (short names or uuids) its
+    permissions apply to; None lifts the limit; ``...`` leaves it."""
     with open_db(db_dir) as db:
         a = _auth(db)
-        return a.update_user(a.user_by_name(name).id, disabled=disabled, permissions=permissions)
+        limit = KEEP if cameras is ... else (
+            None if cameras is None else frozenset(_camera_uuid(db, c) for c in cameras)
+        )
+        return a.update_user(
+            a.user_by_name(name).id, disabled=disabled, permissions=permissions, cameras=limit
+        )
+
+
+def camera_forecast(db_dir: Path, name: str) -> list[tuple[str, StreamForecast]]:
+    """Each stream's storage forecast (type, forecast) as of now, by stream type (what is
+    committed, without the lock: it works while the daemon runs)."""
+    with open_db(db_dir, read_only=True, lock=False) as db:
+        cam = db.camera_by_name(name)
+        now = RealClocks().realtime()
+        return [(t, stream_forecast(db, sid, now)) for t, sid in sorted(cam.streams.items())]
+
+
+def _camera_uuid(db: Database, name: str) -> uuid.UUID:
+    """A camera named by short name or uuid (which must exist)."""
+    try:
+        return db.camera_by_uuid(uuid.UUID(name)).uuid
+    except ValueError:
+        return db.camera_by_name(name).uuid
+
+
+def camera_names(db_dir: Path, uuids: frozenset[uuid.UUID]) -> list[str]:
+    """Short names of the cameras (the uuid of any that no longer exists)."""
+    with open_db(db_dir, read_only=True) as db:
+        names = {c.uuid: c.short_name for c in db.cameras.values()}
+    return sorted(names.get(u, str(u)) for u in uuids)
 
 
 def remove_user(db_dir: Path, name: str) -> None:

@@ -39,6 +39,7 @@ from nvr.web import (
     live,
     metrics_route,
     motion_api,
+    protect,
     signals,
     thumb,
     ui,
@@ -149,6 +150,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
 
     app.register_blueprint(api.blueprint)
     app.register_blueprint(config_api.blueprint)
+    app.register_blueprint(protect.blueprint)
     app.register_blueprint(signals.blueprint)
     app.register_blueprint(view.blueprint)
     app.register_blueprint(motion_api.blueprint)

@@ -4,7 +4,8 @@ need ``adminConfig``.
 
 ``POST /api/nvr/cameras`` (``{"camera": {...}}`` -> ``{"uuid", "id"}``), ``PATCH
 /api/nvr/cameras/<uuid>`` (``{"update": {...}}``), ``DELETE /api/nvr/cameras/<uuid>``
-(``{"deleteRecordings": bool}`` -> ``{"recordings": n}``, how many were deleted),
+(``{"deleteRecordings": bool, "unprotect": bool}`` -> ``{"recordings": n}``, how many
+were deleted),
 ``GET /api/nvr/dirs``, ``POST /api/nvr/dirs`` (``{"path"}`` -> ``{"id"}``), ``DELETE
 /api/nvr/dirs/<id>``.
 
@@ -75,16 +76,19 @@ async def update_camera(camera_uuid: str) -> Response:
 
 @blueprint.delete("/api/nvr/cameras/<camera_uuid>")
 async def delete_camera(camera_uuid: str) -> dict[str, Any]:
-    b = _body({"deleteRecordings"})
-    delete = b.get("deleteRecordings", False)
+    b = _body({"deleteRecordings", "unprotect"})
+    delete, unprotect = b.get("deleteRecordings", False), b.get("unprotect", False)
     if not isinstance(delete, bool):
         raise errors.InvalidArgument("deleteRecordings must be true or false")
+    if not isinstance(unprotect, bool):
+        raise errors.InvalidArgument("unprotect must be true or false")
     c = ctx()
     async with c.reconfigure.lock:
         cam = camera_by_uuid(camera_uuid)
-        n = reconfig.check_removable(c.db, cam, delete_recordings=delete)
+        n = reconfig.check_removable(c.db, cam, delete_recordings=delete, unprotect=unprotect)
         if n:
             await c.reconfigure.settle(cam.id)
+            reconfig.unprotect_all(c.db, cam, by=f"camera removed by {_actor()}")
         reconfig.delete_recordings_and_camera(c.db, cam)
         log.info("camera %r removed with %d recordings by %s", cam.short_name, n, _actor())
         await c.reconfigure.apply()

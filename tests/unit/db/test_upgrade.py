@@ -24,6 +24,7 @@ from nvr.base.blocking import inline_blocking
 from nvr.base.clock import RealClocks
 from nvr.db import raw
 from nvr.db import upgrade as upgrade_pkg
+from nvr.db.archives import ArchiveConfig
 from nvr.db.connection import lock_dir
 from nvr.db.database import Database
 from nvr.db.frames_summary import FramesSummary, summarize_index
@@ -93,8 +94,36 @@ def fill_v3(conn: sqlite3.Connection) -> None:
                     values (1, ?, 2)""", (T0,))
 
 
+def fill_v4(conn: sqlite3.Connection) -> None:
+    """One row or more in every table of schema version 4 (version 3's plus a motion
+    summary)."""
+    fill_v3(conn)
+    conn.execute("""insert into recording_motion (composite_id, cells, entries,
+                        global_seconds, motion_seconds, frames, skipped)
+                    values (?, ?, x'00000101', x'0000', 1, 30, 0)""", (1 << 32, bytes(32)))
+
+
+def fill_v5(conn: sqlite3.Connection) -> None:
+    """One row or more in every table of schema version 5 (version 4's plus a protected
+    range)."""
+    fill_v4(conn)
+    conn.execute("""insert into protected_range (id, camera_id, start_time_90k, end_time_90k,
+                        reason, expires_time_90k, created_time_90k, created_by)
+                    values (1, 1, ?, ?, 'incident', null, ?, 'admin')""",
+                 (T0, T0 + 90000, T0))
+
+
 FILLERS: dict[int, Callable[[sqlite3.Connection], None]] = {
-    1: fill_v1, 2: fill_v2, 3: fill_v3}
+    1: fill_v1, 2: fill_v2, 3: fill_v3, 4: fill_v4, 5: fill_v5}
+
+
+def frozen_db(db_dir: Path, version: int) -> Path:
+    """An empty database file made with the frozen schema of ``version``."""
+    db_dir.mkdir(parents=True)
+    conn = sqlite3.connect(db_dir / "db", isolation_level=None)
+    conn.executescript((SCHEMAS / f"v{version}.sql").read_text())
+    conn.close()
+    return db_dir / "db"
 
 
 def fixture_db(root: Path, version: int, *, as_version: int | None = None) -> Path:
@@ -380,17 +409,16 @@ def test_v1_to_v2(tmp_path: Path) -> None:
     conn.execute("update stream set cum_recordings = 4")
     conn.close()
     before = row_counts(db_dir / "db")
-    result = upgrade(db_dir, now_sec=NOW)  # to the newest version, through every step
-    assert (result.old_version, result.new_version) == (1, raw.SCHEMA_VERSION)
-    assert versions(db_dir / "db")[:2] == [(1, "created"), (2, "upgraded from 1")]
-    assert old_tables(db_dir / "db", before) == before
+    result = upgrade(db_dir, now_sec=NOW, target=2)
+    assert (result.old_version, result.new_version) == (1, 2)
+    assert versions(db_dir / "db") == [(1, "created"), (2, "upgraded from 1")]
+    assert row_counts(db_dir / "db") == before
     stored = summaries(db_dir / "db")
     assert {cid: s for cid, (s, _) in stored.items()} == {
         1 << 32 | 0: None, 1 << 32 | 1: None, 1 << 32 | 2: None,
         sound: summarize_index(enc.data)}
-    fresh = tmp_path / "fresh"
-    Database.create(fresh, T0)
-    assert table_shapes(db_dir / "db") == table_shapes(fresh / "db")
+    assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "fresh", 2))
+    upgrade(db_dir, now_sec=NOW)  # the later steps, so nvr check can open it
     # nvr check: one line per unsound index, none for the sound one (the fixture's
     # directory does not exist, so no file is looked at)
     problems = check(db_dir).problems
@@ -519,6 +547,9 @@ def test_v2_to_v3(tmp_path: Path) -> None:
     Database.create(fresh, T0)
     shapes = table_shapes(fresh / "db")
     del shapes["recording_motion"]  # version 4
+    del shapes["protected_range"], shapes["protected_range_camera"]  # version 5
+    for t in ("archive", "archive_stream", "archived_recording"):  # version 6
+        del shapes[t]
     assert table_shapes(db_dir / "db") == shapes
     upgrade(db_dir, now_sec=NOW)
     with Database.open(db_dir, tz=dt.UTC, now=lambda: T0) as db:
@@ -534,14 +565,18 @@ def test_v3_to_v4(tmp_path: Path) -> None:
     db_dir = fixture_db(tmp_path, 3)
     v3_tables = sorted(row_counts(db_dir / "db"))
     before = dump(db_dir / "db", v3_tables)
-    result = upgrade(db_dir, now_sec=NOW)
+    result = upgrade(db_dir, now_sec=NOW, target=4)
     assert (result.old_version, result.new_version) == (3, 4)
     assert versions(db_dir / "db") == [(3, "created"), (4, "upgraded from 3")]
     assert dump(db_dir / "db", v3_tables) == before
     assert row_counts(db_dir / "db")["recording_motion"] == 0
     fresh = tmp_path / "fresh"
     Database.create(fresh, T0)
-    assert table_shapes(db_dir / "db") == table_shapes(fresh / "db")
+    shapes = table_shapes(fresh / "db")
+    del shapes["protected_range"], shapes["protected_range_camera"]  # version 5
+    for t in ("archive", "archive_stream", "archived_recording"):  # version 6
+        del shapes[t]
+    assert table_shapes(db_dir / "db") == shapes
     conn = sqlite3.connect(db_dir / "db", isolation_level=None)
     conn.execute("pragma foreign_keys = on")
     conn.execute("insert into recording_motion values (?, ?, x'', x'', 0, 5, 0)",
@@ -550,6 +585,60 @@ def test_v3_to_v4(tmp_path: Path) -> None:
         conn.execute("insert into recording_motion values (?, ?, x'', x'', 0, 5, 0)",
                      (1 << 32 | 7, bytes(32)))
     conn.close()
+
+
+def test_v4_to_v5(tmp_path: Path) -> None:
+    """Protected ranges: a new, empty table; every row of version 4 is kept exactly; the
+    tables are shaped as a new database's; a user without "cameras" keeps its rights."""
+    db_dir = fixture_db(tmp_path, 4)
+    conn = sqlite3.connect(db_dir / "db", isolation_level=None)
+    conn.execute("""update user set permissions = '{"viewVideo": true}'""")
+    conn.close()
+    v4_tables = sorted(row_counts(db_dir / "db"))
+    before = dump(db_dir / "db", v4_tables)
+    result = upgrade(db_dir, now_sec=NOW, target=5)
+    assert (result.old_version, result.new_version) == (4, 5)
+    assert versions(db_dir / "db") == [(4, "created"), (5, "upgraded from 4")]
+    assert dump(db_dir / "db", v4_tables) == before
+    assert row_counts(db_dir / "db")["protected_range"] == 0
+    fresh = tmp_path / "fresh"
+    Database.create(fresh, T0)
+    shapes = table_shapes(fresh / "db")
+    for t in ("archive", "archive_stream", "archived_recording"):  # version 6
+        del shapes[t]
+    assert table_shapes(db_dir / "db") == shapes
+    upgrade(db_dir, now_sec=NOW)
+    with Database.open(db_dir, tz=dt.UTC, now=lambda: T0) as db:
+        from nvr.db.auth import Auth
+        user = Auth(db, now=lambda: T0).user_by_name("admin")
+        assert user.permissions == frozenset({"viewVideo"})
+        assert user.cameras is None
+        assert db.list_protected(1) == []
+
+
+def test_v5_to_v6(tmp_path: Path) -> None:
+    """Archive: three new tables, empty; every row of version 5 is kept exactly; the
+    tables are shaped as a new database's, and the new ones work (an archive added to a
+    camera of version 5 copies its main stream)."""
+    db_dir = fixture_db(tmp_path, 5)
+    v5_tables = sorted(row_counts(db_dir / "db"))
+    before = dump(db_dir / "db", v5_tables)
+    result = upgrade(db_dir, now_sec=NOW)
+    assert (result.old_version, result.new_version) == (5, 6)
+    assert versions(db_dir / "db") == [(5, "created"), (6, "upgraded from 5")]
+    assert dump(db_dir / "db", v5_tables) == before
+    counts = row_counts(db_dir / "db")
+    assert {t: counts[t] for t in counts if t.startswith("archive")} == {
+        "archive": 0, "archive_stream": 0, "archived_recording": 0}
+    fresh = tmp_path / "fresh"
+    Database.create(fresh, T0)
+    assert table_shapes(db_dir / "db") == table_shapes(fresh / "db")
+    with Database.open(db_dir, tz=dt.UTC, now=lambda: T0) as db:
+        a = db.add_archive("site", ArchiveConfig(
+            "http://127.0.0.1:9", "bkt", access_key="k", secret_key="s"))
+        assert a.streams == {1}
+        assert [u.recording.composite_id for u in db.unarchived(a.id, 10)] == [
+            1 << 32 | i for i in range(3)]
 
 
 async def test_v2_to_v3_keeps_view_etags_and_bytes(
