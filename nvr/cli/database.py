@@ -27,6 +27,10 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
         preset_journal=args.preset_journal,
         vacuum=not args.no_vacuum,
     )
+    from nvr.db import signing
+
+    if signing.ensure_key(db_dir(args)):
+        print(f"created the export signing key {db_dir(args) / signing.KEY_FILE}")
     if result.backup is None:
         print(f"database is already at schema version {result.new_version}; nothing to do")
     else:

@@ -30,6 +30,7 @@ from nvr.base import errors
 from nvr.base.blocking import run_blocking
 from nvr.base.time90k import to_datetime
 from nvr.db import auth as dbauth
+from nvr.db import signing
 from nvr.db.auth import PERMISSIONS, Auth, User
 from nvr.db.database import Database
 from nvr.db.recording import VideoSampleEntry
@@ -185,13 +186,15 @@ async def top_level() -> dict[str, Any]:
         auth.require("readCameraConfigs")
     c = ctx()
     who = auth.caller()
-    out = {
+    out: dict[str, Any] = {
         "timeZoneName": c.time_zone_name,
         "serverVersion": c.server_version,
         "cameras": [camera_json(cam, days=days, config=configs) for cam in c.db.cameras.values()],
         "signals": [],
         "signalTypes": [],
         "permissions": permissions_json(who.permissions),
+        # extension: the key exports are signed with (nvr.db.signing), for verify-export
+        "nvrExportPublicKey": signing.public_key_of(c.db.db_dir),
     }
     if who.session is not None:
         user = who.session.user

@@ -104,6 +104,8 @@ ROUTE_PERMISSIONS: Mapping[str, str] = {
     "view.view": "viewVideo",
     "view.init_segment": "viewVideo",
     "live.live": "viewVideo",
+    # several cameras and ranges as one signed .zip (export.py)
+    "export.export": "viewVideo",
     # Prometheus metrics (metrics_route.py): only on binds with metrics = true, which
     # should be reachable by the scraper alone (scrapers have no session)
     "metrics.metrics": PUBLIC,

@@ -44,6 +44,7 @@ def inline_web_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     monkeypatch.setattr("nvr.web.view.run_blocking", inline)
     monkeypatch.setattr("nvr.web.api.run_blocking", inline)
+    monkeypatch.setattr("nvr.web.export.run_blocking", inline)
     with inline_blocking():
         yield
 

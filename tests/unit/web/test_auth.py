@@ -28,7 +28,15 @@ from nvr.db.auth import PERMISSIONS, SessionPolicy
 from nvr.web import auth
 from nvr.web.app import create_app
 from nvr.web.context import WebContext
-from tests.support.web import VIEW, Recorded, inline_web_threads, recorded, web_context
+from tests.support.web import (
+    SEC,
+    T0,
+    VIEW,
+    Recorded,
+    inline_web_threads,
+    recorded,
+    web_context,
+)
 
 __all__ = ["inline_web_threads", "recorded"]  # fixtures
 
@@ -93,7 +101,11 @@ def path_values(site: Site) -> dict[str, str]:
     }
 
 
-QUERIES: dict[str, dict[str, str]] = {"view.view": {"s": "0"}}
+#: query values may name path values (``{camera_uuid}``)
+QUERIES: dict[str, dict[str, str]] = {
+    "view.view": {"s": "0"},
+    "export.export": {"camera": "{camera_uuid}", "range": f"{T0}-{T0 + SEC}"},
+}
 
 
 def body_for(site: Site, endpoint: str) -> dict[str, Any]:
@@ -155,7 +167,8 @@ async def call(c: QuartClient, site: Site, endpoint: str, method: str, rule: str
             assert isinstance(e, WebsocketResponseError)
             status = e.response.status_code
         return status
-    kw: dict[str, Any] = {"query_string": QUERIES.get(endpoint), "headers": headers or {}}
+    query = {k: v.format(**values) for k, v in QUERIES.get(endpoint, {}).items()}
+    kw: dict[str, Any] = {"query_string": query, "headers": headers or {}}
     if method != "GET":
         b = body_for(site, endpoint)
         if csrf is not None:
