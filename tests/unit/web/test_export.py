@@ -18,6 +18,7 @@ import pytest
 import trio
 import trio.testing
 from quart import Response
+from werkzeug.datastructures import MultiDict
 
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
@@ -87,13 +88,13 @@ async def _body(r: Recorded) -> AsyncIterator[bytes]:
     the server reads it. (Quart's test client buffers at most ten body messages before
     the handler returns and would stall on a larger export; real HTTP is benchmarked.)"""
     app = create_app(web_context(r))
-    async with app.test_request_context("/api/export", query_string=_query(r)):
+    async with app.test_request_context("/api/export", query_string=MultiDict(_query(r))):
         await app.preprocess_request()
         resp = await app.dispatch_request()
         assert isinstance(resp, Response)
     assert resp.status_code == 200
     assert resp.headers["Content-Type"] == "application/zip"
-    async with resp.response as body:  # type: ignore[attr-defined]
+    async with resp.response as body:
         async for chunk in body:
             yield chunk
 
