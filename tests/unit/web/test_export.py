@@ -9,6 +9,7 @@ import io
 import itertools
 import json
 import tracemalloc
+import urllib.parse
 import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +19,6 @@ import pytest
 import trio
 import trio.testing
 from quart import Response
-from werkzeug.datastructures import MultiDict
 
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
@@ -88,7 +88,8 @@ async def _body(r: Recorded) -> AsyncIterator[bytes]:
     the server reads it. (Quart's test client buffers at most ten body messages before
     the handler returns and would stall on a larger export; real HTTP is benchmarked.)"""
     app = create_app(web_context(r))
-    async with app.test_request_context("/api/export", query_string=MultiDict(_query(r))):
+    path = "/api/export?" + urllib.parse.urlencode(_query(r))
+    async with app.test_request_context(path):
         await app.preprocess_request()
         resp = await app.dispatch_request()
         assert isinstance(resp, Response)
