@@ -144,6 +144,22 @@ create table garbage (
   primary key (sample_file_dir_id, composite_id)
 ) without rowid;
 
+-- Redactions (tombstones, issue 16): a range of a stream's wall time that is treated as
+-- never recorded from the moment its row commits. Never deleted (retention included):
+-- the list of who removed what, when and why.
+create table redaction (
+  id integer primary key,
+  stream_id integer not null references stream (id),
+  start_time_90k integer not null check (start_time_90k >= 0),
+  end_time_90k integer not null check (end_time_90k > start_time_90k),
+  reason text not null,
+  user_id integer,                  -- who asked (null: a bind's grant, no user); no
+                                    -- foreign key: the record outlives a deleted user
+  username text,                    -- their name then
+  creation_time_90k integer not null
+);
+create index redaction_stream on redaction (stream_id, start_time_90k);
+
 -- Codec parameters shared by recordings (an .mp4 sample entry).
 create table video_sample_entry (
   id integer primary key,

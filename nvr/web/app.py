@@ -32,7 +32,7 @@ from nvr.base import errors
 from nvr.base.clock import Clocks
 from nvr.base.time90k import UNITS_PER_SEC, Duration
 from nvr.db.auth import Auth
-from nvr.web import api, auth, export, live, metrics_route, ui, view
+from nvr.web import api, auth, export, live, metrics_route, redact, ui, view
 from nvr.web.context import MAX_JSON_BODY, WebContext, one_line, status_for, text_response
 from nvr.web.login_limit import LoginLimiter, RateLimited
 
@@ -137,6 +137,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
     app.register_blueprint(api.blueprint)
     app.register_blueprint(view.blueprint)
     app.register_blueprint(export.blueprint)
+    app.register_blueprint(redact.blueprint)
     app.register_blueprint(live.blueprint)
     app.register_blueprint(metrics_route.blueprint)
     app.register_blueprint(ui.blueprint)

@@ -55,8 +55,12 @@ def fill_v1(conn: sqlite3.Connection) -> None:
     for i in range(3):
         cid = 1 << 32 | i
         conn.execute(
-            """insert into recording values (?, 1, 1, ?, 0, 1000, ?, ?, 0, 90000, 0, 30, 1, 1,
-               null)""", (cid, i, T0 + i * 90000, i * 90000))
+            """insert into recording (composite_id, open_id, stream_id, run_offset, flags,
+                   sample_file_bytes, start_time_90k, prev_media_duration_90k, prev_runs,
+                   wall_duration_90k, media_duration_delta_90k, video_samples,
+                   video_sync_samples, video_sample_entry_id, end_reason)
+               values (?, 1, 1, ?, 0, 1000, ?, ?, 0, 90000, 0, 30, 1, 1, null)""",
+            (cid, i, T0 + i * 90000, i * 90000))
         conn.execute("insert into recording_integrity (composite_id) values (?)", (cid,))
         conn.execute("insert into recording_playback values (?, ?)", (cid, b"\x01\x02"))
     conn.execute("insert into garbage values (1, ?)", (1 << 32 | 9,))
@@ -65,7 +69,22 @@ def fill_v1(conn: sqlite3.Connection) -> None:
                     creation_time_sec) values (?, 1, ?, 1, ?)""", (bytes(32), bytes(32), NOW))
 
 
-FILLERS: dict[int, Callable[[sqlite3.Connection], None]] = {1: fill_v1}
+def fill_v2(conn: sqlite3.Connection) -> None:
+    """One row or more in every table of schema version 2 (version 1's rows; summaries
+    stay NULL, as an upgrade leaves an unsound index's)."""
+    fill_v1(conn)
+
+
+FILLERS: dict[int, Callable[[sqlite3.Connection], None]] = {1: fill_v1, 2: fill_v2}
+
+
+def frozen_db(db_dir: Path, version: int) -> Path:
+    """An empty database file made with the frozen schema of ``version``."""
+    db_dir.mkdir(parents=True)
+    conn = sqlite3.connect(db_dir / "db", isolation_level=None)
+    conn.executescript((SCHEMAS / f"v{version}.sql").read_text())
+    conn.close()
+    return db_dir / "db"
 
 
 def fixture_db(root: Path, version: int, *, as_version: int | None = None) -> Path:
@@ -278,7 +297,10 @@ def test_a_v0_to_v1_like_upgrade_then_read_only_open(
     out = capsys.readouterr().out
     assert out == (f"upgraded from schema version 0 to {raw.SCHEMA_VERSION}; the old database "
                    f"is copied to {db_dir / 'db.v0.bak'}. Verify with `nvr run --read-only`.\n")
-    assert row_counts(db_dir / "db") == before
+    # every row kept; later steps' new tables are empty
+    after = row_counts(db_dir / "db")
+    assert {t: n for t, n in after.items() if t in before} == before
+    assert not any(n for t, n in after.items() if t not in before)
     with Database.open(db_dir, read_only=True, tz=dt.UTC, now=lambda: T0) as db:
         assert [c.short_name for c in db.cameras.values()] == ["cam"]
         assert db.streams[1].committed.num_recordings == 3
@@ -346,7 +368,7 @@ def test_v1_to_v2(tmp_path: Path) -> None:
     conn.execute("update stream set cum_recordings = 4")
     conn.close()
     before = row_counts(db_dir / "db")
-    result = upgrade(db_dir, now_sec=NOW)
+    result = upgrade(db_dir, now_sec=NOW, target=2)
     assert (result.old_version, result.new_version) == (1, 2)
     assert versions(db_dir / "db") == [(1, "created"), (2, "upgraded from 1")]
     assert row_counts(db_dir / "db") == before
@@ -354,14 +376,27 @@ def test_v1_to_v2(tmp_path: Path) -> None:
     assert {cid: s for cid, (s, _) in stored.items()} == {
         1 << 32 | 0: None, 1 << 32 | 1: None, 1 << 32 | 2: None,
         sound: summarize_index(enc.data)}
-    fresh = tmp_path / "fresh"
-    Database.create(fresh, T0)
-    assert table_shapes(db_dir / "db") == table_shapes(fresh / "db")
+    assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "fresh", 2))
+    upgrade(db_dir, now_sec=NOW)  # the later steps, so nvr check can open it
     # nvr check: one line per unsound index, none for the sound one (the fixture's
     # directory does not exist, so no file is looked at)
     problems = check(db_dir).problems
     assert [p.split(": ")[1] for p in problems if p.startswith("recording")] == [
         "video_index does not match its recording"] * 3
+
+
+def test_v2_to_v3(tmp_path: Path) -> None:
+    """Redactions: a new, empty table; no row of version 2 lost; the tables shaped as a
+    new database's."""
+    db_dir = fixture_db(tmp_path, 2)
+    before = row_counts(db_dir / "db")
+    result = upgrade(db_dir, now_sec=NOW)
+    assert (result.old_version, result.new_version) == (2, 3)
+    assert versions(db_dir / "db") == [(2, "created"), (3, "upgraded from 2")]
+    assert row_counts(db_dir / "db") == {**before, "redaction": 0}
+    fresh = tmp_path / "fresh"
+    Database.create(fresh, T0)
+    assert table_shapes(db_dir / "db") == table_shapes(fresh / "db")
 
 
 def copy_as_v1(src: Path, db_dir: Path) -> None:

@@ -114,6 +114,7 @@ def body_for(site: Site, endpoint: str) -> dict[str, Any]:
         "api.login": {"username": "viewer", "password": "pw-viewer"},
         "api.add_user": {"user": {"username": f"new{n}", "password": "x"}},
         "api.update_user": {"update": {"preferences": {"n": n}}},
+        "redact.redact": {"startTime90k": 0, "endTime90k": 1, "reason": "test"},
     }.get(endpoint, {})
 
 
@@ -122,6 +123,7 @@ SUCCESS: dict[str, int] = {
     "ui.static": 404,  # no UI file at this name and version
     "live.live": 101,  # the WebSocket upgrade was accepted (and no error sent)
     "metrics.metrics": 404,  # served only on binds with metrics = true (not these)
+    "redact.redact": 200,  # answers with the tombstones it committed
 }
 
 
