@@ -61,6 +61,8 @@ class Config:
     #: threads reading cameras at once (default: the number of recorded streams + 2)
     worker_threads: int | None = None
     rotate_interval_sec: int = 60
+    #: pictures per second motion analysis looks at (it decodes every frame)
+    motion_fps: float = 5.0
     #: a camera that sends nothing for this long is disconnected and retried
     read_timeout_sec: float = 10.0
     #: connecting to a camera (the whole RTSP handshake) may take this long, then it is
@@ -69,7 +71,8 @@ class Config:
     #: "text" or "json" (one JSON object per line, for journald/log shippers)
     log_format: str = "text"
     log_level: str = "info"
-    #: how long HTTP requests may take to finish at shutdown
+    #: how long HTTP requests in flight may take to finish at shutdown (idle connections
+    #: and WebSockets close at once)
     graceful_timeout_sec: float = 5.0
     #: an HTTP connection without a request in progress is closed after this long: a new
     #: one (TLS handshake, then the complete request head) or one kept alive after a response
@@ -93,7 +96,7 @@ class Config:
     session_max_age_sec: int = 90 * 86400
     #: free-space floor of every sample-file directory's filesystem, in bytes (0: none):
     #: below it the directory's oldest video is deleted (docs/design.md,
-    #: Recording/syncing/retention)
+    #: "Recording, syncing and retention")
     min_free: int = 0
     #: per-directory floors by absolute path, overriding ``min_free``
     min_free_by_dir: dict[str, int] = field(default_factory=dict)
@@ -204,6 +207,7 @@ _SCALARS: dict[str, type | tuple[type, ...]] = {
     "time_zone": str,
     "worker_threads": int,
     "rotate_interval_sec": int,
+    "motion_fps": (int, float),
     "read_timeout_sec": (int, float),
     "connect_timeout_sec": (int, float),
     "log_format": str,
@@ -277,6 +281,8 @@ def parse_config(data: dict[str, Any]) -> Config:
     for key in ("http_idle_timeout_sec", "http_body_timeout_sec"):
         if not 0.01 <= getattr(cfg, key) <= 3600:
             raise errors.InvalidArgument(f"config: {key} must be 0.01 to 3600")
+    if not 0.1 <= cfg.motion_fps <= 30:
+        raise errors.InvalidArgument("config: motion_fps must be 0.1 to 30")
     if not 1 <= cfg.rotate_interval_sec <= 240:
         raise errors.InvalidArgument("config: rotate_interval_sec must be 1 to 240")
     for key in ("watchdog_syncer_stuck_sec", "watchdog_streamer_stuck_sec",

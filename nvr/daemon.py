@@ -1,4 +1,5 @@
-"""The daemon: the nursery tree of DESIGN.md §3, start-up, signals and shutdown order.
+"""The daemon: the nursery tree, start-up, signals and shutdown order (docs/design.md,
+"The nursery tree and shutdown").
 
 ```
 run(config)
@@ -9,6 +10,7 @@ run(config)
    ├─ systemd watchdog (``ping_watchdog``: only while ``Liveness`` finds no problem)
    ├─ web: ``nvr.web.server.run_web``, one server per HTTP bind (until the web stop)
    └─ ingest nursery
+      ├─ motion analysis per camera with motion on (``start_camera_motion``)
       └─ streamer per stream with mode=record
 ```
 
@@ -16,7 +18,7 @@ Start-up: raise the open-files limit (``nvr.base.descriptors``: HTTP never takes
 descriptors recording needs), open the database (exclusive lock), open every sample-file
 directory through the open interlock, remove garbage and never-committed files, start
 the syncers, then the streamers; then ``READY=1``. ``Daemon.metrics`` reads the syncers
-and streamers at scrape time (``nvr.metrics``).
+and streamers at scrape time (``nvr.ops.metrics``).
 
 Shutdown, on the first SIGINT/SIGTERM (or ``Daemon.shutdown.set()``): ``STOPPING=1``;
 stop accepting HTTP requests and let those in flight finish (``graceful_timeout_sec``);
@@ -36,20 +38,24 @@ from dataclasses import dataclass, field
 
 import trio
 
-from nvr.base import descriptors
+from nvr.base import descriptors, errors
 from nvr.base.clock import Clocks, RealClocks
-from nvr.base.time90k import UNITS_PER_SEC, zone
+from nvr.base.log_limit import RateLimitedLog
+from nvr.base.time90k import UNITS_PER_SEC, local_zone_name, zone
 from nvr.config import Config
 from nvr.db.database import Database
 from nvr.ingest.hub import FrameHub
 from nvr.ingest.source import Opener
 from nvr.ingest.streamer import Streamer, StreamerOptions, rotate_offset_for
+from nvr.motion.detector import DEFAULT_SENSITIVITY
+from nvr.motion.events import SignalWrite
+from nvr.motion.task import MotionAnalyzer, MotionOptions, start_motion
 from nvr.ops.liveness import Liveness, LivenessLimits, ping_watchdog
 from nvr.ops.metrics import Metrics
 from nvr.ops.systemd import Notifier
 from nvr.storage.dir import SampleFileDir, open_for_database, remove_garbage_and_uncommitted
 from nvr.syncer import Syncer
-from nvr.web.context import StreamStatus
+from nvr.web.context import StreamStatus, WebContext
 from nvr.web.server import run_web
 
 log = logging.getLogger(__name__)
@@ -71,6 +77,8 @@ class Daemon:
     http_addresses: list[str] = field(default_factory=list)
     #: live frames from the streamers to WebSocket viewers
     hub: FrameHub = field(default_factory=FrameHub)
+    #: motion analysis by analysed stream id
+    motion: dict[int, MotionAnalyzer] = field(default_factory=dict)
 
     def stream_status(self, stream_id: int) -> StreamStatus | None:
         """The live state of a recorded stream (None: not recorded here): its streamer's
@@ -125,6 +133,7 @@ def _make_daemon(
     )
     liveness = Liveness(clocks, syncers, streamers, limits)
     hub = FrameHub()
+    motion: dict[int, MotionAnalyzer] = {}
     metrics = Metrics(
         db,
         clocks=clocks,
@@ -133,8 +142,9 @@ def _make_daemon(
         streamers=streamers,
         liveness=liveness,
         hub=hub,
+        motion=motion,
     )
-    return Daemon(config, db, liveness, metrics, syncers, streamers, hub=hub)
+    return Daemon(config, db, liveness, metrics, syncers, streamers, hub=hub, motion=motion)
 
 
 async def run(
@@ -147,7 +157,12 @@ async def run(
     handle_signals: bool = True,
     task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Runs the daemon until shutdown. See the module docstring."""
+    """Runs the daemon until shutdown; reports the ``Daemon`` once it is ready (every
+    directory open, every bind listening, every streamer connecting). The orderly
+    shutdown is ``Daemon.shutdown.set()`` (what a signal does). Cancelling the task instead
+    stops every part at once: HTTP without its grace period, but each streamer still
+    closes its recording and each syncer still runs its final flush, shielded and bounded
+    by their own timeouts; directories and the database are closed either way."""
     clocks = clocks or RealClocks()
     notifier = notifier or Notifier()
     open_files_limit = descriptors.raise_soft_limit()
@@ -166,7 +181,7 @@ async def run(
             # exits at once while the syncers' shielded final flush runs.
             async with trio.open_nursery() as signals:
                 if handle_signals:
-                    signals.start_soon(_watch_signals, daemon)
+                    await signals.start(_watch_signals, daemon)
                 budget = descriptors.DescriptorBudget.for_recording(
                     open_files_limit,
                     streams=len(recorded_streams(db)) if not read_only else 0,
@@ -215,10 +230,24 @@ async def _run_tree(
         if notifier.watchdog_interval:
             core.start_soon(ping_watchdog, daemon.liveness, notifier, clocks)
         web_stop, web_done = trio.Event(), trio.Event()
+        shared = WebContext(
+            db=db,
+            dirs=dirs,
+            clocks=clocks,
+            time_zone_name=config.time_zone or local_zone_name(),
+            hub=daemon.hub,
+            stream_status=daemon.stream_status,
+            metrics=daemon.metrics,
+        )
         daemon.http_addresses = await core.start(
-            run_web, daemon, dirs, clocks, budget, web_stop, web_done
+            run_web, config, shared, budget, web_stop, web_done
         )
         async with trio.open_nursery() as ingest:
+            motion_limiter = trio.CapacityLimiter(max(1, os.cpu_count() or 1))
+            for camera_id in sorted(db.cameras):
+                await start_camera_motion(
+                    daemon, ingest, camera_id, stream_ids, motion_limiter, clocks
+                )
             for sid in stream_ids:
                 stream_dir = db.streams[sid].sample_file_dir_id
                 assert stream_dir is not None
@@ -255,19 +284,88 @@ async def _run_tree(
                 await web_done.wait()
             log.info("shutting down: closing recordings")
             ingest.cancel_scope.cancel()
-        for sid, streamer in daemon.streamers.items():
+        for streamer in daemon.streamers.values():
             c = streamer.counters
             log.info(
-                "stream %d: %d frames (%d bytes) received, %d recordings, %d frames dropped, "
+                "%s: %d frames (%d bytes) received, %d recordings, %d frames dropped, "
                 "%d sessions",
-                sid, c.frames, c.bytes, c.recordings, c.frames_dropped, c.sessions,
+                streamer.name, c.frames, c.bytes, c.recordings, c.frames_dropped, c.sessions,
+            )
+        for sid, analyzer in daemon.motion.items():
+            m = analyzer.counters
+            log.info(
+                "stream %d motion: %d frames decoded, %d pictures analysed, %d frames skipped, "
+                "%d decode errors, %d events, %d summaries",
+                sid, m.frames, m.pictures, m.skipped, m.decode_errors, m.events, m.summaries,
             )
         log.info("shutting down: final flush")
         core.cancel_scope.cancel()
 
 
-async def _watch_signals(daemon: Daemon) -> None:
+async def start_camera_motion(
+    daemon: Daemon,
+    nursery: trio.Nursery,
+    camera_id: int,
+    recorded: list[int],
+    limiter: trio.CapacityLimiter,
+    clocks: Clocks,
+    signal: SignalWrite | None = None,
+) -> MotionAnalyzer | None:
+    """Starts the camera's motion analysis in ``nursery`` if its configuration turns it
+    on and the chosen stream is recorded here (analysis reads the frames the streamer
+    writes, ``nvr.motion.task``); before the streamers start, so it misses no frame.
+    ``signal`` receives the motion signal's writes (default: ``motion_signal_writer``)."""
+    db = daemon.db
+    cfg = db.cameras[camera_id].config
+    if cfg.motion is None:
+        return None
+    sid = db.cameras[camera_id].streams.get(cfg.motion)
+    if sid is None or sid not in recorded:
+        log.warning(
+            "camera %s: motion analysis needs its %s stream recorded; it is off",
+            db.cameras[camera_id].short_name, cfg.motion,
+        )
+        return None
+    options = MotionOptions(
+        fps=daemon.config.motion_fps,
+        sensitivity=cfg.motion_sensitivity or DEFAULT_SENSITIVITY,
+        mask=frozenset(cfg.motion_mask or ()),
+    )
+    if signal is None:
+        signal = motion_signal_writer(db, camera_id, clocks)
+    analyzer = await start_motion(
+        nursery, stream_id=sid, hub=daemon.hub, store=db.put_motion_summary, signal=signal,
+        options=options, limiter=limiter,
+    )
+    daemon.motion[sid] = analyzer
+    return analyzer
+
+
+def motion_signal_writer(db: Database, camera_id: int, clocks: Clocks) -> SignalWrite:
+    """Writes a camera's motion events to its motion signal (``Database.motion_signal``,
+    made if missing) through ``update_signals``. A failed write (a full disk, a time the
+    signals store refuses) is logged, at most once a minute, and analysis goes on."""
+    signal_id = db.motion_signal(camera_id).id
+    limited = RateLimitedLog(clocks, log)
+
+    def write(state: int, start: int, end: int) -> None:
+        try:
+            db.update_signals([signal_id], [state], start, end)
+        except errors.NvrError as e:
+            limited(f"camera {camera_id}: motion signal not written: {e}")
+
+    return write
+
+
+async def _watch_signals(
+    daemon: Daemon, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """The first SIGINT/SIGTERM sets ``daemon.shutdown``; a second exits the process at
+    once. Reports started once the signals are caught (from then on a signal never
+    interrupts start-up). Cancellation (once the tree has shut down) just stops catching
+    them."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
         async for signum in signals:
             name = signal.Signals(signum).name
             if not daemon.shutdown.is_set():

@@ -10,7 +10,9 @@ Each iteration (``run_once``) of the syncer:
    earliest deadline has come it calls ``Database.flush``, which commits every synced
    recording of the whole database and the planned deletions in one transaction, so
    there is one commit per flush window however many streams there are;
-3. unlinks this directory's garbage, fsyncs the directory and lets the next flush forget
+3. after a flush, deletes signal changes older than the oldest recording of the cameras
+   each signal is tied to (``Database.prune_signal_changes``, bounded per call);
+4. unlinks this directory's garbage, fsyncs the directory and lets the next flush forget
    the garbage rows.
 
 With a free-space floor (``min_free``), each pass (and at least every
@@ -186,7 +188,7 @@ class Syncer:
             )
         if self._has_work_now(deadline):
             return
-        at = math.inf if deadline is None else deadline / UNITS_PER_SEC
+        at = math.inf if deadline is None else self._clocks.deadline_at(deadline)
         with trio.move_on_at(at):
             await self._poke.wait()
 
@@ -265,12 +267,19 @@ class Syncer:
             await trio.lowlevel.checkpoint()
             self._db.flush(reason)
 
+        async def prune_signals() -> None:
+            await trio.lowlevel.checkpoint()
+            self._db.prune_signal_changes()
+
         started = self._clocks.monotonic()
         await self._retry("commit", flush)
         self.commits += 1
         if self.on_commit is not None:
             self.on_commit(self._clocks.monotonic() - started)
         self._prune_heap()
+        # retention of signals follows the recordings' (a no-op unless some flush deleted
+        # the oldest recording of a signal's cameras; bounded per call)
+        await self._retry("prune signals", prune_signals)
 
     def _prune_heap(self) -> None:
         """Drops deadlines of recordings some flush has already committed."""

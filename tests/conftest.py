@@ -3,16 +3,22 @@
 The RTSP test-camera fixtures live in ``tests/support/rtsp.py`` and the browser fixtures
 in ``tests/support/browser.py``; both are re-exported here so that every test can request
 ``rtsp_server``, ``rtsp_server_factory``, ``shared_rtsp_server``, ``browser``, ``page`` or
-``artifact_dir``.
+``artifact_dir``; so are ``inline_seam`` (``tests/support/determinism.py``: the thread seam
+inline) and the web tests' ``inline_web_threads`` and ``recorded`` (``tests/support/web.py``).
 """
 
 from tests.support.browser import artifact_dir, browser, page
+from tests.support.determinism import inline_seam
 from tests.support.rtsp import rtsp_server, rtsp_server_factory, shared_rtsp_server
+from tests.support.web import inline_web_threads, recorded
 
 __all__ = [
     "artifact_dir",
     "browser",
+    "inline_seam",
+    "inline_web_threads",
     "page",
+    "recorded",
     "rtsp_server",
     "rtsp_server_factory",
     "shared_rtsp_server",

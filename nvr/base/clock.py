@@ -3,9 +3,9 @@
 ``Clocks`` gives wall time (``realtime``, 90k since the epoch) and a monotonic time
 (``monotonic``, 90k since an arbitrary point) and sleeps until a monotonic deadline.
 Both implementations take the monotonic time from trio's clock, so ``trio.sleep_until``
-and our deadlines agree, and ``deadline_after`` turns a 90k duration into the deadline a
-trio cancel scope takes (``trio.move_on_at``, ``CancelScope.deadline``), so no caller
-converts units by hand:
+and our deadlines agree; ``deadline_after`` (a 90k duration from now) and ``deadline_at``
+(a ``monotonic()`` time) give the deadline a trio cancel scope takes (``trio.move_on_at``,
+``CancelScope.deadline``), so no caller converts units by hand:
 
 - ``RealClocks``: wall time from the system.
 - ``SimulatedClocks(start)``: wall time is ``start`` plus the trio time elapsed since the
@@ -37,6 +37,10 @@ class Clocks(Protocol):
         """The trio deadline (seconds on trio's clock) ``duration`` from now."""
         ...
 
+    def deadline_at(self, monotonic: Duration) -> float:
+        """The trio deadline of a ``monotonic()`` time."""
+        ...
+
 
 def instrumentation_stamp() -> float:
     """``time.monotonic()``: a system-wide clock readable from any thread and comparable
@@ -64,13 +68,16 @@ class _TrioMonotonic:
         return _trio_now()
 
     async def sleep_until(self, deadline: Duration) -> None:
-        await trio.sleep_until(deadline / UNITS_PER_SEC)
+        await trio.sleep_until(self.deadline_at(deadline))
 
     async def sleep(self, duration: Duration) -> None:
         await trio.sleep(max(0, duration) / UNITS_PER_SEC)
 
     def deadline_after(self, duration: Duration) -> float:
         return trio.current_time() + duration / UNITS_PER_SEC
+
+    def deadline_at(self, monotonic: Duration) -> float:
+        return monotonic / UNITS_PER_SEC
 
 
 class RealClocks(_TrioMonotonic):

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 from nvr.base.units import format_size, parse_size
 from nvr.cli.common import Subparsers, db_dir, read_password
+from nvr.motion.detector import MAX_SENSITIVITY, MIN_SENSITIVITY
+from nvr.motion.summary import parse_cells
 from nvr.offline import admin
+from nvr.storage.space import DiskSpace, budget_bytes, budget_warning
+
+
+def _motion_spec(args: argparse.Namespace) -> admin.MotionSpec:
+    return admin.MotionSpec(args.motion, args.motion_sensitivity, args.motion_mask)
 
 
 def _stream_specs(args: argparse.Namespace) -> dict[str, admin.StreamSpec]:
@@ -28,6 +37,23 @@ def _stream_specs(args: argparse.Namespace) -> dict[str, admin.StreamSpec]:
     return specs
 
 
+def warn_about_budgets(args: argparse.Namespace, camera: str) -> None:
+    """Warns on standard error about each directory of ``camera``'s streams whose streams'
+    budgets are more than its disk holds (``nvr.storage.space``)."""
+    with admin.open_db(db_dir(args), read_only=True) as db:
+        cam = db.camera_by_name(camera)
+        dir_ids = {db.streams[sid].sample_file_dir_id for sid in cam.streams.values()}
+        for dir_id in sorted(d for d in dir_ids if d is not None):
+            path = db.dirs[dir_id].path
+            try:
+                space = DiskSpace.of(os.statvfs(path))
+            except OSError:
+                continue  # not mounted now: the daemon will say so
+            warning = budget_warning(budget_bytes(db, dir_id), space)
+            if warning:
+                print(f"warning: {path}: {warning}", file=sys.stderr)
+
+
 def cmd_camera_add(args: argparse.Namespace) -> int:
     cam = admin.add_camera(
         db_dir(args),
@@ -37,8 +63,10 @@ def cmd_camera_add(args: argparse.Namespace) -> int:
         description=args.description,
         username=args.username,
         password=read_password(args),
+        motion=_motion_spec(args),
     )
     print(f"added camera {cam.short_name} ({cam.uuid}) with streams {', '.join(cam.streams)}")
+    warn_about_budgets(args, cam.short_name)
     return 0
 
 
@@ -46,6 +74,12 @@ def cmd_camera_list(args: argparse.Namespace) -> int:
     with admin.open_db(db_dir(args), read_only=True) as db:
         for cam in db.cameras.values():
             print(f"{cam.short_name}\t{cam.uuid}\t{cam.description}")
+            m = cam.config
+            if m.motion:
+                print(
+                    f"  motion on {m.motion}, sensitivity {m.motion_sensitivity or 5}"
+                    + (f", {len(m.motion_mask)} cells masked" if m.motion_mask else "")
+                )
             for type_, sid in sorted(cam.streams.items()):
                 st = db.streams[sid]
                 c = st.committed
@@ -81,8 +115,11 @@ def cmd_camera_edit(args: argparse.Namespace) -> int:
             if args.retain_days is not None
             else None
         ),
+        motion=_motion_spec(args),
+        motion_signal=args.motion_signal,
     )
     print(f"updated camera {cam.short_name}")
+    warn_about_budgets(args, cam.short_name)
     return 0
 
 
@@ -100,6 +137,42 @@ def _days(text: str) -> int:
     if n < 0:
         raise argparse.ArgumentTypeError("must be >= 0")
     return n
+
+
+def _sensitivity(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not MIN_SENSITIVITY <= n <= MAX_SENSITIVITY:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number {MIN_SENSITIVITY} to {MAX_SENSITIVITY}"
+        )
+    return n
+
+
+def _mask(text: str) -> list[int]:
+    try:
+        return parse_cells(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _motion_options(p: argparse.ArgumentParser, *, default: str | None) -> None:
+    p.add_argument(
+        "--motion", choices=("sub", "main", "off"), default=default,
+        help="which stream motion analysis decodes (it must be recorded); off: none"
+        + (" (default off)" if default else ""),
+    )
+    p.add_argument(
+        "--motion-sensitivity", type=_sensitivity, default=None, metavar="N",
+        help="1 (least) to 10 (most sensitive); default 5",
+    )
+    p.add_argument(
+        "--motion-mask", type=_mask, default=None, metavar="CELLS",
+        help="cells of the 16x16 grid (row * 16 + col) to ignore: e.g. 0-15,32, or 64 hex "
+        "digits (a bitmap, as the API's cells=), or none",
+    )
 
 
 def add_parsers(what: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -147,6 +220,7 @@ def add_parsers(what: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--rtsp-transport", choices=("tcp", "udp"), default="tcp")
     p.add_argument("--description", default="")
     credentials(p)
+    _motion_options(p, default="off")
     p.set_defaults(func=cmd_camera_add)
 
     p = csub.add_parser("list", help="list cameras and streams", parents=[common])
@@ -169,7 +243,14 @@ def add_parsers(what: Subparsers, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--flush-if-sec", type=int, default=None)
     p.add_argument("--description", default=None)
+    p.add_argument(
+        "--motion-signal",
+        default=None,
+        metavar="SIGNAL",
+        help="the signal its motion detector writes, made if missing ('': '<camera> motion')",
+    )
     credentials(p)
+    _motion_options(p, default=None)
     p.set_defaults(func=cmd_camera_edit)
 
     p = csub.add_parser("remove", help="remove a camera", parents=[common])

@@ -1,10 +1,13 @@
 """What every command module of ``nvr.cli`` shares: the handler type, the database
-directory from ``--db-dir``/``$NVR_DB_DIR`` and a password from standard input."""
+directory from ``--db-dir``/``$NVR_DB_DIR``, a password from standard input, and how to
+tell a person to run nvr again (``nvr_command``)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -36,3 +39,18 @@ def read_password(args: argparse.Namespace) -> str | None:
     if not line:
         raise errors.InvalidArgument("--password-stdin: nothing on standard input")
     return line.rstrip("\r\n")
+
+
+def nvr_command(argv0: str | None = None, path: str | None = None) -> str:
+    """How to run this nvr from a shell, for commands printed to a person: ``nvr`` when the
+    ``nvr`` on ``$PATH`` is the one running, else the running script by its absolute path
+    (``/home/me/nvr/.venv/bin/nvr`` after a venv install), else ``python -m nvr`` with this
+    interpreter."""
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    if Path(argv0).name != "nvr":
+        return f"{shlex.quote(sys.executable)} -m nvr"
+    me = Path(argv0).absolute()
+    found = shutil.which("nvr", path=path)
+    if found is not None and Path(found).resolve() == me.resolve():
+        return "nvr"
+    return shlex.quote(str(me))

@@ -13,7 +13,7 @@ The clip is encoded here with PyAV (libx264), since a demo must not need the rep
 from __future__ import annotations
 
 import argparse
-import logging
+import shlex
 import tempfile
 from pathlib import Path
 
@@ -22,7 +22,8 @@ import trio
 from nvr import daemon
 from nvr.base.clock import RealClocks
 from nvr.base.units import format_size
-from nvr.cli.common import Subparsers
+from nvr.cli.common import Subparsers, nvr_command
+from nvr.cli.run import setup_logging
 from nvr.config import BindConfig, Config
 from nvr.db.database import Database
 from nvr.offline import admin
@@ -117,9 +118,10 @@ async def _run(config: Config) -> None:
 def main(root: Path | None, http: str) -> int:
     root = root or Path(tempfile.mkdtemp(prefix="nvr-demo-"))
     db_dir = prepare(root)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging("info", "text")
     print(f"nvr demo: recording; data in {root}. Ctrl-C stops (and flushes).")
-    print(f"nvr demo: afterwards, verify with: nvr --db-dir {db_dir} check")
+    db_arg = shlex.quote(str(db_dir))
+    print(f"nvr demo: afterwards, verify with: {nvr_command()} --db-dir {db_arg} check")
     # The demo's data is synthetic and it listens on loopback by default, so it needs no
     # login; a real install grants nothing without one (see conf/nvr.example.toml).
     bind = BindConfig(address=http, allow_unauthenticated=("viewVideo", "readCameraConfigs"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +29,17 @@ def load_run_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+#: a text log line; a terminal or a file gets the time in front, systemd's journal (which
+#: stamps each line itself) does not
+TEXT_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+def text_format(environ: Mapping[str, str]) -> str:
+    """The text log format: with timestamps unless under journald (which sets
+    ``JOURNAL_STREAM`` for the services whose output it takes)."""
+    return TEXT_FORMAT if environ.get("JOURNAL_STREAM") else "%(asctime)s " + TEXT_FORMAT
+
+
 def setup_logging(level: str, fmt: str) -> None:
     if fmt == "json":
         import json
@@ -46,10 +59,7 @@ def setup_logging(level: str, fmt: str) -> None:
         handler.setFormatter(JsonFormatter())
         logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     else:
-        # systemd's journal adds its own timestamps; keep lines short and greppable.
-        logging.basicConfig(
-            level=level.upper(), format="%(levelname)s %(name)s: %(message)s", force=True
-        )
+        logging.basicConfig(level=level.upper(), format=text_format(os.environ), force=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ into parameter sets. Pure byte handling: nothing here imports ``av`` or ``trio``
 or keeps state. What belongs elsewhere: demuxing a camera (``nvr.ingest``), the ``.mp4``
 boxes around a sample entry (``nvr.mp4``), storing entries (``nvr.db``).
 
-Where it sits (docs/design.md, Layers and packages): above ``db``, below ``ingest`` and
+Where it sits (docs/design.md, "Layers and packages"): above ``db``, below ``ingest`` and
 ``mp4``, which both use it and must not import each other. It imports one thing from
 ``db``: the ``VideoSampleEntry`` value type, which ``h264``/``h265`` fill in. The entry
 stays in ``db`` rather than moving down here because it is the shape of a stored row

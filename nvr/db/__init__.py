@@ -12,6 +12,6 @@ totals by day (``stream_summary.py``); the ``video_index`` codec and ``VideoSamp
 (``auth.py``) and schema upgrades (``upgrade/``).
 
 Not here: files of sample-file directories (``nvr.storage``), anything async. Everything
-here runs in the trio thread in short transactions (docs/design.md, Time); of nvr it imports
+here runs in the trio thread in short transactions (docs/design.md, "Time"); of nvr it imports
 only ``nvr.base``.
 """

@@ -200,10 +200,12 @@ class Catalog(DatabaseCore):
         with self._transaction(f"deleting camera {cam.short_name}") as conn:
             for sid in cam.streams.values():
                 raw.delete_stream(conn, sid)
+            raw.delete_camera_signal_links(conn, camera_id)  # signals stay, untied
             raw.delete_camera(conn, camera_id)
         for sid in cam.streams.values():
             del self.streams[sid]
         del self.cameras[camera_id]
+        self._forget_camera_signals(camera_id)
 
     def camera_by_uuid(self, u: uuidlib.UUID) -> Camera:
         for c in self.cameras.values():

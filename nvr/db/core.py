@@ -57,6 +57,10 @@ class DatabaseCore:
         #: called after every successful flush (syncers wake up to unlink new garbage)
         self.flush_listeners: list[Callable[[], None]] = []
         self.flush_count = 0
+        #: motion summaries of pending recordings, inserted when they are committed
+        self.pending_motion: dict[int, raw.MotionRow] = {}
+        #: per stream: (local day, local hour) -> seconds with motion (``db.motion``)
+        self.motion_hours: dict[int, dict[tuple[str, int], int]] = {}
         self._closed = False
 
     def close(self) -> None:
@@ -89,6 +93,9 @@ class DatabaseCore:
             return self.streams[stream_id]
         except KeyError:
             raise errors.NotFound(f"no stream with id {stream_id}") from None
+
+    def _forget_camera_signals(self, camera_id: int) -> None:
+        """After a camera was deleted: its signals' ties to it go (``signals`` does it)."""
 
     def _dir(self, dir_id: int) -> SampleFileDirRow:
         try:

@@ -2,8 +2,9 @@
 
 One class, assembled from mixins that each hold one part of the API in their own module:
 ``catalog`` (directories, cameras, streams, sample entries), ``lifecycle`` (pending
-recordings, ``flush``, retention planning, garbage) and ``reads`` (listings, indexes,
-summaries, what ``nvr check`` reads), all over ``core.DatabaseCore`` (the shared state,
+recordings, ``flush``, retention planning, garbage), ``motion`` (motion summaries),
+``reads`` (listings, indexes, summaries, what ``nvr check`` reads) and ``signals`` (signal
+types, signals, their states), all over ``core.DatabaseCore`` (the shared state,
 transactions and lookups). Mixins rather than composition: every part reads and changes
 the same in-memory state (a flush updates the streams the catalog loaded), so separate
 objects would pass that state around or delegate dozens of methods one by one; a mixin
@@ -11,7 +12,7 @@ per module keeps each job in one file and ``Database`` one class with one API, a
 checks each mixin against ``DatabaseCore``. This module adds creating and opening
 (through ``connection``) and recording this open in the ``open`` table.
 
-Everything runs in the trio thread (docs/design.md, Time): calls are short; any call
+Everything runs in the trio thread (docs/design.md, "Time"): calls are short; any call
 over 100 ms is logged. SQLite errors are mapped to ``NvrError`` kinds.
 """
 
@@ -29,9 +30,10 @@ from nvr.db import connection, raw, signing
 from nvr.db.catalog import Catalog
 from nvr.db.lifecycle import Lifecycle
 from nvr.db.reads import Reads
+from nvr.db.signals import Signals
 
 
-class Database(Catalog, Lifecycle, Reads):
+class Database(Catalog, Lifecycle, Reads, Signals):
     """An open nvr database. Create with ``Database.create``, open with ``Database.open``."""
 
     @staticmethod
@@ -71,6 +73,8 @@ class Database(Catalog, Lifecycle, Reads):
             raise
         try:
             db._load()
+            db._load_motion()
+            db._load_signals()
             if not read_only:
                 signing.ensure_key(db_dir)  # databases made before exports had no key
                 db._record_open()

@@ -7,7 +7,7 @@ fsynced file and directory) until ``flush`` commits it. Deletions are *planned* 
 committed recordings first, never pending ones), then ``flush`` moves their rows to
 ``garbage`` in the same transaction; the syncer unlinks the files and
 ``mark_garbage_unlinked`` lets the next flush forget the garbage rows (docs/design.md,
-Recording/syncing/retention). Not here: listings (``reads``) and the catalog.
+"Recording, syncing and retention"). Not here: listings (``reads``) and the catalog.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator
 from nvr.base import errors
 from nvr.base.time90k import UNITS_PER_SEC, Time
 from nvr.db import raw
-from nvr.db.core import DatabaseCore
 from nvr.db.frames_summary import summarize_index
+from nvr.db.motion import MotionStore
 from nvr.db.raw import composite_id, split_composite_id
 from nvr.db.types import (
     FlushResult,
@@ -33,7 +33,7 @@ from nvr.db.types import (
 log = logging.getLogger(__name__)
 
 
-class Lifecycle(DatabaseCore):
+class Lifecycle(MotionStore):
     """``Database``'s recording lifecycle; see the module docstring."""
 
     # -- pending recordings ---------------------------------------------------------------
@@ -92,6 +92,7 @@ class Lifecycle(DatabaseCore):
         if not stream.pending or stream.pending[-1] is not rec:
             raise errors.Internal(f"recording {rec.composite_id:016x} is not the newest pending")
         stream.pending.pop()
+        self._forget_pending_motion(rec.composite_id)
 
     def mark_done(self, rec: PendingRecording) -> None:
         rec.state = PendingState.DONE
@@ -150,14 +151,12 @@ class Lifecycle(DatabaseCore):
 
     def _plan_until(self, stream: Stream, wanted: Callable[[int, Time], bool]) -> int:
         n = 0
-        with self._read("planning deletions") as conn:
-            for cid, start, wall, nbytes in raw.list_oldest_recordings(
-                conn, stream.id, stream.planned_through
-            ):
-                if not wanted(nbytes, start + wall):
-                    break
-                stream.planned_deletions.append(PlannedDeletion(cid, start, wall, nbytes))
-                n += 1
+        for deletion in self.iter_unplanned_oldest(stream.id):
+            if not wanted(deletion.sample_file_bytes,
+                          deletion.start_time_90k + deletion.wall_duration_90k):
+                break
+            stream.planned_deletions.append(deletion)
+            n += 1
         return n
 
     def iter_unplanned_oldest(
@@ -224,6 +223,8 @@ class Lifecycle(DatabaseCore):
             r.composite_id: r.index_summary or summarize_index(r.video_index)
             for recs in to_commit.values() for r in recs
         }
+        motion: list[tuple[int, Time, int]] = []
+        gone_motion: list[tuple[int, tuple[int, int]]] = []
         with self._transaction(f"flush ({reason})") as conn:
             for sid, recs in to_commit.items():
                 s = self.streams[sid]
@@ -235,6 +236,9 @@ class Lifecycle(DatabaseCore):
                             f"recording {r.composite_id:016x} out of order (expected id {cum_rec})"
                         )
                     raw.insert_recording(conn, r.to_row(summaries[r.composite_id]))
+                    inserted = self._insert_pending_motion(conn, r.composite_id, r.start_time_90k)
+                    if inserted is not None:
+                        motion.append(inserted)
                     cum_rec += 1
                     cum_media += r.media_duration_90k
                     cum_runs += r.run_offset == 0
@@ -244,6 +248,9 @@ class Lifecycle(DatabaseCore):
                 dir_id = self.streams[sid].sample_file_dir_id
                 assert dir_id is not None
                 for d in dels:
+                    seen = raw.motion_seconds_of(conn, d.composite_id)
+                    if seen is not None:
+                        gone_motion.append((sid, seen))
                     raw.move_recording_to_garbage(conn, dir_id, d.composite_id)
             for dir_id, cids in to_forget.items():
                 for cid in cids:
@@ -251,6 +258,9 @@ class Lifecycle(DatabaseCore):
             if self.open_id is not None:
                 raw.update_open(conn, self.open_id, self._now(), self._since_open())
         # Committed: now update memory.
+        self._committed_motion(motion)
+        for sid, (start, seconds) in gone_motion:
+            self._count_motion(sid, start, -seconds)
         for sid, recs in to_commit.items():
             s = self.streams[sid]
             s.cum_recordings, s.cum_media_duration_90k, s.cum_runs = new_counters[sid]

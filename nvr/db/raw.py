@@ -15,7 +15,7 @@ from typing import Any
 
 from nvr.db.frames_summary import FramesSummary
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 
 ID_BITS = 32
 
@@ -301,6 +301,7 @@ def insert_recording(conn: sqlite3.Connection, r: RecordingRow) -> None:
 
 def move_recording_to_garbage(conn: sqlite3.Connection, dir_id: int, cid: int) -> None:
     """Deletes one recording's rows and records its file as garbage of ``dir_id``."""
+    conn.execute("delete from recording_motion where composite_id = ?", (cid,))
     conn.execute("delete from recording_playback where composite_id = ?", (cid,))
     conn.execute("delete from recording_integrity where composite_id = ?", (cid,))
     cur = conn.execute("delete from recording where composite_id = ?", (cid,))
@@ -313,6 +314,7 @@ def move_recording_to_garbage(conn: sqlite3.Connection, dir_id: int, cid: int) -
 
 def delete_recording(conn: sqlite3.Connection, cid: int) -> None:
     """Deletes one recording's rows without a garbage row (its file is already gone)."""
+    conn.execute("delete from recording_motion where composite_id = ?", (cid,))
     conn.execute("delete from recording_playback where composite_id = ?", (cid,))
     conn.execute("delete from recording_integrity where composite_id = ?", (cid,))
     cur = conn.execute("delete from recording where composite_id = ?", (cid,))
@@ -450,6 +452,167 @@ def foreign_key_problems(conn: sqlite3.Connection) -> list[str]:
     return [
         f"{table} row {rowid} refers to a missing {parent} row"
         for table, rowid, parent, _ in conn.execute("pragma foreign_key_check")
+    ]
+
+
+# ----------------------------------------------------------------------------- signals
+
+
+def list_signal_types(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    return conn.execute("select id, uuid, short_name from signal_type order by id").fetchall()
+
+
+def list_signal_type_states(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "select type_id, value, name, motion, color from signal_type_state "
+        "order by type_id, value"
+    ).fetchall()
+
+
+def insert_signal_type(conn: sqlite3.Connection, uuid: bytes, short_name: str) -> int:
+    cur = conn.execute(
+        "insert into signal_type (uuid, short_name) values (?, ?)", (uuid, short_name)
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def insert_signal_type_state(
+    conn: sqlite3.Connection, type_id: int, value: int, name: str, motion: bool,
+    color: str | None,
+) -> None:
+    conn.execute(
+        "insert into signal_type_state (type_id, value, name, motion, color) "
+        "values (?, ?, ?, ?, ?)",
+        (type_id, value, name, int(motion), color),
+    )
+
+
+def delete_signal_type(conn: sqlite3.Connection, type_id: int) -> None:
+    conn.execute("delete from signal_type_state where type_id = ?", (type_id,))
+    conn.execute("delete from signal_type where id = ?", (type_id,))
+
+
+def list_signals(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    return conn.execute("select id, uuid, type_id, short_name from signal order by id").fetchall()
+
+
+def list_signal_cameras(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "select signal_id, camera_id, relation from signal_camera order by signal_id, camera_id"
+    ).fetchall()
+
+
+def insert_signal(conn: sqlite3.Connection, uuid: bytes, type_id: int, short_name: str) -> int:
+    cur = conn.execute(
+        "insert into signal (uuid, type_id, short_name) values (?, ?, ?)",
+        (uuid, type_id, short_name),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def insert_signal_camera(
+    conn: sqlite3.Connection, signal_id: int, camera_id: int, relation: str
+) -> None:
+    conn.execute(
+        "insert into signal_camera (signal_id, camera_id, relation) values (?, ?, ?)",
+        (signal_id, camera_id, relation),
+    )
+
+
+def delete_camera_signal_links(conn: sqlite3.Connection, camera_id: int) -> None:
+    conn.execute("delete from signal_camera where camera_id = ?", (camera_id,))
+
+
+def delete_signal(conn: sqlite3.Connection, signal_id: int) -> None:
+    conn.execute("delete from signal_change where signal_id = ?", (signal_id,))
+    conn.execute("delete from signal_camera where signal_id = ?", (signal_id,))
+    conn.execute("delete from signal where id = ?", (signal_id,))
+
+
+def iter_all_signal_changes(conn: sqlite3.Connection) -> Iterator[tuple[int, int, int]]:
+    """(signal id, time, state) of every change, by signal then time."""
+    yield from conn.execute(
+        "select signal_id, time_90k, state from signal_change order by signal_id, time_90k"
+    )
+
+
+def signal_change_before(
+    conn: sqlite3.Connection, signal_id: int, t: int
+) -> tuple[int, int] | None:
+    """(time, state) of the signal's last change before ``t``."""
+    row = conn.execute(
+        "select time_90k, state from signal_change where signal_id = ? and time_90k < ? "
+        "order by time_90k desc limit 1",
+        (signal_id, t),
+    ).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def signal_change_after(
+    conn: sqlite3.Connection, signal_id: int, t: int
+) -> tuple[int, int] | None:
+    """(time, state) of the signal's first change after ``t``."""
+    row = conn.execute(
+        "select time_90k, state from signal_change where signal_id = ? and time_90k > ? "
+        "order by time_90k limit 1",
+        (signal_id, t),
+    ).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def nth_signal_change(conn: sqlite3.Connection, signal_id: int, n: int) -> tuple[int, int] | None:
+    """(time, state) of the signal's ``n``-th change (from 0), oldest first."""
+    row = conn.execute(
+        "select time_90k, state from signal_change where signal_id = ? "
+        "order by time_90k limit 1 offset ?",
+        (signal_id, n),
+    ).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def signal_changes_between(
+    conn: sqlite3.Connection, signal_id: int, lo: int, hi: int
+) -> list[tuple[int, int]]:
+    """(time, state) of the signal's changes in ``[lo, hi]``, oldest first."""
+    return [
+        (t, s)
+        for t, s in conn.execute(
+            "select time_90k, state from signal_change "
+            "where signal_id = ? and time_90k between ? and ? order by time_90k",
+            (signal_id, lo, hi),
+        )
+    ]
+
+
+def delete_signal_changes(conn: sqlite3.Connection, signal_id: int, lo: int, hi: int) -> None:
+    """Deletes the signal's changes in ``[lo, hi]``."""
+    conn.execute(
+        "delete from signal_change where signal_id = ? and time_90k between ? and ?",
+        (signal_id, lo, hi),
+    )
+
+
+def insert_signal_change(conn: sqlite3.Connection, signal_id: int, t: int, state: int) -> None:
+    conn.execute(
+        "insert into signal_change (signal_id, time_90k, state) values (?, ?, ?)",
+        (signal_id, t, state),
+    )
+
+
+def list_signal_changes_by_time(
+    conn: sqlite3.Connection, start: int, end: int, limit: int
+) -> list[tuple[int, int, int]]:
+    """(time, signal id, state) of every signal's changes in ``[start, end)``, by time
+    then signal, at most ``limit`` (through ``signal_change_time``)."""
+    return [
+        (t, sid, s)
+        for t, sid, s in conn.execute(
+            "select time_90k, signal_id, state from signal_change "
+            "where time_90k >= ? and time_90k < ? order by time_90k, signal_id limit ?",
+            (start, end, limit),
+        )
     ]
 
 
@@ -631,6 +794,86 @@ def count_live_sessions(conn: sqlite3.Connection) -> dict[int, int]:
                where revocation_time_sec is null group by user_id"""
         ).fetchall()
     )
+
+
+# -- motion summaries ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MotionRow:
+    """One ``recording_motion`` row (see schema.sql and ``nvr.motion.summary``)."""
+
+    cells: bytes
+    entries: bytes
+    global_seconds: bytes
+    motion_seconds: int
+    frames: int
+    skipped: int
+
+
+def insert_motion(conn: sqlite3.Connection, cid: int, m: MotionRow) -> None:
+    conn.execute(
+        """insert or replace into recording_motion (composite_id, cells, entries,
+           global_seconds, motion_seconds, frames, skipped) values (?, ?, ?, ?, ?, ?, ?)""",
+        (cid, m.cells, m.entries, m.global_seconds, m.motion_seconds, m.frames, m.skipped),
+    )
+
+
+def recording_start(conn: sqlite3.Connection, cid: int) -> int | None:
+    row = conn.execute(
+        "select start_time_90k from recording where composite_id = ?", (cid,)
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def motion_seconds_of(conn: sqlite3.Connection, cid: int) -> tuple[int, int] | None:
+    """(start_time_90k, motion_seconds) of a committed recording with a motion row."""
+    row = conn.execute(
+        """select r.start_time_90k, m.motion_seconds from recording_motion m
+           join recording r using (composite_id) where m.composite_id = ?""",
+        (cid,),
+    ).fetchone()
+    return (int(row[0]), int(row[1])) if row else None
+
+
+def motion_totals_rows(conn: sqlite3.Connection) -> Iterator[tuple[int, int, int]]:
+    """(stream_id, start_time_90k, motion_seconds) of every recording that moved."""
+    yield from conn.execute(
+        """select r.stream_id, r.start_time_90k, m.motion_seconds from recording_motion m
+           join recording r using (composite_id) where m.motion_seconds > 0"""
+    )
+
+
+def motion_search_rows(
+    conn: sqlite3.Connection, stream_id: int, start: int, end: int, max_wall: int
+) -> list[tuple[int, int, int, bytes, bytes]]:
+    """(composite_id, start_time_90k, wall_duration_90k, cells, entries) of the stream's
+    recordings that moved and overlap ``[start, end)``, by start time."""
+    return conn.execute(
+        """select r.composite_id, r.start_time_90k, r.wall_duration_90k, m.cells, m.entries
+           from recording r join recording_motion m using (composite_id)
+           where r.stream_id = ? and r.start_time_90k > ? and r.start_time_90k < ?
+             and r.start_time_90k + r.wall_duration_90k > ? and m.motion_seconds > 0
+           order by r.start_time_90k""",
+        (stream_id, start - max_wall, end, start),
+    ).fetchall()
+
+
+def motion_debug_rows(
+    conn: sqlite3.Connection, stream_id: int, start: int, end: int, max_wall: int, limit: int
+) -> list[tuple[int, int, int, int, int, int, bytes, bytes]]:
+    """(composite_id, start_time_90k, wall_duration_90k, frames, skipped, motion_seconds,
+    entries, global_seconds) of the stream's analysed recordings overlapping
+    ``[start, end)``, by start time, at most ``limit``."""
+    return conn.execute(
+        """select r.composite_id, r.start_time_90k, r.wall_duration_90k, m.frames, m.skipped,
+                  m.motion_seconds, m.entries, m.global_seconds
+           from recording r join recording_motion m using (composite_id)
+           where r.stream_id = ? and r.start_time_90k > ? and r.start_time_90k < ?
+             and r.start_time_90k + r.wall_duration_90k > ?
+           order by r.start_time_90k limit ?""",
+        (stream_id, start - max_wall, end, start, limit),
+    ).fetchall()
 
 
 # --- redactions ----------------------------------------------------------------------------

@@ -1,5 +1,4 @@
-"""Recording value types and the ``video_index`` codec (docs/design.md, On-disk
-formats).
+"""Recording value types and the ``video_index`` codec (docs/design.md, "On-disk formats").
 
 ``VideoSampleEntry`` describes the codec parameters of a run of frames (what an ``.mp4``'s
 ``stsd`` needs). The ``video_index`` of a recording stores, per frame, its duration, size

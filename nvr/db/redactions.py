@@ -1,5 +1,5 @@
 """The redactions part of ``Database``: tombstones, and the one question every reader
-asks, "what is hidden in this range?" (docs/design.md, Evidence and tombstones).
+asks, "what is hidden in this range?" (docs/design.md, "Next capabilities").
 
 A redaction is a row of ``redaction`` (stream, wall-time range, reason, who, when),
 committed before anything else happens: from that commit on, ``hidden`` answers for it

@@ -1,11 +1,14 @@
--- nvr database schema, version 2. This file is authoritative (DESIGN.md §6).
+-- nvr database schema, version 5. This file is authoritative (docs/design.md,
+-- "Schema and upgrades").
 --
 -- Units: every *_90k column is in 90 kHz units; times ("*_time_90k") count from
 -- 1970-01-01 00:00:00 UTC; "*_sec" columns are whole seconds since the epoch.
 -- UUIDs are 16-byte blobs. JSON columns hold a JSON object (never NULL).
 -- Once version 1 has shipped this file changes only together with a numbered
 -- upgrade step in nvr/db/upgrade/. Version 2 added the index summary columns of
--- `recording` (v1_to_v2.py).
+-- `recording` (v1_to_v2.py); version 3 the signal tables (signal_type to signal_change,
+-- v2_to_v3.py); version 4 the per-recording motion summaries (recording_motion,
+-- v3_to_v4.py); version 5 the redaction tombstones (redaction, v4_to_v5.py).
 
 -- The database's identity: exactly one row. Sample-file directories record this uuid
 -- in their meta file so a directory is never used with another database.
@@ -33,7 +36,8 @@ create table open (
   boot_uuid blob check (boot_uuid is null or length(boot_uuid) = 16)  -- the kernel's boot id
 );
 
--- A directory holding sample files (one file per recording, see DESIGN.md §5).
+-- A directory holding sample files (one file per recording: docs/design.md,
+-- "On-disk formats").
 create table sample_file_dir (
   id integer primary key,
   path text unique not null,  -- absolute path
@@ -136,6 +140,20 @@ create table recording_playback (
   video_index blob not null check (length(video_index) > 0)
 );
 
+-- Motion seen in a recording (nvr/motion/summary.py): per second of the recording's media
+-- time, which cells of a 16 x 16 grid moved and how much. Written when the recording is
+-- committed (or later, if analysis lags); deleted with the recording.
+create table recording_motion (
+  composite_id integer primary key references recording (composite_id),
+  cells blob not null check (length(cells) = 32),  -- union of the cells that moved (bitmap)
+  -- 4 bytes per (second, moved cell): uint16 LE second, uint8 cell, uint8 level (1..255)
+  entries blob not null check (length(entries) % 4 = 0),
+  global_seconds blob not null check (length(global_seconds) % 2 = 0),  -- uint16 LE seconds
+  motion_seconds integer not null check (motion_seconds >= 0),  -- seconds with motion
+  frames integer not null check (frames >= 0),  -- pictures analysed
+  skipped integer not null check (skipped >= 0)  -- frames skipped: analysis fell behind
+);
+
 -- Recordings whose rows are gone but whose sample files may still exist. A row is deleted
 -- only after the file is unlinked and the directory fsynced.
 create table garbage (
@@ -212,3 +230,52 @@ create table user_session (
 ) without rowid;
 
 create index user_session_uid on user_session (user_id);
+
+-- Signals (Moonfire NVR's model): a signal is something with a state that changes over
+-- time (a camera's motion, a door contact, an alarm zone), of a type that enumerates its
+-- states. State 0 always means "unknown" and is never stored in signal_type_state.
+create table signal_type (
+  id integer primary key,
+  uuid blob unique not null check (length(uuid) = 16),  -- the id the HTTP API uses
+  short_name text unique not null check (length(short_name) between 1 and 64)
+);
+
+-- The states of a signal type.
+create table signal_type_state (
+  type_id integer not null references signal_type (id),
+  value integer not null check (value between 1 and 255),
+  name text not null check (length(name) between 1 and 64),
+  motion integer not null default 0 check (motion in (0, 1)),  -- 1: means motion
+  color text check (color is null or length(color) between 1 and 32),  -- HTML color
+  primary key (type_id, value)
+) without rowid;
+
+create table signal (
+  id integer primary key,
+  uuid blob unique not null check (length(uuid) = 16),
+  type_id integer not null references signal_type (id),
+  short_name text unique not null check (length(short_name) between 1 and 64)
+);
+
+-- Cameras a signal is tied to. "direct": the signal is about what the camera sees (its
+-- motion); "indirect": about something nearby (a door in view). Retention keeps a
+-- signal's changes as long as the oldest recording of any camera tied to it.
+create table signal_camera (
+  signal_id integer not null references signal (id),
+  camera_id integer not null references camera (id),
+  relation text not null check (relation in ('direct', 'indirect')),
+  primary key (signal_id, camera_id)
+) without rowid;
+
+-- A signal's state from time_90k (wall time) until its next change. Before its first
+-- change a signal is in state 0 (unknown); consecutive changes of a signal never have
+-- the same state.
+create table signal_change (
+  signal_id integer not null references signal (id),
+  time_90k integer not null check (time_90k > 0),
+  state integer not null check (state between 0 and 255),
+  primary key (signal_id, time_90k)
+) without rowid;
+
+-- Changes of every signal by time (GET /api/signals), covering.
+create index signal_change_time on signal_change (time_90k, signal_id, state);

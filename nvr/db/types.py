@@ -40,11 +40,35 @@ STREAM_MODES = ("record", "live", "off")
 # ----------------------------------------------------------------------------- config types
 
 
+#: the streams motion analysis may decode, and the cells of its grid
+MOTION_STREAMS = ("sub", "main")
+MOTION_CELLS = 16 * 16
+
+
 @dataclass(slots=True)
 class CameraConfig:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     onvif_url: str | None = None
+    #: the name of the signal nvr's motion detector writes (``Database.motion_signal``);
+    #: None: "<camera> motion"
+    motion_signal: str | None = None
+    #: which stream motion analysis decodes: "sub", "main" or None (off)
+    motion: str | None = None
+    #: 1 (least) .. 10 (most sensitive); None: the default (5)
+    motion_sensitivity: int | None = None
+    #: cells of the 16 x 16 grid (row * 16 + col) whose motion is ignored
+    motion_mask: list[int] | None = None
+
+    def validate(self) -> None:
+        if self.motion not in (None, *MOTION_STREAMS):
+            raise errors.InvalidArgument("motion must be sub, main or off")
+        if self.motion_sensitivity is not None and not 1 <= self.motion_sensitivity <= 10:
+            raise errors.InvalidArgument("motion sensitivity must be within 1..10")
+        if self.motion_mask is not None and any(
+            not 0 <= c < MOTION_CELLS for c in self.motion_mask
+        ):
+            raise errors.InvalidArgument(f"motion mask cells must be within 0..{MOTION_CELLS - 1}")
 
     def to_json(self) -> str:
         return json.dumps({k: v for k, v in dataclasses.asdict(self).items() if v is not None})
@@ -52,7 +76,10 @@ class CameraConfig:
     @classmethod
     def from_json(cls, text: str) -> CameraConfig:
         d = json.loads(text)
-        return cls(d.get("username"), d.get("password"), d.get("onvif_url"))
+        return cls(
+            d.get("username"), d.get("password"), d.get("onvif_url"), d.get("motion_signal"),
+            d.get("motion"), d.get("motion_sensitivity"), d.get("motion_mask"),
+        )
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@
   a picture parameter set the camera never sent; so a run never starts, and no sample
   entry is made, from garbage.
 - ``PendingFrame``/``RunStart``: the start-of-run rules (docs/design.md,
-  Recording/syncing/retention), applied to frames in order.
+  "Recording, syncing and retention"), applied to frames in order.
 
 The PyAV demuxer (``nvr.ingest.demuxer``) feeds packets through these; they are tested
 without it.
@@ -188,7 +188,7 @@ class PendingFrame:
 
 
 class RunStart:
-    """The start-of-run rules (docs/design.md, Recording/syncing/retention), applied to
+    """The start-of-run rules (docs/design.md, "Recording, syncing and retention"), applied to
     frames in order.
 
     A run starts with a key frame that has a pts. A key frame without pts (PyAV's first

@@ -10,8 +10,15 @@ a ``Subscription`` to one stream. A subscription
   dropped, and resumes at the next key frame; the viewer learns the count from ``get``.
   Frame payloads are shared ``bytes`` objects, so a viewer costs its queue, not a copy.
 
-``viewers(stream_id)`` tells the streamer whether anyone is watching, so it can ask its
-source for per-frame batches (low latency) only while someone is. Everything here runs
+When a stream's session ends (the camera failed), ``session_ended`` tells its viewers
+why at once (``Subscription.take_ended`` after ``get``), so a live tile says "offline"
+instead of showing a frozen frame; the subscription stays, and the first frames of the
+next session follow on it (from a key frame: a run starts at one).
+
+``subscribers(stream_id)`` tells the streamer whether to publish at all, ``viewers``
+whether a live viewer is watching, so it asks its source for per-frame batches (low
+latency) only while one is. Motion analysis (``nvr.motion.task``) subscribes with
+``live=False``: it wants every frame, in batches, and never lowers the latency. Everything here runs
 on the trio thread; ``publish`` never blocks.
 """
 
@@ -71,6 +78,7 @@ class Subscription:
         self._dropped = 0
         self._wait_for_key = True
         self._after_drop = False  # waiting for a key frame because frames were dropped
+        self._ended: str | None = None  # why the stream's session ended, not yet taken
         self._ready = trio.Event()
 
     def _offer(self, frame: LiveFrame) -> None:
@@ -93,7 +101,7 @@ class Subscription:
     async def get(self) -> tuple[int, list[LiveFrame]]:
         """Waits for news: (frames dropped since the last call, frames to send now). After
         a drop the frames (if any) start at a key frame."""
-        while not self._queue and not self._dropped:
+        while not self._queue and not self._dropped and self._ended is None:
             self._ready = trio.Event()
             await self._ready.wait()
         dropped, self._dropped = self._dropped, 0
@@ -102,22 +110,48 @@ class Subscription:
         self._bytes = 0
         return dropped, frames
 
+    def take_ended(self) -> str | None:
+        """Why the stream's session ended since the last call (None: it did not), after
+        the frames ``get`` returned (they came before the end)."""
+        ended, self._ended = self._ended, None
+        return ended
+
+    def _end(self, reason: str) -> None:
+        self._ended = reason
+        self._wait_for_key = True
+        self._ready.set()
+
 
 class FrameHub:
     """Per-stream sets of subscriptions; see the module docstring."""
 
     def __init__(self, *, max_frames: int = 150, max_bytes: int = 16 << 20) -> None:
         self._subs: dict[int, set[Subscription]] = {}
+        self._live: dict[int, int] = {}
         self._max_frames = max_frames
         self._max_bytes = max_bytes
 
     def viewers(self, stream_id: int) -> int:
+        """Live viewers of the stream (subscriptions with ``live=True``)."""
+        return self._live.get(stream_id, 0)
+
+    def subscribers(self, stream_id: int) -> int:
         return len(self._subs.get(stream_id, ()))
 
     @contextmanager
-    def subscribe(self, stream_id: int) -> Iterator[Subscription]:
-        sub = Subscription(stream_id, self._max_frames, self._max_bytes)
+    def subscribe(
+        self,
+        stream_id: int,
+        *,
+        live: bool = True,
+        max_frames: int | None = None,
+        max_bytes: int | None = None,
+    ) -> Iterator[Subscription]:
+        sub = Subscription(
+            stream_id, max_frames or self._max_frames, max_bytes or self._max_bytes
+        )
         self._subs.setdefault(stream_id, set()).add(sub)
+        self._live[stream_id] = self._live.get(stream_id, 0) + live
         try:
             yield sub
         finally:
@@ -125,6 +159,14 @@ class FrameHub:
             subs.discard(sub)
             if not subs:
                 del self._subs[stream_id]
+            self._live[stream_id] -= live
+            if not self._live[stream_id]:
+                del self._live[stream_id]
+
+    def session_ended(self, stream_id: int, reason: str) -> None:
+        """The stream's camera session ended (it failed): each viewer hears ``reason``."""
+        for sub in self._subs.get(stream_id, ()):
+            sub._end(reason)
 
     def publish(self, stream_id: int, frames: Sequence[LiveFrame]) -> None:
         for sub in self._subs.get(stream_id, ()):

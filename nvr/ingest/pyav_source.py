@@ -10,7 +10,7 @@ is recorded). For ``OpenOptions.realtime`` (a file played as a camera) the trio 
 packets at their timestamps with ``clocks.sleep_until``.
 
 **The reader thread is the one exception to the thread seam** (``nvr.base.blocking``;
-docs/design.md, Time): it is started here with ``threading.Thread``, not through
+docs/design.md, "Time"): it is started here with ``threading.Thread``, not through
 ``run_blocking``, because it is not a call but a producer that lives as long as its session
 (hours), blocked inside FFmpeg until the camera sends more or in a coalescing pause:
 
@@ -52,7 +52,7 @@ from nvr.base.errors import NvrError, Unavailable
 from nvr.base.time90k import UNITS_PER_SEC, Duration
 from nvr.ingest.demuxer import Demuxer, is_network_url
 from nvr.ingest.pacing import DEFAULT_PAUSE
-from nvr.ingest.source import OpenOptions, Packet
+from nvr.ingest.source import OpenOptions, Packet, scrub_userinfo
 from nvr.ingest.thread_watch import ThreadWatch
 
 T = TypeVar("T")
@@ -90,7 +90,7 @@ class PyAvSource:
         self._pending: deque[Packet] = deque()  # realtime: read but not yet due
         self._origin: Duration | None = None
         self._thread = threading.Thread(
-            target=self._read_loop, name=f"nvr read {demuxer.url}", daemon=True
+            target=self._read_loop, name=f"nvr read {scrub_userinfo(demuxer.url)}", daemon=True
         )
         self._thread.start()
 
@@ -234,7 +234,8 @@ async def _in_thread(
             await _close_in_thread(demuxer, limiter)
         else:
             threads.expect_end(
-                f"nvr connect {demuxer.url}", demuxer.in_call, demuxer.connect_deadline
+                f"nvr connect {scrub_userinfo(demuxer.url)}", demuxer.in_call,
+                demuxer.connect_deadline,
             )
         raise
 

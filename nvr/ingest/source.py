@@ -3,7 +3,8 @@
 A ``Source`` is one open session with a camera (one RTSP session = one run). It yields
 ``Packet`` batches; each packet is one video frame, already in the form nvr stores:
 length-prefixed (4-byte big-endian) NAL units, the payload of an ``.mp4`` ``mdat``.
-The real implementation is ``nvr.ingest.pyav_source``; tests use ``nvr.testing.ReplayOpener``.
+The real implementation is ``nvr.ingest.pyav_source``; tests use
+``nvr.testing.replay.ReplayOpener``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class Packet:
     ``pts`` is in 90 kHz units on the camera's clock (arbitrary origin, may wrap or jump;
     the streamer judges it). A source never yields a packet without a pts: the first
     packet after connecting, which PyAV gives without one, is fixed up or dropped by the
-    source (docs/design.md, Recording/syncing/retention). ``sample_entry`` is shared by
+    source (docs/design.md, "Recording, syncing and retention"). ``sample_entry`` is shared by
     identity between consecutive packets until the parameter sets change.
     """
 

@@ -1,7 +1,10 @@
-"""The streamer: one task per recorded stream (docs/design.md, Recording/syncing/retention).
+"""The streamer: one task per recorded stream (docs/design.md, "Recording, syncing and retention").
 
 Loop: connect (``Opener.open``), read batches of frames, write them into recordings,
-and when the session ends, back off (capped exponential with jitter) and connect again.
+and when the session ends, back off (exponential from 1 s, capped at 10 s, with jitter)
+and connect again. A session that recorded frames resets the backoff: a camera that drops
+is retried after a second, and one that comes back after a long outage is found within
+about ``max_backoff``.
 
 Within a session:
 - a run starts at a key frame; frames before it are dropped (counted);
@@ -22,9 +25,15 @@ Within a session:
 Connecting has a deadline too (``OpenOptions.connect_timeout``): a camera that trickles its
 handshake (or says nothing) gets a timeout as its session's end, like any other, and the
 streamer backs off and retries; it never stays ``connecting`` longer than that (the
-liveness rule relies on it: docs/design.md, Liveness). Session ends are logged at INFO
-when the camera caused them; a write failure (the disk: full, failing) is the recorder's
-own problem, logged as a WARNING at most once a minute per stream.
+liveness rule relies on it: docs/design.md,
+"Recording, syncing and retention", Liveness).
+
+Logging names the stream by its camera and type (``driveway main``, ``Streamer.name``),
+never by its URL. The first failed session after recording (or at start) is a WARNING,
+the ones that follow while the stream keeps failing at most once a minute (with a count);
+the first frames recorded after a failure log a WARNING that the stream records again. A
+write failure (the disk: full, failing) is the recorder's own problem, logged as a
+WARNING at most once a minute per stream.
 
 When a session ends its open recording is closed (trailing zero) and handed to the
 syncer in a shielded ``finally``, time-bounded on cancellation (shutdown); on shutdown
@@ -87,11 +96,11 @@ class StreamerOptions:
     #: where this stream's boundaries fall within the interval (see ``rotate_offset_for``)
     rotate_offset: Duration = 0
     initial_backoff: Duration = UNITS_PER_SEC
-    max_backoff: Duration = 60 * UNITS_PER_SEC
+    #: a camera that is down is retried this often at least (a connection attempt is
+    #: cheap; a camera back online should reappear within seconds)
+    max_backoff: Duration = 10 * UNITS_PER_SEC
     #: backoff is multiplied by a random factor in [1 - jitter, 1 + jitter]
     jitter: float = 0.2
-    #: a session that lasted this long resets the backoff
-    healthy_session: Duration = 30 * UNITS_PER_SEC
     max_pts_jump: Duration = 5 * UNITS_PER_SEC
     #: a camera silent this long is disconnected (the source's timeout; the streamer
     #: adds a margin of its own on top)
@@ -166,6 +175,11 @@ class Streamer:
         self._prev_pts: int | None = None
         self._rotate_at: Time = 0
         self._log_write_failure = RateLimitedLog(clocks, log)
+        #: while failing: the failures' log (one line a minute) and when they began
+        self._log_failure = RateLimitedLog(clocks, log)
+        self._failing_since: Time | None = None
+        self._failed_sessions = 0
+        self._session_recorded = False  # the current session wrote frames
 
     def _default_open_options(self) -> OpenOptions:
         stream = self._db.streams[self.stream_id]
@@ -185,6 +199,12 @@ class Streamer:
     @property
     def url(self) -> str:
         return self._db.streams[self.stream_id].config.url
+
+    @property
+    def name(self) -> str:
+        """The stream in logs: its camera's short name and its type (``driveway main``)."""
+        stream = self._db.streams[self.stream_id]
+        return f"{self._db.cameras[stream.camera_id].short_name} {stream.type}"
 
     @property
     def _log_url(self) -> str:
@@ -214,9 +234,9 @@ class Streamer:
             self._set_state("connecting")
             task_status.started()
             while True:
-                started = self._clocks.monotonic()
+                self._session_recorded = False
                 error = await self._one_session()
-                if self._clocks.monotonic() - started >= self._opts.healthy_session:
+                if self._session_recorded:
                     failures = 0
                 failures += 1
                 prev = self.state.value
@@ -269,7 +289,7 @@ class Streamer:
                 await self._end_run(None, reason)
                 await source.aclose()
             if scope.cancelled_caught:
-                log.error("stream %d: could not close its recording in time", self.stream_id)
+                log.error("%s: could not close its recording in time", self.name)
         raise AssertionError("unreachable: _read_session only returns by raising")
 
     async def _write_drained(self, source: Source) -> None:
@@ -279,16 +299,35 @@ class Streamer:
             if tail:
                 await self._handle_batch(tail, self._clocks.realtime())
         except (SessionEnded, errors.NvrError) as e:
-            log.warning("stream %d: frames received at shutdown lost: %s", self.stream_id, e)
+            log.warning("%s: frames received at shutdown lost: %s", self.name, e)
 
     def _ended(self, kind: str, reason: str, *, by_recorder: bool = False) -> str:
         self.counters.count_disconnect(kind)
-        line = f"stream {self.stream_id} ({self._log_url}): {reason}"
+        if self._hub is not None:
+            self._hub.session_ended(self.stream_id, reason)
+        line = f"{self.name}: {reason}"
+        self._failed_sessions += 1
+        if self._failing_since is None:
+            self._failing_since = self._clocks.realtime()
+            self._log_failure = RateLimitedLog(self._clocks, log)
         if by_recorder:
             self._log_write_failure(line)
         else:
-            log.info("%s", line)
+            self._log_failure(line)
         return reason
+
+    def _recorded(self) -> None:
+        """A batch was written: the session is a success (see the module docstring)."""
+        self._session_recorded = True
+        if self._failing_since is None:
+            return
+        down = format_duration(self._clocks.realtime() - self._failing_since)
+        n = self._failed_sessions
+        log.warning(
+            "%s: recording again, after %d failed session%s over %s",
+            self.name, n, "" if n == 1 else "s", down,
+        )
+        self._failing_since, self._failed_sessions = None, 0
 
     async def _read_session(self, source: Source) -> None:
         timeout = self._open_opts.read_timeout + STALL_MARGIN
@@ -304,6 +343,8 @@ class Streamer:
             if not batch:
                 raise SessionEnded("eof", "the camera ended the stream")
             await self._handle_batch(batch, self._clocks.realtime())
+            if not self._session_recorded and self._writer is not None:
+                self._recorded()
 
     # -- frames ------------------------------------------------------------------------
 
@@ -396,7 +437,7 @@ class Streamer:
             kind = type(e).__name__
             raise SessionEnded(kind, f"{kind}: {e}", by_recorder=True) from None
         prev, self._live_prev_pts = self._live_prev_pts, frames[-1].pts
-        if self._hub is not None and self._hub.viewers(self.stream_id):
+        if self._hub is not None and self._hub.subscribers(self.stream_id):
             self._publish_live(self._writer, frames, prev)
 
     def _publish_live(

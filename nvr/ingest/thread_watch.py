@@ -7,8 +7,8 @@ known then (``nvr.ingest.demuxer``, Timeouts: ``Demuxer.connect_deadline``). The
 registers the thread here with that time; ``overdue`` names the threads still running
 after it. One past its time by a wide margin is hung: blocked where no interrupt reaches,
 holding a token of the connect limiter other cameras need. That is what the liveness rule
-reports (``nvr.ops.liveness``; docs/design.md, Liveness); a camera that merely misbehaves
-never gets there.
+reports (``nvr.ops.liveness``; docs/design.md, "Recording, syncing and retention",
+Liveness); a camera that merely misbehaves never gets there.
 
 (A session's reader thread is not registered: its reads end at FFmpeg's socket timeout
 when the camera goes silent, and while a camera trickles bytes the read makes progress,

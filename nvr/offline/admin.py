@@ -11,6 +11,7 @@ Users and sessions for scripts (``nvr config user ...``, ``nvr login``) go throu
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from dataclasses import dataclass
@@ -63,6 +64,27 @@ class StreamSpec:
     retain_days: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class MotionSpec:
+    """Motion settings of ``nvr config camera add|edit``; None leaves a field as it is."""
+
+    stream: str | None = None  # "sub", "main" or "off"
+    sensitivity: int | None = None
+    mask: list[int] | None = None
+
+    def apply(self, config: CameraConfig) -> CameraConfig:
+        if self.stream is not None:
+            config = dataclasses.replace(
+                config, motion=None if self.stream == "off" else self.stream
+            )
+        if self.sensitivity is not None:
+            config = dataclasses.replace(config, motion_sensitivity=self.sensitivity)
+        if self.mask is not None:
+            config = dataclasses.replace(config, motion_mask=sorted(set(self.mask)) or None)
+        config.validate()
+        return config
+
+
 def add_camera(
     db_dir: Path,
     *,
@@ -72,15 +94,19 @@ def add_camera(
     description: str = "",
     username: str | None = None,
     password: str | None = None,
+    motion: MotionSpec | None = None,
 ) -> Camera:
     if "main" not in streams:
         raise errors.InvalidArgument("a camera needs a main stream URL")
+    config = CameraConfig(username=username, password=password)
+    if motion is not None:
+        config = motion.apply(config)
     with open_db(db_dir) as db:
         d = find_dir(db, dir_path)
         return db.add_camera(
             name,
             description=description,
-            config=CameraConfig(username=username, password=password),
+            config=config,
             streams={t: (d.id, _stream_config(s)) for t, s in streams.items()},
         )
 
@@ -116,20 +142,26 @@ def edit_camera(
     flush_if_sec: int | None = None,
     dir_path: Path | None = None,
     retain_days: dict[str, int | None] | None = None,
+    motion: MotionSpec | None = None,
+    motion_signal: str | None = None,
 ) -> Camera:
-    """Changes the named camera; only the given fields change. ``urls``,
+    """Changes the named camera; only the given fields change (of ``motion``, the
+    fields that are not None). ``urls``,
     ``retain_bytes`` and ``retain_days`` (0 or None: no age limit) are by stream type;
     new stream types in ``urls`` are added (they need
-    a directory: the camera's, or ``dir_path``)."""
+    a directory: the camera's, or ``dir_path``). ``motion_signal`` names the signal its
+    motion detector writes ("": the default, "<camera> motion")."""
     with open_db(db_dir) as db:
         cam = db.camera_by_name(name)
         config = cam.config
-        if username is not None or password is not None:
-            config = CameraConfig(
-                username if username is not None else config.username,
-                password if password is not None else config.password,
-                config.onvif_url,
-            )
+        if username is not None:
+            config = dataclasses.replace(config, username=username)
+        if password is not None:
+            config = dataclasses.replace(config, password=password)
+        if motion is not None:
+            config = motion.apply(config)
+        if motion_signal is not None:
+            config = dataclasses.replace(config, motion_signal=motion_signal or None)
         changes: dict[str, tuple[int | None, StreamConfig]] = {}
         types = set(cam.streams) | set(urls or {})
         for t in sorted(types):

@@ -1,4 +1,4 @@
-"""``nvr check``: verifies every storage invariant (docs/design.md, On-disk formats),
+"""``nvr check``: verifies every storage invariant (docs/design.md, "On-disk formats"),
 reporting problems.
 
 Checked, with the database open read-only (so the daemon must be stopped):

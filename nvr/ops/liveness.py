@@ -177,7 +177,7 @@ class Liveness:
             kind = st.state.value.kind
             what = "connecting" if kind == "connecting" else "recording without a new frame"
             out.append(
-                Problem(f"streamer of stream {st.stream_id}",
+                Problem(f"streamer of {st.name}",
                         f"{what} for {format_duration(stalled)}")
             )
         for s, busy in self.stuck_syncers():

@@ -17,7 +17,8 @@ asked for). Disconnect kinds, syncer steps and stream states are emitted for eve
 value from the start (zero until they happen), so the set of series does not grow as
 streams reconnect; values outside the known sets are counted as ``other``.
 
-Names: ``nvr_stream_*`` (labels ``camera``, ``stream``), ``nvr_dir_*`` and
+Names: ``nvr_stream_*`` and ``nvr_motion_*`` (labels ``camera``, ``stream``: the analysed
+one), ``nvr_dir_*`` and
 ``nvr_syncer_*`` (label ``dir``), ``nvr_http_requests_total``, ``nvr_event_loop_*``,
 ``nvr_healthy``. ``conf/nvr.example.toml`` (``metrics`` on a bind) says how to serve them.
 """
@@ -46,6 +47,7 @@ from nvr.base.time90k import UNITS_PER_SEC, Duration
 from nvr.db.database import Database
 from nvr.ingest.hub import FrameHub
 from nvr.ingest.streamer import Streamer
+from nvr.motion.task import MotionAnalyzer
 from nvr.ops.liveness import Liveness
 from nvr.storage.dir import SampleFileDir
 from nvr.syncer import Syncer
@@ -130,6 +132,7 @@ class Metrics:
         streamers: Mapping[int, Streamer],
         liveness: Liveness | None = None,
         hub: FrameHub | None = None,
+        motion: Mapping[int, MotionAnalyzer] | None = None,
     ) -> None:
         self._db = db
         self._clocks = clocks
@@ -138,6 +141,7 @@ class Metrics:
         self._streamers = streamers
         self._liveness = liveness
         self._hub = hub
+        self._motion = motion if motion is not None else {}
         self._http: dict[tuple[str, str, str], int] = {}
         self._commit_seconds = Histogram(COMMIT_BUCKETS)
         self._disk: dict[int, DiskSpace] = {}
@@ -250,6 +254,31 @@ class Metrics:
             viewers.add_metric(lv, 0 if self._hub is None else self._hub.viewers(sid))
         yield from (frames, nbytes, dropped, closed, committed, sessions, disconnects)
         yield from (state, state_age, retained, limit, viewers)
+        yield from self._motion_families(counter)
+
+    def _motion_families(
+        self, counter: Callable[[str, str], CounterMetricFamily]
+    ) -> Iterator[Metric]:
+        frames = counter("nvr_motion_frames", "frames decoded for motion analysis")
+        pictures = counter("nvr_motion_pictures", "pictures analysed for motion")
+        skipped = counter(
+            "nvr_motion_frames_skipped", "frames not analysed because analysis fell behind"
+        )
+        decode_errors = counter("nvr_motion_decode_errors", "frames the decoder rejected")
+        events = counter("nvr_motion_events", "motion events (on, then off) seen")
+        db = self._db
+        for sid, analyzer in sorted(self._motion.items()):
+            stream = db.streams.get(sid)
+            if stream is None:
+                continue
+            lv = [db.cameras[stream.camera_id].short_name, stream.type]
+            c = analyzer.counters
+            frames.add_metric(lv, c.frames)
+            pictures.add_metric(lv, c.pictures)
+            skipped.add_metric(lv, c.skipped)
+            decode_errors.add_metric(lv, c.decode_errors)
+            events.add_metric(lv, c.events)
+        yield from (frames, pictures, skipped, decode_errors, events)
 
     def _dir_families(self) -> Iterator[Metric]:
         used = GaugeMetricFamily(

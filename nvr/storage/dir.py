@@ -1,6 +1,6 @@
 """A sample-file directory: its ``meta`` file, the open interlock, and every file operation.
 
-Layout (docs/design.md, On-disk formats): one file per recording, named by its composite
+Layout (docs/design.md, "On-disk formats"): one file per recording, named by its composite
 id as 16 lowercase hex digits, plus ``meta``: a fixed-size (512-byte) record naming the
 database uuid, the directory uuid, the last completed open and the open in progress,
 protected by a CRC so a torn write is detected rather than misread.
@@ -405,7 +405,7 @@ def open_for_database(db: Database, dir_id: int, *, read_only: bool) -> SampleFi
 
 
 def remove_garbage_and_uncommitted(db: Database, dir_id: int, sdir: SampleFileDir) -> int:
-    """Start-up cleanup (docs/design.md, On-disk formats): unlinks every file listed in
+    """Start-up cleanup (docs/design.md, "On-disk formats"): unlinks every file listed in
     ``garbage`` and every file of this directory's streams whose id was never committed,
     fsyncs the directory and lets the next flush forget the garbage rows. Returns the
     number of files removed."""

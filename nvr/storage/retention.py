@@ -1,5 +1,5 @@
 """Deletion planning for the free-space floor of a sample-file directory (docs/design.md,
-Recording/syncing/retention).
+"Recording, syncing and retention").
 
 What belongs here: deciding *which* recordings to delete so that a directory's filesystem
 keeps at least its configured free space. ``pick_oldest`` is pure (no I/O, no database):

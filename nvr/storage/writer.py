@@ -10,7 +10,7 @@ in batches stamped with their local arrival time. The writer
   frame (or the ``next_pts`` given to ``close``) arrives; an unclean close gives the last
   frame duration 0 (the "trailing zero" flag);
 - computes the wall duration: the media duration corrected toward the local clock by at
-  most 500 ppm (docs/design.md, Time), and where the run's next recording starts;
+  most 500 ppm (docs/design.md, "Time"), and where the run's next recording starts;
 - refuses, before accepting it, a frame that would make the recording 5 minutes of wall
   time or longer (``RecordingTooLong``: the caller closes at that frame and drops the run);
 - on a write error truncates the file back to the frames it holds intact and ends the
@@ -233,13 +233,8 @@ class RecordingWriter:
         """Makes the frames written so far visible to readers (growing recordings)."""
         rec = self.rec
         assert rec is not None
-        idx = self._index
-        rec.video_index = idx.data
-        rec.sample_file_bytes = idx.total_bytes
-        rec.video_samples = idx.frames
-        rec.video_sync_samples = idx.key_frames
-        rec.media_duration_90k = idx.media_duration
-        rec.wall_duration_90k = idx.media_duration
+        self._copy_index(rec)
+        rec.wall_duration_90k = rec.media_duration_90k
         if self._run.next_start is None and self._local_start is not None:
             rec.start_time_90k = self._local_start
 
@@ -285,19 +280,23 @@ class RecordingWriter:
         self._db.mark_done(rec)
         await self._sink.submit(rec)
 
-    def _finish_timing(self, rec: PendingRecording) -> None:
+    def _copy_index(self, rec: PendingRecording) -> None:
+        """The row's index and what it sums up, as written so far."""
         idx = self._index
-        media = idx.media_duration
+        rec.video_index = idx.data
+        rec.sample_file_bytes = idx.total_bytes
+        rec.video_samples = idx.frames
+        rec.video_sync_samples = idx.key_frames
+        rec.media_duration_90k = idx.media_duration
+
+    def _finish_timing(self, rec: PendingRecording) -> None:
+        media = self._index.media_duration
         assert self._local_start is not None
         start = self._run.next_start if self._run.next_start is not None else self._local_start
         local_end = self._local_start + media
         wall = corrected_wall_duration(media, local_end - start)
         rec.start_time_90k = start
-        rec.video_index = idx.data
-        rec.sample_file_bytes = idx.total_bytes
-        rec.video_samples = idx.frames
-        rec.video_sync_samples = idx.key_frames
-        rec.media_duration_90k = media
+        self._copy_index(rec)
         rec.wall_duration_90k = wall
         rec.local_time_delta_90k = start - self._local_start
         rec.wall_time_delta_90k = start + wall - local_end

@@ -5,6 +5,8 @@ recordings`` with the same field names and semantics. Extensions use new names:
 ``nvrStatus`` on each stream (the live recording state), ``nvrSampleFileDir`` (its
 directory's id, and path with ``cameraConfigs``). Everything is served from the
 database's in-memory summaries and its covering index; nothing scans the table.
+``signals`` and ``signalTypes`` come from ``nvr.web.signals``, which also serves
+``/api/signals``.
 
 Sessions and users, with Moonfire's shapes: ``POST /api/login`` (``{username,
 password}`` -> ``204`` and cookie ``s``; a wrong name or password is ``401`` as
@@ -19,6 +21,7 @@ fields). Password hashing runs through ``run_blocking`` (it is slow on purpose).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Callable
@@ -36,6 +39,7 @@ from nvr.db.database import Database
 from nvr.db.recording import VideoSampleEntry
 from nvr.db.stream_summary import day_bounds
 from nvr.db.types import FLAG_TRAILING_ZERO, Camera, ListedRecording, Stream
+from nvr.storage.space import DiskSpace, budget_bytes, budget_warning
 from nvr.web import auth
 from nvr.web.context import (
     MAX_TIME,
@@ -48,6 +52,8 @@ from nvr.web.context import (
     text_response,
 )
 from nvr.web.login_limit import LoginLimiter
+from nvr.web.motion_api import motion_json
+from nvr.web.signals import signal_types_json, signals_json
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +104,34 @@ def stream_json(stream: Stream, *, days: bool, config: bool) -> dict[str, Any]:
     if status is not None:
         may_read = "readCameraConfigs" in auth.caller().permissions
         out["nvrStatus"] = status_json(status, redact=None if may_read else Redactor(c.db))
+    return out
+
+
+async def sample_file_dirs_json(*, paths: bool) -> list[dict[str, Any]]:
+    """``nvrSampleFileDirs``: each directory's disk (measured now, off the event loop),
+    its streams' budgets and use, and the warning when the budgets exceed the disk; its
+    path only for callers who may read camera configurations (issue 12, point 4)."""
+    c = ctx()
+    out: list[dict[str, Any]] = []
+    for dir_id, row in sorted(c.db.dirs.items()):
+        space: DiskSpace | None = None
+        sdir = c.dirs.get(dir_id)
+        if sdir is not None:  # (a sick disk: its syncer's error says why)
+            with contextlib.suppress(errors.NvrError, OSError):
+                space = DiskSpace.of(await run_blocking(sdir.statvfs))
+        budget = budget_bytes(c.db, dir_id)
+        streams = [s for s in c.db.streams.values() if s.sample_file_dir_id == dir_id]
+        d: dict[str, Any] = {"id": dir_id}
+        if paths:
+            d["path"] = row.path
+        d |= {
+            "totalBytes": space.total_bytes if space else None,
+            "freeBytes": space.free_bytes if space else None,
+            "retainBytes": budget,
+            "fsBytes": sum(c.db.stream_summary(s.id).fs_bytes for s in streams),
+            "warning": budget_warning(budget, space),
+        }
+        out.append(d)
     return out
 
 
@@ -175,6 +209,8 @@ def camera_json(cam: Camera, *, days: bool, config: bool) -> dict[str, Any]:
         t: stream_json(db.streams[sid], days=days, config=config)
         for t, sid in sorted(cam.streams.items())
     }
+    if days and (motion := motion_json(cam)) is not None:
+        out["motion"] = motion
     return out
 
 
@@ -190,13 +226,22 @@ async def top_level() -> dict[str, Any]:
         "timeZoneName": c.time_zone_name,
         "serverVersion": c.server_version,
         "cameras": [camera_json(cam, days=days, config=configs) for cam in c.db.cameras.values()],
-        "signals": [],
-        "signalTypes": [],
+        "signals": signals_json(c.db, days=days, now=c.clocks.realtime()),
+        "signalTypes": signal_types_json(c.db),
         "permissions": permissions_json(who.permissions),
+        "nvrSampleFileDirs": await sample_file_dirs_json(
+            paths="readCameraConfigs" in who.permissions
+        ),
         # extension: the key exports are signed with (nvr.db.signing), for verify-export
         "nvrExportPublicKey": signing.public_key_of(c.db.db_dir),
     }
-    if who.session is not None:
+    if who.session is None:
+        # extension: whether logging in can work at all (the demo has no users: a UI
+        # then offers no "Log in")
+        out["nvrLoginAvailable"] = any(
+            u.password_hash is not None and not u.disabled for u in _auth().list_users()
+        )
+    else:
         user = who.session.user
         out["user"] = {
             "name": user.username,

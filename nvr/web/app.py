@@ -2,8 +2,8 @@
 
 One quart-trio app is made per HTTP bind (binds differ in what they grant to callers
 without a session), served by ``nvr.web.server`` in the daemon's nursery. The app
-never starts tasks of its own (it receives no nursery, DESIGN.md §2): it reads through
-the database's read API and the streamers' state.
+never starts tasks of its own (it receives no nursery: docs/design.md, "The nursery tree
+and shutdown"): it reads through the database's read API and the streamers' state.
 
 Here live: the handlers that turn every error into a one-line ``text/plain`` answer
 (statuses from ``nvr.web.context.STATUS_BY_KIND``; never a traceback), an unexpected
@@ -32,7 +32,19 @@ from nvr.base import errors
 from nvr.base.clock import Clocks
 from nvr.base.time90k import UNITS_PER_SEC, Duration
 from nvr.db.auth import Auth
-from nvr.web import api, auth, export, live, metrics_route, redact, ui, view
+from nvr.web import (
+    api,
+    auth,
+    export,
+    live,
+    metrics_route,
+    motion_api,
+    redact,
+    signals,
+    thumb,
+    ui,
+    view,
+)
 from nvr.web.context import MAX_JSON_BODY, WebContext, one_line, status_for, text_response
 from nvr.web.login_limit import LoginLimiter, RateLimited
 
@@ -91,6 +103,8 @@ def create_app(ctx: WebContext) -> QuartTrio:
         ctx.auth = Auth(ctx.db, now=ctx.clocks.realtime)
     if ctx.login_limiter is None:
         ctx.login_limiter = LoginLimiter(ctx.clocks)
+    if ctx.thumbnails is None:
+        ctx.thumbnails = thumb.Thumbnails()
     errors_log = ErrorLog(ctx.clocks)
     app = QuartTrio(__name__, static_folder=None)  # nvr.web.ui serves the UI's files
     app.config["nvr"] = ctx
@@ -107,7 +121,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
         if status >= 500:
             errors_log.error(e, traceback=False)
         resp = text_response(status, one_line(str(e)))
-        if isinstance(e, RateLimited):
+        if isinstance(e, RateLimited | thumb.Busy):
             resp.headers["Retry-After"] = str(e.retry_after_sec)
         caller: auth.Caller | None = g.get("nvr_caller")
         if status == 401 and caller is not None and caller.stale_cookie:
@@ -135,9 +149,12 @@ def create_app(ctx: WebContext) -> QuartTrio:
             return response
 
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(signals.blueprint)
     app.register_blueprint(view.blueprint)
     app.register_blueprint(export.blueprint)
     app.register_blueprint(redact.blueprint)
+    app.register_blueprint(motion_api.blueprint)
+    app.register_blueprint(thumb.blueprint)
     app.register_blueprint(live.blueprint)
     app.register_blueprint(metrics_route.blueprint)
     app.register_blueprint(ui.blueprint)

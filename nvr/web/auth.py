@@ -100,9 +100,13 @@ ROUTE_PERMISSIONS: Mapping[str, str] = {
     "api.top_level": CALLER,
     "api.camera": CALLER,
     "api.recordings": "viewVideo",
+    # motion search over stored summaries, and its debug twin (motion_api.py)
+    "motion.motion_search": "viewVideo",
+    "motion.motion_txt": "viewVideo",
     # media (view.py)
     "view.view": "viewVideo",
     "view.init_segment": "viewVideo",
+    "thumb.thumbnail": "viewVideo",
     "live.live": "viewVideo",
     # several cameras and ranges as one signed .zip (export.py)
     "export.export": "viewVideo",
@@ -112,6 +116,9 @@ ROUTE_PERMISSIONS: Mapping[str, str] = {
     # Prometheus metrics (metrics_route.py): only on binds with metrics = true, which
     # should be reachable by the scraper alone (scrapers have no session)
     "metrics.metrics": PUBLIC,
+    # signals (signals.py)
+    "signals.list_signals": "viewVideo",
+    "signals.update_signals": "updateSignals",
     # users (api.py)
     "api.list_users": "adminUsers",
     "api.add_user": "adminUsers",

@@ -3,8 +3,8 @@
 Here live:
 
 - ``WebContext``: what routes may read (the database, directories, clocks, the bind, the
-  live frame hub, metrics, users and the login limiter), filled by the daemon (tests build
-  their own), and ``ctx()`` to reach it from a request;
+  live frame hub, metrics, users, the login limiter and the thumbnail cache), filled by
+  the daemon (tests build their own), and ``ctx()`` to reach it from a request;
 - ``StreamStatus``: the live state of a recorded stream as the daemon exposes it (plain
   values of the streamer and its directory's syncer); ``nvr.web.api`` turns it into JSON;
 - ``STATUS_BY_KIND``: the one table mapping ``NvrError`` kinds to HTTP statuses, and
@@ -57,6 +57,7 @@ from nvr.syncer import SyncerStatus
 if TYPE_CHECKING:
     from nvr.ops.metrics import Metrics
     from nvr.web.login_limit import LoginLimiter
+    from nvr.web.thumb import Thumbnails
 
 #: the largest time a query may name (90 kHz units; SQLite's integers hold it)
 MAX_TIME = 1 << 62
@@ -100,6 +101,9 @@ class WebContext:
     auth: Auth | None = None
     #: failed-login counter (``create_app`` makes one when None; the daemon shares one)
     login_limiter: LoginLimiter | None = None
+    #: thumbnails' cache and render slots (``create_app`` makes one when None; the daemon
+    #: shares one)
+    thumbnails: Thumbnails | None = None
 
 
 def ctx() -> WebContext:

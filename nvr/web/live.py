@@ -19,6 +19,13 @@ messages of a type it does not know). The last frame's duration in each message 
 (the previous frame interval): waiting for the next frame to know it would add a frame
 interval of latency; the next message's ``X-Media-Time-Range`` starts at the true time.
 
+When the camera is offline (its session failed; also at once for a viewer who connects
+while it is), the viewer gets ``{"type": "offline", "message": ...}`` (why: the stream's
+``lastError``, redacted as in ``/api/`` for callers without ``readCameraConfigs``) and the
+socket stays open: the frames of the camera's next session follow on it, from a key
+frame, as soon as it records again. (An nvr extension; Moonfire's UI ignores text
+messages of a type it does not know.)
+
 Errors: as Moonfire's server does, the upgrade is accepted and an error (no session,
 no ``viewVideo``, no such camera or stream) is one text message ``{"type": "error",
 "message": ...}`` (with nvr's ``status``) before the socket closes
@@ -37,6 +44,8 @@ from quart import Blueprint, websocket
 from nvr.base import errors
 from nvr.ingest.hub import LiveFrame
 from nvr.mp4.fragment import build_fragment
+from nvr.web.api import Redactor
+from nvr.web.auth import caller
 from nvr.web.context import camera_by_uuid, ctx, stream_of, websocket_error
 
 blueprint = Blueprint("live", __name__)
@@ -67,8 +76,17 @@ async def live(camera_uuid: str, stream_type: str) -> None:
         await websocket_error(e)
         return
     await websocket.accept()
+    redact = None if "readCameraConfigs" in caller().permissions else Redactor(context.db)
+
+    async def offline(why: str) -> None:
+        message = why if redact is None else redact(why)
+        await websocket.send(json.dumps({"type": "offline", "message": message}))
+
     sequence = 0
     with context.hub.subscribe(stream.id) as subscription:
+        status = context.stream_status(stream.id)
+        if status is not None and status.stream.kind == "backoff":
+            await offline(status.stream.last_error or "the camera is not connected")
         while True:
             dropped, frames = await subscription.get()
             if dropped:
@@ -76,3 +94,6 @@ async def live(camera_uuid: str, stream_type: str) -> None:
             for frame in frames:
                 sequence += 1
                 await websocket.send(message_for(frame, sequence))
+            ended = subscription.take_ended()
+            if ended is not None:
+                await offline(ended)

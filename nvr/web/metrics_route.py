@@ -1,4 +1,4 @@
-"""``GET /metrics``: the daemon's Prometheus metrics (``nvr.metrics``), in the text format.
+"""``GET /metrics``: the daemon's Prometheus metrics (``nvr.ops.metrics``), in the text format.
 
 Served only on binds with ``metrics = true`` (to anyone who reaches such a bind: scrapers
 have no session); elsewhere the path does not exist (404). Free disk space is read just

@@ -50,6 +50,19 @@ Upstream defects this module works around (hypercorn 0.18.0, quart-trio 0.12.0, 
    (``nvr.base.descriptors``), closes connections beyond ``max_connections_per_address``
    at once, and backs off on accept errors (0.1 s doubling to 5 s), logging them at most
    once a minute with a count.
+5. **Shutdown waits for every WebSocket.** hypercorn's graceful stop (``terminated``)
+   closes idle connections only and waits for the others; ASGI tells a WebSocket app
+   nothing of it, and a live view never finishes, so one open live view held shutdown
+   for the whole ``graceful_timeout_sec``. ``_close_websockets_at`` ends every WebSocket
+   when serving stops: the app is cancelled and the client gets close code 1001 (going
+   away; a 503 if it had not been accepted yet). HTTP requests in flight are still
+   waited for, up to ``graceful_timeout_sec``.
+6. **A WebSocket's connection outlives it by up to ``websocket_ping_interval``.**
+   ``hypercorn/protocol/ws_stream.py`` ``WSStream._send_pings`` sleeps between pings in
+   the connection's task group and looks at ``closed`` only when it wakes, so after the
+   client leaves the connection, its socket and its slot stay up to 30 s (and shutdown
+   waited for it). ``_Connection._read_data`` cancels what is left of the connection's
+   task group once the connection is closed.
 
 Also: TLS offers HTTP/1.1 only (the body and head limits above are HTTP/1.1's; nvr's
 clients do not need HTTP/2), and the TLS handshake must finish within
@@ -62,6 +75,7 @@ errors, per bind.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 from collections import Counter
@@ -87,6 +101,8 @@ from hypercorn.typing import (
     ConnectionState,
     LifespanState,
     Scope,
+    WebsocketResponseBodyEvent,
+    WebsocketResponseStartEvent,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -95,12 +111,11 @@ from nvr.base import errors
 from nvr.base.clock import Clocks
 from nvr.base.descriptors import DescriptorBudget
 from nvr.base.log_limit import RateLimitedLog
-from nvr.base.time90k import UNITS_PER_SEC, local_zone_name
+from nvr.base.time90k import UNITS_PER_SEC
 from nvr.config import BindConfig, Config
 
 if TYPE_CHECKING:
-    from nvr.daemon import Daemon
-    from nvr.storage.dir import SampleFileDir
+    from nvr.web.context import WebContext
 
 log = logging.getLogger(__name__)
 
@@ -195,11 +210,56 @@ def _finish_connection_state(app: ASGIFramework) -> ASGIFramework:
     return wrapped
 
 
+def _close_websockets_at(app: ASGIFramework, stopping: trio.Event) -> ASGIFramework:
+    """``app`` with workaround 5 of the module docstring."""
+
+    async def wrapped(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        if scope["type"] != "websocket":
+            await app(scope, receive, send)
+            return
+        accepted = False
+
+        async def send_noting_accept(message: ASGISendEvent) -> None:
+            nonlocal accepted
+            accepted = accepted or message["type"] == "websocket.accept"
+            await send(message)
+
+        async def cancel_at_stop(app_scope: trio.CancelScope) -> None:
+            await stopping.wait()
+            app_scope.cancel()
+
+        async with trio.open_nursery() as nursery:
+            with trio.CancelScope() as app_scope:
+                nursery.start_soon(cancel_at_stop, app_scope)
+                await app(scope, receive, send_noting_accept)
+            nursery.cancel_scope.cancel()
+        if not app_scope.cancelled_caught:
+            return
+        # (after the app's own close, hypercorn ignores what follows)
+        reason = "nvr is shutting down"
+        with trio.CancelScope(shield=True):
+            if accepted:
+                await send({"type": "websocket.close", "code": 1001, "reason": reason})
+            else:
+                start: WebsocketResponseStartEvent = {
+                    "type": "websocket.http.response.start", "status": 503, "headers": []
+                }
+                body: WebsocketResponseBodyEvent = {
+                    "type": "websocket.http.response.body",
+                    "body": reason.encode(),
+                    "more_body": False,
+                }
+                await send(start)
+                await send(body)
+
+    return wrapped
+
+
 # -- the connection side ----------------------------------------------------------------
 
 
 class _Connection(TCPServer):
-    """hypercorn's per-connection server with workarounds 2 and 3 of the module docstring,
+    """hypercorn's per-connection server with workarounds 2, 3 and 6 of the module docstring,
     counting its timeouts."""
 
     def __init__(
@@ -243,6 +303,10 @@ class _Connection(TCPServer):
                 break
         await self.idle_task.stop()
         await self.protocol.handle(Closed())
+        # workaround 6: nothing of a closed connection outlives it
+        nursery = self._task_group._nursery
+        if nursery is not None:
+            nursery.cancel_scope.cancel()
 
     async def _idle_timeout(self) -> None:
         with trio.move_on_after(self.config.keep_alive_timeout) as idle:
@@ -298,7 +362,8 @@ class BindServer:
         *,
         daemon_slots: trio.Semaphore,
     ) -> None:
-        self._app = ASGIWrapper(_finish_connection_state(app))
+        self._stopping = trio.Event()
+        self._app = ASGIWrapper(_close_websockets_at(_finish_connection_state(app), self._stopping))
         self._hc = hypercorn_config(bind, limits)
         self._limits = limits
         self._clocks = clocks
@@ -318,7 +383,9 @@ class BindServer:
         task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serves until ``stop()`` returns, then lets requests in flight finish (up to
-        ``graceful_timeout_sec``); reports the bound URLs."""
+        ``graceful_timeout_sec``); reports the bound URLs once every listener is open.
+        Cancellation closes the listeners and every connection at once, without the
+        grace period."""
         lifespan = Lifespan(self._app, self._hc, self._lifespan_state)
         async with trio.open_nursery() as lifespan_nursery:
             await lifespan_nursery.start(lifespan.handle_lifespan)
@@ -342,8 +409,10 @@ class BindServer:
             lifespan_nursery.cancel_scope.cancel()
 
     async def _stop_connections(self, connections: trio.Nursery) -> None:
-        # idle connections close at once (their timer waits on ``terminated``), busy ones
-        # after their response, all of them by the deadline
+        # idle connections close at once (their timer waits on ``terminated``), WebSockets
+        # too (``_close_websockets_at``), busy ones after their response, all of them by
+        # the deadline
+        self._stopping.set()
         await self._context.terminated.set()
         connections.cancel_scope.deadline = trio.current_time() + self._limits.graceful_timeout_sec
 
@@ -447,9 +516,8 @@ class BindServer:
 
 
 async def run_web(
-    daemon: Daemon,
-    dirs: dict[int, SampleFileDir],
-    clocks: Clocks,
+    config: Config,
+    shared: WebContext,
     budget: DescriptorBudget,
     stop: trio.Event,
     done: trio.Event,
@@ -457,18 +525,23 @@ async def run_web(
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serves every configured bind until ``stop``; reports the bound addresses. All binds
-    together hold at most ``budget.http_connections`` connections."""
+    together hold at most ``budget.http_connections`` connections. ``shared`` is what
+    every bind's app reads (the daemon's database, directories, clocks, hub, metrics);
+    each bind gets its own copy with its ``BindConfig`` and the one user store and
+    failed-login counter of all binds. ``done`` is set when every bind has stopped, on
+    ``stop`` or on cancellation (which stops them at once, without the grace period)."""
     from nvr.db.auth import Auth, SessionPolicy
     from nvr.web.app import create_app
-    from nvr.web.context import WebContext
     from nvr.web.login_limit import LoginLimiter
+    from nvr.web.thumb import ThumbnailCollector, Thumbnails
 
-    config = daemon.config
     addresses: list[str] = []
-    # One user/session store and one failed-login counter for all binds.
+    # One user/session store, one failed-login counter and one thumbnail cache for all
+    # binds.
     policy = SessionPolicy(config.session_idle_timeout_sec, config.session_max_age_sec)
-    users = Auth(daemon.db, now=clocks.realtime, policy=policy)
-    limiter = LoginLimiter(clocks)
+    users = Auth(shared.db, now=shared.clocks.realtime, policy=policy)
+    limiter = LoginLimiter(shared.clocks)
+    thumbnails = Thumbnails()
     daemon_slots = trio.Semaphore(budget.http_connections)
     stats: list[BindStats] = []
     if config.binds:
@@ -476,27 +549,20 @@ async def run_web(
             "open files: limit %d, %d kept for recording; HTTP may hold %d connections",
             budget.limit, budget.reserve, budget.http_connections,
         )
-        daemon.metrics.registry.register(HttpCollector(stats, budget))
+        if shared.metrics is not None:
+            shared.metrics.registry.register(HttpCollector(stats, budget))
+            shared.metrics.registry.register(ThumbnailCollector(thumbnails))
     try:
         async with trio.open_nursery() as nursery:
             for bind in config.binds:
-                ctx = WebContext(
-                    db=daemon.db,
-                    dirs=dirs,
-                    clocks=clocks,
-                    bind=bind,
-                    time_zone_name=config.time_zone or local_zone_name(),
-                    stream_status=daemon.stream_status,
-                    hub=daemon.hub,
-                    metrics=daemon.metrics,
-                    auth=users,
-                    login_limiter=limiter,
+                ctx = dataclasses.replace(
+                    shared, bind=bind, auth=users, login_limiter=limiter, thumbnails=thumbnails
                 )
                 server = BindServer(
                     create_app(ctx),
                     bind,
                     HttpLimits.of(config, bind),
-                    clocks,
+                    shared.clocks,
                     daemon_slots=daemon_slots,
                 )
                 try:

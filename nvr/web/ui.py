@@ -40,7 +40,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 PAGES = ("/", "/live", "/recordings", "/status", "/login")
 
 CSP = (
-    "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
+    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
     "connect-src 'self' ws: wss:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )

@@ -202,7 +202,7 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     return first, end
 
 
-def _none_match(header: str, etag: str) -> bool:
+def none_match(header: str, etag: str) -> bool:
     """Whether ``If-None-Match`` matches: ``*``, or ``etag`` by weak comparison
     (RFC 9110 13.1.2: ``W/"x"`` matches ``"x"``)."""
     tags = [t.strip() for t in header.split(",")]
@@ -243,7 +243,7 @@ def serve(vf: VirtualFile, *, filename: str | None = None, cacheable: bool = Tru
         headers["Content-Disposition"] = f'inline; filename="{filename}"'
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None:
-        if _none_match(if_none_match, vf.etag):
+        if none_match(if_none_match, vf.etag):
             return Response(b"", status=304, headers=headers)
     elif cacheable and _not_modified_since(request.headers.get("If-Modified-Since"),
                                            vf.last_modified_90k):

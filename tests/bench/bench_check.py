@@ -35,10 +35,10 @@ from nvr.db.types import CameraConfig, StreamConfig
 from nvr.offline.check import check
 from nvr.storage.dir import SampleFileDir, file_name
 from nvr.testing.env import TEST_SAMPLE_ENTRY
+from tests.support.determinism import T0
 
 STREAMS = 10
 FPS = 30
-T0 = 1_700_000_000 * UNITS_PER_SEC
 
 
 def build_index(frames: int) -> tuple[bytes, int, int, int]:

@@ -50,9 +50,9 @@ from nvr.db.database import Database
 from nvr.db.recording import VideoIndexEncoder, VideoSampleEntry, decode_video_index
 from nvr.db.types import CameraConfig, StreamConfig
 from nvr.storage.dir import SampleFileDir, file_name, open_for_database
+from tests.support.determinism import T0
 
 HOUR, DAY = 60, 1440
-T0 = 1_700_000_040 * UNITS_PER_SEC
 
 
 # --- the database ---------------------------------------------------------------------------

@@ -100,3 +100,42 @@ async def test_live_frames_over_a_real_websocket_decode(
     assert [round(f.time * 90_000) for f in frames] == list(
         itertools.accumulate((end - start for _, start, end in ranges[:-1]), initial=0)
     )
+
+
+async def test_a_camera_that_dies_is_offline_at_once_and_back_on_the_same_socket(
+    tmp_path: Path, rtsp_server: RtspServer
+) -> None:
+    """Issue 17: a dead camera's tile showed a frozen frame for seconds, and a camera back
+    online took up to ~30 s to reappear. The viewer hears ``offline`` the moment the
+    streamer sees the camera end the stream; after the restart, frames come again on the
+    same socket within the backoff (1 s: the session before had recorded) plus the
+    camera's connect time and first key frame."""
+    layout = create_db(tmp_path, {"cam": CameraSpec(rtsp_server.url("live"))})
+    sid = layout.stream_ids["cam"]
+    config = replace(layout.config(rotate_interval_sec=ROTATE_SEC), binds=(VIEW,))
+    async with running(config) as d:
+        cam = d.db.cameras[d.db.streams[sid].camera_id]
+        base = d.http_addresses[0]
+        url = base.replace("http://", "ws://") + f"/api/cameras/{cam.uuid}/main/live.m4s"
+        with trio.fail_after(30):
+            async with open_websocket_url(url, extra_headers=[("Origin", base)]) as ws:
+                for _ in range(30):
+                    assert isinstance(await ws.get_message(), bytes)
+                rtsp_server.kill()
+                killed = trio.current_time()
+                while isinstance(got := await ws.get_message(), bytes):
+                    pass  # the frames received before the kill
+                offline_after = trio.current_time() - killed
+                assert json.loads(got) == {
+                    "type": "offline", "message": "the camera ended the stream"}
+                await trio.to_thread.run_sync(rtsp_server.restart)
+                restarted = trio.current_time()
+                while not isinstance(got := await ws.get_message(), bytes):
+                    assert json.loads(got)["type"] == "offline"  # a try before it listened
+                back_after = trio.current_time() - restarted
+                headers = parse(got)[0]
+                assert headers["X-Runs"] == "2"
+    print(f"offline {offline_after:.3f} s after the kill; frames {back_after:.3f} s "
+          "after the restart")
+    assert offline_after < 2
+    assert back_after < 10

@@ -30,7 +30,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ import trio
 
 from nvr import cli, daemon
 from nvr.base.time90k import UNITS_PER_SEC
+from nvr.base.units import format_size
 from nvr.config import BindConfig
 from nvr.web import ui
 from tests.support.daemon import CameraSpec, create_db
@@ -168,7 +169,21 @@ def open_recordings(page: Any, nvr: Nvr, *, viewport: dict[str, int] = DESKTOP) 
         "() => Number(document.querySelector('#timeline')?.dataset.recordings) >= 2"
     )
     page.click("label[for=zoom-fit]")
-    page.wait_for_timeout(100)  # the canvas repaints on the next animation frame
+    next_animation_frame(page)
+
+
+def next_animation_frame(page: Any) -> None:
+    """Returns once the page has run its next animation frames: the timeline repaints in
+    one (``Timeline.draw``), so a change made before this call is on the canvas after."""
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
+def pump_until(page: Any, done: Callable[[], bool], seconds: float) -> None:
+    """Lets Playwright's loop run (routed sockets arrive through it) until ``done()`` or
+    ``seconds`` have passed."""
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        page.wait_for_timeout(20)
 
 
 def timeline_geometry(page: Any) -> dict[str, float]:
@@ -204,10 +219,10 @@ def row_y(geo: dict[str, float], row: int = 0) -> float:
 
 def test_recordings_page_lists_the_camera_and_polls_for_new_ones(page: Any, nvr: Nvr) -> None:
     open_recordings(page, nvr)
-    assert page.get_attribute("#timeline", "aria-label") == "Day timeline"
+    assert page.get_attribute("#timeline", "aria-label") == "Timeline"
     # the canvas draws the camera's name; the calendar marks today (in the server's zone)
     assert page.inner_text("#day-title")
-    assert page.locator(".cal-day.has-video[aria-pressed=true]").count() == 1
+    assert page.locator(".cal-day.has-video[aria-selected=true]").count() == 1
     before = int(page.get_attribute("#timeline", "data-recordings") or 0)
     # a new recording every 2 s; the page polls every 5 s
     page.wait_for_function(
@@ -253,9 +268,13 @@ def test_click_on_the_timeline_plays_that_moment(page: Any, nvr: Nvr) -> None:
     played = page.evaluate(
         "() => { const v = document.querySelector('#player'); v.pause(); return v.currentTime; }"
     )
-    page.wait_for_timeout(100)  # the paused frame's callback has run
-    shown = int(page.get_attribute("#wall-time", "data-time90k") or 0)
-    assert abs(shown - (clicked + played * UNITS_PER_SEC)) <= 2 * FRAME_90K, (shown, played)
+    # the paused frame's callback shows its time
+    expected = clicked + played * UNITS_PER_SEC
+    page.wait_for_function(
+        f"""() => Math.abs(document.querySelector('#wall-time').dataset.time90k - {expected})
+                  <= {2 * FRAME_90K}""",
+        timeout=5000,
+    )
     # previous/next recording
     assert page.is_enabled("#prev-rec")
     page.click("#prev-rec")
@@ -349,7 +368,7 @@ def test_screenshots_of_the_live_grid_timeline_and_phone(
     card = page.locator(".timeline-card")
     shots["ui-day-timeline.png"] = card.screenshot(path=str(artifact_dir / "ui-day-timeline.png"))
     page.click("label[for=zoom-day]")
-    page.wait_for_timeout(100)
+    next_animation_frame(page)
     shots["ui-day-timeline-24h.png"] = card.screenshot(
         path=str(artifact_dir / "ui-day-timeline-24h.png")
     )
@@ -374,11 +393,38 @@ def test_screenshots_of_the_live_grid_timeline_and_phone(
 
 
 def test_status_page_shows_the_stream_and_its_directory(page: Any, nvr: Nvr) -> None:
+    """Issue 17: a directory by its path (this bind grants ``readCameraConfigs``), with its
+    disk's free space and size; no warning while the budgets fit."""
     page.goto(nvr.base + "/status")
     page.wait_for_selector(".cam-status .badge.recording")
     assert "yard" in page.inner_text(".cam-status h2")
-    dirs = page.inner_text(".dirs")
-    assert "yard/main" in dirs
+    (d,) = nvr.api("/api/")["nvrSampleFileDirs"]
+    row = page.inner_text(".dirs tbody tr")
+    assert row.startswith(d["path"]) and "directory 1" not in row
+    assert "yard/main" in row
+    assert f" free of {format_size(d['totalBytes'])}" in row
+    assert page.query_selector(".dirs .budget-warning") is None
+
+
+def test_status_page_warns_when_budgets_exceed_the_disk(
+    page: Any, nvr: Nvr, artifact_dir: Path
+) -> None:
+    """The server's warning (``nvrSampleFileDirs``; the API's test makes it) is shown next
+    to its directory: here ``/api/`` is answered in the browser with the daemon's own
+    answer, its budget raised to twice the disk."""
+    real = nvr.api("/api/", days="true")
+    d = real["nvrSampleFileDirs"][0]
+    d["retainBytes"] = 2 * d["totalBytes"]
+    d["warning"] = "the streams' budgets (...) are more than the disk holds (...)"
+    page.route(
+        lambda url: urlsplit(url).path == "/api/",
+        lambda route: route.fulfill(status=200, content_type="application/json",
+                                    body=json.dumps(real)),
+    )
+    page.goto(nvr.base + "/status")
+    warning = page.wait_for_selector(".dirs .budget-warning")
+    assert warning.inner_text() == "Warning: " + d["warning"]
+    page.locator(".dirs").screenshot(path=str(artifact_dir / "ui-status-budget-warning.png"))
 
 
 def test_the_browser_loads_every_ui_file_under_one_content_hash(page: Any, nvr: Nvr) -> None:
@@ -488,8 +534,10 @@ def test_live_tile_plays(page: Any, nvr: Nvr) -> None:
         timeout=3000,
     )
     t0 = page.evaluate("() => document.querySelector('.tile video').currentTime")
-    page.wait_for_timeout(500)
-    assert page.evaluate("() => document.querySelector('.tile video').currentTime") > t0
+    # it keeps playing
+    page.wait_for_function(
+        f"() => document.querySelector('.tile video').currentTime > {t0}", timeout=3000
+    )
     assert page.get_attribute(".tile", "data-state") == "playing"
 
 
@@ -675,9 +723,7 @@ def test_live_tile_plays_the_documented_messages(page: Any, nvr: Nvr) -> None:
     page.set_viewport_size(DESKTOP)
     page.goto(nvr.base + "/live")
     page.click("label[for=layout-1]")
-    deadline = time.monotonic() + 5
-    while not sockets and time.monotonic() < deadline:
-        page.wait_for_timeout(50)
+    pump_until(page, lambda: bool(sockets), 5)
     ws = sockets[-1]
     assert ws.url.endswith(f"/api/cameras/{nvr.camera}/main/live.m4s")
     video = "document.querySelector('.tile video')"
@@ -708,9 +754,7 @@ def test_live_tile_plays_the_documented_messages(page: Any, nvr: Nvr) -> None:
     ws.close()
     page.wait_for_selector(".tile[data-state=reconnecting]")
     assert "interrupted" in page.inner_text(".tile .overlay")
-    deadline = time.monotonic() + 5
-    while len(sockets) < 2 and time.monotonic() < deadline:
-        page.wait_for_timeout(50)
+    pump_until(page, lambda: len(sockets) >= 2, 5)
     assert len(sockets) == 2, "the tile did not reconnect"
     send_frames(page, sockets[-1], recs[2][:15])
     page.wait_for_selector(".tile[data-state=playing]", timeout=3000)
@@ -734,6 +778,99 @@ def test_live_tile_plays_the_documented_messages(page: Any, nvr: Nvr) -> None:
     assert len(inits) == 1
     assert page.evaluate(f"() => {video}.currentTime") > t0 + 0.4
     assert page.get_attribute(".tile", "data-state") == "playing"
+
+
+def test_an_empty_day_says_no_video_and_time_labels_leave_the_axis_readable(
+    page: Any, nvr: Nvr, artifact_dir: Path
+) -> None:
+    """Issue 17: an empty day showed an empty timeline with no word; the playhead's and
+    the pointer's time labels were drawn over the axis's labels."""
+    open_recordings(page, nvr)
+    assert page.is_hidden(".no-video")
+    assert page.query_selector("input[name=rec-stream]") is None  # no camera has a sub stream
+    geo = timeline_geometry(page)
+    rows = nvr.recordings()
+    page.mouse.move(x_of(geo, rows[1]["startTime90k"]), row_y(geo))
+    page.wait_for_timeout(100)  # repainted on the next animation frame
+    badges = json.loads(page.get_attribute("#timeline", "data-badges"))
+    axis = float(page.get_attribute("#timeline", "data-axis-height"))
+    height = page.eval_on_selector("#timeline", "c => c.clientHeight")
+    assert badges, "no time label drawn"
+    for _x, y, _w, h in badges:
+        assert axis <= y and y + h <= height  # in the lane under the tracks
+    page.locator(".timeline-card").screenshot(path=str(artifact_dir / "ui-timeline-labels.png"))
+    page.goto(nvr.base + "/recordings?day=2001-01-01")
+    page.wait_for_function("() => document.querySelector('#timeline')?.dataset.loaded")
+    assert page.is_visible(".no-video")
+    assert page.inner_text(".no-video") == "No video on this day."
+
+
+def test_what_a_new_user_sees_first_fits_the_install(
+    page: Any, nvr: Nvr, artifact_dir: Path
+) -> None:
+    """Issue 17: the demo (two cameras, no users) opened on 2x2 with two empty tiles, showed
+    a "Log in" link that could not work, and a main/sub choice for cameras without a sub
+    stream. Here ``/api/`` is the daemon's answer with a second camera that has a sub
+    stream, on an install where no one can log in."""
+    real = nvr.api("/api/", days="true")
+    yard = real["cameras"][0]
+    assert list(yard["streams"]) == ["main"]
+    gate = json.loads(json.dumps(yard))
+    gate.update(uuid="00000000-0000-4000-8000-000000000002", id=2, shortName="gate")
+    gate["streams"]["sub"] = gate["streams"]["main"]
+    real["cameras"].append(gate)
+    real["nvrLoginAvailable"] = False
+    page.route(
+        lambda url: urlsplit(url).path == "/api/",
+        lambda route: route.fulfill(status=200, content_type="application/json",
+                                    body=json.dumps(real)),
+    )
+    page.route_web_socket(re.compile(r".*/live\.m4s$"), lambda ws: None)
+    page.set_viewport_size(DESKTOP)
+    page.goto(nvr.base + "/live")
+    page.wait_for_selector(".tile[data-index='1']")
+    assert page.is_checked("#layout-2")
+    assert page.eval_on_selector_all(".tile", "ts => ts.length") == 2
+    assert page.inner_text("#who-name") == ""
+    stream_choice = "figcaption select[aria-label$=stream]"
+    assert page.is_hidden(f".tile[data-index='0'] {stream_choice}")  # yard: main only
+    assert page.is_visible(f".tile[data-index='1'] {stream_choice}")  # gate: main and sub
+    page.screenshot(path=str(artifact_dir / "ui-live-two-cameras.png"))
+    page.goto(nvr.base + "/recordings")
+    page.wait_for_selector("label[for=rec-stream-sub]")  # a camera has a sub stream
+    # with a user who can log in, the link is there
+    real["nvrLoginAvailable"] = True
+    page.reload()
+    page.wait_for_selector("#who-name a[href='/login']")
+
+
+def test_a_tile_says_offline_when_the_server_does_and_plays_again_on_the_same_socket(
+    page: Any, nvr: Nvr, artifact_dir: Path
+) -> None:
+    """Issue 17: a dead camera's tile showed its frozen last frame for ~5 s. The server's
+    ``offline`` message turns the tile to "Camera offline" at once; the camera's next
+    frames, on the same socket, play again without a reconnect."""
+    recs = live_messages(nvr, 2)
+    sockets: list[Any] = []
+    page.route_web_socket(re.compile(r".*/live\.m4s$"), lambda ws: sockets.append(ws))
+    page.set_viewport_size(DESKTOP)
+    page.goto(nvr.base + "/live")
+    page.click("label[for=layout-1]")
+    deadline = time.monotonic() + 5
+    while not sockets and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    ws = sockets[-1]
+    send_frames(page, ws, recs[0][:45])
+    page.wait_for_selector(".tile[data-state=playing]", timeout=3000)
+    ws.send(json.dumps({"type": "offline", "message": "the camera ended the stream"}))
+    # (the stall rule alone would take 2 s; the poll, up to 10 s)
+    page.wait_for_selector(".tile[data-state=down]", timeout=1000)
+    assert page.inner_text(".tile .overlay strong") == "Camera offline"
+    assert page.inner_text(".tile .overlay .detail").startswith("the camera ended the stream.")
+    page.screenshot(path=str(artifact_dir / "ui-live-offline.png"))
+    send_frames(page, ws, recs[1][:30])
+    page.wait_for_selector(".tile[data-state=playing]", timeout=3000)
+    assert len(sockets) == 1
 
 
 def test_a_camera_that_is_down_says_so(page: Any, nvr: Nvr, artifact_dir: Path) -> None:

@@ -1,5 +1,5 @@
 """The browser for UI and playback tests: Playwright for Python driving Debian's
-``/usr/bin/chromium`` (DESIGN.md §9).
+``/usr/bin/chromium`` (docs/design.md, "Testing").
 
 Playwright's sync API runs its own event loop in a greenlet, so browser tests are plain
 (synchronous) test functions; what they test runs in another process or thread (the real

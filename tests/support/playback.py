@@ -53,11 +53,11 @@ from nvr.ingest.streamer import Streamer, StreamerOptions
 from nvr.syncer import Syncer
 from nvr.testing.env import create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
+from tests.support.determinism import T0
 from tests.support.http import daemon_in_thread, view_config
+from tests.support.paths import FIXTURES
 
 SEC = UNITS_PER_SEC
-T0 = 1_700_000_040 * SEC
-from tests.support.paths import FIXTURES  # noqa: E402
 
 CLIP = str(FIXTURES / "h264-640x360.mp4")  # 600 frames, 20 s
 RES_CHANGE = str(FIXTURES / "h264-res-change.ts")  # 180 frames, 320x240 from frame 90
@@ -120,13 +120,16 @@ def record_library(root: Path) -> Library:
     gone = Session(open_error=Unavailable("camera gone"))
     clip, res_change = load_packets(CLIP), load_packets(RES_CHANGE)
     scripts = {
+        # (each session after a recorded one is retried 1 s after its end; the runs start
+        # where the shape described in test_the_library_is_as_described needs them, 1,
+        # 2 and 4 s after the previous run's end, by connecting that much more slowly)
         "rtsp://cam0/main": [
             Session(clip, loops=2),
             Session(res_change, loops=1),
             # two forward steps of the camera's timestamps: frames of 3300 ticks, and
             # media time that runs ahead of the (local) wall time in the last recording
-            Session(clip, loops=1, pts_shifts={150: 300, 450: 300}),
-            Session(res_change, loops=2),
+            Session(clip, loops=1, pts_shifts={150: 300, 450: 300}, open_delay=1 * SEC),
+            Session(res_change, loops=2, open_delay=3 * SEC),
             gone,
         ],
         "rtsp://cam1/main": [Session(clip, loops=None, end_after=BIG_SECONDS * 30), gone],

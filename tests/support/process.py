@@ -42,6 +42,11 @@ def write_config(path: Path, settings: dict[str, object],
     return path
 
 
+#: what the daemon must not inherit from the test's environment (``JOURNAL_STREAM``: its
+#: log lines would lose their timestamps)
+_UNSET = ("NVR_DB_DIR", "NVR_DEBUG", "JOURNAL_STREAM")
+
+
 def _limit_open_files(n: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
 
@@ -63,7 +68,7 @@ class NvrProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=REPO,
-                env={k: v for k, v in os.environ.items() if k not in ("NVR_DB_DIR", "NVR_DEBUG")},
+                env={k: v for k, v in os.environ.items() if k not in _UNSET},
                 preexec_fn=None if open_files is None else partial(_limit_open_files, open_files),
             )
 

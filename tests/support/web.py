@@ -23,10 +23,10 @@ from nvr.testing.env import RecordingEnv, create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
 from nvr.web.app import create_app
 from nvr.web.context import WebContext
+from tests.support.determinism import T0, run_inline
 from tests.support.paths import FIXTURES
 
 SEC = UNITS_PER_SEC
-T0 = 1_700_000_040 * SEC
 CLIP = str(FIXTURES / "h264-640x360.mp4")
 VIEW = BindConfig(allow_unauthenticated=("viewVideo",))
 
@@ -38,13 +38,10 @@ def inline_web_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     ``inline_blocking``'s context-variable switch does not reach the body's file reads;
     and under MockClock autojump a real thread would let virtual time (and the client's
     timeouts) run away. Use with ``pytest.mark.usefixtures("inline_web_threads")``."""
-
-    async def inline(fn, *args, **_kw):  # type: ignore[no-untyped-def]
-        return fn(*args)
-
-    monkeypatch.setattr("nvr.web.view.run_blocking", inline)
-    monkeypatch.setattr("nvr.web.api.run_blocking", inline)
-    monkeypatch.setattr("nvr.web.export.run_blocking", inline)
+    monkeypatch.setattr("nvr.web.view.run_blocking", run_inline)
+    monkeypatch.setattr("nvr.web.api.run_blocking", run_inline)
+    monkeypatch.setattr("nvr.web.thumb.run_blocking", run_inline)
+    monkeypatch.setattr("nvr.web.export.run_blocking", run_inline)
     with inline_blocking():
         yield
 
@@ -67,13 +64,13 @@ async def recorded(tmp_path: Path, autojump_clock: trio.testing.MockClock
     r.env.close()
 
 
-async def record(tmp_path: Path, seconds: float = 275) -> Recorded:
+async def record(tmp_path: Path, seconds: float = 275, clip: str = CLIP) -> Recorded:
     """What the ``recorded`` fixture makes, in ``tmp_path`` (or only its first
-    ``seconds``); the caller closes ``env``."""
+    ``seconds``; or of another ``clip``); the caller closes ``env``."""
     create_env(tmp_path, streams=1, flush_if_sec=0)
     clocks = SimulatedClocks(T0)
     env = open_env(tmp_path, now=clocks.realtime, monotonic=clocks.monotonic)
-    packets = load_packets(CLIP)
+    packets = load_packets(clip)
     opener = ReplayOpener(clocks, {"rtsp://cam0/main": [
         Session(packets, loops=None, end_after=6000), Session(packets, loops=None)]})
     syncer = Syncer(env.db, env.dir_id, env.sdir, clocks)

@@ -62,6 +62,25 @@ export function recordings(cameraUuid, stream, startTime90k, endTime90k) {
   });
 }
 
+/** `GET /api/signals` over [start, end): each signal's state at `start`, then its
+ * changes, as parallel arrays `signalIds`, `states`, `times90k` (a first page; a day
+ * has fewer changes than a page holds for any signal nvr writes). */
+export function signals(startTime90k, endTime90k) {
+  return getJson("/api/signals", { startTime90k, endTime90k });
+}
+
+/** nvr's motion search (an extension; absent on servers without it: 404): the spans
+ * in which region `cells` (64 hex digits, a 16 x 16 bitmap; omitted: the whole picture)
+ * moved in [start, end), newest first, as `{stream, spans: [{startTime90k, endTime90k,
+ * recordingIds, peak}], nextEndTime90k?}`. */
+export function motionSpans(cameraUuid, { startTime90k, endTime90k, cells, minFraction, limit }) {
+  const params = { startTime90k, endTime90k };
+  if (cells) params.cells = cells;
+  if (minFraction) params.minFraction = minFraction;
+  if (limit) params.limit = limit;
+  return getJson(`/api/cameras/${cameraUuid}/motion`, params);
+}
+
 export function login(username, password) {
   return postJson("/api/login", { username, password });
 }
@@ -86,6 +105,13 @@ export function segmentSpec(row, relStart, relEnd) {
 export function viewMp4Url(cameraUuid, stream, specs) {
   const q = specs.map((s) => `s=${encodeURIComponent(s)}`).join("&");
   return `/api/cameras/${cameraUuid}/${stream}/view.mp4?${q}`;
+}
+
+/** `thumb.jpg`: the frame showing at `t90k` (or, with `keyFrame`, the key frame before
+ * it), `width` px wide. */
+export function thumbUrl(cameraUuid, stream, t90k, width, keyFrame = false) {
+  const k = keyFrame ? "&keyFrame=true" : "";
+  return `/api/cameras/${cameraUuid}/${stream}/thumb.jpg?time90k=${Math.round(t90k)}&width=${width}${k}`;
 }
 
 export function liveUrl(cameraUuid, stream) {

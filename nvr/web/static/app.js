@@ -66,10 +66,10 @@ function updateWho() {
     who.replaceChildren(user.name);
     logout.hidden = !session.csrf;
   } else {
-    // the bind grants these without a session; a login may grant more
-    who.replaceChildren(
-      session.top ? el("a", { href: "/login", "data-nav": "" }, "Log in") : "",
-    );
+    // the bind grants these without a session; a login may grant more, if there is a user
+    // who can log in (`nvrLoginAvailable`: the demo has none)
+    const canLogIn = session.top && session.top.nvrLoginAvailable !== false;
+    who.replaceChildren(canLogIn ? el("a", { href: "/login", "data-nav": "" }, "Log in") : "");
     logout.hidden = true;
   }
 }

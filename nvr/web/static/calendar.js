@@ -1,5 +1,7 @@
 // A month calendar of the days that have video (the union of the cameras' `days`),
-// shaded by how much was recorded. Days are the server's (its time zone's) dates.
+// shaded by how much was recorded. Days are the server's (its time zone's) dates. The
+// month is a WAI-ARIA grid: one tab stop (the selected day), arrows move by a day or a
+// week, Home/End to the week's ends, PageUp/PageDown by a month, Enter or Space picks.
 
 import { el } from "./dom.js";
 import { formatDuration } from "./format.js";
@@ -33,6 +35,7 @@ export class Calendar {
     this.selected = null;
     this.today = null;
     this.month = null; // [year, month 1-12]
+    this.focusDay = null; // the day holding the grid's tab stop
     this.root = el("section", { class: "calendar card", "aria-label": "Days with video" });
   }
 
@@ -62,6 +65,29 @@ export class Calendar {
     this.render();
   }
 
+  /** Arrow-key navigation in the grid: moves the tab stop (and the month) and focuses it. */
+  key(e, k) {
+    const [y, m, d] = k.split("-").map(Number);
+    const date = new Date(Date.UTC(y, m - 1, d));
+    const wd = (date.getUTCDay() + 6) % 7;
+    const days = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -7, ArrowDown: 7, Home: -wd, End: 6 - wd }[e.key];
+    if (days !== undefined) {
+      date.setUTCDate(date.getUTCDate() + days);
+    } else if (e.key === "PageUp" || e.key === "PageDown") {
+      const n = e.key === "PageUp" ? -1 : 1;
+      const last = new Date(Date.UTC(y, m - 1 + n + 1, 0)).getUTCDate();
+      date.setUTCFullYear(y, m - 1 + n, Math.min(d, last));
+    } else {
+      return;
+    }
+    e.preventDefault();
+    const nk = key(date.getUTCFullYear(), date.getUTCMonth() + 1, date.getUTCDate());
+    this.focusDay = nk;
+    this.month = [date.getUTCFullYear(), date.getUTCMonth() + 1];
+    this.render();
+    this.root.querySelector(`[data-day="${nk}"]`)?.focus();
+  }
+
   render() {
     const [y, m] = this.month;
     const title = new Intl.DateTimeFormat("en-GB", { month: "long", year: "numeric", timeZone: "UTC" }).format(
@@ -71,12 +97,16 @@ export class Calendar {
     const next = el("button", { type: "button", class: "icon", "aria-label": "Next month" }, "›");
     prev.addEventListener("click", () => this.step(-1));
     next.addEventListener("click", () => this.step(1));
-    const grid = el("div", { class: "cal-grid", role: "group", "aria-label": title });
-    for (const w of WEEKDAYS) grid.append(el("span", { class: "cal-wd", "aria-hidden": "true" }, w));
+    const grid = el("div", { class: "cal-grid", role: "grid", "aria-label": title });
+    grid.append(el("div", { role: "row", class: "cal-row" },
+      WEEKDAYS.map((w) => el("span", { class: "cal-wd", role: "columnheader" }, w))));
     const first = new Date(Date.UTC(y, m - 1, 1)).getUTCDay(); // 0 = Sunday
     const lead = (first + 6) % 7;
-    for (let i = 0; i < lead; i++) grid.append(el("span", {}));
     const n = new Date(Date.UTC(y, m, 0)).getUTCDate();
+    const inMonth = (k) => k && this.shows(k);
+    const stop = [this.focusDay, this.selected, this.today].find(inMonth) || key(y, m, 1);
+    let row = el("div", { role: "row", class: "cal-row" });
+    for (let i = 0; i < lead; i++) row.append(el("span", { role: "gridcell" }));
     for (let d = 1; d <= n; d++) {
       const k = key(y, m, d);
       const info = this.days.get(k);
@@ -85,16 +115,27 @@ export class Calendar {
         "button",
         {
           type: "button",
+          role: "gridcell",
+          tabindex: k === stop ? "0" : "-1",
           class: `cal-day${info ? " has-video" : ""}${k === this.today ? " today" : ""}`,
-          "aria-pressed": String(k === this.selected),
+          "aria-selected": String(k === this.selected),
+          "aria-current": k === this.today ? "date" : null,
           "aria-label": `${k}${info ? `, ${formatDuration(info)} of video` : ", no video"}`,
           dataset: { day: k },
         },
         String(d),
       );
       if (info) b.style.setProperty("--share", (0.25 + 0.75 * share).toFixed(2));
-      b.addEventListener("click", () => this.onPick(k));
-      grid.append(b);
+      b.addEventListener("click", () => {
+        this.focusDay = k;
+        this.onPick(k);
+      });
+      b.addEventListener("keydown", (e) => this.key(e, k));
+      row.append(b);
+      if ((lead + d) % 7 === 0 || d === n) {
+        grid.append(row);
+        row = el("div", { role: "row", class: "cal-row" });
+      }
     }
     this.root.replaceChildren(
       el("div", { class: "cal-head" }, prev, el("h2", {}, title), next),

@@ -55,12 +55,22 @@ export function formatDuration(d90k) {
   return `${s} s`;
 }
 
+function inUnits(n, base, units) {
+  let k = 0;
+  while (k < units.length - 1 && n >= base ** (k + 2)) k++;
+  const unit = base ** (k + 1);
+  const number = (n / unit).toFixed(2).replace(/\.?0+$/, "");
+  return [`${number} ${units[k]}`, (n * 100) % unit === 0];
+}
+
+/** Bytes for a person, as `nvr.base.units.format_size` writes them: at most two decimals,
+ * in binary units (GiB) when that is exact and the decimal text is not, else in decimal
+ * ones (GB, as disks are sold): a budget typed as `2TiB` reads "2 TiB", one typed `1G`
+ * "1 GB". */
 export function formatBytes(n) {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i && n < 10 ? 1 : 0)} ${units[i]}`;
+  if (n < 1000) return `${n} B`;
+  const [decimal, decimalExact] = inUnits(n, 1000, ["kB", "MB", "GB", "TB", "PB"]);
+  if (decimalExact || n < 1024) return decimal;
+  const [binary, binaryExact] = inUnits(n, 1024, ["KiB", "MiB", "GiB", "TiB", "PiB"]);
+  return binaryExact ? binary : decimal;
 }

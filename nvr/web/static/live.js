@@ -15,6 +15,10 @@
 //   The first message after connecting (and after a `drop`) starts with a key frame.
 // * text message {"type": "drop", "frames": N} (JSON): this client fell behind; N frames
 //   were skipped and the next binary message starts at a key frame.
+// * text message {"type": "offline", "message": "..."} (JSON): the camera's session ended
+//   (or it was already down when this socket opened); the socket stays open and the
+//   frames of its next session follow on it as soon as it records again, so the tile
+//   says "offline" at once and plays again at once, without reconnecting.
 // * text message {"type": "error", "message": "..."} (JSON, as Moonfire's server sends;
 //   also when the caller may not watch): the server closes the socket after it. Any
 //   other text is taken as an error message too.
@@ -35,7 +39,8 @@ import { initSegmentUrl, liveUrl } from "./api.js";
 const MAX_BACKOFF_MS = 15000;
 const LIVE_EDGE_SLACK = 1.5; // seconds behind the newest frame before jumping ahead
 const KEEP_SECONDS = 20; // buffered video kept behind the playhead
-const STALL_MS = 5000; // no frame this long: "no video"
+const STALL_MIN_MS = 2000; // playing, no frame for this long (or 3 frame intervals): "no video"
+const FIRST_FRAME_MS = 5000; // connected, no frame yet (the first waits for a key frame)
 const CUSHION = 0.2; // seconds of video buffered ahead of the playhead before it plays
 
 export function parseMessage(buf) {
@@ -73,7 +78,8 @@ export function parseMessage(buf) {
 /**
  * Plays one stream's live.m4s into a <video>. `onState(state, detail)` reports
  * "connecting", "waiting" (connected, no frame yet), "playing", "stalled" (no frame for a
- * while), "error" (with the message; a reconnect follows) and "unsupported".
+ * while), "offline" (the server says the camera is down, with its message; frames resume
+ * on the same socket), "error" (with the message; a reconnect follows) and "unsupported".
  * `onFrame(info)` gets each message's parsed headers (wall time of the latest frame).
  */
 
@@ -131,6 +137,8 @@ export class LivePlayer {
         const msg = parseText(ev.data);
         if (msg.type === "drop") {
           this.dropped = true; // the next frame is a key frame after a gap
+        } else if (msg.type === "offline") {
+          this.state("offline", { message: String(msg.message ?? "") });
         } else {
           this.errorText = String(msg.message ?? ev.data).trim();
         }
@@ -204,7 +212,9 @@ export class LivePlayer {
       this.fail(gen, e.message);
       return;
     }
-    this.lastFrameAt = performance.now();
+    const now = performance.now();
+    if (this.lastState === "playing") this.frameGapMs = 0.8 * (this.frameGapMs || 0) + 0.2 * (now - this.lastFrameAt);
+    this.lastFrameAt = now;
     this.backoff = 1000;
     // messages are handled strictly in order: each waits for the one before
     const prev = this.pending || Promise.resolve();
@@ -352,7 +362,9 @@ export class LivePlayer {
       this.maybeStart();
     }
     const silent = performance.now() - this.lastFrameAt;
-    if (silent > STALL_MS && (this.lastState === "playing" || this.lastState === "waiting")) {
+    const stallMs =
+      this.lastState === "waiting" ? FIRST_FRAME_MS : Math.max(STALL_MIN_MS, 3 * (this.frameGapMs || 0));
+    if (silent > stallMs && (this.lastState === "playing" || this.lastState === "waiting")) {
       this.state("stalled", { silentMs: silent });
     }
   }

@@ -1,12 +1,13 @@
-// The live grid: 1, 2x2 or 3x3 tiles, each a camera and a stream (sub by default in
+// The live grid: 1, 1x2, 2x2 or 3x3 tiles (at first the smallest that shows every camera), each a camera and a stream (sub by default in
 // grids, when the camera has one). Tiles reconnect by themselves and say clearly when
-// their camera is down (from the stream's `nvrStatus`, refreshed by the session poll).
+// their camera is down: at once when the live socket says so (`offline`), else from the
+// stream's `nvrStatus`, refreshed by the session poll.
 
 import { el, segmented } from "./dom.js";
 import { formatTime } from "./format.js";
 import { LivePlayer } from "./live.js";
 
-const LAYOUTS = { 1: 1, 4: 2, 9: 3 };
+const LAYOUTS = { 1: 1, 2: 2, 4: 2, 9: 3 }; // tiles -> columns
 const STORE = "nvr.live";
 
 function load() {
@@ -25,7 +26,7 @@ export function renderLive(main, session) {
   const cameras = session.top.cameras;
   const saved = load();
   const state = {
-    layout: LAYOUTS[saved.layout] ? saved.layout : cameras.length > 1 ? 4 : 1,
+    layout: LAYOUTS[saved.layout] ? saved.layout : [1, 2, 4, 9].find((n) => n >= cameras.length) || 9,
     tiles: Array.isArray(saved.tiles) ? saved.tiles : [],
   };
   const grid = el("div", { class: "grid", id: "live-grid" });
@@ -38,6 +39,7 @@ export function renderLive(main, session) {
       "Layout",
       [
         ["1", "1", "one camera"],
+        ["2", "1×2", "two cameras"],
         ["4", "2×2", "four cameras"],
         ["9", "3×3", "nine cameras"],
       ],
@@ -113,9 +115,11 @@ class Tile {
       el("option", { value: "" }, "—"),
       cameras.map((c) => el("option", { value: c.uuid, selected: cam && c.uuid === cam.uuid }, c.shortName)),
     );
+    // the main/sub choice only for a camera that has both
+    const single = (c) => !c || Object.keys(c.streams).length < 2;
     const streamSelect = el(
       "select",
-      { "aria-label": `Tile ${index + 1} stream`, disabled: !cam, hidden: !cam },
+      { "aria-label": `Tile ${index + 1} stream`, disabled: single(cam), hidden: single(cam) },
       ["main", "sub"].map((s) =>
         el("option", { value: s, selected: s === stream, disabled: !cam || !cam.streams[s] }, s),
       ),
@@ -127,8 +131,8 @@ class Tile {
       if (c && !c.streams[s]) s = Object.keys(c.streams)[0];
       onChange({ camera: uuid, stream: s });
       this.replace(c, c ? s : null);
-      streamSelect.disabled = !c;
-      streamSelect.hidden = !c;
+      streamSelect.disabled = single(c);
+      streamSelect.hidden = single(c);
       for (const o of streamSelect.options) o.disabled = !c || !c.streams[o.value];
       streamSelect.value = s;
     };
@@ -190,6 +194,12 @@ class Tile {
     }
     if (this.connState === "unsupported") {
       this.show("down", "Cannot play", this.connDetail?.message);
+      return;
+    }
+    if (this.connState === "offline") {
+      // said by the server the moment the camera's session ended: no frozen frame
+      const next = down && st.nextTry90k ? ` Next try at ${formatTime(st.nextTry90k, tz)}.` : "";
+      this.show("down", "Camera offline", `${this.connDetail?.message || "not connected"}.${next}`);
       return;
     }
     if (down) {

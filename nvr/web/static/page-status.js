@@ -1,7 +1,8 @@
 // Status: each camera's streams (recording / connecting / reconnecting with the last
-// error, from the `nvrStatus` extension), what they hold against their budget, and the
-// disk use per sample-file directory (streams grouped by the `nvrSampleFileDir`
-// extension). Refreshed by the session's poll.
+// error, from the `nvrStatus` extension), what they hold against their budget, and each
+// sample-file directory (the `nvrSampleFileDirs` extension): its path, its streams, their
+// use against their budgets, the disk's free space and size, and a warning when the
+// budgets are more than the disk holds. Refreshed by the session's poll.
 
 import { el, stateBadge } from "./dom.js";
 import { formatBytes, formatDuration, formatTime } from "./format.js";
@@ -59,15 +60,22 @@ export function renderStatus(main, session) {
         ),
       );
     });
-    const dirRows = [...dirs.values()].map((d) =>
-      el(
+    const dirRows = (top.nvrSampleFileDirs || []).map((d) => {
+      const streams = dirs.get(String(d.id))?.streams || [];
+      // (the path is only for those who may read camera configurations)
+      const name = d.path || `directory ${d.id}`;
+      const disk =
+        d.totalBytes != null ? `${formatBytes(d.freeBytes)} free of ${formatBytes(d.totalBytes)}` : "not measured";
+      return el(
         "tr",
-        {},
-        el("th", { scope: "row" }, d.dir ? d.dir.path || `directory ${d.dir.id}` : "unknown directory"),
-        el("td", {}, d.streams.join(", ")),
-        el("td", {}, meter(d.used, d.budget, "directory use of its streams' budgets")),
-      ),
-    );
+        { dataset: { dir: String(d.id) } },
+        el("th", { scope: "row" }, name),
+        el("td", {}, streams.join(", ")),
+        el("td", {}, meter(d.fsBytes, d.retainBytes, `${name}: use of its streams' budgets`)),
+        el("td", { class: "disk-space" }, disk,
+          d.warning ? el("div", { class: "last-error budget-warning", role: "alert" }, `Warning: ${d.warning}`) : null),
+      );
+    });
     body.replaceChildren(
       el("section", { class: "cams" }, cams),
       el(
@@ -77,7 +85,7 @@ export function renderStatus(main, session) {
         el(
           "table",
           {},
-          el("thead", {}, el("tr", {}, ["Directory", "Streams", "Used of budget"].map((h) => el("th", { scope: "col" }, h)))),
+          el("thead", {}, el("tr", {}, ["Directory", "Streams", "Used of budget", "Disk"].map((h) => el("th", { scope: "col" }, h)))),
           el("tbody", {}, dirRows),
         ),
       ),

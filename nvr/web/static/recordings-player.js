@@ -98,6 +98,22 @@ export class RecordingPlayer {
     this.updateNav();
   }
 
+  /** Space/K ("toggle") pauses or resumes, J/L ("back", "forward") step 10 s; false
+   * when nothing is loaded to act on. */
+  transport(action) {
+    const v = this.video;
+    if (!this.playing || !v.getAttribute("src")) return false;
+    if (action === "toggle") {
+      if (v.paused) v.play().catch(() => {});
+      else v.pause();
+    } else {
+      const d = action === "back" ? -10 : 10;
+      const end = Number.isFinite(v.duration) ? v.duration : Infinity;
+      v.currentTime = Math.max(0, Math.min(end, v.currentTime + d));
+    }
+    return true;
+  }
+
   /** The wall time of the frame on screen, or null when nothing plays. */
   wallTime() {
     const p = this.playing;

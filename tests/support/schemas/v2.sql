@@ -1,4 +1,5 @@
--- nvr database schema, version 2. This file is authoritative (DESIGN.md §6).
+-- nvr database schema, version 2. This file is authoritative (docs/design.md,
+-- "Schema and upgrades").
 --
 -- Units: every *_90k column is in 90 kHz units; times ("*_time_90k") count from
 -- 1970-01-01 00:00:00 UTC; "*_sec" columns are whole seconds since the epoch.
@@ -33,7 +34,8 @@ create table open (
   boot_uuid blob check (boot_uuid is null or length(boot_uuid) = 16)  -- the kernel's boot id
 );
 
--- A directory holding sample files (one file per recording, see DESIGN.md §5).
+-- A directory holding sample files (one file per recording: docs/design.md,
+-- "On-disk formats").
 create table sample_file_dir (
   id integer primary key,
   path text unique not null,  -- absolute path

@@ -1,11 +1,13 @@
--- nvr database schema, version 2. This file is authoritative (DESIGN.md §6).
+-- nvr database schema, version 3. This file is authoritative (docs/design.md,
+-- "Schema and upgrades").
 --
 -- Units: every *_90k column is in 90 kHz units; times ("*_time_90k") count from
 -- 1970-01-01 00:00:00 UTC; "*_sec" columns are whole seconds since the epoch.
 -- UUIDs are 16-byte blobs. JSON columns hold a JSON object (never NULL).
 -- Once version 1 has shipped this file changes only together with a numbered
 -- upgrade step in nvr/db/upgrade/. Version 2 added the index summary columns of
--- `recording` (v1_to_v2.py).
+-- `recording` (v1_to_v2.py); version 3 the signal tables (signal_type to signal_change,
+-- v2_to_v3.py).
 
 -- The database's identity: exactly one row. Sample-file directories record this uuid
 -- in their meta file so a directory is never used with another database.
@@ -33,7 +35,8 @@ create table open (
   boot_uuid blob check (boot_uuid is null or length(boot_uuid) = 16)  -- the kernel's boot id
 );
 
--- A directory holding sample files (one file per recording, see DESIGN.md §5).
+-- A directory holding sample files (one file per recording: docs/design.md,
+-- "On-disk formats").
 create table sample_file_dir (
   id integer primary key,
   path text unique not null,  -- absolute path
@@ -144,22 +147,6 @@ create table garbage (
   primary key (sample_file_dir_id, composite_id)
 ) without rowid;
 
--- Redactions (tombstones, issue 16): a range of a stream's wall time that is treated as
--- never recorded from the moment its row commits. Never deleted (retention included):
--- the list of who removed what, when and why.
-create table redaction (
-  id integer primary key,
-  stream_id integer not null references stream (id),
-  start_time_90k integer not null check (start_time_90k >= 0),
-  end_time_90k integer not null check (end_time_90k > start_time_90k),
-  reason text not null,
-  user_id integer,                  -- who asked (null: a bind's grant, no user); no
-                                    -- foreign key: the record outlives a deleted user
-  username text,                    -- their name then
-  creation_time_90k integer not null
-);
-create index redaction_stream on redaction (stream_id, start_time_90k);
-
 -- Codec parameters shared by recordings (an .mp4 sample entry).
 create table video_sample_entry (
   id integer primary key,
@@ -212,3 +199,52 @@ create table user_session (
 ) without rowid;
 
 create index user_session_uid on user_session (user_id);
+
+-- Signals (Moonfire NVR's model): a signal is something with a state that changes over
+-- time (a camera's motion, a door contact, an alarm zone), of a type that enumerates its
+-- states. State 0 always means "unknown" and is never stored in signal_type_state.
+create table signal_type (
+  id integer primary key,
+  uuid blob unique not null check (length(uuid) = 16),  -- the id the HTTP API uses
+  short_name text unique not null check (length(short_name) between 1 and 64)
+);
+
+-- The states of a signal type.
+create table signal_type_state (
+  type_id integer not null references signal_type (id),
+  value integer not null check (value between 1 and 255),
+  name text not null check (length(name) between 1 and 64),
+  motion integer not null default 0 check (motion in (0, 1)),  -- 1: means motion
+  color text check (color is null or length(color) between 1 and 32),  -- HTML color
+  primary key (type_id, value)
+) without rowid;
+
+create table signal (
+  id integer primary key,
+  uuid blob unique not null check (length(uuid) = 16),
+  type_id integer not null references signal_type (id),
+  short_name text unique not null check (length(short_name) between 1 and 64)
+);
+
+-- Cameras a signal is tied to. "direct": the signal is about what the camera sees (its
+-- motion); "indirect": about something nearby (a door in view). Retention keeps a
+-- signal's changes as long as the oldest recording of any camera tied to it.
+create table signal_camera (
+  signal_id integer not null references signal (id),
+  camera_id integer not null references camera (id),
+  relation text not null check (relation in ('direct', 'indirect')),
+  primary key (signal_id, camera_id)
+) without rowid;
+
+-- A signal's state from time_90k (wall time) until its next change. Before its first
+-- change a signal is in state 0 (unknown); consecutive changes of a signal never have
+-- the same state.
+create table signal_change (
+  signal_id integer not null references signal (id),
+  time_90k integer not null check (time_90k > 0),
+  state integer not null check (state between 0 and 255),
+  primary key (signal_id, time_90k)
+) without rowid;
+
+-- Changes of every signal by time (GET /api/signals), covering.
+create index signal_change_time on signal_change (time_90k, signal_id, state);

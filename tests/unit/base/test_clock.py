@@ -132,3 +132,14 @@ async def test_deadline_after_cancels_at_the_exact_virtual_time(
     with trio.CancelScope(deadline=RealClocks().deadline_after(-1)) as past:
         await trio.sleep_forever()
     assert past.cancelled_caught and clocks.monotonic() == 1234 + 5 * UNITS_PER_SEC + 7
+
+
+async def test_deadline_at_cancels_at_that_monotonic_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    clocks: Clocks = SimulatedClocks(START)
+    at = clocks.monotonic() + 3 * UNITS_PER_SEC + 11
+    with trio.move_on_at(clocks.deadline_at(at)) as scope:
+        await trio.sleep_forever()
+    assert scope.cancelled_caught
+    assert clocks.monotonic() == at

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,11 @@ import trio.testing
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
+from nvr.base.units import format_size
 from nvr.cli import main
 from nvr.offline import admin
 from nvr.offline.check import check
+from nvr.storage.space import DiskSpace
 from nvr.syncer import Syncer
 from nvr.testing.env import open_env
 from tests.support.recording import record_run
@@ -65,8 +68,8 @@ def test_add_and_list_a_camera(
     capsys.readouterr()
     assert nvr(tmp_path, "config", "camera", "list") == 0
     out = capsys.readouterr().out
-    assert "front" in out and "rtsp://192.0.2.1/main" in out and "keep 10.0 GiB" in out
-    assert "keep 1.0 GiB" in out  # the sub stream keeps a tenth by default
+    assert "front" in out and "rtsp://192.0.2.1/main" in out and "keep 10 GiB" in out
+    assert "keep 1 GiB" in out  # the sub stream keeps a tenth by default
     assert "hunter2" not in out
     with admin.open_db(tmp_path / "db", read_only=True) as db:
         cam = db.camera_by_name("front")
@@ -198,3 +201,58 @@ def test_run_with_a_bad_http_address_is_one_line_and_exit_2(
     assert nvr(tmp_path, "run", "--http", "nowhere") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("nvr run: ") and "--http" in err, err
+
+
+def test_budgets_more_than_the_disk_are_accepted_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 17: a budget larger than the disk was accepted silently."""
+    setup_camera(tmp_path, monkeypatch)
+    sample = tmp_path / "sample"
+    disk = DiskSpace.of(os.statvfs(sample)).total_bytes
+    capsys.readouterr()
+    # main's budget alone fits, with the sub stream's the directory's do not
+    edit = ("config", "camera", "edit", "front", "--retain-bytes")
+    assert nvr(tmp_path, *edit, str(disk), "--sub-retain-bytes", "1K") == 0
+    out, err = capsys.readouterr()
+    assert out == "updated camera front\n"
+    assert err == (
+        f"warning: {sample}: the streams' budgets ({format_size(disk + 1000)}) are more than "
+        f"the disk holds ({format_size(disk)}): the disk will fill up before retention "
+        "deletes anything\n"
+    )
+    with admin.open_db(tmp_path / "db", read_only=True) as db:  # accepted all the same
+        assert db.streams[db.camera_by_name("front").streams["main"]].config.retain_bytes == disk
+    assert nvr(tmp_path, *edit, "1M", "--sub-retain-bytes", "1K") == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_motion_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup_camera(tmp_path, monkeypatch)
+    with admin.open_db(tmp_path / "db", read_only=True) as db:
+        assert db.camera_by_name("front").config.motion is None  # off unless asked
+    assert nvr(tmp_path, "config", "camera", "edit", "front", "--motion", "sub",
+               "--motion-sensitivity", "7", "--motion-mask", "0-3,17") == 0  # fmt: skip
+    with admin.open_db(tmp_path / "db", read_only=True) as db:
+        cfg = db.camera_by_name("front").config
+        assert (cfg.motion, cfg.motion_sensitivity, cfg.motion_mask) == ("sub", 7, [0, 1, 2, 3, 17])
+        assert cfg.password == "hunter2"
+    # a bitmap, as the API takes it; the rest stays
+    assert nvr(tmp_path, "config", "camera", "edit", "front",
+               "--motion-mask", "03" + "00" * 31) == 0  # fmt: skip
+    capsys.readouterr()
+    assert nvr(tmp_path, "config", "camera", "list") == 0
+    assert "motion on sub, sensitivity 7, 2 cells masked" in capsys.readouterr().out
+    assert nvr(tmp_path, "config", "camera", "edit", "front", "--motion", "off") == 0
+    with admin.open_db(tmp_path / "db", read_only=True) as db:
+        assert db.camera_by_name("front").config.motion is None
+    for bad in (["--motion-sensitivity", "11"], ["--motion-mask", "256"],
+                ["--motion-mask", "x"], ["--motion", "both"]):  # fmt: skip
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as e:
+            nvr(tmp_path, "config", "camera", "edit", "front", *bad)
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert err.strip().splitlines()[-1].startswith("nvr"), err

@@ -9,7 +9,6 @@ import datetime as dt
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -18,7 +17,6 @@ import trio
 import trio.testing
 
 from nvr.base import errors
-from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_HOUR, UNITS_PER_SEC, Time
 from nvr.db.database import Database
@@ -28,9 +26,9 @@ from nvr.db.types import CameraConfig, ListedRecording, PendingRecording, Stream
 from nvr.storage.writer import RecordingWriter, Run
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
+from tests.support.determinism import T0
 from tests.support.recording import record_run, synth_frame
 
-T0 = 1_700_000_000 * UNITS_PER_SEC  # 2023-11-14T22:13:20Z = 17:13:20 in New York (EST)
 NY = ZoneInfo("America/New_York")
 SEC = UNITS_PER_SEC
 HOUR = UNITS_PER_HOUR
@@ -46,10 +44,7 @@ def _frame_bytes(first: int, end: int) -> int:
     return sum(len(synth_frame(i).data) for i in range(first, end))
 
 
-@pytest.fixture(autouse=True)
-def _inline() -> Iterator[None]:
-    with inline_blocking():
-        yield
+pytestmark = pytest.mark.usefixtures("inline_seam")
 
 
 # ----------------------------------------------------------------------------- create / open

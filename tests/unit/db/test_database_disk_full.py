@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,24 +16,20 @@ import trio
 import trio.testing
 
 from nvr.base import errors
-from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.offline.check import check
 from nvr.syncer import Syncer, SyncerStatus
 from nvr.testing.env import TEST_SAMPLE_ENTRY, create_env, open_env
 from nvr.testing.faults import database_full
+from tests.support.determinism import T0
 from tests.support.recording import record_run
 
 SEC = UNITS_PER_SEC
-T0 = 1_700_000_000 * SEC
 FULL = "database or disk is full"
 
 
-@pytest.fixture(autouse=True)
-def _inline() -> Iterator[None]:
-    with inline_blocking():
-        yield
+pytestmark = pytest.mark.usefixtures("inline_seam")
 
 
 def test_a_full_database_raises_its_own_error(

@@ -21,10 +21,10 @@ from nvr.mp4.selection import Segment, select, stored_select
 from nvr.storage.writer import RecordingWriter, Run
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
+from tests.support.determinism import T0
 from tests.support.recording import SynthFrame, synth_frame
 
 SEC = UNITS_PER_SEC
-T0 = 1_700_000_000 * SEC
 
 #: (pts step of each frame after the first, clean end) of each recording written below
 RECORDINGS: list[tuple[list[int], bool]] = [

@@ -33,6 +33,7 @@ from nvr.offline.check import check
 from nvr.storage.dir import open_for_database
 from nvr.web.app import create_app
 from nvr.web.context import WebContext
+from tests.support.determinism import run_inline
 from tests.support.paths import REPO
 from tests.support.web import VIEW, record
 
@@ -56,9 +57,9 @@ def fill_v1(conn: sqlite3.Connection) -> None:
         cid = 1 << 32 | i
         conn.execute(
             """insert into recording (composite_id, open_id, stream_id, run_offset, flags,
-                   sample_file_bytes, start_time_90k, prev_media_duration_90k, prev_runs,
-                   wall_duration_90k, media_duration_delta_90k, video_samples,
-                   video_sync_samples, video_sample_entry_id, end_reason)
+               sample_file_bytes, start_time_90k, prev_media_duration_90k, prev_runs,
+               wall_duration_90k, media_duration_delta_90k, video_samples,
+               video_sync_samples, video_sample_entry_id, end_reason)
                values (?, 1, 1, ?, 0, 1000, ?, ?, 0, 90000, 0, 30, 1, 1, null)""",
             (cid, i, T0 + i * 90000, i * 90000))
         conn.execute("insert into recording_integrity (composite_id) values (?)", (cid,))
@@ -70,12 +71,38 @@ def fill_v1(conn: sqlite3.Connection) -> None:
 
 
 def fill_v2(conn: sqlite3.Connection) -> None:
-    """One row or more in every table of schema version 2 (version 1's rows; summaries
-    stay NULL, as an upgrade leaves an unsound index's)."""
+    """One row or more in every table of schema version 2 (a sound summary on one)."""
     fill_v1(conn)
+    conn.execute("""update recording set duration_runs = 1, first_duration_90k = 3000,
+                    first_duration_frames = 30, last_duration_90k = 3000, index_digest = ?
+                    where composite_id = ?""", (bytes(range(16)), 1 << 32 | 0))
 
 
-FILLERS: dict[int, Callable[[sqlite3.Connection], None]] = {1: fill_v1, 2: fill_v2}
+def fill_v3(conn: sqlite3.Connection) -> None:
+    """One row or more in every table of schema version 3 (version 2's plus signals)."""
+    fill_v2(conn)
+    conn.execute("""insert into signal_type (id, uuid, short_name)
+                    values (1, ?, 'motion')""", (bytes(range(1, 17)),))
+    conn.execute("""insert into signal_type_state (type_id, value, name, motion)
+                    values (1, 2, 'moving', 1)""")
+    conn.execute("""insert into signal (id, uuid, type_id, short_name)
+                    values (1, ?, 1, 'cam motion')""", (bytes(range(2, 18)),))
+    conn.execute("""insert into signal_camera (signal_id, camera_id, relation)
+                    values (1, 1, 'direct')""")
+    conn.execute("""insert into signal_change (signal_id, time_90k, state)
+                    values (1, ?, 2)""", (T0,))
+
+
+def fill_v4(conn: sqlite3.Connection) -> None:
+    """One row or more in every table of schema version 4 (version 3's plus a motion
+    summary)."""
+    fill_v3(conn)
+    conn.execute("insert into recording_motion values (?, ?, x'', x'', 0, 5, 0)",
+                 (1 << 32, bytes(32)))
+
+
+FILLERS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: fill_v1, 2: fill_v2, 3: fill_v3, 4: fill_v4}
 
 
 def frozen_db(db_dir: Path, version: int) -> Path:
@@ -113,6 +140,11 @@ def row_counts(db_file: Path) -> dict[str, int]:
         return {t: conn.execute(f"select count(*) from {t}").fetchone()[0] for t in tables}
     finally:
         conn.close()
+
+
+def old_tables(db_file: Path, before: dict[str, int]) -> dict[str, int]:
+    """``row_counts`` of the tables in ``before`` (later versions add tables)."""
+    return {t: n for t, n in row_counts(db_file).items() if t in before}
 
 
 def versions(db_file: Path) -> list[tuple[int, str]]:
@@ -297,10 +329,7 @@ def test_a_v0_to_v1_like_upgrade_then_read_only_open(
     out = capsys.readouterr().out
     assert out == (f"upgraded from schema version 0 to {raw.SCHEMA_VERSION}; the old database "
                    f"is copied to {db_dir / 'db.v0.bak'}. Verify with `nvr run --read-only`.\n")
-    # every row kept; later steps' new tables are empty
-    after = row_counts(db_dir / "db")
-    assert {t: n for t, n in after.items() if t in before} == before
-    assert not any(n for t, n in after.items() if t not in before)
+    assert old_tables(db_dir / "db", before) == before
     with Database.open(db_dir, read_only=True, tz=dt.UTC, now=lambda: T0) as db:
         assert [c.short_name for c in db.cameras.values()] == ["cam"]
         assert db.streams[1].committed.num_recordings == 3
@@ -371,7 +400,7 @@ def test_v1_to_v2(tmp_path: Path) -> None:
     result = upgrade(db_dir, now_sec=NOW, target=2)
     assert (result.old_version, result.new_version) == (1, 2)
     assert versions(db_dir / "db") == [(1, "created"), (2, "upgraded from 1")]
-    assert row_counts(db_dir / "db") == before
+    assert old_tables(db_dir / "db", before) == before
     stored = summaries(db_dir / "db")
     assert {cid: s for cid, (s, _) in stored.items()} == {
         1 << 32 | 0: None, 1 << 32 | 1: None, 1 << 32 | 2: None,
@@ -385,43 +414,31 @@ def test_v1_to_v2(tmp_path: Path) -> None:
         "video_index does not match its recording"] * 3
 
 
-def test_v2_to_v3(tmp_path: Path) -> None:
-    """Redactions: a new, empty table; no row of version 2 lost; the tables shaped as a
-    new database's."""
-    db_dir = fixture_db(tmp_path, 2)
-    before = row_counts(db_dir / "db")
-    result = upgrade(db_dir, now_sec=NOW)
-    assert (result.old_version, result.new_version) == (2, 3)
-    assert versions(db_dir / "db") == [(2, "created"), (3, "upgraded from 2")]
-    assert row_counts(db_dir / "db") == {**before, "redaction": 0}
-    fresh = tmp_path / "fresh"
-    Database.create(fresh, T0)
-    assert table_shapes(db_dir / "db") == table_shapes(fresh / "db")
-
-
 def copy_as_v1(src: Path, db_dir: Path) -> None:
     """A version 1 database (``tests/support/schemas/v1.sql``) holding every row of the
     database file ``src`` (without the columns version 1 does not have)."""
+    copy_as(1, src, db_dir)
+
+
+def copy_as(version: int, src: Path, db_dir: Path) -> None:
+    """A database of schema ``version`` (``tests/support/schemas/vN.sql``) holding every
+    row of the database file ``src`` (without the columns and tables it does not have)."""
     db_dir.mkdir()
     conn = sqlite3.connect(db_dir / "db", isolation_level=None)
     try:
         conn.execute("attach database ? as src", (f"file:{src}?mode=ro",))
-        conn.executescript("begin;\n" + (SCHEMAS / "v1.sql").read_text())
+        conn.executescript("begin;\n" + (SCHEMAS / f"v{version}.sql").read_text())
         tables = [r[0] for r in conn.execute(
             "select name from main.sqlite_master where type = 'table' "
             "and name not like 'sqlite_%' and name != 'version'")]
         for table in tables:
             cols = ", ".join(r[1] for r in conn.execute(f"pragma main.table_info({table})"))
             conn.execute(f"insert into main.{table} ({cols}) select {cols} from src.{table}")
-        conn.execute("insert into version values (1, ?, 'created')", (NOW,))
+        conn.execute("insert into version values (?, ?, 'created')", (version, NOW))
         conn.execute("commit")
         conn.execute("detach database src")
     finally:
         conn.close()
-
-
-async def _inline(fn, *args, **_kw):  # type: ignore[no-untyped-def]
-    return fn(*args)
 
 
 #: s= values served before and after the upgrade: whole recordings, runs cut inside, a
@@ -468,7 +485,7 @@ async def test_v1_to_v2_keeps_view_etags_and_bytes(
     upgraded: every stored summary is the one computed from its index, and view.mp4/m4s
     have the ETags and bytes served before the upgrade, when layouts decoded every index
     (the recorded database with its summaries cleared)."""
-    monkeypatch.setattr("nvr.web.view.run_blocking", _inline)
+    monkeypatch.setattr("nvr.web.view.run_blocking", run_inline)
     recorded = await record(tmp_path / "rec")
     recorded.env.close()
     src = recorded.env.db_dir / "db"
@@ -489,3 +506,95 @@ async def test_v1_to_v2_keeps_view_etags_and_bytes(
     assert len(stored) == 4
     for summary, index in stored.values():
         assert summary == summarize_index(index)
+
+
+def dump(db_file: Path, tables: list[str]) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of ``tables``, in rowid or key order."""
+    conn = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)
+    try:
+        return {t: sorted(conn.execute(f"select * from {t}").fetchall(), key=repr) for t in tables}
+    finally:
+        conn.close()
+
+
+def test_v2_to_v3(tmp_path: Path) -> None:
+    """Signals: five new tables, empty; every row of version 2 is kept exactly; the tables
+    are shaped as a new database's, and the new ones work."""
+    db_dir = fixture_db(tmp_path, 2)
+    v2_tables = sorted(row_counts(db_dir / "db"))
+    before = dump(db_dir / "db", v2_tables)
+    result = upgrade(db_dir, now_sec=NOW, target=3)
+    assert (result.old_version, result.new_version) == (2, 3)
+    assert versions(db_dir / "db") == [(2, "created"), (3, "upgraded from 2")]
+    assert dump(db_dir / "db", v2_tables) == before
+    counts = row_counts(db_dir / "db")
+    assert {t: counts[t] for t in counts if t.startswith("signal")} == {
+        "signal": 0, "signal_camera": 0, "signal_change": 0, "signal_type": 0,
+        "signal_type_state": 0}
+    fresh = tmp_path / "fresh"
+    Database.create(fresh, T0)
+    assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "v3", 3))
+    upgrade(db_dir, now_sec=NOW)
+    with Database.open(db_dir, tz=dt.UTC, now=lambda: T0) as db:
+        sig = db.motion_signal(1)
+        db.update_signals([sig.id], [2], T0, T0 + 90000)
+        assert db.signal_changes(0, T0 * 2).states == [2, 0]
+
+
+def test_v3_to_v4(tmp_path: Path) -> None:
+    """Motion summaries: a new empty table; every row of version 3 is kept exactly, the
+    tables are shaped as a new database's, and a summary can be stored for an existing
+    recording (its foreign key holds)."""
+    db_dir = fixture_db(tmp_path, 3)
+    v3_tables = sorted(row_counts(db_dir / "db"))
+    before = dump(db_dir / "db", v3_tables)
+    result = upgrade(db_dir, now_sec=NOW, target=4)
+    assert (result.old_version, result.new_version) == (3, 4)
+    assert versions(db_dir / "db") == [(3, "created"), (4, "upgraded from 3")]
+    assert dump(db_dir / "db", v3_tables) == before
+    assert row_counts(db_dir / "db")["recording_motion"] == 0
+    assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "v4", 4))
+    conn = sqlite3.connect(db_dir / "db", isolation_level=None)
+    conn.execute("pragma foreign_keys = on")
+    conn.execute("insert into recording_motion values (?, ?, x'', x'', 0, 5, 0)",
+                 (1 << 32, bytes(32)))
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("insert into recording_motion values (?, ?, x'', x'', 0, 5, 0)",
+                     (1 << 32 | 7, bytes(32)))
+    conn.close()
+
+
+def test_v4_to_v5(tmp_path: Path) -> None:
+    """Redactions: a new, empty table; every row of version 4 is kept exactly; the tables
+    are shaped as a new database's."""
+    db_dir = fixture_db(tmp_path, 4)
+    v4_tables = sorted(row_counts(db_dir / "db"))
+    before = dump(db_dir / "db", v4_tables)
+    result = upgrade(db_dir, now_sec=NOW, target=5)
+    assert (result.old_version, result.new_version) == (4, 5)
+    assert versions(db_dir / "db") == [(4, "created"), (5, "upgraded from 4")]
+    assert dump(db_dir / "db", v4_tables) == before
+    assert row_counts(db_dir / "db")["redaction"] == 0
+    assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "v5", 5))
+
+
+async def test_v2_to_v3_keeps_view_etags_and_bytes(
+    tmp_path: Path, autojump_clock: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recorded database copied into a version 2 database and upgraded: view.mp4/m4s
+    have the ETags and bytes served before, and every row of version 2's tables is
+    unchanged."""
+    monkeypatch.setattr("nvr.web.view.run_blocking", run_inline)
+    recorded = await record(tmp_path / "rec")
+    recorded.env.close()
+    v2_dir = tmp_path / "v2"
+    copy_as(2, recorded.env.db_dir / "db", v2_dir)
+    v2_tables = sorted(row_counts(v2_dir / "db"))
+    rows = dump(v2_dir / "db", v2_tables)
+    with inline_blocking():
+        before = await served(recorded.env.db_dir, recorded.camera_uuid)
+        assert [status for status, _, _ in before] == [206] * 5 + [200]
+        upgrade(v2_dir, now_sec=NOW)
+        after = await served(v2_dir, recorded.camera_uuid)
+    assert after == before
+    assert dump(v2_dir / "db", v2_tables) == rows

@@ -1,4 +1,4 @@
-"""The ``video_index`` codec (docs/design.md, On-disk formats): golden vector, validation,
+"""The ``video_index`` codec (docs/design.md, "On-disk formats"): golden vector, validation,
 and the agreement of the incremental encoder, the pure-Python decoder and the numpy
 decoder."""
 

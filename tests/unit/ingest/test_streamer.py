@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +14,6 @@ import trio
 import trio.testing
 
 from nvr.base import errors
-from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.db.types import FLAG_TRAILING_ZERO, ListedRecording
@@ -24,19 +23,16 @@ from nvr.offline.check import check
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
+from tests.support.determinism import T0
 from tests.support.paths import FIXTURES
 
 SEC = UNITS_PER_SEC
-T0 = 1_700_000_040 * SEC  # on a minute boundary
 CLIP = str(FIXTURES / "h264-640x360.mp4")  # 20 s, 30 fps, a key frame every second
 URL = "rtsp://cam0/main"
 OPTS = StreamerOptions(jitter=0.0)
 
 
-@pytest.fixture(autouse=True)
-def _inline() -> Iterator[None]:
-    with inline_blocking():
-        yield
+pytestmark = pytest.mark.usefixtures("inline_seam")
 
 
 @dataclass
@@ -170,6 +166,45 @@ async def test_disconnect_backs_off_exponentially_then_resets(rig_factory, autoj
     assert rig.streamer.counters.disconnects == {"eof": 1, "open failed": 2}
     state = rig.streamer.state.value
     assert state.last_error is not None and "Unauthenticated" in state.last_error
+
+
+async def test_failures_and_recovery_are_warnings_naming_the_camera_and_stream(
+    rig_factory, autojump_clock, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 17: the first failure and the recovery are WARNINGs, repeats at most one line a
+    minute, the stream named by camera and type (never by URL); a session that recorded
+    resets the backoff, and a camera that stays down is retried every 10 s."""
+    packets = load_packets(CLIP)
+    down = errors.Unavailable("Connection refused")
+    sessions = [Session(packets, end_after=95)]  # EOF at 94 frames' time
+    sessions += [Session(open_error=down)] * 9
+    sessions += [Session(packets, end_after=95), Session(open_error=down)]
+    sessions += [Session(packets, loops=None)]
+    rig = rig_factory(sessions)
+    streamer_log = "nvr.ingest.streamer"
+    with caplog.at_level(logging.INFO, logger=streamer_log):
+        await run_for(rig, 120 * SEC)
+    eof = 94 * 3000
+    # backoff 1, 2, 4, 8, 10, 10... s; reset after the session that recorded
+    gaps = [1, 2, 4, 8, 10, 10, 10, 10, 10, 10]
+    opens = [0] + [eof + SEC * sum(gaps[: i + 1]) for i in range(len(gaps))]
+    back = opens[-1] + eof  # the second recorded session's EOF
+    opens += [back + SEC, back + 3 * SEC]
+    assert rig.opener.open_times(URL) == opens
+    name = "cam0 main"
+    refused = f"{name}: Unavailable: Connection refused"
+    # The first failure at once; the refusals of the next minute held back, then one line
+    # with their count; recovery when the first batch is recorded (0.3 s after the open)
+    # says for how long the stream failed. The second outage logs its first failure at
+    # once again (its refusal within the minute is held back).
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == streamer_log]
+    assert lines == [
+        ("WARNING", f"{name}: the camera ended the stream"),
+        ("WARNING", f"{refused} (and 8 more times in the last minute)"),
+        ("WARNING", f"{name}: recording again, after 10 failed sessions over 1m15.300s"),
+        ("WARNING", f"{name}: the camera ended the stream"),
+        ("WARNING", f"{name}: recording again, after 2 failed sessions over 3.300s"),
+    ]
 
 
 async def test_timestamp_trouble_ends_the_run(rig_factory, autojump_clock) -> None:  # type: ignore[no-untyped-def]

@@ -70,11 +70,11 @@ from nvr.mp4.virtual import DEFAULT_CHUNK, VirtualFile
 from nvr.syncer import Syncer
 from nvr.testing.env import TEST_SAMPLE_ENTRY, RecordingEnv, create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
+from tests.support.determinism import T0, run_inline
 from tests.support.media import edit_list, fragment_header
 from tests.support.paths import FIXTURES
 
 SEC = UNITS_PER_SEC
-T0 = 1_700_000_040 * SEC
 CLIP = str(FIXTURES / "h264-640x360.mp4")  # 600 frames
 RES_CHANGE = str(FIXTURES / "h264-res-change.ts")  # 180 frames, 320x240 from frame 90
 HEVC = str(FIXTURES / "hevc-640x360.mp4")  # 150 frames
@@ -954,10 +954,6 @@ class CountingFetch:
         return self.indexes[cid]
 
 
-async def _inline_run(fn, *args):  # type: ignore[no-untyped-def]
-    return fn(*args)
-
-
 async def synthetic_payload(cid: int, offset: int, length: int) -> bytes:
     return bytes((cid + offset + i) % 251 for i in range(length))
 
@@ -974,7 +970,7 @@ def test_lazy_layout_matches_the_built_file_and_generates_tables_by_range() -> N
              for (rec, d), s in zip(recs, lazy, strict=True)]
     built = build_mp4(eager, entries, subtitle_tz=dt.UTC)
     planned = trio.run(lambda: plan_mp4(lazy, entries, fetch=fetch,
-                                                subtitle_tz=dt.UTC, run=_inline_run))
+                                                subtitle_tz=dt.UTC, run=run_inline))
     assert sorted(fetch.calls) == sorted(fetch.indexes)  # each once
     assert (planned.size, planned.etag, planned.header_size) == (
         built.size, built.etag, built.header_size)
@@ -1010,7 +1006,7 @@ def test_whole_recordings_with_stored_summaries_are_laid_out_without_their_index
              for (rec, d), a in zip(recs, starts, strict=True)]
     for plan, build in ((plan_mp4, build_mp4), (plan_m4s, build_m4s)):
         fetch.calls.clear()
-        planned = trio.run(lambda: plan(lazy, entries, fetch=fetch, run=_inline_run))  # noqa: B023
+        planned = trio.run(lambda: plan(lazy, entries, fetch=fetch, run=run_inline))  # noqa: B023
         assert fetch.calls == [recs[0][0].composite_id, recs[5][0].composite_id]
         built = build(eager, entries)
         assert (planned.etag, planned.size, planned.segments) == (
@@ -1037,7 +1033,7 @@ def test_stored_summaries_of_the_recorded_library_equal_the_selections(
 
 
 async def _collect_lazy(vf: VirtualFile, start: int, end: int, chunk: int) -> bytes:
-    chunks = [c async for c in vf.read(start, end, synthetic_payload, chunk, _inline_run)]
+    chunks = [c async for c in vf.read(start, end, synthetic_payload, chunk, run_inline)]
     assert all(0 < len(c) <= chunk for c in chunks)
     return b"".join(chunks)
 
@@ -1067,7 +1063,7 @@ def test_golden_file_byte_for_byte() -> None:
         GOLDEN_FILE_SHA256, GOLDEN_FILE_ETAG, GOLDEN_FILE_SIZE)
     lazy = [Segment(rec, None, a, b) for (rec, _), (a, b) in zip(recs, ranges, strict=True)]
     planned = trio.run(lambda: plan_mp4(lazy, entries, fetch=CountingFetch(recs),
-                                                subtitle_tz=tz, run=_inline_run))
+                                                subtitle_tz=tz, run=run_inline))
     assert planned.etag == vf.etag
     assert trio.run(_collect_lazy, planned, 0, planned.size, 777) == data
 

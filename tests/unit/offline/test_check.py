@@ -8,7 +8,7 @@ import os
 import re
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +17,6 @@ import trio
 import trio.testing
 
 from nvr import cli
-from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.db.frames_summary import summarize_index
@@ -25,16 +24,13 @@ from nvr.offline.check import check
 from nvr.storage.dir import META_FILE, DirMeta, file_name
 from nvr.syncer import Syncer
 from nvr.testing.env import create_env, open_env
+from tests.support.determinism import T0
 from tests.support.recording import record_run, synth_frame
 
-T0 = 1_700_000_000 * UNITS_PER_SEC
 SEC = UNITS_PER_SEC
 
 
-@pytest.fixture(autouse=True)
-def _inline() -> Iterator[None]:
-    with inline_blocking():
-        yield
+pytestmark = pytest.mark.usefixtures("inline_seam")
 
 
 @dataclass

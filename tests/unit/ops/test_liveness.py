@@ -3,7 +3,6 @@ is one camera misbehaving (issue 12, point 6), at exact virtual times."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,6 @@ import trio
 import trio.testing
 
 from nvr.base import errors
-from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.ingest.source import OpenOptions, Source
@@ -21,17 +19,14 @@ from nvr.ops.liveness import Liveness, LivenessLimits
 from nvr.syncer import Syncer
 from nvr.testing.env import create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session
+from tests.support.determinism import T0
 
 SEC = UNITS_PER_SEC
-T0 = 1_700_000_040 * SEC
 URL = "rtsp://cam0/main"
 LIMITS = LivenessLimits(streamer_stuck=60 * SEC, thread_hung=60 * SEC)
 
 
-@pytest.fixture(autouse=True)
-def _inline() -> Iterator[None]:
-    with inline_blocking():
-        yield
+pytestmark = pytest.mark.usefixtures("inline_seam")
 
 
 async def test_a_camera_thread_is_hung_only_long_after_its_deadline(
@@ -125,5 +120,5 @@ async def test_a_streamer_is_a_problem_only_when_its_task_hangs(
         return
     # connecting since 0 s: seen stalled from the first sample on; a problem once more
     # than 60 s have passed (65 s), for as long as it lasts
-    assert seen[0] == (65, ["streamer of stream 1: connecting for 1m05.000s"])
+    assert seen[0] == (65, ["streamer of cam0 main: connecting for 1m05.000s"])
     assert [second for second, _ in seen] == list(range(65, 301, 5))

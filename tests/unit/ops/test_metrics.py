@@ -5,7 +5,7 @@ pass, and HTTP requests counted by route template."""
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +15,6 @@ import trio.testing
 from prometheus_client.parser import text_string_to_metric_families
 
 from nvr.base import errors
-from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.config import BindConfig
@@ -27,10 +26,10 @@ from nvr.testing.env import RecordingEnv, create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
 from nvr.web.app import create_app
 from nvr.web.context import WebContext
+from tests.support.determinism import T0
 from tests.support.paths import FIXTURES
 
 SEC = UNITS_PER_SEC
-T0 = 1_700_000_040 * SEC
 CLIP = str(FIXTURES / "h264-640x360.mp4")
 #: label names a family may use: none of them can hold an id that grows, a time or a path
 ALLOWED_LABELS = {"camera", "stream", "reason", "state", "dir", "step", "route", "method",
@@ -39,10 +38,7 @@ ALLOWED_LABELS = {"camera", "stream", "reason", "state", "dir", "step", "route",
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-@pytest.fixture(autouse=True)
-def _inline() -> Iterator[None]:
-    with inline_blocking():
-        yield
+pytestmark = pytest.mark.usefixtures("inline_seam")
 
 
 @dataclass

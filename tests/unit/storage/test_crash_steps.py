@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ import pytest
 import trio
 import trio.testing
 
-from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.db import raw
@@ -34,17 +32,14 @@ from nvr.offline.check import check
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
 from nvr.testing.faults import SimulatedCrash
+from tests.support.determinism import T0
 from tests.support.recording import record_run, synth_frame
 
-T0 = 1_700_000_000 * UNITS_PER_SEC
 SEC = UNITS_PER_SEC
 CRASH_FRAMES = 4  # the recording created in the create sequence: 4 frames, 4 write_alls
 
 
-@pytest.fixture(autouse=True)
-def _inline() -> Iterator[None]:
-    with inline_blocking():
-        yield
+pytestmark = pytest.mark.usefixtures("inline_seam")
 
 
 @dataclasses.dataclass(frozen=True)

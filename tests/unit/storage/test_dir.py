@@ -8,7 +8,6 @@ import shutil
 import struct
 import uuid
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ import trio
 import trio.testing
 
 from nvr.base import errors
-from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.db.database import Database
@@ -35,16 +33,13 @@ from nvr.storage.dir import (
 from nvr.syncer import Syncer
 from nvr.testing.env import create_env, open_env
 from nvr.testing.faults import SimulatedCrash
+from tests.support.determinism import T0
 from tests.support.recording import record_run, synth_frame
 
-T0 = 1_700_000_000 * UNITS_PER_SEC
 SEC = UNITS_PER_SEC
 
 
-@pytest.fixture(autouse=True)
-def _inline() -> Iterator[None]:
-    with inline_blocking():
-        yield
+pytestmark = pytest.mark.usefixtures("inline_seam")
 
 
 # ----------------------------------------------------------------------------- meta file

@@ -4,14 +4,12 @@ simulated filesystem size."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
 
-from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.config import Config, parse_config
@@ -22,18 +20,15 @@ from nvr.offline.check import check
 from nvr.storage.retention import pick_oldest
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
+from tests.support.determinism import T0
 from tests.support.recording import record_run
 from tests.unit.cli.test_cli_config import nvr, setup_camera
 
-T0 = 1_700_000_000 * UNITS_PER_SEC
 SEC = UNITS_PER_SEC
 DAY = 86_400 * SEC
 
 
-@pytest.fixture(autouse=True)
-def _inline() -> Iterator[None]:
-    with inline_blocking():
-        yield
+pytestmark = pytest.mark.usefixtures("inline_seam")
 
 
 def _del(stream: int, rec: int, start: int, nbytes: int) -> PlannedDeletion:

@@ -9,13 +9,9 @@ from pathlib import Path
 import pytest
 
 from nvr.base import errors
-from nvr.base.time90k import UNITS_PER_SEC
 from nvr.testing.env import create_env, open_env
-from tests.support.web import Recorded, client, inline_web_threads, recorded
-
-__all__ = ["inline_web_threads", "recorded"]  # fixtures
-
-T0 = 1_700_000_000 * UNITS_PER_SEC
+from tests.support.determinism import T0
+from tests.support.web import Recorded, client
 
 
 def test_local_reader_reads_sizes_and_injected_faults(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import trio.testing
 
 from nvr.base import errors
 from nvr.base.blocking import inline_blocking
-from nvr.base.time90k import UNITS_PER_MIN, UNITS_PER_SEC
+from nvr.base.time90k import UNITS_PER_MIN
 from nvr.db.recording import iter_video_index
 from nvr.db.types import FLAG_TRAILING_ZERO, PendingRecording, PendingState
 from nvr.storage.writer import (
@@ -24,9 +24,8 @@ from nvr.storage.writer import (
     corrected_wall_duration,
 )
 from nvr.testing.env import RecordingEnv, create_env, open_env
+from tests.support.determinism import T0
 from tests.support.recording import SynthFrame, synth_frame
-
-T0 = 1_700_000_000 * UNITS_PER_SEC
 
 
 class ListSink:

@@ -6,14 +6,12 @@ from __future__ import annotations
 import errno
 import logging
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
 
-from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.db import raw
@@ -22,16 +20,13 @@ from nvr.offline.check import check
 from nvr.storage.writer import RecordingSink
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
+from tests.support.determinism import T0
 from tests.support.recording import record_run
 
-T0 = 1_700_000_000 * UNITS_PER_SEC
 SEC = UNITS_PER_SEC
 
 
-@pytest.fixture(autouse=True)
-def _inline() -> Iterator[None]:
-    with inline_blocking():
-        yield
+pytestmark = pytest.mark.usefixtures("inline_seam")
 
 
 def _open(tmp_path: Path, clocks: SimulatedClocks) -> RecordingEnv:
@@ -76,7 +71,7 @@ async def test_one_stream_records_and_commits(
 
 
 def flush_windows(ends: list[int], flush_if: int) -> list[int]:
-    """The rule of docs/design.md (Recording/syncing/retention), independently: a window
+    """The rule of docs/design.md ("Recording, syncing and retention"), independently: a window
     opens at the first recording not yet committed and commits everything ended by its
     end + ``flush_if``."""
     commits = []
@@ -270,5 +265,38 @@ async def test_cancellation_flushes_everything_received(
         nursery.cancel_scope.cancel()
     assert [s.cum_recordings for s in env.db.streams.values()] == [3, 3, 3]
     assert syncer.commits == 1
+    env.close()
+    assert check(tmp_path / "db").problems == []
+
+
+async def test_retention_prunes_signal_changes_with_the_recordings(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A camera's motion signal keeps its changes as long as the camera's oldest
+    recording: when retention deletes recordings, the flush that commits it prunes the
+    older changes, keeping the state at the new oldest recording."""
+    create_env(tmp_path, streams=1, retain_bytes=300_000, flush_if_sec=0)
+    clocks = SimulatedClocks(T0)
+    env = _open(tmp_path, clocks)
+    syncer = Syncer(env.db, env.dir_id, env.sdir, clocks)
+    sid = env.stream_ids[0]
+    sig = env.db.motion_signal(env.db.streams[sid].camera_id)
+    for m in range(20):  # moving for the first 10 s of every minute, still for the rest
+        env.db.update_signals([sig.id], [2], T0 + m * 60 * SEC, T0 + m * 60 * SEC + 10 * SEC)
+        env.db.update_signals([sig.id], [1], T0 + m * 60 * SEC + 10 * SEC, T0 + (m + 1) * 60 * SEC)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(syncer.run)
+        await _record_streams(env, syncer, clocks, seconds=20 * 60)
+        await clocks.sleep(10 * SEC)
+        nursery.cancel_scope.cancel()
+    oldest = env.db.streams[sid].committed.range_start
+    assert oldest is not None and oldest > T0 + 5 * 60 * SEC  # retention deleted some
+    changes = env.db.signal_changes(0, 1 << 62)
+    assert changes.times[0] == oldest  # pruned up to it; its state kept there
+    assert changes.states[0] == (2 if (oldest - T0) % (60 * SEC) < 10 * SEC else 1)
+    later = sorted(t for m in range(20)
+                   for t in (T0 + m * 60 * SEC, T0 + m * 60 * SEC + 10 * SEC) if t > oldest)
+    assert changes.times[1:] == [*later, T0 + 20 * 60 * SEC]
+    assert env.db.signals[sig.id].first_change == oldest
     env.close()
     assert check(tmp_path / "db").problems == []

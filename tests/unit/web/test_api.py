@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from dataclasses import replace
 
 import pytest
 
-from nvr.base.blocking import inline_blocking
+from nvr.base.units import format_size
 from nvr.config import BindConfig
 from nvr.db.types import CameraConfig
 from nvr.ingest.streamer import StreamState
+from nvr.storage.space import DiskSpace
 from nvr.syncer import SyncerStatus
 from nvr.web.api import Redactor, status_json
 from nvr.web.app import create_app
 from nvr.web.context import StreamStatus
-from tests.support.web import SEC, T0, Recorded, client, recorded, web_context
+from tests.support.determinism import T0
+from tests.support.web import SEC, Recorded, client, recorded, web_context
 
 __all__ = ["recorded"]  # a fixture
 
 
-@pytest.fixture(autouse=True)
-def _inline() -> Iterator[None]:
-    with inline_blocking():
-        yield
+pytestmark = pytest.mark.usefixtures("inline_seam")
 
 
 async def test_recordings_coalesce_runs(recorded: Recorded, autojump_clock: object) -> None:
@@ -192,3 +192,69 @@ async def test_redactor_leaves_ordinary_text_alone(recorded: Recorded,
                  "Invalid data found when processing input", "HTTP 401 (Unauthorized)"):
         assert redact(text) == text
     assert redact("rtsps://[2001:db8::1]:322/x?a=b, then") == "<URL>, then"
+
+
+@pytest.mark.parametrize("read_configs", [False, True])
+async def test_directories_show_their_disk_and_warn_when_budgets_exceed_it(
+        recorded: Recorded, autojump_clock: object, read_configs: bool) -> None:
+    """Issue 17: the status page named a directory "directory 1", showed no free space,
+    and a budget larger than the disk went unnoticed. (The path is for callers who may
+    read camera configurations, issue 12 point 4.)"""
+    perms = ("viewVideo", "readCameraConfigs") if read_configs else ("viewVideo",)
+    c = client(recorded, BindConfig(allow_unauthenticated=perms))
+    db, dir_id = recorded.env.db, recorded.env.dir_id
+    disk = DiskSpace.of(os.statvfs(db.dirs[dir_id].path))
+
+    async def dirs() -> list[dict[str, object]]:
+        body = await (await c.get("/api/")).get_json()
+        return body["nvrSampleFileDirs"]  # type: ignore[no-any-return]
+
+    stream = db.streams[recorded.stream_id]
+    cam = db.cameras[stream.camera_id]
+
+    def budget(n: int) -> None:
+        db.update_camera(cam.id, streams={"main": (dir_id, replace(
+            db.streams[stream.id].config, retain_bytes=n))})
+
+    budget(disk.total_bytes)  # all of it: fits
+    (d,) = await dirs()
+    expected = {
+        "id": dir_id,
+        "totalBytes": disk.total_bytes,
+        "retainBytes": stream.config.retain_bytes,
+        "fsBytes": db.stream_summary(stream.id).fs_bytes,
+        "warning": None,
+    }
+    if read_configs:
+        expected["path"] = db.dirs[dir_id].path
+    free = d.pop("freeBytes")
+    assert isinstance(free, int) and 0 < free <= disk.total_bytes
+    assert d == expected
+    budget(disk.total_bytes + 1)
+    (d,) = await dirs()
+    assert d["retainBytes"] == disk.total_bytes + 1
+    assert d["warning"] == (
+        f"the streams' budgets ({format_size(disk.total_bytes + 1)}) are more than the disk "
+        f"holds ({format_size(disk.total_bytes)}): the disk will fill up before retention "
+        "deletes anything")
+
+
+async def test_login_available_only_when_some_user_can_log_in(
+        recorded: Recorded, autojump_clock: object) -> None:
+    """Issue 17: the demo (no users) showed a "Log in" link that could not work."""
+    ctx = web_context(recorded)
+    c = create_app(ctx).test_client()
+    users = ctx.auth
+    assert users is not None
+
+    async def available() -> object:
+        return (await (await c.get("/api/")).get_json())["nvrLoginAvailable"]
+
+    assert await available() is False
+    no_password = users.add_user("nopass")
+    assert await available() is False
+    alice = users.add_user("alice", password_hash=users.hash_password("secret"), disabled=True)
+    assert await available() is False
+    users.update_user(alice.id, disabled=False)
+    assert await available() is True
+    assert no_password.password_hash is None

@@ -28,17 +28,8 @@ from nvr.db.auth import PERMISSIONS, SessionPolicy
 from nvr.web import auth
 from nvr.web.app import create_app
 from nvr.web.context import WebContext
-from tests.support.web import (
-    SEC,
-    T0,
-    VIEW,
-    Recorded,
-    inline_web_threads,
-    recorded,
-    web_context,
-)
-
-__all__ = ["inline_web_threads", "recorded"]  # fixtures
+from tests.support.determinism import T0
+from tests.support.web import SEC, VIEW, Recorded, web_context
 
 NOBODY = BindConfig()
 
@@ -105,11 +96,18 @@ def path_values(site: Site) -> dict[str, str]:
 QUERIES: dict[str, dict[str, str]] = {
     "view.view": {"s": "0"},
     "export.export": {"camera": "{camera_uuid}", "range": f"{T0}-{T0 + SEC}"},
+    "motion.motion_search": {"startTime90k": "0", "endTime90k": "90000"},
+    "motion.motion_txt": {"startTime90k": "0", "endTime90k": "90000"},
+    "thumb.thumbnail": {"time90k": str(T0 + 10 * SEC), "width": "64"},
 }
 
 
 def body_for(site: Site, endpoint: str) -> dict[str, Any]:
     n = next(site.counter)
+    if endpoint == "signals.update_signals":
+        sig = site.r.env.db.motion_signal(1)
+        return {"signalIds": [sig.id], "states": [2], "start": {"base": "now", "rel90k": 0},
+                "end": {"base": "now", "rel90k": 90000}}
     return {
         "api.login": {"username": "viewer", "password": "pw-viewer"},
         "api.add_user": {"user": {"username": f"new{n}", "password": "x"}},
@@ -124,6 +122,7 @@ SUCCESS: dict[str, int] = {
     "live.live": 101,  # the WebSocket upgrade was accepted (and no error sent)
     "metrics.metrics": 404,  # served only on binds with metrics = true (not these)
     "redact.redact": 200,  # answers with the tombstones it committed
+    "signals.update_signals": 200,  # answers {"time90k": now}
 }
 
 

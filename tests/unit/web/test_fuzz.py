@@ -24,11 +24,12 @@ from nvr.config import BindConfig
 from nvr.db.auth import FLAG_HTTP_ONLY, PERMISSIONS, Session, User
 from nvr.web.app import create_app
 from nvr.web.context import MAX_JSON_BODY
-from tests.support.web import Recorded, inline_web_threads, record, recorded, web_context
+from tests.support.web import Recorded, record, web_context
 
 KEYS = ["s", "days", "cameraConfigs", "startTime90k", "endTime90k", "split90k", "ts",
         "username", "password", "csrf", "user", "update", "precondition", "disabled",
-        "permissions", "preferences", *PERMISSIONS]
+        "permissions", "preferences", "signalIds", "states", "start", "end", "base",
+        "rel90k", "time90k", "width", "keyFrame", *PERMISSIONS]
 
 scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
            | st.text(max_size=20))
@@ -62,7 +63,6 @@ HOSTILE_BODIES = [
 ]
 raw_bodies = st.sampled_from(HOSTILE_BODIES) | st.binary(max_size=40)
 
-__all__ = ["inline_web_threads", "recorded"]  # fixtures
 
 pytestmark = pytest.mark.usefixtures("inline_web_threads")
 

@@ -21,25 +21,26 @@ import trio
 import trio.testing
 from quart.testing.connections import WebsocketDisconnectError, WebsocketResponseError
 
+from nvr.base import errors
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.config import BindConfig
 from nvr.ingest.hub import FrameHub, LiveFrame, LiveRecording
 from nvr.ingest.source import OpenOptions
-from nvr.ingest.streamer import Streamer, StreamerOptions
+from nvr.ingest.streamer import Streamer, StreamerOptions, StreamState
 from nvr.mp4.boxes import walk_boxes
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
 from nvr.web.app import create_app
 from nvr.web.auth import check_origin
-from nvr.web.context import WebContext
+from nvr.web.context import StreamStatus, WebContext
+from tests.support.determinism import T0
 from tests.support.media import appended_at_the_end, decoded_frames, fragment_header
 from tests.support.paths import FIXTURES
 
 SEC = UNITS_PER_SEC
-T0 = 1_700_000_040 * SEC
 FRAME = 3000
 CLIP = str(FIXTURES / "h264-640x360.mp4")
 VIEW = BindConfig(allow_unauthenticated=("viewVideo",))
@@ -165,6 +166,67 @@ async def test_viewer_gets_one_decodable_fragment_per_frame_from_a_key_frame(
     assert decoded_frames(data, ignore_editlist=False) == [
         ((i - 30) * FRAME, i, 640) for i in range(30, 75)
     ]
+
+
+async def test_viewer_hears_at_once_that_the_camera_is_offline_and_gets_it_back_on_the_same_socket(
+    live_env: Live, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Issue 17: a dead camera's tile showed a frozen frame for ~5 s. The session's end is
+    a text message at the virtual time the streamer learns of it; the next session's
+    frames follow on the same socket, from a key frame."""
+    e = live_env
+    syncer = Syncer(e.env.db, e.env.dir_id, e.env.sdir, e.ctx.clocks)
+    refused = errors.Unavailable("connecting to rtsp://admin:pw@192.0.2.7/main: refused")
+    opener = ReplayOpener(e.ctx.clocks, {"rtsp://cam0/main": [
+        Session(load_packets(CLIP), end_after=45, batch=1),  # EOF after frame 44
+        Session(open_error=refused),
+        Session(load_packets(CLIP), loops=None, batch=1),
+    ]})
+    streamer = Streamer(
+        db=e.env.db, stream_id=e.stream_id, sdir=e.env.sdir, sink=syncer, opener=opener,
+        clocks=e.ctx.clocks, hub=e.hub, options=StreamerOptions(jitter=0),
+        open_options=OpenOptions(),
+    )
+    got: list[tuple[float, object]] = []
+    with inline_blocking():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(syncer.run)
+            async with create_app(e.ctx).test_client().websocket(e.path) as ws:
+                await wait_for_viewer(e.hub, e.stream_id)
+                nursery.start_soon(streamer.run)
+                while len(got) < 45 + 2 + 1:
+                    m = await ws.receive()
+                    got.append((trio.current_time(), json.loads(m) if isinstance(m, str) else m))
+            nursery.cancel_scope.cancel()
+    texts = [(t, m) for t, m in got if isinstance(m, dict)]
+    frames = [(t, parse(m)) for t, m in got if isinstance(m, bytes)]
+    eof = 44 * FRAME / SEC
+    # frames 0..44, then at the EOF: offline; 1 s later the refused connection: offline
+    # again, its URL redacted (this caller may not read camera configurations); 2 s after
+    # that the next session's first frame, a key frame
+    assert [m for _, m in got[:45]] == [m for _, m in got if isinstance(m, bytes)][:45]
+    assert [int(h["X-Media-Time-Range"].split("-")[0]) for _, (h, _) in frames[:45]] == [
+        i * FRAME for i in range(45)]
+    assert texts == [
+        (eof, {"type": "offline", "message": "the camera ended the stream"}),
+        (eof + 1, {"type": "offline",
+                   "message": "Unavailable: connecting to <URL>: refused"}),
+    ]
+    back_at, (head, body) = frames[45]
+    assert back_at == eof + 3 and is_key(body) and head["X-Runs"] == "2"
+
+
+async def test_a_viewer_joining_while_the_camera_is_down_hears_it_at_once(
+    live_env: Live, autojump_clock: trio.testing.MockClock
+) -> None:
+    e = live_env
+    e.ctx.stream_status = lambda sid: StreamStatus(
+        StreamState("backoff", T0, "open failed: Unavailable: timed out", T0 + SEC))
+    async with create_app(e.ctx).test_client().websocket(e.path) as ws:
+        assert json.loads(await ws.receive()) == {
+            "type": "offline", "message": "open failed: Unavailable: timed out"}
+        assert trio.current_time() == 0
+        assert e.hub.viewers(e.stream_id) == 1  # and it stays, waiting for frames
 
 
 def synthetic(count: int, keys: Sequence[int]) -> list[LiveFrame]:

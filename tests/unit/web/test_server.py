@@ -21,8 +21,9 @@ import pytest
 import trio
 import trio.testing
 from prometheus_client import CollectorRegistry, generate_latest
-from quart import request
+from quart import request, websocket
 from quart_trio import QuartTrio
+from trio_websocket import ConnectionClosed, open_websocket_url
 
 from nvr.base.clock import RealClocks
 from nvr.base.descriptors import DescriptorBudget
@@ -316,6 +317,179 @@ async def test_at_the_connection_limit_accepting_stops_until_one_closes(limit: s
         await first[0].aclose()
         assert (await read_response(waiting)).status_code == 200
         assert stats.refused_per_address == 0
+
+
+# -- stopping: on trio's MockClock (autojump), so waiting shows as virtual time ----------
+
+
+WS_UPGRADE = (
+    b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+def app_with_slow_route_and_websocket() -> QuartTrio:
+    """``bare_app`` with ``/slow`` (answers after 2 s) and ``/ws`` (a WebSocket that sends
+    one message and never ends, like a live view)."""
+    app = bare_app()
+
+    @app.route("/slow")
+    async def slow() -> str:
+        await trio.sleep(2)
+        return "slow"
+
+    @app.websocket("/ws")
+    async def ws() -> None:
+        await websocket.accept()
+        await websocket.send("hello")
+        await trio.sleep_forever()
+
+    @app.websocket("/never-accepted")
+    async def never_accepted() -> None:
+        await trio.sleep_forever()
+
+    @app.websocket("/flood")
+    async def flood() -> None:
+        await websocket.accept()
+        while True:
+            await websocket.send(bytes(65536))
+
+    return app
+
+
+async def test_stop_closes_idle_connections_and_websockets_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Nothing in flight: ``serve`` returns at the virtual time it was told to stop, not
+    ``graceful_timeout_sec`` later; the WebSocket's client is told the server is going
+    away (1001)."""
+    limits = HttpLimits(idle_timeout_sec=30, graceful_timeout_sec=5)
+    srv = BindServer(
+        app_with_slow_route_and_websocket(), BIND, limits, RealClocks(),
+        daemon_slots=trio.Semaphore(10),
+    )
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        port = int((await nursery.start(srv.serve, stop.wait))[0].rsplit(":", 1)[1])
+        idle = await connect(port)
+        await idle.send_all(GET)
+        assert (await read_response(idle)).status_code == 200
+        async with open_websocket_url(f"ws://127.0.0.1:{port}/ws") as ws:
+            assert await ws.get_message() == "hello"
+            stopped_at = trio.current_time()
+            stop.set()
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.get_message()
+            assert closed.value.reason.code == 1001
+        assert await seconds_until_closed(idle, 1) == 0
+    assert trio.current_time() == stopped_at
+    assert srv.stats.open == 0
+
+
+async def test_stop_refuses_a_websocket_not_yet_accepted_with_503(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    limits = HttpLimits(idle_timeout_sec=30, graceful_timeout_sec=5)
+    srv = BindServer(
+        app_with_slow_route_and_websocket(), BIND, limits, RealClocks(),
+        daemon_slots=trio.Semaphore(10),
+    )
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        port = int((await nursery.start(srv.serve, stop.wait))[0].rsplit(":", 1)[1])
+        stream = await connect(port)
+        await stream.send_all(WS_UPGRADE.replace(b"/ws", b"/never-accepted"))
+        await trio.testing.wait_all_tasks_blocked()
+        stopped_at = trio.current_time()
+        stop.set()
+        answer = b""
+        while data := await stream.receive_some(65536):
+            answer += data
+        assert answer.startswith(b"HTTP/1.1 503 ")
+        assert b"\r\nnvr is shutting down\r\n" in answer
+    assert trio.current_time() == stopped_at
+
+
+async def test_stop_waits_for_the_request_in_flight_only(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A request in flight (answered 2 s after it arrived) is answered, and ``serve``
+    returns then, with a WebSocket and an idle connection open beside it."""
+    limits = HttpLimits(idle_timeout_sec=30, graceful_timeout_sec=5)
+    srv = BindServer(
+        app_with_slow_route_and_websocket(), BIND, limits, RealClocks(),
+        daemon_slots=trio.Semaphore(10),
+    )
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        port = int((await nursery.start(srv.serve, stop.wait))[0].rsplit(":", 1)[1])
+        idle = await connect(port)
+        await idle.send_all(GET)
+        assert (await read_response(idle)).status_code == 200
+        async with open_websocket_url(f"ws://127.0.0.1:{port}/ws") as ws:
+            assert await ws.get_message() == "hello"
+            busy = await connect(port)
+            asked_at = trio.current_time()
+            await busy.send_all(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+            await trio.sleep(0.5)
+            stop.set()
+            with pytest.raises(ConnectionClosed):
+                await ws.get_message()
+            assert trio.current_time() == asked_at + 0.5
+        assert await seconds_until_closed(idle, 1) == 0
+        client = h11.Connection(h11.CLIENT)
+        client.send(h11.Request(method="GET", target="/slow", headers=[("Host", "t")]))
+        while (event := client.next_event()) is h11.NEED_DATA:
+            client.receive_data(await busy.receive_some(65536))
+        assert isinstance(event, h11.Response) and event.status_code == 200
+    assert trio.current_time() == asked_at + 2
+
+
+@pytest.mark.parametrize("leaving", ["close handshake", "connection dropped"])
+async def test_a_websocket_connection_ends_when_its_client_leaves(
+    autojump_clock: trio.testing.MockClock, leaving: str
+) -> None:
+    """Not ``websocket_ping_interval`` (30 s) later: the connection's slot is free at once."""
+    async with served(app_with_slow_route_and_websocket(), HttpLimits()) as (port, stats):
+        if leaving == "close handshake":
+            async with open_websocket_url(f"ws://127.0.0.1:{port}/ws") as ws:
+                assert await ws.get_message() == "hello"
+                assert stats.open == 1
+                left_at = trio.current_time()
+        else:
+            stream = await connect(port)
+            await stream.send_all(WS_UPGRADE)
+            assert (await stream.receive_some(65536)).startswith(b"HTTP/1.1 101 ")
+            assert stats.open == 1
+            left_at = trio.current_time()
+            await stream.aclose()
+        await trio.testing.wait_all_tasks_blocked()
+        assert stats.open == 0
+        assert trio.current_time() == left_at
+
+
+async def test_stop_ends_a_connection_whose_client_stopped_reading_at_the_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A WebSocket whose client reads nothing more: the server's send waits for room in the
+    socket, and shutdown ends it at ``graceful_timeout_sec``."""
+    limits = HttpLimits(idle_timeout_sec=30, graceful_timeout_sec=5)
+    srv = BindServer(
+        app_with_slow_route_and_websocket(), BIND, limits, RealClocks(),
+        daemon_slots=trio.Semaphore(10),
+    )
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        port = int((await nursery.start(srv.serve, stop.wait))[0].rsplit(":", 1)[1])
+        stream = await connect(port)
+        await stream.send_all(WS_UPGRADE.replace(b"/ws", b"/flood"))
+        assert (await stream.receive_some(65536)).startswith(b"HTTP/1.1 101 ")
+        await trio.testing.wait_all_tasks_blocked()  # the socket's buffers are full
+        assert srv.stats.open == 1
+        stopped_at = trio.current_time()
+        stop.set()
+    assert trio.current_time() == stopped_at + 5
+    await stream.aclose()
 
 
 # -- accept errors ----------------------------------------------------------------------

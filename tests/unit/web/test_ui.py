@@ -18,7 +18,7 @@ from nvr.base.clock import SimulatedClocks
 from nvr.db.database import Database
 from nvr.web import ui
 from nvr.web.app import WebContext, create_app
-from tests.support.web import T0
+from tests.support.determinism import T0
 
 #: the specifier of ``import ... from "./x.js"`` (also re-exports, over several lines),
 #: ``import "./x.js"`` and ``import("./x.js")``

@@ -4,30 +4,14 @@ conditional requests, and one-line 4xx reasons for bad s= values."""
 from __future__ import annotations
 
 import io
-import os
 import random
 import re
-from functools import partial
-from pathlib import Path
 
 import av
-import hypercorn.config
-import hypercorn.trio
 import pytest
-import trio
 
-from nvr.base.clock import RealClocks
 from nvr.db.database import Database
-from nvr.db.recording import VideoIndexEncoder
-from nvr.storage.dir import file_name
-from nvr.testing.env import create_env, open_env
-from nvr.web.app import create_app
-from nvr.web.context import WebContext
-from nvr.web.view import SampleReader
-from tests.support.web import SEC, T0, VIEW, Recorded, client, inline_web_threads, recorded
-
-__all__ = ["inline_web_threads", "recorded"]  # fixtures
-
+from tests.support.web import SEC, Recorded, client
 
 pytestmark = pytest.mark.usefixtures("inline_web_threads")
 
@@ -184,76 +168,3 @@ async def test_missing_s_and_unknown_entry(recorded: Recorded, autojump_clock: o
     assert (await c.get("/api/init/99.mp4")).status_code == 404
     assert (await c.get("/api/init/x.mp4")).status_code == 404
     assert (await c.get(url(recorded, "avi"), query_string={"s": "0"})).status_code == 404
-
-
-# --- a real socket ----------------------------------------------------------------------------
-
-
-async def test_a_client_that_disconnects_mid_body_stops_the_reads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """An hour of recordings (60 x 1 800 frames, 3.6 MB each: one sample file hard-linked)
-    served by hypercorn on a real socket: the client reads 1 MB of view.mp4 and hangs up;
-    the server stops reading sample files and closes the file it had open."""
-    create_env(tmp_path, streams=1, flush_if_sec=0)
-    env = open_env(tmp_path, now=lambda: T0)
-    try:
-        enc = VideoIndexEncoder()
-        for j in range(1800):
-            enc.add(3000, 2000, j % 30 == 0)
-        master = tmp_path / "master"
-        master.write_bytes(bytes(range(256)) * (enc.total_bytes // 256 + 1))
-        os.truncate(master, enc.total_bytes)
-        sid = env.stream_ids[0]
-        for i in range(60):
-            rec = env.db.add_recording(sid, run_offset=i, start_time_90k=T0 + i * 60 * SEC,
-                                       video_sample_entry_id=env.entry_id)
-            rec.video_index, rec.sample_file_bytes = enc.data, enc.total_bytes
-            rec.video_samples, rec.video_sync_samples = enc.frames, enc.key_frames
-            rec.media_duration_90k = rec.wall_duration_90k = enc.media_duration
-            os.link(master, env.sample_dir / file_name(rec.composite_id))
-            env.db.mark_done(rec)
-            env.db.mark_synced(rec.composite_id)
-        env.db.flush("test")
-        reads: list[int] = []
-        readers: set[SampleReader] = set()
-        real_pread = SampleReader._pread
-
-        def counting_pread(self: SampleReader, cid: int, offset: int, length: int) -> bytes:
-            reads.append(length)
-            readers.add(self)
-            return real_pread(self, cid, offset, length)
-
-        monkeypatch.setattr(SampleReader, "_pread", counting_pread)
-        ctx = WebContext(db=env.db, dirs={env.dir_id: env.sdir}, clocks=RealClocks(),
-                         bind=VIEW)
-        config = hypercorn.config.Config()
-        config.bind = ["127.0.0.1:0"]
-        config.accesslog = None
-        stop = trio.Event()
-        cam = env.db.cameras[env.db.streams[sid].camera_id]
-        async with trio.open_nursery() as nursery:
-            bound = await nursery.start(partial(hypercorn.trio.serve, create_app(ctx), config,
-                                                shutdown_trigger=stop.wait))
-            port = int(bound[0].rsplit(":", 1)[1])
-            sock = await trio.open_tcp_stream("127.0.0.1", port)
-            await sock.send_all(f"GET /api/cameras/{cam.uuid}/main/view.mp4?s=0-59 HTTP/1.1\r\n"
-                                f"Host: 127.0.0.1:{port}\r\n\r\n".encode())
-            got = b""
-            while len(got) < 1 << 20:
-                got += await sock.receive_some(1 << 16)
-            assert got.startswith(b"HTTP/1.1 200")
-            size = int(re.search(rb"content-length: (\d+)", got, re.I)[1])  # type: ignore[index]
-            assert size > 200 << 20
-            await sock.aclose()
-            await trio.sleep(0.5)
-            after_close = len(reads)
-            await trio.sleep(0.5)
-            assert len(reads) == after_close
-            (reader,) = readers
-            assert reader._file is None  # the body's finally closed its file
-            # what was read beyond the 1 MB received: socket buffers and a chunk or two
-            assert sum(reads) < 16 << 20
-            stop.set()
-    finally:
-        env.close()

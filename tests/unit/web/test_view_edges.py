@@ -18,9 +18,8 @@ from nvr.db.recording import VideoIndexEncoder
 from nvr.storage.dir import file_name
 from nvr.testing.env import RecordingEnv, create_env, open_env
 from nvr.web.app import WebContext, create_app
-from tests.support.web import T0, VIEW, Recorded, client, inline_web_threads, recorded
-
-__all__ = ["inline_web_threads", "recorded"]  # fixtures
+from tests.support.determinism import T0
+from tests.support.web import VIEW, Recorded, client
 
 pytestmark = pytest.mark.usefixtures("inline_web_threads")
 

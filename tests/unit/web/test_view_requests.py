@@ -20,10 +20,8 @@ from nvr.testing.replay import ReplayOpener, Session, load_packets
 from nvr.web.app import create_app
 from nvr.web.context import WebContext
 from nvr.web.view import SampleReader, _Unsatisfiable, parse_range, parse_s
-from tests.support.web import CLIP, SEC, T0, VIEW, Recorded, client, inline_web_threads, recorded
-
-__all__ = ["inline_web_threads", "recorded"]  # fixtures
-
+from tests.support.determinism import T0
+from tests.support.web import CLIP, SEC, VIEW, Recorded, client
 
 pytestmark = pytest.mark.usefixtures("inline_web_threads")
 

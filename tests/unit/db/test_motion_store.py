@@ -1,0 +1,89 @@
+"""Motion summaries stored with their recordings: pending until the commit, deleted with
+the recording, per-hour totals kept in memory and rebuilt at open."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio.testing
+
+from nvr.base.blocking import inline_blocking
+from nvr.base.clock import SimulatedClocks
+from nvr.base.time90k import UNITS_PER_SEC
+from nvr.db.raw import MotionRow
+from nvr.db.types import PendingRecording
+from nvr.testing.env import create_env, open_env
+from tests.support.recording import record_run
+
+T0 = 1_700_000_000 * UNITS_PER_SEC  # 2023-11-14T22:13:20Z
+
+
+@pytest.fixture(autouse=True)
+def _inline() -> Iterator[None]:
+    with inline_blocking():
+        yield
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.recs: list[PendingRecording] = []
+
+    async def submit(self, rec: PendingRecording) -> None:
+        self.recs.append(rec)
+
+
+def _row(seconds: int) -> MotionRow:
+    entries = b"".join(s.to_bytes(2, "little") + bytes([17, 200]) for s in range(seconds))
+    return MotionRow(bytes(2) + b"\x02" + bytes(29), entries, b"", seconds, 300, 0)
+
+
+def _stored(db_dir: Path) -> dict[int, int]:
+    conn = sqlite3.connect(db_dir / "db")
+    try:
+        return dict(conn.execute("select composite_id, motion_seconds from recording_motion"))
+    finally:
+        conn.close()
+
+
+async def test_summaries_follow_their_recordings(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    create_env(tmp_path, streams=1)
+    clocks = SimulatedClocks(T0)
+    env = open_env(tmp_path, now=clocks.realtime, monotonic=clocks.monotonic, tz=dt.UTC)
+    (sid,) = env.stream_ids
+    sink = _Collect()
+    await record_run(env, sink, clocks, sid, frames=30 * 150)
+    first, second, third = (r.composite_id for r in sink.recs)
+    db = env.db
+    assert db.put_motion_summary(first, _row(5)) == "pending"
+    assert db.put_motion_summary(third, _row(0)) == "pending"
+    assert db.put_motion_summary(third + 1, _row(9)) == "dropped"  # never recorded
+    assert _stored(env.db_dir) == {}
+    # the first two commit (the third is not synced): the first one's summary with it
+    db.mark_synced(first)
+    db.mark_synced(second)
+    db.flush("test")
+    assert _stored(env.db_dir) == {first: 5}
+    assert db.pending_motion.keys() == {third}
+    assert db.motion_days(sid) == {"2023-11-14": (5, {22: 5})}
+    # a late summary of a committed recording is stored at once
+    assert db.put_motion_summary(second, _row(7)) == "stored"
+    assert db.motion_days(sid) == {"2023-11-14": (12, {22: 12})}
+    rows = db.motion_search_rows(sid, T0, T0 + 3600 * UNITS_PER_SEC)
+    assert [r[0] for r in rows] == [first, second]
+    assert db.motion_search_rows(sid, T0 + 3600 * UNITS_PER_SEC, T0 + 7200 * UNITS_PER_SEC) == []
+    env.close()
+
+    env = open_env(tmp_path, now=clocks.realtime, monotonic=clocks.monotonic, tz=dt.UTC)
+    assert env.db.motion_days(sid) == {"2023-11-14": (12, {22: 12})}
+    # retention deletes summaries with their recordings
+    assert env.db.plan_delete_all_recordings(sid) == 2
+    env.db.flush("delete all")
+    assert _stored(env.db_dir) == {}
+    assert env.db.motion_days(sid) == {}
+    env.close()
