@@ -90,7 +90,9 @@ class Daemon:
         syncer = self.syncers.get(dir_id) if dir_id is not None else None
         if syncer is None:
             return StreamStatus(streamer.state.value)
-        return StreamStatus(streamer.state.value, syncer.status.value, syncer.last_free_bytes)
+        return StreamStatus(
+            streamer.state.value, syncer.status.value, syncer.last_free_bytes, syncer.min_free
+        )
 
 
 def open_dirs(db: Database, *, read_only: bool) -> dict[int, SampleFileDir]:

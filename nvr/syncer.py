@@ -29,6 +29,11 @@ watchdog's "stuck" test), and ``on_commit`` (if set) is told how long each flush
 retries included (metrics). When the queue of received recordings is full, ``submit``
 blocks, so a stuck directory stops its streams instead of growing memory without bound.
 
+Protected ranges (``nvr.db.protection``): when one is added or removed, and at the
+wall time an active one expires, the syncer re-plans retention for its streams and
+flushes at once, so released recordings go exactly then. A stream whose protected video
+alone exceeds ``retain_bytes`` is logged (a warning, at most once a minute per stream).
+
 On cancellation the syncer performs a final, shielded, time-bounded pass: everything
 already received is fsynced and committed.
 """
@@ -124,7 +129,12 @@ class Syncer:
         self._next_free_check: Duration = 0
         #: bytes free at the last measurement (None: not measured yet)
         self.last_free_bytes: int | None = None
+        #: a protected range was added or removed: re-plan retention on the next pass
+        self._replan = False
+        #: the wall time the next protected range expires at (None: none will)
+        self._next_expiry: Time | None = db.next_protection_expiry()
         db.flush_listeners.append(self._poke_now)
+        db.protection_listeners.append(self._protection_changed)
 
     @property
     def path(self) -> str:
@@ -136,6 +146,17 @@ class Syncer:
 
     def _poke_now(self) -> None:
         self._poke.set()
+
+    def _protection_changed(self) -> None:
+        self._replan = True
+        self._poke.set()
+
+    def _expiry_deadline(self) -> Duration | None:
+        """The monotonic time of the next protected range's expiry, if any."""
+        expiry = self._next_expiry
+        if expiry is None:
+            return None
+        return self._clocks.monotonic() + max(0, expiry - self._clocks.realtime())
 
     @property
     def queued(self) -> int:
@@ -181,11 +202,10 @@ class Syncer:
 
     async def _wait_for_work(self) -> None:
         deadline = self.next_deadline()
-        if self.min_free > 0:
-            deadline = (
-                self._next_free_check if deadline is None
-                else min(deadline, self._next_free_check)
-            )
+        for other in (self._next_free_check if self.min_free > 0 else None,
+                      self._expiry_deadline()):
+            if other is not None:
+                deadline = other if deadline is None else min(deadline, other)
         if self._has_work_now(deadline):
             return
         at = math.inf if deadline is None else self._clocks.deadline_at(deadline)
@@ -197,6 +217,8 @@ class Syncer:
             self.queued > 0
             or bool(self._unsynced)
             or bool(self._db.dirs[self.dir_id].garbage_needs_unlink)
+            or self._replan
+            or (self._next_expiry is not None and self._next_expiry <= self._clocks.realtime())
             or (deadline is not None and deadline <= self._clocks.monotonic())
         )
 
@@ -204,6 +226,8 @@ class Syncer:
         """One pass: sync what was received, flush if a deadline has come, unlink garbage."""
         self._poke = trio.Event()
         await self._sync_received()
+        if self._replan_retention():
+            await self._flush("protection changed or expired")
         deadline = self.next_deadline()
         if deadline is not None and deadline <= self._clocks.monotonic():
             await self._flush("flush deadline")
@@ -212,6 +236,34 @@ class Syncer:
         if await self._keep_free_space():
             await self._flush("free-space floor")
             await self._unlink_garbage()
+
+    def _replan_retention(self) -> bool:
+        """After a protection change, or once an expiry has come: plans retention for
+        every stream of the directory. Returns whether it planned any deletion."""
+        expiry = self._next_expiry
+        if not self._replan and (expiry is None or expiry > self._clocks.realtime()):
+            return False
+        self._replan = False
+        self._next_expiry = self._db.next_protection_expiry()
+        planned = False
+        for s in self._db.streams_in_dir(self.dir_id):
+            planned |= bool(self._db.plan_retention(s.id))
+            self._note_over_budget(s.id)
+        return planned
+
+    def _note_over_budget(self, stream_id: int) -> None:
+        st = self._db.streams[stream_id].retention
+        if st is None or not st.over_budget:
+            return
+        stream = self._db.streams[stream_id]
+        self._log_limited(
+            f"over budget {stream_id}", logging.WARNING,
+            "camera %s stream %s: %d bytes of protected video exceed its retain_bytes of "
+            "%d: retention deletes none of its video for its size until protection is "
+            "removed or expires or the budget grows",
+            self._db.cameras[stream.camera_id].short_name, stream.type,
+            st.protected_bytes, st.retain_bytes,
+        )
 
     async def _keep_free_space(self) -> bool:
         """Measures free space (with a floor configured); plans deletions when it is
@@ -229,8 +281,8 @@ class Syncer:
         if freed < need:
             self._log_limited(
                 "free space", logging.WARNING,
-                "%s: %d bytes free, below the floor of %d, and only %d bytes of video "
-                "left to delete", self._sdir.path, free, self.min_free, freed,
+                "%s: %d bytes free, below the floor of %d, and only %d bytes of unprotected "
+                "video left to delete", self._sdir.path, free, self.min_free, freed,
             )
         elif planned:
             self._log_limited(
@@ -259,6 +311,7 @@ class Syncer:
             self._db.mark_synced(rec.composite_id)
             stream = self._db.streams[rec.stream_id]
             self._db.plan_retention(rec.stream_id)
+            self._note_over_budget(rec.stream_id)
             deadline = now + stream.config.flush_if_sec * UNITS_PER_SEC
             heapq.heappush(self._heap, (deadline, rec.composite_id))
 

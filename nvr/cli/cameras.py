@@ -12,6 +12,7 @@ from nvr.cli.common import Subparsers, db_dir, read_password
 from nvr.motion.detector import MAX_SENSITIVITY, MIN_SENSITIVITY
 from nvr.motion.summary import parse_cells
 from nvr.offline import admin
+from nvr.storage.forecast import StreamForecast
 from nvr.storage.space import DiskSpace, budget_bytes, budget_warning
 
 
@@ -66,8 +67,25 @@ def cmd_camera_add(args: argparse.Namespace) -> int:
         motion=_motion_spec(args),
     )
     print(f"added camera {cam.short_name} ({cam.uuid}) with streams {', '.join(cam.streams)}")
+    print_forecast(args, cam.short_name)
     warn_about_budgets(args, cam.short_name)
     return 0
+
+
+def forecast_line(type_: str, f: StreamForecast) -> str:
+    """What the budget just set holds, in words (``nvr.storage.forecast``)."""
+    keep = f"keep {format_size(f.retain_bytes)}" + (
+        f" / {f.retain_days} days" if f.retain_days else "")
+    if f.bytes_per_sec is None or f.budget_days is None:
+        return f"  {type_}: {keep}: nothing recorded in the last day, so no forecast yet"
+    held = "" if f.held_days is None else f"; holds {f.held_days:.1f} days now"
+    return (f"  {type_}: {keep}: about {f.budget_days:.1f} days at the last day's average "
+            f"of {f.bytes_per_sec * 8 / 1e6:.2f} Mbit/s{held}")
+
+
+def print_forecast(args: argparse.Namespace, name: str) -> None:
+    for type_, f in admin.camera_forecast(db_dir(args), name):
+        print(forecast_line(type_, f))
 
 
 def cmd_camera_list(args: argparse.Namespace) -> int:
@@ -119,12 +137,14 @@ def cmd_camera_edit(args: argparse.Namespace) -> int:
         motion_signal=args.motion_signal,
     )
     print(f"updated camera {cam.short_name}")
+    print_forecast(args, cam.short_name)
     warn_about_budgets(args, cam.short_name)
     return 0
 
 
 def cmd_camera_remove(args: argparse.Namespace) -> int:
-    n = admin.remove_camera(db_dir(args), args.camera, delete_recordings=args.delete_recordings)
+    n = admin.remove_camera(db_dir(args), args.camera, delete_recordings=args.delete_recordings,
+                            unprotect=args.unprotect)
     print(f"removed camera {args.camera}" + (f" and {n} recordings" if n else ""))
     return 0
 
@@ -259,5 +279,10 @@ def add_parsers(what: Subparsers, common: argparse.ArgumentParser) -> None:
         "--delete-recordings",
         action="store_true",
         help="also delete its recordings (otherwise a camera with any is kept)",
+    )
+    p.add_argument(
+        "--unprotect",
+        action="store_true",
+        help="remove its protected ranges first (otherwise protected video is kept)",
     )
     p.set_defaults(func=cmd_camera_remove)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import uuid
 from pathlib import Path
+from types import EllipsisType
 
 from nvr.base import errors
 from nvr.cli.common import Subparsers, db_dir, read_password
@@ -73,9 +75,22 @@ def cmd_user_disable(args: argparse.Namespace) -> int:
 
 def cmd_user_perms(args: argparse.Namespace) -> int:
     perms = _perms_arg(args.perms) or frozenset()
-    admin.update_user(db_dir(args), args.name, permissions=perms)
-    print(f"user {args.name} now has: {', '.join(sorted(perms)) or 'no permissions'}")
+    cameras: list[str] | EllipsisType | None = ...
+    if args.all_cameras:
+        cameras = None
+    elif args.cameras is not None:
+        cameras = [c.strip() for c in args.cameras.split(",") if c.strip()]
+    user = admin.update_user(db_dir(args), args.name, permissions=perms, cameras=cameras)
+    print(f"user {args.name} now has: {', '.join(sorted(perms)) or 'no permissions'}"
+          f"{_on_cameras(args, user.cameras)}")
     return 0
+
+
+def _on_cameras(args: argparse.Namespace, cameras: frozenset[uuid.UUID] | None) -> str:
+    if cameras is None:
+        return ", on every camera"
+    names = admin.camera_names(db_dir(args), cameras)
+    return f", only on cameras: {', '.join(names) or '(none)'}"
 
 
 def cmd_user_remove(args: argparse.Namespace) -> int:
@@ -95,6 +110,9 @@ def cmd_user_list(args: argparse.Namespace) -> int:
         notes.append(f"{sessions} sessions")
         if user.password_failure_count:
             notes.append(f"{user.password_failure_count} failed logins")
+        if user.cameras is not None:
+            names = admin.camera_names(db_dir(args), user.cameras)
+            notes.append(f"only cameras {','.join(names) or '(none)'}")
         print(f"{user.id}\t{user.username}\t{perms}\t{', '.join(notes)}")
     return 0
 
@@ -122,7 +140,9 @@ def cmd_login(args: argparse.Namespace) -> int:
 def add_parsers(what: Subparsers, common: argparse.ArgumentParser) -> None:
     u = what.add_parser("user", help="users of the web interface and API")
     usub = u.add_subparsers(dest="action", required=True, metavar="ACTION")
-    perms_help = "comma-separated: viewVideo,readCameraConfigs,updateSignals,adminUsers"
+    perms_help = (
+        "comma-separated: viewVideo,readCameraConfigs,updateSignals,adminUsers,protectVideo"
+    )
 
     def password_stdin(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -160,6 +180,12 @@ def add_parsers(what: Subparsers, common: argparse.ArgumentParser) -> None:
     p = usub.add_parser("perms", help="set a user's permissions", parents=[common])
     p.add_argument("name")
     p.add_argument("perms", help=perms_help + ' ("" for none)')
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--cameras", default=None, metavar="A,B",
+        help="limit every permission to these cameras (short names or uuids)",
+    )
+    which.add_argument("--all-cameras", action="store_true", help="lift a camera limit")
     p.set_defaults(func=cmd_user_perms)
 
     p = usub.add_parser("remove", help="remove a user and its sessions", parents=[common])

@@ -1,7 +1,10 @@
 """Users and sessions: the ``user`` and ``user_session`` tables and the rules around them.
 
 What lives here:
-- the permission vocabulary (``PERMISSIONS``, Moonfire NVR's names);
+- the permission vocabulary (``PERMISSIONS``: Moonfire NVR's names plus ``protectVideo``)
+  and a user's camera limit (``User.cameras``: None, every camera; else the uuids of the
+  only cameras any of its permissions apply to, kept as ``"cameras"`` in the permissions
+  JSON);
 - users: add, rename, disable, set permissions and preferences, set or clear the
   password (argon2id PHC strings from ``argon2-cffi``), remove;
 - sessions: ``create_session`` makes a random id (``secrets``), hands it to the caller
@@ -34,6 +37,7 @@ import json
 import logging
 import re
 import secrets
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +51,9 @@ from nvr.db.database import Database
 
 log = logging.getLogger(__name__)
 
-PERMISSIONS = ("viewVideo", "readCameraConfigs", "updateSignals", "adminUsers")
+PERMISSIONS = ("viewVideo", "readCameraConfigs", "updateSignals", "adminUsers", "protectVideo")
+#: ``update_user``'s "leave the camera limit as it is"
+KEEP: Any = ...
 
 #: ``user_session.flags`` bits (schema.sql)
 FLAG_HTTP_ONLY = 1
@@ -82,13 +88,33 @@ def parse_permissions(items: Iterable[str]) -> frozenset[str]:
     return perms
 
 
-def permissions_to_json(perms: frozenset[str]) -> str:
-    return json.dumps({p: p in perms for p in PERMISSIONS})
+def permissions_to_json(
+    perms: frozenset[str], cameras: frozenset[uuid.UUID] | None = None
+) -> str:
+    d: dict[str, Any] = {p: p in perms for p in PERMISSIONS}
+    if cameras is not None:
+        d["cameras"] = sorted(str(c) for c in cameras)
+    return json.dumps(d)
 
 
 def permissions_from_json(text: str) -> frozenset[str]:
     d = json.loads(text)
     return frozenset(p for p in PERMISSIONS if d.get(p) is True)
+
+
+def cameras_from_json(text: str) -> frozenset[uuid.UUID] | None:
+    """The camera limit in a permissions JSON (None: none). Unreadable entries limit
+    to nothing rather than to everything."""
+    value = json.loads(text).get("cameras")
+    if value is None:
+        return None
+    out = set()
+    for item in value if isinstance(value, list) else []:
+        try:
+            out.add(uuid.UUID(str(item)))
+        except ValueError:
+            log.error("ignoring an unreadable camera %r in a user's permissions", item)
+    return frozenset(out)
 
 
 def check_username(name: str) -> None:
@@ -119,6 +145,8 @@ class User:
     password_id: int
     password_failure_count: int
     permissions: frozenset[str]
+    #: None: every camera; else the only cameras the permissions apply to
+    cameras: frozenset[uuid.UUID] | None = None
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> User:
@@ -133,6 +161,7 @@ class User:
             pw_id,
             failures,
             permissions_from_json(perms),
+            cameras_from_json(perms),
         )
 
     def config_json(self) -> str:
@@ -263,13 +292,15 @@ class Auth:
         permissions: frozenset[str] = frozenset(),
         disabled: bool = False,
         preferences: dict[str, Any] | None = None,
+        cameras: frozenset[uuid.UUID] | None = None,
     ) -> User:
         check_username(username)
         config = json.dumps({"disabled": disabled, "preferences": preferences or {}})
         try:
             with self.db._transaction(f"adding user {username!r}") as conn:
                 uid = raw.insert_user(
-                    conn, username, config, password_hash, permissions_to_json(permissions)
+                    conn, username, config, password_hash,
+                    permissions_to_json(permissions, cameras),
                 )
         except errors.FailedPrecondition:
             if self.find_user(username) is not None:
@@ -286,8 +317,10 @@ class Auth:
         disabled: bool | None = None,
         permissions: frozenset[str] | None = None,
         preferences: dict[str, Any] | None = None,
+        cameras: frozenset[uuid.UUID] | None = KEEP,
     ) -> User:
-        """Changes the given fields. Disabling a user revokes all its sessions."""
+        """Changes the given fields (``cameras``: None lifts the limit; ``KEEP`` leaves
+        it). Disabling a user revokes all its sessions."""
         old = self.get_user(user_id)
         if username is not None:
             check_username(username)
@@ -303,10 +336,12 @@ class Auth:
             old.password_id,
             old.password_failure_count,
             old.permissions if permissions is None else permissions,
+            old.cameras if cameras is KEEP else cameras,
         )
         with self.db._transaction(f"updating user {old.username!r}") as conn:
             raw.update_user(
-                conn, user_id, new.username, new.config_json(), permissions_to_json(new.permissions)
+                conn, user_id, new.username, new.config_json(),
+                permissions_to_json(new.permissions, new.cameras),
             )
             if new.disabled and not old.disabled:
                 raw.revoke_user_sessions(

@@ -19,6 +19,7 @@ from nvr.db.types import (
     STREAM_TYPES,
     Camera,
     CameraConfig,
+    ProtectedRange,
     SampleFileDirRow,
     Stream,
     StreamConfig,
@@ -49,6 +50,9 @@ class Catalog(DatabaseCore):
             self.cameras[cam_id].streams[type_] = sid
             for start, wall, nbytes in raw.stream_summary_rows(conn, sid):
                 stream.committed.add(start, wall, nbytes, self.tz)
+        for row in raw.list_protected_ranges(conn, None, removed=False):
+            pr = ProtectedRange(*row)
+            self.protected.setdefault(pr.camera_id, []).append(pr)
         for eid, w, h, codec, data, ph, pv in raw.list_video_sample_entries(conn):
             entry = VideoSampleEntry(w, h, codec, bytes(data), ph, pv)
             self.video_sample_entries[eid] = entry
@@ -198,6 +202,7 @@ class Catalog(DatabaseCore):
                     f"camera {cam.short_name!r} still has recordings; delete them first"
                 )
         with self._transaction(f"deleting camera {cam.short_name}") as conn:
+            raw.delete_camera_protected_ranges(conn, camera_id)
             for sid in cam.streams.values():
                 raw.delete_stream(conn, sid)
             raw.delete_camera_signal_links(conn, camera_id)  # signals stay, untied
@@ -205,6 +210,7 @@ class Catalog(DatabaseCore):
         for sid in cam.streams.values():
             del self.streams[sid]
         del self.cameras[camera_id]
+        self.protected.pop(camera_id, None)
         self._forget_camera_signals(camera_id)
 
     def camera_by_uuid(self, u: uuidlib.UUID) -> Camera:

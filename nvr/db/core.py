@@ -21,7 +21,7 @@ from nvr.base.time90k import Duration, Time
 from nvr.db import raw
 from nvr.db.connection import timed_read, transaction
 from nvr.db.recording import VideoSampleEntry
-from nvr.db.types import Camera, SampleFileDirRow, Stream
+from nvr.db.types import Camera, ProtectedRange, SampleFileDirRow, Stream
 
 
 class DatabaseCore:
@@ -54,6 +54,10 @@ class DatabaseCore:
         self.dirs: dict[int, SampleFileDirRow] = {}
         self.video_sample_entries: dict[int, VideoSampleEntry] = {}
         self._entry_ids: dict[bytes, int] = {}
+        #: camera id -> its protected ranges not removed (expired ones pruned lazily)
+        self.protected: dict[int, list[ProtectedRange]] = {}
+        #: called after a protected range was added or removed (syncers re-plan retention)
+        self.protection_listeners: list[Callable[[], None]] = []
         #: called after every successful flush (syncers wake up to unlink new garbage)
         self.flush_listeners: list[Callable[[], None]] = []
         self.flush_count = 0

@@ -21,6 +21,7 @@ from nvr.base.time90k import UNITS_PER_SEC, Time
 from nvr.db import raw
 from nvr.db.frames_summary import summarize_index
 from nvr.db.motion import MotionStore
+from nvr.db.protection import Protection
 from nvr.db.raw import composite_id, split_composite_id
 from nvr.db.types import (
     FlushResult,
@@ -33,7 +34,7 @@ from nvr.db.types import (
 log = logging.getLogger(__name__)
 
 
-class Lifecycle(MotionStore):
+class Lifecycle(Protection, MotionStore):
     """``Database``'s recording lifecycle; see the module docstring."""
 
     # -- pending recordings ---------------------------------------------------------------
@@ -121,13 +122,20 @@ class Lifecycle(MotionStore):
     # -- planning deletions ---------------------------------------------------------------
 
     def plan_retention(self, stream_id: int) -> list[PlannedDeletion]:
-        """Plans deletion of the stream's oldest committed recordings until its bytes
-        (committed + pending − already planned) fit ``retain_bytes`` and nothing is older
-        than ``retain_days``. Each recording is planned at most once; pending recordings are
-        never planned. The deletions are committed by the next ``flush``."""
+        """Plans deletion of the stream's oldest unprotected committed recordings until
+        its bytes (committed + pending − already planned) fit ``retain_bytes`` and nothing
+        unprotected is older than ``retain_days``. Each recording is planned at most once;
+        pending and protected recordings are never planned. When protected video alone
+        exceeds ``retain_bytes`` (``RetentionStatus.over_budget``), the byte budget
+        deletes nothing: no deletion could meet it, and what is around an incident is
+        worth more than a budget that cannot hold (the free-space floor still guards
+        the disk). The deletions are committed by the next ``flush``."""
         stream = self._stream(stream_id)
         cfg = stream.config
-        excess = stream.bytes_after_planned_deletions - cfg.retain_bytes
+        status = self.refresh_retention_status(stream_id)
+        excess = 0 if status.over_budget else (
+            stream.bytes_after_planned_deletions - cfg.retain_bytes
+        )
         oldest_allowed: Time | None = None
         if cfg.retain_days is not None:
             oldest_allowed = self._now() - cfg.retain_days * 86_400 * UNITS_PER_SEC
@@ -145,11 +153,15 @@ class Lifecycle(MotionStore):
 
     def plan_delete_all_recordings(self, stream_id: int) -> int:
         """Plans deletion of every committed recording of a stream (committed by the next
-        ``flush``). Returns how many were planned."""
+        ``flush``). Returns how many were planned. Refused while the stream's camera has
+        active protected ranges."""
         stream = self._stream(stream_id)
+        self._check_unprotected(stream)
         return self._plan_until(stream, lambda _bytes, _start: True)
 
     def _plan_until(self, stream: Stream, wanted: Callable[[int, Time], bool]) -> int:
+        """Plans the oldest unprotected recordings (after those already planned) while
+        ``wanted(bytes, end)``; protected ones are skipped, not a reason to stop."""
         n = 0
         for deletion in self.iter_unplanned_oldest(stream.id):
             if not wanted(deletion.sample_file_bytes,
@@ -162,9 +174,11 @@ class Lifecycle(MotionStore):
     def iter_unplanned_oldest(
         self, stream_id: int, batch: int = 256
     ) -> Iterator[PlannedDeletion]:
-        """The stream's committed recordings not yet planned for deletion, oldest first,
-        read lazily in batches (``storage.retention`` picks among several streams')."""
+        """The stream's unprotected committed recordings not yet planned for deletion,
+        oldest first, read lazily in batches (``storage.retention`` picks among several
+        streams')."""
         stream = self._stream(stream_id)
+        guard = self.protected_at(stream.camera_id)
         after = stream.planned_through
         while True:
             with self._read("listing the oldest recordings") as conn:
@@ -172,7 +186,8 @@ class Lifecycle(MotionStore):
                     itertools.islice(raw.list_oldest_recordings(conn, stream.id, after), batch)
                 )
             for cid, start, wall, nbytes in rows:
-                yield PlannedDeletion(cid, start, wall, nbytes)
+                if not (guard and guard.overlaps(start, start + wall)):
+                    yield PlannedDeletion(cid, start, wall, nbytes)
             if len(rows) < batch:
                 return
             after = rows[-1][0]

@@ -1,4 +1,4 @@
--- nvr database schema, version 5. This file is authoritative (docs/design.md,
+-- nvr database schema, version 6. This file is authoritative (docs/design.md,
 -- "Schema and upgrades").
 --
 -- Units: every *_90k column is in 90 kHz units; times ("*_time_90k") count from
@@ -8,7 +8,8 @@
 -- upgrade step in nvr/db/upgrade/. Version 2 added the index summary columns of
 -- `recording` (v1_to_v2.py); version 3 the signal tables (signal_type to signal_change,
 -- v2_to_v3.py); version 4 the per-recording motion summaries (recording_motion,
--- v3_to_v4.py); version 5 the redaction tombstones (redaction, v4_to_v5.py).
+-- v3_to_v4.py); version 5 the protected ranges and per-camera rights (protected_range,
+-- v4_to_v5.py); version 6 the redaction tombstones (redaction, v5_to_v6.py).
 
 -- The database's identity: exactly one row. Sample-file directories record this uuid
 -- in their meta file so a directory is never used with another database.
@@ -199,7 +200,8 @@ create table user (
   password_failure_count integer not null default 0,  -- failed logins ever
   unix_uid integer,  -- local user allowed in over a Unix socket, if any
   -- JSON: {"viewVideo": bool, "readCameraConfigs": bool, "updateSignals": bool,
-  --        "adminUsers": bool}
+  --        "adminUsers": bool, "protectVideo": bool, "cameras": [uuid text]?}
+  -- "cameras" present: every permission applies only to those cameras (by uuid)
   permissions text not null default '{}' check (json_valid(permissions))
 );
 
@@ -279,3 +281,23 @@ create table signal_change (
 
 -- Changes of every signal by time (GET /api/signals), covering.
 create index signal_change_time on signal_change (time_90k, signal_id, state);
+
+-- Spans of a camera's video that retention keeps (POST /api/cameras/<uuid>/protect). A
+-- recording of any stream of the camera overlapping an active range (not removed, not
+-- expired) is never deleted by retain_bytes, retain_days or the free-space floor. Rows
+-- stay after removal: who protected and who removed what, and when, is kept.
+create table protected_range (
+  id integer primary key,
+  camera_id integer not null references camera (id),
+  start_time_90k integer not null check (start_time_90k >= 0),
+  end_time_90k integer not null check (end_time_90k > start_time_90k),
+  reason text not null check (length(reason) between 1 and 1000),
+  expires_time_90k integer,  -- NULL: never; protects until this wall time otherwise
+  created_time_90k integer not null,
+  created_by text not null,  -- e.g. "user 'alice'"
+  removed_time_90k integer,  -- NULL: not removed
+  removed_by text,
+  check ((removed_time_90k is null) = (removed_by is null))
+);
+
+create index protected_range_camera on protected_range (camera_id, removed_time_90k);

@@ -2,7 +2,8 @@
 
 What belongs here: plain data with no I/O: the JSON ``config`` of cameras and streams
 (``CameraConfig``, ``StreamConfig``, validated here), the in-memory state the database keeps
-(``Camera``, ``Stream``, ``SampleFileDirRow``, pending recordings and planned deletions)
+(``Camera``, ``Stream``, ``SampleFileDirRow``, pending recordings, planned deletions and
+protected ranges)
 and what its reads return (``ListedRecording``, ``CheckedRecording``). Not here: anything
 that reads SQLite (``raw``, the ``Database`` mixins) and the per-stream totals
 (``stream_summary``).
@@ -250,6 +251,46 @@ class PlannedDeletion:
 
 
 @dataclass(frozen=True, slots=True)
+class ProtectedRange:
+    """A span of a camera's video that retention keeps (``protected_range`` row)."""
+
+    id: int
+    camera_id: int
+    start_time_90k: Time
+    end_time_90k: Time
+    reason: str
+    expires_time_90k: Time | None
+    created_time_90k: Time
+    created_by: str
+    removed_time_90k: Time | None = None
+    removed_by: str | None = None
+
+    def active(self, now: Time) -> bool:
+        """Protects at ``now``: not removed, and not expired (at its expiry time it
+        protects no longer)."""
+        return self.removed_time_90k is None and (
+            self.expires_time_90k is None or now < self.expires_time_90k
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionStatus:
+    """A stream's budget split by protection: ``protected_bytes`` (committed and pending
+    recordings overlapping an active protected range) count against ``retain_bytes``
+    like the rest, but only ``unprotected_bytes`` can be deleted. ``over_budget``:
+    protected video alone exceeds ``retain_bytes``, so byte retention deletes nothing
+    of the stream (docs/design.md, "Recording, syncing and retention")."""
+
+    protected_bytes: int
+    unprotected_bytes: int
+    retain_bytes: int
+
+    @property
+    def over_budget(self) -> bool:
+        return self.protected_bytes > self.retain_bytes
+
+
+@dataclass(frozen=True, slots=True)
 class FlushResult:
     committed: int  # recordings inserted
     deleted: int  # recordings moved to garbage
@@ -300,6 +341,8 @@ class Stream:
     pending: list[PendingRecording] = field(default_factory=list)
     planned_deletions: list[PlannedDeletion] = field(default_factory=list)
     committed: StreamSummary = field(default_factory=StreamSummary)
+    #: as of the last retention planning (or protection change): for metrics and logs
+    retention: RetentionStatus | None = None
 
     @property
     def next_recording_id(self) -> int:

@@ -16,14 +16,16 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from types import EllipsisType
 
 from nvr.base import errors
 from nvr.base.clock import RealClocks
 from nvr.base.time90k import zone
-from nvr.db.auth import FLAG_HTTP_ONLY, FLAG_SAME_SITE_LAX, SESSION_COOKIE, Auth, User
+from nvr.db.auth import FLAG_HTTP_ONLY, FLAG_SAME_SITE_LAX, KEEP, SESSION_COOKIE, Auth, User
 from nvr.db.database import Database
 from nvr.db.types import Camera, CameraConfig, SampleFileDirRow, StreamConfig
 from nvr.storage.dir import SampleFileDir, open_for_database
+from nvr.storage.forecast import StreamForecast, stream_forecast
 
 
 def open_db(db_dir: Path, *, read_only: bool = False) -> Database:
@@ -191,9 +193,13 @@ def edit_camera(
         )
 
 
-def remove_camera(db_dir: Path, name: str, *, delete_recordings: bool) -> int:
+def remove_camera(
+    db_dir: Path, name: str, *, delete_recordings: bool, unprotect: bool = False
+) -> int:
     """Removes a camera. With recordings it is refused unless ``delete_recordings``; then
-    its recordings are deleted first. Returns the number of recordings deleted."""
+    its recordings are deleted first, which is refused while it has active protected
+    ranges unless ``unprotect`` (they are removed first, logged). Returns the number of
+    recordings deleted."""
     with open_db(db_dir) as db:
         cam = db.camera_by_name(name)
         streams = [db.streams[sid] for sid in cam.streams.values()]
@@ -203,6 +209,15 @@ def remove_camera(db_dir: Path, name: str, *, delete_recordings: bool) -> int:
                 f"camera {name!r} has {count} recordings; pass --delete-recordings to delete "
                 "them with the camera"
             )
+        ranges = db.active_ranges(cam.id)
+        if count and ranges:
+            if not unprotect:
+                raise errors.FailedPrecondition(
+                    f"camera {name!r} has {len(ranges)} protected ranges; pass --unprotect "
+                    "to remove them and delete the protected video too"
+                )
+            for r in ranges:
+                db.unprotect(cam.id, r.id, by=f"nvr config camera remove (uid {os.getuid()})")
         if count:
             _delete_recordings(db, [s.id for s in streams])
         db.delete_camera(cam.id)
@@ -256,10 +271,41 @@ def update_user(
     *,
     disabled: bool | None = None,
     permissions: frozenset[str] | None = None,
+    cameras: list[str] | EllipsisType | None = ...,
 ) -> User:
+    """Changes a user. ``cameras``: the only cameras (short names or uuids) its
+    permissions apply to; None lifts the limit; ``...`` leaves it."""
     with open_db(db_dir) as db:
         a = _auth(db)
-        return a.update_user(a.user_by_name(name).id, disabled=disabled, permissions=permissions)
+        limit = KEEP if cameras is ... else (
+            None if cameras is None else frozenset(_camera_uuid(db, c) for c in cameras)
+        )
+        return a.update_user(
+            a.user_by_name(name).id, disabled=disabled, permissions=permissions, cameras=limit
+        )
+
+
+def camera_forecast(db_dir: Path, name: str) -> list[tuple[str, StreamForecast]]:
+    """Each stream's storage forecast (type, forecast) as of now, by stream type."""
+    with open_db(db_dir, read_only=True) as db:
+        cam = db.camera_by_name(name)
+        now = RealClocks().realtime()
+        return [(t, stream_forecast(db, sid, now)) for t, sid in sorted(cam.streams.items())]
+
+
+def _camera_uuid(db: Database, name: str) -> uuid.UUID:
+    """A camera named by short name or uuid (which must exist)."""
+    try:
+        return db.camera_by_uuid(uuid.UUID(name)).uuid
+    except ValueError:
+        return db.camera_by_name(name).uuid
+
+
+def camera_names(db_dir: Path, uuids: frozenset[uuid.UUID]) -> list[str]:
+    """Short names of the cameras (the uuid of any that no longer exists)."""
+    with open_db(db_dir, read_only=True) as db:
+        names = {c.uuid: c.short_name for c in db.cameras.values()}
+    return sorted(names.get(u, str(u)) for u in uuids)
 
 
 def remove_user(db_dir: Path, name: str) -> None:

@@ -225,6 +225,14 @@ class Metrics:
             "nvr_stream_retained_bytes", "sample file bytes of committed and pending recordings"
         )
         limit = gauge("nvr_stream_retain_limit_bytes", "the stream's retain_bytes")
+        protected = gauge(
+            "nvr_stream_protected_bytes",
+            "bytes of recordings in protected ranges (as of the last retention pass)",
+        )
+        over = gauge(
+            "nvr_stream_protected_over_budget",
+            "1 while protected video alone exceeds retain_bytes (byte retention stopped)",
+        )
         viewers = gauge("nvr_stream_live_viewers", "live.m4s WebSockets watching the stream")
         now = self._clocks.realtime()
         db = self._db
@@ -251,9 +259,12 @@ class Metrics:
             state_age.add_metric(lv, max(0, now - st.since) / UNITS_PER_SEC)
             retained.add_metric(lv, stream.bytes_after_planned_deletions)
             limit.add_metric(lv, stream.config.retain_bytes)
+            rs = stream.retention
+            protected.add_metric(lv, 0 if rs is None else rs.protected_bytes)
+            over.add_metric(lv, int(rs is not None and rs.over_budget))
             viewers.add_metric(lv, 0 if self._hub is None else self._hub.viewers(sid))
         yield from (frames, nbytes, dropped, closed, committed, sessions, disconnects)
-        yield from (state, state_age, retained, limit, viewers)
+        yield from (state, state_age, retained, limit, protected, over, viewers)
         yield from self._motion_families(counter)
 
     def _motion_families(

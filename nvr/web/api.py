@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -31,14 +32,15 @@ from quart import Blueprint, Response, request
 
 from nvr.base import errors
 from nvr.base.blocking import run_blocking
-from nvr.base.time90k import to_datetime
+from nvr.base.time90k import UNITS_PER_SEC, to_datetime
 from nvr.db import auth as dbauth
 from nvr.db import signing
 from nvr.db.auth import PERMISSIONS, Auth, User
 from nvr.db.database import Database
 from nvr.db.recording import VideoSampleEntry
 from nvr.db.stream_summary import day_bounds
-from nvr.db.types import FLAG_TRAILING_ZERO, Camera, ListedRecording, Stream
+from nvr.db.types import FLAG_TRAILING_ZERO, Camera, ListedRecording, RetentionStatus, Stream
+from nvr.storage import forecast
 from nvr.storage.space import DiskSpace, budget_bytes, budget_warning
 from nvr.web import auth
 from nvr.web.context import (
@@ -46,10 +48,12 @@ from nvr.web.context import (
     StreamStatus,
     bool_arg,
     camera_by_uuid,
+    camera_limit,
     ctx,
     int_arg,
     stream_of,
     text_response,
+    visible_cameras,
 )
 from nvr.web.login_limit import LoginLimiter
 from nvr.web.motion_api import motion_json
@@ -97,6 +101,10 @@ def stream_json(stream: Stream, *, days: bool, config: bool) -> dict[str, Any]:
             "flushIfSec": stream.config.flush_if_sec,
             "rtspTransport": stream.config.rtsp_transport,
         }
+    out["nvrRetention"] = retention_json(c.db.refresh_retention_status(stream.id))
+    out["nvrForecast"] = stream_forecast_json(
+        forecast.stream_forecast(c.db, stream.id, c.clocks.realtime(), c.day_sums)
+    )
     if stream.sample_file_dir_id is not None:  # extension: lets a UI total disk use per dir
         d = c.db.dirs[stream.sample_file_dir_id]
         out["nvrSampleFileDir"] = {"id": d.id, "path": d.path} if config else {"id": d.id}
@@ -107,11 +115,36 @@ def stream_json(stream: Stream, *, days: bool, config: bool) -> dict[str, Any]:
     return out
 
 
+def retention_json(st: RetentionStatus) -> dict[str, Any]:
+    """``nvrRetention``: the stream's budget split by protection (docs/api.md)."""
+    return {
+        "protectedBytes": st.protected_bytes,
+        "unprotectedBytes": st.unprotected_bytes,
+        "state": "protectedOverBudget" if st.over_budget else "ok",
+    }
+
+
+def _days(d: float | None) -> float | None:
+    return None if d is None else round(d, 3)
+
+
+def stream_forecast_json(f: forecast.StreamForecast) -> dict[str, Any]:
+    """``nvrForecast`` of a stream (docs/api.md, "Extensions": Storage forecast)."""
+    return {
+        "bytesPerSec": None if f.bytes_per_sec is None else round(f.bytes_per_sec),
+        "sampledDuration90k": f.sampled_90k,
+        "budgetDays": _days(f.budget_days),
+        "heldDays": _days(f.held_days),
+    }
+
+
 async def sample_file_dirs_json(*, paths: bool) -> list[dict[str, Any]]:
-    """``nvrSampleFileDirs``: each directory's disk (measured now, off the event loop),
-    its streams' budgets and use, and the warning when the budgets exceed the disk; its
-    path only for callers who may read camera configurations (issue 12, point 4)."""
+    """``nvrSampleFileDirs``: each directory's disk (measured now, off the event loop), its
+    streams' budgets and use, the warning when the budgets exceed the disk, and its
+    storage forecast; its path only for callers who may read camera configurations
+    (docs/api.md)."""
     c = ctx()
+    now = c.clocks.realtime()
     out: list[dict[str, Any]] = []
     for dir_id, row in sorted(c.db.dirs.items()):
         space: DiskSpace | None = None
@@ -119,17 +152,35 @@ async def sample_file_dirs_json(*, paths: bool) -> list[dict[str, Any]]:
         if sdir is not None:  # (a sick disk: its syncer's error says why)
             with contextlib.suppress(errors.NvrError, OSError):
                 space = DiskSpace.of(await run_blocking(sdir.statvfs))
+        streams = c.db.streams_in_dir(dir_id)
+        free, min_free = None, 0
+        for s in streams:  # the floor is the syncer's; so is the last free space it saw
+            st = c.stream_status(s.id)
+            if st is not None and st.free_bytes is not None:
+                free, min_free = st.free_bytes, st.min_free
+                break
+        if space is not None:
+            free = space.free_bytes
+        f = forecast.dir_forecast(c.db, dir_id, now, free_bytes=free, min_free=min_free,
+                                  sums=c.day_sums)
         budget = budget_bytes(c.db, dir_id)
-        streams = [s for s in c.db.streams.values() if s.sample_file_dir_id == dir_id]
         d: dict[str, Any] = {"id": dir_id}
         if paths:
             d["path"] = row.path
+        eta = f.floor_in_sec
         d |= {
             "totalBytes": space.total_bytes if space else None,
-            "freeBytes": space.free_bytes if space else None,
+            "freeBytes": free,
+            "minFreeBytes": min_free,
             "retainBytes": budget,
             "fsBytes": sum(c.db.stream_summary(s.id).fs_bytes for s in streams),
+            "storedBytes": f.stored_bytes,
             "warning": budget_warning(budget, space),
+            "bytesPerSec": round(f.bytes_per_sec),
+            "budgetDays": _days(f.budget_days),
+            "heldDays": _days(f.held_days),
+            "floorDays": None if eta is None else round(eta / 86_400, 3),
+            "floorTime90k": None if eta is None else now + round(eta * UNITS_PER_SEC),
         }
         out.append(d)
     return out
@@ -225,16 +276,17 @@ async def top_level() -> dict[str, Any]:
     out: dict[str, Any] = {
         "timeZoneName": c.time_zone_name,
         "serverVersion": c.server_version,
-        "cameras": [camera_json(cam, days=days, config=configs) for cam in c.db.cameras.values()],
+        "cameras": [camera_json(cam, days=days, config=configs) for cam in visible_cameras()],
         "signals": signals_json(c.db, days=days, now=c.clocks.realtime()),
         "signalTypes": signal_types_json(c.db),
         "permissions": permissions_json(who.permissions),
-        "nvrSampleFileDirs": await sample_file_dirs_json(
-            paths="readCameraConfigs" in who.permissions
-        ),
         # extension: the key exports are signed with (nvr.db.signing), for verify-export
         "nvrExportPublicKey": signing.public_key_of(c.db.db_dir),
     }
+    if camera_limit() is None:  # totals of every camera: not for a caller limited to some
+        out["nvrSampleFileDirs"] = await sample_file_dirs_json(
+            paths="readCameraConfigs" in who.permissions
+        )
     if who.session is None:
         # extension: whether logging in can work at all (the demo has no users: a UI
         # then offers no "Log in")
@@ -248,6 +300,7 @@ async def top_level() -> dict[str, Any]:
             "id": user.id,
             "preferences": user.preferences,
             "session": {"csrf": who.session.csrf},
+            "nvrCameras": cameras_json(user.cameras),
         }
     return out
 
@@ -449,18 +502,47 @@ async def logout() -> Response:
 # ----------------------------------------------------------------------------- users
 
 PASSWORD_PLACEHOLDER = "(censored)"
-_SUBSET_FIELDS = ("username", "disabled", "password", "permissions", "preferences")
+_SUBSET_FIELDS = ("username", "disabled", "password", "permissions", "preferences",
+                  "nvrCameras")
+#: cameras a user's limit may name
+MAX_LIMIT_CAMERAS = 1000
+
+
+def cameras_json(cameras: frozenset[uuid.UUID] | None) -> list[str] | None:
+    return None if cameras is None else sorted(str(c) for c in cameras)
 
 
 def user_json(u: User) -> dict[str, Any]:
-    """A Moonfire ``UserSubset`` with every field."""
+    """A Moonfire ``UserSubset`` with every field, plus ``nvrCameras`` (the camera limit:
+    null for every camera, else the uuids of the only cameras its permissions apply to)."""
     return {
         "username": u.username,
         "disabled": u.disabled,
         "password": PASSWORD_PLACEHOLDER if u.password_hash else None,
         "permissions": permissions_json(u.permissions),
         "preferences": u.preferences,
+        "nvrCameras": cameras_json(u.cameras),
     }
+
+
+def parse_cameras(v: Any, what: str) -> frozenset[uuid.UUID] | None:
+    """``nvrCameras`` from a request: null, or a list of camera uuids (which need not
+    exist: a limit may name a camera added later)."""
+    if v is None:
+        return None
+    if not isinstance(v, list) or len(v) > MAX_LIMIT_CAMERAS:
+        raise errors.InvalidArgument(
+            f"{what}.nvrCameras must be null or a list of at most {MAX_LIMIT_CAMERAS} uuids"
+        )
+    out = set()
+    for item in v:
+        try:
+            out.add(uuid.UUID(item) if isinstance(item, str) and len(item) <= 64 else None)
+        except ValueError:
+            out.add(None)
+    if None in out:
+        raise errors.InvalidArgument(f"{what}.nvrCameras must hold camera uuids")
+    return frozenset(c for c in out if c is not None)
 
 
 def parse_subset(value: Any, what: str) -> dict[str, Any]:
@@ -490,6 +572,8 @@ def parse_subset(value: Any, what: str) -> dict[str, Any]:
         elif key == "preferences":
             if not isinstance(v, dict):
                 raise errors.InvalidArgument(f"{what}.preferences must be a JSON object")
+        elif key == "nvrCameras":
+            v = parse_cameras(v, what)
         else:
             raise errors.InvalidArgument(
                 f"unknown field {what}.{key} (known: {', '.join(_SUBSET_FIELDS)})"
@@ -525,15 +609,14 @@ async def add_user() -> Response:
         permissions=subset.get("permissions", frozenset()),
         disabled=subset.get("disabled", False),
         preferences=subset.get("preferences"),
+        cameras=subset.get("nvrCameras"),
     )
     log.info("user %r added by %s", user.username, _actor())
     return Response("", status=204, headers={"Location": f"/api/users/{user.id}"})
 
 
 def _actor() -> str:
-    who = auth.caller()
-    name = repr(who.user.username) if who.user else "an unauthenticated caller"
-    return f"{name} from {who.address}"
+    return auth.actor()
 
 
 @blueprint.get("/api/users/<int:user_id>")
@@ -552,7 +635,7 @@ async def update_user(user_id: int) -> Response:
     update = parse_subset(b.get("update"), "update")
     pre = parse_subset(b.get("precondition"), "precondition")
     if not admin:
-        for key in ("disabled", "permissions", "username"):
+        for key in ("disabled", "permissions", "username", "nvrCameras"):
             if key in update:
                 raise errors.PermissionDenied(f"changing {key} needs the adminUsers permission")
         if "password" in update and "password" not in pre:
@@ -582,17 +665,20 @@ async def update_user(user_id: int) -> Response:
         for k, v in pre.items()
         if (k == "password" and v is None and current.password_hash is not None)
         or (k == "permissions" and v != current.permissions)
-        or (k not in ("password", "permissions") and have[k] != v)
+        or (k == "nvrCameras" and v != current.cameras)
+        or (k not in ("password", "permissions", "nvrCameras") and have[k] != v)
     ]
     if failed:
         raise errors.FailedPrecondition(f"precondition failed: {', '.join(failed)}")
-    if any(k in update for k in ("username", "disabled", "permissions", "preferences")):
+    if any(k in update for k in ("username", "disabled", "permissions", "preferences",
+                                 "nvrCameras")):
         a.update_user(
             user_id,
             username=update.get("username"),
             disabled=update.get("disabled"),
             permissions=update.get("permissions"),
             preferences=update.get("preferences"),
+            cameras=update.get("nvrCameras", dbauth.KEEP),
         )
     if "password" in update:
         own = who.session if who.user is not None and who.user.id == user_id else None

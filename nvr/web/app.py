@@ -39,6 +39,7 @@ from nvr.web import (
     live,
     metrics_route,
     motion_api,
+    protect,
     redact,
     signals,
     thumb,
@@ -149,6 +150,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
             return response
 
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(protect.blueprint)
     app.register_blueprint(signals.blueprint)
     app.register_blueprint(view.blueprint)
     app.register_blueprint(export.blueprint)

@@ -6,7 +6,8 @@ to build an app with a route that has no entry, and ``tests/unit/test_web_auth.p
 calls every route with and without it. To add a route: add one line below.
 Values:
 
-- a permission (``viewVideo``, ``readCameraConfigs``, ``updateSignals``, ``adminUsers``);
+- a permission (``viewVideo``, ``readCameraConfigs``, ``updateSignals``, ``adminUsers``,
+  ``protectVideo``);
 - ``PUBLIC``: anyone (the login form, static files of the UI, ``/api/request``);
 - ``CALLER``: anyone with a session, or with at least one permission the bind grants to
   unauthenticated callers (the top-level listing: it also tells a caller who it is);
@@ -16,6 +17,16 @@ Values:
 
 Handlers may demand more depending on the request (``require``): e.g. ``GET /api/``
 with ``cameraConfigs=true`` needs ``readCameraConfigs``.
+
+**Per-camera rights.** A user may be limited to some cameras (``User.cameras``); then
+every permission it holds applies to those cameras only (what a bind grants everyone
+applies to all). Routes get this by default, with nothing to add: before every request
+the caller's limit for the route's need is noted, a ``<camera_uuid>`` path value outside
+it is ``404`` (the answer for a camera that does not exist, so a limited user cannot
+probe for others' uuids), and ``nvr.web.context.camera_by_uuid`` (how every route
+resolves a camera a client names, in the path, query or body) and ``visible_cameras``
+(listings) apply the same limit. A new route only has to name its path variable
+``camera_uuid`` and resolve cameras through those helpers.
 
 **Checks, in this order, before every request** (``check_request``):
 
@@ -61,6 +72,7 @@ import ipaddress
 import logging
 import socket
 import urllib.parse
+import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -71,8 +83,14 @@ from werkzeug.exceptions import UnsupportedMediaType
 
 from nvr.base import errors
 from nvr.config import BindConfig, parse_address
-from nvr.db.auth import SESSION_COOKIE, Auth, Session, User
-from nvr.web.context import WebContext, ctx, parse_json_object, websocket_error
+from nvr.db.auth import PERMISSIONS, SESSION_COOKIE, Auth, Session, User
+from nvr.web.context import (
+    WebContext,
+    check_camera_visible,
+    ctx,
+    parse_json_object,
+    websocket_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +118,10 @@ ROUTE_PERMISSIONS: Mapping[str, str] = {
     "api.top_level": CALLER,
     "api.camera": CALLER,
     "api.recordings": "viewVideo",
+    # protected ranges (protect.py): listing them is part of seeing the video
+    "protect.list_ranges": "viewVideo",
+    "protect.add_range": "protectVideo",
+    "protect.remove_range": "protectVideo",
     # motion search over stored summaries, and its debug twin (motion_api.py)
     "motion.motion_search": "viewVideo",
     "motion.motion_txt": "viewVideo",
@@ -127,6 +149,8 @@ ROUTE_PERMISSIONS: Mapping[str, str] = {
     "api.delete_user": "adminUsers",
 }
 
+#: the path variable that names a camera in every route that takes one
+CAMERA_PATH_VARIABLE = "camera_uuid"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: the session cookie's SameSite attribute (see the module docstring)
 SAME_SITE = "Lax"
@@ -147,10 +171,28 @@ class Caller:
     user_agent: str | None
     #: a cookie ``s`` was sent but names no live session (expired, revoked, unknown)
     stale_cookie: bool = False
+    #: what the bind grants every caller (on every camera)
+    granted: frozenset[str] = frozenset()
 
     @property
     def user(self) -> User | None:
         return self.session.user if self.session is not None else None
+
+    def camera_limit(self, need: str) -> frozenset[uuid.UUID] | None:
+        """The cameras a route needing ``need`` may reach for this caller (None: all):
+        every camera when the bind grants ``need`` (or, for a route that needs no
+        particular permission, anything) to everyone; else the user's camera limit."""
+        granted = need in self.granted if need in PERMISSIONS else bool(self.granted)
+        if granted or self.user is None:
+            return None
+        return self.user.cameras
+
+
+def actor(c: Caller | None = None) -> str:
+    """Who the caller is, for logs and audit rows: ``user 'name' from ADDRESS``."""
+    c = c or caller()
+    name = f"user {c.user.username!r}" if c.user else "an unauthenticated caller"
+    return f"{name} from {c.address}"
 
 
 def auth_of(c: WebContext) -> Auth:
@@ -196,6 +238,7 @@ def resolve_caller(req: BaseRequestWebsocket) -> Caller:
         is_secure(req, c),
         agent,
         stale_cookie=bool(cookie) and session is None,
+        granted=granted,
     )
 
 
@@ -249,6 +292,20 @@ def _check_need(need: str, c: Caller) -> None:
     require(need, c)
 
 
+def _check_camera(need: str, who: Caller, view_args: Mapping[str, Any] | None) -> None:
+    """Per-camera rights, for every route: notes the caller's camera limit for
+    ``camera_by_uuid``/``visible_cameras`` (which every route resolves cameras with) and
+    refuses a ``<camera_uuid>`` path value outside it now, before the handler runs."""
+    g.nvr_camera_limit = who.camera_limit(need)
+    text = (view_args or {}).get(CAMERA_PATH_VARIABLE)
+    if isinstance(text, str):
+        try:
+            u = uuid.UUID(text)
+        except ValueError:
+            return  # the handler says it names no camera
+        check_camera_visible(u)
+
+
 def _need_of(endpoint: str | None) -> str:
     need = ROUTE_PERMISSIONS.get(endpoint or "")
     if need is None:
@@ -267,6 +324,7 @@ async def check_request() -> None:
     who = resolve_caller(request)
     g.nvr_caller = who
     _check_need(need, who)
+    _check_camera(need, who, request.view_args)
     if request.method in SAFE_METHODS:
         return
     if request.mimetype != "application/json":
@@ -299,6 +357,7 @@ async def check_websocket() -> Response | None:
     g.nvr_caller = who
     try:
         _check_need(need, who)
+        _check_camera(need, who, websocket.view_args)
     except errors.NvrError as e:
         return await websocket_error(e)
     return None

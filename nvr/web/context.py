@@ -11,7 +11,8 @@ Here live:
   ``text_response``, ``one_line`` and ``websocket_error``: every error (and debugging
   answer) is one ``text/plain`` line, on a WebSocket one JSON text message;
 - the argument helpers every route uses the same way: ``bool_arg`` and ``int_arg`` for the
-  query string, ``camera_by_uuid`` and ``stream_of`` for path values, ``parse_int`` for
+  query string, ``camera_by_uuid`` (which applies the caller's camera limit: per-camera
+  rights) and ``stream_of`` for path values, ``visible_cameras`` for listings, ``parse_int`` for
   every integer a client writes (query values, ``s=`` ids, ``Range`` positions), and
   ``parse_json_object`` for every JSON body.
 
@@ -40,7 +41,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from quart import Response, current_app, request, websocket
+from quart import Response, current_app, g, has_app_context, request, websocket
 
 from nvr import __version__
 from nvr.base import errors
@@ -52,6 +53,7 @@ from nvr.db.types import Camera, Stream
 from nvr.ingest.hub import FrameHub
 from nvr.ingest.streamer import StreamState
 from nvr.storage.dir import SampleFileDir
+from nvr.storage.forecast import DaySums
 from nvr.syncer import SyncerStatus
 
 if TYPE_CHECKING:
@@ -78,6 +80,8 @@ class StreamStatus:
     stream: StreamState
     syncer: SyncerStatus | None = None
     free_bytes: int | None = None
+    #: the directory's free-space floor (``min_free``; 0: none)
+    min_free: int = 0
 
 
 @dataclass
@@ -101,6 +105,8 @@ class WebContext:
     auth: Auth | None = None
     #: failed-login counter (``create_app`` makes one when None; the daemon shares one)
     login_limiter: LoginLimiter | None = None
+    #: the storage forecast's per-stream sums of the last day, cached a minute
+    day_sums: DaySums = field(default_factory=DaySums)
     #: thumbnails' cache and render slots (``create_app`` makes one when None; the daemon
     #: shares one)
     thumbnails: Thumbnails | None = None
@@ -262,11 +268,38 @@ def _check_json_tree(body: dict[str, Any]) -> None:
 
 
 def camera_by_uuid(text: str) -> Camera:
+    """The camera a client names, if the caller may see it: a camera outside the caller's
+    camera limit (``nvr.web.auth``, per-camera rights) is ``NotFound`` exactly as one that
+    does not exist, so a limited user learns nothing about other cameras. Every route
+    that takes a camera from a client (path, query or body) resolves it here."""
     try:
         u = uuid.UUID(text)
     except ValueError:
         raise errors.NotFound(f"no camera {text!r}") from None
+    check_camera_visible(u)
     return ctx().db.camera_by_uuid(u)
+
+
+def camera_limit() -> frozenset[uuid.UUID] | None:
+    """The cameras the current caller may reach with the route's permission (None:
+    every camera); set by ``nvr.web.auth`` before each request. Outside a request (no
+    caller resolved), none may be reached."""
+    if not has_app_context():
+        return frozenset()
+    limit: frozenset[uuid.UUID] | None = g.get("nvr_camera_limit", frozenset())
+    return limit
+
+
+def check_camera_visible(u: uuid.UUID) -> None:
+    limit = camera_limit()
+    if limit is not None and u not in limit:
+        raise errors.NotFound(f"no camera {u}")
+
+
+def visible_cameras() -> list[Camera]:
+    """The database's cameras the current caller may see, in id order."""
+    limit = camera_limit()
+    return [c for c in ctx().db.cameras.values() if limit is None or c.uuid in limit]
 
 
 def stream_of(cam: Camera, type_: str) -> Stream:

@@ -86,6 +86,7 @@ def nvr(tmp_path_factory: pytest.TempPathFactory, shared_rtsp_server: RtspServer
     root = tmp_path_factory.mktemp("ui")
     layout = create_db(root, {"yard": CameraSpec(shared_rtsp_server.url("live"))})
     add_user(layout.db_dir, USER, PASSWORD)
+    add_user(layout.db_dir, KEEPER, PASSWORD, perms="viewVideo,protectVideo")
     config = dataclasses.replace(
         layout.config(rotate_interval_sec=2),
         time_zone=TZ,
@@ -138,15 +139,16 @@ def nvr(tmp_path_factory: pytest.TempPathFactory, shared_rtsp_server: RtspServer
 # -- helpers --------------------------------------------------------------------------
 
 USER, PASSWORD = "alice", "correct horse battery staple"
+KEEPER = "keeper"  # may protect video
 
 
-def add_user(db_dir: Path, name: str, password: str) -> None:
+def add_user(db_dir: Path, name: str, password: str, perms: str = "viewVideo") -> None:
     """``nvr config user add NAME --password-stdin --perms viewVideo``, as a person would."""
     stdin = sys.stdin
     sys.stdin = io.StringIO(password + "\n")
     try:
         args = ["--db-dir", str(db_dir), "config", "user", "add", name, "--password-stdin"]
-        assert cli.main([*args, "--perms", "viewVideo"]) == 0
+        assert cli.main([*args, "--perms", perms]) == 0
     finally:
         sys.stdin = stdin
 
@@ -522,6 +524,44 @@ def test_login_and_logout_against_the_server(page: Any, nvr: Nvr) -> None:
     page.wait_for_url("**/login*")
     page.wait_for_selector("#login-form")
     assert page.evaluate("fetch('/api/').then(r => r.status)") == 401
+
+
+def test_protect_a_span_from_the_recordings_page(page: Any, nvr: Nvr,
+                                                artifact_dir: Path) -> None:
+    """A user with protectVideo selects a span, protects it with a reason; the span is
+    listed (and in the API) and can be removed again. The status page shows the
+    forecast."""
+    page.set_viewport_size(DESKTOP)
+    page.goto(nvr.login_base + "/login?next=%2Frecordings")
+    page.fill("#login-user", KEEPER)
+    page.fill("#login-pass", PASSWORD)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_url("**/recordings")
+    page.wait_for_function(
+        "() => Number(document.querySelector('#timeline')?.dataset.recordings) >= 2"
+    )
+    page.focus("#timeline")
+    for _ in range(3):
+        page.keyboard.press("Shift+ArrowRight")
+    page.wait_for_selector("#protect")
+    page.click("#protect")  # no reason yet: refused in the page
+    page.fill("#protect-reason", "delivery van hit the gate")
+    page.click("#protect")
+    item = page.wait_for_selector("#protected li")
+    assert "delivery van hit the gate" in item.inner_text()
+    assert f"user '{KEEPER}'" in item.inner_text()
+    ranges = nvr.api(f"/api/cameras/{nvr.camera}/protect")["ranges"]
+    assert [r["reason"] for r in ranges] == ["delivery van hit the gate"]
+    assert ranges[0]["startTime90k"] == int(item.get_attribute("data-start90k"))
+    page.screenshot(path=str(artifact_dir / "recordings-protected.png"), full_page=True)
+    page.click("#protected li button")
+    page.wait_for_selector("#protected li", state="detached")
+    assert nvr.api(f"/api/cameras/{nvr.camera}/protect")["ranges"] == []
+    page.goto(nvr.login_base + "/status")
+    page.wait_for_selector(".cam-status .forecast")
+    assert "Mbit/s" in page.inner_text(".cam-status .forecast")
+    assert "Mbit/s" in page.inner_text(".dirs .forecast")
+    page.screenshot(path=str(artifact_dir / "status-forecast.png"), full_page=True)
 
 
 def test_live_tile_plays(page: Any, nvr: Nvr) -> None:

@@ -1,8 +1,11 @@
-"""Schema version 4 -> 5: redactions.
+"""Schema version 4 -> 5: protected ranges (and per-camera rights).
 
-Adds the ``redaction`` table (tombstones: ranges of a stream treated as never recorded;
-see ``schema.sql``) and its index. No existing row changes. The SQL is written out here,
-not taken from ``raw.py``: a step is frozen history.
+Adds the ``protected_range`` table and its index (see ``schema.sql``): spans of a
+camera's video that retention must keep. Per-camera rights need no schema change: a
+user's (and a session's) ``permissions`` JSON may now carry ``"cameras": [uuid, ...]``,
+which older rows simply lack (no limit). Nothing else is touched; no row changes.
+
+The SQL is written out here, not taken from ``raw.py``: a step is frozen history.
 """
 
 from __future__ import annotations
@@ -10,17 +13,20 @@ from __future__ import annotations
 import sqlite3
 
 _SQL = """
-create table redaction (
+create table protected_range (
   id integer primary key,
-  stream_id integer not null references stream (id),
+  camera_id integer not null references camera (id),
   start_time_90k integer not null check (start_time_90k >= 0),
   end_time_90k integer not null check (end_time_90k > start_time_90k),
-  reason text not null,
-  user_id integer,
-  username text,
-  creation_time_90k integer not null
+  reason text not null check (length(reason) between 1 and 1000),
+  expires_time_90k integer,
+  created_time_90k integer not null,
+  created_by text not null,
+  removed_time_90k integer,
+  removed_by text,
+  check ((removed_time_90k is null) = (removed_by is null))
 );
-create index redaction_stream on redaction (stream_id, start_time_90k);
+create index protected_range_camera on protected_range (camera_id, removed_time_90k);
 """
 
 

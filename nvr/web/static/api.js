@@ -34,9 +34,9 @@ async function getJson(path, params) {
   return (await check(resp)).json();
 }
 
-async function postJson(path, body) {
+async function postJson(path, body, method = "POST") {
   const resp = await fetch(path, {
-    method: "POST",
+    method,
     headers: { "Content-Type": "application/json", Accept: "application/json" },
     credentials: "same-origin",
     body: JSON.stringify(body),
@@ -87,6 +87,28 @@ export function login(username, password) {
 
 export function logout(csrf) {
   return postJson("/api/logout", { csrf });
+}
+
+// -- protected ranges (an nvr extension) ---------------------------------------------
+
+/** The camera's active protected ranges, oldest first. */
+export async function protectedRanges(cameraUuid) {
+  return (await getJson(`/api/cameras/${cameraUuid}/protect`)).ranges;
+}
+
+/** Protects [startTime90k, endTime90k) of the camera from retention (`protectVideo`). */
+export async function protect(cameraUuid, startTime90k, endTime90k, reason, csrf) {
+  const resp = await postJson(`/api/cameras/${cameraUuid}/protect`, {
+    startTime90k,
+    endTime90k,
+    reason,
+    csrf,
+  });
+  return resp.json();
+}
+
+export function unprotect(cameraUuid, id, csrf) {
+  return postJson(`/api/cameras/${cameraUuid}/protect/${id}`, { csrf }, "DELETE");
 }
 
 // -- media URLs ----------------------------------------------------------------------

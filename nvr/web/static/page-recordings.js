@@ -49,6 +49,7 @@ export function renderRecordings(main, session) {
   });
   const selection = new SelectionPanel({
     tz,
+    session,
     source: {
       cameras,
       rows: (ci) => store.rows(ci),

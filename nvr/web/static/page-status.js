@@ -1,12 +1,31 @@
 // Status: each camera's streams (recording / connecting / reconnecting with the last
 // error, from the `nvrStatus` extension), what they hold against their budget, and each
 // sample-file directory (the `nvrSampleFileDirs` extension): its path, its streams, their
-// use against their budgets, the disk's free space and size, and a warning when the
-// budgets are more than the disk holds. Refreshed by the session's poll.
+// use against their budgets, the disk's free space and size, a warning when the budgets
+// are more than the disk holds, and the storage forecast (with each stream's
+// `nvrForecast`): how many days each budget and disk hold at the last day's bitrate.
+// Refreshed by the session's poll.
 
 import { el, stateBadge } from "./dom.js";
 import { formatBytes, formatDuration, formatTime } from "./format.js";
 import { dayOf } from "./time.js";
+
+function days(d) {
+  if (d == null) return "–";
+  return d < 1 ? `${(d * 24).toFixed(1)} h` : `${d.toFixed(1)} days`;
+}
+
+function forecastText(f) {
+  if (!f || f.bytesPerSec == null) return "no recording in the last day";
+  return `${((f.bytesPerSec * 8) / 1e6).toFixed(2)} Mbit/s: budget holds ${days(f.budgetDays)}, holds ${days(f.heldDays)} now`;
+}
+
+function floorText(d) {
+  if (d.freeBytes == null) return "free space not measured (no floor, or not recording)";
+  if (d.floorDays == null) return `${formatBytes(d.freeBytes)} free; the floor is never reached at these rates`;
+  if (d.floorDays === 0) return `${formatBytes(d.freeBytes)} free: the floor is deleting now`;
+  return `${formatBytes(d.freeBytes)} free; the floor starts deleting in ${days(d.floorDays)}`;
+}
 
 function meter(used, budget, label) {
   const share = budget ? Math.min(1, used / budget) : 0;
@@ -44,7 +63,12 @@ export function renderStatus(main, session) {
           el("td", {}, stateBadge(st), el("span", { class: "muted small" }, ` ${detail.join(", ")}`),
             st?.lastError ? el("div", { class: "last-error" }, `Last error: ${st.lastError}`) : null),
           el("td", {}, formatDuration(s.totalDuration90k || 0), el("div", { class: "muted small" }, range)),
-          el("td", {}, meter(s.fsBytes ?? s.totalSampleFileBytes, s.retainBytes, `${c.shortName} ${type} disk use`)),
+          el("td", {}, meter(s.fsBytes ?? s.totalSampleFileBytes, s.retainBytes, `${c.shortName} ${type} disk use`),
+            s.nvrRetention?.protectedBytes
+              ? el("div", { class: "muted small" }, `${formatBytes(s.nvrRetention.protectedBytes)} protected` +
+                  (s.nvrRetention.state === "protectedOverBudget" ? ": over the budget, nothing deleted for size" : ""))
+              : null),
+          el("td", { class: "forecast" }, forecastText(s.nvrForecast)),
         );
       });
       return el(
@@ -55,7 +79,7 @@ export function renderStatus(main, session) {
         el(
           "table",
           {},
-          el("thead", {}, el("tr", {}, ["Stream", "State", "Recorded", "Disk"].map((h) => el("th", { scope: "col" }, h)))),
+          el("thead", {}, el("tr", {}, ["Stream", "State", "Recorded", "Disk", "Forecast"].map((h) => el("th", { scope: "col" }, h)))),
           el("tbody", {}, streams),
         ),
       );
@@ -74,6 +98,7 @@ export function renderStatus(main, session) {
         el("td", {}, meter(d.fsBytes, d.retainBytes, `${name}: use of its streams' budgets`)),
         el("td", { class: "disk-space" }, disk,
           d.warning ? el("div", { class: "last-error budget-warning", role: "alert" }, `Warning: ${d.warning}`) : null),
+        el("td", { class: "forecast" }, [forecastText(d), el("div", { class: "muted small" }, floorText(d))]),
       );
     });
     body.replaceChildren(
@@ -85,7 +110,7 @@ export function renderStatus(main, session) {
         el(
           "table",
           {},
-          el("thead", {}, el("tr", {}, ["Directory", "Streams", "Used of budget", "Disk"].map((h) => el("th", { scope: "col" }, h)))),
+          el("thead", {}, el("tr", {}, ["Directory", "Streams", "Used of budget", "Disk", "Forecast"].map((h) => el("th", { scope: "col" }, h)))),
           el("tbody", {}, dirRows),
         ),
       ),

@@ -1,7 +1,10 @@
 // The download panel: a span selected on the timeline (or typed as HH:MM:SS.mmm in the
 // server's zone), the camera to download it from, and one `.mp4` link per run in it
-// (`recordings-runs.js`), each with its duration and estimated size.
+// (`recordings-runs.js`), each with its duration and estimated size. With
+// `protectVideo`, the span can be protected from retention (with a reason); the
+// camera's protected spans are listed below it, each removable with that permission.
 
+import * as api from "./api.js";
 import { viewMp4Url } from "./api.js";
 import { el, toast } from "./dom.js";
 import { formatBytes, formatDuration, formatTime } from "./format.js";
@@ -20,10 +23,11 @@ export class SelectionPanel {
   /** `source` reads the page's current data: `cameras()`, `rows(ci)`, `stream()` and
    * `dayStart()` (the start of the day shown); `onChange(span)` hears each new span
    * ([start, end) or null) to draw it. */
-  constructor({ tz, source, onChange }) {
+  constructor({ tz, source, onChange, session }) {
     this.tz = tz;
     this.source = source;
     this.onChange = onChange;
+    this.session = session;
     this.span = null;
     this.camera = 0; // the index of the camera to download from
     this.root = el("div", { class: "selection", id: "selection", hidden: true });
@@ -88,6 +92,26 @@ export class SelectionPanel {
     );
     const clear = el("button", { type: "button" }, "Clear");
     clear.addEventListener("click", () => this.show(null));
+    const mayProtect = !!this.session?.top?.permissions?.protectVideo;
+    const reason = el("input", {
+      type: "text", id: "protect-reason", size: "24", maxlength: "1000",
+      placeholder: "Reason", "aria-label": "Reason to protect this span",
+    });
+    const protectButton = el("button", { type: "button", id: "protect" }, "Protect from deletion");
+    protectButton.addEventListener("click", async () => {
+      if (!reason.value.trim()) {
+        toast("Say why this span must be kept.");
+        return;
+      }
+      try {
+        await api.protect(cam.uuid, sel[0], sel[1], reason.value, this.session.csrf);
+        toast(`Protected ${formatDuration(sel[1] - sel[0])} of ${cam.shortName}.`);
+      } catch (e) {
+        toast(`Could not protect: ${e.message}`);
+      }
+      this.listProtected(cam);
+    });
+    this.protectedList = el("div", { class: "protected", id: "protected" });
     root.replaceChildren(
       el("div", { class: "sel-fields" }, camSel, from, fromInput, to, toInput,
         el("span", { class: "muted", id: "sel-help" }, `${formatDuration(sel[1] - sel[0])} (times as HH:MM:SS.mmm, ${this.tz})`)),
@@ -98,6 +122,47 @@ export class SelectionPanel {
         parts.length > 1 ? el("span", { class: "muted" }, "The camera reconnected inside this span: one file per session.") : null,
         clear,
       ),
+      mayProtect ? el("div", { class: "sel-actions" }, reason, protectButton) : null,
+      this.protectedList,
+    );
+    this.listProtected(cam);
+  }
+
+  /** Lists the camera's protected spans (with a remove button given `protectVideo`). */
+  async listProtected(cam) {
+    const list = this.protectedList;
+    let ranges;
+    try {
+      ranges = await api.protectedRanges(cam.uuid);
+    } catch (e) {
+      list.replaceChildren(el("span", { class: "muted" }, `Protected spans: ${e.message}`));
+      return;
+    }
+    if (list !== this.protectedList) return; // redrawn meanwhile
+    const may = !!this.session?.top?.permissions?.protectVideo;
+    const fmt = (t) => `${formatTime(t, this.tz)}`;
+    const items = ranges.map((r) => {
+      const remove = el("button", { type: "button", class: "small" }, "Remove");
+      remove.addEventListener("click", async () => {
+        try {
+          await api.unprotect(cam.uuid, r.id, this.session.csrf);
+        } catch (e) {
+          toast(`Could not remove: ${e.message}`);
+        }
+        this.listProtected(cam);
+      });
+      const until = r.expiresTime90k ? `, until ${fmt(r.expiresTime90k)}` : "";
+      return el(
+        "li",
+        { dataset: { start90k: String(r.startTime90k), end90k: String(r.endTime90k) } },
+        `${fmt(r.startTime90k)} → ${fmt(r.endTime90k)} (${formatDuration(r.endTime90k - r.startTime90k)}${until}): ${r.reason} — ${r.createdBy} `,
+        may ? remove : null,
+      );
+    });
+    list.replaceChildren(
+      items.length
+        ? el("div", {}, el("h3", {}, `Protected spans of ${cam.shortName}`), el("ul", {}, items))
+        : el("span", { class: "muted" }, `${cam.shortName} has no protected spans.`),
     );
   }
 

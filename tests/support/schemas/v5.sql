@@ -8,7 +8,8 @@
 -- upgrade step in nvr/db/upgrade/. Version 2 added the index summary columns of
 -- `recording` (v1_to_v2.py); version 3 the signal tables (signal_type to signal_change,
 -- v2_to_v3.py); version 4 the per-recording motion summaries (recording_motion,
--- v3_to_v4.py); version 5 the redaction tombstones (redaction, v4_to_v5.py).
+-- v3_to_v4.py); version 5 the protected ranges and per-camera rights (protected_range,
+-- v4_to_v5.py).
 
 -- The database's identity: exactly one row. Sample-file directories record this uuid
 -- in their meta file so a directory is never used with another database.
@@ -162,22 +163,6 @@ create table garbage (
   primary key (sample_file_dir_id, composite_id)
 ) without rowid;
 
--- Redactions (tombstones, issue 16): a range of a stream's wall time that is treated as
--- never recorded from the moment its row commits. Never deleted (retention included):
--- the list of who removed what, when and why.
-create table redaction (
-  id integer primary key,
-  stream_id integer not null references stream (id),
-  start_time_90k integer not null check (start_time_90k >= 0),
-  end_time_90k integer not null check (end_time_90k > start_time_90k),
-  reason text not null,
-  user_id integer,                  -- who asked (null: a bind's grant, no user); no
-                                    -- foreign key: the record outlives a deleted user
-  username text,                    -- their name then
-  creation_time_90k integer not null
-);
-create index redaction_stream on redaction (stream_id, start_time_90k);
-
 -- Codec parameters shared by recordings (an .mp4 sample entry).
 create table video_sample_entry (
   id integer primary key,
@@ -199,7 +184,8 @@ create table user (
   password_failure_count integer not null default 0,  -- failed logins ever
   unix_uid integer,  -- local user allowed in over a Unix socket, if any
   -- JSON: {"viewVideo": bool, "readCameraConfigs": bool, "updateSignals": bool,
-  --        "adminUsers": bool}
+  --        "adminUsers": bool, "protectVideo": bool, "cameras": [uuid text]?}
+  -- "cameras" present: every permission applies only to those cameras (by uuid)
   permissions text not null default '{}' check (json_valid(permissions))
 );
 
@@ -279,3 +265,23 @@ create table signal_change (
 
 -- Changes of every signal by time (GET /api/signals), covering.
 create index signal_change_time on signal_change (time_90k, signal_id, state);
+
+-- Spans of a camera's video that retention keeps (POST /api/cameras/<uuid>/protect). A
+-- recording of any stream of the camera overlapping an active range (not removed, not
+-- expired) is never deleted by retain_bytes, retain_days or the free-space floor. Rows
+-- stay after removal: who protected and who removed what, and when, is kept.
+create table protected_range (
+  id integer primary key,
+  camera_id integer not null references camera (id),
+  start_time_90k integer not null check (start_time_90k >= 0),
+  end_time_90k integer not null check (end_time_90k > start_time_90k),
+  reason text not null check (length(reason) between 1 and 1000),
+  expires_time_90k integer,  -- NULL: never; protects until this wall time otherwise
+  created_time_90k integer not null,
+  created_by text not null,  -- e.g. "user 'alice'"
+  removed_time_90k integer,  -- NULL: not removed
+  removed_by text,
+  check ((removed_time_90k is null) = (removed_by is null))
+);
+
+create index protected_range_camera on protected_range (camera_id, removed_time_90k);

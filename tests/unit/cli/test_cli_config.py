@@ -215,7 +215,11 @@ def test_budgets_more_than_the_disk_are_accepted_with_a_warning(
     edit = ("config", "camera", "edit", "front", "--retain-bytes")
     assert nvr(tmp_path, *edit, str(disk), "--sub-retain-bytes", "1K") == 0
     out, err = capsys.readouterr()
-    assert out == "updated camera front\n"
+    assert out == (  # (and the storage forecast of each stream)
+        "updated camera front\n"
+        f"  main: keep {format_size(disk)}: nothing recorded in the last day, so no forecast yet\n"
+        "  sub: keep 1 kB: nothing recorded in the last day, so no forecast yet\n"
+    )
     assert err == (
         f"warning: {sample}: the streams' budgets ({format_size(disk + 1000)}) are more than "
         f"the disk holds ({format_size(disk)}): the disk will fill up before retention "

@@ -132,3 +132,36 @@ def test_login_prints_a_session_or_writes_a_cookie_jar(
     assert nvr(tmp_path, "login", "script", "--perms", "adminUsers") == 1
     assert "does not have adminUsers" in capsys.readouterr().err
     assert nvr(tmp_path, "login", "nobody") == 1
+
+
+def test_perms_limited_to_cameras(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.unit.cli.test_cli_config import setup_camera
+
+    setup_camera(tmp_path, monkeypatch)
+    assert nvr(tmp_path, "config", "user", "add", "carol") == 0
+    capsys.readouterr()
+    assert nvr(tmp_path, "config", "user", "perms", "carol", "viewVideo,protectVideo",
+               "--cameras", "front") == 0
+    assert capsys.readouterr().out == (
+        "user carol now has: protectVideo, viewVideo, only on cameras: front\n")
+    db, a = open_auth(tmp_path)
+    with db:
+        front = db.camera_by_name("front").uuid
+        assert a.user_by_name("carol").cameras == frozenset({front})
+    # by uuid too; the limit stays when only the permissions change
+    assert nvr(tmp_path, "config", "user", "perms", "carol", "viewVideo",
+               "--cameras", str(front)) == 0
+    assert nvr(tmp_path, "config", "user", "perms", "carol", "viewVideo") == 0
+    capsys.readouterr()
+    assert nvr(tmp_path, "config", "user", "list") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "1\tcarol\tviewVideo\tno password, 0 sessions, only cameras front"]
+    assert nvr(tmp_path, "config", "user", "perms", "carol", "viewVideo", "--all-cameras") == 0
+    assert capsys.readouterr().out == "user carol now has: viewVideo, on every camera\n"
+    # an unknown camera is refused in one line, nothing changed
+    assert nvr(tmp_path, "config", "user", "perms", "carol", "", "--cameras", "back") != 0
+    assert "back" in capsys.readouterr().err
+    db, a = open_auth(tmp_path)
+    with db:
+        assert a.user_by_name("carol").cameras is None

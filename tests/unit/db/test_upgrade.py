@@ -97,12 +97,26 @@ def fill_v4(conn: sqlite3.Connection) -> None:
     """One row or more in every table of schema version 4 (version 3's plus a motion
     summary)."""
     fill_v3(conn)
-    conn.execute("insert into recording_motion values (?, ?, x'', x'', 0, 5, 0)",
-                 (1 << 32, bytes(32)))
+    conn.execute("""insert into recording_motion (composite_id, cells, entries,
+                        global_seconds, motion_seconds, frames, skipped)
+                    values (?, ?, x'00000101', x'0000', 1, 30, 0)""", (1 << 32, bytes(32)))
+
+
+def fill_v5(conn: sqlite3.Connection) -> None:
+    """One row or more in every table of schema version 5 (version 4's plus protected
+    ranges, one active and one removed)."""
+    fill_v4(conn)
+    conn.execute("""insert into protected_range (camera_id, start_time_90k, end_time_90k,
+                        reason, created_time_90k, created_by)
+                    values (1, ?, ?, 'kept', ?, 'user ''admin''')""", (T0, T0 + 90000, T0))
+    conn.execute("""insert into protected_range (camera_id, start_time_90k, end_time_90k,
+                        reason, created_time_90k, created_by, removed_time_90k, removed_by)
+                    values (1, ?, ?, 'gone', ?, 'user ''admin''', ?, 'user ''admin''')""",
+                 (T0, T0 + 90000, T0, T0 + 1))
 
 
 FILLERS: dict[int, Callable[[sqlite3.Connection], None]] = {
-    1: fill_v1, 2: fill_v2, 3: fill_v3, 4: fill_v4}
+    1: fill_v1, 2: fill_v2, 3: fill_v3, 4: fill_v4, 5: fill_v5}
 
 
 def frozen_db(db_dir: Path, version: int) -> Path:
@@ -400,7 +414,7 @@ def test_v1_to_v2(tmp_path: Path) -> None:
     result = upgrade(db_dir, now_sec=NOW, target=2)
     assert (result.old_version, result.new_version) == (1, 2)
     assert versions(db_dir / "db") == [(1, "created"), (2, "upgraded from 1")]
-    assert old_tables(db_dir / "db", before) == before
+    assert row_counts(db_dir / "db") == before
     stored = summaries(db_dir / "db")
     assert {cid: s for cid, (s, _) in stored.items()} == {
         1 << 32 | 0: None, 1 << 32 | 1: None, 1 << 32 | 2: None,
@@ -565,17 +579,41 @@ def test_v3_to_v4(tmp_path: Path) -> None:
 
 
 def test_v4_to_v5(tmp_path: Path) -> None:
-    """Redactions: a new, empty table; every row of version 4 is kept exactly; the tables
-    are shaped as a new database's."""
+    """Protected ranges: a new, empty table; every row of version 4 is kept exactly; the
+    tables are shaped as a new database's; a user without "cameras" keeps its rights."""
     db_dir = fixture_db(tmp_path, 4)
+    conn = sqlite3.connect(db_dir / "db", isolation_level=None)
+    conn.execute("""update user set permissions = '{"viewVideo": true}'""")
+    conn.close()
     v4_tables = sorted(row_counts(db_dir / "db"))
     before = dump(db_dir / "db", v4_tables)
     result = upgrade(db_dir, now_sec=NOW, target=5)
     assert (result.old_version, result.new_version) == (4, 5)
     assert versions(db_dir / "db") == [(4, "created"), (5, "upgraded from 4")]
     assert dump(db_dir / "db", v4_tables) == before
-    assert row_counts(db_dir / "db")["redaction"] == 0
+    assert row_counts(db_dir / "db")["protected_range"] == 0
     assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "v5", 5))
+    upgrade(db_dir, now_sec=NOW)
+    with Database.open(db_dir, tz=dt.UTC, now=lambda: T0) as db:
+        from nvr.db.auth import Auth
+        user = Auth(db, now=lambda: T0).user_by_name("admin")
+        assert user.permissions == frozenset({"viewVideo"})
+        assert user.cameras is None
+        assert db.list_protected(1) == []
+
+
+def test_v5_to_v6(tmp_path: Path) -> None:
+    """Redactions: a new, empty table; every row of version 5 is kept exactly; the tables
+    are shaped as a new database's."""
+    db_dir = fixture_db(tmp_path, 5)
+    v5_tables = sorted(row_counts(db_dir / "db"))
+    before = dump(db_dir / "db", v5_tables)
+    result = upgrade(db_dir, now_sec=NOW, target=6)
+    assert (result.old_version, result.new_version) == (5, 6)
+    assert versions(db_dir / "db") == [(5, "created"), (6, "upgraded from 5")]
+    assert dump(db_dir / "db", v5_tables) == before
+    assert row_counts(db_dir / "db")["redaction"] == 0
+    assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "v6", 6))
 
 
 async def test_v2_to_v3_keeps_view_etags_and_bytes(

@@ -252,3 +252,28 @@ async def test_http_requests_are_counted_by_route_template(
     }
     assert not any(u in str(k) for u in uuids for k in samples)
     env.close()
+
+
+async def test_protected_video_over_budget_shows_in_metrics(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    rig = make_rig(tmp_path, [[Session(load_packets(CLIP), loops=None)]], retain_bytes=1 << 20)
+    db = rig.env.db
+    sid = rig.env.stream_ids[0]
+    db.protect(db.streams[sid].camera_id, T0, T0 + 300 * SEC, "incident", expires=None, by="t")
+    cam0 = {"camera": "cam0", "stream": "main"}
+    async with trio.open_nursery() as outer:
+        await outer.start(rig.syncer.run)
+        async with trio.open_nursery() as ingest:
+            ingest.start_soon(rig.streamers[0].run)
+            await trio.sleep(600)
+            mid = await rig.scrape()
+            ingest.cancel_scope.cancel()
+        outer.cancel_scope.cancel()
+    st = db.streams[sid].retention
+    assert st is not None and st.over_budget
+    assert value(mid, "nvr_stream_protected_over_budget", **cam0) == 1
+    assert value(mid, "nvr_stream_protected_bytes", **cam0) > 1 << 20
+    # the first 5 minutes are all still there
+    assert db.streams[sid].committed.range_start is not None
+    assert db.streams[sid].committed.range_start <= T0 + 60 * SEC
+    rig.env.close()

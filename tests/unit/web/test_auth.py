@@ -11,6 +11,7 @@ import logging
 import re
 import socket
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -25,6 +26,7 @@ from quart.testing import QuartClient, WebsocketResponseError
 from nvr.base import errors
 from nvr.config import BindConfig
 from nvr.db.auth import PERMISSIONS, SessionPolicy
+from nvr.db.types import StreamConfig
 from nvr.web import auth
 from nvr.web.app import create_app
 from nvr.web.context import WebContext
@@ -79,10 +81,15 @@ def make_site(r: Recorded, bind: BindConfig = NOBODY, **kw: Any) -> Site:
 # ----------------------------------------------------------------------------- the table
 
 #: sample values for path variables, by name (a new variable name needs one here)
-def path_values(site: Site) -> dict[str, str]:
+def path_values(site: Site, camera_uuid: str | None = None) -> dict[str, str]:
     victim = site.add_user("victim", ("viewVideo",))
+    camera_uuid = camera_uuid or site.r.camera_uuid
+    cam = site.ctx.db.camera_by_uuid(uuid.UUID(camera_uuid))
+    # a fresh range each time: a successful DELETE removes it
+    pr = site.ctx.db.protect(cam.id, T0, T0 + 90_000, "test", expires=None, by="test")
     return {
-        "camera_uuid": site.r.camera_uuid,
+        "camera_uuid": camera_uuid,
+        "range_id": str(pr.id),
         "stream_type": "main",
         "kind": "mp4",
         "name": "2.mp4",
@@ -113,6 +120,7 @@ def body_for(site: Site, endpoint: str) -> dict[str, Any]:
         "api.add_user": {"user": {"username": f"new{n}", "password": "x"}},
         "api.update_user": {"update": {"preferences": {"n": n}}},
         "redact.redact": {"startTime90k": 0, "endTime90k": 1, "reason": "test"},
+        "protect.add_range": {"startTime90k": T0, "endTime90k": T0 + n + 1, "reason": "r"},
     }.get(endpoint, {})
 
 
@@ -122,6 +130,7 @@ SUCCESS: dict[str, int] = {
     "live.live": 101,  # the WebSocket upgrade was accepted (and no error sent)
     "metrics.metrics": 404,  # served only on binds with metrics = true (not these)
     "redact.redact": 200,  # answers with the tombstones it committed
+    "protect.add_range": 200,  # answers the new range
     "signals.update_signals": 200,  # answers {"time90k": now}
 }
 
@@ -142,8 +151,8 @@ def routes(app: Quart) -> list[tuple[str, str, str, bool]]:
 
 async def call(c: QuartClient, site: Site, endpoint: str, method: str, rule: str, ws: bool,
                *, csrf: str | None = None, json: bool = True,
-               headers: dict[str, str] | None = None) -> int:
-    values = path_values(site)
+               headers: dict[str, str] | None = None, camera_uuid: str | None = None) -> int:
+    values = path_values(site, camera_uuid)
 
     def fill(m: re.Match[str]) -> str:
         assert m[1] in values, f"add a sample value for <{m[1]}> of {rule} to path_values"
@@ -253,6 +262,61 @@ async def test_every_route_against_the_table(recorded: Recorded, autojump_clock:
         c, csrf = await site.login("admin")
         got = await call(c, site, endpoint, method, rule, ws, csrf=csrf)
         assert got == ok, where
+
+
+#: (route x method, user) pairs the per-camera walk checked, for the report
+PER_CAMERA_WALK: list[tuple[str, str]] = []
+
+
+async def test_every_route_per_camera(recorded: Recorded, autojump_clock: object) -> None:
+    """Per-camera rights over the whole permission table: users holding every permission
+    but limited to one camera. Limited to the recorded camera, every route succeeds as
+    for an unlimited admin. Limited to another camera and asked about the recorded one,
+    every route that names a camera answers 404, the answer for a camera that does not
+    exist (a 403 would confirm that the uuid is a camera), WebSockets included (the
+    error message's status); routes that name no camera succeed, and the listing shows
+    only the allowed camera."""
+    site = make_site(recorded)
+    db = site.ctx.db
+    other = db.add_camera("other", streams={"main": (site.r.env.dir_id,
+                                                     StreamConfig(url="rtsp://other/"))})
+    mine = uuid.UUID(site.r.camera_uuid)
+    a = site.ctx.auth
+    assert a is not None
+    for name, cams in (("only-mine", {mine}), ("only-other", {other.uuid})):
+        site.add_user(name, PERMISSIONS)
+        a.update_user(a.user_by_name(name).id, cameras=frozenset(cams))
+    PER_CAMERA_WALK.clear()
+    for endpoint, method, rule, ws in routes(site.app):
+        where = f"{method} {rule} ({endpoint})"
+        ok = success_status(endpoint, method)
+        names_camera = "<camera_uuid>" in rule
+        c, csrf = await site.login("only-mine")
+        assert await call(c, site, endpoint, method, rule, ws, csrf=csrf) == ok, where
+        c, csrf = await site.login("only-other")
+        got = await call(c, site, endpoint, method, rule, ws, csrf=csrf)
+        assert got == (404 if names_camera else ok), where
+        PER_CAMERA_WALK.extend([(where, "only-mine"), (where, "only-other")])
+    assert len({w for w, _ in PER_CAMERA_WALK}) >= 17
+    # the listing shows only the allowed camera; the user object says the limit
+    c, _ = await site.login("only-other")
+    top = await (await c.get("/api/")).get_json()
+    assert [cam["shortName"] for cam in top["cameras"]] == ["other"]
+    assert top["user"]["nvrCameras"] == [str(other.uuid)]
+    # a bind that grants viewVideo to everyone grants it on every camera, limit or not
+    anon_view = make_site(recorded, VIEW)  # the same database: the same users
+    anon_view.passwords.update(site.passwords)
+    c, _ = await anon_view.login("only-other")
+    resp = await c.get(f"/api/cameras/{mine}/main/recordings")
+    assert resp.status_code == 200
+    resp = await c.get(f"/api/cameras/{mine}/protect")
+    assert resp.status_code == 200
+    # ...but not protectVideo, which that bind does not grant
+    top = await (await c.get("/api/")).get_json()
+    resp = await c.post(f"/api/cameras/{mine}/protect", json={
+        "startTime90k": T0, "endTime90k": T0 + 1, "reason": "x",
+        "csrf": top["user"]["session"]["csrf"]})
+    assert resp.status_code == 404
 
 
 async def test_self_or_admin_routes_allow_the_user_itself(recorded: Recorded,
@@ -430,7 +494,7 @@ async def test_top_level_user_object(recorded: Recorded, autojump_clock: object)
     c, csrf = await site.login("admin")
     top = await (await c.get("/api/?cameraConfigs=true")).get_json()
     assert top["user"] == {"name": "admin", "id": site.add_user("admin"), "preferences": {},
-                           "session": {"csrf": csrf}}
+                           "session": {"csrf": csrf}, "nvrCameras": None}
     assert len(csrf) == 24
     assert top["permissions"] == {p: True for p in PERMISSIONS}
     assert "config" in top["cameras"][0]
@@ -505,7 +569,7 @@ async def test_user_management(recorded: Recorded, autojump_clock: object) -> No
     carol = await (await c.get(location)).get_json()
     assert carol == {"username": "carol", "disabled": False, "password": "(censored)",
                      "permissions": {p: p == "viewVideo" for p in PERMISSIONS},
-                     "preferences": {}}
+                     "preferences": {}, "nvrCameras": None}
     listed = await (await c.get("/api/users/")).get_json()
     assert [u["user"]["username"] for u in listed["users"]] == [
         "admin", "viewer", "nobody", "carol"]

@@ -28,8 +28,9 @@ from tests.support.web import Recorded, record, web_context
 
 KEYS = ["s", "days", "cameraConfigs", "startTime90k", "endTime90k", "split90k", "ts",
         "username", "password", "csrf", "user", "update", "precondition", "disabled",
-        "permissions", "preferences", "signalIds", "states", "start", "end", "base",
-        "rel90k", "time90k", "width", "keyFrame", *PERMISSIONS]
+        "permissions", "preferences", "reason", "expiresTime90k", "nvrCameras", "all",
+        "signalIds", "states", "start", "end", "base", "rel90k", "time90k", "width",
+        "keyFrame", *PERMISSIONS]
 
 scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
            | st.text(max_size=20))
