@@ -6,6 +6,7 @@ run(config)
 ├─ signal watcher (outside the core nursery: it outlives the final flush)
 └─ core nursery
    ├─ syncer per sample-file directory
+   ├─ uploader per archive (``nvr.archive.uploader.start_uploaders``)
    ├─ event loop monitor (``Liveness.monitor``)
    ├─ systemd watchdog (``ping_watchdog``: only while ``Liveness`` finds no problem)
    ├─ web: ``nvr.web.server.run_web``, one server per HTTP bind (until the web stop)
@@ -38,6 +39,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from nvr.archive.uploader import Uploader, start_uploaders
 from nvr.base import descriptors, errors
 from nvr.base.clock import Clocks, RealClocks
 from nvr.base.log_limit import RateLimitedLog
@@ -71,6 +73,7 @@ class Daemon:
     metrics: Metrics
     syncers: dict[int, Syncer] = field(default_factory=dict)  # by dir id
     streamers: dict[int, Streamer] = field(default_factory=dict)  # by stream id
+    uploaders: dict[int, Uploader] = field(default_factory=dict)  # by archive id
     #: set to begin an orderly shutdown
     shutdown: trio.Event = field(default_factory=trio.Event)
     #: where the web server listens (``http://127.0.0.1:43123``...), once started
@@ -127,6 +130,7 @@ def _make_daemon(
 ) -> Daemon:
     syncers: dict[int, Syncer] = {}
     streamers: dict[int, Streamer] = {}
+    uploaders: dict[int, Uploader] = {}
     limits = LivenessLimits(
         syncer_stuck=round(config.watchdog_syncer_stuck_sec * UNITS_PER_SEC),
         streamer_stuck=round(config.watchdog_streamer_stuck_sec * UNITS_PER_SEC),
@@ -142,11 +146,15 @@ def _make_daemon(
         dirs=dirs,
         syncers=syncers,
         streamers=streamers,
+        uploaders=uploaders,
         liveness=liveness,
         hub=hub,
         motion=motion,
     )
-    return Daemon(config, db, liveness, metrics, syncers, streamers, hub=hub, motion=motion)
+    return Daemon(
+        config, db, liveness, metrics, syncers, streamers,
+        uploaders=uploaders, hub=hub, motion=motion,
+    )
 
 
 async def run(
@@ -228,6 +236,7 @@ async def _run_tree(
                 syncer.on_commit = daemon.metrics.commit_observer(dir_id)
                 daemon.syncers[dir_id] = syncer
                 await core.start(syncer.run)
+            await start_uploaders(core, db, dirs, clocks, daemon.uploaders)
         core.start_soon(daemon.liveness.monitor)
         if notifier.watchdog_interval:
             core.start_soon(ping_watchdog, daemon.liveness, notifier, clocks)
@@ -240,6 +249,7 @@ async def _run_tree(
             hub=daemon.hub,
             stream_status=daemon.stream_status,
             metrics=daemon.metrics,
+            uploaders=daemon.uploaders,
         )
         daemon.http_addresses = await core.start(
             run_web, config, shared, budget, web_stop, web_done

@@ -8,7 +8,29 @@ import sys
 from nvr.cli.common import Subparsers, db_dir
 
 
+def cmd_check_archive(args: argparse.Namespace) -> int:
+    from nvr.archive.check import check_archive
+    from nvr.archive.client import S3Store, StoreConfig
+    from nvr.offline import admin
+
+    with admin.open_db(db_dir(args), read_only=True) as db:
+        a = db.archive_by_name(args.archive)
+        c = a.config
+        store = S3Store(StoreConfig(c.endpoint, c.bucket, c.access_key, c.secret_key, c.region))
+        report = check_archive(db, a.id, store, hash_objects=args.hash)
+    for line in report.problems:
+        print(line)
+    print(
+        f"checked archive {args.archive}: {report.recordings} recordings, {report.objects} "
+        f"objects: {len(report.problems)} problems",
+        file=sys.stderr,
+    )
+    return 0 if not report.problems else 1
+
+
 def cmd_check(args: argparse.Namespace) -> int:
+    if args.archive is not None:
+        return cmd_check_archive(args)
     from nvr.offline.check import check
 
     report = check(
@@ -34,7 +56,11 @@ def add_parser(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "check", help="verify the database and sample files (daemon stopped)", parents=[common]
     )
-    p.add_argument("--hash", action="store_true", help="also verify every file's SHA-256")
+    p.add_argument("--hash", action="store_true",
+                   help="also verify every file's (with --archive: object's) SHA-256")
+    p.add_argument("--archive", default=None, metavar="NAME",
+                   help="verify this archive's objects against the database instead "
+                        "(missing, extra, wrong size or checksum)")
     p.add_argument(
         "--delete-orphan-rows",
         action="store_true",

@@ -13,7 +13,19 @@ import sys
 from collections.abc import Sequence
 
 from nvr.base import errors
-from nvr.cli import cameras, check, database, demo, dirs, export, run, signals, ts, users
+from nvr.cli import (
+    archives,
+    cameras,
+    check,
+    database,
+    demo,
+    dirs,
+    export,
+    run,
+    signals,
+    ts,
+    users,
+)
 from nvr.cli.common import Command
 from nvr.config import DEFAULT_DB_DIR
 
@@ -39,12 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_parser(sub, common)
     database.add_upgrade_parser(sub, common)
     config = sub.add_parser(
-        "config", help="change cameras, directories, signals and users (daemon stopped)"
+        "config", help="change cameras, directories, signals, archives and users (daemon stopped)"
     )
     what = config.add_subparsers(dest="what", required=True, metavar="WHAT")
     dirs.add_parsers(what, common)
     cameras.add_parsers(what, common)
     signals.add_parsers(what, common)
+    archives.add_parsers(what, common)
     users.add_parsers(what, common)
     users.add_login_parser(sub, common)
     demo.add_parser(sub)

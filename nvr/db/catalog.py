@@ -209,6 +209,7 @@ class Catalog(DatabaseCore):
             raw.delete_camera(conn, camera_id)
         for sid in cam.streams.values():
             del self.streams[sid]
+            self._forget_stream_archives(sid)
         del self.cameras[camera_id]
         self.protected.pop(camera_id, None)
         self._forget_camera_signals(camera_id)

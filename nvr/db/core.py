@@ -101,6 +101,19 @@ class DatabaseCore:
     def _forget_camera_signals(self, camera_id: int) -> None:
         """After a camera was deleted: its signals' ties to it go (``signals`` does it)."""
 
+    def _may_delete(self, stream_id: int) -> Callable[[int], bool] | None:
+        """For budget retention: which of the stream's recordings may be deleted now
+        (None: any). ``archives`` holds back those not yet in a ``require_archived``
+        archive."""
+        return None
+
+    def _count_unarchived_deletions(self, stream_id: int, cids: list[int]) -> None:
+        """Told of deletions just committed (``archives`` counts what was never
+        archived)."""
+
+    def _forget_stream_archives(self, stream_id: int) -> None:
+        """After a stream was deleted: archives stop copying it (``archives`` does it)."""
+
     def _dir(self, dir_id: int) -> SampleFileDirRow:
         try:
             return self.dirs[dir_id]

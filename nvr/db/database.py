@@ -3,9 +3,10 @@
 One class, assembled from mixins that each hold one part of the API in their own module:
 ``catalog`` (directories, cameras, streams, sample entries), ``lifecycle`` (pending
 recordings, ``flush``, retention planning, garbage), ``motion`` (motion summaries),
-``reads`` (listings, indexes, summaries, what ``nvr check`` reads) and ``signals`` (signal
-types, signals, their states), all over ``core.DatabaseCore`` (the shared state,
-transactions and lookups). Mixins rather than composition: every part reads and changes
+``reads`` (listings, indexes, summaries, what ``nvr check`` reads), ``signals`` (signal
+types, signals, their states) and ``archives`` (archives, their streams, what they
+hold), all over ``core.DatabaseCore`` (the shared state, transactions and lookups).
+Mixins rather than composition: every part reads and changes
 the same in-memory state (a flush updates the streams the catalog loaded), so separate
 objects would pass that state around or delegate dozens of methods one by one; a mixin
 per module keeps each job in one file and ``Database`` one class with one API, and mypy
@@ -27,13 +28,14 @@ from pathlib import Path
 
 from nvr.base.time90k import UNITS_PER_SEC, Duration, Time
 from nvr.db import connection, raw, signing
+from nvr.db.archives import Archives
 from nvr.db.catalog import Catalog
 from nvr.db.lifecycle import Lifecycle
 from nvr.db.reads import Reads
 from nvr.db.signals import Signals
 
 
-class Database(Catalog, Lifecycle, Reads, Signals):
+class Database(Catalog, Lifecycle, Reads, Signals, Archives):
     """An open nvr database. Create with ``Database.create``, open with ``Database.open``."""
 
     @staticmethod
@@ -75,6 +77,7 @@ class Database(Catalog, Lifecycle, Reads, Signals):
             db._load()
             db._load_motion()
             db._load_signals()
+            db._load_archives()
             if not read_only:
                 signing.ensure_key(db_dir)  # databases made before exports had no key
                 db._record_open()

@@ -125,11 +125,13 @@ class Lifecycle(Protection, MotionStore):
         """Plans deletion of the stream's oldest unprotected committed recordings until
         its bytes (committed + pending − already planned) fit ``retain_bytes`` and nothing
         unprotected is older than ``retain_days``. Each recording is planned at most once;
-        pending and protected recordings are never planned. When protected video alone
-        exceeds ``retain_bytes`` (``RetentionStatus.over_budget``), the byte budget
-        deletes nothing: no deletion could meet it, and what is around an incident is
-        worth more than a budget that cannot hold (the free-space floor still guards
-        the disk). The deletions are committed by the next ``flush``."""
+        pending and protected recordings are never planned; planning stops at the oldest
+        recording that a ``require_archived`` archive of the stream does not hold yet
+        (then the free-space floor decides). When protected video alone exceeds
+        ``retain_bytes`` (``RetentionStatus.over_budget``), the byte budget deletes
+        nothing: no deletion could meet it, and what is around an incident is worth more
+        than a budget that cannot hold (the free-space floor still guards the disk). The
+        deletions are committed by the next ``flush``."""
         stream = self._stream(stream_id)
         cfg = stream.config
         status = self.refresh_retention_status(stream_id)
@@ -148,7 +150,7 @@ class Lifecycle(Protection, MotionStore):
             return False
 
         before = len(stream.planned_deletions)
-        self._plan_until(stream, wanted)
+        self._plan_until(stream, wanted, self._may_delete(stream_id))
         return stream.planned_deletions[before:]
 
     def plan_delete_all_recordings(self, stream_id: int) -> int:
@@ -159,13 +161,20 @@ class Lifecycle(Protection, MotionStore):
         self._check_unprotected(stream)
         return self._plan_until(stream, lambda _bytes, _start: True)
 
-    def _plan_until(self, stream: Stream, wanted: Callable[[int, Time], bool]) -> int:
+    def _plan_until(
+        self, stream: Stream, wanted: Callable[[int, Time], bool],
+        may_delete: Callable[[int], bool] | None = None,
+    ) -> int:
         """Plans the oldest unprotected recordings (after those already planned) while
-        ``wanted(bytes, end)``; protected ones are skipped, not a reason to stop."""
+        ``wanted(bytes, end)``; protected ones are skipped, not a reason to stop; stops at
+        the first one ``may_delete`` refuses (deletions stay an oldest-first prefix of the
+        unprotected ones)."""
         n = 0
         for deletion in self.iter_unplanned_oldest(stream.id):
             if not wanted(deletion.sample_file_bytes,
                           deletion.start_time_90k + deletion.wall_duration_90k):
+                break
+            if may_delete is not None and not may_delete(deletion.composite_id):
                 break
             stream.planned_deletions.append(deletion)
             n += 1
@@ -284,6 +293,7 @@ class Lifecycle(Protection, MotionStore):
                 s.committed.add(r.start_time_90k, r.wall_duration_90k, r.sample_file_bytes, self.tz)
         for sid, dels in to_delete.items():
             self._forget_deleted(self.streams[sid], dels)
+            self._count_unarchived_deletions(sid, [d.composite_id for d in dels])
         for dir_id, cids in to_forget.items():
             self.dirs[dir_id].garbage_unlinked.difference_update(cids)
         self.flush_count += 1

@@ -1,4 +1,4 @@
--- nvr database schema, version 6. This file is authoritative (docs/design.md,
+-- nvr database schema, version 7. This file is authoritative (docs/design.md,
 -- "Schema and upgrades").
 --
 -- Units: every *_90k column is in 90 kHz units; times ("*_time_90k") count from
@@ -9,7 +9,8 @@
 -- `recording` (v1_to_v2.py); version 3 the signal tables (signal_type to signal_change,
 -- v2_to_v3.py); version 4 the per-recording motion summaries (recording_motion,
 -- v3_to_v4.py); version 5 the protected ranges and per-camera rights (protected_range,
--- v4_to_v5.py); version 6 the redaction tombstones (redaction, v5_to_v6.py).
+-- v4_to_v5.py); version 6 the archive tables (archive to archived_recording, v5_to_v6.py);
+-- version 7 the redaction tombstones (redaction, v6_to_v7.py).
 
 -- The database's identity: exactly one row. Sample-file directories record this uuid
 -- in their meta file so a directory is never used with another database.
@@ -301,3 +302,38 @@ create table protected_range (
 );
 
 create index protected_range_camera on protected_range (camera_id, removed_time_90k);
+
+-- An archive: a bucket (and key prefix) of S3-compatible object storage that recordings
+-- are copied to (docs/design.md, "Archive tier"). Its credentials are in config, like a
+-- camera's: never logged, never in the API.
+create table archive (
+  id integer primary key,
+  uuid blob unique not null check (length(uuid) = 16),
+  short_name text unique not null check (length(short_name) between 1 and 64),
+  -- JSON: {"endpoint": str, "bucket": str, "prefix": str, "region": str,
+  --        "access_key": str, "secret_key": str, "retain_days": int?, "retain_bytes": int?,
+  --        "max_rate": int? (bytes/s), "require_archived": bool}
+  config text not null default '{}' check (json_valid(config))
+);
+
+-- The streams an archive copies.
+create table archive_stream (
+  archive_id integer not null references archive (id),
+  stream_id integer not null references stream (id),
+  primary key (archive_id, stream_id)
+) without rowid;
+
+-- One row per recording stored in an archive: its sample-file object and its description
+-- object were both written and the server verified the checksums sent with them. The row
+-- outlives the local recording (no reference to `recording`); archive retention deletes it
+-- after the objects. Only a completed upload ever adds a row.
+create table archived_recording (
+  archive_id integer not null references archive (id),
+  composite_id integer not null,
+  start_time_90k integer not null check (start_time_90k > 0),
+  wall_duration_90k integer not null check (wall_duration_90k >= 0),
+  sample_file_bytes integer not null check (sample_file_bytes > 0),
+  sample_file_sha256 blob not null check (length(sample_file_sha256) = 32),
+  archived_time_90k integer not null,  -- wall time the upload completed
+  primary key (archive_id, composite_id)
+) without rowid;

@@ -19,7 +19,8 @@ streams reconnect; values outside the known sets are counted as ``other``.
 
 Names: ``nvr_stream_*`` and ``nvr_motion_*`` (labels ``camera``, ``stream``: the analysed
 one), ``nvr_dir_*`` and
-``nvr_syncer_*`` (label ``dir``), ``nvr_http_requests_total``, ``nvr_event_loop_*``,
+``nvr_syncer_*`` (label ``dir``), ``nvr_archive_*`` (label ``archive``, its short name),
+``nvr_http_requests_total``, ``nvr_event_loop_*``,
 ``nvr_healthy``. ``conf/nvr.example.toml`` (``metrics`` on a bind) says how to serve them.
 """
 
@@ -40,6 +41,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from nvr.archive.uploader import Uploader
 from nvr.base import errors
 from nvr.base.blocking import run_blocking
 from nvr.base.clock import Clocks
@@ -130,6 +132,7 @@ class Metrics:
         dirs: Mapping[int, SampleFileDir],
         syncers: Mapping[int, Syncer],
         streamers: Mapping[int, Streamer],
+        uploaders: Mapping[int, Uploader] | None = None,
         liveness: Liveness | None = None,
         hub: FrameHub | None = None,
         motion: Mapping[int, MotionAnalyzer] | None = None,
@@ -139,6 +142,7 @@ class Metrics:
         self._dirs = dirs
         self._syncers = syncers
         self._streamers = streamers
+        self._uploaders = uploaders if uploaders is not None else {}
         self._liveness = liveness
         self._hub = hub
         self._motion = motion if motion is not None else {}
@@ -187,6 +191,7 @@ class Metrics:
         yield from self._stream_families()
         yield from self._dir_families()
         yield from self._syncer_families()
+        yield from self._archive_families()
         http = CounterMetricFamily(
             "nvr_http_requests", "HTTP requests by route template, method and status",
             labels=["route", "method", "status"],
@@ -360,6 +365,42 @@ class Metrics:
         yield self._commit_seconds.family(
             "nvr_syncer_commit_seconds", "how long each flush took, retries included", lbl
         )
+
+    def _archive_families(self) -> Iterator[Metric]:
+        lbl = ["archive"]
+
+        def gauge(name: str, doc: str) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, doc, labels=lbl)
+
+        def counter(name: str, doc: str) -> CounterMetricFamily:
+            return CounterMetricFamily(name, doc, labels=lbl)
+
+        ok = gauge("nvr_archive_ok", "1 unless the archive's uploader is retrying")
+        failing_for = gauge("nvr_archive_failing_seconds", "how long the uploader has retried")
+        backlog = gauge("nvr_archive_backlog_recordings", "committed recordings not archived")
+        backlog_bytes = gauge("nvr_archive_backlog_bytes", "their sample file bytes")
+        oldest = gauge("nvr_archive_oldest_unarchived_age_seconds",
+                       "age of the oldest recording not archived (0: none)")
+        done = counter("nvr_archive_uploaded_recordings", "recordings archived by this run")
+        done_bytes = counter("nvr_archive_uploaded_bytes", "sample file bytes archived")
+        lost = counter("nvr_archive_never_archived_recordings",
+                       "recordings deleted locally before they were archived")
+        now = self._clocks.realtime()
+        for aid, up in sorted(self._uploaders.items()):
+            lv = [self._db.archives[aid].short_name]
+            st = up.status.value
+            ok.add_metric(lv, int(st.ok))
+            since = st.failing_since
+            failing_for.add_metric(lv, 0 if since is None else max(0, now - since) / UNITS_PER_SEC)
+            b = self._db.archive_backlog(aid)
+            backlog.add_metric(lv, b.recordings)
+            backlog_bytes.add_metric(lv, b.bytes)
+            o = b.oldest_start_90k
+            oldest.add_metric(lv, 0 if o is None else max(0, now - o) / UNITS_PER_SEC)
+            done.add_metric(lv, up.uploaded)
+            done_bytes.add_metric(lv, up.uploaded_bytes)
+            lost.add_metric(lv, self._db.never_archived.get(aid, 0))
+        yield from (ok, failing_for, backlog, backlog_bytes, oldest, done, done_bytes, lost)
 
     def _liveness_families(self) -> Iterator[Metric]:
         lv = self._liveness

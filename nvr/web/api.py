@@ -242,6 +242,55 @@ def _hide(m: re.Match[str], placeholder: str) -> str:
     return placeholder + text[len(kept) :]
 
 
+def archives_json(*, config: bool) -> list[dict[str, Any]]:
+    """``archives`` (extension): each archive, the streams it copies, its uploader's
+    state and backlog. Never its keys; its endpoint, bucket and prefix only with
+    ``cameraConfigs`` (``readCameraConfigs``), error texts redacted without it."""
+    c = ctx()
+    redact = None if config else Redactor(c.db)
+    out = []
+    for aid, a in sorted(c.db.archives.items()):
+        streams = [
+            {"cameraUuid": str(c.db.cameras[c.db.streams[sid].camera_id].uuid),
+             "type": c.db.streams[sid].type}
+            for sid in sorted(a.streams)
+        ]
+        b = c.db.archive_backlog(aid)
+        entry: dict[str, Any] = {
+            "uuid": str(a.uuid),
+            "shortName": a.short_name,
+            "streams": streams,
+            "requireArchived": a.config.require_archived,
+            "retainDays": a.config.retain_days,
+            "retainBytes": a.config.retain_bytes,
+            "maxRate": a.config.max_rate,
+            "backlog": {"recordings": b.recordings, "bytes": b.bytes,
+                        "oldestStartTime90k": b.oldest_start_90k},
+            # deleted locally before this archive held them (since the daemon started)
+            "neverArchivedRecordings": c.db.never_archived.get(aid, 0),
+        }
+        if config:
+            pub = a.config.public()
+            entry["config"] = {"endpoint": pub["endpoint"], "bucket": pub["bucket"],
+                               "prefix": pub["prefix"], "region": pub["region"]}
+        up = c.uploaders.get(aid)
+        if up is None:
+            entry["status"] = {"state": "stopped"}
+        else:
+            st = up.status.value
+            err = st.last_error
+            entry["status"] = {
+                "state": "ok" if st.ok else "retrying",
+                "failingSince90k": st.failing_since,
+                "lastError": err if redact is None or err is None else redact(err),
+                "attempts": st.attempts,
+                "uploadedRecordings": up.uploaded,
+                "uploadedBytes": up.uploaded_bytes,
+            }
+        out.append(entry)
+    return out
+
+
 def camera_json(cam: Camera, *, days: bool, config: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
         "uuid": str(cam.uuid),
@@ -279,6 +328,7 @@ async def top_level() -> dict[str, Any]:
         "cameras": [camera_json(cam, days=days, config=configs) for cam in visible_cameras()],
         "signals": signals_json(c.db, days=days, now=c.clocks.realtime()),
         "signalTypes": signal_types_json(c.db),
+        "archives": archives_json(config=configs),
         "permissions": permissions_json(who.permissions),
         # extension: the key exports are signed with (nvr.db.signing), for verify-export
         "nvrExportPublicKey": signing.public_key_of(c.db.db_dir),

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from quart import Response, current_app, g, has_app_context, request, websocket
 
 from nvr import __version__
+from nvr.archive.uploader import Uploader
 from nvr.base import errors
 from nvr.base.clock import Clocks
 from nvr.config import BindConfig
@@ -110,6 +111,8 @@ class WebContext:
     #: thumbnails' cache and render slots (``create_app`` makes one when None; the daemon
     #: shares one)
     thumbnails: Thumbnails | None = None
+    #: archive id -> its running uploader (the daemon's; empty when none runs)
+    uploaders: Mapping[int, Uploader] = field(default_factory=dict)
 
 
 def ctx() -> WebContext:

@@ -83,6 +83,8 @@ def libraries(layers: Mapping[str, frozenset[str]]) -> dict[str, Library]:
             "metrics are ops'; web reports its own (connections, the thumbnail cache)",
         ),
         "argon2": Library(("nvr.db.auth",), "password hashes are stored and checked in db"),
+        "boto3": Library(("nvr.archive.client",), "object storage is behind the archive's seam"),
+        "botocore": Library(("nvr.archive.client",), "as boto3"),
     }
 
 

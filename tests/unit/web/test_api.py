@@ -261,3 +261,50 @@ async def test_login_available_only_when_some_user_can_log_in(
     users.update_user(alice.id, disabled=False)
     assert await available() is True
     assert no_password.password_hash is None
+
+
+async def test_archives_show_state_and_backlog_never_keys(
+        recorded: Recorded, autojump_clock: object) -> None:
+    """``archives`` (extension): streams, backlog, the uploader's state; the endpoint and
+    bucket only with cameraConfigs; keys never; error texts redacted without it."""
+    from nvr.archive.uploader import Uploader
+    from nvr.base import errors
+    from nvr.db.archives import ArchiveConfig
+    from tests.support.memstore import MemoryStore
+
+    db = recorded.env.db
+    db.add_archive("offsite", ArchiveConfig(
+        "http://192.0.2.7:8333", "bkt", access_key="AKSECRETID", secret_key="SKSECRET"))
+    aid = db.archive_by_name("offsite").id
+    everything = BindConfig(allow_unauthenticated=("viewVideo", "readCameraConfigs"))
+    ctx = web_context(recorded, everything)
+    store = MemoryStore()
+    up = Uploader(db, aid, store, recorded.env.sdir.open_for_reading, ctx.clocks)
+    ctx.uploaders = {aid: up}
+    c = create_app(ctx).test_client()
+    n = db.count_recordings()
+
+    async def get(configs: bool) -> dict[str, object]:
+        resp = await c.get("/api/", query_string={"cameraConfigs": str(configs).lower()})
+        text = await resp.get_data(as_text=True)
+        assert "AKSECRETID" not in text and "SKSECRET" not in text
+        body = await resp.get_json()
+        (archive,) = body["archives"]
+        return archive  # type: ignore[no-any-return]
+
+    a = await get(False)
+    assert a["shortName"] == "offsite" and "config" not in a
+    assert a["streams"] == [{"cameraUuid": recorded.camera_uuid, "type": "main"}]
+    assert a["backlog"]["recordings"] == n and a["backlog"]["oldestStartTime90k"] == T0
+    assert a["status"]["state"] == "ok"
+    assert (await get(True))["config"] == {
+        "endpoint": "http://192.0.2.7:8333", "bucket": "bkt", "prefix": "", "region": "us-east-1"}
+    store.faults = [errors.Unavailable("PUT http://192.0.2.7:8333/bkt/x: refused")]
+    await up.run_once()
+    a = await get(False)
+    assert a["backlog"]["recordings"] == 0 and a["status"]["uploadedRecordings"] == n
+    assert a["status"]["state"] == "ok"
+    up.status.value = type(up.status.value)(T0, "upload: PUT http://192.0.2.7:8333/bkt/x", 3)
+    a = await get(False)
+    assert a["status"]["state"] == "retrying" and "192.0.2.7" not in a["status"]["lastError"]
+    assert "192.0.2.7" in (await get(True))["status"]["lastError"]

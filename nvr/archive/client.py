@@ -1,0 +1,213 @@
+"""The object-store seam: ``ObjectStore`` (what the archive needs of S3) and ``S3Store``.
+
+What belongs here: the handful of object operations the archive uses, blocking, each
+mapping the library's errors to ``NvrError`` kinds; the S3 implementation over boto3.
+Not: what objects are called (``layout``), retries and state (``uploader``), trio.
+Callers run every method through ``nvr.base.blocking.run_blocking``.
+
+Why boto3 (in worker threads): it is AWS's own SDK, released several times a week, with
+the widest coverage of S3-compatible quirks (path-style addressing, regions, signature
+versions, ``Content-MD5`` and ``x-amz-checksum-sha256`` on PUT); its clients are
+thread-safe, so blocking calls through the thread seam need no event-loop bridge, and
+trio stays the only async framework in the process. aiobotocore is tied to asyncio
+(aiohttp), which trio cannot host without a second loop; obstore (Rust's object_store)
+is fast but its async API is asyncio-only too, and its sync API gives no way to send a
+content checksum the server verifies on PUT. Throughput is bounded by the network and the
+server, not the client (see tests/bench/bench_archive.py for the figures).
+
+Every PUT carries ``Content-MD5`` and ``x-amz-checksum-sha256``: the server refuses a
+body that does not match (``DataLoss`` here), so an object that exists has the bytes we
+hashed. Those headers are signed, so the body is not hashed again for the signature
+(``UNSIGNED-PAYLOAD``, also over plain HTTP). botocore's own retries are off
+(``max_attempts=1``): the uploader retries forever with its own backoff and logging,
+like the syncer.
+
+Error kinds: connection failures, timeouts and 5xx are ``Unavailable``; a missing bucket
+is ``FailedPrecondition``; a missing object ``NotFound``; wrong credentials or a refused
+request ``PermissionDenied``; a checksum the server disagrees with ``DataLoss``; any other
+4xx ``FailedPrecondition``. Messages name the operation, the bucket and key and the
+server's error code, never credentials.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any, Protocol
+
+from nvr.base import errors
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+    #: the SHA-256 the server stored for the object (None: it keeps none)
+    sha256: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """Where an archive lives and how to sign requests to it."""
+
+    endpoint: str
+    bucket: str
+    access_key: str
+    secret_key: str = field(repr=False)
+    region: str = "us-east-1"
+    connect_timeout_sec: float = 10.0
+    read_timeout_sec: float = 60.0
+
+
+class ObjectStore(Protocol):
+    """The operations the archive needs; blocking; errors are ``NvrError`` kinds."""
+
+    def put(self, key: str, body: IO[bytes], size: int, *, md5: bytes, sha256: bytes) -> None:
+        """Stores ``size`` bytes read from ``body`` (seekable, at its start) as ``key``;
+        the server verifies both digests."""
+        ...
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """The object's size (and stored SHA-256), or None if there is no such object."""
+        ...
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of the object."""
+        ...
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, in key order."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Deletes the object (no error if there is none)."""
+        ...
+
+
+_UNAVAILABLE_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout"}
+_DENIED_CODES = {
+    "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden",
+    "InvalidToken", "ExpiredToken",
+}
+_DIGEST_CODES = {
+    "BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "XAmzContentChecksumMismatch",
+    "InvalidChecksum",
+}
+
+
+def _map_error(e: Exception, what: str) -> errors.NvrError:
+    # imported here so that importing this module (e.g. for the protocol) stays cheap
+    from botocore import exceptions as bx
+
+    if isinstance(e, bx.ClientError):
+        err = e.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        msg = f"{what}: {code or status} ({err.get('Message') or 'no message'})"
+        if code == "NoSuchBucket":
+            return errors.FailedPrecondition(f"{what}: bucket does not exist (NoSuchBucket)")
+        if code in ("NoSuchKey", "NotFound", "404") or status == 404:
+            return errors.NotFound(msg)
+        if code in _DENIED_CODES or status in (401, 403):
+            return errors.PermissionDenied(msg)
+        if code in _DIGEST_CODES:
+            return errors.DataLoss(msg)
+        if code in _UNAVAILABLE_CODES or status >= 500 or status == 0:
+            return errors.Unavailable(msg)
+        return errors.FailedPrecondition(msg)
+    if isinstance(e, bx.BotoCoreError | OSError):
+        # connection refused/reset, timeouts, DNS: the server is not there (for now)
+        return errors.Unavailable(f"{what}: {type(e).__name__}: {e}")
+    return errors.Internal(f"{what}: {type(e).__name__}: {e}")
+
+
+class S3Store:
+    """``ObjectStore`` over boto3's S3 client (thread-safe: one per archive)."""
+
+    def __init__(self, cfg: StoreConfig) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.bucket = cfg.bucket
+        self._client: Any = boto3.session.Session().client(
+            "s3",
+            endpoint_url=cfg.endpoint,
+            aws_access_key_id=cfg.access_key,
+            aws_secret_access_key=cfg.secret_key,
+            region_name=cfg.region,
+            config=Config(
+                # the body is bound to the signature by the signed checksum headers;
+                # hashing it a third time for the signature would cost ~2.5 CPU s/GB
+                s3={"addressing_style": "path", "payload_signing_enabled": False},
+                retries={"max_attempts": 1, "mode": "standard"},
+                connect_timeout=cfg.connect_timeout_sec,
+                read_timeout=cfg.read_timeout_sec,
+                # our own checksums on PUT; none of botocore's streaming trailers
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                max_pool_connections=4,
+            ),
+        )
+
+    def _what(self, op: str, key: str) -> str:
+        return f"{op} s3://{self.bucket}/{key}"
+
+    def put(self, key: str, body: IO[bytes], size: int, *, md5: bytes, sha256: bytes) -> None:
+        try:
+            self._client.put_object(
+                Bucket=self.bucket, Key=key, Body=body, ContentLength=size,
+                ContentMD5=base64.b64encode(md5).decode(),
+                ChecksumSHA256=base64.b64encode(sha256).decode(),
+            )
+        except Exception as e:
+            raise _map_error(e, self._what("PUT", key)) from e
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            r = self._client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+        except Exception as e:
+            mapped = _map_error(e, self._what("HEAD", key))
+            if isinstance(mapped, errors.NotFound):
+                return None
+            raise mapped from e
+        sha = r.get("ChecksumSHA256")
+        return ObjectInfo(key, int(r["ContentLength"]), base64.b64decode(sha) if sha else None)
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        if end <= start:
+            return b""
+        try:
+            r = self._client.get_object(
+                Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end - 1}"
+            )
+            data: bytes = r["Body"].read()
+        except Exception as e:
+            raise _map_error(e, self._what("GET", key)) from e
+        if len(data) != end - start:
+            raise errors.DataLoss(
+                f"{self._what('GET', key)}: asked for {end - start} bytes, got {len(data)}"
+            )
+        return data
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        token: str | None = None
+        while True:
+            kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+            if token:
+                kw["ContinuationToken"] = token
+            try:
+                r = self._client.list_objects_v2(**kw)
+            except Exception as e:
+                raise _map_error(e, self._what("LIST", prefix)) from e
+            for o in r.get("Contents", []):
+                yield ObjectInfo(o["Key"], int(o["Size"]))
+            if not r.get("IsTruncated"):
+                return
+            token = r.get("NextContinuationToken")
+
+    def delete(self, key: str) -> None:
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=key)
+        except Exception as e:
+            raise _map_error(e, self._what("DELETE", key)) from e

@@ -1,0 +1,374 @@
+"""The uploader: one task per archive that copies committed recordings to it.
+
+Each pass asks the database for the oldest committed recordings of the archive's streams
+that it does not hold yet (``Database.unarchived``) and, one at a time, oldest first:
+
+1. reads the sample file (through the storage layer, in a worker thread) computing its
+   MD5 and SHA-256; a SHA-256 that differs from the one the writer stored is ``DataLoss``
+   (the local file changed: it is not sent);
+2. waits for the rate cap (``max_rate``: the next upload starts no earlier than the last
+   one's start plus its bytes over the rate, so the average over objects stays under it);
+3. PUTs the sample object with both digests (the server refuses a body that does not
+   match them), then the description object (``layout.describe``);
+4. only then records it as archived (``Database.mark_archived``, one transaction per
+   batch, also when cancelled): a recording is never recorded as archived before both
+   objects are complete. After a restart the next pass
+   starts from whatever is not recorded, so an upload cut short is simply done again
+   (PUT replaces the object whole: an object is never half-written).
+
+A recording deleted locally before it was archived (retention got there first) is
+skipped (the flush that deleted it counted it: ``Database.never_archived``). Any other
+failing step is retried, forever, with capped exponential backoff (1 s to 5 min); the
+first failure of each streak and then at most one line a minute is logged
+(``RateLimitedLog``); ``status`` says healthy, or failing since when with which error and
+how many attempts. Uploads run in worker threads and are
+abandoned on cancellation (the daemon's shutdown): nothing is marked, the next start
+uploads the recording again. The uploader never holds anything recording needs: it reads
+committed files and writes its own rows in short transactions.
+
+After each batch it applies the archive's own retention (``retain_bytes`` per stream,
+``retain_days``): the oldest recordings of each stream go first, their description object
+before their sample object, and their row last.
+
+When nothing is left it waits for the next flush (``Database.flush_listeners``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import IO, TypeVar
+
+import trio
+import trio_util
+
+from nvr.archive import layout
+from nvr.archive.client import ObjectStore, S3Store, StoreConfig
+from nvr.base import errors
+from nvr.base.blocking import run_blocking
+from nvr.base.clock import Clocks
+from nvr.base.log_limit import RateLimitedLog
+from nvr.base.time90k import UNITS_PER_SEC, Duration, Time
+from nvr.db.archives import UnarchivedRecording
+from nvr.db.database import Database
+from nvr.db.raw import split_composite_id
+from nvr.db.types import ListedRecording
+from nvr.storage.dir import SampleFileDir
+from nvr.storage.reader import SampleFile
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: recordings asked of the database per pass
+BATCH = 32
+_CHUNK = 1 << 20
+#: recordings up to this size are read into memory once (hashed, then sent from there)
+IN_MEMORY = 64 << 20
+
+#: opens a committed recording's sample file by composite id (``NotFound`` if gone)
+OpenSample = Callable[[int], SampleFile]
+
+
+@dataclass(frozen=True, slots=True)
+class UploaderStatus:
+    """What the uploader is doing, for ``/api/`` and metrics."""
+
+    failing_since: Time | None = None  # wall time of the first failure of this streak
+    last_error: str | None = None
+    attempts: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.failing_since is None
+
+
+class _PreadReader(io.RawIOBase):
+    """A seekable file object over ``SampleFile.pread`` (what boto3 reads a body from)."""
+
+    def __init__(self, f: SampleFile, size: int) -> None:
+        self._f, self._size, self._pos = f, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = min(len(buf), self._size - self._pos)
+        if n <= 0:
+            return 0
+        data = self._f.pread(self._pos, n)
+        if len(data) != n:
+            raise errors.DataLoss(f"sample file shorter than its row ({self._size} bytes)")
+        buf[:n] = data
+        self._pos += n
+        return n
+
+
+class Uploader:
+    """The uploader of one archive. See the module docstring."""
+
+    def __init__(
+        self,
+        db: Database,
+        archive_id: int,
+        store: ObjectStore,
+        open_sample: OpenSample,
+        clocks: Clocks,
+        *,
+        initial_backoff: Duration = UNITS_PER_SEC,
+        max_backoff: Duration = 300 * UNITS_PER_SEC,
+        batch: int = BATCH,
+    ) -> None:
+        self._db = db
+        self.archive_id = archive_id
+        self._store = store
+        self._open_sample = open_sample
+        self._clocks = clocks
+        self._initial_backoff = initial_backoff
+        self._max_backoff = max_backoff
+        self._batch = batch
+        self._poke = trio.Event()
+        self._next_start: Duration = 0
+        self._log = RateLimitedLog(clocks, log, logging.ERROR)
+        self.status = trio_util.AsyncValue(UploaderStatus())
+        #: uploaded (both objects accepted), not yet recorded: one commit per batch
+        self._done: list[tuple[ListedRecording, bytes]] = []
+        self.uploaded = 0  # recordings archived by this task
+        self.uploaded_bytes = 0
+        db.flush_listeners.append(self._poke_now)
+
+    @property
+    def name(self) -> str:
+        return self._db.archives[self.archive_id].short_name
+
+    def _poke_now(self) -> None:
+        self._poke.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Uploads until cancelled; reports started at once. Cancellation abandons the
+        upload in flight (it is not recorded, so it is done again after a restart)."""
+        task_status.started()
+        while True:
+            self._poke = trio.Event()
+            if not await self.run_once():
+                await self._poke.wait()
+
+    async def run_once(self) -> bool:
+        """Uploads one batch, then applies the archive's retention; returns whether there
+        was anything to upload."""
+        batch = await self._retry(
+            "listing", self._sync(lambda: self._db.unarchived(self.archive_id, self._batch))
+        )
+        try:
+            for u in batch:
+                await self._retry("upload", lambda u=u: self._upload(u))  # type: ignore[misc]
+        finally:
+            self._record_done()  # also when cancelled: what is complete is recorded
+        await self.apply_retention()
+        return bool(batch)
+
+    def _record_done(self) -> None:
+        if not self._done:
+            return
+        done, self._done = self._done, []
+        self._db.mark_archived(self.archive_id, done, self._clocks.realtime())
+        self.uploaded += len(done)
+        self.uploaded_bytes += sum(r.sample_file_bytes for r, _ in done)
+
+    async def apply_retention(self) -> int:
+        """Deletes from the archive each stream's oldest recordings beyond its
+        ``retain_bytes`` or older than ``retain_days`` (description first, then the
+        sample, then the row). Returns how many it deleted."""
+        c = self._db.archives[self.archive_id].config
+        if c.retain_bytes is None and c.retain_days is None:
+            return 0
+        oldest_allowed = None
+        if c.retain_days is not None:
+            oldest_allowed = self._clocks.realtime() - c.retain_days * 86_400 * UNITS_PER_SEC
+        n = 0
+        for sid in sorted(self._db.archives[self.archive_id].streams):
+            held = self._db.archived_in(self.archive_id, sid)
+            total = sum(h.sample_file_bytes for h in held)
+            stream = self._db.streams[sid]
+            cam_uuid = self._db.cameras[stream.camera_id].uuid
+            for h in held:
+                too_big = c.retain_bytes is not None and total > c.retain_bytes
+                too_old = (oldest_allowed is not None
+                           and h.start_time_90k + h.wall_duration_90k < oldest_allowed)
+                if not (too_big or too_old):
+                    break
+                sample_key, desc_key = layout.recording_keys(
+                    c.prefix, cam_uuid, stream.type, h.composite_id
+                )
+                for key in (desc_key, sample_key):
+                    await self._retry(
+                        "retention", lambda k=key: run_blocking(self._store.delete, k)  # type: ignore[misc]
+                    )
+                self._db.forget_archived(self.archive_id, [h.composite_id])
+                total -= h.sample_file_bytes
+                n += 1
+        return n
+
+    @staticmethod
+    def _sync(fn: Callable[[], T]) -> Callable[[], Awaitable[T]]:
+        async def call() -> T:
+            await trio.lowlevel.checkpoint()
+            return fn()
+        return call
+
+    def _still_committed(self, cid: int) -> bool:
+        stream_id, rid = split_composite_id(cid)
+        return any(r.committed for r in self._db.list_recordings_by_id(stream_id, rid, rid + 1))
+
+    async def _upload(self, u: UnarchivedRecording) -> None:
+        rec = u.recording
+        cid = rec.composite_id
+        a = self._db.archives[self.archive_id]
+        stream = self._db.streams[rec.stream_id]
+        cam = self._db.cameras[stream.camera_id]
+        try:
+            f = await run_blocking(self._open_sample, cid)
+        except errors.NotFound:
+            if self._still_committed(cid):
+                raise
+            # counted (and logged) by the flush that deleted it: Database.never_archived
+            log.info("archive %s: recording %016x was deleted before it was archived",
+                     a.short_name, cid)
+            return
+        try:
+            data, md5, sha256 = await run_blocking(_read_and_hash, f, rec.sample_file_bytes)
+            if u.sample_file_sha256 is not None and sha256 != u.sample_file_sha256:
+                raise errors.DataLoss(
+                    f"sample file {cid:016x} no longer has the SHA-256 recorded when it was "
+                    "written; not archiving it"
+                )
+            entry = self._db.video_sample_entries[rec.video_sample_entry_id]
+            description = layout.describe(
+                rec=rec, sha256=sha256, video_index=self._db.get_video_index(cid),
+                entry=entry, db_uuid=self._db.uuid,
+                open_uuid=self._db.open_uuid_of(rec.open_id), camera_uuid=cam.uuid,
+                camera_name=cam.short_name, stream_type=stream.type,
+            )
+            sample_key, desc_key = layout.recording_keys(
+                a.config.prefix, cam.uuid, stream.type, cid
+            )
+            await self._wait_for_rate(rec.sample_file_bytes + len(description))
+            body: IO[bytes] = (
+                io.BytesIO(data) if data is not None
+                else io.BufferedReader(_PreadReader(f, rec.sample_file_bytes), _CHUNK)
+            )
+            await run_blocking(
+                lambda: self._store.put(
+                    sample_key, body, rec.sample_file_bytes, md5=md5, sha256=sha256
+                ),
+                abandon_on_cancel=True,
+            )
+            await run_blocking(
+                lambda: self._store.put(
+                    desc_key, io.BytesIO(description), len(description),
+                    md5=hashlib.md5(description).digest(),
+                    sha256=hashlib.sha256(description).digest(),
+                ),
+                abandon_on_cancel=True,
+            )
+        finally:
+            f.close()
+        self._done.append((rec, sha256))
+
+    async def _wait_for_rate(self, nbytes: int) -> None:
+        rate = self._db.archives[self.archive_id].config.max_rate
+        now = self._clocks.monotonic()
+        if not rate:
+            self._next_start = now
+            return
+        start = max(now, self._next_start)
+        if start > now:
+            await self._clocks.sleep_until(start)
+        self._next_start = start + nbytes * UNITS_PER_SEC // rate
+
+    # -- retrying --------------------------------------------------------------------------
+
+    async def _retry(self, step: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """Runs ``fn`` until it succeeds, sleeping with capped exponential backoff after
+        each ``NvrError``. Only ``NvrError`` is retried: anything else is a bug."""
+        attempt = 0
+        while True:
+            try:
+                result = await fn()
+            except errors.NvrError as e:
+                attempt += 1
+                prev = self.status.value
+                since = prev.failing_since or self._clocks.realtime()
+                self.status.value = UploaderStatus(since, f"{step}: {e}", attempt)
+                self._log(f"archive {self.name}: {step} failed (attempt {attempt}), "
+                          f"will retry: {e}")
+                backoff = min(self._initial_backoff << min(attempt - 1, 30), self._max_backoff)
+                await self._clocks.sleep(backoff)
+                continue
+            if attempt:
+                self.status.value = UploaderStatus()
+                log.warning("archive %s: %s succeeded after %d failed attempts",
+                            self.name, step, attempt)
+            return result
+
+
+def _read_and_hash(f: SampleFile, size: int) -> tuple[bytes | None, bytes, bytes]:
+    """(the bytes, MD5, SHA-256) of the file's ``size`` bytes; the bytes only up to
+    ``IN_MEMORY`` (then they are sent from memory in one piece: boto3 sends a file in
+    8 KiB writes, which cost more CPU than the hashes); ``DataLoss`` if it is shorter."""
+    if size <= IN_MEMORY:
+        data = f.pread(0, size)
+        if len(data) != size:
+            raise errors.DataLoss(f"sample file shorter ({len(data)} bytes) than its row ({size})")
+        return data, hashlib.md5(data).digest(), hashlib.sha256(data).digest()
+    md5, sha = hashlib.md5(), hashlib.sha256()
+    pos = 0
+    while pos < size:
+        chunk = f.pread(pos, min(_CHUNK, size - pos))
+        if not chunk:
+            raise errors.DataLoss(f"sample file shorter ({pos} bytes) than its row ({size})")
+        md5.update(chunk)
+        sha.update(chunk)
+        pos += len(chunk)
+    return None, md5.digest(), sha.digest()
+
+
+def sample_opener(db: Database, dirs: Mapping[int, SampleFileDir]) -> OpenSample:
+    """Opens a committed recording's file in the directory of its stream."""
+
+    def open_sample(cid: int) -> SampleFile:
+        dir_id = db.streams[split_composite_id(cid)[0]].sample_file_dir_id
+        if dir_id is None or dir_id not in dirs:
+            raise errors.NotFound(f"recording {cid:016x}: its stream has no open directory")
+        return dirs[dir_id].open_for_reading(cid)
+
+    return open_sample
+
+
+async def start_uploaders(
+    nursery: trio.Nursery,
+    db: Database,
+    dirs: Mapping[int, SampleFileDir],
+    clocks: Clocks,
+    uploaders: dict[int, Uploader],
+) -> None:
+    """Starts one uploader per archive in ``nursery`` (the daemon's core nursery), filling
+    ``uploaders`` (by archive id) for ``/api/`` and metrics."""
+    for aid, a in sorted(db.archives.items()):
+        c = a.config
+        store = S3Store(StoreConfig(c.endpoint, c.bucket, c.access_key, c.secret_key, c.region))
+        uploaders[aid] = Uploader(db, aid, store, sample_opener(db, dirs), clocks)
+        await nursery.start(uploaders[aid].run)

@@ -1,0 +1,151 @@
+"""``nvr config archive add|list|edit|remove``: archives on S3-compatible storage.
+
+Like the other configuration commands these change the database directly, with the
+daemon stopped. The secret key is read from the first line of standard input
+(``--secret-key-stdin``), never from the command line (it would be in the shell's history
+and in ``ps``); ``list`` never shows either key. ``--stream CAMERA[/TYPE]`` (repeatable;
+type main by default) picks the streams an archive copies; without it ``add`` copies every
+main stream, and ``edit`` keeps the archive's streams.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from nvr.base import errors
+from nvr.base.units import format_size, parse_size
+from nvr.cli.common import Subparsers, db_dir
+from nvr.db.archives import Archive, ArchiveConfig
+from nvr.db.database import Database
+from nvr.offline import admin
+
+
+def _secret(args: argparse.Namespace) -> str | None:
+    if not args.secret_key_stdin:
+        return None
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        raise errors.InvalidArgument("--secret-key-stdin: nothing on standard input")
+    return line
+
+
+def _streams(db: Database, specs: list[str] | None) -> list[int] | None:
+    if specs is None:
+        return None
+    out = []
+    for spec in specs:
+        name, _, type_ = spec.partition("/")
+        cam = db.camera_by_name(name)
+        sid = cam.streams.get(type_ or "main")
+        if sid is None:
+            raise errors.NotFound(f"camera {name!r} has no {type_ or 'main'} stream")
+        out.append(sid)
+    return out
+
+
+def _apply(cfg: ArchiveConfig, args: argparse.Namespace) -> ArchiveConfig:
+    changes: dict[str, object] = {}
+    for name in ("endpoint", "bucket", "prefix", "region", "access_key"):
+        v = getattr(args, name, None)
+        if v is not None:
+            changes[name] = v
+    secret = _secret(args)
+    if secret is not None:
+        changes["secret_key"] = secret
+    if args.retain_days is not None:
+        changes["retain_days"] = args.retain_days or None
+    if args.retain_bytes is not None:
+        changes["retain_bytes"] = parse_size(args.retain_bytes) or None
+    if args.max_rate is not None:
+        changes["max_rate"] = parse_size(args.max_rate) or None
+    if args.require_archived is not None:
+        changes["require_archived"] = args.require_archived
+    return dataclasses.replace(cfg, **changes)  # type: ignore[arg-type]
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    if not args.secret_key_stdin:
+        raise errors.InvalidArgument("the secret key is read with --secret-key-stdin")
+    with admin.open_db(db_dir(args)) as db:
+        a = db.add_archive(args.name, _apply(ArchiveConfig(), args), _streams(db, args.stream))
+        print(f"added archive {a.short_name} ({a.uuid}) copying {len(a.streams)} streams")
+    return 0
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    with admin.open_db(db_dir(args)) as db:
+        a = db.archive_by_name(args.name)
+        db.update_archive(a.id, _apply(a.config, args), _streams(db, args.stream))
+    print(f"changed archive {args.name}")
+    return 0
+
+
+def _describe(db: Database, a: Archive) -> str:
+    c = a.config
+    streams = ", ".join(
+        f"{db.cameras[db.streams[s].camera_id].short_name}/{db.streams[s].type}"
+        for s in sorted(a.streams)
+    )
+    retain = ", ".join(x for x in (
+        f"{c.retain_days} days" if c.retain_days else "",
+        format_size(c.retain_bytes) + " per stream" if c.retain_bytes else "",
+    ) if x) or "kept forever"
+    rate = f"max {format_size(c.max_rate)}/s" if c.max_rate else "no rate cap"
+    return "\t".join((
+        a.short_name, str(a.uuid), f"{c.endpoint}/{c.bucket}/{c.prefix}", retain, rate,
+        "require_archived" if c.require_archived else "-", streams or "no streams",
+    ))
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    with admin.open_db(db_dir(args), read_only=True) as db:
+        for a in db.archives.values():
+            print(_describe(db, a))
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    with admin.open_db(db_dir(args)) as db:
+        db.delete_archive(db.archive_by_name(args.name).id)
+    print(f"removed archive {args.name} (its objects stay in the bucket)")
+    return 0
+
+
+def _options(p: argparse.ArgumentParser, *, add: bool) -> None:
+    p.add_argument("name", help="short name, unique")
+    p.add_argument("--endpoint", required=add, help="http(s)://host[:port] of the S3 service")
+    p.add_argument("--bucket", required=add)
+    p.add_argument("--prefix", default=None, help="key prefix inside the bucket")
+    p.add_argument("--region", default=None, help="signing region (default us-east-1)")
+    p.add_argument("--access-key", required=add)
+    p.add_argument("--secret-key-stdin", action="store_true",
+                   help="read the secret key from the first line of standard input")
+    p.add_argument("--retain-days", type=int, default=None,
+                   help="delete archived recordings older than this (0: no limit)")
+    p.add_argument("--retain-bytes", default=None,
+                   help="keep at most this much per stream, e.g. 2T (0: no limit)")
+    p.add_argument("--max-rate", default=None,
+                   help="upload at most this many bytes per second, e.g. 5M (0: no cap)")
+    p.add_argument("--require-archived", action=argparse.BooleanOptionalAction, default=None,
+                   help="local retention deletes a copied recording only once archived")
+    p.add_argument("--stream", action="append", default=None, metavar="CAMERA[/TYPE]",
+                   help="a stream to copy (repeatable; type main by default). "
+                        "add: default every main stream; edit: replaces the set")
+
+
+def add_parsers(what: Subparsers, common: argparse.ArgumentParser) -> None:
+    s = what.add_parser("archive", help="archives on S3-compatible object storage")
+    sub = s.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = sub.add_parser("add", help="add an archive", parents=[common])
+    _options(p, add=True)
+    p.set_defaults(func=cmd_add)
+    p = sub.add_parser("edit", help="change an archive", parents=[common])
+    _options(p, add=False)
+    p.set_defaults(func=cmd_edit)
+    p = sub.add_parser("list", help="list archives (never their keys)", parents=[common])
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("remove", help="forget an archive (its objects stay)", parents=[common])
+    p.add_argument("name")
+    p.set_defaults(func=cmd_remove)

@@ -1,0 +1,292 @@
+"""The archives part of ``Database``: archives, the streams they copy, what they hold.
+
+An *archive* (docs/design.md, "Archive tier") is a bucket and key prefix of S3-compatible
+object storage with its credentials (kept in ``config`` like a camera's password: never in
+``repr``, logs or the API; ``ArchiveConfig.public`` is what may be shown), its retention
+and upload settings. It copies a set of streams (by default every main stream when it is
+added). ``archived_recording`` holds one row per recording whose objects the server
+accepted with verified checksums; the uploader (``nvr.archive.uploader``) adds it only
+then, so a recording is either fully archived or not at all. Rows outlive local deletion.
+
+What belongs here: those operations and value types; the queries the uploader and
+retention ask (what is not archived yet, the backlog, whether recordings are archived).
+Not here: object storage, tasks. SQL is in ``raw``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+import uuid as uuidlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from nvr.base import errors
+from nvr.base.time90k import Time
+from nvr.db import raw
+from nvr.db.core import DatabaseCore
+from nvr.db.types import ListedRecording
+
+log = logging.getLogger(__name__)
+
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+@dataclass(slots=True)
+class ArchiveConfig:
+    endpoint: str = ""
+    bucket: str = ""
+    prefix: str = ""  # "" or ends with "/"
+    region: str = "us-east-1"
+    access_key: str = field(default="", repr=False)
+    secret_key: str = field(default="", repr=False)
+    retain_days: int | None = None
+    retain_bytes: int | None = None  # per stream
+    max_rate: int | None = None  # bytes per second, all uploads of this archive
+    #: local retention deletes a recording of a copied stream only once it is archived
+    require_archived: bool = False
+
+    def validate(self) -> None:
+        u = urlsplit(self.endpoint)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise errors.InvalidArgument("endpoint must be an http:// or https:// URL")
+        if u.username or u.password or u.query or u.fragment or u.path not in ("", "/"):
+            raise errors.InvalidArgument(
+                "endpoint must be scheme://host[:port] only (credentials go in "
+                "--access-key and --secret-key-stdin)"
+            )
+        if not _BUCKET_RE.fullmatch(self.bucket):
+            raise errors.InvalidArgument(
+                "bucket must be 3-63 characters of a-z, 0-9, '.' and '-'"
+            )
+        if self.prefix.startswith("/") or "//" in self.prefix or len(self.prefix) > 256:
+            raise errors.InvalidArgument("prefix must be relative, without '//', at most 256")
+        if not self.access_key or not self.secret_key:
+            raise errors.InvalidArgument("an access key and a secret key are required")
+        for name in ("retain_days", "retain_bytes", "max_rate"):
+            v = getattr(self, name)
+            if v is not None and v <= 0:
+                raise errors.InvalidArgument(f"{name} must be > 0")
+
+    def normalized(self) -> ArchiveConfig:
+        prefix = self.prefix.strip()
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        return dataclasses.replace(self, prefix=prefix, endpoint=self.endpoint.rstrip("/"))
+
+    def to_json(self) -> str:
+        return json.dumps({k: v for k, v in dataclasses.asdict(self).items() if v is not None})
+
+    @classmethod
+    def from_json(cls, text: str) -> ArchiveConfig:
+        d = json.loads(text)
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def public(self) -> dict[str, Any]:
+        """What may be shown (API, ``list``): everything but the credentials."""
+        d = dataclasses.asdict(self)
+        del d["access_key"], d["secret_key"]
+        return d
+
+
+@dataclass(slots=True)
+class Archive:
+    id: int
+    uuid: uuidlib.UUID
+    short_name: str
+    config: ArchiveConfig
+    streams: set[int] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class UnarchivedRecording:
+    """A committed recording an archive does not hold yet (its row, for the upload)."""
+
+    recording: ListedRecording
+    #: the SHA-256 the writer computed (None: an old row without one)
+    sample_file_sha256: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedRecording:
+    composite_id: int
+    start_time_90k: Time
+    wall_duration_90k: int
+    sample_file_bytes: int
+    sample_file_sha256: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    recordings: int
+    bytes: int
+    oldest_start_90k: Time | None
+
+
+class Archives(DatabaseCore):
+    """Archives; see the module docstring."""
+
+    archives: dict[int, Archive]
+    #: archive id -> recordings of its streams deleted locally before it held them
+    #: (since this open; for metrics)
+    never_archived: dict[int, int]
+
+    def _load_archives(self) -> None:
+        self.archives = {}
+        self.never_archived = {}
+        for aid, u, name, cfg in raw.list_archives(self._conn):
+            self.archives[aid] = Archive(
+                aid, uuidlib.UUID(bytes=u), name, ArchiveConfig.from_json(cfg)
+            )
+        for aid, sid in raw.list_archive_streams(self._conn):
+            self.archives[aid].streams.add(sid)
+
+    def _archive(self, archive_id: int) -> Archive:
+        try:
+            return self.archives[archive_id]
+        except KeyError:
+            raise errors.NotFound(f"no archive with id {archive_id}") from None
+
+    def archive_by_name(self, name: str) -> Archive:
+        for a in self.archives.values():
+            if a.short_name == name:
+                return a
+        raise errors.NotFound(f"no archive named {name!r}")
+
+    def _check_streams(self, stream_ids: Iterable[int]) -> list[int]:
+        ids = sorted(set(stream_ids))
+        for sid in ids:
+            self._stream(sid)
+        return ids
+
+    def add_archive(
+        self, short_name: str, config: ArchiveConfig, stream_ids: Iterable[int] | None = None
+    ) -> Archive:
+        """Adds an archive copying ``stream_ids`` (None: every main stream)."""
+        if not _NAME_RE.fullmatch(short_name):
+            raise errors.InvalidArgument(
+                "archive name: 1-64 characters of letters, digits, '_', '.', '-'"
+            )
+        if any(a.short_name == short_name for a in self.archives.values()):
+            raise errors.AlreadyExists(f"archive {short_name!r} already exists")
+        config = config.normalized()
+        config.validate()
+        if stream_ids is None:
+            stream_ids = [s.id for s in self.streams.values() if s.type == "main"]
+        ids = self._check_streams(stream_ids)
+        u = uuidlib.uuid4()
+        with self._transaction(f"adding archive {short_name}") as conn:
+            aid = raw.insert_archive(conn, u.bytes, short_name, config.to_json())
+            raw.set_archive_streams(conn, aid, ids)
+        a = Archive(aid, u, short_name, config, set(ids))
+        self.archives[aid] = a
+        return a
+
+    def update_archive(
+        self, archive_id: int, config: ArchiveConfig | None = None,
+        stream_ids: Iterable[int] | None = None,
+    ) -> Archive:
+        a = self._archive(archive_id)
+        if config is not None:
+            config = config.normalized()
+            config.validate()
+        ids = None if stream_ids is None else self._check_streams(stream_ids)
+        with self._transaction(f"changing archive {a.short_name}") as conn:
+            if config is not None:
+                raw.update_archive(conn, archive_id, config.to_json())
+            if ids is not None:
+                raw.set_archive_streams(conn, archive_id, ids)
+        if config is not None:
+            a.config = config
+        if ids is not None:
+            a.streams = set(ids)
+        return a
+
+    def delete_archive(self, archive_id: int) -> None:
+        """Forgets the archive and what it holds (its objects stay in the bucket)."""
+        a = self._archive(archive_id)
+        with self._transaction(f"deleting archive {a.short_name}") as conn:
+            raw.delete_archive(conn, archive_id)
+        del self.archives[archive_id]
+
+    def _may_delete(self, stream_id: int) -> Callable[[int], bool] | None:
+        required = self.archives_required_for(stream_id)
+        if not required:
+            return None
+        return lambda cid: bool(self.archived_everywhere(required, [cid]))
+
+    def _count_unarchived_deletions(self, stream_id: int, cids: list[int]) -> None:
+        for a in self.archives.values():
+            if stream_id not in a.streams or not cids:
+                continue
+            lost = len(cids) - len(self.archived_everywhere([a.id], cids))
+            if lost:
+                self.never_archived[a.id] = self.never_archived.get(a.id, 0) + lost
+                log.warning(
+                    "archive %s: %d recordings of stream %d deleted locally before they "
+                    "were archived", a.short_name, lost, stream_id,
+                )
+
+    def _forget_stream_archives(self, stream_id: int) -> None:
+        for a in self.archives.values():
+            a.streams.discard(stream_id)
+
+    def unarchived(self, archive_id: int, limit: int) -> list[UnarchivedRecording]:
+        """The oldest committed recordings of the archive's streams it does not hold."""
+        with self._read("listing recordings to archive") as conn:
+            rows = raw.list_unarchived(conn, archive_id, limit)
+        return [
+            UnarchivedRecording(
+                ListedRecording.from_row(r[:-1]), None if r[-1] is None else bytes(r[-1])
+            )
+            for r in rows
+        ]
+
+    def archive_backlog(self, archive_id: int) -> Backlog:
+        with self._read("archive backlog") as conn:
+            return Backlog(*raw.unarchived_backlog(conn, archive_id))
+
+    def mark_archived(
+        self, archive_id: int, done: list[tuple[ListedRecording, bytes]], now: Time
+    ) -> None:
+        """Records that the archive holds these recordings (each with its SHA-256), in one
+        transaction (call only after both objects of each were written and verified)."""
+        with self._transaction("recording archived recordings") as conn:
+            for rec, sha256 in done:
+                raw.insert_archived_recording(
+                    conn, archive_id, rec.composite_id, rec.start_time_90k,
+                    rec.wall_duration_90k, rec.sample_file_bytes, sha256, now,
+                )
+
+    def archived_in(self, archive_id: int, stream_id: int) -> list[ArchivedRecording]:
+        with self._read("listing archived recordings") as conn:
+            rows = raw.list_archived(conn, archive_id, stream_id)
+        return [ArchivedRecording(c, s, w, b, bytes(h)) for c, s, w, b, h in rows]
+
+    def forget_archived(self, archive_id: int, cids: list[int]) -> None:
+        """After archive retention deleted these recordings' objects."""
+        with self._transaction("forgetting archived recordings") as conn:
+            for cid in cids:
+                raw.delete_archived_recording(conn, archive_id, cid)
+
+    def archives_required_for(self, stream_id: int) -> list[int]:
+        """The archives that must hold a recording of the stream before local retention
+        may delete it (``require_archived``)."""
+        return [
+            a.id for a in self.archives.values()
+            if a.config.require_archived and stream_id in a.streams
+        ]
+
+    def archived_everywhere(self, archive_ids: list[int], cids: list[int]) -> set[int]:
+        """Which of ``cids`` every archive of ``archive_ids`` holds."""
+        out = set(cids)
+        with self._read("checking archived recordings") as conn:
+            for aid in archive_ids:
+                out &= raw.archived_ids(conn, aid, cids)
+        return out

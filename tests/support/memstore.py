@@ -1,0 +1,60 @@
+"""``MemoryStore``: an in-process ``ObjectStore`` with injectable faults, for unit tests on
+``MockClock`` (the integration tests use a real SeaweedFS, ``tests/support/seaweed.py``).
+
+It checks the digests sent with each PUT as a server does (``DataLoss`` on a mismatch)
+and counts PUTs per key; ``faults`` is a list of errors raised by the next calls, one
+each, before any of them does anything."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterator
+from typing import IO
+
+from nvr.archive.client import ObjectInfo
+from nvr.base import errors
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.puts: Counter[str] = Counter()
+        self.faults: list[errors.NvrError] = []
+        self.calls = 0
+
+    def _fault(self) -> None:
+        self.calls += 1
+        if self.faults:
+            raise self.faults.pop(0)
+
+    def put(self, key: str, body: IO[bytes], size: int, *, md5: bytes, sha256: bytes) -> None:
+        self._fault()
+        data = body.read()
+        if len(data) != size:
+            raise errors.FailedPrecondition(f"PUT {key}: {len(data)} bytes, said {size}")
+        if hashlib.md5(data).digest() != md5 or hashlib.sha256(data).digest() != sha256:
+            raise errors.DataLoss(f"PUT {key}: BadDigest")
+        self.objects[key] = data
+        self.puts[key] += 1
+
+    def head(self, key: str) -> ObjectInfo | None:
+        self._fault()
+        data = self.objects.get(key)
+        return None if data is None else ObjectInfo(key, len(data), hashlib.sha256(data).digest())
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        self._fault()
+        if key not in self.objects:
+            raise errors.NotFound(f"GET {key}: NoSuchKey")
+        return self.objects[key][start:end]
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        self._fault()
+        for k in sorted(self.objects):
+            if k.startswith(prefix):
+                yield ObjectInfo(k, len(self.objects[k]))
+
+    def delete(self, key: str) -> None:
+        self._fault()
+        self.objects.pop(key, None)
