@@ -272,10 +272,10 @@ async def test_every_route_per_camera(recorded: Recorded, autojump_clock: object
     """Per-camera rights over the whole permission table: users holding every permission
     but limited to one camera. Limited to the recorded camera, every route succeeds as
     for an unlimited admin. Limited to another camera and asked about the recorded one,
-    every route that names a camera answers 404, the answer for a camera that does not
-    exist (a 403 would confirm that the uuid is a camera), WebSockets included (the
-    error message's status); routes that name no camera succeed, and the listing shows
-    only the allowed camera."""
+    every route that names a camera (in its path or query) answers 404, the answer for
+    a camera that does not exist (a 403 would confirm that the uuid is a camera),
+    WebSockets included (the error message's status); routes that name no camera
+    succeed, and the listing shows only the allowed camera."""
     site = make_site(recorded)
     db = site.ctx.db
     other = db.add_camera("other", streams={"main": (site.r.env.dir_id,
@@ -290,7 +290,8 @@ async def test_every_route_per_camera(recorded: Recorded, autojump_clock: object
     for endpoint, method, rule, ws in routes(site.app):
         where = f"{method} {rule} ({endpoint})"
         ok = success_status(endpoint, method)
-        names_camera = "<camera_uuid>" in rule
+        names_camera = "<camera_uuid>" in rule or any(
+            "{camera_uuid}" in v for v in QUERIES.get(endpoint, {}).values())
         c, csrf = await site.login("only-mine")
         assert await call(c, site, endpoint, method, rule, ws, csrf=csrf) == ok, where
         c, csrf = await site.login("only-other")
