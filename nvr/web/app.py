@@ -32,7 +32,20 @@ from nvr.base import errors
 from nvr.base.clock import Clocks
 from nvr.base.time90k import UNITS_PER_SEC, Duration
 from nvr.db.auth import Auth
-from nvr.web import api, auth, live, metrics_route, motion_api, protect, signals, thumb, ui, view
+from nvr.web import (
+    api,
+    auth,
+    export,
+    live,
+    metrics_route,
+    motion_api,
+    protect,
+    redact,
+    signals,
+    thumb,
+    ui,
+    view,
+)
 from nvr.web.context import MAX_JSON_BODY, WebContext, one_line, status_for, text_response
 from nvr.web.login_limit import LoginLimiter, RateLimited
 
@@ -140,6 +153,8 @@ def create_app(ctx: WebContext) -> QuartTrio:
     app.register_blueprint(protect.blueprint)
     app.register_blueprint(signals.blueprint)
     app.register_blueprint(view.blueprint)
+    app.register_blueprint(export.blueprint)
+    app.register_blueprint(redact.blueprint)
     app.register_blueprint(motion_api.blueprint)
     app.register_blueprint(thumb.blueprint)
     app.register_blueprint(live.blueprint)
