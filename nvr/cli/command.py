@@ -13,7 +13,19 @@ import sys
 from collections.abc import Sequence
 
 from nvr.base import errors
-from nvr.cli import archives, cameras, check, database, demo, dirs, run, signals, ts, users
+from nvr.cli import (
+    archives,
+    cameras,
+    check,
+    database,
+    demo,
+    dirs,
+    export,
+    run,
+    signals,
+    ts,
+    users,
+)
 from nvr.cli.common import Command
 from nvr.config import DEFAULT_DB_DIR
 
@@ -52,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     users.add_login_parser(sub, common)
     demo.add_parser(sub)
     ts.add_parser(sub)
+    export.add_parser(sub)
     return parser
 
 

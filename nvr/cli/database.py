@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from nvr.base.clock import RealClocks
 from nvr.base.time90k import UNITS_PER_SEC
@@ -27,6 +28,11 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
         preset_journal=args.preset_journal,
         vacuum=not args.no_vacuum,
     )
+    from nvr.db import signing
+
+    if signing.ensure_key(db_dir(args)):
+        print(f"created the export signing key {db_dir(args) / signing.KEY_FILE}",
+              file=sys.stderr)
     if result.backup is None:
         print(f"database is already at schema version {result.new_version}; nothing to do")
     else:

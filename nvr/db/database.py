@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from nvr.base.time90k import UNITS_PER_SEC, Duration, Time
-from nvr.db import connection, raw
+from nvr.db import connection, raw, signing
 from nvr.db.archives import Archives
 from nvr.db.catalog import Catalog
 from nvr.db.lifecycle import Lifecycle
@@ -46,6 +46,7 @@ class Database(Catalog, Lifecycle, Reads, Signals, Archives):
         """
         new_uuid = uuidlib.uuid4()
         connection.create(Path(db_dir), new_uuid.bytes, now // UNITS_PER_SEC)
+        signing.ensure_key(Path(db_dir))
         return new_uuid
 
     @classmethod
@@ -80,6 +81,7 @@ class Database(Catalog, Lifecycle, Reads, Signals, Archives):
             db._load_signals()
             db._load_archives()
             if not read_only:
+                signing.ensure_key(db_dir)  # databases made before exports had no key
                 db._record_open()
         except sqlite3.Error as e:
             db.close()

@@ -15,7 +15,7 @@ from typing import Any
 
 from nvr.db.frames_summary import FramesSummary
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 ID_BITS = 32
 
@@ -1087,3 +1087,24 @@ def delete_archived_recording(conn: sqlite3.Connection, archive_id: int, cid: in
         "delete from archived_recording where archive_id = ? and composite_id = ?",
         (archive_id, cid),
     )
+
+
+# --- redactions ----------------------------------------------------------------------------
+
+
+def insert_redaction(conn: sqlite3.Connection, stream_id: int, start: int, end: int,
+                     reason: str, user_id: int | None, username: str | None, now: int) -> int:
+    cur = conn.execute(
+        """insert into redaction (stream_id, start_time_90k, end_time_90k, reason, user_id,
+                                  username, creation_time_90k)
+           values (?, ?, ?, ?, ?, ?, ?)""",
+        (stream_id, start, end, reason, user_id, username, now))
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def list_redactions(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        """select id, stream_id, start_time_90k, end_time_90k, reason, user_id, username,
+                  creation_time_90k
+           from redaction order by id""").fetchall()

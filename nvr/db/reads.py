@@ -17,8 +17,8 @@ from nvr.base import errors
 from nvr.base.time90k import Time
 from nvr.db import raw
 from nvr.db.connection import map_sqlite_error
-from nvr.db.core import DatabaseCore
 from nvr.db.raw import split_composite_id
+from nvr.db.redactions import Redactions
 from nvr.db.stream_summary import StreamSummary
 from nvr.db.types import (
     MAX_RECORDING_WALL_DURATION,
@@ -28,7 +28,7 @@ from nvr.db.types import (
 )
 
 
-class Reads(DatabaseCore):
+class Reads(Redactions):
     """``Database``'s reads; see the module docstring."""
 
     def stream_summary(self, stream_id: int) -> StreamSummary:
@@ -71,13 +71,17 @@ class Reads(DatabaseCore):
         wanted: Callable[[PendingRecording], bool],
     ) -> list[ListedRecording]:
         """The committed rows ``rows`` selects, then the pending recordings (with at least
-        one frame) ``wanted`` accepts: together, in id order."""
+        one frame) ``wanted`` accepts: together, in id order; without those a redaction
+        hides (``nvr.db.redactions``: every reader lists through here)."""
         stream = self._stream(stream_id)
         with self._read("listing recordings") as conn:
             out = [ListedRecording.from_row(row) for row in rows(conn)]
         out.extend(
             ListedRecording.from_pending(p) for p in stream.pending if p.video_samples and wanted(p)
         )
+        if self._tombstones().get(stream_id):
+            out = [r for r in out
+                   if not self.is_hidden(stream_id, r.start_time_90k, r.end_time_90k)]
         return out
 
     def get_video_index(self, cid: int) -> bytes:

@@ -1,4 +1,4 @@
--- nvr database schema, version 6. This file is authoritative (docs/design.md,
+-- nvr database schema, version 7. This file is authoritative (docs/design.md,
 -- "Schema and upgrades").
 --
 -- Units: every *_90k column is in 90 kHz units; times ("*_time_90k") count from
@@ -9,7 +9,8 @@
 -- `recording` (v1_to_v2.py); version 3 the signal tables (signal_type to signal_change,
 -- v2_to_v3.py); version 4 the per-recording motion summaries (recording_motion,
 -- v3_to_v4.py); version 5 the protected ranges and per-camera rights (protected_range,
--- v4_to_v5.py); version 6 the archive tables (archive to archived_recording, v5_to_v6.py).
+-- v4_to_v5.py); version 6 the archive tables (archive to archived_recording, v5_to_v6.py);
+-- version 7 the redaction tombstones (redaction, v6_to_v7.py).
 
 -- The database's identity: exactly one row. Sample-file directories record this uuid
 -- in their meta file so a directory is never used with another database.
@@ -162,6 +163,22 @@ create table garbage (
   composite_id integer not null,
   primary key (sample_file_dir_id, composite_id)
 ) without rowid;
+
+-- Redactions (tombstones, issue 16): a range of a stream's wall time that is treated as
+-- never recorded from the moment its row commits. Never deleted (retention included):
+-- the list of who removed what, when and why.
+create table redaction (
+  id integer primary key,
+  stream_id integer not null references stream (id),
+  start_time_90k integer not null check (start_time_90k >= 0),
+  end_time_90k integer not null check (end_time_90k > start_time_90k),
+  reason text not null,
+  user_id integer,                  -- who asked (null: a bind's grant, no user); no
+                                    -- foreign key: the record outlives a deleted user
+  username text,                    -- their name then
+  creation_time_90k integer not null
+);
+create index redaction_stream on redaction (stream_id, start_time_90k);
 
 -- Codec parameters shared by recordings (an .mp4 sample entry).
 create table video_sample_entry (

@@ -34,6 +34,7 @@ from nvr.base import errors
 from nvr.base.blocking import run_blocking
 from nvr.base.time90k import UNITS_PER_SEC, to_datetime
 from nvr.db import auth as dbauth
+from nvr.db import signing
 from nvr.db.auth import PERMISSIONS, Auth, User
 from nvr.db.database import Database
 from nvr.db.recording import VideoSampleEntry
@@ -329,6 +330,8 @@ async def top_level() -> dict[str, Any]:
         "signalTypes": signal_types_json(c.db),
         "archives": archives_json(config=configs),
         "permissions": permissions_json(who.permissions),
+        # extension: the key exports are signed with (nvr.db.signing), for verify-export
+        "nvrExportPublicKey": signing.public_key_of(c.db.db_dir),
     }
     if camera_limit() is None:  # totals of every camera: not for a caller limited to some
         out["nvrSampleFileDirs"] = await sample_file_dirs_json(

@@ -36,10 +36,12 @@ from nvr.web import (
     api,
     auth,
     config_api,
+    export,
     live,
     metrics_route,
     motion_api,
     protect,
+    redact,
     signals,
     thumb,
     ui,
@@ -153,6 +155,8 @@ def create_app(ctx: WebContext) -> QuartTrio:
     app.register_blueprint(protect.blueprint)
     app.register_blueprint(signals.blueprint)
     app.register_blueprint(view.blueprint)
+    app.register_blueprint(export.blueprint)
+    app.register_blueprint(redact.blueprint)
     app.register_blueprint(motion_api.blueprint)
     app.register_blueprint(thumb.blueprint)
     app.register_blueprint(live.blueprint)

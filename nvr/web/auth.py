@@ -130,6 +130,11 @@ ROUTE_PERMISSIONS: Mapping[str, str] = {
     "view.init_segment": "viewVideo",
     "thumb.thumbnail": "viewVideo",
     "live.live": "viewVideo",
+    # several cameras and ranges as one signed .zip (export.py)
+    "export.export": "viewVideo",
+    # tombstones (redact.py): hide a range for good; who, when, why
+    "redact.redact": "adminUsers",
+    "redact.redactions": "adminUsers",
     # Prometheus metrics (metrics_route.py): only on binds with metrics = true, which
     # should be reachable by the scraper alone (scrapers have no session)
     "metrics.metrics": PUBLIC,

@@ -41,6 +41,7 @@ def inline_web_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr("nvr.web.view.run_blocking", run_inline)
     monkeypatch.setattr("nvr.web.api.run_blocking", run_inline)
     monkeypatch.setattr("nvr.web.thumb.run_blocking", run_inline)
+    monkeypatch.setattr("nvr.web.export.run_blocking", run_inline)
     with inline_blocking():
         yield
 

@@ -54,7 +54,7 @@ def test_create_twice_refuses_and_leaves_the_first_untouched(tmp_path: Path) -> 
     db_dir = tmp_path / "db"
     first = Database.create(db_dir, T0)
     before = {p.name: p.read_bytes() for p in db_dir.iterdir()}
-    assert list(before) == ["db"]
+    assert sorted(before) == ["db", "export-signing-key"]
     with pytest.raises(errors.AlreadyExists, match="already exists"):
         Database.create(db_dir, T0 + SEC)
     assert {p.name: p.read_bytes() for p in db_dir.iterdir()} == before

@@ -104,17 +104,34 @@ def fill_v4(conn: sqlite3.Connection) -> None:
 
 
 def fill_v5(conn: sqlite3.Connection) -> None:
-    """One row or more in every table of schema version 5 (version 4's plus a protected
-    range)."""
+    """One row or more in every table of schema version 5 (version 4's plus protected
+    ranges, one active and one removed)."""
     fill_v4(conn)
-    conn.execute("""insert into protected_range (id, camera_id, start_time_90k, end_time_90k,
-                        reason, expires_time_90k, created_time_90k, created_by)
-                    values (1, 1, ?, ?, 'incident', null, ?, 'admin')""",
-                 (T0, T0 + 90000, T0))
+    conn.execute("""insert into protected_range (camera_id, start_time_90k, end_time_90k,
+                        reason, created_time_90k, created_by)
+                    values (1, ?, ?, 'kept', ?, 'user ''admin''')""", (T0, T0 + 90000, T0))
+    conn.execute("""insert into protected_range (camera_id, start_time_90k, end_time_90k,
+                        reason, created_time_90k, created_by, removed_time_90k, removed_by)
+                    values (1, ?, ?, 'gone', ?, 'user ''admin''', ?, 'user ''admin''')""",
+                 (T0, T0 + 90000, T0, T0 + 1))
+
+
+def fill_v6(conn: sqlite3.Connection) -> None:
+    """One row or more in every table of schema version 6 (version 5's plus an archive
+    copying the stream, holding one recording)."""
+    fill_v5(conn)
+    conn.execute("""insert into archive (id, uuid, short_name, config)
+                    values (1, ?, 'site', '{"bucket": "b"}')""", (bytes(range(3, 19)),))
+    conn.execute("insert into archive_stream (archive_id, stream_id) values (1, 1)")
+    conn.execute("""insert into archived_recording (archive_id, composite_id, start_time_90k,
+                        wall_duration_90k, sample_file_bytes, sample_file_sha256,
+                        archived_time_90k)
+                    values (1, ?, ?, 90000, 1000, ?, ?)""",
+                 (1 << 32, T0, bytes(32), T0 + 90000))
 
 
 FILLERS: dict[int, Callable[[sqlite3.Connection], None]] = {
-    1: fill_v1, 2: fill_v2, 3: fill_v3, 4: fill_v4, 5: fill_v5}
+    1: fill_v1, 2: fill_v2, 3: fill_v3, 4: fill_v4, 5: fill_v5, 6: fill_v6}
 
 
 def frozen_db(db_dir: Path, version: int) -> Path:
@@ -545,12 +562,7 @@ def test_v2_to_v3(tmp_path: Path) -> None:
         "signal_type_state": 0}
     fresh = tmp_path / "fresh"
     Database.create(fresh, T0)
-    shapes = table_shapes(fresh / "db")
-    del shapes["recording_motion"]  # version 4
-    del shapes["protected_range"], shapes["protected_range_camera"]  # version 5
-    for t in ("archive", "archive_stream", "archived_recording"):  # version 6
-        del shapes[t]
-    assert table_shapes(db_dir / "db") == shapes
+    assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "v3", 3))
     upgrade(db_dir, now_sec=NOW)
     with Database.open(db_dir, tz=dt.UTC, now=lambda: T0) as db:
         sig = db.motion_signal(1)
@@ -570,13 +582,7 @@ def test_v3_to_v4(tmp_path: Path) -> None:
     assert versions(db_dir / "db") == [(3, "created"), (4, "upgraded from 3")]
     assert dump(db_dir / "db", v3_tables) == before
     assert row_counts(db_dir / "db")["recording_motion"] == 0
-    fresh = tmp_path / "fresh"
-    Database.create(fresh, T0)
-    shapes = table_shapes(fresh / "db")
-    del shapes["protected_range"], shapes["protected_range_camera"]  # version 5
-    for t in ("archive", "archive_stream", "archived_recording"):  # version 6
-        del shapes[t]
-    assert table_shapes(db_dir / "db") == shapes
+    assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "v4", 4))
     conn = sqlite3.connect(db_dir / "db", isolation_level=None)
     conn.execute("pragma foreign_keys = on")
     conn.execute("insert into recording_motion values (?, ?, x'', x'', 0, 5, 0)",
@@ -601,12 +607,7 @@ def test_v4_to_v5(tmp_path: Path) -> None:
     assert versions(db_dir / "db") == [(4, "created"), (5, "upgraded from 4")]
     assert dump(db_dir / "db", v4_tables) == before
     assert row_counts(db_dir / "db")["protected_range"] == 0
-    fresh = tmp_path / "fresh"
-    Database.create(fresh, T0)
-    shapes = table_shapes(fresh / "db")
-    for t in ("archive", "archive_stream", "archived_recording"):  # version 6
-        del shapes[t]
-    assert table_shapes(db_dir / "db") == shapes
+    assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "v5", 5))
     upgrade(db_dir, now_sec=NOW)
     with Database.open(db_dir, tz=dt.UTC, now=lambda: T0) as db:
         from nvr.db.auth import Auth
@@ -623,22 +624,35 @@ def test_v5_to_v6(tmp_path: Path) -> None:
     db_dir = fixture_db(tmp_path, 5)
     v5_tables = sorted(row_counts(db_dir / "db"))
     before = dump(db_dir / "db", v5_tables)
-    result = upgrade(db_dir, now_sec=NOW)
+    result = upgrade(db_dir, now_sec=NOW, target=6)
     assert (result.old_version, result.new_version) == (5, 6)
     assert versions(db_dir / "db") == [(5, "created"), (6, "upgraded from 5")]
     assert dump(db_dir / "db", v5_tables) == before
     counts = row_counts(db_dir / "db")
     assert {t: counts[t] for t in counts if t.startswith("archive")} == {
         "archive": 0, "archive_stream": 0, "archived_recording": 0}
-    fresh = tmp_path / "fresh"
-    Database.create(fresh, T0)
-    assert table_shapes(db_dir / "db") == table_shapes(fresh / "db")
+    assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "v6", 6))
+    upgrade(db_dir, now_sec=NOW)
     with Database.open(db_dir, tz=dt.UTC, now=lambda: T0) as db:
         a = db.add_archive("site", ArchiveConfig(
             "http://127.0.0.1:9", "bkt", access_key="k", secret_key="s"))
         assert a.streams == {1}
         assert [u.recording.composite_id for u in db.unarchived(a.id, 10)] == [
             1 << 32 | i for i in range(3)]
+
+
+def test_v6_to_v7(tmp_path: Path) -> None:
+    """Redactions: a new, empty table; every row of version 6 is kept exactly; the tables
+    are shaped as a new database's."""
+    db_dir = fixture_db(tmp_path, 6)
+    v6_tables = sorted(row_counts(db_dir / "db"))
+    before = dump(db_dir / "db", v6_tables)
+    result = upgrade(db_dir, now_sec=NOW, target=7)
+    assert (result.old_version, result.new_version) == (6, 7)
+    assert versions(db_dir / "db") == [(6, "created"), (7, "upgraded from 6")]
+    assert dump(db_dir / "db", v6_tables) == before
+    assert row_counts(db_dir / "db")["redaction"] == 0
+    assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "v7", 7))
 
 
 async def test_v2_to_v3_keeps_view_etags_and_bytes(

@@ -120,8 +120,10 @@ def path_values(site: Site, camera_uuid: str | None = None) -> dict[str, str]:
     }
 
 
+#: query values may name path values (``{camera_uuid}``)
 QUERIES: dict[str, dict[str, str]] = {
     "view.view": {"s": "0"},
+    "export.export": {"camera": "{camera_uuid}", "range": f"{T0}-{T0 + SEC}"},
     "motion.motion_search": {"startTime90k": "0", "endTime90k": "90000"},
     "motion.motion_txt": {"startTime90k": "0", "endTime90k": "90000"},
     "thumb.thumbnail": {"time90k": str(T0 + 10 * SEC), "width": "64"},
@@ -142,6 +144,7 @@ def body_for(site: Site, endpoint: str) -> dict[str, Any]:
             "url": f"rtsp://cam{n}/main", "sampleFileDirId": site.r.env.dir_id}}}},
         "config.update_camera": {"update": {"description": f"changed {n}"}},
         "config.add_dir": {"path": str(site.r.env.sample_dir.parent / f"added{n}")},
+        "redact.redact": {"startTime90k": 0, "endTime90k": 1, "reason": "test"},
         "protect.add_range": {"startTime90k": T0, "endTime90k": T0 + n + 1, "reason": "r"},
     }.get(endpoint, {})
 
@@ -154,6 +157,7 @@ SUCCESS: dict[str, int] = {
     "config.add_camera": 200,  # the new camera's uuid and id
     "config.add_dir": 200,  # the new directory's id
     "config.delete_camera": 200,  # how many recordings were deleted
+    "redact.redact": 200,  # answers with the tombstones it committed
     "protect.add_range": 200,  # answers the new range
     "signals.update_signals": 200,  # answers {"time90k": now}
 }
@@ -205,7 +209,8 @@ async def call(c: QuartClient, site: Site, endpoint: str, method: str, rule: str
             assert isinstance(e, WebsocketResponseError)
             status = e.response.status_code
         return status
-    kw: dict[str, Any] = {"query_string": QUERIES.get(endpoint), "headers": headers or {}}
+    query = {k: v.format(**values) for k, v in QUERIES.get(endpoint, {}).items()}
+    kw: dict[str, Any] = {"query_string": query, "headers": headers or {}}
     if method != "GET":
         b = body_for(site, endpoint)
         if csrf is not None:
@@ -299,10 +304,10 @@ async def test_every_route_per_camera(recorded: Recorded, autojump_clock: object
     """Per-camera rights over the whole permission table: users holding every permission
     but limited to one camera. Limited to the recorded camera, every route succeeds as
     for an unlimited admin. Limited to another camera and asked about the recorded one,
-    every route that names a camera answers 404, the answer for a camera that does not
-    exist (a 403 would confirm that the uuid is a camera), WebSockets included (the
-    error message's status); routes that name no camera succeed, and the listing shows
-    only the allowed camera."""
+    every route that names a camera (in its path or query) answers 404, the answer for
+    a camera that does not exist (a 403 would confirm that the uuid is a camera),
+    WebSockets included (the error message's status); routes that name no camera
+    succeed, and the listing shows only the allowed camera."""
     site = make_site(recorded)
     db = site.ctx.db
     other = db.add_camera("other", streams={"main": (site.r.env.dir_id,
@@ -317,7 +322,8 @@ async def test_every_route_per_camera(recorded: Recorded, autojump_clock: object
     for endpoint, method, rule, ws in routes(site.app):
         where = f"{method} {rule} ({endpoint})"
         ok = success_status(endpoint, method)
-        names_camera = "<camera_uuid>" in rule
+        names_camera = "<camera_uuid>" in rule or any(
+            "{camera_uuid}" in v for v in QUERIES.get(endpoint, {}).values())
         c, csrf = await site.login("only-mine")
         # config.delete_camera's victim is a fresh camera: outside "only-mine"'s limit too
         mine_ok = 404 if endpoint == "config.delete_camera" else ok

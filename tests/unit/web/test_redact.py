@@ -1,0 +1,88 @@
+"""Redaction: once the tombstone commits, every route treats the range as never
+recorded (listing, view.mp4/.m4s, export), and after a reopen too; the list says who,
+when and why; hostile bodies are 400s."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from nvr.db.database import Database
+from tests.support.web import SEC, T0, Recorded, inline_web_threads, recorded, web_context
+
+__all__ = ["inline_web_threads", "recorded"]
+
+pytestmark = pytest.mark.usefixtures("inline_web_threads")
+
+
+async def _admin(r: Recorded):  # type: ignore[no-untyped-def]
+    from nvr.config import BindConfig
+    from nvr.web.app import create_app
+
+    bind = BindConfig(allow_unauthenticated=("viewVideo", "adminUsers"))
+    return create_app(web_context(r, bind)).test_client()
+
+
+async def test_range_hidden_from_every_route(recorded: Recorded, autojump_clock: object,
+                                             tmp_path: Path) -> None:
+    c = await _admin(recorded)
+    base = f"/api/cameras/{recorded.camera_uuid}"
+    async def visible() -> list[int]:
+        got = (await (await c.get(f"{base}/main/recordings")).get_json())["recordings"]
+        return [rid for g in got for rid in range(g["startId"], g.get("endId", g["startId"]) + 1)]
+
+    before = await visible()
+    assert before == [0, 1, 2, 3]
+    # recording 1 is [T0 + 120 s, T0 + 180 s): redact 10 s inside it
+    resp = await c.post(f"{base}/redact", json={
+        "startTime90k": T0 + 130 * SEC, "endTime90k": T0 + 140 * SEC, "reason": "privacy"})
+    assert resp.status_code == 200, await resp.get_data(as_text=True)
+    (tomb,) = (await resp.get_json())["redactions"]
+    assert (tomb["reason"], tomb["stream"]) == ("privacy", "main")
+
+    assert await visible() == [0, 2, 3]  # hidden whole
+    assert (await visible()) != before
+    for kind in ("mp4", "m4s"):
+        r = await c.get(f"{base}/main/view.{kind}", query_string={"s": "1"})
+        assert r.status_code == 404, kind
+        r = await c.get(f"{base}/main/view.{kind}", query_string={"s": "0-2"})
+        assert r.status_code == 404, kind
+    r = await c.get(f"{base}/main/view.mp4", query_string={"s": "0"})
+    assert r.status_code == 200
+    r = await c.get("/api/export", query_string=[
+        ("camera", recorded.camera_uuid), ("range", f"{T0 + 125 * SEC}-{T0 + 150 * SEC}")])
+    assert r.status_code == 404  # nothing left in that range
+    listed = (await (await c.get(f"{base}/redactions")).get_json())["redactions"]
+    assert listed == [tomb]
+    # after a reopen (a crash right after the commit) the range stays hidden
+    db: Database = recorded.env.db
+    db.close()
+    with Database.open(db.db_dir,
+                       read_only=True, tz=dt.UTC, now=lambda: T0) as again:
+        sid = recorded.stream_id
+        got = [x.recording_id for x in again.list_recordings_by_time(sid, 0, 1 << 62)]
+        assert got == [0, 2, 3]
+        assert [x.reason for x in again.list_redactions(sid)] == ["privacy"]
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    ({}, "startTime90k"),
+    ({"startTime90k": 1, "endTime90k": 1, "reason": "x"}, "after"),
+    ({"startTime90k": 1, "endTime90k": 2}, "reason"),
+    ({"startTime90k": 1, "endTime90k": 2, "reason": ""}, "reason"),
+    ({"startTime90k": 1, "endTime90k": 2, "reason": "x" * 1001}, "reason"),
+    ({"startTime90k": -1, "endTime90k": 2, "reason": "x"}, "startTime90k"),
+    ({"startTime90k": 1.5, "endTime90k": 2, "reason": "x"}, "startTime90k"),
+    ({"startTime90k": True, "endTime90k": 2, "reason": "x"}, "startTime90k"),
+    ({"startTime90k": 1, "endTime90k": 2, "reason": "x", "more": 1}, "unknown field"),
+])
+async def test_hostile_bodies(recorded: Recorded, autojump_clock: object,
+                              body: dict[str, object], says: str) -> None:
+    c = await _admin(recorded)
+    r = await c.post(f"/api/cameras/{recorded.camera_uuid}/redact", json=body)
+    text = await r.get_data(as_text=True)
+    assert r.status_code == 400, text
+    assert says in text
+    assert recorded.env.db.list_redactions(recorded.stream_id) == []
