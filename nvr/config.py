@@ -18,9 +18,27 @@ from nvr.base import errors
 from nvr.base.units import parse_size
 from nvr.db.auth import PERMISSIONS
 
-__all__ = ["PERMISSIONS", "BindConfig", "Config", "load_config", "parse_address", "parse_config"]
+__all__ = [
+    "CONTROL_SOCKET",
+    "MAX_UNIX_PATH",
+    "PERMISSIONS",
+    "BindConfig",
+    "Config",
+    "control_socket_path",
+    "load_config",
+    "parse_address",
+    "parse_config",
+]
 
 DEFAULT_DB_DIR = "/var/lib/nvr/db"
+#: the daemon's control socket, in the database directory (``nvr config`` while it runs)
+CONTROL_SOCKET = "control.sock"
+#: the longest path a unix socket may have (``sun_path`` less its terminating NUL)
+MAX_UNIX_PATH = 107
+
+
+def control_socket_path(db_dir: Path) -> Path:
+    return db_dir / CONTROL_SOCKET
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,17 @@ run(config)
    ├─ uploader per archive (``nvr.archive.uploader.start_uploaders``)
    ├─ event loop monitor (``Liveness.monitor``)
    ├─ systemd watchdog (``ping_watchdog``: only while ``Liveness`` finds no problem)
-   ├─ web: ``nvr.web.server.run_web``, one server per HTTP bind (until the web stop)
-   └─ ingest nursery
-      ├─ motion analysis per camera with motion on (``start_camera_motion``)
-      └─ streamer per stream with mode=record
+   ├─ web: ``nvr.web.server.run_web``, one server per HTTP bind and the control socket
+   │  (until the web stop)
+   └─ ``Supervisor.run``: the ingest nursery
+      └─ camera (a cancel scope each): ``nvr.supervisor.CAMERA_TASKS`` (motion analysis
+         for a camera with motion on, ``camera_motion``), then a streamer per stream with
+         mode=record
 ```
+
+The camera and syncer subtrees belong to ``nvr.supervisor.Supervisor``, which also
+applies configuration changes to them while the daemon runs (docs/design.md, "Live
+configuration").
 
 Start-up: raise the open-files limit (``nvr.base.descriptors``: HTTP never takes the
 descriptors recording needs), open the database (exclusive lock), open every sample-file
@@ -23,9 +29,10 @@ and streamers at scrape time (``nvr.ops.metrics``).
 
 Shutdown, on the first SIGINT/SIGTERM (or ``Daemon.shutdown.set()``): ``STOPPING=1``;
 stop accepting HTTP requests and let those in flight finish (``graceful_timeout_sec``);
-cancel the ingest nursery (each streamer closes its open recording, shielded and
-time-bounded); then cancel the core nursery, so each syncer does its final flush (every
-completed recording fsynced and committed); close directories and the database. A second
+cancel the ingest nursery once a configuration change being applied is done (each
+streamer closes its open recording, shielded and time-bounded); then cancel the core
+nursery, so each syncer does its final flush (every completed recording fsynced and
+committed); close directories and the database. A second
 signal exits the process at once: the database and directories are crash-safe, so that
 loses at most the recordings not yet committed, which start-up cleans up.
 """
@@ -48,7 +55,7 @@ from nvr.config import Config
 from nvr.db.database import Database
 from nvr.ingest.hub import FrameHub
 from nvr.ingest.source import Opener
-from nvr.ingest.streamer import Streamer, StreamerOptions, rotate_offset_for
+from nvr.ingest.streamer import Streamer
 from nvr.motion.detector import DEFAULT_SENSITIVITY
 from nvr.motion.events import SignalWrite
 from nvr.motion.task import MotionAnalyzer, MotionOptions, start_motion
@@ -56,6 +63,7 @@ from nvr.ops.liveness import Liveness, LivenessLimits, ping_watchdog
 from nvr.ops.metrics import Metrics
 from nvr.ops.systemd import Notifier
 from nvr.storage.dir import SampleFileDir, open_for_database, remove_garbage_and_uncommitted
+from nvr.supervisor import CAMERA_TASKS, CameraTasks, Supervisor, recorded_streams
 from nvr.syncer import Syncer
 from nvr.web.context import StreamStatus, WebContext
 from nvr.web.server import run_web
@@ -80,8 +88,14 @@ class Daemon:
     http_addresses: list[str] = field(default_factory=list)
     #: live frames from the streamers to WebSocket viewers
     hub: FrameHub = field(default_factory=FrameHub)
+    #: the cameras' and directories' tasks; applies configuration changes (once started)
+    supervisor: Supervisor | None = None
     #: motion analysis by analysed stream id
     motion: dict[int, MotionAnalyzer] = field(default_factory=dict)
+    #: the decode slots all cameras' motion analyses share
+    motion_limiter: trio.CapacityLimiter = field(
+        default_factory=lambda: trio.CapacityLimiter(max(1, os.cpu_count() or 1))
+    )
 
     def stream_status(self, stream_id: int) -> StreamStatus | None:
         """The live state of a recorded stream (None: not recorded here): its streamer's
@@ -115,14 +129,6 @@ def open_dirs(db: Database, *, read_only: bool) -> dict[int, SampleFileDir]:
             d.close()
         raise
     return dirs
-
-
-def recorded_streams(db: Database) -> list[int]:
-    return [
-        s.id
-        for s in db.streams.values()
-        if s.config.mode == "record" and s.sample_file_dir_id is not None and s.config.url
-    ]
 
 
 def _make_daemon(
@@ -220,22 +226,17 @@ async def _run_tree(
     task_status: trio.TaskStatus[Daemon],
 ) -> None:
     db, config = daemon.db, daemon.config
-    stream_ids = [] if read_only else recorded_streams(db)
     if opener is None:
         from nvr.ingest.pyav_source import PyAvOpener
 
-        limiter = trio.CapacityLimiter(config.worker_threads or len(stream_ids) + 2)
+        n_streams = 0 if read_only else len(recorded_streams(db))
+        limiter = trio.CapacityLimiter(config.worker_threads or n_streams + 2)
         opener = PyAvOpener(clocks, limiter, threads=daemon.liveness.threads)
-    interval = config.rotate_interval_sec * UNITS_PER_SEC
     async with trio.open_nursery() as core:
+        supervisor = daemon.supervisor = Supervisor(daemon, dirs, clocks, opener, core)
         if not read_only:
-            for dir_id, sdir in dirs.items():
-                syncer = Syncer(
-                    db, dir_id, sdir, clocks, min_free=config.min_free_for(db.dirs[dir_id].path)
-                )
-                syncer.on_commit = daemon.metrics.commit_observer(dir_id)
-                daemon.syncers[dir_id] = syncer
-                await core.start(syncer.run)
+            for dir_id in dirs:
+                await supervisor.start_syncer(dir_id)
             await start_uploaders(core, db, dirs, clocks, daemon.uploaders)
         core.start_soon(daemon.liveness.monitor)
         if notifier.watchdog_interval:
@@ -249,53 +250,31 @@ async def _run_tree(
             hub=daemon.hub,
             stream_status=daemon.stream_status,
             metrics=daemon.metrics,
+            reconfigure=supervisor,
             uploaders=daemon.uploaders,
         )
         daemon.http_addresses = await core.start(
             run_web, config, shared, budget, web_stop, web_done
         )
-        async with trio.open_nursery() as ingest:
-            motion_limiter = trio.CapacityLimiter(max(1, os.cpu_count() or 1))
-            for camera_id in sorted(db.cameras):
-                await start_camera_motion(
-                    daemon, ingest, camera_id, stream_ids, motion_limiter, clocks
-                )
-            for sid in stream_ids:
-                stream_dir = db.streams[sid].sample_file_dir_id
-                assert stream_dir is not None
-                streamer = Streamer(
-                    db=db,
-                    stream_id=sid,
-                    sdir=dirs[stream_dir],
-                    sink=daemon.syncers[stream_dir],
-                    opener=opener,
-                    clocks=clocks,
-                    hub=daemon.hub,
-                    options=StreamerOptions(
-                        rotate_interval=interval,
-                        rotate_offset=rotate_offset_for(sid, interval),
-                        read_timeout=round(config.read_timeout_sec * UNITS_PER_SEC),
-                        connect_timeout=round(config.connect_timeout_sec * UNITS_PER_SEC),
-                    ),
-                )
-                daemon.streamers[sid] = streamer
-                await ingest.start(streamer.run)
-            log.info(
-                "recording %d streams into %d directories%s",
-                len(stream_ids),
-                len(dirs),
-                " (read-only)" if read_only else "",
-            )
-            notifier.notify("READY=1", f"STATUS=recording {len(stream_ids)} streams")
-            task_status.started(daemon)
-            await daemon.shutdown.wait()
-            notifier.notify("STOPPING=1")
-            log.info("shutting down: finishing HTTP requests")
-            web_stop.set()
-            with trio.move_on_after(config.graceful_timeout_sec + 1):
-                await web_done.wait()
-            log.info("shutting down: closing recordings")
-            ingest.cancel_scope.cancel()
+        if not read_only:
+            await core.start(supervisor.run)
+        log.info(
+            "recording %d streams into %d directories%s",
+            len(daemon.streamers),
+            len(dirs),
+            " (read-only)" if read_only else "",
+        )
+        notifier.notify("READY=1", f"STATUS=recording {len(daemon.streamers)} streams")
+        task_status.started(daemon)
+        await daemon.shutdown.wait()
+        notifier.notify("STOPPING=1")
+        log.info("shutting down: finishing HTTP requests")
+        web_stop.set()
+        with trio.move_on_after(config.graceful_timeout_sec + 1):
+            await web_done.wait()
+        log.info("shutting down: closing recordings")
+        async with supervisor.lock:  # a change being applied finishes first
+            await supervisor.stop_cameras()
         for streamer in daemon.streamers.values():
             c = streamer.counters
             log.info(
@@ -349,8 +328,30 @@ async def start_camera_motion(
         nursery, stream_id=sid, hub=daemon.hub, store=db.put_motion_summary, signal=signal,
         options=options, limiter=limiter,
     )
+    previous = daemon.motion.get(sid)
+    if previous is not None:  # restarted with its camera: metrics' counters never go back
+        analyzer.counters = previous.counters
     daemon.motion[sid] = analyzer
     return analyzer
+
+
+async def camera_motion(
+    tasks: CameraTasks, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """The ``CAMERA_TASKS`` entry for motion analysis: runs the camera's analysis (if its
+    configuration turns it on) until the camera's tasks stop; reports started once it is
+    subscribed, before the supervisor starts the camera's streamers."""
+    daemon = tasks.daemon
+    assert isinstance(daemon, Daemon)
+    async with trio.open_nursery() as nursery:
+        await start_camera_motion(
+            daemon, nursery, tasks.camera_id, recorded_streams(daemon.db),
+            daemon.motion_limiter, tasks.clocks,
+        )
+        task_status.started()
+
+
+CAMERA_TASKS.append(camera_motion)
 
 
 def motion_signal_writer(db: Database, camera_id: int, clocks: Clocks) -> SignalWrite:

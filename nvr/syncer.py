@@ -140,6 +140,12 @@ class Syncer:
     def path(self) -> str:
         return str(self._sdir.path)
 
+    def detach(self) -> None:
+        """Stops listening to the database's flushes (once ``run`` has ended, before the
+        directory is removed)."""
+        if self._poke_now in self._db.flush_listeners:
+            self._db.flush_listeners.remove(self._poke_now)
+
     def _statvfs_free(self) -> int:
         st = self._sdir.statvfs()
         return st.f_bavail * st.f_frsize

@@ -1,4 +1,5 @@
-"""``nvr config camera add|list|edit|remove``: cameras and their streams."""
+"""``nvr config camera add|list|edit|remove``: cameras and their streams, changed through
+the running daemon or in the database (``nvr.cli.control``)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from nvr.base.units import format_size, parse_size
+from nvr.cli import control
 from nvr.cli.common import Subparsers, db_dir, read_password
 from nvr.motion.detector import MAX_SENSITIVITY, MIN_SENSITIVITY
 from nvr.motion.summary import parse_cells
@@ -16,32 +19,46 @@ from nvr.storage.forecast import StreamForecast
 from nvr.storage.space import DiskSpace, budget_bytes, budget_warning
 
 
-def _motion_spec(args: argparse.Namespace) -> admin.MotionSpec:
-    return admin.MotionSpec(args.motion, args.motion_sensitivity, args.motion_mask)
+def _motion(args: argparse.Namespace) -> dict[str, Any]:
+    """The motion fields of a camera's config (``--motion``, ``--motion-sensitivity``,
+    ``--motion-mask``) that were given."""
+    out: dict[str, Any] = {}
+    if args.motion is not None:
+        out["motion"] = None if args.motion == "off" else args.motion
+    if args.motion_sensitivity is not None:
+        out["motionSensitivity"] = args.motion_sensitivity
+    if args.motion_mask is not None:
+        out["motionMask"] = args.motion_mask
+    return out
 
 
-def _stream_specs(args: argparse.Namespace) -> dict[str, admin.StreamSpec]:
-    retain = parse_size(args.retain_bytes)
-    days = args.retain_days or None
-    specs = {
-        "main": admin.StreamSpec(
-            args.main_url, retain, args.flush_if_sec, args.rtsp_transport, retain_days=days
-        )
+def _stream(url: str, dir_id: int, retain: int, args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "url": url,
+        "sampleFileDirId": dir_id,
+        "retainBytes": retain,
+        "flushIfSec": args.flush_if_sec,
+        "rtspTransport": args.rtsp_transport,
     }
-    if args.sub_url:
-        sub_retain = (
-            parse_size(args.sub_retain_bytes) if args.sub_retain_bytes else retain // 10
-        )
-        specs["sub"] = admin.StreamSpec(
-            args.sub_url, sub_retain, args.flush_if_sec, args.rtsp_transport, retain_days=days
-        )
-    return specs
+    if args.retain_days:
+        out["retainDays"] = args.retain_days
+    return out
+
+
+def _credentials(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if args.username is not None:
+        out["username"] = args.username
+    password = read_password(args)
+    if password is not None:
+        out["password"] = password
+    return out
 
 
 def warn_about_budgets(args: argparse.Namespace, camera: str) -> None:
     """Warns on standard error about each directory of ``camera``'s streams whose streams'
     budgets are more than its disk holds (``nvr.storage.space``)."""
-    with admin.open_db(db_dir(args), read_only=True) as db:
+    with control.peek(db_dir(args)) as db:
         cam = db.camera_by_name(camera)
         dir_ids = {db.streams[sid].sample_file_dir_id for sid in cam.streams.values()}
         for dir_id in sorted(d for d in dir_ids if d is not None):
@@ -56,19 +73,22 @@ def warn_about_budgets(args: argparse.Namespace, camera: str) -> None:
 
 
 def cmd_camera_add(args: argparse.Namespace) -> int:
-    cam = admin.add_camera(
-        db_dir(args),
-        name=args.name,
-        dir_path=Path(args.dir),
-        streams=_stream_specs(args),
-        description=args.description,
-        username=args.username,
-        password=read_password(args),
-        motion=_motion_spec(args),
-    )
-    print(f"added camera {cam.short_name} ({cam.uuid}) with streams {', '.join(cam.streams)}")
-    print_forecast(args, cam.short_name)
-    warn_about_budgets(args, cam.short_name)
+    to = control.target(db_dir(args))
+    dir_id = to.dir_id(Path(args.dir).absolute())
+    retain = parse_size(args.retain_bytes)
+    streams = {"main": _stream(args.main_url, dir_id, retain, args)}
+    if args.sub_url:
+        sub_retain = parse_size(args.sub_retain_bytes) if args.sub_retain_bytes else retain // 10
+        streams["sub"] = _stream(args.sub_url, dir_id, sub_retain, args)
+    body: dict[str, Any] = {"shortName": args.name, "description": args.description,
+                            "streams": streams}  # fmt: skip
+    config = _credentials(args) | _motion(args)
+    if config:
+        body["config"] = config
+    cam = to.add_camera(body)
+    print(f"added camera {cam.name} ({cam.uuid}) with streams {', '.join(sorted(streams))}")
+    print_forecast(args, cam.name)
+    warn_about_budgets(args, cam.name)
     return 0
 
 
@@ -89,7 +109,7 @@ def print_forecast(args: argparse.Namespace, name: str) -> None:
 
 
 def cmd_camera_list(args: argparse.Namespace) -> int:
-    with admin.open_db(db_dir(args), read_only=True) as db:
+    with control.peek(db_dir(args)) as db:
         for cam in db.cameras.values():
             print(f"{cam.short_name}\t{cam.uuid}\t{cam.description}")
             m = cam.config
@@ -112,39 +132,53 @@ def cmd_camera_list(args: argparse.Namespace) -> int:
 
 
 def cmd_camera_edit(args: argparse.Namespace) -> int:
-    urls = {t: u for t, u in (("main", args.main_url), ("sub", args.sub_url)) if u}
-    cam = admin.edit_camera(
-        db_dir(args),
-        args.camera,
-        new_name=args.name,
-        description=args.description,
-        username=args.username,
-        password=read_password(args),
-        urls=urls,
-        retain_bytes={
-            t: parse_size(v)
-            for t, v in (("main", args.retain_bytes), ("sub", args.sub_retain_bytes))
-            if v
-        },
-        flush_if_sec=args.flush_if_sec,
-        dir_path=Path(args.dir) if args.dir else None,
-        retain_days=(
-            {t: args.retain_days for t in ("main", "sub")}
-            if args.retain_days is not None
-            else None
-        ),
-        motion=_motion_spec(args),
-        motion_signal=args.motion_signal,
-    )
-    print(f"updated camera {cam.short_name}")
-    print_forecast(args, cam.short_name)
-    warn_about_budgets(args, cam.short_name)
+    """Only what is named changes: ``--retain-days`` and ``--flush-if-sec`` apply to every
+    stream; a ``--sub-url`` for a camera without a sub stream adds one (into ``--dir``, or
+    the camera's directory)."""
+    to = control.target(db_dir(args))
+    cam = to.camera(args.camera)
+    update: dict[str, Any] = {}
+    if args.name is not None:
+        update["shortName"] = args.name
+    if args.description is not None:
+        update["description"] = args.description
+    credentials = _credentials(args) | _motion(args)
+    if args.motion_signal is not None:
+        credentials["motionSignal"] = args.motion_signal
+    if credentials:
+        update["config"] = credentials
+    dir_id = to.dir_id(Path(args.dir).absolute()) if args.dir else None
+    urls = {"main": args.main_url, "sub": args.sub_url}
+    sizes = {"main": args.retain_bytes, "sub": args.sub_retain_bytes}
+    streams: dict[str, dict[str, Any]] = {}
+    for t in sorted(cam.stream_types | {t for t, u in urls.items() if u}):
+        s: dict[str, Any] = {}
+        if urls.get(t):
+            s["url"] = urls[t]
+        if sizes.get(t):
+            s["retainBytes"] = parse_size(sizes[t])
+        if args.retain_days is not None:
+            s["retainDays"] = args.retain_days or None
+        if args.flush_if_sec is not None:
+            s["flushIfSec"] = args.flush_if_sec
+        if dir_id is not None:
+            s["sampleFileDirId"] = dir_id
+        if s:
+            streams[t] = s
+    if streams:
+        update["streams"] = streams
+    to.update_camera(cam, update)
+    print(f"updated camera {args.name or cam.name}")
+    print_forecast(args, args.name or cam.name)
+    warn_about_budgets(args, args.name or cam.name)
     return 0
 
 
 def cmd_camera_remove(args: argparse.Namespace) -> int:
-    n = admin.remove_camera(db_dir(args), args.camera, delete_recordings=args.delete_recordings,
-                            unprotect=args.unprotect)
+    to = control.target(db_dir(args))
+    n = to.remove_camera(
+        to.camera(args.camera), delete_recordings=args.delete_recordings, unprotect=args.unprotect
+    )
     print(f"removed camera {args.camera}" + (f" and {n} recordings" if n else ""))
     return 0
 

@@ -1,10 +1,12 @@
-"""``nvr check``: verify (and, behind flags, repair) the database and sample files."""
+"""``nvr check``: verify (and, behind flags, repair) the database and sample files; while
+the daemon runs, a read-only check of what it has committed (``nvr.offline.check``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from nvr.base import errors
 from nvr.cli.common import Subparsers, db_dir
 
 
@@ -29,12 +31,22 @@ def cmd_check_archive(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from nvr.cli.control import daemon_running
+
     if args.archive is not None:
         return cmd_check_archive(args)
     from nvr.offline.check import check
 
+    live = daemon_running(db_dir(args))
+    if live:
+        if args.delete_orphan_rows or args.trash_orphan_files:
+            raise errors.FailedPrecondition(
+                "the daemon runs (it holds the database's lock): stop it to repair"
+            )
+        print("nvr check: the daemon runs: checking what it has committed", file=sys.stderr)
     report = check(
         db_dir(args),
+        live=live,
         hash_files=args.hash,
         delete_orphan_rows=args.delete_orphan_rows,
         trash_orphan_files=args.trash_orphan_files,
@@ -54,7 +66,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
-        "check", help="verify the database and sample files (daemon stopped)", parents=[common]
+        "check",
+        help="verify the database and sample files (repairs need the daemon stopped)",
+        parents=[common],
     )
     p.add_argument("--hash", action="store_true",
                    help="also verify every file's (with --archive: object's) SHA-256")

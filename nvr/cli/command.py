@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_parser(sub, common)
     database.add_upgrade_parser(sub, common)
     config = sub.add_parser(
-        "config", help="change cameras, directories, signals, archives and users (daemon stopped)"
+        "config",
+        help="change cameras, directories, signals, archives and users (cameras, directories "
+        "and users also through the daemon while it runs)",
     )
     what = config.add_subparsers(dest="what", required=True, metavar="WHAT")
     dirs.add_parsers(what, common)

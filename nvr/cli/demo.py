@@ -76,17 +76,14 @@ def prepare(root: Path) -> Path:
     print(f"nvr demo: encoding a {CLIP_SECONDS} s {WIDTH}x{HEIGHT} test clip: {clip}")
     encode_demo_clip(clip)
     Database.create(db_dir, RealClocks().realtime())
-    admin.add_dir(db_dir, root / "sample")
+    dir_id = admin.add_dir(db_dir, root / "sample")
     for name in ("driveway", "garden"):
-        admin.add_camera(
-            db_dir,
-            name=name,
-            dir_path=root / "sample",
-            description="demo camera",
-            streams={
-                "main": admin.StreamSpec(str(clip), retain_bytes=200_000_000, flush_if_sec=10)
-            },
-        )
+        admin.add_camera(db_dir, {
+            "shortName": name,
+            "description": "demo camera",
+            "streams": {"main": {"url": str(clip), "sampleFileDirId": dir_id,
+                                 "retainBytes": 200_000_000, "flushIfSec": 10}},
+        })  # fmt: skip
     print(f"nvr demo: created database {db_dir} with cameras driveway and garden")
     return db_dir
 

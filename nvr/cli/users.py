@@ -1,5 +1,6 @@
 """``nvr config user add|passwd|disable|enable|perms|remove|list`` and ``nvr login``:
-users of the web interface and API, and sessions for scripts."""
+users of the web interface and API (changed through the running daemon or in the
+database: ``nvr.cli.control``), and sessions for scripts (daemon stopped)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from types import EllipsisType
 
 from nvr.base import errors
+from nvr.cli import control
 from nvr.cli.common import Subparsers, db_dir, read_password
 from nvr.offline import admin
 
@@ -37,21 +39,18 @@ def _new_password(args: argparse.Namespace) -> str | None:
 
 def cmd_user_add(args: argparse.Namespace) -> int:
     password = _new_password(args)
-    user = admin.add_user(
-        db_dir(args),
-        args.name,
-        password=password,
-        permissions=_perms_arg(args.perms) or frozenset(),
+    user_id = control.target(db_dir(args)).add_user(
+        args.name, password, _perms_arg(args.perms) or frozenset()
     )
-    print(f"added user {user.username} (id {user.id})")
+    print(f"added user {args.name} (id {user_id})")
     if password is None:
-        print(f"it has no password yet: set one with `nvr config user passwd {user.username}`")
+        print(f"it has no password yet: set one with `nvr config user passwd {args.name}`")
     return 0
 
 
 def cmd_user_passwd(args: argparse.Namespace) -> int:
     if args.clear:
-        admin.set_password(db_dir(args), args.name, None)
+        control.target(db_dir(args)).set_password(args.name, None)
         print(f"cleared the password of {args.name}: it cannot log in; its sessions ended")
         return 0
     password = _new_password(args)
@@ -59,13 +58,13 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
         raise errors.InvalidArgument(
             "no password: use --password-stdin, a terminal, or --clear to remove it"
         )
-    admin.set_password(db_dir(args), args.name, password)
+    control.target(db_dir(args)).set_password(args.name, password)
     print(f"changed the password of {args.name}; its sessions ended")
     return 0
 
 
 def cmd_user_disable(args: argparse.Namespace) -> int:
-    admin.update_user(db_dir(args), args.name, disabled=args.disable)
+    control.target(db_dir(args)).update_user(args.name, disabled=args.disable)
     if args.disable:
         print(f"disabled user {args.name}; its sessions ended")
     else:
@@ -80,6 +79,14 @@ def cmd_user_perms(args: argparse.Namespace) -> int:
         cameras = None
     elif args.cameras is not None:
         cameras = [c.strip() for c in args.cameras.split(",") if c.strip()]
+    if control.daemon_running(db_dir(args)):
+        if cameras is not ...:
+            raise errors.FailedPrecondition(
+                "the daemon runs: stop it to change a user's cameras (--cameras, --all-cameras)"
+            )
+        control.target(db_dir(args)).update_user(args.name, permissions=perms)
+        print(f"user {args.name} now has: {', '.join(sorted(perms)) or 'no permissions'}")
+        return 0
     user = admin.update_user(db_dir(args), args.name, permissions=perms, cameras=cameras)
     print(f"user {args.name} now has: {', '.join(sorted(perms)) or 'no permissions'}"
           f"{_on_cameras(args, user.cameras)}")
@@ -94,7 +101,7 @@ def _on_cameras(args: argparse.Namespace, cameras: frozenset[uuid.UUID] | None) 
 
 
 def cmd_user_remove(args: argparse.Namespace) -> int:
-    admin.remove_user(db_dir(args), args.name)
+    control.target(db_dir(args)).remove_user(args.name)
     print(f"removed user {args.name} and its sessions")
     return 0
 
@@ -141,7 +148,8 @@ def add_parsers(what: Subparsers, common: argparse.ArgumentParser) -> None:
     u = what.add_parser("user", help="users of the web interface and API")
     usub = u.add_subparsers(dest="action", required=True, metavar="ACTION")
     perms_help = (
-        "comma-separated: viewVideo,readCameraConfigs,updateSignals,adminUsers,protectVideo"
+        "comma-separated: viewVideo,readCameraConfigs,updateSignals,adminUsers,protectVideo,"
+        "adminConfig"
     )
 
     def password_stdin(p: argparse.ArgumentParser) -> None:

@@ -1,10 +1,10 @@
 """Users and sessions: the ``user`` and ``user_session`` tables and the rules around them.
 
 What lives here:
-- the permission vocabulary (``PERMISSIONS``: Moonfire NVR's names plus ``protectVideo``)
-  and a user's camera limit (``User.cameras``: None, every camera; else the uuids of the
-  only cameras any of its permissions apply to, kept as ``"cameras"`` in the permissions
-  JSON);
+- the permission vocabulary (``PERMISSIONS``: Moonfire NVR's names plus ``protectVideo``,
+  and ``adminConfig`` for the configuration routes) and a user's camera limit
+  (``User.cameras``: None, every camera; else the uuids of the only cameras any of its
+  permissions apply to, kept as ``"cameras"`` in the permissions JSON);
 - users: add, rename, disable, set permissions and preferences, set or clear the
   password (argon2id PHC strings from ``argon2-cffi``), remove;
 - sessions: ``create_session`` makes a random id (``secrets``), hands it to the caller
@@ -51,7 +51,10 @@ from nvr.db.database import Database
 
 log = logging.getLogger(__name__)
 
-PERMISSIONS = ("viewVideo", "readCameraConfigs", "updateSignals", "adminUsers", "protectVideo")
+PERMISSIONS = (
+    "viewVideo", "readCameraConfigs", "updateSignals", "adminUsers", "protectVideo",
+    "adminConfig",
+)
 #: ``update_user``'s "leave the camera limit as it is"
 KEEP: Any = ...
 

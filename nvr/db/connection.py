@@ -92,14 +92,23 @@ def create(db_dir: Path, uuid: bytes, unix_time: int) -> None:
         os.close(lock_fd)
 
 
-def connect(db_dir: Path, *, read_only: bool) -> tuple[sqlite3.Connection, int]:
+def connect(
+    db_dir: Path, *, read_only: bool, lock: bool = True
+) -> tuple[sqlite3.Connection, int]:
     """Locks ``db_dir`` (exclusive, or shared for ``read_only``) and connects to its
     database, refusing one of another schema version. Returns the connection and the
-    descriptor holding the lock; the caller closes both."""
+    descriptor holding the lock; the caller closes both. ``lock=False`` (read-only only)
+    takes no lock: a look at what is committed while the daemon runs (the database is in
+    WAL mode, so a reader neither waits for the daemon's commits nor holds them up)."""
     path = db_dir / DB_FILE
     if not path.exists():
         raise errors.NotFound(f"no database at {path}; create one with `nvr init`")
-    lock_fd = lock_dir(db_dir, exclusive=not read_only)
+    if lock:
+        lock_fd = lock_dir(db_dir, exclusive=not read_only)
+    else:
+        assert read_only, "only a read-only open may skip the lock"
+        with errors.mapped_os_errors(f"opening database directory {db_dir}"):
+            lock_fd = os.open(db_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         try:
             if read_only:

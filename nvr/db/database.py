@@ -58,12 +58,14 @@ class Database(Catalog, Lifecycle, Reads, Signals, Archives):
         tz: dt.tzinfo,
         now: Callable[[], Time],
         monotonic: Callable[[], Duration] | None = None,
+        lock: bool = True,
     ) -> Database:
         """Opens the database in ``db_dir``: locks the directory (exclusive, or shared for
         ``read_only``; never waits), checks the schema version, loads the in-memory state
-        and, unless ``read_only``, records this open in the ``open`` table."""
+        and, unless ``read_only``, records this open in the ``open`` table. ``lock=False``
+        with ``read_only``: see ``connection.connect`` (what a running daemon committed)."""
         db_dir = Path(db_dir)
-        conn, lock_fd = connection.connect(db_dir, read_only=read_only)
+        conn, lock_fd = connection.connect(db_dir, read_only=read_only, lock=lock)
         try:
             db = cls(
                 conn, lock_fd, db_dir=db_dir, read_only=read_only, tz=tz, now=now,

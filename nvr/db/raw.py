@@ -323,6 +323,12 @@ def delete_recording(conn: sqlite3.Connection, cid: int) -> None:
         raise sqlite3.IntegrityError(f"recording {cid:016x} to delete is not in the database")
 
 
+def recording_exists(conn: sqlite3.Connection, composite_id: int) -> bool:
+    return conn.execute(
+        "select 1 from recording where composite_id = ?", (composite_id,)
+    ).fetchone() is not None
+
+
 def count_recordings(conn: sqlite3.Connection) -> int:
     return int(conn.execute("select count(*) from recording").fetchone()[0])
 

@@ -113,6 +113,12 @@ class Reads(Redactions):
         except sqlite3.Error as e:
             raise map_sqlite_error(e, "reading recordings") from e
 
+    def recording_exists(self, composite_id: int) -> bool:
+        """Whether the recording is committed now (a fresh read, not the in-memory state:
+        ``nvr check`` while the daemon runs)."""
+        with self._read("looking up a recording") as conn:
+            return raw.recording_exists(conn, composite_id)
+
     def count_recordings(self) -> int:
         with self._read("counting recordings") as conn:
             return raw.count_recordings(conn)

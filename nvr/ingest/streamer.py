@@ -175,6 +175,9 @@ class Streamer:
         self._prev_pts: int | None = None
         self._rotate_at: Time = 0
         self._log_write_failure = RateLimitedLog(clocks, log)
+        #: the end reason of the recording open when the streamer is cancelled: the
+        #: daemon sets ``"reconfigured"`` before it cancels a camera whose settings changed
+        self.stop_reason = "shutdown"
         #: while failing: the failures' log (one line a minute) and when they began
         self._log_failure = RateLimitedLog(clocks, log)
         self._failing_since: Time | None = None
@@ -225,7 +228,8 @@ class Streamer:
         ``connecting``): a caller that starts streamers with ``nursery.start`` knows each
         one is then connecting or further.
 
-        Cancellation (shutdown) while recording writes the frames the source received but
+        Cancellation (shutdown, or the daemon restarting the camera: end reason
+        ``stop_reason``) while recording writes the frames the source received but
         had not handed over, closes the open recording (trailing zero) and hands it to the
         syncer, within ``close_timeout``; while connecting or backing off it just stops.
         Either way the state ends ``idle``."""
@@ -284,6 +288,7 @@ class Streamer:
             # bounded time; otherwise (e.g. a full syncer queue) for as long as it takes.
             with trio.CancelScope(shield=True) as scope:
                 if cancelled:
+                    reason = self.stop_reason
                     scope.deadline = self._clocks.deadline_after(self._opts.close_timeout)
                     await self._write_drained(source)
                 await self._end_run(None, reason)

@@ -1,225 +1,89 @@
 """Configuration changes made while the daemon is stopped (``nvr config ...``).
 
 Each function opens what it needs, changes it and closes it again, so the CLI stays a
-thin layer of argument parsing and printing. Directories are created with their meta file
-(``SampleFileDir.create``) before the database learns of them; removing a camera's
-recordings goes through the same garbage sequence as retention (rows to ``garbage`` in
-one transaction, unlink, fsync, forget) so a crash at any point leaves a clean state.
-Users and sessions for scripts (``nvr config user ...``, ``nvr login``) go through
+thin layer of argument parsing and printing. Cameras and directories change through
+``nvr.reconfig`` with the same JSON bodies as the API's configuration routes (the CLI
+sends those to a running daemon instead: ``nvr.cli.control``). Directories are created
+with their meta file (``SampleFileDir.create``) before the database learns of them;
+removing a camera's recordings goes through the same garbage sequence as retention (rows
+to ``garbage`` in one transaction, unlink, fsync, forget) so a crash at any point leaves
+a clean state. Users and sessions for scripts (``nvr config user ...``, ``nvr login``) go through
 ``nvr.db.auth`` like the web routes do.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from types import EllipsisType
+from typing import Any
 
+from nvr import reconfig
 from nvr.base import errors
 from nvr.base.clock import RealClocks
 from nvr.base.time90k import zone
 from nvr.db.auth import FLAG_HTTP_ONLY, FLAG_SAME_SITE_LAX, KEEP, SESSION_COOKIE, Auth, User
 from nvr.db.database import Database
-from nvr.db.types import Camera, CameraConfig, SampleFileDirRow, StreamConfig
-from nvr.storage.dir import SampleFileDir, open_for_database
+from nvr.db.types import Camera
+from nvr.storage.dir import open_for_database
 from nvr.storage.forecast import StreamForecast, stream_forecast
 
 
-def open_db(db_dir: Path, *, read_only: bool = False) -> Database:
+def open_db(db_dir: Path, *, read_only: bool = False, lock: bool = True) -> Database:
     clocks = RealClocks()
-    return Database.open(db_dir, read_only=read_only, tz=zone(None), now=clocks.realtime)
+    return Database.open(
+        db_dir, read_only=read_only, tz=zone(None), now=clocks.realtime, lock=lock
+    )
 
 
-def add_dir(db_dir: Path, path: Path) -> SampleFileDirRow:
+def add_dir(db_dir: Path, path: Path) -> int:
     """Creates (or adopts an empty) sample-file directory and registers it."""
-    path = path.absolute()
     with open_db(db_dir) as db:
-        if any(d.path == str(path) for d in db.dirs.values()):
-            raise errors.AlreadyExists(f"{path} is already a sample file directory")
-        dir_uuid = uuid.uuid4()
-        SampleFileDir.create(path, db.uuid, dir_uuid)
-        return db.add_sample_file_dir(str(path), dir_uuid)
+        new = reconfig.check_new_dir(db, str(path.absolute()))
+        reconfig.create_dir(db.uuid, new)
+        return reconfig.commit_dir(db, new)
 
 
-def find_dir(db: Database, path: Path) -> SampleFileDirRow:
-    want = str(path.absolute())
-    for d in db.dirs.values():
-        if d.path == want:
-            return d
-    raise errors.NotFound(
-        f"{want} is not a sample file directory; add it with `nvr config dir add`"
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class StreamSpec:
-    """What the CLI says about one stream of a camera."""
-
-    url: str
-    retain_bytes: int
-    flush_if_sec: int = 60
-    rtsp_transport: str = "tcp"
-    mode: str = "record"
-    retain_days: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MotionSpec:
-    """Motion settings of ``nvr config camera add|edit``; None leaves a field as it is."""
-
-    stream: str | None = None  # "sub", "main" or "off"
-    sensitivity: int | None = None
-    mask: list[int] | None = None
-
-    def apply(self, config: CameraConfig) -> CameraConfig:
-        if self.stream is not None:
-            config = dataclasses.replace(
-                config, motion=None if self.stream == "off" else self.stream
-            )
-        if self.sensitivity is not None:
-            config = dataclasses.replace(config, motion_sensitivity=self.sensitivity)
-        if self.mask is not None:
-            config = dataclasses.replace(config, motion_mask=sorted(set(self.mask)) or None)
-        config.validate()
-        return config
-
-
-def add_camera(
-    db_dir: Path,
-    *,
-    name: str,
-    dir_path: Path,
-    streams: dict[str, StreamSpec],
-    description: str = "",
-    username: str | None = None,
-    password: str | None = None,
-    motion: MotionSpec | None = None,
-) -> Camera:
-    if "main" not in streams:
-        raise errors.InvalidArgument("a camera needs a main stream URL")
-    config = CameraConfig(username=username, password=password)
-    if motion is not None:
-        config = motion.apply(config)
+def remove_dir(db_dir: Path, dir_id: int) -> None:
+    """Forgets an empty sample-file directory (its meta file stays on disk)."""
     with open_db(db_dir) as db:
-        d = find_dir(db, dir_path)
-        return db.add_camera(
-            name,
-            description=description,
-            config=config,
-            streams={t: (d.id, _stream_config(s)) for t, s in streams.items()},
-        )
+        reconfig.check_dir_removable(db, dir_id)
+        db.remove_sample_file_dir(dir_id)
 
 
-def _stream_config(s: StreamSpec) -> StreamConfig:
-    for scheme in ("rtsp://", "rtsps://", "file:", "/"):
-        if s.url.lower().startswith(scheme):
-            break
-    else:
-        raise errors.InvalidArgument(f"stream URL {s.url!r} must be rtsp://, rtsps:// or a file")
-    cfg = StreamConfig(
-        url=s.url,
-        mode=s.mode,
-        retain_bytes=s.retain_bytes,
-        retain_days=s.retain_days,
-        flush_if_sec=s.flush_if_sec,
-        rtsp_transport=s.rtsp_transport,
-    )
-    cfg.validate()
-    return cfg
+def _camera(db: Database, camera_uuid: str) -> Camera:
+    return db.camera_by_uuid(uuid.UUID(camera_uuid))
 
 
-def edit_camera(
-    db_dir: Path,
-    name: str,
-    *,
-    new_name: str | None = None,
-    description: str | None = None,
-    username: str | None = None,
-    password: str | None = None,
-    urls: dict[str, str] | None = None,
-    retain_bytes: dict[str, int] | None = None,
-    flush_if_sec: int | None = None,
-    dir_path: Path | None = None,
-    retain_days: dict[str, int | None] | None = None,
-    motion: MotionSpec | None = None,
-    motion_signal: str | None = None,
-) -> Camera:
-    """Changes the named camera; only the given fields change (of ``motion``, the
-    fields that are not None). ``urls``,
-    ``retain_bytes`` and ``retain_days`` (0 or None: no age limit) are by stream type;
-    new stream types in ``urls`` are added (they need
-    a directory: the camera's, or ``dir_path``). ``motion_signal`` names the signal its
-    motion detector writes ("": the default, "<camera> motion")."""
+def add_camera(db_dir: Path, body: dict[str, Any]) -> Camera:
+    """Adds a camera described as ``POST /api/nvr/cameras``'s ``camera``."""
     with open_db(db_dir) as db:
-        cam = db.camera_by_name(name)
-        config = cam.config
-        if username is not None:
-            config = dataclasses.replace(config, username=username)
-        if password is not None:
-            config = dataclasses.replace(config, password=password)
-        if motion is not None:
-            config = motion.apply(config)
-        if motion_signal is not None:
-            config = dataclasses.replace(config, motion_signal=motion_signal or None)
-        changes: dict[str, tuple[int | None, StreamConfig]] = {}
-        types = set(cam.streams) | set(urls or {})
-        for t in sorted(types):
-            sid = cam.streams.get(t)
-            old = db.streams[sid] if sid is not None else None
-            dir_id = old.sample_file_dir_id if old else None
-            if dir_path is not None:
-                dir_id = find_dir(db, dir_path).id
-            elif dir_id is None and cam.streams:
-                dir_id = db.streams[next(iter(cam.streams.values()))].sample_file_dir_id
-            cfg = StreamConfig.from_json(old.config.to_json()) if old else StreamConfig()
-            if urls and t in urls:
-                cfg = _stream_config(
-                    StreamSpec(urls[t], cfg.retain_bytes, cfg.flush_if_sec,
-                               retain_days=cfg.retain_days)
-                )
-            if retain_bytes and t in retain_bytes:
-                cfg.retain_bytes = retain_bytes[t]
-            if retain_days and t in retain_days:
-                cfg.retain_days = retain_days[t] or None
-            if flush_if_sec is not None:
-                cfg.flush_if_sec = flush_if_sec
-            cfg.validate()
-            changes[t] = (dir_id, cfg)
-        return db.update_camera(
-            cam.id, short_name=new_name, description=description, config=config, streams=changes
-        )
+        return reconfig.add_camera(db, body)
+
+
+def update_camera(db_dir: Path, camera_uuid: str, update: dict[str, Any]) -> Camera:
+    """Changes a camera as ``PATCH /api/nvr/cameras/<uuid>``'s ``update`` says."""
+    with open_db(db_dir) as db:
+        return reconfig.update_camera(db, _camera(db, camera_uuid), update)
 
 
 def remove_camera(
-    db_dir: Path, name: str, *, delete_recordings: bool, unprotect: bool = False
+    db_dir: Path, camera_uuid: str, *, delete_recordings: bool, unprotect: bool = False
 ) -> int:
     """Removes a camera. With recordings it is refused unless ``delete_recordings``; then
     its recordings are deleted first, which is refused while it has active protected
     ranges unless ``unprotect`` (they are removed first, logged). Returns the number of
     recordings deleted."""
     with open_db(db_dir) as db:
-        cam = db.camera_by_name(name)
-        streams = [db.streams[sid] for sid in cam.streams.values()]
-        count = sum(s.committed.num_recordings for s in streams)
-        if count and not delete_recordings:
-            raise errors.FailedPrecondition(
-                f"camera {name!r} has {count} recordings; pass --delete-recordings to delete "
-                "them with the camera"
-            )
-        ranges = db.active_ranges(cam.id)
-        if count and ranges:
-            if not unprotect:
-                raise errors.FailedPrecondition(
-                    f"camera {name!r} has {len(ranges)} protected ranges; pass --unprotect "
-                    "to remove them and delete the protected video too"
-                )
-            for r in ranges:
-                db.unprotect(cam.id, r.id, by=f"nvr config camera remove (uid {os.getuid()})")
+        cam = _camera(db, camera_uuid)
+        count = reconfig.check_removable(
+            db, cam, delete_recordings=delete_recordings, unprotect=unprotect
+        )
         if count:
-            _delete_recordings(db, [s.id for s in streams])
+            reconfig.unprotect_all(db, cam, by=f"nvr config camera remove (uid {os.getuid()})")
+        if count:
+            _delete_recordings(db, list(cam.streams.values()))
         db.delete_camera(cam.id)
         return count
 
@@ -286,8 +150,9 @@ def update_user(
 
 
 def camera_forecast(db_dir: Path, name: str) -> list[tuple[str, StreamForecast]]:
-    """Each stream's storage forecast (type, forecast) as of now, by stream type."""
-    with open_db(db_dir, read_only=True) as db:
+    """Each stream's storage forecast (type, forecast) as of now, by stream type (what is
+    committed, without the lock: it works while the daemon runs)."""
+    with open_db(db_dir, read_only=True, lock=False) as db:
         cam = db.camera_by_name(name)
         now = RealClocks().realtime()
         return [(t, stream_forecast(db, sid, now)) for t, sid in sorted(cam.streams.items())]
@@ -315,8 +180,9 @@ def remove_user(db_dir: Path, name: str) -> None:
 
 
 def list_users(db_dir: Path) -> list[tuple[User, int]]:
-    """Every user with its number of unrevoked sessions."""
-    with open_db(db_dir, read_only=True) as db:
+    """Every user with its number of unrevoked sessions (as committed: works while the
+    daemon runs)."""
+    with open_db(db_dir, read_only=True, lock=False) as db:
         a = _auth(db)
         counts = a.live_session_counts()
         return [(u, counts.get(u.id, 0)) for u in a.list_users()]

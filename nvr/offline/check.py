@@ -1,7 +1,8 @@
 """``nvr check``: verifies every storage invariant (docs/design.md, "On-disk formats"),
 reporting problems.
 
-Checked, with the database open read-only (so the daemon must be stopped):
+Checked, with the database open read-only (the daemon stopped; or, with ``live=True``,
+running: see below):
 - SQLite's own ``integrity_check`` and foreign keys;
 - each sample-file directory's meta file against the database (the open interlock);
 - every recording row: its file exists with exactly ``sample_file_bytes`` bytes, its
@@ -22,6 +23,13 @@ database is opened read-write (still with the daemon stopped: it takes the exclu
   (or of an unknown stream) are moved to the directory's ``trash/`` subdirectory, never
   deleted: a person decides what to do with them.
 A repaired problem's line ends with what was done; ``CheckReport.unrepaired`` counts the rest.
+
+``live=True`` checks while the daemon runs (``nvr check`` does so when the database is
+locked; repairs are refused then): the database and directories are opened read-only
+without their locks, and what the daemon changes meanwhile is not reported: a row whose
+file was not listed is looked at again (a file created after the listing, or a row
+deleted and its file unlinked since), and so is a listed file without a row (deleted
+since). Recordings not yet committed are not checked.
 
 Long scans show a progress bar on ``progress`` (the CLI passes stderr only when it is a
 terminal). Speed: one ``stat`` per file and one pass over the recording table, decoding
@@ -124,12 +132,16 @@ class _Prev:
 def check(db_dir: Path | str, *, hash_files: bool = False,
           now: Callable[[], Time] | None = None,
           delete_orphan_rows: bool = False, trash_orphan_files: bool = False,
-          progress: TextIO | None = None) -> CheckReport:
+          progress: TextIO | None = None, live: bool = False) -> CheckReport:
     """Checks the database in ``db_dir`` and its directories; see the module docstring."""
     repair = delete_orphan_rows or trash_orphan_files
-    db = Database.open(db_dir, read_only=not repair, tz=dt.UTC, now=now or (lambda: 0))
+    if repair and live:
+        raise errors.FailedPrecondition("repairs need the daemon stopped")
+    db = Database.open(db_dir, read_only=not repair, tz=dt.UTC, now=now or (lambda: 0),
+                       lock=not live)  # fmt: skip
     try:
         checker = _Checker(db, hash_files, Progress(progress))
+        checker.live = live
         checker.delete_orphan_rows = delete_orphan_rows
         checker.trash_orphan_files = trash_orphan_files
         return checker.run()
@@ -148,6 +160,7 @@ class _Checker:
         self.dirs: dict[int, SampleFileDir] = {}
         self.files: dict[int, dict[int, int]] = {}  # dir id -> composite id -> size
         self.orphan_rows: list[int] = []  # composite ids of rows whose file is missing
+        self.live = False  # the daemon runs: see the module docstring
 
     def problem(self, msg: str) -> None:
         self.report.problems.append(msg)
@@ -174,7 +187,8 @@ class _Checker:
     def open_dirs(self) -> None:
         for dir_id, row in self.db.dirs.items():
             try:
-                sdir = SampleFileDir.open(row.path, read_only=not self.trash_orphan_files)
+                sdir = SampleFileDir.open(row.path, read_only=not self.trash_orphan_files,
+                                          lock=not self.live)  # fmt: skip
             except errors.NvrError as e:
                 self.problem(f"dir {row.path}: cannot open: {e}")
                 continue
@@ -274,6 +288,10 @@ class _Checker:
         if dir_id is None or sizes is None:
             return  # the directory itself was reported
         size = sizes.pop(cid, None)
+        if size is None and self.live:
+            size = self.dirs[dir_id].file_size(cid)  # made after the listing?
+            if size is None and not self.db.recording_exists(cid):
+                return  # deleted since it was read
         if size is None:
             if self.delete_orphan_rows:
                 self.orphan_rows.append(cid)
@@ -329,6 +347,9 @@ class _Checker:
                 stream = self.db.streams.get(stream_id)
                 if (dir_id, cid) in garbage:
                     self.report.garbage += 1
+                elif self.live and (self.dirs[dir_id].file_size(cid) is None
+                                    or self.db.recording_exists(cid)):
+                    pass  # deleted, or committed, since the listing
                 elif stream is not None and rec_id >= stream.cum_recordings:
                     self.report.uncommitted_files += 1
                 else:

@@ -130,14 +130,17 @@ class SampleFileDir:
             os.close(fd)
 
     @classmethod
-    def open(cls, path: Path | str, *, read_only: bool) -> SampleFileDir:
+    def open(cls, path: Path | str, *, read_only: bool, lock: bool = True) -> SampleFileDir:
         """Opens and locks (exclusive, or shared when ``read_only``) the directory and
-        reads its meta file. The caller checks the meta against the database."""
+        reads its meta file. The caller checks the meta against the database.
+        ``lock=False`` (read-only only): a look while the daemon has it open."""
         path = Path(path)
+        assert lock or read_only, "only a read-only open may skip the lock"
         fd = _open_dir_fd(path)
         try:
             with errors.mapped_os_errors(f"opening sample file directory {path}"):
-                _lock(fd, path, exclusive=not read_only)
+                if lock:
+                    _lock(fd, path, exclusive=not read_only)
                 try:
                     meta_fd = os.open(META_FILE, os.O_RDONLY | os.O_CLOEXEC, dir_fd=fd)
                 except FileNotFoundError:

@@ -35,6 +35,7 @@ from nvr.db.auth import Auth
 from nvr.web import (
     api,
     auth,
+    config_api,
     export,
     live,
     metrics_route,
@@ -150,6 +151,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
             return response
 
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(config_api.blueprint)
     app.register_blueprint(protect.blueprint)
     app.register_blueprint(signals.blueprint)
     app.register_blueprint(view.blueprint)

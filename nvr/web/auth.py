@@ -7,7 +7,7 @@ calls every route with and without it. To add a route: add one line below.
 Values:
 
 - a permission (``viewVideo``, ``readCameraConfigs``, ``updateSignals``, ``adminUsers``,
-  ``protectVideo``);
+  ``protectVideo``, ``adminConfig``);
 - ``PUBLIC``: anyone (the login form, static files of the UI, ``/api/request``);
 - ``CALLER``: anyone with a session, or with at least one permission the bind grants to
   unauthenticated callers (the top-level listing: it also tells a caller who it is);
@@ -147,6 +147,13 @@ ROUTE_PERMISSIONS: Mapping[str, str] = {
     "api.get_user": SELF_OR_ADMIN,
     "api.update_user": SELF_OR_ADMIN,
     "api.delete_user": "adminUsers",
+    # configuration, applied while recording (config_api.py)
+    "config.add_camera": "adminConfig",
+    "config.update_camera": "adminConfig",
+    "config.delete_camera": "adminConfig",
+    "config.list_dirs": "adminConfig",
+    "config.add_dir": "adminConfig",
+    "config.delete_dir": "adminConfig",
 }
 
 #: the path variable that names a camera in every route that takes one

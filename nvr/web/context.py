@@ -39,8 +39,9 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+import trio
 from quart import Response, current_app, g, has_app_context, request, websocket
 
 from nvr import __version__
@@ -85,6 +86,42 @@ class StreamStatus:
     min_free: int = 0
 
 
+class Reconfigurer(Protocol):
+    """The daemon's side of a configuration change (``nvr.supervisor.Supervisor``): the
+    configuration routes commit a change with ``lock`` held, then call ``apply`` (or the
+    directory methods) so the running tasks follow it."""
+
+    lock: trio.Lock
+
+    async def apply(self) -> None: ...
+
+    async def settle(self, camera_id: int) -> None: ...
+
+    async def dir_added(self, dir_id: int) -> None: ...
+
+    async def stop_syncer(self, dir_id: int) -> None: ...
+
+
+class NoTasks:
+    """A ``Reconfigurer`` for an app without a daemon (tests): changes are committed and
+    nothing else happens."""
+
+    def __init__(self) -> None:
+        self.lock = trio.Lock()
+
+    async def apply(self) -> None:
+        pass
+
+    async def settle(self, camera_id: int) -> None:
+        pass
+
+    async def dir_added(self, dir_id: int) -> None:
+        pass
+
+    async def stop_syncer(self, dir_id: int) -> None:
+        pass
+
+
 @dataclass
 class WebContext:
     """What routes may read. Filled by the daemon; tests build their own."""
@@ -106,6 +143,8 @@ class WebContext:
     auth: Auth | None = None
     #: failed-login counter (``create_app`` makes one when None; the daemon shares one)
     login_limiter: LoginLimiter | None = None
+    #: applies configuration changes to the running tasks (the daemon's supervisor)
+    reconfigure: Reconfigurer = field(default_factory=NoTasks)
     #: the storage forecast's per-stream sums of the last day, cached a minute
     day_sums: DaySums = field(default_factory=DaySums)
     #: thumbnails' cache and render slots (``create_app`` makes one when None; the daemon

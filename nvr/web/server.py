@@ -78,6 +78,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import logging
+import os
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -112,7 +113,7 @@ from nvr.base.clock import Clocks
 from nvr.base.descriptors import DescriptorBudget
 from nvr.base.log_limit import RateLimitedLog
 from nvr.base.time90k import UNITS_PER_SEC
-from nvr.config import BindConfig, Config
+from nvr.config import MAX_UNIX_PATH, PERMISSIONS, BindConfig, Config, control_socket_path
 
 if TYPE_CHECKING:
     from nvr.web.context import WebContext
@@ -361,9 +362,12 @@ class BindServer:
         clocks: Clocks,
         *,
         daemon_slots: trio.Semaphore,
+        owner_only: bool = False,
     ) -> None:
         self._stopping = trio.Event()
         self._app = ASGIWrapper(_close_websockets_at(_finish_connection_state(app), self._stopping))
+        #: a unix socket only its owner may connect to (the control socket)
+        self._owner_only = owner_only
         self._hc = hypercorn_config(bind, limits)
         self._limits = limits
         self._clocks = clocks
@@ -420,6 +424,9 @@ class BindServer:
         from hypercorn.utils import repr_socket_addr
 
         sockets = self._hc.create_sockets()
+        if self._owner_only:  # before listen(): nobody else ever connects
+            for sock in sockets.insecure_sockets:
+                os.chmod(sock.getsockname(), 0o600)
         ssl_context = self._hc.create_ssl_context()
         listeners: list[Listener] = []
         urls: list[str] = []
@@ -552,9 +559,10 @@ async def run_web(
         if shared.metrics is not None:
             shared.metrics.registry.register(HttpCollector(stats, budget))
             shared.metrics.registry.register(ThumbnailCollector(thumbnails))
+    control = control_bind(config)
     try:
         async with trio.open_nursery() as nursery:
-            for bind in config.binds:
+            for bind in (*config.binds, *((control,) if control else ())):
                 ctx = dataclasses.replace(
                     shared, bind=bind, auth=users, login_limiter=limiter, thumbnails=thumbnails
                 )
@@ -564,18 +572,39 @@ async def run_web(
                     HttpLimits.of(config, bind),
                     shared.clocks,
                     daemon_slots=daemon_slots,
+                    owner_only=bind is control,
                 )
                 try:
                     bound = await nursery.start(server.serve, stop.wait)
                 except* OSError as group:  # address in use, not ours to bind...
                     e = errors.first_leaf(group)
                     raise errors.from_os_error(e, f"cannot listen on {bind.address}") from e
+                if bind is control:
+                    log.info("control socket (for nvr config) at %s", control.address[5:])
+                    continue
                 log.info("serving HTTP on %s", ", ".join(bound))
                 addresses.extend(bound)
                 stats.append(server.stats)
             task_status.started(addresses)
     finally:
         done.set()
+
+
+def control_bind(config: Config) -> BindConfig | None:
+    """The control socket's bind: the API on a unix socket beside the database, for
+    ``nvr config`` while the daemon runs; only the database's owner may connect
+    (``0600``), and whoever can connects with every permission. None when its path is
+    too long for a unix socket."""
+    path = control_socket_path(config.db_dir)
+    if len(os.fsencode(path)) > MAX_UNIX_PATH:
+        log.warning("no control socket: its path %s is too long for a unix socket", path)
+        return None
+    return BindConfig(
+        address=f"unix:{path}",
+        allow_unauthenticated=PERMISSIONS,
+        max_connections=16,
+        max_connections_per_address=0,
+    )
 
 
 class HttpCollector(Collector):

@@ -138,14 +138,18 @@ def test_mistakes_give_one_line(
     assert err.count("\n") == 1 and message in err, err
 
 
-def test_config_refuses_while_the_daemon_holds_the_database(
+def test_while_another_process_holds_the_database_list_works_and_changes_say_why_not(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     setup_camera(tmp_path, monkeypatch)
-    with admin.open_db(tmp_path / "db"):
+    with admin.open_db(tmp_path / "db"):  # a process that is not a daemon: no control socket
         capsys.readouterr()
-        assert nvr(tmp_path, "config", "camera", "list") == 1
-    assert "locked by another nvr process" in capsys.readouterr().err
+        assert nvr(tmp_path, "config", "camera", "list") == 0
+        assert "rtsp://192.0.2.1/main" in capsys.readouterr().out
+        assert nvr(tmp_path, "config", "dir", "list") == 0
+        assert nvr(tmp_path, "config", "camera", "edit", "front", "--flush-if-sec", "5") == 1
+    err = capsys.readouterr().err
+    assert "locked by another nvr process, and no daemon answers" in err and err.count("\n") == 1
 
 
 async def test_remove_refuses_recordings_unless_told(
@@ -166,7 +170,8 @@ async def test_remove_refuses_recordings_unless_told(
         env.close()
     capsys.readouterr()
     assert nvr(tmp_path, "config", "camera", "remove", "front") == 1
-    assert "has 3 recordings; pass --delete-recordings" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "has 3 recordings;" in err and "--delete-recordings" in err
     assert nvr(tmp_path, "config", "camera", "remove", "front", "--delete-recordings") == 0
     assert "removed camera front and 3 recordings" in capsys.readouterr().out
     assert [p.name for p in (tmp_path / "sample").iterdir()] == ["meta"]

@@ -419,3 +419,37 @@ async def test_progress_bar(
     assert lines[0].endswith("3/3 100%")
     assert lines[1].endswith("3/3 100%")
     assert "0/3   0%" in lines[1]
+
+
+async def test_live_check_ignores_what_the_daemon_changes_during_the_scan(
+    autojump_clock: trio.testing.MockClock, recorded: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``live=True`` (the daemon holds the locks): recording 0 is deleted (row, then file)
+    after the files were listed, as retention does; a file without a row that is still
+    there, and a row whose file is gone, are still problems."""
+    from nvr.offline import admin
+    from nvr.offline.check import _Checker
+
+    open_dirs = _Checker.open_dirs
+
+    def then_retention_runs(self: _Checker) -> None:
+        open_dirs(self)
+        conn = sqlite3.connect(recorded.db_dir / "db")
+        with conn:
+            for table in ("recording_playback", "recording_integrity", "recording"):
+                conn.execute(f"delete from {table} where composite_id = ?", (recorded.cid(0),))
+        conn.close()
+        recorded.path(0).unlink()
+
+    with admin.open_db(recorded.db_dir):  # the daemon's exclusive lock
+        monkeypatch.setattr(_Checker, "open_dirs", then_retention_runs)
+        report = check(recorded.db_dir, live=True)
+        assert report.problems == [] and report.recordings == 2
+        monkeypatch.setattr(_Checker, "open_dirs", open_dirs)
+        recorded.path(1).unlink()
+        recorded.path(4).write_bytes(b"")  # above cum_recordings: being written
+        report = check(recorded.db_dir, live=True)
+        assert report.problems == [f"recording {file_name(recorded.cid(1))}: sample file is "
+                                   "missing"]  # fmt: skip
+        with pytest.raises(Exception, match="repairs need the daemon stopped"):
+            check(recorded.db_dir, live=True, delete_orphan_rows=True)

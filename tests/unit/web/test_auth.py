@@ -23,6 +23,7 @@ import trio.testing
 from quart import Quart
 from quart.testing import QuartClient, WebsocketResponseError
 
+from nvr import reconfig
 from nvr.base import errors
 from nvr.config import BindConfig
 from nvr.db.auth import PERMISSIONS, SessionPolicy
@@ -48,6 +49,26 @@ class Site:
     app: Quart
     passwords: dict[str, str] = field(default_factory=dict)
     counter: Iterator[int] = field(default_factory=itertools.count)
+    #: a camera and a directory made to be removed (the delete routes' success)
+    victims: dict[str, str] = field(default_factory=dict)
+
+    def victim(self, kind: str) -> str:
+        """A fresh camera uuid or directory id to remove, once each deletion succeeded."""
+        db = self.r.env.db
+        current = self.victims.get(kind)
+        if kind == "camera" and (current is None or not any(
+                str(c.uuid) == current for c in db.cameras.values())):
+            n = next(self.counter)
+            cam = reconfig.add_camera(db, {"shortName": f"victim{n}", "streams": {"main": {
+                "url": "rtsp://victim/main", "sampleFileDirId": self.r.env.dir_id}}})
+            current = self.victims[kind] = str(cam.uuid)
+        if kind == "dir" and (current is None or int(current) not in db.dirs):
+            new = reconfig.check_new_dir(db, str(self.r.env.sample_dir.parent /
+                                                 f"victim{next(self.counter)}"))
+            reconfig.create_dir(db.uuid, new)
+            current = self.victims[kind] = str(reconfig.commit_dir(db, new))
+        assert current is not None
+        return current
 
     def add_user(self, name: str, perms: tuple[str, ...] = ()) -> int:
         a = self.ctx.auth
@@ -119,6 +140,10 @@ def body_for(site: Site, endpoint: str) -> dict[str, Any]:
         "api.login": {"username": "viewer", "password": "pw-viewer"},
         "api.add_user": {"user": {"username": f"new{n}", "password": "x"}},
         "api.update_user": {"update": {"preferences": {"n": n}}},
+        "config.add_camera": {"camera": {"shortName": f"cam{n}", "streams": {"main": {
+            "url": f"rtsp://cam{n}/main", "sampleFileDirId": site.r.env.dir_id}}}},
+        "config.update_camera": {"update": {"description": f"changed {n}"}},
+        "config.add_dir": {"path": str(site.r.env.sample_dir.parent / f"added{n}")},
         "redact.redact": {"startTime90k": 0, "endTime90k": 1, "reason": "test"},
         "protect.add_range": {"startTime90k": T0, "endTime90k": T0 + n + 1, "reason": "r"},
     }.get(endpoint, {})
@@ -129,6 +154,9 @@ SUCCESS: dict[str, int] = {
     "ui.static": 404,  # no UI file at this name and version
     "live.live": 101,  # the WebSocket upgrade was accepted (and no error sent)
     "metrics.metrics": 404,  # served only on binds with metrics = true (not these)
+    "config.add_camera": 200,  # the new camera's uuid and id
+    "config.add_dir": 200,  # the new directory's id
+    "config.delete_camera": 200,  # how many recordings were deleted
     "redact.redact": 200,  # answers with the tombstones it committed
     "protect.add_range": 200,  # answers the new range
     "signals.update_signals": 200,  # answers {"time90k": now}
@@ -153,6 +181,10 @@ async def call(c: QuartClient, site: Site, endpoint: str, method: str, rule: str
                *, csrf: str | None = None, json: bool = True,
                headers: dict[str, str] | None = None, camera_uuid: str | None = None) -> int:
     values = path_values(site, camera_uuid)
+    if endpoint == "config.delete_camera":
+        values["camera_uuid"] = site.victim("camera")
+    if endpoint == "config.delete_dir":
+        values["dir_id"] = site.victim("dir")
 
     def fill(m: re.Match[str]) -> str:
         assert m[1] in values, f"add a sample value for <{m[1]}> of {rule} to path_values"
@@ -293,7 +325,9 @@ async def test_every_route_per_camera(recorded: Recorded, autojump_clock: object
         names_camera = "<camera_uuid>" in rule or any(
             "{camera_uuid}" in v for v in QUERIES.get(endpoint, {}).values())
         c, csrf = await site.login("only-mine")
-        assert await call(c, site, endpoint, method, rule, ws, csrf=csrf) == ok, where
+        # config.delete_camera's victim is a fresh camera: outside "only-mine"'s limit too
+        mine_ok = 404 if endpoint == "config.delete_camera" else ok
+        assert await call(c, site, endpoint, method, rule, ws, csrf=csrf) == mine_ok, where
         c, csrf = await site.login("only-other")
         got = await call(c, site, endpoint, method, rule, ws, csrf=csrf)
         assert got == (404 if names_camera else ok), where

@@ -582,3 +582,14 @@ async def test_metrics_show_limits_and_state() -> None:
         ):
             assert line in text.splitlines(), (line, text)
 
+
+
+def test_the_control_socket_grants_everything_and_needs_a_short_path(tmp_path: Path) -> None:
+    from nvr.config import PERMISSIONS, Config
+    from nvr.web.server import control_bind
+
+    bind = control_bind(Config(db_dir=tmp_path / "db"))
+    assert bind is not None
+    assert bind.address == f"unix:{tmp_path}/db/control.sock"
+    assert set(bind.allow_unauthenticated) == set(PERMISSIONS)
+    assert control_bind(Config(db_dir=Path("/" + "d" * 100))) is None  # over 107 bytes
