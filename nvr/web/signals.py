@@ -14,6 +14,10 @@ state over ``[start, end)``, then as before (``nvr.db.signals``). Answers
 The ``signals`` and ``signalTypes`` of ``GET /api/`` are built here too
 (``signals_json``, ``signal_types_json``). Parsing and the one-line reasons for bad
 input live here; the rules themselves (sorted ids, known states, spans) in the database.
+
+Per-camera rights (``signal_visible``): a caller limited to some cameras sees, lists and
+sets only signals whose cameras are all within the limit; any other signal is answered
+as one that does not exist (404), as cameras are.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from nvr.db.database import Database
 from nvr.db.signals import MAX_LIST_CHANGES, Signal, SignalType
 from nvr.db.stream_summary import day_bounds
 from nvr.web import auth
-from nvr.web.context import MAX_TIME, ctx, int_arg
+from nvr.web.context import MAX_TIME, camera_limit, ctx, int_arg
 
 blueprint = Blueprint("signals", __name__)
 
@@ -41,9 +45,12 @@ async def list_signals() -> dict[str, Any]:
     end = int_arg("endTime90k", MAX_TIME)
     if end < start:
         raise errors.InvalidArgument("endTime90k must not be before startTime90k")
-    got = ctx().db.signal_changes(start, end, limit=MAX_LIST_CHANGES)
-    out: dict[str, Any] = {"signalIds": got.signal_ids, "states": got.states,
-                           "times90k": got.times}  # fmt: skip
+    db = ctx().db
+    got = db.signal_changes(start, end, limit=MAX_LIST_CHANGES)
+    keep = [i for i, sid in enumerate(got.signal_ids) if signal_visible(db, db.signals[sid])]
+    out: dict[str, Any] = {"signalIds": [got.signal_ids[i] for i in keep],
+                           "states": [got.states[i] for i in keep],
+                           "times90k": [got.times[i] for i in keep]}  # fmt: skip
     if got.next_start is not None:
         out["nvrNextStartTime90k"] = got.next_start
     return out
@@ -60,7 +67,12 @@ async def update_signals() -> dict[str, Any]:
     now = ctx().clocks.realtime()
     start = _time(b, "start", now)
     end = _time(b, "end", now)
-    ctx().db.update_signals(ids, states, start, end)
+    db = ctx().db
+    for sid in ids:
+        sig = db.signals.get(sid)
+        if sig is not None and not signal_visible(db, sig):
+            raise errors.NotFound(f"no signal with id {sid}")
+    db.update_signals(ids, states, start, end)
     return {"time90k": now}
 
 
@@ -107,9 +119,20 @@ def _type_json(t: SignalType) -> dict[str, Any]:
     return {"uuid": str(t.uuid), "states": states}
 
 
+def signal_visible(db: Database, sig: Signal) -> bool:
+    """Per-camera rights for signals: a caller limited to some cameras sees (and may set)
+    a signal only when every camera it is tied to is within the limit; a signal tied to
+    no camera is for unlimited callers only."""
+    limit = camera_limit()
+    if limit is None:
+        return True
+    return bool(sig.cameras) and all(db.cameras[c].uuid in limit for c in sig.cameras)
+
+
 def signals_json(db: Database, *, days: bool, now: Time) -> list[dict[str, Any]]:
     bounds: dict[str, tuple[Time, Time]] = {}  # each day's, computed once for all signals
-    return [_signal_json(db, s, days=days, now=now, bounds=bounds) for s in db.signals.values()]
+    return [_signal_json(db, s, days=days, now=now, bounds=bounds)
+            for s in db.signals.values() if signal_visible(db, s)]  # fmt: skip
 
 
 def _signal_json(

@@ -27,6 +27,7 @@ from nvr import reconfig
 from nvr.base import errors
 from nvr.config import BindConfig
 from nvr.db.auth import PERMISSIONS, SessionPolicy
+from nvr.db.signals import SignalState
 from nvr.db.types import StreamConfig
 from nvr.web import auth
 from nvr.web.app import create_app
@@ -323,7 +324,8 @@ async def test_every_route_per_camera(recorded: Recorded, autojump_clock: object
         where = f"{method} {rule} ({endpoint})"
         ok = success_status(endpoint, method)
         names_camera = "<camera_uuid>" in rule or any(
-            "{camera_uuid}" in v for v in QUERIES.get(endpoint, {}).values())
+            "{camera_uuid}" in v for v in QUERIES.get(endpoint, {}).values()
+        ) or endpoint == "signals.update_signals"  # its body names the camera's signal
         c, csrf = await site.login("only-mine")
         # config.delete_camera's victim is a fresh camera: outside "only-mine"'s limit too
         mine_ok = 404 if endpoint == "config.delete_camera" else ok
@@ -333,6 +335,22 @@ async def test_every_route_per_camera(recorded: Recorded, autojump_clock: object
         assert got == (404 if names_camera else ok), where
         PER_CAMERA_WALK.extend([(where, "only-mine"), (where, "only-other")])
     assert len({w for w, _ in PER_CAMERA_WALK}) >= 17
+    # signals follow their cameras: "only-other" neither sees nor sets the recorded
+    # camera's signal, "only-mine" does both
+    t = db.add_signal_type("onoff", [SignalState(1, "off"), SignalState(2, "on")])
+    sig = db.add_signal("mine motion", t.id, {db.camera_by_uuid(mine).id: "direct"})
+    db.update_signals([sig.id], [2], T0, T0 + 90_000)
+    for name, visible in (("only-mine", True), ("only-other", False)):
+        c, csrf = await site.login(name)
+        listed = await (await c.get(f"/api/signals?startTime90k={T0 - 1}")).get_json()
+        assert (sig.id in listed["signalIds"]) == visible, name
+        top = await (await c.get("/api/")).get_json()
+        assert (sig.id in [s["id"] for s in top["signals"]]) == visible, name
+        assert visible or top["signals"] == [], name  # the walk's motion signal is mine too
+        resp = await c.post("/api/signals", json={
+            "csrf": csrf, "signalIds": [sig.id], "states": [1],
+            "start": {"base": "epoch", "rel90k": T0}, "end": {"base": "epoch", "rel90k": T0 + 1}})
+        assert resp.status_code == (200 if visible else 404), name
     # the listing shows only the allowed camera; the user object says the limit
     c, _ = await site.login("only-other")
     top = await (await c.get("/api/")).get_json()
