@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from nvr.base import errors
 from nvr.base.time90k import Time
-from nvr.db import raw
+from nvr.db import raw_archive
 from nvr.db.core import DatabaseCore
 from nvr.db.types import ListedRecording
 
@@ -140,11 +140,11 @@ class Archives(DatabaseCore):
     def _load_archives(self) -> None:
         self.archives = {}
         self.never_archived = {}
-        for aid, u, name, cfg in raw.list_archives(self._conn):
+        for aid, u, name, cfg in raw_archive.list_archives(self._conn):
             self.archives[aid] = Archive(
                 aid, uuidlib.UUID(bytes=u), name, ArchiveConfig.from_json(cfg)
             )
-        for aid, sid in raw.list_archive_streams(self._conn):
+        for aid, sid in raw_archive.list_archive_streams(self._conn):
             self.archives[aid].streams.add(sid)
 
     def _archive(self, archive_id: int) -> Archive:
@@ -182,8 +182,8 @@ class Archives(DatabaseCore):
         ids = self._check_streams(stream_ids)
         u = uuidlib.uuid4()
         with self._transaction(f"adding archive {short_name}") as conn:
-            aid = raw.insert_archive(conn, u.bytes, short_name, config.to_json())
-            raw.set_archive_streams(conn, aid, ids)
+            aid = raw_archive.insert_archive(conn, u.bytes, short_name, config.to_json())
+            raw_archive.set_archive_streams(conn, aid, ids)
         a = Archive(aid, u, short_name, config, set(ids))
         self.archives[aid] = a
         return a
@@ -199,9 +199,9 @@ class Archives(DatabaseCore):
         ids = None if stream_ids is None else self._check_streams(stream_ids)
         with self._transaction(f"changing archive {a.short_name}") as conn:
             if config is not None:
-                raw.update_archive(conn, archive_id, config.to_json())
+                raw_archive.update_archive(conn, archive_id, config.to_json())
             if ids is not None:
-                raw.set_archive_streams(conn, archive_id, ids)
+                raw_archive.set_archive_streams(conn, archive_id, ids)
         if config is not None:
             a.config = config
         if ids is not None:
@@ -212,7 +212,7 @@ class Archives(DatabaseCore):
         """Forgets the archive and what it holds (its objects stay in the bucket)."""
         a = self._archive(archive_id)
         with self._transaction(f"deleting archive {a.short_name}") as conn:
-            raw.delete_archive(conn, archive_id)
+            raw_archive.delete_archive(conn, archive_id)
         del self.archives[archive_id]
 
     def _may_delete(self, stream_id: int) -> Callable[[int], bool] | None:
@@ -240,7 +240,7 @@ class Archives(DatabaseCore):
     def unarchived(self, archive_id: int, limit: int) -> list[UnarchivedRecording]:
         """The oldest committed recordings of the archive's streams it does not hold."""
         with self._read("listing recordings to archive") as conn:
-            rows = raw.list_unarchived(conn, archive_id, limit)
+            rows = raw_archive.list_unarchived(conn, archive_id, limit)
         return [
             UnarchivedRecording(
                 ListedRecording.from_row(r[:-1]), None if r[-1] is None else bytes(r[-1])
@@ -250,7 +250,7 @@ class Archives(DatabaseCore):
 
     def archive_backlog(self, archive_id: int) -> Backlog:
         with self._read("archive backlog") as conn:
-            return Backlog(*raw.unarchived_backlog(conn, archive_id))
+            return Backlog(*raw_archive.unarchived_backlog(conn, archive_id))
 
     def mark_archived(
         self, archive_id: int, done: list[tuple[ListedRecording, bytes]], now: Time
@@ -259,21 +259,21 @@ class Archives(DatabaseCore):
         transaction (call only after both objects of each were written and verified)."""
         with self._transaction("recording archived recordings") as conn:
             for rec, sha256 in done:
-                raw.insert_archived_recording(
+                raw_archive.insert_archived_recording(
                     conn, archive_id, rec.composite_id, rec.start_time_90k,
                     rec.wall_duration_90k, rec.sample_file_bytes, sha256, now,
                 )
 
     def archived_in(self, archive_id: int, stream_id: int) -> list[ArchivedRecording]:
         with self._read("listing archived recordings") as conn:
-            rows = raw.list_archived(conn, archive_id, stream_id)
+            rows = raw_archive.list_archived(conn, archive_id, stream_id)
         return [ArchivedRecording(c, s, w, b, bytes(h)) for c, s, w, b, h in rows]
 
     def forget_archived(self, archive_id: int, cids: list[int]) -> None:
         """After archive retention deleted these recordings' objects."""
         with self._transaction("forgetting archived recordings") as conn:
             for cid in cids:
-                raw.delete_archived_recording(conn, archive_id, cid)
+                raw_archive.delete_archived_recording(conn, archive_id, cid)
 
     def archives_required_for(self, stream_id: int) -> list[int]:
         """The archives that must hold a recording of the stream before local retention
@@ -288,5 +288,5 @@ class Archives(DatabaseCore):
         out = set(cids)
         with self._read("checking archived recordings") as conn:
             for aid in archive_ids:
-                out &= raw.archived_ids(conn, aid, cids)
+                out &= raw_archive.archived_ids(conn, aid, cids)
         return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid as uuidlib
 
 from nvr.base import errors
-from nvr.db import raw
+from nvr.db import raw, raw_evidence, raw_signals
 from nvr.db.core import DatabaseCore
 from nvr.db.recording import VideoSampleEntry
 from nvr.db.types import (
@@ -50,7 +50,7 @@ class Catalog(DatabaseCore):
             self.cameras[cam_id].streams[type_] = sid
             for start, wall, nbytes in raw.stream_summary_rows(conn, sid):
                 stream.committed.add(start, wall, nbytes, self.tz)
-        for row in raw.list_protected_ranges(conn, None, removed=False):
+        for row in raw_evidence.list_protected_ranges(conn, None, removed=False):
             pr = ProtectedRange(*row)
             self.protected.setdefault(pr.camera_id, []).append(pr)
         for eid, w, h, codec, data, ph, pv in raw.list_video_sample_entries(conn):
@@ -202,10 +202,10 @@ class Catalog(DatabaseCore):
                     f"camera {cam.short_name!r} still has recordings; delete them first"
                 )
         with self._transaction(f"deleting camera {cam.short_name}") as conn:
-            raw.delete_camera_protected_ranges(conn, camera_id)
+            raw_evidence.delete_camera_protected_ranges(conn, camera_id)
             for sid in cam.streams.values():
                 raw.delete_stream(conn, sid)
-            raw.delete_camera_signal_links(conn, camera_id)  # signals stay, untied
+            raw_signals.delete_camera_signal_links(conn, camera_id)  # signals stay, untied
             raw.delete_camera(conn, camera_id)
         for sid in cam.streams.values():
             del self.streams[sid]

@@ -20,7 +20,7 @@ import logging
 
 from nvr.base import errors
 from nvr.base.time90k import Time
-from nvr.db import raw
+from nvr.db import raw_evidence
 from nvr.db.core import DatabaseCore
 from nvr.db.types import MAX_RECORDING_WALL_DURATION, ProtectedRange, RetentionStatus, Stream
 
@@ -102,7 +102,7 @@ class Protection(DatabaseCore):
                 "ranges: remove some first"
             )
         with self._transaction(f"protecting video of {cam.short_name}") as conn:
-            rid = raw.insert_protected_range(
+            rid = raw_evidence.insert_protected_range(
                 conn, camera_id, start, end, reason, expires, now, by
             )
         pr = ProtectedRange(rid, camera_id, start, end, reason, expires, now, by)
@@ -127,8 +127,8 @@ class Protection(DatabaseCore):
         cam = self._camera(camera_id)
         now = self._now()
         with self._transaction(f"removing a protected range of {cam.short_name}") as conn:
-            row = raw.get_protected_range(conn, camera_id, range_id)
-            if row is None or not raw.remove_protected_range(conn, range_id, now, by):
+            row = raw_evidence.get_protected_range(conn, camera_id, range_id)
+            if row is None or not raw_evidence.remove_protected_range(conn, range_id, now, by):
                 raise errors.NotFound(
                     f"camera {cam.short_name!r} has no protected range {range_id} (or it "
                     "was removed already)"
@@ -157,7 +157,8 @@ class Protection(DatabaseCore):
         if not all_rows:
             return self.active_ranges(camera_id)
         with self._read("listing protected ranges") as conn:
-            rows = raw.list_protected_ranges(conn, camera_id, removed=True, limit=MAX_LISTED)
+            rows = raw_evidence.list_protected_ranges(
+                conn, camera_id, removed=True, limit=MAX_LISTED)
         return [ProtectedRange(*r) for r in rows]
 
     def next_protection_expiry(self) -> Time | None:
@@ -179,7 +180,7 @@ class Protection(DatabaseCore):
             seen: set[int] = set()
             with self._read("summing protected bytes") as conn:
                 for start, end in guard.spans:
-                    for cid, nbytes in raw.sum_recording_bytes_overlapping(
+                    for cid, nbytes in raw_evidence.sum_recording_bytes_overlapping(
                         conn, s.id, start, end, MAX_RECORDING_WALL_DURATION
                     ):
                         if cid not in seen:

@@ -3,6 +3,8 @@
 Functions here take a ``sqlite3.Connection`` (or cursor), run SQL and return plain rows or
 values. They do not commit, keep no state and raise ``sqlite3`` errors unchanged;
 ``connection.py`` owns transactions and error mapping, ``Database`` the in-memory state.
+The SQL of newer table groups follows the same rules beside it: ``raw_signals``,
+``raw_evidence`` (protected ranges, redactions) and ``raw_archive``.
 """
 
 from __future__ import annotations
@@ -350,7 +352,7 @@ def delete_garbage(conn: sqlite3.Connection, dir_id: int, cid: int) -> None:
 
 
 # Columns of the covering index, in the order ``ListedRecording.from_row`` expects.
-_LIST_COLUMNS = """composite_id, open_id, start_time_90k, wall_duration_90k,
+LIST_COLUMNS = """composite_id, open_id, start_time_90k, wall_duration_90k,
     media_duration_delta_90k, video_samples, video_sync_samples, video_sample_entry_id,
     sample_file_bytes, run_offset, flags, prev_media_duration_90k, prev_runs, end_reason"""
 LIST_COLUMN_COUNT = 14
@@ -365,7 +367,7 @@ def list_recordings_by_time(
     overlap, so the index range scan stays tight.
     """
     return conn.execute(
-        f"""select {_LIST_COLUMNS} from recording indexed by recording_cover
+        f"""select {LIST_COLUMNS} from recording indexed by recording_cover
             where stream_id = ? and start_time_90k > ? and start_time_90k < ?
               and start_time_90k + wall_duration_90k > ?
             order by start_time_90k""",
@@ -380,7 +382,7 @@ def list_recordings_by_id(
     its index summary's columns (``summary_from_columns``): a range of the table itself
     (not the covering index), so they cost nothing more to read."""
     return conn.execute(
-        f"""select {_LIST_COLUMNS}, {_SUMMARY_COLUMNS} from recording
+        f"""select {LIST_COLUMNS}, {_SUMMARY_COLUMNS} from recording
             where composite_id >= ? and composite_id < ? order by composite_id""",
         (composite_id(stream_id, start_id), composite_id(stream_id, end_id)),
     )
@@ -434,7 +436,7 @@ def iter_all_recordings(conn: sqlite3.Connection) -> Iterator[tuple[Any, ...]]:
     (``list_recordings_by_id``'s), then ``sample_file_sha256`` and ``video_index``
     (NULL where the integrity or playback row is missing)."""
     return conn.execute(
-        f"""select {_LIST_COLUMNS}, {_SUMMARY_COLUMNS}, i.sample_file_sha256, p.video_index
+        f"""select {LIST_COLUMNS}, {_SUMMARY_COLUMNS}, i.sample_file_sha256, p.video_index
            from recording r
            left join recording_integrity i using (composite_id)
            left join recording_playback p using (composite_id)
@@ -459,167 +461,6 @@ def foreign_key_problems(conn: sqlite3.Connection) -> list[str]:
     return [
         f"{table} row {rowid} refers to a missing {parent} row"
         for table, rowid, parent, _ in conn.execute("pragma foreign_key_check")
-    ]
-
-
-# ----------------------------------------------------------------------------- signals
-
-
-def list_signal_types(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-    return conn.execute("select id, uuid, short_name from signal_type order by id").fetchall()
-
-
-def list_signal_type_states(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-    return conn.execute(
-        "select type_id, value, name, motion, color from signal_type_state "
-        "order by type_id, value"
-    ).fetchall()
-
-
-def insert_signal_type(conn: sqlite3.Connection, uuid: bytes, short_name: str) -> int:
-    cur = conn.execute(
-        "insert into signal_type (uuid, short_name) values (?, ?)", (uuid, short_name)
-    )
-    assert cur.lastrowid is not None
-    return cur.lastrowid
-
-
-def insert_signal_type_state(
-    conn: sqlite3.Connection, type_id: int, value: int, name: str, motion: bool,
-    color: str | None,
-) -> None:
-    conn.execute(
-        "insert into signal_type_state (type_id, value, name, motion, color) "
-        "values (?, ?, ?, ?, ?)",
-        (type_id, value, name, int(motion), color),
-    )
-
-
-def delete_signal_type(conn: sqlite3.Connection, type_id: int) -> None:
-    conn.execute("delete from signal_type_state where type_id = ?", (type_id,))
-    conn.execute("delete from signal_type where id = ?", (type_id,))
-
-
-def list_signals(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-    return conn.execute("select id, uuid, type_id, short_name from signal order by id").fetchall()
-
-
-def list_signal_cameras(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-    return conn.execute(
-        "select signal_id, camera_id, relation from signal_camera order by signal_id, camera_id"
-    ).fetchall()
-
-
-def insert_signal(conn: sqlite3.Connection, uuid: bytes, type_id: int, short_name: str) -> int:
-    cur = conn.execute(
-        "insert into signal (uuid, type_id, short_name) values (?, ?, ?)",
-        (uuid, type_id, short_name),
-    )
-    assert cur.lastrowid is not None
-    return cur.lastrowid
-
-
-def insert_signal_camera(
-    conn: sqlite3.Connection, signal_id: int, camera_id: int, relation: str
-) -> None:
-    conn.execute(
-        "insert into signal_camera (signal_id, camera_id, relation) values (?, ?, ?)",
-        (signal_id, camera_id, relation),
-    )
-
-
-def delete_camera_signal_links(conn: sqlite3.Connection, camera_id: int) -> None:
-    conn.execute("delete from signal_camera where camera_id = ?", (camera_id,))
-
-
-def delete_signal(conn: sqlite3.Connection, signal_id: int) -> None:
-    conn.execute("delete from signal_change where signal_id = ?", (signal_id,))
-    conn.execute("delete from signal_camera where signal_id = ?", (signal_id,))
-    conn.execute("delete from signal where id = ?", (signal_id,))
-
-
-def iter_all_signal_changes(conn: sqlite3.Connection) -> Iterator[tuple[int, int, int]]:
-    """(signal id, time, state) of every change, by signal then time."""
-    yield from conn.execute(
-        "select signal_id, time_90k, state from signal_change order by signal_id, time_90k"
-    )
-
-
-def signal_change_before(
-    conn: sqlite3.Connection, signal_id: int, t: int
-) -> tuple[int, int] | None:
-    """(time, state) of the signal's last change before ``t``."""
-    row = conn.execute(
-        "select time_90k, state from signal_change where signal_id = ? and time_90k < ? "
-        "order by time_90k desc limit 1",
-        (signal_id, t),
-    ).fetchone()
-    return None if row is None else (row[0], row[1])
-
-
-def signal_change_after(
-    conn: sqlite3.Connection, signal_id: int, t: int
-) -> tuple[int, int] | None:
-    """(time, state) of the signal's first change after ``t``."""
-    row = conn.execute(
-        "select time_90k, state from signal_change where signal_id = ? and time_90k > ? "
-        "order by time_90k limit 1",
-        (signal_id, t),
-    ).fetchone()
-    return None if row is None else (row[0], row[1])
-
-
-def nth_signal_change(conn: sqlite3.Connection, signal_id: int, n: int) -> tuple[int, int] | None:
-    """(time, state) of the signal's ``n``-th change (from 0), oldest first."""
-    row = conn.execute(
-        "select time_90k, state from signal_change where signal_id = ? "
-        "order by time_90k limit 1 offset ?",
-        (signal_id, n),
-    ).fetchone()
-    return None if row is None else (row[0], row[1])
-
-
-def signal_changes_between(
-    conn: sqlite3.Connection, signal_id: int, lo: int, hi: int
-) -> list[tuple[int, int]]:
-    """(time, state) of the signal's changes in ``[lo, hi]``, oldest first."""
-    return [
-        (t, s)
-        for t, s in conn.execute(
-            "select time_90k, state from signal_change "
-            "where signal_id = ? and time_90k between ? and ? order by time_90k",
-            (signal_id, lo, hi),
-        )
-    ]
-
-
-def delete_signal_changes(conn: sqlite3.Connection, signal_id: int, lo: int, hi: int) -> None:
-    """Deletes the signal's changes in ``[lo, hi]``."""
-    conn.execute(
-        "delete from signal_change where signal_id = ? and time_90k between ? and ?",
-        (signal_id, lo, hi),
-    )
-
-
-def insert_signal_change(conn: sqlite3.Connection, signal_id: int, t: int, state: int) -> None:
-    conn.execute(
-        "insert into signal_change (signal_id, time_90k, state) values (?, ?, ?)",
-        (signal_id, t, state),
-    )
-
-
-def list_signal_changes_by_time(
-    conn: sqlite3.Connection, start: int, end: int, limit: int
-) -> list[tuple[int, int, int]]:
-    """(time, signal id, state) of every signal's changes in ``[start, end)``, by time
-    then signal, at most ``limit`` (through ``signal_change_time``)."""
-    return [
-        (t, sid, s)
-        for t, sid, s in conn.execute(
-            "select time_90k, signal_id, state from signal_change "
-            "where time_90k >= ? and time_90k < ? order by time_90k, signal_id limit ?",
-            (start, end, limit),
-        )
     ]
 
 
@@ -881,230 +722,3 @@ def motion_debug_rows(
            order by r.start_time_90k limit ?""",
         (stream_id, start - max_wall, end, start, limit),
     ).fetchall()
-
-
-# ----------------------------------------------------------------------------- protected ranges
-
-_RANGE_COLUMNS = """id, camera_id, start_time_90k, end_time_90k, reason, expires_time_90k,
-    created_time_90k, created_by, removed_time_90k, removed_by"""
-
-
-def list_protected_ranges(
-    conn: sqlite3.Connection, camera_id: int | None, *, removed: bool, limit: int = -1
-) -> list[tuple[Any, ...]]:
-    """Ranges of one camera (None: every camera), newest first; only those not removed
-    unless ``removed``."""
-    where = [] if removed else ["removed_time_90k is null"]
-    args: list[Any] = []
-    if camera_id is not None:
-        where.append("camera_id = ?")
-        args.append(camera_id)
-    sql = f"select {_RANGE_COLUMNS} from protected_range"
-    if where:
-        sql += " where " + " and ".join(where)
-    return conn.execute(sql + " order by id desc limit ?", (*args, limit)).fetchall()
-
-
-def get_protected_range(
-    conn: sqlite3.Connection, camera_id: int, range_id: int
-) -> tuple[Any, ...] | None:
-    """The camera's range ``range_id`` unless removed."""
-    row: tuple[Any, ...] | None = conn.execute(
-        f"""select {_RANGE_COLUMNS} from protected_range
-            where id = ? and camera_id = ? and removed_time_90k is null""",
-        (range_id, camera_id),
-    ).fetchone()
-    return row
-
-
-def insert_protected_range(
-    conn: sqlite3.Connection, camera_id: int, start: int, end: int, reason: str,
-    expires: int | None, created: int, created_by: str,
-) -> int:
-    cur = conn.execute(
-        """insert into protected_range (camera_id, start_time_90k, end_time_90k, reason,
-               expires_time_90k, created_time_90k, created_by) values (?, ?, ?, ?, ?, ?, ?)""",
-        (camera_id, start, end, reason, expires, created, created_by),
-    )
-    assert cur.lastrowid is not None
-    return cur.lastrowid
-
-
-def remove_protected_range(
-    conn: sqlite3.Connection, range_id: int, removed: int, removed_by: str
-) -> bool:
-    cur = conn.execute(
-        """update protected_range set removed_time_90k = ?, removed_by = ?
-           where id = ? and removed_time_90k is null""",
-        (removed, removed_by, range_id),
-    )
-    return cur.rowcount == 1
-
-
-def delete_camera_protected_ranges(conn: sqlite3.Connection, camera_id: int) -> None:
-    conn.execute("delete from protected_range where camera_id = ?", (camera_id,))
-
-
-def sum_recording_bytes_overlapping(
-    conn: sqlite3.Connection, stream_id: int, start_90k: int, end_90k: int, max_wall_90k: int
-) -> list[tuple[int, int]]:
-    """(composite_id, sample_file_bytes) of the stream's recordings overlapping
-    ``[start, end)``, through the covering index."""
-    return conn.execute(
-        """select composite_id, sample_file_bytes from recording indexed by recording_cover
-           where stream_id = ? and start_time_90k > ? and start_time_90k < ?
-             and start_time_90k + wall_duration_90k > ?""",
-        (stream_id, start_90k - max_wall_90k, end_90k, start_90k),
-    ).fetchall()
-
-
-def recording_bytes_since(
-    conn: sqlite3.Connection, stream_id: int, since_90k: int
-) -> tuple[int, int]:
-    """(sample_file_bytes, wall_duration_90k) summed over the stream's recordings that
-    start at or after ``since_90k``, through the covering index."""
-    row = conn.execute(
-        """select coalesce(sum(sample_file_bytes), 0), coalesce(sum(wall_duration_90k), 0)
-           from recording indexed by recording_cover
-           where stream_id = ? and start_time_90k >= ?""",
-        (stream_id, since_90k),
-    ).fetchone()
-    return int(row[0]), int(row[1])
-
-
-# -- archives ---------------------------------------------------------------------------------
-
-
-def list_archives(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-    return conn.execute("select id, uuid, short_name, config from archive order by id").fetchall()
-
-
-def list_archive_streams(conn: sqlite3.Connection) -> list[tuple[int, int]]:
-    return conn.execute("select archive_id, stream_id from archive_stream").fetchall()
-
-
-def insert_archive(conn: sqlite3.Connection, uuid: bytes, short_name: str, config: str) -> int:
-    cur = conn.execute(
-        "insert into archive (uuid, short_name, config) values (?, ?, ?)",
-        (uuid, short_name, config),
-    )
-    assert cur.lastrowid is not None
-    return cur.lastrowid
-
-
-def update_archive(conn: sqlite3.Connection, archive_id: int, config: str) -> None:
-    conn.execute("update archive set config = ? where id = ?", (config, archive_id))
-
-
-def set_archive_streams(conn: sqlite3.Connection, archive_id: int, stream_ids: list[int]) -> None:
-    conn.execute("delete from archive_stream where archive_id = ?", (archive_id,))
-    conn.executemany(
-        "insert into archive_stream (archive_id, stream_id) values (?, ?)",
-        [(archive_id, s) for s in stream_ids],
-    )
-
-
-def delete_archive(conn: sqlite3.Connection, archive_id: int) -> None:
-    conn.execute("delete from archived_recording where archive_id = ?", (archive_id,))
-    conn.execute("delete from archive_stream where archive_id = ?", (archive_id,))
-    conn.execute("delete from archive where id = ?", (archive_id,))
-
-
-_UNARCHIVED = """from recording r
-    where r.stream_id in (select stream_id from archive_stream where archive_id = :a)
-      and not exists (select 1 from archived_recording x
-                      where x.archive_id = :a and x.composite_id = r.composite_id)"""
-
-
-def list_unarchived(
-    conn: sqlite3.Connection, archive_id: int, limit: int
-) -> list[tuple[Any, ...]]:
-    """The oldest committed recordings of the archive's streams that it does not hold yet
-    (``_LIST_COLUMNS`` and the summary's, then ``sample_file_sha256``), oldest first."""
-    return conn.execute(
-        f"""select {", ".join("r." + c.strip() for c in _LIST_COLUMNS.split(","))},
-                   {", ".join("r." + c for c in SUMMARY_COLUMN_NAMES)},
-                   (select sample_file_sha256 from recording_integrity i
-                    where i.composite_id = r.composite_id)
-            {_UNARCHIVED} order by r.start_time_90k, r.composite_id limit :n""",
-        {"a": archive_id, "n": limit},
-    ).fetchall()
-
-
-def unarchived_backlog(
-    conn: sqlite3.Connection, archive_id: int
-) -> tuple[int, int, int | None]:
-    """(recordings, bytes, oldest start time) the archive does not hold yet."""
-    row = conn.execute(
-        f"""select count(*), coalesce(sum(r.sample_file_bytes), 0), min(r.start_time_90k)
-            {_UNARCHIVED}""",
-        {"a": archive_id},
-    ).fetchone()
-    return int(row[0]), int(row[1]), row[2]
-
-
-def insert_archived_recording(
-    conn: sqlite3.Connection, archive_id: int, cid: int, start_90k: int, wall_90k: int,
-    nbytes: int, sha256: bytes, now_90k: int,
-) -> None:
-    conn.execute(
-        """insert into archived_recording (archive_id, composite_id, start_time_90k,
-           wall_duration_90k, sample_file_bytes, sample_file_sha256, archived_time_90k)
-           values (?, ?, ?, ?, ?, ?, ?)""",
-        (archive_id, cid, start_90k, wall_90k, nbytes, sha256, now_90k),
-    )
-
-
-def list_archived(
-    conn: sqlite3.Connection, archive_id: int, stream_id: int
-) -> list[tuple[int, int, int, int, bytes]]:
-    """(composite_id, start_time_90k, wall_duration_90k, sample_file_bytes, sha256) of the
-    stream's recordings in the archive, oldest first."""
-    return conn.execute(
-        """select composite_id, start_time_90k, wall_duration_90k, sample_file_bytes,
-                  sample_file_sha256
-           from archived_recording
-           where archive_id = ? and composite_id >= ? and composite_id < ?
-           order by composite_id""",
-        (archive_id, composite_id(stream_id, 0), composite_id(stream_id + 1, 0)),
-    ).fetchall()
-
-
-def archived_ids(conn: sqlite3.Connection, archive_id: int, cids: list[int]) -> set[int]:
-    """Which of ``cids`` the archive holds."""
-    out: set[int] = set()
-    for i in range(0, len(cids), 500):
-        chunk = cids[i:i + 500]
-        out.update(r[0] for r in conn.execute(
-            f"""select composite_id from archived_recording where archive_id = ?
-                and composite_id in ({", ".join("?" * len(chunk))})""",
-            (archive_id, *chunk)))
-    return out
-
-
-def delete_archived_recording(conn: sqlite3.Connection, archive_id: int, cid: int) -> None:
-    conn.execute(
-        "delete from archived_recording where archive_id = ? and composite_id = ?",
-        (archive_id, cid),
-    )
-
-
-# --- redactions ----------------------------------------------------------------------------
-
-
-def insert_redaction(conn: sqlite3.Connection, stream_id: int, start: int, end: int,
-                     reason: str, user_id: int | None, username: str | None, now: int) -> int:
-    cur = conn.execute(
-        """insert into redaction (stream_id, start_time_90k, end_time_90k, reason, user_id,
-                                  username, creation_time_90k)
-           values (?, ?, ?, ?, ?, ?, ?)""",
-        (stream_id, start, end, reason, user_id, username, now))
-    assert cur.lastrowid is not None
-    return cur.lastrowid
-
-
-def list_redactions(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-    return conn.execute(
-        """select id, stream_id, start_time_90k, end_time_90k, reason, user_id, username,
-                  creation_time_90k
-           from redaction order by id""").fetchall()

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from nvr.base import errors
 from nvr.base.time90k import Time
-from nvr.db import raw
+from nvr.db import raw_evidence
 from nvr.db.core import DatabaseCore
 
 MAX_REASON = 1000
@@ -52,7 +52,7 @@ class Redactions(DatabaseCore):
     def _tombstones(self) -> dict[int, list[Redaction]]:
         if self._redactions is None:
             with self._read("listing redactions") as conn:
-                rows = [Redaction(*row) for row in raw.list_redactions(conn)]
+                rows = [Redaction(*row) for row in raw_evidence.list_redactions(conn)]
             by_stream: dict[int, list[Redaction]] = {}
             for r in rows:
                 by_stream.setdefault(r.stream_id, []).append(r)
@@ -73,7 +73,7 @@ class Redactions(DatabaseCore):
         tombstones = self._tombstones()
         now = self._now()
         with self._transaction("adding a redaction") as conn:
-            rid = raw.insert_redaction(conn, stream_id, start, end, reason, user_id,
+            rid = raw_evidence.insert_redaction(conn, stream_id, start, end, reason, user_id,
                                        username, now)
         r = Redaction(rid, stream_id, start, end, reason, user_id, username, now)
         v = tombstones.setdefault(stream_id, [])

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from nvr.base import errors
 from nvr.base.time90k import UNITS_PER_SEC, Duration, Time, to_datetime
-from nvr.db import raw
+from nvr.db import raw_signals
 from nvr.db.core import DatabaseCore
 from nvr.db.stream_summary import day_bounds
 
@@ -126,17 +126,18 @@ class Signals(DatabaseCore):
         self._days = LocalDays(self.tz)
         conn = self._conn
         states: dict[int, list[SignalState]] = {}
-        for type_id, value, name, motion, color in raw.list_signal_type_states(conn):
+        for type_id, value, name, motion, color in raw_signals.list_signal_type_states(conn):
             states.setdefault(type_id, []).append(SignalState(value, name, bool(motion), color))
-        for type_id, u, name in raw.list_signal_types(conn):
+        for type_id, u, name in raw_signals.list_signal_types(conn):
             self.signal_types[type_id] = SignalType(
                 type_id, uuidlib.UUID(bytes=bytes(u)), name, tuple(states.get(type_id, ()))
             )
-        for sid, u, type_id, name in raw.list_signals(conn):
+        for sid, u, type_id, name in raw_signals.list_signals(conn):
             self.signals[sid] = Signal(sid, uuidlib.UUID(bytes=bytes(u)), name, type_id)
-        for sid, camera_id, relation in raw.list_signal_cameras(conn):
+        for sid, camera_id, relation in raw_signals.list_signal_cameras(conn):
             self.signals[sid].cameras[camera_id] = relation
-        for sid, rows in itertools.groupby(raw.iter_all_signal_changes(conn), lambda r: r[0]):
+        all_changes = raw_signals.iter_all_signal_changes(conn)
+        for sid, rows in itertools.groupby(all_changes, lambda r: r[0]):
             changes = [(t, s) for _, t, s in rows]
             sig = self.signals[sid]
             _count(sig.days, changes, 1, self._days)
@@ -156,9 +157,10 @@ class Signals(DatabaseCore):
         states = tuple(sorted(states, key=lambda s: s.value))
         _check_states(states)
         with self._transaction(f"adding signal type {short_name}") as conn:
-            type_id = raw.insert_signal_type(conn, u.bytes, short_name)
+            type_id = raw_signals.insert_signal_type(conn, u.bytes, short_name)
             for s in states:
-                raw.insert_signal_type_state(conn, type_id, s.value, s.name, s.motion, s.color)
+                raw_signals.insert_signal_type_state(
+                    conn, type_id, s.value, s.name, s.motion, s.color)
         t = SignalType(type_id, u, short_name, states)
         self.signal_types[type_id] = t
         return t
@@ -171,7 +173,7 @@ class Signals(DatabaseCore):
                 f"signal type {t.short_name!r} is used by signals {', '.join(users)}"
             )
         with self._transaction(f"removing signal type {t.short_name}") as conn:
-            raw.delete_signal_type(conn, type_id)
+            raw_signals.delete_signal_type(conn, type_id)
         del self.signal_types[type_id]
 
     def signal_type_by_name(self, name: str) -> SignalType:
@@ -208,9 +210,9 @@ class Signals(DatabaseCore):
                 raise errors.InvalidArgument(f"a signal's camera relation is one of {RELATIONS}")
         u = uuid or uuidlib.uuid4()
         with self._transaction(f"adding signal {short_name}") as conn:
-            sid = raw.insert_signal(conn, u.bytes, type_id, short_name)
+            sid = raw_signals.insert_signal(conn, u.bytes, type_id, short_name)
             for camera_id, relation in sorted(cameras.items()):
-                raw.insert_signal_camera(conn, sid, camera_id, relation)
+                raw_signals.insert_signal_camera(conn, sid, camera_id, relation)
         sig = Signal(sid, u, short_name, type_id, cameras)
         self.signals[sid] = sig
         return sig
@@ -219,7 +221,7 @@ class Signals(DatabaseCore):
         """Removes a signal with every change of its state."""
         sig = self._signal(signal_id)
         with self._transaction(f"removing signal {sig.short_name}") as conn:
-            raw.delete_signal(conn, signal_id)
+            raw_signals.delete_signal(conn, signal_id)
         del self.signals[signal_id]
 
     def signal_by_name(self, name: str) -> Signal:
@@ -335,10 +337,10 @@ class Signals(DatabaseCore):
         out: list[tuple[Time, int, int]] = []
         with self._read("listing signal changes") as conn:
             for sid in sorted(self.signals):
-                before = raw.signal_change_before(conn, sid, start)
+                before = raw_signals.signal_change_before(conn, sid, start)
                 if before is not None:
                     out.append((before[0], sid, before[1]))
-            rows = raw.list_signal_changes_by_time(conn, start, end, limit + 1)
+            rows = raw_signals.list_signal_changes_by_time(conn, start, end, limit + 1)
         out.sort()
         next_start = None
         if len(rows) > limit:
@@ -348,7 +350,8 @@ class Signals(DatabaseCore):
                 rows, next_start = kept, cut
             else:  # over ``limit`` signals changed at one instant: that instant, whole
                 with self._read("listing signal changes") as conn:
-                    rows = raw.list_signal_changes_by_time(conn, cut, cut + 1, len(self.signals))
+                    rows = raw_signals.list_signal_changes_by_time(
+                        conn, cut, cut + 1, len(self.signals))
                 next_start = cut + 1 if cut + 1 < end else None
         out.extend(rows)
         return SignalChanges(
@@ -391,16 +394,16 @@ class Signals(DatabaseCore):
 
     def _prune_signal(self, sig: Signal, oldest: Time, batch: int) -> int:
         with self._transaction(f"pruning signal {sig.short_name}") as conn:
-            nth = raw.nth_signal_change(conn, sig.id, batch)
+            nth = raw_signals.nth_signal_change(conn, sig.id, batch)
             cut = oldest if nth is None or nth[0] >= oldest else nth[0]
-            hi = raw.signal_change_after(conn, sig.id, cut - 1)
+            hi = raw_signals.signal_change_after(conn, sig.id, cut - 1)
             hi_t = _MAX_TIME if hi is None else hi[0]
-            old = raw.signal_changes_between(conn, sig.id, 0, hi_t)
+            old = raw_signals.signal_changes_between(conn, sig.id, 0, hi_t)
             state_at_cut = next((s for t, s in reversed(old) if t <= cut), 0)
-            raw.delete_signal_changes(conn, sig.id, 0, cut - 1)
+            raw_signals.delete_signal_changes(conn, sig.id, 0, cut - 1)
             if (hi is None or hi[0] != cut) and state_at_cut != 0:
-                raw.insert_signal_change(conn, sig.id, cut, state_at_cut)
-            new = raw.signal_changes_between(conn, sig.id, 0, hi_t)
+                raw_signals.insert_signal_change(conn, sig.id, cut, state_at_cut)
+            new = raw_signals.signal_changes_between(conn, sig.id, 0, hi_t)
         _Update(old, new, None, hi is None).apply(sig, self._days)
         return sum(1 for t, _ in old if t < cut)
 
@@ -432,19 +435,19 @@ def _set_state(
 ) -> _Update:
     """In the caller's transaction: signal ``sid`` is in ``state`` over ``[start, end)``,
     then as before."""
-    lo = raw.signal_change_before(conn, sid, start)
-    hi = raw.signal_change_after(conn, sid, end)
+    lo = raw_signals.signal_change_before(conn, sid, start)
+    hi = raw_signals.signal_change_after(conn, sid, end)
     lo_t = 0 if lo is None else lo[0]
     hi_t = _MAX_TIME if hi is None else hi[0]
-    old = raw.signal_changes_between(conn, sid, lo_t, hi_t)
+    old = raw_signals.signal_changes_between(conn, sid, lo_t, hi_t)
     state_before = 0 if lo is None else lo[1]
     state_at_end = next((s for t, s in reversed(old) if t <= end), 0)
-    raw.delete_signal_changes(conn, sid, start, end)
+    raw_signals.delete_signal_changes(conn, sid, start, end)
     if state != state_before:
-        raw.insert_signal_change(conn, sid, start, state)
+        raw_signals.insert_signal_change(conn, sid, start, state)
     if state_at_end != state:
-        raw.insert_signal_change(conn, sid, end, state_at_end)
-    new = raw.signal_changes_between(conn, sid, lo_t, hi_t)
+        raw_signals.insert_signal_change(conn, sid, end, state_at_end)
+    new = raw_signals.signal_changes_between(conn, sid, lo_t, hi_t)
     return _Update(old, new, lo, hi is None)
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from nvr.base.time90k import UNITS_PER_SEC, Duration, Time
-from nvr.db import raw
+from nvr.db import raw_evidence
 from nvr.db.database import Database
 
 DAY: Duration = 86_400 * UNITS_PER_SEC
@@ -76,7 +76,7 @@ class DaySums:
         if hit is not None and 0 <= now - hit[0] < self._ttl:
             return hit[1], hit[2]
         with db._read("summing the last day's bytes") as conn:
-            nbytes, wall = raw.recording_bytes_since(conn, stream_id, now - DAY)
+            nbytes, wall = raw_evidence.recording_bytes_since(conn, stream_id, now - DAY)
         if len(self._sums) > 4 * len(db.streams) + 16:  # streams come and go: bounded
             self._sums.clear()
         self._sums[stream_id] = (now, nbytes, wall)

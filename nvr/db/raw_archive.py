@@ -1,0 +1,126 @@
+"""Raw SQL of the archive tables (archives, their streams, archived recordings).
+
+Same rules as ``nvr.db.raw``: functions take a ``sqlite3.Connection``, run SQL and return
+plain rows or values; they do not commit and keep no state.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from nvr.db.raw import LIST_COLUMNS, SUMMARY_COLUMN_NAMES, composite_id
+
+
+def list_archives(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    return conn.execute("select id, uuid, short_name, config from archive order by id").fetchall()
+
+
+def list_archive_streams(conn: sqlite3.Connection) -> list[tuple[int, int]]:
+    return conn.execute("select archive_id, stream_id from archive_stream").fetchall()
+
+
+def insert_archive(conn: sqlite3.Connection, uuid: bytes, short_name: str, config: str) -> int:
+    cur = conn.execute(
+        "insert into archive (uuid, short_name, config) values (?, ?, ?)",
+        (uuid, short_name, config),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def update_archive(conn: sqlite3.Connection, archive_id: int, config: str) -> None:
+    conn.execute("update archive set config = ? where id = ?", (config, archive_id))
+
+
+def set_archive_streams(conn: sqlite3.Connection, archive_id: int, stream_ids: list[int]) -> None:
+    conn.execute("delete from archive_stream where archive_id = ?", (archive_id,))
+    conn.executemany(
+        "insert into archive_stream (archive_id, stream_id) values (?, ?)",
+        [(archive_id, s) for s in stream_ids],
+    )
+
+
+def delete_archive(conn: sqlite3.Connection, archive_id: int) -> None:
+    conn.execute("delete from archived_recording where archive_id = ?", (archive_id,))
+    conn.execute("delete from archive_stream where archive_id = ?", (archive_id,))
+    conn.execute("delete from archive where id = ?", (archive_id,))
+
+
+_UNARCHIVED = """from recording r
+    where r.stream_id in (select stream_id from archive_stream where archive_id = :a)
+      and not exists (select 1 from archived_recording x
+                      where x.archive_id = :a and x.composite_id = r.composite_id)"""
+
+
+def list_unarchived(
+    conn: sqlite3.Connection, archive_id: int, limit: int
+) -> list[tuple[Any, ...]]:
+    """The oldest committed recordings of the archive's streams that it does not hold yet
+    (``LIST_COLUMNS`` and the summary's, then ``sample_file_sha256``), oldest first."""
+    return conn.execute(
+        f"""select {", ".join("r." + c.strip() for c in LIST_COLUMNS.split(","))},
+                   {", ".join("r." + c for c in SUMMARY_COLUMN_NAMES)},
+                   (select sample_file_sha256 from recording_integrity i
+                    where i.composite_id = r.composite_id)
+            {_UNARCHIVED} order by r.start_time_90k, r.composite_id limit :n""",
+        {"a": archive_id, "n": limit},
+    ).fetchall()
+
+
+def unarchived_backlog(
+    conn: sqlite3.Connection, archive_id: int
+) -> tuple[int, int, int | None]:
+    """(recordings, bytes, oldest start time) the archive does not hold yet."""
+    row = conn.execute(
+        f"""select count(*), coalesce(sum(r.sample_file_bytes), 0), min(r.start_time_90k)
+            {_UNARCHIVED}""",
+        {"a": archive_id},
+    ).fetchone()
+    return int(row[0]), int(row[1]), row[2]
+
+
+def insert_archived_recording(
+    conn: sqlite3.Connection, archive_id: int, cid: int, start_90k: int, wall_90k: int,
+    nbytes: int, sha256: bytes, now_90k: int,
+) -> None:
+    conn.execute(
+        """insert into archived_recording (archive_id, composite_id, start_time_90k,
+           wall_duration_90k, sample_file_bytes, sample_file_sha256, archived_time_90k)
+           values (?, ?, ?, ?, ?, ?, ?)""",
+        (archive_id, cid, start_90k, wall_90k, nbytes, sha256, now_90k),
+    )
+
+
+def list_archived(
+    conn: sqlite3.Connection, archive_id: int, stream_id: int
+) -> list[tuple[int, int, int, int, bytes]]:
+    """(composite_id, start_time_90k, wall_duration_90k, sample_file_bytes, sha256) of the
+    stream's recordings in the archive, oldest first."""
+    return conn.execute(
+        """select composite_id, start_time_90k, wall_duration_90k, sample_file_bytes,
+                  sample_file_sha256
+           from archived_recording
+           where archive_id = ? and composite_id >= ? and composite_id < ?
+           order by composite_id""",
+        (archive_id, composite_id(stream_id, 0), composite_id(stream_id + 1, 0)),
+    ).fetchall()
+
+
+def archived_ids(conn: sqlite3.Connection, archive_id: int, cids: list[int]) -> set[int]:
+    """Which of ``cids`` the archive holds."""
+    out: set[int] = set()
+    for i in range(0, len(cids), 500):
+        chunk = cids[i:i + 500]
+        out.update(r[0] for r in conn.execute(
+            f"""select composite_id from archived_recording where archive_id = ?
+                and composite_id in ({", ".join("?" * len(chunk))})""",
+            (archive_id, *chunk)))
+    return out
+
+
+def delete_archived_recording(conn: sqlite3.Connection, archive_id: int, cid: int) -> None:
+    conn.execute(
+        "delete from archived_recording where archive_id = ? and composite_id = ?",
+        (archive_id, cid),
+    )
