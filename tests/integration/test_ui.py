@@ -831,7 +831,7 @@ def test_an_empty_day_says_no_video_and_time_labels_leave_the_axis_readable(
     geo = timeline_geometry(page)
     rows = nvr.recordings()
     page.mouse.move(x_of(geo, rows[1]["startTime90k"]), row_y(geo))
-    page.wait_for_timeout(100)  # repainted on the next animation frame
+    next_animation_frame(page)  # repainted in it
     badges = json.loads(page.get_attribute("#timeline", "data-badges"))
     axis = float(page.get_attribute("#timeline", "data-axis-height"))
     height = page.eval_on_selector("#timeline", "c => c.clientHeight")

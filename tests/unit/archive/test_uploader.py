@@ -9,7 +9,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ import trio.testing
 from nvr.archive.layout import recording_keys
 from nvr.archive.uploader import Uploader
 from nvr.base import errors
-from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.db.archives import ArchiveConfig
@@ -33,10 +31,7 @@ T0 = 1_700_000_000 * UNITS_PER_SEC
 SEC = UNITS_PER_SEC
 
 
-@pytest.fixture(autouse=True)
-def _inline() -> Iterator[None]:
-    with inline_blocking():
-        yield
+pytestmark = pytest.mark.usefixtures("inline_seam")
 
 
 async def _recorded(tmp_path: Path, clocks: SimulatedClocks, *, seconds: int = 150,

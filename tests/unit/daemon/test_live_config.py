@@ -6,7 +6,7 @@ goes with its syncer."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -16,7 +16,6 @@ import trio.testing
 
 from nvr import daemon, reconfig
 from nvr.base import errors
-from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.config import Config
@@ -33,10 +32,7 @@ URLS = ("rtsp://cam0/main", "rtsp://cam1/main", "rtsp://cam2/main", "rtsp://cam1
         "rtsp://cam3/main")  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _inline() -> Iterator[None]:
-    with inline_blocking():
-        yield
+pytestmark = pytest.mark.usefixtures("inline_seam")
 
 
 @asynccontextmanager

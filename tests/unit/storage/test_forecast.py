@@ -5,14 +5,12 @@ are then checked against what retention and the free-space floor actually do lat
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
 
-from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.storage import forecast
@@ -29,10 +27,7 @@ MIN = 60 * SEC
 RATE = sum(len(synth_frame(i, gop=2).data) for i in range(202)) / 202
 
 
-@pytest.fixture(autouse=True)
-def _inline() -> Iterator[None]:
-    with inline_blocking():
-        yield
+pytestmark = pytest.mark.usefixtures("inline_seam")
 
 
 def test_floor_eta() -> None:

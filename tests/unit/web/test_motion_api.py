@@ -4,12 +4,9 @@ fixture's recordings: exact spans, pagination, hostile input."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 
-from nvr.base.blocking import inline_blocking
 from nvr.motion.detector import CELLS, Analysis
 from nvr.motion.summary import SummaryBuilder, cells_to_bitmap
 from nvr.motion.task import to_row
@@ -18,10 +15,7 @@ from tests.support.web import SEC, T0, Recorded, client, recorded
 __all__ = ["recorded"]  # a fixture
 
 
-@pytest.fixture(autouse=True)
-def _inline() -> Iterator[None]:
-    with inline_blocking():
-        yield
+pytestmark = pytest.mark.usefixtures("inline_seam")
 
 
 def picture(cells: dict[int, float]) -> Analysis:
