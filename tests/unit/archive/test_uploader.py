@@ -24,10 +24,10 @@ from nvr.db.archives import ArchiveConfig
 from nvr.storage.reader import SampleFile
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
+from tests.support.determinism import T0
 from tests.support.memstore import MemoryStore
 from tests.support.recording import record_run
 
-T0 = 1_700_000_000 * UNITS_PER_SEC
 SEC = UNITS_PER_SEC
 
 

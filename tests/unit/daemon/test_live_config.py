@@ -23,10 +23,10 @@ from nvr.supervisor import CAMERA_TASKS, CameraTasks, Supervisor
 from nvr.testing.env import create_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
 from tests.support.daemon import by_stream, check_stream_recordings, committed_recordings, runs_of
+from tests.support.determinism import T0
 from tests.support.paths import FIXTURES
 
 SEC = UNITS_PER_SEC
-T0 = 1_700_000_040 * SEC
 CLIP = str(FIXTURES / "h264-640x360.mp4")
 URLS = ("rtsp://cam0/main", "rtsp://cam1/main", "rtsp://cam2/main", "rtsp://cam1/new",
         "rtsp://cam3/main")  # fmt: skip

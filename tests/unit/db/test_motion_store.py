@@ -15,10 +15,8 @@ from nvr.base.time90k import UNITS_PER_SEC
 from nvr.db.raw import MotionRow
 from nvr.db.types import PendingRecording
 from nvr.testing.env import create_env, open_env
+from tests.support.determinism import T0
 from tests.support.recording import record_run
-
-T0 = 1_700_000_000 * UNITS_PER_SEC  # 2023-11-14T22:13:20Z
-
 
 pytestmark = pytest.mark.usefixtures("inline_seam")
 

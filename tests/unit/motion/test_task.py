@@ -27,10 +27,10 @@ from nvr.motion.task import MotionAnalyzer, MotionOptions, start_motion
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
+from tests.support.determinism import T0
 from tests.unit.motion.test_detector import crossed_cells
 
 SEC = UNITS_PER_SEC
-T0 = 1_700_000_040 * SEC  # on a minute boundary
 URL = "rtsp://cam0/main"
 FRAME = 3000
 DEFAULTS = MotionOptions()

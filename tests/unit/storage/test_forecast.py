@@ -17,10 +17,10 @@ from nvr.storage import forecast
 from nvr.storage.forecast import floor_eta
 from nvr.syncer import Syncer
 from nvr.testing.env import create_env, open_env
+from tests.support.determinism import T0
 from tests.support.recording import record_run, synth_frame
 from tests.unit.storage.test_retention import FakeDisk
 
-T0 = 1_700_000_000 * UNITS_PER_SEC
 SEC = UNITS_PER_SEC
 MIN = 60 * SEC
 #: bytes a second of the synthetic stream (one frame a second, a key frame every other)

@@ -19,10 +19,10 @@ from nvr.db.protection import Intervals
 from nvr.offline.check import check
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
+from tests.support.determinism import T0
 from tests.support.recording import record_run
 from tests.unit.storage.test_retention import FakeDisk
 
-T0 = 1_700_000_000 * UNITS_PER_SEC
 SEC = UNITS_PER_SEC
 MIN = 60 * SEC
 DAY = 86_400 * SEC
