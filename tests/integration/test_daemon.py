@@ -465,7 +465,9 @@ def test_sigterm_commits_what_was_recorded_and_exits_0(
         assert (last.trailing_zero, last.end_reason) == (True, "shutdown")
         # The frames received up to the signal are all committed, the batch the PyAV
         # source was gathering included: the last one is a few frame intervals old at most.
-        assert -TIME_SLACK <= signalled - last.end_time_90k <= TIME_SLACK
+        # Streamers keep recording while the web stops first (shutdown order), so frames a
+        # little after the signal may be there too (0.21 s once on a loaded CI run): up to 1 s.
+        assert -UNITS_PER_SEC <= signalled - last.end_time_90k <= TIME_SLACK
     # one line per stream says what it received, naming it by camera and stream
     for name in layout.stream_ids:
         assert f"nvr.daemon: {name} main: " in log and " frames dropped, " in log
