@@ -60,6 +60,11 @@ FRAME_90K = UNITS_PER_SEC // 30  # the test camera's 30 fps
 #: batch arrives one frame interval before it is handed over) after the camera's encoding
 #: and network latency (measured: about 2 frame intervals)
 TIME_SLACK = 6 * FRAME_90K
+#: how much later than the truth a recording's end may be on a loaded machine: the
+#: recorder's own scheduling delay adds to the arrival estimate (0.21 s and 0.23 s past
+#: the signal or freeze were seen on loaded CI runs). This bounds fabricated time; the
+#: bound against lost frames stays ``TIME_SLACK``-tight on the other side.
+LATE_SLACK = UNITS_PER_SEC
 
 
 
@@ -211,8 +216,8 @@ async def test_server_killed_ends_the_run_and_reconnects(
         "the camera ended the stream",
     )
     # ... including those since the last key frame: the last one was sent just before
-    # (start times come from arrival times, which run late: see TIME_SLACK)
-    assert -TIME_SLACK <= killed_at - first[-1].end_time_90k <= 3 * FRAME_90K
+    # (start times come from arrival times, which run late: see LATE_SLACK)
+    assert -LATE_SLACK <= killed_at - first[-1].end_time_90k <= 3 * FRAME_90K
     # the run after the restart
     assert (second[0].run_offset, second[0].prev_runs) == (0, 1)
     assert second[0].start_time_90k >= first[-1].end_time_90k
@@ -259,7 +264,7 @@ async def test_frozen_server_is_detected(tmp_path: Path, rtsp_server: RtspServer
     assert sum(r.video_samples for r in first) == frames_before
     assert (first[-1].trailing_zero, first[-1].end_reason) == (True, error)
     # the frames since the last key frame are lost (test_stall_keeps_the_frames_read_before_it)
-    assert -TIME_SLACK <= frozen_at - first[-1].end_time_90k <= UNITS_PER_SEC + 3 * FRAME_90K
+    assert -LATE_SLACK <= frozen_at - first[-1].end_time_90k <= UNITS_PER_SEC + 3 * FRAME_90K
     assert (second[0].run_offset, second[0].prev_runs) == (0, 1)
     assert second[0].start_time_90k >= first[-1].end_time_90k + round(detected * UNITS_PER_SEC)
 
@@ -466,8 +471,8 @@ def test_sigterm_commits_what_was_recorded_and_exits_0(
         # The frames received up to the signal are all committed, the batch the PyAV
         # source was gathering included: the last one is a few frame intervals old at most.
         # Streamers keep recording while the web stops first (shutdown order), so frames a
-        # little after the signal may be there too (0.21 s once on a loaded CI run): up to 1 s.
-        assert -UNITS_PER_SEC <= signalled - last.end_time_90k <= TIME_SLACK
+        # little after the signal may be there too (see LATE_SLACK).
+        assert -LATE_SLACK <= signalled - last.end_time_90k <= TIME_SLACK
     # one line per stream says what it received, naming it by camera and stream
     for name in layout.stream_ids:
         assert f"nvr.daemon: {name} main: " in log and " frames dropped, " in log
