@@ -252,6 +252,7 @@ async def _run_tree(
             metrics=daemon.metrics,
             reconfigure=supervisor,
             uploaders=daemon.uploaders,
+            opener=opener,
         )
         daemon.http_addresses = await core.start(
             run_web, config, shared, budget, web_stop, web_done

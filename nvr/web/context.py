@@ -53,6 +53,7 @@ from nvr.db.auth import Auth
 from nvr.db.database import Database
 from nvr.db.types import Camera, Stream
 from nvr.ingest.hub import FrameHub
+from nvr.ingest.source import Opener
 from nvr.ingest.streamer import StreamState
 from nvr.storage.dir import SampleFileDir
 from nvr.storage.forecast import DaySums
@@ -152,6 +153,9 @@ class WebContext:
     thumbnails: Thumbnails | None = None
     #: archive id -> its running uploader (the daemon's; empty when none runs)
     uploaders: Mapping[int, Uploader] = field(default_factory=dict)
+    #: opens camera URLs (the daemon's, as its streamers use): the settings page's
+    #: camera test (``nvr.web.camera_test``); None: this server opens none
+    opener: Opener | None = None
 
 
 def ctx() -> WebContext:

@@ -145,6 +145,8 @@ def body_for(site: Site, endpoint: str) -> dict[str, Any]:
             "url": f"rtsp://cam{n}/main", "sampleFileDirId": site.r.env.dir_id}}}},
         "config.update_camera": {"update": {"description": f"changed {n}"}},
         "config.add_dir": {"path": str(site.r.env.sample_dir.parent / f"added{n}")},
+        # no camera answers there: a test that worked, saying so (200 with "error")
+        "camera_test.test_camera": {"url": f"rtsp://cam{n}/probe"},
         "redact.redact": {"startTime90k": 0, "endTime90k": 1, "reason": "test"},
         "protect.add_range": {"startTime90k": T0, "endTime90k": T0 + n + 1, "reason": "r"},
     }.get(endpoint, {})
@@ -158,6 +160,7 @@ SUCCESS: dict[str, int] = {
     "config.add_camera": 200,  # the new camera's uuid and id
     "config.add_dir": 200,  # the new directory's id
     "config.delete_camera": 200,  # how many recordings were deleted
+    "camera_test.test_camera": 200,  # what the camera sent, or why it could not be opened
     "redact.redact": 200,  # answers with the tombstones it committed
     "protect.add_range": 200,  # answers the new range
     "signals.update_signals": 200,  # answers {"time90k": now}
