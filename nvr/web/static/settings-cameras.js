@@ -65,11 +65,11 @@ export function renderCameraSettings(body, session) {
       return card;
     });
     const warnings = [...warned].map((id) =>
-      el("p", { class: "last-error budget-warning", role: "alert" }, `Warning: ${byDir.get(id).warning}`));
+      el("p", { class: "last-error budget-warning dir-warning", role: "alert" }, `Warning: ${byDir.get(id).warning}`));
     body.replaceChildren(
       el("div", { class: "toolbar" },
         el("button", { type: "button", class: "primary", id: "add-camera", onclick: () => showForm(null) }, "Add camera")),
-      warnings,
+      ...warnings,
       cards.length ? el("section", { class: "settings-list" }, cards) : el("p", { class: "muted" }, "No cameras yet."),
     );
   }
@@ -136,7 +136,8 @@ export function renderCameraSettings(body, session) {
       test.addEventListener("click", () => runTest(type, url, result, test));
       url.wrap.append(el("div", { class: "test-row" }, test, result));
       streams[type] = { url, budget, days, warn, existing: Boolean(s) };
-      return el("fieldset", { class: "stream-fields", dataset: { stream: type } }, el("legend", {}, `${type} stream`), url.wrap, budget.wrap, days.wrap);
+      return el("fieldset", { class: "stream-fields", dataset: { stream: type } }, el("legend", {}, `${type} stream`), url.wrap,
+        el("div", { class: "form-grid" }, budget.wrap, days.wrap));
     });
 
     function checkBudget() {
