@@ -158,6 +158,12 @@ ROUTE_PERMISSIONS: Mapping[str, str] = {
     "config.list_dirs": "adminConfig",
     "config.add_dir": "adminConfig",
     "config.delete_dir": "adminConfig",
+    "config.add_signal_type": "adminConfig",
+    "config.delete_signal_type": "adminConfig",
+    "config.add_signal": "adminConfig",
+    "config.delete_signal": "adminConfig",
+    # a session for a script (`nvr login` while the daemon runs)
+    "config.add_session": "adminUsers",
     # the settings page's camera test: the server opens a URL (camera_test.py)
     "camera_test.test_camera": "adminConfig",
 }
