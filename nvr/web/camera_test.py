@@ -81,7 +81,7 @@ class Slots:
 
 @blueprint.record_once
 def _make_slots(state: BlueprintSetupState) -> None:
-    state.app.extensions["nvr.camera_test"] = Slots()
+    state.app.extensions["nvr-camera-test"] = Slots()
 
 
 def _caller_key() -> str:
@@ -133,7 +133,7 @@ def _options(b: dict[str, Any]) -> tuple[str, OpenOptions]:
 async def test_camera() -> dict[str, Any]:
     url, options = _options(auth.body())
     c = ctx()
-    slots: Slots = current_app.extensions["nvr.camera_test"]
+    slots: Slots = current_app.extensions["nvr-camera-test"]
     shown = scrub_userinfo(url, options.password)
     with slots.take(_caller_key()):
         opener = c.opener

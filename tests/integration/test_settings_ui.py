@@ -142,7 +142,7 @@ def shoot(page: Any, artifact_dir: Path, name: str) -> None:
 
 
 def test_add_a_camera_through_the_page_after_testing_it(
-    page: Any, nvr: Nvr, artifact_dir: Path
+    page: Any, nvr: Nvr, artifact_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     page.set_viewport_size(DESKTOP)
     log_in(page, nvr)
@@ -175,6 +175,18 @@ def test_add_a_camera_through_the_page_after_testing_it(
         assert time.monotonic() < deadline, "the camera added through the page never recorded"
         time.sleep(0.25)
     assert page.query_selector(".budget-warning:not([hidden])") is None
+    # how long a test takes (for the report): connect, a key frame, a second of frames
+    with httpx.Client(base_url=nvr.base, timeout=30) as c:
+        c.post("/api/login", json={"username": ADMIN, "password": PASSWORD}).raise_for_status()
+        csrf = c.get("/api/").json()["user"]["session"]["csrf"]
+        took = []
+        # paths no camera here records (a new client of a path disturbs its others)
+        for path in ("live", "file/hevc-640x360"):
+            started = time.monotonic()
+            got = c.post("/api/nvr/cameras/test", json={"csrf": csrf, "url": nvr.server.url(path)})
+            took.append(f"{path} {got.json().get('codecName')} {time.monotonic() - started:.2f} s")
+    with capsys.disabled():
+        print(f"\ncamera test answered: {'; '.join(took)}")
 
 
 def test_a_bad_url_shows_the_servers_error(page: Any, nvr: Nvr, artifact_dir: Path) -> None:

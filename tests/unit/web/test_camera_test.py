@@ -90,7 +90,7 @@ async def test_a_camera_that_works(recorded: Recorded, autojump_clock: object) -
 
 
 def camera_test_slots(c: Client) -> camera_test.Slots:
-    slots: camera_test.Slots = c.app.extensions["nvr.camera_test"]  # type: ignore[attr-defined]
+    slots: camera_test.Slots = c.app.extensions["nvr-camera-test"]  # type: ignore[attr-defined]
     return slots
 
 
