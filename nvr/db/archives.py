@@ -6,7 +6,10 @@ object storage with its credentials (kept in ``config`` like a camera's password
 and upload settings. It copies a set of streams (by default every main stream when it is
 added). ``archived_recording`` holds one row per recording whose objects the server
 accepted with verified checksums; the uploader (``nvr.archive.uploader``) adds it only
-then, so a recording is either fully archived or not at all. Rows outlive local deletion.
+then, so a recording is either fully archived or not at all. Rows outlive local deletion:
+then the recording's own row and index move to ``archive_only_recording`` (in the flush
+that deletes the file, ``Lifecycle.flush``), so it stays listed (``ListedRecording.
+archive_only``) and playable from the archive, until no archive holds it any more.
 
 What belongs here: those operations and value types; the queries the uploader and
 retention ask (what is not archived yet, the backlog, whether recordings are archived).
@@ -274,6 +277,11 @@ class Archives(DatabaseCore):
         with self._transaction("forgetting archived recordings") as conn:
             for cid in cids:
                 raw_archive.delete_archived_recording(conn, archive_id, cid)
+
+    def archives_holding(self, cid: int) -> list[int]:
+        """Ids of the archives that hold the recording, lowest first."""
+        with self._read("looking up archived recordings") as conn:
+            return raw_archive.archives_holding(conn, cid)
 
     def archives_required_for(self, stream_id: int) -> list[int]:
         """The archives that must hold a recording of the stream before local retention
