@@ -218,3 +218,35 @@ def archives_holding(conn: sqlite3.Connection, cid: int) -> list[int]:
     return [r[0] for r in conn.execute(
         "select archive_id from archived_recording where composite_id = ? order by 1", (cid,)
     )]
+
+
+def insert_restored_stream(conn: sqlite3.Connection, stream_id: int, camera_id: int,
+                           type_: str, config: str) -> None:
+    """A stream with the id it had in the database that wrote an archive (composite ids
+    embed it); not recorded (no directory)."""
+    conn.execute(
+        "insert into stream (id, camera_id, sample_file_dir_id, type, config) "
+        "values (?, ?, null, ?, ?)",
+        (stream_id, camera_id, type_, config),
+    )
+
+
+def recording_row_exists(conn: sqlite3.Connection, cid: int) -> bool:
+    """Whether the recording is in ``recording`` or ``archive_only_recording``."""
+    row = conn.execute(
+        """select exists (select 1 from recording where composite_id = :c)
+                  or exists (select 1 from archive_only_recording where composite_id = :c)""",
+        {"c": cid},
+    ).fetchone()
+    return bool(row[0])
+
+
+def hold(conn: sqlite3.Connection, archive_id: int, cid: int, start_90k: int, wall_90k: int,
+         nbytes: int, sha256: bytes, now_90k: int) -> None:
+    """As ``insert_archived_recording``, keeping a row already there."""
+    conn.execute(
+        """insert or ignore into archived_recording (archive_id, composite_id, start_time_90k,
+           wall_duration_90k, sample_file_bytes, sample_file_sha256, archived_time_90k)
+           values (?, ?, ?, ?, ?, ?, ?)""",
+        (archive_id, cid, start_90k, wall_90k, nbytes, sha256, now_90k),
+    )

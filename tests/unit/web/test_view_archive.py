@@ -6,21 +6,25 @@ short, logged once; a server that reads no archive answers 503 before any byte."
 
 from __future__ import annotations
 
+import datetime
 import logging
-from typing import Any
+from pathlib import Path
 
 import pytest
 import trio.testing
 
 from nvr.archive.reader import ArchiveReads
+from nvr.archive.restore import restore
 from nvr.archive.uploader import Uploader
 from nvr.base import errors
 from nvr.base.clock import SimulatedClocks
 from nvr.db.archives import ArchiveConfig
+from nvr.db.database import Database
 from nvr.web.app import create_app
+from nvr.web.context import WebContext
 from tests.support.determinism import T0
 from tests.support.memstore import MemoryStore
-from tests.support.web import Recorded, web_context
+from tests.support.web import VIEW, Recorded, web_context
 
 pytestmark = pytest.mark.usefixtures("inline_web_threads")
 
@@ -35,18 +39,23 @@ QUERIES: list[tuple[str, dict[str, str], dict[str, str]]] = [
 ]
 
 
-async def _fetch_all(recorded: Recorded, **kw: Any) -> list[tuple[int, str, bytes]]:
-    c = create_app(web_context(recorded, **kw) if not kw.get("archive_reads") else
-                   _ctx(recorded, kw["archive_reads"])).test_client()
+async def _fetch_all(recorded: Recorded, *, archive_reads: ArchiveReads | None = None
+                     ) -> list[tuple[int, str, bytes]]:
+    ctx = web_context(recorded) if archive_reads is None else _ctx(recorded, archive_reads)
+    return await _fetch_with(ctx, recorded.camera_uuid)
+
+
+async def _fetch_with(ctx: WebContext, camera_uuid: str) -> list[tuple[int, str, bytes]]:
+    c = create_app(ctx).test_client()
     out = []
     for kind, q, headers in QUERIES:
-        url = f"/api/cameras/{recorded.camera_uuid}/main/view.{kind}"
+        url = f"/api/cameras/{camera_uuid}/main/view.{kind}"
         r = await c.get(url, query_string=q, headers=headers)
         out.append((r.status_code, r.headers["ETag"], await r.get_data()))
     return out
 
 
-def _ctx(recorded: Recorded, reads: ArchiveReads) -> Any:
+def _ctx(recorded: Recorded, reads: ArchiveReads) -> WebContext:
     ctx = web_context(recorded)
     ctx.archive_reads = reads
     return ctx
@@ -148,3 +157,42 @@ async def test_archive_retention_forgets_the_archive_only_row(
     assert [r.recording_id for r in db.list_recordings_by_id(sid, 0, 4)] == [1, 2, 3]
     db.delete_archive(aid)
     assert [r.recording_id for r in db.list_recordings_by_id(sid, 0, 4)] == [2, 3]
+
+
+async def test_restored_from_the_archive_alone_everything_plays_as_before(
+    recorded: Recorded, autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """The disk lost (a new, empty database, no sample file directory): ``restore`` from
+    the archive's objects only, then every recording plays with the same bytes and ETags;
+    restoring again adds nothing."""
+    before = await _fetch_all(recorded)
+    db = recorded.env.db
+    a = db.add_archive("a", ArchiveConfig("http://127.0.0.1:9", "bkt", prefix="site1/",
+                                          access_key="k", secret_key="s"))
+    store = MemoryStore()
+    up = Uploader(db, a.id, store, recorded.env.sdir.open_for_reading, SimulatedClocks(T0))
+    while await up.run_once():
+        pass
+    cam = db.cameras[db.streams[recorded.stream_id].camera_id]
+    Database.create(tmp_path / "new", T0)
+    new = Database.open(tmp_path / "new", tz=datetime.UTC, now=lambda: T0 + 10**9)
+    try:
+        na = new.add_archive("a", a.config, [])
+        report = restore(new, na.id, store, T0 + 10**9)
+        assert report.problems == [] and report.hidden == 0
+        assert (report.result.restored, report.result.cameras, report.result.streams) == (
+            4, 1, 1)
+        assert new.cameras[new.streams[recorded.stream_id].camera_id].uuid == cam.uuid
+        again = restore(new, na.id, store, T0 + 10**9)
+        assert (again.result.restored, again.result.present) == (0, 4)
+        reads = ArchiveReads({na.id: store})
+        try:
+            ctx = WebContext(db=new, dirs={}, clocks=SimulatedClocks(T0), bind=VIEW,
+                             time_zone_name="UTC", archive_reads=reads)
+            after = await _fetch_with(ctx, recorded.camera_uuid)
+        finally:
+            reads.close()
+        assert [(s, e) for s, e, _ in after] == [(s, e) for s, e, _ in before]
+        assert [b for _, _, b in after] == [b for _, _, b in before]
+    finally:
+        new.close()
