@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -101,15 +100,15 @@ class _Window:
 
 
 class Prefetcher:
-    """Reads for one response; see the module docstring. Thread-safe (one reader at a
-    time is expected; ``close`` may come from another thread)."""
+    """Reads for one response; see the module docstring. Not thread-safe: its calls
+    come one at a time (the response's reads, each awaited, then ``close``); the pool's
+    threads touch only their own window's future."""
 
     def __init__(self, reads: ArchiveReads, archive_of: Mapping[int, int],
                  plan: Sequence[ObjectRange]) -> None:
         self._reads = reads
         self._archive_of = dict(archive_of)
         self._keys = {r.composite_id: r.key for r in plan}
-        self._lock = threading.Lock()
         self._windows: collections.deque[_Window] = collections.deque()
         w = reads.window
         for r in plan:
@@ -152,16 +151,15 @@ class Prefetcher:
         out = bytearray()
         pos, end = offset, offset + length
         while pos < end:
-            with self._lock:
-                k = next((i for i, w in enumerate(self._windows)
-                          if w.cid == cid and w.start <= pos < w.end), None)
-                if k is None:
-                    win = None
-                else:
-                    for _ in range(k):
-                        self._drop_first()  # passed over: the response skipped them
-                    win = self._windows[0]
-                    self._top_up()
+            k = next((i for i, w in enumerate(self._windows)
+                      if w.cid == cid and w.start <= pos < w.end), None)
+            if k is None:
+                win = None
+            else:
+                for _ in range(k):
+                    self._drop_first()  # passed over: the response skipped them
+                win = self._windows[0]
+                self._top_up()
             if win is None:  # not foreseen: a GET of its own
                 key = self._keys.get(cid)
                 if key is None:
@@ -177,17 +175,14 @@ class Prefetcher:
             out += data[pos - win.start : take - win.start]
             pos = take
             if take == win.end:
-                with self._lock:
-                    if self._windows and self._windows[0] is win:
-                        self._windows.popleft()
-                    self._top_up()
+                self._windows.popleft()
+                self._top_up()
         return bytes(out)
 
     def close(self) -> None:
         """Cancels the GETs not started; the running ones' bytes are dropped."""
-        with self._lock:
-            while self._windows:
-                self._drop_first()
+        while self._windows:
+            self._drop_first()
 
 
 def open_archive_reads(db: Database) -> ArchiveReads:
