@@ -115,7 +115,8 @@ class Prefetcher:
             for lo in range(r.start, r.end, w):
                 self._windows.append(_Window(r.composite_id, r.key, lo, min(r.end, lo + w)))
         self.gets = 0  # GETs started (tests)
-        self._top_up()
+        # nothing starts before the first read: the file's header goes out first, without
+        # these threads competing for the interpreter
 
     def holds(self, cid: int) -> bool:
         """Whether the recording is read from the archive."""

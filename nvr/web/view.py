@@ -345,8 +345,10 @@ def serve(vf: VirtualFile, *, filename: str | None = None, cacheable: bool = Tru
         except errors.NvrError as e:
             # the status line is gone: end the body short (the client sees fewer bytes
             # than Content-Length) rather than a traceback from the server
-            log.warning("%s: response ended at byte %d of [%d, %d): %s",
-                        path, sent, start, end, one_line(str(e)))
+            # an archive or network going away is a warning; a disk failing an error
+            log.log(logging.WARNING if isinstance(e, errors.Unavailable) else logging.ERROR,
+                    "%s: response ended at byte %d of [%d, %d): %s",
+                    path, sent, start, end, one_line(str(e)))
         finally:
             reader.close()
 

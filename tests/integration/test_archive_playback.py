@@ -4,13 +4,16 @@
 frame), alone and across local ones; the archive killed before a download ends the body
 short after its headers, logged once; then the disk lost (database and sample directory
 deleted), ``nvr archive restore`` from the archive alone, and a read-only daemon on the
-restored database serves every recording byte for byte as before.
+restored database serves every recording byte for byte as before. A second site (point
+5): restored from a recording site's archive, read-only, it plays that site's recordings
+while the first keeps recording.
 
 Recordings are made first on a mock clock (their own trio run); uploads and the daemons
 run in real time."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import shutil
@@ -29,7 +32,9 @@ from nvr.cli import main
 from nvr.config import BindConfig, Config
 from nvr.db.archives import ArchiveConfig
 from nvr.testing.env import open_env
-from tests.support.seaweed import ACCESS_KEY, SECRET_KEY, ServerFactory
+from tests.support.daemon import CameraSpec, create_db, poll, running
+from tests.support.rtsp import RtspServer
+from tests.support.seaweed import ACCESS_KEY, SECRET_KEY, SeaweedServer, ServerFactory
 from tests.support.web import record
 
 BIND = BindConfig(address="127.0.0.1:0", allow_unauthenticated=("viewVideo",))
@@ -158,3 +163,56 @@ async def test_archived_recordings_play_then_restore_after_the_disk_is_lost(
     assert [r["nvrLocation"] for r in rows] == ["archive"] * 4
     assert [(s, e) for s, e, _ in restored] == [(s, e) for s, e, _ in before]
     assert [b for _, _, b in restored] == [b for _, _, b in before]
+
+
+async def test_a_read_only_second_site_plays_the_first_sites_archive_while_it_records(
+    tmp_path: Path, shared_rtsp_server: RtspServer, seaweed: SeaweedServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Site 1 records a real RTSP camera and archives to SeaweedFS; site 2 restores from
+    the archive and runs ``--read-only`` (it writes nothing to the archive) and plays site
+    1's recordings with site 1's bytes and ETags, while site 1 keeps recording."""
+    site1 = create_db(tmp_path / "one", {"cam": CameraSpec(shared_rtsp_server.url("live"))})
+    bucket = seaweed.bucket()
+    store = seaweed.store(bucket)
+    monkeypatch.setattr("sys.stdin", io.StringIO(SECRET_KEY + "\n"))
+    assert main(["--db-dir", str(site1.db_dir), "config", "archive", "add", "s",
+                 "--endpoint", seaweed.endpoint, "--bucket", bucket, "--prefix", "one",
+                 "--access-key", ACCESS_KEY, "--secret-key-stdin"]) == 0
+    config1 = dataclasses.replace(site1.config(), binds=(BIND,))
+    async with running(config1) as d1:
+        (url1,) = d1.http_addresses
+        aid = d1.db.archive_by_name("s").id
+        with trio.fail_after(120):
+            await poll(lambda: d1.uploaders[aid].uploaded >= 2)
+        objects = sorted(o.key for o in store.list("one/"))
+        monkeypatch.setattr("sys.stdin", io.StringIO(SECRET_KEY + "\n"))
+        assert await trio.to_thread.run_sync(lambda: main([
+            "--db-dir", str(tmp_path / "two"), "archive", "restore", "s",
+            "--endpoint", seaweed.endpoint, "--bucket", bucket, "--prefix", "one",
+            "--access-key", ACCESS_KEY, "--secret-key-stdin"])) == 0
+        cam = str(d1.db.cameras[next(iter(d1.db.cameras))].uuid)
+        config2 = Config(db_dir=tmp_path / "two", binds=(BIND,), time_zone="UTC")
+        async with trio.open_nursery() as nursery:
+            d2: daemon.Daemon = await nursery.start(lambda task_status: daemon.run(
+                config2, read_only=True, handle_signals=False, task_status=task_status))
+            (url2,) = d2.http_addresses
+            path = f"/api/cameras/{cam}/main"
+            async with httpx.AsyncClient(timeout=60) as c:
+                rows = (await c.get(f"{url2}{path}/recordings",
+                                    params={"split90k": "1"})).json()["recordings"]
+                assert len(rows) >= 2 and {r["nvrLocation"] for r in rows} == {"archive"}
+                for r in rows[:2]:
+                    q = {"s": str(r["startId"])}
+                    one = await c.get(f"{url1}{path}/view.mp4", params=q)
+                    two = await c.get(f"{url2}{path}/view.mp4", params=q)
+                    assert (two.status_code, two.headers["ETag"]) == (200, one.headers["ETag"])
+                    assert two.content == one.content and _frames(two.content) > 0
+            d2.shutdown.set()
+        sid = next(iter(d1.db.streams))
+        recorded = d1.db.streams[sid].cum_recordings
+        with trio.fail_after(120):  # site 1 keeps recording (and archiving)
+            await poll(lambda: d1.db.streams[sid].cum_recordings > recorded)
+    # site 2 wrote nothing to the archive
+    assert set(objects) <= {o.key for o in store.list("one/")}
+    assert not [o.key for o in store.list("") if not o.key.startswith("one/")]
