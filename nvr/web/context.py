@@ -45,6 +45,7 @@ import trio
 from quart import Response, current_app, g, has_app_context, request, websocket
 
 from nvr import __version__
+from nvr.archive.reader import ArchiveReads
 from nvr.archive.uploader import Uploader
 from nvr.base import errors
 from nvr.base.clock import Clocks
@@ -156,6 +157,8 @@ class WebContext:
     #: opens camera URLs (the daemon's, as its streamers use): the settings page's
     #: camera test (``nvr.web.camera_test``); None: this server opens none
     opener: Opener | None = None
+    #: the archives' stores for playback of archive-only recordings (None: none)
+    archive_reads: ArchiveReads | None = None
 
 
 def ctx() -> WebContext:
