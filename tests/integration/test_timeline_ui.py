@@ -28,8 +28,10 @@ from tests.integration.test_ui import (
     TZ,
     WALL,
     Nvr,
+    next_animation_frame,
     not_blank,
     open_recordings,
+    pump_until,
     row_y,
     t_of,
     timeline_geometry,
@@ -51,9 +53,12 @@ def window(page: Any) -> tuple[int, int]:
 
 
 def wait_loaded(page: Any) -> None:
-    """Until the page has no recordings request in flight and has drawn."""
-    page.wait_for_load_state("networkidle")
-    page.wait_for_timeout(150)
+    """Until the page has no load due or in flight (the timeline is not ``aria-busy``)
+    and has drawn what it loaded."""
+    page.wait_for_function(
+        "() => document.querySelector('#timeline').getAttribute('aria-busy') === 'false'"
+    )
+    next_animation_frame(page)
 
 
 def drawn_spans(page: Any) -> list[list[int]]:
@@ -111,7 +116,7 @@ def test_zoom_from_a_day_to_10_s_and_back_draws_the_api_spans(page: Any, nvr: Nv
     page.mouse.move(x_of(geo, rows[1]["startTime90k"]), row_y(geo))
     before = window(page)
     page.mouse.wheel(0, -300)
-    page.wait_for_timeout(100)
+    page.wait_for_function(f"() => {WIN}[1] - {WIN}[0] < {before[1] - before[0]}")
     after = window(page)
     assert after[1] - after[0] < before[1] - before[0]
     wait_loaded(page)
@@ -257,8 +262,8 @@ def test_playback_crosses_a_recording_boundary_without_stalling(page: Any, nvr: 
     """No `waiting` at the boundary: the recordings of a run are one file, so the boundary
     is inside it. (Elsewhere a starved CPU may stall any video: not this test's matter.)"""
     # a boundary with a whole recording after it (not the growing one, whose file ends)
-    while len(nvr.recordings()) < 4:
-        page.wait_for_timeout(500)
+    pump_until(page, lambda: len(nvr.recordings()) >= 4, 30)
+    assert len(nvr.recordings()) >= 4
     open_recordings(page, nvr)
     rows = nvr.recordings()
     boundary = rows[-3]["endTime90k"]
@@ -603,7 +608,8 @@ def test_a_month_pans_across_midnight_and_stays_smooth(
 
     # frame times of a zoom from the week to minutes and a pan across days
     page.click("label[for=zoom-week]")
-    page.wait_for_timeout(200)
+    page.wait_for_function(f"() => {WIN}[1] - {WIN}[0] === {7 * 86400 * U}")
+    wait_loaded(page)
     geo = timeline_geometry(page)
     y = row_y(geo)
     browser.start_tracing(
@@ -628,20 +634,21 @@ def test_a_month_pans_across_midnight_and_stays_smooth(
         }"""
     )
     page.mouse.move(geo["left"] + geo["trackLeft"] + geo["trackWidth"] * 0.6, y)
+    # one input per frame drawn (as a person's wheel or drag arrives), not per fixed delay
     for _ in range(40):
         page.mouse.wheel(0, -120)
-        page.wait_for_timeout(16)
+        next_animation_frame(page)
     for _ in range(20):
         page.mouse.wheel(0, 120)
-        page.wait_for_timeout(16)
+        next_animation_frame(page)
     x0 = geo["left"] + geo["trackLeft"] + geo["trackWidth"] * 0.8
     page.mouse.move(x0, geo["top"] + 8)  # the axis pans
     page.mouse.down()
     for k in range(60):
         page.mouse.move(x0 - 10 * k, geo["top"] + 8)
-        page.wait_for_timeout(16)
+        next_animation_frame(page)
     page.mouse.up()
-    page.wait_for_timeout(300)
+    wait_loaded(page)
     raf = page.evaluate("() => window.frames_")
     raw = browser.stop_tracing()
     (artifact_dir / "timeline-month-trace.json").write_bytes(raw)  # for chrome://tracing

@@ -189,6 +189,9 @@ def pump_until(page: Any, done: Callable[[], bool], seconds: float) -> None:
 
 
 def timeline_geometry(page: Any) -> dict[str, float]:
+    """Where the timeline is and what it shows, as last painted: after the next frame, so
+    a window set just before (a click, a key) is the one read."""
+    next_animation_frame(page)
     geo: dict[str, float] = page.eval_on_selector(
         "#timeline",
         """c => {

@@ -306,14 +306,23 @@ export function renderRecordings(main, session) {
     });
   }
 
+  // The timeline is `aria-busy` while a load is due or in flight (for assistive tech,
+  // and what tests wait for instead of a fixed delay).
   let loadTimer = null;
+  let loading = 0;
+  function busy(d) {
+    loading += d;
+    card.canvas.setAttribute("aria-busy", String(loading > 0 || loadTimer !== null));
+  }
   function scheduleLoad() {
     clearTimeout(loadTimer);
     loadTimer = setTimeout(() => {
+      loadTimer = null;
       showStrip();
       showEvents();
       load();
     }, LOAD_DELAY_MS);
+    busy(0);
     const d = card.centerDay();
     if (d !== state.day) {
       state.day = d;
@@ -324,7 +333,16 @@ export function renderRecordings(main, session) {
   }
 
   /** Loads what the window (or `window`) needs; `refresh`: today's recordings again. */
-  async function load({ window = null, refresh = false } = {}) {
+  async function load(opts = {}) {
+    busy(1);
+    try {
+      await loadNow(opts);
+    } finally {
+      busy(-1);
+    }
+  }
+
+  async function loadNow({ window = null, refresh = false }) {
     const [a, b] = window || card.timeline.win;
     const span = b - a;
     if (span > DETAIL_MAX_90K) {
