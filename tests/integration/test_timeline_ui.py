@@ -24,7 +24,9 @@ import pytest
 from nvr.base.time90k import UNITS_PER_SEC
 from tests.integration import test_ui
 from tests.integration.test_ui import (
+    ADMIN,
     FRAME_90K,
+    PASSWORD,
     TZ,
     WALL,
     Nvr,
@@ -765,3 +767,113 @@ def test_events_and_region_search_on_a_stubbed_month(
     # a result plays
     page.click("#events button.event >> nth=0")
     page.wait_for_function(f"() => {WALL} >= {want[0]}")
+
+
+# -- evidence: protected and redacted spans (last in the module: it hides a recording) --
+
+
+def login_client(nvr: Nvr, user: str) -> tuple[httpx.Client, str]:
+    """An HTTP client logged in on the bind that grants nothing, and its CSRF token."""
+    c = httpx.Client(base_url=nvr.login_base, headers={"Accept": "application/json"})
+    c.post("/api/login", json={"username": user, "password": PASSWORD}).raise_for_status()
+    csrf: str = c.get("/api/").json()["user"]["session"]["csrf"]
+    return c, csrf
+
+
+PIXEL = """([x, y]) => {
+    const c = document.querySelector('#timeline');
+    const d = window.devicePixelRatio || 1;
+    return [...c.getContext('2d').getImageData(Math.round(x * d), Math.round(y * d), 1, 1).data]
+        .slice(0, 3);
+}"""
+
+
+def css_rgb(page: Any, var: str) -> list[int]:
+    hexa = page.evaluate(
+        f"() => getComputedStyle(document.documentElement).getPropertyValue('{var}').trim()"
+    )
+    assert re.fullmatch(r"#[0-9a-fA-F]{6}", hexa), hexa
+    return [int(hexa[i : i + 2], 16) for i in (1, 3, 5)]
+
+
+def test_protected_and_redacted_spans_are_drawn_where_the_api_says(
+    page: Any, nvr: Nvr, artifact_dir: Path
+) -> None:
+    pump_until(page, lambda: len(nvr.recordings()) >= 5, 30)
+    rows = nvr.recordings()
+    assert len(rows) >= 5
+    c, csrf = login_client(nvr, ADMIN)
+    base = f"/api/cameras/{nvr.camera}"
+    kept = (rows[-3]["startTime90k"] + U // 5, rows[-2]["endTime90k"] - U // 5)
+    c.post(
+        f"{base}/protect",
+        json={"csrf": csrf, "startTime90k": kept[0], "endTime90k": kept[1], "reason": "van"},
+    ).raise_for_status()
+    hidden = (rows[1]["startTime90k"] + U // 10, rows[1]["endTime90k"] - U // 10)
+    c.post(
+        f"{base}/redact",
+        json={"csrf": csrf, "startTime90k": hidden[0], "endTime90k": hidden[1], "reason": "face"},
+    ).raise_for_status()
+    protected = [
+        [r["startTime90k"], r["endTime90k"], "protected"]
+        for r in c.get(f"{base}/protect").json()["ranges"]
+    ]
+    redacted = [
+        [r["startTime90k"], r["endTime90k"], "redacted"]
+        for r in c.get(f"{base}/redactions").json()["redactions"]
+        if r["stream"] == "main"
+    ]
+    assert protected == [[*kept, "protected"]] and redacted == [[*hidden, "redacted"]]
+
+    def drawn() -> list[list[Any]]:
+        got: list[list[Any]] = page.evaluate(
+            "() => document.querySelector('#timeline').timeline.visibleEvidence(0)"
+        )
+        return got
+
+    # anonymous (viewVideo): the protected span; redactions are for adminUsers only
+    open_recordings(page, nvr)
+    page.wait_for_function(
+        "() => document.querySelector('#timeline').timeline.rows[0]?.evidence.length > 0"
+    )
+    wait_loaded(page)
+    assert drawn() == protected
+    # the administrator sees both, each where the API says
+    page.goto(nvr.login_base + "/login?next=%2Frecordings")
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    page.fill("#login-user", ADMIN)
+    page.fill("#login-pass", PASSWORD)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_url("**/recordings")
+    page.wait_for_function(
+        "() => document.querySelector('#timeline')?.timeline.rows[0]?.evidence.length === 2"
+    )
+    page.click("label[for=zoom-fit]")
+    wait_loaded(page)
+    a, b = window(page)
+    assert a < hidden[0] and kept[1] < b, (a, b, hidden, kept)
+    assert sorted(drawn()) == sorted(protected + redacted)
+    # on the canvas: the protected line along the track's bottom inside the span, not
+    # outside it; the redacted span hatched, with no recording under it
+    geo = timeline_geometry(page)
+    bottom = geo["rowTop"] + geo["rowHeight"] - 1.5
+    blue = css_rgb(page, "--tl-protect")
+    green = css_rgb(page, "--tl-span")
+
+    def at(t: float, y: float) -> list[int]:
+        rgb: list[int] = page.evaluate(PIXEL, [x_of(geo, round(t)) - geo["left"], y])
+        return rgb
+
+    def near(p: list[int], q: list[int]) -> bool:
+        return max(abs(u - v) for u, v in zip(p, q, strict=True)) <= 12
+
+    assert near(at((kept[0] + kept[1]) / 2, bottom), blue)
+    assert not near(at(rows[0]["startTime90k"] + U // 2, bottom), blue)
+    mid_y = geo["rowTop"] + geo["rowHeight"] / 2
+    strip = [at(hidden[0] + (hidden[1] - hidden[0]) * k / 12, mid_y) for k in range(1, 12)]
+    assert not any(near(p, green) for p in strip), strip
+    legend = page.inner_text(".legend")
+    assert "protected" in legend and "redacted" in legend
+    page.mouse.move(0, 0)
+    page.locator(".timeline-card").screenshot(path=str(artifact_dir / "timeline-evidence-1920.png"))
+    assert not_blank(artifact_dir / "timeline-evidence-1920.png") > 10
