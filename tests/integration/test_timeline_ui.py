@@ -10,9 +10,12 @@ shared).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -21,10 +24,15 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from fixtures.make_fixtures import motion_clip
+from nvr.base.clock import RealClocks
 from nvr.base.time90k import UNITS_PER_SEC
+from nvr.config import BindConfig
+from nvr.db.database import Database
 from tests.integration import test_ui
 from tests.integration.test_ui import (
     ADMIN,
+    ANONYMOUS,
     FRAME_90K,
     PASSWORD,
     TZ,
@@ -39,6 +47,8 @@ from tests.integration.test_ui import (
     timeline_geometry,
     x_of,
 )
+from tests.support.daemon import CameraSpec, create_db, in_thread
+from tests.support.rtsp import ServerFactory
 
 pytestmark = pytest.mark.rtsp
 
@@ -528,7 +538,6 @@ def overflow(page: Any) -> int:
 def test_a_month_pans_across_midnight_and_stays_smooth(
     page: Any, browser: Any, nvr: Nvr, artifact_dir: Path
 ) -> None:
-    import time
 
     h = month_history(int(time.time() * U))
     seen: list[tuple[int, int]] = []
@@ -705,7 +714,6 @@ def test_events_and_region_search_on_a_stubbed_month(
     """The motion routes are answered in the browser in the shapes of nvr's motion
     extension (the synthetic month moves in the left half of the picture); the picture
     searched is the real camera's (thumb.jpg of the daemon)."""
-    import time
 
     h = month_history(int(time.time() * U))
     stub_month(page, h, [], nvr)
@@ -767,6 +775,93 @@ def test_events_and_region_search_on_a_stubbed_month(
     # a result plays
     page.click("#events button.event >> nth=0")
     page.wait_for_function(f"() => {WALL} >= {want[0]}")
+
+
+# -- region search against the real daemon ---------------------------------------------
+
+
+@pytest.fixture
+def square_nvr(tmp_path: Path, rtsp_server_factory: ServerFactory) -> Iterator[Nvr]:
+    """A daemon of its own recording (and analysing for motion) the test camera's
+    ``square`` scene: a dark square crossing grid rows 8 and 9 for 3 s of every 6 s loop,
+    nothing moving elsewhere; once the motion search has found it."""
+    server = rtsp_server_factory(files={"square": motion_clip("square")}, fixtures=False)
+    layout = create_db(tmp_path, {"square": CameraSpec(server.url("file/square"))})
+    with Database.open(layout.db_dir, tz=dt.UTC, now=RealClocks().realtime) as db:
+        for cam in list(db.cameras.values()):
+            db.update_camera(cam.id, config=dataclasses.replace(cam.config, motion="main"))
+    config = dataclasses.replace(
+        layout.config(rotate_interval_sec=4),
+        time_zone=TZ,
+        binds=(BindConfig("127.0.0.1:0", allow_unauthenticated=ANONYMOUS),),
+    )
+    with in_thread(config) as d:
+        base = d.http_addresses[0]
+        top = httpx.get(base + "/api/", headers={"Accept": "application/json"}).json()
+        n = Nvr(base, top["cameras"][0]["uuid"], tmp_path)
+
+        def spans() -> list[Any]:
+            now = int(time.time() * U)
+            got: list[Any] = n.api(
+                f"/api/cameras/{n.camera}/motion", startTime90k=now - 3600 * U, endTime90k=now
+            )["spans"]
+            return got
+
+        deadline = time.monotonic() + 120  # a loaded machine analyses slowly
+        while not spans() and time.monotonic() < deadline:
+            time.sleep(0.25)
+        assert spans(), "no motion found in 120 s"
+        yield n
+
+
+def test_region_search_finds_the_moving_square_and_nothing_where_all_is_still(
+    page: Any, square_nvr: Nvr, artifact_dir: Path
+) -> None:
+    nvr = square_nvr
+    open_recordings(page, nvr, viewport={"width": 1920, "height": 1080})
+    wait_loaded(page)
+    page.click("#region-search summary")
+    page.wait_for_function("() => document.querySelector('#region-search img').naturalWidth > 0")
+
+    def search(r0: int, r1: int) -> tuple[int, list[Any]]:
+        """Drags rows r0..r1 (every column) on the picture's grid, searches; the count
+        shown and the API's answer for the same cells and window."""
+        grid = page.locator("#region-grid")
+        grid.scroll_into_view_if_needed()
+        box = grid.bounding_box()
+        assert box
+        x, y, w, h = box["x"], box["y"], box["width"], box["height"]
+        page.mouse.move(x + w * 0.5 / 16, y + h * (r0 + 0.5) / 16)
+        page.mouse.down()
+        page.mouse.move(x + w * 15.5 / 16, y + h * (r1 + 0.5) / 16, steps=4)
+        page.mouse.up()
+        cells = page.get_attribute("#region-grid", "data-cells") or ""
+        assert region_cells(cells) == {r * 16 + c for r in range(r0, r1 + 1) for c in range(16)}
+        page.evaluate("() => delete document.querySelector('#region-status').dataset.count")
+        page.click("#region-go")
+        page.wait_for_function("() => document.querySelector('#region-status').dataset.count")
+        a, b = window(page)
+        api = nvr.api(
+            f"/api/cameras/{nvr.camera}/motion",
+            startTime90k=a,
+            endTime90k=b,
+            cells=cells,
+            limit=200,
+        )["spans"]
+        return int(page.get_attribute("#region-status", "data-count") or 0), api
+
+    found, api = search(8, 9)  # where the square moves
+    assert found > 0 and found == len(api), (found, api)
+    marks = page.evaluate("() => document.querySelector('#timeline').timeline.rows[0].marks")
+    assert [[m["start"], m["end"]] for m in marks] == [
+        [s["startTime90k"], s["endTime90k"]] for s in api
+    ]
+    assert page.locator("#search-results button.event").count() == found
+    page.mouse.move(0, 0)
+    page.screenshot(path=str(artifact_dir / "timeline-search-real-1920.png"), full_page=True)
+    found, api = search(1, 5)  # the still top of the picture
+    assert found == 0 and api == []
+    assert "No motion" in page.inner_text("#region-status")
 
 
 # -- evidence: protected and redacted spans (last in the module: it hides a recording) --

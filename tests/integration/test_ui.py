@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import io
 import json
 import re
 import struct
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -41,14 +39,13 @@ import av
 import httpx
 import numpy as np
 import pytest
-import trio
 
-from nvr import cli, daemon
+from nvr import cli
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.base.units import format_size
 from nvr.config import BindConfig
 from nvr.web import ui
-from tests.support.daemon import CameraSpec, create_db
+from tests.support.daemon import CameraSpec, create_db, in_thread
 from tests.support.rtsp import RtspServer
 
 pytestmark = pytest.mark.rtsp
@@ -96,28 +93,7 @@ def nvr(tmp_path_factory: pytest.TempPathFactory, shared_rtsp_server: RtspServer
             BindConfig("127.0.0.1:0"),
         ),
     )
-    started = threading.Event()
-    box: dict[str, Any] = {}
-
-    async def main() -> None:
-        try:
-            async with trio.open_nursery() as nursery:
-                d = await nursery.start(functools.partial(daemon.run, config, handle_signals=False))
-                box["daemon"] = d
-                box["token"] = trio.lowlevel.current_trio_token()
-                started.set()
-        except BaseException as e:
-            box["error"] = e
-            started.set()
-            raise
-
-    thread = threading.Thread(target=trio.run, args=(main,), name="nvr-daemon", daemon=True)
-    thread.start()
-    assert started.wait(30), "the daemon did not start"
-    if "error" in box:
-        raise box["error"]
-    d: daemon.Daemon = box["daemon"]
-    try:
+    with in_thread(config) as d:
         base = d.http_addresses[0]
         top = httpx.get(base + "/api/", headers={"Accept": "application/json"}).json()
         n = Nvr(base, top["cameras"][0]["uuid"], root, d.http_addresses[1])
@@ -132,9 +108,6 @@ def nvr(tmp_path_factory: pytest.TempPathFactory, shared_rtsp_server: RtspServer
         else:
             pytest.fail("the daemon recorded less than 5 s in 25 s")
         yield n
-    finally:
-        trio.from_thread.run_sync(d.shutdown.set, trio_token=box["token"])
-        thread.join(30)
 
 
 # -- helpers --------------------------------------------------------------------------

@@ -71,6 +71,7 @@ export function renderRecordings(main, session) {
   const marks = new Map(); // ci -> spans found by the region search
   const evidence = new Map(); // ci -> [{start, end, kind: "protected" | "redacted", reason}]
   const search = new RegionSearch({
+    loader: thumbs,
     onSearch: (ci, cells) => searchRegion(ci, cells),
     onClear: () => {
       marks.clear();
