@@ -297,6 +297,43 @@ def test_playback_crosses_a_recording_boundary_without_stalling(page: Any, nvr: 
     assert m and int(m[1]) <= rows[-3]["startId"] and int(m[2]) >= rows[-2]["startId"], src
 
 
+def test_playback_at_the_end_of_recorded_video_goes_on_live(
+    page: Any, nvr: Nvr, artifact_dir: Path
+) -> None:
+    """A click just before the end of the recording being made plays it; when that file
+    runs out, the same player goes on with the camera's live stream and says so; a click
+    on the timeline plays recorded video again."""
+    open_recordings(page, nvr, viewport={"width": 1920, "height": 1080})
+    wait_loaded(page)
+    last = page.evaluate("() => document.querySelector('#timeline').timeline.rows[0].spans.at(-1)")
+    assert last["growing"], last
+    geo = timeline_geometry(page)
+    clicked = t_of(geo, x_of(geo, last["end"] - U // 2))
+    page.mouse.click(x_of(geo, clicked), row_y(geo))
+    page.wait_for_function("() => document.querySelector('#player').dataset.mode === 'live'")
+    status = page.inner_text("#player-status")
+    assert status.startswith("● Live") and "now showing yard live" in status, status
+    # live frames: the wall time shown goes on past where the recorded video ended
+    ended = int(page.evaluate(f"() => {WALL}"))
+    assert ended >= clicked
+    page.wait_for_function(f"() => {WALL} > {ended + U}")
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#player'); "
+        "return !v.paused && v.currentTime > 0.5; }"
+    )
+    assert page.evaluate("() => document.querySelector('#player').src").startswith("blob:")
+    page.mouse.move(0, 0)
+    page.screenshot(path=str(artifact_dir / "timeline-live-1920.png"))
+    assert overflow(page) <= 0
+    # the timeline plays recorded video again
+    rows = nvr.recordings()
+    geo = timeline_geometry(page)
+    page.mouse.click(x_of(geo, rows[0]["startTime90k"] + U // 2), row_y(geo))
+    page.wait_for_function("() => !document.querySelector('#player').dataset.mode")
+    assert "/view.mp4?" in (page.get_attribute("#player", "src") or "")
+    assert page.is_hidden("#player-status")
+
+
 # -- a month of synthetic history ------------------------------------------------------
 
 CAM = "0d3bd1d8-6d57-4b36-8c37-0c0c4c5a1a11"
