@@ -48,6 +48,7 @@ from tests.integration.test_ui import (
     x_of,
 )
 from tests.support.daemon import CameraSpec, create_db, in_thread
+from tests.support.history import record_month
 from tests.support.rtsp import ServerFactory
 
 pytestmark = pytest.mark.rtsp
@@ -812,6 +813,127 @@ def test_events_and_region_search_on_a_stubbed_month(
     # a result plays
     page.click("#events button.event >> nth=0")
     page.wait_for_function(f"() => {WALL} >= {want[0]}")
+
+
+# -- a month recorded through the real writer, served by the real daemon ---------------
+
+
+@pytest.fixture
+def month_nvr(tmp_path: Path) -> Iterator[Nvr]:
+    """30 days of history (runs of 20 min every 2 h, 5-minute recordings, each run ended
+    by a disconnect) written by the real writer and syncer on a simulated clock up to
+    now, then served by the real daemon (the camera's stream is off)."""
+    layout = record_month(tmp_path, end90k=int(time.time()) * U - 60 * U)
+    config = dataclasses.replace(
+        layout.config(),
+        time_zone=TZ,
+        binds=(BindConfig("127.0.0.1:0", allow_unauthenticated=ANONYMOUS),),
+    )
+    with in_thread(config) as d:
+        base = d.http_addresses[0]
+        top = httpx.get(base + "/api/", headers={"Accept": "application/json"}).json()
+        yield Nvr(base, top["cameras"][0]["uuid"], tmp_path)
+
+
+def test_a_recorded_month_served_by_the_daemon_opens_zooms_and_pans_by_the_day(
+    page: Any, month_nvr: Nvr, artifact_dir: Path
+) -> None:
+    nvr = month_nvr
+    asked: list[tuple[int, int]] = []
+
+    def on_request(request: Any) -> None:
+        u = urlsplit(request.url)
+        if u.path.startswith("/api/") and u.path.endswith("/recordings"):
+            q = parse_qs(u.query)
+            # a request without a bound asks for everything: as wide as it gets
+            a = int(q.get("startTime90k", ["0"])[0])
+            b = int(q.get("endTime90k", [str(1 << 62)])[0])
+            asked.append((a, b))
+
+    page.on("request", on_request)
+
+    def api_spans(a: int, b: int) -> list[list[int]]:
+        rows = nvr.api(
+            f"/api/cameras/{nvr.camera}/main/recordings",
+            startTime90k=a,
+            endTime90k=b,
+            split90k=1,
+        )["recordings"]
+        return sorted([r["startTime90k"], r["endTime90k"]] for r in rows)
+
+    def drawn_is_api() -> None:
+        a, b = window(page)
+        assert sorted(drawn_spans(page)) == api_spans(a, b), (a, b)
+
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    page.goto(nvr.base + "/recordings")
+    page.wait_for_function("() => document.querySelector('#timeline')?.timeline")
+    wait_loaded(page)
+    a, b = window(page)
+    assert b - a == 3660 * U  # today: the last hour
+    drawn_is_api()
+    # a day in the middle of the month: zoomed to its recorded span
+    days = nvr.api("/api/", days="true")["cameras"][0]["streams"]["main"]["days"]
+    day = sorted(days)[15]
+    if not page.locator(f".cal-day[data-day='{day}']").count():
+        page.click("button[aria-label='Previous month']")
+    page.click(f".cal-day[data-day='{day}']")
+    page.wait_for_function(f"() => new URLSearchParams(location.search).get('day') === '{day}'")
+    wait_loaded(page)
+    a, b = window(page)
+    spans = api_spans(days[day]["startTime90k"], days[day]["endTime90k"])
+    # (the day's recorded span, clipped to the day, and 5 % each side)
+    assert a <= spans[0][0] and spans[-1][1] <= b and b - a <= 1.1 * 86400 * U
+    drawn_is_api()
+    # across midnight, an hour at a time
+    page.click("label[for=zoom-1h]")
+    page.fill("#goto-time", f"{day} 00:20:00")
+    page.press("#goto-time", "Enter")
+    wait_loaded(page)
+    for _ in range(3):
+        page.click("button[aria-label=Earlier]")
+    wait_loaded(page)
+    prev_day = (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
+    assert f"day={prev_day}" in page.url
+    drawn_is_api()
+    # the week: per-day totals of /api/, no recordings asked for
+    n = len(asked)
+    page.click("label[for=zoom-week]")
+    wait_loaded(page)
+    assert len(asked) == n and not drawn_spans(page)
+    page.mouse.move(0, 0)
+    page.locator(".timeline-card").screenshot(
+        path=str(artifact_dir / "timeline-month-real-week-1920.png")
+    )
+    # and the wheel back in to hours, then a drag of the axis across days
+    geo = timeline_geometry(page)
+    page.mouse.move(geo["left"] + geo["trackLeft"] + geo["trackWidth"] * 0.4, row_y(geo))
+    for _ in range(14):
+        page.mouse.wheel(0, -120)
+        next_animation_frame(page)
+    wait_loaded(page)
+    assert window(page)[1] - window(page)[0] < 86400 * U
+    drawn_is_api()
+    x0 = geo["left"] + geo["trackLeft"] + geo["trackWidth"] * 0.8
+    page.mouse.move(x0, geo["top"] + 8)
+    page.mouse.down()
+    for k in range(1, 31):
+        page.mouse.move(x0 - 20 * k, geo["top"] + 8)
+        next_animation_frame(page)
+    page.mouse.up()
+    wait_loaded(page)
+    drawn_is_api()
+    page.mouse.move(0, 0)
+    page.locator(".timeline-card").screenshot(
+        path=str(artifact_dir / "timeline-month-real-1920.png")
+    )
+    # only what the windows needed: one local day per request, each past day once
+    assert asked and max(b - a for a, b in asked) <= 86400 * U + 3600 * U, asked
+    today = max(asked)
+    past = [q for q in asked if q != today]
+    assert len(past) == len(set(past)), sorted(past)
+    for name in ("timeline-month-real-week-1920.png", "timeline-month-real-1920.png"):
+        assert not_blank(artifact_dir / name) > 10
 
 
 # -- region search against the real daemon ---------------------------------------------
