@@ -201,6 +201,13 @@ def test_touch_pinch_zooms_and_a_finger_pans(page: Any, nvr: Nvr) -> None:
 
 
 def test_keyboard_only_from_the_header_to_playing(page: Any, nvr: Nvr) -> None:
+    # enough video that L's 10 s step stays inside the file played (at its end the player
+    # goes on with the next file or live, and the step could not be read back)
+    def span() -> int:
+        rows = nvr.recordings()
+        return int(rows[-1]["endTime90k"] - rows[0]["startTime90k"]) if rows else 0
+
+    pump_until(page, lambda: span() >= 25 * U, 60)
     open_recordings(page, nvr)
     # one Tab from the header's last control reaches the timeline
     page.focus("header.topbar a:last-of-type")
@@ -272,8 +279,11 @@ def test_list_view_rows_play_and_download(page: Any, nvr: Nvr) -> None:
 
 
 def test_playback_crosses_a_recording_boundary_without_stalling(page: Any, nvr: Nvr) -> None:
-    """No `waiting` at the boundary: the recordings of a run are one file, so the boundary
-    is inside it. (Elsewhere a starved CPU may stall any video: not this test's matter.)"""
+    """The recordings of a run are one file, so the boundary is inside it: the file loaded
+    at the click plays on across it (no other load), its media is buffered in one range
+    across it, and no `waiting` happens at it. A machine so loaded that the video also
+    waits away from the boundary says nothing about the boundary: then the stalls are
+    printed, not asserted."""
     # a boundary with a whole recording after it (not the growing one, whose file ends)
     pump_until(page, lambda: len(nvr.recordings()) >= 4, 30)
     assert len(nvr.recordings()) >= 4
@@ -284,14 +294,28 @@ def test_playback_crosses_a_recording_boundary_without_stalling(page: Any, nvr: 
     page.evaluate(
         """() => {
             window.stalls = [];
+            window.loads = 0;
             const v = document.querySelector('#player');
             v.addEventListener('waiting', () => window.stalls.push(WALL));
+            v.addEventListener('loadstart', () => window.loads++);
         }""".replace("WALL", WALL)
     )
     page.mouse.click(x_of(geo, boundary - U // 2), row_y(geo))
     page.wait_for_function(f"() => {WALL} > {boundary + U // 2}", timeout=10000)
+    assert page.evaluate("() => window.loads") == 1
+    base = int(page.get_attribute("#player", "data-base90k") or 0)
+    at = (boundary - base) / U  # the boundary's media time in the file
+    ranges = page.evaluate(
+        """() => { const b = document.querySelector('#player').buffered;
+                   return [...Array(b.length).keys()].map(i => [b.start(i), b.end(i)]); }"""
+    )
+    assert any(s0 <= at - 0.25 and at + 0.25 <= s1 for s0, s1 in ranges), (ranges, at)
     stalls = page.evaluate("() => window.stalls")
-    assert not [t for t in stalls if abs(t - boundary) < U // 4], (stalls, boundary)
+    here = [t for t in stalls if abs(t - boundary) < U // 4]
+    if len(here) == len(stalls):
+        assert not here, (stalls, boundary)
+    else:
+        print("STALLS (a starved machine: not asserted)", stalls, "boundary", boundary)
     src = page.get_attribute("#player", "src") or ""
     # one file from the clicked recording through the one after the boundary
     m = re.search(r"s=(\d+)-(\d+)", src)
@@ -323,6 +347,15 @@ def test_playback_at_the_end_of_recorded_video_goes_on_live(
         "return !v.paused && v.currentTime > 0.5; }"
     )
     assert page.evaluate("() => document.querySelector('#player').src").startswith("blob:")
+    # J goes back 10 s into the recorded video: from the live frame shown at the key
+    live_wall = page.evaluate(
+        f"""() => {{ const w = {WALL};
+            document.querySelector('#timeline').dispatchEvent(
+                new KeyboardEvent('keydown', {{key: 'j', bubbles: true}}));
+            return w; }}"""
+    )
+    page.wait_for_function("() => !document.querySelector('#player').dataset.mode")
+    assert int(page.get_attribute("#player", "data-base90k") or 0) == live_wall - 10 * U
     page.mouse.move(0, 0)
     page.screenshot(path=str(artifact_dir / "timeline-live-1920.png"))
     assert overflow(page) <= 0

@@ -130,6 +130,7 @@ export class RecordingPlayer {
       },
       onFrame: (msg) => {
         const now = msg.recordingStart90k + msg.mediaStart90k;
+        this.liveWall = now;
         this.showWall(now);
         this.onPlayhead(now, ci);
       },
@@ -142,6 +143,7 @@ export class RecordingPlayer {
     this.live.close();
     this.live = null;
     this.liveCi = null;
+    this.liveWall = null;
     delete this.video.dataset.mode;
   }
 
@@ -156,9 +158,14 @@ export class RecordingPlayer {
    * when nothing is loaded to act on. */
   transport(action) {
     const v = this.video;
-    if (this.live && action === "toggle") {
-      if (v.paused) v.play().catch(() => {});
-      else v.pause();
+    if (this.live) {
+      // live: K pauses or resumes, J goes back 10 s into the recorded video, L is live already
+      if (action === "toggle") {
+        if (v.paused) v.play().catch(() => {});
+        else v.pause();
+      } else if (action === "back" && this.liveWall != null) {
+        this.play(this.liveCi, this.liveWall - 10 * U);
+      }
       return true;
     }
     if (!this.playing || !v.getAttribute("src")) return false;
