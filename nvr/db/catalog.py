@@ -204,6 +204,7 @@ class Catalog(DatabaseCore):
         with self._transaction(f"deleting camera {cam.short_name}") as conn:
             raw_evidence.delete_camera_protected_ranges(conn, camera_id)
             for sid in cam.streams.values():
+                self._delete_stream_redactions(conn, sid)
                 raw.delete_stream(conn, sid)
             raw_signals.delete_camera_signal_links(conn, camera_id)  # signals stay, untied
             raw.delete_camera(conn, camera_id)

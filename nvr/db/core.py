@@ -114,6 +114,10 @@ class DatabaseCore:
     def _forget_stream_archives(self, stream_id: int) -> None:
         """After a stream was deleted: archives stop copying it (``archives`` does it)."""
 
+    def _delete_stream_redactions(self, conn: sqlite3.Connection, stream_id: int) -> None:
+        """Inside the transaction deleting a stream: its tombstones go (``redactions``
+        does it, logging each)."""
+
     def _dir(self, dir_id: int) -> SampleFileDirRow:
         try:
             return self.dirs[dir_id]

@@ -113,6 +113,10 @@ def insert_redaction(conn: sqlite3.Connection, stream_id: int, start: int, end: 
     return cur.lastrowid
 
 
+def delete_stream_redactions(conn: sqlite3.Connection, stream_id: int) -> None:
+    conn.execute("delete from redaction where stream_id = ?", (stream_id,))
+
+
 def list_redactions(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
     return conn.execute(
         """select id, stream_id, start_time_90k, end_time_90k, reason, user_id, username,

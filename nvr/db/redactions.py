@@ -22,12 +22,16 @@ The tombstones are kept in memory (a few per stream) after the first use.
 from __future__ import annotations
 
 import bisect
+import logging
+import sqlite3
 from dataclasses import dataclass
 
 from nvr.base import errors
 from nvr.base.time90k import Time
 from nvr.db import raw_evidence
 from nvr.db.core import DatabaseCore
+
+log = logging.getLogger(__name__)
 
 MAX_REASON = 1000
 
@@ -79,6 +83,18 @@ class Redactions(DatabaseCore):
         v = tombstones.setdefault(stream_id, [])
         bisect.insort(v, r, key=lambda x: x.start_time_90k)
         return r
+
+    def _delete_stream_redactions(self, conn: sqlite3.Connection, stream_id: int) -> None:
+        """The stream is being deleted (its camera removed, which needs every recording
+        deleted first: nothing of it is left to hide): its tombstones go with it, each
+        logged, so the log keeps who removed what, when and why."""
+        gone = self._tombstones().get(stream_id, [])
+        raw_evidence.delete_stream_redactions(conn, stream_id)
+        self._redactions = None  # read again after the commit (or the rollback)
+        for r in gone:
+            log.warning("stream %d deleted with its redaction %d of [%d, %d) (%r, by %s at %d)",
+                        stream_id, r.id, r.start_time_90k, r.end_time_90k, r.reason,
+                        r.username, r.creation_time_90k)
 
     def list_redactions(self, stream_id: int) -> list[Redaction]:
         self._stream(stream_id)

@@ -21,7 +21,7 @@ async def _admin(r: Recorded):  # type: ignore[no-untyped-def]
     from nvr.config import BindConfig
     from nvr.web.app import create_app
 
-    bind = BindConfig(allow_unauthenticated=("viewVideo", "adminUsers"))
+    bind = BindConfig(allow_unauthenticated=("viewVideo", "redactVideo"))
     return create_app(web_context(r, bind)).test_client()
 
 
@@ -86,3 +86,26 @@ async def test_hostile_bodies(recorded: Recorded, autojump_clock: object,
     assert r.status_code == 400, text
     assert says in text
     assert recorded.env.db.list_redactions(recorded.stream_id) == []
+
+
+async def test_a_camera_with_redactions_can_be_removed(
+    recorded: Recorded, autojump_clock: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The redaction table refers to streams without a cascade: removing the camera (with
+    its recordings) takes its tombstones along, each logged; nothing else's go."""
+    from nvr.config import BindConfig
+    from nvr.web.app import create_app
+
+    bind = BindConfig(allow_unauthenticated=("viewVideo", "redactVideo", "adminConfig"))
+    c = create_app(web_context(recorded, bind)).test_client()
+    db = recorded.env.db
+    resp = await c.post(f"/api/cameras/{recorded.camera_uuid}/redact", json={
+        "startTime90k": T0 + 130 * SEC, "endTime90k": T0 + 140 * SEC, "reason": "privacy"})
+    assert resp.status_code == 200
+    resp = await c.delete(f"/api/nvr/cameras/{recorded.camera_uuid}",
+                          json={"deleteRecordings": True})
+    assert resp.status_code == 200, await resp.get_data(as_text=True)
+    assert not db.cameras and not db.streams
+    assert "deleted with its redaction" in caplog.text and "'privacy'" in caplog.text
+    with db._read("test") as conn:
+        assert conn.execute("select count(*) from redaction").fetchone() == (0,)
