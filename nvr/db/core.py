@@ -58,6 +58,8 @@ class DatabaseCore:
         self.protected: dict[int, list[ProtectedRange]] = {}
         #: called after a protected range was added or removed (syncers re-plan retention)
         self.protection_listeners: list[Callable[[], None]] = []
+        #: called after a tombstone committed (the syncers remove its bytes)
+        self.redaction_listeners: list[Callable[[], None]] = []
         #: called after every successful flush (syncers wake up to unlink new garbage)
         self.flush_listeners: list[Callable[[], None]] = []
         self.flush_count = 0

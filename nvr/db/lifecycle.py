@@ -25,6 +25,7 @@ from nvr.db.protection import Protection
 from nvr.db.raw import composite_id, split_composite_id
 from nvr.db.types import (
     FlushResult,
+    ListedRecording,
     PendingRecording,
     PendingState,
     PlannedDeletion,
@@ -320,6 +321,36 @@ class Lifecycle(Protection, MotionStore):
         dir_row.deleted_bytes += sum(d.sample_file_bytes for d in dels)
         with self._read("reading a stream's time range") as conn:
             s.committed.range_start, s.committed.range_end = raw.recording_time_range(conn, s.id)
+
+    def replace_recording(self, old: ListedRecording, pieces: list[raw.RecordingRow]) -> None:
+        """Commits a redaction's cut of ``old`` (``nvr.storage.redact``), in one
+        transaction: the pieces' rows (their files written and fsynced, the directory too)
+        and ``old``'s row moved to ``garbage``, so its file goes the normal garbage way.
+        Without pieces it is the deletion of a recording wholly redacted. Refused for a
+        recording planned for deletion (the next flush deletes it anyway)."""
+        stream = self._stream(old.stream_id)
+        if any(d.composite_id == old.composite_id for d in stream.planned_deletions):
+            raise errors.FailedPrecondition(
+                f"recording {old.composite_id:016x} is planned for deletion")
+        dir_id = stream.sample_file_dir_id
+        assert dir_id is not None
+        with self._transaction(f"cutting redacted recording {old.composite_id:016x}") as conn:
+            seen = raw.motion_seconds_of(conn, old.composite_id)
+            for p in pieces:
+                raw.insert_recording(conn, p)
+            raw.move_recording_to_garbage(conn, dir_id, old.composite_id)
+        if seen is not None:
+            self._count_motion(stream.id, seen[0], -seen[1])
+        stream.committed.remove(old.start_time_90k, old.wall_duration_90k,
+                                old.sample_file_bytes, self.tz)
+        for p in pieces:
+            stream.committed.add(p.start_time_90k, p.wall_duration_90k, p.sample_file_bytes,
+                                 self.tz)
+        self.dirs[dir_id].garbage_needs_unlink.add(old.composite_id)
+        self._count_unarchived_deletions(stream.id, [old.composite_id])
+        with self._read("reading a stream's time range") as conn:
+            stream.committed.range_start, stream.committed.range_end = (
+                raw.recording_time_range(conn, stream.id))
 
     def delete_recording_rows(self, cids: list[int]) -> None:
         """Deletes committed recordings whose sample files are lost, in one transaction

@@ -28,12 +28,20 @@ from dataclasses import dataclass
 
 from nvr.base import errors
 from nvr.base.time90k import Time
-from nvr.db import raw_evidence
+from nvr.db import raw, raw_evidence
 from nvr.db.core import DatabaseCore
+from nvr.db.types import MAX_RECORDING_WALL_DURATION, ListedRecording
 
 log = logging.getLogger(__name__)
 
 MAX_REASON = 1000
+#: recording ids from here up are pieces of recordings cut by a redaction
+#: (``nvr.storage.redact``); the stream's own counter stays below
+PIECE_BASE = 1 << 31
+
+
+def is_piece(recording_id: int) -> bool:
+    return recording_id >= PIECE_BASE
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +90,8 @@ class Redactions(DatabaseCore):
         r = Redaction(rid, stream_id, start, end, reason, user_id, username, now)
         v = tombstones.setdefault(stream_id, [])
         bisect.insort(v, r, key=lambda x: x.start_time_90k)
+        for listener in list(self.redaction_listeners):
+            listener()
         return r
 
     def _delete_stream_redactions(self, conn: sqlite3.Connection, stream_id: int) -> None:
@@ -105,6 +115,43 @@ class Redactions(DatabaseCore):
         return [(r.start_time_90k, r.end_time_90k)
                 for r in self._tombstones().get(stream_id, ())
                 if r.start_time_90k < end and r.end_time_90k > start]
+
+    def redactions_overlapping(self, stream_id: int, start: Time, end: Time
+                               ) -> list[Redaction]:
+        """The tombstones ``is_hidden`` finds for the span ``[start, end)``."""
+        return [r for r in self._tombstones().get(stream_id, ())
+                if r.start_time_90k < max(end, start + 1) and r.end_time_90k > start]
+
+    def redaction_work(self, dir_id: int) -> list[ListedRecording]:
+        """The committed recordings of the directory's streams that a tombstone hides,
+        oldest first, except those already planned for deletion: what the syncer still has
+        to cut or delete (``nvr.storage.redact``). ``nvr check`` reports any it finds."""
+        out: dict[int, ListedRecording] = {}
+        for s in [s for s in self.streams.values() if s.sample_file_dir_id == dir_id]:
+            planned = {d.composite_id for d in s.planned_deletions}
+            for t in self._tombstones().get(s.id, ()):
+                with self._read("listing redacted recordings") as conn:
+                    rows = list(raw.list_recordings_by_time(
+                        conn, s.id, t.start_time_90k - 1, t.end_time_90k,
+                        MAX_RECORDING_WALL_DURATION))
+                for row in rows:
+                    r = ListedRecording.from_row(row)
+                    if (r.composite_id not in planned and r.composite_id not in out
+                            and self.is_hidden(s.id, r.start_time_90k, r.end_time_90k)):
+                        out[r.composite_id] = r
+        return sorted(out.values(), key=lambda r: (r.start_time_90k, r.composite_id))
+
+    def committed_pieces(self, stream_id: int) -> set[int]:
+        """Composite ids of the stream's committed pieces (start-up cleanup: a piece's
+        file without a row never committed)."""
+        with self._read("listing redaction pieces") as conn:
+            return set(raw_evidence.list_pieces(conn, raw.composite_id(stream_id, PIECE_BASE),
+                                                raw.composite_id(stream_id + 1, 0)))
+
+    def composite_id_in_use(self, cid: int) -> bool:
+        """Whether a recording or garbage row names ``cid``."""
+        with self._read("looking up a composite id") as conn:
+            return raw_evidence.composite_id_in_use(conn, cid)
 
     def is_hidden(self, stream_id: int, start: Time, end: Time) -> bool:
         """Whether anything of ``[start, end)`` (a recording's span) is redacted."""
