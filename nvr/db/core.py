@@ -120,6 +120,10 @@ class DatabaseCore:
         """Inside the transaction deleting a stream: its tombstones go (``redactions``
         does it, logging each)."""
 
+    def is_hidden(self, stream_id: int, start: Time, end: Time) -> bool:
+        """Whether a redaction hides anything of ``[start, end)`` (``redactions``)."""
+        return False
+
     def _dir(self, dir_id: int) -> SampleFileDirRow:
         try:
             return self.dirs[dir_id]

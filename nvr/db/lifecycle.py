@@ -12,6 +12,7 @@ committed recordings first, never pending ones), then ``flush`` moves their rows
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import logging
 from collections.abc import Callable, Iterator
@@ -186,9 +187,21 @@ class Lifecycle(Protection, MotionStore):
     ) -> Iterator[PlannedDeletion]:
         """The stream's unprotected committed recordings not yet planned for deletion,
         oldest first, read lazily in batches (``storage.retention`` picks among several
-        streams')."""
+        streams'). Redaction pieces (a few, ids above the stream's counter) are merged in
+        by start time."""
         stream = self._stream(stream_id)
         guard = self.protected_at(stream.camera_id)
+        planned = {d.composite_id for d in stream.planned_deletions}
+        with self._read("listing redaction pieces") as conn:
+            pieces = [PlannedDeletion(*row) for row in raw.list_pieces_by_time(conn, stream.id)
+                      if row[0] not in planned]
+        for d in heapq.merge(self._iter_oldest(stream, batch), pieces,
+                             key=lambda d: (d.start_time_90k, d.composite_id)):
+            if not (guard and guard.overlaps(d.start_time_90k,
+                                             d.start_time_90k + d.wall_duration_90k)):
+                yield d
+
+    def _iter_oldest(self, stream: Stream, batch: int) -> Iterator[PlannedDeletion]:
         after = stream.planned_through
         while True:
             with self._read("listing the oldest recordings") as conn:
@@ -196,8 +209,7 @@ class Lifecycle(Protection, MotionStore):
                     itertools.islice(raw.list_oldest_recordings(conn, stream.id, after), batch)
                 )
             for cid, start, wall, nbytes in rows:
-                if not (guard and guard.overlaps(start, start + wall)):
-                    yield PlannedDeletion(cid, start, wall, nbytes)
+                yield PlannedDeletion(cid, start, wall, nbytes)
             if len(rows) < batch:
                 return
             after = rows[-1][0]
@@ -207,10 +219,15 @@ class Lifecycle(Protection, MotionStore):
         planned, in order; see ``iter_unplanned_oldest``), committed by the next flush."""
         stream = self._stream(stream_id)
         last = stream.planned_through
+        planned = {d.composite_id for d in stream.planned_deletions}
         for d in dels:
-            if d.composite_id >> raw.ID_BITS != stream_id or d.composite_id <= last:
+            piece = split_composite_id(d.composite_id)[1] >= raw.PIECE_BASE
+            if (d.composite_id >> raw.ID_BITS != stream_id or d.composite_id in planned
+                    or (not piece and d.composite_id <= last)):
                 raise errors.Internal(f"deletion of {d.composite_id:016x} planned out of order")
-            last = d.composite_id
+            planned.add(d.composite_id)
+            if not piece:
+                last = d.composite_id
         stream.planned_deletions.extend(dels)
 
     def mark_garbage_unlinked(self, dir_id: int, cids: list[int]) -> None:

@@ -1,5 +1,5 @@
 """The redactions part of ``Database``: tombstones, and the one question every reader
-asks, "what is hidden in this range?" (docs/design.md, "Next capabilities").
+asks, "what is hidden in this range?" (docs/design.md, "Redaction: byte removal").
 
 A redaction is a row of ``redaction`` (stream, wall-time range, reason, who, when),
 committed before anything else happens: from that commit on, ``hidden`` answers for it
@@ -8,13 +8,11 @@ and every listing of ``Reads`` leaves out the recordings it touches, so ``/recor
 anything later built on the listings treat the range as never recorded. Rows are never
 deleted (retention does not touch this table).
 
-**Hidden whole, for now.** A recording that overlaps a tombstone only partly is hidden
-whole, not cut at the key frames around the range: cutting needs every reader to clip
-segments by time (and the ``s=`` ids of the rest to stay valid), and the rewrite of the
-bytes that makes the cut durable (a new sample file and row without the redacted frames)
-is not built yet. So up to one recording (about a minute) on each side of a range is
-hidden too; the listing says nothing of it. Likewise the bytes of hidden recordings stay
-on disk until retention removes them; ``redacted_bytes_remain`` tells ``nvr check``.
+**Hidden whole, then cut.** A recording that overlaps a tombstone even partly is hidden
+whole; each directory's syncer then cuts it (``nvr.storage.redact``): the frames outside
+the ranges become new recordings (*pieces*, recording ids from ``PIECE_BASE``) that no
+tombstone overlaps, so the same filter shows them, and the old row and file go the
+garbage way. ``redaction_work`` lists what is left to cut; ``nvr check`` reports it.
 
 The tombstones are kept in memory (a few per stream) after the first use.
 """
@@ -35,9 +33,7 @@ from nvr.db.types import MAX_RECORDING_WALL_DURATION, ListedRecording
 log = logging.getLogger(__name__)
 
 MAX_REASON = 1000
-#: recording ids from here up are pieces of recordings cut by a redaction
-#: (``nvr.storage.redact``); the stream's own counter stays below
-PIECE_BASE = 1 << 31
+PIECE_BASE = raw.PIECE_BASE
 
 
 def is_piece(recording_id: int) -> bool:

@@ -286,3 +286,33 @@ async def test_crash_at_every_step_of_a_cut(
     report = check(tmp_path / "db", hash_files=True)
     assert report.problems == []
     assert (report.recordings, report.files, report.garbage) == (4, 4, 0)
+
+
+async def test_retention_deletes_pieces_in_time_order(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Pieces have ids above every recording of the stream, yet retention takes them
+    where their time puts them: oldest first."""
+    import dataclasses
+
+    env, syncer, _, recs = await _setup(tmp_path, frames=4 * PER_REC)
+    sid, r1 = env.stream_ids[0], recs[1]
+    env.db.add_redaction(sid, r1.start_time_90k + 15 * FRAME + 100,
+                         r1.start_time_90k + 36 * FRAME, "privacy", user_id=None,
+                         username=None)
+    await syncer.run_once()
+    got = _visible(env.db)
+    assert len(got) == 5
+    db = env.db
+    # keep the last two recordings only: recording 0 and both pieces go, in that order
+    cfg = dataclasses.replace(db.streams[sid].config,
+                              retain_bytes=sum(r.sample_file_bytes for r in got[3:]))
+    db.update_camera(db.streams[sid].camera_id, streams={"main": (env.dir_id, cfg)})
+    planned = db.plan_retention(sid)
+    assert [p.composite_id for p in planned] == [r.composite_id for r in got[:3]]
+    db.flush("retention")
+    await syncer.run_once()
+    assert [r.composite_id for r in _visible(db)] == [r.composite_id for r in got[3:]]
+    assert not db.plan_retention(sid)
+    env.close()
+    assert check(tmp_path / "db", hash_files=True).problems == []
