@@ -17,7 +17,7 @@ from typing import Any
 
 from nvr.db.frames_summary import FramesSummary
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 ID_BITS = 32
 #: recording ids from here up are pieces of recordings cut by a redaction
