@@ -134,6 +134,17 @@ export function viewMp4Url(cameraUuid, stream, specs) {
   return `/api/cameras/${cameraUuid}/${stream}/view.mp4?${q}`;
 }
 
+/** `GET /api/export`: one signed `.zip` of `ranges` ([start, end) pairs) of each camera's
+ * `stream`, streamed as it is made (a link downloads it). */
+export function exportUrl(cameraUuids, stream, ranges) {
+  const q = [
+    ...cameraUuids.map((u) => `camera=${encodeURIComponent(u)}`),
+    ...ranges.map(([a, b]) => `range=${Math.round(a)}-${Math.round(b)}`),
+    `stream=${encodeURIComponent(stream)}`,
+  ];
+  return `/api/export?${q.join("&")}`;
+}
+
 /** `thumb.jpg`: the frame showing at `t90k` (or, with `keyFrame`, the key frame before
  * it), `width` px wide. */
 export function thumbUrl(cameraUuid, stream, t90k, width, keyFrame = false) {
