@@ -32,11 +32,16 @@ server's error code, never credentials.
 from __future__ import annotations
 
 import base64
+import hashlib
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
 from nvr.base import errors
+
+#: the key ``probe_checksums`` writes (and deletes) under an archive's prefix
+PROBE_KEY = ".nvr-checksum-probe"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +63,18 @@ class StoreConfig:
     region: str = "us-east-1"
     connect_timeout_sec: float = 10.0
     read_timeout_sec: float = 60.0
+    #: connections kept open (the uploader's concurrent uploads)
+    max_connections: int = 4
 
 
 class ObjectStore(Protocol):
     """The operations the archive needs; blocking; errors are ``NvrError`` kinds."""
 
-    def put(self, key: str, body: IO[bytes], size: int, *, md5: bytes, sha256: bytes) -> None:
+    def put(self, key: str, body: IO[bytes], size: int, *, md5: bytes | None,
+            sha256: bytes) -> None:
         """Stores ``size`` bytes read from ``body`` (seekable, at its start) as ``key``;
-        the server verifies both digests."""
+        the server verifies the digests (``md5`` None: the SHA-256 only, for a server
+        ``probe_checksums`` found to verify it)."""
         ...
 
     def head(self, key: str) -> ObjectInfo | None:
@@ -146,19 +155,25 @@ class S3Store:
                 # our own checksums on PUT; none of botocore's streaming trailers
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",
-                max_pool_connections=4,
+                max_pool_connections=cfg.max_connections,
             ),
         )
+        # no "Expect: 100-continue" on PUT: it costs a round trip per object, and a
+        # refusal (credentials, bucket) after a body of a few MB costs little
+        from botocore.handlers import add_expect_header
+
+        self._client.meta.events.unregister("before-call.s3.PutObject", add_expect_header)
 
     def _what(self, op: str, key: str) -> str:
         return f"{op} s3://{self.bucket}/{key}"
 
-    def put(self, key: str, body: IO[bytes], size: int, *, md5: bytes, sha256: bytes) -> None:
+    def put(self, key: str, body: IO[bytes], size: int, *, md5: bytes | None,
+            sha256: bytes) -> None:
+        kw: dict[str, Any] = {} if md5 is None else {"ContentMD5": base64.b64encode(md5).decode()}
         try:
             self._client.put_object(
                 Bucket=self.bucket, Key=key, Body=body, ContentLength=size,
-                ContentMD5=base64.b64encode(md5).decode(),
-                ChecksumSHA256=base64.b64encode(sha256).decode(),
+                ChecksumSHA256=base64.b64encode(sha256).decode(), **kw,
             )
         except Exception as e:
             raise _map_error(e, self._what("PUT", key)) from e
@@ -211,3 +226,20 @@ class S3Store:
             self._client.delete_object(Bucket=self.bucket, Key=key)
         except Exception as e:
             raise _map_error(e, self._what("DELETE", key)) from e
+
+
+def probe_checksums(store: ObjectStore, prefix: str) -> bool:
+    """Whether the server verifies ``x-amz-checksum-sha256`` on PUT (blocking): PUTs a
+    small object with a wrong SHA-256 and no MD5. A refusal (``DataLoss``) says it does:
+    then an upload can send the SHA-256 its writer recorded, without hashing the bytes
+    again here, and the server checks them against it end to end. An object accepted
+    with a wrong checksum is deleted and the answer is no (send MD5 too). Other errors
+    propagate (the server is down: ask again later)."""
+    body = b"nvr checksum probe"
+    wrong = hashlib.sha256(b"not the body").digest()
+    try:
+        store.put(prefix + PROBE_KEY, io.BytesIO(body), len(body), md5=None, sha256=wrong)
+    except errors.DataLoss:
+        return True
+    store.delete(prefix + PROBE_KEY)
+    return False

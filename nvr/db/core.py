@@ -60,6 +60,8 @@ class DatabaseCore:
         self.protection_listeners: list[Callable[[], None]] = []
         #: called after every successful flush (syncers wake up to unlink new garbage)
         self.flush_listeners: list[Callable[[], None]] = []
+        #: called after a redaction was committed (archives' uploaders write its tombstone)
+        self.redaction_listeners: list[Callable[[], None]] = []
         self.flush_count = 0
         #: motion summaries of pending recordings, inserted when they are committed
         self.pending_motion: dict[int, raw.MotionRow] = {}
@@ -113,6 +115,17 @@ class DatabaseCore:
 
     def _forget_stream_archives(self, stream_id: int) -> None:
         """After a stream was deleted: archives stop copying it (``archives`` does it)."""
+
+    def _committed_recordings(self, stream_id: int, recs: list[tuple[int, Time, int, int]]) -> None:
+        """Told of recordings just committed, as (composite id, start, wall duration,
+        bytes) (``archives`` adds them to its backlogs)."""
+
+    def _redaction_added(self) -> None:
+        """Told that a redaction was committed (``archives`` recounts its backlogs)."""
+
+    def is_hidden(self, stream_id: int, start: Time, end: Time) -> bool:
+        """Whether anything of ``[start, end)`` is redacted (``redactions`` answers)."""
+        return False
 
     def _dir(self, dir_id: int) -> SampleFileDirRow:
         try:

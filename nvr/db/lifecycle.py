@@ -291,6 +291,9 @@ class Lifecycle(Protection, MotionStore):
             del s.pending[: len(recs)]
             for r in recs:
                 s.committed.add(r.start_time_90k, r.wall_duration_90k, r.sample_file_bytes, self.tz)
+            self._committed_recordings(sid, [
+                (r.composite_id, r.start_time_90k, r.wall_duration_90k, r.sample_file_bytes)
+                for r in recs])
         for sid, dels in to_delete.items():
             self._forget_deleted(self.streams[sid], dels)
             self._count_unarchived_deletions(sid, [d.composite_id for d in dels])

@@ -78,7 +78,14 @@ class Redactions(DatabaseCore):
         r = Redaction(rid, stream_id, start, end, reason, user_id, username, now)
         v = tombstones.setdefault(stream_id, [])
         bisect.insort(v, r, key=lambda x: x.start_time_90k)
+        self._redaction_added()
+        for listener in list(self.redaction_listeners):
+            listener()
         return r
+
+    def all_redactions(self) -> list[Redaction]:
+        """Every tombstone of every stream, by id (the archives' uploaders copy them)."""
+        return sorted((r for v in self._tombstones().values() for r in v), key=lambda r: r.id)
 
     def list_redactions(self, stream_id: int) -> list[Redaction]:
         self._stream(stream_id)
