@@ -92,3 +92,8 @@ def test_seaweedfs_verifies_the_sha256_so_the_probe_says_so_and_leaves_nothing(
     # without an MD5, a right SHA-256 alone is accepted
     store.put("p/k", io.BytesIO(b"abc"), 3, md5=None, sha256=hashlib.sha256(b"abc").digest())
     assert store.get_range("p/k", 0, 3) == b"abc"
+    # keys are quoted and signed as S3 wants (a prefix may hold any character)
+    odd = "p/a b+c~é=%/x.sample"
+    store.put(odd, io.BytesIO(b"abc"), 3, md5=None, sha256=hashlib.sha256(b"abc").digest())
+    assert store.get_range(odd, 0, 3) == b"abc"
+    assert odd in {o.key for o in store.list("p/")}

@@ -464,7 +464,7 @@ def test_status_page_shows_each_archive_state_backlog_and_alarm(
     page.goto(nvr.base + "/status")
     page.wait_for_selector(".archives tbody tr")
     ok = page.inner_text(".archives tr[data-archive$='1']")
-    assert ok.startswith("offsite") and "uploading" in ok
+    assert ok.startswith("offsite") and "up to date" in ok
     assert "everything is archived" in ok and "(42 recordings)" in ok
     assert page.query_selector(".archives tr[data-archive$='1'] .archive-alarm") is None
     bad = page.inner_text(".archives tr[data-archive$='2']")

@@ -36,9 +36,10 @@ function meter(used, budget, label) {
   return el("span", { class: "meter" }, m, el("span", {}, `${formatBytes(used)} of ${formatBytes(budget)}`));
 }
 
-function archiveBadge(st) {
+function archiveBadge(st, backlog) {
   if (st.state === "retrying") return el("span", { class: "badge backoff" }, "retrying");
-  if (st.state === "ok") return el("span", { class: "badge recording" }, "uploading");
+  if (st.state === "ok" && backlog.recordings) return el("span", { class: "badge recording" }, "uploading");
+  if (st.state === "ok") return el("span", { class: "badge recording" }, "up to date");
   return el("span", { class: "badge idle" }, st.state);
 }
 
@@ -56,7 +57,7 @@ function archiveRow(a, tz) {
     "tr",
     { dataset: { archive: a.uuid } },
     el("th", { scope: "row" }, a.shortName),
-    el("td", { class: "archive-state" }, archiveBadge(st),
+    el("td", { class: "archive-state" }, archiveBadge(st, b),
       el("span", { class: "muted small" }, ` ${detail.join(", ")}`),
       st.lastError ? el("div", { class: "last-error" }, `Last error: ${st.lastError}`) : null,
       st.skippedRecordings
