@@ -10,6 +10,7 @@ real time with worker threads, as in the daemon."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import io
 import json
@@ -30,6 +31,7 @@ from nvr.base.clock import RealClocks, SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.cli import main
 from nvr.db.archives import ArchiveConfig
+from nvr.db.database import Database
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
 from tests.support.daemon import poll
@@ -198,7 +200,8 @@ async def test_check_archive_finds_missing_extra_and_wrong_objects(
 
 
 async def test_a_redaction_reaches_the_archive_as_a_tombstone_then_its_bytes_go(
-    tmp_path: Path, seaweed: SeaweedServer
+    tmp_path: Path, seaweed: SeaweedServer, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     await trio.to_thread.run_sync(_record, tmp_path)
     bucket = seaweed.bucket()
@@ -211,6 +214,12 @@ async def test_a_redaction_reaches_the_archive_as_a_tombstone_then_its_bytes_go(
     sid = env.stream_ids[0]
     cam = db.cameras[db.streams[sid].camera_id]
     recs = db.list_recordings_by_time(sid, 0, 1 << 62)
+    saved = {}
+    for rec in (recs[2], recs[3]):
+        for key in recording_keys("site/", cam.uuid, "main", rec.composite_id):
+            info = store.head(key)
+            assert info is not None
+            saved[key] = store.get_range(key, 0, info.size)
     # a range over the end of the 3rd recording and the start of the 4th
     r = db.add_redaction(sid, recs[3].start_time_90k - SEC, recs[3].start_time_90k + SEC,
                          "a licence plate", user_id=None, username="ann")
@@ -235,3 +244,19 @@ async def test_a_redaction_reaches_the_archive_as_a_tombstone_then_its_bytes_go(
     assert not await up2.run_once()
     assert {o.key for o in store.list("site/")} == keys
     env.close()
+    # a restore from the archive never brings a covered recording back, even with its
+    # objects put back (a copy of the bucket made before the redaction)
+    for key, data in saved.items():
+        store.put(key, io.BytesIO(data), len(data), md5=None,
+                  sha256=hashlib.sha256(data).digest())
+    cfg = seaweed.config(bucket)
+    monkeypatch.setattr("sys.stdin", io.StringIO(cfg.secret_key + "\n"))
+    assert await trio.to_thread.run_sync(lambda: main([
+        "--db-dir", str(tmp_path / "restored"), "archive", "restore", "s",
+        "--endpoint", cfg.endpoint, "--bucket", bucket, "--prefix", "site",
+        "--access-key", cfg.access_key, "--secret-key-stdin"])) == 0
+    assert "2 under tombstones" in capsys.readouterr().err
+    with Database.open(tmp_path / "restored", tz=dt.UTC, now=RealClocks().realtime) as rdb:
+        (rsid,) = list(rdb.streams)
+        got = [r.composite_id for r in rdb.list_recordings_by_time(rsid, 0, 1 << 62)]
+    assert got == [rec.composite_id for rec in recs if rec not in (recs[2], recs[3])]
