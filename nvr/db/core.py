@@ -58,10 +58,11 @@ class DatabaseCore:
         self.protected: dict[int, list[ProtectedRange]] = {}
         #: called after a protected range was added or removed (syncers re-plan retention)
         self.protection_listeners: list[Callable[[], None]] = []
+        #: called after a tombstone committed (the syncers remove its bytes; the
+        #: archives' uploaders write it to their archives)
+        self.redaction_listeners: list[Callable[[], None]] = []
         #: called after every successful flush (syncers wake up to unlink new garbage)
         self.flush_listeners: list[Callable[[], None]] = []
-        #: called after a redaction was committed (archives' uploaders write its tombstone)
-        self.redaction_listeners: list[Callable[[], None]] = []
         self.flush_count = 0
         #: motion summaries of pending recordings, inserted when they are committed
         self.pending_motion: dict[int, raw.MotionRow] = {}
@@ -123,8 +124,12 @@ class DatabaseCore:
     def _redaction_added(self) -> None:
         """Told that a redaction was committed (``archives`` recounts its backlogs)."""
 
+    def _delete_stream_redactions(self, conn: sqlite3.Connection, stream_id: int) -> None:
+        """Inside the transaction deleting a stream: its tombstones go (``redactions``
+        does it, logging each)."""
+
     def is_hidden(self, stream_id: int, start: Time, end: Time) -> bool:
-        """Whether anything of ``[start, end)`` is redacted (``redactions`` answers)."""
+        """Whether a redaction hides anything of ``[start, end)`` (``redactions``)."""
         return False
 
     def _dir(self, dir_id: int) -> SampleFileDirRow:
