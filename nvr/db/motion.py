@@ -99,14 +99,12 @@ class MotionStore(DatabaseCore):
         return out
 
     def motion_search_rows(
-        self, stream_id: int, start: Time, end: Time
+        self, stream_id: int, region: bytes, lo: Time, hi: Time, after: Time
     ) -> list[tuple[int, int, int, bytes, bytes]]:
-        """Committed recordings of the stream that moved and overlap ``[start, end)``;
-        see ``raw.motion_search_rows``."""
+        """Committed recordings of the stream that start in ``[lo, hi)``, end after
+        ``after`` and moved in ``region`` (a cell bitmap); see ``raw.motion_search_rows``."""
         with self._read("reading motion summaries") as conn:
-            return raw.motion_search_rows(
-                conn, stream_id, start, end, MAX_RECORDING_WALL_DURATION
-            )
+            return raw.motion_search_rows(conn, stream_id, region, lo, hi, after)
 
     def motion_debug_rows(
         self, stream_id: int, start: Time, end: Time, limit: int

@@ -1,4 +1,4 @@
--- nvr database schema, version 7. This file is authoritative (docs/design.md,
+-- nvr database schema, version 8. This file is authoritative (docs/design.md,
 -- "Schema and upgrades").
 --
 -- Units: every *_90k column is in 90 kHz units; times ("*_time_90k") count from
@@ -10,7 +10,8 @@
 -- v2_to_v3.py); version 4 the per-recording motion summaries (recording_motion,
 -- v3_to_v4.py); version 5 the protected ranges and per-camera rights (protected_range,
 -- v4_to_v5.py); version 6 the archive tables (archive to archived_recording, v5_to_v6.py);
--- version 7 the redaction tombstones (redaction, v6_to_v7.py).
+-- version 7 the redaction tombstones (redaction, v6_to_v7.py); version 8 the motion union
+-- as integers (recording_motion.cells_0..3, v7_to_v8.py).
 
 -- The database's identity: exactly one row. Sample-file directories record this uuid
 -- in their meta file so a directory is never used with another database.
@@ -153,7 +154,13 @@ create table recording_motion (
   global_seconds blob not null check (length(global_seconds) % 2 = 0),  -- uint16 LE seconds
   motion_seconds integer not null check (motion_seconds >= 0),  -- seconds with motion
   frames integer not null check (frames >= 0),  -- pictures analysed
-  skipped integer not null check (skipped >= 0)  -- frames skipped: analysis fell behind
+  skipped integer not null check (skipped >= 0),  -- frames skipped: analysis fell behind
+  -- `cells` again as four signed 64-bit integers (bit c % 64 of cells_{c // 64}), so that
+  -- motion search tests a region with `&` and reads entries only of recordings that meet it
+  cells_0 integer not null default 0,
+  cells_1 integer not null default 0,
+  cells_2 integer not null default 0,
+  cells_3 integer not null default 0
 );
 
 -- Recordings whose rows are gone but whose sample files may still exist. A row is deleted
