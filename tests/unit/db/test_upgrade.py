@@ -131,19 +131,33 @@ def fill_v6(conn: sqlite3.Connection) -> None:
 
 
 def fill_v7(conn: sqlite3.Connection) -> None:
-    """One row or more in every table of schema version 7 (version 6's plus a redaction;
-    the motion summary moved in cells 0, 63, 64 and 255)."""
+    """One row or more in every table of schema version 7 (version 6's plus a
+    redaction)."""
     fill_v6(conn)
     conn.execute("""insert into redaction (stream_id, start_time_90k, end_time_90k, reason,
                         user_id, username, creation_time_90k)
-                    values (1, ?, ?, 'faces', 1, 'admin', ?)""", (T0, T0 + 90000, T0))
+                    values (1, ?, ?, 'privacy', null, null, ?)""", (T0, T0 + 90000, T0))
+
+
+def fill_v8(conn: sqlite3.Connection) -> None:
+    """One row or more in every table of schema version 8 (version 7's plus an
+    archive-only recording; the motion summary moved in cells 0, 63, 64 and 255)."""
+    fill_v7(conn)
+    conn.execute(
+        """insert into archive_only_recording (composite_id, open_id, stream_id, run_offset,
+           sample_file_bytes, start_time_90k, prev_media_duration_90k, prev_runs,
+           wall_duration_90k, media_duration_delta_90k, video_samples, video_sync_samples,
+           video_sample_entry_id, video_index)
+           values (?, 1, 1, 0, 1000, ?, 0, 0, 90000, 0, 30, 1, 1, x'0102')""",
+        (1 << 32 | 7, T0 - 90000))
     cells = bytearray(32)
     cells[0], cells[7], cells[8], cells[31] = 0x01, 0x80, 0x01, 0x80
     conn.execute("update recording_motion set cells = ?", (bytes(cells),))
 
 
 FILLERS: dict[int, Callable[[sqlite3.Connection], None]] = {
-    1: fill_v1, 2: fill_v2, 3: fill_v3, 4: fill_v4, 5: fill_v5, 6: fill_v6, 7: fill_v7}
+    1: fill_v1, 2: fill_v2, 3: fill_v3, 4: fill_v4, 5: fill_v5, 6: fill_v6, 7: fill_v7,
+    8: fill_v8}
 
 
 def frozen_db(db_dir: Path, version: int) -> Path:
@@ -668,21 +682,35 @@ def test_v6_to_v7(tmp_path: Path) -> None:
 
 
 def test_v7_to_v8(tmp_path: Path) -> None:
-    """The motion union as integers: every row of version 7 is kept exactly (the motion
-    summaries with four more columns, computed from ``cells``); the tables are shaped as a
-    new database's; search's SQL finds the summary by any of its cells, and no other."""
+    """Archive-only recordings: a new, empty table and an index; every row of version 7
+    is kept exactly; the tables are shaped as a new database's."""
     db_dir = fixture_db(tmp_path, 7)
     v7_tables = sorted(row_counts(db_dir / "db"))
     before = dump(db_dir / "db", v7_tables)
     result = upgrade(db_dir, now_sec=NOW, target=8)
     assert (result.old_version, result.new_version) == (7, 8)
     assert versions(db_dir / "db") == [(7, "created"), (8, "upgraded from 7")]
-    after = dump(db_dir / "db", v7_tables)
+    assert dump(db_dir / "db", v7_tables) == before
+    assert row_counts(db_dir / "db")["archive_only_recording"] == 0
+    assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "v8", 8))
+
+
+def test_v8_to_v9(tmp_path: Path) -> None:
+    """The motion union as integers: every row of version 8 is kept exactly (the motion
+    summaries with four more columns, computed from ``cells``); the tables are shaped as a
+    new database's; search's SQL finds the summary by any of its cells, and no other."""
+    db_dir = fixture_db(tmp_path, 8)
+    v8_tables = sorted(row_counts(db_dir / "db"))
+    before = dump(db_dir / "db", v8_tables)
+    result = upgrade(db_dir, now_sec=NOW, target=9)
+    assert (result.old_version, result.new_version) == (8, 9)
+    assert versions(db_dir / "db") == [(8, "created"), (9, "upgraded from 8")]
+    after = dump(db_dir / "db", v8_tables)
     (old_motion,) = before.pop("recording_motion")
     (new_motion,) = after.pop("recording_motion")
     assert after == before
     assert new_motion == (*old_motion, -(1 << 63) + 1, 1, 0, -(1 << 63))
-    assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "v8", 8))
+    assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "v9", 9))
     conn = sqlite3.connect(db_dir / "db")
     try:
         for cell in range(256):
