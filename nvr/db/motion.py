@@ -102,16 +102,20 @@ class MotionStore(DatabaseCore):
         self, stream_id: int, region: bytes, lo: Time, hi: Time, after: Time
     ) -> list[tuple[int, int, int, bytes, bytes]]:
         """Committed recordings of the stream that start in ``[lo, hi)``, end after
-        ``after`` and moved in ``region`` (a cell bitmap); see ``raw.motion_search_rows``."""
+        ``after`` and moved in ``region`` (a cell bitmap); see ``raw.motion_search_rows``.
+        Without those a redaction hides."""
         with self._read("reading motion summaries") as conn:
-            return raw.motion_search_rows(conn, stream_id, region, lo, hi, after)
+            rows = raw.motion_search_rows(conn, stream_id, region, lo, hi, after)
+        return [r for r in rows if not self.is_hidden(stream_id, r[1], r[1] + r[2])]
 
     def motion_debug_rows(
         self, stream_id: int, start: Time, end: Time, limit: int
     ) -> list[tuple[int, int, int, int, int, int, bytes, bytes]]:
         """Analysed recordings of the stream overlapping ``[start, end)`` with their whole
-        summaries, at most ``limit``; see ``raw.motion_debug_rows``."""
+        summaries, at most ``limit``; see ``raw.motion_debug_rows``. Without those a
+        redaction hides."""
         with self._read("reading motion summaries") as conn:
-            return raw.motion_debug_rows(
+            rows = raw.motion_debug_rows(
                 conn, stream_id, start, end, MAX_RECORDING_WALL_DURATION, limit
             )
+        return [r for r in rows if not self.is_hidden(stream_id, r[1], r[1] + r[2])]
