@@ -111,6 +111,11 @@ export function unprotect(cameraUuid, id, csrf) {
   return postJson(`/api/cameras/${cameraUuid}/protect/${id}`, { csrf }, "DELETE");
 }
 
+/** The camera's redactions (tombstones, every stream; `adminUsers`). */
+export async function redactions(cameraUuid) {
+  return (await getJson(`/api/cameras/${cameraUuid}/redactions`)).redactions;
+}
+
 // -- media URLs ----------------------------------------------------------------------
 
 /** One `s=` value: `START_ID[-END_ID][@OPEN_ID][.[REL_START]-[REL_END]]`. */

@@ -24,11 +24,13 @@ export function parseClock(text) {
 export class SelectionPanel {
   /** `source` reads the page's current data: `cameras()`, `rows(ci)`, `stream()` and
    * `dayStart()` (the start of the day shown); `onChange(span)` hears each new span
-   * ([start, end) or null) to draw it. */
-  constructor({ tz, source, onChange, session }) {
+   * ([start, end) or null) to draw it; `onProtected()` that a span was protected or a
+   * protection removed here. */
+  constructor({ tz, source, onChange, session, onProtected = () => {} }) {
     this.tz = tz;
     this.source = source;
     this.onChange = onChange;
+    this.onProtected = onProtected;
     this.session = session;
     this.span = null;
     this.camera = 0; // the index of the camera to download from
@@ -112,6 +114,7 @@ export class SelectionPanel {
         toast(`Could not protect: ${e.message}`);
       }
       this.listProtected(cam);
+      this.onProtected();
     });
     const exportForm = this.exportForm(cams, cam, stream, sel, parts.length > 0);
     this.protectedList = el("div", { class: "protected", id: "protected" });
@@ -182,6 +185,7 @@ export class SelectionPanel {
           toast(`Could not remove: ${e.message}`);
         }
         this.listProtected(cam);
+        this.onProtected();
       });
       const until = r.expiresTime90k ? `, until ${fmt(r.expiresTime90k)}` : "";
       return el(
