@@ -84,7 +84,7 @@ def nvr(tmp_path_factory: pytest.TempPathFactory, shared_rtsp_server: RtspServer
     layout = create_db(root, {"yard": CameraSpec(shared_rtsp_server.url("live"))})
     add_user(layout.db_dir, USER, PASSWORD)
     add_user(layout.db_dir, KEEPER, PASSWORD, perms="viewVideo,protectVideo")
-    add_user(layout.db_dir, ADMIN, PASSWORD, perms="viewVideo,protectVideo,adminUsers")
+    add_user(layout.db_dir, ADMIN, PASSWORD, perms="viewVideo,protectVideo,redactVideo")
     config = dataclasses.replace(
         layout.config(rotate_interval_sec=2),
         time_zone=TZ,
@@ -114,7 +114,7 @@ def nvr(tmp_path_factory: pytest.TempPathFactory, shared_rtsp_server: RtspServer
 
 USER, PASSWORD = "alice", "correct horse battery staple"
 KEEPER = "keeper"  # may protect video
-ADMIN = "boss"  # may protect video and redact (adminUsers)
+ADMIN = "boss"  # may protect video and redact (redactVideo)
 
 
 def add_user(db_dir: Path, name: str, password: str, perms: str = "viewVideo") -> None:
