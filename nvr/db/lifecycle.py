@@ -23,7 +23,9 @@ from nvr.db.frames_summary import summarize_index
 from nvr.db.motion import MotionStore
 from nvr.db.protection import Protection
 from nvr.db.raw import composite_id, split_composite_id
+from nvr.db.stream_summary import day_deltas, day_rows
 from nvr.db.types import (
+    MAX_RECORDING_WALL_DURATION,
     FlushResult,
     PendingRecording,
     PendingState,
@@ -267,6 +269,9 @@ class Lifecycle(Protection, MotionStore):
                     cum_media += r.media_duration_90k
                     cum_runs += r.run_offset == 0
                 raw.update_stream_counters(conn, sid, cum_rec, cum_media, cum_runs)
+                raw.add_recording_days(conn, sid, day_rows(day_deltas(
+                    ((r.start_time_90k, r.wall_duration_90k, r.sample_file_bytes) for r in recs),
+                    self.tz)))
                 new_counters[sid] = (cum_rec, cum_media, cum_runs)
             for sid, dels in to_delete.items():
                 dir_id = self.streams[sid].sample_file_dir_id
@@ -276,6 +281,9 @@ class Lifecycle(Protection, MotionStore):
                     if seen is not None:
                         gone_motion.append((sid, seen))
                     raw.move_recording_to_garbage(conn, dir_id, d.composite_id)
+                raw.subtract_recording_days(conn, sid, day_rows(day_deltas(
+                    ((d.start_time_90k, d.wall_duration_90k, d.sample_file_bytes) for d in dels),
+                    self.tz)))
             for dir_id, cids in to_forget.items():
                 for cid in cids:
                     raw.delete_garbage(conn, dir_id, cid)
@@ -319,12 +327,15 @@ class Lifecycle(Protection, MotionStore):
         dir_row.deleted_recordings += len(dels)
         dir_row.deleted_bytes += sum(d.sample_file_bytes for d in dels)
         with self._read("reading a stream's time range") as conn:
-            s.committed.range_start, s.committed.range_end = raw.recording_time_range(conn, s.id)
+            s.committed.range_start, s.committed.range_end = raw.recording_time_range(
+                conn, s.id, MAX_RECORDING_WALL_DURATION)
 
     def delete_recording_rows(self, cids: list[int]) -> None:
         """Deletes committed recordings whose sample files are lost, in one transaction
         (``nvr check --delete-orphan-rows``). In-memory summaries are not updated: the
-        caller closes the database afterwards."""
+        caller closes the database afterwards; the per-day totals are dropped, so the next
+        open builds them again."""
         with self._transaction(f"deleting {len(cids)} recordings without files") as conn:
             for cid in cids:
                 raw.delete_recording(conn, cid)
+            raw.replace_recording_days(conn, None, [])

@@ -11,7 +11,9 @@ cameras a main and a sub stream each (an odd ``--streams`` adds a main-only came
 **Rows.** Written in bulk through the real schema (``executemany`` of whole streams in
 one transaction per stream, ``journal_mode=off``/``synchronous=off`` while filling, WAL
 again at the end): ``recording`` (with its covering index), ``recording_integrity``
-(SHA-256 of the file) and ``recording_playback``; ``stream``'s counters. Each recording's
+(SHA-256 of the file) and ``recording_playback``; ``stream``'s counters; the per-day
+totals (``recording_day``, computed by ``nvr.db.stream_summary.day_deltas`` as a commit
+does, days in UTC as the bench's daemon runs). Each recording's
 ``video_index`` comes from the real codec (``VideoIndexEncoder``) and its summary columns
 from ``summarize_index``, so ``.mp4`` layouts and ``nvr check`` accept them. To keep a year
 on this disk, an index holds ``--fps`` frames a second (default 1, a key frame every 10
@@ -47,10 +49,12 @@ from pathlib import Path
 
 from nvr.base.clock import RealClocks
 from nvr.base.time90k import UNITS_PER_SEC
+from nvr.db import raw
 from nvr.db.database import Database
 from nvr.db.frames_summary import summarize_index
 from nvr.db.raw import SUMMARY_COLUMN_NAMES, summary_values
 from nvr.db.recording import VideoIndexEncoder
+from nvr.db.stream_summary import day_deltas, day_rows, zone_key
 from nvr.db.types import CameraConfig, StreamConfig
 from nvr.storage.dir import SampleFileDir, file_name
 from nvr.testing.env import TEST_SAMPLE_ENTRY
@@ -137,6 +141,7 @@ def build(out: Path, *, streams: int, days: float, fps: int, files: str, oldest:
         video_sample_entry_id, end_reason, {", ".join(SUMMARY_COLUMN_NAMES)})
         values (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
     made_files = 0
+    day_totals: list[tuple[int, str, int, int, int, int, int]] = []
     t0 = time.perf_counter()
     try:
         for n, (sid, type_) in enumerate(stream_ids):
@@ -178,9 +183,14 @@ def build(out: Path, *, streams: int, days: float, fps: int, files: str, oldest:
                 play)
             conn.execute("""update stream set cum_recordings = ?, cum_media_duration_90k = ?,
                 cum_runs = ? where id = ?""", (per_stream, cum_media, runs, sid))
+            day_totals += [(sid, *row) for row in day_rows(day_deltas(
+                ((r[5], r[8], r[4]) for r in rec_rows), tz))]
             conn.execute("commit")
             print(f"  stream {n + 1}/{len(stream_ids)}: {per_stream} recordings "
                   f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+        conn.execute("begin")
+        raw.replace_recording_days(conn, zone_key(tz), day_totals)
+        conn.execute("commit")
         conn.execute("pragma journal_mode = wal")
     finally:
         os.close(dfd)
