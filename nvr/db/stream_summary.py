@@ -146,20 +146,33 @@ def fs_bytes(nbytes: int) -> int:
     return -(-nbytes // FS_BLOCK) * FS_BLOCK
 
 
+#: per zone, the local day last looked up: (key, start, end); recordings come in time
+#: order, so most lookups need no date arithmetic at all
+_last_day: dict[dt.tzinfo, tuple[str, Time, Time]] = {}
+
+
+def _day_of(t: Time, tz: dt.tzinfo) -> tuple[str, Time, Time]:
+    """(key, start, end) of the local day holding ``t``."""
+    last = _last_day.get(tz)
+    if last is not None and last[1] <= t < last[2]:
+        return last
+    key = to_datetime(t, tz).date().isoformat()
+    start, end = day_bounds(key, tz)
+    found = (key, start, end)
+    _last_day[tz] = found
+    return found
+
+
 def split_by_day(start: Time, duration: Duration, tz: dt.tzinfo) -> Iterator[tuple[str, Duration]]:
     """Splits ``[start, start + duration)`` at local midnights of ``tz`` (days may have
     23 or 25 hours) into (day key, duration within that day)."""
     end = start + duration
     t = start
     while True:
-        local = to_datetime(t, tz)
-        next_day = local.date() + dt.timedelta(days=1)
-        midnight = from_datetime(
-            dt.datetime(next_day.year, next_day.month, next_day.day, tzinfo=tz)
-        )
+        key, _, midnight = _day_of(t, tz)
         stop = min(end, midnight)
         if stop > t or duration == 0:
-            yield local.date().isoformat(), stop - t
+            yield key, stop - t
         if stop >= end:
             return
         t = stop
