@@ -17,6 +17,10 @@ is not there yet: ``--files all`` for a day, ``window`` beyond), measures:
 - ``nvr check`` (no ``--hash``) per recording, where every file exists (``--files all``);
 - the database's size per stream-year.
 
+Beside each wall time that a loaded machine stretches, the CPU time it took (the
+daemon's from ``/proc``, this process's from ``time.process_time``), which the load
+barely moves.
+
 Prints one table with a column per history and the growth 365 d / 30 d (the peer: the
 same figure on a smaller history, measured in the same run). Figures are wall times on
 a shared machine: the load average is printed with them.
@@ -87,6 +91,13 @@ def median_ms(fn: Callable[[], object], repeat: int) -> float:
 # --- the daemon ----------------------------------------------------------------------------
 
 
+def cpu_s(pid: int) -> float:
+    """CPU time (user + system) the process has used: unlike wall time, barely moved by
+    what else the machine runs."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def proc_status(pid: int, key: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(key + ":"):
@@ -116,13 +127,14 @@ def daemon_figures(out: Path, repeat: int) -> dict[str, float]:
             while not notify.recv(4096).startswith(b"READY=1"):
                 pass
             figures["startup_s"] = time.perf_counter() - started
+            figures["startup_cpu_s"] = cpu_s(proc.pid)
             figures["rss_mib"] = proc_status(proc.pid, "VmRSS") / 2**20
             figures["peak_rss_mib"] = proc_status(proc.pid, "VmHWM") / 2**20
             m = None
             while m is None:
                 m = re.search(r"serving HTTP on http://127\.0\.0\.1:(\d+)", log_path.read_text())
                 time.sleep(0.05)
-            figures |= http_figures(int(m[1]), out, repeat)
+            figures |= http_figures(int(m[1]), out, repeat, proc.pid)
         finally:
             proc.terminate()
             try:
@@ -133,7 +145,7 @@ def daemon_figures(out: Path, repeat: int) -> dict[str, float]:
     return figures
 
 
-def http_figures(port: int, out: Path, repeat: int) -> dict[str, float]:
+def http_figures(port: int, out: Path, repeat: int, pid: int) -> dict[str, float]:
     info = info_of(out)
     start, end = int(info["start_90k"]), int(info["end_90k"])  # type: ignore[call-overload]
     mid = start + (end - start) // 2 // HOUR * HOUR
@@ -163,7 +175,17 @@ def http_figures(port: int, out: Path, repeat: int) -> dict[str, float]:
         r.read(1)
         conn.close()  # the rest is not wanted: a new connection next time
 
+    def cpu_ms(fn: Callable[[], object]) -> float:
+        """The daemon's CPU time per call of ``fn`` (an average over ``repeat``)."""
+        fn()
+        before = cpu_s(pid)
+        for _ in range(repeat):
+            fn()
+        return (cpu_s(pid) - before) / repeat * 1000
+
     f = {
+        "api_days_cpu_ms": cpu_ms(lambda: get("/api/?days=true")),
+        "rec_week_cpu_ms": cpu_ms(lambda: get(recs.format(week0, week0 + 7 * DAY))),
         "api_days_ms": median_ms(lambda: get("/api/?days=true"), repeat),
         "api_days_kib": len(get("/api/?days=true")) / 1024,
         "rec_day_ms": median_ms(lambda: get(recs.format(day0, day0 + DAY)), repeat),
@@ -181,25 +203,26 @@ def http_figures(port: int, out: Path, repeat: int) -> dict[str, float]:
 # --- in process: commit, retention, check ---------------------------------------------------
 
 
-def db_figures(out: Path, repeat: int) -> dict[str, float]:
+def db_figures(out: Path, repeat: int, with_check: bool) -> dict[str, float]:
     info = info_of(out)
     end = int(info["end_90k"])  # type: ignore[call-overload]
     v = make_variant(250_000, 1, 60, 0)
     figures: dict[str, float] = {}
-    if info["files"] == info["recordings"]:  # every file is there: check finds no problem
+    if with_check and info["files"] == info["recordings"]:  # check finds no problem then
         t = time.perf_counter()
         report = check(out / "db")
         elapsed = time.perf_counter() - t
         figures["check_s"] = elapsed
         figures["check_us_per_rec"] = elapsed / report.recordings * 1e6
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     db = Database.open(out / "db", tz=dt.UTC, now=lambda: end)
     figures["db_open_s"] = time.perf_counter() - t
+    figures["db_open_cpu_s"] = time.process_time() - c
     try:
         entry_id = next(iter(db.video_sample_entries))
         sids = sorted(db.streams)
 
-        def commit_window() -> float:
+        def commit_window() -> tuple[float, float]:
             for sid in sids[:COMMIT_STREAMS]:
                 s = db.streams[sid]
                 last = s.committed.range_end or end
@@ -215,23 +238,24 @@ def db_figures(out: Path, repeat: int) -> dict[str, float]:
                 os.close(fd)
                 db.mark_done(rec)
                 db.mark_synced(rec.composite_id)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             db.flush("bench commit")
-            return time.perf_counter() - t
+            return time.perf_counter() - t, time.process_time() - c
 
-        def retention_pass() -> float:
-            t = time.perf_counter()
+        def retention_pass() -> tuple[float, float]:
+            t, c = time.perf_counter(), time.process_time()
             for sid in sids:
                 db.add_planned_deletions(sid, [next(db.iter_unplanned_oldest(sid))])
             db.flush("bench retention")
-            return time.perf_counter() - t
+            return time.perf_counter() - t, time.process_time() - c
 
-        def timed(fn: Callable[[], float]) -> float:
-            times = [fn() for _ in range(repeat + 1)]
-            return statistics.median(times[1:]) * 1000
+        def timed(name: str, fn: Callable[[], tuple[float, float]]) -> None:
+            runs = [fn() for _ in range(repeat + 1)][1:]
+            figures[f"{name}_ms"] = statistics.median(r[0] for r in runs) * 1000
+            figures[f"{name}_cpu_ms"] = statistics.median(r[1] for r in runs) * 1000
 
-        figures["commit_ms"] = timed(commit_window)
-        figures["retention_ms"] = timed(retention_pass)
+        timed("commit", commit_window)
+        timed("retention", retention_pass)
     finally:
         db.close()
     days = float(info["days"])  # type: ignore[arg-type]
@@ -242,18 +266,24 @@ def db_figures(out: Path, repeat: int) -> dict[str, float]:
 
 ROWS = [
     ("startup_s", "nvr run start-up to READY=1 (s)"),
+    ("startup_cpu_s", "  its CPU time (s)"),
     ("rss_mib", "RSS at READY=1 (MiB)"),
     ("peak_rss_mib", "peak RSS by READY=1 (MiB)"),
     ("api_days_ms", "GET /api/?days=true (ms)"),
+    ("api_days_cpu_ms", "  the daemon's CPU per request (ms)"),
     ("api_days_kib", "  its size (KiB)"),
     ("rec_day_ms", "recordings, one day (ms)"),
     ("rec_day_split_ms", "recordings, one day, split90k=1h (ms)"),
     ("rec_week_ms", "recordings, one week (ms)"),
+    ("rec_week_cpu_ms", "  the daemon's CPU per request (ms)"),
     ("rec_week_split_ms", "recordings, one week, split90k=1h (ms)"),
     ("view_ttfb_ms", "view.mp4 of an hour, TTFB (ms)"),
     ("db_open_s", "Database.open in process (s)"),
+    ("db_open_cpu_s", "  its CPU time (s)"),
     ("commit_ms", "commit of one flush window, 8 streams (ms)"),
+    ("commit_cpu_ms", "  its CPU time (ms)"),
     ("retention_ms", "retention pass, oldest minute x 32 (ms)"),
+    ("retention_cpu_ms", "  its CPU time (ms)"),
     ("check_s", "nvr check, whole (s)"),
     ("check_us_per_rec", "nvr check per recording (us)"),
     ("db_mib_per_stream_year", "database MiB per stream-year (1 fps index)"),
@@ -265,28 +295,31 @@ def main() -> None:
     ap.add_argument("--root", type=Path, default=Path("/work/scale-data"))
     ap.add_argument("--days", default="1,30,365")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
+                    help="time nvr check where every file exists (minutes on a loaded machine)")
     args = ap.parse_args()
     days = [int(d) for d in args.days.split(",")]
     results: dict[int, dict[str, float]] = {}
     for d in days:
         out = history(args.root, d)
         print(f"history {d} d: load {load()}", file=sys.stderr)
-        results[d] = daemon_figures(out, args.repeat) | db_figures(out, args.repeat)
+        results[d] = daemon_figures(out, args.repeat) | db_figures(out, args.repeat, args.check)
         print(f"  {json.dumps({k: round(v, 3) for k, v in results[d].items()})}",
               file=sys.stderr)
     header = f"{'figure':<48}" + "".join(f"{str(d) + ' d':>11}" for d in days)
-    growth = 30 in results and 365 in results
     print(f"load average {load()}; 32 streams, one-minute recordings")
-    print(header + (f"{'365/30':>9}" if growth else ""))
+    pairs = [(a, b) for a, b in ((365, 30), (365, 1)) if a in results and b in results]
+    print(header + "".join(f"{f'{a}/{b}':>9}" for a, b in pairs))
     for key, label in ROWS:
         if not any(key in r for r in results.values()):
             continue
         cells = "".join(f"{results[d][key]:>11.3g}" if key in results[d] else f"{'-':>11}"
                         for d in days)
-        ratio = ""
-        if growth and key in results[30] and key in results[365] and results[30][key]:
-            ratio = f"{results[365][key] / results[30][key]:>9.2f}"
-        print(f"{label:<48}{cells}{ratio}")
+        ratios = "".join(
+            f"{results[a][key] / results[b][key]:>9.2f}"
+            if key in results[a] and results[b].get(key) else f"{'-':>9}"
+            for a, b in pairs)
+        print(f"{label:<48}{cells}{ratios}")
     v30 = make_variant(250_000, 30, 60, 0)
     print(f"a 30 fps index adds {len(v30.index) * 525_600 / 2**20 - 0:.0f} MiB per "
           "stream-year to the 1 fps figure's index "
