@@ -13,7 +13,7 @@ import logging
 import uuid as uuidlib
 
 from nvr.base import errors
-from nvr.db import raw, raw_evidence, raw_signals
+from nvr.db import raw, raw_archive, raw_evidence, raw_signals
 from nvr.db.core import DatabaseCore
 from nvr.db.recording import VideoSampleEntry
 from nvr.db.stream_summary import DayTotal, StreamSummary, day_rows, zone_key
@@ -238,6 +238,9 @@ class Catalog(DatabaseCore):
         with self._transaction(f"deleting camera {cam.short_name}") as conn:
             raw_evidence.delete_camera_protected_ranges(conn, camera_id)
             for sid in cam.streams.values():
+                self._delete_stream_redactions(conn, sid)
+                # its archived objects stay in the bucket (``nvr archive restore``)
+                raw_archive.delete_stream_archive_only(conn, sid)
                 raw.delete_stream(conn, sid)
             raw_signals.delete_camera_signal_links(conn, camera_id)  # signals stay, untied
             raw.delete_camera(conn, camera_id)

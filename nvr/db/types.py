@@ -208,13 +208,17 @@ class ListedRecording(RecordingFields):
 
     ``index_summary`` is set when the listing carries it: listings by id (what ``view.mp4``
     reads) do for committed recordings that have one and for pending ones whose writer has
-    finished; listings by time (the covering index) do only for pending ones."""
+    finished; listings by time (the covering index) do only for pending ones.
+
+    ``archive_only``: its local sample file is gone and an archive holds it (a row of
+    ``archive_only_recording``; its bytes are read from the archive)."""
 
     growing: bool = False
     committed: bool = True
+    archive_only: bool = False
 
     @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> ListedRecording:
+    def from_row(cls, row: tuple[Any, ...], *, archive_only: bool = False) -> ListedRecording:
         """From a row of ``raw``'s listing columns, which store the media duration as a
         delta against the wall duration, optionally followed by the summary columns."""
         (cid, open_id, start, wall, delta, samples, sync_samples, entry_id, nbytes,
@@ -223,7 +227,7 @@ class ListedRecording(RecordingFields):
                    if len(row) > raw.LIST_COLUMN_COUNT else None)
         return cls(cid, open_id, start, wall, wall + delta, samples, sync_samples, entry_id,
                    nbytes, run_offset, flags, prev_media, prev_runs, end_reason,
-                   index_summary=summary)
+                   index_summary=summary, archive_only=archive_only)
 
     @classmethod
     def from_pending(cls, p: PendingRecording) -> ListedRecording:
@@ -352,9 +356,11 @@ class Stream:
     def planned_through(self) -> int:
         """The composite id of the newest recording planned for deletion, or the one
         before the stream's first: deletions are planned oldest first, so the next one to
-        plan is the oldest committed recording after this."""
-        if self.planned_deletions:
-            return self.planned_deletions[-1].composite_id
+        plan is the oldest committed recording after this. Redaction pieces (ids from
+        ``raw.PIECE_BASE``, merged in by time) do not count."""
+        for d in reversed(self.planned_deletions):
+            if split_composite_id(d.composite_id)[1] < raw.PIECE_BASE:
+                return d.composite_id
         return raw.composite_id(self.id, 0) - 1
 
     @property
