@@ -368,6 +368,11 @@ class Lifecycle(Protection, MotionStore):
             for p in pieces:
                 raw.insert_recording(conn, p)
             raw.move_recording_to_garbage(conn, dir_id, old.composite_id)
+            raw.subtract_recording_days(conn, stream.id, day_rows(day_deltas(
+                [(old.start_time_90k, old.wall_duration_90k, old.sample_file_bytes)], self.tz)))
+            raw.add_recording_days(conn, stream.id, day_rows(day_deltas(
+                [(p.start_time_90k, p.wall_duration_90k, p.sample_file_bytes) for p in pieces],
+                self.tz)))
         if seen is not None:
             self._count_motion(stream.id, seen[0], -seen[1])
         stream.committed.remove(old.start_time_90k, old.wall_duration_90k,
@@ -379,7 +384,7 @@ class Lifecycle(Protection, MotionStore):
         self._count_unarchived_deletions(stream.id, [old.composite_id])
         with self._read("reading a stream's time range") as conn:
             stream.committed.range_start, stream.committed.range_end = (
-                raw.recording_time_range(conn, stream.id))
+                raw.recording_time_range(conn, stream.id, MAX_RECORDING_WALL_DURATION))
 
     def delete_recording_rows(self, cids: list[int]) -> None:
         """Deletes committed recordings whose sample files are lost, in one transaction
