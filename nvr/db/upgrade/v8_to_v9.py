@@ -1,33 +1,35 @@
-"""Schema version 8 -> 9: the motion union as integers.
+"""Schema version 8 -> 9: per-day totals of recordings.
 
-Adds to ``recording_motion`` the columns ``cells_0`` .. ``cells_3``: the union bitmap
-``cells`` again, as four signed 64-bit integers (bit ``c % 64`` of ``cells_{c // 64}``),
-so that motion search tests a region with SQL's ``&`` and reads the per-second entries
-only of recordings that moved in it. Existing rows get theirs computed from ``cells``.
-The SQL and the conversion are written out here, not taken from ``raw.py``: a step is
-frozen history.
+Adds ``recording_day`` (per stream and local day: recordings, recorded time, those
+starting in the day and their bytes) and ``recording_day_zone`` (the zone its days are
+split in), both empty: the daemon's time zone is not known here, so the first open builds
+the rows from the recordings (one scan, once) and every commit and deletion keeps them
+from then on. No existing row changes. The SQL is written out here, not taken from
+``raw.py``: a step is frozen history.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-_SQL = [
-    f"alter table recording_motion add column cells_{i} integer not null default 0"
-    for i in range(4)
-]
+_SQL = """
+create table recording_day (
+  stream_id integer not null references stream (id),
+  day text not null,
+  recordings integer not null check (recordings >= 0),
+  duration_90k integer not null check (duration_90k >= 0),
+  started integer not null check (started >= 0),
+  sample_file_bytes integer not null check (sample_file_bytes >= 0),
+  fs_bytes integer not null check (fs_bytes >= 0),
+  primary key (stream_id, day)
+) without rowid;
+create table recording_day_zone (
+  zone text not null
+);
+"""
 
 
 def run(conn: sqlite3.Connection) -> None:
-    for statement in _SQL:
-        conn.execute(statement)
-    rows = conn.execute("select composite_id, cells from recording_motion").fetchall()
-    conn.executemany(
-        "update recording_motion set cells_0 = ?, cells_1 = ?, cells_2 = ?, cells_3 = ? "
-        "where composite_id = ?",
-        [
-            (*(int.from_bytes(cells[i : i + 8], "little", signed=True) for i in range(0, 32, 8)),
-             cid)
-            for cid, cells in rows
-        ],
-    )
+    for statement in _SQL.split(";"):
+        if statement.strip():
+            conn.execute(statement)
