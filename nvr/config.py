@@ -119,7 +119,7 @@ class Config:
     #: per-directory floors by absolute path, overriding ``min_free``
     min_free_by_dir: dict[str, int] = field(default_factory=dict)
     #: videos converted to H.264 at once for browsers that cannot decode the recorded
-    #: codec (``transcode=h264``; docs/api.md, Transcoding); more are refused with 503
+    #: codec (``transcode=h264``; docs/api.md, "Extensions"); more are refused with 503
     transcode_max_concurrent: int = 2
     #: the converted picture's height at most
     transcode_max_height: int = 720

@@ -89,7 +89,7 @@ def test_output_size_keeps_the_display_aspect_and_even_sides() -> None:
 def test_a_damaged_frame_skips_to_the_next_key_frame_showing_the_last_good_picture() -> None:
     entry, frames = clip("hevc-640x360.mp4")
     broken = list(frames)
-    data, key, start, duration = frames[40]
+    _, key, start, duration = frames[40]
     # a NAL length that runs past the frame, then garbage
     broken[40] = (struct.pack(">I", 1 << 20) + bytes(range(256)) * 4, key, start, duration)
     t = Transcoder(entry, Settings())
