@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -220,6 +221,11 @@ async def view_response(segments: Sequence[Segment], kind: str) -> Response:
     reader = SampleReader(c.db, c.dirs)
     head = request.method == "HEAD"
 
+    def end() -> None:  # idempotent: each part may run twice
+        reader.close()
+        worker.close()
+        slot.release()
+
     async def body() -> AsyncIterator[bytes]:
         try:
             if head:
@@ -244,11 +250,14 @@ async def view_response(segments: Sequence[Segment], kind: str) -> Response:
                         yield build_fragment(frames, sequence, pos)
                         pos += sum(f.duration for f in frames)
         finally:
-            reader.close()
-            worker.close()
-            slot.release()
+            end()
 
-    resp = Response(body(), status=200, headers=headers,
+    stream = body()
+    # A client gone before the body started (browsers cancel media requests freely):
+    # the generator never runs, so its ``finally`` never does; the slot comes back when
+    # the response is dropped.
+    weakref.finalize(stream, end)
+    resp = Response(stream, status=200, headers=headers,
                     content_type=f'video/mp4; codecs="{transcoder.entry.rfc6381_codec}"')
     resp.timeout = None
     return resp
@@ -257,11 +266,12 @@ async def view_response(segments: Sequence[Segment], kind: str) -> Response:
 # --- live ----------------------------------------------------------------------------------
 
 
-def live_message(frame: LiveFrame, out: OutFrame, sequence: int, codec: str,
+def live_message(frame: LiveFrame, out: OutFrame, sequence: int, t: Transcoder,
                  init: bytes | None) -> bytes:
     rec = frame.recording
     headers = (
-        f'Content-Type: video/mp4; codecs="{codec}"\r\n'
+        f'Content-Type: video/mp4; codecs="{t.entry.rfc6381_codec}"\r\n'
+        f"X-Nvr-Transcoded: {t.size[0]}x{t.size[1]}\r\n"
         f"X-Recording-Id: {rec.open_id}.{rec.recording_id}\r\n"
         f"X-Recording-Start: {rec.start_time_90k}\r\n"
         f"X-Prev-Media-Duration: {rec.prev_media_duration_90k}\r\n"
@@ -299,8 +309,7 @@ async def live_transcoded(subscription: Subscription, settings: Settings,
                                           frame.is_key, frame.media_start, frame.duration)
                 for out in outs:
                     sequence += 1
-                    await websocket.send(live_message(frame, out, sequence,
-                                                      transcoder.entry.rfc6381_codec, init))
+                    await websocket.send(live_message(frame, out, sequence, transcoder, init))
                     init = None
             ended = subscription.take_ended()
             if ended is not None:
