@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from nvr.archive.reader import ArchiveReads, open_archive_reads
 from nvr.archive.uploader import Uploader, start_uploaders
 from nvr.base import descriptors, errors
 from nvr.base.clock import Clocks, RealClocks
@@ -232,6 +233,26 @@ async def _run_tree(
         n_streams = 0 if read_only else len(recorded_streams(db))
         limiter = trio.CapacityLimiter(config.worker_threads or n_streams + 2)
         opener = PyAvOpener(clocks, limiter, threads=daemon.liveness.threads)
+    archive_reads = open_archive_reads(db)
+    try:
+        await _run_core(daemon, dirs, clocks, opener, read_only, notifier, budget, task_status,
+                        archive_reads)
+    finally:
+        archive_reads.close()
+
+
+async def _run_core(
+    daemon: Daemon,
+    dirs: dict[int, SampleFileDir],
+    clocks: Clocks,
+    opener: Opener,
+    read_only: bool,
+    notifier: Notifier,
+    budget: descriptors.DescriptorBudget,
+    task_status: trio.TaskStatus[Daemon],
+    archive_reads: ArchiveReads,
+) -> None:
+    db, config = daemon.db, daemon.config
     async with trio.open_nursery() as core:
         supervisor = daemon.supervisor = Supervisor(daemon, dirs, clocks, opener, core)
         if not read_only:
@@ -252,6 +273,7 @@ async def _run_tree(
             metrics=daemon.metrics,
             reconfigure=supervisor,
             uploaders=daemon.uploaders,
+            archive_reads=archive_reads,
         )
         daemon.http_addresses = await core.start(
             run_web, config, shared, budget, web_stop, web_done

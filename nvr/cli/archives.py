@@ -6,6 +6,12 @@ daemon stopped. The secret key is read from the first line of standard input
 and in ``ps``); ``list`` never shows either key. ``--stream CAMERA[/TYPE]`` (repeatable;
 type main by default) picks the streams an archive copies; without it ``add`` copies every
 main stream, and ``edit`` keeps the archive's streams.
+
+``nvr archive restore NAME`` (``nvr.archive.restore``) rebuilds a database's cameras,
+streams and recordings from archive NAME's descriptions: into the database of
+``--db-dir`` (made if there is none), where NAME is configured, or, for a database lost
+with the disk, is added first from the same options as ``add`` (nothing is uploaded to it
+until streams are recorded again).
 """
 
 from __future__ import annotations
@@ -133,6 +139,50 @@ def _options(p: argparse.ArgumentParser, *, add: bool) -> None:
     p.add_argument("--stream", action="append", default=None, metavar="CAMERA[/TYPE]",
                    help="a stream to copy (repeatable; type main by default). "
                         "add: default every main stream; edit: replaces the set")
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from nvr.archive.client import S3Store, StoreConfig
+    from nvr.archive.restore import restore
+    from nvr.base.clock import RealClocks
+    from nvr.db import connection
+
+    now = RealClocks().realtime()
+    if not (db_dir(args) / connection.DB_FILE).exists():
+        Database.create(db_dir(args), now)
+        print(f"created a database in {db_dir(args)}", file=sys.stderr)
+    with admin.open_db(db_dir(args)) as db:
+        try:
+            a = db.archive_by_name(args.name)
+        except errors.NotFound:
+            if not args.endpoint:
+                raise errors.NotFound(
+                    f"no archive named {args.name!r} here: give its --endpoint, --bucket, "
+                    "--access-key and --secret-key-stdin (and --prefix) to add it"
+                ) from None
+            a = db.add_archive(args.name, _apply(ArchiveConfig(), args), [])
+        c = a.config
+        store = S3Store(StoreConfig(c.endpoint, c.bucket, c.access_key, c.secret_key, c.region))
+        report = restore(db, a.id, store, now, hidden=None)
+    for line in report.problems:
+        print(line)
+    r = report.result
+    print(f"restored {r.restored} recordings ({r.present} already here, {report.hidden} "
+          f"under tombstones, {len(report.problems)} problems); added {r.cameras} cameras "
+          f"and {r.streams} streams", file=sys.stderr)
+    return 0 if not report.problems else 1
+
+
+def add_restore_parser(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    s = sub.add_parser("archive", help="what is in an archive (restore)")
+    what = s.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = what.add_parser(
+        "restore", parents=[common],
+        help="rebuild cameras, streams and recordings from an archive (e.g. after the disk "
+        "was lost; the recordings play from the archive)",
+    )
+    _options(p, add=False)
+    p.set_defaults(func=cmd_restore)
 
 
 def add_parsers(what: Subparsers, common: argparse.ArgumentParser) -> None:

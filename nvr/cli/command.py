@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     archives.add_parsers(what, common)
     users.add_parsers(what, common)
     users.add_login_parser(sub, common)
+    archives.add_restore_parser(sub, common)
     demo.add_parser(sub)
     ts.add_parser(sub)
     export.add_parser(sub)

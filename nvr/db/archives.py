@@ -6,7 +6,10 @@ object storage with its credentials (kept in ``config`` like a camera's password
 and upload settings. It copies a set of streams (by default every main stream when it is
 added). ``archived_recording`` holds one row per recording whose objects the server
 accepted with verified checksums; the uploader (``nvr.archive.uploader``) adds it only
-then, so a recording is either fully archived or not at all. Rows outlive local deletion.
+then, so a recording is either fully archived or not at all. Rows outlive local deletion:
+then the recording's own row and index move to ``archive_only_recording`` (in the flush
+that deletes the file, ``Lifecycle.flush``), so it stays listed (``ListedRecording.
+archive_only``) and playable from the archive, until no archive holds it any more.
 
 What belongs here: those operations and value types; the queries the uploader and
 retention ask (what is not archived yet, the backlog, whether recordings are archived).
@@ -27,9 +30,10 @@ from urllib.parse import urlsplit
 
 from nvr.base import errors
 from nvr.base.time90k import Time
-from nvr.db import raw_archive
+from nvr.db import raw, raw_archive
 from nvr.db.core import DatabaseCore
-from nvr.db.types import ListedRecording
+from nvr.db.frames_summary import summarize_index
+from nvr.db.types import Camera, CameraConfig, ListedRecording, Stream, StreamConfig
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +124,28 @@ class ArchivedRecording:
     wall_duration_90k: int
     sample_file_bytes: int
     sample_file_sha256: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RestoredRecording:
+    """A recording read back from an archive's description object (``nvr archive
+    restore``): its camera and stream, its row (``raw_archive.ROW_COLUMN_NAMES`` but the
+    summary), index and SHA-256."""
+
+    camera_uuid: uuidlib.UUID
+    camera_name: str
+    stream_type: str
+    row: dict[str, Any]
+    video_index: bytes
+    sha256: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreResult:
+    restored: int  # recordings added
+    present: int  # already in the database
+    cameras: int  # cameras added
+    streams: int  # streams added
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +301,11 @@ class Archives(DatabaseCore):
             for cid in cids:
                 raw_archive.delete_archived_recording(conn, archive_id, cid)
 
+    def archives_holding(self, cid: int) -> list[int]:
+        """Ids of the archives that hold the recording, lowest first."""
+        with self._read("looking up archived recordings") as conn:
+            return raw_archive.archives_holding(conn, cid)
+
     def archives_required_for(self, stream_id: int) -> list[int]:
         """The archives that must hold a recording of the stream before local retention
         may delete it (``require_archived``)."""
@@ -290,3 +321,84 @@ class Archives(DatabaseCore):
             for aid in archive_ids:
                 out &= raw_archive.archived_ids(conn, aid, cids)
         return out
+
+    def restore_recordings(
+        self, archive_id: int, recs: list[RestoredRecording], now: Time
+    ) -> RestoreResult:
+        """Adds the recordings (archive-only, held by the archive) with their cameras
+        (by uuid; a name taken by another camera gets a suffix) and streams (with the ids
+        they had: composite ids embed them; not recorded), in one transaction; recordings
+        already in the database are kept as they are. Refuses (``FailedPrecondition``)
+        a stream whose id this database uses for another camera or type. The archive then
+        copies the restored streams too. Each row names its sample entry's id in this
+        database (``Catalog.insert_video_sample_entry``)."""
+        a = self._archive(archive_id)
+        new_cams: dict[uuidlib.UUID, Camera] = {}
+        new_streams: dict[int, Stream] = {}
+        counters: dict[int, tuple[int, int, int]] = {}
+        restored = present = 0
+        by_uuid = {c.uuid: c for c in self.cameras.values()}
+        names = {c.short_name for c in self.cameras.values()}
+        with self._transaction(f"restoring {len(recs)} recordings from {a.short_name}") as conn:
+            for r in recs:
+                cam = by_uuid.get(r.camera_uuid)
+                if cam is None:
+                    name, n = r.camera_name, 1
+                    while name in names:
+                        n += 1
+                        name = f"{r.camera_name}-{n}"
+                    cfg = CameraConfig()
+                    cid = raw.insert_camera(conn, r.camera_uuid.bytes, name, "", cfg.to_json())
+                    cam = by_uuid[r.camera_uuid] = new_cams[r.camera_uuid] = Camera(
+                        cid, r.camera_uuid, name, "", cfg)
+                    names.add(name)
+                sid = int(r.row["stream_id"])
+                have = self.streams.get(sid) or new_streams.get(sid)
+                if have is None:
+                    if r.stream_type in cam.streams:
+                        raise errors.FailedPrecondition(
+                            f"camera {cam.short_name!r} has a {r.stream_type} stream with "
+                            f"id {cam.streams[r.stream_type]}, the archive's has id {sid}")
+                    scfg = StreamConfig(mode="off")
+                    raw_archive.insert_restored_stream(conn, sid, cam.id, r.stream_type,
+                                                       scfg.to_json())
+                    have = new_streams[sid] = Stream(sid, cam.id, r.stream_type, None, scfg,
+                                                     0, 0, 0)
+                    cam.streams[r.stream_type] = sid
+                elif have.camera_id != cam.id or have.type != r.stream_type:
+                    raise errors.FailedPrecondition(
+                        f"stream id {sid} is another camera's or type's in this database "
+                        "(restore into a new database)")
+                cid = int(r.row["composite_id"])
+                raw_archive.hold(conn, archive_id, cid, int(r.row["start_time_90k"]),
+                                 int(r.row["wall_duration_90k"]),
+                                 int(r.row["sample_file_bytes"]), r.sha256, now)
+                if raw_archive.recording_row_exists(conn, cid):
+                    present += 1
+                    continue
+                summary = summarize_index(r.video_index)
+                row = dict(r.row, video_index=r.video_index,
+                           **dict(zip(raw.SUMMARY_COLUMN_NAMES, raw.summary_values(summary),
+                                      strict=True)))
+                raw_archive.insert_archive_only(conn, row)
+                restored += 1
+                media = int(r.row["wall_duration_90k"]) + int(r.row["media_duration_delta_90k"])
+                old = counters.get(sid, (have.cum_recordings, have.cum_media_duration_90k,
+                                         have.cum_runs))
+                counters[sid] = (
+                    max(old[0], (cid & 0xFFFFFFFF) + 1),
+                    max(old[1], int(r.row["prev_media_duration_90k"]) + media),
+                    max(old[2], int(r.row["prev_runs"]) + 1),
+                )
+            for sid, (n, media, runs) in counters.items():
+                raw.update_stream_counters(conn, sid, n, media, runs)
+            streams = sorted(a.streams | set(new_streams))
+            raw_archive.set_archive_streams(conn, archive_id, streams)
+        for cam in new_cams.values():
+            self.cameras[cam.id] = cam
+        self.streams.update(new_streams)
+        for sid, (n, media, runs) in counters.items():
+            s = self.streams[sid]
+            s.cum_recordings, s.cum_media_duration_90k, s.cum_runs = n, media, runs
+        a.streams = set(streams)
+        return RestoreResult(restored, present, len(new_cams), len(new_streams))

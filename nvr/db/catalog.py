@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid as uuidlib
 
 from nvr.base import errors
-from nvr.db import raw, raw_evidence, raw_signals
+from nvr.db import raw, raw_archive, raw_evidence, raw_signals
 from nvr.db.core import DatabaseCore
 from nvr.db.recording import VideoSampleEntry
 from nvr.db.types import (
@@ -204,6 +204,8 @@ class Catalog(DatabaseCore):
         with self._transaction(f"deleting camera {cam.short_name}") as conn:
             raw_evidence.delete_camera_protected_ranges(conn, camera_id)
             for sid in cam.streams.values():
+                # its archived objects stay in the bucket (``nvr archive restore``)
+                raw_archive.delete_stream_archive_only(conn, sid)
                 raw.delete_stream(conn, sid)
             raw_signals.delete_camera_signal_links(conn, camera_id)  # signals stay, untied
             raw.delete_camera(conn, camera_id)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 
 from nvr.base import errors
 from nvr.base.time90k import UNITS_PER_SEC, Time
-from nvr.db import raw
+from nvr.db import raw, raw_archive
 from nvr.db.frames_summary import summarize_index
 from nvr.db.motion import MotionStore
 from nvr.db.protection import Protection
@@ -224,7 +224,8 @@ class Lifecycle(Protection, MotionStore):
 
     def flush(self, reason: str) -> FlushResult:
         """Commits, in one transaction: every stream's synced pending recordings (a prefix
-        of its pending list, in order), the planned deletions (rows to ``garbage``), and
+        of its pending list, in order), the planned deletions (rows to ``garbage``; the
+        row and index of one an archive holds to ``archive_only_recording``), and
         forgets garbage whose files are gone. In-memory state changes only after the
         commit succeeded, so a failed flush can simply be retried."""
         to_commit: dict[int, list[PendingRecording]] = {}
@@ -275,6 +276,8 @@ class Lifecycle(Protection, MotionStore):
                     seen = raw.motion_seconds_of(conn, d.composite_id)
                     if seen is not None:
                         gone_motion.append((sid, seen))
+                    # an archived recording stays listed and playable from the archive
+                    raw_archive.keep_if_archived(conn, d.composite_id)
                     raw.move_recording_to_garbage(conn, dir_id, d.composite_id)
             for dir_id, cids in to_forget.items():
                 for cid in cids:

@@ -17,7 +17,7 @@ from typing import Any
 
 from nvr.db.frames_summary import FramesSummary
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 ID_BITS = 32
 

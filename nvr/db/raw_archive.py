@@ -7,6 +7,7 @@ plain rows or values; they do not commit and keep no state.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 from nvr.db.raw import LIST_COLUMNS, SUMMARY_COLUMN_NAMES, composite_id
@@ -43,6 +44,7 @@ def set_archive_streams(conn: sqlite3.Connection, archive_id: int, stream_ids: l
 
 def delete_archive(conn: sqlite3.Connection, archive_id: int) -> None:
     conn.execute("delete from archived_recording where archive_id = ?", (archive_id,))
+    forget_unheld_archive_only(conn)
     conn.execute("delete from archive_stream where archive_id = ?", (archive_id,))
     conn.execute("delete from archive where id = ?", (archive_id,))
 
@@ -120,7 +122,131 @@ def archived_ids(conn: sqlite3.Connection, archive_id: int, cids: list[int]) -> 
 
 
 def delete_archived_recording(conn: sqlite3.Connection, archive_id: int, cid: int) -> None:
+    """Forgets that the archive holds the recording (and its archive-only row, if no
+    other archive holds it)."""
     conn.execute(
         "delete from archived_recording where archive_id = ? and composite_id = ?",
         (archive_id, cid),
+    )
+    conn.execute(
+        """delete from archive_only_recording where composite_id = :c and not exists
+           (select 1 from archived_recording where composite_id = :c)""",
+        {"c": cid},
+    )
+
+
+# -- archive-only recordings ------------------------------------------------------------------
+
+_ROW_COLUMNS = f"""composite_id, open_id, stream_id, run_offset, flags, sample_file_bytes,
+    start_time_90k, prev_media_duration_90k, prev_runs, wall_duration_90k,
+    media_duration_delta_90k, video_samples, video_sync_samples, video_sample_entry_id,
+    end_reason, {", ".join(SUMMARY_COLUMN_NAMES)}"""
+ROW_COLUMN_NAMES = tuple(c.strip() for c in _ROW_COLUMNS.split(","))
+
+
+def keep_if_archived(conn: sqlite3.Connection, cid: int) -> bool:
+    """Copies a recording's row and index to ``archive_only_recording`` if an archive
+    holds it (before its local deletion, in the same transaction); returns whether."""
+    cur = conn.execute(
+        f"""insert into archive_only_recording ({_ROW_COLUMNS}, video_index)
+            select {", ".join("r." + c for c in ROW_COLUMN_NAMES)}, p.video_index
+            from recording r join recording_playback p using (composite_id)
+            where r.composite_id = :c
+              and exists (select 1 from archived_recording where composite_id = :c)""",
+        {"c": cid},
+    )
+    return cur.rowcount == 1
+
+
+def insert_archive_only(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
+    """One archive-only recording from a dict of ``ROW_COLUMN_NAMES`` and ``video_index``
+    (``nvr archive restore``)."""
+    names = [*ROW_COLUMN_NAMES, "video_index"]
+    conn.execute(
+        f"""insert into archive_only_recording ({", ".join(names)})
+            values ({", ".join(":" + n for n in names)})""",
+        row,
+    )
+
+
+def forget_unheld_archive_only(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """delete from archive_only_recording where not exists
+           (select 1 from archived_recording x
+            where x.composite_id = archive_only_recording.composite_id)"""
+    )
+
+
+def delete_stream_archive_only(conn: sqlite3.Connection, stream_id: int) -> None:
+    conn.execute("delete from archive_only_recording where stream_id = ?", (stream_id,))
+
+
+def list_archive_only_by_time(
+    conn: sqlite3.Connection, stream_id: int, start_90k: int, end_90k: int, max_wall_90k: int
+) -> Iterator[tuple[Any, ...]]:
+    """As ``raw.list_recordings_by_time``, of archive-only recordings."""
+    return conn.execute(
+        f"""select {LIST_COLUMNS} from archive_only_recording
+            where stream_id = ? and start_time_90k > ? and start_time_90k < ?
+              and start_time_90k + wall_duration_90k > ?
+            order by start_time_90k""",
+        (stream_id, start_90k - max_wall_90k, end_90k, start_90k),
+    )
+
+
+def list_archive_only_by_id(
+    conn: sqlite3.Connection, stream_id: int, start_id: int, end_id: int
+) -> Iterator[tuple[Any, ...]]:
+    """As ``raw.list_recordings_by_id``, of archive-only recordings."""
+    return conn.execute(
+        f"""select {LIST_COLUMNS}, {", ".join(SUMMARY_COLUMN_NAMES)}
+            from archive_only_recording
+            where composite_id >= ? and composite_id < ? order by composite_id""",
+        (composite_id(stream_id, start_id), composite_id(stream_id, end_id)),
+    )
+
+
+def get_archive_only_index(conn: sqlite3.Connection, cid: int) -> bytes | None:
+    row = conn.execute(
+        "select video_index from archive_only_recording where composite_id = ?", (cid,)
+    ).fetchone()
+    return None if row is None else bytes(row[0])
+
+
+def archives_holding(conn: sqlite3.Connection, cid: int) -> list[int]:
+    """Ids of the archives that hold the recording, lowest first."""
+    return [r[0] for r in conn.execute(
+        "select archive_id from archived_recording where composite_id = ? order by 1", (cid,)
+    )]
+
+
+def insert_restored_stream(conn: sqlite3.Connection, stream_id: int, camera_id: int,
+                           type_: str, config: str) -> None:
+    """A stream with the id it had in the database that wrote an archive (composite ids
+    embed it); not recorded (no directory)."""
+    conn.execute(
+        "insert into stream (id, camera_id, sample_file_dir_id, type, config) "
+        "values (?, ?, null, ?, ?)",
+        (stream_id, camera_id, type_, config),
+    )
+
+
+def recording_row_exists(conn: sqlite3.Connection, cid: int) -> bool:
+    """Whether the recording is in ``recording`` or ``archive_only_recording``."""
+    row = conn.execute(
+        """select exists (select 1 from recording where composite_id = :c)
+                  or exists (select 1 from archive_only_recording where composite_id = :c)""",
+        {"c": cid},
+    ).fetchone()
+    return bool(row[0])
+
+
+def hold(conn: sqlite3.Connection, archive_id: int, cid: int, start_90k: int, wall_90k: int,
+         nbytes: int, sha256: bytes, now_90k: int) -> None:
+    """As ``insert_archived_recording``, keeping a row already there."""
+    conn.execute(
+        """insert or ignore into archived_recording (archive_id, composite_id, start_time_90k,
+           wall_duration_90k, sample_file_bytes, sample_file_sha256, archived_time_90k)
+           values (?, ?, ?, ?, ?, ?, ?)""",
+        (archive_id, cid, start_90k, wall_90k, nbytes, sha256, now_90k),
     )

@@ -2,7 +2,9 @@
 verifies.
 
 Listings merge committed rows with pending recordings (those with at least one frame), in
-id order, so readers see recordings as soon as their first frame is written. Everything
+id order, so readers see recordings as soon as their first frame is written, and with
+archive-only recordings (``ListedRecording.archive_only``: the local file is gone, an
+archive holds it; ``nvr.db.archives``). Everything
 returned is a typed value (``nvr.db.types``): no ``sqlite3.Row`` or column list leaves
 ``nvr.db``. Not here: anything that writes (``catalog``, ``lifecycle``).
 """
@@ -15,7 +17,7 @@ from typing import Any
 
 from nvr.base import errors
 from nvr.base.time90k import Time
-from nvr.db import raw
+from nvr.db import raw, raw_archive
 from nvr.db.connection import map_sqlite_error
 from nvr.db.raw import split_composite_id
 from nvr.db.redactions import Redactions
@@ -50,6 +52,9 @@ class Reads(Redactions):
             lambda conn: raw.list_recordings_by_time(
                 conn, stream_id, start, end, MAX_RECORDING_WALL_DURATION
             ),
+            lambda conn: raw_archive.list_archive_only_by_time(
+                conn, stream_id, start, end, MAX_RECORDING_WALL_DURATION
+            ),
             lambda p: p.start_time_90k < end
             and max(p.end_time_90k, p.start_time_90k + 1) > start,
         )
@@ -61,6 +66,7 @@ class Reads(Redactions):
         return self._committed_and_pending(
             stream_id,
             lambda conn: raw.list_recordings_by_id(conn, stream_id, start_id, end_id),
+            lambda conn: raw_archive.list_archive_only_by_id(conn, stream_id, start_id, end_id),
             lambda p: start_id <= p.recording_id < end_id,
         )
 
@@ -68,14 +74,21 @@ class Reads(Redactions):
         self,
         stream_id: int,
         rows: Callable[[sqlite3.Connection], Iterator[tuple[Any, ...]]],
+        archive_only_rows: Callable[[sqlite3.Connection], Iterator[tuple[Any, ...]]],
         wanted: Callable[[PendingRecording], bool],
     ) -> list[ListedRecording]:
-        """The committed rows ``rows`` selects, then the pending recordings (with at least
-        one frame) ``wanted`` accepts: together, in id order; without those a redaction
-        hides (``nvr.db.redactions``: every reader lists through here)."""
+        """The archive-only and committed rows ``archive_only_rows`` and ``rows`` select,
+        then the pending recordings (with at least one frame) ``wanted`` accepts: together,
+        in id order; without those a redaction hides (``nvr.db.redactions``: every reader
+        lists through here)."""
         stream = self._stream(stream_id)
         with self._read("listing recordings") as conn:
             out = [ListedRecording.from_row(row) for row in rows(conn)]
+            gone = [ListedRecording.from_row(row, archive_only=True)
+                    for row in archive_only_rows(conn)]
+        if gone:
+            # older than the local ones but for a few (retention skips protected ones)
+            out = sorted(gone + out, key=lambda r: r.composite_id)
         out.extend(
             ListedRecording.from_pending(p) for p in stream.pending if p.video_samples and wanted(p)
         )
@@ -85,7 +98,7 @@ class Reads(Redactions):
         return out
 
     def get_video_index(self, cid: int) -> bytes:
-        """The ``video_index`` of a committed or pending recording."""
+        """The ``video_index`` of a committed, pending or archive-only recording."""
         stream_id, _ = split_composite_id(cid)
         stream = self.streams.get(stream_id)
         if stream is not None:
@@ -94,6 +107,8 @@ class Reads(Redactions):
                     return p.video_index
         with self._read("reading a video index") as conn:
             data = raw.get_video_index(conn, cid)
+            if data is None:
+                data = raw_archive.get_archive_only_index(conn, cid)
         if data is None:
             raise errors.NotFound(f"no recording {cid:016x}")
         return data

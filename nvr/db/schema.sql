@@ -1,4 +1,4 @@
--- nvr database schema, version 7. This file is authoritative (docs/design.md,
+-- nvr database schema, version 8. This file is authoritative (docs/design.md,
 -- "Schema and upgrades").
 --
 -- Units: every *_90k column is in 90 kHz units; times ("*_time_90k") count from
@@ -10,7 +10,8 @@
 -- v2_to_v3.py); version 4 the per-recording motion summaries (recording_motion,
 -- v3_to_v4.py); version 5 the protected ranges and per-camera rights (protected_range,
 -- v4_to_v5.py); version 6 the archive tables (archive to archived_recording, v5_to_v6.py);
--- version 7 the redaction tombstones (redaction, v6_to_v7.py).
+-- version 7 the redaction tombstones (redaction, v6_to_v7.py); version 8 the archive-only
+-- recordings (archive_only_recording, v7_to_v8.py).
 
 -- The database's identity: exactly one row. Sample-file directories record this uuid
 -- in their meta file so a directory is never used with another database.
@@ -337,3 +338,39 @@ create table archived_recording (
   archived_time_90k integer not null,  -- wall time the upload completed
   primary key (archive_id, composite_id)
 ) without rowid;
+
+-- Recordings whose local sample file is gone (local retention deleted it) while an archive
+-- holds them (version 8, v7_to_v8.py): the `recording` row and its `video_index`, moved
+-- here in the flush that deleted the file, so the recording stays listed and playable
+-- from the archive with the same bytes and ETags; or written by `nvr archive restore`
+-- from the archive's description objects. Deleted once no archive holds the recording.
+-- Columns as `recording`'s (see there); `open_id` has no foreign key: a restored
+-- database has no row for the open that wrote it.
+create table archive_only_recording (
+  composite_id integer primary key,
+  open_id integer not null,
+  stream_id integer not null references stream (id),
+  run_offset integer not null check (run_offset >= 0),
+  flags integer not null default 0,
+  sample_file_bytes integer not null check (sample_file_bytes > 0),
+  start_time_90k integer not null check (start_time_90k > 0),
+  prev_media_duration_90k integer not null check (prev_media_duration_90k >= 0),
+  prev_runs integer not null check (prev_runs >= 0),
+  wall_duration_90k integer not null
+      check (wall_duration_90k >= 0 and wall_duration_90k < 5 * 60 * 90000),
+  media_duration_delta_90k integer not null,
+  video_samples integer not null check (video_samples > 0),
+  video_sync_samples integer not null check (video_sync_samples > 0),
+  video_sample_entry_id integer not null references video_sample_entry (id),
+  end_reason text,
+  duration_runs integer check (duration_runs > 0),
+  first_duration_90k integer check (first_duration_90k >= 0),
+  first_duration_frames integer check (first_duration_frames > 0),
+  last_duration_90k integer check (last_duration_90k >= 0),
+  index_digest blob check (index_digest is null or length(index_digest) = 16),
+  video_index blob not null check (length(video_index) > 0),
+  check (composite_id >> 32 = stream_id)
+);
+create index archive_only_recording_time on archive_only_recording (stream_id, start_time_90k);
+-- Which archives hold a recording, by recording (the primary key is by archive first).
+create index archived_recording_cid on archived_recording (composite_id);

@@ -208,13 +208,17 @@ class ListedRecording(RecordingFields):
 
     ``index_summary`` is set when the listing carries it: listings by id (what ``view.mp4``
     reads) do for committed recordings that have one and for pending ones whose writer has
-    finished; listings by time (the covering index) do only for pending ones."""
+    finished; listings by time (the covering index) do only for pending ones.
+
+    ``archive_only``: its local sample file is gone and an archive holds it (a row of
+    ``archive_only_recording``; its bytes are read from the archive)."""
 
     growing: bool = False
     committed: bool = True
+    archive_only: bool = False
 
     @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> ListedRecording:
+    def from_row(cls, row: tuple[Any, ...], *, archive_only: bool = False) -> ListedRecording:
         """From a row of ``raw``'s listing columns, which store the media duration as a
         delta against the wall duration, optionally followed by the summary columns."""
         (cid, open_id, start, wall, delta, samples, sync_samples, entry_id, nbytes,
@@ -223,7 +227,7 @@ class ListedRecording(RecordingFields):
                    if len(row) > raw.LIST_COLUMN_COUNT else None)
         return cls(cid, open_id, start, wall, wall + delta, samples, sync_samples, entry_id,
                    nbytes, run_offset, flags, prev_media, prev_runs, end_reason,
-                   index_summary=summary)
+                   index_summary=summary, archive_only=archive_only)
 
     @classmethod
     def from_pending(cls, p: PendingRecording) -> ListedRecording:

@@ -401,7 +401,8 @@ async def recordings(camera_uuid: str, stream_type: str) -> dict[str, Any]:
 
 def coalesce(recs: list[ListedRecording], split: int) -> list[list[ListedRecording]]:
     """Groups consecutive recordings of one run (same open, same sample entry, no trailing
-    zero inside) until the group's wall duration reaches ``split``."""
+    zero inside, all local or all archive-only) until the group's wall duration reaches
+    ``split``."""
     groups: list[list[ListedRecording]] = []
     for r in recs:
         g = groups[-1] if groups else None
@@ -411,6 +412,7 @@ def coalesce(recs: list[ListedRecording], split: int) -> list[list[ListedRecordi
             and r.run_offset == g[-1].run_offset + 1
             and r.open_id == g[-1].open_id
             and r.video_sample_entry_id == g[-1].video_sample_entry_id
+            and r.archive_only == g[-1].archive_only
             and not g[-1].flags & FLAG_TRAILING_ZERO
             and g[-1].end_time_90k - g[0].start_time_90k < split
         ):
@@ -431,6 +433,7 @@ def coalesced_json(g: list[ListedRecording]) -> dict[str, Any]:
         "videoSampleEntryId": first.video_sample_entry_id,
         "videoSamples": sum(r.video_samples for r in g),
         "sampleFileBytes": sum(r.sample_file_bytes for r in g),
+        "nvrLocation": "archive" if first.archive_only else "local",
     }
     if len(g) > 1:
         out["endId"] = last.recording_id

@@ -46,6 +46,7 @@ import trio
 from quart import Response, current_app, g, has_app_context, request, websocket
 
 from nvr import __version__
+from nvr.archive.reader import ArchiveReads
 from nvr.archive.uploader import Uploader
 from nvr.base import errors
 from nvr.base.clock import Clocks
@@ -157,6 +158,8 @@ class WebContext:
     transcodes: Transcodes | None = None
     #: archive id -> its running uploader (the daemon's; empty when none runs)
     uploaders: Mapping[int, Uploader] = field(default_factory=dict)
+    #: the archives' stores for playback of archive-only recordings (None: none)
+    archive_reads: ArchiveReads | None = None
 
 
 def ctx() -> WebContext:

@@ -63,6 +63,13 @@ Upstream defects this module works around (hypercorn 0.18.0, quart-trio 0.12.0, 
    client leaves the connection, its socket and its slot stay up to 30 s (and shutdown
    waited for it). ``_Connection._read_data`` cancels what is left of the connection's
    task group once the connection is closed.
+7. **A body that ends short of its ``Content-Length`` is an "Error in ASGI
+   Framework".** When a response's reads fail after its headers went out (the archive
+   went away mid-download, ``nvr.web.view``), the only honest end is to close the
+   connection; Quart still sends the final body message, on which h11 raises
+   ``LocalProtocolError`` and hypercorn logs a traceback. ``_finish_connection_state``
+   holds that final message back (forwarding its bytes), so the app ends mid-body and
+   hypercorn closes the connection: the client sees fewer bytes than announced.
 
 Also: TLS offers HTTP/1.1 only (the body and head limits above are HTTP/1.1's; nvr's
 clients do not need HTTP/2), and the TLS handshake must finish within
@@ -80,7 +87,7 @@ import errno
 import logging
 import os
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from math import inf
 from typing import TYPE_CHECKING, cast
@@ -183,14 +190,26 @@ def _announces_body(scope: Scope) -> bool:
     return False
 
 
+def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
 def _finish_connection_state(app: ASGIFramework) -> ASGIFramework:
-    """``app`` with workaround 1 of the module docstring."""
+    """``app`` with workarounds 1 and 7 of the module docstring."""
 
     async def wrapped(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
         body_read = not _announces_body(scope)
+        declared: int | None = None  # the response's Content-Length (not for HEAD)
+        sent = 0
 
         async def receive_noting_body() -> ASGIReceiveEvent:
             nonlocal body_read
@@ -200,9 +219,17 @@ def _finish_connection_state(app: ASGIFramework) -> ASGIFramework:
             return message
 
         async def send_shielded(message: ASGISendEvent) -> None:
-            if message["type"] == "http.response.start" and not body_read:
-                headers = [*message.get("headers", ()), (b"connection", b"close")]
-                message = {**message, "headers": headers}
+            nonlocal declared, sent
+            if message["type"] == "http.response.start":
+                if not body_read:
+                    headers = [*message.get("headers", ()), (b"connection", b"close")]
+                    message = {**message, "headers": headers}
+                if scope.get("method") != "HEAD":
+                    declared = _content_length(message.get("headers", ()))
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+                if declared is not None and sent < declared and not message.get("more_body"):
+                    message = {**message, "more_body": True}  # then the app ends: closed
             with trio.CancelScope(shield=True):
                 await send(message)
 

@@ -22,12 +22,14 @@ tables needs them.
 from __future__ import annotations
 
 import email.utils
+import logging
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from quart import Blueprint, Response, request
 
+from nvr.archive.reader import ObjectRange, Prefetcher
 from nvr.base import errors
 from nvr.base.blocking import run_blocking
 from nvr.base.time90k import UNITS_PER_SEC, Time, to_datetime
@@ -42,12 +44,14 @@ from nvr.web.context import (
     bool_arg,
     camera_by_uuid,
     ctx,
+    one_line,
     parse_int,
     stream_of,
     text_response,
 )
 from nvr.web.transcoding import view_response, wants_transcode
 
+log = logging.getLogger(__name__)
 blueprint = Blueprint("view", __name__)
 
 #: bytes read from a sample file per worker-thread call and per send: 4 MiB serves ~20 %
@@ -150,16 +154,21 @@ def segments_for_request(stream: Stream) -> list[Segment]:
 
 
 class SampleReader:
-    """Reads sample files for one response, keeping the current file open. It holds what
-    it needs itself: the body is read after the request's app context is gone."""
+    """Reads sample files for one response, keeping the current file open; archive-only
+    recordings (those in ``archived``'s map) through its ``Prefetcher``. It holds what it
+    needs itself: the body is read after the request's app context is gone."""
 
-    def __init__(self, db: Database, dirs: Mapping[int, SampleFileReader]) -> None:
+    def __init__(self, db: Database, dirs: Mapping[int, SampleFileReader],
+                 archived: Prefetcher | None = None) -> None:
         self._db = db
         self._dirs = dirs
         self._cid = -1
         self._file: SampleFile | None = None
+        self._archived = archived
 
     async def __call__(self, cid: int, offset: int, length: int) -> bytes:
+        if self._archived is not None and self._archived.holds(cid):
+            return await run_blocking(self._archived.read, cid, offset, length)
         return await run_blocking(self._pread, cid, offset, length)
 
     def _pread(self, cid: int, offset: int, length: int) -> bytes:
@@ -179,6 +188,43 @@ class SampleReader:
         if self._file is not None:
             self._file.close()
         self._file, self._cid = None, -1
+        if self._archived is not None:
+            self._archived.close()
+
+
+def archive_sources(segments: Sequence[Segment]) -> dict[int, tuple[int, str]]:
+    """Composite id -> (archive id, object key) of each archive-only recording among
+    ``segments`` (trio thread: asks the database); ``Unavailable`` (503) before any header
+    is sent when this server reads none of the archives holding one."""
+    cids = sorted({s.recording.composite_id for s in segments if s.recording.archive_only})
+    if not cids:
+        return {}
+    reads = ctx().archive_reads
+    if reads is None:
+        raise errors.Unavailable(
+            f"recording {cids[0]:016x} is only in an archive and this server reads none"
+        )
+    return {cid: reads.object_key(ctx().db, cid) for cid in cids}
+
+
+def _archive_plan(vf: VirtualFile, start: int, end: int,
+                  sources: Mapping[int, tuple[int, str]]) -> list[ObjectRange]:
+    """The object ranges a response of bytes ``[start, end)`` of ``vf`` reads, in order
+    (a slice's sample offset follows its file offset; for a slice with parameter sets in
+    band the file covers more, so the range may start early: reads outside it are GETs of
+    their own)."""
+    out = []
+    for sl in vf.slices:
+        src = sources.get(sl.composite_id)
+        if src is None or sl.file_offset >= end:
+            continue
+        lo = max(0, start - sl.file_offset)
+        if lo >= sl.length:
+            continue
+        hi = min(sl.length, end - sl.file_offset)
+        out.append(ObjectRange(sl.composite_id, src[1], sl.sample_offset + lo,
+                               sl.sample_offset + hi))
+    return out
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | None:
@@ -232,7 +278,11 @@ def http_date(t: Time) -> str:
     return email.utils.format_datetime(to_datetime(t), usegmt=True)
 
 
-def serve(vf: VirtualFile, *, filename: str | None = None, cacheable: bool = True) -> Response:
+def serve(vf: VirtualFile, *, filename: str | None = None, cacheable: bool = True,
+          archived: Mapping[int, tuple[int, str]] | None = None) -> Response:
+    """The response for ``vf`` (validators, range); ``archived``: ``archive_sources`` of
+    its segments. A read that fails once the headers are sent (the archive went away, a
+    file vanished) ends the body early, logged once, never a second status."""
     headers = {
         "ETag": vf.etag,
         "Accept-Ranges": "bytes",
@@ -271,18 +321,35 @@ def serve(vf: VirtualFile, *, filename: str | None = None, cacheable: bool = Tru
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{vf.size}"
     headers["Content-Length"] = str(end - start)
-    reader = SampleReader(ctx().db, ctx().dirs)
     # Quart iterates a HEAD response's body too, for the server to drop it: read nothing.
     head = request.method == "HEAD"
+    prefetcher = None
+    reads = ctx().archive_reads
+    if archived and reads is not None and not head:
+        prefetcher = reads.prefetcher(
+            {cid: aid for cid, (aid, _key) in archived.items()},
+            _archive_plan(vf, start, end, archived),
+        )
+    reader = SampleReader(ctx().db, ctx().dirs, prefetcher)
 
     run = run_blocking  # as looked up now (tests replace it)
+    path = request.path
 
     async def body() -> AsyncIterator[bytes]:
+        sent = start
         try:
             if head:
                 return
             async for chunk in vf.read(start, end, reader, CHUNK, run):
                 yield chunk
+                sent += len(chunk)
+        except errors.NvrError as e:
+            # the status line is gone: end the body short (the client sees fewer bytes
+            # than Content-Length) rather than a traceback from the server
+            # an archive or network going away is a warning; a disk failing an error
+            log.log(logging.WARNING if isinstance(e, errors.Unavailable) else logging.ERROR,
+                    "%s: response ended at byte %d of [%d, %d): %s",
+                    path, sent, start, end, one_line(str(e)))
         finally:
             reader.close()
 
@@ -326,7 +393,7 @@ async def view(camera_uuid: str, stream_type: str, kind: str) -> Response:
         return text_response(200, vf.text_dump())
     growing = any(not s.recording.committed for s in segments)
     resp = serve(vf, filename=_download_name(stream, segments[0].recording, vf, kind),
-                 cacheable=not growing)
+                 cacheable=not growing, archived=archive_sources(segments))
     if kind == "m4s":
         # Media duration of all the stream's recordings before the first segment's.
         resp.headers["X-Prev-Media-Duration"] = str(vf.prev_media_duration_90k)

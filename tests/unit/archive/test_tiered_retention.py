@@ -74,7 +74,11 @@ async def test_require_archived_holds_deletions_until_uploaded(
         pass
     assert env.db.plan_retention(sid)
     env.db.flush("test")
-    left = env.db.list_recordings_by_time(sid, 0, 1 << 62)
+    listed = env.db.list_recordings_by_time(sid, 0, 1 << 62)
+    # the deleted ones stay listed, from the archive
+    assert [r.composite_id for r in listed] == [r.composite_id for r in recs]
+    left = [r for r in listed if not r.archive_only]
+    assert 0 < len(left) < len(recs)
     assert [r.composite_id for r in left] == [r.composite_id for r in recs[-len(left):]]
     assert env.db.streams[sid].committed.sample_file_bytes <= 70_000
     assert env.db.never_archived == {}

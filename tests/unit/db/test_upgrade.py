@@ -130,8 +130,17 @@ def fill_v6(conn: sqlite3.Connection) -> None:
                  (1 << 32, T0, bytes(32), T0 + 90000))
 
 
+def fill_v7(conn: sqlite3.Connection) -> None:
+    """One row or more in every table of schema version 7 (version 6's plus a
+    redaction)."""
+    fill_v6(conn)
+    conn.execute("""insert into redaction (stream_id, start_time_90k, end_time_90k, reason,
+                        user_id, username, creation_time_90k)
+                    values (1, ?, ?, 'privacy', null, null, ?)""", (T0, T0 + 90000, T0))
+
+
 FILLERS: dict[int, Callable[[sqlite3.Connection], None]] = {
-    1: fill_v1, 2: fill_v2, 3: fill_v3, 4: fill_v4, 5: fill_v5, 6: fill_v6}
+    1: fill_v1, 2: fill_v2, 3: fill_v3, 4: fill_v4, 5: fill_v5, 6: fill_v6, 7: fill_v7}
 
 
 def frozen_db(db_dir: Path, version: int) -> Path:
@@ -653,6 +662,20 @@ def test_v6_to_v7(tmp_path: Path) -> None:
     assert dump(db_dir / "db", v6_tables) == before
     assert row_counts(db_dir / "db")["redaction"] == 0
     assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "v7", 7))
+
+
+def test_v7_to_v8(tmp_path: Path) -> None:
+    """Archive-only recordings: a new, empty table and an index; every row of version 7
+    is kept exactly; the tables are shaped as a new database's."""
+    db_dir = fixture_db(tmp_path, 7)
+    v7_tables = sorted(row_counts(db_dir / "db"))
+    before = dump(db_dir / "db", v7_tables)
+    result = upgrade(db_dir, now_sec=NOW, target=8)
+    assert (result.old_version, result.new_version) == (7, 8)
+    assert versions(db_dir / "db") == [(7, "created"), (8, "upgraded from 7")]
+    assert dump(db_dir / "db", v7_tables) == before
+    assert row_counts(db_dir / "db")["archive_only_recording"] == 0
+    assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "v8", 8))
 
 
 async def test_v2_to_v3_keeps_view_etags_and_bytes(
