@@ -181,6 +181,11 @@ async def view_response(segments: Sequence[Segment], kind: str) -> Response:
     c = ctx()
     slots = transcodes()
     settings = slots.settings
+    remote = [s.recording.composite_id for s in segments if s.recording.archive_only]
+    if remote:
+        raise errors.FailedPrecondition(
+            f"recording {remote[0]:016x} is only in an archive: transcode=h264 reads "
+            "recordings kept on this server's disks")
     raw = [index_of(s, c.db.get_video_index) for s in segments]
     parts = await run_blocking(plan_parts, segments, raw)
     entry_ids = {p.entry_id for p in parts}
