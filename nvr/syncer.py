@@ -34,12 +34,26 @@ wall time an active one expires, the syncer re-plans retention for its streams a
 flushes at once, so released recordings go exactly then. A stream whose protected video
 alone exceeds ``retain_bytes`` is logged (a warning, at most once a minute per stream).
 
+Redactions (``nvr.db.redactions``, ``nvr.storage.redact``): at start, when a tombstone
+commits and after every flush, the syncer looks for committed recordings a tombstone hides
+and removes their redacted frames, one recording at a time, in this order: write each
+surviving piece as a new sample file (never the old one changed) and fsync it, fsync the
+directory, then commit the pieces' rows and the old row's move to ``garbage`` in one
+transaction (``Database.replace_recording``), then unlink the old file by the garbage path
+of the same pass. A crash before the commit leaves the old recording (hidden by its
+tombstone since that committed) and piece files with no row, which start-up removes; after
+it, the pieces and the old file in garbage. A recording wholly redacted has no piece: its
+row goes to garbage alone. A failing cut is logged (at most once a minute) and retried
+after ``REDACT_RETRY`` without holding up commits.
+
 On cancellation the syncer performs a final, shielded, time-bounded pass: everything
 already received is fsynced and committed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import heapq
 import logging
 import math
@@ -56,9 +70,10 @@ from nvr.base.clock import Clocks
 from nvr.base.time90k import UNITS_PER_SEC, Duration, Time, format_duration
 from nvr.db.database import Database
 from nvr.db.stream_summary import fs_bytes
-from nvr.db.types import PendingRecording
+from nvr.db.types import ListedRecording, PendingRecording
 from nvr.storage import retention
 from nvr.storage.dir import SampleFileDir
+from nvr.storage.redact import plan_cut, write_piece
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +82,8 @@ T = TypeVar("T")
 LOG_INTERVAL: Duration = 60 * UNITS_PER_SEC
 #: with a free-space floor, free space is measured at least this often
 FREE_CHECK_INTERVAL: Duration = 5 * UNITS_PER_SEC
+#: a failed redaction cut is tried again after this long
+REDACT_RETRY: Duration = 60 * UNITS_PER_SEC
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +150,12 @@ class Syncer:
         self._replan = False
         #: the wall time the next protected range expires at (None: none will)
         self._next_expiry: Time | None = db.next_protection_expiry()
+        #: look for recordings a tombstone hides (at start, after a flush or a tombstone)
+        self._redact_due = True
+        self._redact_retry_at: Duration = 0
         db.flush_listeners.append(self._poke_now)
         db.protection_listeners.append(self._protection_changed)
+        db.redaction_listeners.append(self._poke_now)
 
     @property
     def path(self) -> str:
@@ -145,12 +166,15 @@ class Syncer:
         directory is removed)."""
         if self._poke_now in self._db.flush_listeners:
             self._db.flush_listeners.remove(self._poke_now)
+        if self._poke_now in self._db.redaction_listeners:
+            self._db.redaction_listeners.remove(self._poke_now)
 
     def _statvfs_free(self) -> int:
         st = self._sdir.statvfs()
         return st.f_bavail * st.f_frsize
 
     def _poke_now(self) -> None:
+        self._redact_due = True
         self._poke.set()
 
     def _protection_changed(self) -> None:
@@ -209,7 +233,8 @@ class Syncer:
     async def _wait_for_work(self) -> None:
         deadline = self.next_deadline()
         for other in (self._next_free_check if self.min_free > 0 else None,
-                      self._expiry_deadline()):
+                      self._expiry_deadline(),
+                      self._redact_retry_at if self._redact_due else None):
             if other is not None:
                 deadline = other if deadline is None else min(deadline, other)
         if self._has_work_now(deadline):
@@ -224,6 +249,7 @@ class Syncer:
             or bool(self._unsynced)
             or bool(self._db.dirs[self.dir_id].garbage_needs_unlink)
             or self._replan
+            or (self._redact_due and self._redact_retry_at <= self._clocks.monotonic())
             or (self._next_expiry is not None and self._next_expiry <= self._clocks.realtime())
             or (deadline is not None and deadline <= self._clocks.monotonic())
         )
@@ -237,6 +263,7 @@ class Syncer:
         deadline = self.next_deadline()
         if deadline is not None and deadline <= self._clocks.monotonic():
             await self._flush("flush deadline")
+        await self._remove_redacted()
         await self._unlink_garbage()
         # After the unlinks, so free space already counts every file in garbage.
         if await self._keep_free_space():
@@ -358,6 +385,56 @@ class Syncer:
             await self._retry("unlink", self._blocking(self._sdir.unlink, cid))
         await self._retry("fsync directory", self._blocking(self._sdir.sync))
         self._db.mark_garbage_unlinked(self.dir_id, garbage)
+
+    async def _remove_redacted(self) -> None:
+        """Cuts or deletes every committed recording a tombstone hides (see the module
+        docstring); on a failure, tries again after ``REDACT_RETRY``."""
+        if not self._redact_due or self._redact_retry_at > self._clocks.monotonic():
+            return
+        self._redact_due = False
+        for rec in self._db.redaction_work(self.dir_id):
+            try:
+                await self._cut(rec)
+            except errors.NvrError as e:
+                self._redact_due = True
+                self._redact_retry_at = self._clocks.monotonic() + REDACT_RETRY
+                self._log_limited(
+                    "redaction", logging.ERROR,
+                    "%s: removing the redacted frames of recording %016x failed, will retry "
+                    "in %s: %s", self._sdir.path, rec.composite_id,
+                    format_duration(REDACT_RETRY), e,
+                )
+                return
+
+    async def _cut(self, rec: ListedRecording) -> None:
+        db = self._db
+        assert db.open_id is not None
+        tombstones = db.redactions_overlapping(rec.stream_id, rec.start_time_90k,
+                                               rec.end_time_90k)
+        pieces = await run_blocking(plan_cut, rec, db.get_video_index(rec.composite_id),
+                                    tombstones, db.open_id)
+        for p in pieces:
+            if db.composite_id_in_use(p.row.composite_id):
+                raise errors.FailedPrecondition(
+                    f"its piece's id {p.row.composite_id:016x} is taken (recordings "
+                    "overlapping in time?): it stays hidden whole")
+        rows = []
+        try:
+            for p in pieces:
+                sha = await run_blocking(write_piece, self._sdir, rec.composite_id, p)
+                rows.append(dataclasses.replace(p.row, sample_file_sha256=sha))
+            if pieces:
+                await run_blocking(self._sdir.sync)
+            db.replace_recording(rec, rows)
+        except errors.NvrError:
+            for p in pieces:  # never committed: no row names them (best effort)
+                with contextlib.suppress(errors.NvrError):
+                    await run_blocking(self._sdir.unlink, p.row.composite_id)
+            raise
+        kept = sum(r.video_samples for r in rows)
+        log.info("%s: recording %016x cut by a redaction: %d of its %d frames kept in %d "
+                 "new recordings, its file goes", self._sdir.path, rec.composite_id, kept,
+                 rec.video_samples, len(rows))
 
     async def _final_flush(self) -> None:
         await self._sync_received()

@@ -149,7 +149,7 @@ def add_parsers(what: Subparsers, common: argparse.ArgumentParser) -> None:
     usub = u.add_subparsers(dest="action", required=True, metavar="ACTION")
     perms_help = (
         "comma-separated: viewVideo,readCameraConfigs,updateSignals,adminUsers,protectVideo,"
-        "adminConfig"
+        "adminConfig,redactVideo"
     )
 
     def password_stdin(p: argparse.ArgumentParser) -> None:

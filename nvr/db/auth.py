@@ -2,9 +2,9 @@
 
 What lives here:
 - the permission vocabulary (``PERMISSIONS``: Moonfire NVR's names plus ``protectVideo``,
-  and ``adminConfig`` for the configuration routes) and a user's camera limit
-  (``User.cameras``: None, every camera; else the uuids of the only cameras any of its
-  permissions apply to, kept as ``"cameras"`` in the permissions JSON);
+  ``adminConfig`` for the configuration routes and ``redactVideo`` for tombstones) and
+  a user's camera limit (``User.cameras``: None, every camera; else the uuids of the only
+  cameras any of its permissions apply to, kept as ``"cameras"`` in the permissions JSON);
 - users: add, rename, disable, set permissions and preferences, set or clear the
   password (argon2id PHC strings from ``argon2-cffi``), remove;
 - sessions: ``create_session`` makes a random id (``secrets``), hands it to the caller
@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 PERMISSIONS = (
     "viewVideo", "readCameraConfigs", "updateSignals", "adminUsers", "protectVideo",
-    "adminConfig",
+    "adminConfig", "redactVideo",
 )
 #: ``update_user``'s "leave the camera limit as it is"
 KEEP: Any = ...

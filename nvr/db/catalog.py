@@ -204,6 +204,7 @@ class Catalog(DatabaseCore):
         with self._transaction(f"deleting camera {cam.short_name}") as conn:
             raw_evidence.delete_camera_protected_ranges(conn, camera_id)
             for sid in cam.streams.values():
+                self._delete_stream_redactions(conn, sid)
                 # its archived objects stay in the bucket (``nvr archive restore``)
                 raw_archive.delete_stream_archive_only(conn, sid)
                 raw.delete_stream(conn, sid)

@@ -58,6 +58,8 @@ class DatabaseCore:
         self.protected: dict[int, list[ProtectedRange]] = {}
         #: called after a protected range was added or removed (syncers re-plan retention)
         self.protection_listeners: list[Callable[[], None]] = []
+        #: called after a tombstone committed (the syncers remove its bytes)
+        self.redaction_listeners: list[Callable[[], None]] = []
         #: called after every successful flush (syncers wake up to unlink new garbage)
         self.flush_listeners: list[Callable[[], None]] = []
         self.flush_count = 0
@@ -113,6 +115,14 @@ class DatabaseCore:
 
     def _forget_stream_archives(self, stream_id: int) -> None:
         """After a stream was deleted: archives stop copying it (``archives`` does it)."""
+
+    def _delete_stream_redactions(self, conn: sqlite3.Connection, stream_id: int) -> None:
+        """Inside the transaction deleting a stream: its tombstones go (``redactions``
+        does it, logging each)."""
+
+    def is_hidden(self, stream_id: int, start: Time, end: Time) -> bool:
+        """Whether a redaction hides anything of ``[start, end)`` (``redactions``)."""
+        return False
 
     def _dir(self, dir_id: int) -> SampleFileDirRow:
         try:

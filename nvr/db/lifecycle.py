@@ -12,6 +12,7 @@ committed recordings first, never pending ones), then ``flush`` moves their rows
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import logging
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from nvr.db.protection import Protection
 from nvr.db.raw import composite_id, split_composite_id
 from nvr.db.types import (
     FlushResult,
+    ListedRecording,
     PendingRecording,
     PendingState,
     PlannedDeletion,
@@ -185,9 +187,21 @@ class Lifecycle(Protection, MotionStore):
     ) -> Iterator[PlannedDeletion]:
         """The stream's unprotected committed recordings not yet planned for deletion,
         oldest first, read lazily in batches (``storage.retention`` picks among several
-        streams')."""
+        streams'). Redaction pieces (a few, ids above the stream's counter) are merged in
+        by start time."""
         stream = self._stream(stream_id)
         guard = self.protected_at(stream.camera_id)
+        planned = {d.composite_id for d in stream.planned_deletions}
+        with self._read("listing redaction pieces") as conn:
+            pieces = [PlannedDeletion(*row) for row in raw.list_pieces_by_time(conn, stream.id)
+                      if row[0] not in planned]
+        for d in heapq.merge(self._iter_oldest(stream, batch), pieces,
+                             key=lambda d: (d.start_time_90k, d.composite_id)):
+            if not (guard and guard.overlaps(d.start_time_90k,
+                                             d.start_time_90k + d.wall_duration_90k)):
+                yield d
+
+    def _iter_oldest(self, stream: Stream, batch: int) -> Iterator[PlannedDeletion]:
         after = stream.planned_through
         while True:
             with self._read("listing the oldest recordings") as conn:
@@ -195,8 +209,7 @@ class Lifecycle(Protection, MotionStore):
                     itertools.islice(raw.list_oldest_recordings(conn, stream.id, after), batch)
                 )
             for cid, start, wall, nbytes in rows:
-                if not (guard and guard.overlaps(start, start + wall)):
-                    yield PlannedDeletion(cid, start, wall, nbytes)
+                yield PlannedDeletion(cid, start, wall, nbytes)
             if len(rows) < batch:
                 return
             after = rows[-1][0]
@@ -206,10 +219,15 @@ class Lifecycle(Protection, MotionStore):
         planned, in order; see ``iter_unplanned_oldest``), committed by the next flush."""
         stream = self._stream(stream_id)
         last = stream.planned_through
+        planned = {d.composite_id for d in stream.planned_deletions}
         for d in dels:
-            if d.composite_id >> raw.ID_BITS != stream_id or d.composite_id <= last:
+            piece = split_composite_id(d.composite_id)[1] >= raw.PIECE_BASE
+            if (d.composite_id >> raw.ID_BITS != stream_id or d.composite_id in planned
+                    or (not piece and d.composite_id <= last)):
                 raise errors.Internal(f"deletion of {d.composite_id:016x} planned out of order")
-            last = d.composite_id
+            planned.add(d.composite_id)
+            if not piece:
+                last = d.composite_id
         stream.planned_deletions.extend(dels)
 
     def mark_garbage_unlinked(self, dir_id: int, cids: list[int]) -> None:
@@ -323,6 +341,36 @@ class Lifecycle(Protection, MotionStore):
         dir_row.deleted_bytes += sum(d.sample_file_bytes for d in dels)
         with self._read("reading a stream's time range") as conn:
             s.committed.range_start, s.committed.range_end = raw.recording_time_range(conn, s.id)
+
+    def replace_recording(self, old: ListedRecording, pieces: list[raw.RecordingRow]) -> None:
+        """Commits a redaction's cut of ``old`` (``nvr.storage.redact``), in one
+        transaction: the pieces' rows (their files written and fsynced, the directory too)
+        and ``old``'s row moved to ``garbage``, so its file goes the normal garbage way.
+        Without pieces it is the deletion of a recording wholly redacted. Refused for a
+        recording planned for deletion (the next flush deletes it anyway)."""
+        stream = self._stream(old.stream_id)
+        if any(d.composite_id == old.composite_id for d in stream.planned_deletions):
+            raise errors.FailedPrecondition(
+                f"recording {old.composite_id:016x} is planned for deletion")
+        dir_id = stream.sample_file_dir_id
+        assert dir_id is not None
+        with self._transaction(f"cutting redacted recording {old.composite_id:016x}") as conn:
+            seen = raw.motion_seconds_of(conn, old.composite_id)
+            for p in pieces:
+                raw.insert_recording(conn, p)
+            raw.move_recording_to_garbage(conn, dir_id, old.composite_id)
+        if seen is not None:
+            self._count_motion(stream.id, seen[0], -seen[1])
+        stream.committed.remove(old.start_time_90k, old.wall_duration_90k,
+                                old.sample_file_bytes, self.tz)
+        for p in pieces:
+            stream.committed.add(p.start_time_90k, p.wall_duration_90k, p.sample_file_bytes,
+                                 self.tz)
+        self.dirs[dir_id].garbage_needs_unlink.add(old.composite_id)
+        self._count_unarchived_deletions(stream.id, [old.composite_id])
+        with self._read("reading a stream's time range") as conn:
+            stream.committed.range_start, stream.committed.range_end = (
+                raw.recording_time_range(conn, stream.id))
 
     def delete_recording_rows(self, cids: list[int]) -> None:
         """Deletes committed recordings whose sample files are lost, in one transaction

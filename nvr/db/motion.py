@@ -102,18 +102,21 @@ class MotionStore(DatabaseCore):
         self, stream_id: int, start: Time, end: Time
     ) -> list[tuple[int, int, int, bytes, bytes]]:
         """Committed recordings of the stream that moved and overlap ``[start, end)``;
-        see ``raw.motion_search_rows``."""
+        see ``raw.motion_search_rows``. Without those a redaction hides."""
         with self._read("reading motion summaries") as conn:
-            return raw.motion_search_rows(
+            rows = raw.motion_search_rows(
                 conn, stream_id, start, end, MAX_RECORDING_WALL_DURATION
             )
+        return [r for r in rows if not self.is_hidden(stream_id, r[1], r[1] + r[2])]
 
     def motion_debug_rows(
         self, stream_id: int, start: Time, end: Time, limit: int
     ) -> list[tuple[int, int, int, int, int, int, bytes, bytes]]:
         """Analysed recordings of the stream overlapping ``[start, end)`` with their whole
-        summaries, at most ``limit``; see ``raw.motion_debug_rows``."""
+        summaries, at most ``limit``; see ``raw.motion_debug_rows``. Without those a
+        redaction hides."""
         with self._read("reading motion summaries") as conn:
-            return raw.motion_debug_rows(
+            rows = raw.motion_debug_rows(
                 conn, stream_id, start, end, MAX_RECORDING_WALL_DURATION, limit
             )
+        return [r for r in rows if not self.is_hidden(stream_id, r[1], r[1] + r[2])]

@@ -20,6 +20,9 @@ from nvr.db.frames_summary import FramesSummary
 SCHEMA_VERSION = 8
 
 ID_BITS = 32
+#: recording ids from here up are pieces of recordings cut by a redaction
+#: (``nvr.storage.redact``); a stream's own counter stays below
+PIECE_BASE = 1 << 31
 
 
 def schema_sql() -> str:
@@ -392,13 +395,26 @@ def list_oldest_recordings(
     conn: sqlite3.Connection, stream_id: int, after_cid: int
 ) -> Iterator[tuple[int, int, int, int]]:
     """(composite_id, start_time_90k, wall_duration_90k, sample_file_bytes) of the stream's
-    recordings with composite id > ``after_cid``, oldest first (ids grow with time)."""
+    recordings with composite id > ``after_cid``, oldest first (ids grow with time), but
+    for redaction pieces (``list_pieces_by_time``)."""
     return conn.execute(
         """select composite_id, start_time_90k, wall_duration_90k, sample_file_bytes
            from recording where composite_id > ? and composite_id < ?
            order by composite_id""",
-        (after_cid, composite_id(stream_id + 1, 0)),
+        (after_cid, composite_id(stream_id, PIECE_BASE)),
     )
+
+
+def list_pieces_by_time(
+    conn: sqlite3.Connection, stream_id: int
+) -> list[tuple[int, int, int, int]]:
+    """The same columns for the stream's redaction pieces (a few), by start time."""
+    return conn.execute(
+        """select composite_id, start_time_90k, wall_duration_90k, sample_file_bytes
+           from recording where composite_id >= ? and composite_id < ?
+           order by start_time_90k, composite_id""",
+        (composite_id(stream_id, PIECE_BASE), composite_id(stream_id + 1, 0)),
+    ).fetchall()
 
 
 def stream_summary_rows(

@@ -113,6 +113,25 @@ def insert_redaction(conn: sqlite3.Connection, stream_id: int, start: int, end: 
     return cur.lastrowid
 
 
+def list_pieces(conn: sqlite3.Connection, from_cid: int, to_cid: int) -> list[int]:
+    """Composite ids of recordings in ``[from_cid, to_cid)``."""
+    return [row[0] for row in conn.execute(
+        "select composite_id from recording where composite_id >= ? and composite_id < ?",
+        (from_cid, to_cid))]
+
+
+def composite_id_in_use(conn: sqlite3.Connection, cid: int) -> bool:
+    row = conn.execute(
+        """select exists (select 1 from recording where composite_id = ?)
+                  or exists (select 1 from garbage where composite_id = ?)""",
+        (cid, cid)).fetchone()
+    return bool(row[0])
+
+
+def delete_stream_redactions(conn: sqlite3.Connection, stream_id: int) -> None:
+    conn.execute("delete from redaction where stream_id = ?", (stream_id,))
+
+
 def list_redactions(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
     return conn.execute(
         """select id, stream_id, start_time_90k, end_time_90k, reason, user_id, username,

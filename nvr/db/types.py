@@ -356,9 +356,11 @@ class Stream:
     def planned_through(self) -> int:
         """The composite id of the newest recording planned for deletion, or the one
         before the stream's first: deletions are planned oldest first, so the next one to
-        plan is the oldest committed recording after this."""
-        if self.planned_deletions:
-            return self.planned_deletions[-1].composite_id
+        plan is the oldest committed recording after this. Redaction pieces (ids from
+        ``raw.PIECE_BASE``, merged in by time) do not count."""
+        for d in reversed(self.planned_deletions):
+            if split_composite_id(d.composite_id)[1] < raw.PIECE_BASE:
+                return d.composite_id
         return raw.composite_id(self.id, 0) - 1
 
     @property

@@ -12,7 +12,11 @@ running: see below):
   within 500 ppm of its media duration, its id is below the stream's ``cum_recordings``;
 - consecutive recordings of a stream: ``prev_media_duration_90k`` adds up, and
   recordings of one run abut exactly; the stream's ``cum_media_duration_90k`` matches;
-- every file in a directory has a row, a garbage row, or an id that was never committed;
+- every file in a directory has a row, a garbage row, or an id that was never committed
+  (a redaction's piece, ``nvr.storage.redact``: no row);
+- no redacted frame survives: no recording overlaps a redaction's range (the daemon's
+  syncer cuts or deletes every recording a tombstone hides; one still there is reported
+  until it has);
 - optionally (``hash=True``) each file's SHA-256 against ``recording_integrity``.
 
 Each problem is one line. Repairs happen only behind explicit flags, and then the
@@ -51,6 +55,7 @@ from nvr.db.database import Database
 from nvr.db.frames_summary import check_summary, summarize
 from nvr.db.raw import split_composite_id
 from nvr.db.recording import IndexTotals, decode_video_index
+from nvr.db.redactions import is_piece
 from nvr.db.types import MAX_RECORDING_WALL_DURATION, CheckedRecording
 from nvr.storage.dir import OpenRef, SampleFileDir, check_interlock, file_name
 from nvr.storage.writer import MAX_CORRECTION_PPM
@@ -65,6 +70,7 @@ class CheckReport:
     files: int = 0
     garbage: int = 0
     uncommitted_files: int = 0
+    redacted: int = 0  # recordings overlapping a tombstone (each also a problem)
     repaired: int = 0  # problems fixed by a repair flag
 
     @property
@@ -234,7 +240,17 @@ class _Checker:
                 self.problem(f"recording {name}: its stream {r.stream_id} does not exist")
                 continue
             rec_id = r.recording_id
-            if rec_id >= stream.cum_recordings:
+            tombstones = self.db.redactions_overlapping(r.stream_id, r.start_time_90k,
+                                                        r.end_time_90k)
+            if tombstones:
+                self.report.redacted += 1
+                self.problem(
+                    f"recording {name}: overlaps redaction "
+                    f"{', '.join(str(t.id) for t in tombstones)}: redacted frames are still "
+                    "on disk (the daemon's syncer removes them)")
+            if is_piece(rec_id):
+                pass  # a redaction's piece: outside the stream's counter and sequence
+            elif rec_id >= stream.cum_recordings:
                 self.problem(
                     f"recording {name}: id {rec_id} >= stream's cum_recordings "
                     f"{stream.cum_recordings}"
@@ -245,6 +261,8 @@ class _Checker:
             p = prev.get(stream.id)
             cur = _Prev(rec_id, r.prev_media_duration_90k, r.media_duration_90k, r.run_offset,
                         r.end_time_90k)
+            if is_piece(rec_id):
+                continue
             if p is not None and p.recording_id + 1 == rec_id:
                 self.check_sequence(name, p, cur, r.start_time_90k)
             prev[stream.id] = cur
@@ -350,7 +368,7 @@ class _Checker:
                 elif self.live and (self.dirs[dir_id].file_size(cid) is None
                                     or self.db.recording_exists(cid)):
                     pass  # deleted, or committed, since the listing
-                elif stream is not None and rec_id >= stream.cum_recordings:
+                elif stream is not None and (is_piece(rec_id) or rec_id >= stream.cum_recordings):
                     self.report.uncommitted_files += 1
                 else:
                     why = (f"of unknown stream {stream_id}" if stream is None

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from nvr.base import errors
 from nvr.db.database import Database
+from nvr.db.redactions import is_piece
 from nvr.storage.reader import SampleFile
 
 META_FILE = "meta"
@@ -409,18 +410,24 @@ def open_for_database(db: Database, dir_id: int, *, read_only: bool) -> SampleFi
 
 def remove_garbage_and_uncommitted(db: Database, dir_id: int, sdir: SampleFileDir) -> int:
     """Start-up cleanup (docs/design.md, "On-disk formats"): unlinks every file listed in
-    ``garbage`` and every file of this directory's streams whose id was never committed,
-    fsyncs the directory and lets the next flush forget the garbage rows. Returns the
-    number of files removed."""
+    ``garbage`` and every file of this directory's streams whose id was never committed
+    (at or above the stream's counter; or a redaction's piece without a row, see
+    ``nvr.storage.redact``), fsyncs the directory and lets the next flush forget the
+    garbage rows. Returns the number of files removed."""
     row = db.dirs[dir_id]
     ids, _ = sdir.list_files()
     floors = {s.id: db.uncommitted_floor(s.id) for s in db.streams_in_dir(dir_id)}
+    pieces = {cid for sid in floors for cid in db.committed_pieces(sid)}
     garbage = set(row.garbage_needs_unlink)
     removed = 0
     for cid in ids:
         stream_id, rec_id = cid >> 32, cid & 0xFFFFFFFF
         floor = floors.get(stream_id)
-        if cid in garbage or (floor is not None and rec_id >= floor):
+        if floor is not None and is_piece(rec_id):
+            uncommitted = cid not in pieces
+        else:
+            uncommitted = floor is not None and rec_id >= floor
+        if cid in garbage or uncommitted:
             sdir.unlink(cid)
             removed += 1
     sdir.sync()

@@ -7,7 +7,7 @@ calls every route with and without it. To add a route: add one line below.
 Values:
 
 - a permission (``viewVideo``, ``readCameraConfigs``, ``updateSignals``, ``adminUsers``,
-  ``protectVideo``, ``adminConfig``);
+  ``protectVideo``, ``adminConfig``, ``redactVideo``);
 - ``PUBLIC``: anyone (the login form, static files of the UI, ``/api/request``);
 - ``CALLER``: anyone with a session, or with at least one permission the bind grants to
   unauthenticated callers (the top-level listing: it also tells a caller who it is);
@@ -133,8 +133,8 @@ ROUTE_PERMISSIONS: Mapping[str, str] = {
     # several cameras and ranges as one signed .zip (export.py)
     "export.export": "viewVideo",
     # tombstones (redact.py): hide a range for good; who, when, why
-    "redact.redact": "adminUsers",
-    "redact.redactions": "adminUsers",
+    "redact.redact": "redactVideo",
+    "redact.redactions": "redactVideo",
     # Prometheus metrics (metrics_route.py): only on binds with metrics = true, which
     # should be reachable by the scraper alone (scrapers have no session)
     "metrics.metrics": PUBLIC,

@@ -4,8 +4,8 @@
 and commits one tombstone per stream of the camera (main and sub record the same scene)
 before answering ``200`` with the tombstones as ``GET`` lists them; from then on every
 route treats the range as never recorded (``nvr.db.redactions`` says how, and what is
-not done yet). Permission ``adminUsers``. ``GET`` lists the camera's redactions (who,
-when, why), for ``adminUsers`` too: the reasons may name people.
+not done yet). Permission ``redactVideo``. ``GET`` lists the camera's redactions (who,
+when, why), for ``redactVideo`` too: the reasons may name people.
 """
 
 from __future__ import annotations

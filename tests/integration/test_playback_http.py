@@ -324,7 +324,7 @@ def parse(text: str) -> SSpec:
         ("٣", 400, "bad s="),  # a digit, but not an ASCII one
         ("12", 404, "recording 12"),
         ("0@1", 404, "written by open"),
-        ("2147483648", 400, "out of range"),
+        ("4294967296", 400, "out of range"),
         ("0.99999999999999-", 400, "selects no video"),
     ],
 )

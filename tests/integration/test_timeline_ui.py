@@ -10,9 +10,12 @@ shared).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -21,20 +24,32 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from fixtures.make_fixtures import motion_clip
+from nvr.base.clock import RealClocks
 from nvr.base.time90k import UNITS_PER_SEC
+from nvr.config import BindConfig
+from nvr.db.database import Database
 from tests.integration import test_ui
 from tests.integration.test_ui import (
+    ADMIN,
+    ANONYMOUS,
     FRAME_90K,
+    PASSWORD,
     TZ,
     WALL,
     Nvr,
+    next_animation_frame,
     not_blank,
     open_recordings,
+    pump_until,
     row_y,
     t_of,
     timeline_geometry,
     x_of,
 )
+from tests.support.daemon import CameraSpec, create_db, in_thread
+from tests.support.history import record_month
+from tests.support.rtsp import ServerFactory
 
 pytestmark = pytest.mark.rtsp
 
@@ -51,9 +66,12 @@ def window(page: Any) -> tuple[int, int]:
 
 
 def wait_loaded(page: Any) -> None:
-    """Until the page has no recordings request in flight and has drawn."""
-    page.wait_for_load_state("networkidle")
-    page.wait_for_timeout(150)
+    """Until the page has no load due or in flight (the timeline is not ``aria-busy``)
+    and has drawn what it loaded."""
+    page.wait_for_function(
+        "() => document.querySelector('#timeline').getAttribute('aria-busy') === 'false'"
+    )
+    next_animation_frame(page)
 
 
 def drawn_spans(page: Any) -> list[list[int]]:
@@ -111,7 +129,7 @@ def test_zoom_from_a_day_to_10_s_and_back_draws_the_api_spans(page: Any, nvr: Nv
     page.mouse.move(x_of(geo, rows[1]["startTime90k"]), row_y(geo))
     before = window(page)
     page.mouse.wheel(0, -300)
-    page.wait_for_timeout(100)
+    page.wait_for_function(f"() => {WIN}[1] - {WIN}[0] < {before[1] - before[0]}")
     after = window(page)
     assert after[1] - after[0] < before[1] - before[0]
     wait_loaded(page)
@@ -183,6 +201,13 @@ def test_touch_pinch_zooms_and_a_finger_pans(page: Any, nvr: Nvr) -> None:
 
 
 def test_keyboard_only_from_the_header_to_playing(page: Any, nvr: Nvr) -> None:
+    # enough video that L's 10 s step stays inside the file played (at its end the player
+    # goes on with the next file or live, and the step could not be read back)
+    def span() -> int:
+        rows = nvr.recordings()
+        return int(rows[-1]["endTime90k"] - rows[0]["startTime90k"]) if rows else 0
+
+    pump_until(page, lambda: span() >= 25 * U, 60)
     open_recordings(page, nvr)
     # one Tab from the header's last control reaches the timeline
     page.focus("header.topbar a:last-of-type")
@@ -254,11 +279,14 @@ def test_list_view_rows_play_and_download(page: Any, nvr: Nvr) -> None:
 
 
 def test_playback_crosses_a_recording_boundary_without_stalling(page: Any, nvr: Nvr) -> None:
-    """No `waiting` at the boundary: the recordings of a run are one file, so the boundary
-    is inside it. (Elsewhere a starved CPU may stall any video: not this test's matter.)"""
+    """The recordings of a run are one file, so the boundary is inside it: the file loaded
+    at the click plays on across it (no other load), its media is buffered in one range
+    across it, and no `waiting` happens at it. A machine so loaded that the video also
+    waits away from the boundary says nothing about the boundary: then the stalls are
+    printed, not asserted."""
     # a boundary with a whole recording after it (not the growing one, whose file ends)
-    while len(nvr.recordings()) < 4:
-        page.wait_for_timeout(500)
+    pump_until(page, lambda: len(nvr.recordings()) >= 4, 30)
+    assert len(nvr.recordings()) >= 4
     open_recordings(page, nvr)
     rows = nvr.recordings()
     boundary = rows[-3]["endTime90k"]
@@ -266,18 +294,78 @@ def test_playback_crosses_a_recording_boundary_without_stalling(page: Any, nvr: 
     page.evaluate(
         """() => {
             window.stalls = [];
+            window.loads = 0;
             const v = document.querySelector('#player');
             v.addEventListener('waiting', () => window.stalls.push(WALL));
+            v.addEventListener('loadstart', () => window.loads++);
         }""".replace("WALL", WALL)
     )
     page.mouse.click(x_of(geo, boundary - U // 2), row_y(geo))
     page.wait_for_function(f"() => {WALL} > {boundary + U // 2}", timeout=10000)
+    assert page.evaluate("() => window.loads") == 1
+    base = int(page.get_attribute("#player", "data-base90k") or 0)
+    at = (boundary - base) / U  # the boundary's media time in the file
+    ranges = page.evaluate(
+        """() => { const b = document.querySelector('#player').buffered;
+                   return [...Array(b.length).keys()].map(i => [b.start(i), b.end(i)]); }"""
+    )
+    assert any(s0 <= at - 0.25 and at + 0.25 <= s1 for s0, s1 in ranges), (ranges, at)
     stalls = page.evaluate("() => window.stalls")
-    assert not [t for t in stalls if abs(t - boundary) < U // 4], (stalls, boundary)
+    here = [t for t in stalls if abs(t - boundary) < U // 4]
+    if len(here) == len(stalls):
+        assert not here, (stalls, boundary)
+    else:
+        print("STALLS (a starved machine: not asserted)", stalls, "boundary", boundary)
     src = page.get_attribute("#player", "src") or ""
     # one file from the clicked recording through the one after the boundary
     m = re.search(r"s=(\d+)-(\d+)", src)
     assert m and int(m[1]) <= rows[-3]["startId"] and int(m[2]) >= rows[-2]["startId"], src
+
+
+def test_playback_at_the_end_of_recorded_video_goes_on_live(
+    page: Any, nvr: Nvr, artifact_dir: Path
+) -> None:
+    """A click just before the end of the recording being made plays it; when that file
+    runs out, the same player goes on with the camera's live stream and says so; a click
+    on the timeline plays recorded video again."""
+    open_recordings(page, nvr, viewport={"width": 1920, "height": 1080})
+    wait_loaded(page)
+    last = page.evaluate("() => document.querySelector('#timeline').timeline.rows[0].spans.at(-1)")
+    assert last["growing"], last
+    geo = timeline_geometry(page)
+    clicked = t_of(geo, x_of(geo, last["end"] - U // 2))
+    page.mouse.click(x_of(geo, clicked), row_y(geo))
+    page.wait_for_function("() => document.querySelector('#player').dataset.mode === 'live'")
+    status = page.inner_text("#player-status")
+    assert status.startswith("● Live") and "now showing yard live" in status, status
+    # live frames: the wall time shown goes on past where the recorded video ended
+    ended = int(page.evaluate(f"() => {WALL}"))
+    assert ended >= clicked
+    page.wait_for_function(f"() => {WALL} > {ended + U}")
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#player'); "
+        "return !v.paused && v.currentTime > 0.5; }"
+    )
+    assert page.evaluate("() => document.querySelector('#player').src").startswith("blob:")
+    # J goes back 10 s into the recorded video: from the live frame shown at the key
+    live_wall = page.evaluate(
+        f"""() => {{ const w = {WALL};
+            document.querySelector('#timeline').dispatchEvent(
+                new KeyboardEvent('keydown', {{key: 'j', bubbles: true}}));
+            return w; }}"""
+    )
+    page.wait_for_function("() => !document.querySelector('#player').dataset.mode")
+    assert int(page.get_attribute("#player", "data-base90k") or 0) == live_wall - 10 * U
+    page.mouse.move(0, 0)
+    page.screenshot(path=str(artifact_dir / "timeline-live-1920.png"))
+    assert overflow(page) <= 0
+    # the timeline plays recorded video again
+    rows = nvr.recordings()
+    geo = timeline_geometry(page)
+    page.mouse.click(x_of(geo, rows[0]["startTime90k"] + U // 2), row_y(geo))
+    page.wait_for_function("() => !document.querySelector('#player').dataset.mode")
+    assert "/view.mp4?" in (page.get_attribute("#player", "src") or "")
+    assert page.is_hidden("#player-status")
 
 
 # -- a month of synthetic history ------------------------------------------------------
@@ -521,7 +609,6 @@ def overflow(page: Any) -> int:
 def test_a_month_pans_across_midnight_and_stays_smooth(
     page: Any, browser: Any, nvr: Nvr, artifact_dir: Path
 ) -> None:
-    import time
 
     h = month_history(int(time.time() * U))
     seen: list[tuple[int, int]] = []
@@ -603,7 +690,8 @@ def test_a_month_pans_across_midnight_and_stays_smooth(
 
     # frame times of a zoom from the week to minutes and a pan across days
     page.click("label[for=zoom-week]")
-    page.wait_for_timeout(200)
+    page.wait_for_function(f"() => {WIN}[1] - {WIN}[0] === {7 * 86400 * U}")
+    wait_loaded(page)
     geo = timeline_geometry(page)
     y = row_y(geo)
     browser.start_tracing(
@@ -628,20 +716,21 @@ def test_a_month_pans_across_midnight_and_stays_smooth(
         }"""
     )
     page.mouse.move(geo["left"] + geo["trackLeft"] + geo["trackWidth"] * 0.6, y)
+    # one input per frame drawn (as a person's wheel or drag arrives), not per fixed delay
     for _ in range(40):
         page.mouse.wheel(0, -120)
-        page.wait_for_timeout(16)
+        next_animation_frame(page)
     for _ in range(20):
         page.mouse.wheel(0, 120)
-        page.wait_for_timeout(16)
+        next_animation_frame(page)
     x0 = geo["left"] + geo["trackLeft"] + geo["trackWidth"] * 0.8
     page.mouse.move(x0, geo["top"] + 8)  # the axis pans
     page.mouse.down()
     for k in range(60):
         page.mouse.move(x0 - 10 * k, geo["top"] + 8)
-        page.wait_for_timeout(16)
+        next_animation_frame(page)
     page.mouse.up()
-    page.wait_for_timeout(300)
+    wait_loaded(page)
     raf = page.evaluate("() => window.frames_")
     raw = browser.stop_tracing()
     (artifact_dir / "timeline-month-trace.json").write_bytes(raw)  # for chrome://tracing
@@ -696,7 +785,6 @@ def test_events_and_region_search_on_a_stubbed_month(
     """The motion routes are answered in the browser in the shapes of nvr's motion
     extension (the synthetic month moves in the left half of the picture); the picture
     searched is the real camera's (thumb.jpg of the daemon)."""
-    import time
 
     h = month_history(int(time.time() * U))
     stub_month(page, h, [], nvr)
@@ -758,3 +846,321 @@ def test_events_and_region_search_on_a_stubbed_month(
     # a result plays
     page.click("#events button.event >> nth=0")
     page.wait_for_function(f"() => {WALL} >= {want[0]}")
+
+
+# -- a month recorded through the real writer, served by the real daemon ---------------
+
+
+@pytest.fixture
+def month_nvr(tmp_path: Path) -> Iterator[Nvr]:
+    """30 days of history (runs of 20 min every 2 h, 5-minute recordings, each run ended
+    by a disconnect) written by the real writer and syncer on a simulated clock up to
+    now, then served by the real daemon (the camera's stream is off)."""
+    layout = record_month(tmp_path, end90k=int(time.time()) * U - 60 * U)
+    config = dataclasses.replace(
+        layout.config(),
+        time_zone=TZ,
+        binds=(BindConfig("127.0.0.1:0", allow_unauthenticated=ANONYMOUS),),
+    )
+    with in_thread(config) as d:
+        base = d.http_addresses[0]
+        top = httpx.get(base + "/api/", headers={"Accept": "application/json"}).json()
+        yield Nvr(base, top["cameras"][0]["uuid"], tmp_path)
+
+
+def test_a_recorded_month_served_by_the_daemon_opens_zooms_and_pans_by_the_day(
+    page: Any, month_nvr: Nvr, artifact_dir: Path
+) -> None:
+    nvr = month_nvr
+    asked: list[tuple[int, int]] = []
+
+    def on_request(request: Any) -> None:
+        u = urlsplit(request.url)
+        if u.path.startswith("/api/") and u.path.endswith("/recordings"):
+            q = parse_qs(u.query)
+            # a request without a bound asks for everything: as wide as it gets
+            a = int(q.get("startTime90k", ["0"])[0])
+            b = int(q.get("endTime90k", [str(1 << 62)])[0])
+            asked.append((a, b))
+
+    page.on("request", on_request)
+
+    def api_spans(a: int, b: int) -> list[list[int]]:
+        rows = nvr.api(
+            f"/api/cameras/{nvr.camera}/main/recordings",
+            startTime90k=a,
+            endTime90k=b,
+            split90k=1,
+        )["recordings"]
+        return sorted([r["startTime90k"], r["endTime90k"]] for r in rows)
+
+    def drawn_is_api() -> None:
+        a, b = window(page)
+        assert sorted(drawn_spans(page)) == api_spans(a, b), (a, b)
+
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    page.goto(nvr.base + "/recordings")
+    page.wait_for_function("() => document.querySelector('#timeline')?.timeline")
+    wait_loaded(page)
+    a, b = window(page)
+    assert b - a == 3660 * U  # today: the last hour
+    drawn_is_api()
+    # a day in the middle of the month: zoomed to its recorded span
+    days = nvr.api("/api/", days="true")["cameras"][0]["streams"]["main"]["days"]
+    day = sorted(days)[15]
+    if not page.locator(f".cal-day[data-day='{day}']").count():
+        page.click("button[aria-label='Previous month']")
+    page.click(f".cal-day[data-day='{day}']")
+    page.wait_for_function(f"() => new URLSearchParams(location.search).get('day') === '{day}'")
+    wait_loaded(page)
+    a, b = window(page)
+    spans = api_spans(days[day]["startTime90k"], days[day]["endTime90k"])
+    # (the day's recorded span, clipped to the day, and 5 % each side)
+    assert a <= spans[0][0] and spans[-1][1] <= b and b - a <= 1.1 * 86400 * U
+    drawn_is_api()
+    # across midnight, an hour at a time
+    page.click("label[for=zoom-1h]")
+    page.fill("#goto-time", f"{day} 00:20:00")
+    page.press("#goto-time", "Enter")
+    wait_loaded(page)
+    for _ in range(3):
+        page.click("button[aria-label=Earlier]")
+    wait_loaded(page)
+    prev_day = (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
+    assert f"day={prev_day}" in page.url
+    drawn_is_api()
+    # the week: per-day totals of /api/, no recordings asked for
+    n = len(asked)
+    page.click("label[for=zoom-week]")
+    wait_loaded(page)
+    assert len(asked) == n and not drawn_spans(page)
+    page.mouse.move(0, 0)
+    page.locator(".timeline-card").screenshot(
+        path=str(artifact_dir / "timeline-month-real-week-1920.png")
+    )
+    # and the wheel back in to hours, then a drag of the axis across days
+    geo = timeline_geometry(page)
+    page.mouse.move(geo["left"] + geo["trackLeft"] + geo["trackWidth"] * 0.4, row_y(geo))
+    for _ in range(14):
+        page.mouse.wheel(0, -120)
+        next_animation_frame(page)
+    wait_loaded(page)
+    assert window(page)[1] - window(page)[0] < 86400 * U
+    drawn_is_api()
+    x0 = geo["left"] + geo["trackLeft"] + geo["trackWidth"] * 0.8
+    page.mouse.move(x0, geo["top"] + 8)
+    page.mouse.down()
+    for k in range(1, 31):
+        page.mouse.move(x0 - 20 * k, geo["top"] + 8)
+        next_animation_frame(page)
+    page.mouse.up()
+    wait_loaded(page)
+    drawn_is_api()
+    page.mouse.move(0, 0)
+    page.locator(".timeline-card").screenshot(
+        path=str(artifact_dir / "timeline-month-real-1920.png")
+    )
+    # only what the windows needed: one local day per request, each past day once
+    assert asked and max(b - a for a, b in asked) <= 86400 * U + 3600 * U, asked
+    today = max(asked)
+    past = [q for q in asked if q != today]
+    assert len(past) == len(set(past)), sorted(past)
+    for name in ("timeline-month-real-week-1920.png", "timeline-month-real-1920.png"):
+        assert not_blank(artifact_dir / name) > 10
+
+
+# -- region search against the real daemon ---------------------------------------------
+
+
+@pytest.fixture
+def square_nvr(tmp_path: Path, rtsp_server_factory: ServerFactory) -> Iterator[Nvr]:
+    """A daemon of its own recording (and analysing for motion) the test camera's
+    ``square`` scene: a dark square crossing grid rows 8 and 9 for 3 s of every 6 s loop,
+    nothing moving elsewhere; once the motion search has found it."""
+    server = rtsp_server_factory(files={"square": motion_clip("square")}, fixtures=False)
+    layout = create_db(tmp_path, {"square": CameraSpec(server.url("file/square"))})
+    with Database.open(layout.db_dir, tz=dt.UTC, now=RealClocks().realtime) as db:
+        for cam in list(db.cameras.values()):
+            db.update_camera(cam.id, config=dataclasses.replace(cam.config, motion="main"))
+    config = dataclasses.replace(
+        layout.config(rotate_interval_sec=4),
+        time_zone=TZ,
+        binds=(BindConfig("127.0.0.1:0", allow_unauthenticated=ANONYMOUS),),
+    )
+    with in_thread(config) as d:
+        base = d.http_addresses[0]
+        top = httpx.get(base + "/api/", headers={"Accept": "application/json"}).json()
+        n = Nvr(base, top["cameras"][0]["uuid"], tmp_path)
+
+        def spans() -> list[Any]:
+            now = int(time.time() * U)
+            got: list[Any] = n.api(
+                f"/api/cameras/{n.camera}/motion", startTime90k=now - 3600 * U, endTime90k=now
+            )["spans"]
+            return got
+
+        deadline = time.monotonic() + 120  # a loaded machine analyses slowly
+        while not spans() and time.monotonic() < deadline:
+            time.sleep(0.25)
+        assert spans(), "no motion found in 120 s"
+        yield n
+
+
+def test_region_search_finds_the_moving_square_and_nothing_where_all_is_still(
+    page: Any, square_nvr: Nvr, artifact_dir: Path
+) -> None:
+    nvr = square_nvr
+    open_recordings(page, nvr, viewport={"width": 1920, "height": 1080})
+    wait_loaded(page)
+    page.click("#region-search summary")
+    page.wait_for_function("() => document.querySelector('#region-search img').naturalWidth > 0")
+
+    def search(r0: int, r1: int) -> tuple[int, list[Any]]:
+        """Drags rows r0..r1 (every column) on the picture's grid, searches; the count
+        shown and the API's answer for the same cells and window."""
+        grid = page.locator("#region-grid")
+        grid.scroll_into_view_if_needed()
+        box = grid.bounding_box()
+        assert box
+        x, y, w, h = box["x"], box["y"], box["width"], box["height"]
+        page.mouse.move(x + w * 0.5 / 16, y + h * (r0 + 0.5) / 16)
+        page.mouse.down()
+        page.mouse.move(x + w * 15.5 / 16, y + h * (r1 + 0.5) / 16, steps=4)
+        page.mouse.up()
+        cells = page.get_attribute("#region-grid", "data-cells") or ""
+        assert region_cells(cells) == {r * 16 + c for r in range(r0, r1 + 1) for c in range(16)}
+        page.evaluate("() => delete document.querySelector('#region-status').dataset.count")
+        page.click("#region-go")
+        page.wait_for_function("() => document.querySelector('#region-status').dataset.count")
+        a, b = window(page)
+        api = nvr.api(
+            f"/api/cameras/{nvr.camera}/motion",
+            startTime90k=a,
+            endTime90k=b,
+            cells=cells,
+            limit=200,
+        )["spans"]
+        return int(page.get_attribute("#region-status", "data-count") or 0), api
+
+    found, api = search(8, 9)  # where the square moves
+    assert found > 0 and found == len(api), (found, api)
+    marks = page.evaluate("() => document.querySelector('#timeline').timeline.rows[0].marks")
+    assert [[m["start"], m["end"]] for m in marks] == [
+        [s["startTime90k"], s["endTime90k"]] for s in api
+    ]
+    assert page.locator("#search-results button.event").count() == found
+    page.mouse.move(0, 0)
+    page.screenshot(path=str(artifact_dir / "timeline-search-real-1920.png"), full_page=True)
+    found, api = search(1, 5)  # the still top of the picture
+    assert found == 0 and api == []
+    assert "No motion" in page.inner_text("#region-status")
+
+
+# -- evidence: protected and redacted spans (last in the module: it hides a recording) --
+
+
+def login_client(nvr: Nvr, user: str) -> tuple[httpx.Client, str]:
+    """An HTTP client logged in on the bind that grants nothing, and its CSRF token."""
+    c = httpx.Client(base_url=nvr.login_base, headers={"Accept": "application/json"})
+    c.post("/api/login", json={"username": user, "password": PASSWORD}).raise_for_status()
+    csrf: str = c.get("/api/").json()["user"]["session"]["csrf"]
+    return c, csrf
+
+
+PIXEL = """([x, y]) => {
+    const c = document.querySelector('#timeline');
+    const d = window.devicePixelRatio || 1;
+    return [...c.getContext('2d').getImageData(Math.round(x * d), Math.round(y * d), 1, 1).data]
+        .slice(0, 3);
+}"""
+
+
+def css_rgb(page: Any, var: str) -> list[int]:
+    hexa = page.evaluate(
+        f"() => getComputedStyle(document.documentElement).getPropertyValue('{var}').trim()"
+    )
+    assert re.fullmatch(r"#[0-9a-fA-F]{6}", hexa), hexa
+    return [int(hexa[i : i + 2], 16) for i in (1, 3, 5)]
+
+
+def test_protected_and_redacted_spans_are_drawn_where_the_api_says(
+    page: Any, nvr: Nvr, artifact_dir: Path
+) -> None:
+    pump_until(page, lambda: len(nvr.recordings()) >= 5, 30)
+    rows = nvr.recordings()
+    assert len(rows) >= 5
+    c, csrf = login_client(nvr, ADMIN)
+    base = f"/api/cameras/{nvr.camera}"
+    kept = (rows[-3]["startTime90k"] + U // 5, rows[-2]["endTime90k"] - U // 5)
+    c.post(
+        f"{base}/protect",
+        json={"csrf": csrf, "startTime90k": kept[0], "endTime90k": kept[1], "reason": "van"},
+    ).raise_for_status()
+    hidden = (rows[1]["startTime90k"] + U // 10, rows[1]["endTime90k"] - U // 10)
+    c.post(
+        f"{base}/redact",
+        json={"csrf": csrf, "startTime90k": hidden[0], "endTime90k": hidden[1], "reason": "face"},
+    ).raise_for_status()
+    protected = [
+        [r["startTime90k"], r["endTime90k"], "protected"]
+        for r in c.get(f"{base}/protect").json()["ranges"]
+    ]
+    redacted = [
+        [r["startTime90k"], r["endTime90k"], "redacted"]
+        for r in c.get(f"{base}/redactions").json()["redactions"]
+        if r["stream"] == "main"
+    ]
+    assert protected == [[*kept, "protected"]] and redacted == [[*hidden, "redacted"]]
+
+    def drawn() -> list[list[Any]]:
+        got: list[list[Any]] = page.evaluate(
+            "() => document.querySelector('#timeline').timeline.visibleEvidence(0)"
+        )
+        return got
+
+    # anonymous (viewVideo): the protected span; redactions are for adminUsers only
+    open_recordings(page, nvr)
+    page.wait_for_function(
+        "() => document.querySelector('#timeline').timeline.rows[0]?.evidence.length > 0"
+    )
+    wait_loaded(page)
+    assert drawn() == protected
+    # the administrator sees both, each where the API says
+    page.goto(nvr.login_base + "/login?next=%2Frecordings")
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    page.fill("#login-user", ADMIN)
+    page.fill("#login-pass", PASSWORD)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_url("**/recordings")
+    page.wait_for_function(
+        "() => document.querySelector('#timeline')?.timeline.rows[0]?.evidence.length === 2"
+    )
+    page.click("label[for=zoom-fit]")
+    wait_loaded(page)
+    a, b = window(page)
+    assert a < hidden[0] and kept[1] < b, (a, b, hidden, kept)
+    assert sorted(drawn()) == sorted(protected + redacted)
+    # on the canvas: the protected line along the track's bottom inside the span, not
+    # outside it; the redacted span hatched, with no recording under it
+    geo = timeline_geometry(page)
+    bottom = geo["rowTop"] + geo["rowHeight"] - 1.5
+    blue = css_rgb(page, "--tl-protect")
+    green = css_rgb(page, "--tl-span")
+
+    def at(t: float, y: float) -> list[int]:
+        rgb: list[int] = page.evaluate(PIXEL, [x_of(geo, round(t)) - geo["left"], y])
+        return rgb
+
+    def near(p: list[int], q: list[int]) -> bool:
+        return max(abs(u - v) for u, v in zip(p, q, strict=True)) <= 12
+
+    assert near(at((kept[0] + kept[1]) / 2, bottom), blue)
+    assert not near(at(rows[0]["startTime90k"] + U // 2, bottom), blue)
+    mid_y = geo["rowTop"] + geo["rowHeight"] / 2
+    strip = [at(hidden[0] + (hidden[1] - hidden[0]) * k / 12, mid_y) for k in range(1, 12)]
+    assert not any(near(p, green) for p in strip), strip
+    legend = page.inner_text(".legend")
+    assert "protected" in legend and "redacted" in legend
+    page.mouse.move(0, 0)
+    page.locator(".timeline-card").screenshot(path=str(artifact_dir / "timeline-evidence-1920.png"))
+    assert not_blank(artifact_dir / "timeline-evidence-1920.png") > 10

@@ -111,6 +111,11 @@ export function unprotect(cameraUuid, id, csrf) {
   return postJson(`/api/cameras/${cameraUuid}/protect/${id}`, { csrf }, "DELETE");
 }
 
+/** The camera's redactions (tombstones, every stream; `adminUsers`). */
+export async function redactions(cameraUuid) {
+  return (await getJson(`/api/cameras/${cameraUuid}/redactions`)).redactions;
+}
+
 // -- media URLs ----------------------------------------------------------------------
 
 /** One `s=` value: `START_ID[-END_ID][@OPEN_ID][.[REL_START]-[REL_END]]`. */
@@ -128,6 +133,17 @@ export function segmentSpec(row, relStart, relEnd) {
 export function viewMp4Url(cameraUuid, stream, specs, { transcode = false } = {}) {
   const q = specs.map((s) => `s=${encodeURIComponent(s)}`).join("&");
   return `/api/cameras/${cameraUuid}/${stream}/view.mp4?${q}${transcode ? "&transcode=h264" : ""}`;
+}
+
+/** `GET /api/export`: one signed `.zip` of `ranges` ([start, end) pairs) of each camera's
+ * `stream`, streamed as it is made (a link downloads it). */
+export function exportUrl(cameraUuids, stream, ranges) {
+  const q = [
+    ...cameraUuids.map((u) => `camera=${encodeURIComponent(u)}`),
+    ...ranges.map(([a, b]) => `range=${Math.round(a)}-${Math.round(b)}`),
+    `stream=${encodeURIComponent(stream)}`,
+  ];
+  return `/api/export?${q.join("&")}`;
 }
 
 /** `thumb.jpg`: the frame showing at `t90k` (or, with `keyFrame`, the key frame before

@@ -3,7 +3,9 @@
 // (`recordings-day.js`), the list view (`recordings-list.js`) and the download panel
 // (`recordings-selection.js`). What was loaded of the history, day by day as the
 // timeline's window needs it, is in `recordings-data.js`; today's is fetched again
-// every few seconds while the window shows it. The URL's `day` follows the window.
+// every few seconds while the window shows it. The URL's `day` follows the window. Each
+// camera's protected spans (and, for `adminUsers`, its redactions) are fetched whole
+// when the page opens and again after a protection is added or removed here.
 
 import { Calendar, daysWithVideo } from "./calendar.js";
 import { el, toast } from "./dom.js";
@@ -62,6 +64,7 @@ export function renderRecordings(main, session) {
       dayStart: () => dayBounds(card.centerDay(), tz)[0],
     },
     onChange: (span) => card.timeline.setSelection(span),
+    onProtected: () => loadEvidence(),
   });
   const list = new RecordingList({ tz, onPlay: (ci, t) => player.play(ci, t) });
   const thumbs = new ThumbLoader();
@@ -71,7 +74,9 @@ export function renderRecordings(main, session) {
   const events = new EventList({ tz, loader: thumbs, onPlay: playEvent, id: "events", title: "Events" });
   const results = new EventList({ tz, loader: thumbs, onPlay: playEvent, id: "search-results", title: "Search results" });
   const marks = new Map(); // ci -> spans found by the region search
+  const evidence = new Map(); // ci -> [{start, end, kind: "protected" | "redacted", reason}]
   const search = new RegionSearch({
+    loader: thumbs,
     onSearch: (ci, cells) => searchRegion(ci, cells),
     onClear: () => {
       marks.clear();
@@ -192,7 +197,8 @@ export function renderRecordings(main, session) {
         if (!st?.color && !st?.motion) continue; // an uncoloured resting state: no band
         bands.push({ start: iv.start, end: iv.end, color: st.color || "#ff8888", name: s.shortName });
       }
-      return trackOf(c, store.rows(ci), state.stream, bands, motionOf(c, ci), marks.get(ci) || []);
+      return trackOf(c, store.rows(ci), state.stream, bands, motionOf(c, ci), marks.get(ci) || [],
+        (evidence.get(ci) || []).filter((e) => e.kind === "protected" || e.stream === state.stream));
     });
     card.setTracks(tracks, cams.reduce((n, _, ci) => n + store.rows(ci).length, 0));
     showStrip();
@@ -206,6 +212,30 @@ export function renderRecordings(main, session) {
         day: dayBounds(card.centerDay(), tz),
       });
     }
+  }
+
+  /** Each camera's protected spans and (with `adminUsers`) its redactions, then a redraw.
+   * A server without these routes (404) or a failure leaves a camera without bands. */
+  async function loadEvidence() {
+    const admin = !!session.top.permissions?.adminUsers;
+    await Promise.all(
+      cameras().map(async (c, ci) => {
+        const out = [];
+        try {
+          for (const r of await api.protectedRanges(c.uuid)) {
+            out.push({ start: r.startTime90k, end: r.endTime90k, kind: "protected", reason: r.reason });
+          }
+          for (const r of admin ? await api.redactions(c.uuid) : []) {
+            out.push({ start: r.startTime90k, end: r.endTime90k, kind: "redacted", reason: r.reason, stream: r.stream });
+          }
+        } catch (e) {
+          if (e.status !== 404) toast(`${c.shortName}: protected spans: ${e.message}`);
+          return;
+        }
+        evidence.set(ci, out.sort((x, y) => x.start - y.start));
+      }),
+    );
+    showTracks();
   }
 
   /** Camera `ci`'s motion band: the spans loaded (zoomed in) or per-hour totals. */
@@ -311,14 +341,23 @@ export function renderRecordings(main, session) {
     });
   }
 
+  // The timeline is `aria-busy` while a load is due or in flight (for assistive tech,
+  // and what tests wait for instead of a fixed delay).
   let loadTimer = null;
+  let loading = 0;
+  function busy(d) {
+    loading += d;
+    card.canvas.setAttribute("aria-busy", String(loading > 0 || loadTimer !== null));
+  }
   function scheduleLoad() {
     clearTimeout(loadTimer);
     loadTimer = setTimeout(() => {
+      loadTimer = null;
       showStrip();
       showEvents();
       load();
     }, LOAD_DELAY_MS);
+    busy(0);
     const d = card.centerDay();
     if (d !== state.day) {
       state.day = d;
@@ -329,7 +368,16 @@ export function renderRecordings(main, session) {
   }
 
   /** Loads what the window (or `window`) needs; `refresh`: today's recordings again. */
-  async function load({ window = null, refresh = false } = {}) {
+  async function load(opts = {}) {
+    busy(1);
+    try {
+      await loadNow(opts);
+    } finally {
+      busy(-1);
+    }
+  }
+
+  async function loadNow({ window = null, refresh = false }) {
     const [a, b] = window || card.timeline.win;
     const span = b - a;
     if (span > DETAIL_MAX_90K) {
@@ -361,6 +409,7 @@ export function renderRecordings(main, session) {
   }
   calendar.update(days, state.day, today());
   pickDay(state.day);
+  loadEvidence();
 
   const poll = setInterval(() => {
     if (document.hidden) return;

@@ -22,8 +22,9 @@ const ZOOMS = [
 
 /** A camera's track: its recordings of `stream` (all loaded), the per-day totals of
  * `/api/`, its signals' states as coloured intervals, its motion ([{start, end, level}]
- * or null: no motion analysis) and search results to mark. */
-export function trackOf(cam, rows, stream, signals = [], motion = null, marks = []) {
+ * or null: no motion analysis), search results to mark and its protected and redacted
+ * spans ([{start, end, kind, reason}]). */
+export function trackOf(cam, rows, stream, signals = [], motion = null, marks = [], evidence = []) {
   const s = cam.streams[stream];
   return {
     label: cam.shortName,
@@ -42,6 +43,7 @@ export function trackOf(cam, rows, stream, signals = [], motion = null, marks = 
     signals,
     motion,
     marks,
+    evidence,
   };
 }
 
@@ -145,6 +147,8 @@ export class DayCard {
       el("span", { class: "sw why" }), "stopped (why)",
       el("span", { class: "sw sel" }), "selected",
       el("span", { class: "sw play" }), "playing",
+      el("span", { class: "sw protect" }), "protected",
+      el("span", { class: "sw redact" }), "redacted",
     );
     this.root = el(
       "section",

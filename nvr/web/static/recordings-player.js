@@ -5,15 +5,24 @@
 // Before it plays, it asks the browser whether it decodes the recording's codec
 // (`playability.js`); if not, it plays `view.mp4?transcode=h264` (H.264 converted by the
 // server, a stream without byte ranges: seeking asks for a new file) and says so.
+// When recorded video runs out (a file that reached the recording being made ended, less
+// than LIVE_WITHIN_MS after it was asked for, or no video follows while the camera
+// records), the player goes on with that camera's live stream (`live.js`) in the same
+// <video> and says so (converted too when the browser cannot play the camera's codec); a
+// click on the timeline plays recorded video again.
 
 import { segmentSpec, viewMp4Url } from "./api.js";
 import { choose, convertedLabel } from "./playability.js";
 import { el, toast } from "./dom.js";
 import { formatDay, formatTime } from "./format.js";
+import { LivePlayer } from "./live.js";
 import { idRange, runFrom } from "./recordings-runs.js";
 import { dayOf, UNITS_PER_SEC as U } from "./time.js";
 
 const MAX_PLAY_90K = 3600 * U; // one view.mp4 covers at most an hour; then the next
+// A file of the recording being made covers it up to when the file was asked for: if it
+// ends sooner than this after, live is that close; later, more recorded video follows.
+const LIVE_WITHIN_MS = 15000;
 
 export class RecordingPlayer {
   /** `source` reads the page's current data: `camera(ci)`, `rows(ci)` (that camera's
@@ -25,6 +34,8 @@ export class RecordingPlayer {
     this.onPlayhead = onPlayhead;
     this.onGone = onGone;
     this.playing = null; // camera index, wall time of media time 0...
+    this.live = null; // the LivePlayer once recorded video ran out
+    this.liveCi = null;
     const video = el("video", {
       id: "player",
       playsinline: true,
@@ -55,6 +66,7 @@ export class RecordingPlayer {
       { class: "player-hint muted", id: "player-hint" },
       "Click a camera's timeline to play from that moment; Shift+drag (or “Select”) to pick a span to download.",
     );
+    this.status = el("p", { class: "player-status", id: "player-status", role: "status", hidden: true });
     this.root = el(
       "section",
       { class: "player card", "aria-label": "Player" },
@@ -66,6 +78,7 @@ export class RecordingPlayer {
         el("div", { class: "wall-box" }, this.cameraName, this.pathBadge, this.wall, this.wallDate),
         this.nextBtn,
       ),
+      this.status,
     );
     this.listen();
   }
@@ -87,6 +100,9 @@ export class RecordingPlayer {
     const entry = (this.source.entries?.() || {})[rows[i].videoSampleEntryId];
     const plan = choose({ streams: { [stream]: { nvrCodec: entry?.nvrCodec } } }, stream, { subAllowed: false });
     this.showPath(plan.label, plan.why, plan.path);
+    this.lastCodec = entry?.nvrCodec;
+    this.stopLive();
+    this.say(null);
     this.playing = {
       transcode: plan.transcode,
       ci,
@@ -95,6 +111,7 @@ export class RecordingPlayer {
       growing: rows.slice(i, j + 1).some((r) => r.growing),
       ratio: 1, // wall time per media time, once the file's duration is known
       mediaTime: 0,
+      askedAt: performance.now(),
     };
     const video = this.video;
     video.controls = true; // only once there is something to control
@@ -108,10 +125,64 @@ export class RecordingPlayer {
     this.updateNav();
   }
 
+  /** Camera `ci`'s live stream in the player, recorded video having run out at `t`. */
+  goLive(ci, t) {
+    const cam = this.source.camera(ci);
+    this.stopLive();
+    this.playing = null;
+    this.liveCi = ci;
+    const video = this.video;
+    video.dataset.mode = "live";
+    const ended = `Recorded video ended at ${formatTime(t, this.tz)}`;
+    this.say(`● Live: ${ended}; now showing ${cam.shortName} live.`, "live");
+    const livePlan = choose({ streams: { [this.source.stream()]: { nvrCodec: this.lastCodec } } }, this.source.stream(), { subAllowed: false });
+    this.showPath(livePlan.label, livePlan.why, livePlan.path);
+    this.live = new LivePlayer(video, cam.uuid, this.source.stream(), {
+      transcode: livePlan.transcode,
+      onState: (state, detail) => {
+        if (state === "playing") this.say(`● Live: ${ended}; now showing ${cam.shortName} live.`, "live");
+        else if (state === "offline" || state === "error") this.say(`Live: ${ended}; ${cam.shortName}: ${detail?.message || state}.`, "live");
+      },
+      onFrame: (msg) => {
+        const now = msg.recordingStart90k + msg.mediaStart90k;
+        this.liveWall = now;
+        this.showWall(now);
+        this.onPlayhead(now, ci);
+      },
+    });
+    this.updateNav();
+  }
+
+  stopLive() {
+    if (!this.live) return;
+    this.live.close();
+    this.live = null;
+    this.liveCi = null;
+    this.liveWall = null;
+    delete this.video.dataset.mode;
+  }
+
+  /** A line under the player (null: none); `kind` is its `data-kind`. */
+  say(text, kind = "") {
+    this.status.hidden = !text;
+    this.status.textContent = text || "";
+    this.status.dataset.kind = text ? kind : "";
+  }
+
   /** Space/K ("toggle") pauses or resumes, J/L ("back", "forward") step 10 s; false
    * when nothing is loaded to act on. */
   transport(action) {
     const v = this.video;
+    if (this.live) {
+      // live: K pauses or resumes, J goes back 10 s into the recorded video, L is live already
+      if (action === "toggle") {
+        if (v.paused) v.play().catch(() => {});
+        else v.pause();
+      } else if (action === "back" && this.liveWall != null) {
+        this.play(this.liveCi, this.liveWall - 10 * U);
+      }
+      return true;
+    }
     if (!this.playing || !v.getAttribute("src")) return false;
     if (action === "toggle") {
       if (v.paused) v.play().catch(() => {});
@@ -147,6 +218,7 @@ export class RecordingPlayer {
   }
 
   destroy() {
+    this.stopLive();
     this.video.removeAttribute("src");
     this.video.load();
   }
@@ -185,15 +257,24 @@ export class RecordingPlayer {
       video.addEventListener("timeupdate", () => this.onFrame(video.currentTime));
     }
     video.addEventListener("ended", () => {
-      // on from where this file ended: the next recording, or more of a growing one
+      // on from where this file ended: the next recording, more of a growing one, or live
       const p = this.playing;
       if (!p) return;
       const t = this.wallTime();
-      const next = this.source.rows(p.ci).find((r) => r.endTime90k > t + U / 10);
-      if (next) this.play(p.ci, Math.max(t, next.startTime90k));
+      const rows = this.source.rows(p.ci);
+      const next = rows.find((r) => r.endTime90k > t + U / 10);
+      if (p.growing && performance.now() - p.askedAt < LIVE_WITHIN_MS) {
+        this.goLive(p.ci, t);
+      } else if (next) {
+        this.play(p.ci, Math.max(t, next.startTime90k));
+      } else if (this.recordingNow(p.ci)) {
+        this.goLive(p.ci, t);
+      } else {
+        this.say(`End of recorded video (${formatTime(t, this.tz)}).`, "end");
+      }
     });
     video.addEventListener("error", () => {
-      if (!video.getAttribute("src")) return;
+      if (this.live || !video.getAttribute("src")) return;
       toast("This video could not be played (it may have been deleted).");
       this.onGone();
     });
@@ -206,6 +287,14 @@ export class RecordingPlayer {
       const rows = this.source.rows(this.playing.ci);
       if (i + 1 < rows.length) this.play(this.playing.ci, rows[i + 1].startTime90k);
     });
+  }
+
+  /** Whether camera `ci` records now: its newest recording is being made, or its
+   * stream's status says so. */
+  recordingNow(ci) {
+    if (this.source.rows(ci).at(-1)?.growing) return true;
+    const s = this.source.camera(ci).streams?.[this.source.stream()];
+    return s?.nvrStatus?.state === "recording";
   }
 
   onFrame(mediaTime) {

@@ -22,8 +22,9 @@ export class ThumbLoader {
     this.waiting = new Map(); // url -> promise
   }
 
-  /** The picture at `url` as {src, frameTime90k}, or null; `urgent` ones go first. */
-  get(url, { urgent = false } = {}) {
+  /** The picture at `url` as {src, frameTime90k}, or null; `urgent` ones go first;
+   * `pinned` ones are never pruned. */
+  get(url, { urgent = false, pinned = false } = {}) {
     if (this.cache.has(url)) {
       const v = this.cache.get(url);
       this.cache.delete(url); // most recently used last
@@ -33,7 +34,7 @@ export class ThumbLoader {
     let p = this.waiting.get(url);
     if (!p) {
       p = new Promise((resolve) => {
-        const job = { url, resolve };
+        const job = { url, resolve, pinned };
         if (urgent) this.queue.push(job);
         else this.queue.unshift(job);
       });
@@ -46,7 +47,7 @@ export class ThumbLoader {
   /** Forgets wishes not yet asked for that `keep(url)` no longer wants. */
   prune(keep) {
     this.queue = this.queue.filter((j) => {
-      if (keep(j.url)) return true;
+      if (j.pinned || keep(j.url)) return true;
       this.waiting.delete(j.url);
       j.resolve(null);
       return false;

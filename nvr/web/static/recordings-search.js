@@ -2,7 +2,9 @@
 // 16 x 16 grid; the person drags a rectangle (or, by keyboard, moves and sizes it with
 // the arrow keys) and searches the timeline's window with nvr's motion search (`cells`:
 // the rectangle's cells as 64 hex digits). Results go to the page (a list and marks on
-// the timeline). Shown only for cameras whose `/api/` entry has `motion`.
+// the timeline). Shown only for cameras whose `/api/` entry has `motion`. The picture
+// comes through the page's thumbnail loader (the server makes two pictures at once and
+// answers a third 503: the strip and the previews are often making two).
 
 import { thumbUrl } from "./api.js";
 import { el, toast } from "./dom.js";
@@ -22,10 +24,13 @@ export function cellsHex(c0, r0, c1, r1) {
 }
 
 export class RegionSearch {
-  /** `onSearch(ci, cells)` runs a search; `onClear()` drops its results. */
-  constructor({ onSearch, onClear }) {
+  /** `onSearch(ci, cells)` runs a search; `onClear()` drops its results; `loader`: the
+   * page's ThumbLoader. */
+  constructor({ onSearch, onClear, loader }) {
     this.onSearch = onSearch;
     this.onClear = onClear;
+    this.loader = loader;
+    this.shown = null; // the thumb.jpg URL the picture is (being) loaded from
     this.rect = [4, 4, 11, 11]; // c0, r0, c1, r1
     this.ci = 0;
     this.img = el("img", { alt: "A still frame of the camera", width: "640", height: "360" });
@@ -63,17 +68,26 @@ export class RegionSearch {
     this.ci = ci;
     this.camName.textContent = cam.shortName;
     const src = thumbUrl(cam.uuid, stream, t, 640);
-    if (this.img.getAttribute("src") !== src && this.root.open) this.img.src = src;
     this.wanted = src;
+    if (this.root.open) this.load(src);
     this.paint();
+  }
+
+  load(url) {
+    if (this.shown === url) return;
+    this.shown = url;
+    this.loader.get(url, { urgent: true, pinned: true }).then((v) => {
+      if (this.shown !== url) return;
+      if (v) this.img.src = v.src;
+      else toast("No picture at this moment: move the cursor onto a recording.");
+    });
   }
 
   listen() {
     this.root.addEventListener("toggle", () => {
-      if (this.root.open && this.wanted) this.img.src = this.wanted;
+      if (this.root.open && this.wanted) this.load(this.wanted);
       this.paint();
     });
-    this.img.addEventListener("error", () => toast("No picture at this moment: move the cursor onto a recording."));
     const cell = (e) => {
       const r = this.grid.getBoundingClientRect();
       const c = Math.floor(((e.clientX - r.left) / r.width) * GRID);

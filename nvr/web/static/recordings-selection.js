@@ -3,9 +3,11 @@
 // (`recordings-runs.js`), each with its duration and estimated size. With
 // `protectVideo`, the span can be protected from retention (with a reason); the
 // camera's protected spans are listed below it, each removable with that permission.
+// The export form downloads the span of one or several cameras (checkboxes; the camera
+// shown is ticked) as one signed `.zip` (`GET /api/export`, `viewVideo`).
 
 import * as api from "./api.js";
-import { viewMp4Url } from "./api.js";
+import { exportUrl, viewMp4Url } from "./api.js";
 import { el, toast } from "./dom.js";
 import { formatBytes, formatDuration, formatTime } from "./format.js";
 import { downloadParts } from "./recordings-runs.js";
@@ -22,11 +24,13 @@ export function parseClock(text) {
 export class SelectionPanel {
   /** `source` reads the page's current data: `cameras()`, `rows(ci)`, `stream()` and
    * `dayStart()` (the start of the day shown); `onChange(span)` hears each new span
-   * ([start, end) or null) to draw it. */
-  constructor({ tz, source, onChange, session }) {
+   * ([start, end) or null) to draw it; `onProtected()` that a span was protected or a
+   * protection removed here. */
+  constructor({ tz, source, onChange, session, onProtected = () => {} }) {
     this.tz = tz;
     this.source = source;
     this.onChange = onChange;
+    this.onProtected = onProtected;
     this.session = session;
     this.span = null;
     this.camera = 0; // the index of the camera to download from
@@ -110,7 +114,9 @@ export class SelectionPanel {
         toast(`Could not protect: ${e.message}`);
       }
       this.listProtected(cam);
+      this.onProtected();
     });
+    const exportForm = this.exportForm(cams, cam, stream, sel);
     this.protectedList = el("div", { class: "protected", id: "protected" });
     root.replaceChildren(
       el("div", { class: "sel-fields" }, camSel, from, fromInput, to, toInput,
@@ -122,10 +128,37 @@ export class SelectionPanel {
         parts.length > 1 ? el("span", { class: "muted" }, "The camera reconnected inside this span: one file per session.") : null,
         clear,
       ),
+      exportForm,
       mayProtect ? el("div", { class: "sel-actions" }, reason, protectButton) : null,
       this.protectedList,
     );
     this.listProtected(cam);
+  }
+
+  /** The export form: a checkbox per camera and a link to the `.zip` of the span of
+   * the ticked ones, kept in step with the boxes (no camera ticked: no link). */
+  exportForm(cams, cam, stream, sel) {
+    const boxes = cams.map((c) =>
+      el("input", { type: "checkbox", value: c.uuid, checked: c === cam,
+                    "aria-label": `Export ${c.shortName}` }),
+    );
+    // no `download` attribute: the answer says `attachment` with its own file name
+    const link = el("a", { class: "button", id: "export-zip" }, "Export .zip");
+    const sync = () => {
+      const uuids = boxes.filter((b) => b.checked).map((b) => b.value);
+      link.hidden = uuids.length === 0;
+      link.href = exportUrl(uuids, stream, [sel]);
+      link.textContent = `Export .zip (${uuids.length} camera${uuids.length === 1 ? "" : "s"}, ${formatDuration(sel[1] - sel[0])})`;
+    };
+    boxes.forEach((b) => b.addEventListener("change", sync));
+    sync();
+    return el(
+      "fieldset",
+      { class: "sel-actions export", id: "export" },
+      el("legend", {}, "Export with a signed manifest"),
+      ...boxes.map((b, i) => el("label", {}, b, ` ${cams[i].shortName}`)),
+      link,
+    );
   }
 
   /** Lists the camera's protected spans (with a remove button given `protectVideo`). */
@@ -150,6 +183,7 @@ export class SelectionPanel {
           toast(`Could not remove: ${e.message}`);
         }
         this.listProtected(cam);
+        this.onProtected();
       });
       const until = r.expiresTime90k ? `, until ${fmt(r.expiresTime90k)}` : "";
       return el(

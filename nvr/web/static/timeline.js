@@ -55,6 +55,8 @@ function colors() {
     focus: css("--focus", "#7aa7ff"),
     gapWhy: css("--tl-gap-why", "rgba(255, 93, 108, 0.12)"),
     motion: css("--tl-motion", "#ff9f43"),
+    protect: css("--tl-protect", "#5b9dff"),
+    redact: css("--tl-redact", "#9aa3ad"),
   };
   return palette;
 }
@@ -136,9 +138,12 @@ export class Timeline {
 
   /** rows: [{label, down, spans: [{start, end, growing, endReason}], days: [{start, end,
    * share}], signals: [{start, end, color, name}], motion: [{start, end, level 0-1}],
-   * marks: [{start, end}]}]; `days` (per-day totals) are drawn when zoomed out past
-   * DETAIL_MAX_90K, `spans` otherwise; `motion` is a band over the recordings, `marks`
-   * (search results) ticks along the track's top. */
+   * marks: [{start, end}], evidence: [{start, end, kind: "protected" | "redacted",
+   * reason}]}]; `days` (per-day totals) are drawn when zoomed out past DETAIL_MAX_90K,
+   * `spans` otherwise; `motion` is a band over the recordings, `marks` (search results)
+   * ticks along the track's top; `evidence` at every zoom: a protected span as a tint
+   * over the track and a line along its bottom, a redacted one hatched (its video is
+   * hidden: a gap). */
   setRows(rows) {
     this.rows = rows;
     this.cursorRow = Math.min(this.cursorRow, Math.max(0, rows.length - 1));
@@ -171,6 +176,12 @@ export class Timeline {
     const [a, b] = this.win;
     if (!this.detailed()) return [];
     return (this.rows[i]?.spans || []).filter((s) => s.end > a && s.start < b).map((s) => [s.start, s.end]);
+  }
+
+  /** Row `i`'s protected and redacted spans drawn in the window, as [start, end, kind]. */
+  visibleEvidence(i) {
+    const [a, b] = this.win;
+    return (this.rows[i]?.evidence || []).filter((s) => s.end > a && s.start < b).map((s) => [s.start, s.end, s.kind]);
   }
 
   /** Whether the window is narrow enough to draw recordings (not per-day totals). */
@@ -451,6 +462,55 @@ export class Timeline {
     }
   }
 
+  /** Protected spans: a tint over the track and a line along its bottom; redacted ones:
+   * hatched over the track (there is no video there), "redacted" when there is room. */
+  evidence(g, col, list, y, spanBottom) {
+    const [a, b] = this.win;
+    for (const ev of list) {
+      if (ev.end <= a || ev.start >= b) continue;
+      const x0 = this.xOf(Math.max(ev.start, a));
+      const w = Math.max(2, this.xOf(Math.min(ev.end, b)) - x0);
+      if (ev.kind === "redacted") {
+        g.fillStyle = this.hatch(g, col.redact);
+        g.fillRect(x0, y + 4, w, spanBottom - y - 4);
+        g.font = "11px system-ui, sans-serif";
+        if (w > g.measureText("redacted").width + 10) {
+          g.fillStyle = col.text;
+          g.textAlign = "left";
+          g.fillText("redacted", x0 + 5, (y + 4 + spanBottom) / 2);
+        }
+      } else {
+        g.globalAlpha = 0.22;
+        g.fillStyle = col.protect;
+        g.fillRect(x0, y + 4, w, spanBottom - y - 4);
+        g.globalAlpha = 1;
+        g.fillRect(x0, y + ROW_H - 3, w, 3);
+      }
+    }
+  }
+
+  /** Diagonal stripes of `color` (made once per colour). */
+  hatch(g, color) {
+    if (this.hatchFor !== color) {
+      const tile = document.createElement("canvas");
+      tile.width = tile.height = 8;
+      const t = tile.getContext("2d");
+      t.strokeStyle = color;
+      t.lineWidth = 2;
+      t.beginPath();
+      t.moveTo(-2, 10);
+      t.lineTo(10, -2);
+      t.moveTo(6, 10);
+      t.lineTo(10, 6);
+      t.moveTo(-2, 2);
+      t.lineTo(2, -2);
+      t.stroke();
+      this.hatchPattern = g.createPattern(tile, "repeat");
+      this.hatchFor = color;
+    }
+    return this.hatchPattern;
+  }
+
   draw() {
     if (this.frame) return;
     this.frame = requestAnimationFrame(() => {
@@ -572,6 +632,7 @@ export class Timeline {
         g.fillStyle = col.selEdge;
         g.fillRect(x0, y, Math.max(2, x1 - x0), 3);
       }
+      this.evidence(g, col, row.evidence || [], y, spanBottom);
       // signals: one band of states under the recordings
       for (const sg of detailed ? row.signals || [] : []) {
         if (sg.end < a || sg.start > b) continue;
