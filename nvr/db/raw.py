@@ -21,8 +21,12 @@ SCHEMA_VERSION = 8
 
 ID_BITS = 32
 #: recording ids from here up are pieces of recordings cut by a redaction
-#: (``nvr.storage.redact``); a stream's own counter stays below
-PIECE_BASE = 1 << 31
+#: (``nvr.storage.redact``); a stream's own counter stays below (2^30 recordings: two
+#: thousand years of one-minute recordings). Pieces stay below 2^31, so ids remain the
+#: signed 32-bit integers Moonfire NVR's API (and its clients) use.
+PIECE_BASE = 1 << 30
+#: the first recording id outside a signed 32-bit integer
+PIECE_END = 1 << 31
 
 
 def schema_sql() -> str:

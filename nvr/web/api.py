@@ -388,7 +388,7 @@ async def recordings(camera_uuid: str, stream_type: str) -> dict[str, Any]:
     if end < start:
         raise errors.InvalidArgument("endTime90k must not be before startTime90k")
     db = ctx().db
-    # by time, then id: ids grow with time but for a redaction's pieces (ids from 2^31)
+    # by time, then id: ids grow with time but for a redaction's pieces (ids from 2^30)
     recs = sorted(db.list_recordings_by_time(stream.id, start, end),
                   key=lambda r: (r.start_time_90k, r.recording_id))
     rows = [coalesced_json(group) for group in coalesce(recs, split)]

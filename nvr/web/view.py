@@ -58,8 +58,9 @@ blueprint = Blueprint("view", __name__)
 #: faster than 1 MiB (1.5 against 1.25 GB/s over loopback, bench_serve) for two of them
 #: held at a time
 CHUNK = 4 << 20
-#: recording ids are 32 bits (a redaction's pieces take those from 2^31 up)
-MAX_ID = (1 << 32) - 1
+#: recording ids are signed 32-bit integers, as in Moonfire's API (a redaction's pieces
+#: take those from 2^30 up)
+MAX_ID = (1 << 31) - 1
 _S_RE = re.compile(
     r"(?P<start>\d+)(?:-(?P<end>\d+))?(?:@(?P<open>\d+))?"
     r"(?:\.(?P<rel_start>\d*)-(?P<rel_end>\d*))?",

@@ -111,7 +111,7 @@ export function unprotect(cameraUuid, id, csrf) {
   return postJson(`/api/cameras/${cameraUuid}/protect/${id}`, { csrf }, "DELETE");
 }
 
-/** The camera's redactions (tombstones, every stream; `adminUsers`). */
+/** The camera's redactions (tombstones, every stream; `redactVideo`). */
 export async function redactions(cameraUuid) {
   return (await getJson(`/api/cameras/${cameraUuid}/redactions`)).redactions;
 }

@@ -4,7 +4,7 @@
 // (`recordings-selection.js`). What was loaded of the history, day by day as the
 // timeline's window needs it, is in `recordings-data.js`; today's is fetched again
 // every few seconds while the window shows it. The URL's `day` follows the window. Each
-// camera's protected spans (and, for `adminUsers`, its redactions) are fetched whole
+// camera's protected spans (and, for `redactVideo`, its redactions) are fetched whole
 // when the page opens and again after a protection is added or removed here.
 
 import { Calendar, daysWithVideo } from "./calendar.js";
@@ -214,10 +214,10 @@ export function renderRecordings(main, session) {
     }
   }
 
-  /** Each camera's protected spans and (with `adminUsers`) its redactions, then a redraw.
+  /** Each camera's protected spans and (with `redactVideo`) its redactions, then a redraw.
    * A server without these routes (404) or a failure leaves a camera without bands. */
   async function loadEvidence() {
-    const admin = !!session.top.permissions?.adminUsers;
+    const admin = !!session.top.permissions?.redactVideo;
     await Promise.all(
       cameras().map(async (c, ci) => {
         const out = [];
