@@ -17,7 +17,7 @@ from typing import Any
 
 from nvr.db.frames_summary import FramesSummary
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 ID_BITS = 32
 #: recording ids from here up are pieces of recordings cut by a redaction
@@ -206,6 +206,7 @@ def update_stream(
 
 def delete_stream(conn: sqlite3.Connection, stream_id: int) -> None:
     conn.execute("delete from archive_stream where stream_id = ?", (stream_id,))
+    conn.execute("delete from recording_day where stream_id = ?", (stream_id,))
     conn.execute("delete from stream where id = ?", (stream_id,))
 
 
@@ -425,7 +426,8 @@ def stream_summary_rows(
     conn: sqlite3.Connection, stream_id: int
 ) -> Iterator[tuple[int, int, int]]:
     """(start_time_90k, wall_duration_90k, sample_file_bytes) of every recording of the
-    stream, through the covering index: the startup scan that builds the summaries."""
+    stream, through the covering index: the scan that builds ``recording_day`` when it is
+    missing (after an upgrade) or split in another zone."""
     return conn.execute(
         """select start_time_90k, wall_duration_90k, sample_file_bytes
            from recording indexed by recording_cover where stream_id = ?""",
@@ -433,15 +435,103 @@ def stream_summary_rows(
     )
 
 
-def recording_time_range(conn: sqlite3.Connection, stream_id: int) -> tuple[int | None, int | None]:
-    """(earliest start, latest end) of the stream's recordings, through the covering index
-    (None, None without recordings)."""
-    row = conn.execute(
-        """select min(start_time_90k), max(start_time_90k + wall_duration_90k)
-           from recording indexed by recording_cover where stream_id = ?""",
+def recording_time_range(
+    conn: sqlite3.Connection, stream_id: int, max_wall_90k: int
+) -> tuple[int | None, int | None]:
+    """(earliest start, latest end) of the stream's recordings (None, None without
+    recordings): each an index seek, never a scan of the stream's rows. The first is a
+    lone ``min`` (SQLite reads one index entry for it); the latest end is among the
+    recordings starting within ``max_wall_90k`` of the latest start (one starting earlier
+    ends before that start)."""
+    first = conn.execute(
+        """select min(start_time_90k) from recording indexed by recording_cover
+           where stream_id = ?""",
         (stream_id,),
-    ).fetchone()
-    return row[0], row[1]
+    ).fetchone()[0]
+    if first is None:
+        return None, None
+    last = conn.execute(
+        """select max(start_time_90k + wall_duration_90k)
+           from recording indexed by recording_cover
+           where stream_id = ? and start_time_90k >= (
+               select max(start_time_90k) from recording indexed by recording_cover
+               where stream_id = ?) - ?""",
+        (stream_id, stream_id, max_wall_90k),
+    ).fetchone()[0]
+    return first, last
+
+
+# --- per-day totals (recording_day) -----------------------------------------------------------
+
+
+def recording_day_zone(conn: sqlite3.Connection) -> str | None:
+    """The zone ``recording_day``'s days are split in (None: the rows must be built)."""
+    row = conn.execute("select zone from recording_day_zone").fetchone()
+    return None if row is None else str(row[0])
+
+
+def list_recording_days(
+    conn: sqlite3.Connection,
+) -> Iterator[tuple[int, str, int, int, int, int, int]]:
+    """(stream_id, day, recordings, duration_90k, started, sample_file_bytes, fs_bytes) of
+    every stream's days."""
+    return conn.execute(
+        """select stream_id, day, recordings, duration_90k, started, sample_file_bytes,
+                  fs_bytes from recording_day"""
+    )
+
+
+def add_recording_days(
+    conn: sqlite3.Connection, stream_id: int, deltas: list[tuple[str, int, int, int, int, int]],
+) -> None:
+    """Adds per-day totals (day, recordings, duration_90k, started, sample_file_bytes,
+    fs_bytes) of a stream: one indexed upsert per day."""
+    conn.executemany(
+        """insert into recording_day (stream_id, day, recordings, duration_90k, started,
+                                      sample_file_bytes, fs_bytes)
+           values (?, ?, ?, ?, ?, ?, ?)
+           on conflict (stream_id, day) do update set
+             recordings = recordings + excluded.recordings,
+             duration_90k = duration_90k + excluded.duration_90k,
+             started = started + excluded.started,
+             sample_file_bytes = sample_file_bytes + excluded.sample_file_bytes,
+             fs_bytes = fs_bytes + excluded.fs_bytes""",
+        [(stream_id, *d) for d in deltas],
+    )
+
+
+def subtract_recording_days(
+    conn: sqlite3.Connection, stream_id: int, deltas: list[tuple[str, int, int, int, int, int]],
+) -> None:
+    """Subtracts per-day totals (as ``add_recording_days`` takes them); a day left with no
+    recording goes. Raises ``IntegrityError`` for a day that is not there."""
+    for day, recordings, duration, started, nbytes, fs in deltas:
+        cur = conn.execute(
+            """update recording_day set recordings = recordings - ?,
+                 duration_90k = duration_90k - ?, started = started - ?,
+                 sample_file_bytes = sample_file_bytes - ?, fs_bytes = fs_bytes - ?
+               where stream_id = ? and day = ?""",
+            (recordings, duration, started, nbytes, fs, stream_id, day),
+        )
+        if cur.rowcount != 1:
+            raise sqlite3.IntegrityError(f"stream {stream_id} has no totals for {day}")
+        conn.execute(
+            "delete from recording_day where stream_id = ? and day = ? and recordings = 0",
+            (stream_id, day),
+        )
+
+
+def replace_recording_days(
+    conn: sqlite3.Connection, zone: str | None,
+    rows: list[tuple[int, str, int, int, int, int, int]],
+) -> None:
+    """Replaces every ``recording_day`` row (and the zone they are split in; None: to be
+    built at the next open)."""
+    conn.execute("delete from recording_day")
+    conn.execute("delete from recording_day_zone")
+    conn.executemany("insert into recording_day values (?, ?, ?, ?, ?, ?, ?)", rows)
+    if zone is not None:
+        conn.execute("insert into recording_day_zone (zone) values (?)", (zone,))
 
 
 def get_video_index(conn: sqlite3.Connection, cid: int) -> bytes | None:

@@ -1,4 +1,4 @@
--- nvr database schema, version 8. This file is authoritative (docs/design.md,
+-- nvr database schema, version 9. This file is authoritative (docs/design.md,
 -- "Schema and upgrades").
 --
 -- Units: every *_90k column is in 90 kHz units; times ("*_time_90k") count from
@@ -11,7 +11,8 @@
 -- v3_to_v4.py); version 5 the protected ranges and per-camera rights (protected_range,
 -- v4_to_v5.py); version 6 the archive tables (archive to archived_recording, v5_to_v6.py);
 -- version 7 the redaction tombstones (redaction, v6_to_v7.py); version 8 the archive-only
--- recordings (archive_only_recording, v7_to_v8.py).
+-- recordings (archive_only_recording, v7_to_v8.py); version 9 the per-day totals of
+-- recordings (recording_day, recording_day_zone, v8_to_v9.py).
 
 -- The database's identity: exactly one row. Sample-file directories record this uuid
 -- in their meta file so a directory is never used with another database.
@@ -122,6 +123,27 @@ create index recording_cover on recording (
   stream_id, start_time_90k, open_id, wall_duration_90k, media_duration_delta_90k,
   video_samples, video_sync_samples, video_sample_entry_id, sample_file_bytes,
   run_offset, flags, prev_media_duration_90k, prev_runs, end_reason
+);
+
+-- Per stream and local day, the totals of its committed recordings (the API's `days`, a
+-- stream's totals), changed by every commit and deletion in the same transaction, so an open
+-- reads these rows instead of every recording. Days are split at the midnights of the zone
+-- in recording_day_zone; an open in another zone (or with no zone row: after an upgrade,
+-- or a repair that deleted rows) builds them again from the recordings.
+create table recording_day (
+  stream_id integer not null references stream (id),
+  day text not null,  -- local date, YYYY-MM-DD
+  recordings integer not null check (recordings >= 0),  -- overlapping the day
+  duration_90k integer not null check (duration_90k >= 0),  -- recorded wall time within it
+  started integer not null check (started >= 0),  -- recordings starting in the day
+  sample_file_bytes integer not null check (sample_file_bytes >= 0),  -- of those
+  fs_bytes integer not null check (fs_bytes >= 0),  -- of those, in whole 4 KiB blocks
+  primary key (stream_id, day)
+) without rowid;
+
+-- The IANA zone recording_day is split in: at most one row (none: to be built).
+create table recording_day_zone (
+  zone text not null
 );
 
 -- Diagnostics about a recording's timing and content; not needed for playback.

@@ -217,7 +217,7 @@ export function renderRecordings(main, session) {
   /** Each camera's protected spans and (with `redactVideo`) its redactions, then a redraw.
    * A server without these routes (404) or a failure leaves a camera without bands. */
   async function loadEvidence() {
-    const admin = !!session.top.permissions?.redactVideo;
+    const mayRedact = !!session.top.permissions?.redactVideo;
     await Promise.all(
       cameras().map(async (c, ci) => {
         const out = [];
@@ -225,7 +225,7 @@ export function renderRecordings(main, session) {
           for (const r of await api.protectedRanges(c.uuid)) {
             out.push({ start: r.startTime90k, end: r.endTime90k, kind: "protected", reason: r.reason });
           }
-          for (const r of admin ? await api.redactions(c.uuid) : []) {
+          for (const r of mayRedact ? await api.redactions(c.uuid) : []) {
             out.push({ start: r.startTime90k, end: r.endTime90k, kind: "redacted", reason: r.reason, stream: r.stream });
           }
         } catch (e) {
