@@ -49,6 +49,7 @@ from nvr.web.context import (
     stream_of,
     text_response,
 )
+from nvr.web.transcoding import view_response, wants_transcode
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("view", __name__)
@@ -376,8 +377,13 @@ async def view(camera_uuid: str, stream_type: str, kind: str) -> Response:
     if kind not in ("mp4", "m4s", "mp4.txt", "m4s.txt"):
         raise errors.NotFound(f"no view.{kind}")
     stream = stream_of(camera_by_uuid(camera_uuid), stream_type)
+    transcode = wants_transcode(request.args.get("transcode"))
     segments = segments_for_request(stream)
     db = ctx().db
+    if transcode:
+        if kind.endswith(".txt"):
+            raise errors.InvalidArgument("transcode=h264 has no .txt dump")
+        return await view_response(segments, kind)
     if kind.startswith("mp4"):
         tz = db.tz if bool_arg("ts") else None
         vf = await plan_mp4(segments, db.video_sample_entries, fetch=db.get_video_index,

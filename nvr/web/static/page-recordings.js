@@ -45,7 +45,12 @@ export function renderRecordings(main, session) {
   const calendar = new Calendar({ onPick: (d) => pickDay(d) });
   const player = new RecordingPlayer({
     tz,
-    source: { camera: (ci) => cameras()[ci], rows: (ci) => store.rows(ci), stream: () => state.stream },
+    source: {
+      camera: (ci) => cameras()[ci],
+      rows: (ci) => store.rows(ci),
+      stream: () => state.stream,
+      entries: () => store.entries,
+    },
     onPlayhead: (t, ci) => card.timeline.setPlayhead(t, ci),
     onGone: () => load({ refresh: true }),
   });
