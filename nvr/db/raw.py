@@ -17,7 +17,7 @@ from typing import Any
 
 from nvr.db.frames_summary import FramesSummary
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 ID_BITS = 32
 #: recording ids from here up are pieces of recordings cut by a redaction
@@ -769,11 +769,22 @@ class MotionRow:
     skipped: int
 
 
+def cells_ints(bitmap: bytes) -> tuple[int, int, int, int]:
+    """A 32-byte cell bitmap as the four signed 64-bit integers of
+    ``recording_motion.cells_0`` .. ``cells_3`` (bit ``c % 64`` of ``cells_{c // 64}``)."""
+    if len(bitmap) != 32:
+        raise ValueError(f"a cell bitmap has 32 bytes, not {len(bitmap)}")
+    a, b, c, d = (int.from_bytes(bitmap[i : i + 8], "little", signed=True) for i in (0, 8, 16, 24))
+    return a, b, c, d
+
+
 def insert_motion(conn: sqlite3.Connection, cid: int, m: MotionRow) -> None:
     conn.execute(
         """insert or replace into recording_motion (composite_id, cells, entries,
-           global_seconds, motion_seconds, frames, skipped) values (?, ?, ?, ?, ?, ?, ?)""",
-        (cid, m.cells, m.entries, m.global_seconds, m.motion_seconds, m.frames, m.skipped),
+           global_seconds, motion_seconds, frames, skipped, cells_0, cells_1, cells_2, cells_3)
+           values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        (cid, m.cells, m.entries, m.global_seconds, m.motion_seconds, m.frames, m.skipped,
+         *cells_ints(m.cells)),
     )
 
 
@@ -803,17 +814,20 @@ def motion_totals_rows(conn: sqlite3.Connection) -> Iterator[tuple[int, int, int
 
 
 def motion_search_rows(
-    conn: sqlite3.Connection, stream_id: int, start: int, end: int, max_wall: int
+    conn: sqlite3.Connection, stream_id: int, region: bytes, lo: int, hi: int, after: int
 ) -> list[tuple[int, int, int, bytes, bytes]]:
     """(composite_id, start_time_90k, wall_duration_90k, cells, entries) of the stream's
-    recordings that moved and overlap ``[start, end)``, by start time."""
+    recordings that start in ``[lo, hi)``, end after ``after`` and moved in a cell of
+    ``region`` (a cell bitmap), by start time. The region is tested on the stored union
+    (``cells_0..3``) inside SQLite: the entries of other recordings are never read."""
     return conn.execute(
         """select r.composite_id, r.start_time_90k, r.wall_duration_90k, m.cells, m.entries
            from recording r join recording_motion m using (composite_id)
-           where r.stream_id = ? and r.start_time_90k > ? and r.start_time_90k < ?
-             and r.start_time_90k + r.wall_duration_90k > ? and m.motion_seconds > 0
+           where r.stream_id = ? and r.start_time_90k >= ? and r.start_time_90k < ?
+             and r.start_time_90k + r.wall_duration_90k > ?
+             and (m.cells_0 & ? or m.cells_1 & ? or m.cells_2 & ? or m.cells_3 & ?)
            order by r.start_time_90k""",
-        (stream_id, start - max_wall, end, start),
+        (stream_id, lo, hi, after, *cells_ints(region)),
     ).fetchall()
 
 

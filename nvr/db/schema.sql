@@ -1,4 +1,4 @@
--- nvr database schema, version 9. This file is authoritative (docs/design.md,
+-- nvr database schema, version 10. This file is authoritative (docs/design.md,
 -- "Schema and upgrades").
 --
 -- Units: every *_90k column is in 90 kHz units; times ("*_time_90k") count from
@@ -12,7 +12,8 @@
 -- v4_to_v5.py); version 6 the archive tables (archive to archived_recording, v5_to_v6.py);
 -- version 7 the redaction tombstones (redaction, v6_to_v7.py); version 8 the archive-only
 -- recordings (archive_only_recording, v7_to_v8.py); version 9 the per-day totals of
--- recordings (recording_day, recording_day_zone, v8_to_v9.py).
+-- recordings (recording_day, recording_day_zone, v8_to_v9.py); version 10 the motion union
+-- as integers (recording_motion.cells_0..3, v9_to_v10.py).
 
 -- The database's identity: exactly one row. Sample-file directories record this uuid
 -- in their meta file so a directory is never used with another database.
@@ -176,7 +177,13 @@ create table recording_motion (
   global_seconds blob not null check (length(global_seconds) % 2 = 0),  -- uint16 LE seconds
   motion_seconds integer not null check (motion_seconds >= 0),  -- seconds with motion
   frames integer not null check (frames >= 0),  -- pictures analysed
-  skipped integer not null check (skipped >= 0)  -- frames skipped: analysis fell behind
+  skipped integer not null check (skipped >= 0),  -- frames skipped: analysis fell behind
+  -- `cells` again as four signed 64-bit integers (bit c % 64 of cells_{c // 64}), so that
+  -- motion search tests a region with `&` and reads entries only of recordings that meet it
+  cells_0 integer not null default 0,
+  cells_1 integer not null default 0,
+  cells_2 integer not null default 0,
+  cells_3 integer not null default 0
 );
 
 -- Recordings whose rows are gone but whose sample files may still exist. A row is deleted
