@@ -107,6 +107,10 @@ class Redactions(DatabaseCore):
                         stream_id, r.id, r.start_time_90k, r.end_time_90k, r.reason,
                         r.username, r.creation_time_90k)
 
+    def has_redactions(self) -> bool:
+        """Whether any stream has a tombstone (read once, then from memory)."""
+        return any(self._tombstones().values())
+
     def list_redactions(self, stream_id: int) -> list[Redaction]:
         self._stream(stream_id)
         return sorted(self._tombstones().get(stream_id, []), key=lambda r: r.id)

@@ -84,7 +84,8 @@ def nvr(tmp_path_factory: pytest.TempPathFactory, shared_rtsp_server: RtspServer
     layout = create_db(root, {"yard": CameraSpec(shared_rtsp_server.url("live"))})
     add_user(layout.db_dir, USER, PASSWORD)
     add_user(layout.db_dir, KEEPER, PASSWORD, perms="viewVideo,protectVideo")
-    add_user(layout.db_dir, ADMIN, PASSWORD, perms="viewVideo,protectVideo,adminUsers")
+    add_user(layout.db_dir, ADMIN, PASSWORD,
+             perms="viewVideo,protectVideo,adminUsers,redactVideo")
     config = dataclasses.replace(
         layout.config(rotate_interval_sec=2),
         time_zone=TZ,
@@ -114,7 +115,7 @@ def nvr(tmp_path_factory: pytest.TempPathFactory, shared_rtsp_server: RtspServer
 
 USER, PASSWORD = "alice", "correct horse battery staple"
 KEEPER = "keeper"  # may protect video
-ADMIN = "boss"  # may protect video and redact (adminUsers)
+ADMIN = "boss"  # may protect video, redact (redactVideo) and manage users
 
 
 def add_user(db_dir: Path, name: str, password: str, perms: str = "viewVideo") -> None:
@@ -599,9 +600,18 @@ def test_export_the_selected_span_as_a_signed_zip(page: Any, nvr: Nvr, tmp_path:
     from nvr.offline.verify_export import verify_export
 
     open_recordings(page, nvr)
-    page.focus("#timeline")
-    for _ in range(3):
-        page.keyboard.press("Shift+ArrowRight")
+    rows = nvr.recordings()
+    geo = timeline_geometry(page)
+    # a span with committed video: from inside the first recording to inside the third
+    xa = x_of(geo, rows[0]["startTime90k"] + UNITS_PER_SEC // 3)
+    xb = x_of(geo, rows[2]["startTime90k"] + UNITS_PER_SEC // 2)
+    y = row_y(geo)
+    page.keyboard.down("Shift")
+    page.mouse.move(xa, y)
+    page.mouse.down()
+    page.mouse.move(xb, y, steps=4)
+    page.mouse.up()
+    page.keyboard.up("Shift")
     page.wait_for_selector("#export-zip")
     boxes = page.locator("#export input[type=checkbox]")
     assert boxes.count() == 1 and boxes.first.is_checked()

@@ -55,9 +55,11 @@ def libraries(layers: Mapping[str, frozenset[str]]) -> dict[str, Library]:
     return {
         "sqlite3": Library(("nvr.db",), "every SQL statement lives in db"),
         "av": Library(
-            ("nvr.ingest.demuxer", "nvr.thumbnail", "nvr.motion.decode", "nvr.cli.demo"),
+            ("nvr.ingest.demuxer", "nvr.thumbnail", "nvr.motion.decode", "nvr.cli.demo",
+             "nvr.transcode"),
             "the demuxer is the only camera reader; thumbnail decodes recorded frames; motion "
-            "decodes the frames it analyses; the demo encodes its synthetic clip",
+            "decodes the frames it analyses; the demo encodes its synthetic clip; transcode "
+            "re-encodes recorded frames for browsers",
         ),
         "trio": Library(
             trio_users,

@@ -41,7 +41,7 @@ async def test_recordings_coalesce_runs(recorded: Recorded, autojump_clock: obje
     assert [r["videoSampleEntryId"] for r in rows] == [2, 2]
     assert body["videoSampleEntries"] == {
         "2": {"width": 640, "height": 360, "pixelHSpacing": 1, "pixelVSpacing": 1,
-              "aspectWidth": 16, "aspectHeight": 9}
+              "aspectWidth": 16, "aspectHeight": 9, "nvrCodec": "avc1.64001e"}
     }
 
 
