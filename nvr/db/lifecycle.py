@@ -320,6 +320,9 @@ class Lifecycle(Protection, MotionStore):
             del s.pending[: len(recs)]
             for r in recs:
                 s.committed.add(r.start_time_90k, r.wall_duration_90k, r.sample_file_bytes, self.tz)
+            self._committed_recordings(sid, [
+                (r.composite_id, r.start_time_90k, r.wall_duration_90k, r.sample_file_bytes)
+                for r in recs])
         for sid, dels in to_delete.items():
             self._forget_deleted(self.streams[sid], dels)
             self._count_unarchived_deletions(sid, [d.composite_id for d in dels])
@@ -382,6 +385,9 @@ class Lifecycle(Protection, MotionStore):
                                  self.tz)
         self.dirs[dir_id].garbage_needs_unlink.add(old.composite_id)
         self._count_unarchived_deletions(stream.id, [old.composite_id])
+        self._committed_recordings(stream.id, [
+            (p.composite_id, p.start_time_90k, p.wall_duration_90k, p.sample_file_bytes)
+            for p in pieces])
         with self._read("reading a stream's time range") as conn:
             stream.committed.range_start, stream.committed.range_end = (
                 raw.recording_time_range(conn, stream.id, MAX_RECORDING_WALL_DURATION))

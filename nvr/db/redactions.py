@@ -86,9 +86,14 @@ class Redactions(DatabaseCore):
         r = Redaction(rid, stream_id, start, end, reason, user_id, username, now)
         v = tombstones.setdefault(stream_id, [])
         bisect.insort(v, r, key=lambda x: x.start_time_90k)
+        self._redaction_added()
         for listener in list(self.redaction_listeners):
             listener()
         return r
+
+    def all_redactions(self) -> list[Redaction]:
+        """Every tombstone of every stream, by id (the archives' uploaders copy them)."""
+        return sorted((r for v in self._tombstones().values() for r in v), key=lambda r: r.id)
 
     def _delete_stream_redactions(self, conn: sqlite3.Connection, stream_id: int) -> None:
         """The stream is being deleted (its camera removed, which needs every recording

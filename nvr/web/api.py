@@ -303,6 +303,10 @@ def archives_json(*, config: bool) -> list[dict[str, Any]]:
                 "attempts": st.attempts,
                 "uploadedRecordings": up.uploaded,
                 "uploadedBytes": up.uploaded_bytes,
+                # the alarm: local files that changed since they were written
+                "skippedRecordings": len(up.skipped),
+                "lastSkip": max(up.skipped.values(), key=lambda k: k.since).reason
+                if up.skipped else None,
             }
         out.append(entry)
     return out

@@ -87,6 +87,7 @@ def libraries(layers: Mapping[str, frozenset[str]]) -> dict[str, Library]:
         "argon2": Library(("nvr.db.auth",), "password hashes are stored and checked in db"),
         "boto3": Library(("nvr.archive.client",), "object storage is behind the archive's seam"),
         "botocore": Library(("nvr.archive.client",), "as boto3"),
+        "urllib3": Library(("nvr.archive.client",), "as boto3 (its PUTs)"),
     }
 
 
