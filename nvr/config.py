@@ -118,6 +118,13 @@ class Config:
     min_free: int = 0
     #: per-directory floors by absolute path, overriding ``min_free``
     min_free_by_dir: dict[str, int] = field(default_factory=dict)
+    #: videos converted to H.264 at once for browsers that cannot decode the recorded
+    #: codec (``transcode=h264``; docs/api.md, "Extensions"); more are refused with 503
+    transcode_max_concurrent: int = 2
+    #: the converted picture's height at most
+    transcode_max_height: int = 720
+    #: how much lower than recording's the converting threads' CPU priority is (nice)
+    transcode_nice: int = 10
 
     def min_free_for(self, path: str) -> int:
         return self.min_free_by_dir.get(path, self.min_free)
@@ -239,6 +246,9 @@ _SCALARS: dict[str, type | tuple[type, ...]] = {
     "watchdog_loop_blocked_sec": (int, float),
     "session_idle_timeout_sec": int,
     "session_max_age_sec": int,
+    "transcode_max_concurrent": int,
+    "transcode_max_height": int,
+    "transcode_nice": int,
 }
 
 
@@ -317,6 +327,12 @@ def parse_config(data: dict[str, Any]) -> Config:
     for key in ("session_idle_timeout_sec", "session_max_age_sec"):
         if not 60 <= getattr(cfg, key) <= 10 * 365 * 86400:
             raise errors.InvalidArgument(f"config: {key} must be 60 to 315360000 (10 years)")
+    if not 0 <= cfg.transcode_max_concurrent <= 64:
+        raise errors.InvalidArgument("config: transcode_max_concurrent must be 0 to 64")
+    if not 144 <= cfg.transcode_max_height <= 2160:
+        raise errors.InvalidArgument("config: transcode_max_height must be 144 to 2160")
+    if not 0 <= cfg.transcode_nice <= 19:
+        raise errors.InvalidArgument("config: transcode_nice must be 0 to 19")
     if cfg.time_zone is not None:
         from nvr.base.time90k import zone
 

@@ -174,7 +174,9 @@ class Syncer:
         return st.f_bavail * st.f_frsize
 
     def _poke_now(self) -> None:
-        self._redact_due = True
+        # after a flush (or a new tombstone): a committed recording may need cutting
+        if self._db.has_redactions():
+            self._redact_due = True
         self._poke.set()
 
     def _protection_changed(self) -> None:

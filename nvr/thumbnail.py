@@ -10,6 +10,16 @@ milliseconds for a 1080p group of pictures): callers in trio run it through
 ``nvr.base.blocking.run_blocking``. Not here: finding the recording, reading sample files
 (``nvr.storage``'s reader), caching, HTTP (``nvr.web.thumb``).
 
+Neighbouring requests (a pointer moving forward along a timeline, search results in a
+row) need not start again at the key frame: ``render_continuing`` leaves the decoder it
+used part-way through the recording (a ``Continuation``: frames fed so far, the last
+picture handed out) and ``Decoders`` keeps the few most recently used, so the next
+picture of the same recording at or after it costs only the frames between. Decoding is
+deterministic, so a continued decoder hands out exactly the picture a fresh one would
+(the tests compare the bytes). A decoder working on two frame threads hands a frame out
+only once the next one is fed, so it is fed ``LOOKAHEAD`` frames past the target rather
+than drained (a drained decoder cannot go on).
+
 JPEGs come from FFmpeg's ``mjpeg`` encoder through PyAV (already a dependency; it encodes
 the decoder's YUV directly, without the RGB round trip an image library would need), at a
 fixed quantizer (``JPEG_QSCALE``), scaled with swscale's area filter. Recordings hold no
@@ -19,7 +29,7 @@ B-frames (their index has no composition offsets), so decode order is display or
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import av
@@ -44,6 +54,12 @@ JPEG_QSCALE = 5
 RENDER_VERSION = 1
 
 _DECODERS = {b"avcC": "h264", b"hvcC": "hevc"}
+#: a run of frames decodes ~1.5x faster on two frame threads (bench_thumbnail) ...
+FRAME_THREADS = 2
+#: ... which hand a frame out once the next is fed: frames fed past the target
+LOOKAHEAD = FRAME_THREADS - 1
+#: decoders ``Decoders`` keeps (each holds a few decoded pictures: ~10-40 MB at 1080p)
+MAX_DECODERS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,14 +141,25 @@ def render(entry: VideoSampleEntry, data: bytes, sizes: tuple[int, ...],
         raise DataLoss(f"the frames do not decode: {e}") from e
 
 
+def _new_decoder(entry: VideoSampleEntry, threads: int) -> av.VideoCodecContext:
+    codec = _DECODERS.get(entry.codec_box_type)
+    if codec is None:
+        raise DataLoss(f"no decoder for sample entry type {entry.codec_box_type!r}")
+    decoder = av.CodecContext.create(codec, "r")
+    assert isinstance(decoder, av.VideoCodecContext)
+    decoder.extradata = entry.data[8:]
+    decoder.thread_count = threads
+    decoder.thread_type = "FRAME"
+    return decoder
+
+
 def _decode_last(codec: str, extradata: bytes, data: bytes,
                  sizes: tuple[int, ...]) -> av.VideoFrame:
     decoder = av.CodecContext.create(codec, "r")
     assert isinstance(decoder, av.VideoCodecContext)
     decoder.extradata = extradata
-    # A single frame gains nothing from threads; a run of them decodes ~1.5x faster on two
-    # frame threads (bench_thumbnail).
-    decoder.thread_count = 1 if len(sizes) == 1 else 2
+    # A single frame gains nothing from threads
+    decoder.thread_count = 1 if len(sizes) == 1 else FRAME_THREADS
     decoder.thread_type = "FRAME"
     last: av.VideoFrame | None = None
     pos = 0
@@ -160,3 +187,81 @@ def _encode_jpeg(picture: av.VideoFrame, size: tuple[int, int]) -> bytes:
     encoder.qmin = encoder.qmax = JPEG_QSCALE
     packets = [*encoder.encode(scaled), *encoder.encode(None)]
     return b"".join(bytes(p) for p in packets)
+
+
+@dataclass(eq=False)
+class Continuation:
+    """A decoder part-way through one recording (``source``: anything naming the bytes,
+    such as its composite id, open and sample entry): fed its frames from a key frame up
+    to ``fed``; ``picture`` is the last one it handed out, frame ``shown``."""
+
+    source: object
+    decoder: av.VideoCodecContext
+    fed: int
+    shown: int = -1
+    picture: av.VideoFrame | None = None
+
+    def reaches(self, source: object, key: int, target: int) -> bool:
+        """Whether it can show frame ``target`` (whose key frame is ``key``) feeding no
+        more frames than a new decoder would."""
+        return source == self.source and self.shown <= target and self.fed + 1 >= key
+
+
+@dataclass
+class Decoders:
+    """The ``max_decoders`` continuations used last (see the module docstring). One is
+    taken out while a render uses it, so two renders never share a decoder."""
+
+    max_decoders: int = MAX_DECODERS
+    _kept: list[Continuation] = field(default_factory=list)  # least recently used first
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def take(self, source: object, key: int, target: int) -> Continuation | None:
+        for i in range(len(self._kept) - 1, -1, -1):
+            if self._kept[i].reaches(source, key, target):
+                return self._kept.pop(i)
+        return None
+
+    def put(self, cont: Continuation) -> None:
+        self._kept.append(cont)
+        del self._kept[: max(0, len(self._kept) - self.max_decoders)]
+
+
+def render_continuing(entry: VideoSampleEntry, source: object, cont: Continuation | None,
+                      first: int, data: bytes, sizes: tuple[int, ...], target: int,
+                      size: tuple[int, int]) -> tuple[bytes, Continuation | None]:
+    """The JPEG of frame ``target`` (of ``size``), feeding frames ``first``,
+    ``first + 1``... (``sizes``; their bytes ``data``) to ``cont``'s decoder, or without
+    one to a new decoder (``first`` is then a key frame). Returns it and the continuation
+    to keep (None when the decoder had to be drained to hand the target out). Raises
+    ``DataLoss`` when the frames do not decode into that picture."""
+    if len(data) != sum(sizes):
+        raise DataLoss(f"read {len(data)} bytes of frames, expected {sum(sizes)}")
+    if cont is None:
+        cont = Continuation(source, _new_decoder(entry, FRAME_THREADS), first - 1)
+    elif first != cont.fed + 1:
+        raise ValueError(f"frames from {first} fed to a decoder fed up to {cont.fed}")
+    seen = cont.picture if cont.shown == target else None
+    try:
+        pos = 0
+        for i, n in enumerate(sizes):
+            packet = av.Packet(data[pos : pos + n])
+            packet.pts = first + i
+            pos += n
+            for frame in cont.decoder.decode(packet):
+                if frame.pts is not None:
+                    cont.shown, cont.picture = frame.pts, frame
+                    seen = frame if frame.pts == target else seen
+            cont.fed = first + i
+        kept: Continuation | None = cont
+        if seen is None:  # not handed out yet (the recording's last frame, say): drain
+            kept = None
+            for frame in cont.decoder.decode(None):
+                seen = frame if frame.pts == target else seen
+        if seen is None:
+            raise DataLoss(f"frame {target} did not decode")
+        return _encode_jpeg(seen, size), kept
+    except av.error.FFmpegError as e:
+        raise DataLoss(f"the frames do not decode: {e}") from e

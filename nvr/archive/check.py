@@ -8,6 +8,12 @@ object, when it keeps one, or, with ``hash_objects``, of the bytes read back, is
 row's). Extra objects of streams the database no longer has are reported too (they are
 another database's or a deleted camera's). Read only: it repairs nothing.
 
+Tombstones (``nvr.archive.tombstones``) are read from the archive: their objects are not
+extra; a redaction of this database with no tombstone in the archive is a problem (other
+sites would still show what it hides), and so is a recording the database still says the
+archive holds under a tombstone (its bytes are still there: the uploader deletes them on
+its next pass); such a recording is not checked further.
+
 What belongs here: that comparison, blocking (the daemon is stopped; the command runs it
 directly). Not: argument parsing (``nvr.cli.check``).
 """
@@ -17,8 +23,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from nvr.archive import layout
+from nvr.archive import layout, tombstones
 from nvr.archive.client import ObjectStore
+from nvr.base import errors
 from nvr.db.database import Database
 
 _READ = 8 << 20
@@ -39,7 +46,19 @@ def check_archive(
     report = ArchiveReport()
     listed = {o.key: o for o in store.list(prefix)}
     report.objects = len(listed)
-    named: set[str] = set()
+    named = {k for k in listed if tombstones.is_tombstone_key(prefix, k)}
+    try:
+        stones = tombstones.list_tombstones(store, prefix)
+    except errors.DataLoss as e:
+        report.problems.append(f"unreadable tombstone: {e}")
+        stones = []
+    in_archive = {t.redaction_id for t in stones if t.database_uuid == db.uuid}
+    for r in db.all_redactions():
+        if r.id not in in_archive and r.stream_id in db.streams:
+            report.problems.append(
+                f"missing tombstone: redaction {r.id} is not in the archive (the uploader "
+                "writes it; until then other sites show what it hides)"
+            )
     stream_ids = sorted(a.streams | {
         sid for sid in db.streams if db.archived_in(archive_id, sid)
     })
@@ -52,6 +71,15 @@ def check_archive(
                 prefix, cam.uuid, stream.type, h.composite_id
             )
             named.update((sample_key, desc_key))
+            end = h.start_time_90k + h.wall_duration_90k
+            if db.is_hidden(sid, h.start_time_90k, end) or tombstones.covered(
+                stones, cam.uuid, stream.type, h.start_time_90k, end
+            ):
+                report.problems.append(
+                    f"redacted, still in the archive: recording {h.composite_id:016x} "
+                    "(the uploader deletes it)"
+                )
+                continue
             for key in (sample_key, desc_key):
                 if key not in listed:
                     report.problems.append(f"missing: {key} (recording {h.composite_id:016x})")

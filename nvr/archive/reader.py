@@ -186,11 +186,12 @@ class Prefetcher:
             self._drop_first()
 
 
-def open_archive_reads(db: Database) -> ArchiveReads:
-    """``ArchiveReads`` over an S3 client per archive of the database (none connects yet)."""
+def open_archive_reads(db: Database, **kw: int) -> ArchiveReads:
+    """``ArchiveReads`` over an S3 client per archive of the database (none connects yet);
+    ``kw``: ``ArchiveReads``'s ``workers``, ``window``, ``ahead``."""
     stores: dict[int, ObjectStore] = {}
     for aid, a in sorted(db.archives.items()):
         c = a.config
         stores[aid] = S3Store(StoreConfig(c.endpoint, c.bucket, c.access_key, c.secret_key,
                                           c.region))
-    return ArchiveReads(stores)
+    return ArchiveReads(stores, **kw)

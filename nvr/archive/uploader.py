@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, TypeVar
@@ -45,12 +46,12 @@ from typing import IO, TypeVar
 import trio
 import trio_util
 
-from nvr.archive import layout
-from nvr.archive.client import ObjectStore, S3Store, StoreConfig
+from nvr.archive import layout, tombstones
+from nvr.archive.client import ObjectStore, S3Store, StoreConfig, probe_checksums
 from nvr.base import errors
 from nvr.base.blocking import run_blocking
 from nvr.base.clock import Clocks
-from nvr.base.log_limit import RateLimitedLog
+from nvr.base.log_limit import LOG_EVERY, RateLimitedLog
 from nvr.base.time90k import UNITS_PER_SEC, Duration, Time
 from nvr.db.archives import UnarchivedRecording
 from nvr.db.database import Database
@@ -64,6 +65,8 @@ T = TypeVar("T")
 
 #: recordings asked of the database per pass
 BATCH = 32
+#: uploads in flight at once per archive (rclone's default is 4 transfers)
+CONCURRENCY = 4
 _CHUNK = 1 << 20
 #: recordings up to this size are read into memory once (hashed, then sent from there)
 IN_MEMORY = 64 << 20
@@ -83,6 +86,16 @@ class UploaderStatus:
     @property
     def ok(self) -> bool:
         return self.failing_since is None
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A recording the uploader will not archive (its local file changed since it was
+    written): the alarm's detail."""
+
+    composite_id: int
+    since: Time
+    reason: str
 
 
 class _PreadReader(io.RawIOBase):
@@ -131,6 +144,7 @@ class Uploader:
         initial_backoff: Duration = UNITS_PER_SEC,
         max_backoff: Duration = 300 * UNITS_PER_SEC,
         batch: int = BATCH,
+        concurrency: int = CONCURRENCY,
     ) -> None:
         self._db = db
         self.archive_id = archive_id
@@ -140,6 +154,7 @@ class Uploader:
         self._initial_backoff = initial_backoff
         self._max_backoff = max_backoff
         self._batch = batch
+        self._concurrency = max(1, concurrency)
         self._poke = trio.Event()
         self._next_start: Duration = 0
         self._log = RateLimitedLog(clocks, log, logging.ERROR)
@@ -148,7 +163,17 @@ class Uploader:
         self._done: list[tuple[ListedRecording, bytes]] = []
         self.uploaded = 0  # recordings archived by this task
         self.uploaded_bytes = 0
+        #: recordings not archived because their local file changed (the alarm), by id
+        self.skipped: dict[int, Skipped] = {}
+        self._skip_log = RateLimitedLog(clocks, log, logging.ERROR)
+        #: whether the server verifies the SHA-256 sent on PUT (None: not probed yet)
+        self._server_verifies_sha256: bool | None = None
+        #: redaction ids whose tombstone this archive holds (None: not listed yet)
+        self._tombstones_written: set[int] | None = None
+        #: redaction ids whose archived recordings were deleted (this run)
+        self._tombstones_applied: set[int] = set()
         db.flush_listeners.append(self._poke_now)
+        db.redaction_listeners.append(self._poke_now)
 
     @property
     def name(self) -> str:
@@ -164,21 +189,100 @@ class Uploader:
         while True:
             self._poke = trio.Event()
             if not await self.run_once():
-                await self._poke.wait()
+                # while the alarm is up, it is logged again once a minute (run_once)
+                # even when nothing else happens
+                with trio.move_on_at(
+                    self._clocks.deadline_after(LOG_EVERY) if self.skipped else math.inf
+                ):
+                    await self._poke.wait()
 
     async def run_once(self) -> bool:
-        """Uploads one batch, then applies the archive's retention; returns whether there
-        was anything to upload."""
-        batch = await self._retry(
-            "listing", self._sync(lambda: self._db.unarchived(self.archive_id, self._batch))
-        )
+        """Writes the tombstones of new redactions and deletes what they cover, uploads one
+        batch (``concurrency`` recordings at a time), then applies the archive's
+        retention; returns whether there was anything to upload."""
+        await self._retry("tombstones", self.apply_tombstones)
+        if self._server_verifies_sha256 is None:
+            prefix = self._db.archives[self.archive_id].config.prefix
+            self._server_verifies_sha256 = await self._retry(
+                "probe", lambda: run_blocking(probe_checksums, self._store, prefix,
+                                              abandon_on_cancel=True))
+        batch = await self._retry("listing", self._sync(
+            lambda: self._db.unarchived(self.archive_id, self._batch, self.skipped)))
         try:
-            for u in batch:
-                await self._retry("upload", lambda u=u: self._upload(u))  # type: ignore[misc]
+            if self._concurrency == 1 or len(batch) < 2:
+                for u in batch:
+                    await self._retry("upload", lambda u=u: self._upload(u))  # type: ignore[misc]
+            else:
+                send, receive = trio.open_memory_channel[UnarchivedRecording](len(batch))
+                for u in batch:
+                    send.send_nowait(u)
+                send.close()
+                async with trio.open_nursery() as nursery:
+                    for _ in range(min(self._concurrency, len(batch))):
+                        nursery.start_soon(self._worker, receive.clone())
         finally:
             self._record_done()  # also when cancelled: what is complete is recorded
         await self.apply_retention()
+        if self.skipped:
+            first = min(self.skipped.values(), key=lambda k: k.composite_id)
+            self._skip_log(
+                f"archive {self.name}: {len(self.skipped)} recordings not archived: "
+                f"{first.reason}" + (" (and others)" if len(self.skipped) > 1 else "")
+            )
         return bool(batch)
+
+    async def _worker(self, receive: trio.MemoryReceiveChannel[UnarchivedRecording]) -> None:
+        async with receive:
+            async for u in receive:
+                await self._retry("upload", lambda u=u: self._upload(u))  # type: ignore[misc]
+
+    async def apply_tombstones(self) -> None:
+        """Writes the tombstone of every redaction the archive does not hold yet
+        (``nvr.archive.tombstones``), then deletes the archived recordings each covers
+        (description, sample, row): never a byte deleted before its tombstone is there."""
+        redactions = self._db.all_redactions()
+        if not redactions or all(r.id in self._tombstones_applied for r in redactions):
+            return
+        a = self._db.archives[self.archive_id]
+        prefix = a.config.prefix
+        if self._tombstones_written is None:
+            mine = f"{prefix}{tombstones.DIR}{self._db.uuid}/"
+            listed = await run_blocking(lambda: list(self._store.list(mine)),
+                                        abandon_on_cancel=True)
+            self._tombstones_written = {
+                int(o.key[len(mine):].removesuffix(".json")) for o in listed
+                if o.key.endswith(".json") and o.key[len(mine):-5].isdigit()
+            }
+        for r in redactions:
+            if r.id in self._tombstones_applied:
+                continue
+            stream = self._db.streams.get(r.stream_id)
+            if stream is None:
+                continue  # the stream (and its archived rows' meaning) is gone
+            cam = self._db.cameras[stream.camera_id]
+            if r.id not in self._tombstones_written:
+                body = tombstones.Tombstone(
+                    self._db.uuid, r.id, cam.uuid, stream.type, r.start_time_90k,
+                    r.end_time_90k, r.reason, r.username, r.creation_time_90k,
+                ).to_json()
+                key = tombstones.tombstone_key(prefix, self._db.uuid, r.id)
+                await run_blocking(
+                    lambda k=key, b=body: self._store.put(
+                        k, io.BytesIO(b), len(b), md5=hashlib.md5(b).digest(),
+                        sha256=hashlib.sha256(b).digest()),
+                    abandon_on_cancel=True,
+                )
+                self._tombstones_written.add(r.id)
+            covered = self._db.archived_overlapping(
+                self.archive_id, r.stream_id, r.start_time_90k, r.end_time_90k)
+            for cid in covered:
+                for key in reversed(layout.recording_keys(prefix, cam.uuid, stream.type, cid)):
+                    await run_blocking(self._store.delete, key, abandon_on_cancel=True)
+                self._db.forget_archived(self.archive_id, [cid])
+            if covered:
+                log.info("archive %s: deleted %d recordings under redaction %d",
+                         a.short_name, len(covered), r.id)
+            self._tombstones_applied.add(r.id)
 
     def _record_done(self) -> None:
         if not self._done:
@@ -239,6 +343,9 @@ class Uploader:
         a = self._db.archives[self.archive_id]
         stream = self._db.streams[rec.stream_id]
         cam = self._db.cameras[stream.camera_id]
+        if self._db.is_hidden(rec.stream_id, rec.start_time_90k,
+                              rec.start_time_90k + rec.wall_duration_90k):
+            return  # redacted since it was listed: never archived
         try:
             f = await run_blocking(self._open_sample, cid)
         except errors.NotFound:
@@ -249,12 +356,16 @@ class Uploader:
                      a.short_name, cid)
             return
         try:
-            data, md5, sha256 = await run_blocking(_read_and_hash, f, rec.sample_file_bytes)
-            if u.sample_file_sha256 is not None and sha256 != u.sample_file_sha256:
-                raise errors.DataLoss(
-                    f"sample file {cid:016x} no longer has the SHA-256 recorded when it was "
-                    "written; not archiving it"
-                )
+            # With the writer's SHA-256 and a server that verifies it, the bytes are not
+            # hashed here: the server checks what it receives against what was written.
+            trusted = u.sample_file_sha256 if self._server_verifies_sha256 else None
+            data, md5, sha256 = await run_blocking(
+                _read_and_hash, f, rec.sample_file_bytes, trusted is None)
+            if trusted is not None:
+                sha256 = trusted
+            elif u.sample_file_sha256 is not None and sha256 != u.sample_file_sha256:
+                self._skip(cid, sha256)
+                return
             entry = self._db.video_sample_entries[rec.video_sample_entry_id]
             description = layout.describe(
                 rec=rec, sha256=sha256, video_index=self._db.get_video_index(cid),
@@ -270,16 +381,27 @@ class Uploader:
                 io.BytesIO(data) if data is not None
                 else io.BufferedReader(_PreadReader(f, rec.sample_file_bytes), _CHUNK)
             )
-            await run_blocking(
-                lambda: self._store.put(
-                    sample_key, body, rec.sample_file_bytes, md5=md5, sha256=sha256
-                ),
-                abandon_on_cancel=True,
-            )
+            try:
+                await run_blocking(
+                    lambda: self._store.put(
+                        sample_key, body, rec.sample_file_bytes, md5=md5, sha256=sha256
+                    ),
+                    abandon_on_cancel=True,
+                )
+            except errors.DataLoss:
+                if trusted is None:
+                    raise
+                # refused: did the file change since it was written, or the transfer?
+                actual = (await run_blocking(_read_and_hash, f, rec.sample_file_bytes,
+                                             True))[2]
+                if actual != trusted:
+                    self._skip(cid, actual)
+                    return
+                raise
             await run_blocking(
                 lambda: self._store.put(
                     desc_key, io.BytesIO(description), len(description),
-                    md5=hashlib.md5(description).digest(),
+                    md5=None if self._server_verifies_sha256 else hashlib.md5(description).digest(),
                     sha256=hashlib.sha256(description).digest(),
                 ),
                 abandon_on_cancel=True,
@@ -288,6 +410,12 @@ class Uploader:
             f.close()
         self._done.append((rec, sha256))
 
+    def _skip(self, cid: int, actual: bytes) -> None:
+        reason = (f"sample file {cid:016x} no longer has the SHA-256 recorded when it was "
+                  f"written (now {actual.hex()[:16]}...): the local copy changed")
+        self.skipped[cid] = Skipped(cid, self._clocks.realtime(), reason)
+        self._skip_log(f"archive {self.name}: not archiving it: {reason}")
+
     async def _wait_for_rate(self, nbytes: int) -> None:
         rate = self._db.archives[self.archive_id].config.max_rate
         now = self._clocks.monotonic()
@@ -295,9 +423,10 @@ class Uploader:
             self._next_start = now
             return
         start = max(now, self._next_start)
+        # reserved before sleeping: concurrent uploads queue behind one another
+        self._next_start = start + nbytes * UNITS_PER_SEC // rate
         if start > now:
             await self._clocks.sleep_until(start)
-        self._next_start = start + nbytes * UNITS_PER_SEC // rate
 
     # -- retrying --------------------------------------------------------------------------
 
@@ -325,15 +454,22 @@ class Uploader:
             return result
 
 
-def _read_and_hash(f: SampleFile, size: int) -> tuple[bytes | None, bytes, bytes]:
-    """(the bytes, MD5, SHA-256) of the file's ``size`` bytes; the bytes only up to
-    ``IN_MEMORY`` (then they are sent from memory in one piece: boto3 sends a file in
-    8 KiB writes, which cost more CPU than the hashes); ``DataLoss`` if it is shorter."""
+def _read_and_hash(
+    f: SampleFile, size: int, sha256: bool
+) -> tuple[bytes | None, bytes | None, bytes]:
+    """(the bytes, MD5, SHA-256) of the file's ``size`` bytes, both digests only with
+    ``sha256`` (else None and b""); the bytes only up to ``IN_MEMORY`` (then they are sent
+    from memory in one piece: boto3 sends a file in 8 KiB writes, which cost more CPU than
+    the hashes); ``DataLoss`` if it is shorter."""
     if size <= IN_MEMORY:
         data = f.pread(0, size)
         if len(data) != size:
             raise errors.DataLoss(f"sample file shorter ({len(data)} bytes) than its row ({size})")
+        if not sha256:
+            return data, None, b""
         return data, hashlib.md5(data).digest(), hashlib.sha256(data).digest()
+    if not sha256:
+        return None, None, b""  # sent from the file; the server checks the bytes
     md5, sha = hashlib.md5(), hashlib.sha256()
     pos = 0
     while pos < size:
@@ -369,6 +505,7 @@ async def start_uploaders(
     ``uploaders`` (by archive id) for ``/api/`` and metrics."""
     for aid, a in sorted(db.archives.items()):
         c = a.config
-        store = S3Store(StoreConfig(c.endpoint, c.bucket, c.access_key, c.secret_key, c.region))
+        store = S3Store(StoreConfig(c.endpoint, c.bucket, c.access_key, c.secret_key, c.region,
+                                    max_connections=CONCURRENCY))
         uploaders[aid] = Uploader(db, aid, store, sample_opener(db, dirs), clocks)
         await nursery.start(uploaders[aid].run)

@@ -142,6 +142,7 @@ def _options(p: argparse.ArgumentParser, *, add: bool) -> None:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    from nvr.archive import tombstones
     from nvr.archive.client import S3Store, StoreConfig
     from nvr.archive.restore import restore
     from nvr.base.clock import RealClocks
@@ -163,7 +164,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
             a = db.add_archive(args.name, _apply(ArchiveConfig(), args), [])
         c = a.config
         store = S3Store(StoreConfig(c.endpoint, c.bucket, c.access_key, c.secret_key, c.region))
-        report = restore(db, a.id, store, now, hidden=None)
+        stones = tombstones.list_tombstones(store, c.prefix)
+        report = restore(db, a.id, store, now, hidden=lambda d: tombstones.covered(
+            stones, d.camera_uuid, d.stream_type, d.row["start_time_90k"],
+            d.row["start_time_90k"] + d.row["wall_duration_90k"]))
     for line in report.problems:
         print(line)
     r = report.result

@@ -33,6 +33,7 @@ from nvr.base.time90k import Time
 from nvr.db import raw, raw_archive
 from nvr.db.core import DatabaseCore
 from nvr.db.frames_summary import summarize_index
+from nvr.db.raw import split_composite_id
 from nvr.db.types import Camera, CameraConfig, ListedRecording, Stream, StreamConfig
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,34 @@ class Backlog:
     oldest_start_90k: Time | None
 
 
+@dataclass(slots=True)
+class _BacklogSet:
+    """An archive's backlog in memory: per stream, its unarchived recordings in commit
+    order (composite id -> (start, bytes)), and the totals."""
+
+    by_stream: dict[int, dict[int, tuple[Time, int]]] = field(default_factory=dict)
+    recordings: int = 0
+    bytes: int = 0
+
+    def add(self, stream_id: int, cid: int, start: Time, nbytes: int) -> None:
+        d = self.by_stream.setdefault(stream_id, {})
+        if cid not in d:
+            d[cid] = (start, nbytes)
+            self.recordings += 1
+            self.bytes += nbytes
+
+    def discard(self, stream_id: int, cid: int) -> None:
+        d = self.by_stream.get(stream_id)
+        if d is not None and (v := d.pop(cid, None)) is not None:
+            self.recordings -= 1
+            self.bytes -= v[1]
+
+    def summary(self) -> Backlog:
+        # each stream's first entry is its oldest: O(streams), not O(backlog)
+        starts = [next(iter(d.values()))[0] for d in self.by_stream.values() if d]
+        return Backlog(self.recordings, self.bytes, min(starts, default=None))
+
+
 class Archives(DatabaseCore):
     """Archives; see the module docstring."""
 
@@ -163,9 +192,14 @@ class Archives(DatabaseCore):
     #: (since this open; for metrics)
     never_archived: dict[int, int]
 
+    #: archive id -> its backlog, loaded on first use (None: to load) and then kept by
+    #: the commit, deletion and upload paths, so ``/api/`` and ``/metrics`` ask no SQL
+    _backlogs: dict[int, _BacklogSet] | None = None
+
     def _load_archives(self) -> None:
         self.archives = {}
         self.never_archived = {}
+        self._backlogs = None
         for aid, u, name, cfg in raw_archive.list_archives(self._conn):
             self.archives[aid] = Archive(
                 aid, uuidlib.UUID(bytes=u), name, ArchiveConfig.from_json(cfg)
@@ -232,6 +266,7 @@ class Archives(DatabaseCore):
             a.config = config
         if ids is not None:
             a.streams = set(ids)
+            self._backlogs = None
         return a
 
     def delete_archive(self, archive_id: int) -> None:
@@ -240,6 +275,7 @@ class Archives(DatabaseCore):
         with self._transaction(f"deleting archive {a.short_name}") as conn:
             raw_archive.delete_archive(conn, archive_id)
         del self.archives[archive_id]
+        self._backlogs = None
 
     def _may_delete(self, stream_id: int) -> Callable[[int], bool] | None:
         required = self.archives_required_for(stream_id)
@@ -248,6 +284,10 @@ class Archives(DatabaseCore):
         return lambda cid: bool(self.archived_everywhere(required, [cid]))
 
     def _count_unarchived_deletions(self, stream_id: int, cids: list[int]) -> None:
+        if self._backlogs is not None:
+            for b in self._backlogs.values():
+                for cid in cids:
+                    b.discard(stream_id, cid)
         for a in self.archives.values():
             if stream_id not in a.streams or not cids:
                 continue
@@ -262,11 +302,39 @@ class Archives(DatabaseCore):
     def _forget_stream_archives(self, stream_id: int) -> None:
         for a in self.archives.values():
             a.streams.discard(stream_id)
+        self._backlogs = None
 
-    def unarchived(self, archive_id: int, limit: int) -> list[UnarchivedRecording]:
-        """The oldest committed recordings of the archive's streams it does not hold."""
+    def _committed_recordings(self, stream_id: int, recs: list[tuple[int, Time, int, int]]) -> None:
+        if self._backlogs is None:
+            return
+        for aid, b in self._backlogs.items():
+            if stream_id not in self.archives[aid].streams:
+                continue
+            for cid, start, wall, nbytes in recs:
+                if not self.is_hidden(stream_id, start, start + wall):
+                    b.add(stream_id, cid, start, nbytes)
+
+    def _redaction_added(self) -> None:
+        self._backlogs = None  # rare: recount (hidden recordings are never archived)
+
+    def _backlog_sets(self) -> dict[int, _BacklogSet]:
+        if self._backlogs is None:
+            backlogs = {}
+            with self._read("loading archive backlogs") as conn:
+                for aid in self.archives:
+                    b = backlogs[aid] = _BacklogSet()
+                    for cid, start, nbytes in raw_archive.list_backlog(conn, aid):
+                        b.add(split_composite_id(cid)[0], cid, start, nbytes)
+            self._backlogs = backlogs
+        return self._backlogs
+
+    def unarchived(
+        self, archive_id: int, limit: int, skip: Iterable[int] = ()
+    ) -> list[UnarchivedRecording]:
+        """The oldest committed recordings of the archive's streams it does not hold,
+        leaving out those under a redaction and those in ``skip``."""
         with self._read("listing recordings to archive") as conn:
-            rows = raw_archive.list_unarchived(conn, archive_id, limit)
+            rows = raw_archive.list_unarchived(conn, archive_id, limit, sorted(skip))
         return [
             UnarchivedRecording(
                 ListedRecording.from_row(r[:-1]), None if r[-1] is None else bytes(r[-1])
@@ -275,8 +343,10 @@ class Archives(DatabaseCore):
         ]
 
     def archive_backlog(self, archive_id: int) -> Backlog:
-        with self._read("archive backlog") as conn:
-            return Backlog(*raw_archive.unarchived_backlog(conn, archive_id))
+        """What the archive does not hold yet (never under a redaction): from memory
+        after the first call (one query per archive then)."""
+        self._archive(archive_id)
+        return self._backlog_sets()[archive_id].summary()
 
     def mark_archived(
         self, archive_id: int, done: list[tuple[ListedRecording, bytes]], now: Time
@@ -289,6 +359,10 @@ class Archives(DatabaseCore):
                     conn, archive_id, rec.composite_id, rec.start_time_90k,
                     rec.wall_duration_90k, rec.sample_file_bytes, sha256, now,
                 )
+        if self._backlogs is not None:
+            b = self._backlogs[archive_id]
+            for rec, _ in done:
+                b.discard(rec.stream_id, rec.composite_id)
 
     def archived_in(self, archive_id: int, stream_id: int) -> list[ArchivedRecording]:
         with self._read("listing archived recordings") as conn:
@@ -300,6 +374,14 @@ class Archives(DatabaseCore):
         with self._transaction("forgetting archived recordings") as conn:
             for cid in cids:
                 raw_archive.delete_archived_recording(conn, archive_id, cid)
+        self._backlogs = None  # a recording still here is unarchived again: recount
+
+    def archived_overlapping(
+        self, archive_id: int, stream_id: int, start: Time, end: Time
+    ) -> list[int]:
+        """The stream's recordings the archive holds that overlap ``[start, end)``."""
+        with self._read("listing archived recordings in a range") as conn:
+            return raw_archive.archived_overlapping(conn, archive_id, stream_id, start, end)
 
     def archives_holding(self, cid: int) -> list[int]:
         """Ids of the archives that hold the recording, lowest first."""

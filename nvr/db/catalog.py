@@ -2,20 +2,23 @@
 sample entries.
 
 What belongs here: loading them (with each directory's garbage and each stream's
-committed summary) when the database opens, and every change to them, each in one
-transaction and then in memory; lookups by name and uuid. Not here: recordings (the
-``lifecycle`` and ``reads`` mixins).
+committed summary, from ``recording_day``) when the database opens, and every change to
+them, each in one transaction and then in memory; lookups by name and uuid. Not here:
+recordings (the ``lifecycle`` and ``reads`` mixins).
 """
 
 from __future__ import annotations
 
+import logging
 import uuid as uuidlib
 
 from nvr.base import errors
 from nvr.db import raw, raw_archive, raw_evidence, raw_signals
 from nvr.db.core import DatabaseCore
 from nvr.db.recording import VideoSampleEntry
+from nvr.db.stream_summary import DayTotal, StreamSummary, day_rows, zone_key
 from nvr.db.types import (
+    MAX_RECORDING_WALL_DURATION,
     STREAM_TYPES,
     Camera,
     CameraConfig,
@@ -24,6 +27,8 @@ from nvr.db.types import (
     Stream,
     StreamConfig,
 )
+
+log = logging.getLogger(__name__)
 
 
 class Catalog(DatabaseCore):
@@ -48,8 +53,7 @@ class Catalog(DatabaseCore):
             )
             self.streams[sid] = stream
             self.cameras[cam_id].streams[type_] = sid
-            for start, wall, nbytes in raw.stream_summary_rows(conn, sid):
-                stream.committed.add(start, wall, nbytes, self.tz)
+        self._load_summaries()
         for row in raw_evidence.list_protected_ranges(conn, None, removed=False):
             pr = ProtectedRange(*row)
             self.protected.setdefault(pr.camera_id, []).append(pr)
@@ -57,6 +61,36 @@ class Catalog(DatabaseCore):
             entry = VideoSampleEntry(w, h, codec, bytes(data), ph, pv)
             self.video_sample_entries[eid] = entry
             self._entry_ids[entry.data] = eid
+
+    def _load_summaries(self) -> None:
+        """Each stream's committed summary from ``recording_day`` (a few rows per stream
+        and day) and two index seeks for its time range; never every recording, unless
+        the rows are missing or split in another zone: then one scan builds them (and,
+        read-write, stores them for the next opens)."""
+        conn = self._conn
+        zone = zone_key(self.tz)
+        if raw.recording_day_zone(conn) == zone:
+            days: dict[int, dict[str, DayTotal]] = {}
+            for sid, day, *totals in raw.list_recording_days(conn):
+                days.setdefault(sid, {})[day] = DayTotal(*totals)
+            for sid, stream in self.streams.items():
+                stream.committed = StreamSummary.from_days(
+                    days.get(sid, {}),
+                    *raw.recording_time_range(conn, sid, MAX_RECORDING_WALL_DURATION),
+                )
+            return
+        n = 0
+        for sid, stream in self.streams.items():
+            for start, wall, nbytes in raw.stream_summary_rows(conn, sid):
+                stream.committed.add(start, wall, nbytes, self.tz)
+                n += 1
+        if n:
+            log.info("built the per-day totals of %d recordings (time zone %s)", n, zone)
+        if not self.read_only:
+            with self._transaction("storing per-day totals") as wconn:
+                raw.replace_recording_days(wconn, zone, [
+                    (sid, *row) for sid, s in self.streams.items()
+                    for row in day_rows(s.committed.days)])
 
     # -- sample file dirs -------------------------------------------------------------
 

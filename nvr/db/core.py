@@ -58,7 +58,8 @@ class DatabaseCore:
         self.protected: dict[int, list[ProtectedRange]] = {}
         #: called after a protected range was added or removed (syncers re-plan retention)
         self.protection_listeners: list[Callable[[], None]] = []
-        #: called after a tombstone committed (the syncers remove its bytes)
+        #: called after a tombstone committed (the syncers remove its bytes; the
+        #: archives' uploaders write it to their archives)
         self.redaction_listeners: list[Callable[[], None]] = []
         #: called after every successful flush (syncers wake up to unlink new garbage)
         self.flush_listeners: list[Callable[[], None]] = []
@@ -115,6 +116,13 @@ class DatabaseCore:
 
     def _forget_stream_archives(self, stream_id: int) -> None:
         """After a stream was deleted: archives stop copying it (``archives`` does it)."""
+
+    def _committed_recordings(self, stream_id: int, recs: list[tuple[int, Time, int, int]]) -> None:
+        """Told of recordings just committed, as (composite id, start, wall duration,
+        bytes) (``archives`` adds them to its backlogs)."""
+
+    def _redaction_added(self) -> None:
+        """Told that a redaction was committed (``archives`` recounts its backlogs)."""
 
     def _delete_stream_redactions(self, conn: sqlite3.Connection, stream_id: int) -> None:
         """Inside the transaction deleting a stream: its tombstones go (``redactions``

@@ -24,7 +24,9 @@ from nvr.db.frames_summary import summarize_index
 from nvr.db.motion import MotionStore
 from nvr.db.protection import Protection
 from nvr.db.raw import composite_id, split_composite_id
+from nvr.db.stream_summary import day_deltas, day_rows
 from nvr.db.types import (
+    MAX_RECORDING_WALL_DURATION,
     FlushResult,
     ListedRecording,
     PendingRecording,
@@ -286,6 +288,9 @@ class Lifecycle(Protection, MotionStore):
                     cum_media += r.media_duration_90k
                     cum_runs += r.run_offset == 0
                 raw.update_stream_counters(conn, sid, cum_rec, cum_media, cum_runs)
+                raw.add_recording_days(conn, sid, day_rows(day_deltas(
+                    ((r.start_time_90k, r.wall_duration_90k, r.sample_file_bytes) for r in recs),
+                    self.tz)))
                 new_counters[sid] = (cum_rec, cum_media, cum_runs)
             for sid, dels in to_delete.items():
                 dir_id = self.streams[sid].sample_file_dir_id
@@ -297,6 +302,9 @@ class Lifecycle(Protection, MotionStore):
                     # an archived recording stays listed and playable from the archive
                     raw_archive.keep_if_archived(conn, d.composite_id)
                     raw.move_recording_to_garbage(conn, dir_id, d.composite_id)
+                raw.subtract_recording_days(conn, sid, day_rows(day_deltas(
+                    ((d.start_time_90k, d.wall_duration_90k, d.sample_file_bytes) for d in dels),
+                    self.tz)))
             for dir_id, cids in to_forget.items():
                 for cid in cids:
                     raw.delete_garbage(conn, dir_id, cid)
@@ -312,6 +320,9 @@ class Lifecycle(Protection, MotionStore):
             del s.pending[: len(recs)]
             for r in recs:
                 s.committed.add(r.start_time_90k, r.wall_duration_90k, r.sample_file_bytes, self.tz)
+            self._committed_recordings(sid, [
+                (r.composite_id, r.start_time_90k, r.wall_duration_90k, r.sample_file_bytes)
+                for r in recs])
         for sid, dels in to_delete.items():
             self._forget_deleted(self.streams[sid], dels)
             self._count_unarchived_deletions(sid, [d.composite_id for d in dels])
@@ -340,7 +351,8 @@ class Lifecycle(Protection, MotionStore):
         dir_row.deleted_recordings += len(dels)
         dir_row.deleted_bytes += sum(d.sample_file_bytes for d in dels)
         with self._read("reading a stream's time range") as conn:
-            s.committed.range_start, s.committed.range_end = raw.recording_time_range(conn, s.id)
+            s.committed.range_start, s.committed.range_end = raw.recording_time_range(
+                conn, s.id, MAX_RECORDING_WALL_DURATION)
 
     def replace_recording(self, old: ListedRecording, pieces: list[raw.RecordingRow]) -> None:
         """Commits a redaction's cut of ``old`` (``nvr.storage.redact``), in one
@@ -359,6 +371,11 @@ class Lifecycle(Protection, MotionStore):
             for p in pieces:
                 raw.insert_recording(conn, p)
             raw.move_recording_to_garbage(conn, dir_id, old.composite_id)
+            raw.subtract_recording_days(conn, stream.id, day_rows(day_deltas(
+                [(old.start_time_90k, old.wall_duration_90k, old.sample_file_bytes)], self.tz)))
+            raw.add_recording_days(conn, stream.id, day_rows(day_deltas(
+                [(p.start_time_90k, p.wall_duration_90k, p.sample_file_bytes) for p in pieces],
+                self.tz)))
         if seen is not None:
             self._count_motion(stream.id, seen[0], -seen[1])
         stream.committed.remove(old.start_time_90k, old.wall_duration_90k,
@@ -368,14 +385,19 @@ class Lifecycle(Protection, MotionStore):
                                  self.tz)
         self.dirs[dir_id].garbage_needs_unlink.add(old.composite_id)
         self._count_unarchived_deletions(stream.id, [old.composite_id])
+        self._committed_recordings(stream.id, [
+            (p.composite_id, p.start_time_90k, p.wall_duration_90k, p.sample_file_bytes)
+            for p in pieces])
         with self._read("reading a stream's time range") as conn:
             stream.committed.range_start, stream.committed.range_end = (
-                raw.recording_time_range(conn, stream.id))
+                raw.recording_time_range(conn, stream.id, MAX_RECORDING_WALL_DURATION))
 
     def delete_recording_rows(self, cids: list[int]) -> None:
         """Deletes committed recordings whose sample files are lost, in one transaction
         (``nvr check --delete-orphan-rows``). In-memory summaries are not updated: the
-        caller closes the database afterwards."""
+        caller closes the database afterwards; the per-day totals are dropped, so the next
+        open builds them again."""
         with self._transaction(f"deleting {len(cids)} recordings without files") as conn:
             for cid in cids:
                 raw.delete_recording(conn, cid)
+            raw.replace_recording_days(conn, None, [])

@@ -99,14 +99,13 @@ class MotionStore(DatabaseCore):
         return out
 
     def motion_search_rows(
-        self, stream_id: int, start: Time, end: Time
+        self, stream_id: int, region: bytes, lo: Time, hi: Time, after: Time
     ) -> list[tuple[int, int, int, bytes, bytes]]:
-        """Committed recordings of the stream that moved and overlap ``[start, end)``;
-        see ``raw.motion_search_rows``. Without those a redaction hides."""
+        """Committed recordings of the stream that start in ``[lo, hi)``, end after
+        ``after`` and moved in ``region`` (a cell bitmap); see ``raw.motion_search_rows``.
+        Without those a redaction hides."""
         with self._read("reading motion summaries") as conn:
-            rows = raw.motion_search_rows(
-                conn, stream_id, start, end, MAX_RECORDING_WALL_DURATION
-            )
+            rows = raw.motion_search_rows(conn, stream_id, region, lo, hi, after)
         return [r for r in rows if not self.is_hidden(stream_id, r[1], r[1] + r[2])]
 
     def motion_debug_rows(

@@ -17,12 +17,16 @@ from typing import Any
 
 from nvr.db.frames_summary import FramesSummary
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 10
 
 ID_BITS = 32
 #: recording ids from here up are pieces of recordings cut by a redaction
-#: (``nvr.storage.redact``); a stream's own counter stays below
-PIECE_BASE = 1 << 31
+#: (``nvr.storage.redact``); a stream's own counter stays below (2^30 recordings: two
+#: thousand years of one-minute recordings). Pieces stay below 2^31, so ids remain the
+#: signed 32-bit integers Moonfire NVR's API (and its clients) use.
+PIECE_BASE = 1 << 30
+#: the first recording id outside a signed 32-bit integer
+PIECE_END = 1 << 31
 
 
 def schema_sql() -> str:
@@ -202,6 +206,7 @@ def update_stream(
 
 def delete_stream(conn: sqlite3.Connection, stream_id: int) -> None:
     conn.execute("delete from archive_stream where stream_id = ?", (stream_id,))
+    conn.execute("delete from recording_day where stream_id = ?", (stream_id,))
     conn.execute("delete from stream where id = ?", (stream_id,))
 
 
@@ -421,7 +426,8 @@ def stream_summary_rows(
     conn: sqlite3.Connection, stream_id: int
 ) -> Iterator[tuple[int, int, int]]:
     """(start_time_90k, wall_duration_90k, sample_file_bytes) of every recording of the
-    stream, through the covering index: the startup scan that builds the summaries."""
+    stream, through the covering index: the scan that builds ``recording_day`` when it is
+    missing (after an upgrade) or split in another zone."""
     return conn.execute(
         """select start_time_90k, wall_duration_90k, sample_file_bytes
            from recording indexed by recording_cover where stream_id = ?""",
@@ -429,15 +435,103 @@ def stream_summary_rows(
     )
 
 
-def recording_time_range(conn: sqlite3.Connection, stream_id: int) -> tuple[int | None, int | None]:
-    """(earliest start, latest end) of the stream's recordings, through the covering index
-    (None, None without recordings)."""
-    row = conn.execute(
-        """select min(start_time_90k), max(start_time_90k + wall_duration_90k)
-           from recording indexed by recording_cover where stream_id = ?""",
+def recording_time_range(
+    conn: sqlite3.Connection, stream_id: int, max_wall_90k: int
+) -> tuple[int | None, int | None]:
+    """(earliest start, latest end) of the stream's recordings (None, None without
+    recordings): each an index seek, never a scan of the stream's rows. The first is a
+    lone ``min`` (SQLite reads one index entry for it); the latest end is among the
+    recordings starting within ``max_wall_90k`` of the latest start (one starting earlier
+    ends before that start)."""
+    first = conn.execute(
+        """select min(start_time_90k) from recording indexed by recording_cover
+           where stream_id = ?""",
         (stream_id,),
-    ).fetchone()
-    return row[0], row[1]
+    ).fetchone()[0]
+    if first is None:
+        return None, None
+    last = conn.execute(
+        """select max(start_time_90k + wall_duration_90k)
+           from recording indexed by recording_cover
+           where stream_id = ? and start_time_90k >= (
+               select max(start_time_90k) from recording indexed by recording_cover
+               where stream_id = ?) - ?""",
+        (stream_id, stream_id, max_wall_90k),
+    ).fetchone()[0]
+    return first, last
+
+
+# --- per-day totals (recording_day) -----------------------------------------------------------
+
+
+def recording_day_zone(conn: sqlite3.Connection) -> str | None:
+    """The zone ``recording_day``'s days are split in (None: the rows must be built)."""
+    row = conn.execute("select zone from recording_day_zone").fetchone()
+    return None if row is None else str(row[0])
+
+
+def list_recording_days(
+    conn: sqlite3.Connection,
+) -> Iterator[tuple[int, str, int, int, int, int, int]]:
+    """(stream_id, day, recordings, duration_90k, started, sample_file_bytes, fs_bytes) of
+    every stream's days."""
+    return conn.execute(
+        """select stream_id, day, recordings, duration_90k, started, sample_file_bytes,
+                  fs_bytes from recording_day"""
+    )
+
+
+def add_recording_days(
+    conn: sqlite3.Connection, stream_id: int, deltas: list[tuple[str, int, int, int, int, int]],
+) -> None:
+    """Adds per-day totals (day, recordings, duration_90k, started, sample_file_bytes,
+    fs_bytes) of a stream: one indexed upsert per day."""
+    conn.executemany(
+        """insert into recording_day (stream_id, day, recordings, duration_90k, started,
+                                      sample_file_bytes, fs_bytes)
+           values (?, ?, ?, ?, ?, ?, ?)
+           on conflict (stream_id, day) do update set
+             recordings = recordings + excluded.recordings,
+             duration_90k = duration_90k + excluded.duration_90k,
+             started = started + excluded.started,
+             sample_file_bytes = sample_file_bytes + excluded.sample_file_bytes,
+             fs_bytes = fs_bytes + excluded.fs_bytes""",
+        [(stream_id, *d) for d in deltas],
+    )
+
+
+def subtract_recording_days(
+    conn: sqlite3.Connection, stream_id: int, deltas: list[tuple[str, int, int, int, int, int]],
+) -> None:
+    """Subtracts per-day totals (as ``add_recording_days`` takes them); a day left with no
+    recording goes. Raises ``IntegrityError`` for a day that is not there."""
+    for day, recordings, duration, started, nbytes, fs in deltas:
+        cur = conn.execute(
+            """update recording_day set recordings = recordings - ?,
+                 duration_90k = duration_90k - ?, started = started - ?,
+                 sample_file_bytes = sample_file_bytes - ?, fs_bytes = fs_bytes - ?
+               where stream_id = ? and day = ?""",
+            (recordings, duration, started, nbytes, fs, stream_id, day),
+        )
+        if cur.rowcount != 1:
+            raise sqlite3.IntegrityError(f"stream {stream_id} has no totals for {day}")
+        conn.execute(
+            "delete from recording_day where stream_id = ? and day = ? and recordings = 0",
+            (stream_id, day),
+        )
+
+
+def replace_recording_days(
+    conn: sqlite3.Connection, zone: str | None,
+    rows: list[tuple[int, str, int, int, int, int, int]],
+) -> None:
+    """Replaces every ``recording_day`` row (and the zone they are split in; None: to be
+    built at the next open)."""
+    conn.execute("delete from recording_day")
+    conn.execute("delete from recording_day_zone")
+    conn.executemany("insert into recording_day values (?, ?, ?, ?, ?, ?, ?)", rows)
+    if zone is not None:
+        conn.execute("insert into recording_day_zone (zone) values (?)", (zone,))
 
 
 def get_video_index(conn: sqlite3.Connection, cid: int) -> bytes | None:
@@ -675,11 +769,22 @@ class MotionRow:
     skipped: int
 
 
+def cells_ints(bitmap: bytes) -> tuple[int, int, int, int]:
+    """A 32-byte cell bitmap as the four signed 64-bit integers of
+    ``recording_motion.cells_0`` .. ``cells_3`` (bit ``c % 64`` of ``cells_{c // 64}``)."""
+    if len(bitmap) != 32:
+        raise ValueError(f"a cell bitmap has 32 bytes, not {len(bitmap)}")
+    a, b, c, d = (int.from_bytes(bitmap[i : i + 8], "little", signed=True) for i in (0, 8, 16, 24))
+    return a, b, c, d
+
+
 def insert_motion(conn: sqlite3.Connection, cid: int, m: MotionRow) -> None:
     conn.execute(
         """insert or replace into recording_motion (composite_id, cells, entries,
-           global_seconds, motion_seconds, frames, skipped) values (?, ?, ?, ?, ?, ?, ?)""",
-        (cid, m.cells, m.entries, m.global_seconds, m.motion_seconds, m.frames, m.skipped),
+           global_seconds, motion_seconds, frames, skipped, cells_0, cells_1, cells_2, cells_3)
+           values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        (cid, m.cells, m.entries, m.global_seconds, m.motion_seconds, m.frames, m.skipped,
+         *cells_ints(m.cells)),
     )
 
 
@@ -709,17 +814,20 @@ def motion_totals_rows(conn: sqlite3.Connection) -> Iterator[tuple[int, int, int
 
 
 def motion_search_rows(
-    conn: sqlite3.Connection, stream_id: int, start: int, end: int, max_wall: int
+    conn: sqlite3.Connection, stream_id: int, region: bytes, lo: int, hi: int, after: int
 ) -> list[tuple[int, int, int, bytes, bytes]]:
     """(composite_id, start_time_90k, wall_duration_90k, cells, entries) of the stream's
-    recordings that moved and overlap ``[start, end)``, by start time."""
+    recordings that start in ``[lo, hi)``, end after ``after`` and moved in a cell of
+    ``region`` (a cell bitmap), by start time. The region is tested on the stored union
+    (``cells_0..3``) inside SQLite: the entries of other recordings are never read."""
     return conn.execute(
         """select r.composite_id, r.start_time_90k, r.wall_duration_90k, m.cells, m.entries
            from recording r join recording_motion m using (composite_id)
-           where r.stream_id = ? and r.start_time_90k > ? and r.start_time_90k < ?
-             and r.start_time_90k + r.wall_duration_90k > ? and m.motion_seconds > 0
+           where r.stream_id = ? and r.start_time_90k >= ? and r.start_time_90k < ?
+             and r.start_time_90k + r.wall_duration_90k > ?
+             and (m.cells_0 & ? or m.cells_1 & ? or m.cells_2 & ? or m.cells_3 & ?)
            order by r.start_time_90k""",
-        (stream_id, start - max_wall, end, start),
+        (stream_id, lo, hi, after, *cells_ints(region)),
     ).fetchall()
 
 

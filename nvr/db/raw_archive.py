@@ -6,6 +6,7 @@ plain rows or values; they do not commit and keep no state.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
@@ -49,37 +50,45 @@ def delete_archive(conn: sqlite3.Connection, archive_id: int) -> None:
     conn.execute("delete from archive where id = ?", (archive_id,))
 
 
+#: recordings of the archive's streams it does not hold, leaving out those under a
+#: redaction (``Redactions.is_hidden``'s overlap test: they are never archived)
 _UNARCHIVED = """from recording r
     where r.stream_id in (select stream_id from archive_stream where archive_id = :a)
       and not exists (select 1 from archived_recording x
-                      where x.archive_id = :a and x.composite_id = r.composite_id)"""
+                      where x.archive_id = :a and x.composite_id = r.composite_id)
+      and not exists (select 1 from redaction d
+                      where d.stream_id = r.stream_id
+                        and d.start_time_90k < max(r.start_time_90k + r.wall_duration_90k,
+                                                   r.start_time_90k + 1)
+                        and d.end_time_90k > r.start_time_90k)"""
 
 
 def list_unarchived(
-    conn: sqlite3.Connection, archive_id: int, limit: int
+    conn: sqlite3.Connection, archive_id: int, limit: int, skip: list[int]
 ) -> list[tuple[Any, ...]]:
     """The oldest committed recordings of the archive's streams that it does not hold yet
-    (``LIST_COLUMNS`` and the summary's, then ``sample_file_sha256``), oldest first."""
+    and that are not in ``skip`` (``LIST_COLUMNS`` and the summary's, then
+    ``sample_file_sha256``), oldest first."""
     return conn.execute(
         f"""select {", ".join("r." + c.strip() for c in LIST_COLUMNS.split(","))},
                    {", ".join("r." + c for c in SUMMARY_COLUMN_NAMES)},
                    (select sample_file_sha256 from recording_integrity i
                     where i.composite_id = r.composite_id)
-            {_UNARCHIVED} order by r.start_time_90k, r.composite_id limit :n""",
-        {"a": archive_id, "n": limit},
+            {_UNARCHIVED}
+              and r.composite_id not in (select value from json_each(:skip))
+            order by r.start_time_90k, r.composite_id limit :n""",
+        {"a": archive_id, "n": limit, "skip": json.dumps(skip)},
     ).fetchall()
 
 
-def unarchived_backlog(
-    conn: sqlite3.Connection, archive_id: int
-) -> tuple[int, int, int | None]:
-    """(recordings, bytes, oldest start time) the archive does not hold yet."""
-    row = conn.execute(
-        f"""select count(*), coalesce(sum(r.sample_file_bytes), 0), min(r.start_time_90k)
-            {_UNARCHIVED}""",
+def list_backlog(conn: sqlite3.Connection, archive_id: int) -> list[tuple[int, int, int]]:
+    """(composite id, start time, bytes) of every recording the archive does not hold
+    yet, by composite id (``Archives`` keeps them in memory from then on)."""
+    return conn.execute(
+        f"""select r.composite_id, r.start_time_90k, r.sample_file_bytes {_UNARCHIVED}
+            order by r.composite_id""",
         {"a": archive_id},
-    ).fetchone()
-    return int(row[0]), int(row[1]), row[2]
+    ).fetchall()
 
 
 def insert_archived_recording(
@@ -107,6 +116,21 @@ def list_archived(
            order by composite_id""",
         (archive_id, composite_id(stream_id, 0), composite_id(stream_id + 1, 0)),
     ).fetchall()
+
+
+def archived_overlapping(
+    conn: sqlite3.Connection, archive_id: int, stream_id: int, start: int, end: int
+) -> list[int]:
+    """Composite ids of the stream's recordings in the archive that overlap
+    ``[start, end)`` (as ``Redactions.is_hidden`` decides)."""
+    return [r[0] for r in conn.execute(
+        """select composite_id from archived_recording
+           where archive_id = ? and composite_id >= ? and composite_id < ?
+             and start_time_90k < ?
+             and max(start_time_90k + wall_duration_90k, start_time_90k + 1) > ?
+           order by composite_id""",
+        (archive_id, composite_id(stream_id, 0), composite_id(stream_id + 1, 0), end, start),
+    )]
 
 
 def archived_ids(conn: sqlite3.Connection, archive_id: int, cids: list[int]) -> set[int]:

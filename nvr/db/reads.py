@@ -37,11 +37,9 @@ class Reads(Redactions):
         """The stream's totals over committed and pending recordings (growing ones
         included, as far as they have grown), as the API reports them."""
         stream = self._stream(stream_id)
-        out = stream.committed.copy()
-        for p in stream.pending:
-            if p.video_samples:
-                out.add(p.start_time_90k, p.wall_duration_90k, p.sample_file_bytes, self.tz)
-        return out
+        return stream.committed.plus(
+            ((p.start_time_90k, p.wall_duration_90k, p.sample_file_bytes)
+             for p in stream.pending if p.video_samples), self.tz)
 
     def list_recordings_by_time(
         self, stream_id: int, start: Time, end: Time

@@ -86,9 +86,14 @@ class Redactions(DatabaseCore):
         r = Redaction(rid, stream_id, start, end, reason, user_id, username, now)
         v = tombstones.setdefault(stream_id, [])
         bisect.insort(v, r, key=lambda x: x.start_time_90k)
+        self._redaction_added()
         for listener in list(self.redaction_listeners):
             listener()
         return r
+
+    def all_redactions(self) -> list[Redaction]:
+        """Every tombstone of every stream, by id (the archives' uploaders copy them)."""
+        return sorted((r for v in self._tombstones().values() for r in v), key=lambda r: r.id)
 
     def _delete_stream_redactions(self, conn: sqlite3.Connection, stream_id: int) -> None:
         """The stream is being deleted (its camera removed, which needs every recording
@@ -101,6 +106,10 @@ class Redactions(DatabaseCore):
             log.warning("stream %d deleted with its redaction %d of [%d, %d) (%r, by %s at %d)",
                         stream_id, r.id, r.start_time_90k, r.end_time_90k, r.reason,
                         r.username, r.creation_time_90k)
+
+    def has_redactions(self) -> bool:
+        """Whether any stream has a tombstone (read once, then from memory)."""
+        return any(self._tombstones().values())
 
     def list_redactions(self, stream_id: int) -> list[Redaction]:
         self._stream(stream_id)

@@ -1,4 +1,4 @@
--- nvr database schema, version 8. This file is authoritative (docs/design.md,
+-- nvr database schema, version 10. This file is authoritative (docs/design.md,
 -- "Schema and upgrades").
 --
 -- Units: every *_90k column is in 90 kHz units; times ("*_time_90k") count from
@@ -11,7 +11,9 @@
 -- v3_to_v4.py); version 5 the protected ranges and per-camera rights (protected_range,
 -- v4_to_v5.py); version 6 the archive tables (archive to archived_recording, v5_to_v6.py);
 -- version 7 the redaction tombstones (redaction, v6_to_v7.py); version 8 the archive-only
--- recordings (archive_only_recording, v7_to_v8.py).
+-- recordings (archive_only_recording, v7_to_v8.py); version 9 the per-day totals of
+-- recordings (recording_day, recording_day_zone, v8_to_v9.py); version 10 the motion union
+-- as integers (recording_motion.cells_0..3, v9_to_v10.py).
 
 -- The database's identity: exactly one row. Sample-file directories record this uuid
 -- in their meta file so a directory is never used with another database.
@@ -124,6 +126,27 @@ create index recording_cover on recording (
   run_offset, flags, prev_media_duration_90k, prev_runs, end_reason
 );
 
+-- Per stream and local day, the totals of its committed recordings (the API's `days`, a
+-- stream's totals), changed by every commit and deletion in the same transaction, so an open
+-- reads these rows instead of every recording. Days are split at the midnights of the zone
+-- in recording_day_zone; an open in another zone (or with no zone row: after an upgrade,
+-- or a repair that deleted rows) builds them again from the recordings.
+create table recording_day (
+  stream_id integer not null references stream (id),
+  day text not null,  -- local date, YYYY-MM-DD
+  recordings integer not null check (recordings >= 0),  -- overlapping the day
+  duration_90k integer not null check (duration_90k >= 0),  -- recorded wall time within it
+  started integer not null check (started >= 0),  -- recordings starting in the day
+  sample_file_bytes integer not null check (sample_file_bytes >= 0),  -- of those
+  fs_bytes integer not null check (fs_bytes >= 0),  -- of those, in whole 4 KiB blocks
+  primary key (stream_id, day)
+) without rowid;
+
+-- The IANA zone recording_day is split in: at most one row (none: to be built).
+create table recording_day_zone (
+  zone text not null
+);
+
 -- Diagnostics about a recording's timing and content; not needed for playback.
 create table recording_integrity (
   composite_id integer primary key references recording (composite_id),
@@ -154,7 +177,13 @@ create table recording_motion (
   global_seconds blob not null check (length(global_seconds) % 2 = 0),  -- uint16 LE seconds
   motion_seconds integer not null check (motion_seconds >= 0),  -- seconds with motion
   frames integer not null check (frames >= 0),  -- pictures analysed
-  skipped integer not null check (skipped >= 0)  -- frames skipped: analysis fell behind
+  skipped integer not null check (skipped >= 0),  -- frames skipped: analysis fell behind
+  -- `cells` again as four signed 64-bit integers (bit c % 64 of cells_{c // 64}), so that
+  -- motion search tests a region with `&` and reads entries only of recordings that meet it
+  cells_0 integer not null default 0,
+  cells_1 integer not null default 0,
+  cells_2 integer not null default 0,
+  cells_3 integer not null default 0
 );
 
 -- Recordings whose rows are gone but whose sample files may still exist. A row is deleted

@@ -383,6 +383,41 @@ class Signals(DatabaseCore):
             deleted += self._prune_signal(sig, oldest, batch)
         return deleted
 
+    def signal_problems(self, *, retention: bool = True) -> list[str]:
+        """What ``nvr check`` reports of the signals' invariants, one line per signal and
+        kind (with how many changes and the first one's time), from one scan of every
+        change: a change to a state its type does not have (0, unknown, is always
+        allowed); a first change to 0 or a change repeating the state before it (writers
+        never store either); with ``retention``, changes from before the oldest recording
+        of the signal's cameras (``prune_signal_changes`` deletes them after each flush,
+        ``PRUNE_BATCH`` at a time)."""
+        unknown, repeated, old = "to a state its type does not have", "repeating the state "\
+            "before them", "before the oldest recording of its cameras"
+        found: dict[tuple[int, str], list[int]] = {}  # -> [count, first time, its state]
+        oldest = {sid: self._oldest_recording(sig.cameras) for sid, sig in self.signals.items()}
+        with self._read("checking signal changes") as conn:
+            prev_sid, prev_state = None, 0
+            for sid, t, state in raw_signals.iter_all_signal_changes(conn):
+                if sid != prev_sid:
+                    prev_sid, prev_state = sid, 0
+                sig = self.signals.get(sid)
+                cut = oldest.get(sid)
+                for kind, bad in (
+                    (unknown, sig is not None and state != 0
+                     and self.signal_types[sig.type_id].state(state) is None),
+                    (repeated, state == prev_state),
+                    (old, retention and cut is not None and t < cut),
+                ):
+                    if bad:
+                        found.setdefault((sid, kind), [0, t, state])[0] += 1
+                prev_state = state
+        return [
+            f"signal {self.signals[sid].short_name if sid in self.signals else sid}: {n} "
+            f"change(s) {kind}, the first at time90k={t}"
+            + ("" if kind == old else f" (to state {state})")
+            for (sid, kind), (n, t, state) in found.items()
+        ]
+
     def _oldest_recording(self, camera_ids: Iterable[int]) -> Time | None:
         starts = [
             s.committed.range_start

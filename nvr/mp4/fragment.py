@@ -156,9 +156,11 @@ class FragmentFrame(Protocol):
     def duration(self) -> int: ...
 
 
-def build_fragment(frames: Sequence[FragmentFrame], sequence: int) -> bytes:
+def build_fragment(frames: Sequence[FragmentFrame], sequence: int,
+                   base_media_time: int = 0) -> bytes:
     """The media segment of ``frames`` (in decode order); ``sequence`` is the ``mfhd``
-    sequence number.
+    sequence number, ``base_media_time`` its ``tfdt`` (0 for live; see below; a
+    transcoded file's fragments give their place in the file, ``nvr.web.transcoding``).
 
     Its ``tfdt`` is 0, as in every ``live.m4s`` message of Moonfire NVR's server: clients
     written for its API append each message at the end of what they have buffered
@@ -166,7 +168,7 @@ def build_fragment(frames: Sequence[FragmentFrame], sequence: int) -> bytes:
     they never play across. Where the frames belong in the stream is in the message's
     headers (``nvr.web.live``)."""
     w = BoxWriter()
-    with _moof(w, sequence, 0), _trun(w, len(frames)) as offset_at:
+    with _moof(w, sequence, base_media_time), _trun(w, len(frames)) as offset_at:
         for f in frames:
             w.u32(f.duration)
             w.u32(len(f.data))

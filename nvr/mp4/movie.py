@@ -177,19 +177,28 @@ def _mp4_brands(used: Mapping[int, tuple[int, VideoSampleEntry]]) -> list[bytes]
 # --- init segment -----------------------------------------------------------------------------
 
 
-def build_init(entry_id: int, entry: VideoSampleEntry) -> VirtualFile:
-    """An initialization segment for media segments of sample entry ``entry_id``."""
+def build_init(entry_id: int, entry: VideoSampleEntry, *, duration: int = 0) -> VirtualFile:
+    """An initialization segment for media segments of sample entry ``entry_id``.
+    ``duration`` (90 kHz), when known, is the whole fragmented file's: written in the
+    ``mvhd``, ``tkhd``, ``mdhd`` and a ``mehd`` so a player shows it before the last
+    fragment arrives (a transcoded ``view.mp4``: ``nvr.web.transcoding``)."""
     w = BoxWriter()
     ftyp(w, b"iso5", 0, [b"iso5", b"iso6", b"mp41"])
     with w.box(b"moov"):
-        mvhd(w, 0, VIDEO_TRACK_ID + 1)
-        with trak(w, VIDEO_TRACK_ID, 0, 0, handler=b"vide", size=display_size([entry])):
+        mvhd(w, duration, VIDEO_TRACK_ID + 1)
+        with trak(w, VIDEO_TRACK_ID, duration, duration, handler=b"vide",
+                  size=display_size([entry])):
             stsd(w, [entry])
             empty_tables(w)
-        with w.box(b"mvex"), w.full_box(b"trex"):
-            w.u32(VIDEO_TRACK_ID)
-            w.u32(1)  # default_sample_description_index
-            w.u32(0)  # default_sample_duration
-            w.u32(0)  # default_sample_size
-            w.u32(0)  # default_sample_flags
+        with w.box(b"mvex"):
+            if duration:
+                wide = duration > U32_MAX
+                with w.full_box(b"mehd", int(wide)):
+                    w.uint(duration, wide)
+            with w.full_box(b"trex"):
+                w.u32(VIDEO_TRACK_ID)
+                w.u32(1)  # default_sample_description_index
+                w.u32(0)  # default_sample_duration
+                w.u32(0)  # default_sample_size
+                w.u32(0)  # default_sample_flags
     return finish("init", w, [entry])

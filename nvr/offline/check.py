@@ -17,7 +17,11 @@ running: see below):
 - no redacted frame survives: no recording overlaps a redaction's range (the daemon's
   syncer cuts or deletes every recording a tombstone hides; one still there is reported
   until it has);
-- optionally (``hash=True``) each file's SHA-256 against ``recording_integrity``.
+- optionally (``hash=True``) each file's SHA-256 against ``recording_integrity``;
+- signals (``Database.signal_problems``, one scan of every change): each change's state
+  is one its type has (or 0, unknown), no change repeats the state before it, and none is
+  older than the oldest recording of the signal's cameras (not while live: the daemon
+  prunes those after its flushes).
 
 Each problem is one line. Repairs happen only behind explicit flags, and then the
 database is opened read-write (still with the daemon stopped: it takes the exclusive lock):
@@ -177,6 +181,9 @@ class _Checker:
             self.open_dirs()
             self.check_recordings()
             self.check_files()
+            # live: the daemon prunes changes after its flushes, so stale ones are expected
+            for line in self.db.signal_problems(retention=not self.live):
+                self.problem(line)
             if self.orphan_rows and self.delete_orphan_rows:
                 self.db.delete_recording_rows(self.orphan_rows)
                 self.report.repaired += len(self.orphan_rows)

@@ -385,6 +385,8 @@ class Metrics:
         done_bytes = counter("nvr_archive_uploaded_bytes", "sample file bytes archived")
         lost = counter("nvr_archive_never_archived_recordings",
                        "recordings deleted locally before they were archived")
+        skipped = gauge("nvr_archive_skipped_recordings",
+                        "recordings not archived: their local file changed since written")
         now = self._clocks.realtime()
         for aid, up in sorted(self._uploaders.items()):
             lv = [self._db.archives[aid].short_name]
@@ -400,7 +402,9 @@ class Metrics:
             done.add_metric(lv, up.uploaded)
             done_bytes.add_metric(lv, up.uploaded_bytes)
             lost.add_metric(lv, self._db.never_archived.get(aid, 0))
-        yield from (ok, failing_for, backlog, backlog_bytes, oldest, done, done_bytes, lost)
+            skipped.add_metric(lv, len(up.skipped))
+        yield from (ok, failing_for, backlog, backlog_bytes, oldest, done, done_bytes, lost,
+                    skipped)
 
     def _liveness_families(self) -> Iterator[Metric]:
         lv = self._liveness

@@ -39,7 +39,7 @@ import numpy as np
 
 from nvr.base import errors
 from nvr.db.frames_summary import summarize
-from nvr.db.raw import RecordingRow, composite_id
+from nvr.db.raw import PIECE_END, RecordingRow, composite_id
 from nvr.db.recording import VideoIndexArrays, VideoIndexEncoder, decode_video_index
 from nvr.db.redactions import PIECE_BASE, Redaction
 from nvr.db.types import FLAG_TRAILING_ZERO, ListedRecording
@@ -118,8 +118,8 @@ def _piece(rec: ListedRecording, idx: VideoIndexArrays, s: int, j: int, rid: int
            tombstones: Sequence[Redaction], open_id: int) -> Piece | None:
     """The piece of frames ``[s, j)`` with recording id ``rid``, shortened by a frame at a
     time while its span would touch a tombstone; None if nothing is left."""
-    if rid >= 1 << 32:
-        raise errors.Internal(f"redaction piece id {rid} does not fit 32 bits")
+    if rid >= PIECE_END:
+        raise errors.Internal(f"redaction piece id {rid} does not fit a signed 32-bit id")
     wall, media = rec.wall_duration_90k, rec.media_duration_90k
     n = len(idx.durations)
     while j > s:

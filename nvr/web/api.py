@@ -108,11 +108,28 @@ def stream_json(stream: Stream, *, days: bool, config: bool) -> dict[str, Any]:
     if stream.sample_file_dir_id is not None:  # extension: lets a UI total disk use per dir
         d = c.db.dirs[stream.sample_file_dir_id]
         out["nvrSampleFileDir"] = {"id": d.id, "path": d.path} if config else {"id": d.id}
+    codec = stream_codec(stream)
+    if codec is not None:  # extension: what a UI asks the browser about (issue 20)
+        out["nvrCodec"] = codec
     status = c.stream_status(stream.id)
     if status is not None:
         may_read = "readCameraConfigs" in auth.caller().permissions
         out["nvrStatus"] = status_json(status, redact=None if may_read else Redactor(c.db))
     return out
+
+
+def stream_codec(stream: Stream) -> str | None:
+    """The RFC 6381 codec string of the stream's newest recording (None: it has none)."""
+    db = ctx().db
+    entry_id = None
+    if stream.pending:
+        entry_id = stream.pending[-1].video_sample_entry_id
+    elif stream.cum_recordings:
+        last = db.list_recordings_by_id(stream.id, stream.cum_recordings - 1,
+                                        stream.cum_recordings)
+        entry_id = last[0].video_sample_entry_id if last else None
+    entry = None if entry_id is None else db.video_sample_entries.get(entry_id)
+    return None if entry is None else entry.rfc6381_codec
 
 
 def retention_json(st: RetentionStatus) -> dict[str, Any]:
@@ -286,6 +303,10 @@ def archives_json(*, config: bool) -> list[dict[str, Any]]:
                 "attempts": st.attempts,
                 "uploadedRecordings": up.uploaded,
                 "uploadedBytes": up.uploaded_bytes,
+                # the alarm: local files that changed since they were written
+                "skippedRecordings": len(up.skipped),
+                "lastSkip": max(up.skipped.values(), key=lambda k: k.since).reason
+                if up.skipped else None,
             }
         out.append(entry)
     return out
@@ -371,7 +392,7 @@ async def recordings(camera_uuid: str, stream_type: str) -> dict[str, Any]:
     if end < start:
         raise errors.InvalidArgument("endTime90k must not be before startTime90k")
     db = ctx().db
-    # by time, then id: ids grow with time but for a redaction's pieces (ids from 2^31)
+    # by time, then id: ids grow with time but for a redaction's pieces (ids from 2^30)
     recs = sorted(db.list_recordings_by_time(stream.id, start, end),
                   key=lambda r: (r.start_time_90k, r.recording_id))
     rows = [coalesced_json(group) for group in coalesce(recs, split)]
@@ -446,6 +467,7 @@ def sample_entry_json(e: VideoSampleEntry) -> dict[str, Any]:
         "pixelVSpacing": e.pasp_v_spacing,
         "aspectWidth": aw // g,
         "aspectHeight": ah // g,
+        "nvrCodec": e.rfc6381_codec,
     }
 
 

@@ -45,6 +45,7 @@ from nvr.web import (
     redact,
     signals,
     thumb,
+    transcoding,
     ui,
     view,
 )
@@ -108,6 +109,8 @@ def create_app(ctx: WebContext) -> QuartTrio:
         ctx.login_limiter = LoginLimiter(ctx.clocks)
     if ctx.thumbnails is None:
         ctx.thumbnails = thumb.Thumbnails()
+    if ctx.transcodes is None:
+        ctx.transcodes = transcoding.Transcodes()
     errors_log = ErrorLog(ctx.clocks)
     app = QuartTrio(__name__, static_folder=None)  # nvr.web.ui serves the UI's files
     app.config["nvr"] = ctx
@@ -124,7 +127,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
         if status >= 500:
             errors_log.error(e, traceback=False)
         resp = text_response(status, one_line(str(e)))
-        if isinstance(e, RateLimited | thumb.Busy):
+        if isinstance(e, RateLimited | thumb.Busy | transcoding.Busy):
             resp.headers["Retry-After"] = str(e.retry_after_sec)
         caller: auth.Caller | None = g.get("nvr_caller")
         if status == 401 and caller is not None and caller.stale_cookie:

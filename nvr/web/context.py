@@ -3,7 +3,8 @@
 Here live:
 
 - ``WebContext``: what routes may read (the database, directories, clocks, the bind, the
-  live frame hub, metrics, users, the login limiter and the thumbnail cache), filled by
+  live frame hub, metrics, users, the login limiter, the thumbnail cache and the
+  transcode slots), filled by
   the daemon (tests build their own), and ``ctx()`` to reach it from a request;
 - ``StreamStatus``: the live state of a recorded stream as the daemon exposes it (plain
   values of the streamer and its directory's syncer); ``nvr.web.api`` turns it into JSON;
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
     from nvr.ops.metrics import Metrics
     from nvr.web.login_limit import LoginLimiter
     from nvr.web.thumb import Thumbnails
+    from nvr.web.transcoding import Transcodes
 
 #: the largest time a query may name (90 kHz units; SQLite's integers hold it)
 MAX_TIME = 1 << 62
@@ -152,6 +154,9 @@ class WebContext:
     #: thumbnails' cache and render slots (``create_app`` makes one when None; the daemon
     #: shares one)
     thumbnails: Thumbnails | None = None
+    #: transcode slots and settings (``create_app`` makes one when None; the daemon
+    #: shares one)
+    transcodes: Transcodes | None = None
     #: archive id -> its running uploader (the daemon's; empty when none runs)
     uploaders: Mapping[int, Uploader] = field(default_factory=dict)
     #: opens camera URLs (the daemon's, as its streamers use): the settings page's

@@ -53,7 +53,7 @@ from nvr.mp4.selection import Segment, lazy_segment, media_to_wall, wall_to_medi
 from nvr.mp4.virtual import VirtualFile
 from nvr.web import auth
 from nvr.web.context import MAX_TIME, WebContext, camera_by_uuid, ctx, parse_int, stream_of
-from nvr.web.view import CHUNK, SampleReader
+from nvr.web.view import CHUNK, SampleReader, archive_plan, archive_sources
 
 blueprint = Blueprint("export", __name__)
 
@@ -293,7 +293,15 @@ async def export() -> Response:
     local = to_datetime(now, c.db.tz)
     date_time = (max(local.year, 1980), local.month, local.day, local.hour, local.minute,
                  local.second)
-    reader = SampleReader(c.db, c.dirs)
+    # archive-only recordings are read from their archive, ahead of the zip's writing
+    sources = archive_sources(r for m in members for r in m.recordings)
+    prefetcher = None
+    if sources and c.archive_reads is not None:
+        prefetcher = c.archive_reads.prefetcher(
+            {cid: aid for cid, (aid, _key) in sources.items()},
+            [x for m in members for x in archive_plan(m.vf, 0, m.vf.size, sources)],
+        )
+    reader = SampleReader(c.db, c.dirs, prefetcher)
     run = run_blocking  # as looked up now (tests replace it)
 
     async def body() -> AsyncIterator[bytes]:

@@ -26,6 +26,11 @@ socket stays open: the frames of the camera's next session follow on it, from a 
 frame, as soon as it records again. (An nvr extension; Moonfire's UI ignores text
 messages of a type it does not know.)
 
+With ``transcode=h264`` the frames are H.264 made from the camera's (an extension for
+browsers that cannot decode its codec): ``nvr.web.transcoding`` says how its messages
+differ; over the limit of concurrent transcodes the socket gets an ``error`` message with
+``status`` 503.
+
 Errors: as Moonfire's server does, the upgrade is accepted and an error (no session,
 no ``viewVideo``, no such camera or stream) is one text message ``{"type": "error",
 "message": ...}`` (with nvr's ``status``) before the socket closes
@@ -42,11 +47,18 @@ import json
 from quart import Blueprint, websocket
 
 from nvr.base import errors
+from nvr.db.types import Stream
 from nvr.ingest.hub import LiveFrame
 from nvr.mp4.fragment import build_fragment
 from nvr.web.api import Redactor
 from nvr.web.auth import caller
-from nvr.web.context import camera_by_uuid, ctx, stream_of, websocket_error
+from nvr.web.context import WebContext, camera_by_uuid, ctx, stream_of, websocket_error
+from nvr.web.transcoding import (
+    LIVE_QUEUE_FRAMES,
+    live_transcoded,
+    transcodes,
+    wants_transcode,
+)
 
 blueprint = Blueprint("live", __name__)
 
@@ -70,11 +82,22 @@ def message_for(frame: LiveFrame, sequence: int) -> bytes:
 async def live(camera_uuid: str, stream_type: str) -> None:
     # nvr.web.auth.check_websocket has checked the Host, the Origin and the permission
     context = ctx()
+    slot = None
     try:
         stream = stream_of(camera_by_uuid(camera_uuid), stream_type)
+        if wants_transcode(websocket.args.get("transcode")):
+            slot = transcodes().take()
     except errors.NvrError as e:
         await websocket_error(e)
         return
+    try:
+        await _serve(context, stream, slot is not None)
+    finally:
+        if slot is not None:
+            slot.release()
+
+
+async def _serve(context: WebContext, stream: Stream, transcode: bool) -> None:
     await websocket.accept()
     redact = None if "readCameraConfigs" in caller().permissions else Redactor(context.db)
 
@@ -83,10 +106,15 @@ async def live(camera_uuid: str, stream_type: str) -> None:
         await websocket.send(json.dumps({"type": "offline", "message": message}))
 
     sequence = 0
-    with context.hub.subscribe(stream.id) as subscription:
+    queue = LIVE_QUEUE_FRAMES if transcode else None
+    with context.hub.subscribe(stream.id, max_frames=queue) as subscription:
         status = context.stream_status(stream.id)
         if status is not None and status.stream.kind == "backoff":
             await offline(status.stream.last_error or "the camera is not connected")
+        if transcode:
+            assert context.transcodes is not None
+            await live_transcoded(subscription, context.transcodes.settings, offline)
+            return
         while True:
             dropped, frames = await subscription.get()
             if dropped:

@@ -5,7 +5,9 @@ that ``GET /api/`` shows per camera (``motion_json``).
 Every route reads only the stored summaries (``recording_motion``), never video. Bounds:
 a request covers at most ``MAX_RANGE`` of time (a client pages through longer ones with
 ``nextEndTime90k``), returns at most ``MAX_LIMIT`` spans, and the search's arithmetic runs
-in a worker thread so a month's search does not hold up the event loop.
+in a worker thread so a month's search does not hold up the event loop. A search reads back
+from its end only as far as its page needs (``nvr.motion.search.search_newest``), and only
+the summaries of recordings whose stored union of moved cells meets the region.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from quart import Blueprint, Response, request
 from nvr.base import errors
 from nvr.base.blocking import run_blocking
 from nvr.base.time90k import UNITS_PER_SEC
-from nvr.db.types import Camera, Stream
+from nvr.db.types import MAX_RECORDING_WALL_DURATION, Camera, Stream
 from nvr.motion.detector import CELLS
-from nvr.motion.search import search
-from nvr.motion.summary import ENTRY, bitmap_to_cells
+from nvr.motion.search import search_newest
+from nvr.motion.summary import ENTRY, bitmap_to_cells, cells_to_bitmap
 from nvr.web.context import MAX_TIME, camera_by_uuid, ctx, int_arg, stream_of, text_response
 
 blueprint = Blueprint("motion", __name__)
@@ -90,11 +92,11 @@ async def motion_search(camera_uuid: str) -> dict[str, Any]:
     min_fraction = _fraction()
     min_duration = int_arg("minDuration90k", 0, maximum=MAX_RANGE)
     limit = int_arg("limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
-    rows = ctx().db.motion_search_rows(stream.id, start, end)
-    spans = await run_blocking(
-        lambda: search(rows, region, start=start, end=end, min_fraction=min_fraction,
-                       min_duration=min_duration, limit=limit + 1)
-    )
+    db, bitmap = ctx().db, cells_to_bitmap(region)
+    spans = await search_newest(
+        lambda lo, hi: db.motion_search_rows(stream.id, bitmap, lo, hi, start), run_blocking,
+        region, start=start, end=end, min_fraction=min_fraction, min_duration=min_duration,
+        limit=limit + 1, max_wall=MAX_RECORDING_WALL_DURATION)
     out: dict[str, Any] = {
         "stream": stream.type,
         "spans": [

@@ -565,9 +565,11 @@ async def run_web(
     failed-login counter of all binds. ``done`` is set when every bind has stopped, on
     ``stop`` or on cancellation (which stops them at once, without the grace period)."""
     from nvr.db.auth import Auth, SessionPolicy
+    from nvr.transcode import Settings
     from nvr.web.app import create_app
     from nvr.web.login_limit import LoginLimiter
     from nvr.web.thumb import ThumbnailCollector, Thumbnails
+    from nvr.web.transcoding import Transcodes
 
     addresses: list[str] = []
     # One user/session store, one failed-login counter and one thumbnail cache for all
@@ -576,6 +578,10 @@ async def run_web(
     users = Auth(shared.db, now=shared.clocks.realtime, policy=policy)
     limiter = LoginLimiter(shared.clocks)
     thumbnails = Thumbnails()
+    transcodes = Transcodes(
+        Settings(max_height=config.transcode_max_height, nice=config.transcode_nice),
+        max_concurrent=config.transcode_max_concurrent,
+    )
     daemon_slots = trio.Semaphore(budget.http_connections)
     stats: list[BindStats] = []
     if config.binds:
@@ -591,7 +597,8 @@ async def run_web(
         async with trio.open_nursery() as nursery:
             for bind in (*config.binds, *((control,) if control else ())):
                 ctx = dataclasses.replace(
-                    shared, bind=bind, auth=users, login_limiter=limiter, thumbnails=thumbnails
+                    shared, bind=bind, auth=users, login_limiter=limiter, thumbnails=thumbnails,
+                    transcodes=transcodes,
                 )
                 server = BindServer(
                     create_app(ctx),

@@ -8,7 +8,10 @@ sample entry, the frame's place in the sample file), the picture's size and the 
 version, so ``If-None-Match`` is answered (``304``) before any sample byte is read, and
 every time inside one frame (or, with ``keyFrame=true``, one group of pictures) shares
 one cache entry. Otherwise the frames from the preceding key frame are read through
-``nvr.storage``'s reader and rendered (``nvr.thumbnail.render``) in worker threads.
+``nvr.storage``'s reader and rendered (``nvr.thumbnail.render``) in worker threads; a
+frame after the key frame by a decoder an earlier request left part-way through the same
+recording when one reaches it (``nvr.thumbnail.Decoders``: at most two kept), so a pointer
+moving forward decodes only the frames it moved over.
 
 Bounds: ``Thumbnails`` (one per daemon, shared by its binds) keeps the JPEGs last served
 in an LRU cache bounded in bytes and entries, and lets at most ``max_renders`` renders
@@ -32,10 +35,21 @@ from quart import Blueprint, Response, request
 
 from nvr.base import errors
 from nvr.base.blocking import run_blocking
-from nvr.db.recording import decode_video_index
+from nvr.db.recording import VideoIndexArrays, decode_video_index
 from nvr.db.types import ListedRecording, Stream
 from nvr.mp4.selection import media_to_wall, wall_to_media
-from nvr.thumbnail import MAX_WIDTH, RENDER_VERSION, Pick, pick, picture_size, render
+from nvr.thumbnail import (
+    LOOKAHEAD,
+    MAX_DECODE_BYTES,
+    MAX_WIDTH,
+    RENDER_VERSION,
+    Decoders,
+    Pick,
+    pick,
+    picture_size,
+    render,
+    render_continuing,
+)
 from nvr.web.context import MAX_TIME, bool_arg, camera_by_uuid, ctx, int_arg, stream_of
 from nvr.web.view import SampleReader, none_match
 
@@ -60,6 +74,8 @@ class ThumbnailStats:
     #: answered from the cache (not counting ``304``s, which need no picture)
     hits: int = 0
     renders: int = 0
+    #: renders that went on with the decoder an earlier one left part-way
+    continued: int = 0
     #: refused with ``503``: no render slot was free
     busy: int = 0
 
@@ -72,6 +88,7 @@ class Thumbnails:
     max_entries: int = CACHE_ENTRIES
     max_renders: int = MAX_RENDERS
     stats: ThumbnailStats = field(default_factory=ThumbnailStats)
+    decoders: Decoders = field(default_factory=Decoders)
     _cache: OrderedDict[str, bytes] = field(default_factory=OrderedDict, init=False,
                                             repr=False)
     _bytes: int = field(default=0, init=False)
@@ -130,20 +147,49 @@ class Thumbnails:
 
 
 class _Render:
-    """Reads a pick's frames and renders them (a coroutine function for ``make``)."""
+    """Reads a pick's frames and renders them (a coroutine function for ``make``): a key
+    frame alone on a new decoder; any other frame on the kept decoder that reaches it
+    (``Decoders``), else on a new one from its key frame, fed ``LOOKAHEAD`` frames past
+    it (when the recording has them) so the decoder can be kept for the next request."""
 
-    def __init__(self, rec: ListedRecording, chosen: Pick, size: tuple[int, int]) -> None:
-        self._rec, self._pick, self._size = rec, chosen, size
+    def __init__(self, rec: ListedRecording, chosen: Pick, index: VideoIndexArrays,
+                 size: tuple[int, int]) -> None:
+        self._rec, self._pick, self._index, self._size = rec, chosen, index, size
 
     async def __call__(self) -> bytes:
         c = ctx()
-        entry = c.db.video_sample_entries[self._rec.video_sample_entry_id]
+        rec, chosen, index = self._rec, self._pick, self._index
+        entry = c.db.video_sample_entries[rec.video_sample_entry_id]
+        source = (rec.composite_id, rec.open_id, rec.video_sample_entry_id)
+        assert c.thumbnails is not None
+        stats, decoders = c.thumbnails.stats, c.thumbnails.decoders
+        cont = decoders.take(source, chosen.key, chosen.target)
+        if cont is None and chosen.is_key:
+            data = await self._read(chosen.offset, chosen.length)
+            return await run_blocking(render, entry, data, chosen.sizes, self._size)
+        first = chosen.key if cont is None else cont.fed + 1
+        last = max(first - 1, min(chosen.target + LOOKAHEAD, index.totals.frames - 1))
+        offset = int(index.offsets[first]) if first <= last else 0
+        end = int(index.offsets[last] + index.sizes[last]) if first <= last else 0
+        if end - offset > MAX_DECODE_BYTES and last > chosen.target:  # no look-ahead then
+            last, end = chosen.target, int(index.offsets[chosen.target]
+                                          + index.sizes[chosen.target])
+        sizes = tuple(int(n) for n in index.sizes[first : last + 1])
+        data = await self._read(offset, end - offset) if sizes else b""
+        stats.continued += cont is not None
+        jpeg, kept = await run_blocking(render_continuing, entry, source, cont, first, data,
+                                        sizes, chosen.target, self._size)
+        if kept is not None:
+            decoders.put(kept)
+        return jpeg
+
+    async def _read(self, offset: int, length: int) -> bytes:
+        c = ctx()
         reader = SampleReader(c.db, c.dirs)
         try:
-            data = await reader(self._rec.composite_id, self._pick.offset, self._pick.length)
+            return await reader(self._rec.composite_id, offset, length)
         finally:
             reader.close()
-        return await run_blocking(render, entry, data, self._pick.sizes, self._size)
 
 
 def recording_at(stream: Stream, time_90k: int) -> ListedRecording:
@@ -159,8 +205,10 @@ def recording_at(stream: Stream, time_90k: int) -> ListedRecording:
     return max(covering, key=lambda r: r.start_time_90k)
 
 
-def _pick_frame(index: bytes, media_offset: int, key_frame: bool) -> Pick:
-    return pick(decode_video_index(index), media_offset, key_frame=key_frame)
+def _pick_frame(index: bytes, media_offset: int, key_frame: bool
+                ) -> tuple[Pick, VideoIndexArrays]:
+    arrays = decode_video_index(index)
+    return pick(arrays, media_offset, key_frame=key_frame), arrays
 
 
 @blueprint.get("/api/cameras/<camera_uuid>/<stream_type>/thumb.jpg")
@@ -176,8 +224,8 @@ async def thumbnail(camera_uuid: str, stream_type: str) -> Response:
     entry = c.db.video_sample_entries[rec.video_sample_entry_id]
     size = picture_size(entry, width)
     media = wall_to_media(rec, time_90k - rec.start_time_90k)
-    chosen = await run_blocking(_pick_frame, c.db.get_video_index(rec.composite_id), media,
-                                key_frame)
+    chosen, index = await run_blocking(_pick_frame, c.db.get_video_index(rec.composite_id),
+                                       media, key_frame)
     etag = (f'"t{RENDER_VERSION}.{rec.composite_id:x}.{rec.open_id}.'
             f'{rec.video_sample_entry_id}.{chosen.digest}.{size[0]}x{size[1]}"')
     headers = {
@@ -194,7 +242,7 @@ async def thumbnail(camera_uuid: str, stream_type: str) -> Response:
         return Response(b"", status=304, headers=headers)
     thumbnails = c.thumbnails
     assert thumbnails is not None  # create_app makes one
-    jpeg = await thumbnails.make(etag, _Render(rec, chosen, size))
+    jpeg = await thumbnails.make(etag, _Render(rec, chosen, index, size))
     return Response(jpeg, headers=headers, content_type="image/jpeg")
 
 
@@ -209,6 +257,8 @@ class ThumbnailCollector(Collector):
         for name, doc, value in (
             ("hits", "thumb.jpg answered from the cache", t.stats.hits),
             ("renders", "Thumbnails decoded and encoded", t.stats.renders),
+            ("continued", "Thumbnails decoded by a decoder kept from an earlier one",
+             t.stats.continued),
             ("busy", "thumb.jpg refused with 503: every render slot was taken", t.stats.busy),
         ):
             counter = CounterMetricFamily(f"nvr_thumbnail_{name}", doc)
@@ -217,6 +267,7 @@ class ThumbnailCollector(Collector):
         for name, doc, value in (
             ("cache_bytes", "Bytes of JPEGs in the thumbnail cache", t.cached_bytes),
             ("cache_entries", "Pictures in the thumbnail cache", len(t)),
+            ("decoders", "Decoders kept part-way through a recording", len(t.decoders)),
         ):
             gauge = GaugeMetricFamily(f"nvr_thumbnail_{name}", doc)
             gauge.add_metric([], value)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 
 from quart import Blueprint, Response, request
@@ -49,6 +49,7 @@ from nvr.web.context import (
     stream_of,
     text_response,
 )
+from nvr.web.transcoding import view_response, wants_transcode
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("view", __name__)
@@ -57,8 +58,9 @@ blueprint = Blueprint("view", __name__)
 #: faster than 1 MiB (1.5 against 1.25 GB/s over loopback, bench_serve) for two of them
 #: held at a time
 CHUNK = 4 << 20
-#: recording ids are 32 bits (a redaction's pieces take those from 2^31 up)
-MAX_ID = (1 << 32) - 1
+#: recording ids are signed 32-bit integers, as in Moonfire's API (a redaction's pieces
+#: take those from 2^30 up)
+MAX_ID = (1 << 31) - 1
 _S_RE = re.compile(
     r"(?P<start>\d+)(?:-(?P<end>\d+))?(?:@(?P<open>\d+))?"
     r"(?:\.(?P<rel_start>\d*)-(?P<rel_end>\d*))?",
@@ -192,11 +194,11 @@ class SampleReader:
             self._archived.close()
 
 
-def archive_sources(segments: Sequence[Segment]) -> dict[int, tuple[int, str]]:
+def archive_sources(recordings: Iterable[ListedRecording]) -> dict[int, tuple[int, str]]:
     """Composite id -> (archive id, object key) of each archive-only recording among
-    ``segments`` (trio thread: asks the database); ``Unavailable`` (503) before any header
-    is sent when this server reads none of the archives holding one."""
-    cids = sorted({s.recording.composite_id for s in segments if s.recording.archive_only})
+    ``recordings`` (trio thread: asks the database); ``Unavailable`` (503) before any
+    header is sent when this server reads none of the archives holding one."""
+    cids = sorted({r.composite_id for r in recordings if r.archive_only})
     if not cids:
         return {}
     reads = ctx().archive_reads
@@ -207,7 +209,7 @@ def archive_sources(segments: Sequence[Segment]) -> dict[int, tuple[int, str]]:
     return {cid: reads.object_key(ctx().db, cid) for cid in cids}
 
 
-def _archive_plan(vf: VirtualFile, start: int, end: int,
+def archive_plan(vf: VirtualFile, start: int, end: int,
                   sources: Mapping[int, tuple[int, str]]) -> list[ObjectRange]:
     """The object ranges a response of bytes ``[start, end)`` of ``vf`` reads, in order
     (a slice's sample offset follows its file offset; for a slice with parameter sets in
@@ -328,7 +330,7 @@ def serve(vf: VirtualFile, *, filename: str | None = None, cacheable: bool = Tru
     if archived and reads is not None and not head:
         prefetcher = reads.prefetcher(
             {cid: aid for cid, (aid, _key) in archived.items()},
-            _archive_plan(vf, start, end, archived),
+            archive_plan(vf, start, end, archived),
         )
     reader = SampleReader(ctx().db, ctx().dirs, prefetcher)
 
@@ -375,8 +377,13 @@ async def view(camera_uuid: str, stream_type: str, kind: str) -> Response:
     if kind not in ("mp4", "m4s", "mp4.txt", "m4s.txt"):
         raise errors.NotFound(f"no view.{kind}")
     stream = stream_of(camera_by_uuid(camera_uuid), stream_type)
+    transcode = wants_transcode(request.args.get("transcode"))
     segments = segments_for_request(stream)
     db = ctx().db
+    if transcode:
+        if kind.endswith(".txt"):
+            raise errors.InvalidArgument("transcode=h264 has no .txt dump")
+        return await view_response(segments, kind)
     if kind.startswith("mp4"):
         tz = db.tz if bool_arg("ts") else None
         vf = await plan_mp4(segments, db.video_sample_entries, fetch=db.get_video_index,
@@ -388,7 +395,8 @@ async def view(camera_uuid: str, stream_type: str, kind: str) -> Response:
         return text_response(200, vf.text_dump())
     growing = any(not s.recording.committed for s in segments)
     resp = serve(vf, filename=_download_name(stream, segments[0].recording, vf, kind),
-                 cacheable=not growing, archived=archive_sources(segments))
+                 cacheable=not growing,
+                 archived=archive_sources(s.recording for s in segments))
     if kind == "m4s":
         # Media duration of all the stream's recordings before the first segment's.
         resp.headers["X-Prev-Media-Duration"] = str(vf.prev_media_duration_90k)

@@ -19,9 +19,12 @@ child's for rclone; the server's CPU is in neither) and their ratios. Needs ``rc
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import os
 import resource
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -31,7 +34,7 @@ from pathlib import Path
 import trio
 
 from nvr.archive.client import S3Store
-from nvr.archive.uploader import Uploader, sample_opener
+from nvr.archive.uploader import CONCURRENCY, Uploader, sample_opener
 from nvr.base.clock import RealClocks
 from nvr.db.archives import ArchiveConfig
 from nvr.db.database import Database
@@ -45,19 +48,29 @@ def _cpu(who: int) -> float:
     return r.ru_utime + r.ru_stime
 
 
-def fill_random(sample_dir: Path) -> int:
+def fill_random(root: Path) -> int:
+    """Random bytes in every sample file, and their SHA-256 in the rows (as the writer
+    records it: the uploader then sends it for the server to verify)."""
     total = 0
-    for p in sorted(sample_dir.iterdir()):
+    shas = []
+    for p in sorted((root / "sample").iterdir()):
         if p.name == "meta" or not p.is_file():
             continue
-        size = p.stat().st_size
-        with open(p, "r+b") as f:
-            f.write(os.urandom(size))
-        total += size
+        data = os.urandom(p.stat().st_size)
+        p.write_bytes(data)
+        shas.append((hashlib.sha256(data).digest(), int(p.name, 16)))
+        total += len(data)
+    conn = sqlite3.connect(root / "db" / "db")
+    with conn:
+        conn.executemany("update recording_integrity set sample_file_sha256 = ? "
+                         "where composite_id = ?", shas)
+    conn.close()
     return total
 
 
-async def upload_nvr(root: Path, server: SeaweedServer, bucket: str) -> tuple[float, float, int]:
+async def upload_nvr(
+    root: Path, server: SeaweedServer, bucket: str, concurrency: int
+) -> tuple[float, float, int]:
     import datetime as dt
 
     db = Database.open(root / "db", tz=dt.UTC, now=RealClocks().realtime)
@@ -67,7 +80,8 @@ async def upload_nvr(root: Path, server: SeaweedServer, bucket: str) -> tuple[fl
         a = db.add_archive("bench", ArchiveConfig(cfg.endpoint, bucket, prefix="nvr",
                                                   access_key=cfg.access_key,
                                                   secret_key=cfg.secret_key))
-        up = Uploader(db, a.id, S3Store(cfg), sample_opener(db, dirs), RealClocks())
+        up = Uploader(db, a.id, S3Store(dataclasses.replace(cfg, max_connections=concurrency)),
+                      sample_opener(db, dirs), RealClocks(), concurrency=concurrency)
         cpu0, t0 = _cpu(resource.RUSAGE_SELF), time.perf_counter()
         while await up.run_once():
             pass
@@ -102,18 +116,20 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=1000)
     ap.add_argument("--frames", type=int, default=60 * 30,
                     help="frames per recording at 30 fps, under 9000 (1800: ~1 MB, 8700: ~5 MB)")
+    ap.add_argument("--concurrency", type=int, default=CONCURRENCY,
+                    help="nvr's uploads in flight (rclone: its default, 4)")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="nvr-bench-archive-"))
     server = SeaweedServer(root / "weed")
     try:
         build(root, args.files, args.frames)
-        nbytes = fill_random(root / "sample")
+        nbytes = fill_random(root)
         print(f"{args.files} recordings, {nbytes / 1e9:.2f} GB; load average "
               f"{os.getloadavg()[0]:.1f}")
         server.start()
         bucket = server.bucket()
         r_wall, r_cpu = upload_rclone(root / "sample", server, bucket)
-        n_wall, n_cpu, n_bytes = trio.run(upload_nvr, root, server, bucket)
+        n_wall, n_cpu, n_bytes = trio.run(upload_nvr, root, server, bucket, args.concurrency)
         assert n_bytes == nbytes
         gb = nbytes / 1e9
         print(f"{'':8} {'MB/s':>8} {'CPU s/GB':>9}")

@@ -46,7 +46,7 @@ from tests.bench.bench_serve import get, make_db
 from tests.support.seaweed import SeaweedServer
 
 
-def serve_main(db_dir: str) -> None:
+def serve_main(db_dir: str, reads: dict[str, int]) -> None:
     """``--serve``: serves the database read-only (with its archives) on 127.0.0.1:0."""
     import hypercorn.config
     import hypercorn.trio
@@ -59,7 +59,7 @@ def serve_main(db_dir: str) -> None:
     clocks = RealClocks()
     db = Database.open(db_dir, read_only=True, tz=dt.UTC, now=clocks.realtime)
     dirs = {d: open_for_database(db, d, read_only=True) for d in db.dirs}
-    ctx = WebContext(db=db, dirs=dirs, clocks=clocks, archive_reads=open_archive_reads(db),
+    ctx = WebContext(db=db, dirs=dirs, clocks=clocks, archive_reads=open_archive_reads(db, **reads),
                      bind=BindConfig(address="127.0.0.1:0",
                                      allow_unauthenticated=("viewVideo",)))
     hc = hypercorn.config.Config()
@@ -75,9 +75,9 @@ def serve_main(db_dir: str) -> None:
 
 
 @contextmanager
-def server(db_dir: Path) -> Iterator[int]:
+def server(db_dir: Path, extra: list[str]) -> Iterator[int]:
     proc = subprocess.Popen([sys.executable, "-m", "tests.bench.bench_archive_read", "--serve",
-                             str(db_dir)], stdout=subprocess.PIPE, text=True)
+                             str(db_dir), *extra], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         yield int(proc.stdout.readline().strip().rsplit(":", 1)[1])
@@ -86,8 +86,8 @@ def server(db_dir: Path) -> Iterator[int]:
         proc.wait(10)
 
 
-def measure(db_dir: Path, path: str, runs: int) -> dict[str, float | str]:
-    with server(db_dir) as port:
+def measure(db_dir: Path, path: str, runs: int, extra: list[str]) -> dict[str, float | str]:
+    with server(db_dir, extra) as port:
         cold = get(port, path, limit=1)[0]
         ttfbs = [get(port, path, limit=1)[0] for _ in range(runs)]
         totals, etag, size = [], "", 0
@@ -134,16 +134,27 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--minutes", type=int, default=60)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--window-mib", type=int, default=None, help="GET size (reader.WINDOW)")
+    p.add_argument("--ahead", type=int, default=None, help="windows ahead (reader.AHEAD)")
+    p.add_argument("--workers", type=int, default=None, help="GET threads (reader.WORKERS)")
+    p.add_argument("--also-ahead", type=int, action="append",
+                   help="measure the archive again with this many windows ahead")
     p.add_argument("--serve", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
+    reads = {k: v for k, v in (("window", args.window_mib and args.window_mib << 20),
+                               ("ahead", args.ahead), ("workers", args.workers))
+             if v is not None}
     if args.serve:
-        serve_main(args.serve)
+        serve_main(args.serve, reads)
         return
+    extra = [f"--{k.replace('_', '-')}={v}" for k, v in (
+        ("window_mib", args.window_mib), ("ahead", args.ahead), ("workers", args.workers))
+        if v is not None]
     with tempfile.TemporaryDirectory(prefix="bench-archive-read-") as tmp:
         root = Path(tmp)
         db_dir, cam = make_db(root, cached_clip(BENCH_1080P), args.minutes)
         path = f"/api/cameras/{cam}/main/view.mp4?s=0-{args.minutes - 1}"
-        local = measure(db_dir, path, args.runs)
+        local = measure(db_dir, path, args.runs, extra)
         print(f"local: {local}", flush=True)
         srv = SeaweedServer(root / "weed")
         srv.start()
@@ -151,8 +162,11 @@ def main() -> None:
             bucket = srv.bucket()
             upload = trio.run(archive_and_delete, db_dir, srv, bucket)
             print(f"uploaded in {upload:.1f} s", flush=True)
-            remote = measure(db_dir, path, args.runs)
+            remote = measure(db_dir, path, args.runs, extra)
             print(f"archive: {remote}", flush=True)
+            for ahead in args.also_ahead or ():
+                more = measure(db_dir, path, args.runs, [*extra, f"--ahead={ahead}"])
+                print(f"archive, ahead={ahead}: {more}", flush=True)
         finally:
             srv.stop()
     assert remote["etag"] == local["etag"] and remote["bytes"] == local["bytes"]

@@ -9,6 +9,8 @@ connection, in the same run:
 1. **first requests**: ``thumb.jpg?time90k=T&width=320`` at ``--count`` random times (a
    seeded draw; every time a different frame, so none is cached): the frame at T, decoded
    from its key frame (0 to 29 frames after it, 14.5 on average);
+   Then a pointer moving forward: ``--count`` requests 3 frames apart in one recording
+   (each decoded by the decoder the one before left part-way);
 2. the same with ``keyFrame=true`` (one frame decoded), at other random times;
 3. first requests at full size (1920x1080: the JPEG encode of a 1080p picture adds);
 4. **cached**: each URL of (1) again (median), and with ``If-None-Match`` (``304``);
@@ -169,6 +171,12 @@ def run(args: argparse.Namespace) -> None:
             print(f"thumb.jpg of a 1080p30 recording (GOP 30, ~4 Mbit/s); "
                   f"{args.count} requests per case; load average {load[0]:.2f} {load[1]:.2f}")
             exact, etags = first(exact_t, f"&width={WIDTH}")
+            # a pointer moving forward: every 3rd frame from a random one, same recording
+            rec0 = rng.randrange(args.recordings)
+            f0 = rng.randrange(frames - 3 * args.count)
+            hover_t = [T0 + rec0 * media + (f0 + 3 * i) * FRAME + FRAME // 2
+                       for i in range(args.count)]
+            hover, _ = first(hover_t, f"&width={WIDTH}&hover")
             key, _ = first(key_t, f"&width={WIDTH}&keyFrame=true")
             full, _ = first(full_t, "")
             cpu0 = cpu_seconds(pid)
@@ -192,6 +200,8 @@ def run(args: argparse.Namespace) -> None:
         print("nvr, over HTTP (one kept-alive connection):")
         m_exact = line(f"first request, the frame at T, {WIDTH} wide", exact,
                        cpu[f"&width={WIDTH}"])
+        line(f"moving forward 3 frames a request, {WIDTH} wide", hover,
+             cpu[f"&width={WIDTH}&hover"])
         m_key = line(f"first request, keyFrame=true, {WIDTH} wide", key,
                      cpu[f"&width={WIDTH}&keyFrame=true"])
         m_full = line("first request, the frame at T, 1920x1080", full, cpu[""])

@@ -79,3 +79,21 @@ def test_a_server_that_is_gone_is_unavailable_and_objects_survive_a_restart(
         _put(store, "k2", b"1")
     server.start()
     assert store.get_range("k", 0, 4) == b"kept"
+
+
+def test_seaweedfs_verifies_the_sha256_so_the_probe_says_so_and_leaves_nothing(
+    seaweed: SeaweedServer,
+) -> None:
+    from nvr.archive.client import probe_checksums
+
+    store = seaweed.store(seaweed.bucket())
+    assert probe_checksums(store, "p/") is True
+    assert list(store.list("p/")) == []
+    # without an MD5, a right SHA-256 alone is accepted
+    store.put("p/k", io.BytesIO(b"abc"), 3, md5=None, sha256=hashlib.sha256(b"abc").digest())
+    assert store.get_range("p/k", 0, 3) == b"abc"
+    # keys are quoted and signed as S3 wants (a prefix may hold any character)
+    odd = "p/a b+c~é=%/x.sample"
+    store.put(odd, io.BytesIO(b"abc"), 3, md5=None, sha256=hashlib.sha256(b"abc").digest())
+    assert store.get_range(odd, 0, 3) == b"abc"
+    assert odd in {o.key for o in store.list("p/")}

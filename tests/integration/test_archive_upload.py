@@ -1,7 +1,8 @@
 """The uploader against a real SeaweedFS: the server killed while uploads run and started
 again (every recording ends up archived exactly once, with its checksum), wrong
 credentials and a deleted bucket (clear state, nothing marked, recordings untouched);
-``nvr check --archive`` on an archive with missing, extra and altered objects.
+``nvr check --archive`` on an archive with missing, extra and altered objects; a
+redaction's tombstone reaching the archive before the bytes it covers leave it.
 
 Recordings are made first on a mock clock (``_record``, its own trio run); uploads run in
 real time with worker threads, as in the daemon."""
@@ -9,6 +10,7 @@ real time with worker threads, as in the daemon."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import io
 import json
@@ -22,12 +24,14 @@ import trio.testing
 from nvr.archive.check import check_archive
 from nvr.archive.client import S3Store
 from nvr.archive.layout import recording_keys
+from nvr.archive.tombstones import list_tombstones
 from nvr.archive.uploader import Uploader, sample_opener
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import RealClocks, SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.cli import main
 from nvr.db.archives import ArchiveConfig
+from nvr.db.database import Database
 from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
 from tests.support.daemon import poll
@@ -70,7 +74,7 @@ def _open(root: Path, server: SeaweedServer, bucket: str) -> tuple[RecordingEnv,
 
 def _uploader(env: RecordingEnv, aid: int, store: S3Store) -> Uploader:
     return Uploader(env.db, aid, store, sample_opener(env.db, {env.dir_id: env.sdir}),
-                    RealClocks(), initial_backoff=SEC // 5, max_backoff=SEC, batch=2)
+                    RealClocks(), initial_backoff=SEC // 5, max_backoff=SEC, batch=4)
 
 
 async def _until(cond: Callable[[], bool]) -> None:
@@ -193,3 +197,66 @@ async def test_check_archive_finds_missing_extra_and_wrong_objects(
     assert main(["--db-dir", str(tmp_path / "db"), "check", "--archive", "s", "--hash"]) == 1
     out = capsys.readouterr()
     assert out.out.count("\n") == 4 and "4 problems" in out.err
+
+
+async def test_a_redaction_reaches_the_archive_as_a_tombstone_then_its_bytes_go(
+    tmp_path: Path, seaweed: SeaweedServer, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    await trio.to_thread.run_sync(_record, tmp_path)
+    bucket = seaweed.bucket()
+    env, aid = _open(tmp_path, seaweed, bucket)
+    db = env.db
+    store = seaweed.store(bucket)
+    up = _uploader(env, aid, store)
+    while await up.run_once():
+        pass
+    sid = env.stream_ids[0]
+    cam = db.cameras[db.streams[sid].camera_id]
+    recs = db.list_recordings_by_time(sid, 0, 1 << 62)
+    saved = {}
+    for rec in (recs[2], recs[3]):
+        for key in recording_keys("site/", cam.uuid, "main", rec.composite_id):
+            info = store.head(key)
+            assert info is not None
+            saved[key] = store.get_range(key, 0, info.size)
+    # a range over the end of the 3rd recording and the start of the 4th
+    r = db.add_redaction(sid, recs[3].start_time_90k - SEC, recs[3].start_time_90k + SEC,
+                         "a licence plate", user_id=None, username="ann")
+    # until the uploader runs, check says the archive still shows it
+    problems = check_archive(db, aid, store).problems
+    assert sorted(p.split(":")[0] for p in problems) == [
+        "missing tombstone", "redacted, still in the archive", "redacted, still in the archive"]
+    assert not await up.run_once()
+    (t,) = await trio.to_thread.run_sync(list_tombstones, store, "site/")
+    assert (t.redaction_id, t.camera_uuid, t.stream_type, t.reason) == (
+        r.id, cam.uuid, "main", "a licence plate")
+    keys = {o.key for o in store.list("site/")}
+    for rec in recs:
+        covered = rec in (recs[2], recs[3])
+        for key in recording_keys("site/", cam.uuid, "main", rec.composite_id):
+            assert (key in keys) is not covered, key
+    assert [h.composite_id for h in db.archived_in(aid, sid)] == [
+        rec.composite_id for rec in recs if rec not in (recs[2], recs[3])]
+    assert check_archive(db, aid, store, hash_objects=True).problems == []
+    # a restart (nothing in memory) writes nothing again and uploads nothing covered
+    up2 = _uploader(env, aid, store)
+    assert not await up2.run_once()
+    assert {o.key for o in store.list("site/")} == keys
+    env.close()
+    # a restore from the archive never brings a covered recording back, even with its
+    # objects put back (a copy of the bucket made before the redaction)
+    for key, data in saved.items():
+        store.put(key, io.BytesIO(data), len(data), md5=None,
+                  sha256=hashlib.sha256(data).digest())
+    cfg = seaweed.config(bucket)
+    monkeypatch.setattr("sys.stdin", io.StringIO(cfg.secret_key + "\n"))
+    assert await trio.to_thread.run_sync(lambda: main([
+        "--db-dir", str(tmp_path / "restored"), "archive", "restore", "s",
+        "--endpoint", cfg.endpoint, "--bucket", bucket, "--prefix", "site",
+        "--access-key", cfg.access_key, "--secret-key-stdin"])) == 0
+    assert "2 under tombstones" in capsys.readouterr().err
+    with Database.open(tmp_path / "restored", tz=dt.UTC, now=RealClocks().realtime) as rdb:
+        (rsid,) = list(rdb.streams)
+        got = [r.composite_id for r in rdb.list_recordings_by_time(rsid, 0, 1 << 62)]
+    assert got == [rec.composite_id for rec in recs if rec not in (recs[2], recs[3])]

@@ -284,10 +284,15 @@ async def test_stall_keeps_the_frames_read_before_it(
         rtsp_server.freeze()
         with trio.fail_after(15):
             await streamer.state.wait_value(backoff)
-    last = committed_recordings(layout.db_dir)[-1]
+        received = streamer.counters.frames - streamer.counters.frames_dropped
+    recs = committed_recordings(layout.db_dir)
+    last = recs[-1]
     assert last.end_reason is not None and last.end_reason.startswith("Unavailable: ")
-    # measured: about 0.5 s
-    assert frozen_at - last.end_time_90k <= 3 * FRAME_90K, seconds(frozen_at - last.end_time_90k)
+    # every frame read before the stall is committed, the ones since the last key frame too
+    assert sum(r.video_samples for r in recs) == received
+    # ... which reach up to the freeze: measured about 3 frame intervals on a quiet
+    # machine; a loaded one delays the test camera's own sending (0.62 s seen at load 30)
+    assert frozen_at - last.end_time_90k <= LATE_SLACK, seconds(frozen_at - last.end_time_90k)
 
 
 async def test_connecting_to_a_frozen_server_is_unavailable(

@@ -1118,7 +1118,7 @@ def test_protected_and_redacted_spans_are_drawn_where_the_api_says(
         )
         return got
 
-    # anonymous (viewVideo): the protected span; redactions are for adminUsers only
+    # anonymous (viewVideo): the protected span; redactions are for redactVideo only
     open_recordings(page, nvr)
     page.wait_for_function(
         "() => document.querySelector('#timeline').timeline.rows[0]?.evidence.length > 0"

@@ -84,7 +84,8 @@ def nvr(tmp_path_factory: pytest.TempPathFactory, shared_rtsp_server: RtspServer
     layout = create_db(root, {"yard": CameraSpec(shared_rtsp_server.url("live"))})
     add_user(layout.db_dir, USER, PASSWORD)
     add_user(layout.db_dir, KEEPER, PASSWORD, perms="viewVideo,protectVideo")
-    add_user(layout.db_dir, ADMIN, PASSWORD, perms="viewVideo,protectVideo,adminUsers")
+    add_user(layout.db_dir, ADMIN, PASSWORD,
+             perms="viewVideo,protectVideo,adminUsers,redactVideo")
     config = dataclasses.replace(
         layout.config(rotate_interval_sec=2),
         time_zone=TZ,
@@ -114,7 +115,7 @@ def nvr(tmp_path_factory: pytest.TempPathFactory, shared_rtsp_server: RtspServer
 
 USER, PASSWORD = "alice", "correct horse battery staple"
 KEEPER = "keeper"  # may protect video
-ADMIN = "boss"  # may protect video and redact (adminUsers)
+ADMIN = "boss"  # may protect video, redact (redactVideo) and manage users
 
 
 def add_user(db_dir: Path, name: str, password: str, perms: str = "viewVideo") -> None:
@@ -407,6 +408,54 @@ def test_status_page_warns_when_budgets_exceed_the_disk(
     page.locator(".dirs").screenshot(path=str(artifact_dir / "ui-status-budget-warning.png"))
 
 
+def test_status_page_shows_each_archive_state_backlog_and_alarm(
+    page: Any, nvr: Nvr, artifact_dir: Path
+) -> None:
+    """Issue 18: each archive (the ``archives`` extension; its API test makes the fields)
+    with its uploader's state, last error, the skipped-file alarm, the backlog with its
+    oldest recording, and what it uploaded. ``/api/`` is the daemon's own answer with two
+    archives added in the browser: one uploading, one retrying with an alarm."""
+    real = nvr.api("/api/", days="true")
+    t0 = real["cameras"][0]["streams"]["main"]["minStartTime90k"]
+    base = {"streams": [{"cameraUuid": nvr.camera, "type": "main"}], "requireArchived": False,
+            "retainDays": None, "retainBytes": None, "maxRate": None}
+    real["archives"] = [
+        {**base, "uuid": "00000000-0000-4000-8000-000000000001", "shortName": "offsite",
+         "backlog": {"recordings": 0, "bytes": 0, "oldestStartTime90k": None},
+         "neverArchivedRecordings": 0,
+         "status": {"state": "ok", "failingSince90k": None, "lastError": None, "attempts": 0,
+                    "uploadedRecordings": 42, "uploadedBytes": 44_000_000,
+                    "skippedRecordings": 0, "lastSkip": None}},
+        {**base, "uuid": "00000000-0000-4000-8000-000000000002", "shortName": "cloud",
+         "backlog": {"recordings": 7, "bytes": 7_340_032, "oldestStartTime90k": t0},
+         "neverArchivedRecordings": 2,
+         "status": {"state": "retrying", "failingSince90k": t0, "lastError":
+                    "upload: PUT s3://b/k: Unavailable", "attempts": 5,
+                    "uploadedRecordings": 3, "uploadedBytes": 3_000_000,
+                    "skippedRecordings": 1, "lastSkip":
+                    "sample file 0000000100000002 no longer has the SHA-256 recorded"}},
+    ]
+    page.route(
+        lambda url: urlsplit(url).path == "/api/",
+        lambda route: route.fulfill(status=200, content_type="application/json",
+                                    body=json.dumps(real)),
+    )
+    page.goto(nvr.base + "/status")
+    page.wait_for_selector(".archives tbody tr")
+    ok = page.inner_text(".archives tr[data-archive$='1']")
+    assert ok.startswith("offsite") and "up to date" in ok
+    assert "everything is archived" in ok and "(42 recordings)" in ok
+    assert page.query_selector(".archives tr[data-archive$='1'] .archive-alarm") is None
+    bad = page.inner_text(".archives tr[data-archive$='2']")
+    assert "retrying" in bad and "5 attempts" in bad
+    assert "Last error: upload: PUT s3://b/k: Unavailable" in bad
+    assert "7 recordings, " in bad and "oldest not archived: " in bad
+    assert "2 deleted locally before they were archived" in bad
+    alarm = page.inner_text(".archives tr[data-archive$='2'] .archive-alarm")
+    assert alarm.startswith("1 recordings not archived: sample file 0000000100000002")
+    page.locator(".archives").screenshot(path=str(artifact_dir / "ui-status-archives.png"))
+
+
 def test_the_browser_loads_every_ui_file_under_one_content_hash(page: Any, nvr: Nvr) -> None:
     """Cache-busting as Chromium sees it: the shell is never cached, and every script and
     stylesheet the page loads (``app.js`` and each module it imports, by relative
@@ -551,9 +600,18 @@ def test_export_the_selected_span_as_a_signed_zip(page: Any, nvr: Nvr, tmp_path:
     from nvr.offline.verify_export import verify_export
 
     open_recordings(page, nvr)
-    page.focus("#timeline")
-    for _ in range(3):
-        page.keyboard.press("Shift+ArrowRight")
+    rows = nvr.recordings()
+    geo = timeline_geometry(page)
+    # a span with committed video: from inside the first recording to inside the third
+    xa = x_of(geo, rows[0]["startTime90k"] + UNITS_PER_SEC // 3)
+    xb = x_of(geo, rows[2]["startTime90k"] + UNITS_PER_SEC // 2)
+    y = row_y(geo)
+    page.keyboard.down("Shift")
+    page.mouse.move(xa, y)
+    page.mouse.down()
+    page.mouse.move(xb, y, steps=4)
+    page.mouse.up()
+    page.keyboard.up("Shift")
     page.wait_for_selector("#export-zip")
     boxes = page.locator("#export input[type=checkbox]")
     assert boxes.count() == 1 and boxes.first.is_checked()

@@ -2,7 +2,8 @@
 ``MockClock`` (the integration tests use a real SeaweedFS, ``tests/support/seaweed.py``).
 
 It checks the digests sent with each PUT as a server does (``DataLoss`` on a mismatch)
-and counts PUTs per key; ``faults`` is a list of errors raised by the next calls, one
+and counts PUTs per key (``verifies_sha256`` False: a server that ignores the
+SHA-256); ``faults`` is a list of errors raised by the next calls, one
 each, before any of them does anything."""
 
 from __future__ import annotations
@@ -22,21 +23,29 @@ class MemoryStore:
         self.puts: Counter[str] = Counter()
         self.faults: list[errors.NvrError] = []
         self.calls = 0
+        #: like SeaweedFS (and AWS): the SHA-256 is checked; False: a server that ignores it
+        self.verifies_sha256 = True
+        #: (key, with an MD5) of every PUT, in order
+        self.put_log: list[tuple[str, bool]] = []
 
     def _fault(self) -> None:
         self.calls += 1
         if self.faults:
             raise self.faults.pop(0)
 
-    def put(self, key: str, body: IO[bytes], size: int, *, md5: bytes, sha256: bytes) -> None:
+    def put(self, key: str, body: IO[bytes], size: int, *, md5: bytes | None,
+            sha256: bytes) -> None:
         self._fault()
         data = body.read()
         if len(data) != size:
             raise errors.FailedPrecondition(f"PUT {key}: {len(data)} bytes, said {size}")
-        if hashlib.md5(data).digest() != md5 or hashlib.sha256(data).digest() != sha256:
+        if md5 is not None and hashlib.md5(data).digest() != md5:
             raise errors.DataLoss(f"PUT {key}: BadDigest")
+        if self.verifies_sha256 and hashlib.sha256(data).digest() != sha256:
+            raise errors.DataLoss(f"PUT {key}: XAmzContentChecksumMismatch")
         self.objects[key] = data
         self.puts[key] += 1
+        self.put_log.append((key, md5 is not None))
 
     def head(self, key: str) -> ObjectInfo | None:
         self._fault()

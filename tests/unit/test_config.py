@@ -100,3 +100,18 @@ def test_parse_address() -> None:
     assert parse_address("unix:/run/x.sock") == "/run/x.sock"
     with pytest.raises(errors.InvalidArgument):
         parse_address("127.0.0.1:99999")
+
+
+def test_transcode_settings_are_read_and_bounded() -> None:
+    cfg = parse_config({"transcode_max_concurrent": 0, "transcode_max_height": 480,
+                        "transcode_nice": 19})
+    assert (cfg.transcode_max_concurrent, cfg.transcode_max_height, cfg.transcode_nice) == (
+        0, 480, 19)
+    for key, value, message in [
+        ("transcode_max_concurrent", -1, "transcode_max_concurrent must be 0 to 64"),
+        ("transcode_max_height", 100, "transcode_max_height must be 144 to 2160"),
+        ("transcode_nice", 20, "transcode_nice must be 0 to 19"),
+        ("transcode_nice", "5", "transcode_nice"),
+    ]:
+        with pytest.raises(errors.InvalidArgument, match=message):
+            parse_config({key: value})

@@ -23,7 +23,8 @@ from tests.unit.test_layers import LAYERS
 DOCS = {"design.md": REPO / "docs" / "design.md", "api.md": REPO / "docs" / "api.md"}
 TEXT_SUFFIXES = {".py", ".md", ".sql", ".toml", ".sh", ".js", ".css", ".html", ".service"}
 # What reads like a dotted nvr name but is not a module: host names, files, JS fields.
-NOT_MODULES = re.compile(r"nvr\.(example\.|lan|local|log|toml|service|live|ui|db$|__main__$)")
+NOT_MODULES = re.compile(
+    r"nvr\.(example\.|lan|local|log|toml|service|live|playback|ui|db$|__main__$)")
 
 
 def _files() -> list[Path]:

@@ -55,9 +55,11 @@ def libraries(layers: Mapping[str, frozenset[str]]) -> dict[str, Library]:
     return {
         "sqlite3": Library(("nvr.db",), "every SQL statement lives in db"),
         "av": Library(
-            ("nvr.ingest.demuxer", "nvr.thumbnail", "nvr.motion.decode", "nvr.cli.demo"),
+            ("nvr.ingest.demuxer", "nvr.thumbnail", "nvr.motion.decode", "nvr.cli.demo",
+             "nvr.transcode"),
             "the demuxer is the only camera reader; thumbnail decodes recorded frames; motion "
-            "decodes the frames it analyses; the demo encodes its synthetic clip",
+            "decodes the frames it analyses; the demo encodes its synthetic clip; transcode "
+            "re-encodes recorded frames for browsers",
         ),
         "trio": Library(
             trio_users,
@@ -85,6 +87,7 @@ def libraries(layers: Mapping[str, frozenset[str]]) -> dict[str, Library]:
         "argon2": Library(("nvr.db.auth",), "password hashes are stored and checked in db"),
         "boto3": Library(("nvr.archive.client",), "object storage is behind the archive's seam"),
         "botocore": Library(("nvr.archive.client",), "as boto3"),
+        "urllib3": Library(("nvr.archive.client",), "as boto3 (its PUTs)"),
     }
 
 

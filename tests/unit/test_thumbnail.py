@@ -19,7 +19,15 @@ from nvr.base.errors import DataLoss
 from nvr.db.recording import VideoIndexArrays, VideoIndexEncoder, decode_video_index
 from nvr.ingest.source import Packet
 from nvr.testing.replay import load_packets
-from nvr.thumbnail import Pick, pick, picture_size, render
+from nvr.thumbnail import (
+    Continuation,
+    Decoders,
+    Pick,
+    pick,
+    picture_size,
+    render,
+    render_continuing,
+)
 from tests.support.paths import FIXTURES
 
 FRAME = 3000
@@ -97,6 +105,44 @@ def test_the_rendered_picture_is_the_target_frame_h265() -> None:
     assert picture.shape == (180, 320)
     full = luma(render(entry, frames_of(packets, chosen), chosen.sizes, (640, 360)))
     assert read_frame_number(full) == 100
+
+
+def test_a_continued_decoder_shows_each_later_frame_as_a_new_one_does() -> None:
+    """From key frame 30: frame 33 (fed to 34), then 45 and 46 going on, then the last
+    frame, 59 (the decoder drained, not kept); each the JPEG a new decoder makes."""
+    packets = load_packets(H264_1080P)
+    entry = packets[0].sample_entry
+    data = [bytes(p.data) for p in packets]
+    cont: Continuation | None = None
+    first = 30
+    for target, last in ((33, 34), (45, 46), (46, 47), (59, 59)):
+        sizes = tuple(len(d) for d in data[first : last + 1])
+        jpeg, cont = render_continuing(entry, "rec", cont, first, b"".join(data[first : last + 1]),
+                                       sizes, target, (640, 360))
+        chosen = pick(index_of(packets), target * FRAME)
+        assert jpeg == render(entry, frames_of(packets, chosen), chosen.sizes, (640, 360))
+        assert read_frame_number(luma(jpeg)) == target
+        if target == 59:
+            assert cont is None
+        else:
+            assert cont is not None and (cont.fed, cont.shown) == (last, target)
+            first = last + 1
+    with pytest.raises(ValueError, match="fed up to"):
+        render_continuing(entry, "rec", Continuation("rec", None, 10), 30, b"", (), 30,  # type: ignore[arg-type]
+                          (64, 36))
+
+
+def test_decoders_keep_the_last_used_that_reach_a_frame() -> None:
+    d = Decoders(max_decoders=2)
+    a, b, c = (Continuation(s, None, fed, shown) for s, fed, shown in  # type: ignore[arg-type]
+               (("r1", 10, 9), ("r1", 40, 39), ("r2", 5, 4)))
+    for x in (a, b, c):
+        d.put(x)
+    assert len(d) == 2  # a, the least recently used, went
+    assert d.take("r1", 0, 8) is None  # b has shown 39 already
+    assert d.take("r1", 30, 45) is b and len(d) == 1
+    assert d.take("r2", 60, 70) is None  # key frame 60 is nearer than frame 6
+    assert d.take("r2", 0, 6) is c and len(d) == 0
 
 
 def test_frames_that_do_not_decode_are_data_loss() -> None:

@@ -111,7 +111,7 @@ export function unprotect(cameraUuid, id, csrf) {
   return postJson(`/api/cameras/${cameraUuid}/protect/${id}`, { csrf }, "DELETE");
 }
 
-/** The camera's redactions (tombstones, every stream; `adminUsers`). */
+/** The camera's redactions (tombstones, every stream; `redactVideo`). */
 export async function redactions(cameraUuid) {
   return (await getJson(`/api/cameras/${cameraUuid}/redactions`)).redactions;
 }
@@ -184,9 +184,10 @@ export function segmentSpec(row, relStart, relEnd) {
   return s;
 }
 
-export function viewMp4Url(cameraUuid, stream, specs) {
+/** `view.mp4` of `specs` (`s=` values); `transcode`: as H.264 (`transcode=h264`). */
+export function viewMp4Url(cameraUuid, stream, specs, { transcode = false } = {}) {
   const q = specs.map((s) => `s=${encodeURIComponent(s)}`).join("&");
-  return `/api/cameras/${cameraUuid}/${stream}/view.mp4?${q}`;
+  return `/api/cameras/${cameraUuid}/${stream}/view.mp4?${q}${transcode ? "&transcode=h264" : ""}`;
 }
 
 /** `GET /api/export`: one signed `.zip` of `ranges` ([start, end) pairs) of each camera's
@@ -207,9 +208,10 @@ export function thumbUrl(cameraUuid, stream, t90k, width, keyFrame = false) {
   return `/api/cameras/${cameraUuid}/${stream}/thumb.jpg?time90k=${Math.round(t90k)}&width=${width}${k}`;
 }
 
-export function liveUrl(cameraUuid, stream) {
+export function liveUrl(cameraUuid, stream, { transcode = false } = {}) {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${proto}//${location.host}/api/cameras/${cameraUuid}/${stream}/live.m4s`;
+  const q = transcode ? "?transcode=h264" : "";
+  return `${proto}//${location.host}/api/cameras/${cameraUuid}/${stream}/live.m4s${q}`;
 }
 
 export function initSegmentUrl(id) {

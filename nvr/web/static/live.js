@@ -24,6 +24,11 @@
 //   other text is taken as an error message too.
 // * pings (answered by the browser).
 //
+// Converted (`transcode: true`, the URL's `transcode=h264`, issue 20): the same messages,
+// H.264, without X-Video-Sample-Entry-Id; a message whose body starts with its init
+// segment says so with `X-Nvr-Init-Length: <bytes>` (the first, and after the camera's
+// codec parameters changed), and `X-Nvr-Transcoded: 1280x720` gives the picture size.
+//
 // Placement: only X-Recording-Id and X-Media-Time-Range are relied on. Within one
 // recording a frame goes at (that recording's position) + (its media start); a new
 // recording is placed right after the end of the last frame seen of the one before.
@@ -69,6 +74,8 @@ export function parseMessage(buf) {
     runs: Number(headers.get("x-runs") || 0),
     mediaStart90k: range[0],
     mediaEnd90k: range[1],
+    initLength: Number(headers.get("x-nvr-init-length") || 0),
+    transcoded: headers.get("x-nvr-transcoded") || "",
     segment: bytes.subarray(end + 4),
   };
 }
@@ -95,9 +102,9 @@ function parseText(text) {
 }
 
 export class LivePlayer {
-  constructor(video, cameraUuid, stream, { onState = () => {}, onFrame = () => {} } = {}) {
+  constructor(video, cameraUuid, stream, { onState = () => {}, onFrame = () => {}, transcode = false } = {}) {
     this.video = video;
-    this.url = liveUrl(cameraUuid, stream);
+    this.url = liveUrl(cameraUuid, stream, { transcode });
     this.onState = onState;
     this.onFrame = onFrame;
     this.closed = false;
@@ -195,6 +202,7 @@ export class LivePlayer {
     this.queue = [];
     this.pending = null;
     this.entryId = null;
+    this.inits = 0;
     this.mime = null;
     this.recId = null; // the recording of the last frame placed
     this.recBase = 0;
@@ -225,7 +233,13 @@ export class LivePlayer {
     if (gen !== this.generation) return;
     if (!this.mediaSource) await this.openMediaSource(msg);
     if (gen !== this.generation) return;
-    if (msg.sampleEntryId !== this.entryId) {
+    if (msg.initLength) {
+      // a converted stream: the init segment comes in the message
+      const init = msg.segment.subarray(0, msg.initLength);
+      msg.segment = msg.segment.subarray(msg.initLength);
+      await this.useInit(msg, init, `transcoded ${++this.inits}`);
+      if (gen !== this.generation) return;
+    } else if (!msg.transcoded && msg.sampleEntryId !== this.entryId) {
       await this.switchInit(gen, msg);
       if (gen !== this.generation) return;
     }
@@ -268,6 +282,11 @@ export class LivePlayer {
     if (!resp.ok) throw new Error(`init segment ${msg.sampleEntryId}: HTTP ${resp.status}`);
     const init = new Uint8Array(await resp.arrayBuffer());
     if (gen !== this.generation) return;
+    await this.useInit(msg, init, msg.sampleEntryId);
+  }
+
+  async useInit(msg, init, entryId) {
+    const gen = this.generation;
     if (!this.sourceBuffer) {
       this.sourceBuffer = this.mediaSource.addSourceBuffer(msg.contentType);
       this.sourceBuffer.mode = "segments";
@@ -281,7 +300,7 @@ export class LivePlayer {
       this.sourceBuffer.changeType(msg.contentType);
     }
     this.mime = msg.contentType;
-    this.entryId = msg.sampleEntryId;
+    this.entryId = entryId;
     this.enqueue({ offset: null, data: init });
   }
 

@@ -6,6 +6,7 @@
 import { el, segmented } from "./dom.js";
 import { formatTime } from "./format.js";
 import { LivePlayer } from "./live.js";
+import { allowSub, choose, convertedLabel, setAllowSub } from "./playability.js";
 
 const LAYOUTS = { 1: 1, 2: 2, 4: 2, 9: 3 }; // tiles -> columns
 const STORE = "nvr.live";
@@ -49,6 +50,19 @@ export function renderLive(main, session) {
         save(state);
         build();
       },
+    ),
+  );
+  const subBox = el("input", { type: "checkbox", id: "allow-sub", checked: allowSub() });
+  subBox.addEventListener("change", () => {
+    setAllowSub(subBox.checked);
+    build();
+  });
+  bar.append(
+    el(
+      "label",
+      { class: "check", title: "When this browser cannot play a camera's main stream: play its sub stream (if it can) instead of having the server convert the main stream" },
+      subBox,
+      " Sub stream instead of converting",
     ),
   );
   main.append(bar, grid);
@@ -109,6 +123,7 @@ class Tile {
     this.video.muted = true;
     this.overlay = el("div", { class: "overlay", role: "status", "aria-live": "polite" });
     this.clock = el("span", { class: "tile-clock" });
+    this.pathBadge = el("span", { class: "path-badge", hidden: true });
     const camSelect = el(
       "select",
       { "aria-label": `Tile ${index + 1} camera` },
@@ -149,7 +164,7 @@ class Tile {
       { class: "tile", dataset: { index: String(index) } },
       this.video,
       this.overlay,
-      el("figcaption", {}, camSelect, streamSelect, this.clock, expand),
+      el("figcaption", {}, camSelect, streamSelect, this.pathBadge, this.clock, expand),
     );
     this.video.addEventListener("dblclick", () => this.cam && onExpand(this.cam.uuid));
     this.start();
@@ -163,22 +178,51 @@ class Tile {
     this.start();
   }
 
-  start() {
+  start(forceConvert = false) {
     this.connState = null;
+    this.pathBadge.hidden = true;
+    delete this.root.dataset.path;
     if (!this.cam) {
       this.show("empty", "No camera");
       return;
     }
-    this.player = new LivePlayer(this.video, this.cam.uuid, this.stream, {
+    // native, the sub stream or converted: asked of the browser before anything plays
+    const top = this.session.top.cameras.find((c) => c.uuid === this.cam.uuid) || this.cam;
+    const plan = choose(top, this.stream, { forceConvert });
+    this.plan = plan;
+    this.showPath(plan.label, plan.why, plan.path);
+    this.player = new LivePlayer(this.video, this.cam.uuid, plan.stream, {
+      transcode: plan.transcode,
       onState: (s, detail) => {
+        if (s === "unsupported" && !plan.transcode) {
+          // the codec was not known ahead (or the browser said yes, then no): convert
+          this.destroy();
+          this.start(true);
+          return;
+        }
         this.connState = s;
         this.connDetail = detail;
         this.status();
       },
       onFrame: (msg) => {
         this.clock.textContent = formatTime(msg.recordingStart90k + msg.mediaStart90k, this.session.tz);
+        if (msg.transcoded && !this.sized) {
+          this.sized = true;
+          this.showPath(convertedLabel(Number(msg.transcoded.split("x")[1])), plan.why, plan.path);
+        }
       },
     });
+    this.sized = false;
+  }
+
+  /** Says which way the video plays ("native", "sub stream", "converted 720p") and why. */
+  showPath(label, why, path) {
+    this.pathBadge.textContent = label;
+    this.pathBadge.title = `Plays ${label}: ${why}`;
+    this.pathBadge.setAttribute("aria-label", `Plays ${label}: ${why}`);
+    this.pathBadge.dataset.path = path;
+    this.pathBadge.hidden = false;
+    this.root.dataset.path = path;
   }
 
   /** The camera's recording state (from the poll) combined with the socket's. */

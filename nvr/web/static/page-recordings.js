@@ -4,7 +4,7 @@
 // (`recordings-selection.js`). What was loaded of the history, day by day as the
 // timeline's window needs it, is in `recordings-data.js`; today's is fetched again
 // every few seconds while the window shows it. The URL's `day` follows the window. Each
-// camera's protected spans (and, for `adminUsers`, its redactions) are fetched whole
+// camera's protected spans (and, for `redactVideo`, its redactions) are fetched whole
 // when the page opens and again after a protection is added or removed here.
 
 import { Calendar, daysWithVideo } from "./calendar.js";
@@ -45,7 +45,12 @@ export function renderRecordings(main, session) {
   const calendar = new Calendar({ onPick: (d) => pickDay(d) });
   const player = new RecordingPlayer({
     tz,
-    source: { camera: (ci) => cameras()[ci], rows: (ci) => store.rows(ci), stream: () => state.stream },
+    source: {
+      camera: (ci) => cameras()[ci],
+      rows: (ci) => store.rows(ci),
+      stream: () => state.stream,
+      entries: () => store.entries,
+    },
     onPlayhead: (t, ci) => card.timeline.setPlayhead(t, ci),
     onGone: () => load({ refresh: true }),
   });
@@ -209,10 +214,10 @@ export function renderRecordings(main, session) {
     }
   }
 
-  /** Each camera's protected spans and (with `adminUsers`) its redactions, then a redraw.
+  /** Each camera's protected spans and (with `redactVideo`) its redactions, then a redraw.
    * A server without these routes (404) or a failure leaves a camera without bands. */
   async function loadEvidence() {
-    const admin = !!session.top.permissions?.adminUsers;
+    const mayRedact = !!session.top.permissions?.redactVideo;
     await Promise.all(
       cameras().map(async (c, ci) => {
         const out = [];
@@ -220,7 +225,7 @@ export function renderRecordings(main, session) {
           for (const r of await api.protectedRanges(c.uuid)) {
             out.push({ start: r.startTime90k, end: r.endTime90k, kind: "protected", reason: r.reason });
           }
-          for (const r of admin ? await api.redactions(c.uuid) : []) {
+          for (const r of mayRedact ? await api.redactions(c.uuid) : []) {
             out.push({ start: r.startTime90k, end: r.endTime90k, kind: "redacted", reason: r.reason, stream: r.stream });
           }
         } catch (e) {

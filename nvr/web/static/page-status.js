@@ -4,6 +4,9 @@
 // use against their budgets, the disk's free space and size, a warning when the budgets
 // are more than the disk holds, and the storage forecast (with each stream's
 // `nvrForecast`): how many days each budget and disk hold at the last day's bitrate.
+// Each archive (the `archives` extension): its uploader's state (uploading, retrying
+// since when with the last error, stopped), the alarm of skipped recordings, the backlog
+// and the oldest recording not archived yet, what it uploaded since the daemon started.
 // Refreshed by the session's poll.
 
 import { el, stateBadge } from "./dom.js";
@@ -31,6 +34,62 @@ function meter(used, budget, label) {
   const share = budget ? Math.min(1, used / budget) : 0;
   const m = el("meter", { min: "0", max: "1", value: share.toFixed(3), "aria-label": label });
   return el("span", { class: "meter" }, m, el("span", {}, `${formatBytes(used)} of ${formatBytes(budget)}`));
+}
+
+function archiveBadge(st, backlog) {
+  if (st.state === "retrying") return el("span", { class: "badge backoff" }, "retrying");
+  if (st.state === "ok" && backlog.recordings) return el("span", { class: "badge recording" }, "uploading");
+  if (st.state === "ok") return el("span", { class: "badge recording" }, "up to date");
+  return el("span", { class: "badge idle" }, st.state);
+}
+
+function archiveRow(a, tz) {
+  const st = a.status || { state: "stopped" };
+  const b = a.backlog;
+  const detail = [];
+  if (st.failingSince90k) detail.push(`since ${formatTime(st.failingSince90k, tz)}`);
+  if (st.attempts) detail.push(`${st.attempts} attempts`);
+  const oldest =
+    b.oldestStartTime90k != null
+      ? `oldest not archived: ${dayOf(b.oldestStartTime90k, tz)} ${formatTime(b.oldestStartTime90k, tz)}`
+      : "everything is archived";
+  return el(
+    "tr",
+    { dataset: { archive: a.uuid } },
+    el("th", { scope: "row" }, a.shortName),
+    el("td", { class: "archive-state" }, archiveBadge(st, b),
+      el("span", { class: "muted small" }, ` ${detail.join(", ")}`),
+      st.lastError ? el("div", { class: "last-error" }, `Last error: ${st.lastError}`) : null,
+      st.skippedRecordings
+        ? el("div", { class: "last-error archive-alarm", role: "alert" },
+            `${st.skippedRecordings} recordings not archived: ${st.lastSkip}`)
+        : null),
+    el("td", { class: "archive-backlog" }, `${b.recordings} recordings, ${formatBytes(b.bytes)}`,
+      el("div", { class: "muted small" }, oldest)),
+    el("td", { class: "archive-uploaded" },
+      st.uploadedBytes != null ? `${formatBytes(st.uploadedBytes)} (${st.uploadedRecordings} recordings)` : "–",
+      a.neverArchivedRecordings
+        ? el("div", { class: "muted small" }, `${a.neverArchivedRecordings} deleted locally before they were archived`)
+        : null),
+  );
+}
+
+function archiveSections(top) {
+  const archives = top.archives || [];
+  if (!archives.length) return [];
+  return [
+    el(
+      "section",
+      { class: "card archives", "aria-label": "Archives" },
+      el("h2", {}, "Archives"),
+      el(
+        "table",
+        {},
+        el("thead", {}, el("tr", {}, ["Archive", "State", "Backlog", "Uploaded since start"].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", {}, archives.map((a) => archiveRow(a, top.timeZoneName))),
+      ),
+    ),
+  ];
 }
 
 export function renderStatus(main, session) {
@@ -114,6 +173,7 @@ export function renderStatus(main, session) {
           el("tbody", {}, dirRows),
         ),
       ),
+      ...archiveSections(top),
       el("p", { class: "muted small" }, `Server ${top.serverVersion || ""}, time zone ${tz}.`),
     );
   }

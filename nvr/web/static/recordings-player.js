@@ -2,12 +2,17 @@
 // through `view.mp4?s=ID@OPEN.REL_START-` (the edit list starts the file exactly there),
 // the wall-clock time of the frame on screen, and previous/next recording. One file
 // covers at most an hour of one run; when it ends, the player goes on with what follows.
+// Before it plays, it asks the browser whether it decodes the recording's codec
+// (`playability.js`); if not, it plays `view.mp4?transcode=h264` (H.264 converted by the
+// server, a stream without byte ranges: seeking asks for a new file) and says so.
 // When recorded video runs out (a file that reached the recording being made ended, less
 // than LIVE_WITHIN_MS after it was asked for, or no video follows while the camera
 // records), the player goes on with that camera's live stream (`live.js`) in the same
-// <video> and says so; a click on the timeline plays recorded video again.
+// <video> and says so (converted too when the browser cannot play the camera's codec); a
+// click on the timeline plays recorded video again.
 
 import { segmentSpec, viewMp4Url } from "./api.js";
+import { choose, convertedLabel } from "./playability.js";
 import { el, toast } from "./dom.js";
 import { formatDay, formatTime } from "./format.js";
 import { LivePlayer } from "./live.js";
@@ -21,7 +26,7 @@ const LIVE_WITHIN_MS = 15000;
 
 export class RecordingPlayer {
   /** `source` reads the page's current data: `camera(ci)`, `rows(ci)` (that camera's
-   * recordings, sorted by time) and `stream()`. `onPlayhead(t, ci)` hears the wall time
+   * recordings, sorted by time), `stream()` and `entries()` (`videoSampleEntries` by id). `onPlayhead(t, ci)` hears the wall time
    * of the frame on screen; `onGone()` that a file could not be played. */
   constructor({ tz, source, onPlayhead, onGone }) {
     this.tz = tz;
@@ -43,6 +48,7 @@ export class RecordingPlayer {
     this.wall = el("output", { id: "wall-time", class: "wall", "aria-live": "off" }, "--:--:--.---");
     this.wallDate = el("span", { class: "muted" });
     this.cameraName = el("strong", { id: "playing-camera" }, "");
+    this.pathBadge = el("span", { class: "path-badge", id: "play-path", hidden: true });
     this.prevBtn = el(
       "button",
       { type: "button", id: "prev-rec", disabled: true, "aria-label": "Previous recording" },
@@ -69,7 +75,7 @@ export class RecordingPlayer {
         "div",
         { class: "player-bar" },
         this.prevBtn,
-        el("div", { class: "wall-box" }, this.cameraName, this.wall, this.wallDate),
+        el("div", { class: "wall-box" }, this.cameraName, this.pathBadge, this.wall, this.wallDate),
         this.nextBtn,
       ),
       this.status,
@@ -90,9 +96,15 @@ export class RecordingPlayer {
     const rel = t - rows[i].startTime90k;
     const cam = this.source.camera(ci);
     const spec = segmentSpec(idRange(rows[i], rows[j]), rel || undefined, undefined);
+    const stream = this.source.stream();
+    const entry = (this.source.entries?.() || {})[rows[i].videoSampleEntryId];
+    const plan = choose({ streams: { [stream]: { nvrCodec: entry?.nvrCodec } } }, stream, { subAllowed: false });
+    this.showPath(plan.label, plan.why, plan.path);
+    this.lastCodec = entry?.nvrCodec;
     this.stopLive();
     this.say(null);
     this.playing = {
+      transcode: plan.transcode,
       ci,
       base90k: t,
       wallEnd90k: rows[j].endTime90k,
@@ -103,7 +115,7 @@ export class RecordingPlayer {
     };
     const video = this.video;
     video.controls = true; // only once there is something to control
-    video.src = viewMp4Url(cam.uuid, this.source.stream(), [spec]);
+    video.src = viewMp4Url(cam.uuid, stream, [spec], { transcode: plan.transcode });
     video.dataset.base90k = String(t);
     video.play().catch(() => {});
     this.hint.hidden = true;
@@ -123,7 +135,10 @@ export class RecordingPlayer {
     video.dataset.mode = "live";
     const ended = `Recorded video ended at ${formatTime(t, this.tz)}`;
     this.say(`● Live: ${ended}; now showing ${cam.shortName} live.`, "live");
+    const livePlan = choose({ streams: { [this.source.stream()]: { nvrCodec: this.lastCodec } } }, this.source.stream(), { subAllowed: false });
+    this.showPath(livePlan.label, livePlan.why, livePlan.path);
     this.live = new LivePlayer(video, cam.uuid, this.source.stream(), {
+      transcode: livePlan.transcode,
       onState: (state, detail) => {
         if (state === "playing") this.say(`● Live: ${ended}; now showing ${cam.shortName} live.`, "live");
         else if (state === "offline" || state === "error") this.say(`Live: ${ended}; ${cam.shortName}: ${detail?.message || state}.`, "live");
@@ -175,7 +190,15 @@ export class RecordingPlayer {
     } else {
       const d = action === "back" ? -10 : 10;
       const end = Number.isFinite(v.duration) ? v.duration : Infinity;
-      v.currentTime = Math.max(0, Math.min(end, v.currentTime + d));
+      const to = Math.max(0, Math.min(end, v.currentTime + d));
+      const b = v.buffered;
+      const inside = [...Array(b.length).keys()].some((k) => to >= b.start(k) && to <= b.end(k));
+      if (this.playing.transcode && !inside) {
+        // a converted file has no byte ranges: a new one from there
+        this.play(this.playing.ci, this.wallTime() + Math.round((to - v.currentTime) * U));
+      } else {
+        v.currentTime = to;
+      }
     }
     return true;
   }
@@ -200,6 +223,16 @@ export class RecordingPlayer {
     this.video.load();
   }
 
+  /** Says which way the video plays ("native", "converted 720p") and why. */
+  showPath(label, why, path) {
+    const b = this.pathBadge;
+    b.textContent = label;
+    b.title = `Plays ${label}: ${why}`;
+    b.setAttribute("aria-label", b.title);
+    b.dataset.path = path;
+    b.hidden = false;
+  }
+
   // -- internals -----------------------------------------------------------------------
 
   listen() {
@@ -208,6 +241,7 @@ export class RecordingPlayer {
     // corrected to ours (by up to 500 ppm: 1.8 s an hour). Spread the difference evenly.
     video.addEventListener("loadedmetadata", () => {
       const p = this.playing;
+      if (p?.transcode) this.showPath(convertedLabel(video.videoHeight), this.pathBadge.title.replace(/^Plays [^:]*: /, ""), "converted");
       if (!p || p.growing || !(video.duration > 0) || !Number.isFinite(video.duration)) return;
       const ratio = (p.wallEnd90k - p.base90k) / (video.duration * U);
       if (Math.abs(ratio - 1) < 0.01) p.ratio = ratio;

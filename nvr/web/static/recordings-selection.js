@@ -116,7 +116,7 @@ export class SelectionPanel {
       this.listProtected(cam);
       this.onProtected();
     });
-    const exportForm = this.exportForm(cams, cam, stream, sel);
+    const exportForm = this.exportForm(cams, cam, stream, sel, parts.length > 0);
     this.protectedList = el("div", { class: "protected", id: "protected" });
     root.replaceChildren(
       el("div", { class: "sel-fields" }, camSel, from, fromInput, to, toInput,
@@ -136,8 +136,10 @@ export class SelectionPanel {
   }
 
   /** The export form: a checkbox per camera and a link to the `.zip` of the span of
-   * the ticked ones, kept in step with the boxes (no camera ticked: no link). */
-  exportForm(cams, cam, stream, sel) {
+   * the ticked ones, kept in step with the boxes. No link when no camera is ticked, or
+   * only the camera shown and it has no video in the span (`hasVideo`): the server
+   * would answer 404 instead of a file. */
+  exportForm(cams, cam, stream, sel, hasVideo) {
     const boxes = cams.map((c) =>
       el("input", { type: "checkbox", value: c.uuid, checked: c === cam,
                     "aria-label": `Export ${c.shortName}` }),
@@ -146,7 +148,7 @@ export class SelectionPanel {
     const link = el("a", { class: "button", id: "export-zip" }, "Export .zip");
     const sync = () => {
       const uuids = boxes.filter((b) => b.checked).map((b) => b.value);
-      link.hidden = uuids.length === 0;
+      link.hidden = uuids.length === 0 || (uuids.length === 1 && uuids[0] === cam.uuid && !hasVideo);
       link.href = exportUrl(uuids, stream, [sel]);
       link.textContent = `Export .zip (${uuids.length} camera${uuids.length === 1 ? "" : "s"}, ${formatDuration(sel[1] - sel[0])})`;
     };

@@ -463,7 +463,7 @@ export class Timeline {
   }
 
   /** Protected spans: a tint over the track and a line along its bottom; redacted ones:
-   * hatched over the track (there is no video there), "redacted" when there is room. */
+   * hatched over the track (there is no video there; the gap says why, as any gap). */
   evidence(g, col, list, y, spanBottom) {
     const [a, b] = this.win;
     for (const ev of list) {
@@ -473,12 +473,6 @@ export class Timeline {
       if (ev.kind === "redacted") {
         g.fillStyle = this.hatch(g, col.redact);
         g.fillRect(x0, y + 4, w, spanBottom - y - 4);
-        g.font = "11px system-ui, sans-serif";
-        if (w > g.measureText("redacted").width + 10) {
-          g.fillStyle = col.text;
-          g.textAlign = "left";
-          g.fillText("redacted", x0 + 5, (y + 4 + spanBottom) / 2);
-        }
       } else {
         g.globalAlpha = 0.22;
         g.fillStyle = col.protect;

@@ -211,3 +211,159 @@ async def test_archive_retention_deletes_each_streams_oldest_first(
     assert not store.objects and not env.db.archived_in(aid, sid)
     assert env.db.list_recordings_by_time(sid, 0, 1 << 62) == recs  # local copies untouched
     env.close()
+
+
+async def test_uploads_run_concurrently_and_each_object_is_put_once_despite_faults(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    clocks = SimulatedClocks(T0)
+    env = await _recorded(tmp_path, clocks, seconds=5 * 60 + 10)
+    aid = env.db.archive_by_name("a").id
+    recs = env.db.list_recordings_by_time(env.stream_ids[0], 0, 1 << 62)
+    assert len(recs) == 6
+    store = MemoryStore()
+    up = _uploader(env, store, clocks)
+    up._server_verifies_sha256 = True  # probed: not this test's subject
+    # the second call fails: one worker's sample PUT, retried after 1 s by that worker
+    store.faults = [None, errors.Unavailable("reset"), None]  # type: ignore[list-item]
+    faults = store.faults
+    orig = store._fault
+
+    def fault() -> None:
+        store.calls += 1
+        if faults:
+            f = faults.pop(0)
+            if f is not None:
+                raise f
+
+    store._fault = fault  # type: ignore[method-assign]
+    start = trio.current_time()
+    assert await up.run_once()
+    store._fault = orig  # type: ignore[method-assign]
+    samples = [k for k, _ in store.put_log if k.endswith(".sample")]
+    # four in flight: the first four samples go before any description
+    first_desc = next(i for i, (k, _) in enumerate(store.put_log) if k.endswith(".json"))
+    assert first_desc >= 3
+    assert len(samples) == 6 and set(store.puts.values()) == {1} and len(store.puts) == 12
+    assert trio.current_time() - start == 1  # the failed one waited its 1 s backoff alone
+    held = [h.composite_id for h in env.db.archived_in(aid, env.stream_ids[0])]
+    assert held == [r.composite_id for r in recs]
+    assert env.db.archive_backlog(aid).recordings == 0
+    env.close()
+
+
+@pytest.mark.parametrize("verifies", [True, False])
+async def test_the_writers_sha256_goes_to_a_server_that_verifies_it_without_hashing_again(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, verifies: bool
+) -> None:
+    clocks = SimulatedClocks(T0)
+    env = await _recorded(tmp_path, clocks, seconds=30)
+    store = MemoryStore()
+    store.verifies_sha256 = verifies
+    up = _uploader(env, store, clocks)
+    assert await up.run_once()
+    # the probe's object is refused (it verifies) or deleted (it does not)
+    assert not any(k.endswith(".nvr-checksum-probe") for k in store.objects)
+    sample = next(with_md5 for k, with_md5 in store.put_log if k.endswith(".sample"))
+    assert sample is (not verifies)  # MD5 only for a server that ignores the SHA-256
+    assert up.uploaded == 1
+    env.close()
+
+
+@pytest.mark.parametrize("verifies", [True, False])
+async def test_a_changed_local_file_is_skipped_with_an_alarm_not_retried_forever(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture,
+    verifies: bool,
+) -> None:
+    clocks = SimulatedClocks(T0)
+    env = await _recorded(tmp_path, clocks)
+    aid = env.db.archive_by_name("a").id
+    recs = env.db.list_recordings_by_time(env.stream_ids[0], 0, 1 << 62)
+    bad = recs[1].composite_id
+    path = env.sample_dir / f"{bad:016x}"
+    data = bytearray(path.read_bytes())
+    data[100] ^= 0xFF
+    path.write_bytes(bytes(data))
+    store = MemoryStore()
+    store.verifies_sha256 = verifies
+    up = _uploader(env, store, clocks)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(up.run)
+        await trio.testing.wait_all_tasks_blocked()
+        assert up.uploaded == 2 and list(up.skipped) == [bad]
+        assert "no longer has the SHA-256" in up.skipped[bad].reason
+        assert up.status.value.ok  # not retrying: an alarm, not a failure
+        assert env.db.archive_backlog(aid).recordings == 1  # still not archived
+        await clocks.sleep(150 * SEC)  # the alarm is logged once a minute while it lasts
+        nursery.cancel_scope.cancel()
+    lines = [r for r in caplog.records if "not archiving it" in r.message
+             or "recordings not archived" in r.message]
+    assert len(lines) == 3, [r.message for r in lines]  # at +0, +60, +120
+    assert not any(k.startswith(f"{bad:016x}") for k in store.objects)
+    assert bad not in {h.composite_id for h in env.db.archived_in(aid, env.stream_ids[0])}
+    env.close()
+
+
+async def test_the_backlog_is_kept_in_memory_and_matches_the_database(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nvr.db import raw_archive
+
+    clocks = SimulatedClocks(T0)
+    env = await _recorded(tmp_path, clocks, seconds=5 * 60 + 10)
+    aid = env.db.archive_by_name("a").id
+    sid = env.stream_ids[0]
+    recs = env.db.list_recordings_by_time(sid, 0, 1 << 62)
+    loads = []
+    real = raw_archive.list_backlog
+    monkeypatch.setattr(raw_archive, "list_backlog", lambda *a: loads.append(1) or real(*a))
+
+    def sql_backlog() -> tuple[int, int, int | None]:
+        rows = real(env.db._conn, aid)
+        return (len(rows), sum(r[2] for r in rows), min((r[1] for r in rows), default=None))
+
+    b = env.db.archive_backlog(aid)
+    assert (b.recordings, b.bytes, b.oldest_start_90k) == sql_backlog()
+    assert b.recordings == 6 and b.oldest_start_90k == recs[0].start_time_90k
+    store = MemoryStore()
+    up = _uploader(env, store, clocks)
+    up._batch = 2
+    await up.run_once()
+    for _ in range(100):  # the API and metrics ask often: no query
+        b = env.db.archive_backlog(aid)
+    assert (b.recordings, b.bytes, b.oldest_start_90k) == sql_backlog()
+    assert b.recordings == 4 and b.oldest_start_90k == recs[2].start_time_90k
+    # local deletion of an unarchived recording
+    env.db.plan_delete_all_recordings(sid)
+    env.db.flush("test")
+    b = env.db.archive_backlog(aid)
+    assert (b.recordings, b.bytes, b.oldest_start_90k) == sql_backlog() == (0, 0, None)
+    assert len(loads) == 1
+    env.close()
+
+
+async def test_the_backlog_in_memory_follows_commits_and_redactions(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    from nvr.db import raw_archive
+
+    clocks = SimulatedClocks(T0)
+    env = await _recorded(tmp_path, clocks)
+    aid = env.db.archive_by_name("a").id
+    sid = env.stream_ids[0]
+    assert env.db.archive_backlog(aid).recordings == 3  # loaded now
+    syncer = Syncer(env.db, env.dir_id, env.sdir, clocks)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(syncer.run)
+        await record_run(env, syncer, clocks, sid, frames=130, gop=2, frame_ticks=SEC)
+        await clocks.sleep(SEC)
+        nursery.cancel_scope.cancel()
+    rows = raw_archive.list_backlog(env.db._conn, aid)
+    b = env.db.archive_backlog(aid)
+    assert b.recordings == len(rows) > 3 and b.bytes == sum(r[2] for r in rows)
+    recs = env.db.list_recordings_by_time(sid, 0, 1 << 62)
+    env.db.add_redaction(sid, recs[0].start_time_90k, recs[0].start_time_90k + 1, "face",
+                         user_id=None, username=None)
+    b = env.db.archive_backlog(aid)
+    assert b.recordings == len(rows) - 1 and b.oldest_start_90k == recs[1].start_time_90k
+    env.close()

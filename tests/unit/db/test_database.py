@@ -377,6 +377,11 @@ def test_split_by_day_edges() -> None:
 # ----------------------------------------------------------------------------- summaries
 
 
+def _counts(days: dict[str, DayTotal]) -> dict[str, tuple[int, int, int]]:
+    """(recordings overlapping, recorded time, recordings starting) of each day."""
+    return {d: (t.recordings, t.duration_90k, t.started) for d, t in days.items()}
+
+
 def _reopen_summaries(env: RecordingEnv, tz: dt.tzinfo) -> dict[int, StreamSummary]:
     env.close()
     with Database.open(env.db_dir, read_only=True, tz=tz, now=lambda: T0) as db:
@@ -391,18 +396,17 @@ async def test_summary_after_recording(tmp_path: Path, autojump_clock: trio.test
     sid, idle = env.stream_ids
     await _record(env, clocks, sid, 30 * 150)  # 60 s + 60 s + 30 s
     s = env.db.streams[sid]
+    # each file rounded up to whole 4 KiB blocks
+    fs = sum(-(-r.sample_file_bytes // 4096) * 4096
+             for r in env.db.list_recordings_by_time(sid, 0, 1 << 62))
     assert s.committed == StreamSummary(
         num_recordings=3,
         sample_file_bytes=_frame_bytes(0, 4500),
-        # each file rounded up to whole 4 KiB blocks
-        fs_bytes=sum(
-            -(-r.sample_file_bytes // 4096) * 4096
-            for r in env.db.list_recordings_by_time(sid, 0, 1 << 62)
-        ),
+        fs_bytes=fs,
         duration_90k=150 * SEC,
         range_start=T0,
         range_end=T0 + 150 * SEC,
-        days={"2023-11-14": DayTotal(3, 150 * SEC)},
+        days={"2023-11-14": DayTotal(3, 150 * SEC, 3, _frame_bytes(0, 4500), fs)},
     )
     assert (s.cum_recordings, s.cum_media_duration_90k, s.cum_runs) == (3, 150 * SEC, 1)
     assert env.db.streams[idle].committed == StreamSummary()
@@ -431,13 +435,13 @@ async def test_summary_days_split_at_local_midnight(
     # Recordings [-30 s, 30 s), [30 s, 90 s), [90 s, 120 s) around midnight.
     await _record(env, clocks, sid, 30 * 150)
     summary = env.db.streams[sid].committed
-    assert summary.days == {before: DayTotal(1, 30 * SEC), after: DayTotal(3, 120 * SEC)}
+    assert _counts(summary.days) == {before: (1, 30 * SEC, 1), after: (3, 120 * SEC, 2)}
     assert (summary.num_recordings, summary.duration_90k) == (3, 150 * SEC)
     in_memory = copy.deepcopy(summary)
     assert _reopen_summaries(env, NY) == {sid: in_memory}
     # Seen from UTC, the same recordings all fall on one day.
     with Database.open(env.db_dir, read_only=True, tz=dt.UTC, now=lambda: T0) as db:
-        assert db.streams[sid].committed.days == {utc_day: DayTotal(3, 150 * SEC)}
+        assert _counts(db.streams[sid].committed.days) == {utc_day: (3, 150 * SEC, 3)}
 
 
 async def test_summary_follows_retention(tmp_path: Path, autojump_clock: trio.testing.MockClock
@@ -457,7 +461,8 @@ async def test_summary_follows_retention(tmp_path: Path, autojump_clock: trio.te
         duration_90k=90 * SEC,
         range_start=T0 + 60 * SEC,
         range_end=T0 + 150 * SEC,
-        days={"2023-11-14": DayTotal(2, 90 * SEC)},
+        days={"2023-11-14": DayTotal(2, 90 * SEC, 2, r2 + r3,
+                                     -(-r2 // 4096) * 4096 + -(-r3 // 4096) * 4096)},
     )
     assert [r.recording_id for r in env.db.list_recordings_by_time(sid, 0, 1 << 62)] == [1, 2]
     assert env.sdir.list_files() == ([sid << 32 | 1, sid << 32 | 2], [])
@@ -581,8 +586,8 @@ async def test_listing_and_summary_scan_use_the_covering_index(
     assert "stream_id=? AND start_time_90k>? AND start_time_90k<?" in plan, plan
     env.close()
 
-    # The start-up scan that rebuilds the summaries reads only the index as well.
-    with Database.open(env.db_dir, read_only=True, tz=dt.UTC, now=lambda: T0) as db:
+    # The scan that builds the per-day totals in another zone reads only the index too.
+    with Database.open(env.db_dir, read_only=True, tz=NY, now=lambda: T0) as db:
         seen.clear()
         db._conn.set_trace_callback(seen.append)
         db._load()

@@ -7,6 +7,7 @@ import datetime as dt
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 import trio.testing
 
@@ -14,6 +15,7 @@ from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.db.raw import MotionRow
 from nvr.db.types import PendingRecording
+from nvr.motion.summary import cells_to_bitmap
 from nvr.testing.env import create_env, open_env
 from tests.support.determinism import T0
 from tests.support.recording import record_run
@@ -32,6 +34,12 @@ class _Collect:
 def _row(seconds: int) -> MotionRow:
     entries = b"".join(s.to_bytes(2, "little") + bytes([17, 200]) for s in range(seconds))
     return MotionRow(bytes(2) + b"\x02" + bytes(29), entries, b"", seconds, 300, 0)
+
+
+def _region(*cells: int) -> bytes:
+    bits = np.zeros(256, np.bool_)
+    bits[list(cells)] = True
+    return cells_to_bitmap(bits)
 
 
 def _stored(db_dir: Path) -> dict[int, int]:
@@ -67,9 +75,19 @@ async def test_summaries_follow_their_recordings(
     # a late summary of a committed recording is stored at once
     assert db.put_motion_summary(second, _row(7)) == "stored"
     assert db.motion_days(sid) == {"2023-11-14": (12, {22: 12})}
-    rows = db.motion_search_rows(sid, T0, T0 + 3600 * UNITS_PER_SEC)
+    hour = 3600 * UNITS_PER_SEC
+    rows = db.motion_search_rows(sid, _region(17), T0 - hour, T0 + hour, T0)
     assert [r[0] for r in rows] == [first, second]
-    assert db.motion_search_rows(sid, T0 + 3600 * UNITS_PER_SEC, T0 + 7200 * UNITS_PER_SEC) == []
+    assert db.motion_search_rows(sid, _region(17), T0 + hour, T0 + 2 * hour, T0) == []
+    # the union is tested in SQL: a region missing cell 17 reads no row at all
+    assert db.motion_search_rows(sid, _region(*range(17), *range(18, 256)), T0 - hour,
+                                 T0 + hour, T0) == []
+    # the window is of start times; "after" drops recordings ending before it
+    second_start = rows[1][1]
+    assert [r[0] for r in db.motion_search_rows(sid, _region(17), second_start, T0 + hour,
+                                                T0)] == [second]
+    assert [r[0] for r in db.motion_search_rows(sid, _region(17), T0 - hour, T0 + hour,
+                                                second_start)] == [second]
     env.close()
 
     env = open_env(tmp_path, now=clocks.realtime, monotonic=clocks.monotonic, tz=dt.UTC)

@@ -139,8 +139,38 @@ def fill_v7(conn: sqlite3.Connection) -> None:
                     values (1, ?, ?, 'privacy', null, null, ?)""", (T0, T0 + 90000, T0))
 
 
+def fill_v8(conn: sqlite3.Connection) -> None:
+    """One row or more in every table of schema version 8 (version 7's plus an
+    archive-only recording, a copy of the stream's recording under another id)."""
+    fill_v7(conn)
+    conn.execute("""insert into archive_only_recording
+                    select r.composite_id + 1000, r.open_id, r.stream_id, r.run_offset,
+                           r.flags, r.sample_file_bytes, r.start_time_90k - 900000,
+                           r.prev_media_duration_90k, r.prev_runs, r.wall_duration_90k,
+                           r.media_duration_delta_90k, r.video_samples,
+                           r.video_sync_samples, r.video_sample_entry_id, r.end_reason,
+                           r.duration_runs, r.first_duration_90k, r.first_duration_frames,
+                           r.last_duration_90k, r.index_digest, p.video_index
+                    from recording r join recording_playback p using (composite_id)
+                    limit 1""")
+
+
+def fill_v9(conn: sqlite3.Connection) -> None:
+    """One row or more in every table of schema version 9 (version 8's plus a day's totals
+    and their zone; the motion summary moved in cells 0, 63, 64 and 255)."""
+    fill_v8(conn)
+    conn.execute("""insert into recording_day (stream_id, day, recordings, duration_90k,
+                        started, sample_file_bytes, fs_bytes)
+                    values (1, '2023-11-14', 3, 270000, 3, 3000, 12288)""")
+    conn.execute("insert into recording_day_zone (zone) values ('UTC')")
+    cells = bytearray(32)
+    cells[0], cells[7], cells[8], cells[31] = 0x01, 0x80, 0x01, 0x80
+    conn.execute("update recording_motion set cells = ?", (bytes(cells),))
+
+
 FILLERS: dict[int, Callable[[sqlite3.Connection], None]] = {
-    1: fill_v1, 2: fill_v2, 3: fill_v3, 4: fill_v4, 5: fill_v5, 6: fill_v6, 7: fill_v7}
+    1: fill_v1, 2: fill_v2, 3: fill_v3, 4: fill_v4, 5: fill_v5, 6: fill_v6, 7: fill_v7,
+    8: fill_v8, 9: fill_v9}
 
 
 def frozen_db(db_dir: Path, version: int) -> Path:
@@ -676,6 +706,57 @@ def test_v7_to_v8(tmp_path: Path) -> None:
     assert dump(db_dir / "db", v7_tables) == before
     assert row_counts(db_dir / "db")["archive_only_recording"] == 0
     assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "v8", 8))
+
+
+def test_v8_to_v9(tmp_path: Path) -> None:
+    """Per-day totals: two new, empty tables; every row of version 8 is kept exactly; the
+    tables are shaped as a new database's; the first read-write open builds the totals
+    from the recordings (in its zone), and a read-only open in the same zone reads them
+    back as the same summaries."""
+    db_dir = fixture_db(tmp_path, 8)
+    v8_tables = sorted(row_counts(db_dir / "db"))
+    before = dump(db_dir / "db", v8_tables)
+    result = upgrade(db_dir, now_sec=NOW, target=9)
+    assert (result.old_version, result.new_version) == (8, 9)
+    assert versions(db_dir / "db") == [(8, "created"), (9, "upgraded from 8")]
+    assert dump(db_dir / "db", v8_tables) == before
+    counts = row_counts(db_dir / "db")
+    assert (counts["recording_day"], counts["recording_day_zone"]) == (0, 0)
+    assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "v9", 9))
+    upgrade(db_dir, now_sec=NOW)  # to the newest version, which Database.open needs
+    with Database.open(db_dir, tz=dt.UTC, now=lambda: T0) as db:
+        built = {sid: s.committed for sid, s in db.streams.items()}
+    assert built[1].num_recordings == row_counts(db_dir / "db")["recording"] > 0
+    assert row_counts(db_dir / "db")["recording_day_zone"] == 1
+    with Database.open(db_dir, read_only=True, tz=dt.UTC, now=lambda: T0) as db:
+        assert {sid: s.committed for sid, s in db.streams.items()} == built
+
+
+def test_v9_to_v10(tmp_path: Path) -> None:
+    """The motion union as integers: every row of version 9 is kept exactly (the motion
+    summaries with four more columns, computed from ``cells``); the tables are shaped as a
+    new database's; search's SQL finds the summary by any of its cells, and no other."""
+    db_dir = fixture_db(tmp_path, 9)
+    v9_tables = sorted(row_counts(db_dir / "db"))
+    before = dump(db_dir / "db", v9_tables)
+    result = upgrade(db_dir, now_sec=NOW, target=10)
+    assert (result.old_version, result.new_version) == (9, 10)
+    assert versions(db_dir / "db") == [(9, "created"), (10, "upgraded from 9")]
+    after = dump(db_dir / "db", v9_tables)
+    (old_motion,) = before.pop("recording_motion")
+    (new_motion,) = after.pop("recording_motion")
+    assert after == before
+    assert new_motion == (*old_motion, -(1 << 63) + 1, 1, 0, -(1 << 63))
+    assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "v10", 10))
+    conn = sqlite3.connect(db_dir / "db")
+    try:
+        for cell in range(256):
+            region = bytearray(32)
+            region[cell // 8] = 1 << cell % 8
+            rows = raw.motion_search_rows(conn, 1, bytes(region), 0, 1 << 62, 0)
+            assert len(rows) == (cell in (0, 63, 64, 255)), cell
+    finally:
+        conn.close()
 
 
 async def test_v2_to_v3_keeps_view_etags_and_bytes(

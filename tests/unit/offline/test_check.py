@@ -215,7 +215,56 @@ def _other_database_meta(r: Recorded) -> str:
             f"database (its meta names database {stranger}, this database is {meta.db_uuid})")
 
 
+def _signal(r: Recorded, *changes: tuple[int, int]) -> None:
+    """A door signal (states 1 closed, 2 open) tied to the camera, with ``changes``."""
+    conn = sqlite3.connect(r.db_dir / "db")
+    with conn:
+        conn.execute("insert into signal_type (id, uuid, short_name) values (7, ?, 'door')",
+                     (bytes(range(16)),))
+        conn.executemany("insert into signal_type_state (type_id, value, name) values (7, ?, ?)",
+                         [(1, "closed"), (2, "open")])
+        conn.execute("insert into signal (id, uuid, type_id, short_name) values (3, ?, 7, 'front')",
+                     (bytes(range(1, 17)),))
+        conn.execute("insert into signal_camera (signal_id, camera_id, relation) "
+                     "select 3, id, 'indirect' from camera")
+        conn.executemany("insert into signal_change (signal_id, time_90k, state) values (3, ?, ?)",
+                         changes)
+    conn.close()
+
+
+def _signal_unknown_state(r: Recorded) -> str:
+    start = r.value("select min(start_time_90k) from recording")
+    _signal(r, (start, 1), (start + SEC, 3), (start + 2 * SEC, 2), (start + 3 * SEC, 4))
+    return (f"signal front: 2 change(s) to a state its type does not have, the first at "
+            f"time90k={start + SEC} (to state 3)")
+
+
+def _signal_repeats(r: Recorded) -> str:
+    start = r.value("select min(start_time_90k) from recording")
+    _signal(r, (start, 1), (start + SEC, 1), (start + 2 * SEC, 0), (start + 3 * SEC, 2))
+    return (f"signal front: 1 change(s) repeating the state before them, the first at "
+            f"time90k={start + SEC} (to state 1)")
+
+
+def _signal_first_unknown(r: Recorded) -> str:
+    start = r.value("select min(start_time_90k) from recording")
+    _signal(r, (start, 0), (start + SEC, 2))
+    return (f"signal front: 1 change(s) repeating the state before them, the first at "
+            f"time90k={start} (to state 0)")
+
+
+def _signal_older_than_recordings(r: Recorded) -> str:
+    start = r.value("select min(start_time_90k) from recording")
+    _signal(r, (start - 10 * SEC, 1), (start - SEC, 2), (start, 1))
+    return (f"signal front: 2 change(s) before the oldest recording of its cameras, the first "
+            f"at time90k={start - 10 * SEC}")
+
+
 CORRUPTIONS: dict[str, Corruption] = {
+    "signal_unknown_state": _signal_unknown_state,
+    "signal_repeats": _signal_repeats,
+    "signal_first_unknown": _signal_first_unknown,
+    "signal_older_than_recordings": _signal_older_than_recordings,
     "missing": _missing,
     "truncated": _truncated,
     "extra_byte": _extra_byte,
@@ -243,6 +292,16 @@ async def test_each_corruption_gives_one_line(
         (line,) = report.problems
         assert "\n" not in line
         assert line == expected
+
+
+async def test_live_check_leaves_stale_signal_changes_to_the_daemon(
+    autojump_clock: trio.testing.MockClock, recorded: Recorded
+) -> None:
+    """A running daemon prunes changes older than its recordings after its flushes: a live
+    check does not report them; the other signal invariants it does."""
+    _signal_older_than_recordings(recorded)
+    assert check(recorded.db_dir, live=True).problems == []
+    assert len(check(recorded.db_dir).problems) == 1
 
 
 async def test_wrong_sha256_needs_hash_files(

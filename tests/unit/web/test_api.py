@@ -41,7 +41,7 @@ async def test_recordings_coalesce_runs(recorded: Recorded, autojump_clock: obje
     assert [r["videoSampleEntryId"] for r in rows] == [2, 2]
     assert body["videoSampleEntries"] == {
         "2": {"width": 640, "height": 360, "pixelHSpacing": 1, "pixelVSpacing": 1,
-              "aspectWidth": 16, "aspectHeight": 9}
+              "aspectWidth": 16, "aspectHeight": 9, "nvrCodec": "avc1.64001e"}
     }
 
 
@@ -308,3 +308,9 @@ async def test_archives_show_state_and_backlog_never_keys(
     a = await get(False)
     assert a["status"]["state"] == "retrying" and "192.0.2.7" not in a["status"]["lastError"]
     assert "192.0.2.7" in (await get(True))["status"]["lastError"]
+    assert a["status"]["skippedRecordings"] == 0 and a["status"]["lastSkip"] is None
+    from nvr.archive.uploader import Skipped
+    up.skipped[7] = Skipped(7, T0, "sample file 0000000000000007 no longer has the SHA-256")
+    a = await get(False)
+    assert a["status"]["skippedRecordings"] == 1
+    assert "no longer has the SHA-256" in a["status"]["lastSkip"]

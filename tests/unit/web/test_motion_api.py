@@ -95,6 +95,30 @@ async def test_region_fraction_and_duration(moved: Recorded, autojump_clock: obj
     assert [s[:2] for s in spans(body)] == [(118, 119), (50, 51), (12, 15)]
 
 
+async def test_reads_only_summaries_of_recordings_that_moved_in_the_region(
+        moved: Recorded, autojump_clock: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database hands the search only rows whose stored union meets the region (the
+    test is in SQL): recording 1 moved in cell 17 alone, so a search of cell 200 never
+    sees it, and one of cell 5 sees no row at all."""
+    db = moved.env.db
+    read: list[int] = []
+    real = db.motion_search_rows
+
+    def spy(*args: object) -> list[tuple[int, int, int, bytes, bytes]]:
+        rows = real(*args)  # type: ignore[arg-type]
+        read.extend(r[0] & 0xFFFFFFFF for r in rows)
+        return rows
+
+    monkeypatch.setattr(db, "motion_search_rows", spy)
+    assert [s[2] for s in spans(await search(moved, stream="main", cells=bitmap(200)))] == [[0]]
+    assert read == [0]
+    read.clear()
+    assert spans(await search(moved, stream="main", cells=bitmap(5))) == []
+    assert read == []
+    assert len(spans(await search(moved, stream="main", cells=bitmap(17)))) == 2
+    assert read == [0, 1]
+
+
 async def test_pagination(moved: Recorded, autojump_clock: object) -> None:
     body = await search(moved, stream="main", limit=2)
     assert [s[0] for s in spans(body)] == [118, 50]

@@ -96,6 +96,54 @@ async def test_the_picture_at_a_time_is_the_frame_view_mp4_shows_there(
     assert headers["Cache-Control"] == "private, max-age=3600"
 
 
+async def test_a_pointer_moving_forward_continues_the_last_decoder_with_the_same_pictures(
+    recorded: Recorded, autojump_clock: object
+) -> None:
+    """Frames after one another in a recording (within a group of pictures and across a
+    key frame) are decoded by the decoder the previous request left part-way; each
+    picture is byte for byte the one a fresh decoder makes (a new app per request), and
+    the frame ``view.mp4`` shows there. Going back starts a new decoder."""
+    ctx = web_context(recorded)
+    thumbs = ctx.thumbnails = Thumbnails()
+    kept = create_app(ctx).test_client()
+    start = recording_at(recorded, T0 + 10 * SEC).start_time_90k
+    steps = [(5, False), (6, True), (9, True), (29, True), (30, True), (44, True),
+             (12, False), (13, True), (13, True)]
+    for n, (frame, continued) in enumerate(steps):
+        t = start + frame * 3000 + 1500
+        before = thumbs.stats.continued
+        resp = await kept.get(url(recorded), query_string={"time90k": str(t)})
+        assert resp.status_code == 200
+        jpeg = await resp.get_data()
+        fresh, _ = await thumb(recorded, time90k=str(t))
+        assert jpeg == fresh, frame
+        ((_, picture),) = gray(jpeg)
+        if n in (0, 5):
+            _, expected = await reference_frame(recorded, t)
+            assert read_frame_number(picture) == read_frame_number(expected)
+        # the last step asks for the same time again: the JPEG cache answers it
+        assert thumbs.stats.continued - before == (continued and n != len(steps) - 1), frame
+    assert len(thumbs.decoders) == 2  # the one left at 44, the one at 13
+
+
+async def test_the_last_frame_of_a_recording_is_decoded_by_draining(
+    recorded: Recorded, autojump_clock: object
+) -> None:
+    """No frame follows a recording's last one to push it out of the decoder: it is
+    drained, and not kept."""
+    ctx = web_context(recorded)
+    thumbs = ctx.thumbnails = Thumbnails()
+    kept = create_app(ctx).test_client()
+    rec = recording_at(recorded, T0 + 10 * SEC)
+    t = rec.end_time_90k - 1
+    resp = await kept.get(url(recorded), query_string={"time90k": str(t)})
+    assert resp.status_code == 200
+    ((_, picture),) = gray(await resp.get_data())
+    _, expected = await reference_frame(recorded, t)
+    assert read_frame_number(picture) == read_frame_number(expected)
+    assert len(thumbs.decoders) == 0
+
+
 async def test_key_frame_asks_for_the_key_frame_at_or_before_the_time(
     recorded: Recorded, autojump_clock: object
 ) -> None:
@@ -360,11 +408,13 @@ def test_metrics_show_the_cache_and_the_slots() -> None:
     thumbs = Thumbnails()
     thumbs.put("a", b"x" * 100)
     thumbs.stats.hits, thumbs.stats.renders, thumbs.stats.busy = 3, 2, 1
+    thumbs.stats.continued = 1
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ThumbnailCollector(thumbs))
     values = {s.name: s.value for m in registry.collect() for s in m.samples}
     assert values == {
         "nvr_thumbnail_hits_total": 3, "nvr_thumbnail_renders_total": 2,
-        "nvr_thumbnail_busy_total": 1, "nvr_thumbnail_cache_bytes": 100,
-        "nvr_thumbnail_cache_entries": 1,
+        "nvr_thumbnail_busy_total": 1, "nvr_thumbnail_continued_total": 1,
+        "nvr_thumbnail_cache_bytes": 100, "nvr_thumbnail_cache_entries": 1,
+        "nvr_thumbnail_decoders": 0,
     }

@@ -7,11 +7,15 @@ short, logged once; a server that reads no archive answers 503 before any byte."
 from __future__ import annotations
 
 import datetime
+import io
 import logging
+import urllib.parse
+import zipfile
 from pathlib import Path
 
 import pytest
 import trio.testing
+from quart import Response
 
 from nvr.archive.reader import ArchiveReads
 from nvr.archive.restore import restore
@@ -196,3 +200,35 @@ async def test_restored_from_the_archive_alone_everything_plays_as_before(
         assert [b for _, _, b in after] == [b for _, _, b in before]
     finally:
         new.close()
+
+
+async def _export_members(ctx: WebContext, camera_uuid: str) -> dict[str, bytes]:
+    """The ``.mp4`` members of an export of the first 150 s (read as the server reads a
+    body: after the request's context is gone)."""
+    app = create_app(ctx)
+    q = urllib.parse.urlencode({"camera": camera_uuid, "range": f"{T0}-{T0 + 150 * 90_000}"})
+    async with app.test_request_context(f"/api/export?{q}"):
+        await app.preprocess_request()
+        resp = await app.dispatch_request()
+        assert isinstance(resp, Response)
+    assert resp.status_code == 200
+    async with resp.response as body:
+        data = b"".join([chunk async for chunk in body])
+    zf = zipfile.ZipFile(io.BytesIO(data))
+    return {n: zf.read(n) for n in zf.namelist() if n.endswith(".mp4")}
+
+
+async def test_an_export_reads_archived_recordings_from_the_archive(
+    recorded: Recorded, autojump_clock: trio.testing.MockClock
+) -> None:
+    before = await _export_members(web_context(recorded), recorded.camera_uuid)
+    assert before and all(before.values())
+    aid, store = await _archive_and_delete_first_two(recorded)
+    reads = ArchiveReads({aid: store}, window=300_000, ahead=2)
+    try:
+        calls = store.calls
+        after = await _export_members(_ctx(recorded, reads), recorded.camera_uuid)
+        assert store.calls > calls
+    finally:
+        reads.close()
+    assert after == before
