@@ -18,11 +18,9 @@ and 390x844 go to ``test-artifacts/``.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import io
 import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,12 +29,12 @@ from typing import Any
 
 import httpx
 import pytest
-import trio
 
-from nvr import cli, daemon
+from nvr import cli
 from nvr.config import BindConfig
 from nvr.db.auth import PERMISSIONS
 from tests.support.daemon import CameraSpec, create_db
+from tests.support.http import daemon_in_thread
 from tests.support.rtsp import RtspServer
 
 pytestmark = pytest.mark.rtsp
@@ -83,32 +81,8 @@ def nvr(tmp_path_factory: pytest.TempPathFactory, shared_rtsp_server: RtspServer
     config = dataclasses.replace(
         layout.config(rotate_interval_sec=2), binds=(BindConfig("127.0.0.1:0"),)
     )
-    started = threading.Event()
-    box: dict[str, Any] = {}
-
-    async def main() -> None:
-        try:
-            async with trio.open_nursery() as nursery:
-                d = await nursery.start(functools.partial(daemon.run, config, handle_signals=False))
-                box["daemon"] = d
-                box["token"] = trio.lowlevel.current_trio_token()
-                started.set()
-        except BaseException as e:
-            box["error"] = e
-            started.set()
-            raise
-
-    thread = threading.Thread(target=trio.run, args=(main,), name="nvr-daemon", daemon=True)
-    thread.start()
-    assert started.wait(30), "the daemon did not start"
-    if "error" in box:
-        raise box["error"]
-    d: daemon.Daemon = box["daemon"]
-    try:
+    with daemon_in_thread(config) as d:
         yield Nvr(d.http_addresses[0], root, shared_rtsp_server, layout.db_dir)
-    finally:
-        trio.from_thread.run_sync(d.shutdown.set, trio_token=box["token"])
-        thread.join(30)
 
 
 def log_in(page: Any, nvr: Nvr, user: str = ADMIN, password: str = PASSWORD,
