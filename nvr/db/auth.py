@@ -46,7 +46,7 @@ import argon2
 
 from nvr.base import errors
 from nvr.base.time90k import UNITS_PER_SEC, Time
-from nvr.db import raw
+from nvr.db import raw_auth
 from nvr.db.database import Database
 
 log = logging.getLogger(__name__)
@@ -265,20 +265,20 @@ class Auth:
 
     def list_users(self) -> list[User]:
         with self.db._read("listing users") as conn:
-            return [User.from_row(r) for r in raw.list_users(conn)]
+            return [User.from_row(r) for r in raw_auth.list_users(conn)]
 
     def get_user(self, user_id: int) -> User:
         if not 0 < user_id < 1 << 63:  # beyond SQLite's integers: no such user
             raise errors.NotFound(f"no user with id {user_id}")
         with self.db._read("reading a user") as conn:
-            row = raw.get_user(conn, user_id)
+            row = raw_auth.get_user(conn, user_id)
         if row is None:
             raise errors.NotFound(f"no user with id {user_id}")
         return User.from_row(row)
 
     def find_user(self, username: str) -> User | None:
         with self.db._read("reading a user") as conn:
-            row = raw.get_user_by_name(conn, username)
+            row = raw_auth.get_user_by_name(conn, username)
         return None if row is None else User.from_row(row)
 
     def user_by_name(self, username: str) -> User:
@@ -301,7 +301,7 @@ class Auth:
         config = json.dumps({"disabled": disabled, "preferences": preferences or {}})
         try:
             with self.db._transaction(f"adding user {username!r}") as conn:
-                uid = raw.insert_user(
+                uid = raw_auth.insert_user(
                     conn, username, config, password_hash,
                     permissions_to_json(permissions, cameras),
                 )
@@ -342,12 +342,12 @@ class Auth:
             old.cameras if cameras is KEEP else cameras,
         )
         with self.db._transaction(f"updating user {old.username!r}") as conn:
-            raw.update_user(
+            raw_auth.update_user(
                 conn, user_id, new.username, new.config_json(),
                 permissions_to_json(new.permissions, new.cameras),
             )
             if new.disabled and not old.disabled:
-                raw.revoke_user_sessions(
+                raw_auth.revoke_user_sessions(
                     conn, user_id, self._now_sec(), REVOKED_ADMIN, "user disabled", None
                 )
         return new
@@ -360,33 +360,33 @@ class Auth:
         keep = keep_session.id_hash if keep_session is not None else None
         self.get_user(user_id)  # NotFound unless it exists
         with self.db._transaction("setting a password") as conn:
-            raw.set_user_password(conn, user_id, password_hash)
-            n = raw.revoke_user_sessions(
+            raw_auth.set_user_password(conn, user_id, password_hash)
+            n = raw_auth.revoke_user_sessions(
                 conn, user_id, self._now_sec(), REVOKED_PASSWORD_CHANGE, None, keep
             )
         log.info("password of user id %d changed; %d sessions revoked", user_id, n)
 
     def rehash_password(self, user: User, password_hash: str) -> None:
         with self.db._transaction("upgrading a password hash") as conn:
-            raw.rehash_user_password(conn, user.id, password_hash)
+            raw_auth.rehash_user_password(conn, user.id, password_hash)
 
     def note_login_failure(self, user: User | None) -> None:
         """Counts a failed login against the user (``password_failure_count``)."""
         if user is None or self.db.read_only:
             return
         with self.db._transaction("counting a failed login") as conn:
-            raw.count_password_failure(conn, user.id)
+            raw_auth.count_password_failure(conn, user.id)
 
     def remove_user(self, user_id: int) -> None:
         """Deletes the user and all its sessions."""
         user = self.get_user(user_id)
         with self.db._transaction(f"removing user {user.username!r}") as conn:
-            raw.delete_user(conn, user_id)
+            raw_auth.delete_user(conn, user_id)
         log.info("removed user %r (id %d)", user.username, user_id)
 
     def live_session_counts(self) -> dict[int, int]:
         with self.db._read("counting sessions") as conn:
-            return raw.count_live_sessions(conn)
+            return raw_auth.count_live_sessions(conn)
 
     # -- sessions -----------------------------------------------------------------------
 
@@ -427,12 +427,12 @@ class Auth:
         id_hash = hashlib.sha256(raw_id).digest()
         seed = secrets.token_bytes(SEED_BYTES)
         now = self._now_sec()
-        row = raw.SessionRow(
+        row = raw_auth.SessionRow(
             id_hash, user.id, seed, flags, domain, description, user.password_id, now,
             user_agent, peer_addr, permissions_to_json(perms),
         )  # fmt: skip
         with self.db._transaction(f"creating a session for {user.username!r}") as conn:
-            raw.insert_session(conn, row)
+            raw_auth.insert_session(conn, row)
         return session_id, Session(id_hash, user, seed, flags, now, perms)
 
     def authenticate(
@@ -444,8 +444,8 @@ class Auth:
         if id_hash is None:
             return None
         with self.db._read("looking up a session") as conn:
-            row = raw.get_session(conn, id_hash)
-            user_row = raw.get_user(conn, row[0]) if row is not None else None
+            row = raw_auth.get_session(conn, id_hash)
+            user_row = raw_auth.get_user(conn, row[0]) if row is not None else None
         if row is None or user_row is None:
             return None
         _, seed, flags, created, revoked, last_use, _, perms = row
@@ -477,7 +477,7 @@ class Auth:
             return
         try:
             with self.db._transaction("noting a session's use") as conn:
-                raw.note_session_use(conn, id_hash, now, user_agent, peer_addr, uses)
+                raw_auth.note_session_use(conn, id_hash, now, user_agent, peer_addr, uses)
         except errors.NvrError as e:
             # Bookkeeping only: a busy or failing database must not fail the request.
             log.warning("could not note a session's use: %s", e)
@@ -509,6 +509,6 @@ class Auth:
                 return  # expiry is enforced at every lookup anyway
             raise errors.FailedPrecondition("the database is open read-only")
         with self.db._transaction("revoking a session") as conn:
-            raw.revoke_session(
+            raw_auth.revoke_session(
                 conn, id_hash, self._now_sec(), user_agent, peer_addr, reason, detail
             )

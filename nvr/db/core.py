@@ -18,7 +18,7 @@ from pathlib import Path
 
 from nvr.base import errors
 from nvr.base.time90k import Duration, Time
-from nvr.db import raw
+from nvr.db import raw, raw_motion
 from nvr.db.connection import timed_read, transaction
 from nvr.db.recording import VideoSampleEntry
 from nvr.db.types import Camera, ProtectedRange, SampleFileDirRow, Stream
@@ -65,7 +65,7 @@ class DatabaseCore:
         self.flush_listeners: list[Callable[[], None]] = []
         self.flush_count = 0
         #: motion summaries of pending recordings, inserted when they are committed
-        self.pending_motion: dict[int, raw.MotionRow] = {}
+        self.pending_motion: dict[int, raw_motion.MotionRow] = {}
         #: per stream: (local day, local hour) -> seconds with motion (``db.motion``)
         self.motion_hours: dict[int, dict[tuple[str, int], int]] = {}
         self._closed = False

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 
 from nvr.base import errors
 from nvr.base.time90k import UNITS_PER_SEC, Time
-from nvr.db import raw, raw_archive
+from nvr.db import raw, raw_archive, raw_motion
 from nvr.db.frames_summary import summarize_index
 from nvr.db.motion import MotionStore
 from nvr.db.protection import Protection
@@ -296,7 +296,7 @@ class Lifecycle(Protection, MotionStore):
                 dir_id = self.streams[sid].sample_file_dir_id
                 assert dir_id is not None
                 for d in dels:
-                    seen = raw.motion_seconds_of(conn, d.composite_id)
+                    seen = raw_motion.motion_seconds_of(conn, d.composite_id)
                     if seen is not None:
                         gone_motion.append((sid, seen))
                     # an archived recording stays listed and playable from the archive
@@ -367,7 +367,7 @@ class Lifecycle(Protection, MotionStore):
         dir_id = stream.sample_file_dir_id
         assert dir_id is not None
         with self._transaction(f"cutting redacted recording {old.composite_id:016x}") as conn:
-            seen = raw.motion_seconds_of(conn, old.composite_id)
+            seen = raw_motion.motion_seconds_of(conn, old.composite_id)
             for p in pieces:
                 raw.insert_recording(conn, p)
             raw.move_recording_to_garbage(conn, dir_id, old.composite_id)

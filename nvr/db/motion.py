@@ -21,9 +21,10 @@ from __future__ import annotations
 import sqlite3
 
 from nvr.base.time90k import Time, to_datetime
-from nvr.db import raw
+from nvr.db import raw, raw_motion
 from nvr.db.core import DatabaseCore
-from nvr.db.raw import MotionRow, split_composite_id
+from nvr.db.raw import split_composite_id
+from nvr.db.raw_motion import MotionRow
 from nvr.db.types import MAX_RECORDING_WALL_DURATION
 
 
@@ -32,7 +33,7 @@ class MotionStore(DatabaseCore):
 
     def _load_motion(self) -> None:
         with self._read("loading motion totals") as conn:
-            for sid, start, seconds in raw.motion_totals_rows(conn):
+            for sid, start, seconds in raw_motion.motion_totals_rows(conn):
                 self._count_motion(sid, start, seconds)
 
     def put_motion_summary(self, cid: int, row: MotionRow) -> str:
@@ -48,11 +49,11 @@ class MotionStore(DatabaseCore):
                 return "pending"
             return "dropped"
         with self._transaction("storing a motion summary") as conn:
-            start = raw.recording_start(conn, cid)
+            start = raw_motion.recording_start(conn, cid)
             if start is None:
                 return "dropped"
-            old = raw.motion_seconds_of(conn, cid)
-            raw.insert_motion(conn, cid, row)
+            old = raw_motion.motion_seconds_of(conn, cid)
+            raw_motion.insert_motion(conn, cid, row)
         if old is not None:
             self._count_motion(stream_id, old[0], -old[1])
         self._count_motion(stream_id, start, row.motion_seconds)
@@ -65,7 +66,7 @@ class MotionStore(DatabaseCore):
         row = self.pending_motion.get(cid)
         if row is None:
             return None
-        raw.insert_motion(conn, cid, row)
+        raw_motion.insert_motion(conn, cid, row)
         return cid, start, row.motion_seconds
 
     def _committed_motion(self, inserted: list[tuple[int, Time, int]]) -> None:
@@ -102,20 +103,20 @@ class MotionStore(DatabaseCore):
         self, stream_id: int, region: bytes, lo: Time, hi: Time, after: Time
     ) -> list[tuple[int, int, int, bytes, bytes]]:
         """Committed recordings of the stream that start in ``[lo, hi)``, end after
-        ``after`` and moved in ``region`` (a cell bitmap); see ``raw.motion_search_rows``.
+        ``after`` and moved in ``region`` (a cell bitmap); see ``raw_motion.motion_search_rows``.
         Without those a redaction hides."""
         with self._read("reading motion summaries") as conn:
-            rows = raw.motion_search_rows(conn, stream_id, region, lo, hi, after)
+            rows = raw_motion.motion_search_rows(conn, stream_id, region, lo, hi, after)
         return [r for r in rows if not self.is_hidden(stream_id, r[1], r[1] + r[2])]
 
     def motion_debug_rows(
         self, stream_id: int, start: Time, end: Time, limit: int
     ) -> list[tuple[int, int, int, int, int, int, bytes, bytes]]:
         """Analysed recordings of the stream overlapping ``[start, end)`` with their whole
-        summaries, at most ``limit``; see ``raw.motion_debug_rows``. Without those a
+        summaries, at most ``limit``; see ``raw_motion.motion_debug_rows``. Without those a
         redaction hides."""
         with self._read("reading motion summaries") as conn:
-            rows = raw.motion_debug_rows(
+            rows = raw_motion.motion_debug_rows(
                 conn, stream_id, start, end, MAX_RECORDING_WALL_DURATION, limit
             )
         return [r for r in rows if not self.is_hidden(stream_id, r[1], r[1] + r[2])]

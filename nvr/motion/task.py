@@ -32,7 +32,8 @@ import trio
 
 from nvr.base import errors
 from nvr.base.blocking import run_blocking
-from nvr.db.raw import MotionRow, composite_id
+from nvr.db.raw import composite_id
+from nvr.db.raw_motion import MotionRow
 from nvr.db.recording import VideoSampleEntry
 from nvr.ingest.hub import FrameHub, LiveFrame
 from nvr.motion.decode import LumaDecoder

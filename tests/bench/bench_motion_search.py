@@ -3,7 +3,7 @@
 Builds, in a temporary directory, one camera with 30 days of one-minute recordings
 (43,200 rows) whose motion summaries are made by the real writer (``SummaryBuilder``:
 a person-sized blob wandering through the picture in about 15% of the seconds, in bursts)
-and stored with ``raw.insert_motion`` (the statement ``put_motion_summary`` and the flush
+and stored with ``raw_motion.insert_motion`` (the statement ``put_motion_summary`` and the flush
 use), plus 31 more cameras with one analysed recording per hour for the same 30 days (the
 per-hour totals ``/api/`` shows are the same shape however many recordings make them).
 
@@ -39,7 +39,7 @@ import trio
 from nvr.base.clock import RealClocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.config import BindConfig
-from nvr.db import raw
+from nvr.db import raw_motion
 from nvr.db.database import Database
 from nvr.db.types import CameraConfig, StreamConfig
 from nvr.motion.detector import CELLS, GRID, Analysis
@@ -65,7 +65,7 @@ def _blob_analysis(rng: np.random.Generator, row: int, col: int) -> Analysis:
     return Analysis(frac, frac >= 0.06, False)
 
 
-def minute_summary(rng: np.random.Generator, state: list[int]) -> raw.MotionRow:
+def minute_summary(rng: np.random.Generator, state: list[int]) -> raw_motion.MotionRow:
     """One minute: bursts of motion of a wandering 2x2-cell blob, ~15% of the seconds."""
     b = SummaryBuilder()
     row, col, burst = state
@@ -116,7 +116,7 @@ def build(root: Path) -> tuple[Path, list[str], int]:
             m = minute_summary(rng, state)
             if k == 0:
                 summary_bytes += len(m.cells) + len(m.entries) + len(m.global_seconds) + 24
-            raw.insert_motion(conn, cid, m)
+            raw_motion.insert_motion(conn, cid, m)
         conn.execute("update stream set cum_recordings = ?, cum_media_duration_90k = ? "
                      "where id = ?", (n, n * MINUTE, sid))
     conn.execute("commit")

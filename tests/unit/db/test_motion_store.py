@@ -13,7 +13,7 @@ import trio.testing
 
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
-from nvr.db.raw import MotionRow
+from nvr.db.raw_motion import MotionRow
 from nvr.db.types import PendingRecording
 from nvr.motion.summary import cells_to_bitmap
 from nvr.testing.env import create_env, open_env

@@ -22,7 +22,7 @@ from nvr import cli
 from nvr.base import errors
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import RealClocks
-from nvr.db import raw
+from nvr.db import raw, raw_motion
 from nvr.db import upgrade as upgrade_pkg
 from nvr.db.archives import ArchiveConfig
 from nvr.db.connection import lock_dir
@@ -753,7 +753,7 @@ def test_v9_to_v10(tmp_path: Path) -> None:
         for cell in range(256):
             region = bytearray(32)
             region[cell // 8] = 1 << cell % 8
-            rows = raw.motion_search_rows(conn, 1, bytes(region), 0, 1 << 62, 0)
+            rows = raw_motion.motion_search_rows(conn, 1, bytes(region), 0, 1 << 62, 0)
             assert len(rows) == (cell in (0, 63, 64, 255)), cell
     finally:
         conn.close()

@@ -17,7 +17,7 @@ import trio.testing
 from fixtures.make_fixtures import SQUARE_START_FRAME, motion_clip
 from nvr.base.clock import SimulatedClocks
 from nvr.base.time90k import UNITS_PER_SEC
-from nvr.db.raw import MotionRow
+from nvr.db.raw_motion import MotionRow
 from nvr.ingest.hub import FrameHub
 from nvr.ingest.streamer import Streamer, StreamerOptions
 from nvr.motion.detector import GRID
