@@ -273,6 +273,7 @@ async def _run_core(
             metrics=daemon.metrics,
             reconfigure=supervisor,
             uploaders=daemon.uploaders,
+            opener=opener,
             archive_reads=archive_reads,
         )
         daemon.http_addresses = await core.start(

@@ -1,5 +1,6 @@
-"""Configuration changes as the API's JSON describes them: cameras, streams and
-sample-file directories (docs/api.md, "Configuration (extensions)").
+"""Configuration changes as the API's JSON describes them: cameras, streams,
+sample-file directories, signals and signal types (docs/api.md, "Configuration
+(extensions)").
 
 What belongs here: reading a change's JSON body field by field (a wrong field is
 ``InvalidArgument`` naming it), checking it against the database, and committing it in
@@ -14,12 +15,14 @@ meta file. Imports: ``base``, ``db``, ``storage``.
 from __future__ import annotations
 
 import uuid as uuidlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from nvr.base import errors
 from nvr.db.database import Database
+from nvr.db.signals import MAX_STATE, RELATIONS, Signal, SignalState, SignalType
 from nvr.db.types import (
     MOTION_CELLS,
     MOTION_STREAMS,
@@ -36,6 +39,8 @@ MAX_RETAIN_BYTES = 1 << 62
 MAX_RETAIN_DAYS = 100 * 366
 MAX_FLUSH_IF_SEC = 24 * 3600
 MAX_TEXT = 4096
+#: the most cameras one signal may be tied to
+MAX_SIGNAL_CAMERAS = 1000
 
 _CAMERA_FIELDS = ("shortName", "description", "config", "streams")
 _CONFIG_FIELDS = (
@@ -301,3 +306,79 @@ def check_dir_removable(db: Database, dir_id: int) -> None:
         raise errors.Unavailable(
             f"sample file directory {d.path} still has deleted files to forget; try again soon"
         )
+
+
+# ----------------------------------------------------------------------------- signals
+
+_SIGNAL_FIELDS = ("shortName", "type", "cameras")
+_TYPE_FIELDS = ("shortName", "states")
+_STATE_FIELDS = ("value", "name", "motion", "color")
+
+
+def add_signal_type(db: Database, body: Any) -> SignalType:
+    """``{"shortName", "states": [{"value", "name", "motion"?, "color"?}, ...]}``."""
+    d = _only(body, _TYPE_FIELDS, "signalType")
+    name = _text(d.get("shortName"), "signalType.shortName", empty=False)
+    raw_states = d.get("states")
+    if not isinstance(raw_states, list) or not 1 <= len(raw_states) <= MAX_STATE:
+        raise errors.InvalidArgument(
+            f"signalType.states must be a list of 1 to {MAX_STATE} states"
+        )
+    states = []
+    for i, raw in enumerate(raw_states):
+        what = f"signalType.states[{i}]"
+        s = _only(raw, _STATE_FIELDS, what)
+        motion = s.get("motion", False)
+        if not isinstance(motion, bool):
+            raise errors.InvalidArgument(f"{what}.motion must be true or false")
+        states.append(SignalState(
+            _int(s.get("value"), f"{what}.value", 1, MAX_STATE),
+            _text(s.get("name"), f"{what}.name", empty=False),
+            motion,
+            _optional_text(s.get("color"), f"{what}.color"),
+        ))  # fmt: skip
+    return db.add_signal_type(name, states)
+
+
+def signal_type(db: Database, ref: Any, what: str) -> SignalType:
+    """A signal type named by its uuid or its short name."""
+    ref = _text(ref, what, empty=False)
+    for t in db.signal_types.values():
+        if str(t.uuid) == ref.lower() or t.short_name == ref:
+            return t
+    raise errors.NotFound(f"{what}: no signal type named {ref!r}")
+
+
+def add_signal(
+    db: Database, body: Any, camera: Callable[[str], Camera] | None = None
+) -> Signal:
+    """``{"shortName", "type"?, "cameras"?: {camera uuid: "direct"|"indirect"}}``;
+    ``type`` is a signal type's uuid or name (default: nvr's motion type). ``camera``
+    resolves a uuid (the web's applies the caller's camera limit)."""
+    d = _only(body, _SIGNAL_FIELDS, "signal")
+    name = _text(d.get("shortName"), "signal.shortName", empty=False)
+    cams = d.get("cameras", {})
+    if not isinstance(cams, dict) or len(cams) > MAX_SIGNAL_CAMERAS:
+        raise errors.InvalidArgument(
+            f"signal.cameras must map at most {MAX_SIGNAL_CAMERAS} camera uuids to relations"
+        )
+    find = camera or (lambda u: _camera_by_uuid(db, u))
+    cameras: dict[int, str] = {}
+    for u, relation in cams.items():
+        if relation not in RELATIONS:
+            raise errors.InvalidArgument(
+                f"signal.cameras[{u!r}] must be one of {', '.join(RELATIONS)}"
+            )
+        cameras[find(u).id] = relation
+    t = (
+        signal_type(db, d["type"], "signal.type") if d.get("type") is not None
+        else db.motion_signal_type()
+    )  # fmt: skip
+    return db.add_signal(name, t.id, cameras)
+
+
+def _camera_by_uuid(db: Database, text: str) -> Camera:
+    try:
+        return db.camera_by_uuid(uuidlib.UUID(text))
+    except ValueError:
+        raise errors.NotFound(f"no camera {text!r}") from None

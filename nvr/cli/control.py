@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from nvr import reconfig
 from nvr.base import errors
 from nvr.config import control_socket_path
 from nvr.db import connection
@@ -96,6 +97,18 @@ class Target(Protocol):
 
     def remove_user(self, name: str) -> None: ...
 
+    def add_signal_type(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    def remove_signal_type(self, type_uuid: str) -> None: ...
+
+    def add_signal(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    def remove_signal(self, signal_id: int) -> None: ...
+
+    def login(
+        self, name: str, permissions: frozenset[str] | None, description: str | None
+    ) -> tuple[str, int]: ...
+
 
 def target(db_dir: Path) -> Target:
     return DaemonTarget(db_dir) if daemon_running(db_dir) else LocalTarget(db_dir)
@@ -155,6 +168,32 @@ class LocalTarget:
 
     def remove_user(self, name: str) -> None:
         admin.remove_user(self._db_dir, name)
+
+    def add_signal_type(self, body: dict[str, Any]) -> dict[str, Any]:
+        with admin.open_db(self._db_dir) as db:
+            t = reconfig.add_signal_type(db, body)
+            return {"id": t.id, "uuid": str(t.uuid)}
+
+    def remove_signal_type(self, type_uuid: str) -> None:
+        with admin.open_db(self._db_dir) as db:
+            db.remove_signal_type(reconfig.signal_type(db, type_uuid, "signal type").id)
+
+    def add_signal(self, body: dict[str, Any]) -> dict[str, Any]:
+        with admin.open_db(self._db_dir) as db:
+            sig = reconfig.add_signal(db, body)
+            return {"id": sig.id, "uuid": str(sig.uuid),
+                    "type": str(db.signal_types[sig.type_id].uuid)}  # fmt: skip
+
+    def remove_signal(self, signal_id: int) -> None:
+        with admin.open_db(self._db_dir) as db:
+            db.remove_signal(signal_id)
+
+    def login(
+        self, name: str, permissions: frozenset[str] | None, description: str | None
+    ) -> tuple[str, int]:
+        return admin.mint_session(
+            self._db_dir, name, permissions=permissions, description=description
+        )
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -279,3 +318,25 @@ class DaemonTarget:
 
     def remove_user(self, name: str) -> None:
         self.request("DELETE", f"/api/users/{self._user_id(name)}", {})
+
+    def add_signal_type(self, body: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = self.request("POST", "/api/nvr/signal-types", {"signalType": body})
+        return out
+
+    def remove_signal_type(self, type_uuid: str) -> None:
+        self.request("DELETE", f"/api/nvr/signal-types/{quote(type_uuid)}", {})
+
+    def add_signal(self, body: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = self.request("POST", "/api/nvr/signals", {"signal": body})
+        return out
+
+    def remove_signal(self, signal_id: int) -> None:
+        self.request("DELETE", f"/api/nvr/signals/{signal_id}", {})
+
+    def login(
+        self, name: str, permissions: frozenset[str] | None, description: str | None
+    ) -> tuple[str, int]:
+        body = {"username": name, "description": description,
+                "permissions": None if permissions is None else sorted(permissions)}  # fmt: skip
+        out = self.request("POST", "/api/nvr/sessions", body)
+        return str(out["session"]), int(out["creationTimeSec"])

@@ -1,8 +1,11 @@
 """``nvr config signal add|list|remove`` and ``nvr config signal-type add|list|remove``.
 
-Like the other configuration commands these change the database directly, with the
-daemon stopped. ``signal add`` without ``--type`` uses nvr's motion type (states 1 still,
-2 moving), made on first use; ``signal remove`` deletes the signal's history too.
+Like the other configuration commands these go to the running daemon's control socket, or
+to the database when it is stopped (``nvr.cli.control``), with the same JSON bodies
+(docs/api.md, "Configuration (extensions)"); ``list`` reads what is committed, either
+way. Names are resolved to uuids and ids here, from what is committed. ``signal add``
+without ``--type`` uses nvr's motion type (states 1 still, 2 moving), made on first use;
+``signal remove`` deletes the signal's history too.
 """
 
 from __future__ import annotations
@@ -10,10 +13,10 @@ from __future__ import annotations
 import argparse
 
 from nvr.base import errors
+from nvr.cli import control
 from nvr.cli.common import Subparsers, db_dir
 from nvr.db.database import Database
 from nvr.db.signals import RELATIONS, Signal, SignalState
-from nvr.offline import admin
 
 
 def parse_state(text: str) -> SignalState:
@@ -42,18 +45,19 @@ def parse_camera(text: str) -> tuple[str, str]:
     return text, "direct"
 
 
-def _cameras(db: Database, specs: list[tuple[str, str]]) -> dict[int, str]:
-    out: dict[int, str] = {}
-    for name, relation in specs:
-        out[db.camera_by_name(name).id] = relation
-    return out
-
-
 def cmd_signal_add(args: argparse.Namespace) -> int:
-    with admin.open_db(db_dir(args)) as db:
-        t = db.signal_type_by_name(args.type) if args.type else db.motion_signal_type()
-        sig = db.add_signal(args.name, t.id, _cameras(db, args.camera))
-        print(f"added signal {sig.short_name} (id {sig.id}, {sig.uuid}) of type {t.short_name}")
+    to = control.target(db_dir(args))
+    body = {
+        "shortName": args.name,
+        "cameras": {to.camera(name).uuid: relation for name, relation in args.camera},
+    }
+    if args.type:
+        body["type"] = args.type
+    out = to.add_signal(body)
+    with control.peek(db_dir(args)) as db:
+        type_name = next(t.short_name for t in db.signal_types.values()
+                         if str(t.uuid) == out["type"])  # fmt: skip
+    print(f"added signal {args.name} (id {out['id']}, {out['uuid']}) of type {type_name}")
     return 0
 
 
@@ -70,15 +74,16 @@ def _describe(db: Database, sig: Signal) -> str:
 
 
 def cmd_signal_list(args: argparse.Namespace) -> int:
-    with admin.open_db(db_dir(args), read_only=True) as db:
+    with control.peek(db_dir(args)) as db:
         for sig in db.signals.values():
             print(_describe(db, sig))
     return 0
 
 
 def cmd_signal_remove(args: argparse.Namespace) -> int:
-    with admin.open_db(db_dir(args)) as db:
-        db.remove_signal(db.signal_by_name(args.name).id)
+    with control.peek(db_dir(args)) as db:
+        signal_id = db.signal_by_name(args.name).id
+    control.target(db_dir(args)).remove_signal(signal_id)
     print(f"removed signal {args.name} and its history")
     return 0
 
@@ -86,14 +91,15 @@ def cmd_signal_remove(args: argparse.Namespace) -> int:
 def cmd_type_add(args: argparse.Namespace) -> int:
     if not args.state:
         raise errors.InvalidArgument("a signal type needs at least one --state")
-    with admin.open_db(db_dir(args)) as db:
-        t = db.add_signal_type(args.name, args.state)
-    print(f"added signal type {t.short_name} ({t.uuid})")
+    states = [{"value": s.value, "name": s.name, "motion": s.motion, "color": s.color}
+              for s in args.state]  # fmt: skip
+    out = control.target(db_dir(args)).add_signal_type({"shortName": args.name, "states": states})
+    print(f"added signal type {args.name} ({out['uuid']})")
     return 0
 
 
 def cmd_type_list(args: argparse.Namespace) -> int:
-    with admin.open_db(db_dir(args), read_only=True) as db:
+    with control.peek(db_dir(args)) as db:
         for t in db.signal_types.values():
             states = ", ".join(
                 f"{s.value}:{s.name}" + (":motion" if s.motion else "")
@@ -105,8 +111,9 @@ def cmd_type_list(args: argparse.Namespace) -> int:
 
 
 def cmd_type_remove(args: argparse.Namespace) -> int:
-    with admin.open_db(db_dir(args)) as db:
-        db.remove_signal_type(db.signal_type_by_name(args.name).id)
+    with control.peek(db_dir(args)) as db:
+        type_uuid = str(db.signal_type_by_name(args.name).uuid)
+    control.target(db_dir(args)).remove_signal_type(type_uuid)
     print(f"removed signal type {args.name}")
     return 0
 

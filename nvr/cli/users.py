@@ -1,6 +1,6 @@
 """``nvr config user add|passwd|disable|enable|perms|remove|list`` and ``nvr login``:
 users of the web interface and API (changed through the running daemon or in the
-database: ``nvr.cli.control``), and sessions for scripts (daemon stopped)."""
+database: ``nvr.cli.control``), and sessions for scripts (``nvr login``, the same way)."""
 
 from __future__ import annotations
 
@@ -127,11 +127,8 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 def cmd_login(args: argparse.Namespace) -> int:
     from nvr.db.auth import SessionPolicy
 
-    session_id, created = admin.mint_session(
-        db_dir(args),
-        args.name,
-        permissions=_perms_arg(args.perms),
-        description=args.description,
+    session_id, created = control.target(db_dir(args)).login(
+        args.name, _perms_arg(args.perms), args.description
     )
     if args.cookie_jar:
         expires = created + SessionPolicy().max_age_sec
@@ -207,7 +204,7 @@ def add_parsers(what: Subparsers, common: argparse.ArgumentParser) -> None:
 def add_login_parser(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "login",
-        help="make a session for a script (daemon stopped): prints its id, the value of cookie s",
+        help="make a session for a script: prints its id, the value of cookie s",
         parents=[common],
     )
     p.add_argument("name", help="the user the session belongs to")

@@ -390,6 +390,18 @@ class Auth:
 
     # -- sessions -----------------------------------------------------------------------
 
+    def script_session(
+        self, username: str, *, permissions: frozenset[str] | None, description: str | None
+    ) -> tuple[str, Session]:
+        """A session for a script (``nvr login``): by user name, HttpOnly, SameSite=Lax,
+        limited to ``permissions`` (None: all of the user's)."""
+        return self.create_session(
+            self.user_by_name(username),
+            flags=FLAG_HTTP_ONLY | FLAG_SAME_SITE_LAX,
+            permissions=permissions,
+            description=description,
+        )
+
     def create_session(
         self,
         user: User,

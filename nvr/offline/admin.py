@@ -23,7 +23,7 @@ from nvr import reconfig
 from nvr.base import errors
 from nvr.base.clock import RealClocks
 from nvr.base.time90k import zone
-from nvr.db.auth import FLAG_HTTP_ONLY, FLAG_SAME_SITE_LAX, KEEP, SESSION_COOKIE, Auth, User
+from nvr.db.auth import KEEP, SESSION_COOKIE, Auth, User
 from nvr.db.database import Database
 from nvr.db.types import Camera
 from nvr.storage.dir import open_for_database
@@ -189,16 +189,12 @@ def list_users(db_dir: Path) -> list[tuple[User, int]]:
 
 
 def mint_session(
-    db_dir: Path, name: str, *, permissions: frozenset[str] | None, description: str
+    db_dir: Path, name: str, *, permissions: frozenset[str] | None, description: str | None
 ) -> tuple[str, int]:
     """A new session for scripts: its id and creation time (unix seconds)."""
     with open_db(db_dir) as db:
-        a = _auth(db)
-        session_id, session = a.create_session(
-            a.user_by_name(name),
-            flags=FLAG_HTTP_ONLY | FLAG_SAME_SITE_LAX,
-            permissions=permissions,
-            description=description,
+        session_id, session = _auth(db).script_session(
+            name, permissions=permissions, description=description
         )
         return session_id, session.creation_time_sec
 

@@ -65,21 +65,26 @@ class DaySums:
     """The last day's committed (bytes, wall duration) per stream, each summed at most
     once per ``ttl`` of wall time: ``/api/`` is polled, and each sum reads a day of the
     stream's index entries (~1,440). A recording or two of staleness changes no
-    forecast."""
+    forecast, but an empty sum is not kept once the stream commits a recording: a stream
+    that has just started would otherwise say "no recording in the last day" for a
+    minute."""
 
     def __init__(self, ttl: Duration = 60 * UNITS_PER_SEC) -> None:
         self._ttl = ttl
-        self._sums: dict[int, tuple[Time, int, int]] = {}
+        #: stream id -> (summed at, bytes, wall duration, the stream's committed count)
+        self._sums: dict[int, tuple[Time, int, int, int]] = {}
 
     def get(self, db: Database, stream_id: int, now: Time) -> tuple[int, int]:
         hit = self._sums.get(stream_id)
-        if hit is not None and 0 <= now - hit[0] < self._ttl:
+        committed = db.streams[stream_id].cum_recordings
+        if (hit is not None and 0 <= now - hit[0] < self._ttl
+                and (hit[1] > 0 or hit[3] == committed)):
             return hit[1], hit[2]
         with db._read("summing the last day's bytes") as conn:
             nbytes, wall = raw_evidence.recording_bytes_since(conn, stream_id, now - DAY)
         if len(self._sums) > 4 * len(db.streams) + 16:  # streams come and go: bounded
             self._sums.clear()
-        self._sums[stream_id] = (now, nbytes, wall)
+        self._sums[stream_id] = (now, nbytes, wall, committed)
         return nbytes, wall
 
 

@@ -35,6 +35,7 @@ from nvr.db.auth import Auth
 from nvr.web import (
     api,
     auth,
+    camera_test,
     config_api,
     export,
     live,
@@ -155,6 +156,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
 
     app.register_blueprint(api.blueprint)
     app.register_blueprint(config_api.blueprint)
+    app.register_blueprint(camera_test.blueprint)
     app.register_blueprint(protect.blueprint)
     app.register_blueprint(signals.blueprint)
     app.register_blueprint(view.blueprint)

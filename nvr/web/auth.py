@@ -109,6 +109,10 @@ ROUTE_PERMISSIONS: Mapping[str, str] = {
     "ui.page_recordings": PUBLIC,
     "ui.page_status": PUBLIC,
     "ui.page_login": PUBLIC,
+    "ui.page_settings": PUBLIC,
+    "ui.page_settings_cameras": PUBLIC,
+    "ui.page_settings_storage": PUBLIC,
+    "ui.page_settings_users": PUBLIC,
     # sessions (api.py)
     "api.login": PUBLIC,
     # who the server takes the caller to be (api.py; Moonfire's debugging route)
@@ -154,6 +158,14 @@ ROUTE_PERMISSIONS: Mapping[str, str] = {
     "config.list_dirs": "adminConfig",
     "config.add_dir": "adminConfig",
     "config.delete_dir": "adminConfig",
+    "config.add_signal_type": "adminConfig",
+    "config.delete_signal_type": "adminConfig",
+    "config.add_signal": "adminConfig",
+    "config.delete_signal": "adminConfig",
+    # a session for a script (`nvr login` while the daemon runs)
+    "config.add_session": "adminUsers",
+    # the settings page's camera test: the server opens a URL (camera_test.py)
+    "camera_test.test_camera": "adminConfig",
 }
 
 #: the path variable that names a camera in every route that takes one

@@ -1,13 +1,17 @@
 """The configuration routes, applied while the daemon records (docs/api.md,
 "Configuration (extensions)"): cameras and their streams, sample-file directories. All
-need ``adminConfig``.
+need ``adminConfig`` but the last.
 
 ``POST /api/nvr/cameras`` (``{"camera": {...}}`` -> ``{"uuid", "id"}``), ``PATCH
 /api/nvr/cameras/<uuid>`` (``{"update": {...}}``), ``DELETE /api/nvr/cameras/<uuid>``
 (``{"deleteRecordings": bool, "unprotect": bool}`` -> ``{"recordings": n}``, how many
 were deleted),
 ``GET /api/nvr/dirs``, ``POST /api/nvr/dirs`` (``{"path"}`` -> ``{"id"}``), ``DELETE
-/api/nvr/dirs/<id>``.
+/api/nvr/dirs/<id>``; ``POST /api/nvr/signals`` (``{"signal": {...}}`` -> ``{"id",
+"uuid", "type"}``), ``DELETE /api/nvr/signals/<id>``, ``POST /api/nvr/signal-types``
+(``{"signalType": {...}}`` -> ``{"id", "uuid"}``), ``DELETE
+/api/nvr/signal-types/<uuid>``. ``POST /api/nvr/sessions`` (``adminUsers``: a session for a
+script, ``nvr login``).
 
 Each handler holds the daemon's reconfiguration lock (changes apply one at a time),
 validates and commits through ``nvr.reconfig`` (a change that cannot apply changes
@@ -26,8 +30,10 @@ from quart import Blueprint, Response
 from nvr import reconfig
 from nvr.base import errors
 from nvr.base.blocking import run_blocking
+from nvr.db.auth import parse_permissions
 from nvr.web import auth
 from nvr.web.context import camera_by_uuid, ctx
+from nvr.web.signals import signal_visible
 
 log = logging.getLogger(__name__)
 
@@ -139,3 +145,73 @@ async def delete_dir(dir_id: int) -> Response:
         c.db.remove_sample_file_dir(dir_id)
         log.info("sample file directory %s removed by %s", path, _actor())
     return Response("", status=204)
+
+
+@blueprint.post("/api/nvr/signal-types")
+async def add_signal_type() -> dict[str, Any]:
+    b = _body({"signalType"})
+    c = ctx()
+    async with c.reconfigure.lock:
+        t = reconfig.add_signal_type(c.db, b.get("signalType"))
+        log.info("signal type %r added by %s", t.short_name, _actor())
+    return {"id": t.id, "uuid": str(t.uuid)}
+
+
+@blueprint.delete("/api/nvr/signal-types/<type_ref>")
+async def delete_signal_type(type_ref: str) -> Response:
+    _body(set())
+    c = ctx()
+    async with c.reconfigure.lock:
+        t = reconfig.signal_type(c.db, type_ref, "signal type")
+        c.db.remove_signal_type(t.id)
+        log.info("signal type %r removed by %s", t.short_name, _actor())
+    return Response("", status=204)
+
+
+@blueprint.post("/api/nvr/signals")
+async def add_signal() -> dict[str, Any]:
+    b = _body({"signal"})
+    c = ctx()
+    async with c.reconfigure.lock:
+        sig = reconfig.add_signal(c.db, b.get("signal"), camera=camera_by_uuid)
+        log.info("signal %r added by %s", sig.short_name, _actor())
+    return {"id": sig.id, "uuid": str(sig.uuid), "type": str(c.db.signal_types[sig.type_id].uuid)}
+
+
+@blueprint.delete("/api/nvr/signals/<int:signal_id>")
+async def delete_signal(signal_id: int) -> Response:
+    _body(set())
+    c = ctx()
+    async with c.reconfigure.lock:
+        sig = c.db.signals.get(signal_id)
+        if sig is None or not signal_visible(c.db, sig):
+            raise errors.NotFound(f"no signal with id {signal_id}")
+        c.db.remove_signal(signal_id)
+        log.info("signal %r and its history removed by %s", sig.short_name, _actor())
+    return Response("", status=204)
+
+
+@blueprint.post("/api/nvr/sessions")
+async def add_session() -> dict[str, Any]:
+    """A session for a script (``nvr login`` while the daemon runs)."""
+    b = _body({"username", "permissions", "description"})
+    name = b.get("username")
+    if not isinstance(name, str) or not name:
+        raise errors.InvalidArgument("username must be a user's name")
+    perms = b.get("permissions")
+    if perms is not None and (
+        not isinstance(perms, list) or not all(isinstance(p, str) for p in perms)
+    ):
+        raise errors.InvalidArgument("permissions must be null or a list of permission names")
+    description = b.get("description")
+    if description is not None and (not isinstance(description, str) or len(description) > 4096):
+        raise errors.InvalidArgument("description must be a string of at most 4096 characters")
+    a = ctx().auth
+    assert a is not None  # create_app makes one
+    session_id, session = a.script_session(
+        name,
+        permissions=None if perms is None else parse_permissions(perms),
+        description=description,
+    )
+    log.info("a session for user %r minted by %s", name, _actor())
+    return {"session": session_id, "creationTimeSec": session.creation_time_sec}

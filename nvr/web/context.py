@@ -55,6 +55,7 @@ from nvr.db.auth import Auth
 from nvr.db.database import Database
 from nvr.db.types import Camera, Stream
 from nvr.ingest.hub import FrameHub
+from nvr.ingest.source import Opener
 from nvr.ingest.streamer import StreamState
 from nvr.storage.dir import SampleFileDir
 from nvr.storage.forecast import DaySums
@@ -158,6 +159,9 @@ class WebContext:
     transcodes: Transcodes | None = None
     #: archive id -> its running uploader (the daemon's; empty when none runs)
     uploaders: Mapping[int, Uploader] = field(default_factory=dict)
+    #: opens camera URLs (the daemon's, as its streamers use): the settings page's
+    #: camera test (``nvr.web.camera_test``); None: this server opens none
+    opener: Opener | None = None
     #: the archives' stores for playback of archive-only recordings (None: none)
     archive_reads: ArchiveReads | None = None
 

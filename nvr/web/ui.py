@@ -37,7 +37,10 @@ blueprint = Blueprint("ui", __name__)
 STATIC_DIR = Path(__file__).parent / "static"
 
 #: the pages the client-side router knows; each serves the same shell
-PAGES = ("/", "/live", "/recordings", "/status", "/login")
+PAGES = (
+    "/", "/live", "/recordings", "/status", "/login",
+    "/settings", "/settings/cameras", "/settings/storage", "/settings/users",
+)
 
 CSP = (
     "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "

@@ -15,8 +15,6 @@ request gets 503 with its reason while recording goes on without losing a frame.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,12 +22,12 @@ from typing import Any
 
 import httpx
 import pytest
-import trio
 
 from nvr import daemon
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.config import BindConfig
 from tests.support.daemon import CameraSpec, create_db
+from tests.support.http import daemon_in_thread
 from tests.support.rtsp import RtspServer
 
 pytestmark = pytest.mark.rtsp
@@ -42,7 +40,6 @@ class Nvr:
     base: str
     camera: str
     daemon: daemon.Daemon
-    token: trio.lowlevel.TrioToken
 
     def api(self, path: str, **params: Any) -> Any:
         r = httpx.get(self.base + path, params=params, headers={"Accept": "application/json"})
@@ -63,31 +60,10 @@ def nvr(tmp_path_factory: pytest.TempPathFactory, shared_rtsp_server: RtspServer
         binds=(BindConfig("127.0.0.1:0",
                           allow_unauthenticated=("viewVideo", "readCameraConfigs")),),
     )
-    started = threading.Event()
-    box: dict[str, Any] = {}
-
-    async def main() -> None:
-        try:
-            async with trio.open_nursery() as nursery:
-                box["daemon"] = await nursery.start(
-                    functools.partial(daemon.run, config, handle_signals=False))
-                box["token"] = trio.lowlevel.current_trio_token()
-                started.set()
-        except BaseException as e:
-            box["error"] = e
-            started.set()
-            raise
-
-    thread = threading.Thread(target=trio.run, args=(main,), name="nvr-daemon", daemon=True)
-    thread.start()
-    assert started.wait(30), "the daemon did not start"
-    if "error" in box:
-        raise box["error"]
-    d: daemon.Daemon = box["daemon"]
-    try:
+    with daemon_in_thread(config) as d:
         base = d.http_addresses[0]
         top = httpx.get(base + "/api/", headers={"Accept": "application/json"}).json()
-        n = Nvr(base, top["cameras"][0]["uuid"], d, box["token"])
+        n = Nvr(base, top["cameras"][0]["uuid"], d)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             rows = [r for r in n.recordings() if "growing" not in r]
@@ -97,9 +73,6 @@ def nvr(tmp_path_factory: pytest.TempPathFactory, shared_rtsp_server: RtspServer
         else:
             pytest.fail("the daemon recorded less than 3 recordings in 30 s")
         yield n
-    finally:
-        trio.from_thread.run_sync(d.shutdown.set, trio_token=box["token"])
-        thread.join(30)
 
 
 def blank(page: Any, nvr: Nvr) -> None:

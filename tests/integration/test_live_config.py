@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import stat
 import time
 from pathlib import Path
@@ -64,11 +65,22 @@ def commands(server: RtspServer, sample: Path) -> list[list[str]]:
         ["config", "dir", "add", str(sample.parent / "second")],
         ["config", "dir", "add", str(sample.parent / "third")],
         ["config", "dir", "remove", str(sample.parent / "third")],
+        ["config", "signal-type", "add", "door", "--state", "1:closed:#00ff00",
+         "--state", "2:open:motion"],
+        ["config", "signal-type", "add", "gone", "--state", "1:x"],
+        ["config", "signal-type", "remove", "gone"],
+        ["config", "signal", "add", "front door", "--type", "door", "--camera", "cam0:indirect"],
+        ["config", "signal", "add", "cam1 motion", "--camera", "cam1"],
+        ["config", "signal", "add", "doomed"],
+        ["config", "signal", "remove", "doomed"],
+        ["config", "user", "add", "script", "--perms", "viewVideo,updateSignals"],
+        ["login", "script", "--perms", "updateSignals", "--description", "door sensor"],
     ]  # fmt: skip
 
 
 def configuration(db_dir: Path) -> str:
-    """The cameras, streams, directories and users as configured (ids, uuids and the
+    """The cameras, streams, directories, users and their sessions' descriptions and
+    permissions, signals and signal types as configured (ids, uuids, session ids and the
     test's root aside)."""
     with admin.open_db(db_dir, read_only=True, lock=False) as db:
         root = str(db_dir.parent)
@@ -77,9 +89,19 @@ def configuration(db_dir: Path) -> str:
              sorted((t, db.streams[sid].config.to_json()) for t, sid in c.streams.items()))
             for c in db.cameras.values())  # fmt: skip
         dirs = sorted(d.path.removeprefix(root) for d in db.dirs.values())
+        types = sorted((t.short_name, [repr(s) for s in t.states])
+                       for t in db.signal_types.values())  # fmt: skip
+        signals = sorted(
+            (s.short_name, db.signal_types[s.type_id].short_name,
+             sorted((db.cameras[c].short_name, rel) for c, rel in s.cameras.items()))
+            for s in db.signals.values())  # fmt: skip
     users = sorted((u.username, sorted(u.permissions), u.disabled, n)
                    for u, n in admin.list_users(db_dir))  # fmt: skip
-    return json.dumps([cameras, dirs, users]).replace(root, "<root>")
+    with sqlite3.connect(f"file:{db_dir / 'db'}?mode=ro", uri=True) as conn:
+        sessions = sorted(conn.execute(
+            "select u.username, s.description, s.permissions, s.flags, s.revocation_time_sec"
+            " from user_session s join user u on u.id = s.user_id"))  # fmt: skip
+    return json.dumps([cameras, dirs, users, types, signals, sessions]).replace(root, "<root>")
 
 
 def three_cameras(root: Path, server: RtspServer) -> Layout:

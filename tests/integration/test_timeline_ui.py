@@ -47,8 +47,9 @@ from tests.integration.test_ui import (
     timeline_geometry,
     x_of,
 )
-from tests.support.daemon import CameraSpec, create_db, in_thread
+from tests.support.daemon import CameraSpec, create_db
 from tests.support.history import record_month
+from tests.support.http import daemon_in_thread
 from tests.support.rtsp import ServerFactory
 
 pytestmark = pytest.mark.rtsp
@@ -862,7 +863,7 @@ def month_nvr(tmp_path: Path) -> Iterator[Nvr]:
         time_zone=TZ,
         binds=(BindConfig("127.0.0.1:0", allow_unauthenticated=ANONYMOUS),),
     )
-    with in_thread(config) as d:
+    with daemon_in_thread(config) as d:
         base = d.http_addresses[0]
         top = httpx.get(base + "/api/", headers={"Accept": "application/json"}).json()
         yield Nvr(base, top["cameras"][0]["uuid"], tmp_path)
@@ -987,7 +988,7 @@ def square_nvr(tmp_path: Path, rtsp_server_factory: ServerFactory) -> Iterator[N
         time_zone=TZ,
         binds=(BindConfig("127.0.0.1:0", allow_unauthenticated=ANONYMOUS),),
     )
-    with in_thread(config) as d:
+    with daemon_in_thread(config) as d:
         base = d.http_addresses[0]
         top = httpx.get(base + "/api/", headers={"Accept": "application/json"}).json()
         n = Nvr(base, top["cameras"][0]["uuid"], tmp_path)

@@ -45,7 +45,8 @@ from nvr.base.time90k import UNITS_PER_SEC
 from nvr.base.units import format_size
 from nvr.config import BindConfig
 from nvr.web import ui
-from tests.support.daemon import CameraSpec, create_db, in_thread
+from tests.support.daemon import CameraSpec, create_db
+from tests.support.http import daemon_in_thread
 from tests.support.rtsp import RtspServer
 
 pytestmark = pytest.mark.rtsp
@@ -94,7 +95,7 @@ def nvr(tmp_path_factory: pytest.TempPathFactory, shared_rtsp_server: RtspServer
             BindConfig("127.0.0.1:0"),
         ),
     )
-    with in_thread(config) as d:
+    with daemon_in_thread(config) as d:
         base = d.http_addresses[0]
         top = httpx.get(base + "/api/", headers={"Accept": "application/json"}).json()
         n = Nvr(base, top["cameras"][0]["uuid"], root, d.http_addresses[1])
@@ -235,7 +236,7 @@ def test_click_on_the_timeline_plays_that_moment(page: Any, nvr: Nvr) -> None:
         }""".replace("WALL", WALL)
     )
     page.mouse.click(x, row_y(geo))
-    page.wait_for_function("() => window.firstFrame !== null", timeout=10000)
+    page.wait_for_function("() => window.firstFrame !== null", timeout=30000)  # a loaded machine
     first = page.evaluate("() => window.firstFrame")
     assert abs(first["shown"] - clicked) <= FRAME_90K, (first, clicked)
     assert first["mediaTime"] * UNITS_PER_SEC <= FRAME_90K, first

@@ -7,13 +7,11 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import sqlite3
-import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import av
 import trio
@@ -288,39 +286,6 @@ async def running(config: Config) -> AsyncIterator[daemon.Daemon]:
             d.shutdown.set()
 
 
-@contextmanager
-def in_thread(config: Config) -> Iterator[daemon.Daemon]:
-    """The daemon in a thread of its own (its own ``trio.run``), for synchronous tests (a
-    browser driven by Playwright's sync API); shut down (orderly) when the block ends."""
-    started = threading.Event()
-    box: dict[str, Any] = {}
-
-    async def main() -> None:
-        try:
-            async with trio.open_nursery() as nursery:
-                box["daemon"] = await nursery.start(
-                    lambda task_status: daemon.run(
-                        config, handle_signals=False, task_status=task_status
-                    )
-                )
-                box["token"] = trio.lowlevel.current_trio_token()
-                started.set()
-        except BaseException as e:
-            box["error"] = e
-            started.set()
-            raise
-
-    thread = threading.Thread(target=trio.run, args=(main,), name="nvr-daemon", daemon=True)
-    thread.start()
-    assert started.wait(30), "the daemon did not start"
-    if "error" in box:
-        raise box["error"]
-    d: daemon.Daemon = box["daemon"]
-    try:
-        yield d
-    finally:
-        trio.from_thread.run_sync(d.shutdown.set, trio_token=box["token"])
-        thread.join(30)
 
 
 async def poll(pred: Callable[[], bool]) -> None:

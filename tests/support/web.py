@@ -42,6 +42,7 @@ def inline_web_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr("nvr.web.api.run_blocking", run_inline)
     monkeypatch.setattr("nvr.web.thumb.run_blocking", run_inline)
     monkeypatch.setattr("nvr.web.export.run_blocking", run_inline)
+    monkeypatch.setattr("nvr.web.camera_test.run_blocking", run_inline)
     with inline_blocking():
         yield
 
@@ -98,7 +99,7 @@ def web_context(r: Recorded, bind: BindConfig = VIEW, *,
     trio run (its clocks follow the mock clock)."""
     clocks = SimulatedClocks(T0)
     return WebContext(db=r.env.db, dirs={r.env.dir_id: r.env.sdir}, clocks=clocks, bind=bind,
-                      time_zone_name="UTC",
+                      time_zone_name="UTC", opener=ReplayOpener(clocks, {}),
                       auth=Auth(r.env.db, now=clocks.realtime, policy=policy,
                                 hasher=FAST_HASHER))
 

@@ -116,6 +116,61 @@ export async function redactions(cameraUuid) {
   return (await getJson(`/api/cameras/${cameraUuid}/redactions`)).redactions;
 }
 
+// -- configuration (nvr extensions, `adminConfig`) and users (`adminUsers`) ----------
+
+async function sendJson(path, body, method = "POST") {
+  const resp = await postJson(path, body, method);
+  return resp.status === 204 ? null : resp.json();
+}
+
+/** `POST /api/nvr/cameras` -> `{uuid, id}`. */
+export function addCamera(camera, csrf) {
+  return sendJson("/api/nvr/cameras", { camera, csrf });
+}
+
+export function updateCamera(uuid, update, csrf) {
+  return sendJson(`/api/nvr/cameras/${uuid}`, { update, csrf }, "PATCH");
+}
+
+/** -> `{recordings}`: how many were deleted with it. */
+export function deleteCamera(uuid, deleteRecordings, csrf) {
+  return sendJson(`/api/nvr/cameras/${uuid}`, { deleteRecordings, unprotect: deleteRecordings, csrf }, "DELETE");
+}
+
+/** The server opens `url` (`{url, username?, password?, rtspTransport?, camera?}`) ->
+ * `{codec, codecName, width, height, frameRate, snapshot}` or `{error}`. */
+export function testCamera(body, csrf) {
+  return sendJson("/api/nvr/cameras/test", { ...body, csrf });
+}
+
+export async function dirs() {
+  return (await getJson("/api/nvr/dirs")).dirs;
+}
+
+export function addDir(path, csrf) {
+  return sendJson("/api/nvr/dirs", { path, csrf });
+}
+
+export function deleteDir(id, csrf) {
+  return sendJson(`/api/nvr/dirs/${id}`, { csrf }, "DELETE");
+}
+
+export async function users() {
+  return (await getJson("/api/users/")).users;
+}
+
+export function addUser(user, csrf) {
+  return sendJson("/api/users/", { user, csrf });
+}
+
+export function updateUser(id, update, csrf) {
+  return sendJson(`/api/users/${id}`, { update, csrf }, "PATCH");
+}
+
+export function deleteUser(id, csrf) {
+  return sendJson(`/api/users/${id}`, { csrf }, "DELETE");
+}
+
 // -- media URLs ----------------------------------------------------------------------
 
 /** One `s=` value: `START_ID[-END_ID][@OPEN_ID][.[REL_START]-[REL_END]]`. */

@@ -5,6 +5,7 @@ import * as api from "./api.js";
 import { el, toast } from "./dom.js";
 import { renderLive } from "./page-live.js";
 import { renderRecordings } from "./page-recordings.js";
+import { maySettings, renderSettings } from "./page-settings.js";
 import { renderStatus } from "./page-status.js";
 
 const POLL_MS = 10000;
@@ -41,6 +42,7 @@ const pages = {
   live: renderLive,
   recordings: renderRecordings,
   status: renderStatus,
+  settings: renderSettings,
 };
 
 let cleanup = null;
@@ -62,6 +64,8 @@ function updateWho() {
   const who = document.getElementById("who-name");
   const logout = document.getElementById("logout");
   const user = session.top?.user;
+  // the Settings tab only for those who may change something there
+  document.getElementById("settings-tab").hidden = !maySettings(session.top);
   if (user) {
     who.replaceChildren(user.name);
     logout.hidden = !session.csrf;

@@ -159,3 +159,32 @@ async def test_camera_edit_prints_the_forecast_for_the_budget_just_set(
     assert main(["--db-dir", str(tmp_path / "db"), "config", "camera", "edit", "cam0",
                  "--retain-bytes", "1000000"]) == 0
     assert capsys.readouterr().out.splitlines()[1].endswith("so no forecast yet")
+
+
+async def test_an_empty_day_sum_is_not_kept_once_the_stream_commits(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """``/api/`` polled before the first commit summed nothing; a sum kept for the cache's
+    minute made the status page say "no recording in the last day" while recording (seen
+    in the Chromium status-page test). A non-empty sum is kept for its minute."""
+    create_env(tmp_path, streams=1, flush_if_sec=0)
+    clocks = SimulatedClocks(T0)
+    env = open_env(tmp_path, now=clocks.realtime, monotonic=clocks.monotonic)
+    sid = env.stream_ids[0]
+    sums = forecast.DaySums()
+    assert sums.get(env.db, sid, clocks.realtime()) == (0, 0)
+    syncer = Syncer(env.db, env.dir_id, env.sdir, clocks)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(syncer.run)
+        await record_run(env, syncer, clocks, sid, frames=40, gop=2, frame_ticks=SEC,
+                         rotate_every=10 * SEC)
+        await clocks.sleep(SEC)
+        nursery.cancel_scope.cancel()
+    now = clocks.realtime()
+    assert now - T0 < 60 * SEC  # within the minute the empty sum would have been kept
+    first = sums.get(env.db, sid, now)
+    assert first[0] > 0 and first[1] > 0
+    # kept: more recordings within the minute do not make it sum again
+    env.db.streams[sid].cum_recordings += 1
+    assert sums.get(env.db, sid, now + SEC) == first
+    env.close()

@@ -68,6 +68,16 @@ class Site:
                                                  f"victim{next(self.counter)}"))
             reconfig.create_dir(db.uuid, new)
             current = self.victims[kind] = str(reconfig.commit_dir(db, new))
+        if kind == "signal-type" and (current is None or not any(
+                str(t.uuid) == current for t in db.signal_types.values())):
+            t = db.add_signal_type(f"victim{next(self.counter)}", [SignalState(1, "on")])
+            current = self.victims[kind] = str(t.uuid)
+        if kind == "signal" and (current is None or int(current) not in db.signals):
+            # tied to the recorded camera: a caller limited to another one cannot see it
+            cam = db.camera_by_uuid(uuid.UUID(self.r.camera_uuid))
+            sig = db.add_signal(f"victim{next(self.counter)}", db.motion_signal_type().id,
+                                {cam.id: "direct"})
+            current = self.victims[kind] = str(sig.id)
         assert current is not None
         return current
 
@@ -145,6 +155,12 @@ def body_for(site: Site, endpoint: str) -> dict[str, Any]:
             "url": f"rtsp://cam{n}/main", "sampleFileDirId": site.r.env.dir_id}}}},
         "config.update_camera": {"update": {"description": f"changed {n}"}},
         "config.add_dir": {"path": str(site.r.env.sample_dir.parent / f"added{n}")},
+        "config.add_signal_type": {"signalType": {"shortName": f"type{n}",
+                                                  "states": [{"value": 1, "name": "on"}]}},
+        "config.add_signal": {"signal": {"shortName": f"signal{n}"}},
+        "config.add_session": {"username": "viewer"},
+        # no camera answers there: a test that worked, saying so (200 with "error")
+        "camera_test.test_camera": {"url": f"rtsp://cam{n}/probe"},
         "redact.redact": {"startTime90k": 0, "endTime90k": 1, "reason": "test"},
         "protect.add_range": {"startTime90k": T0, "endTime90k": T0 + n + 1, "reason": "r"},
     }.get(endpoint, {})
@@ -158,6 +174,10 @@ SUCCESS: dict[str, int] = {
     "config.add_camera": 200,  # the new camera's uuid and id
     "config.add_dir": 200,  # the new directory's id
     "config.delete_camera": 200,  # how many recordings were deleted
+    "camera_test.test_camera": 200,  # what the camera sent, or why it could not be opened
+    "config.add_signal_type": 200,  # its id and uuid
+    "config.add_signal": 200,  # its id, uuid and type
+    "config.add_session": 200,  # the session id
     "redact.redact": 200,  # answers with the tombstones it committed
     "protect.add_range": 200,  # answers the new range
     "signals.update_signals": 200,  # answers {"time90k": now}
@@ -186,6 +206,10 @@ async def call(c: QuartClient, site: Site, endpoint: str, method: str, rule: str
         values["camera_uuid"] = site.victim("camera")
     if endpoint == "config.delete_dir":
         values["dir_id"] = site.victim("dir")
+    if endpoint == "config.delete_signal_type":
+        values["type_ref"] = site.victim("signal-type")
+    if endpoint == "config.delete_signal":
+        values["signal_id"] = site.victim("signal")
 
     def fill(m: re.Match[str]) -> str:
         assert m[1] in values, f"add a sample value for <{m[1]}> of {rule} to path_values"
@@ -325,7 +349,10 @@ async def test_every_route_per_camera(recorded: Recorded, autojump_clock: object
         ok = success_status(endpoint, method)
         names_camera = "<camera_uuid>" in rule or any(
             "{camera_uuid}" in v for v in QUERIES.get(endpoint, {}).values()
-        ) or endpoint == "signals.update_signals"  # its body names the camera's signal
+        ) or endpoint in (
+            "signals.update_signals",  # its body names the camera's signal
+            "config.delete_signal",  # its victim is the recorded camera's signal
+        )
         c, csrf = await site.login("only-mine")
         # config.delete_camera's victim is a fresh camera: outside "only-mine"'s limit too
         mine_ok = 404 if endpoint == "config.delete_camera" else ok

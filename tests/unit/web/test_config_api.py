@@ -5,6 +5,7 @@ nothing. Who may call them is in ``test_auth.py``'s table test."""
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ __all__ = ["inline_web_threads", "recorded"]  # fixtures
 
 pytestmark = pytest.mark.usefixtures("inline_web_threads")
 
-ADMIN = BindConfig(allow_unauthenticated=("adminConfig", "readCameraConfigs", "viewVideo"))
+ADMIN = BindConfig(allow_unauthenticated=("adminConfig", "readCameraConfigs", "viewVideo",
+                                          "adminUsers"))
 
 
 def client(r: Recorded) -> Client:
@@ -36,6 +38,10 @@ def state(db: Database) -> str:
                           for s in db.streams.values()),
         "dirs": sorted((d.id, d.path) for d in db.dirs.values()),
         "recordings": sorted((s.id, s.committed.num_recordings) for s in db.streams.values()),
+        "signals": sorted((s.id, s.short_name, s.type_id, sorted(s.cameras.items()))
+                          for s in db.signals.values()),
+        "types": sorted((t.id, t.short_name, [repr(s) for s in t.states])
+                        for t in db.signal_types.values()),
     })  # fmt: skip
 
 
@@ -187,6 +193,42 @@ def hostile(r: Recorded, tmp_path: Path) -> list[tuple[str, str, Any, int, str]]
         ("DELETE", "/api/nvr/dirs/99", {}, 404, "no sample file directory 99"),
         ("DELETE", "/api/nvr/dirs/" + "9" * 40, {}, 404, "no sample file directory"),
         ("DELETE", "/api/nvr/dirs/1", {"force": True}, 400, "unknown field"),
+        ("POST", "/api/nvr/signal-types", {}, 400, "signalType must be a JSON object"),
+        ("POST", "/api/nvr/signal-types", {"signalType": {"shortName": "t"}}, 400,
+         "signalType.states must be a list"),
+        ("POST", "/api/nvr/signal-types", {"signalType": {"shortName": "t", "states": [
+            {"value": 0, "name": "zero"}]}}, 400, "signalType.states[0].value"),
+        ("POST", "/api/nvr/signal-types", {"signalType": {"shortName": "t", "states": [
+            {"value": 1, "name": "a"}, {"value": 1, "name": "b"}]}}, 400, "must differ"),
+        ("POST", "/api/nvr/signal-types", {"signalType": {"shortName": "t", "states": [
+            {"value": 1, "name": "a", "color": "url(x)"}]}}, 400, "color"),
+        ("POST", "/api/nvr/signal-types", {"signalType": {"shortName": "t", "states": [
+            {"value": 1, "name": "a", "motion": "yes"}]}}, 400, "motion must be true"),
+        ("POST", "/api/nvr/signal-types", {"signalType": {"shortName": "t", "states": [
+            {"value": 1, "name": "a", "x": 1}]}}, 400, "unknown field"),
+        ("POST", "/api/nvr/signal-types", {"signalType": {"shortName": "t", "states": [
+            {"value": 1, "name": "a"}] * 300}}, 400, "1 to 255 states"),
+        ("DELETE", "/api/nvr/signal-types/no-such-type", {}, 404, "no signal type named"),
+        ("POST", "/api/nvr/signals", {"signal": {"shortName": ""}}, 400, "signal.shortName"),
+        ("POST", "/api/nvr/signals", {"signal": {"shortName": "s", "type": "nope"}}, 404,
+         "no signal type named 'nope'"),
+        ("POST", "/api/nvr/signals", {"signal": {"shortName": "s", "type": 5}}, 400,
+         "signal.type"),
+        ("POST", "/api/nvr/signals", {"signal": {"shortName": "s", "cameras": {
+            r.camera_uuid: "sideways"}}}, 400, "direct, indirect"),
+        ("POST", "/api/nvr/signals", {"signal": {"shortName": "s", "cameras": {
+            "not-a-uuid": "direct"}}}, 404, "no camera"),
+        ("POST", "/api/nvr/signals", {"signal": {"shortName": "s", "cameras": ["x"]}}, 400,
+         "signal.cameras"),
+        ("POST", "/api/nvr/signals", {"signal": {"shortName": "s"}, "x": 1}, 400,
+         "unknown field"),
+        ("DELETE", "/api/nvr/signals/99", {}, 404, "no signal with id 99"),
+        ("DELETE", "/api/nvr/signals/" + "9" * 40, {}, 404, "no signal"),
+        ("POST", "/api/nvr/sessions", {}, 400, "username"),
+        ("POST", "/api/nvr/sessions", {"username": "nobody"}, 404, "no user"),
+        ("POST", "/api/nvr/sessions", {"username": "x", "permissions": "all"}, 400,
+         "permissions"),
+        ("POST", "/api/nvr/sessions", {"username": "x", "description": 5}, 400, "description"),
     ]
 
 
@@ -202,3 +244,54 @@ async def test_a_change_that_cannot_apply_changes_nothing(
         assert (resp.status_code, text.count("\n")) == (status, 1), (where, text)
         assert reason in text, (where, text)
         assert state(db) == before, where
+
+
+async def test_signals_signal_types_and_script_sessions(recorded: Recorded,
+                                                         autojump_clock: object) -> None:
+    c, db = client(recorded), recorded.env.db
+    resp = await c.post("/api/nvr/signal-types", json={"signalType": {"shortName": "door",
+        "states": [{"value": 1, "name": "closed", "color": "#00ff00"},
+                   {"value": 2, "name": "open", "motion": True}]}})  # fmt: skip
+    assert resp.status_code == 200, await resp.get_data(as_text=True)
+    door = db.signal_type_by_name("door")
+    assert await resp.get_json() == {"id": door.id, "uuid": str(door.uuid)}
+    assert [(s.value, s.name, s.motion, s.color) for s in door.states] == [
+        (1, "closed", False, "#00ff00"), (2, "open", True, None)]
+    resp = await c.post("/api/nvr/signals", json={"signal": {
+        "shortName": "front door", "type": "door", "cameras": {recorded.camera_uuid: "indirect"}}})
+    assert resp.status_code == 200, await resp.get_data(as_text=True)
+    sig = db.signal_by_name("front door")
+    assert await resp.get_json() == {"id": sig.id, "uuid": str(sig.uuid), "type": str(door.uuid)}
+    cam = db.camera_by_uuid(uuid.UUID(recorded.camera_uuid))
+    assert sig.cameras == {cam.id: "indirect"}
+    # without a type: nvr's motion type; a type named by its uuid works too
+    resp = await c.post("/api/nvr/signals", json={"signal": {"shortName": "m"}})
+    assert (await resp.get_json())["type"] == str(db.motion_signal_type().uuid)
+    resp = await c.post("/api/nvr/signals", json={"signal": {"shortName": "d2",
+                                                             "type": str(door.uuid)}})
+    assert resp.status_code == 200
+    # a type in use stays
+    resp = await c.delete(f"/api/nvr/signal-types/{door.uuid}", json={})
+    assert resp.status_code == 412 and "used by signals" in await resp.get_data(as_text=True)
+    for name in ("front door", "d2"):
+        resp = await c.delete(f"/api/nvr/signals/{db.signal_by_name(name).id}", json={})
+        assert resp.status_code == 204
+    resp = await c.delete(f"/api/nvr/signal-types/{door.uuid}", json={})
+    assert resp.status_code == 204
+    assert [s.short_name for s in db.signals.values()] == ["m"]
+
+    # a session for a script: limited to what is asked, and it works
+    a = c.app.config["nvr"].auth  # type: ignore[attr-defined]
+    a.add_user("script", password_hash=None, permissions=frozenset({"viewVideo", "adminUsers"}))
+    resp = await c.post("/api/nvr/sessions", json={"username": "script",
+                                                   "permissions": ["viewVideo"]})
+    assert resp.status_code == 200, await resp.get_data(as_text=True)
+    got = await resp.get_json()
+    other = create_app(web_context(recorded, BindConfig())).test_client()
+    top = await (await other.get("/api/", headers={"Cookie": f"s={got['session']}"})).get_json()
+    assert top["user"]["name"] == "script"
+    assert top["permissions"]["viewVideo"] and not top["permissions"]["adminUsers"]
+    resp = await c.post("/api/nvr/sessions", json={"username": "script",
+                                                   "permissions": ["adminConfig"]})
+    assert resp.status_code == 403 and "does not have adminConfig" in await resp.get_data(
+        as_text=True)
