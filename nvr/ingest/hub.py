@@ -5,6 +5,8 @@ recording) as ``LiveFrame``s; each live viewer (a WebSocket of ``nvr.web.live``)
 a ``Subscription`` to one stream. A subscription
 
 - starts at the next key frame (a viewer cannot decode from anywhere else);
+- never takes a frame its ``skip`` predicate refuses (a live viewer's: frames inside a
+  redaction, ``nvr.web.live``), and resumes at the next key frame it accepts;
 - holds at most ``max_frames`` frames and ``max_bytes`` bytes for a viewer that reads
   slower than the camera sends. Past that it drops everything queued, counts what it
   dropped, and resumes at the next key frame; the viewer learns the count from ``get``.
@@ -25,7 +27,7 @@ on the trio thread; ``publish`` never blocks.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -69,8 +71,10 @@ class LiveFrame:
 class Subscription:
     """One viewer's queue of one stream's frames (see the module docstring)."""
 
-    def __init__(self, stream_id: int, max_frames: int, max_bytes: int) -> None:
+    def __init__(self, stream_id: int, max_frames: int, max_bytes: int,
+                 skip: Callable[[LiveFrame], bool] | None = None) -> None:
         self.stream_id = stream_id
+        self._skip = skip
         self._max_frames = max_frames
         self._max_bytes = max_bytes
         self._queue: deque[LiveFrame] = deque()
@@ -82,6 +86,9 @@ class Subscription:
         self._ready = trio.Event()
 
     def _offer(self, frame: LiveFrame) -> None:
+        if self._skip is not None and self._skip(frame):
+            self._wait_for_key = True  # resume at the first key frame not skipped
+            return
         if self._wait_for_key:
             if not frame.is_key:
                 self._dropped += self._after_drop
@@ -146,9 +153,12 @@ class FrameHub:
         live: bool = True,
         max_frames: int | None = None,
         max_bytes: int | None = None,
+        skip: Callable[[LiveFrame], bool] | None = None,
     ) -> Iterator[Subscription]:
+        """``skip``: frames this subscriber must never get (a live viewer's: those a
+        redaction hides); after one it resumes at the next key frame not skipped."""
         sub = Subscription(
-            stream_id, max_frames or self._max_frames, max_bytes or self._max_bytes
+            stream_id, max_frames or self._max_frames, max_bytes or self._max_bytes, skip
         )
         self._subs.setdefault(stream_id, set()).add(sub)
         self._live[stream_id] = self._live.get(stream_id, 0) + live

@@ -11,7 +11,10 @@ itself, either at the end of what it has buffered (as Moonfire's UI does) or, li
 UI, by ``X-Recording-Id`` and ``X-Media-Time-Range`` through ``timestampOffset``. The
 ``mfhd`` sequence numbers count the connection's messages from 1.
 
-Frames come from the ingest frame hub (``nvr.ingest.hub``), never from the database. A
+Frames come from the ingest frame hub (``nvr.ingest.hub``), never from the database.
+A frame whose wall time a committed redaction covers (``Database.hidden``, asked for each
+frame as it arrives, so a redaction reaching into the future applies to frames as they
+come) is never sent: the viewer resumes at the next key frame after the range. A
 viewer that reads slower than the camera sends gets a text message
 ``{"type": "drop", "frames": N}`` and resumes at the next key frame (as Moonfire's
 reference documents it; its server writes ``"dropped"``, and its UI ignores text
@@ -78,6 +81,14 @@ def message_for(frame: LiveFrame, sequence: int) -> bytes:
     return headers.encode() + build_fragment([frame], sequence)
 
 
+def redacted(context: WebContext, stream_id: int, frame: LiveFrame) -> bool:
+    """Whether a committed redaction covers any of the frame's wall time (its recording's
+    start plus its media time: a live recording's rate is not refined yet, and a frame
+    interval of slack on either side is below what a redaction range means)."""
+    start = frame.recording.start_time_90k + frame.media_start
+    return bool(context.db.hidden(stream_id, start, start + max(frame.duration, 1)))
+
+
 @blueprint.websocket("/api/cameras/<camera_uuid>/<stream_type>/live.m4s")
 async def live(camera_uuid: str, stream_type: str) -> None:
     # nvr.web.auth.check_websocket has checked the Host, the Origin and the permission
@@ -107,7 +118,8 @@ async def _serve(context: WebContext, stream: Stream, transcode: bool) -> None:
 
     sequence = 0
     queue = LIVE_QUEUE_FRAMES if transcode else None
-    with context.hub.subscribe(stream.id, max_frames=queue) as subscription:
+    with context.hub.subscribe(stream.id, max_frames=queue,
+                               skip=lambda f: redacted(context, stream.id, f)) as subscription:
         status = context.stream_status(stream.id)
         if status is not None and status.stream.kind == "backoff":
             await offline(status.stream.last_error or "the camera is not connected")

@@ -7,7 +7,10 @@ and picks the frame (``nvr.thumbnail.pick``); its ETag names that frame (recordi
 sample entry, the frame's place in the sample file), the picture's size and the renderer's
 version, so ``If-None-Match`` is answered (``304``) before any sample byte is read, and
 every time inside one frame (or, with ``keyFrame=true``, one group of pictures) shares
-one cache entry. Otherwise the frames from the preceding key frame are read through
+one cache entry. ``Cache-Control: private, no-cache``: the browser keeps the picture but
+asks again each time, so a time a redaction hides (no recording covers it any more: the
+listings leave out what a tombstone hides) is ``404`` at once, never a kept picture.
+Otherwise the frames from the preceding key frame are read through
 ``nvr.storage``'s reader and rendered (``nvr.thumbnail.render``) in worker threads; a
 frame after the key frame by a decoder an earlier request left part-way through the same
 recording when one reaches it (``nvr.thumbnail.Decoders``: at most two kept), so a pointer
@@ -230,8 +233,9 @@ async def thumbnail(camera_uuid: str, stream_type: str) -> Response:
             f'{rec.video_sample_entry_id}.{chosen.digest}.{size[0]}x{size[1]}"')
     headers = {
         "ETag": etag,
-        # a growing recording's wall times still move, so the frame a time names may too
-        "Cache-Control": "private, max-age=3600" if rec.committed else "private, no-cache",
+        # revalidated each time (a 304 reads no sample byte): a growing recording's wall
+        # times still move, and a redaction committed later must turn the answer into 404
+        "Cache-Control": "private, no-cache",
         "X-Recording-Id": str(rec.recording_id),
         "X-Frame-Time90k": str(rec.start_time_90k + media_to_wall(rec, chosen.start_90k)),
         "X-Key-Frame": "true" if chosen.is_key else "false",

@@ -636,6 +636,56 @@ def test_export_the_selected_span_as_a_signed_zip(page: Any, nvr: Nvr, tmp_path:
     assert page.locator("#export-zip").is_hidden()
 
 
+def test_export_several_spans_in_one_zip(page: Any, nvr: Nvr, tmp_path: Path) -> None:
+    """Issue 16: each selected span can be added to the export form's list (and removed
+    from it); the zip then holds every listed span, its manifest naming each."""
+    import zipfile
+
+    from nvr.offline.verify_export import verify_export
+
+    open_recordings(page, nvr)
+    rows = nvr.recordings()
+
+    def select(a90k: int, b90k: int) -> None:
+        geo = timeline_geometry(page)  # the panel above may have moved it
+        y = row_y(geo)
+        page.keyboard.down("Shift")
+        page.mouse.move(x_of(geo, a90k), y)
+        page.mouse.down()
+        page.mouse.move(x_of(geo, b90k), y, steps=4)
+        page.mouse.up()
+        page.keyboard.up("Shift")
+        page.wait_for_selector("#export-add:not([disabled])")
+
+    sec = UNITS_PER_SEC
+    spans = [(rows[i]["startTime90k"] + sec // 3, rows[i]["startTime90k"] + sec // 3 + sec)
+             for i in (0, 2, 1)]
+    for a, b in spans:
+        select(a, b)
+        page.click("#export-add")
+        assert page.locator("#export-add").is_disabled()  # this span is listed already
+    items = page.locator("#export-spans li")
+    assert items.count() == 3
+    starts = [int(items.nth(k).get_attribute("data-start90k")) for k in range(3)]
+    assert starts == sorted(starts)  # listed in time order
+    items.nth(1).locator("button").click()  # remove the span of the second recording
+    assert items.count() == 2
+    kept = [(int(items.nth(k).get_attribute("data-start90k")),
+             int(items.nth(k).get_attribute("data-end90k"))) for k in range(2)]
+    href = page.get_attribute("#export-zip", "href")
+    assert href.count("range=") == 2 and "2 spans" in page.inner_text("#export-zip")
+    with page.expect_download() as info:
+        page.click("#export-zip")
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    report = verify_export(path)
+    assert report.ok, report.problems
+    with zipfile.ZipFile(path) as z:
+        manifest = json.loads(z.read("manifest.json"))
+    assert [(r["startTime90k"], r["endTime90k"]) for r in manifest["ranges"]] == kept
+    assert sorted({f["range"] for f in manifest["files"]}) == [0, 1]
+
+
 def test_live_tile_plays(page: Any, nvr: Nvr) -> None:
     page.set_viewport_size(DESKTOP)
     page.goto(nvr.base + "/live")

@@ -4,7 +4,9 @@
 // `protectVideo`, the span can be protected from retention (with a reason); the
 // camera's protected spans are listed below it, each removable with that permission.
 // The export form downloads the span of one or several cameras (checkboxes; the camera
-// shown is ticked) as one signed `.zip` (`GET /api/export`, `viewVideo`).
+// shown is ticked) as one signed `.zip` (`GET /api/export`, `viewVideo`); several spans
+// go in one zip by adding each selection to the form's list (kept while other spans are
+// selected, each removable): the zip then holds the listed spans.
 
 import * as api from "./api.js";
 import { exportUrl, viewMp4Url } from "./api.js";
@@ -12,6 +14,9 @@ import { el, toast } from "./dom.js";
 import { formatBytes, formatDuration, formatTime } from "./format.js";
 import { downloadParts } from "./recordings-runs.js";
 import { UNITS_PER_SEC as U } from "./time.js";
+
+/** At most this many spans in one export (the server's `MAX_RANGES`). */
+const MAX_EXPORT_SPANS = 32;
 
 /** A typed time of day `H:MM[:SS[.mmm]]` in 90k units after midnight, or null. */
 export function parseClock(text) {
@@ -33,6 +38,7 @@ export class SelectionPanel {
     this.onProtected = onProtected;
     this.session = session;
     this.span = null;
+    this.exportSpans = []; // [start, end) spans added to the export form, by start
     this.camera = 0; // the index of the camera to download from
     this.root = el("div", { class: "selection", id: "selection", hidden: true });
   }
@@ -135,23 +141,52 @@ export class SelectionPanel {
     this.listProtected(cam);
   }
 
-  /** The export form: a checkbox per camera and a link to the `.zip` of the span of
-   * the ticked ones, kept in step with the boxes. No link when no camera is ticked, or
-   * only the camera shown and it has no video in the span (`hasVideo`): the server
-   * would answer 404 instead of a file. */
+  /** The export form: a checkbox per camera, the list of spans added to it, and a link
+   * to the `.zip` of the ticked cameras over the listed spans (the selected span while
+   * none is listed), kept in step with both. No link when no camera is ticked, or when
+   * only the selected span of only the camera shown would go and it has no video there
+   * (`hasVideo`): the server would answer 404 instead of a file. */
   exportForm(cams, cam, stream, sel, hasVideo) {
     const boxes = cams.map((c) =>
       el("input", { type: "checkbox", value: c.uuid, checked: c === cam,
                     "aria-label": `Export ${c.shortName}` }),
     );
+    const spans = this.exportSpans;
+    const add = el("button", { type: "button", id: "export-add" }, "Add this span");
+    const list = el("ul", { id: "export-spans" });
     // no `download` attribute: the answer says `attachment` with its own file name
     const link = el("a", { class: "button", id: "export-zip" }, "Export .zip");
+    const fmt = (t) => formatTime(t, this.tz, "timeMs");
     const sync = () => {
       const uuids = boxes.filter((b) => b.checked).map((b) => b.value);
-      link.hidden = uuids.length === 0 || (uuids.length === 1 && uuids[0] === cam.uuid && !hasVideo);
-      link.href = exportUrl(uuids, stream, [sel]);
-      link.textContent = `Export .zip (${uuids.length} camera${uuids.length === 1 ? "" : "s"}, ${formatDuration(sel[1] - sel[0])})`;
+      const ranges = spans.length ? spans : [sel];
+      link.hidden = uuids.length === 0
+        || (!spans.length && uuids.length === 1 && uuids[0] === cam.uuid && !hasVideo);
+      link.href = exportUrl(uuids, stream, ranges);
+      const total = ranges.reduce((n, [a, b]) => n + b - a, 0);
+      const many = ranges.length > 1 ? `${ranges.length} spans, ` : "";
+      link.textContent = `Export .zip (${uuids.length} camera${uuids.length === 1 ? "" : "s"}, ${many}${formatDuration(total)})`;
+      add.disabled = spans.length >= MAX_EXPORT_SPANS
+        || spans.some(([a, b]) => a === sel[0] && b === sel[1]);
+      list.replaceChildren(...spans.map((span, k) => {
+        const remove = el("button", { type: "button", class: "small" }, "Remove");
+        remove.addEventListener("click", () => {
+          spans.splice(k, 1);
+          sync();
+        });
+        return el(
+          "li",
+          { dataset: { start90k: String(span[0]), end90k: String(span[1]) } },
+          `${fmt(span[0])} → ${fmt(span[1])} (${formatDuration(span[1] - span[0])}) `,
+          remove,
+        );
+      }));
     };
+    add.addEventListener("click", () => {
+      spans.push([sel[0], sel[1]]);
+      spans.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+      sync();
+    });
     boxes.forEach((b) => b.addEventListener("change", sync));
     sync();
     return el(
@@ -159,7 +194,9 @@ export class SelectionPanel {
       { class: "sel-actions export", id: "export" },
       el("legend", {}, "Export with a signed manifest"),
       ...boxes.map((b, i) => el("label", {}, b, ` ${cams[i].shortName}`)),
+      add,
       link,
+      list,
     );
   }
 

@@ -326,3 +326,35 @@ async def test_foreign_host_or_origin_is_refused_before_the_upgrade(
     status, body = await refusal(live_env, headers)
     assert status == 403, body
     assert "evil.example" in body and body.count("\n") == 1
+
+
+async def test_viewer_never_gets_frames_inside_a_redaction(
+    live_env: Live, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Issue 16: a committed redaction hides its range from live viewers too, also one
+    committed while the viewer watches and reaching into the future: its frames are never
+    sent, and the viewer resumes at the first key frame after the range."""
+    e = live_env
+    frames = synthetic(60, keys=(0, 10, 20, 30, 40, 50))
+    e.env.db.add_redaction(e.stream_id, T0 + 5 * FRAME, T0 + 12 * FRAME, "a face",
+                           user_id=None, username=None)
+    starts: list[int] = []
+
+    async def publish(first: int, last: int, expect: int) -> None:
+        e.hub.publish(e.stream_id, frames[first:last])  # at most 10 taken: the queue's size
+        for _ in range(expect):
+            head, _ = parse(await ws.receive())
+            starts.append(int(head["X-Media-Time-Range"].split("-")[0]) // FRAME)
+
+    async with create_app(e.ctx).test_client().websocket(e.path) as ws:
+        await wait_for_viewer(e.hub, e.stream_id)
+        await publish(0, 10, 5)  # 5..9 are inside
+        await publish(10, 20, 0)  # 10, 11 inside; 12..19 follow no key frame the viewer got
+        await publish(20, 30, 10)
+        # committed while watching, its end still in the future
+        e.env.db.add_redaction(e.stream_id, T0 + 33 * FRAME, T0 + 45 * FRAME, "a plate",
+                               user_id=None, username=None)
+        await publish(30, 40, 3)
+        await publish(40, 50, 0)
+        await publish(50, 60, 10)
+    assert starts == [*range(5), *range(20, 33), *range(50, 60)]

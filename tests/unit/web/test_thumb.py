@@ -93,7 +93,8 @@ async def test_the_picture_at_a_time_is_the_frame_view_mp4_shows_there(
     assert headers["X-Recording-Id"] == str(rec.recording_id)
     frame_at = int(headers["X-Frame-Time90k"])
     assert frame_at <= t < frame_at + 3000
-    assert headers["Cache-Control"] == "private, max-age=3600"
+    # revalidated each time: a redaction committed later must answer 404 at once
+    assert headers["Cache-Control"] == "private, no-cache"
 
 
 async def test_a_pointer_moving_forward_continues_the_last_decoder_with_the_same_pictures(
@@ -233,6 +234,28 @@ async def test_etag_names_recording_frame_and_size_and_304s(
     resp = await c.get(url(recorded), query_string={"time90k": str(t)},
                        headers={"If-None-Match": '"other"'})
     assert resp.status_code == 200
+
+
+async def test_a_redacted_time_is_404_even_for_a_browser_holding_its_picture(
+    recorded: Recorded, autojump_clock: object
+) -> None:
+    """Issue 16: a picture from a range redacted later is never shown again: the answer
+    tells the browser to revalidate, and the revalidation is 404, not 304."""
+    c = client(recorded)
+    t = T0 + 30 * SEC
+    before = await c.get(url(recorded), query_string={"time90k": str(t)})
+    assert before.status_code == 200
+    etag = str(before.headers["ETag"])
+    assert before.headers["Cache-Control"] == "private, no-cache"
+    recorded.env.db.add_redaction(recorded.stream_id, t - SEC, t + SEC, "a face",
+                                  user_id=None, username=None)
+    for headers in ({"If-None-Match": etag}, {}):
+        resp = await c.get(url(recorded), query_string={"time90k": str(t)}, headers=headers)
+        assert resp.status_code == 404, headers
+        assert "no recording" in await resp.get_data(as_text=True)
+    # the recording it was part of is hidden whole until its bytes are cut
+    resp = await c.get(url(recorded), query_string={"time90k": str(t + 2 * SEC)})
+    assert resp.status_code == 404
 
 
 async def test_a_304_and_a_cached_picture_render_nothing(
