@@ -16,9 +16,10 @@ used part-way through the recording (a ``Continuation``: frames fed so far, the 
 picture handed out) and ``Decoders`` keeps the few most recently used, so the next
 picture of the same recording at or after it costs only the frames between. Decoding is
 deterministic, so a continued decoder hands out exactly the picture a fresh one would
-(the tests compare the bytes). A decoder working on two frame threads hands a frame out
-only once the next one is fed, so it is fed ``LOOKAHEAD`` frames past the target rather
-than drained (a drained decoder cannot go on).
+(the tests compare the bytes). Decoders run on one thread (``FRAME_THREADS``: a frame-
+threaded decoder freed part-way can hang); with frame threads a decoder hands a frame
+out only once the next one is fed, so it is fed ``LOOKAHEAD`` frames past the target
+rather than drained (a drained decoder cannot go on).
 
 JPEGs come from FFmpeg's ``mjpeg`` encoder through PyAV (already a dependency; it encodes
 the decoder's YUV directly, without the RGB round trip an image library would need), at a
@@ -54,8 +55,12 @@ JPEG_QSCALE = 5
 RENDER_VERSION = 1
 
 _DECODERS = {b"avcC": "h264", b"hvcC": "hevc"}
-#: a run of frames decodes ~1.5x faster on two frame threads (bench_thumbnail) ...
-FRAME_THREADS = 2
+#: a run of frames decodes ~1.5x faster on two frame threads (bench_thumbnail), but a
+#: kept decoder freed part-way with frame threads can hang for ever in
+#: ``avcodec_free_context`` (seen: a test's decoder collected in the trio thread froze
+#: it; in the daemon that would stop the event loop, recording included). One thread,
+#: until kept decoders are drained on a worker thread before they are dropped ...
+FRAME_THREADS = 1
 #: ... which hand a frame out once the next is fed: frames fed past the target
 LOOKAHEAD = FRAME_THREADS - 1
 #: decoders ``Decoders`` keeps (each holds a few decoded pictures: ~10-40 MB at 1080p)
