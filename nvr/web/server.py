@@ -263,9 +263,11 @@ def _close_websockets_at(app: ASGIFramework, stopping: trio.Event) -> ASGIFramew
             nursery.cancel_scope.cancel()
         if not app_scope.cancelled_caught:
             return
-        # (after the app's own close, hypercorn ignores what follows)
+        # (after the app's own close, hypercorn ignores what follows). Shielded from the
+        # stop's cancellation, but only until the stop's deadline: a client that stopped
+        # reading never makes room for the close frame (an unbounded shield hung shutdown).
         reason = "nvr is shutting down"
-        with trio.CancelScope(shield=True):
+        with trio.CancelScope(shield=True, deadline=trio.current_effective_deadline()):
             if accepted:
                 await send({"type": "websocket.close", "code": 1001, "reason": reason})
             else:
@@ -443,9 +445,11 @@ class BindServer:
         # idle connections close at once (their timer waits on ``terminated``), WebSockets
         # too (``_close_websockets_at``), busy ones after their response, all of them by
         # the deadline
+        # (the deadline first: a WebSocket's close frame is sent until it, see
+        # ``_close_websockets_at``)
+        connections.cancel_scope.deadline = trio.current_time() + self._limits.graceful_timeout_sec
         self._stopping.set()
         await self._context.terminated.set()
-        connections.cancel_scope.deadline = trio.current_time() + self._limits.graceful_timeout_sec
 
     def _listen(self) -> tuple[list[Listener], list[str]]:
         from hypercorn.utils import repr_socket_addr
