@@ -404,8 +404,11 @@ export function renderRecordings(main, session) {
   // -- start, and keep today fresh -----------------------------------------------------
   const days = daysWithVideo(cameras(), state.stream);
   if (!state.day) {
+    // today, unless the newest video is older than the last hour (today's view opens
+    // on it): then the newest day with video
     const t = today();
-    state.day = days.has(t) || !days.size ? t : [...days.keys()].sort().at(-1);
+    const newest = [...days.keys()].sort().at(-1);
+    state.day = !newest || newest >= dayOf(now90k() - 3600 * U, tz) ? t : newest;
   }
   calendar.update(days, state.day, today());
   pickDay(state.day);

@@ -9,7 +9,7 @@ import { el, segmented, toast } from "./dom.js";
 import { formatDay } from "./format.js";
 import { parseClock } from "./recordings-selection.js";
 import { Timeline } from "./timeline.js";
-import { dayBounds, dayOf, UNITS_PER_SEC as U } from "./time.js";
+import { dayBounds, dayOf, now90k, UNITS_PER_SEC as U } from "./time.js";
 
 const ZOOMS = [
   ["week", "7 d", 7 * 86400],
@@ -194,10 +194,13 @@ export class DayCard {
     this.title.textContent = d0 === d1 ? formatDay(d0) : `${formatDay(d0)} – ${formatDay(d1)}`;
   }
 
-  /** The day at the middle of the window. */
+  /** The day the window shows: today while it reaches the live edge (the last hour just
+   * after midnight is centred on yesterday, but it is today's view), else the day at its
+   * middle. */
   centerDay() {
     const [a, b] = this.timeline.win;
-    return dayOf(Math.round((a + b) / 2), this.tz);
+    const now = now90k();
+    return dayOf(a <= now && now <= b ? now : Math.round((a + b) / 2), this.tz);
   }
 
   /** Moves the cursor to `t`, the window (at least as narrow as an hour) around it. */
