@@ -6,7 +6,7 @@ run(config)
 ├─ signal watcher (outside the core nursery: it outlives the final flush)
 └─ core nursery
    ├─ syncer per sample-file directory
-   ├─ uploader per archive (``nvr.archive.uploader.start_uploaders``)
+   ├─ uploader per archive (``Supervisor.start_uploaders``)
    ├─ event loop monitor (``Liveness.monitor``)
    ├─ systemd watchdog (``ping_watchdog``: only while ``Liveness`` finds no problem)
    ├─ web: ``nvr.web.server.run_web``, one server per HTTP bind and the control socket
@@ -46,8 +46,9 @@ from dataclasses import dataclass, field
 
 import trio
 
+from nvr.archive.client import OpenStore, open_s3
 from nvr.archive.reader import ArchiveReads, open_archive_reads
-from nvr.archive.uploader import Uploader, start_uploaders
+from nvr.archive.uploader import Uploader
 from nvr.base import descriptors, errors
 from nvr.base.clock import Clocks, RealClocks
 from nvr.base.log_limit import RateLimitedLog
@@ -83,6 +84,8 @@ class Daemon:
     syncers: dict[int, Syncer] = field(default_factory=dict)  # by dir id
     streamers: dict[int, Streamer] = field(default_factory=dict)  # by stream id
     uploaders: dict[int, Uploader] = field(default_factory=dict)  # by archive id
+    #: makes an archive's object store (tests put an in-process one)
+    open_store: OpenStore = open_s3
     #: set to begin an orderly shutdown
     shutdown: trio.Event = field(default_factory=trio.Event)
     #: where the web server listens (``http://127.0.0.1:43123``...), once started
@@ -172,6 +175,7 @@ async def run(
     read_only: bool = False,
     notifier: Notifier | None = None,
     handle_signals: bool = True,
+    open_store: OpenStore | None = None,
     task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Runs the daemon until shutdown; reports the ``Daemon`` once it is ready (every
@@ -194,6 +198,8 @@ async def run(
         dirs = open_dirs(db, read_only=read_only)
         try:
             daemon = _make_daemon(config, db, dirs, clocks)
+            if open_store is not None:
+                daemon.open_store = open_store
             # The signal watcher lives outside the tree so that a second signal still
             # exits at once while the syncers' shielded final flush runs.
             async with trio.open_nursery() as signals:
@@ -233,7 +239,7 @@ async def _run_tree(
         n_streams = 0 if read_only else len(recorded_streams(db))
         limiter = trio.CapacityLimiter(config.worker_threads or n_streams + 2)
         opener = PyAvOpener(clocks, limiter, threads=daemon.liveness.threads)
-    archive_reads = open_archive_reads(db)
+    archive_reads = open_archive_reads(db, daemon.open_store)
     try:
         await _run_core(daemon, dirs, clocks, opener, read_only, notifier, budget, task_status,
                         archive_reads)
@@ -254,11 +260,13 @@ async def _run_core(
 ) -> None:
     db, config = daemon.db, daemon.config
     async with trio.open_nursery() as core:
-        supervisor = daemon.supervisor = Supervisor(daemon, dirs, clocks, opener, core)
+        supervisor = daemon.supervisor = Supervisor(
+            daemon, dirs, clocks, opener, core, archive_reads, daemon.open_store
+        )
         if not read_only:
             for dir_id in dirs:
                 await supervisor.start_syncer(dir_id)
-            await start_uploaders(core, db, dirs, clocks, daemon.uploaders)
+            await supervisor.start_uploaders()
         core.start_soon(daemon.liveness.monitor)
         if notifier.watchdog_interval:
             core.start_soon(ping_watchdog, daemon.liveness, notifier, clocks)
