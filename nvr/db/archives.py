@@ -376,6 +376,35 @@ class Archives(DatabaseCore):
                 raw_archive.delete_archived_recording(conn, archive_id, cid)
         self._backlogs = None  # a recording still here is unarchived again: recount
 
+    def expire_archived(self, archive_id: int, cid: int, camera_uuid: uuidlib.UUID,
+                        stream_type: str) -> None:
+        """After archive retention deleted this recording's objects (under that camera
+        uuid and stream type: ``archive_retention_streams``): forgets it (as
+        ``forget_archived``) and remembers that retention got this far in its stream, so
+        that it is never uploaded again while it is still local."""
+        with self._transaction("expiring an archived recording") as conn:
+            raw_archive.expire_archived(conn, archive_id, cid, camera_uuid.bytes, stream_type)
+        self._backlogs = None
+
+    def archive_retention_streams(
+        self, archive_id: int
+    ) -> dict[int, tuple[uuidlib.UUID, str]]:
+        """The streams the archive holds recordings of, with the camera uuid and stream
+        type their objects are under: a deleted camera's streams too (its keys were kept
+        in ``archive_stream_retention`` when it was deleted)."""
+        with self._read("listing the streams an archive holds") as conn:
+            held = raw_archive.held_streams(conn, archive_id)
+            kept = {sid: (uuidlib.UUID(bytes=u), t)
+                    for sid, u, t in raw_archive.retention_keys(conn, archive_id)}
+        out: dict[int, tuple[uuidlib.UUID, str]] = {}
+        for sid in held:
+            s = self.streams.get(sid)
+            if s is not None:
+                out[sid] = (self.cameras[s.camera_id].uuid, s.type)
+            elif sid in kept:
+                out[sid] = kept[sid]
+        return out
+
     def archived_overlapping(
         self, archive_id: int, stream_id: int, start: Time, end: Time
     ) -> list[int]:

@@ -239,7 +239,10 @@ class Catalog(DatabaseCore):
             raw_evidence.delete_camera_protected_ranges(conn, camera_id)
             for sid in cam.streams.values():
                 self._delete_stream_redactions(conn, sid)
-                # its archived objects stay in the bucket (``nvr archive restore``)
+                # its archived objects stay in the bucket (``nvr archive restore``) until
+                # the archive's own retention deletes them: it needs their keys
+                raw_archive.remember_stream_keys(conn, sid, cam.uuid.bytes,
+                                                 self.streams[sid].type)
                 raw_archive.delete_stream_archive_only(conn, sid)
                 raw.delete_stream(conn, sid)
             raw_signals.delete_camera_signal_links(conn, camera_id)  # signals stay, untied

@@ -18,7 +18,7 @@ from typing import Any
 
 from nvr.db.frames_summary import FramesSummary
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 ID_BITS = 32
 #: recording ids from here up are pieces of recordings cut by a redaction

@@ -45,13 +45,15 @@ def set_archive_streams(conn: sqlite3.Connection, archive_id: int, stream_ids: l
 
 def delete_archive(conn: sqlite3.Connection, archive_id: int) -> None:
     conn.execute("delete from archived_recording where archive_id = ?", (archive_id,))
+    conn.execute("delete from archive_stream_retention where archive_id = ?", (archive_id,))
     forget_unheld_archive_only(conn)
     conn.execute("delete from archive_stream where archive_id = ?", (archive_id,))
     conn.execute("delete from archive where id = ?", (archive_id,))
 
 
 #: recordings of the archive's streams it does not hold, leaving out those under a
-#: redaction (``Redactions.is_hidden``'s overlap test: they are never archived)
+#: redaction (``Redactions.is_hidden``'s overlap test: they are never archived) and those
+#: archive retention got to (``archive_stream_retention``: it would delete them again)
 _UNARCHIVED = """from recording r
     where r.stream_id in (select stream_id from archive_stream where archive_id = :a)
       and not exists (select 1 from archived_recording x
@@ -60,7 +62,10 @@ _UNARCHIVED = """from recording r
                       where d.stream_id = r.stream_id
                         and d.start_time_90k < max(r.start_time_90k + r.wall_duration_90k,
                                                    r.start_time_90k + 1)
-                        and d.end_time_90k > r.start_time_90k)"""
+                        and d.end_time_90k > r.start_time_90k)
+      and r.composite_id > (r.stream_id << 32) + coalesce(
+          (select e.expired_through_id from archive_stream_retention e
+           where e.archive_id = :a and e.stream_id = r.stream_id), -1)"""
 
 
 def list_unarchived(
@@ -297,3 +302,58 @@ def last_archived_id(conn: sqlite3.Connection, archive_id: int, stream_id: int) 
         (archive_id, composite_id(stream_id, 0), composite_id(stream_id + 1, 0)),
     ).fetchone()
     return None if row is None or row[0] is None else int(row[0])
+
+
+# -- what archive retention deleted (archive_stream_retention) -------------------------------
+
+
+def expire_archived(conn: sqlite3.Connection, archive_id: int, cid: int, camera_uuid: bytes,
+                    stream_type: str) -> None:
+    """Archive retention deleted the recording's objects: forgets that the archive holds
+    it (``delete_archived_recording``) and raises the stream's ``expired_through_id``."""
+    delete_archived_recording(conn, archive_id, cid)
+    conn.execute(
+        """insert into archive_stream_retention (archive_id, stream_id, camera_uuid,
+                                                 stream_type, expired_through_id)
+           values (?, ?, ?, ?, ?)
+           on conflict (archive_id, stream_id) do update
+           set expired_through_id = max(expired_through_id, excluded.expired_through_id)""",
+        (archive_id, cid >> 32, camera_uuid, stream_type, cid & 0xFFFFFFFF),
+    )
+
+
+def remember_stream_keys(conn: sqlite3.Connection, stream_id: int, camera_uuid: bytes,
+                         stream_type: str) -> None:
+    """Before a stream is deleted: the keys of its recordings, for every archive holding
+    any, so that archive retention still finds their objects."""
+    conn.execute(
+        """insert or ignore into archive_stream_retention (archive_id, stream_id,
+                                                           camera_uuid, stream_type)
+           select distinct archive_id, ?, ?, ? from archived_recording
+           where composite_id >= ? and composite_id < ?""",
+        (stream_id, camera_uuid, stream_type, composite_id(stream_id, 0),
+         composite_id(stream_id + 1, 0)),
+    )
+
+
+def retention_keys(conn: sqlite3.Connection, archive_id: int) -> list[tuple[int, bytes, str]]:
+    """(stream id, camera uuid, stream type) of the archive's ``archive_stream_retention``
+    rows."""
+    return conn.execute(
+        """select stream_id, camera_uuid, stream_type from archive_stream_retention
+           where archive_id = ?""", (archive_id,)).fetchall()
+
+
+def held_streams(conn: sqlite3.Connection, archive_id: int) -> list[int]:
+    """The streams the archive holds recordings of (one index seek per stream)."""
+    out: list[int] = []
+    lo = 0
+    while True:
+        row = conn.execute(
+            """select min(composite_id) from archived_recording
+               where archive_id = ? and composite_id >= ?""", (archive_id, lo)).fetchone()
+        if row is None or row[0] is None:
+            return out
+        sid = int(row[0]) >> 32
+        out.append(sid)
+        lo = composite_id(sid + 1, 0)

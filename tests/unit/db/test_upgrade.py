@@ -168,9 +168,17 @@ def fill_v9(conn: sqlite3.Connection) -> None:
     conn.execute("update recording_motion set cells = ?", (bytes(cells),))
 
 
+def fill_v10(conn: sqlite3.Connection) -> None:
+    """One row or more in every table of schema version 10 (version 9's; the motion union's
+    integers as the v9 -> v10 step computes them)."""
+    fill_v9(conn)
+    conn.execute("update recording_motion set cells_0 = ?, cells_1 = 1, cells_2 = 0, "
+                 "cells_3 = ?", (-(1 << 63) + 1, -(1 << 63)))
+
+
 FILLERS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: fill_v1, 2: fill_v2, 3: fill_v3, 4: fill_v4, 5: fill_v5, 6: fill_v6, 7: fill_v7,
-    8: fill_v8, 9: fill_v9}
+    8: fill_v8, 9: fill_v9, 10: fill_v10}
 
 
 def frozen_db(db_dir: Path, version: int) -> Path:
@@ -757,6 +765,23 @@ def test_v9_to_v10(tmp_path: Path) -> None:
             assert len(rows) == (cell in (0, 63, 64, 255)), cell
     finally:
         conn.close()
+
+
+def test_v10_to_v11(tmp_path: Path) -> None:
+    """What archive retention deleted: one new, empty table; every row of version 10 is
+    kept exactly; the tables are shaped as a new database's, and it opens."""
+    db_dir = fixture_db(tmp_path, 10)
+    v10_tables = sorted(row_counts(db_dir / "db"))
+    before = dump(db_dir / "db", v10_tables)
+    result = upgrade(db_dir, now_sec=NOW, target=11)
+    assert (result.old_version, result.new_version) == (10, 11)
+    assert versions(db_dir / "db") == [(10, "created"), (11, "upgraded from 10")]
+    assert dump(db_dir / "db", v10_tables) == before
+    assert row_counts(db_dir / "db")["archive_stream_retention"] == 0
+    assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "v11", 11))
+    upgrade(db_dir, now_sec=NOW)
+    with Database.open(db_dir, tz=dt.UTC, now=lambda: T0) as db:
+        assert db.archives
 
 
 async def test_v2_to_v3_keeps_view_etags_and_bytes(
