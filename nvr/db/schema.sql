@@ -1,4 +1,4 @@
--- nvr database schema, version 11. This file is authoritative (docs/design.md,
+-- nvr database schema, version 12. This file is authoritative (docs/design.md,
 -- "Schema and upgrades").
 --
 -- Units: every *_90k column is in 90 kHz units; times ("*_time_90k") count from
@@ -14,7 +14,9 @@
 -- recordings (archive_only_recording, v7_to_v8.py); version 9 the per-day totals of
 -- recordings (recording_day, recording_day_zone, v8_to_v9.py); version 10 the motion union
 -- as integers (recording_motion.cells_0..3, v9_to_v10.py); version 11 what archive
--- retention deleted per archive and stream (archive_stream_retention, v10_to_v11.py).
+-- retention deleted per archive and stream (archive_stream_retention, v10_to_v11.py);
+-- version 12 the per-day totals of archive-only recordings (archive_only_day,
+-- v11_to_v12.py).
 
 -- The database's identity: exactly one row. Sample-file directories record this uuid
 -- in their meta file so a directory is never used with another database.
@@ -143,7 +145,22 @@ create table recording_day (
   primary key (stream_id, day)
 ) without rowid;
 
--- The IANA zone recording_day is split in: at most one row (none: to be built).
+-- The same totals of a stream's archive-only recordings (archive_only_recording; version
+-- 12, v11_to_v12.py), kept by the same transactions that add and remove those rows and
+-- split in the same zone: the API's days count the recordings listed from the archive.
+create table archive_only_day (
+  stream_id integer not null references stream (id),
+  day text not null,
+  recordings integer not null check (recordings >= 0),
+  duration_90k integer not null check (duration_90k >= 0),
+  started integer not null check (started >= 0),
+  sample_file_bytes integer not null check (sample_file_bytes >= 0),
+  fs_bytes integer not null check (fs_bytes >= 0),
+  primary key (stream_id, day)
+) without rowid;
+
+-- The IANA zone recording_day and archive_only_day are split in: at most one row (none:
+-- to be built).
 create table recording_day_zone (
   zone text not null
 );
