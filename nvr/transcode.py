@@ -36,6 +36,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -230,16 +231,20 @@ def _lower_priority(nice: int) -> None:
 class Worker:
     """One thread of its own for one transcode, at lowered priority (see the module
     docstring): ``call`` runs a function there and waits for it (a caller in trio calls it
-    through ``run_blocking``, so the waiting happens in a worker thread). ``close`` ends
-    the thread once its current call returns."""
+    through ``run_blocking``, so the waiting happens in a worker thread). ``close`` sets
+    ``stopping`` and ends the thread once its current call returns: a call that loops over
+    frames looks at ``stopping`` before each one, so a transcode whose viewer left stops
+    within one frame."""
 
     def __init__(self, nice: int) -> None:
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="nvr-transcode",
             initializer=_lower_priority, initargs=(nice,))
+        self.stopping = threading.Event()
 
     def call(self, fn: Callable[..., T], *args: object) -> T:
         return self._pool.submit(fn, *args).result()
 
     def close(self) -> None:
+        self.stopping.set()
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -39,9 +39,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 from quart import Response, request, websocket
@@ -54,6 +56,8 @@ from nvr.mp4.movie import build_init
 from nvr.mp4.selection import Segment, decoded, index_of, select
 from nvr.transcode import OutFrame, Settings, Transcoder, Worker
 from nvr.web.context import ctx
+
+T = TypeVar("T")
 
 #: the values ``transcode=`` takes
 TARGETS = ("h264",)
@@ -163,10 +167,20 @@ def plan_parts(segments: Sequence[Segment], indexes: Sequence[object]) -> list[P
     return parts
 
 
-def _feed_batch(t: Transcoder, data: bytes, part: Part, lo: int, hi: int) -> list[OutFrame]:
+async def on_worker(worker: Worker, fn: Callable[..., T], *args: object) -> T:
+    """``fn(*args)`` on the transcode's thread. A cancelled caller (the viewer left) does
+    not wait for it: its ``finally`` closes the worker, and the thread, which finishes the
+    frame it is on, stops there (``Worker.stopping``)."""
+    return await run_blocking(worker.call, fn, *args, abandon_on_cancel=True)
+
+
+def _feed_batch(t: Transcoder, stopping: threading.Event, data: bytes, part: Part, lo: int,
+                hi: int) -> list[OutFrame]:
     out: list[OutFrame] = []
     pos = 0
     for i in range(lo, hi):
+        if stopping.is_set():
+            return []
         n = int(part.sizes[i])
         out += t.feed(data[pos : pos + n], bool(part.is_key[i]), int(part.starts[i]),
                       int(part.durations[i]), emit=i >= part.first_emit)
@@ -216,7 +230,7 @@ async def view_response(segments: Sequence[Segment], kind: str) -> Response:
     slot = slots.take()
     worker = Worker(settings.nice)
     try:
-        transcoder = await run_blocking(worker.call, Transcoder, entry, settings)
+        transcoder = await on_worker(worker, Transcoder, entry, settings)
         init = build_init(0, transcoder.entry, duration=total).header
     except BaseException:
         worker.close()
@@ -247,8 +261,8 @@ async def view_response(segments: Sequence[Segment], kind: str) -> Response:
                     start = int(part.offsets[lo])
                     length = int(part.offsets[hi - 1] + part.sizes[hi - 1]) - start
                     data = await reader(part.cid, start, length)
-                    frames = await run_blocking(worker.call, _feed_batch, transcoder, data,
-                                                part, lo, hi)
+                    frames = await on_worker(worker, _feed_batch, transcoder,
+                                             worker.stopping, data, part, lo, hi)
                     lo = hi
                     if frames:
                         sequence += 1
@@ -305,13 +319,13 @@ async def live_transcoded(subscription: Subscription, settings: Settings,
             for frame in frames:
                 rec = frame.recording
                 if transcoder is None or rec.video_sample_entry_id != entry_id:
-                    transcoder = await run_blocking(worker.call, Transcoder, rec.sample_entry,
-                                                    settings)
+                    transcoder = await on_worker(worker, Transcoder, rec.sample_entry,
+                                                 settings)
                     assert transcoder is not None
                     entry_id = rec.video_sample_entry_id
                     init = build_init(0, transcoder.entry).header
-                outs = await run_blocking(worker.call, transcoder.feed, bytes(frame.data),
-                                          frame.is_key, frame.media_start, frame.duration)
+                outs = await on_worker(worker, transcoder.feed, bytes(frame.data),
+                                       frame.is_key, frame.media_start, frame.duration)
                 for out in outs:
                     sequence += 1
                     await websocket.send(live_message(frame, out, sequence, transcoder, init))
