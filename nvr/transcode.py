@@ -35,8 +35,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import ctypes
+import itertools
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -59,6 +62,11 @@ MAX_GOP = 600
 _DECODERS = {b"avcC": "h264", b"hvcC": "hevc"}
 _AV_CODEC_FLAG_GLOBAL_HEADER = 1 << 22
 _NAL_SPS, _NAL_PPS = 7, 8
+_PR_SET_NAME = 15
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+#: a worker reports its CPU time when its own thread has used this much more (reading it
+#: costs a few ``/proc`` reads: not for every live frame)
+CPU_REPORT_SEC = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,14 +226,41 @@ class Transcoder:
         return out
 
 
-def _lower_priority(nice: int) -> None:
-    """Runs first on a ``Worker``'s thread: lowers that thread's priority (Linux nice
-    values are per thread, and threads it starts inherit them)."""
+def _start_thread(nice: int, name: bytes) -> None:
+    """Runs first on a ``Worker``'s thread: names it (codec threads it starts inherit the
+    name, which is how ``Worker`` finds them to count their CPU time) and lowers its
+    priority (Linux nice values are per thread, and threads it starts inherit them)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
     if nice > 0:
         with contextlib.suppress(OSError):  # never refused for a higher niceness
             # who=0: the calling thread (Linux keeps nice values per thread)
             os.setpriority(os.PRIO_PROCESS, 0,
                            min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice))
+
+
+def _threads_named(name: bytes) -> list[int]:
+    """This process's threads whose name is ``name`` (Linux; none elsewhere)."""
+    found = []
+    with contextlib.suppress(OSError):
+        for tid in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError), open(f"/proc/self/task/{tid}/comm", "rb") as f:
+                if f.read().rstrip(b"\n") == name:
+                    found.append(int(tid))
+    return found
+
+
+def _cpu_seconds(tids: Sequence[int]) -> float:
+    """The CPU time (user + system) the threads ``tids`` used (an ended one: 0)."""
+    ticks = 0
+    for tid in tids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+                stat = f.read()
+            fields = stat[stat.rindex(b")") + 2 :].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / _CLOCK_TICKS
 
 
 class Worker:
@@ -234,17 +269,56 @@ class Worker:
     through ``run_blocking``, so the waiting happens in a worker thread). ``close`` sets
     ``stopping`` and ends the thread once its current call returns: a call that loops over
     frames looks at ``stopping`` before each one, so a transcode whose viewer left stops
-    within one frame."""
+    within one frame.
 
-    def __init__(self, nice: int) -> None:
+    CPU time: the thread and the codec threads it starts (found by the thread's name,
+    which they inherit, once ``transcoder`` has opened the codecs) are read from
+    ``/proc`` after a call once the thread used ``CPU_REPORT_SEC`` more, and at ``close``;
+    what they used since the last report goes to ``on_cpu`` (on the worker's thread)."""
+
+    _names = itertools.count()
+
+    def __init__(self, nice: int, on_cpu: Callable[[float], None] | None = None) -> None:
+        self.name = f"nvr-tc-{next(Worker._names) % 100_000}".encode()
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="nvr-transcode",
-            initializer=_lower_priority, initargs=(nice,))
+            initializer=_start_thread, initargs=(nice, self.name))
         self.stopping = threading.Event()
+        self._on_cpu = on_cpu
+        self._tids: list[int] = []
+        self._reported = 0.0  # of the threads in _tids
+        self._own_at_report = 0.0  # the worker thread's own CPU time then
 
     def call(self, fn: Callable[..., T], *args: object) -> T:
-        return self._pool.submit(fn, *args).result()
+        return self._pool.submit(self._run, fn, *args).result()
+
+    def _run(self, fn: Callable[..., T], *args: object) -> T:
+        try:
+            return fn(*args)
+        finally:
+            if time.thread_time() - self._own_at_report >= CPU_REPORT_SEC:
+                self._report()
+
+    def transcoder(self, entry: VideoSampleEntry, settings: Settings) -> Transcoder:
+        """A ``Transcoder`` made on this thread (call it through ``call``); its codec
+        threads are counted from now on."""
+        t = Transcoder(entry, settings)
+        self._report()
+        self._tids = _threads_named(self.name) or [threading.get_native_id()]
+        self._reported = _cpu_seconds(self._tids)
+        return t
+
+    def _report(self) -> None:
+        self._own_at_report = time.thread_time()
+        if not self._tids:
+            self._tids = [threading.get_native_id()]
+        now = _cpu_seconds(self._tids)
+        used, self._reported = now - self._reported, now
+        if used > 0 and self._on_cpu is not None:
+            self._on_cpu(used)
 
     def close(self) -> None:
         self.stopping.set()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        with contextlib.suppress(RuntimeError):  # already shut down
+            self._pool.submit(self._report)  # after the current call, on the thread
+        self._pool.shutdown(wait=False)

@@ -19,6 +19,7 @@ from nvr.transcode import OutFrame, Transcoder
 from nvr.web.app import create_app
 from nvr.web.transcoding import Transcodes
 from tests.support.paths import FIXTURES
+from tests.support.transcode import join_transcode_threads
 from tests.support.web import Recorded, record, web_context
 
 FRAME = 3000
@@ -96,11 +97,3 @@ async def test_a_viewer_leaving_mid_file_frees_the_slot_before_another_frame(
     await trio.to_thread.run_sync(join_transcode_threads)
     assert fed == HELD
 
-
-def join_transcode_threads() -> None:
-    """Waits until no transcode thread is left (one ends when its call returns, once its
-    worker is closed)."""
-    for t in threading.enumerate():
-        if t.name.startswith("nvr-transcode"):
-            t.join(60)
-            assert not t.is_alive()
