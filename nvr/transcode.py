@@ -38,8 +38,7 @@ import contextlib
 import ctypes
 import itertools
 import os
-import threading
-import time
+import resource
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -251,6 +250,12 @@ def _threads_named(name: bytes) -> list[int]:
     return found
 
 
+def _thread_cpu() -> float:
+    """The calling thread's CPU time (user + system)."""
+    r = resource.getrusage(resource.RUSAGE_THREAD)
+    return r.ru_utime + r.ru_stime
+
+
 def _cpu_seconds(tids: Sequence[int]) -> float:
     """The CPU time (user + system) the threads ``tids`` used (an ended one: 0)."""
     ticks = 0
@@ -283,7 +288,8 @@ class Worker:
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="nvr-transcode",
             initializer=_start_thread, initargs=(nice, self.name))
-        self.stopping = threading.Event()
+        #: set by ``close`` (read on the thread: a plain attribute is enough)
+        self.stopping = False
         self._on_cpu = on_cpu
         self._tids: list[int] = []
         self._reported = 0.0  # of the threads in _tids
@@ -296,7 +302,7 @@ class Worker:
         try:
             return fn(*args)
         finally:
-            if time.thread_time() - self._own_at_report >= CPU_REPORT_SEC:
+            if _thread_cpu() - self._own_at_report >= CPU_REPORT_SEC:
                 self._report()
 
     def transcoder(self, entry: VideoSampleEntry, settings: Settings) -> Transcoder:
@@ -304,21 +310,21 @@ class Worker:
         threads are counted from now on."""
         t = Transcoder(entry, settings)
         self._report()
-        self._tids = _threads_named(self.name) or [threading.get_native_id()]
+        self._tids = _threads_named(self.name)
         self._reported = _cpu_seconds(self._tids)
         return t
 
     def _report(self) -> None:
-        self._own_at_report = time.thread_time()
-        if not self._tids:
-            self._tids = [threading.get_native_id()]
+        self._own_at_report = _thread_cpu()
+        if not self._tids:  # before the codecs: the worker's own thread
+            self._tids = _threads_named(self.name)
         now = _cpu_seconds(self._tids)
         used, self._reported = now - self._reported, now
         if used > 0 and self._on_cpu is not None:
             self._on_cpu(used)
 
     def close(self) -> None:
-        self.stopping.set()
+        self.stopping = True
         with contextlib.suppress(RuntimeError):  # already shut down
             self._pool.submit(self._report)  # after the current call, on the thread
         self._pool.shutdown(wait=False)

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
+import queue
 import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -98,9 +98,11 @@ class Transcodes:
     #: frames a transcode never saw (``slow``: dropped at the frame hub) or left out
     #: (``damaged``: undecodable before any good picture)
     dropped: Counter[str] = field(default_factory=Counter)
-    #: CPU time of the transcode threads (``nvr.transcode.Worker``; added from them)
-    cpu_seconds: float = 0.0
-    _cpu_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: CPU time of the transcode threads reported but not yet added to ``_cpu``
+    #: (``nvr.transcode.Worker`` reports from its thread)
+    _cpu_reports: queue.SimpleQueue[float] = field(default_factory=queue.SimpleQueue,
+                                                    repr=False)
+    _cpu: float = 0.0
 
     def take(self, kind: str = "file") -> Slot:
         if self.active >= self.max_concurrent:
@@ -115,13 +117,17 @@ class Transcodes:
         self.started += 1
         return Slot(self)
 
-    def add_cpu(self, seconds: float) -> None:
-        """Called from transcode threads."""
-        with self._cpu_lock:
-            self.cpu_seconds += seconds
+    @property
+    def cpu_seconds(self) -> float:
+        """The CPU time of the transcode threads (decode, scale, encode) so far."""
+        while True:
+            try:
+                self._cpu += self._cpu_reports.get_nowait()
+            except queue.Empty:
+                return self._cpu
 
     def worker(self) -> Worker:
-        return Worker(self.settings.nice, self.add_cpu)
+        return Worker(self.settings.nice, self._cpu_reports.put)
 
 
 class _Tally:
@@ -217,12 +223,12 @@ async def on_worker(worker: Worker, fn: Callable[..., T], *args: object) -> T:
     return await run_blocking(worker.call, fn, *args, abandon_on_cancel=True)
 
 
-def _feed_batch(t: Transcoder, stopping: threading.Event, data: bytes, part: Part, lo: int,
+def _feed_batch(t: Transcoder, worker: Worker, data: bytes, part: Part, lo: int,
                 hi: int) -> list[OutFrame]:
     out: list[OutFrame] = []
     pos = 0
     for i in range(lo, hi):
-        if stopping.is_set():
+        if worker.stopping:
             return []
         n = int(part.sizes[i])
         out += t.feed(data[pos : pos + n], bool(part.is_key[i]), int(part.starts[i]),
@@ -306,7 +312,7 @@ async def view_response(segments: Sequence[Segment], kind: str) -> Response:
                     length = int(part.offsets[hi - 1] + part.sizes[hi - 1]) - start
                     data = await reader(part.cid, start, length)
                     frames = await on_worker(worker, _feed_batch, transcoder,
-                                             worker.stopping, data, part, lo, hi)
+                                             worker, data, part, lo, hi)
                     tally.frames(transcoder, hi - lo, len(frames))
                     lo = hi
                     if frames:
