@@ -6,7 +6,8 @@ run(config)
 ├─ signal watcher (outside the core nursery: it outlives the final flush)
 └─ core nursery
    ├─ syncer per sample-file directory
-   ├─ uploader per archive (``nvr.archive.uploader.start_uploaders``)
+   ├─ uploader per archive (``nvr.archive.uploader.start_uploaders``); read-only: a
+   │  follower per archive instead (``nvr.archive.follow.start_followers``)
    ├─ event loop monitor (``Liveness.monitor``)
    ├─ systemd watchdog (``ping_watchdog``: only while ``Liveness`` finds no problem)
    ├─ web: ``nvr.web.server.run_web``, one server per HTTP bind and the control socket
@@ -46,6 +47,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from nvr.archive.follow import Follower, start_followers
 from nvr.archive.reader import ArchiveReads, open_archive_reads
 from nvr.archive.uploader import Uploader, start_uploaders
 from nvr.base import descriptors, errors
@@ -83,6 +85,8 @@ class Daemon:
     syncers: dict[int, Syncer] = field(default_factory=dict)  # by dir id
     streamers: dict[int, Streamer] = field(default_factory=dict)  # by stream id
     uploaders: dict[int, Uploader] = field(default_factory=dict)  # by archive id
+    #: a read-only daemon's archive followers, by archive id
+    followers: dict[int, Follower] = field(default_factory=dict)
     #: set to begin an orderly shutdown
     shutdown: trio.Event = field(default_factory=trio.Event)
     #: where the web server listens (``http://127.0.0.1:43123``...), once started
@@ -183,13 +187,7 @@ async def run(
     clocks = clocks or RealClocks()
     notifier = notifier or Notifier()
     open_files_limit = descriptors.raise_soft_limit()
-    db = Database.open(
-        config.db_dir,
-        read_only=read_only,
-        tz=zone(config.time_zone),
-        now=clocks.realtime,
-        monotonic=clocks.monotonic,
-    )
+    db = _open_db(config, clocks, read_only)
     try:
         dirs = open_dirs(db, read_only=read_only)
         try:
@@ -214,6 +212,20 @@ async def run(
     finally:
         db.close()
     log.info("stopped")
+
+
+def _open_db(config: Config, clocks: Clocks, read_only: bool) -> Database:
+    """The database; a read-only daemon that follows an archive (``nvr.archive.follow``)
+    opens it read-write, to add the archive's new recordings (it records nothing)."""
+    def open_(ro: bool) -> Database:
+        return Database.open(config.db_dir, read_only=ro, tz=zone(config.time_zone),
+                             now=clocks.realtime, monotonic=clocks.monotonic)
+
+    db = open_(read_only)
+    if read_only and config.archive_follow_interval_sec > 0 and db.archives:
+        db.close()
+        db = open_(False)
+    return db
 
 
 async def _run_tree(
@@ -259,6 +271,9 @@ async def _run_core(
             for dir_id in dirs:
                 await supervisor.start_syncer(dir_id)
             await start_uploaders(core, db, dirs, clocks, daemon.uploaders)
+        elif not db.read_only:
+            daemon.followers = await start_followers(
+                core, db, clocks, round(config.archive_follow_interval_sec * UNITS_PER_SEC))
         core.start_soon(daemon.liveness.monitor)
         if notifier.watchdog_interval:
             core.start_soon(ping_watchdog, daemon.liveness, notifier, clocks)

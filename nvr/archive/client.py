@@ -39,7 +39,7 @@ import base64
 import hashlib
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 from urllib.parse import quote
@@ -91,8 +91,14 @@ class ObjectStore(Protocol):
         """Bytes ``[start, end)`` of the object."""
         ...
 
-    def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        """Every object whose key starts with ``prefix``, in key order."""
+    def list(self, prefix: str, start_after: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix`` (and sorts after
+        ``start_after``), in key order."""
+        ...
+
+    def list_dirs(self, prefix: str) -> Sequence[str]:
+        """The "directories" right under ``prefix``: each distinct ``prefix + name + "/"``
+        of the keys below it, in key order (a LIST with delimiter ``/``)."""
         ...
 
     def delete(self, key: str) -> None:
@@ -255,21 +261,30 @@ class S3Store:
             )
         return data
 
-    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+    def _list_pages(self, prefix: str, **extra: str) -> Iterator[dict[str, Any]]:
         token: str | None = None
         while True:
-            kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+            kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, **extra}
             if token:
                 kw["ContinuationToken"] = token
             try:
-                r = self._client.list_objects_v2(**kw)
+                r: dict[str, Any] = self._client.list_objects_v2(**kw)
             except Exception as e:
                 raise _map_error(e, self._what("LIST", prefix)) from e
-            for o in r.get("Contents", []):
-                yield ObjectInfo(o["Key"], int(o["Size"]))
+            yield r
             if not r.get("IsTruncated"):
                 return
             token = r.get("NextContinuationToken")
+
+    def list(self, prefix: str, start_after: str = "") -> Iterator[ObjectInfo]:
+        extra = {"StartAfter": start_after} if start_after else {}
+        for r in self._list_pages(prefix, **extra):
+            for o in r.get("Contents", []):
+                yield ObjectInfo(o["Key"], int(o["Size"]))
+
+    def list_dirs(self, prefix: str) -> Sequence[str]:
+        return [p["Prefix"] for r in self._list_pages(prefix, Delimiter="/")
+                for p in r.get("CommonPrefixes", [])]
 
     def delete(self, key: str) -> None:
         try:

@@ -383,6 +383,17 @@ class Archives(DatabaseCore):
         with self._read("listing archived recordings in a range") as conn:
             return raw_archive.archived_overlapping(conn, archive_id, stream_id, start, end)
 
+    def archived_ids_from(self, archive_id: int, stream_id: int, start_id: int) -> set[int]:
+        """Composite ids of the stream's recordings the archive holds from recording id
+        ``start_id`` on."""
+        with self._read("listing recent archived recordings") as conn:
+            return set(raw_archive.archived_ids_from(conn, archive_id, stream_id, start_id))
+
+    def last_archived_id(self, archive_id: int, stream_id: int) -> int | None:
+        """The stream's highest composite id the archive holds (None: none)."""
+        with self._read("finding the last archived recording") as conn:
+            return raw_archive.last_archived_id(conn, archive_id, stream_id)
+
     def archives_holding(self, cid: int) -> list[int]:
         """Ids of the archives that hold the recording, lowest first."""
         with self._read("looking up archived recordings") as conn:

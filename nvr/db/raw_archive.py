@@ -274,3 +274,26 @@ def hold(conn: sqlite3.Connection, archive_id: int, cid: int, start_90k: int, wa
            values (?, ?, ?, ?, ?, ?, ?)""",
         (archive_id, cid, start_90k, wall_90k, nbytes, sha256, now_90k),
     )
+
+
+def archived_ids_from(
+    conn: sqlite3.Connection, archive_id: int, stream_id: int, start_id: int
+) -> list[int]:
+    """Composite ids of the stream's recordings the archive holds from recording id
+    ``start_id`` on (the follower's window: an index range, not the stream's history)."""
+    return [r[0] for r in conn.execute(
+        """select composite_id from archived_recording
+           where archive_id = ? and composite_id >= ? and composite_id < ?
+           order by composite_id""",
+        (archive_id, composite_id(stream_id, start_id), composite_id(stream_id + 1, 0)),
+    )]
+
+
+def last_archived_id(conn: sqlite3.Connection, archive_id: int, stream_id: int) -> int | None:
+    """The highest composite id of the stream's recordings the archive holds."""
+    row = conn.execute(
+        """select max(composite_id) from archived_recording
+           where archive_id = ? and composite_id >= ? and composite_id < ?""",
+        (archive_id, composite_id(stream_id, 0), composite_id(stream_id + 1, 0)),
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
