@@ -256,16 +256,17 @@ def _thread_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _cpu_seconds(tids: Sequence[int]) -> float:
-    """The CPU time (user + system) the threads ``tids`` used (an ended one: 0)."""
-    ticks = 0
+def _cpu_seconds(tids: Sequence[int]) -> dict[int, float]:
+    """The CPU time (user + system) each of the threads ``tids`` used (an ended one: not
+    there)."""
+    out = {}
     for tid in tids:
         with contextlib.suppress(OSError, ValueError, IndexError):
             with open(f"/proc/self/task/{tid}/stat", "rb") as f:
                 stat = f.read()
             fields = stat[stat.rindex(b")") + 2 :].split()
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / _CLOCK_TICKS
+            out[tid] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
+    return out
 
 
 class Worker:
@@ -276,10 +277,12 @@ class Worker:
     frames looks at ``stopping`` before each one, so a transcode whose viewer left stops
     within one frame.
 
-    CPU time: the thread and the codec threads it starts (found by the thread's name,
-    which they inherit, once ``transcoder`` has opened the codecs) are read from
-    ``/proc`` after a call once the thread used ``CPU_REPORT_SEC`` more, and at ``close``;
-    what they used since the last report goes to ``on_cpu`` (on the worker's thread)."""
+    CPU time (with ``on_cpu``): the thread and the codec threads it starts (found by the
+    thread's name, which they inherit, at the first report after ``transcoder`` opened
+    the codecs: not in the way of the first frame) are read from ``/proc`` after a call
+    once the thread used ``CPU_REPORT_SEC`` more, and at ``close``; what they used since
+    the last report goes to ``on_cpu`` (on the worker's thread). A codec thread's time
+    after the last report before it ended is not counted."""
 
     _names = itertools.count()
 
@@ -292,7 +295,8 @@ class Worker:
         self.stopping = False
         self._on_cpu = on_cpu
         self._tids: list[int] = []
-        self._reported = 0.0  # of the threads in _tids
+        self._scan = True  # find the threads (again) at the next report
+        self._reported: dict[int, float] = {}  # thread -> its CPU time reported
         self._own_at_report = 0.0  # the worker thread's own CPU time then
 
     def call(self, fn: Callable[..., T], *args: object) -> T:
@@ -302,25 +306,28 @@ class Worker:
         try:
             return fn(*args)
         finally:
-            if _thread_cpu() - self._own_at_report >= CPU_REPORT_SEC:
+            if self._on_cpu is not None and _thread_cpu() - self._own_at_report >= CPU_REPORT_SEC:
                 self._report()
 
     def transcoder(self, entry: VideoSampleEntry, settings: Settings) -> Transcoder:
         """A ``Transcoder`` made on this thread (call it through ``call``); its codec
         threads are counted from now on."""
         t = Transcoder(entry, settings)
-        self._report()
-        self._tids = _threads_named(self.name)
-        self._reported = _cpu_seconds(self._tids)
+        self._scan = True
         return t
 
     def _report(self) -> None:
+        if self._on_cpu is None:
+            return
         self._own_at_report = _thread_cpu()
-        if not self._tids:  # before the codecs: the worker's own thread
+        if self._scan:
+            self._scan = False
             self._tids = _threads_named(self.name)
-        now = _cpu_seconds(self._tids)
-        used, self._reported = now - self._reported, now
-        if used > 0 and self._on_cpu is not None:
+        used = 0.0
+        for tid, cpu in _cpu_seconds(self._tids).items():
+            used += max(0.0, cpu - self._reported.get(tid, 0.0))
+            self._reported[tid] = cpu
+        if used > 0:
             self._on_cpu(used)
 
     def close(self) -> None:
