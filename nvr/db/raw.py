@@ -18,7 +18,7 @@ from typing import Any
 
 from nvr.db.frames_summary import FramesSummary
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 ID_BITS = 32
 #: recording ids from here up are pieces of recordings cut by a redaction
@@ -208,6 +208,7 @@ def update_stream(
 def delete_stream(conn: sqlite3.Connection, stream_id: int) -> None:
     conn.execute("delete from archive_stream where stream_id = ?", (stream_id,))
     conn.execute("delete from recording_day where stream_id = ?", (stream_id,))
+    conn.execute("delete from motion_hour where stream_id = ?", (stream_id,))
     conn.execute("delete from stream where id = ?", (stream_id,))
 
 

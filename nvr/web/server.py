@@ -626,7 +626,10 @@ async def run_web(
                 stats.append(server.stats)
             task_status.started(addresses)
     finally:
-        done.set()
+        try:
+            await thumbnails.aclose()  # its kept decoders, on a worker thread (shielded)
+        finally:
+            done.set()
 
 
 def control_bind(config: Config) -> BindConfig | None:
