@@ -18,7 +18,7 @@ from typing import Any
 
 from nvr.db.frames_summary import FramesSummary
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 ID_BITS = 32
 #: recording ids from here up are pieces of recordings cut by a redaction
@@ -209,6 +209,7 @@ def delete_stream(conn: sqlite3.Connection, stream_id: int) -> None:
     conn.execute("delete from archive_stream where stream_id = ?", (stream_id,))
     conn.execute("delete from recording_day where stream_id = ?", (stream_id,))
     conn.execute("delete from archive_only_day where stream_id = ?", (stream_id,))
+    conn.execute("delete from motion_hour where stream_id = ?", (stream_id,))
     conn.execute("delete from stream where id = ?", (stream_id,))
 
 
@@ -473,7 +474,7 @@ def recording_day_zone(conn: sqlite3.Connection) -> str | None:
 
 
 #: the per-day tables: ``recording_day`` (local recordings) and ``archive_only_day``
-#: (archive-only recordings, version 12); same columns, split in the same zone
+#: (archive-only recordings, version 13); same columns, split in the same zone
 DAY_TABLES = ("recording_day", "archive_only_day")
 
 

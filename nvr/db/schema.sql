@@ -1,4 +1,4 @@
--- nvr database schema, version 12. This file is authoritative (docs/design.md,
+-- nvr database schema, version 13. This file is authoritative (docs/design.md,
 -- "Schema and upgrades").
 --
 -- Units: every *_90k column is in 90 kHz units; times ("*_time_90k") count from
@@ -13,10 +13,11 @@
 -- version 7 the redaction tombstones (redaction, v6_to_v7.py); version 8 the archive-only
 -- recordings (archive_only_recording, v7_to_v8.py); version 9 the per-day totals of
 -- recordings (recording_day, recording_day_zone, v8_to_v9.py); version 10 the motion union
--- as integers (recording_motion.cells_0..3, v9_to_v10.py); version 11 what archive
--- retention deleted per archive and stream (archive_stream_retention, v10_to_v11.py);
--- version 12 the per-day totals of archive-only recordings (archive_only_day,
--- v11_to_v12.py).
+-- as integers (recording_motion.cells_0..3, v9_to_v10.py); version 11 the per-hour motion
+-- and per-day signal totals (motion_hour, signal_day, event_total_zone, v10_to_v11.py);
+-- version 12 what archive retention deleted per archive and stream
+-- (archive_stream_retention, v11_to_v12.py); version 13 the per-day totals of
+-- archive-only recordings (archive_only_day, v12_to_v13.py).
 
 -- The database's identity: exactly one row. Sample-file directories record this uuid
 -- in their meta file so a directory is never used with another database.
@@ -146,7 +147,7 @@ create table recording_day (
 ) without rowid;
 
 -- The same totals of a stream's archive-only recordings (archive_only_recording; version
--- 12, v11_to_v12.py), kept by the same transactions that add and remove those rows and
+-- 13, v12_to_v13.py), kept by the same transactions that add and remove those rows and
 -- split in the same zone: the API's days count the recordings listed from the archive.
 create table archive_only_day (
   stream_id integer not null references stream (id),
@@ -162,6 +163,37 @@ create table archive_only_day (
 -- The IANA zone recording_day and archive_only_day are split in: at most one row (none:
 -- to be built).
 create table recording_day_zone (
+  zone text not null
+);
+
+-- Per stream, local day and local hour, the seconds with motion of its committed
+-- recordings starting in that hour (the API's motion bands), changed with every motion
+-- summary stored and every recording deleted, in the same transaction; rows reaching 0
+-- are deleted. Split in the zone of event_total_zone, like signal_day.
+create table motion_hour (
+  stream_id integer not null references stream (id),
+  day text not null,  -- local date, YYYY-MM-DD
+  hour integer not null check (hour between 0 and 23),  -- local hour the recordings start in
+  seconds integer not null,
+  primary key (stream_id, day, hour)
+) without rowid;
+
+-- Per signal, local day and state (1..255; 0, unknown, is not counted), the time the
+-- signal spent in that state between consecutive changes (the open end after its last
+-- change is added when read), changed with every signal_change write in the same
+-- transaction; rows reaching 0 are deleted.
+create table signal_day (
+  signal_id integer not null references signal (id),
+  day text not null,  -- local date, YYYY-MM-DD
+  state integer not null check (state between 1 and 255),
+  duration_90k integer not null,
+  primary key (signal_id, day, state)
+) without rowid;
+
+-- The IANA zone motion_hour and signal_day are split in: at most one row (none: to be
+-- built; an open in another zone builds both again from recording_motion and
+-- signal_change).
+create table event_total_zone (
   zone text not null
 );
 
@@ -386,7 +418,7 @@ create table archived_recording (
   primary key (archive_id, composite_id)
 ) without rowid;
 
--- Per archive and stream whose recordings it held (version 11, v10_to_v11.py): the keys
+-- Per archive and stream whose recordings it held (version 12, v11_to_v12.py): the keys
 -- its objects are under and the highest recording id the archive's own retention deleted.
 -- No foreign key to `stream`: the row outlives a deleted camera, so that its archived
 -- recordings still age out under these keys. The uploader never uploads a recording of

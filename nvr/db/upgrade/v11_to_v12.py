@@ -1,11 +1,11 @@
-"""Schema version 11 -> 12: per-day totals of archive-only recordings.
+"""Schema version 11 -> 12: what archive retention has deleted, per archive and stream.
 
-Adds ``archive_only_day``: per stream and local day, the totals of its archive-only
-recordings (``archive_only_recording``), shaped as ``recording_day`` and split in the same
-zone, so that the API's ``days`` (the timeline) count the recordings the listing shows
-from the archive without reading them. The rows are not computed here (the zone is the
-daemon's, not known to the upgrade): the step empties ``recording_day_zone``, so the next
-read-write open builds both tables from the recordings once, as after version 9.
+Adds ``archive_stream_retention``: for each archive and stream whose recordings it held,
+the keys its objects are under (camera uuid, stream type) and the highest recording id
+its own retention deleted. With it the uploader never uploads again a recording archive
+retention deleted while it is still local (shorter archive retention than local), and a
+deleted camera's archived recordings age out like any other's (the stream's row is gone,
+this one is not). Empty after the upgrade: what retention deleted before is not known.
 The SQL is written out here, not taken from ``schema.sql``: a step is frozen history.
 """
 
@@ -14,19 +14,16 @@ from __future__ import annotations
 import sqlite3
 
 _SQL = """
-create table archive_only_day (
-  stream_id integer not null references stream (id),
-  day text not null,
-  recordings integer not null check (recordings >= 0),
-  duration_90k integer not null check (duration_90k >= 0),
-  started integer not null check (started >= 0),
-  sample_file_bytes integer not null check (sample_file_bytes >= 0),
-  fs_bytes integer not null check (fs_bytes >= 0),
-  primary key (stream_id, day)
+create table archive_stream_retention (
+  archive_id integer not null references archive (id),
+  stream_id integer not null,
+  camera_uuid blob not null check (length(camera_uuid) = 16),
+  stream_type text not null check (stream_type in ('main', 'sub', 'ext')),
+  expired_through_id integer not null default -1,
+  primary key (archive_id, stream_id)
 ) without rowid;
 """
 
 
 def run(conn: sqlite3.Connection) -> None:
     conn.execute(_SQL)
-    conn.execute("delete from recording_day_zone")
