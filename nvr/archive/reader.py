@@ -188,10 +188,13 @@ class Prefetcher:
 
 def open_archive_reads(db: Database, **kw: int) -> ArchiveReads:
     """``ArchiveReads`` over an S3 client per archive of the database (none connects yet);
-    ``kw``: ``ArchiveReads``'s ``workers``, ``window``, ``ahead``."""
+    ``kw``: ``ArchiveReads``'s ``workers``, ``window``, ``ahead``. Each client keeps as
+    many connections as there are GET threads (fewer: the pool would open a new
+    connection for each GET beyond them and close it after)."""
     stores: dict[int, ObjectStore] = {}
+    workers = kw.get("workers", WORKERS)
     for aid, a in sorted(db.archives.items()):
         c = a.config
         stores[aid] = S3Store(StoreConfig(c.endpoint, c.bucket, c.access_key, c.secret_key,
-                                          c.region))
+                                          c.region, max_connections=workers))
     return ArchiveReads(stores, **kw)

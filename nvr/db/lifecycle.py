@@ -270,6 +270,7 @@ class Lifecycle(Protection, MotionStore):
         }
         motion: list[tuple[int, Time, int]] = []
         gone_motion: list[tuple[int, tuple[int, int]]] = []
+        kept: list[raw_archive.DayRec] = []  # archive-only from now on
         with self._transaction(f"flush ({reason})") as conn:
             for sid, recs in to_commit.items():
                 s = self.streams[sid]
@@ -300,11 +301,14 @@ class Lifecycle(Protection, MotionStore):
                     if seen is not None:
                         gone_motion.append((sid, seen))
                     # an archived recording stays listed and playable from the archive
-                    raw_archive.keep_if_archived(conn, d.composite_id)
+                    if raw_archive.keep_if_archived(conn, d.composite_id):
+                        kept.append((sid, d.start_time_90k, d.wall_duration_90k,
+                                     d.sample_file_bytes))
                     raw.move_recording_to_garbage(conn, dir_id, d.composite_id)
                 raw.subtract_recording_days(conn, sid, day_rows(day_deltas(
                     ((d.start_time_90k, d.wall_duration_90k, d.sample_file_bytes) for d in dels),
                     self.tz)))
+            raw_archive.change_archive_only_days(conn, kept, self.tz, 1)
             for dir_id, cids in to_forget.items():
                 for cid in cids:
                     raw.delete_garbage(conn, dir_id, cid)
@@ -315,6 +319,8 @@ class Lifecycle(Protection, MotionStore):
             if self.open_id is not None:
                 raw.update_open(conn, self.open_id, self._now(), self._since_open())
         # Committed: now update memory.
+        for sid, start, wall, nbytes in kept:
+            self.streams[sid].archive_only.add(start, wall, nbytes, self.tz)
         self._committed_motion(motion)
         self._count_motion(motion_hours)
         for sid, recs in to_commit.items():
