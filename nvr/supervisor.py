@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 import trio
 
 from nvr.archive.client import OpenStore, open_s3
-from nvr.archive.reader import ArchiveReads
+from nvr.archive.reader import WORKERS, ArchiveReads
 from nvr.archive.uploader import CONCURRENCY, Uploader, sample_opener
 from nvr.base import errors
 from nvr.base.blocking import run_blocking
@@ -263,7 +263,8 @@ class Supervisor:
 
         await self._core.start(run)
         if self._reads is not None and not initial:  # playback reads the new settings too
-            self._reads.stores[archive_id] = await run_blocking(self._open_store, a.config, 4)
+            self._reads.stores[archive_id] = await run_blocking(self._open_store, a.config,
+                                                               WORKERS)
         if not initial:
             log.info("archive %s: uploader started", a.short_name)
 

@@ -188,7 +188,10 @@ class Prefetcher:
 
 def open_archive_reads(db: Database, open_store: OpenStore = open_s3, **kw: int) -> ArchiveReads:
     """``ArchiveReads`` over a store per archive of the database (none connects yet);
-    ``kw``: ``ArchiveReads``'s ``workers``, ``window``, ``ahead``. The daemon's supervisor
+    ``kw``: ``ArchiveReads``'s ``workers``, ``window``, ``ahead``. Each client keeps as
+    many connections as there are GET threads (fewer: the pool would open a new
+    connection for each GET beyond them and close it after). The daemon's supervisor
     replaces an archive's store when its configuration changes."""
-    stores = {aid: open_store(a.config, 4) for aid, a in sorted(db.archives.items())}
+    workers = kw.get("workers", WORKERS)
+    stores = {aid: open_store(a.config, workers) for aid, a in sorted(db.archives.items())}
     return ArchiveReads(stores, **kw)
