@@ -39,12 +39,13 @@ import base64
 import hashlib
 import io
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 from urllib.parse import quote
 
 from nvr.base import errors
+from nvr.db.archives import ArchiveConfig
 
 #: the key ``probe_checksums`` writes (and deletes) under an archive's prefix
 PROBE_KEY = ".nvr-checksum-probe"
@@ -332,3 +333,14 @@ def probe_checksums(store: ObjectStore, prefix: str) -> bool:
         return True
     store.delete(prefix + PROBE_KEY)
     return False
+
+
+#: makes the store of an archive's configuration (``open_s3``; tests pass an in-process
+#: one), with at most so many connections
+OpenStore = Callable[[ArchiveConfig, int], ObjectStore]
+
+
+def open_s3(c: ArchiveConfig, max_connections: int = 4) -> ObjectStore:
+    """The S3 store of an archive (blocking: boto3 builds its client; nothing connects)."""
+    return S3Store(StoreConfig(c.endpoint, c.bucket, c.access_key, c.secret_key, c.region,
+                               max_connections=max_connections))

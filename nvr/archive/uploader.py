@@ -49,7 +49,7 @@ import trio
 import trio_util
 
 from nvr.archive import layout, tombstones
-from nvr.archive.client import ObjectStore, S3Store, StoreConfig, probe_checksums
+from nvr.archive.client import ObjectStore, probe_checksums
 from nvr.base import errors
 from nvr.base.blocking import run_blocking
 from nvr.base.clock import Clocks
@@ -183,6 +183,13 @@ class Uploader:
 
     def _poke_now(self) -> None:
         self._poke.set()
+
+    def detach(self) -> None:
+        """Stops listening to the database (once ``run`` has ended: the archive was
+        removed or changed, ``nvr.supervisor``)."""
+        for listeners in (self._db.flush_listeners, self._db.redaction_listeners):
+            if self._poke_now in listeners:
+                listeners.remove(self._poke_now)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Uploads until cancelled; reports started at once. Cancellation abandons the
@@ -493,20 +500,3 @@ def sample_opener(db: Database, dirs: Mapping[int, SampleFileDir]) -> OpenSample
         return dirs[dir_id].open_for_reading(cid)
 
     return open_sample
-
-
-async def start_uploaders(
-    nursery: trio.Nursery,
-    db: Database,
-    dirs: Mapping[int, SampleFileDir],
-    clocks: Clocks,
-    uploaders: dict[int, Uploader],
-) -> None:
-    """Starts one uploader per archive in ``nursery`` (the daemon's core nursery), filling
-    ``uploaders`` (by archive id) for ``/api/`` and metrics."""
-    for aid, a in sorted(db.archives.items()):
-        c = a.config
-        store = S3Store(StoreConfig(c.endpoint, c.bucket, c.access_key, c.secret_key, c.region,
-                                    max_connections=CONCURRENCY))
-        uploaders[aid] = Uploader(db, aid, store, sample_opener(db, dirs), clocks)
-        await nursery.start(uploaders[aid].run)

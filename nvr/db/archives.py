@@ -246,6 +246,7 @@ class Archives(DatabaseCore):
             raw_archive.set_archive_streams(conn, aid, ids)
         a = Archive(aid, u, short_name, config, set(ids))
         self.archives[aid] = a
+        self._backlogs = None  # counted again with it on the next ask
         return a
 
     def update_archive(
