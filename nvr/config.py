@@ -125,6 +125,10 @@ class Config:
     transcode_max_height: int = 720
     #: how much lower than recording's the converting threads' CPU priority is (nice)
     transcode_nice: int = 10
+    #: ``nvr run --read-only`` with an archive attached (a second site) polls it for new
+    #: recordings, cameras and tombstones this often (``nvr.archive.follow``); 0 = never
+    #: (the database is then opened read-only)
+    archive_follow_interval_sec: float = 60.0
 
     def min_free_for(self, path: str) -> int:
         return self.min_free_by_dir.get(path, self.min_free)
@@ -249,6 +253,7 @@ _SCALARS: dict[str, type | tuple[type, ...]] = {
     "transcode_max_concurrent": int,
     "transcode_max_height": int,
     "transcode_nice": int,
+    "archive_follow_interval_sec": (int, float),
 }
 
 
@@ -333,6 +338,8 @@ def parse_config(data: dict[str, Any]) -> Config:
         raise errors.InvalidArgument("config: transcode_max_height must be 144 to 2160")
     if not 0 <= cfg.transcode_nice <= 19:
         raise errors.InvalidArgument("config: transcode_nice must be 0 to 19")
+    if not 0 <= cfg.archive_follow_interval_sec <= 86400:
+        raise errors.InvalidArgument("config: archive_follow_interval_sec must be 0 to 86400")
     if cfg.time_zone is not None:
         from nvr.base.time90k import zone
 

@@ -6,7 +6,8 @@ run(config)
 ├─ signal watcher (outside the core nursery: it outlives the final flush)
 └─ core nursery
    ├─ syncer per sample-file directory
-   ├─ uploader per archive (``nvr.archive.uploader.start_uploaders``)
+   ├─ uploader per archive (``Supervisor.start_uploaders``); read-only: a
+   │  follower per archive instead (``nvr.archive.follow.start_followers``)
    ├─ event loop monitor (``Liveness.monitor``)
    ├─ systemd watchdog (``ping_watchdog``: only while ``Liveness`` finds no problem)
    ├─ web: ``nvr.web.server.run_web``, one server per HTTP bind and the control socket
@@ -46,8 +47,10 @@ from dataclasses import dataclass, field
 
 import trio
 
+from nvr.archive.client import OpenStore, open_s3
+from nvr.archive.follow import Follower, start_followers
 from nvr.archive.reader import ArchiveReads, open_archive_reads
-from nvr.archive.uploader import Uploader, start_uploaders
+from nvr.archive.uploader import Uploader
 from nvr.base import descriptors, errors
 from nvr.base.clock import Clocks, RealClocks
 from nvr.base.log_limit import RateLimitedLog
@@ -83,6 +86,10 @@ class Daemon:
     syncers: dict[int, Syncer] = field(default_factory=dict)  # by dir id
     streamers: dict[int, Streamer] = field(default_factory=dict)  # by stream id
     uploaders: dict[int, Uploader] = field(default_factory=dict)  # by archive id
+    #: makes an archive's object store (tests put an in-process one)
+    open_store: OpenStore = open_s3
+    #: a read-only daemon's archive followers, by archive id
+    followers: dict[int, Follower] = field(default_factory=dict)
     #: set to begin an orderly shutdown
     shutdown: trio.Event = field(default_factory=trio.Event)
     #: where the web server listens (``http://127.0.0.1:43123``...), once started
@@ -172,6 +179,7 @@ async def run(
     read_only: bool = False,
     notifier: Notifier | None = None,
     handle_signals: bool = True,
+    open_store: OpenStore | None = None,
     task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Runs the daemon until shutdown; reports the ``Daemon`` once it is ready (every
@@ -183,17 +191,13 @@ async def run(
     clocks = clocks or RealClocks()
     notifier = notifier or Notifier()
     open_files_limit = descriptors.raise_soft_limit()
-    db = Database.open(
-        config.db_dir,
-        read_only=read_only,
-        tz=zone(config.time_zone),
-        now=clocks.realtime,
-        monotonic=clocks.monotonic,
-    )
+    db = _open_db(config, clocks, read_only)
     try:
         dirs = open_dirs(db, read_only=read_only)
         try:
             daemon = _make_daemon(config, db, dirs, clocks)
+            if open_store is not None:
+                daemon.open_store = open_store
             # The signal watcher lives outside the tree so that a second signal still
             # exits at once while the syncers' shielded final flush runs.
             async with trio.open_nursery() as signals:
@@ -216,6 +220,20 @@ async def run(
     log.info("stopped")
 
 
+def _open_db(config: Config, clocks: Clocks, read_only: bool) -> Database:
+    """The database; a read-only daemon that follows an archive (``nvr.archive.follow``)
+    opens it read-write, to add the archive's new recordings (it records nothing)."""
+    def open_(ro: bool) -> Database:
+        return Database.open(config.db_dir, read_only=ro, tz=zone(config.time_zone),
+                             now=clocks.realtime, monotonic=clocks.monotonic)
+
+    db = open_(read_only)
+    if read_only and config.archive_follow_interval_sec > 0 and db.archives:
+        db.close()
+        db = open_(False)
+    return db
+
+
 async def _run_tree(
     daemon: Daemon,
     dirs: dict[int, SampleFileDir],
@@ -233,7 +251,7 @@ async def _run_tree(
         n_streams = 0 if read_only else len(recorded_streams(db))
         limiter = trio.CapacityLimiter(config.worker_threads or n_streams + 2)
         opener = PyAvOpener(clocks, limiter, threads=daemon.liveness.threads)
-    archive_reads = open_archive_reads(db)
+    archive_reads = open_archive_reads(db, daemon.open_store)
     try:
         await _run_core(daemon, dirs, clocks, opener, read_only, notifier, budget, task_status,
                         archive_reads)
@@ -254,11 +272,16 @@ async def _run_core(
 ) -> None:
     db, config = daemon.db, daemon.config
     async with trio.open_nursery() as core:
-        supervisor = daemon.supervisor = Supervisor(daemon, dirs, clocks, opener, core)
+        supervisor = daemon.supervisor = Supervisor(
+            daemon, dirs, clocks, opener, core, archive_reads, daemon.open_store
+        )
         if not read_only:
             for dir_id in dirs:
                 await supervisor.start_syncer(dir_id)
-            await start_uploaders(core, db, dirs, clocks, daemon.uploaders)
+            await supervisor.start_uploaders()
+        elif not db.read_only:
+            daemon.followers = await start_followers(
+                core, db, clocks, round(config.archive_follow_interval_sec * UNITS_PER_SEC))
         core.start_soon(daemon.liveness.monitor)
         if notifier.watchdog_interval:
             core.start_soon(ping_watchdog, daemon.liveness, notifier, clocks)

@@ -1,5 +1,5 @@
 """Configuration changes as the API's JSON describes them: cameras, streams,
-sample-file directories, signals and signal types (docs/api.md, "Configuration
+sample-file directories, signals and signal types, archives (docs/api.md, "Configuration
 (extensions)").
 
 What belongs here: reading a change's JSON body field by field (a wrong field is
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nvr.base import errors
+from nvr.db.archives import Archive, ArchiveConfig
 from nvr.db.database import Database
 from nvr.db.signals import MAX_STATE, RELATIONS, Signal, SignalState, SignalType
 from nvr.db.types import (
@@ -382,3 +383,88 @@ def _camera_by_uuid(db: Database, text: str) -> Camera:
         return db.camera_by_uuid(uuidlib.UUID(text))
     except ValueError:
         raise errors.NotFound(f"no camera {text!r}") from None
+
+
+# ----------------------------------------------------------------------------- archives
+
+#: the most streams one archive may be told to copy in one request
+MAX_ARCHIVE_STREAMS = 1000
+#: an archive's JSON field -> its ``ArchiveConfig`` attribute (text fields)
+_ARCHIVE_TEXT = {"endpoint": "endpoint", "bucket": "bucket", "prefix": "prefix",
+                 "region": "region", "accessKey": "access_key", "secretKey": "secret_key"}
+#: numeric fields: JSON name -> (attribute, largest); 0 or null clears one
+_ARCHIVE_LIMITS = {"retainDays": ("retain_days", MAX_RETAIN_DAYS),
+                   "retainBytes": ("retain_bytes", MAX_RETAIN_BYTES),
+                   "maxRate": ("max_rate", MAX_RETAIN_BYTES)}
+_ARCHIVE_FIELDS = ("shortName", *_ARCHIVE_TEXT, *_ARCHIVE_LIMITS, "requireArchived", "streams")
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveChange:
+    """An archive's new configuration and streams (None: unchanged), validated."""
+
+    config: ArchiveConfig
+    stream_ids: list[int] | None
+
+
+def archive_change(
+    db: Database, body: Any, old: Archive | None,
+    camera: Callable[[str], Camera] | None = None,
+) -> ArchiveChange:  # fmt: skip
+    """Reads ``{"shortName", "endpoint", "bucket", "prefix"?, "region"?, "accessKey",
+    "secretKey", "retainDays"?, "retainBytes"?, "maxRate"?, "requireArchived"?, "streams"?:
+    [{"cameraUuid", "type"?}]}`` (an update: only the fields to change, no name) over
+    ``old`` (None: a new archive) and validates the result. Messages never quote a key."""
+    what = "archive" if old is None else "update"
+    d = _only(body, _ARCHIVE_FIELDS if old is None else _ARCHIVE_FIELDS[1:], what)
+    cfg = replace(old.config) if old is not None else ArchiveConfig()
+    for key, attr in _ARCHIVE_TEXT.items():
+        if key in d:
+            setattr(cfg, attr, _text(d[key], f"{what}.{key}", empty=key == "prefix"))
+    for key, (attr, hi) in _ARCHIVE_LIMITS.items():
+        if key in d:
+            v = d[key]
+            setattr(cfg, attr, None if v in (None, 0) else _int(v, f"{what}.{key}", 0, hi))
+    if "requireArchived" in d:
+        if not isinstance(d["requireArchived"], bool):
+            raise errors.InvalidArgument(f"{what}.requireArchived must be true or false")
+        cfg.require_archived = d["requireArchived"]
+    cfg = cfg.normalized()
+    cfg.validate()
+    ids = None
+    if "streams" in d:
+        raw = d["streams"]
+        if not isinstance(raw, list) or len(raw) > MAX_ARCHIVE_STREAMS:
+            raise errors.InvalidArgument(
+                f"{what}.streams must be a list of at most {MAX_ARCHIVE_STREAMS} "
+                '{"cameraUuid", "type"} objects'
+            )
+        find = camera or (lambda u: _camera_by_uuid(db, u))
+        ids = []
+        for s in raw:
+            s = _only(s, ("cameraUuid", "type"), f"{what}.streams[]")
+            cam = find(_text(s.get("cameraUuid"), f"{what}.streams[].cameraUuid", empty=False))
+            type_ = s.get("type", "main")
+            sid = cam.streams.get(type_) if isinstance(type_, str) else None
+            if sid is None:
+                raise errors.NotFound(f"camera {cam.short_name!r} has no {type_} stream")
+            ids.append(sid)
+    return ArchiveChange(cfg, ids)
+
+
+def add_archive(
+    db: Database, body: Any, camera: Callable[[str], Camera] | None = None
+) -> Archive:
+    """Adds the archive ``body`` describes (``archive_change``; ``streams`` omitted: every
+    main stream)."""
+    change = archive_change(db, body, None, camera)
+    name = _text(body.get("shortName"), "archive.shortName", empty=False)
+    return db.add_archive(name, change.config, change.stream_ids)
+
+
+def archive_by_ref(db: Database, ref: str) -> Archive:
+    """An archive named by its uuid or its short name."""
+    for a in db.archives.values():
+        if str(a.uuid) == ref.lower() or a.short_name == ref:
+            return a
+    raise errors.NotFound(f"no archive named {ref!r}")

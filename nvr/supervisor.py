@@ -27,7 +27,11 @@ from typing import TYPE_CHECKING, Protocol
 
 import trio
 
+from nvr.archive.client import OpenStore, open_s3
+from nvr.archive.reader import WORKERS, ArchiveReads
+from nvr.archive.uploader import CONCURRENCY, Uploader, sample_opener
 from nvr.base import errors
+from nvr.base.blocking import run_blocking
 from nvr.base.clock import Clocks
 from nvr.base.time90k import UNITS_PER_SEC, Duration, format_duration
 from nvr.db.database import Database
@@ -59,6 +63,7 @@ class Daemon(Protocol):
     metrics: Metrics
     syncers: dict[int, Syncer]
     streamers: dict[int, Streamer]
+    uploaders: dict[int, Uploader]
     hub: FrameHub
     motion: dict[int, MotionAnalyzer]
 
@@ -129,6 +134,21 @@ class _Dir:
     done: trio.Event = field(default_factory=trio.Event)
 
 
+def archive_settings(db: Database, archive_id: int) -> Hashable:
+    """What an archive's uploader is started with: its whole configuration and streams
+    (a change of any restarts it; compared, never shown: it holds the keys)."""
+    a = db.archives[archive_id]
+    return a.config.to_json(), tuple(sorted(a.streams))
+
+
+@dataclass(eq=False)
+class _Upload:
+    settings: Hashable
+    uploader: Uploader
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    done: trio.Event = field(default_factory=trio.Event)
+
+
 class Supervisor:
     """Runs the cameras' and directories' tasks of one daemon. See the module docstring."""
 
@@ -139,6 +159,8 @@ class Supervisor:
         clocks: Clocks,
         opener: Opener,
         core: trio.Nursery,
+        archive_reads: ArchiveReads | None = None,
+        open_store: OpenStore = open_s3,
     ) -> None:
         self._daemon = daemon
         self._db = daemon.db
@@ -152,6 +174,10 @@ class Supervisor:
         #: each stream's counters, kept across restarts (metrics' counters never go back)
         self._counters: dict[int, StreamCounters] = {}
         self._syncer_tasks: dict[int, _Dir] = {}
+        self._reads = archive_reads
+        self._open_store = open_store
+        self._uploads: dict[int, _Upload] = {}
+        self._uploading = False  # start_uploaders was called (not a read-only daemon)
         #: held while a change is committed and applied: changes apply one at a time
         self.lock = trio.Lock()
 
@@ -198,6 +224,63 @@ class Supervisor:
         if sdir is not None:
             sdir.close()
 
+    # -- archives --------------------------------------------------------------------
+
+    async def start_uploaders(self) -> None:
+        """Starts one uploader per archive in the core nursery; from now on ``apply``
+        starts, stops and restarts them as archives are added, removed and changed."""
+        self._uploading = True
+        await self._apply_archives(initial=True)
+
+    async def _apply_archives(self, *, initial: bool = False) -> None:
+        if not self._uploading:
+            return
+        for aid, up in list(self._uploads.items()):
+            if aid not in self._db.archives or archive_settings(self._db, aid) != up.settings:
+                await self.stop_uploader(aid)
+        for aid in sorted(self._db.archives):
+            if aid not in self._uploads:
+                await self._start_uploader(aid, initial=initial)
+        if self._reads is not None:
+            for aid in [a for a in self._reads.stores if a not in self._db.archives]:
+                del self._reads.stores[aid]
+
+    async def _start_uploader(self, archive_id: int, *, initial: bool) -> None:
+        a = self._db.archives[archive_id]
+        store = await run_blocking(self._open_store, a.config, CONCURRENCY)
+        uploader = Uploader(self._db, archive_id, store, sample_opener(self._db, self._dirs),
+                            self._clocks)
+        up = self._uploads[archive_id] = _Upload(archive_settings(self._db, archive_id),
+                                                 uploader)
+        self._daemon.uploaders[archive_id] = uploader
+
+        async def run(task_status: trio.TaskStatus[None]) -> None:
+            try:
+                with up.scope:
+                    await uploader.run(task_status=task_status)
+            finally:
+                up.done.set()
+
+        await self._core.start(run)
+        if self._reads is not None and not initial:  # playback reads the new settings too
+            self._reads.stores[archive_id] = await run_blocking(self._open_store, a.config,
+                                                               WORKERS)
+        if not initial:
+            log.info("archive %s: uploader started", a.short_name)
+
+    async def stop_uploader(self, archive_id: int) -> None:
+        """Stops an archive's uploader: an upload in flight is abandoned (not recorded:
+        it is done again), what was complete is recorded first."""
+        up = self._uploads.pop(archive_id, None)
+        if up is None:
+            return
+        up.scope.cancel()
+        await up.done.wait()
+        up.uploader.detach()
+        if self._daemon.uploaders.get(archive_id) is up.uploader:
+            del self._daemon.uploaders[archive_id]
+        log.info("archive %d: uploader stopped", archive_id)
+
     # -- cameras -----------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -222,10 +305,11 @@ class Supervisor:
             await self._ingest_done.wait()
 
     async def apply(self) -> None:
-        """Brings the running camera tasks in line with the database (call with ``lock``
-        held, after committing a change)."""
+        """Brings the running camera tasks and uploaders in line with the database (call
+        with ``lock`` held, after committing a change)."""
         if self._ingest is not None:
             await self._apply()
+        await self._apply_archives()
 
     async def _apply(self) -> None:
         want = {cid: camera_settings(self._db, cid) for cid in self._db.cameras}

@@ -16,10 +16,19 @@ used part-way through the recording (a ``Continuation``: frames fed so far, the 
 picture handed out) and ``Decoders`` keeps the few most recently used, so the next
 picture of the same recording at or after it costs only the frames between. Decoding is
 deterministic, so a continued decoder hands out exactly the picture a fresh one would
-(the tests compare the bytes). Decoders run on one thread (``FRAME_THREADS``: a frame-
-threaded decoder freed part-way can hang); with frame threads a decoder hands a frame
-out only once the next one is fed, so it is fed ``LOOKAHEAD`` frames past the target
-rather than drained (a drained decoder cannot go on).
+(the tests compare the bytes). Decoders run on ``FRAME_THREADS`` frame threads; such a
+decoder hands a frame out only once the next one is fed, so it is fed ``LOOKAHEAD``
+frames past the target rather than drained (a drained decoder cannot go on).
+
+A frame-threaded decoder is freed safely, never by the garbage collector at a random
+point: every packet it is fed owns a copy of its bytes in FFmpeg's memory (``_packet``;
+a packet made straight from Python bytes is freed through a callback that takes the GIL,
+and a frame thread drops its packet when done with it, so a decoder freed while a frame
+thread was still working, which PyAV does holding the GIL, waited for a thread that
+waited for the GIL: a hang for ever in ``avcodec_free_context``, seen on the trio thread),
+and a kept decoder is let go only by ``Continuation.close`` on a worker thread, which
+drains it first (its threads idle) and drops the last reference there. ``Decoders``
+hands back what it evicts, for its owner to close so.
 
 JPEGs come from FFmpeg's ``mjpeg`` encoder through PyAV (already a dependency; it encodes
 the decoder's YUV directly, without the RGB round trip an image library would need), at a
@@ -32,6 +41,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import av
 import av.error
@@ -55,12 +65,9 @@ JPEG_QSCALE = 5
 RENDER_VERSION = 1
 
 _DECODERS = {b"avcC": "h264", b"hvcC": "hevc"}
-#: a run of frames decodes ~1.5x faster on two frame threads (bench_thumbnail), but a
-#: kept decoder freed part-way with frame threads can hang for ever in
-#: ``avcodec_free_context`` (seen: a test's decoder collected in the trio thread froze
-#: it; in the daemon that would stop the event loop, recording included). One thread,
-#: until kept decoders are drained on a worker thread before they are dropped ...
-FRAME_THREADS = 1
+#: a run of frames decodes ~1.5x faster on two frame threads (bench_thumbnail); safe to
+#: free only as the module docstring says ...
+FRAME_THREADS = 2
 #: ... which hand a frame out once the next is fed: frames fed past the target
 LOOKAHEAD = FRAME_THREADS - 1
 #: decoders ``Decoders`` keeps (each holds a few decoded pictures: ~10-40 MB at 1080p)
@@ -158,6 +165,27 @@ def _new_decoder(entry: VideoSampleEntry, threads: int) -> av.VideoCodecContext:
     return decoder
 
 
+def _packet(data: bytes, pos: int, n: int, pts: int) -> av.Packet[Any]:
+    """Frame bytes ``data[pos:pos + n]`` as a packet owning a copy of them in FFmpeg's
+    memory, so the frame thread that drops it never needs the GIL (module docstring)."""
+    packet = av.Packet(n)
+    packet.update(data[pos : pos + n])
+    packet.pts = pts
+    return packet
+
+
+def _drain(decoder: av.VideoCodecContext) -> av.VideoFrame | None:
+    """Sends the end of the stream and returns the last frame that comes out (None: none
+    did, or the decoder failed on the way); after it the decoder's threads are idle."""
+    last = None
+    try:
+        for frame in decoder.decode(None):
+            last = frame
+    except av.error.FFmpegError:
+        return None
+    return last
+
+
 def _decode_last(codec: str, extradata: bytes, data: bytes,
                  sizes: tuple[int, ...]) -> av.VideoFrame:
     decoder = av.CodecContext.create(codec, "r")
@@ -167,15 +195,19 @@ def _decode_last(codec: str, extradata: bytes, data: bytes,
     decoder.thread_count = 1 if len(sizes) == 1 else FRAME_THREADS
     decoder.thread_type = "FRAME"
     last: av.VideoFrame | None = None
-    pos = 0
-    for i, n in enumerate(sizes):
-        packet = av.Packet(data[pos : pos + n])
-        packet.pts = i
-        pos += n
-        for frame in decoder.decode(packet):
+    drained = False
+    try:
+        pos = 0
+        for i, n in enumerate(sizes):
+            for frame in decoder.decode(_packet(data, pos, n, i)):
+                last = frame
+            pos += n
+        drained = True
+        for frame in decoder.decode(None):
             last = frame
-    for frame in decoder.decode(None):
-        last = frame
+    finally:
+        if not drained:  # failed part-way: idle its threads before it is freed here
+            _drain(decoder)
     if last is None or last.pts != len(sizes) - 1:
         raise DataLoss(f"frame {len(sizes) - 1} after its key frame did not decode")
     return last
@@ -198,10 +230,12 @@ def _encode_jpeg(picture: av.VideoFrame, size: tuple[int, int]) -> bytes:
 class Continuation:
     """A decoder part-way through one recording (``source``: anything naming the bytes,
     such as its composite id, open and sample entry): fed its frames from a key frame up
-    to ``fed``; ``picture`` is the last one it handed out, frame ``shown``."""
+    to ``fed``; ``picture`` is the last one it handed out, frame ``shown``. Let go of only
+    through ``close``, on a worker thread (module docstring)."""
 
     source: object
-    decoder: av.VideoCodecContext
+    #: None once closed
+    decoder: av.VideoCodecContext | None
     fed: int
     shown: int = -1
     picture: av.VideoFrame | None = None
@@ -209,13 +243,30 @@ class Continuation:
     def reaches(self, source: object, key: int, target: int) -> bool:
         """Whether it can show frame ``target`` (whose key frame is ``key``) feeding no
         more frames than a new decoder would."""
-        return source == self.source and self.shown <= target and self.fed + 1 >= key
+        return (self.decoder is not None and source == self.source
+                and self.shown <= target and self.fed + 1 >= key)
+
+    def close(self) -> None:
+        """Drains the decoder and frees it, here: blocks while its frame threads finish,
+        so call it on a worker thread. Idempotent; the continuation cannot go on after."""
+        decoder, self.decoder, self.picture = self.decoder, None, None
+        if decoder is not None:
+            _drain(decoder)
+            del decoder  # the last reference: freed now, on this thread, its threads idle
+
+
+def close_all(conts: list[Continuation]) -> None:
+    """``Continuation.close`` of each (on a worker thread)."""
+    for cont in conts:
+        cont.close()
 
 
 @dataclass
 class Decoders:
     """The ``max_decoders`` continuations used last (see the module docstring). One is
-    taken out while a render uses it, so two renders never share a decoder."""
+    taken out while a render uses it, so two renders never share a decoder. It frees
+    none itself: what ``put`` evicts and ``take_all`` returns, the caller closes on a
+    worker thread (``close_all``)."""
 
     max_decoders: int = MAX_DECODERS
     _kept: list[Continuation] = field(default_factory=list)  # least recently used first
@@ -229,9 +280,16 @@ class Decoders:
                 return self._kept.pop(i)
         return None
 
-    def put(self, cont: Continuation) -> None:
+    def put(self, cont: Continuation) -> list[Continuation]:
+        """Keeps ``cont`` as the most recently used; returns those it evicts."""
         self._kept.append(cont)
-        del self._kept[: max(0, len(self._kept) - self.max_decoders)]
+        evicted = self._kept[: max(0, len(self._kept) - self.max_decoders)]
+        del self._kept[: len(evicted)]
+        return evicted
+
+    def take_all(self) -> list[Continuation]:
+        kept, self._kept = self._kept, []
+        return kept
 
 
 def render_continuing(entry: VideoSampleEntry, source: object, cont: Continuation | None,
@@ -240,33 +298,43 @@ def render_continuing(entry: VideoSampleEntry, source: object, cont: Continuatio
     """The JPEG of frame ``target`` (of ``size``), feeding frames ``first``,
     ``first + 1``... (``sizes``; their bytes ``data``) to ``cont``'s decoder, or without
     one to a new decoder (``first`` is then a key frame). Returns it and the continuation
-    to keep (None when the decoder had to be drained to hand the target out). Raises
-    ``DataLoss`` when the frames do not decode into that picture."""
+    to keep (None when the decoder had to be drained to hand the target out). A decoder
+    not kept (drained, or on any error) is closed here. Raises ``DataLoss`` when the
+    frames do not decode into that picture."""
+    if cont is not None and (first != cont.fed + 1 or cont.decoder is None):
+        fed = cont.fed if cont.decoder is not None else "closed"
+        cont.close()
+        raise ValueError(f"frames from {first} fed to a decoder fed up to {fed}")
     if len(data) != sum(sizes):
+        if cont is not None:
+            cont.close()
         raise DataLoss(f"read {len(data)} bytes of frames, expected {sum(sizes)}")
     if cont is None:
         cont = Continuation(source, _new_decoder(entry, FRAME_THREADS), first - 1)
-    elif first != cont.fed + 1:
-        raise ValueError(f"frames from {first} fed to a decoder fed up to {cont.fed}")
+    decoder = cont.decoder
+    assert decoder is not None
     seen = cont.picture if cont.shown == target else None
+    kept: Continuation | None = None
     try:
         pos = 0
         for i, n in enumerate(sizes):
-            packet = av.Packet(data[pos : pos + n])
-            packet.pts = first + i
-            pos += n
-            for frame in cont.decoder.decode(packet):
+            for frame in decoder.decode(_packet(data, pos, n, first + i)):
                 if frame.pts is not None:
                     cont.shown, cont.picture = frame.pts, frame
                     seen = frame if frame.pts == target else seen
+            pos += n
             cont.fed = first + i
-        kept: Continuation | None = cont
         if seen is None:  # not handed out yet (the recording's last frame, say): drain
-            kept = None
-            for frame in cont.decoder.decode(None):
+            for frame in decoder.decode(None):
                 seen = frame if frame.pts == target else seen
+        else:
+            kept = cont
         if seen is None:
             raise DataLoss(f"frame {target} did not decode")
         return _encode_jpeg(seen, size), kept
     except av.error.FFmpegError as e:
         raise DataLoss(f"the frames do not decode: {e}") from e
+    finally:
+        del decoder
+        if kept is None:
+            cont.close()

@@ -35,7 +35,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import ctypes
+import itertools
 import os
+import resource
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -58,6 +61,11 @@ MAX_GOP = 600
 _DECODERS = {b"avcC": "h264", b"hvcC": "hevc"}
 _AV_CODEC_FLAG_GLOBAL_HEADER = 1 << 22
 _NAL_SPS, _NAL_PPS = 7, 8
+_PR_SET_NAME = 15
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+#: a worker reports its CPU time when its own thread has used this much more (reading it
+#: costs a few ``/proc`` reads: not for every live frame)
+CPU_REPORT_SEC = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,9 +225,13 @@ class Transcoder:
         return out
 
 
-def _lower_priority(nice: int) -> None:
-    """Runs first on a ``Worker``'s thread: lowers that thread's priority (Linux nice
-    values are per thread, and threads it starts inherit them)."""
+def _start_thread(nice: int, name: bytes) -> None:
+    """Runs first on a ``Worker``'s thread: names it (codec threads it starts inherit the
+    name, which is how ``Worker`` finds them to count their CPU time) and lowers its
+    priority (Linux nice values are per thread, and threads it starts inherit them)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
     if nice > 0:
         with contextlib.suppress(OSError):  # never refused for a higher niceness
             # who=0: the calling thread (Linux keeps nice values per thread)
@@ -227,19 +239,99 @@ def _lower_priority(nice: int) -> None:
                            min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice))
 
 
+def _threads_named(name: bytes) -> list[int]:
+    """This process's threads whose name is ``name`` (Linux; none elsewhere)."""
+    found = []
+    with contextlib.suppress(OSError):
+        for tid in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError), open(f"/proc/self/task/{tid}/comm", "rb") as f:
+                if f.read().rstrip(b"\n") == name:
+                    found.append(int(tid))
+    return found
+
+
+def _thread_cpu() -> float:
+    """The calling thread's CPU time (user + system)."""
+    r = resource.getrusage(resource.RUSAGE_THREAD)
+    return r.ru_utime + r.ru_stime
+
+
+def _cpu_seconds(tids: Sequence[int]) -> dict[int, float]:
+    """The CPU time (user + system) each of the threads ``tids`` used (an ended one: not
+    there)."""
+    out = {}
+    for tid in tids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+                stat = f.read()
+            fields = stat[stat.rindex(b")") + 2 :].split()
+            out[tid] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
+    return out
+
+
 class Worker:
     """One thread of its own for one transcode, at lowered priority (see the module
     docstring): ``call`` runs a function there and waits for it (a caller in trio calls it
-    through ``run_blocking``, so the waiting happens in a worker thread). ``close`` ends
-    the thread once its current call returns."""
+    through ``run_blocking``, so the waiting happens in a worker thread). ``close`` sets
+    ``stopping`` and ends the thread once its current call returns: a call that loops over
+    frames looks at ``stopping`` before each one, so a transcode whose viewer left stops
+    within one frame.
 
-    def __init__(self, nice: int) -> None:
+    CPU time (with ``on_cpu``): the thread and the codec threads it starts (found by the
+    thread's name, which they inherit, at the first report after ``transcoder`` opened
+    the codecs: not in the way of the first frame) are read from ``/proc`` after a call
+    once the thread used ``CPU_REPORT_SEC`` more, and at ``close``; what they used since
+    the last report goes to ``on_cpu`` (on the worker's thread). A codec thread's time
+    after the last report before it ended is not counted."""
+
+    _names = itertools.count()
+
+    def __init__(self, nice: int, on_cpu: Callable[[float], None] | None = None) -> None:
+        self.name = f"nvr-tc-{next(Worker._names) % 100_000}".encode()
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="nvr-transcode",
-            initializer=_lower_priority, initargs=(nice,))
+            initializer=_start_thread, initargs=(nice, self.name))
+        #: set by ``close`` (read on the thread: a plain attribute is enough)
+        self.stopping = False
+        self._on_cpu = on_cpu
+        self._tids: list[int] = []
+        self._scan = True  # find the threads (again) at the next report
+        self._reported: dict[int, float] = {}  # thread -> its CPU time reported
+        self._own_at_report = 0.0  # the worker thread's own CPU time then
 
     def call(self, fn: Callable[..., T], *args: object) -> T:
-        return self._pool.submit(fn, *args).result()
+        return self._pool.submit(self._run, fn, *args).result()
+
+    def _run(self, fn: Callable[..., T], *args: object) -> T:
+        try:
+            return fn(*args)
+        finally:
+            if self._on_cpu is not None and _thread_cpu() - self._own_at_report >= CPU_REPORT_SEC:
+                self._report()
+
+    def transcoder(self, entry: VideoSampleEntry, settings: Settings) -> Transcoder:
+        """A ``Transcoder`` made on this thread (call it through ``call``); its codec
+        threads are counted from now on."""
+        t = Transcoder(entry, settings)
+        self._scan = True
+        return t
+
+    def _report(self) -> None:
+        if self._on_cpu is None:
+            return
+        self._own_at_report = _thread_cpu()
+        if self._scan:
+            self._scan = False
+            self._tids = _threads_named(self.name)
+        used = 0.0
+        for tid, cpu in _cpu_seconds(self._tids).items():
+            used += max(0.0, cpu - self._reported.get(tid, 0.0))
+            self._reported[tid] = cpu
+        if used > 0:
+            self._on_cpu(used)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.stopping = True
+        with contextlib.suppress(RuntimeError):  # already shut down
+            self._pool.submit(self._report)  # after the current call, on the thread
+        self._pool.shutdown(wait=False)

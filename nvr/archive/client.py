@@ -39,12 +39,13 @@ import base64
 import hashlib
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 from urllib.parse import quote
 
 from nvr.base import errors
+from nvr.db.archives import ArchiveConfig
 
 #: the key ``probe_checksums`` writes (and deletes) under an archive's prefix
 PROBE_KEY = ".nvr-checksum-probe"
@@ -91,8 +92,14 @@ class ObjectStore(Protocol):
         """Bytes ``[start, end)`` of the object."""
         ...
 
-    def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        """Every object whose key starts with ``prefix``, in key order."""
+    def list(self, prefix: str, start_after: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix`` (and sorts after
+        ``start_after``), in key order."""
+        ...
+
+    def list_dirs(self, prefix: str) -> Sequence[str]:
+        """The "directories" right under ``prefix``: each distinct ``prefix + name + "/"``
+        of the keys below it, in key order (a LIST with delimiter ``/``)."""
         ...
 
     def delete(self, key: str) -> None:
@@ -240,36 +247,69 @@ class S3Store:
         return ObjectInfo(key, int(r["ContentLength"]), base64.b64decode(sha) if sha else None)
 
     def get_range(self, key: str, start: int, end: int) -> bytes:
+        # As PUT: signed by botocore's signer and sent on our urllib3 pool (playback
+        # reads an archived hour in ~450 of these), the body read straight into one
+        # buffer
         if end <= start:
             return b""
+        path = f"/{quote(self.bucket)}/{quote(key, safe='/~')}"
+        headers = {"Range": f"bytes={start}-{end - 1}",
+                   "x-amz-content-sha256": "UNSIGNED-PAYLOAD"}
+        req = self._aws_request("GET", self._endpoint + path, headers=headers)
+        req.context["payload_signing_enabled"] = False
+        self._signer.add_auth(req)
+        what = self._what("GET", key)
         try:
-            r = self._client.get_object(
-                Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end - 1}"
-            )
-            data: bytes = r["Body"].read()
+            r = self._pool.urlopen("GET", path, headers=dict(req.headers.items()),
+                                   retries=False, redirect=False, preload_content=False)
+            try:
+                if r.status not in (200, 206):
+                    body = r.read(64 << 10)
+                    raise _map_code(_xml_field(body, "Code") or "", r.status,
+                                    _xml_field(body, "Message"), what)
+                buf = bytearray(end - start)
+                view, got = memoryview(buf), 0
+                while got < len(buf):
+                    n = r.readinto(view[got:])
+                    if not n:
+                        break
+                    got += n
+                extra = r.read(1) if r.status == 200 and got == len(buf) else b""
+            finally:
+                r.release_conn()
+        except errors.NvrError:
+            raise
         except Exception as e:
-            raise _map_error(e, self._what("GET", key)) from e
-        if len(data) != end - start:
-            raise errors.DataLoss(
-                f"{self._what('GET', key)}: asked for {end - start} bytes, got {len(data)}"
-            )
-        return data
+            raise _map_error(e, what) from e
+        if got != end - start or extra:
+            raise errors.DataLoss(f"{what}: asked for {end - start} bytes, got "
+                                  f"{got if not extra else 'more'}")
+        return bytes(buf)
 
-    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+    def _list_pages(self, prefix: str, **extra: str) -> Iterator[dict[str, Any]]:
         token: str | None = None
         while True:
-            kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+            kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, **extra}
             if token:
                 kw["ContinuationToken"] = token
             try:
-                r = self._client.list_objects_v2(**kw)
+                r: dict[str, Any] = self._client.list_objects_v2(**kw)
             except Exception as e:
                 raise _map_error(e, self._what("LIST", prefix)) from e
-            for o in r.get("Contents", []):
-                yield ObjectInfo(o["Key"], int(o["Size"]))
+            yield r
             if not r.get("IsTruncated"):
                 return
             token = r.get("NextContinuationToken")
+
+    def list(self, prefix: str, start_after: str = "") -> Iterator[ObjectInfo]:
+        extra = {"StartAfter": start_after} if start_after else {}
+        for r in self._list_pages(prefix, **extra):
+            for o in r.get("Contents", []):
+                yield ObjectInfo(o["Key"], int(o["Size"]))
+
+    def list_dirs(self, prefix: str) -> Sequence[str]:
+        return [p["Prefix"] for r in self._list_pages(prefix, Delimiter="/")
+                for p in r.get("CommonPrefixes", [])]
 
     def delete(self, key: str) -> None:
         try:
@@ -293,3 +333,14 @@ def probe_checksums(store: ObjectStore, prefix: str) -> bool:
         return True
     store.delete(prefix + PROBE_KEY)
     return False
+
+
+#: makes the store of an archive's configuration (``open_s3``; tests pass an in-process
+#: one), with at most so many connections
+OpenStore = Callable[[ArchiveConfig, int], ObjectStore]
+
+
+def open_s3(c: ArchiveConfig, max_connections: int = 4) -> ObjectStore:
+    """The S3 store of an archive (blocking: boto3 builds its client; nothing connects)."""
+    return S3Store(StoreConfig(c.endpoint, c.bucket, c.access_key, c.secret_key, c.region,
+                               max_connections=max_connections))

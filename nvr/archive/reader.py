@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from nvr.archive import layout
-from nvr.archive.client import ObjectStore, S3Store, StoreConfig
+from nvr.archive.client import ObjectStore, OpenStore, open_s3
 from nvr.base import errors
 from nvr.db.database import Database
 
@@ -186,12 +186,12 @@ class Prefetcher:
             self._drop_first()
 
 
-def open_archive_reads(db: Database, **kw: int) -> ArchiveReads:
-    """``ArchiveReads`` over an S3 client per archive of the database (none connects yet);
-    ``kw``: ``ArchiveReads``'s ``workers``, ``window``, ``ahead``."""
-    stores: dict[int, ObjectStore] = {}
-    for aid, a in sorted(db.archives.items()):
-        c = a.config
-        stores[aid] = S3Store(StoreConfig(c.endpoint, c.bucket, c.access_key, c.secret_key,
-                                          c.region))
+def open_archive_reads(db: Database, open_store: OpenStore = open_s3, **kw: int) -> ArchiveReads:
+    """``ArchiveReads`` over a store per archive of the database (none connects yet);
+    ``kw``: ``ArchiveReads``'s ``workers``, ``window``, ``ahead``. Each client keeps as
+    many connections as there are GET threads (fewer: the pool would open a new
+    connection for each GET beyond them and close it after). The daemon's supervisor
+    replaces an archive's store when its configuration changes."""
+    workers = kw.get("workers", WORKERS)
+    stores = {aid: open_store(a.config, workers) for aid, a in sorted(db.archives.items())}
     return ArchiveReads(stores, **kw)

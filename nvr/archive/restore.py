@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from nvr.archive import layout
-from nvr.archive.client import ObjectStore
+from nvr.archive.client import ObjectInfo, ObjectStore
 from nvr.base.time90k import Time
 from nvr.db.archives import RestoredRecording, RestoreResult
 from nvr.db.database import Database
@@ -46,22 +46,49 @@ def restore(
 ) -> RestoreReport:
     """See the module docstring. Blocking (call from a CLI, or through ``run_blocking``)."""
     prefix = db.archives[archive_id].config.prefix
+    found = read_descriptions(store, prefix, store.list(prefix), hidden=hidden)
+    return RestoreReport(add_descriptions(db, archive_id, found.descriptions, now),
+                         found.problems, found.hidden)
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What ``read_descriptions`` read: the descriptions to add, the problems (as
+    ``RestoreReport.problems``) and how many a tombstone hides."""
+
+    descriptions: list[layout.Description]
+    problems: list[str]
+    hidden: int
+
+
+def read_descriptions(
+    store: ObjectStore, prefix: str, objects: Iterable[ObjectInfo], *,
+    hidden: Callable[[layout.Description], bool] | None = None,
+    skip: Callable[[str], bool] | None = None,
+) -> Found:
+    """Reads (GETs, in a pool of ``WORKERS`` threads) the descriptions among ``objects``
+    (a listing under ``prefix``) whose sample object is listed with the size they say,
+    leaving out the keys ``skip`` says and those ``hidden`` says. Blocking."""
     samples: dict[str, int] = {}
     descriptions: dict[str, int] = {}
-    for o in store.list(prefix):
+    for o in objects:
         rest = o.key[len(prefix):]
         if _KEY_RE.fullmatch(rest):
             (samples if rest.endswith(".sample") else descriptions)[o.key] = o.size
+    keys = sorted(k for k in descriptions if skip is None or not skip(k))
     problems: list[str] = []
 
     def fetch(key: str) -> layout.Description:
         return layout.parse(key, store.get_range(key, 0, descriptions[key]))
 
-    with concurrent.futures.ThreadPoolExecutor(WORKERS, "archive-restore") as pool:
-        parsed = list(pool.map(_or_error(fetch), sorted(descriptions)))
-    recs: list[RestoredRecording] = []
+    if len(keys) > 1:
+        with concurrent.futures.ThreadPoolExecutor(WORKERS, "archive-restore") as pool:
+            parsed = list(pool.map(_or_error(fetch), keys))
+    else:
+        parsed = [_or_error(fetch)(k) for k in keys]
+    out: list[layout.Description] = []
     n_hidden = 0
-    for key, d in zip(sorted(descriptions), parsed, strict=True):
+    for key, d in zip(keys, parsed, strict=True):
         if isinstance(d, Exception):
             problems.append(f"{key}: {d}")
             continue
@@ -74,12 +101,24 @@ def restore(
         if hidden is not None and hidden(d):
             n_hidden += 1
             continue
-        entry_id = db.insert_video_sample_entry(d.entry)
-        recs.append(RestoredRecording(
+        out.append(d)
+    return Found(out, problems, n_hidden)
+
+
+def add_descriptions(
+    db: Database, archive_id: int, descriptions: list[layout.Description], now: Time
+) -> RestoreResult:
+    """Adds the recordings ``read_descriptions`` read, as archive-only, held by the
+    archive (``Archives.restore_recordings``), with their sample entries."""
+    recs = [
+        RestoredRecording(
             d.camera_uuid, d.camera_name, d.stream_type,
-            dict(d.row, video_sample_entry_id=entry_id), d.video_index, d.sha256,
-        ))
-    return RestoreReport(db.restore_recordings(archive_id, recs, now), problems, n_hidden)
+            dict(d.row, video_sample_entry_id=db.insert_video_sample_entry(d.entry)),
+            d.video_index, d.sha256,
+        )
+        for d in descriptions
+    ]
+    return db.restore_recordings(archive_id, recs, now)
 
 
 def _or_error(fn: Callable[[str], layout.Description]

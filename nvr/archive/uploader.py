@@ -27,8 +27,10 @@ uploads the recording again. The uploader never holds anything recording needs: 
 committed files and writes its own rows in short transactions.
 
 After each batch it applies the archive's own retention (``retain_bytes`` per stream,
-``retain_days``): the oldest recordings of each stream go first, their description object
-before their sample object, and their row last.
+``retain_days``) to every stream it holds recordings of (a deleted camera's too, under
+the keys kept when it was deleted): the oldest recordings of each stream go first, their
+description object before their sample object, and their row last; the stream's
+``expired_through_id`` then says never to upload them again while they are still local.
 
 When nothing is left it waits for the next flush (``Database.flush_listeners``).
 """
@@ -47,7 +49,7 @@ import trio
 import trio_util
 
 from nvr.archive import layout, tombstones
-from nvr.archive.client import ObjectStore, S3Store, StoreConfig, probe_checksums
+from nvr.archive.client import ObjectStore, probe_checksums
 from nvr.base import errors
 from nvr.base.blocking import run_blocking
 from nvr.base.clock import Clocks
@@ -182,6 +184,13 @@ class Uploader:
     def _poke_now(self) -> None:
         self._poke.set()
 
+    def detach(self) -> None:
+        """Stops listening to the database (once ``run`` has ended: the archive was
+        removed or changed, ``nvr.supervisor``)."""
+        for listeners in (self._db.flush_listeners, self._db.redaction_listeners):
+            if self._poke_now in listeners:
+                listeners.remove(self._poke_now)
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Uploads until cancelled; reports started at once. Cancellation abandons the
         upload in flight (it is not recorded, so it is done again after a restart)."""
@@ -303,11 +312,10 @@ class Uploader:
         if c.retain_days is not None:
             oldest_allowed = self._clocks.realtime() - c.retain_days * 86_400 * UNITS_PER_SEC
         n = 0
-        for sid in sorted(self._db.archives[self.archive_id].streams):
+        streams = self._db.archive_retention_streams(self.archive_id)
+        for sid, (cam_uuid, stream_type) in sorted(streams.items()):
             held = self._db.archived_in(self.archive_id, sid)
             total = sum(h.sample_file_bytes for h in held)
-            stream = self._db.streams[sid]
-            cam_uuid = self._db.cameras[stream.camera_id].uuid
             for h in held:
                 too_big = c.retain_bytes is not None and total > c.retain_bytes
                 too_old = (oldest_allowed is not None
@@ -315,13 +323,13 @@ class Uploader:
                 if not (too_big or too_old):
                     break
                 sample_key, desc_key = layout.recording_keys(
-                    c.prefix, cam_uuid, stream.type, h.composite_id
+                    c.prefix, cam_uuid, stream_type, h.composite_id
                 )
                 for key in (desc_key, sample_key):
                     await self._retry(
                         "retention", lambda k=key: run_blocking(self._store.delete, k)  # type: ignore[misc]
                     )
-                self._db.forget_archived(self.archive_id, [h.composite_id])
+                self._db.expire_archived(self.archive_id, h.composite_id, cam_uuid, stream_type)
                 total -= h.sample_file_bytes
                 n += 1
         return n
@@ -492,20 +500,3 @@ def sample_opener(db: Database, dirs: Mapping[int, SampleFileDir]) -> OpenSample
         return dirs[dir_id].open_for_reading(cid)
 
     return open_sample
-
-
-async def start_uploaders(
-    nursery: trio.Nursery,
-    db: Database,
-    dirs: Mapping[int, SampleFileDir],
-    clocks: Clocks,
-    uploaders: dict[int, Uploader],
-) -> None:
-    """Starts one uploader per archive in ``nursery`` (the daemon's core nursery), filling
-    ``uploaders`` (by archive id) for ``/api/`` and metrics."""
-    for aid, a in sorted(db.archives.items()):
-        c = a.config
-        store = S3Store(StoreConfig(c.endpoint, c.bucket, c.access_key, c.secret_key, c.region,
-                                    max_connections=CONCURRENCY))
-        uploaders[aid] = Uploader(db, aid, store, sample_opener(db, dirs), clocks)
-        await nursery.start(uploaders[aid].run)

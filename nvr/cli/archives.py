@@ -1,7 +1,13 @@
 """``nvr config archive add|list|edit|remove``: archives on S3-compatible storage.
 
-Like the other configuration commands these change the database directly, with the
-daemon stopped. The secret key is read from the first line of standard input
+Like the other configuration commands these work the same whether the daemon runs or
+not (``nvr.cli.control``): while it runs, a change goes over its control socket to the
+archive routes of the API and the daemon applies it at once (an added archive's uploader
+starts, a changed one's restarts with the new settings, a removed one's stops; nothing
+else is interrupted); otherwise the database is changed directly, through the same
+validation (``nvr.reconfig.archive_change``). ``remove`` forgets the archive and what it
+holds (its recordings kept only there go from the listings); the objects stay in the
+bucket. The secret key is read from the first line of standard input
 (``--secret-key-stdin``), never from the command line (it would be in the shell's history
 and in ``ps``); ``list`` never shows either key. ``--stream CAMERA[/TYPE]`` (repeatable;
 type main by default) picks the streams an archive copies; without it ``add`` copies every
@@ -17,13 +23,17 @@ until streams are recorded again).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
+from collections.abc import Callable
+from typing import Any
 
+from nvr import reconfig
 from nvr.base import errors
 from nvr.base.units import format_size, parse_size
+from nvr.cli import control
 from nvr.cli.common import Subparsers, db_dir
-from nvr.db.archives import Archive, ArchiveConfig
+from nvr.cli.control import CameraRef
+from nvr.db.archives import Archive
 from nvr.db.database import Database
 from nvr.offline import admin
 
@@ -37,53 +47,47 @@ def _secret(args: argparse.Namespace) -> str | None:
     return line
 
 
-def _streams(db: Database, specs: list[str] | None) -> list[int] | None:
-    if specs is None:
-        return None
-    out = []
-    for spec in specs:
-        name, _, type_ = spec.partition("/")
-        cam = db.camera_by_name(name)
-        sid = cam.streams.get(type_ or "main")
-        if sid is None:
-            raise errors.NotFound(f"camera {name!r} has no {type_ or 'main'} stream")
-        out.append(sid)
-    return out
-
-
-def _apply(cfg: ArchiveConfig, args: argparse.Namespace) -> ArchiveConfig:
-    changes: dict[str, object] = {}
-    for name in ("endpoint", "bucket", "prefix", "region", "access_key"):
+def _body(args: argparse.Namespace, camera: Callable[[str], CameraRef]) -> dict[str, Any]:
+    """The API's ``archive`` (or ``update``) body of the options given
+    (``nvr.reconfig.archive_change``); ``camera`` finds a camera by name."""
+    body: dict[str, Any] = {}
+    for name, key in (("endpoint", "endpoint"), ("bucket", "bucket"), ("prefix", "prefix"),
+                      ("region", "region"), ("access_key", "accessKey")):
         v = getattr(args, name, None)
         if v is not None:
-            changes[name] = v
+            body[key] = v
     secret = _secret(args)
     if secret is not None:
-        changes["secret_key"] = secret
+        body["secretKey"] = secret
     if args.retain_days is not None:
-        changes["retain_days"] = args.retain_days or None
+        body["retainDays"] = args.retain_days or None
     if args.retain_bytes is not None:
-        changes["retain_bytes"] = parse_size(args.retain_bytes) or None
+        body["retainBytes"] = parse_size(args.retain_bytes) or None
     if args.max_rate is not None:
-        changes["max_rate"] = parse_size(args.max_rate) or None
+        body["maxRate"] = parse_size(args.max_rate) or None
     if args.require_archived is not None:
-        changes["require_archived"] = args.require_archived
-    return dataclasses.replace(cfg, **changes)  # type: ignore[arg-type]
+        body["requireArchived"] = args.require_archived
+    if args.stream is not None:
+        streams = []
+        for spec in args.stream:
+            name, _, type_ = spec.partition("/")
+            streams.append({"cameraUuid": camera(name).uuid, "type": type_ or "main"})
+        body["streams"] = streams
+    return body
 
 
 def cmd_add(args: argparse.Namespace) -> int:
     if not args.secret_key_stdin:
         raise errors.InvalidArgument("the secret key is read with --secret-key-stdin")
-    with admin.open_db(db_dir(args)) as db:
-        a = db.add_archive(args.name, _apply(ArchiveConfig(), args), _streams(db, args.stream))
-        print(f"added archive {a.short_name} ({a.uuid}) copying {len(a.streams)} streams")
+    t = control.target(db_dir(args))
+    out = t.add_archive({"shortName": args.name, **_body(args, t.camera)})
+    print(f"added archive {args.name} ({out['uuid']}) copying {out['streams']} streams")
     return 0
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
-    with admin.open_db(db_dir(args)) as db:
-        a = db.archive_by_name(args.name)
-        db.update_archive(a.id, _apply(a.config, args), _streams(db, args.stream))
+    t = control.target(db_dir(args))
+    t.update_archive(args.name, _body(args, t.camera))
     print(f"changed archive {args.name}")
     return 0
 
@@ -106,15 +110,14 @@ def _describe(db: Database, a: Archive) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    with admin.open_db(db_dir(args), read_only=True) as db:
+    with control.peek(db_dir(args)) as db:
         for a in db.archives.values():
             print(_describe(db, a))
     return 0
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    with admin.open_db(db_dir(args)) as db:
-        db.delete_archive(db.archive_by_name(args.name).id)
+    control.target(db_dir(args)).remove_archive(args.name)
     print(f"removed archive {args.name} (its objects stay in the bucket)")
     return 0
 
@@ -161,7 +164,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
                     f"no archive named {args.name!r} here: give its --endpoint, --bucket, "
                     "--access-key and --secret-key-stdin (and --prefix) to add it"
                 ) from None
-            a = db.add_archive(args.name, _apply(ArchiveConfig(), args), [])
+            camera = control.LocalTarget(db_dir(args)).camera
+            a = reconfig.add_archive(db, {"shortName": args.name, **_body(args, camera),
+                                          "streams": []})
         c = a.config
         store = S3Store(StoreConfig(c.endpoint, c.bucket, c.access_key, c.secret_key, c.region))
         stones = tombstones.list_tombstones(store, c.prefix)

@@ -109,6 +109,12 @@ class Target(Protocol):
         self, name: str, permissions: frozenset[str] | None, description: str | None
     ) -> tuple[str, int]: ...
 
+    def add_archive(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    def update_archive(self, name: str, update: dict[str, Any]) -> None: ...
+
+    def remove_archive(self, name: str) -> None: ...
+
 
 def target(db_dir: Path) -> Target:
     return DaemonTarget(db_dir) if daemon_running(db_dir) else LocalTarget(db_dir)
@@ -194,6 +200,21 @@ class LocalTarget:
         return admin.mint_session(
             self._db_dir, name, permissions=permissions, description=description
         )
+
+    def add_archive(self, body: dict[str, Any]) -> dict[str, Any]:
+        with admin.open_db(self._db_dir) as db:
+            a = reconfig.add_archive(db, body)
+            return {"uuid": str(a.uuid), "id": a.id, "streams": len(a.streams)}
+
+    def update_archive(self, name: str, update: dict[str, Any]) -> None:
+        with admin.open_db(self._db_dir) as db:
+            a = reconfig.archive_by_ref(db, name)
+            change = reconfig.archive_change(db, update, a)
+            db.update_archive(a.id, change.config, change.stream_ids)
+
+    def remove_archive(self, name: str) -> None:
+        with admin.open_db(self._db_dir) as db:
+            db.delete_archive(reconfig.archive_by_ref(db, name).id)
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -340,3 +361,13 @@ class DaemonTarget:
                 "permissions": None if permissions is None else sorted(permissions)}  # fmt: skip
         out = self.request("POST", "/api/nvr/sessions", body)
         return str(out["session"]), int(out["creationTimeSec"])
+
+    def add_archive(self, body: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = self.request("POST", "/api/nvr/archives", {"archive": body})
+        return out
+
+    def update_archive(self, name: str, update: dict[str, Any]) -> None:
+        self.request("PATCH", f"/api/nvr/archives/{quote(name, safe='')}", {"update": update})
+
+    def remove_archive(self, name: str) -> None:
+        self.request("DELETE", f"/api/nvr/archives/{quote(name, safe='')}", {})

@@ -246,6 +246,7 @@ class Archives(DatabaseCore):
             raw_archive.set_archive_streams(conn, aid, ids)
         a = Archive(aid, u, short_name, config, set(ids))
         self.archives[aid] = a
+        self._backlogs = None  # counted again with it on the next ask
         return a
 
     def update_archive(
@@ -273,7 +274,9 @@ class Archives(DatabaseCore):
         """Forgets the archive and what it holds (its objects stay in the bucket)."""
         a = self._archive(archive_id)
         with self._transaction(f"deleting archive {a.short_name}") as conn:
-            raw_archive.delete_archive(conn, archive_id)
+            gone = raw_archive.delete_archive(conn, archive_id)
+            raw_archive.change_archive_only_days(conn, gone, self.tz, -1)
+        self._archive_only_changed(gone, -1)
         del self.archives[archive_id]
         self._backlogs = None
 
@@ -371,10 +374,55 @@ class Archives(DatabaseCore):
 
     def forget_archived(self, archive_id: int, cids: list[int]) -> None:
         """After archive retention deleted these recordings' objects."""
+        gone: list[raw_archive.DayRec] = []
         with self._transaction("forgetting archived recordings") as conn:
             for cid in cids:
-                raw_archive.delete_archived_recording(conn, archive_id, cid)
+                gone += raw_archive.delete_archived_recording(conn, archive_id, cid)
+            raw_archive.change_archive_only_days(conn, gone, self.tz, -1)
+        self._archive_only_changed(gone, -1)
         self._backlogs = None  # a recording still here is unarchived again: recount
+
+    def _archive_only_changed(self, recs: list[raw_archive.DayRec], sign: int) -> None:
+        """Memory after ``raw_archive.change_archive_only_days`` committed."""
+        for sid, start, wall, nbytes in recs:
+            s = self.streams.get(sid)
+            if s is not None:
+                if sign > 0:
+                    s.archive_only.add(start, wall, nbytes, self.tz)
+                else:
+                    s.archive_only.remove(start, wall, nbytes, self.tz)
+
+    def expire_archived(self, archive_id: int, cid: int, camera_uuid: uuidlib.UUID,
+                        stream_type: str) -> None:
+        """After archive retention deleted this recording's objects (under that camera
+        uuid and stream type: ``archive_retention_streams``): forgets it (as
+        ``forget_archived``) and remembers that retention got this far in its stream, so
+        that it is never uploaded again while it is still local."""
+        with self._transaction("expiring an archived recording") as conn:
+            gone = raw_archive.expire_archived(conn, archive_id, cid, camera_uuid.bytes,
+                                               stream_type)
+            raw_archive.change_archive_only_days(conn, gone, self.tz, -1)
+        self._archive_only_changed(gone, -1)
+        self._backlogs = None
+
+    def archive_retention_streams(
+        self, archive_id: int
+    ) -> dict[int, tuple[uuidlib.UUID, str]]:
+        """The streams the archive holds recordings of, with the camera uuid and stream
+        type their objects are under: a deleted camera's streams too (its keys were kept
+        in ``archive_stream_retention`` when it was deleted)."""
+        with self._read("listing the streams an archive holds") as conn:
+            held = raw_archive.held_streams(conn, archive_id)
+            kept = {sid: (uuidlib.UUID(bytes=u), t)
+                    for sid, u, t in raw_archive.retention_keys(conn, archive_id)}
+        out: dict[int, tuple[uuidlib.UUID, str]] = {}
+        for sid in held:
+            s = self.streams.get(sid)
+            if s is not None:
+                out[sid] = (self.cameras[s.camera_id].uuid, s.type)
+            elif sid in kept:
+                out[sid] = kept[sid]
+        return out
 
     def archived_overlapping(
         self, archive_id: int, stream_id: int, start: Time, end: Time
@@ -382,6 +430,17 @@ class Archives(DatabaseCore):
         """The stream's recordings the archive holds that overlap ``[start, end)``."""
         with self._read("listing archived recordings in a range") as conn:
             return raw_archive.archived_overlapping(conn, archive_id, stream_id, start, end)
+
+    def archived_ids_from(self, archive_id: int, stream_id: int, start_id: int) -> set[int]:
+        """Composite ids of the stream's recordings the archive holds from recording id
+        ``start_id`` on."""
+        with self._read("listing recent archived recordings") as conn:
+            return set(raw_archive.archived_ids_from(conn, archive_id, stream_id, start_id))
+
+    def last_archived_id(self, archive_id: int, stream_id: int) -> int | None:
+        """The stream's highest composite id the archive holds (None: none)."""
+        with self._read("finding the last archived recording") as conn:
+            return raw_archive.last_archived_id(conn, archive_id, stream_id)
 
     def archives_holding(self, cid: int) -> list[int]:
         """Ids of the archives that hold the recording, lowest first."""
@@ -419,6 +478,7 @@ class Archives(DatabaseCore):
         new_streams: dict[int, Stream] = {}
         counters: dict[int, tuple[int, int, int]] = {}
         restored = present = 0
+        added: list[raw_archive.DayRec] = []
         by_uuid = {c.uuid: c for c in self.cameras.values()}
         names = {c.short_name for c in self.cameras.values()}
         with self._transaction(f"restoring {len(recs)} recordings from {a.short_name}") as conn:
@@ -463,6 +523,8 @@ class Archives(DatabaseCore):
                            **dict(zip(raw.SUMMARY_COLUMN_NAMES, raw.summary_values(summary),
                                       strict=True)))
                 raw_archive.insert_archive_only(conn, row)
+                added.append((sid, int(r.row["start_time_90k"]),
+                              int(r.row["wall_duration_90k"]), int(r.row["sample_file_bytes"])))
                 restored += 1
                 media = int(r.row["wall_duration_90k"]) + int(r.row["media_duration_delta_90k"])
                 old = counters.get(sid, (have.cum_recordings, have.cum_media_duration_90k,
@@ -472,6 +534,7 @@ class Archives(DatabaseCore):
                     max(old[1], int(r.row["prev_media_duration_90k"]) + media),
                     max(old[2], int(r.row["prev_runs"]) + 1),
                 )
+            raw_archive.change_archive_only_days(conn, added, self.tz, 1)
             for sid, (n, media, runs) in counters.items():
                 raw.update_stream_counters(conn, sid, n, media, runs)
             streams = sorted(a.streams | set(new_streams))
@@ -479,6 +542,7 @@ class Archives(DatabaseCore):
         for cam in new_cams.values():
             self.cameras[cam.id] = cam
         self.streams.update(new_streams)
+        self._archive_only_changed(added, 1)
         for sid, (n, media, runs) in counters.items():
             s = self.streams[sid]
             s.cum_recordings, s.cum_media_duration_90k, s.cum_runs = n, media, runs

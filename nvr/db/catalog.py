@@ -70,27 +70,38 @@ class Catalog(DatabaseCore):
         conn = self._conn
         zone = zone_key(self.tz)
         if raw.recording_day_zone(conn) == zone:
-            days: dict[int, dict[str, DayTotal]] = {}
-            for sid, day, *totals in raw.list_recording_days(conn):
-                days.setdefault(sid, {})[day] = DayTotal(*totals)
-            for sid, stream in self.streams.items():
-                stream.committed = StreamSummary.from_days(
-                    days.get(sid, {}),
-                    *raw.recording_time_range(conn, sid, MAX_RECORDING_WALL_DURATION),
-                )
+            for table in raw.DAY_TABLES:
+                days: dict[int, dict[str, DayTotal]] = {}
+                for sid, day, *totals in raw.list_recording_days(conn, table):
+                    days.setdefault(sid, {})[day] = DayTotal(*totals)
+                for sid, stream in self.streams.items():
+                    if table == "recording_day":
+                        stream.committed = StreamSummary.from_days(
+                            days.get(sid, {}),
+                            *raw.recording_time_range(conn, sid, MAX_RECORDING_WALL_DURATION),
+                        )
+                    else:
+                        stream.archive_only = StreamSummary.from_days(
+                            days.get(sid, {}), None, None)
             return
         n = 0
         for sid, stream in self.streams.items():
             for start, wall, nbytes in raw.stream_summary_rows(conn, sid):
                 stream.committed.add(start, wall, nbytes, self.tz)
                 n += 1
+            for start, wall, nbytes in raw_archive.archive_only_summary_rows(conn, sid):
+                stream.archive_only.add(start, wall, nbytes, self.tz)
+                n += 1
         if n:
             log.info("built the per-day totals of %d recordings (time zone %s)", n, zone)
         if not self.read_only:
             with self._transaction("storing per-day totals") as wconn:
-                raw.replace_recording_days(wconn, zone, [
-                    (sid, *row) for sid, s in self.streams.items()
-                    for row in day_rows(s.committed.days)])
+                raw.replace_recording_days(
+                    wconn, zone,
+                    [(sid, *row) for sid, s in self.streams.items()
+                     for row in day_rows(s.committed.days)],
+                    [(sid, *row) for sid, s in self.streams.items()
+                     for row in day_rows(s.archive_only.days)])
 
     # -- sample file dirs -------------------------------------------------------------
 
@@ -239,7 +250,10 @@ class Catalog(DatabaseCore):
             raw_evidence.delete_camera_protected_ranges(conn, camera_id)
             for sid in cam.streams.values():
                 self._delete_stream_redactions(conn, sid)
-                # its archived objects stay in the bucket (``nvr archive restore``)
+                # its archived objects stay in the bucket (``nvr archive restore``) until
+                # the archive's own retention deletes them: it needs their keys
+                raw_archive.remember_stream_keys(conn, sid, cam.uuid.bytes,
+                                                 self.streams[sid].type)
                 raw_archive.delete_stream_archive_only(conn, sid)
                 raw.delete_stream(conn, sid)
             raw_signals.delete_camera_signal_links(conn, camera_id)  # signals stay, untied

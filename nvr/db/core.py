@@ -66,7 +66,7 @@ class DatabaseCore:
         self.flush_count = 0
         #: motion summaries of pending recordings, inserted when they are committed
         self.pending_motion: dict[int, raw_motion.MotionRow] = {}
-        #: per stream: (local day, local hour) -> seconds with motion (``db.motion``)
+        #: per stream read so far: (local day, local hour) -> seconds with motion (``db.motion``)
         self.motion_hours: dict[int, dict[tuple[str, int], int]] = {}
         self._closed = False
 

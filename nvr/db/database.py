@@ -20,19 +20,24 @@ over 100 ms is logged. SQLite errors are mapped to ``NvrError`` kinds.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import sqlite3
 import uuid as uuidlib
+import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
 
-from nvr.base.time90k import UNITS_PER_SEC, Duration, Time
-from nvr.db import connection, raw, signing
+from nvr.base.time90k import UNITS_PER_SEC, Duration, Time, to_datetime
+from nvr.db import connection, raw, raw_motion, raw_signals, signing
 from nvr.db.archives import Archives
 from nvr.db.catalog import Catalog
 from nvr.db.lifecycle import Lifecycle
 from nvr.db.reads import Reads
-from nvr.db.signals import Signals
+from nvr.db.signals import Signals, signal_day_totals
+from nvr.db.stream_summary import zone_key
+
+log = logging.getLogger(__name__)
 
 
 class Database(Catalog, Lifecycle, Reads, Signals, Archives):
@@ -77,8 +82,7 @@ class Database(Catalog, Lifecycle, Reads, Signals, Archives):
             raise
         try:
             db._load()
-            db._load_motion()
-            db._load_signals()
+            db._load_event_totals()
             db._load_archives()
             if not read_only:
                 signing.ensure_key(db_dir)  # databases made before exports had no key
@@ -99,8 +103,82 @@ class Database(Catalog, Lifecycle, Reads, Signals, Archives):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _load_event_totals(self) -> None:
+        """The per-hour motion and per-day signal totals: read from ``motion_hour`` and
+        ``signal_day`` when they are split in this open's zone; else (after an upgrade,
+        a repair, an open in another zone) built by one scan of the motion summaries and
+        the signal changes, logged, and (read-write) stored for the next opens."""
+        zone = zone_key(self.tz)
+        stored = raw_motion.event_total_zone(self._conn) == zone
+        summaries = self._load_motion(stored)
+        changes = self._load_signals(stored)
+        if stored:
+            return
+        log.info("built the motion and signal totals from %d motion summaries and %d signal "
+                 "changes (time zone %s)", summaries, changes, zone)
+        if not self.read_only:
+            with self._transaction("storing motion and signal totals") as conn:
+                raw_motion.replace_motion_hours(conn, self._motion_hour_rows())
+                raw_signals.replace_signal_days(conn, self._signal_day_rows())
+                raw_motion.set_event_total_zone(conn, zone)
+
+    def event_total_problems(self) -> list[str]:
+        """What ``nvr check`` reports of the stored motion and signal totals: each stream
+        and signal whose ``motion_hour`` / ``signal_day`` rows differ from a recomputation
+        (one scan of the summaries and changes, in the zone the rows are split in), with
+        how many rows differ and the first. Nothing while the rows are to be built (no
+        zone) or split in a zone this system does not know."""
+        with self._read("checking motion and signal totals") as conn:
+            conn.execute("begin")  # one snapshot: a live daemon may write meanwhile
+            try:
+                zone = raw_motion.event_total_zone(conn)
+                tz = _zone(zone, self.tz)
+                if tz is None:
+                    return []
+                stored_m = {(sid, day, hour): n for sid, day, hour, n
+                            in raw_motion.list_motion_hours(conn)}
+                stored_s = {(sid, day, state): d for sid, day, state, d
+                            in raw_signals.list_signal_days(conn)}
+                computed_m: dict[tuple[int, str, int], int] = {}
+                for sid, start, seconds in raw_motion.motion_totals_rows(conn):
+                    local = to_datetime(start, tz)
+                    key = (sid, local.date().isoformat(), local.hour)
+                    computed_m[key] = computed_m.get(key, 0) + seconds
+                computed_s = signal_day_totals(raw_signals.iter_all_signal_changes(conn), tz)
+            finally:
+                conn.execute("commit")
+        return [*_differences("motion totals of stream", "hour", stored_m, computed_m),
+                *_differences("day totals of signal", "state", stored_s, computed_s)]
+
     def _record_open(self) -> None:
         u = uuidlib.uuid4()
         with self._transaction("recording this open") as conn:
             open_id = raw.insert_open(conn, u.bytes, self._now(), connection.boot_uuid())
         self.open_id, self.open_uuid = open_id, u
+
+
+def _zone(key: str | None, tz: dt.tzinfo) -> dt.tzinfo | None:
+    """The zone named ``key`` (``tz`` if that is its name); None if unknown."""
+    if key is None or key == zone_key(tz):
+        return None if key is None else tz
+    try:
+        return zoneinfo.ZoneInfo(key)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def _differences(
+    what: str, sub: str, stored: dict[tuple[int, str, int], int],
+    computed: dict[tuple[int, str, int], int],
+) -> list[str]:
+    """One line per owner (the key's first part) whose rows differ."""
+    found: dict[int, list[tuple[str, int, int, int]]] = {}
+    for key in sorted(stored.keys() | computed.keys()):
+        a, b = stored.get(key, 0), computed.get(key, 0)
+        if a != b:
+            found.setdefault(key[0], []).append((key[1], key[2], a, b))
+    return [
+        f"{what} {owner}: {len(rows)} row(s) differ from a recomputation, the first on "
+        f"{rows[0][0]} {sub} {rows[0][1]} (stored {rows[0][2]}, recomputed {rows[0][3]})"
+        for owner, rows in found.items()
+    ]

@@ -270,6 +270,7 @@ class Lifecycle(Protection, MotionStore):
         }
         motion: list[tuple[int, Time, int]] = []
         gone_motion: list[tuple[int, tuple[int, int]]] = []
+        kept: list[raw_archive.DayRec] = []  # archive-only from now on
         with self._transaction(f"flush ({reason})") as conn:
             for sid, recs in to_commit.items():
                 s = self.streams[sid]
@@ -300,20 +301,28 @@ class Lifecycle(Protection, MotionStore):
                     if seen is not None:
                         gone_motion.append((sid, seen))
                     # an archived recording stays listed and playable from the archive
-                    raw_archive.keep_if_archived(conn, d.composite_id)
+                    if raw_archive.keep_if_archived(conn, d.composite_id):
+                        kept.append((sid, d.start_time_90k, d.wall_duration_90k,
+                                     d.sample_file_bytes))
                     raw.move_recording_to_garbage(conn, dir_id, d.composite_id)
                 raw.subtract_recording_days(conn, sid, day_rows(day_deltas(
                     ((d.start_time_90k, d.wall_duration_90k, d.sample_file_bytes) for d in dels),
                     self.tz)))
+            raw_archive.change_archive_only_days(conn, kept, self.tz, 1)
             for dir_id, cids in to_forget.items():
                 for cid in cids:
                     raw.delete_garbage(conn, dir_id, cid)
+            motion_hours = [
+                *(self._motion_hour(cid >> raw.ID_BITS, start, n) for cid, start, n in motion),
+                *(self._motion_hour(sid, start, -n) for sid, (start, n) in gone_motion)]
+            raw_motion.add_motion_hours(conn, motion_hours)
             if self.open_id is not None:
                 raw.update_open(conn, self.open_id, self._now(), self._since_open())
         # Committed: now update memory.
+        for sid, start, wall, nbytes in kept:
+            self.streams[sid].archive_only.add(start, wall, nbytes, self.tz)
         self._committed_motion(motion)
-        for sid, (start, seconds) in gone_motion:
-            self._count_motion(sid, start, -seconds)
+        self._count_motion(motion_hours)
         for sid, recs in to_commit.items():
             s = self.streams[sid]
             s.cum_recordings, s.cum_media_duration_90k, s.cum_runs = new_counters[sid]
@@ -376,8 +385,10 @@ class Lifecycle(Protection, MotionStore):
             raw.add_recording_days(conn, stream.id, day_rows(day_deltas(
                 [(p.start_time_90k, p.wall_duration_90k, p.sample_file_bytes) for p in pieces],
                 self.tz)))
-        if seen is not None:
-            self._count_motion(stream.id, seen[0], -seen[1])
+            motion_hours = [] if seen is None else [
+                self._motion_hour(stream.id, seen[0], -seen[1])]
+            raw_motion.add_motion_hours(conn, motion_hours)
+        self._count_motion(motion_hours)
         stream.committed.remove(old.start_time_90k, old.wall_duration_90k,
                                 old.sample_file_bytes, self.tz)
         for p in pieces:
@@ -395,9 +406,10 @@ class Lifecycle(Protection, MotionStore):
     def delete_recording_rows(self, cids: list[int]) -> None:
         """Deletes committed recordings whose sample files are lost, in one transaction
         (``nvr check --delete-orphan-rows``). In-memory summaries are not updated: the
-        caller closes the database afterwards; the per-day totals are dropped, so the next
-        open builds them again."""
+        caller closes the database afterwards; the per-day (and per-hour motion, per-day
+        signal) totals are dropped, so the next open builds them again."""
         with self._transaction(f"deleting {len(cids)} recordings without files") as conn:
             for cid in cids:
                 raw.delete_recording(conn, cid)
             raw.replace_recording_days(conn, None, [])
+            raw_motion.set_event_total_zone(conn, None)

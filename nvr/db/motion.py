@@ -12,29 +12,62 @@ crash loses of the recordings too. Deleting a recording deletes its summary
 
 Per-hour totals: the seconds with motion of each recording, counted in the local hour
 (of ``tz``) its recording starts in (a recording is a minute or so, so an hour's total
-may include up to a few minutes of the next one); built by one scan at open and kept
-current on every commit and delete.
+may include up to a few minutes of the next one). Stored in ``motion_hour``, changed in
+the same transaction as every summary stored and every recording deleted (flush,
+redaction cut), and held in memory (``motion_hours``) per stream from the first time its
+totals are asked for (``/api/?days=true``): an open reads neither the summaries nor those
+rows (a year of 32 streams has 280,000 of them), unless the rows are missing or split in
+another zone (``event_total_zone``): then one scan builds them for every stream
+(``Database._load_event_totals``).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 
 from nvr.base.time90k import Time, to_datetime
-from nvr.db import raw, raw_motion
+from nvr.db import raw_motion
 from nvr.db.core import DatabaseCore
 from nvr.db.raw import split_composite_id
 from nvr.db.raw_motion import MotionRow
 from nvr.db.types import MAX_RECORDING_WALL_DURATION
 
+#: a ``motion_hour`` row or change: (stream id, local day, local hour, seconds)
+MotionHour = tuple[int, str, int, int]
+
 
 class MotionStore(DatabaseCore):
     """``Database``'s motion summaries; see the module docstring."""
 
-    def _load_motion(self) -> None:
+    def _load_motion(self, stored: bool) -> int:
+        """The per-hour totals: nothing to do if ``stored`` (each stream's are read from
+        ``motion_hour`` when first asked for: ``_motion_hours_of``), else built for every
+        stream by a scan of the summaries (returns how many it read)."""
+        if stored:
+            return 0
+        n = 0
+        self.motion_hours = {sid: {} for sid in self.streams}
         with self._read("loading motion totals") as conn:
             for sid, start, seconds in raw_motion.motion_totals_rows(conn):
-                self._count_motion(sid, start, seconds)
+                self._count_motion([self._motion_hour(sid, start, seconds)])
+                n += 1
+        return n
+
+    def _motion_hours_of(self, stream_id: int) -> dict[tuple[str, int], int]:
+        """The stream's per-hour totals, read from ``motion_hour`` (one index range of its
+        own rows) the first time."""
+        hours = self.motion_hours.get(stream_id)
+        if hours is None:
+            with self._read("reading motion totals") as conn:
+                hours = {(day, hour): seconds for day, hour, seconds
+                         in raw_motion.list_stream_motion_hours(conn, stream_id)}
+            self.motion_hours[stream_id] = hours
+        return hours
+
+    def _motion_hour_rows(self) -> list[MotionHour]:
+        return [(sid, day, hour, seconds) for sid, hours in self.motion_hours.items()
+                for (day, hour), seconds in hours.items()]
 
     def put_motion_summary(self, cid: int, row: MotionRow) -> str:
         """Stores the summary of recording ``cid``: now if it is committed, with its
@@ -54,9 +87,11 @@ class MotionStore(DatabaseCore):
                 return "dropped"
             old = raw_motion.motion_seconds_of(conn, cid)
             raw_motion.insert_motion(conn, cid, row)
-        if old is not None:
-            self._count_motion(stream_id, old[0], -old[1])
-        self._count_motion(stream_id, start, row.motion_seconds)
+            hours = [self._motion_hour(stream_id, start, row.motion_seconds)]
+            if old is not None:
+                hours.append(self._motion_hour(stream_id, old[0], -old[1]))
+            raw_motion.add_motion_hours(conn, hours)
+        self._count_motion(hours)
         return "stored"
 
     def _insert_pending_motion(
@@ -70,30 +105,36 @@ class MotionStore(DatabaseCore):
         return cid, start, row.motion_seconds
 
     def _committed_motion(self, inserted: list[tuple[int, Time, int]]) -> None:
-        """After ``flush`` committed: forget the pending summaries, count them in."""
-        for cid, start, seconds in inserted:
+        """After ``flush`` committed: forget the pending summaries."""
+        for cid, _, _ in inserted:
             del self.pending_motion[cid]
-            self._count_motion(cid >> raw.ID_BITS, start, seconds)
 
     def _forget_pending_motion(self, cid: int) -> None:
         self.pending_motion.pop(cid, None)
 
-    def _count_motion(self, stream_id: int, start: Time, seconds: int) -> None:
-        if not seconds:
-            return
+    def _motion_hour(self, stream_id: int, start: Time, seconds: int) -> MotionHour:
+        """The ``motion_hour`` change of ``seconds`` with motion in a recording of the
+        stream starting at ``start``."""
         local = to_datetime(start, self.tz)
-        key = (local.date().isoformat(), local.hour)
-        hours = self.motion_hours.setdefault(stream_id, {})
-        total = hours.get(key, 0) + seconds
-        if total > 0:
-            hours[key] = total
-        else:
-            hours.pop(key, None)
+        return stream_id, local.date().isoformat(), local.hour, seconds
+
+    def _count_motion(self, rows: Iterable[MotionHour]) -> None:
+        """After the rows' transaction committed (``raw_motion.add_motion_hours``): the same
+        change in memory."""
+        for stream_id, day, hour, seconds in rows:
+            hours = self.motion_hours.get(stream_id)
+            if not seconds or hours is None:  # not read yet: it will be, changed
+                continue
+            total = hours.get((day, hour), 0) + seconds
+            if total > 0:
+                hours[(day, hour)] = total
+            else:
+                hours.pop((day, hour), None)
 
     def motion_days(self, stream_id: int) -> dict[str, tuple[int, dict[int, int]]]:
         """Local day -> (seconds with motion, {local hour: seconds})."""
         out: dict[str, tuple[int, dict[int, int]]] = {}
-        for (day, hour), seconds in sorted(self.motion_hours.get(stream_id, {}).items()):
+        for (day, hour), seconds in sorted(self._motion_hours_of(stream_id).items()):
             total, hours = out.get(day, (0, {}))
             hours[hour] = seconds
             out[day] = (total + seconds, hours)

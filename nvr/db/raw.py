@@ -11,14 +11,14 @@ ranges, redactions) and ``raw_archive``.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 from nvr.db.frames_summary import FramesSummary
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 13
 
 ID_BITS = 32
 #: recording ids from here up are pieces of recordings cut by a redaction
@@ -208,6 +208,8 @@ def update_stream(
 def delete_stream(conn: sqlite3.Connection, stream_id: int) -> None:
     conn.execute("delete from archive_stream where stream_id = ?", (stream_id,))
     conn.execute("delete from recording_day where stream_id = ?", (stream_id,))
+    conn.execute("delete from archive_only_day where stream_id = ?", (stream_id,))
+    conn.execute("delete from motion_hour where stream_id = ?", (stream_id,))
     conn.execute("delete from stream where id = ?", (stream_id,))
 
 
@@ -471,24 +473,32 @@ def recording_day_zone(conn: sqlite3.Connection) -> str | None:
     return None if row is None else str(row[0])
 
 
+#: the per-day tables: ``recording_day`` (local recordings) and ``archive_only_day``
+#: (archive-only recordings, version 13); same columns, split in the same zone
+DAY_TABLES = ("recording_day", "archive_only_day")
+
+
 def list_recording_days(
-    conn: sqlite3.Connection,
+    conn: sqlite3.Connection, table: str = "recording_day",
 ) -> Iterator[tuple[int, str, int, int, int, int, int]]:
     """(stream_id, day, recordings, duration_90k, started, sample_file_bytes, fs_bytes) of
-    every stream's days."""
+    every stream's days (in ``table``: one of ``DAY_TABLES``)."""
+    assert table in DAY_TABLES
     return conn.execute(
-        """select stream_id, day, recordings, duration_90k, started, sample_file_bytes,
-                  fs_bytes from recording_day"""
+        f"""select stream_id, day, recordings, duration_90k, started, sample_file_bytes,
+                  fs_bytes from {table}"""
     )
 
 
 def add_recording_days(
     conn: sqlite3.Connection, stream_id: int, deltas: list[tuple[str, int, int, int, int, int]],
+    table: str = "recording_day",
 ) -> None:
     """Adds per-day totals (day, recordings, duration_90k, started, sample_file_bytes,
     fs_bytes) of a stream: one indexed upsert per day."""
+    assert table in DAY_TABLES
     conn.executemany(
-        """insert into recording_day (stream_id, day, recordings, duration_90k, started,
+        f"""insert into {table} (stream_id, day, recordings, duration_90k, started,
                                       sample_file_bytes, fs_bytes)
            values (?, ?, ?, ?, ?, ?, ?)
            on conflict (stream_id, day) do update set
@@ -503,12 +513,14 @@ def add_recording_days(
 
 def subtract_recording_days(
     conn: sqlite3.Connection, stream_id: int, deltas: list[tuple[str, int, int, int, int, int]],
+    table: str = "recording_day",
 ) -> None:
     """Subtracts per-day totals (as ``add_recording_days`` takes them); a day left with no
     recording goes. Raises ``IntegrityError`` for a day that is not there."""
+    assert table in DAY_TABLES
     for day, recordings, duration, started, nbytes, fs in deltas:
         cur = conn.execute(
-            """update recording_day set recordings = recordings - ?,
+            f"""update {table} set recordings = recordings - ?,
                  duration_90k = duration_90k - ?, started = started - ?,
                  sample_file_bytes = sample_file_bytes - ?, fs_bytes = fs_bytes - ?
                where stream_id = ? and day = ?""",
@@ -517,7 +529,7 @@ def subtract_recording_days(
         if cur.rowcount != 1:
             raise sqlite3.IntegrityError(f"stream {stream_id} has no totals for {day}")
         conn.execute(
-            "delete from recording_day where stream_id = ? and day = ? and recordings = 0",
+            f"delete from {table} where stream_id = ? and day = ? and recordings = 0",
             (stream_id, day),
         )
 
@@ -525,12 +537,16 @@ def subtract_recording_days(
 def replace_recording_days(
     conn: sqlite3.Connection, zone: str | None,
     rows: list[tuple[int, str, int, int, int, int, int]],
+    archive_only_rows: Sequence[tuple[int, str, int, int, int, int, int]] = (),
 ) -> None:
-    """Replaces every ``recording_day`` row (and the zone they are split in; None: to be
-    built at the next open)."""
+    """Replaces every ``recording_day`` and ``archive_only_day`` row (and the zone they
+    are split in; None: to be built at the next open)."""
     conn.execute("delete from recording_day")
+    conn.execute("delete from archive_only_day")
     conn.execute("delete from recording_day_zone")
     conn.executemany("insert into recording_day values (?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.executemany("insert into archive_only_day values (?, ?, ?, ?, ?, ?, ?)",
+                     archive_only_rows)
     if zone is not None:
         conn.execute("insert into recording_day_zone (zone) values (?)", (zone,))
 

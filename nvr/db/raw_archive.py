@@ -6,12 +6,19 @@ plain rows or values; they do not commit and keep no state.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
+from nvr.db import raw
 from nvr.db.raw import LIST_COLUMNS, SUMMARY_COLUMN_NAMES, composite_id
+from nvr.db.stream_summary import day_deltas, day_rows
+
+#: (stream id, start, wall duration, bytes) of an archive-only recording: what its
+#: per-day totals (``archive_only_day``) count
+DayRec = tuple[int, int, int, int]
 
 
 def list_archives(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
@@ -43,15 +50,19 @@ def set_archive_streams(conn: sqlite3.Connection, archive_id: int, stream_ids: l
     )
 
 
-def delete_archive(conn: sqlite3.Connection, archive_id: int) -> None:
+def delete_archive(conn: sqlite3.Connection, archive_id: int) -> list[DayRec]:
+    """Deletes the archive's rows; returns the archive-only rows that went with them."""
     conn.execute("delete from archived_recording where archive_id = ?", (archive_id,))
-    forget_unheld_archive_only(conn)
+    conn.execute("delete from archive_stream_retention where archive_id = ?", (archive_id,))
+    gone = forget_unheld_archive_only(conn)
     conn.execute("delete from archive_stream where archive_id = ?", (archive_id,))
     conn.execute("delete from archive where id = ?", (archive_id,))
+    return gone
 
 
 #: recordings of the archive's streams it does not hold, leaving out those under a
-#: redaction (``Redactions.is_hidden``'s overlap test: they are never archived)
+#: redaction (``Redactions.is_hidden``'s overlap test: they are never archived) and those
+#: archive retention got to (``archive_stream_retention``: it would delete them again)
 _UNARCHIVED = """from recording r
     where r.stream_id in (select stream_id from archive_stream where archive_id = :a)
       and not exists (select 1 from archived_recording x
@@ -60,7 +71,10 @@ _UNARCHIVED = """from recording r
                       where d.stream_id = r.stream_id
                         and d.start_time_90k < max(r.start_time_90k + r.wall_duration_90k,
                                                    r.start_time_90k + 1)
-                        and d.end_time_90k > r.start_time_90k)"""
+                        and d.end_time_90k > r.start_time_90k)
+      and r.composite_id > (r.stream_id << 32) + coalesce(
+          (select e.expired_through_id from archive_stream_retention e
+           where e.archive_id = :a and e.stream_id = r.stream_id), -1)"""
 
 
 def list_unarchived(
@@ -145,18 +159,23 @@ def archived_ids(conn: sqlite3.Connection, archive_id: int, cids: list[int]) -> 
     return out
 
 
-def delete_archived_recording(conn: sqlite3.Connection, archive_id: int, cid: int) -> None:
+def delete_archived_recording(
+    conn: sqlite3.Connection, archive_id: int, cid: int
+) -> list[DayRec]:
     """Forgets that the archive holds the recording (and its archive-only row, if no
-    other archive holds it)."""
+    other archive holds it, with its per-day totals). Returns the archive-only row it
+    removed (for the totals in memory), if any."""
     conn.execute(
         "delete from archived_recording where archive_id = ? and composite_id = ?",
         (archive_id, cid),
     )
-    conn.execute(
+    gone = conn.execute(
         """delete from archive_only_recording where composite_id = :c and not exists
-           (select 1 from archived_recording where composite_id = :c)""",
+           (select 1 from archived_recording where composite_id = :c)
+           returning stream_id, start_time_90k, wall_duration_90k, sample_file_bytes""",
         {"c": cid},
-    )
+    ).fetchall()
+    return [tuple(r) for r in gone]
 
 
 # -- archive-only recordings ------------------------------------------------------------------
@@ -193,16 +212,29 @@ def insert_archive_only(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
     )
 
 
-def forget_unheld_archive_only(conn: sqlite3.Connection) -> None:
-    conn.execute(
+def forget_unheld_archive_only(conn: sqlite3.Connection) -> list[DayRec]:
+    """Deletes the archive-only rows no archive holds; returns them (``DayRec``)."""
+    return [tuple(r) for r in conn.execute(
         """delete from archive_only_recording where not exists
            (select 1 from archived_recording x
-            where x.composite_id = archive_only_recording.composite_id)"""
-    )
+            where x.composite_id = archive_only_recording.composite_id)
+           returning stream_id, start_time_90k, wall_duration_90k, sample_file_bytes"""
+    ).fetchall()]
+
+
+def archive_only_summary_rows(
+    conn: sqlite3.Connection, stream_id: int
+) -> Iterator[tuple[int, int, int]]:
+    """(start, wall duration, bytes) of the stream's archive-only recordings: the scan
+    that builds ``archive_only_day`` (as ``raw.stream_summary_rows``)."""
+    return conn.execute(
+        """select start_time_90k, wall_duration_90k, sample_file_bytes
+           from archive_only_recording where stream_id = ?""", (stream_id,))
 
 
 def delete_stream_archive_only(conn: sqlite3.Connection, stream_id: int) -> None:
     conn.execute("delete from archive_only_recording where stream_id = ?", (stream_id,))
+    conn.execute("delete from archive_only_day where stream_id = ?", (stream_id,))
 
 
 def list_archive_only_by_time(
@@ -274,3 +306,98 @@ def hold(conn: sqlite3.Connection, archive_id: int, cid: int, start_90k: int, wa
            values (?, ?, ?, ?, ?, ?, ?)""",
         (archive_id, cid, start_90k, wall_90k, nbytes, sha256, now_90k),
     )
+
+
+def archived_ids_from(
+    conn: sqlite3.Connection, archive_id: int, stream_id: int, start_id: int
+) -> list[int]:
+    """Composite ids of the stream's recordings the archive holds from recording id
+    ``start_id`` on (the follower's window: an index range, not the stream's history)."""
+    return [r[0] for r in conn.execute(
+        """select composite_id from archived_recording
+           where archive_id = ? and composite_id >= ? and composite_id < ?
+           order by composite_id""",
+        (archive_id, composite_id(stream_id, start_id), composite_id(stream_id + 1, 0)),
+    )]
+
+
+def last_archived_id(conn: sqlite3.Connection, archive_id: int, stream_id: int) -> int | None:
+    """The highest composite id of the stream's recordings the archive holds."""
+    row = conn.execute(
+        """select max(composite_id) from archived_recording
+           where archive_id = ? and composite_id >= ? and composite_id < ?""",
+        (archive_id, composite_id(stream_id, 0), composite_id(stream_id + 1, 0)),
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+# -- what archive retention deleted (archive_stream_retention) -------------------------------
+
+
+def expire_archived(conn: sqlite3.Connection, archive_id: int, cid: int, camera_uuid: bytes,
+                    stream_type: str) -> list[DayRec]:
+    """Archive retention deleted the recording's objects: forgets that the archive holds
+    it (``delete_archived_recording``, whose result it returns) and raises the stream's
+    ``expired_through_id``."""
+    gone = delete_archived_recording(conn, archive_id, cid)
+    conn.execute(
+        """insert into archive_stream_retention (archive_id, stream_id, camera_uuid,
+                                                 stream_type, expired_through_id)
+           values (?, ?, ?, ?, ?)
+           on conflict (archive_id, stream_id) do update
+           set expired_through_id = max(expired_through_id, excluded.expired_through_id)""",
+        (archive_id, cid >> 32, camera_uuid, stream_type, cid & 0xFFFFFFFF),
+    )
+    return gone
+
+
+def remember_stream_keys(conn: sqlite3.Connection, stream_id: int, camera_uuid: bytes,
+                         stream_type: str) -> None:
+    """Before a stream is deleted: the keys of its recordings, for every archive holding
+    any, so that archive retention still finds their objects."""
+    conn.execute(
+        """insert or ignore into archive_stream_retention (archive_id, stream_id,
+                                                           camera_uuid, stream_type)
+           select distinct archive_id, ?, ?, ? from archived_recording
+           where composite_id >= ? and composite_id < ?""",
+        (stream_id, camera_uuid, stream_type, composite_id(stream_id, 0),
+         composite_id(stream_id + 1, 0)),
+    )
+
+
+def retention_keys(conn: sqlite3.Connection, archive_id: int) -> list[tuple[int, bytes, str]]:
+    """(stream id, camera uuid, stream type) of the archive's ``archive_stream_retention``
+    rows."""
+    return conn.execute(
+        """select stream_id, camera_uuid, stream_type from archive_stream_retention
+           where archive_id = ?""", (archive_id,)).fetchall()
+
+
+def held_streams(conn: sqlite3.Connection, archive_id: int) -> list[int]:
+    """The streams the archive holds recordings of (one index seek per stream)."""
+    out: list[int] = []
+    lo = 0
+    while True:
+        row = conn.execute(
+            """select min(composite_id) from archived_recording
+               where archive_id = ? and composite_id >= ?""", (archive_id, lo)).fetchone()
+        if row is None or row[0] is None:
+            return out
+        sid = int(row[0]) >> 32
+        out.append(sid)
+        lo = composite_id(sid + 1, 0)
+
+
+def change_archive_only_days(conn: sqlite3.Connection, recs: list[DayRec], tz: dt.tzinfo,
+                             sign: int) -> None:
+    """Adds (``sign`` 1) or subtracts (-1) archive-only recordings' per-day totals
+    (``archive_only_day``), split in ``tz``."""
+    by_stream: dict[int, list[tuple[int, int, int]]] = {}
+    for sid, start, wall, nbytes in recs:
+        by_stream.setdefault(sid, []).append((start, wall, nbytes))
+    for sid, rs in sorted(by_stream.items()):
+        rows = day_rows(day_deltas(rs, tz))
+        if sign > 0:
+            raw.add_recording_days(conn, sid, rows, table="archive_only_day")
+        else:
+            raw.subtract_recording_days(conn, sid, rows, table="archive_only_day")

@@ -7,7 +7,7 @@ plain rows or values; they do not commit and keep no state.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 
@@ -100,3 +100,56 @@ def motion_debug_rows(
            order by r.start_time_90k limit ?""",
         (stream_id, start - max_wall, end, start, limit),
     ).fetchall()
+
+
+# --- per-hour totals (motion_hour) and the zone of the event totals ---------------------
+
+
+def event_total_zone(conn: sqlite3.Connection) -> str | None:
+    """The zone ``motion_hour`` and ``signal_day`` are split in (None: to be built)."""
+    row = conn.execute("select zone from event_total_zone").fetchone()
+    return None if row is None else str(row[0])
+
+
+def set_event_total_zone(conn: sqlite3.Connection, zone: str | None) -> None:
+    conn.execute("delete from event_total_zone")
+    if zone is not None:
+        conn.execute("insert into event_total_zone (zone) values (?)", (zone,))
+
+
+def list_stream_motion_hours(
+    conn: sqlite3.Connection, stream_id: int
+) -> list[tuple[str, int, int]]:
+    """(day, hour, seconds) of the stream's ``motion_hour`` rows."""
+    return conn.execute(
+        "select day, hour, seconds from motion_hour where stream_id = ?", (stream_id,)
+    ).fetchall()
+
+
+def list_motion_hours(conn: sqlite3.Connection) -> list[tuple[int, str, int, int]]:
+    """(stream_id, day, hour, seconds) of every ``motion_hour`` row."""
+    return conn.execute("select stream_id, day, hour, seconds from motion_hour").fetchall()
+
+
+def add_motion_hours(
+    conn: sqlite3.Connection, rows: Iterable[tuple[int, str, int, int]]
+) -> None:
+    """Adds (stream_id, day, hour, seconds) to the stored totals (seconds may be
+    negative); a total left at 0 or below goes."""
+    rows = [r for r in rows if r[3]]
+    conn.executemany(
+        """insert into motion_hour (stream_id, day, hour, seconds) values (?, ?, ?, ?)
+           on conflict do update set seconds = seconds + excluded.seconds""",
+        rows,
+    )
+    conn.executemany(
+        "delete from motion_hour where stream_id = ? and day = ? and hour = ? and seconds <= 0",
+        [r[:3] for r in rows],
+    )
+
+
+def replace_motion_hours(
+    conn: sqlite3.Connection, rows: Iterable[tuple[int, str, int, int]]
+) -> None:
+    conn.execute("delete from motion_hour")
+    conn.executemany("insert into motion_hour values (?, ?, ?, ?)", rows)

@@ -7,7 +7,7 @@ plain rows or values; they do not commit and keep no state.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 
@@ -80,6 +80,7 @@ def delete_camera_signal_links(conn: sqlite3.Connection, camera_id: int) -> None
 
 def delete_signal(conn: sqlite3.Connection, signal_id: int) -> None:
     conn.execute("delete from signal_change where signal_id = ?", (signal_id,))
+    conn.execute("delete from signal_day where signal_id = ?", (signal_id,))
     conn.execute("delete from signal_camera where signal_id = ?", (signal_id,))
     conn.execute("delete from signal where id = ?", (signal_id,))
 
@@ -167,3 +168,45 @@ def list_signal_changes_by_time(
             (start, end, limit),
         )
     ]
+
+
+# --- per-day totals (signal_day) ---------------------------------------------------------
+
+
+def list_signal_days(conn: sqlite3.Connection) -> list[tuple[int, str, int, int]]:
+    """(signal_id, day, state, duration_90k) of every ``signal_day`` row."""
+    return conn.execute("select signal_id, day, state, duration_90k from signal_day").fetchall()
+
+
+def add_signal_days(conn: sqlite3.Connection, rows: Iterable[tuple[int, str, int, int]]) -> None:
+    """Adds (signal_id, day, state, duration_90k) to the stored totals (durations may be
+    negative); a total left at 0 or below goes."""
+    rows = [r for r in rows if r[3]]
+    conn.executemany(
+        """insert into signal_day (signal_id, day, state, duration_90k) values (?, ?, ?, ?)
+           on conflict do update set duration_90k = duration_90k + excluded.duration_90k""",
+        rows,
+    )
+    conn.executemany(
+        "delete from signal_day where signal_id = ? and day = ? and state = ? "
+        "and duration_90k <= 0",
+        [r[:3] for r in rows],
+    )
+
+
+def replace_signal_days(
+    conn: sqlite3.Connection, rows: Iterable[tuple[int, str, int, int]]
+) -> None:
+    conn.execute("delete from signal_day")
+    conn.executemany("insert into signal_day values (?, ?, ?, ?)", rows)
+
+
+def first_and_last_change(
+    conn: sqlite3.Connection, signal_id: int
+) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """(time, state) of the signal's first and last change (two index seeks), or None."""
+    first = signal_change_after(conn, signal_id, -1)
+    last = signal_change_before(conn, signal_id, (1 << 63) - 1)
+    if first is None or last is None:
+        return None
+    return first, last

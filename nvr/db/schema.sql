@@ -1,4 +1,4 @@
--- nvr database schema, version 10. This file is authoritative (docs/design.md,
+-- nvr database schema, version 13. This file is authoritative (docs/design.md,
 -- "Schema and upgrades").
 --
 -- Units: every *_90k column is in 90 kHz units; times ("*_time_90k") count from
@@ -13,7 +13,11 @@
 -- version 7 the redaction tombstones (redaction, v6_to_v7.py); version 8 the archive-only
 -- recordings (archive_only_recording, v7_to_v8.py); version 9 the per-day totals of
 -- recordings (recording_day, recording_day_zone, v8_to_v9.py); version 10 the motion union
--- as integers (recording_motion.cells_0..3, v9_to_v10.py).
+-- as integers (recording_motion.cells_0..3, v9_to_v10.py); version 11 the per-hour motion
+-- and per-day signal totals (motion_hour, signal_day, event_total_zone, v10_to_v11.py);
+-- version 12 what archive retention deleted per archive and stream
+-- (archive_stream_retention, v11_to_v12.py); version 13 the per-day totals of
+-- archive-only recordings (archive_only_day, v12_to_v13.py).
 
 -- The database's identity: exactly one row. Sample-file directories record this uuid
 -- in their meta file so a directory is never used with another database.
@@ -142,8 +146,54 @@ create table recording_day (
   primary key (stream_id, day)
 ) without rowid;
 
--- The IANA zone recording_day is split in: at most one row (none: to be built).
+-- The same totals of a stream's archive-only recordings (archive_only_recording; version
+-- 13, v12_to_v13.py), kept by the same transactions that add and remove those rows and
+-- split in the same zone: the API's days count the recordings listed from the archive.
+create table archive_only_day (
+  stream_id integer not null references stream (id),
+  day text not null,
+  recordings integer not null check (recordings >= 0),
+  duration_90k integer not null check (duration_90k >= 0),
+  started integer not null check (started >= 0),
+  sample_file_bytes integer not null check (sample_file_bytes >= 0),
+  fs_bytes integer not null check (fs_bytes >= 0),
+  primary key (stream_id, day)
+) without rowid;
+
+-- The IANA zone recording_day and archive_only_day are split in: at most one row (none:
+-- to be built).
 create table recording_day_zone (
+  zone text not null
+);
+
+-- Per stream, local day and local hour, the seconds with motion of its committed
+-- recordings starting in that hour (the API's motion bands), changed with every motion
+-- summary stored and every recording deleted, in the same transaction; rows reaching 0
+-- are deleted. Split in the zone of event_total_zone, like signal_day.
+create table motion_hour (
+  stream_id integer not null references stream (id),
+  day text not null,  -- local date, YYYY-MM-DD
+  hour integer not null check (hour between 0 and 23),  -- local hour the recordings start in
+  seconds integer not null,
+  primary key (stream_id, day, hour)
+) without rowid;
+
+-- Per signal, local day and state (1..255; 0, unknown, is not counted), the time the
+-- signal spent in that state between consecutive changes (the open end after its last
+-- change is added when read), changed with every signal_change write in the same
+-- transaction; rows reaching 0 are deleted.
+create table signal_day (
+  signal_id integer not null references signal (id),
+  day text not null,  -- local date, YYYY-MM-DD
+  state integer not null check (state between 1 and 255),
+  duration_90k integer not null,
+  primary key (signal_id, day, state)
+) without rowid;
+
+-- The IANA zone motion_hour and signal_day are split in: at most one row (none: to be
+-- built; an open in another zone builds both again from recording_motion and
+-- signal_change).
+create table event_total_zone (
   zone text not null
 );
 
@@ -366,6 +416,20 @@ create table archived_recording (
   sample_file_sha256 blob not null check (length(sample_file_sha256) = 32),
   archived_time_90k integer not null,  -- wall time the upload completed
   primary key (archive_id, composite_id)
+) without rowid;
+
+-- Per archive and stream whose recordings it held (version 12, v11_to_v12.py): the keys
+-- its objects are under and the highest recording id the archive's own retention deleted.
+-- No foreign key to `stream`: the row outlives a deleted camera, so that its archived
+-- recordings still age out under these keys. The uploader never uploads a recording of
+-- the stream with an id at or below `expired_through_id` (retention deleted it, or would).
+create table archive_stream_retention (
+  archive_id integer not null references archive (id),
+  stream_id integer not null,
+  camera_uuid blob not null check (length(camera_uuid) = 16),
+  stream_type text not null check (stream_type in ('main', 'sub', 'ext')),
+  expired_through_id integer not null default -1,
+  primary key (archive_id, stream_id)
 ) without rowid;
 
 -- Recordings whose local sample file is gone (local retention deleted it) while an archive

@@ -13,8 +13,10 @@ states, start, end)``: each signal is in its state over ``[start, end)``, and fr
 ``end`` on in whatever state it was in at ``end`` before (so a prediction can be written
 ahead and corrected later, and overlapping updates simply overwrite each other). Readers
 call ``signal_changes`` (the state at a range's start, then every change in it, bounded)
-and ``signal_days`` (time per state per local day, from totals kept in memory: built with
-one scan at open and updated by every change, so ``/api/`` never scans). Retention
+and ``signal_days`` (time per state per local day, from totals kept in memory and in
+``signal_day``, changed in the transaction of every change: an open reads those rows,
+not the changes, unless they are missing or split in another zone; so neither an open nor
+``/api/`` scans). Retention
 (``prune_signal_changes``, called by the syncers after each flush) deletes changes older
 than the oldest recording of every camera the signal is tied to, a bounded number per call.
 
@@ -121,7 +123,10 @@ class Signals(DatabaseCore):
     signals: dict[int, Signal]
     _days: LocalDays
 
-    def _load_signals(self) -> None:
+    def _load_signals(self, stored: bool) -> int:
+        """Types, signals and their day totals: from ``signal_day`` (and two index seeks
+        per signal) if ``stored``, else by a scan of every change (returns how many it
+        read)."""
         self.signal_types, self.signals = {}, {}
         self._days = LocalDays(self.tz)
         conn = self._conn
@@ -136,12 +141,27 @@ class Signals(DatabaseCore):
             self.signals[sid] = Signal(sid, uuidlib.UUID(bytes=bytes(u)), name, type_id)
         for sid, camera_id, relation in raw_signals.list_signal_cameras(conn):
             self.signals[sid].cameras[camera_id] = relation
+        if stored:
+            for sid, day, state, duration in raw_signals.list_signal_days(conn):
+                self.signals[sid].days.setdefault(day, {})[state] = duration
+            for sid, sig in self.signals.items():
+                ends = raw_signals.first_and_last_change(conn, sid)
+                if ends is not None:
+                    sig.first_change, sig.last_change = ends[0][0], ends[1]
+            return 0
+        n = 0
         all_changes = raw_signals.iter_all_signal_changes(conn)
         for sid, rows in itertools.groupby(all_changes, lambda r: r[0]):
             changes = [(t, s) for _, t, s in rows]
             sig = self.signals[sid]
             _count(sig.days, changes, 1, self._days)
             sig.first_change, sig.last_change = changes[0][0], changes[-1]
+            n += len(changes)
+        return n
+
+    def _signal_day_rows(self) -> list[tuple[int, str, int, Duration]]:
+        return [(sid, day, state, duration) for sid, sig in self.signals.items()
+                for day, states in sig.days.items() for state, duration in states.items()]
 
     # -- types ---------------------------------------------------------------------------
 
@@ -322,9 +342,11 @@ class Signals(DatabaseCore):
         updates = []
         with self._transaction(f"updating {len(ids)} signals") as conn:
             for sid, state in zip(ids, states, strict=True):
-                updates.append(_set_state(conn, sid, state, start, end))
+                update = _set_state(conn, sid, state, start, end, self._days)
+                raw_signals.add_signal_days(conn, update.rows(sid))
+                updates.append(update)
         for sid, update in zip(ids, updates, strict=True):
-            update.apply(self.signals[sid], self._days)
+            update.apply(self.signals[sid])
 
     def signal_changes(
         self, start: Time, end: Time, *, limit: int = MAX_LIST_CHANGES
@@ -439,7 +461,9 @@ class Signals(DatabaseCore):
             if (hi is None or hi[0] != cut) and state_at_cut != 0:
                 raw_signals.insert_signal_change(conn, sig.id, cut, state_at_cut)
             new = raw_signals.signal_changes_between(conn, sig.id, 0, hi_t)
-        _Update(old, new, None, hi is None).apply(sig, self._days)
+            update = _Update.of(old, new, None, hi is None, self._days)
+            raw_signals.add_signal_days(conn, update.rows(sig.id))
+        update.apply(sig)
         return sum(1 for t, _ in old if t < cut)
 
 
@@ -449,14 +473,39 @@ class _Update:
     totals and first/last change. The window's ends are changes that stayed (or the ends
     of time), so every interval between changes that changed lies inside it."""
 
-    old: list[tuple[Time, int]]
     new: list[tuple[Time, int]]
     before: tuple[Time, int] | None  # the change before the window (None: none; window from 0)
     at_end: bool  # the window reaches the end of time
+    #: (day, state) -> change of the time in that state that day (``signal_day``)
+    delta: dict[tuple[str, int], Duration]
 
-    def apply(self, sig: Signal, days: LocalDays) -> None:
-        _count(sig.days, self.old, -1, days)
-        _count(sig.days, self.new, 1, days)
+    @staticmethod
+    def of(
+        old: list[tuple[Time, int]], new: list[tuple[Time, int]],
+        before: tuple[Time, int] | None, at_end: bool, local: LocalDays,
+    ) -> _Update:
+        days: DayStates = {}
+        _count(days, old, -1, local)
+        _count(days, new, 1, local)
+        delta = {(day, state): d for day, states in days.items()
+                 for state, d in states.items() if d}
+        return _Update(new, before, at_end, delta)
+
+    def rows(self, signal_id: int) -> list[tuple[int, str, int, Duration]]:
+        """The change as ``raw_signals.add_signal_days`` rows."""
+        return [(signal_id, day, state, d) for (day, state), d in self.delta.items()]
+
+    def apply(self, sig: Signal) -> None:
+        """After the transaction committed: the same change in memory."""
+        for (day, state), d in self.delta.items():
+            states = sig.days.setdefault(day, {})
+            total = states.get(state, 0) + d
+            if total > 0:
+                states[state] = total
+            else:
+                states.pop(state, None)
+                if not states:
+                    del sig.days[day]
         if self.before is None:
             sig.first_change = self.new[0][0] if self.new else None
         if self.at_end:
@@ -466,7 +515,7 @@ class _Update:
 
 
 def _set_state(
-    conn: sqlite3.Connection, sid: int, state: int, start: Time, end: Time
+    conn: sqlite3.Connection, sid: int, state: int, start: Time, end: Time, local: LocalDays
 ) -> _Update:
     """In the caller's transaction: signal ``sid`` is in ``state`` over ``[start, end)``,
     then as before."""
@@ -483,7 +532,22 @@ def _set_state(
     if state_at_end != state:
         raw_signals.insert_signal_change(conn, sid, end, state_at_end)
     new = raw_signals.signal_changes_between(conn, sid, lo_t, hi_t)
-    return _Update(old, new, lo, hi is None)
+    return _Update.of(old, new, lo, hi is None, local)
+
+
+def signal_day_totals(
+    changes: Iterable[tuple[int, Time, int]], tz: dt.tzinfo
+) -> dict[tuple[int, str, int], Duration]:
+    """(signal id, day, state) -> time, from every change as (signal id, time, state) by
+    signal then time: what ``signal_day`` holds, recomputed (``nvr check``)."""
+    local = LocalDays(tz)
+    out: dict[tuple[int, str, int], Duration] = {}
+    for sid, rows in itertools.groupby(changes, lambda r: r[0]):
+        days: DayStates = {}
+        _count(days, [(t, s) for _, t, s in rows], 1, local)
+        out.update(((sid, day, state), d) for day, states in days.items()
+                   for state, d in states.items())
+    return out
 
 
 def _count(

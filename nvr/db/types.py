@@ -345,6 +345,9 @@ class Stream:
     pending: list[PendingRecording] = field(default_factory=list)
     planned_deletions: list[PlannedDeletion] = field(default_factory=list)
     committed: StreamSummary = field(default_factory=StreamSummary)
+    #: the per-day totals of its archive-only recordings (``archive_only_day``; only
+    #: ``days`` and the counts are kept, not the time range)
+    archive_only: StreamSummary = field(default_factory=StreamSummary)
     #: as of the last retention planning (or protection change): for metrics and logs
     retention: RetentionStatus | None = None
 

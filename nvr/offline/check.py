@@ -22,6 +22,8 @@ running: see below):
   is one its type has (or 0, unknown), no change repeats the state before it, and none is
   older than the oldest recording of the signal's cameras (not while live: the daemon
   prunes those after its flushes).
+- the stored per-hour motion and per-day signal totals (``Database.event_total_problems``,
+  one more scan of the summaries and changes) equal their recomputation.
 
 Each problem is one line. Repairs happen only behind explicit flags, and then the
 database is opened read-write (still with the daemon stopped: it takes the exclusive lock):
@@ -183,6 +185,8 @@ class _Checker:
             self.check_files()
             # live: the daemon prunes changes after its flushes, so stale ones are expected
             for line in self.db.signal_problems(retention=not self.live):
+                self.problem(line)
+            for line in self.db.event_total_problems():
                 self.problem(line)
             if self.orphan_rows and self.delete_orphan_rows:
                 self.db.delete_recording_rows(self.orphan_rows)

@@ -84,14 +84,18 @@ def stream_json(stream: Stream, *, days: bool, config: bool) -> dict[str, Any]:
         "record": stream.config.mode == "record",
     }
     if days:
+        # local and archive-only recordings, as the recordings listing shows them both
         tz = c.db.tz
+        durations = {day: t.duration_90k for day, t in s.days.items()}
+        for day, t in stream.archive_only.days.items():
+            durations[day] = durations.get(day, 0) + t.duration_90k
         out["days"] = {}
-        for day, total in sorted(s.days.items()):
+        for day, duration in sorted(durations.items()):
             start, end = day_bounds(day, tz)
             out["days"][day] = {
                 "startTime90k": start,
                 "endTime90k": end,
-                "totalDuration90k": total.duration_90k,
+                "totalDuration90k": duration,
             }
     if config:
         out["config"] = {

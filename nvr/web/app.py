@@ -107,6 +107,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
         ctx.auth = Auth(ctx.db, now=ctx.clocks.realtime)
     if ctx.login_limiter is None:
         ctx.login_limiter = LoginLimiter(ctx.clocks)
+    own_thumbnails = ctx.thumbnails is None  # else its owner closes it (nvr.web.server)
     if ctx.thumbnails is None:
         ctx.thumbnails = thumb.Thumbnails()
     if ctx.transcodes is None:
@@ -118,6 +119,8 @@ def create_app(ctx: WebContext) -> QuartTrio:
     # JSON keys in the order the code writes them (as Moonfire's API examples show).
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.before_request(refuse_overlong_paths)
+    if own_thumbnails:
+        app.after_serving(ctx.thumbnails.aclose)  # kept decoders, on a worker thread
     app.before_request(auth.check_request)
     app.before_websocket(auth.check_websocket)
 

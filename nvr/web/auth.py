@@ -162,6 +162,9 @@ ROUTE_PERMISSIONS: Mapping[str, str] = {
     "config.delete_signal_type": "adminConfig",
     "config.add_signal": "adminConfig",
     "config.delete_signal": "adminConfig",
+    "config.add_archive": "adminConfig",
+    "config.update_archive": "adminConfig",
+    "config.delete_archive": "adminConfig",
     # a session for a script (`nvr login` while the daemon runs)
     "config.add_session": "adminUsers",
     # the settings page's camera test: the server opens a URL (camera_test.py)

@@ -1,6 +1,6 @@
 """The configuration routes, applied while the daemon records (docs/api.md,
-"Configuration (extensions)"): cameras and their streams, sample-file directories. All
-need ``adminConfig`` but the last.
+"Configuration (extensions)"): cameras and their streams, sample-file directories,
+signals, archives. All need ``adminConfig`` but the last.
 
 ``POST /api/nvr/cameras`` (``{"camera": {...}}`` -> ``{"uuid", "id"}``), ``PATCH
 /api/nvr/cameras/<uuid>`` (``{"update": {...}}``), ``DELETE /api/nvr/cameras/<uuid>``
@@ -10,8 +10,10 @@ were deleted),
 /api/nvr/dirs/<id>``; ``POST /api/nvr/signals`` (``{"signal": {...}}`` -> ``{"id",
 "uuid", "type"}``), ``DELETE /api/nvr/signals/<id>``, ``POST /api/nvr/signal-types``
 (``{"signalType": {...}}`` -> ``{"id", "uuid"}``), ``DELETE
-/api/nvr/signal-types/<uuid>``. ``POST /api/nvr/sessions`` (``adminUsers``: a session for a
-script, ``nvr login``).
+/api/nvr/signal-types/<uuid>``. ``POST /api/nvr/archives`` (``{"archive": {...}}`` ->
+``{"uuid", "id", "streams"}``), ``PATCH /api/nvr/archives/<uuid or name>`` (``{"update": {...}}``),
+``DELETE /api/nvr/archives/<uuid or name>``. ``POST /api/nvr/sessions`` (``adminUsers``:
+a session for a script, ``nvr login``).
 
 Each handler holds the daemon's reconfiguration lock (changes apply one at a time),
 validates and commits through ``nvr.reconfig`` (a change that cannot apply changes
@@ -144,6 +146,54 @@ async def delete_dir(dir_id: int) -> Response:
         await c.reconfigure.stop_syncer(dir_id)
         c.db.remove_sample_file_dir(dir_id)
         log.info("sample file directory %s removed by %s", path, _actor())
+    return Response("", status=204)
+
+
+@blueprint.post("/api/nvr/archives")
+async def add_archive() -> dict[str, Any]:
+    b = _body({"archive"})
+    c = ctx()
+    async with c.reconfigure.lock:
+        a = reconfig.add_archive(c.db, b.get("archive"), camera=camera_by_uuid)
+        log.info("archive %s added (%d streams) by %s", a.short_name, len(a.streams), _actor())
+        await c.reconfigure.apply()
+    return {"uuid": str(a.uuid), "id": a.id, "streams": len(a.streams)}
+
+
+@blueprint.patch("/api/nvr/archives/<archive_ref>")
+async def update_archive(archive_ref: str) -> Response:
+    """Validates, stops the archive's uploader (what it completed is recorded), commits,
+    starts it again with the new settings."""
+    b = _body({"update"})
+    c = ctx()
+    async with c.reconfigure.lock:
+        a = reconfig.archive_by_ref(c.db, archive_ref)
+        update = b.get("update")
+        change = reconfig.archive_change(c.db, update, a, camera=camera_by_uuid)
+        await c.reconfigure.stop_uploader(a.id)
+        try:
+            c.db.update_archive(a.id, change.config, change.stream_ids)
+        finally:
+            await c.reconfigure.apply()
+        log.info("archive %s changed (%s) by %s", a.short_name, ", ".join(sorted(update or ())),
+                 _actor())
+    return Response("", status=204)
+
+
+@blueprint.delete("/api/nvr/archives/<archive_ref>")
+async def delete_archive(archive_ref: str) -> Response:
+    """As ``nvr config archive remove``: the archive and what the database knows it
+    holds are forgotten; its objects stay in the bucket."""
+    _body(set())
+    c = ctx()
+    async with c.reconfigure.lock:
+        a = reconfig.archive_by_ref(c.db, archive_ref)
+        await c.reconfigure.stop_uploader(a.id)
+        try:
+            c.db.delete_archive(a.id)
+        finally:
+            await c.reconfigure.apply()
+        log.info("archive %s removed by %s", a.short_name, _actor())
     return Response("", status=204)
 
 

@@ -105,6 +105,8 @@ class Reconfigurer(Protocol):
 
     async def stop_syncer(self, dir_id: int) -> None: ...
 
+    async def stop_uploader(self, archive_id: int) -> None: ...
+
 
 class NoTasks:
     """A ``Reconfigurer`` for an app without a daemon (tests): changes are committed and
@@ -123,6 +125,9 @@ class NoTasks:
         pass
 
     async def stop_syncer(self, dir_id: int) -> None:
+        pass
+
+    async def stop_uploader(self, archive_id: int) -> None:
         pass
 
 

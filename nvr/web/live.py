@@ -97,7 +97,7 @@ async def live(camera_uuid: str, stream_type: str) -> None:
     try:
         stream = stream_of(camera_by_uuid(camera_uuid), stream_type)
         if wants_transcode(websocket.args.get("transcode")):
-            slot = transcodes().take()
+            slot = transcodes().take("live")
     except errors.NvrError as e:
         await websocket_error(e)
         return
@@ -125,7 +125,7 @@ async def _serve(context: WebContext, stream: Stream, transcode: bool) -> None:
             await offline(status.stream.last_error or "the camera is not connected")
         if transcode:
             assert context.transcodes is not None
-            await live_transcoded(subscription, context.transcodes.settings, offline)
+            await live_transcoded(subscription, context.transcodes, offline)
             return
         while True:
             dropped, frames = await subscription.get()

@@ -144,11 +144,12 @@ def motion_json(cam: Camera) -> dict[str, Any] | None:
     totals: dict[str, Any] = {}
     for type_ in ("sub", "main"):
         sid = cam.streams.get(type_)
-        if sid is not None and db.motion_hours.get(sid):
+        days = {} if sid is None else db.motion_days(sid)
+        if days:
             totals = {
                 day: {"motion90k": seconds * UNITS_PER_SEC,
                       "hours": {str(h): s * UNITS_PER_SEC for h, s in hours.items()}}
-                for day, (seconds, hours) in db.motion_days(sid).items()
+                for day, (seconds, hours) in days.items()
             }
             break
     if cfg.motion is None and not totals:

@@ -573,7 +573,7 @@ async def run_web(
     from nvr.web.app import create_app
     from nvr.web.login_limit import LoginLimiter
     from nvr.web.thumb import ThumbnailCollector, Thumbnails
-    from nvr.web.transcoding import Transcodes
+    from nvr.web.transcoding import TranscodeCollector, Transcodes
 
     addresses: list[str] = []
     # One user/session store, one failed-login counter and one thumbnail cache for all
@@ -596,6 +596,7 @@ async def run_web(
         if shared.metrics is not None:
             shared.metrics.registry.register(HttpCollector(stats, budget))
             shared.metrics.registry.register(ThumbnailCollector(thumbnails))
+            shared.metrics.registry.register(TranscodeCollector(transcodes))
     control = control_bind(config)
     try:
         async with trio.open_nursery() as nursery:
@@ -625,7 +626,10 @@ async def run_web(
                 stats.append(server.stats)
             task_status.started(addresses)
     finally:
-        done.set()
+        try:
+            await thumbnails.aclose()  # its kept decoders, on a worker thread (shielded)
+        finally:
+            done.set()
 
 
 def control_bind(config: Config) -> BindConfig | None:

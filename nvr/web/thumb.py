@@ -46,8 +46,10 @@ from nvr.thumbnail import (
     MAX_DECODE_BYTES,
     MAX_WIDTH,
     RENDER_VERSION,
+    Continuation,
     Decoders,
     Pick,
+    close_all,
     pick,
     picture_size,
     render,
@@ -97,6 +99,8 @@ class Thumbnails:
     _bytes: int = field(default=0, init=False)
     #: etag -> set when its render ends (the render slots in use)
     _rendering: dict[str, trio.Event] = field(default_factory=dict, init=False, repr=False)
+    #: set by ``aclose``: decoders handed back after it are closed, not kept
+    _closed: bool = field(default=False, init=False)
 
     @property
     def cached_bytes(self) -> int:
@@ -121,6 +125,22 @@ class Thumbnails:
         while self._bytes > self.max_bytes or len(self._cache) > self.max_entries:
             _, dropped = self._cache.popitem(last=False)
             self._bytes -= len(dropped)
+
+    async def keep(self, cont: Continuation) -> None:
+        """Keeps a decoder a render left part-way (``decoders``); the one it evicts (or
+        ``cont`` itself once closed) is closed on a worker thread, shielded: a decoder is
+        never dropped on the trio thread (``nvr.thumbnail``'s docstring)."""
+        dropped = [cont] if self._closed else self.decoders.put(cont)
+        if dropped:
+            with trio.CancelScope(shield=True):
+                await run_blocking(close_all, dropped)
+
+    async def aclose(self) -> None:
+        """Closes every kept decoder (on a worker thread); those renders under way hand
+        back later are closed then. At shutdown, after serving."""
+        self._closed = True
+        with trio.CancelScope(shield=True):
+            await run_blocking(close_all, self.decoders.take_all())
 
     async def make(self, etag: str, render_fn: Callable[[], Awaitable[bytes]]) -> bytes:
         """The cached JPEG of ``etag``, or ``await render_fn()`` in a free render slot
@@ -178,12 +198,21 @@ class _Render:
             last, end = chosen.target, int(index.offsets[chosen.target]
                                           + index.sizes[chosen.target])
         sizes = tuple(int(n) for n in index.sizes[first : last + 1])
-        data = await self._read(offset, end - offset) if sizes else b""
+        try:
+            data = await self._read(offset, end - offset) if sizes else b""
+        except BaseException:  # cancelled, or the file is gone: the taken decoder too
+            if cont is not None:
+                with trio.CancelScope(shield=True):
+                    await run_blocking(close_all, [cont])
+            raise
         stats.continued += cont is not None
-        jpeg, kept = await run_blocking(render_continuing, entry, source, cont, first, data,
-                                        sizes, chosen.target, self._size)
-        if kept is not None:
-            decoders.put(kept)
+        # Shielded: a cancelled request still waits for its thread (renders are never
+        # abandoned), and the decoder it hands back must be kept or closed, not dropped
+        with trio.CancelScope(shield=True):
+            jpeg, kept = await run_blocking(render_continuing, entry, source, cont, first,
+                                            data, sizes, chosen.target, self._size)
+            if kept is not None:
+                await c.thumbnails.keep(kept)
         return jpeg
 
     async def _read(self, offset: int, length: int) -> bytes:

@@ -39,11 +39,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from quart import Response, request, websocket
 
 from nvr.base import errors
@@ -54,6 +59,8 @@ from nvr.mp4.movie import build_init
 from nvr.mp4.selection import Segment, decoded, index_of, select
 from nvr.transcode import OutFrame, Settings, Transcoder, Worker
 from nvr.web.context import ctx
+
+T = TypeVar("T")
 
 #: the values ``transcode=`` takes
 TARGETS = ("h264",)
@@ -74,7 +81,8 @@ class Busy(errors.Unavailable):
 
 @dataclass
 class Transcodes:
-    """The transcode slots and settings (see the module docstring)."""
+    """The transcode slots and settings (see the module docstring), and the counters
+    ``/metrics`` shows (``TranscodeCollector``)."""
 
     settings: Settings = field(default_factory=Settings)
     max_concurrent: int = MAX_CONCURRENT
@@ -82,10 +90,24 @@ class Transcodes:
     #: transcodes started, and requests refused for want of a slot
     started: int = 0
     busy: int = 0
+    #: requests refused with 503, by (``file`` or ``live``, reason)
+    refused: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: frames fed to transcoders (decoded only or transcoded) and frames they made
+    frames_in: int = 0
+    frames_out: int = 0
+    #: frames a transcode never saw (``slow``: dropped at the frame hub) or left out
+    #: (``damaged``: undecodable before any good picture)
+    dropped: Counter[str] = field(default_factory=Counter)
+    #: CPU time of the transcode threads reported but not yet added to ``_cpu``
+    #: (``nvr.transcode.Worker`` reports from its thread)
+    _cpu_reports: queue.SimpleQueue[float] = field(default_factory=queue.SimpleQueue,
+                                                    repr=False)
+    _cpu: float = 0.0
 
-    def take(self) -> Slot:
+    def take(self, kind: str = "file") -> Slot:
         if self.active >= self.max_concurrent:
             self.busy += 1
+            self.refused[kind, "limit"] += 1
             raise Busy(
                 f"the server converts at most {self.max_concurrent} videos at once for "
                 "browsers that cannot play them, and is at that limit; try again later "
@@ -94,6 +116,37 @@ class Transcodes:
         self.active += 1
         self.started += 1
         return Slot(self)
+
+    @property
+    def cpu_seconds(self) -> float:
+        """The CPU time of the transcode threads (decode, scale, encode) so far."""
+        while True:
+            try:
+                self._cpu += self._cpu_reports.get_nowait()
+            except queue.Empty:
+                return self._cpu
+
+    def worker(self) -> Worker:
+        return Worker(self.settings.nice, self._cpu_reports.put)
+
+
+class _Tally:
+    """Counts one transcode's frames into ``Transcodes``."""
+
+    def __init__(self, slots: Transcodes) -> None:
+        self._slots = slots
+        self._skipped = 0
+
+    def new_transcoder(self) -> None:
+        self._skipped = 0
+
+    def frames(self, t: Transcoder, fed: int, made: int) -> None:
+        s = self._slots
+        s.frames_in += fed
+        s.frames_out += made
+        if t.skipped != self._skipped:
+            s.dropped["damaged"] += t.skipped - self._skipped
+            self._skipped = t.skipped
 
 
 class Slot:
@@ -163,10 +216,20 @@ def plan_parts(segments: Sequence[Segment], indexes: Sequence[object]) -> list[P
     return parts
 
 
-def _feed_batch(t: Transcoder, data: bytes, part: Part, lo: int, hi: int) -> list[OutFrame]:
+async def on_worker(worker: Worker, fn: Callable[..., T], *args: object) -> T:
+    """``fn(*args)`` on the transcode's thread. A cancelled caller (the viewer left) does
+    not wait for it: its ``finally`` closes the worker, and the thread, which finishes the
+    frame it is on, stops there (``Worker.stopping``)."""
+    return await run_blocking(worker.call, fn, *args, abandon_on_cancel=True)
+
+
+def _feed_batch(t: Transcoder, worker: Worker, data: bytes, part: Part, lo: int,
+                hi: int) -> list[OutFrame]:
     out: list[OutFrame] = []
     pos = 0
     for i in range(lo, hi):
+        if worker.stopping:
+            return []
         n = int(part.sizes[i])
         out += t.feed(data[pos : pos + n], bool(part.is_key[i]), int(part.starts[i]),
                       int(part.durations[i]), emit=i >= part.first_emit)
@@ -213,9 +276,9 @@ async def view_response(segments: Sequence[Segment], kind: str) -> Response:
     total = sum(p.emitted_duration for p in parts)
     base = 0 if kind == "mp4" else int(parts[0].starts[parts[0].first_emit])
     slot = slots.take()
-    worker = Worker(settings.nice)
+    worker = slots.worker()
     try:
-        transcoder = await run_blocking(worker.call, Transcoder, entry, settings)
+        transcoder = await on_worker(worker, worker.transcoder, entry, settings)
         init = build_init(0, transcoder.entry, duration=total).header
     except BaseException:
         worker.close()
@@ -223,6 +286,7 @@ async def view_response(segments: Sequence[Segment], kind: str) -> Response:
         raise
     headers["X-Nvr-Transcoded"] = f"{transcoder.size[0]}x{transcoder.size[1]}"
     reader = SampleReader(c.db, c.dirs)
+    tally = _Tally(slots)
     head = request.method == "HEAD"
 
     def end() -> None:  # idempotent: each part may run twice
@@ -246,8 +310,9 @@ async def view_response(segments: Sequence[Segment], kind: str) -> Response:
                     start = int(part.offsets[lo])
                     length = int(part.offsets[hi - 1] + part.sizes[hi - 1]) - start
                     data = await reader(part.cid, start, length)
-                    frames = await run_blocking(worker.call, _feed_batch, transcoder, data,
-                                                part, lo, hi)
+                    frames = await on_worker(worker, _feed_batch, transcoder,
+                                             worker, data, part, lo, hi)
+                    tally.frames(transcoder, hi - lo, len(frames))
                     lo = hi
                     if frames:
                         sequence += 1
@@ -287,11 +352,12 @@ def live_message(frame: LiveFrame, out: OutFrame, sequence: int, t: Transcoder,
     return b"".join([headers.encode(), init or b"", build_fragment([out], sequence)])
 
 
-async def live_transcoded(subscription: Subscription, settings: Settings,
+async def live_transcoded(subscription: Subscription, slots: Transcodes,
                           offline: Callable[[str], Awaitable[None]]) -> None:
     """Sends the subscription's frames transcoded on the current WebSocket until it
     closes (the caller holds the slot); ``offline`` tells the viewer a session ended."""
-    worker = Worker(settings.nice)
+    worker = slots.worker()
+    tally = _Tally(slots)
     transcoder: Transcoder | None = None
     entry_id = -1
     sequence = 0
@@ -300,17 +366,19 @@ async def live_transcoded(subscription: Subscription, settings: Settings,
         while True:
             dropped, frames = await subscription.get()
             if dropped:
+                slots.dropped["slow"] += dropped
                 await websocket.send(json.dumps({"type": "drop", "frames": dropped}))
             for frame in frames:
                 rec = frame.recording
                 if transcoder is None or rec.video_sample_entry_id != entry_id:
-                    transcoder = await run_blocking(worker.call, Transcoder, rec.sample_entry,
-                                                    settings)
-                    assert transcoder is not None
+                    transcoder = await on_worker(worker, worker.transcoder, rec.sample_entry,
+                                                 slots.settings)
+                    tally.new_transcoder()
                     entry_id = rec.video_sample_entry_id
                     init = build_init(0, transcoder.entry).header
-                outs = await run_blocking(worker.call, transcoder.feed, bytes(frame.data),
-                                          frame.is_key, frame.media_start, frame.duration)
+                outs = await on_worker(worker, transcoder.feed, bytes(frame.data),
+                                       frame.is_key, frame.media_start, frame.duration)
+                tally.frames(transcoder, 1, len(outs))
                 for out in outs:
                     sequence += 1
                     await websocket.send(live_message(frame, out, sequence, transcoder, init))
@@ -320,3 +388,51 @@ async def live_transcoded(subscription: Subscription, settings: Settings,
                 await offline(ended)
     finally:
         worker.close()
+
+
+# --- /metrics ------------------------------------------------------------------------------
+
+
+class TranscodeCollector(Collector):
+    """``nvr_transcode_*`` for ``/metrics``, read from ``Transcodes`` at scrape time."""
+
+    def __init__(self, slots: Transcodes) -> None:
+        self._t = slots
+
+    def collect(self) -> Iterator[Metric]:
+        t = self._t
+        for name, doc, value in (
+            ("active", "Transcodes running now", t.active),
+            ("max_concurrent", "Transcodes allowed at once", t.max_concurrent),
+        ):
+            gauge = GaugeMetricFamily(f"nvr_transcode_{name}", doc)
+            gauge.add_metric([], value)
+            yield gauge
+        for name, doc, total in (
+            ("started", "Transcodes started (transcode=h264 files and live sockets)",
+             t.started),
+            ("frames_in", "Frames fed to transcoders", t.frames_in),
+            ("frames_out", "H.264 frames transcoders made", t.frames_out),
+            ("cpu_seconds", "CPU time of the transcode threads (decode, scale, encode)",
+             t.cpu_seconds),
+        ):
+            counter = CounterMetricFamily(f"nvr_transcode_{name}", doc)
+            counter.add_metric([], total)
+            yield counter
+        refused = CounterMetricFamily(
+            "nvr_transcode_refused", "Transcode requests refused with 503, by kind and reason",
+            labels=["kind", "reason"])
+        for kind in ("file", "live"):
+            refused.add_metric([kind, "limit"], t.refused[kind, "limit"])
+        for (kind, reason), n in sorted(t.refused.items()):
+            if reason != "limit":
+                refused.add_metric([kind, reason], n)
+        yield refused
+        dropped = CounterMetricFamily(
+            "nvr_transcode_frames_dropped",
+            "Frames not transcoded: slow (dropped at the frame hub for a live transcode "
+            "behind the camera) or damaged (undecodable, before any good picture)",
+            labels=["reason"])
+        for reason in ("slow", "damaged"):
+            dropped.add_metric([reason], t.dropped[reason])
+        yield dropped

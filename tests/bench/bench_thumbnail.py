@@ -16,7 +16,8 @@ connection, in the same run:
 4. **cached**: each URL of (1) again (median), and with ``If-None-Match`` (``304``);
 5. peers, on the same times: **PyAV alone** (the same work without HTTP, the server or
    the index: open the recording's ``view.mp4`` from a file, seek to the key frame at or
-   before T, decode to T, scale to 320 wide, encode with the same mjpeg encoder), and the
+   before T, decode to T, scale to 320 wide, encode with the same mjpeg encoder; on two
+   frame threads, as nvr, and on one, to show what the threads give), and the
    **ffmpeg command line** (``ffmpeg -ss T -i view.mp4 -frames:v 1 -vf scale=320:-2
    out.jpg``, a process per picture, as scripts and some NVRs do).
 
@@ -44,6 +45,7 @@ import av
 
 from fixtures.make_fixtures import BENCH_1080P, cached_clip
 from nvr.base.time90k import UNITS_PER_SEC
+from nvr.thumbnail import FRAME_THREADS
 from tests.bench.bench_serve import T0, make_db, server
 
 FRAME = 3000
@@ -83,12 +85,13 @@ def line(name: str, seconds: Sequence[float], cpu: float | None = None) -> float
     return med
 
 
-def pyav_thumbnail(path: str, media_90k: int, width: int) -> bytes:
-    """The picture at ``media_90k`` of a file, the way a script would with PyAV alone."""
+def pyav_thumbnail(path: str, media_90k: int, width: int, threads: int = 2) -> bytes:
+    """The picture at ``media_90k`` of a file, the way a script would with PyAV alone
+    (decoding on ``threads`` frame threads)."""
     with av.open(path) as c:
         stream = c.streams.video[0]
         stream.thread_type = "FRAME"
-        stream.thread_count = 2
+        stream.thread_count = threads
         tb = stream.time_base
         assert tb is not None
         target = int(Fraction(media_90k, UNITS_PER_SEC) / tb)
@@ -193,6 +196,9 @@ def run(args: argparse.Namespace) -> None:
         cpu0 = time.process_time()
         pyav = [timed(lambda o=o: pyav_thumbnail(str(view), o, WIDTH)) for o in offsets]
         cpu["pyav"] = time.process_time() - cpu0
+        cpu0 = time.process_time()
+        pyav1 = [timed(lambda o=o: pyav_thumbnail(str(view), o, WIDTH, 1)) for o in offsets]
+        cpu["pyav1"] = time.process_time() - cpu0
         out = root / "out.jpg"
         ff = [timed(lambda o=o: ffmpeg_thumbnail(str(view), o, out))
               for o in offsets[: args.ffmpeg_count]]
@@ -209,10 +215,13 @@ def run(args: argparse.Namespace) -> None:
         line("If-None-Match -> 304", not_modified)
         print("peers, the same times:")
         m_pyav = line(f"PyAV alone on view.mp4 (seek, decode, {WIDTH} wide)", pyav, cpu["pyav"])
+        m_pyav1 = line("PyAV alone, one decoding thread", pyav1, cpu["pyav1"])
         m_ff = line(f"ffmpeg -ss T -i view.mp4 ... ({len(ff)} runs)", ff)
         print("ratios (medians):")
         print(f"  nvr first / PyAV alone           {m_exact / m_pyav:6.2f}")
         print(f"  nvr first / ffmpeg command       {m_exact / m_ff:6.2f}")
+        print(f"  PyAV 2 frame threads / 1 thread  {m_pyav / m_pyav1:6.2f}   (nvr decodes on "
+              f"{FRAME_THREADS})")
         print(f"  nvr keyFrame / nvr exact         {m_key / m_exact:6.2f}")
         print(f"  nvr 1080p JPEG / {WIDTH} wide       {m_full / m_exact:6.2f}")
         print(f"  nvr cached / nvr first           {m_cached / m_exact:6.3f}")

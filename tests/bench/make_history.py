@@ -31,6 +31,10 @@ of the history that the bench serves, and each stream's oldest ``--oldest`` reco
 which a retention pass deletes); ``none``. Rows without a file are what ``nvr check``
 would report as missing; the daemon never opens them unless served.
 
+**Events** (unless ``--no-events``): every ``EVENT_EVERY``-th recording of each camera's
+first stream has a small motion summary, and the camera's motion signal is moving over
+that minute (two changes); the first open builds their per-hour and per-day totals.
+
 Prints what it made and how long it took. Re-running on an existing ``--out`` refuses.
 """
 
@@ -53,7 +57,9 @@ from nvr.db import raw
 from nvr.db.database import Database
 from nvr.db.frames_summary import summarize_index
 from nvr.db.raw import SUMMARY_COLUMN_NAMES, summary_values
+from nvr.db.raw_motion import MotionRow, cells_ints
 from nvr.db.recording import VideoIndexEncoder
+from nvr.db.signals import MOTION_MOVING, MOTION_STILL
 from nvr.db.stream_summary import day_deltas, day_rows, zone_key
 from nvr.db.types import CameraConfig, StreamConfig
 from nvr.storage.dir import SampleFileDir, file_name
@@ -108,8 +114,16 @@ def stream_layout(streams: int) -> list[tuple[str, list[str]]]:
     return cams
 
 
+#: with events: every this many recordings of a camera's first stream have a motion
+#: summary (3 seconds moving in 2 cells), and its motion signal is on over that minute
+EVENT_EVERY = 10
+EVENT_MOTION = MotionRow(
+    cells=bytes([0x03]) + bytes(31), entries=bytes([10, 0, 0, 40, 11, 0, 1, 60, 12, 0, 0, 30]),
+    global_seconds=b"", motion_seconds=3, frames=300, skipped=0)
+
+
 def build(out: Path, *, streams: int, days: float, fps: int, files: str, oldest: int,
-          end: int) -> dict[str, object]:
+          end: int, events: bool = True) -> dict[str, object]:
     db_dir, sample_dir = out / "db", out / "sample"
     Database.create(db_dir, end)
     tz = dt.UTC
@@ -118,11 +132,14 @@ def build(out: Path, *, streams: int, days: float, fps: int, files: str, oldest:
         SampleFileDir.create(sample_dir, db.uuid, dir_uuid)
         dir_id = db.add_sample_file_dir(str(sample_dir), dir_uuid).id
         stream_ids: list[tuple[int, str]] = []
+        signals: dict[int, int] = {}  # a camera's first stream -> its motion signal
         for name, types in stream_layout(streams):
             cam = db.add_camera(name, config=CameraConfig(), streams={
                 t: (dir_id, StreamConfig(url=f"rtsp://127.0.0.1:9/{name}/{t}", mode="record",
                                          retain_bytes=RETAIN_BYTES)) for t in types})
             stream_ids += [(cam.streams[t], t) for t in types]
+            if events:
+                signals[cam.streams[types[0]]] = db.motion_signal(cam.id).id
         entry_id = db.insert_video_sample_entry(TEST_SAMPLE_ENTRY)
         open_id = db.open_id
     variants = {t: [make_variant(r, fps, 60, k) for k in range(VARIANTS)]
@@ -176,6 +193,18 @@ def build(out: Path, *, streams: int, days: float, fps: int, files: str, oldest:
                     os.close(fd)
                     made_files += 1
             conn.executemany(insert, rec_rows)
+            if sid in signals:
+                moved = rec_rows[::EVENT_EVERY]
+                conn.executemany(
+                    """insert into recording_motion (composite_id, cells, entries,
+                       global_seconds, motion_seconds, frames, skipped, cells_0, cells_1,
+                       cells_2, cells_3) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    [(r[0], m.cells, m.entries, m.global_seconds, m.motion_seconds, m.frames,
+                      m.skipped, *cells_ints(m.cells)) for r in moved for m in (EVENT_MOTION,)])
+                conn.executemany(
+                    "insert into signal_change (signal_id, time_90k, state) values (?, ?, ?)",
+                    [(signals[sid], r[5] + d, st) for r in moved
+                     for d, st in ((0, MOTION_MOVING), (MINUTE, MOTION_STILL))])
             conn.executemany("""insert into recording_integrity
                 (composite_id, sample_file_sha256) values (?, ?)""", integ)
             conn.executemany(
@@ -190,6 +219,7 @@ def build(out: Path, *, streams: int, days: float, fps: int, files: str, oldest:
                   f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
         conn.execute("begin")
         raw.replace_recording_days(conn, zone_key(tz), day_totals)
+        conn.execute("delete from event_total_zone")  # the first open builds them
         conn.execute("commit")
         conn.execute("pragma journal_mode = wal")
     finally:
@@ -215,6 +245,8 @@ def main() -> None:
     ap.add_argument("--files", choices=("all", "window", "none"), default="window")
     ap.add_argument("--oldest", type=int, default=5,
                     help="with --files window: each stream's oldest recordings with files")
+    ap.add_argument("--events", action=argparse.BooleanOptionalAction, default=True,
+                    help=f"motion summaries and signal changes every {EVENT_EVERY} minutes")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     if args.out.exists() and any(args.out.iterdir()):
@@ -222,7 +254,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     end = RealClocks().realtime() // MINUTE * MINUTE
     info = build(args.out, streams=args.streams, days=args.days, fps=args.fps,
-                 files=args.files, oldest=args.oldest, end=end)
+                 files=args.files, oldest=args.oldest, end=end, events=args.events)
     (args.out / "history.txt").write_text(
         "".join(f"{k} = {v!r}\n" for k, v in info.items()))
     print(" ".join(f"{k}={v}" for k, v in info.items()))

@@ -34,6 +34,11 @@ def test_put_head_get_list_delete(seaweed: SeaweedServer) -> None:
     assert store.head("a/missing") is None
     assert store.get_range("a/1", 1000, 1300) == data[1000:1300]
     assert [(o.key, o.size) for o in store.list("a/")] == [("a/1", len(data)), ("a/2", 1)]
+    assert [o.key for o in store.list("a/", "a/1")] == ["a/2"]  # StartAfter (the follower)
+    assert [o.key for o in store.list("", "a/2")] == ["b/1"]
+    assert list(store.list_dirs("")) == ["a/", "b/"]
+    assert list(store.list_dirs("a/")) == []
+    assert store.get_range("a/1", 0, len(data)) == data  # one GET, read into one buffer
     store.delete("a/1")
     store.delete("a/1")  # twice: no error
     assert store.head("a/1") is None

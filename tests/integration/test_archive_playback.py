@@ -171,7 +171,10 @@ async def test_a_read_only_second_site_plays_the_first_sites_archive_while_it_re
 ) -> None:
     """Site 1 records a real RTSP camera and archives to SeaweedFS; site 2 restores from
     the archive and runs ``--read-only`` (it writes nothing to the archive) and plays site
-    1's recordings with site 1's bytes and ETags, while site 1 keeps recording."""
+    1's recordings with site 1's bytes and ETags, while site 1 keeps recording. Site 2
+    follows by itself (``nvr.archive.follow``, every second here): a recording site 1
+    makes after site 2 started plays there too, and a redaction at site 1 hides the
+    recording it covers at site 2 after its next pass."""
     site1 = create_db(tmp_path / "one", {"cam": CameraSpec(shared_rtsp_server.url("live"))})
     bucket = seaweed.bucket()
     store = seaweed.store(bucket)
@@ -192,27 +195,56 @@ async def test_a_read_only_second_site_plays_the_first_sites_archive_while_it_re
             "--endpoint", seaweed.endpoint, "--bucket", bucket, "--prefix", "one",
             "--access-key", ACCESS_KEY, "--secret-key-stdin"])) == 0
         cam = str(d1.db.cameras[next(iter(d1.db.cameras))].uuid)
-        config2 = Config(db_dir=tmp_path / "two", binds=(BIND,), time_zone="UTC")
+        sid = next(iter(d1.db.streams))
+        config2 = Config(db_dir=tmp_path / "two", binds=(BIND,), time_zone="UTC",
+                         archive_follow_interval_sec=1)
         async with trio.open_nursery() as nursery:
             d2: daemon.Daemon = await nursery.start(lambda task_status: daemon.run(
                 config2, read_only=True, handle_signals=False, task_status=task_status))
             (url2,) = d2.http_addresses
             path = f"/api/cameras/{cam}/main"
             async with httpx.AsyncClient(timeout=60) as c:
-                rows = (await c.get(f"{url2}{path}/recordings",
-                                    params={"split90k": "1"})).json()["recordings"]
-                assert len(rows) >= 2 and {r["nvrLocation"] for r in rows} == {"archive"}
-                for r in rows[:2]:
-                    q = {"s": str(r["startId"])}
+                async def site2_ids() -> list[int]:
+                    rows = (await c.get(f"{url2}{path}/recordings",
+                                        params={"split90k": "1"})).json()["recordings"]
+                    assert {r["nvrLocation"] for r in rows} <= {"archive"}
+                    return [int(r["startId"]) for r in rows]
+
+                async def same_view(rid: int) -> None:
+                    q = {"s": str(rid)}
                     one = await c.get(f"{url1}{path}/view.mp4", params=q)
                     two = await c.get(f"{url2}{path}/view.mp4", params=q)
                     assert (two.status_code, two.headers["ETag"]) == (200, one.headers["ETag"])
                     assert two.content == one.content and _frames(two.content) > 0
+
+                at_start = await site2_ids()
+                assert len(at_start) >= 2
+                for rid in at_start[:2]:
+                    await same_view(rid)
+
+                # a recording made and archived after site 2 started appears there
+                follower = d2.followers[aid]
+                with trio.fail_after(120):
+                    while not [i for i in await site2_ids() if i > max(at_start)]:
+                        await follower.passed.wait()
+                new = [i for i in await site2_ids() if i > max(at_start)]
+                await same_view(new[0])
+
+                # a redaction at site 1 hides the recording at site 2 after its next pass
+                (rec,) = d1.db.list_recordings_by_id(sid, new[0], new[0] + 1)
+                d1.db.add_redaction(sid, rec.start_time_90k, rec.start_time_90k + 1,
+                                    "a face", user_id=None, username="ann")
+                with trio.fail_after(60):
+                    while new[0] in await site2_ids():
+                        await follower.passed.wait()
+                two = await c.get(f"{url2}{path}/view.mp4", params={"s": str(new[0])})
+                assert two.status_code == 404
+            assert d2.followers[aid].counters.hidden == 1
             d2.shutdown.set()
-        sid = next(iter(d1.db.streams))
         recorded = d1.db.streams[sid].cum_recordings
         with trio.fail_after(120):  # site 1 keeps recording (and archiving)
             await poll(lambda: d1.db.streams[sid].cum_recordings > recorded)
-    # site 2 wrote nothing to the archive
+    # site 2 wrote nothing to the archive (the one tombstone is site 1's)
     assert set(objects) <= {o.key for o in store.list("one/")}
     assert not [o.key for o in store.list("") if not o.key.startswith("one/")]
+    assert [o.key.split("/")[2] for o in store.list("one/tombstones/")] == [str(d1.db.uuid)]

@@ -233,8 +233,8 @@ def test_over_the_limit_503_with_a_reason_and_recording_loses_no_frame(
 ) -> None:
     rec = next(r for r in nvr.recordings() if "growing" not in r)
     url = f"{nvr.base}/api/cameras/{nvr.camera}/main/view.mp4?s={rec['startId']}&transcode=h264"
-    # the pages of the tests before have closed: their transcodes end (the server
-    # notices a closed connection at its next send)
+    # the pages of the tests before have closed: their transcodes end as the server
+    # notices the closed connections
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         r = httpx.get(url, timeout=30)

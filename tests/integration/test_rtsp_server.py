@@ -135,16 +135,25 @@ def test_file_loops_with_frame_table(rtsp_server: RtspServer, clip: str) -> None
 
 def test_file_pipeline_is_shared_between_clients(shared_rtsp_server: RtspServer) -> None:
     url = shared_rtsp_server.url("file/h264-1920x1080")
+
+    def pipelines() -> int:
+        return shared_rtsp_server.stderr_text().count("pipeline started for h264-1920x1080")
+
     with open_rtsp(url) as first:
         first_frames = decoded_frames(first)
         seen = [f.number for f in itertools.islice(first_frames, 15)]
+        started = pipelines()
+        assert started >= 1
 
         joined = read_frames(url, 3)
 
         seen.append(next(first_frames).number)
-    # The second client joins the running pipeline at its next key frame (every 30
-    # frames, looping at 60) instead of starting a pipeline of its own at frame 0.
-    assert joined[0].number == (seen[14] // 30 + 1) * 30 % 60
+        # The second client joins the running pipeline (no pipeline of its own) at a key
+        # frame (every 30 frames, looping at 60): which one depends on how long its
+        # connection took, so only that it is one is asserted.
+        assert pipelines() == started
+    assert seen[:15] == list(range(seen[0], seen[0] + 15))
+    assert joined[0].number % 30 == 0 and joined[0].is_key
     assert [f.number for f in joined] == [joined[0].number + i for i in range(3)]
 
 

@@ -347,6 +347,14 @@ def test_playback_at_the_end_of_recorded_video_goes_on_live(
         "() => { const v = document.querySelector('#player'); "
         "return !v.paused && v.currentTime > 0.5; }"
     )
+    # the window follows the live playhead past its right edge (it was fitted to the
+    # recorded video, which ended where live began): the playhead a quarter in
+    a0, b0 = int(geo["start"]), int(geo["end"])
+    page.wait_for_function(
+        f"() => {{ const [a, b] = {WIN}, t = {WALL}; return a > {a0} && a < t && t < b; }}"
+    )
+    a1, b1 = window(page)
+    assert b1 - a1 == b0 - a0
     assert page.evaluate("() => document.querySelector('#player').src").startswith("blob:")
     # J goes back 10 s into the recorded video: from the live frame shown at the key
     live_wall = page.evaluate(
@@ -362,6 +370,7 @@ def test_playback_at_the_end_of_recorded_video_goes_on_live(
     assert overflow(page) <= 0
     # the timeline plays recorded video again
     rows = nvr.recordings()
+    page.click("label[for=zoom-fit]")
     geo = timeline_geometry(page)
     page.mouse.click(x_of(geo, rows[0]["startTime90k"] + U // 2), row_y(geo))
     page.wait_for_function("() => !document.querySelector('#player').dataset.mode")

@@ -30,11 +30,12 @@ from nvr.storage.dir import SampleFileDir, file_name
 
 @dataclass(frozen=True, slots=True)
 class CameraSpec:
-    """One camera with a main stream at ``url``."""
+    """One camera with a main stream at ``url`` (and a sub stream at ``sub_url``)."""
 
     url: str
     username: str | None = None
     password: str | None = None
+    sub_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,8 @@ def create_db(
     retain_bytes: int = 1 << 30,
 ) -> Layout:
     """Creates a database under ``root/db`` with one sample directory ``root/sample`` and
-    the given cameras (each with a main stream recorded into it); closes it again."""
+    the given cameras (each with a main stream, and a sub stream if it has a ``sub_url``,
+    recorded into it); closes it again."""
     db_dir, sample_dir = root / "db", root / "sample"
     clocks = RealClocks()
     Database.create(db_dir, clocks.realtime())
@@ -85,16 +87,18 @@ def create_db(
         SampleFileDir.create(sample_dir, db.uuid, dir_uuid)
         dir_id = db.add_sample_file_dir(str(sample_dir), dir_uuid).id
         for name, spec in cameras.items():
+            urls = {"main": spec.url, **({"sub": spec.sub_url} if spec.sub_url else {})}
             cam = db.add_camera(
                 name,
                 config=CameraConfig(username=spec.username, password=spec.password),
                 streams={
-                    "main": (
+                    kind: (
                         dir_id,
                         StreamConfig(
-                            url=spec.url, retain_bytes=retain_bytes, flush_if_sec=flush_if_sec
+                            url=url, retain_bytes=retain_bytes, flush_if_sec=flush_if_sec
                         ),
                     )
+                    for kind, url in urls.items()
                 },
             )
             stream_ids[name] = cam.streams["main"]

@@ -27,6 +27,9 @@ class MemoryStore:
         self.verifies_sha256 = True
         #: (key, with an MD5) of every PUT, in order
         self.put_log: list[tuple[str, bool]] = []
+        #: LIST requests, and keys they returned (what a pass of the follower costs)
+        self.listed = 0
+        self.listed_keys = 0
 
     def _fault(self) -> None:
         self.calls += 1
@@ -58,11 +61,19 @@ class MemoryStore:
             raise errors.NotFound(f"GET {key}: NoSuchKey")
         return self.objects[key][start:end]
 
-    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+    def list(self, prefix: str, start_after: str = "") -> Iterator[ObjectInfo]:
         self._fault()
+        self.listed += 1
         for k in sorted(self.objects):
-            if k.startswith(prefix):
+            if k.startswith(prefix) and k > start_after:
+                self.listed_keys += 1
                 yield ObjectInfo(k, len(self.objects[k]))
+
+    def list_dirs(self, prefix: str) -> list[str]:
+        self._fault()
+        self.listed += 1
+        return sorted({prefix + k[len(prefix):].split("/", 1)[0] + "/" for k in self.objects
+                       if k.startswith(prefix) and "/" in k[len(prefix):]})
 
     def delete(self, key: str) -> None:
         self._fault()

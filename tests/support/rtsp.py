@@ -100,6 +100,13 @@ class RtspServer:
         """Whether the current process is alive (False after it died on its own)."""
         return self._process is not None and self._process.poll() is None
 
+    def stderr_text(self) -> str:
+        """What the server has written to stderr so far (its log lines)."""
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")
+
     def exit_report(self) -> str:
         """For a process that died on its own: its exit status and the end of its stderr."""
         process = self._process

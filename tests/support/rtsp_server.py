@@ -178,6 +178,7 @@ class ClipFactory(GstRtspServer.RTSPMediaFactory):
         )
 
     def _on_media_configure(self, _factory: object, media: GstRtspServer.RTSPMedia) -> None:
+        log(f"pipeline started for {self.path.name}")  # tests count these: one per pipeline
         source = media.get_element().get_by_name("src")
         source.set_property("max-bytes", 2_000_000)
         player = LoopPlayer(self.loaded())

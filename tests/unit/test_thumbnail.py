@@ -137,15 +137,20 @@ def test_a_continued_decoder_shows_each_later_frame_as_a_new_one_does() -> None:
 
 def test_decoders_keep_the_last_used_that_reach_a_frame() -> None:
     d = Decoders(max_decoders=2)
-    a, b, c = (Continuation(s, None, fed, shown) for s, fed, shown in  # type: ignore[arg-type]
-               (("r1", 10, 9), ("r1", 40, 39), ("r2", 5, 4)))
-    for x in (a, b, c):
-        d.put(x)
-    assert len(d) == 2  # a, the least recently used, went
+    a, b, c = (Continuation(s, object(), fed, shown)  # type: ignore[arg-type]
+               for s, fed, shown in (("r1", 10, 9), ("r1", 40, 39), ("r2", 5, 4)))
+    assert d.put(a) == [] and d.put(b) == []
+    assert d.put(c) == [a]  # a, the least recently used, handed back to be closed
+    assert len(d) == 2
     assert d.take("r1", 0, 8) is None  # b has shown 39 already
     assert d.take("r1", 30, 45) is b and len(d) == 1
     assert d.take("r2", 60, 70) is None  # key frame 60 is nearer than frame 6
     assert d.take("r2", 0, 6) is c and len(d) == 0
+    d.put(a)
+    assert d.take_all() == [a] and len(d) == 0
+    a.decoder = None  # closed: it reaches nothing any more
+    d.put(a)
+    assert d.take("r1", 0, 10) is None
 
 
 def test_frames_that_do_not_decode_are_data_loss() -> None:

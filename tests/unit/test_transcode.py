@@ -1,12 +1,15 @@
 """``nvr.transcode``: H.265 (and H.264) frames in, H.264 frames out, one for one with the
 same timing; key frames where the input's are; the size bound; a damaged frame skips to
-the next key frame showing the last good picture; the worker thread's lower priority."""
+the next key frame showing the last good picture; the worker thread's lower priority and
+its CPU count."""
 
 from __future__ import annotations
 
 import io
 import os
 import struct
+import threading
+import time
 
 import av
 import numpy as np
@@ -18,8 +21,9 @@ from nvr.codec import h264, h265
 from nvr.db.recording import VideoSampleEntry
 from nvr.mp4.fragment import build_fragment
 from nvr.mp4.movie import build_init
-from nvr.transcode import OutFrame, Settings, Transcoder, Worker, output_size
+from nvr.transcode import OutFrame, Settings, Transcoder, Worker, _threads_named, output_size
 from tests.support.paths import FIXTURES
+from tests.support.transcode import join_transcode_threads
 
 Frame = tuple[bytes, bool, int, int]
 
@@ -138,3 +142,22 @@ def test_the_worker_thread_runs_at_a_lower_priority_and_the_caller_keeps_its_own
         assert w.call(np.add, 1, 2) == 3
     finally:
         w.close()
+
+
+def test_the_worker_counts_the_cpu_of_its_thread_and_the_codec_threads_it_starts() -> None:
+    entry, frames = clip("h264-1920x1080.mp4")
+    reports: list[float] = []
+    w = Worker(0, reports.append)
+    try:
+        t = w.call(w.transcoder, entry, Settings(max_height=720))
+        named = w.call(_threads_named, w.name)
+        assert threading.get_native_id() not in named
+        assert len(named) >= 2  # the worker's own thread and libx264's
+        own = w.call(lambda: run(t, frames[:60]) and time.thread_time())
+    finally:
+        w.close()
+    join_transcode_threads()  # close's last report runs on the thread
+    # every report is positive, and they add up to more than the worker thread's own
+    # CPU time when the encoder's threads worked too (never less)
+    assert reports and all(r > 0 for r in reports)
+    assert sum(reports) >= own - 0.02  # /proc counts in clock ticks (10 ms)

@@ -3,16 +3,18 @@
 // the wall-clock time of the frame on screen, and previous/next recording. One file
 // covers at most an hour of one run; when it ends, the player goes on with what follows.
 // Before it plays, it asks the browser whether it decodes the recording's codec
-// (`playability.js`); if not, it plays `view.mp4?transcode=h264` (H.264 converted by the
-// server, a stream without byte ranges: seeking asks for a new file) and says so.
+// (`playability.js`); if not, it plays the camera's sub stream when the user allows it
+// (the live page's choice), the browser plays its codec and its recordings cover the span
+// (asked of `.../sub/recordings`), else `view.mp4?transcode=h264` (H.264 converted by the
+// server, a stream without byte ranges: seeking asks for a new file), and says which.
 // When recorded video runs out (a file that reached the recording being made ended, less
 // than LIVE_WITHIN_MS after it was asked for, or no video follows while the camera
 // records), the player goes on with that camera's live stream (`live.js`) in the same
 // <video> and says so (converted too when the browser cannot play the camera's codec); a
 // click on the timeline plays recorded video again.
 
-import { segmentSpec, viewMp4Url } from "./api.js";
-import { choose, convertedLabel } from "./playability.js";
+import { recordings, segmentSpec, viewMp4Url } from "./api.js";
+import { allowSub, choose, convertedLabel } from "./playability.js";
 import { el, toast } from "./dom.js";
 import { formatDay, formatTime } from "./format.js";
 import { LivePlayer } from "./live.js";
@@ -23,6 +25,9 @@ const MAX_PLAY_90K = 3600 * U; // one view.mp4 covers at most an hour; then the 
 // A file of the recording being made covers it up to when the file was asked for: if it
 // ends sooner than this after, live is that close; later, more recorded video follows.
 const LIVE_WITHIN_MS = 15000;
+// The sub stream's recordings stand in for the main stream's when they cover the span up
+// to this much less (the two streams' sessions start and stop a moment apart).
+const SUB_SLACK_90K = 2 * U;
 
 export class RecordingPlayer {
   /** `source` reads the page's current data: `camera(ci)`, `rows(ci)` (that camera's
@@ -36,6 +41,8 @@ export class RecordingPlayer {
     this.playing = null; // camera index, wall time of media time 0...
     this.live = null; // the LivePlayer once recorded video ran out
     this.liveCi = null;
+    this.token = 0; // of the latest play(): an older one's sub-stream answer is dropped
+    this.subMissing = null;
     const video = el("video", {
       id: "player",
       playsinline: true,
@@ -95,20 +102,73 @@ export class RecordingPlayer {
     const j = runFrom(rows, i, MAX_PLAY_90K);
     const rel = t - rows[i].startTime90k;
     const cam = this.source.camera(ci);
-    const spec = segmentSpec(idRange(rows[i], rows[j]), rel || undefined, undefined);
     const stream = this.source.stream();
     const entry = (this.source.entries?.() || {})[rows[i].videoSampleEntryId];
-    const plan = choose({ streams: { [stream]: { nvrCodec: entry?.nvrCodec } } }, stream, { subAllowed: false });
-    this.showPath(plan.label, plan.why, plan.path);
     this.lastCodec = entry?.nvrCodec;
+    const file = {
+      stream,
+      spec: segmentSpec(idRange(rows[i], rows[j]), rel || undefined, undefined),
+      end: rows[j].endTime90k,
+      growing: rows.slice(i, j + 1).some((r) => r.growing),
+      plan: choose({ streams: { [stream]: { nvrCodec: entry?.nvrCodec } } }, stream, { subAllowed: false }),
+    };
+    const token = ++this.token;
+    if (file.plan.path !== "native" && stream !== "sub" && cam.streams?.sub && allowSub()) {
+      // the sub stream instead, when it plays here and has recordings of this span
+      this.subFile(cam, entry?.nvrCodec, t, file.end).then(
+        (sub) => token === this.token && this.start(ci, t, sub || file),
+        () => token === this.token && this.start(ci, t, file),
+      );
+      return;
+    }
+    this.start(ci, t, file);
+  }
+
+  /** The sub stream's file from `t` if the browser plays the sub stream's codec and its
+   * recordings cover [t, end) (to within SUB_SLACK_90K); else null, and `why` of the
+   * main stream's plan says which was missing. */
+  async subFile(cam, mainCodec, t, end) {
+    const answer = await recordings(cam.uuid, "sub", t, end);
+    const rows = [...(answer.recordings || [])].sort((a, b) => a.startTime90k - b.startTime90k);
+    const i = rows.findIndex((r) => r.startTime90k <= t && r.endTime90k > t);
+    const j = i < 0 ? -1 : runFrom(rows, i, MAX_PLAY_90K);
+    const entry = i < 0 ? null : (answer.videoSampleEntries || {})[rows[i].videoSampleEntryId];
+    const covers = j >= 0 && rows[j].endTime90k >= Math.min(end, rows[i].startTime90k + MAX_PLAY_90K) - SUB_SLACK_90K;
+    const plan = choose(
+      { streams: { main: { nvrCodec: mainCodec }, sub: { nvrCodec: entry?.nvrCodec ?? cam.streams.sub.nvrCodec } } },
+      "main",
+      { subAllowed: true },
+    );
+    if (!covers || plan.path !== "sub") {
+      this.subMissing = covers ? null : "the sub stream has no recordings of this span";
+      return null;
+    }
+    plan.why += ", and has recordings of this span";
+    return {
+      stream: "sub",
+      spec: segmentSpec(idRange(rows[i], rows[j]), t - rows[i].startTime90k || undefined, undefined),
+      end: rows[j].endTime90k,
+      growing: rows.slice(i, j + 1).some((r) => r.growing),
+      plan,
+    };
+  }
+
+  /** Plays `file` (`{stream, spec, end, growing, plan}`) of camera `ci`, whose first
+   * frame is at wall time `t`. */
+  start(ci, t, { stream, spec, end, growing, plan }) {
+    const cam = this.source.camera(ci);
+    const why = plan.path === "converted" && this.subMissing ? `${plan.why} (${this.subMissing})` : plan.why;
+    this.subMissing = null;
+    this.showPath(plan.label, why, plan.path);
     this.stopLive();
     this.say(null);
     this.playing = {
       transcode: plan.transcode,
+      stream,
       ci,
       base90k: t,
-      wallEnd90k: rows[j].endTime90k,
-      growing: rows.slice(i, j + 1).some((r) => r.growing),
+      wallEnd90k: end,
+      growing,
       ratio: 1, // wall time per media time, once the file's duration is known
       mediaTime: 0,
       askedAt: performance.now(),
@@ -117,6 +177,7 @@ export class RecordingPlayer {
     video.controls = true; // only once there is something to control
     video.src = viewMp4Url(cam.uuid, stream, [spec], { transcode: plan.transcode });
     video.dataset.base90k = String(t);
+    video.dataset.stream = stream;
     video.play().catch(() => {});
     this.hint.hidden = true;
     this.cameraName.textContent = cam.shortName;
@@ -128,6 +189,7 @@ export class RecordingPlayer {
   /** Camera `ci`'s live stream in the player, recorded video having run out at `t`. */
   goLive(ci, t) {
     const cam = this.source.camera(ci);
+    const wasSub = this.playing?.stream === "sub";
     this.stopLive();
     this.playing = null;
     this.liveCi = ci;
@@ -135,9 +197,13 @@ export class RecordingPlayer {
     video.dataset.mode = "live";
     const ended = `Recorded video ended at ${formatTime(t, this.tz)}`;
     this.say(`● Live: ${ended}; now showing ${cam.shortName} live.`, "live");
-    const livePlan = choose({ streams: { [this.source.stream()]: { nvrCodec: this.lastCodec } } }, this.source.stream(), { subAllowed: false });
+    const stream = this.source.stream();
+    // the sub stream's recordings played (main is not playable here): its live stream too
+    const livePlan = wasSub
+      ? { stream: "sub", transcode: false, path: "sub", label: "sub stream", why: this.pathBadge.title.replace(/^Plays [^:]*: /, "") }
+      : choose({ streams: { [stream]: { nvrCodec: this.lastCodec } } }, stream, { subAllowed: false });
     this.showPath(livePlan.label, livePlan.why, livePlan.path);
-    this.live = new LivePlayer(video, cam.uuid, this.source.stream(), {
+    this.live = new LivePlayer(video, cam.uuid, livePlan.stream, {
       transcode: livePlan.transcode,
       onState: (state, detail) => {
         if (state === "playing") this.say(`● Live: ${ended}; now showing ${cam.shortName} live.`, "live");
@@ -223,7 +289,7 @@ export class RecordingPlayer {
     this.video.load();
   }
 
-  /** Says which way the video plays ("native", "converted 720p") and why. */
+  /** Says which way the video plays ("native", "sub stream", "converted 720p") and why. */
   showPath(label, why, path) {
     const b = this.pathBadge;
     b.textContent = label;

@@ -12,7 +12,7 @@
 // the cursor (PageUp/PageDown in bigger steps, Home/End to the window's edges), ↑/↓ pick
 // the camera, Enter plays at the cursor, Space pauses or resumes, J/L step back/forward
 // 10 s and K pauses, Shift+←/→ extend a selection from where it started, Escape clears
-// it, + and - zoom.
+// it, + and - zoom. While playing, the window follows the playhead (`setPlayhead`).
 
 import { formatDay, formatTime } from "./format.js";
 import { dayOf, tzOffsetMs, UNITS_PER_SEC } from "./time.js";
@@ -150,9 +150,20 @@ export class Timeline {
     this.draw();
   }
 
+  /** Moves the playhead. A playhead that was in the window and runs past its last
+   * twentieth (playback, or live creeping to the right) pages the window on so that it
+   * sits a quarter in, unless the user is dragging; one the user panned away from, or a
+   * jump, is left where it is. */
   setPlayhead(t, row) {
+    const [a, b] = this.win;
+    const was = this.playhead;
     this.playhead = t;
     this.playRow = row;
+    const span = b - a;
+    const onward = t != null && was != null && t >= was && t - was < span / 10; // playing, not a jump
+    if (onward && was >= a && was <= b && t > b - span / 20 && !this.drag) {
+      this.setWindow(t - span / 4, t - span / 4 + span);
+    }
     this.draw();
   }
 

@@ -203,6 +203,10 @@ async def test_archive_retention_deletes_each_streams_oldest_first(
     cam = env.db.cameras[env.db.streams[sid].camera_id]
     assert sorted(store.objects) == sorted(
         k for r in recs[-2:] for k in recording_keys("p/", cam.uuid, "main", r.composite_id))
+    # what retention deleted while it is still local is not uploaded again
+    puts = sum(store.puts.values())
+    assert not await up.run_once() and sum(store.puts.values()) == puts
+    assert env.db.archive_backlog(aid).recordings == 0
     # by age: a day later with retain_days=1, everything goes
     a = env.db.archives[aid]
     env.db.update_archive(aid, config=dataclasses.replace(a.config, retain_days=1))
@@ -210,6 +214,43 @@ async def test_archive_retention_deletes_each_streams_oldest_first(
     assert await up.apply_retention() == 2
     assert not store.objects and not env.db.archived_in(aid, sid)
     assert env.db.list_recordings_by_time(sid, 0, 1 << 62) == recs  # local copies untouched
+    assert not await up.run_once() and sum(store.puts.values()) == puts
+    assert env.db.archive_backlog(aid).recordings == 0
+    # ... and after a restart (it is in the database)
+    env.close()
+    env = open_env(tmp_path, now=clocks.realtime, monotonic=clocks.monotonic)
+    up = _uploader(env, store, clocks)
+    assert env.db.archive_backlog(aid).recordings == 0
+    assert not await up.run_once() and sum(store.puts.values()) == puts
+    env.db.flush_listeners.clear()
+    env.close()
+
+
+async def test_a_deleted_cameras_archived_recordings_age_out_by_archive_retention(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    clocks = SimulatedClocks(T0)
+    env = await _recorded(tmp_path, clocks)
+    aid = env.db.archive_by_name("a").id
+    sid = env.stream_ids[0]
+    store = MemoryStore()
+    up = _uploader(env, store, clocks)
+    while await up.run_once():
+        pass
+    assert len(store.objects) == 6
+    # the camera's recordings are deleted locally (they stay archived), then the camera
+    cam_id = env.db.streams[sid].camera_id
+    for s in list(env.db.cameras[cam_id].streams.values()):
+        env.db.plan_delete_all_recordings(s)
+    env.db.flush("test")
+    env.db.delete_camera(cam_id)
+    assert sid not in env.db.streams and len(env.db.archived_in(aid, sid)) == 3
+    a = env.db.archives[aid]
+    env.db.update_archive(aid, config=dataclasses.replace(a.config, retain_days=1))
+    assert await up.apply_retention() == 0  # not old enough yet
+    await clocks.sleep(86_400 * SEC)
+    assert await up.apply_retention() == 3
+    assert not store.objects and not env.db.archived_in(aid, sid)
     env.close()
 
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
+import logging
 import sqlite3
+import zoneinfo
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,8 +24,9 @@ from typing import Any
 import pytest
 
 from nvr.base.time90k import UNITS_PER_SEC
-from nvr.db import connection
+from nvr.db import connection, raw_motion
 from nvr.db.database import Database
+from nvr.db.raw_motion import MotionRow
 from tests.bench.make_history import MINUTE, build, make_variant
 from tests.support.determinism import T0
 
@@ -185,3 +188,112 @@ def test_totals_stay_true(histories: dict[int, Path], tmp_path: Path) -> None:
         scanned = {sid: s.committed for sid, s in db.streams.items()}
     assert stored == scanned
     assert [s.num_recordings for s in stored.values()] == [1440 + 3 - 3 * 400] * 2
+
+
+def test_open_reads_event_totals_not_summaries(
+    histories: dict[int, Path], counted: Counter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The histories have motion summaries and signal changes every ten minutes: an open
+    reads their stored totals, and the scan that builds them (forced here by hiding the
+    stored zone) would make the same open grow with the history."""
+    def open_once(d: Path) -> None:
+        Database.open(d, read_only=True, tz=dt.UTC, now=lambda: END).close()
+
+    stored = {days: counted.measure(functools.partial(open_once, d))
+              for days, d in histories.items()}
+    assert_flat(stored)
+    monkeypatch.setattr(raw_motion, "event_total_zone", lambda conn: None)
+    scanned = {days: counted.measure(functools.partial(open_once, d))
+               for days, d in histories.items()}
+    assert scanned[10] - scanned[1] > 5 * (stored[10] - stored[1]) + 10_000, (stored, scanned)
+
+
+def test_open_in_another_zone_builds_event_totals_once(
+    histories: dict[int, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another zone: the totals are built from the summaries and changes (logged), stored
+    in that zone, and the next open there reads them back."""
+    work({1: histories[1]}, Counter(), tmp_path, lambda db: None)
+    db_dir = tmp_path / "d1"
+    ny = zoneinfo.ZoneInfo("America/New_York")
+    with (caplog.at_level(logging.INFO, logger="nvr.db.database"),
+          Database.open(db_dir, tz=ny, now=lambda: END) as db):
+        built = ({sid: db.motion_days(sid) for sid in db.streams},
+                 {sid: db.signal_days(sid, END) for sid in db.signals})
+    assert [r.getMessage() for r in caplog.records] == [
+        "built the motion and signal totals from 144 motion summaries and 288 signal changes "
+        "(time zone America/New_York)"]
+    caplog.clear()
+    with (caplog.at_level(logging.INFO, logger="nvr.db.database"),
+          Database.open(db_dir, read_only=True, tz=ny, now=lambda: END) as db):
+        assert ({sid: db.motion_days(sid) for sid in db.streams},
+                {sid: db.signal_days(sid, END) for sid in db.signals}) == built
+        assert db.event_total_problems() == []
+    assert caplog.records == []
+
+
+def test_event_totals_stay_true(histories: dict[int, Path], tmp_path: Path) -> None:
+    """After motion summaries stored (pending and committed, replaced), signal updates,
+    retention deletions, a redaction-like cut and signal pruning, the stored per-hour and
+    per-day totals are what a recomputation gives (``nvr check``'s), and what an open
+    that builds them from scratch holds."""
+    v = make_variant(32_000, 1, 60, 0)
+    row = MotionRow(cells=bytes([1]) + bytes(31), entries=bytes([5, 0, 0, 9]),
+                    global_seconds=b"", motion_seconds=7, frames=300, skipped=0)
+
+    def churn(db: Database) -> None:
+        entry = next(iter(db.video_sample_entries))
+        sig = next(iter(db.signals))
+        for k in range(3):
+            for sid, s in db.streams.items():
+                assert s.committed.range_end is not None
+                rec = db.add_recording(sid, run_offset=0,
+                                       start_time_90k=s.committed.range_end + 7 * MINUTE,
+                                       video_sample_entry_id=entry)
+                rec.video_index, rec.sample_file_bytes = v.index, v.nbytes
+                rec.video_samples, rec.video_sync_samples = v.frames, v.keys
+                rec.media_duration_90k = rec.wall_duration_90k = v.media
+                db.mark_done(rec)
+                db.mark_synced(rec.composite_id)
+                assert db.put_motion_summary(rec.composite_id, row) == "pending"
+                db.add_planned_deletions(
+                    sid, list(itertools.islice(db.iter_unplanned_oldest(sid), 400)))
+            db.flush("churn")
+            cid = next(iter(db.streams)) << 32 | 1439 - k * 10
+            assert db.put_motion_summary(cid, row) == "stored"  # replaces one
+            db.update_signals([sig], [2], END - DAY // 2 - k * MINUTE, END - DAY // 3)
+        db.prune_signal_changes()
+        sid = next(iter(db.streams))
+        old = db.list_recordings_by_time(sid, END - 2 * MINUTE, END)[0]
+        db.replace_recording(old, [])
+
+    work({1: histories[1]}, Counter(), tmp_path, churn)
+    db_dir = tmp_path / "d1"
+    with Database.open(db_dir, read_only=True, tz=dt.UTC, now=lambda: END) as db:
+        assert db.event_total_problems() == []
+        stored = ({sid: db.motion_days(sid) for sid in db.streams},
+                  {sid: db.signal_days(sid, END) for sid in db.signals})
+    conn = sqlite3.connect(db_dir / "db")
+    conn.execute("delete from event_total_zone")
+    conn.commit()
+    conn.close()
+    with Database.open(db_dir, read_only=True, tz=dt.UTC, now=lambda: END) as db:
+        assert ({sid: db.motion_days(sid) for sid in db.streams},
+                {sid: db.signal_days(sid, END) for sid in db.signals}) == stored
+
+
+def test_check_reports_totals_that_differ(histories: dict[int, Path], tmp_path: Path) -> None:
+    work({1: histories[1]}, Counter(), tmp_path, lambda db: None)
+    db_dir = tmp_path / "d1"
+    conn = sqlite3.connect(db_dir / "db")
+    conn.execute("update motion_hour set seconds = seconds + 1 where hour = 3")
+    conn.execute("delete from signal_day where day = (select min(day) from signal_day)")
+    conn.commit()
+    conn.close()
+    with Database.open(db_dir, read_only=True, tz=dt.UTC, now=lambda: END) as db:
+        problems = db.event_total_problems()
+    assert len(problems) == 2, problems
+    assert problems[0].startswith("motion totals of stream 1: 1 row(s) differ from a "
+                                  "recomputation, the first on "), problems
+    assert "hour 3 (stored 19, recomputed 18)" in problems[0]
+    assert problems[1].startswith("day totals of signal 1: 2 row(s) differ"), problems

@@ -22,6 +22,7 @@ from nvr import cli
 from nvr.base import errors
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import RealClocks
+from nvr.base.time90k import to_datetime
 from nvr.db import raw, raw_motion
 from nvr.db import upgrade as upgrade_pkg
 from nvr.db.archives import ArchiveConfig
@@ -168,9 +169,36 @@ def fill_v9(conn: sqlite3.Connection) -> None:
     conn.execute("update recording_motion set cells = ?", (bytes(cells),))
 
 
+def fill_v10(conn: sqlite3.Connection) -> None:
+    """One row or more in every table of schema version 10 (version 9's with the motion
+    union as integers, and the signal back to unknown an hour after it began moving, so
+    that it has a closed interval to total)."""
+    fill_v9(conn)
+    (cells,) = conn.execute("select cells from recording_motion").fetchone()
+    conn.execute("update recording_motion set cells_0 = ?, cells_1 = ?, cells_2 = ?, "
+                 "cells_3 = ?", raw_motion.cells_ints(cells))
+    conn.execute("""insert into signal_change (signal_id, time_90k, state)
+                    values (1, ?, 0)""", (T0 + 3600 * 90_000,))
+
+
+def fill_v11(conn: sqlite3.Connection) -> None:
+    """Schema version 11's tables (version 10's; its per-hour and per-day totals are
+    built at the first open, so they stay empty here)."""
+    fill_v10(conn)
+
+
+def fill_v12(conn: sqlite3.Connection) -> None:
+    """One row or more in every table of schema version 12 (version 11's plus what an
+    archive's retention deleted of stream 1)."""
+    fill_v11(conn)
+    conn.execute("""insert into archive_stream_retention (archive_id, stream_id, camera_uuid,
+                        stream_type, expired_through_id)
+                    select 1, 1, uuid, 'main', 3 from camera limit 1""")
+
+
 FILLERS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: fill_v1, 2: fill_v2, 3: fill_v3, 4: fill_v4, 5: fill_v5, 6: fill_v6, 7: fill_v7,
-    8: fill_v8, 9: fill_v9}
+    8: fill_v8, 9: fill_v9, 10: fill_v10, 11: fill_v11, 12: fill_v12}
 
 
 def frozen_db(db_dir: Path, version: int) -> Path:
@@ -757,6 +785,78 @@ def test_v9_to_v10(tmp_path: Path) -> None:
             assert len(rows) == (cell in (0, 63, 64, 255)), cell
     finally:
         conn.close()
+
+
+def test_v10_to_v11(tmp_path: Path) -> None:
+    """Per-hour motion and per-day signal totals: three new, empty tables; every row of
+    version 10 is kept exactly; the tables are shaped as a new database's; the first
+    read-write open builds the totals from the summaries and changes (in its zone), which
+    ``nvr check`` finds equal to a recomputation, and a read-only open in the same zone
+    reads them back as the same totals without scanning."""
+    db_dir = fixture_db(tmp_path, 10)
+    v10_tables = sorted(row_counts(db_dir / "db"))
+    before = dump(db_dir / "db", v10_tables)
+    result = upgrade(db_dir, now_sec=NOW, target=11)
+    assert (result.old_version, result.new_version) == (10, 11)
+    assert versions(db_dir / "db") == [(10, "created"), (11, "upgraded from 10")]
+    assert dump(db_dir / "db", v10_tables) == before
+    counts = row_counts(db_dir / "db")
+    assert (counts["motion_hour"], counts["signal_day"], counts["event_total_zone"]) == (0, 0, 0)
+    assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "v11", 11))
+    upgrade(db_dir, now_sec=NOW)  # to the newest version, which Database.open needs
+    with Database.open(db_dir, tz=dt.UTC, now=lambda: T0) as db:
+        motion = {sid: db.motion_days(sid) for sid in db.streams}
+        signals = {sid: db.signal_days(sid, 0) for sid in db.signals}
+        assert db.event_total_problems() == []
+    counts = row_counts(db_dir / "db")
+    assert (counts["motion_hour"], counts["signal_day"], counts["event_total_zone"]) == (1, 1, 1)
+    assert sum(t for days in motion.values() for t, _ in days.values()) == 1
+    assert signals == {1: {to_datetime(T0, dt.UTC).date().isoformat(): {2: 3600 * 90_000}}}
+    with Database.open(db_dir, read_only=True, tz=dt.UTC, now=lambda: T0) as db:
+        assert {sid: db.motion_days(sid) for sid in db.streams} == motion
+        assert {sid: db.signal_days(sid, 0) for sid in db.signals} == signals
+
+
+def test_v11_to_v12(tmp_path: Path) -> None:
+    """What archive retention deleted: one new, empty table; every row of version 11 is
+    kept exactly; the tables are shaped as a new database's, and it opens."""
+    db_dir = fixture_db(tmp_path, 11)
+    v11_tables = sorted(row_counts(db_dir / "db"))
+    before = dump(db_dir / "db", v11_tables)
+    result = upgrade(db_dir, now_sec=NOW, target=12)
+    assert (result.old_version, result.new_version) == (11, 12)
+    assert versions(db_dir / "db") == [(11, "created"), (12, "upgraded from 11")]
+    assert dump(db_dir / "db", v11_tables) == before
+    assert row_counts(db_dir / "db")["archive_stream_retention"] == 0
+    assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "v12", 12))
+    upgrade(db_dir, now_sec=NOW)
+    with Database.open(db_dir, tz=dt.UTC, now=lambda: T0) as db:
+        assert db.archives
+
+
+def test_v12_to_v13(tmp_path: Path) -> None:
+    """Per-day totals of archive-only recordings: one new table; every row of version 12
+    is kept exactly but the zone row (so the next read-write open builds both per-day
+    tables); the tables are shaped as a new database's; that open counts the
+    archive-only recording in its days, and a read-only open reads them back."""
+    db_dir = fixture_db(tmp_path, 12)
+    v12_tables = sorted(row_counts(db_dir / "db"))
+    before = dump(db_dir / "db", v12_tables)
+    result = upgrade(db_dir, now_sec=NOW, target=13)
+    assert (result.old_version, result.new_version) == (12, 13)
+    assert versions(db_dir / "db") == [(12, "created"), (13, "upgraded from 12")]
+    after = dump(db_dir / "db", v12_tables)
+    assert after.pop("recording_day_zone") == [] and before.pop("recording_day_zone")
+    assert after == before
+    assert table_shapes(db_dir / "db") == table_shapes(frozen_db(tmp_path / "v13", 13))
+    upgrade(db_dir, now_sec=NOW)
+    with Database.open(db_dir, tz=dt.UTC, now=lambda: T0) as db:
+        built = {sid: s.archive_only.days for sid, s in db.streams.items()}
+    n = row_counts(db_dir / "db")["archive_only_recording"]
+    assert n > 0 and sum(t.started for t in built[1].values()) == n
+    assert row_counts(db_dir / "db")["archive_only_day"] > 0
+    with Database.open(db_dir, read_only=True, tz=dt.UTC, now=lambda: T0) as db:
+        assert {sid: s.archive_only.days for sid, s in db.streams.items()} == built
 
 
 async def test_v2_to_v3_keeps_view_etags_and_bytes(

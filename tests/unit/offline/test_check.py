@@ -229,7 +229,19 @@ def _signal(r: Recorded, *changes: tuple[int, int]) -> None:
                      "select 3, id, 'indirect' from camera")
         conn.executemany("insert into signal_change (signal_id, time_90k, state) values (3, ?, ?)",
                          changes)
+        # behind the totals' back: the next open builds them (only the changes are wrong)
+        conn.execute("delete from event_total_zone")
     conn.close()
+
+
+def _motion_total_differs(r: Recorded) -> str:
+    conn = sqlite3.connect(r.db_dir / "db")
+    with conn:
+        sid = conn.execute("select min(id) from stream").fetchone()[0]
+        conn.execute("insert into motion_hour values (?, '2000-01-01', 5, 7)", (sid,))
+    conn.close()
+    return (f"motion totals of stream {sid}: 1 row(s) differ from a recomputation, the first "
+            f"on 2000-01-01 hour 5 (stored 7, recomputed 0)")
 
 
 def _signal_unknown_state(r: Recorded) -> str:
@@ -265,6 +277,7 @@ CORRUPTIONS: dict[str, Corruption] = {
     "signal_repeats": _signal_repeats,
     "signal_first_unknown": _signal_first_unknown,
     "signal_older_than_recordings": _signal_older_than_recordings,
+    "motion_total_differs": _motion_total_differs,
     "missing": _missing,
     "truncated": _truncated,
     "extra_byte": _extra_byte,

@@ -72,6 +72,10 @@ class Site:
                 str(t.uuid) == current for t in db.signal_types.values())):
             t = db.add_signal_type(f"victim{next(self.counter)}", [SignalState(1, "on")])
             current = self.victims[kind] = str(t.uuid)
+        if kind == "archive" and (current is None or not any(
+                str(a.uuid) == current for a in db.archives.values())):
+            a = reconfig.add_archive(db, archive_body(f"victim{next(self.counter)}"))
+            current = self.victims[kind] = str(a.uuid)
         if kind == "signal" and (current is None or int(current) not in db.signals):
             # tied to the recorded camera: a caller limited to another one cannot see it
             cam = db.camera_by_uuid(uuid.UUID(self.r.camera_uuid))
@@ -99,6 +103,11 @@ class Site:
         assert resp.status_code == 204, await resp.get_data(as_text=True)
         top = await (await c.get("/api/")).get_json()
         return c, top["user"]["session"]["csrf"]
+
+
+def archive_body(name: str) -> dict[str, Any]:
+    return {"shortName": name, "endpoint": "http://127.0.0.1:9", "bucket": "bkt",
+            "accessKey": "ak", "secretKey": "sk"}
 
 
 def make_site(r: Recorded, bind: BindConfig = NOBODY, **kw: Any) -> Site:
@@ -159,6 +168,8 @@ def body_for(site: Site, endpoint: str) -> dict[str, Any]:
                                                   "states": [{"value": 1, "name": "on"}]}},
         "config.add_signal": {"signal": {"shortName": f"signal{n}"}},
         "config.add_session": {"username": "viewer"},
+        "config.add_archive": {"archive": archive_body(f"arch{n}")},
+        "config.update_archive": {"update": {"maxRate": 1000 + n}},
         # no camera answers there: a test that worked, saying so (200 with "error")
         "camera_test.test_camera": {"url": f"rtsp://cam{n}/probe"},
         "redact.redact": {"startTime90k": 0, "endTime90k": 1, "reason": "test"},
@@ -178,6 +189,7 @@ SUCCESS: dict[str, int] = {
     "config.add_signal_type": 200,  # its id and uuid
     "config.add_signal": 200,  # its id, uuid and type
     "config.add_session": 200,  # the session id
+    "config.add_archive": 200,  # its uuid, id and how many streams it copies
     "redact.redact": 200,  # answers with the tombstones it committed
     "protect.add_range": 200,  # answers the new range
     "signals.update_signals": 200,  # answers {"time90k": now}
@@ -210,6 +222,8 @@ async def call(c: QuartClient, site: Site, endpoint: str, method: str, rule: str
         values["type_ref"] = site.victim("signal-type")
     if endpoint == "config.delete_signal":
         values["signal_id"] = site.victim("signal")
+    if endpoint in ("config.update_archive", "config.delete_archive"):
+        values["archive_ref"] = site.victim("archive")
 
     def fill(m: re.Match[str]) -> str:
         assert m[1] in values, f"add a sample value for <{m[1]}> of {rule} to path_values"

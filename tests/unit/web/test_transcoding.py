@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
+from prometheus_client.registry import CollectorRegistry
 
 from nvr.base.blocking import inline_blocking
 from nvr.base.clock import SimulatedClocks
@@ -24,10 +25,11 @@ from nvr.testing.env import create_env, open_env
 from nvr.testing.replay import ReplayOpener, Session, load_packets
 from nvr.web.app import create_app
 from nvr.web.context import WebContext
-from nvr.web.transcoding import Transcodes
+from nvr.web.transcoding import TranscodeCollector, Transcodes
 from tests.support.determinism import T0
 from tests.support.media import appended_at_the_end, decoded_frames, fragment_header
 from tests.support.paths import FIXTURES
+from tests.support.transcode import join_transcode_threads
 from tests.support.web import SEC, Recorded, client, record, web_context
 
 pytestmark = pytest.mark.usefixtures("inline_web_threads")
@@ -147,6 +149,7 @@ async def test_over_the_limit_a_request_gets_503_with_a_reason_and_the_slot_come
     await ok.get_data()
     assert ok.status_code == 200 and ctx.transcodes.active == 0
     assert ctx.transcodes.busy == 2
+    assert ctx.transcodes.refused == {("file", "limit"): 1, ("live", "limit"): 1}
 
 
 @pytest.mark.parametrize("value", ["h265", "", "H264", "h264 ", "vp9", "h264\n"])
@@ -228,3 +231,34 @@ async def test_live_m4s_sends_h264_messages_with_the_init_segment_first(
     data = appended_at_the_end(init, segments)
     assert decoded_frames(data, ignore_editlist=False) == [
         ((i - 30) * FRAME, i, 640) for i in range(30, 70)]
+
+
+async def test_metrics_count_transcodes_frames_refusals_and_cpu(hevc: Recorded) -> None:
+    rid = first_recording(hevc)
+    ctx = web_context(hevc)
+    ctx.transcodes = slots = Transcodes(max_concurrent=1)
+    c = create_app(ctx).test_client()
+    # 1.5 s in: frames 30 (the key frame) to 44 are decoded only, 45..89 sent
+    resp = await c.get(url(hevc), query_string={"s": f"{rid}.{45 * FRAME}-{90 * FRAME}",
+                                                 "transcode": "h264"})
+    await resp.get_data()
+    held = slots.take()
+    assert (await c.get(url(hevc), query_string={"s": str(rid), "transcode": "h264"})
+            ).status_code == 503
+    await trio.to_thread.run_sync(join_transcode_threads)  # their last CPU report
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TranscodeCollector(slots))
+    values = {(s.name, tuple(sorted(s.labels.items()))): s.value
+              for m in registry.collect() for s in m.samples}
+    cpu = values.pop(("nvr_transcode_cpu_seconds_total", ()))
+    assert cpu > 0
+    assert values == {
+        ("nvr_transcode_active", ()): 1, ("nvr_transcode_max_concurrent", ()): 1,
+        ("nvr_transcode_started_total", ()): 2,
+        ("nvr_transcode_frames_in_total", ()): 60, ("nvr_transcode_frames_out_total", ()): 45,
+        ("nvr_transcode_refused_total", (("kind", "file"), ("reason", "limit"))): 1,
+        ("nvr_transcode_refused_total", (("kind", "live"), ("reason", "limit"))): 0,
+        ("nvr_transcode_frames_dropped_total", (("reason", "damaged"),)): 0,
+        ("nvr_transcode_frames_dropped_total", (("reason", "slow"),)): 0,
+    }
+    held.release()

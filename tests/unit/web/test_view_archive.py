@@ -163,6 +163,42 @@ async def test_archive_retention_forgets_the_archive_only_row(
     assert [r.recording_id for r in db.list_recordings_by_id(sid, 0, 4)] == [2, 3]
 
 
+async def test_days_count_archive_only_recordings_as_the_listing_does(
+    recorded: Recorded, autojump_clock: trio.testing.MockClock
+) -> None:
+    """``/api/``'s per-day totals (the timeline) keep counting recordings local retention
+    deleted once archived, as the listing keeps them; they go when the archive forgets
+    them; the totals are stored (``archive_only_day``), so another open reads the same."""
+    db = recorded.env.db
+    sid = recorded.stream_id
+    c = create_app(web_context(recorded)).test_client()
+
+    async def days() -> dict[str, int]:
+        r = await c.get("/api/", query_string={"days": "true"})
+        (cam,) = [x for x in (await r.get_json())["cameras"]
+                  if x["uuid"] == recorded.camera_uuid]
+        return {d: v["totalDuration90k"] for d, v in cam["streams"]["main"]["days"].items()}
+
+    def total(ids: range) -> int:
+        return sum(r.wall_duration_90k for r in db.list_recordings_by_id(sid, ids[0], ids[-1] + 1))
+
+    before = await days()
+    assert sum(before.values()) == total(range(4))
+    aid, _ = await _archive_and_delete_first_two(recorded)
+    assert await days() == before
+    with Database.open(recorded.env.db_dir, read_only=True, lock=False, tz=db.tz,
+                       now=lambda: T0) as other:
+        assert other.streams[sid].archive_only.days == db.streams[sid].archive_only.days
+        assert sum(t.duration_90k for t in other.streams[sid].archive_only.days.values()) == (
+            total(range(2)))
+    first = db.list_recordings_by_id(sid, 0, 1)[0].composite_id
+    db.forget_archived(aid, [first])
+    assert sum((await days()).values()) == total(range(1, 4))
+    db.delete_archive(aid)
+    assert sum((await days()).values()) == total(range(2, 4))
+    assert not db.streams[sid].archive_only.days
+
+
 async def test_restored_from_the_archive_alone_everything_plays_as_before(
     recorded: Recorded, autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
@@ -186,6 +222,9 @@ async def test_restored_from_the_archive_alone_everything_plays_as_before(
         assert report.problems == [] and report.hidden == 0
         assert (report.result.restored, report.result.cameras, report.result.streams) == (
             4, 1, 1)
+        # the restored recordings are counted in the day totals (the timeline)
+        assert new.streams[recorded.stream_id].archive_only.days == db.streams[
+            recorded.stream_id].committed.days
         assert new.cameras[new.streams[recorded.stream_id].camera_id].uuid == cam.uuid
         again = restore(new, na.id, store, T0 + 10**9)
         assert (again.result.restored, again.result.present) == (0, 4)
