@@ -23,8 +23,8 @@ frame sent is a key frame. Frames keep their recorded media times and durations.
 
 **ETag**: of what was asked (recordings, their opens, the selected frames' digest) and the
 transcode settings (``nvr.transcode.Settings.describe``): ``If-None-Match`` is answered
-``304`` before any transcode slot is taken, and a committed range is cacheable
-(``Cache-Control: private, max-age=3600``; ``no-cache`` while a recording grows).
+``304`` before any transcode slot is taken; ``Cache-Control: private, no-cache`` as for a
+plain file (``nvr.web.view.REVALIDATE``: a later redaction is a ``404`` at once).
 
 **A transcoded ``live.m4s``** sends the messages of a plain one (``nvr.web.live``) but
 each segment is H.264; instead of ``X-Video-Sample-Entry-Id`` (whose init segment is the
@@ -239,7 +239,7 @@ def _feed_batch(t: Transcoder, worker: Worker, data: bytes, part: Part, lo: int,
 
 async def view_response(segments: Sequence[Segment], kind: str) -> Response:
     """The transcoded ``view.mp4`` or ``view.m4s`` of ``segments`` (module docstring)."""
-    from nvr.web.view import SampleReader, none_match
+    from nvr.web.view import REVALIDATE, SampleReader, none_match
 
     c = ctx()
     slots = transcodes()
@@ -261,11 +261,10 @@ async def view_response(segments: Sequence[Segment], kind: str) -> Response:
         h.update(f"{p.cid} {seg.recording.open_id} {p.first_emit} {len(p.sizes)} ".encode())
         h.update(p.digest)
     etag = f'"t{h.hexdigest()[:40]}"'
-    growing = any(not s.recording.committed for s in segments)
     headers = {
         "ETag": etag,
         "Accept-Ranges": "none",
-        "Cache-Control": "private, no-cache" if growing else "private, max-age=3600",
+        "Cache-Control": REVALIDATE,
     }
     if kind == "m4s":  # as a plain .m4s's (nvr.web.view)
         first = segments[0].recording

@@ -6,12 +6,14 @@ that open (ids of uncommitted recordings are reused after a crash), and the opti
 range is 90k *wall* time relative to the start of ``START_ID``, clipping the segments.
 
 Responses carry a strong ``ETag`` from the exact byte layout, ``Last-Modified``,
-``Cache-Control``, honour a single ``Range`` (``416`` when unsatisfiable), ``If-Range``,
-``If-None-Match`` and, without it, ``If-Modified-Since`` (``304``; not for a growing
-recording, which changes within the second its date names), and stream the body in
-bounded chunks read from the
-sample files through ``run_blocking``, so a 2 GB response never holds more than a chunk
-or two. A client that goes away stops the reads. The file is laid out by ``nvr.mp4``
+``Cache-Control`` (video ``private, no-cache``: kept by the browser but revalidated before
+each use, so a redaction committed later is a ``404`` at once; init segments, which show
+no video and never change, ``private, max-age=3600``), honour a single ``Range``
+(``416`` when unsatisfiable), ``If-Range``, ``If-None-Match`` and, without it,
+``If-Modified-Since`` (``304``; not for a growing recording, which changes within the
+second its date names), and stream the body in bounded chunks read from the sample files
+through ``run_blocking``, so a 2 GB response never holds more than a chunk or two. A
+client that goes away stops the reads. The file is laid out by ``nvr.mp4``
 from the recordings' rows and stored index summaries (listed by id, which carries them):
 only a segment that cuts into its recording, or a growing recording, has its index read
 and decoded (through ``run_blocking``) to lay out, and only a layout of many segments
@@ -280,15 +282,25 @@ def http_date(t: Time) -> str:
     return email.utils.format_datetime(to_datetime(t), usegmt=True)
 
 
+#: a file of recorded video: the browser keeps it but asks again before each use (a
+#: ``304`` reads no sample byte), so a redaction committed later is a ``404`` at once
+#: rather than a copy kept for an hour
+REVALIDATE = "private, no-cache"
+#: what never changes and shows no video (an init segment)
+KEEP = "private, max-age=3600"
+
+
 def serve(vf: VirtualFile, *, filename: str | None = None, cacheable: bool = True,
+          cache_control: str = REVALIDATE,
           archived: Mapping[int, tuple[int, str]] | None = None) -> Response:
-    """The response for ``vf`` (validators, range); ``archived``: ``archive_sources`` of
-    its segments. A read that fails once the headers are sent (the archive went away, a
-    file vanished) ends the body early, logged once, never a second status."""
+    """The response for ``vf`` (validators, range); ``cacheable``: its bytes never change
+    (no growing recording), so dates validate it too; ``archived``: ``archive_sources``
+    of its segments. A read that fails once the headers are sent (the archive went away,
+    a file vanished) ends the body early, logged once, never a second status."""
     headers = {
         "ETag": vf.etag,
         "Accept-Ranges": "bytes",
-        "Cache-Control": "private, max-age=3600" if cacheable else "private, no-cache",
+        "Cache-Control": cache_control,
     }
     if vf.last_modified_90k is not None:
         headers["Last-Modified"] = http_date(vf.last_modified_90k)
@@ -419,6 +431,6 @@ async def init_segment(name: str) -> Response:
     vf = build_init(entry_id, entry)
     if m[2]:
         return text_response(200, vf.text_dump())
-    resp = serve(vf)
+    resp = serve(vf, cache_control=KEEP)
     resp.headers["X-Aspect"] = f"{vf.aspect[0]}:{vf.aspect[1]}"
     return resp

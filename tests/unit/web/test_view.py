@@ -45,7 +45,7 @@ async def test_view_mp4_of_a_whole_run_decodes(recorded: Recorded, autojump_cloc
     assert frames_in(body) == sum(r.video_samples for r in recs[:3])
     assert re.fullmatch(r'"[0-9a-f]+"', resp.headers["ETag"])
     assert resp.headers["Content-Disposition"] == 'inline; filename="20231114221400-cam0-main.mp4"'
-    assert resp.headers["Cache-Control"] == "private, max-age=3600"
+    assert resp.headers["Cache-Control"] == "private, no-cache"
 
 
 async def test_whole_committed_recordings_are_laid_out_without_reading_an_index(
@@ -168,3 +168,59 @@ async def test_missing_s_and_unknown_entry(recorded: Recorded, autojump_clock: o
     assert (await c.get("/api/init/99.mp4")).status_code == 404
     assert (await c.get("/api/init/x.mp4")).status_code == 404
     assert (await c.get(url(recorded, "avi"), query_string={"s": "0"})).status_code == 404
+
+
+@pytest.mark.parametrize("kind", ["mp4", "m4s"])
+async def test_a_file_redacted_later_is_404_even_for_a_browser_holding_it(
+    recorded: Recorded, autojump_clock: object, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """Issue 16: video is ``no-cache`` (kept, revalidated before each use). An unchanged
+    file is a 304 that reads no sample byte; once a redaction covering it commits, the
+    same If-None-Match is 404, and so is a Range with If-Range."""
+    from nvr.web.view import SampleReader
+
+    c = client(recorded)
+    q = {"s": "1"}
+    first = await c.get(url(recorded, kind), query_string=q)
+    assert first.status_code == 200
+    etag = str(first.headers["ETag"])
+    assert first.headers["Cache-Control"] == "private, no-cache"
+
+    async def no_read(*args: object) -> bytes:
+        raise AssertionError("a 304 read a sample byte")
+
+    with monkeypatch.context() as m:
+        m.setattr(SampleReader, "__call__", no_read)
+        again = await c.get(url(recorded, kind), query_string=q,
+                            headers={"If-None-Match": etag})
+        assert again.status_code == 304
+        assert (again.headers["ETag"], again.headers["Cache-Control"]) == (
+            etag, "private, no-cache")
+        assert await again.get_data() == b""
+    part = await c.get(url(recorded, kind), query_string=q,
+                       headers={"Range": "bytes=0-9", "If-Range": etag})
+    assert (part.status_code, await part.get_data()) == (206, (await first.get_data())[:10])
+
+    r1 = recorded.env.db.list_recordings_by_id(recorded.stream_id, 1, 2)[0]
+    mid = (r1.start_time_90k + r1.end_time_90k) // 2
+    recorded.env.db.add_redaction(recorded.stream_id, mid, mid + SEC, "a face",
+                                  user_id=None, username=None)
+    for headers in ({"If-None-Match": etag}, {"Range": "bytes=0-9", "If-Range": etag},
+                    {"If-Modified-Since": str(first.headers["Last-Modified"])}, {}):
+        resp = await c.get(url(recorded, kind), query_string=q, headers=headers)
+        assert resp.status_code == 404, headers
+        assert "does not exist" in await resp.get_data(as_text=True)
+    # a neighbour the range does not touch is still a 304 for its own ETag
+    r0 = await c.get(url(recorded, kind), query_string={"s": "0"})
+    again = await c.get(url(recorded, kind), query_string={"s": "0"},
+                        headers={"If-None-Match": str(r0.headers["ETag"])})
+    assert again.status_code == 304
+
+
+async def test_an_init_segment_is_kept_an_hour(recorded: Recorded,
+                                               autojump_clock: object) -> None:
+    """It shows no video and never changes: no reason to revalidate it."""
+    entry_id = recorded.env.db.list_recordings_by_id(
+        recorded.stream_id, 0, 1)[0].video_sample_entry_id
+    resp = await client(recorded).get(f"/api/init/{entry_id}.mp4")
+    assert (resp.status_code, resp.headers["Cache-Control"]) == (200, "private, max-age=3600")
