@@ -28,6 +28,7 @@ from nvr.base.time90k import UNITS_PER_SEC
 from nvr.config import BindConfig
 from tests.support.daemon import CameraSpec, create_db
 from tests.support.http import daemon_in_thread
+from tests.support.poll import wait_until
 from tests.support.rtsp import RtspServer
 
 pytestmark = pytest.mark.rtsp
@@ -64,14 +65,8 @@ def nvr(tmp_path_factory: pytest.TempPathFactory, shared_rtsp_server: RtspServer
         base = d.http_addresses[0]
         top = httpx.get(base + "/api/", headers={"Accept": "application/json"}).json()
         n = Nvr(base, top["cameras"][0]["uuid"], d)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            rows = [r for r in n.recordings() if "growing" not in r]
-            if len(rows) >= 3:
-                break
-            time.sleep(0.25)
-        else:
-            pytest.fail("the daemon recorded less than 3 recordings in 30 s")
+        wait_until(lambda: len([r for r in n.recordings() if "growing" not in r]) >= 3,
+                   30, "the daemon recorded less than 3 recordings in 30 s")
         yield n
 
 
@@ -235,12 +230,8 @@ def test_over_the_limit_503_with_a_reason_and_recording_loses_no_frame(
     url = f"{nvr.base}/api/cameras/{nvr.camera}/main/view.mp4?s={rec['startId']}&transcode=h264"
     # the pages of the tests before have closed: their transcodes end as the server
     # notices the closed connections
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        r = httpx.get(url, timeout=30)
-        if r.status_code == 200:
-            break
-        time.sleep(0.2)
+    wait_until(lambda: httpx.get(url, timeout=30).status_code == 200, 10,
+               "the transcodes of closed pages were not freed in 10 s")
     before = nvr.recordings()[-1]["startId"]
     blank(page, nvr)
     # two live transcodes held open (the default limit); then a file and a third socket
@@ -271,13 +262,11 @@ def test_over_the_limit_503_with_a_reason_and_recording_loses_no_frame(
     page.evaluate("() => window.held.forEach((ws) => ws.close())")
     # every recording made meanwhile has the camera's 30 frames a second: the streamer
     # dropped none (a dropped frame leaves its time in the recording without a sample)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        done = [r for r in nvr.recordings() if r["startId"] > before and "growing" not in r]
-        if len(done) >= 2:
-            break
-        time.sleep(0.25)
-    assert len(done) >= 2
+    def finished() -> list[dict[str, Any]] | None:
+        d = [r for r in nvr.recordings() if r["startId"] > before and "growing" not in r]
+        return d if len(d) >= 2 else None
+
+    done = wait_until(finished, 10, "fewer than 2 recordings finished in 10 s")
     for r in done:
         seconds = (r["endTime90k"] - r["startTime90k"]) / UNITS_PER_SEC
         assert abs(r["videoSamples"] - seconds * 30) <= 1, r

@@ -11,7 +11,6 @@ choice, kept in localStorage) the same moment plays converted.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +21,7 @@ from nvr.base.time90k import UNITS_PER_SEC
 from nvr.config import BindConfig
 from tests.support.daemon import CameraSpec, create_db
 from tests.support.http import daemon_in_thread
+from tests.support.poll import wait_until
 from tests.support.rtsp import RtspServer
 
 pytestmark = pytest.mark.rtsp
@@ -56,15 +56,10 @@ def nvr(tmp_path_factory: pytest.TempPathFactory, shared_rtsp_server: RtspServer
         base = d.http_addresses[0]
         top = httpx.get(base + "/api/", headers={"Accept": "application/json"}).json()
         n = Nvr(base, top["cameras"][0]["uuid"])
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            done = [len([r for r in n.recordings(s) if "growing" not in r])
-                    for s in ("main", "sub")]
-            if min(done) >= 3:
-                break
-            time.sleep(0.25)
-        else:
-            pytest.fail("the daemon recorded less than 3 recordings of each stream in 30 s")
+        wait_until(
+            lambda: all(len([r for r in n.recordings(s) if "growing" not in r]) >= 3
+                        for s in ("main", "sub")),
+            30, "the daemon recorded less than 3 recordings of each stream in 30 s")
         yield n
 
 

@@ -35,6 +35,7 @@ from nvr.config import BindConfig
 from nvr.db.auth import PERMISSIONS
 from tests.support.daemon import CameraSpec, create_db
 from tests.support.http import daemon_in_thread
+from tests.support.poll import wait_until
 from tests.support.rtsp import RtspServer
 
 pytestmark = pytest.mark.rtsp
@@ -144,10 +145,8 @@ def test_add_a_camera_through_the_page_after_testing_it(
     assert main["config"]["url"] == nvr.server.url(ADDED)
     assert main["retainBytes"] == 1_000_000_000
     # ... and it records, while the page says nothing of a warning
-    deadline = time.monotonic() + 30
-    while state_of(nvr, "porch") != "recording":
-        assert time.monotonic() < deadline, "the camera added through the page never recorded"
-        time.sleep(0.25)
+    wait_until(lambda: state_of(nvr, "porch") == "recording", 30,
+               "the camera added through the page never recorded")
     assert page.query_selector(".budget-warning:not([hidden])") is None
     # how long a test takes (for the report): connect, a key frame, a second of frames
     with httpx.Client(base_url=nvr.base, timeout=30) as c:

@@ -47,6 +47,7 @@ from nvr.config import BindConfig
 from nvr.web import ui
 from tests.support.daemon import CameraSpec, create_db
 from tests.support.http import daemon_in_thread
+from tests.support.poll import wait_until
 from tests.support.rtsp import RtspServer
 
 pytestmark = pytest.mark.rtsp
@@ -100,15 +101,12 @@ def nvr(tmp_path_factory: pytest.TempPathFactory, shared_rtsp_server: RtspServer
         top = httpx.get(base + "/api/", headers={"Accept": "application/json"}).json()
         n = Nvr(base, top["cameras"][0]["uuid"], root, d.http_addresses[1])
         # a few recordings of video, so there are boundaries to click and select across
-        deadline = time.monotonic() + 25
-        while time.monotonic() < deadline:
+        def enough() -> bool:
             rows = n.recordings()
             span = rows[-1]["endTime90k"] - rows[0]["startTime90k"] if rows else 0
-            if len(rows) >= 3 and span > 5 * UNITS_PER_SEC:
-                break
-            time.sleep(0.25)
-        else:
-            pytest.fail("the daemon recorded less than 5 s in 25 s")
+            return len(rows) >= 3 and span > 5 * UNITS_PER_SEC
+
+        wait_until(enough, 25, "the daemon recorded less than 5 s in 25 s")
         yield n
 
 
@@ -838,10 +836,11 @@ def live_messages(nvr: Nvr, count: int) -> list[list[bytes]]:
     """Binary ``live.m4s`` messages as documented (header block, blank line, one frame's
     media segment) for each of the first ``count`` finished recordings, made from the
     daemon's own ``view.m4s`` split into frames; each recording's first is a key frame."""
-    deadline = time.monotonic() + 10
-    while len(rows := [r for r in nvr.recordings() if not r.get("growing")]) < count:
-        assert time.monotonic() < deadline, "too few finished recordings"
-        time.sleep(0.25)
+    def finished() -> list[dict[str, Any]] | None:
+        d = [r for r in nvr.recordings() if not r.get("growing")]
+        return d if len(d) >= count else None
+
+    rows = wait_until(finished, 10, "too few finished recordings")
     out = []
     for r in rows[:count]:
         resp = httpx.get(
