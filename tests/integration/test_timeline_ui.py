@@ -50,6 +50,7 @@ from tests.integration.test_ui import (
 from tests.support.daemon import CameraSpec, create_db
 from tests.support.history import record_month
 from tests.support.http import daemon_in_thread
+from tests.support.poll import wait_until
 from tests.support.rtsp import ServerFactory
 
 pytestmark = pytest.mark.rtsp
@@ -329,6 +330,14 @@ def test_playback_at_the_end_of_recorded_video_goes_on_live(
     """A click just before the end of the recording being made plays it; when that file
     runs out, the same player goes on with the camera's live stream and says so; a click
     on the timeline plays recorded video again."""
+
+    def recorded_sec() -> float:
+        rows = nvr.recordings()
+        return (rows[-1]["endTime90k"] - rows[0]["startTime90k"]) / U if rows else 0
+
+    # J goes back 10 s: there must be more than that to go back into (run alone or on a
+    # worker of its own, this test gets the module's daemon only seconds after it started)
+    wait_until(lambda: recorded_sec() > 15, 30, "less than 15 s recorded in 30 s")
     open_recordings(page, nvr, viewport={"width": 1920, "height": 1080})
     wait_loaded(page)
     last = page.evaluate("() => document.querySelector('#timeline').timeline.rows[0].spans.at(-1)")
@@ -1049,10 +1058,7 @@ def square_nvr(tmp_path: Path, rtsp_server_factory: ServerFactory) -> Iterator[N
             )["spans"]
             return got
 
-        deadline = time.monotonic() + 120  # a loaded machine analyses slowly
-        while not spans() and time.monotonic() < deadline:
-            time.sleep(0.25)
-        assert spans(), "no motion found in 120 s"
+        wait_until(spans, 120, "no motion found in 120 s")  # a loaded machine analyses slowly
         yield n
 
 
