@@ -1,12 +1,16 @@
-"""Synthetic frames and a recorder loop for storage tests on a mock clock."""
+"""Synthetic frames and a recorder loop for storage tests on a mock clock, and a way to
+record committed video through the real syncer."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import trio
+
 from nvr.base.clock import Clocks
 from nvr.base.time90k import UNITS_PER_SEC
 from nvr.storage.writer import RecordingSink, RecordingWriter, Run
+from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv
 
 
@@ -59,3 +63,16 @@ async def record_run(
         await writer.close(frames * frame_ticks if clean_end else None,
                            "end of test" if clean_end else "disconnect")
     return run
+
+
+async def record_seconds(env: RecordingEnv, clocks: Clocks, seconds: int) -> None:
+    """Records ``seconds`` of 1 fps video (a key frame every 2) on the env's first stream
+    through the real syncer, committed, then stops that syncer."""
+    syncer = Syncer(env.db, env.dir_id, env.sdir, clocks)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(syncer.run)
+        await record_run(env, syncer, clocks, env.stream_ids[0], frames=seconds, gop=2,
+                         frame_ticks=UNITS_PER_SEC)
+        await clocks.sleep(UNITS_PER_SEC)
+        nursery.cancel_scope.cancel()
+    env.db.flush_listeners.remove(syncer._poke_now)

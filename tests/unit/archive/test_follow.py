@@ -24,11 +24,10 @@ from nvr.db.archives import ArchiveConfig
 from nvr.db.database import Database
 from nvr.db.types import ListedRecording
 from nvr.storage.reader import SampleFile
-from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
 from tests.support.determinism import T0
 from tests.support.memstore import MemoryStore
-from tests.support.recording import record_run
+from tests.support.recording import record_seconds
 
 SEC = UNITS_PER_SEC
 INTERVAL = 60 * SEC
@@ -37,15 +36,6 @@ CFG = ArchiveConfig("http://127.0.0.1:9", "bkt", prefix="p", access_key="k", sec
 pytestmark = pytest.mark.usefixtures("inline_seam")
 
 
-async def _record(env: RecordingEnv, clocks: SimulatedClocks, seconds: int) -> None:
-    syncer = Syncer(env.db, env.dir_id, env.sdir, clocks)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(syncer.run)
-        await record_run(env, syncer, clocks, env.stream_ids[0], frames=seconds, gop=2,
-                         frame_ticks=SEC)
-        await clocks.sleep(SEC)
-        nursery.cancel_scope.cancel()
-    env.db.flush_listeners.clear()
 
 
 def _uploader(env: RecordingEnv, store: MemoryStore, clocks: SimulatedClocks) -> Uploader:
@@ -80,7 +70,7 @@ async def test_each_pass_adds_what_was_uploaded_since_and_hides_what_was_redacte
     clocks = SimulatedClocks(T0)
     create_env(tmp_path / "one", streams=1, flush_if_sec=0)
     env = open_env(tmp_path / "one", now=clocks.realtime, monotonic=clocks.monotonic)
-    await _record(env, clocks, 150)
+    await record_seconds(env, clocks, 150)
     env.db.add_archive("a", CFG)
     store = MemoryStore()
     up = _uploader(env, store, clocks)
@@ -113,7 +103,7 @@ async def test_each_pass_adds_what_was_uploaded_since_and_hides_what_was_redacte
             one[0].composite_id)
 
         # site 1 records and uploads more: the next pass, one interval later, adds it
-        await _record(env, clocks, 120)
+        await record_seconds(env, clocks, 120)
         await _upload_all(up)
         await wait_pass()
         one = env.db.list_recordings_by_time(sid, 0, 1 << 62)

@@ -21,7 +21,7 @@ from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
 from tests.support.determinism import T0
 from tests.support.memstore import MemoryStore
-from tests.support.recording import record_run
+from tests.support.recording import record_seconds
 
 SEC = UNITS_PER_SEC
 
@@ -29,15 +29,6 @@ SEC = UNITS_PER_SEC
 pytestmark = pytest.mark.usefixtures("inline_seam")
 
 
-async def _record(env: RecordingEnv, clocks: SimulatedClocks, seconds: int) -> None:
-    syncer = Syncer(env.db, env.dir_id, env.sdir, clocks)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(syncer.run)
-        await record_run(env, syncer, clocks, env.stream_ids[0], frames=seconds, gop=2,
-                         frame_ticks=SEC)
-        await clocks.sleep(SEC)
-        nursery.cancel_scope.cancel()
-    env.db.flush_listeners.remove(syncer._poke_now)
 
 
 def _env(tmp_path: Path, clocks: SimulatedClocks, *, require: bool) -> RecordingEnv:
@@ -61,7 +52,7 @@ async def test_require_archived_holds_deletions_until_uploaded(
     up = Uploader(env.db, aid, store, env.sdir.open_for_reading, clocks)
     async with trio.open_nursery() as nursery:
         await nursery.start(up.run)  # the archive is down throughout the recording
-        await _record(env, clocks, 6 * 60 + 10)
+        await record_seconds(env, clocks, 6 * 60 + 10)
         nursery.cancel_scope.cancel()
     recs = env.db.list_recordings_by_time(sid, 0, 1 << 62)
     assert len(recs) == 7  # nothing deleted: none is archived
@@ -92,7 +83,7 @@ async def test_without_require_archived_deletions_go_on_and_are_counted(
     env = _env(tmp_path, clocks, require=False)
     sid = env.stream_ids[0]
     aid = env.db.archive_by_name("a").id
-    await _record(env, clocks, 6 * 60 + 10)
+    await record_seconds(env, clocks, 6 * 60 + 10)
     left = env.db.list_recordings_by_time(sid, 0, 1 << 62)
     assert env.db.streams[sid].committed.sample_file_bytes <= 70_000
     deleted = env.db.streams[sid].cum_recordings - len(left)
@@ -111,7 +102,7 @@ async def test_require_archived_with_the_archive_down_the_free_space_floor_decid
     env = _env(tmp_path, clocks, require=True)
     sid = env.stream_ids[0]
     aid = env.db.archive_by_name("a").id
-    await _record(env, clocks, 6 * 60 + 10)
+    await record_seconds(env, clocks, 6 * 60 + 10)
     assert len(env.db.list_recordings_by_time(sid, 0, 1 << 62)) == 7
     used = env.db.streams[sid].committed.sample_file_bytes
     free = {"bytes": 0}

@@ -26,7 +26,7 @@ from nvr.syncer import Syncer
 from nvr.testing.env import RecordingEnv, create_env, open_env
 from tests.support.determinism import T0
 from tests.support.memstore import MemoryStore
-from tests.support.recording import record_run
+from tests.support.recording import record_run, record_seconds
 
 SEC = UNITS_PER_SEC
 
@@ -40,14 +40,7 @@ async def _recorded(tmp_path: Path, clocks: SimulatedClocks, *, seconds: int = 1
     150 s), with an archive ``a`` copying it."""
     create_env(tmp_path, streams=1, flush_if_sec=0)
     env = open_env(tmp_path, now=clocks.realtime, monotonic=clocks.monotonic)
-    syncer = Syncer(env.db, env.dir_id, env.sdir, clocks)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(syncer.run)
-        await record_run(env, syncer, clocks, env.stream_ids[0], frames=seconds, gop=2,
-                         frame_ticks=SEC)
-        await clocks.sleep(SEC)
-        nursery.cancel_scope.cancel()
-    env.db.flush_listeners.clear()
+    await record_seconds(env, clocks, seconds)
     env.db.add_archive("a", ArchiveConfig("http://127.0.0.1:9", "bkt", prefix="p",
                                           access_key="k", secret_key="s", **cfg))  # type: ignore[arg-type]
     return env
